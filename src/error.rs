@@ -1,0 +1,194 @@
+//! The crate's one error type.
+
+use core::fmt;
+
+/// The kinds of noise an SDE can declare; solvers accept some of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NoiseKind {
+    /// One independent Wiener process per state component, `g_i` may depend on all of `u`.
+    Diagonal,
+    /// One Wiener process shared by every component.
+    Scalar,
+    /// Diagonal noise whose diffusion depends on time only, not on the state.
+    Additive,
+}
+
+/// Everything that can go wrong in tinysde. Every variant names what was wrong; no
+/// function that returns an `Error` has modified what the caller passed in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// A slice or buffer had the wrong length.
+    Length {
+        /// What the slice is (for example `"parameters"`).
+        what: &'static str,
+        /// The length required.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// A number that must be finite was NaN or infinite.
+    NonFinite {
+        /// What the number is (for example `"initial state"`).
+        what: &'static str,
+        /// Its index, where it came from a sequence (0 otherwise).
+        index: usize,
+    },
+    /// An argument was outside its allowed range.
+    OutOfRange {
+        /// What the argument is and the range it must lie in.
+        what: &'static str,
+    },
+    /// The time span `t0..t1` is empty, reversed or not finite.
+    TimeSpan {
+        /// Start of the span.
+        t0: f32,
+        /// End of the span.
+        t1: f32,
+    },
+    /// A save time is out of the span, not on the step grid, or not after the one before.
+    SaveTime {
+        /// Index of the offending save time.
+        index: usize,
+    },
+    /// A solver was given an SDE whose noise kind it does not support.
+    UnsupportedNoise {
+        /// The solver's name.
+        method: &'static str,
+        /// The SDE's noise kind.
+        noise: NoiseKind,
+    },
+    /// The state became non-finite during a solve.
+    Diverged {
+        /// Trajectory index within the ensemble.
+        trajectory: usize,
+        /// Step index (the step whose result was non-finite).
+        step: u32,
+    },
+    /// A gradient became non-finite during training.
+    NonFiniteGradient {
+        /// The training iteration.
+        iteration: u32,
+    },
+    /// A noise source could not supply an increment.
+    NoiseExhausted {
+        /// Trajectory index.
+        trajectory: usize,
+        /// Step index.
+        step: u32,
+    },
+    /// A weights blob was malformed, truncated, corrupted or describes another model.
+    Weights(WeightsError),
+}
+
+/// What was wrong with a weights blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WeightsError {
+    /// The blob does not start with the tinysde magic bytes.
+    BadMagic,
+    /// The format version is not one this build reads.
+    UnsupportedVersion(u16),
+    /// The blob ends before its declared contents.
+    Truncated,
+    /// The model description differs from the model being loaded into.
+    ShapeMismatch,
+    /// The checksum does not match the contents.
+    Checksum,
+    /// The parameter count differs from the model's.
+    ParamCount {
+        /// The model's parameter count.
+        expected: u32,
+        /// The blob's.
+        found: u32,
+    },
+}
+
+impl fmt::Display for NoiseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoiseKind::Diagonal => "diagonal",
+            NoiseKind::Scalar => "scalar",
+            NoiseKind::Additive => "additive",
+        })
+    }
+}
+
+impl fmt::Display for WeightsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightsError::BadMagic => f.write_str("not a tinysde weights file (bad magic)"),
+            WeightsError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            WeightsError::Truncated => f.write_str("truncated"),
+            WeightsError::ShapeMismatch => f.write_str("written for a different model shape"),
+            WeightsError::Checksum => f.write_str("checksum mismatch (corrupted)"),
+            WeightsError::ParamCount { expected, found } => {
+                write!(f, "has {found} parameters, the model has {expected}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Length {
+                what,
+                expected,
+                found,
+            } => {
+                write!(f, "{what}: expected length {expected}, got {found}")
+            }
+            Error::NonFinite { what, index } => write!(f, "{what}[{index}] is not finite"),
+            Error::OutOfRange { what } => write!(f, "out of range: {what}"),
+            Error::TimeSpan { t0, t1 } => write!(f, "invalid time span {t0}..{t1}"),
+            Error::SaveTime { index } => write!(
+                f,
+                "save time {index} is outside the span, off the step grid, or not increasing"
+            ),
+            Error::UnsupportedNoise { method, noise } => {
+                write!(f, "{method} does not support {noise} noise")
+            }
+            Error::Diverged { trajectory, step } => {
+                write!(
+                    f,
+                    "trajectory {trajectory} became non-finite at step {step}"
+                )
+            }
+            Error::NonFiniteGradient { iteration } => {
+                write!(f, "gradient became non-finite at iteration {iteration}")
+            }
+            Error::NoiseExhausted { trajectory, step } => {
+                write!(
+                    f,
+                    "noise source has no increment for trajectory {trajectory}, step {step}"
+                )
+            }
+            Error::Weights(w) => write!(f, "weights: {w}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<WeightsError> for Error {
+    fn from(e: WeightsError) -> Self {
+        Error::Weights(e)
+    }
+}
+
+/// Returns an [`Error::Length`] unless `found == expected`.
+#[inline]
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::Length {
+            what,
+            expected,
+            found,
+        })
+    }
+}

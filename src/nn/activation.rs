@@ -1,0 +1,120 @@
+//! Element-wise activation functions, including fast ones built from + - * / only.
+
+use crate::real::Real;
+
+/// An element-wise nonlinearity. Implementors are zero-sized markers used as the `A` in
+/// [`Dense<I, O, A>`](crate::nn::Dense).
+pub trait Activation: Copy + Default {
+    /// A short stable name, recorded in weights files.
+    const NAME: &'static str;
+    /// Applies the function to one scalar.
+    fn apply<T: Real>(x: T) -> T;
+}
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, $label:literal, |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+        impl Activation for $name {
+            const NAME: &'static str = $label;
+            #[inline]
+            fn apply<T: Real>($x: T) -> T {
+                $body
+            }
+        }
+    };
+}
+
+activation!(
+    /// `x`: a linear output layer.
+    Identity, "identity", |x| x
+);
+activation!(
+    /// `tanh x` from the math backend (`libm` or `micromath`).
+    Tanh, "tanh", |x| x.tanh()
+);
+activation!(
+    /// `1 / (1 + e^-x)` from the math backend.
+    Sigmoid, "sigmoid", |x| x.sigmoid()
+);
+activation!(
+    /// `max(x, 0)`; the derivative at 0 is taken as 0.
+    Relu, "relu", |x| {
+        if x.value() > 0.0 { x } else { T::ZERO }
+    }
+);
+activation!(
+    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` so it never overflows.
+    Softplus, "softplus", |x| {
+        let pos = if x.value() > 0.0 { x } else { T::ZERO };
+        pos + ((-x.abs()).exp() + 1.0).ln()
+    }
+);
+activation!(
+    /// [`fast_tanh`]: a rational approximation of tanh from + - * / only.
+    FastTanh, "fast_tanh", |x| fast_tanh(x)
+);
+activation!(
+    /// [`fast_sigmoid`]: `(1 + fast_tanh(x / 2)) / 2`.
+    FastSigmoid, "fast_sigmoid", |x| fast_sigmoid(x)
+);
+
+/// Largest absolute error of [`fast_tanh`] against `libm::tanhf` over all of `f32`
+/// (checked by a dense sweep in the tests).
+pub const FAST_TANH_MAX_ERROR: f32 = 1e-6;
+/// Largest absolute error of [`fast_sigmoid`] against the exact logistic function.
+pub const FAST_SIGMOID_MAX_ERROR: f32 = 1e-6;
+
+/// Beyond this the approximation is clamped; `tanh(7.905) = 1 - 2.7e-7`.
+const TANH_CLAMP: f32 = 7.905_311;
+
+/// tanh by a [13/6] rational function of `x` (odd numerator, even denominator), clamped to
+/// `±TANH_CLAMP`: 7 multiplications, 8 additions and one division, and nothing else.
+///
+/// Because it uses only IEEE basic operations it gives the same bits on every target, and
+/// it vectorizes. It is exactly odd (`fast_tanh(-x) == -fast_tanh(x)`) and lies in
+/// `[-1, 1]`. Its error against `libm::tanhf` is at most [`FAST_TANH_MAX_ERROR`]. Its
+/// derivative (for `Dual` arguments) is the exact derivative of the approximation, which is
+/// zero beyond the clamp.
+///
+/// ```
+/// let y = tinysde::nn::fast_tanh(0.5f32);
+/// assert!((y - 0.462_117_16).abs() < 1e-6);
+/// ```
+#[inline]
+pub fn fast_tanh<T: Real>(x: T) -> T {
+    // Coefficients of the minimax-style rational fit widely used for float tanh (as in
+    // Eigen's generic_fast_tanh_float).
+    const A1: f32 = 4.893_524_6e-3;
+    const A3: f32 = 6.372_619_3e-4;
+    const A5: f32 = 1.485_722_4e-5;
+    const A7: f32 = 5.122_297_1e-8;
+    const A9: f32 = -8.604_671_5e-11;
+    const A11: f32 = 2.000_187_9e-13;
+    const A13: f32 = -2.760_768_5e-16;
+    const B0: f32 = 4.893_525_2e-3;
+    const B2: f32 = 2.268_434_6e-3;
+    const B4: f32 = 1.185_347_1e-4;
+    const B6: f32 = 1.198_258_4e-6;
+    let x = x.max(T::cst(-TANH_CLAMP)).min(T::cst(TANH_CLAMP));
+    let x2 = x * x;
+    let p = ((((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x;
+    let q = ((x2 * B6 + B4) * x2 + B2) * x2 + B0;
+    let y = p / q;
+    // Rounding can push the quotient a hair past 1 near the clamp; keep it bounded.
+    y.max(T::cst(-1.0)).min(T::ONE)
+}
+
+/// The logistic sigmoid as `0.5 + 0.5 * fast_tanh(x / 2)`: + - * / only, bit-identical on
+/// every target, in `[0, 1]`, with `fast_sigmoid(-x) == 1 - fast_sigmoid(x)` up to one
+/// rounding. Error at most [`FAST_SIGMOID_MAX_ERROR`].
+///
+/// ```
+/// let y = tinysde::nn::fast_sigmoid(0.0f32);
+/// assert_eq!(y, 0.5);
+/// ```
+#[inline]
+pub fn fast_sigmoid<T: Real>(x: T) -> T {
+    fast_tanh(x * 0.5) * 0.5 + 0.5
+}

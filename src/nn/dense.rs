@@ -1,0 +1,100 @@
+//! `Dense<I, O, A>`: an affine map followed by an activation, sizes in the type.
+
+use core::marker::PhantomData;
+
+use super::{Activation, Layer, ParamSeed, Parameters};
+use crate::real::Real;
+
+/// A fully connected layer `y = A(W x + b)` with `I` inputs and `O` outputs.
+///
+/// Parameters, in flat order: `weight[0][0..I]`, `weight[1][0..I]`, ..., then `bias[0..O]`
+/// (`I * O + O` in all).
+///
+/// ```
+/// use tinysde::nn::{Dense, Identity, Layer, ParamSeed};
+/// let mut layer = Dense::<2, 1, Identity>::default();
+/// layer.weight = [[1.0, 2.0]];
+/// layer.bias = [0.5];
+/// let y: [f32; 1] = layer.forward(&[3.0, 4.0], ParamSeed::NONE);
+/// assert_eq!(y, [11.5]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dense<const I: usize, const O: usize, A> {
+    /// `weight[o][i]` multiplies input `i` into output `o`.
+    pub weight: [[f32; I]; O],
+    /// Added to output `o` before the activation.
+    pub bias: [f32; O],
+    activation: PhantomData<A>,
+}
+
+impl<const I: usize, const O: usize, A> Dense<I, O, A> {
+    /// A layer with all weights and biases zero.
+    pub const fn zeros() -> Self {
+        Self {
+            weight: [[0.0; I]; O],
+            bias: [0.0; O],
+            activation: PhantomData,
+        }
+    }
+
+    /// A layer with the given weights and biases.
+    pub const fn new(weight: [[f32; I]; O], bias: [f32; O]) -> Self {
+        Self {
+            weight,
+            bias,
+            activation: PhantomData,
+        }
+    }
+}
+
+impl<const I: usize, const O: usize, A> Default for Dense<I, O, A> {
+    fn default() -> Self {
+        Self::zeros()
+    }
+}
+
+impl<const I: usize, const O: usize, A> Parameters for Dense<I, O, A> {
+    const PARAMS: usize = I * O + O;
+
+    fn read_unchecked(&self, out: &mut [f32]) {
+        let (w, b) = out.split_at_mut(I * O);
+        for (chunk, row) in w.chunks_exact_mut(I.max(1)).zip(&self.weight) {
+            chunk.copy_from_slice(row);
+        }
+        b.copy_from_slice(&self.bias);
+    }
+
+    fn write_unchecked(&mut self, src: &[f32]) {
+        let (w, b) = src.split_at(I * O);
+        for (row, chunk) in self.weight.iter_mut().zip(w.chunks_exact(I.max(1))) {
+            row.copy_from_slice(chunk);
+        }
+        self.bias.copy_from_slice(b);
+    }
+}
+
+impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<I, O, A> {
+    type Input = [T; I];
+    type Output = [T; O];
+
+    #[inline]
+    fn forward(&self, x: &[T; I], seed: ParamSeed) -> [T; O] {
+        let mut z = [T::ZERO; O];
+        for ((zo, row), &b) in z.iter_mut().zip(&self.weight).zip(&self.bias) {
+            let mut acc = T::cst(b);
+            for (&xi, &w) in x.iter().zip(row) {
+                acc += xi * w;
+            }
+            *zo = acc;
+        }
+        // dz_o / dweight[o][i] = x_i and dz_o / dbias[o] = 1, for the seeded parameters.
+        for (j, lane) in seed.seeded(Self::PARAMS, T::LANES) {
+            if j < I * O {
+                z[j / I].add_param_tangent(lane, x[j % I]);
+            } else {
+                z[j - I * O].add_param_tangent(lane, T::ONE);
+            }
+        }
+        z.map(A::apply)
+    }
+}

@@ -1,0 +1,150 @@
+//! Neural network layers with their sizes in their types.
+//!
+//! A layer maps `[T; I]` to `[T; O]` for any scalar `T: Real`, has a compile-time parameter
+//! count, and exposes its parameters as one flat `f32` sequence in a documented order, so an
+//! optimizer, a weights file and a gradient all agree on indices. Layers compose as tuples:
+//! `(A, B, C)` applies `A`, then `B`, then `C`.
+//!
+//! ```
+//! use tinysde::nn::{Cube, Dense, Identity, Layer, Parameters, Tanh, ParamSeed};
+//! // The seed task's drift: u -> u^3 -> 20 tanh units -> 1 output.
+//! type Drift = (Cube<1>, Dense<1, 20, Tanh>, Dense<20, 1, Identity>);
+//! let mut drift = Drift::default();
+//! let mut rng = tinysde::noise::rng_from_seed(7);
+//! tinysde::nn::init(&mut drift, &mut rng, tinysde::nn::InitScheme::GlorotUniform).unwrap();
+//! assert_eq!(Drift::PARAMS, 20 + 20 + 20 + 1);
+//! let y: [f32; 1] = drift.forward(&[0.5], ParamSeed::NONE);
+//! assert!(y[0].is_finite());
+//! ```
+
+mod activation;
+mod chain;
+mod dense;
+mod init;
+mod map;
+
+pub use activation::{
+    fast_sigmoid, fast_tanh, Activation, FastSigmoid, FastTanh, Identity, Relu, Sigmoid, Softplus,
+    Tanh, FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
+};
+pub use dense::Dense;
+pub use init::{init, Init, InitScheme};
+pub use map::{Cube, Pow};
+
+use crate::error::{check_len, Error};
+use crate::real::Real;
+
+/// Where a layer's parameters sit among the tangent lanes being computed.
+///
+/// Forward-mode gradients are computed a chunk of K parameters at a time: parameter `p`
+/// (a global flat index) gets tangent lane `p - window_start`. A layer whose parameters
+/// start at global index `offset` therefore seeds its parameter `j` into lane
+/// `offset + j - window_start` when that lies in `0..K`. [`ParamSeed::NONE`] seeds nothing
+/// (plain inference, or derivatives in the state only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamSeed {
+    /// Lane of this layer's parameter 0 (may be negative or beyond the lanes).
+    lane0: Option<isize>,
+}
+
+impl ParamSeed {
+    /// Seed nothing.
+    pub const NONE: Self = Self { lane0: None };
+
+    /// Seed parameters `window_start .. window_start + K` into lanes `0 .. K`, for a model
+    /// whose parameter 0 is global parameter 0.
+    pub const fn window(window_start: usize) -> Self {
+        Self {
+            lane0: Some(-(window_start as isize)),
+        }
+    }
+
+    /// The seed for a sub-layer whose parameters start `offset` places later.
+    #[must_use]
+    pub const fn shifted(self, offset: usize) -> Self {
+        match self.lane0 {
+            Some(l) => Self {
+                lane0: Some(l + offset as isize),
+            },
+            None => Self::NONE,
+        }
+    }
+
+    /// The lane of this layer's parameter `j`, if it is being seeded by a scalar with `lanes` lanes.
+    #[inline]
+    pub fn lane(self, j: usize, lanes: usize) -> Option<usize> {
+        let l = self.lane0? + j as isize;
+        (l >= 0 && (l as usize) < lanes).then_some(l as usize)
+    }
+
+    /// The `(j, lane)` pairs of this layer's parameters `j < params` that are seeded into
+    /// one of `lanes` lanes, in increasing order.
+    #[inline]
+    pub fn seeded(self, params: usize, lanes: usize) -> impl Iterator<Item = (usize, usize)> {
+        let (start, end, l) = match self.lane0 {
+            None => (0, 0, 0),
+            Some(l) => (
+                (-l).clamp(0, params as isize) as usize,
+                (lanes as isize - l).clamp(0, params as isize) as usize,
+                l,
+            ),
+        };
+        (start..end.max(start)).map(move |j| (j, (l + j as isize) as usize))
+    }
+
+    /// A parameter value lifted to a scalar: `value`, with tangent 1 in this layer's lane
+    /// for parameter `j` if it is seeded. Hand-written SDEs use this for their constants.
+    #[inline]
+    pub fn lift<T: Real>(self, value: f32, j: usize) -> T {
+        let mut x = T::cst(value);
+        if let Some(lane) = self.lane(j, T::LANES) {
+            x.add_param_tangent(lane, T::ONE);
+        }
+        x
+    }
+}
+
+/// A fixed number of trainable `f32` parameters, readable and writable as one flat sequence.
+///
+/// The order is part of the contract: [`Dense`] lists its weights row by row (output-major:
+/// `weight[o][i]` at `o * I + i`) then its bias; a tuple lists its members in order.
+pub trait Parameters {
+    /// How many parameters.
+    const PARAMS: usize;
+
+    /// Copies the parameters into `out`, which must have length [`Self::PARAMS`](Parameters::PARAMS).
+    fn read_params(&self, out: &mut [f32]) -> Result<(), Error> {
+        check_len("parameters", Self::PARAMS, out.len())?;
+        self.read_unchecked(out);
+        Ok(())
+    }
+
+    /// Replaces the parameters with `src`, which must have length `PARAMS` and be finite.
+    /// On error nothing is changed.
+    fn write_params(&mut self, src: &[f32]) -> Result<(), Error> {
+        check_len("parameters", Self::PARAMS, src.len())?;
+        if let Some(index) = src.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "parameters",
+                index,
+            });
+        }
+        self.write_unchecked(src);
+        Ok(())
+    }
+
+    /// [`read_params`](Parameters::read_params) for a slice already known to be `PARAMS` long.
+    fn read_unchecked(&self, out: &mut [f32]);
+    /// [`write_params`](Parameters::write_params) for a slice already known to be `PARAMS` long.
+    fn write_unchecked(&mut self, src: &[f32]);
+}
+
+/// A differentiable map from `Self::Input` to `Self::Output` over the scalar `T`.
+pub trait Layer<T: Real>: Parameters {
+    /// The input, an array `[T; I]`.
+    type Input;
+    /// The output, an array `[T; O]`.
+    type Output;
+    /// Applies the layer. `seed` says which of its parameters carry tangents.
+    fn forward(&self, x: &Self::Input, seed: ParamSeed) -> Self::Output;
+}

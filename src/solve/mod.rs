@@ -1,0 +1,411 @@
+//! Fixed-step stochastic solvers, saving at requested times, and ensembles.
+//!
+//! A method is a unit struct implementing [`Method`] (its name, calculus, orders and the
+//! noise kinds it accepts) and [`Step`] (one step of size `h` over any scalar). A
+//! [`Solver`] pairs a method with a [`TimeGrid`] and integrates one trajectory
+//! ([`Solver::solve`]) or many ([`Solver::ensemble`]), writing only into buffers the caller
+//! provides. Time is always `t0 + k h` from an integer step counter `k`.
+//!
+//! ```
+//! use tinysde::noise::Brownian;
+//! use tinysde::nn::ParamSeed;
+//! use tinysde::sde::Sde;
+//! use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+//! use tinysde::{NoiseKind, Real};
+//!
+//! struct Bm; // pure Brownian motion: f = 0, g = 1
+//! impl<T: Real> Sde<T, 1> for Bm {
+//!     const NOISE: NoiseKind = NoiseKind::Diagonal;
+//!     fn drift(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] { [T::ZERO] }
+//!     fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] { [T::ONE] }
+//! }
+//! let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100).unwrap());
+//! let mut out = [[0.0f32; 1]; 2];
+//! solver.solve(&Bm, &Brownian::new(1), 0, &[0.0], &[0.5, 1.0], &mut out, ParamSeed::NONE).unwrap();
+//! assert!(out[1][0].is_finite());
+//! ```
+
+mod euler_maruyama;
+
+pub use euler_maruyama::EulerMaruyama;
+
+use crate::error::{check_len, Error, NoiseKind};
+use crate::nn::ParamSeed;
+use crate::noise::{Increment, NoiseSource};
+use crate::real::Real;
+use crate::sde::Sde;
+
+/// Which stochastic calculus a method's solution converges to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Calculus {
+    /// Itô.
+    Ito,
+    /// Stratonovich.
+    Stratonovich,
+    /// Either: the method is only valid for additive noise, where the two agree.
+    Both,
+}
+
+/// What a method is: name, calculus, orders and the noise kinds it accepts.
+pub trait Method {
+    /// The method's usual name (as in StochasticDiffEq.jl where it has one).
+    const NAME: &'static str;
+    /// The calculus the method solves in.
+    const CALCULUS: Calculus;
+    /// Strong order on the noise kinds it accepts.
+    const STRONG_ORDER: f32;
+    /// Weak order on the noise kinds it accepts.
+    const WEAK_ORDER: f32;
+    /// Whether the method uses the second increment `dZ` (order-1.5 methods do).
+    const NEEDS_DZ: bool;
+    /// Whether the method accepts an SDE with this noise kind.
+    fn supports(noise: NoiseKind) -> bool;
+}
+
+/// One step of a method for the SDE `S` over the scalar `T`.
+pub trait Step<T: Real, S: Sde<T, D>, const D: usize>: Method {
+    /// Advances `u` from `t` to `t + h` with the increments `inc` (for scalar noise every
+    /// channel of `inc` holds the same shared increment).
+    fn step(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[T; D],
+        inc: &Increment<D>,
+        seed: ParamSeed,
+    ) -> [T; D];
+}
+
+/// The time points `t0 + k h` for `k = 0..=steps`, with `h = (t1 - t0) / steps`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimeGrid {
+    t0: f32,
+    t1: f32,
+    steps: u32,
+    h: f32,
+}
+
+impl TimeGrid {
+    /// `steps` equal steps from `t0` to `t1`. Errors if the span is empty, reversed or not
+    /// finite, or `steps` is zero.
+    pub fn new(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
+        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
+            return Err(Error::TimeSpan { t0, t1 });
+        }
+        if steps == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of steps must be >= 1",
+            });
+        }
+        let h = (t1 - t0) / steps as f32;
+        if !(h > 0.0 && h.is_finite()) {
+            return Err(Error::OutOfRange {
+                what: "step size must be positive and finite",
+            });
+        }
+        Ok(Self { t0, t1, steps, h })
+    }
+
+    /// Steps of size (about) `h` from `t0` to `t1`: the number of steps is `(t1 - t0) / h`
+    /// rounded to the nearest integer, which must put the last point within `h / 1000` of
+    /// `t1`. Errors for a non-positive or non-finite `h`.
+    pub fn with_step(t0: f32, t1: f32, h: f32) -> Result<Self, Error> {
+        if !(h > 0.0 && h.is_finite()) {
+            return Err(Error::OutOfRange {
+                what: "step size must be positive and finite",
+            });
+        }
+        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
+            return Err(Error::TimeSpan { t0, t1 });
+        }
+        let n = ((t1 - t0) / h + 0.5) as u64; // saturating cast; checked below
+        if n == 0 || n > u32::MAX as u64 {
+            return Err(Error::OutOfRange {
+                what: "step size gives no steps or too many",
+            });
+        }
+        let grid = Self::new(t0, t1, n as u32)?;
+        if (t0 + n as f32 * h - t1).abs() > h * 1e-3 {
+            return Err(Error::OutOfRange {
+                what: "step size must divide the span",
+            });
+        }
+        Ok(grid)
+    }
+
+    /// Start time.
+    pub fn t0(&self) -> f32 {
+        self.t0
+    }
+    /// End time.
+    pub fn t1(&self) -> f32 {
+        self.t1
+    }
+    /// Number of steps.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+    /// Step size.
+    pub fn h(&self) -> f32 {
+        self.h
+    }
+    /// Time of grid point `k`: `t0 + k h` (exactly `t1` at `k = steps`).
+    #[inline]
+    pub fn time(&self, k: u32) -> f32 {
+        if k >= self.steps {
+            self.t1
+        } else {
+            self.t0 + k as f32 * self.h
+        }
+    }
+
+    /// The grid index of time `t`, if `t` is in the span and within `h / 1000` of a grid point.
+    pub fn index_of(&self, t: f32) -> Option<u32> {
+        if !(t.is_finite() && t >= self.t0 - self.h * 1e-3 && t <= self.t1 + self.h * 1e-3) {
+            return None;
+        }
+        let k = (((t - self.t0) / self.h + 0.5) as u32).min(self.steps);
+        ((self.time(k) - t).abs() <= self.h * 1e-3).then_some(k)
+    }
+
+    /// Checks that `save_times` are strictly increasing grid points of this grid and returns
+    /// the grid index of the last one (0 for an empty list).
+    pub fn check_save_times(&self, save_times: &[f32]) -> Result<u32, Error> {
+        let mut last = None;
+        for (index, &t) in save_times.iter().enumerate() {
+            let k = self.index_of(t).ok_or(Error::SaveTime { index })?;
+            if last.is_some_and(|prev| k <= prev) {
+                return Err(Error::SaveTime { index });
+            }
+            last = Some(k);
+        }
+        Ok(last.unwrap_or(0))
+    }
+}
+
+/// A method on a time grid: the object that integrates SDEs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Solver<M> {
+    /// The stepping method.
+    pub method: M,
+    /// The time grid.
+    pub grid: TimeGrid,
+}
+
+impl<M: Method> Solver<M> {
+    /// A solver for `method` on `grid`.
+    pub const fn new(method: M, grid: TimeGrid) -> Self {
+        Self { method, grid }
+    }
+
+    /// Validates a solve's inputs without touching anything.
+    fn check<T: Real, const D: usize>(
+        &self,
+        noise: NoiseKind,
+        u0: &[T; D],
+        save_times: &[f32],
+    ) -> Result<u32, Error> {
+        if !M::supports(noise) {
+            return Err(Error::UnsupportedNoise {
+                method: M::NAME,
+                noise,
+            });
+        }
+        if let Some(index) = u0.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "initial state",
+                index,
+            });
+        }
+        self.grid.check_save_times(save_times)
+    }
+
+    /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
+    /// time `save_times[i]`. Inputs must already be checked; `last` is the last save index.
+    fn run<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[T; D],
+        save_times: &[f32],
+        last: u32,
+        seed: ParamSeed,
+        mut on_save: impl FnMut(usize, &[T; D]),
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let grid = &self.grid;
+        let mut u = *u0;
+        let mut next = 0;
+        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
+        for k in 0..=last {
+            while next_k == Some(k) {
+                on_save(next, &u);
+                next += 1;
+                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
+            }
+            if k == last {
+                break;
+            }
+            let inc = increment::<N, S, T, D>(noise, trajectory, k, grid.h, M::NEEDS_DZ)?;
+            u = self.method.step(sde, grid.time(k), grid.h, &u, &inc, seed);
+            if !u.iter().all(|x| x.is_finite()) {
+                return Err(Error::Diverged {
+                    trajectory,
+                    step: k,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Solves one trajectory (number `trajectory` of the noise source) from `u0`, writing the
+    /// state at each of `save_times` into `out` (same length). Save times must be strictly
+    /// increasing points of the grid; the integration stops at the last one.
+    ///
+    /// Bad input (unsupported noise kind, non-finite `u0`, bad save times, wrong `out`
+    /// length) returns an error before anything is written. If the state becomes
+    /// non-finite the solve stops with [`Error::Diverged`]; `out` then holds the states
+    /// saved before that step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn solve<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[T; D],
+        save_times: &[f32],
+        out: &mut [[T; D]],
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let last = self.check(S::NOISE, u0, save_times)?;
+        check_len("saved states", save_times.len(), out.len())?;
+        self.run(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            seed,
+            |i, u| out[i] = *u,
+        )
+    }
+
+    /// Solves trajectories `0..trajectories` from `u0` and writes, at each save time, the
+    /// sample mean and the sample variance (divisor `n - 1`; 0 for one trajectory) of every
+    /// component into `mean` and `var` (each as long as `save_times`). With `paths` (length
+    /// `trajectories * save_times.len()`), trajectory `m`'s state at save time `i` is also
+    /// written at `paths[m * save_times.len() + i]`.
+    ///
+    /// Statistics are accumulated with Welford's update in trajectory order, so they are
+    /// stable and reproducible. Over `Dual` scalars they carry the exact derivative of that
+    /// computation. Errors as [`Solver::solve`]; zero trajectories is an error too.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ensemble<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        mut paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let last = self.check(S::NOISE, u0, save_times)?;
+        if trajectories == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of trajectories must be >= 1",
+            });
+        }
+        let n_save = save_times.len();
+        check_len("ensemble mean", n_save, mean.len())?;
+        check_len("ensemble variance", n_save, var.len())?;
+        if let Some(p) = paths.as_deref() {
+            check_len(
+                "ensemble paths",
+                trajectories.saturating_mul(n_save),
+                p.len(),
+            )?;
+        }
+        mean.fill([T::ZERO; D]);
+        var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
+        for m in 0..trajectories {
+            let count = (m + 1) as f32;
+            self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                welford_update(&mut mean[i], &mut var[i], u, count);
+                if let Some(p) = paths.as_deref_mut() {
+                    p[m * n_save + i] = *u;
+                }
+            })?;
+        }
+        let divisor = if trajectories > 1 {
+            (trajectories - 1) as f32
+        } else {
+            1.0
+        };
+        for row in var.iter_mut() {
+            for v in row.iter_mut() {
+                *v = *v / divisor;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Welford's update of a running mean and sum of squared deviations with the `count`-th sample.
+#[inline]
+pub(crate) fn welford_update<T: Real, const D: usize>(
+    mean: &mut [T; D],
+    m2: &mut [T; D],
+    x: &[T; D],
+    count: f32,
+) {
+    for ((m, s), &x) in mean.iter_mut().zip(m2.iter_mut()).zip(x) {
+        let delta = x - *m;
+        *m += delta / count;
+        *s += delta * (x - *m);
+    }
+}
+
+/// The increments of one step, broadcasting the single channel for scalar noise.
+#[inline]
+fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
+    noise: &N,
+    trajectory: usize,
+    k: u32,
+    h: f32,
+    with_dz: bool,
+) -> Result<Increment<D>, Error> {
+    if S::NOISE == NoiseKind::Scalar {
+        let one = noise.increment::<1>(trajectory, k, h, with_dz)?;
+        Ok(Increment {
+            dw: [one.dw[0]; D],
+            dz: [one.dz[0]; D],
+        })
+    } else {
+        noise.increment::<D>(trajectory, k, h, with_dz)
+    }
+}
