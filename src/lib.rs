@@ -16,12 +16,15 @@
 pub mod directional;
 pub mod dual;
 pub mod error;
+pub mod grad;
 pub mod math;
 pub mod nn;
 pub mod noise;
 pub mod real;
 pub mod sde;
 pub mod solve;
+pub mod train;
+pub mod weights;
 
 pub use directional::Directional;
 pub use dual::Dual;

@@ -1,0 +1,1 @@
+//! Forward-mode pathwise sensitivities through the solver.

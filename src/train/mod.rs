@@ -1,0 +1,1 @@
+//! Losses, optimizers, the trainer and the growing-window schedule.

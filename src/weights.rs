@@ -1,0 +1,1 @@
+//! Model parameters to and from a versioned little-endian byte format.
