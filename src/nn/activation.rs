@@ -45,10 +45,10 @@ activation!(
     }
 );
 activation!(
-    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` so it never overflows.
+    /// `ln(1 + e^x)`, computed as `x + ln(1 + e^-x)` for `x > 0` so it never overflows.
+    /// Each branch is smooth, so the derivative (the sigmoid) is exact everywhere.
     Softplus, "softplus", |x| {
-        let pos = if x.value() > 0.0 { x } else { T::ZERO };
-        pos + ((-x.abs()).exp() + 1.0).ln()
+        if x.value() > 0.0 { x + ((-x).exp() + 1.0).ln() } else { (x.exp() + 1.0).ln() }
     }
 );
 activation!(
@@ -60,11 +60,12 @@ activation!(
     FastSigmoid, "fast_sigmoid", |x| fast_sigmoid(x)
 );
 
-/// Largest absolute error of [`fast_tanh`] against `libm::tanhf` over all of `f32`
-/// (checked by a dense sweep in the tests).
-pub const FAST_TANH_MAX_ERROR: f32 = 1e-6;
-/// Largest absolute error of [`fast_sigmoid`] against the exact logistic function.
-pub const FAST_SIGMOID_MAX_ERROR: f32 = 1e-6;
+/// Bound on the absolute error of [`fast_tanh`] against the exact tanh over all of `f32`
+/// (a dense sweep in the tests measures 4.4e-7; libm's `tanhf` is within 6e-8).
+pub const FAST_TANH_MAX_ERROR: f32 = 5e-7;
+/// Bound on the absolute error of [`fast_sigmoid`] against the exact logistic function
+/// (measured 2.3e-7 by the same sweep).
+pub const FAST_SIGMOID_MAX_ERROR: f32 = 3e-7;
 
 /// Beyond this the approximation is clamped; `tanh(7.905) = 1 - 2.7e-7`.
 const TANH_CLAMP: f32 = 7.905_311;
@@ -74,7 +75,7 @@ const TANH_CLAMP: f32 = 7.905_311;
 ///
 /// Because it uses only IEEE basic operations it gives the same bits on every target, and
 /// it vectorizes. It is exactly odd (`fast_tanh(-x) == -fast_tanh(x)`) and lies in
-/// `[-1, 1]`. Its error against `libm::tanhf` is at most [`FAST_TANH_MAX_ERROR`]. Its
+/// `[-1, 1]`. Its error against the exact tanh is at most [`FAST_TANH_MAX_ERROR`]. Its
 /// derivative (for `Dual` arguments) is the exact derivative of the approximation, which is
 /// zero beyond the clamp.
 ///

@@ -1,0 +1,53 @@
+//! A forward pass of a chain allocates nothing: counted by a global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tinysde::nn::{
+    init, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed,
+};
+use tinysde::Dual;
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn chain_forward_allocates_nothing() {
+    type Net = (
+        Cube<1>,
+        Dense<1, 20, FastTanh>,
+        Dense<20, 20, FastSigmoid>,
+        Dense<20, 1, Identity>,
+    );
+    let mut net = Net::default();
+    init(
+        &mut net,
+        &mut tinysde::noise::rng_from_seed(1),
+        InitScheme::GlorotUniform,
+    )
+    .unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut acc = 0.0f32;
+    for i in 0..100 {
+        let y: [f32; 1] = net.forward(&[i as f32 * 0.01], ParamSeed::NONE);
+        let yd: [Dual<8>; 1] =
+            net.forward(&[Dual::constant(i as f32 * 0.01)], ParamSeed::window(i));
+        acc += y[0] + yd[0].t[0];
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(acc.is_finite());
+    assert_eq!(after - before, 0, "forward passes allocated");
+}
