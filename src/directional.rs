@@ -1,5 +1,7 @@
 //! `Directional<T>`: one extra tangent on top of any [`Real`], for derivatives in the state.
 
+#![allow(clippy::suspicious_arithmetic_impl)] // derivative rules mix operators by nature
+
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::real::Real;

@@ -1,5 +1,7 @@
 //! `Dual<K>`: an `f32` value with K tangents, the scalar of forward-mode sensitivity.
 
+#![allow(clippy::suspicious_arithmetic_impl)] // derivative rules mix operators by nature
+
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::math;

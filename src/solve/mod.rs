@@ -225,6 +225,7 @@ impl<M: Method> Solver<M> {
 
     /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
     /// time `save_times[i]`. Inputs must already be checked; `last` is the last save index.
+    #[allow(clippy::too_many_arguments)]
     fn run<T, S, N, const D: usize>(
         &self,
         sde: &S,
