@@ -1,0 +1,139 @@
+//! The Brownian noise: distribution, independence, reproducibility, and coarsening.
+
+use proptest::prelude::*;
+use tinysde::nn::ParamSeed;
+use tinysde::noise::{fill_standard_normal, rng_from_seed, Brownian, Coarsened, NoiseSource};
+
+/// Sample mean and (n - 1) variance, in f64.
+fn moments(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var)
+}
+
+#[test]
+fn normal_sampler_matches_the_standard_normal() {
+    let n = 200_000;
+    let mut z = vec![0.0f32; n];
+    fill_standard_normal(&mut rng_from_seed(1), &mut z);
+    let xs: Vec<f64> = z.iter().map(|&x| x as f64).collect();
+    let (mean, var) = moments(&xs);
+    // Standard errors: 1/sqrt(n) = 0.0022 for the mean, sqrt(2/n) = 0.0032 for the variance.
+    assert!(mean.abs() < 0.01, "mean {mean}");
+    assert!((var - 1.0).abs() < 0.015, "variance {var}");
+    // Tail and central probabilities: P(|Z| > 2) = 0.0455, P(|Z| < 0.5) = 0.3829.
+    let tail = xs.iter().filter(|x| x.abs() > 2.0).count() as f64 / n as f64;
+    let centre = xs.iter().filter(|x| x.abs() < 0.5).count() as f64 / n as f64;
+    assert!((tail - 0.0455).abs() < 0.003, "P(|Z|>2) = {tail}");
+    assert!((centre - 0.3829).abs() < 0.006, "P(|Z|<0.5) = {centre}");
+    // Fourth moment 3 (kurtosis), standard error ~ sqrt(96/n) = 0.022.
+    let m4 = xs.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n as f64 / (var * var);
+    assert!((m4 - 3.0).abs() < 0.1, "kurtosis {m4}");
+}
+
+#[test]
+fn increments_have_variance_h_and_dz_is_independent_of_dw() {
+    let noise = Brownian::new(2024);
+    let h = 0.04f32;
+    let (mut dw, mut dz, mut cross) = (Vec::new(), Vec::new(), 0.0f64);
+    for m in 0..200 {
+        for k in 0..250 {
+            let inc = noise.increment::<2>(m, k, h, true).unwrap();
+            for c in 0..2 {
+                dw.push(inc.dw[c] as f64);
+                dz.push(inc.dz[c] as f64);
+                cross += inc.dw[c] as f64 * inc.dz[c] as f64;
+            }
+        }
+    }
+    let n = dw.len() as f64;
+    let (mw, vw) = moments(&dw);
+    let (mz, vz) = moments(&dz);
+    let h = h as f64;
+    assert!(mw.abs() < 4.0 * (h / n).sqrt() && mz.abs() < 4.0 * (h / n).sqrt());
+    assert!(
+        (vw / h - 1.0).abs() < 0.02 && (vz / h - 1.0).abs() < 0.02,
+        "{vw} {vz}"
+    );
+    let corr = cross / n / h;
+    assert!(corr.abs() < 0.01, "corr(dW, dZ) = {corr}");
+}
+
+#[test]
+fn increments_are_a_pure_function_of_seed_trajectory_and_step() {
+    let noise = Brownian::new(9);
+    let forward: Vec<_> = (0..50)
+        .map(|k| noise.increment::<3>(4, k, 0.1, true).unwrap())
+        .collect();
+    for k in (0..50).rev() {
+        assert_eq!(
+            noise.increment::<3>(4, k, 0.1, true).unwrap(),
+            forward[k as usize]
+        );
+    }
+    // Fewer channels are a prefix of more channels; dW does not depend on asking for dZ.
+    let one = noise.increment::<1>(4, 7, 0.1, false).unwrap();
+    assert_eq!(one.dw[0].to_bits(), forward[7].dw[0].to_bits());
+    // Different trajectories, steps and seeds differ.
+    let other = Brownian::new(10).increment::<3>(4, 0, 0.1, true).unwrap();
+    assert_ne!(other.dw, forward[0].dw);
+    assert_ne!(
+        noise.increment::<3>(5, 0, 0.1, true).unwrap().dw,
+        forward[0].dw
+    );
+}
+
+#[test]
+fn coarsened_path_sums_fine_increments_and_rebuilds_the_time_integral() {
+    let fine = Brownian::new(77);
+    let factor = 8u32;
+    let coarse = Coarsened::new(fine, factor).unwrap();
+    let h = 0.5f32;
+    let hf = h / factor as f32;
+    let (mut dzs, mut dws) = (Vec::new(), Vec::new());
+    for m in 0..4000 {
+        let c = coarse.increment::<1>(m, 3, h, true).unwrap();
+        let mut w = 0.0f64;
+        let mut integral = 0.0f64;
+        for j in 0..factor {
+            let f = fine.increment::<1>(m, 3 * factor + j, hf, true).unwrap();
+            let (dw, dz) = (f.dw[0] as f64, f.dz[0] as f64);
+            integral += hf as f64 * w + hf as f64 * (dw + dz / 3f64.sqrt()) / 2.0;
+            w += dw;
+        }
+        assert!((c.dw[0] as f64 - w).abs() < 1e-5);
+        // The coarse I_(1,0) = h (dW + dZ / sqrt 3) / 2 equals the fine-path integral.
+        let coarse_integral = h as f64 * (c.dw[0] as f64 + c.dz[0] as f64 / 3f64.sqrt()) / 2.0;
+        assert!(
+            (coarse_integral - integral).abs() < 1e-5,
+            "{coarse_integral} vs {integral}"
+        );
+        dzs.push(c.dz[0] as f64);
+        dws.push(c.dw[0] as f64);
+    }
+    // The fine increments carry their exact time integrals, so the rebuilt coarse dZ is
+    // exactly N(0, h) and independent of dW (standard error of the variance ratio: 2.2%).
+    let (_, vz) = moments(&dzs);
+    assert!((vz / h as f64 - 1.0).abs() < 0.08, "var dZ {vz} vs {h}");
+    let corr = dzs.iter().zip(&dws).map(|(z, w)| z * w).sum::<f64>() / dzs.len() as f64 / h as f64;
+    assert!(corr.abs() < 0.06, "corr(dW, dZ) = {corr}");
+    assert!(Coarsened::new(fine, 0).is_err());
+}
+
+proptest! {
+    #[test]
+    fn param_seed_lanes_agree_with_the_seeded_iterator(
+        start in 0usize..200, offset in 0usize..200, params in 0usize..120, lanes in 0usize..17,
+    ) {
+        let seed = ParamSeed::window(start).shifted(offset);
+        let listed: Vec<(usize, usize)> = seed.seeded(params, lanes).collect();
+        let expected: Vec<(usize, usize)> =
+            (0..params).filter_map(|j| seed.lane(j, lanes).map(|l| (j, l))).collect();
+        prop_assert_eq!(&listed, &expected);
+        for (j, lane) in listed {
+            prop_assert_eq!(offset + j, start + lane);
+        }
+        prop_assert_eq!(ParamSeed::NONE.seeded(params, lanes).count(), 0);
+    }
+}
