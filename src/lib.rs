@@ -5,10 +5,33 @@
 //! gradients of the discrete solver by forward-mode sensitivity in constant memory.
 //!
 //! The modules follow the pipeline: [`nn`] (networks) -> [`sde`] (drift and diffusion) ->
-//! [`noise`] (Brownian increments) -> [`solve`] (fixed-step methods, ensembles) -> `grad`
-//! (forward-mode sensitivities) -> `train` (losses, optimizers, schedules) -> `weights`.
-//! Everything is generic over the scalar [`Real`]: `f32` for values, [`Dual<K>`] for
-//! values with K tangents.
+//! [`noise`] (Brownian increments) -> [`solve`] (fixed-step methods, ensembles) -> [`grad`]
+//! (forward-mode sensitivities) -> [`train`] (losses, optimizers, schedules) -> [`weights`]
+//! (a byte format firmware can `include_bytes!`). Everything is generic over the scalar
+//! [`Real`]: `f32` for values, [`Dual<K>`] for values with K tangents.
+//!
+//! ```
+//! use tinysde::nn::{init, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+//! use tinysde::noise::{rng_from_seed, Brownian};
+//! use tinysde::sde::NeuralSde;
+//! use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+//!
+//! // The seed task's model: a 1-D neural SDE with diagonal noise.
+//! type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
+//! type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+//! let mut model = NeuralSde::<Drift, Diffusion>::default();
+//! init(&mut model, &mut rng_from_seed(0), InitScheme::GlorotUniform)?;
+//!
+//! // 64 trajectories on [-3, 3] with 60 steps; mean and variance at the 7 integer times.
+//! let solver = Solver::new(EulerMaruyama, TimeGrid::new(-3.0, 3.0, 60)?);
+//! let save_times = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+//! let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
+//! let noise = Brownian::new(42);
+//! solver.ensemble(&model, &noise, &[1.0], 64, &save_times, &mut mean, &mut var, None, ParamSeed::NONE)?;
+//! assert_eq!(mean[0], [1.0]); // the first save time is the initial state
+//! assert!(var[6][0] > 0.0);
+//! # Ok::<(), tinysde::Error>(())
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
