@@ -25,9 +25,19 @@
 //! assert!(out[1][0].is_finite());
 //! ```
 
+mod euler_heun;
 mod euler_maruyama;
+mod milstein;
+mod rk4;
+mod sra;
+mod sri;
 
+pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
+pub use milstein::Milstein;
+pub use rk4::Rk4;
+pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
+pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 
 use crate::error::{check_len, Error, NoiseKind};
 use crate::nn::ParamSeed;
@@ -59,6 +69,9 @@ pub trait Method {
     const WEAK_ORDER: f32;
     /// Whether the method uses the second increment `dZ` (order-1.5 methods do).
     const NEEDS_DZ: bool;
+    /// Whether the method uses the Brownian increments at all. A method that does not
+    /// (the drift-only [`Rk4`]) is given zero increments and the solver draws no noise.
+    const USES_NOISE: bool = true;
     /// Whether the method accepts an SDE with this noise kind.
     fn supports(noise: NoiseKind) -> bool;
 }
@@ -256,7 +269,14 @@ impl<M: Method> Solver<M> {
             if k == last {
                 break;
             }
-            let inc = increment::<N, S, T, D>(noise, trajectory, k, grid.h, M::NEEDS_DZ)?;
+            let inc = if M::USES_NOISE {
+                increment::<N, S, T, D>(noise, trajectory, k, grid.h, M::NEEDS_DZ)?
+            } else {
+                Increment {
+                    dw: [0.0; D],
+                    dz: [0.0; D],
+                }
+            };
             u = self.method.step(sde, grid.time(k), grid.h, &u, &inc, seed);
             if !u.iter().all(|x| x.is_finite()) {
                 return Err(Error::Diverged {
@@ -303,7 +323,12 @@ impl<M: Method> Solver<M> {
             save_times,
             last,
             seed,
-            |i, u| out[i] = *u,
+            |i, u| {
+                // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = *u;
+                }
+            },
         )
     }
 
@@ -335,44 +360,275 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let last = self.check(S::NOISE, u0, save_times)?;
+        let last = self.check_ensemble(
+            S::NOISE,
+            u0,
+            trajectories,
+            save_times,
+            mean.len(),
+            var.len(),
+            paths.as_deref().map(<[_]>::len),
+        )?;
+        let n_save = save_times.len();
+        mean.fill([T::ZERO; D]);
+        var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
+        for m in 0..trajectories {
+            let count = (m + 1) as f32;
+            self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                // The lengths were checked above, so every `get_mut` succeeds; it keeps the
+                // inference path free of panics (the firmware's no-panic build checks that).
+                if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
+                    welford_update(mean, var, u, count);
+                }
+                if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i)) {
+                    *slot = *u;
+                }
+            })?;
+        }
+        finish_variance(var, trajectories);
+        Ok(())
+    }
+
+    /// Validates an ensemble's inputs without touching anything; returns the last save index.
+    #[allow(clippy::too_many_arguments)]
+    fn check_ensemble<T: Real, const D: usize>(
+        &self,
+        noise: NoiseKind,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean_len: usize,
+        var_len: usize,
+        paths_len: Option<usize>,
+    ) -> Result<u32, Error> {
+        let last = self.check(noise, u0, save_times)?;
         if trajectories == 0 {
             return Err(Error::OutOfRange {
                 what: "number of trajectories must be >= 1",
             });
         }
         let n_save = save_times.len();
-        check_len("ensemble mean", n_save, mean.len())?;
-        check_len("ensemble variance", n_save, var.len())?;
-        if let Some(p) = paths.as_deref() {
-            check_len(
-                "ensemble paths",
-                trajectories.saturating_mul(n_save),
-                p.len(),
-            )?;
+        check_len("ensemble mean", n_save, mean_len)?;
+        check_len("ensemble variance", n_save, var_len)?;
+        if let Some(len) = paths_len {
+            check_len("ensemble paths", trajectories.saturating_mul(n_save), len)?;
         }
+        Ok(last)
+    }
+}
+
+/// Turns Welford's sums of squared deviations into sample variances (divisor `n - 1`).
+fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: usize) {
+    let divisor = if trajectories > 1 {
+        (trajectories - 1) as f32
+    } else {
+        1.0
+    };
+    for row in var.iter_mut() {
+        for v in row.iter_mut() {
+            *v = *v / divisor;
+        }
+    }
+}
+
+/// Bytes of saved states a threaded ensemble computes between two Welford passes.
+#[cfg(feature = "std")]
+const PARALLEL_BLOCK_BYTES: usize = 4 << 20;
+
+/// How one trajectory of a threaded ensemble ended: how many save times it reached, and
+/// the error that stopped it, if any.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct Outcome {
+    saved: usize,
+    error: Option<Error>,
+}
+
+#[cfg(feature = "std")]
+impl<M: Method + Sync> Solver<M> {
+    /// [`Solver::ensemble`] on several threads, with bit-identical results (feature `std`).
+    ///
+    /// `threads` is the number of threads (0: as many as
+    /// [`std::thread::available_parallelism`] reports). Trajectories are computed in
+    /// blocks: each thread integrates a contiguous run of the block's trajectories into a
+    /// scratch buffer of saved states, then the calling thread folds them into the Welford
+    /// statistics (and `paths`) in trajectory order. Every trajectory is the same pure
+    /// function of its index as in the serial ensemble, and the statistics see the same
+    /// values in the same order, so `mean`, `var` and `paths` are bit-identical to
+    /// [`Solver::ensemble`]'s, whatever the number of threads. On error too: the error is
+    /// the one the serial ensemble would return (the lowest diverging trajectory), with the
+    /// buffers in the same state. This is the one function of the solver that allocates
+    /// (a scratch buffer of at most about 4 MiB).
+    ///
+    /// ```
+    /// use tinysde::nn::ParamSeed;
+    /// use tinysde::noise::Brownian;
+    /// use tinysde::sde::Sde;
+    /// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// use tinysde::{NoiseKind, Real};
+    ///
+    /// struct Ou; // du = -u dt + 0.5 dW
+    /// impl<T: Real> Sde<T, 1> for Ou {
+    ///     const NOISE: NoiseKind = NoiseKind::Additive;
+    ///     fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [-u[0]] }
+    ///     fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] { [T::cst(0.5)] }
+    /// }
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50).unwrap());
+    /// let times = [0.5, 1.0];
+    /// let (mut m1, mut v1, mut m2, mut v2) = ([[0.0f32; 1]; 2], [[0.0; 1]; 2], [[0.0; 1]; 2], [[0.0; 1]; 2]);
+    /// let noise = Brownian::new(9);
+    /// solver.ensemble(&Ou, &noise, &[1.0], 101, &times, &mut m1, &mut v1, None, ParamSeed::NONE).unwrap();
+    /// solver
+    ///     .ensemble_parallel(&Ou, &noise, &[1.0], 101, &times, &mut m2, &mut v2, None, ParamSeed::NONE, 2)
+    ///     .unwrap();
+    /// assert_eq!((m1, v1), (m2, v2));
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn ensemble_parallel<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        mut paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+        threads: usize,
+    ) -> Result<(), Error>
+    where
+        T: Real + Send + Sync,
+        S: Sde<T, D> + Sync,
+        M: Step<T, S, D>,
+        N: NoiseSource + Sync,
+    {
+        let last = self.check_ensemble(
+            S::NOISE,
+            u0,
+            trajectories,
+            save_times,
+            mean.len(),
+            var.len(),
+            paths.as_deref().map(<[_]>::len),
+        )?;
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(trajectories);
+        let n_save = save_times.len();
+        if threads <= 1 || n_save == 0 {
+            return self.ensemble(
+                sde,
+                noise,
+                u0,
+                trajectories,
+                save_times,
+                mean,
+                var,
+                paths,
+                seed,
+            );
+        }
+        let state_bytes = core::mem::size_of::<[T; D]>().max(1);
+        let block = (PARALLEL_BLOCK_BYTES / state_bytes / n_save)
+            .max(threads)
+            .min(trajectories);
+        let mut states = std::vec![[T::ZERO; D]; block * n_save];
+        let mut outcomes = std::vec![
+            Outcome {
+                saved: 0,
+                error: None
+            };
+            block
+        ];
         mean.fill([T::ZERO; D]);
-        var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
-        for m in 0..trajectories {
-            let count = (m + 1) as f32;
-            self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
-                welford_update(&mut mean[i], &mut var[i], u, count);
-                if let Some(p) = paths.as_deref_mut() {
-                    p[m * n_save + i] = *u;
+        var.fill([T::ZERO; D]);
+        let mut start = 0;
+        while start < trajectories {
+            let len = block.min(trajectories - start);
+            let per = len.div_ceil(threads);
+            std::thread::scope(|scope| {
+                let mut chunks = states[..len * n_save]
+                    .chunks_mut(per * n_save)
+                    .zip(outcomes[..len].chunks_mut(per))
+                    .enumerate();
+                let own = chunks.next();
+                for (c, (st, oc)) in chunks {
+                    let first = start + c * per;
+                    scope.spawn(move || {
+                        self.run_chunk(sde, noise, u0, save_times, last, seed, first, st, oc)
+                    });
                 }
-            })?;
+                if let Some((_, (st, oc))) = own {
+                    self.run_chunk(sde, noise, u0, save_times, last, seed, start, st, oc);
+                }
+            });
+            for (j, (outcome, rows)) in outcomes[..len]
+                .iter()
+                .zip(states.chunks(n_save))
+                .enumerate()
+            {
+                let m = start + j;
+                let count = (m + 1) as f32;
+                // As in `ensemble`: lengths are checked, `get_mut` keeps this panic-free.
+                let stats = mean.iter_mut().zip(var.iter_mut());
+                for (i, (u, (mean, var))) in rows.iter().zip(stats).enumerate().take(outcome.saved)
+                {
+                    welford_update(mean, var, u, count);
+                    if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i))
+                    {
+                        *slot = *u;
+                    }
+                }
+                if let Some(e) = outcome.error {
+                    return Err(e);
+                }
+            }
+            start += len;
         }
-        let divisor = if trajectories > 1 {
-            (trajectories - 1) as f32
-        } else {
-            1.0
-        };
-        for row in var.iter_mut() {
-            for v in row.iter_mut() {
-                *v = *v / divisor;
+        finish_variance(var, trajectories);
+        Ok(())
+    }
+
+    /// Integrates trajectories `first..first + outcomes.len()` into `states` (one row of
+    /// `save_times.len()` states each), stopping at the first error.
+    #[allow(clippy::too_many_arguments)]
+    fn run_chunk<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        save_times: &[f32],
+        last: u32,
+        seed: ParamSeed,
+        first: usize,
+        states: &mut [[T; D]],
+        outcomes: &mut [Outcome],
+    ) where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let rows = states.chunks_mut(save_times.len().max(1));
+        for (j, (row, outcome)) in rows.zip(outcomes.iter_mut()).enumerate() {
+            let mut saved = 0;
+            let result = self.run(sde, noise, first + j, u0, save_times, last, seed, |i, u| {
+                if let Some(slot) = row.get_mut(i) {
+                    *slot = *u;
+                    saved = i + 1;
+                }
+            });
+            *outcome = Outcome {
+                saved,
+                error: result.err(),
+            };
+            if outcome.error.is_some() {
+                break;
             }
         }
-        Ok(())
     }
 }
 
