@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 use tinysde::nn::ParamSeed;
-use tinysde::noise::{fill_standard_normal, rng_from_seed, Brownian, Coarsened, NoiseSource};
+use tinysde::noise::{
+    fill_standard_normal, normal_from_bits, rng_from_seed, Brownian, Coarsened, NoiseSource,
+};
 
 /// Sample mean and (n - 1) variance, in f64.
 fn moments(xs: &[f64]) -> (f64, f64) {
@@ -30,6 +32,40 @@ fn normal_sampler_matches_the_standard_normal() {
     // Fourth moment 3 (kurtosis), standard error ~ sqrt(96/n) = 0.022.
     let m4 = xs.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n as f64 / (var * var);
     assert!((m4 - 3.0).abs() < 0.1, "kurtosis {m4}");
+}
+
+#[test]
+fn inverse_cdf_hits_known_normal_quantiles() {
+    // Phi^-1 at p = (j + 1/2) / 2^32 against quantiles known to 10 digits.
+    let quantile = |p: f64| normal_from_bits((p * 4_294_967_296.0 - 0.5).round() as u32) as f64;
+    for (p, z) in [
+        (0.5, 0.0),
+        (0.6, 0.253_347_102_8),
+        (0.841_344_746_1, 1.0),
+        (0.975, 1.959_963_985),
+        (0.99, 2.326_347_874),
+        (0.999, 3.090_232_306),
+        (1.0 - 1e-7, 5.199_337_582),
+        (0.025, -1.959_963_985),
+    ] {
+        // The 32-bit grid moves p by at most 1.2e-10: at these p that moves z by < 3e-5.
+        assert!(
+            (quantile(p) - z).abs()
+                <= 2e-6 * (1.0 + z.abs()) + if z.abs() > 4.0 { 3e-5 } else { 0.0 },
+            "Phi^-1({p}) = {} vs {z}",
+            quantile(p)
+        );
+    }
+    // Monotone across the branch switch and antisymmetric everywhere.
+    let mut prev = f32::NEG_INFINITY;
+    for j in (0..=u32::MAX).step_by(4099) {
+        let z = normal_from_bits(j);
+        assert!(z >= prev, "not monotone at {j}");
+        assert_eq!(z.to_bits(), (-normal_from_bits(!j)).to_bits());
+        prev = z;
+    }
+    // Phi^-1(2^-33) = -6.338 (from Phi(z) ~ phi(z) (1 - 1/z^2) / |z|).
+    assert!((normal_from_bits(0) + 6.338).abs() < 0.005);
 }
 
 #[test]

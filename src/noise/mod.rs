@@ -37,47 +37,56 @@ pub const fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A uniform `f32` in the open interval `(-1, 1)` from the top 24 bits of one `u32`.
+/// A standard normal number from 32 uniform bits, by inverting the normal CDF.
+///
+/// The bits give `p = (j + 1/2) / 2^32`; the result is `Phi^-1(p)` by Wichura's algorithm
+/// AS241 (PPND7, relative accuracy about 1e-7, i.e. f32 precision): a rational function of
+/// `(p - 1/2)^2` for the central 85% of draws and of `sqrt(-ln(min(p, 1 - p)))` in the
+/// tails. The tail branch works from `min(p, 1 - p)` computed exactly from the integer, so
+/// the map is exactly antisymmetric (`j` and `!j` give opposite numbers) and reaches
+/// `|z| = 6.34` at the extremes. One `u32` per normal, no rejection, and only `+ - * /`,
+/// `ln` and `sqrt`: the same bits on every target.
+///
+/// ```
+/// use tinysde::noise::normal_from_bits;
+/// assert!(normal_from_bits(u32::MAX / 2).abs() < 1e-6); // the median
+/// assert_eq!(normal_from_bits(7), -normal_from_bits(!7));
+/// ```
 #[inline]
-fn open_symmetric_unit<R: Rng + ?Sized>(rng: &mut R) -> f32 {
-    // (2j + 1) / 2^24 - 1 for j in 0..2^24: symmetric, never exactly 0 or +-1.
-    let j = (rng.next_u32() >> 8) as f32;
-    (j * 2.0 + 1.0) * (1.0 / 16_777_216.0) - 1.0
-}
-
-/// Two independent standard normal numbers by Marsaglia's polar method.
-///
-/// Draw `x, y` uniform in `(-1, 1)` (24 bits each) until `0 < s = x^2 + y^2 < 1`, then
-/// return `x f` and `y f` with `f = sqrt(-2 ln(s) / s)`. About 1.27 pairs of `u32` per call
-/// on average; the number of draws is random but fixed by the generator's state, so the
-/// result is reproducible. Uses only the math backend's `ln` and `sqrt`.
-///
-/// ```
-/// let mut rng = tinysde::noise::rng_from_seed(3);
-/// let (a, b) = tinysde::noise::standard_normal_pair(&mut rng);
-/// assert!(a.is_finite() && b.is_finite());
-/// ```
-pub fn standard_normal_pair<R: Rng + ?Sized>(rng: &mut R) -> (f32, f32) {
-    loop {
-        let x = open_symmetric_unit(rng);
-        let y = open_symmetric_unit(rng);
-        let s = x * x + y * y;
-        if s < 1.0 && s > 0.0 {
-            let f = math::sqrt(-2.0 * math::ln(s) / s);
-            return (x * f, y * f);
-        }
+pub fn normal_from_bits(j: u32) -> f32 {
+    const TWO_POW_M32: f32 = 1.0 / 4_294_967_296.0;
+    // q = p - 1/2 = (2 j - 2^32 + 1) / 2^33: an odd integer, so `j` and `!j` give exactly
+    // opposite integers, and rounding to f32 is symmetric.
+    let q = (2 * j as i64 - (1i64 << 32) + 1) as f32 * (TWO_POW_M32 * 0.5);
+    if q.abs() <= 0.425 {
+        let r = 0.180_625 - q * q;
+        let num = ((59.109_375 * r + 159.291_13) * r + 50.434_27) * r + 3.387_132_7;
+        let den = ((67.187_56 * r + 78.757_76) * r + 17.895_17) * r + 1.0;
+        return q * num / den;
+    }
+    // The smaller tail probability: p below the median, 1 - p = (!j + 1/2) / 2^32 above.
+    let tail = (if q < 0.0 { j } else { !j }) as f32 + 0.5;
+    // tail >= 2^-33, so r = sqrt(-ln tail) <= 4.8 and AS241's third branch (r > 5) is never needed.
+    let r = math::sqrt(-math::ln(tail * TWO_POW_M32)) - 1.6;
+    let z = (((0.170_238_21 * r + 1.306_728_5) * r + 2.756_815_4) * r + 1.423_437_3)
+        / ((0.120_211_33 * r + 0.737_001_6) * r + 1.0);
+    if q < 0.0 {
+        -z
+    } else {
+        z
     }
 }
 
-/// Fills `out` with independent standard normals (pairs from [`standard_normal_pair`]; the
-/// second number of the last pair is dropped when `out` has odd length).
+/// Fills `out` with independent standard normals, one [`normal_from_bits`] per `u32` drawn.
+///
+/// ```
+/// let mut z = [0.0f32; 4];
+/// tinysde::noise::fill_standard_normal(&mut tinysde::noise::rng_from_seed(3), &mut z);
+/// assert!(z.iter().all(|x| x.is_finite()));
+/// ```
 pub fn fill_standard_normal<R: Rng + ?Sized>(rng: &mut R, out: &mut [f32]) {
-    for chunk in out.chunks_mut(2) {
-        let (a, b) = standard_normal_pair(rng);
-        chunk[0] = a;
-        if let Some(second) = chunk.get_mut(1) {
-            *second = b;
-        }
+    for x in out {
+        *x = normal_from_bits(rng.next_u32());
     }
 }
 
@@ -110,10 +119,13 @@ pub trait NoiseSource {
 
 /// Reproducible Brownian motion: increments are a pure function of `(seed, trajectory, step)`.
 ///
-/// For each `(m, k)` a fresh xoshiro128++ is seeded from `splitmix64` of the seed, `m` and
-/// `k`; it draws `C` standard normals for `dW` (scaled by `sqrt h`) and then, if asked, `C`
-/// more for `dZ`. Channels `0..C` of a `C`-channel draw are the first `C` normals of the
-/// step, so a 1-channel path is the first channel of a 2-channel one.
+/// Counter-based, like the keyed generators of JAX and diffrax: for trajectory `m` and step
+/// `k` a step key `K = splitmix64(splitmix64(splitmix64(seed) ^ m) ^ k)` is formed, and
+/// channel `c` takes the 64 bits `splitmix64(K + c * 0x9E3779B97F4A7C15)` (the SplitMix64
+/// sequence seeded at `K`). The low 32 bits give `dW_c`, the high 32 bits `dZ_c`, each by
+/// [`normal_from_bits`] scaled by `sqrt h`. So any step can be drawn in any order, a
+/// 1-channel path is the first channel of a 2-channel one, and `dW` does not depend on
+/// whether `dZ` is asked for.
 ///
 /// ```
 /// use tinysde::noise::{Brownian, NoiseSource};
@@ -126,12 +138,17 @@ pub trait NoiseSource {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Brownian {
     seed: u64,
+    /// `splitmix64(seed)`, computed once.
+    key: u64,
 }
 
 impl Brownian {
     /// A Brownian motion for every trajectory, identified by `seed`.
     pub const fn new(seed: u64) -> Self {
-        Self { seed }
+        Self {
+            seed,
+            key: splitmix64(seed),
+        }
     }
 
     /// The seed.
@@ -139,12 +156,17 @@ impl Brownian {
         self.seed
     }
 
-    /// The generator for step `step` of trajectory `trajectory`.
+    /// The key of step `step` of trajectory `trajectory`.
     #[inline]
-    pub fn step_rng(&self, trajectory: usize, step: u32) -> NoiseRng {
-        let key = splitmix64(splitmix64(splitmix64(self.seed) ^ trajectory as u64) ^ step as u64);
-        NoiseRng::seed_from_u64(key)
+    const fn step_key(&self, trajectory: usize, step: u32) -> u64 {
+        splitmix64(splitmix64(self.key ^ trajectory as u64) ^ step as u64)
     }
+}
+
+/// The 64 random bits of channel `channel` under a step key.
+#[inline]
+const fn channel_bits(step_key: u64, channel: usize) -> u64 {
+    splitmix64(step_key.wrapping_add((channel as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
 impl NoiseSource for Brownian {
@@ -156,18 +178,18 @@ impl NoiseSource for Brownian {
         h: f32,
         with_dz: bool,
     ) -> Result<Increment<C>, Error> {
-        let mut rng = self.step_rng(trajectory, step);
         let scale = math::sqrt(h);
+        let key = self.step_key(trajectory, step);
         let mut inc = Increment {
             dw: [0.0; C],
             dz: [0.0; C],
         };
-        fill_standard_normal(&mut rng, &mut inc.dw);
-        if with_dz {
-            fill_standard_normal(&mut rng, &mut inc.dz);
-        }
-        for x in inc.dw.iter_mut().chain(inc.dz.iter_mut()) {
-            *x *= scale;
+        for (c, (dw, dz)) in inc.dw.iter_mut().zip(inc.dz.iter_mut()).enumerate() {
+            let bits = channel_bits(key, c);
+            *dw = normal_from_bits(bits as u32) * scale;
+            if with_dz {
+                *dz = normal_from_bits((bits >> 32) as u32) * scale;
+            }
         }
         Ok(inc)
     }
