@@ -1,1 +1,115 @@
-fn main() {}
+//! One loss-and-gradient evaluation (forward-mode sensitivity) on the two training tasks,
+//! for K = 4, 8 and 16 lanes per pass.
+//!
+//! - seed task: 1-D model (Cube, Dense<1,20,FastTanh>, Dense<20,1>) + (Dense<1,20,FastSigmoid>,
+//!   Dense<20,1>), 122 parameters, 100 trajectories, 600 Euler-Maruyama steps on [-3, 3],
+//!   MSE of the mean at 7 save times.
+//! - spiral: 2-D model (Cube, Dense<2,50,FastTanh>, Dense<50,2>) + Dense<2,2>, 258
+//!   parameters, 100 trajectories, 30 save times on [0, 1], 116 Euler-Maruyama steps
+//!   (4 per save interval), mean + variance matching.
+//!
+//! Run: `cargo bench --bench gradient` (short criterion settings).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tinysde::grad::{loss_and_gradient, Problem};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::noise::Brownian;
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::train::{MeanSquaredError, MomentMatching};
+use tinysde::{Dual, Real};
+
+type SeedModel = NeuralSde<
+    (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>),
+    (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>),
+>;
+type SpiralModel =
+    NeuralSde<(Cube<2>, Dense<2, 50, FastTanh>, Dense<50, 2, Identity>), Dense<2, 2, Identity>>;
+
+fn seed_task(c: &mut Criterion) {
+    let mut model = SeedModel::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(1),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let times: Vec<f32> = (-3..=3).map(|x| x as f32).collect();
+    let data: Vec<[f32; 1]> = times.iter().map(|&x| [x.exp() + 1.0]).collect();
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(-3.0, 3.0, 600).unwrap());
+    let problem = Problem::new(solver, data[0], 100, &times).unwrap();
+    let noise = Brownian::new(3);
+    let mut grad = vec![0.0f32; SeedModel::PARAMS];
+    let mut group = c.benchmark_group("gradient/seed_task_M100_EM600");
+    macro_rules! lanes {
+        ($($k:literal),*) => {$(
+            let mut stats = vec![[Dual::<$k>::ZERO; 1]; problem.stats_len()];
+            group.bench_function(concat!("K=", $k), |b| {
+                b.iter(|| {
+                    black_box(
+                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                            .unwrap(),
+                    )
+                })
+            });
+        )*};
+    }
+    lanes!(4, 8, 16, 32);
+    group.finish();
+}
+
+fn spiral(c: &mut Criterion) {
+    let mut model = SpiralModel::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(2),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let times: Vec<f32> = (0..30).map(|i| i as f32 / 29.0).collect();
+    // Targets shaped like the spiral's moments (values only matter for the loss value).
+    let mean: Vec<[f32; 2]> = times
+        .iter()
+        .map(|&t| [2.0 * (1.0 - t) + 0.5 * t, 1.5 * t])
+        .collect();
+    let var: Vec<[f32; 2]> = times.iter().map(|&t| [0.1 * t, 0.1 * t]).collect();
+    let loss = MomentMatching::new(&mean, &var).unwrap();
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 116).unwrap());
+    let problem = Problem::new(solver, [2.0, 0.0], 100, &times).unwrap();
+    let noise = Brownian::new(5);
+    let mut grad = vec![0.0f32; SpiralModel::PARAMS];
+    let mut group = c.benchmark_group("gradient/spiral_M100_EM116");
+    macro_rules! lanes {
+        ($($k:literal),*) => {$(
+            let mut stats = vec![[Dual::<$k>::ZERO; 2]; problem.stats_len()];
+            group.bench_function(concat!("K=", $k), |b| {
+                b.iter(|| {
+                    black_box(
+                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                            .unwrap(),
+                    )
+                })
+            });
+        )*};
+    }
+    lanes!(4, 8, 16, 32);
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = seed_task, spiral
+}
+criterion_main!(benches);

@@ -261,4 +261,8 @@ impl<const K: usize> Real for Dual<K> {
     fn is_finite(self) -> bool {
         self.v.is_finite() && self.t.iter().all(|t| t.is_finite())
     }
+    #[inline]
+    fn chain_first_order(self, fv: f32, dv: f32) -> Option<Self> {
+        Some(self.chain(fv, dv))
+    }
 }

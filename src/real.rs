@@ -112,6 +112,18 @@ pub trait Real:
     }
     /// Whether the value and every tangent are finite.
     fn is_finite(self) -> bool;
+
+    /// `f(self)` by one application of the chain rule, for a scalar function whose value
+    /// `fv` and derivative `dv` at `self.value()` the caller computed in `f32`; `None` when
+    /// this scalar carries more than first-order parameter tangents (as
+    /// [`Directional`](crate::Directional) does), and the caller must then evaluate `f`
+    /// operation by operation. Fast activations use it: scaling the K tangent lanes once is
+    /// much cheaper than carrying them through every operation of a rational function.
+    #[inline]
+    fn chain_first_order(self, fv: f32, dv: f32) -> Option<Self> {
+        let _ = (fv, dv);
+        None
+    }
 }
 
 impl Real for f32 {
@@ -168,6 +180,10 @@ impl Real for f32 {
     #[inline]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
+    }
+    #[inline]
+    fn chain_first_order(self, fv: f32, _dv: f32) -> Option<Self> {
+        Some(fv)
     }
 }
 

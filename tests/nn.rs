@@ -33,7 +33,9 @@ fn library_activation_derivatives_match_f64_finite_differences() {
     let cases: [Case; 5] = [
         ("identity", tangent_of::<Identity>, |x| x),
         ("tanh", tangent_of::<Tanh>, f64::tanh),
-        ("sigmoid", tangent_of::<Sigmoid>, |x| 1.0 / (1.0 + (-x).exp())),
+        ("sigmoid", tangent_of::<Sigmoid>, |x| {
+            1.0 / (1.0 + (-x).exp())
+        }),
         ("softplus", tangent_of::<Softplus>, |x| x.exp().ln_1p()),
         ("relu", tangent_of::<Relu>, |x| x.max(0.0)),
     ];
@@ -44,7 +46,11 @@ fn library_activation_derivatives_match_f64_finite_differences() {
                 continue;
             }
             let fd = central(reference, x as f64, 1e-5);
-            assert!(close(forward_mode(x), fd, 2e-6), "{name}'({x}): forward {} vs fd {fd}", forward_mode(x));
+            assert!(
+                close(forward_mode(x), fd, 2e-6),
+                "{name}'({x}): forward {} vs fd {fd}",
+                forward_mode(x)
+            );
         }
     }
 }
@@ -56,11 +62,23 @@ fn fast_activation_derivatives_match_finite_differences_of_themselves() {
     // ~h^2 |f'''| / 6 < 2e-4, rounding error ~eps / h < 1e-5).
     for &x in &SWEEP {
         for (name, forward_mode, value) in [
-            ("fast_tanh", tangent_of::<FastTanh> as fn(f32) -> f32, fast_tanh::<f32> as fn(f32) -> f32),
-            ("fast_sigmoid", tangent_of::<FastSigmoid>, fast_sigmoid::<f32>),
+            (
+                "fast_tanh",
+                tangent_of::<FastTanh> as fn(f32) -> f32,
+                fast_tanh::<f32> as fn(f32) -> f32,
+            ),
+            (
+                "fast_sigmoid",
+                tangent_of::<FastSigmoid>,
+                fast_sigmoid::<f32>,
+            ),
         ] {
             let fd = central(|z| value(z as f32) as f64, x as f64, 1e-2);
-            assert!(close(forward_mode(x), fd, 5e-4), "{name}'({x}): forward {} vs fd {fd}", forward_mode(x));
+            assert!(
+                close(forward_mode(x), fd, 5e-4),
+                "{name}'({x}): forward {} vs fd {fd}",
+                forward_mode(x)
+            );
         }
     }
 }
@@ -76,11 +94,22 @@ fn real_functions_have_exact_derivative_rules() {
             ("ln", at(x).ln().t[0], central(f64::ln, xd, 1e-6)),
             ("sin", at(x).sin().t[0], central(f64::sin, xd, 1e-6)),
             ("cos", at(x).cos().t[0], central(f64::cos, xd, 1e-6)),
-            ("powi(-2)", at(x).powi(-2).t[0], central(|z| z.powi(-2), xd, 1e-6)),
-            ("x / (1 + x^2)", (at(x) / (at(x) * at(x) + 1.0)).t[0], central(|z| z / (1.0 + z * z), xd, 1e-6)),
+            (
+                "powi(-2)",
+                at(x).powi(-2).t[0],
+                central(|z| z.powi(-2), xd, 1e-6),
+            ),
+            (
+                "x / (1 + x^2)",
+                (at(x) / (at(x) * at(x) + 1.0)).t[0],
+                central(|z| z / (1.0 + z * z), xd, 1e-6),
+            ),
         ];
         for (name, forward_mode, fd) in checks {
-            assert!(close(forward_mode, fd, 1e-5), "{name} at {x}: {forward_mode} vs {fd}");
+            assert!(
+                close(forward_mode, fd, 1e-5),
+                "{name} at {x}: {forward_mode} vs {fd}"
+            );
         }
     }
 }
@@ -98,7 +127,12 @@ fn undefined_derivatives_are_finite_and_documented() {
 fn dual_value_part_is_bitwise_the_f32_computation() {
     // Forward mode must not perturb values: the same network on f32 and on Dual<3> gives
     // the same value bits.
-    let mut net = <(Cube<1>, Dense<1, 8, Tanh>, Dense<8, 3, FastSigmoid>, Dense<3, 1, Identity>)>::default();
+    let mut net = <(
+        Cube<1>,
+        Dense<1, 8, Tanh>,
+        Dense<8, 3, FastSigmoid>,
+        Dense<3, 1, Identity>,
+    )>::default();
     init(&mut net, &mut rng_from_seed(5), InitScheme::GlorotUniform).unwrap();
     for &x in &SWEEP {
         let plain: [f32; 1] = net.forward(&[x * 0.2], ParamSeed::NONE);
@@ -116,7 +150,11 @@ fn fast_tanh_stays_within_documented_error_and_is_odd_and_bounded() {
         let x = 10.0 * i as f32 / n as f32;
         let y = fast_tanh(x);
         worst = worst.max((y as f64 - (x as f64).tanh()).abs());
-        assert_eq!(fast_tanh(-x).to_bits(), (-y).to_bits(), "fast_tanh is exactly odd at {x}");
+        assert_eq!(
+            fast_tanh(-x).to_bits(),
+            (-y).to_bits(),
+            "fast_tanh is exactly odd at {x}"
+        );
         assert!((-1.0..=1.0).contains(&y));
     }
     for x in [20.0f32, 1e6, f32::MAX, f32::INFINITY] {
@@ -140,7 +178,10 @@ fn fast_sigmoid_stays_within_documented_error_and_is_bounded_and_symmetric() {
         // sigma(-x) = 1 - sigma(x), to within the two roundings of the final affine map.
         assert!((fast_sigmoid(-x) - (1.0 - y)).abs() <= 2.0 * f32::EPSILON);
     }
-    assert!(worst <= FAST_SIGMOID_MAX_ERROR as f64, "max error {worst:e}");
+    assert!(
+        worst <= FAST_SIGMOID_MAX_ERROR as f64,
+        "max error {worst:e}"
+    );
     eprintln!("fast_sigmoid max abs error vs f64 logistic: {worst:e}");
 }
 
@@ -158,7 +199,8 @@ where
     let h = 1e-2f32;
     let tol = 2e-3;
     for i in 0..I {
-        let xd: [Dual<1>; I] = core::array::from_fn(|j| Dual::variable(x[j], if j == i { 0 } else { 1 }));
+        let xd: [Dual<1>; I] =
+            core::array::from_fn(|j| Dual::variable(x[j], if j == i { 0 } else { 1 }));
         let y = <L as Layer<Dual<1>>>::forward(layer, &xd, ParamSeed::NONE);
         let (mut xp, mut xm) = (x, x);
         xp[i] += h;
@@ -167,7 +209,11 @@ where
         let ym = <L as Layer<f32>>::forward(layer, &xm, ParamSeed::NONE);
         for o in 0..O {
             let fd = (yp[o] as f64 - ym[o] as f64) / (2.0 * h as f64);
-            assert!(close(y[o].t[0], fd, tol), "dy{o}/dx{i}: {} vs {fd}", y[o].t[0]);
+            assert!(
+                close(y[o].t[0], fd, tol),
+                "dy{o}/dx{i}: {} vs {fd}",
+                y[o].t[0]
+            );
         }
     }
     let mut params = vec![0.0f32; L::PARAMS];
@@ -185,7 +231,11 @@ where
         let (yp, ym) = (shifted(h), shifted(-h));
         for o in 0..O {
             let fd = (yp[o] as f64 - ym[o] as f64) / (2.0 * h as f64);
-            assert!(close(y[o].t[0], fd, tol), "dy{o}/dp{p}: {} vs {fd}", y[o].t[0]);
+            assert!(
+                close(y[o].t[0], fd, tol),
+                "dy{o}/dp{p}: {} vs {fd}",
+                y[o].t[0]
+            );
         }
     }
 }
@@ -208,12 +258,21 @@ fn dense_layers_differentiate_in_inputs_and_parameters() {
 
 #[test]
 fn three_deep_chain_differentiates_in_inputs_and_parameters() {
-    type Net = (Dense<2, 6, Tanh>, Dense<6, 5, FastTanh>, Dense<5, 2, Sigmoid>);
+    type Net = (
+        Dense<2, 6, Tanh>,
+        Dense<6, 5, FastTanh>,
+        Dense<5, 2, Sigmoid>,
+    );
     let mut net = Net::default();
     init(&mut net, &mut rng_from_seed(3), InitScheme::GlorotUniform).unwrap();
     check_layer_derivatives(&net, [0.3, -0.8]);
     // And a four-deep chain with the seed's cube feature in front.
-    type Seed = (Cube<1>, Dense<1, 5, FastTanh>, Dense<5, 3, Tanh>, Dense<3, 1, Identity>);
+    type Seed = (
+        Cube<1>,
+        Dense<1, 5, FastTanh>,
+        Dense<5, 3, Tanh>,
+        Dense<3, 1, Identity>,
+    );
     let mut seed = Seed::default();
     init(&mut seed, &mut rng_from_seed(4), InitScheme::GlorotUniform).unwrap();
     check_layer_derivatives(&seed, [0.9]);
@@ -240,7 +299,11 @@ fn chain_parameters_round_trip_bit_exactly_in_documented_order() {
     type Net = (Cube<1>, Dense<1, 3, Tanh>, Dense<3, 2, Identity>);
     assert_eq!(Net::PARAMS, (3 + 3) + (6 + 2));
     let mut net = Net::default();
-    let src: Vec<f32> = (0..Net::PARAMS).map(|i| f32::from_bits(0x3f80_0000 + 7919 * i as u32) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let src: Vec<f32> = (0..Net::PARAMS)
+        .map(|i| {
+            f32::from_bits(0x3f80_0000 + 7919 * i as u32) * if i % 2 == 0 { 1.0 } else { -1.0 }
+        })
+        .collect();
     net.write_params(&src).unwrap();
     // Documented order: first layer's weights row by row, its bias, then the next layer.
     assert_eq!(net.1.weight, [[src[0]], [src[1]], [src[2]]]);
@@ -249,7 +312,10 @@ fn chain_parameters_round_trip_bit_exactly_in_documented_order() {
     assert_eq!(net.2.bias, [src[12], src[13]]);
     let mut back = vec![0.0f32; Net::PARAMS];
     net.read_params(&mut back).unwrap();
-    assert_eq!(src.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), back.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        src.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        back.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -257,15 +323,32 @@ fn bad_parameter_input_is_rejected_and_leaves_the_model_untouched() {
     let mut layer = Dense::<2, 2, Tanh>::default();
     init(&mut layer, &mut rng_from_seed(1), InitScheme::GlorotUniform).unwrap();
     let before = layer;
-    assert_eq!(layer.write_params(&[0.0; 5]), Err(Error::Length { what: "parameters", expected: 6, found: 5 }));
-    assert_eq!(layer.write_params(&[0.0, 1.0, f32::NAN, 0.0, 0.0, 0.0]), Err(Error::NonFinite { what: "parameters", index: 2 }));
+    assert_eq!(
+        layer.write_params(&[0.0; 5]),
+        Err(Error::Length {
+            what: "parameters",
+            expected: 6,
+            found: 5
+        })
+    );
+    assert_eq!(
+        layer.write_params(&[0.0, 1.0, f32::NAN, 0.0, 0.0, 0.0]),
+        Err(Error::NonFinite {
+            what: "parameters",
+            index: 2
+        })
+    );
     let mut out = [7.0f32; 7];
     assert!(layer.read_params(&mut out).is_err());
     assert_eq!(out, [7.0; 7]);
     for limit in [f32::NAN, f32::INFINITY, -1.0] {
         let mut rng = rng_from_seed(9);
         assert!(init(&mut layer, &mut rng, InitScheme::Uniform { limit }).is_err());
-        assert_eq!(rng, rng_from_seed(9), "the generator is not advanced on error");
+        assert_eq!(
+            rng,
+            rng_from_seed(9),
+            "the generator is not advanced on error"
+        );
     }
     assert_eq!(layer, before);
 }
@@ -280,7 +363,11 @@ fn initialization_respects_each_schemes_limit_and_is_reproducible() {
     let he = (6.0f32 / 8.0).sqrt();
     assert!(a.weight.iter().flatten().all(|w| w.abs() <= he));
     // A uniform draw fills the interval: the largest weight is near the limit.
-    let max = a.weight.iter().flatten().fold(0.0f32, |m, w| m.max(w.abs()));
+    let max = a
+        .weight
+        .iter()
+        .flatten()
+        .fold(0.0f32, |m, w| m.max(w.abs()));
     assert!(max > 0.5 * he);
     assert_eq!(a.bias, [0.0; 4]);
 }

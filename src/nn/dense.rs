@@ -95,6 +95,7 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
                 z[j - I * O].add_param_tangent(lane, T::ONE);
             }
         }
-        z.map(A::apply)
+        A::apply_array(&mut z);
+        z
     }
 }

@@ -1,0 +1,217 @@
+//! Built-in losses over the ensemble statistics: mean squared error against data, and
+//! mean-plus-variance matching (method of moments), both with optional missing points.
+//!
+//! Missing data is marked by a **mask**: a slice of `[bool; D]` rows as long as the data,
+//! `true` where the data point is present. Entries where the mask is `false` are ignored
+//! entirely and may hold anything, NaN included (so data read with NaN for "missing" can be
+//! passed unchanged together with a mask built from `is_finite`). Without a mask every
+//! entry must be finite.
+
+use crate::error::{check_len, Error};
+use crate::grad::Loss;
+use crate::real::Real;
+
+/// Checks that every present entry of `data` is finite.
+fn check_data<const D: usize>(
+    what: &'static str,
+    data: &[[f32; D]],
+    mask: Option<&[[bool; D]]>,
+) -> Result<(), Error> {
+    if let Some(m) = mask {
+        check_len("data mask", data.len(), m.len())?;
+    }
+    for (index, row) in data.iter().enumerate() {
+        let present = mask.and_then(|m| m.get(index)).copied();
+        for (d, x) in row.iter().enumerate() {
+            let used = present.is_none_or(|p| p.get(d).copied().unwrap_or(false));
+            if used && !x.is_finite() {
+                return Err(Error::NonFinite { what, index });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether entry `(i, d)` is present.
+#[inline]
+fn present<const D: usize>(mask: Option<&[[bool; D]]>, i: usize, d: usize) -> bool {
+    match mask {
+        None => true,
+        Some(m) => m.get(i).and_then(|r| r.get(d)).copied().unwrap_or(false),
+    }
+}
+
+/// Sum of `(x - y)^2` over present entries of the first `x.len()` rows, and their count.
+#[inline]
+fn sum_squares<T: Real, const D: usize>(
+    x: &[[T; D]],
+    y: &[[f32; D]],
+    mask: Option<&[[bool; D]]>,
+) -> (T, usize) {
+    let mut sum = T::ZERO;
+    let mut count = 0;
+    for (i, (xr, yr)) in x.iter().zip(y).enumerate() {
+        for (d, (&xv, &yv)) in xr.iter().zip(yr).enumerate() {
+            if present(mask, i, d) {
+                let e = xv - yv;
+                sum += e * e;
+                count += 1;
+            }
+        }
+    }
+    (sum, count)
+}
+
+/// Mean squared error between the ensemble mean and data at the save times (the seed
+/// task's loss):
+///
+/// ```text
+/// L = (1 / n) * sum over present (i, d) of (mean[i][d] - data[i][d])^2
+/// ```
+///
+/// where `n` counts the present entries among the save times in use (0 if none: then
+/// `L = 0`). The data must have one row per save time.
+///
+/// ```
+/// use tinysde::grad::Loss;
+/// use tinysde::train::MeanSquaredError;
+/// let data = [[1.0], [f32::NAN], [3.0]];
+/// let mask = [[true], [false], [true]]; // the middle point is missing
+/// let mse = MeanSquaredError::masked(&data, &mask).unwrap();
+/// let l: f32 = mse.eval(&[[2.0], [100.0], [3.0]], &[[0.0]; 3]);
+/// assert_eq!(l, 0.5); // ((2-1)^2 + 0) / 2 present points
+/// assert!(MeanSquaredError::new(&data).is_err()); // NaN without a mask
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeanSquaredError<'a, const D: usize> {
+    data: &'a [[f32; D]],
+    mask: Option<&'a [[bool; D]]>,
+}
+
+impl<'a, const D: usize> MeanSquaredError<'a, D> {
+    /// The loss against `data` (one row per save time, all finite).
+    pub fn new(data: &'a [[f32; D]]) -> Result<Self, Error> {
+        check_data("data", data, None)?;
+        Ok(Self { data, mask: None })
+    }
+
+    /// The loss against the entries of `data` where `mask` is `true` (same length as
+    /// `data`; present entries must be finite, missing ones are ignored).
+    pub fn masked(data: &'a [[f32; D]], mask: &'a [[bool; D]]) -> Result<Self, Error> {
+        check_data("data", data, Some(mask))?;
+        Ok(Self {
+            data,
+            mask: Some(mask),
+        })
+    }
+
+    /// The data.
+    pub fn data(&self) -> &'a [[f32; D]] {
+        self.data
+    }
+}
+
+impl<const D: usize> Loss<D> for MeanSquaredError<'_, D> {
+    fn check(&self, saves: usize) -> Result<(), Error> {
+        check_len("data", saves, self.data.len())
+    }
+
+    fn eval<T: Real>(&self, mean: &[[T; D]], _var: &[[T; D]]) -> T {
+        let (sum, count) = sum_squares(mean, self.data, self.mask);
+        if count == 0 {
+            T::ZERO
+        } else {
+            sum / count as f32
+        }
+    }
+}
+
+/// Mean and variance matching (the DiffEqFlux neural SDE tutorial's loss):
+///
+/// ```text
+/// L = sum over present (i, d) of (mean[i][d] - m[i][d])^2
+///   + w * sum over present (i, d) of (var[i][d] - v[i][d])^2
+/// ```
+///
+/// with target means `m`, target variances `v` (one row per save time each) and a
+/// variance weight `w` (1 by default). Sums, not averages, as in the tutorial. Matching
+/// the variance keeps the learned noise from collapsing to zero.
+///
+/// ```
+/// use tinysde::grad::Loss;
+/// use tinysde::train::MomentMatching;
+/// let m = [[1.0f32, 0.0]];
+/// let v = [[0.5f32, 0.5]];
+/// let loss = MomentMatching::new(&m, &v).unwrap();
+/// let l: f32 = loss.eval(&[[2.0, 0.0]], &[[0.5, 1.5]]);
+/// assert_eq!(l, 2.0); // 1 from the mean, 1 from the variance
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MomentMatching<'a, const D: usize> {
+    mean: &'a [[f32; D]],
+    var: &'a [[f32; D]],
+    mask: Option<&'a [[bool; D]]>,
+    var_weight: f32,
+}
+
+impl<'a, const D: usize> MomentMatching<'a, D> {
+    /// The loss against target means and variances (same length, finite).
+    pub fn new(mean: &'a [[f32; D]], var: &'a [[f32; D]]) -> Result<Self, Error> {
+        check_len("target variances", mean.len(), var.len())?;
+        check_data("target means", mean, None)?;
+        check_data("target variances", var, None)?;
+        Ok(Self {
+            mean,
+            var,
+            mask: None,
+            var_weight: 1.0,
+        })
+    }
+
+    /// The loss against the entries where `mask` is `true` (one mask for both moments,
+    /// same length; present entries finite).
+    pub fn masked(
+        mean: &'a [[f32; D]],
+        var: &'a [[f32; D]],
+        mask: &'a [[bool; D]],
+    ) -> Result<Self, Error> {
+        check_len("target variances", mean.len(), var.len())?;
+        check_data("target means", mean, Some(mask))?;
+        check_data("target variances", var, Some(mask))?;
+        Ok(Self {
+            mean,
+            var,
+            mask: Some(mask),
+            var_weight: 1.0,
+        })
+    }
+
+    /// Weights the variance term by `w` (finite, `>= 0`).
+    pub fn with_var_weight(mut self, w: f32) -> Result<Self, Error> {
+        if !w.is_finite() {
+            return Err(Error::NonFinite {
+                what: "variance weight",
+                index: 0,
+            });
+        }
+        if w < 0.0 {
+            return Err(Error::OutOfRange {
+                what: "variance weight must be >= 0",
+            });
+        }
+        self.var_weight = w;
+        Ok(self)
+    }
+}
+
+impl<const D: usize> Loss<D> for MomentMatching<'_, D> {
+    fn check(&self, saves: usize) -> Result<(), Error> {
+        check_len("target means", saves, self.mean.len())
+    }
+
+    fn eval<T: Real>(&self, mean: &[[T; D]], var: &[[T; D]]) -> T {
+        let (m, _) = sum_squares(mean, self.mean, self.mask);
+        let (v, _) = sum_squares(var, self.var, self.mask);
+        m + v * self.var_weight
+    }
+}

@@ -1,0 +1,391 @@
+//! Optimizers with fixed-size state: Adam and SGD with momentum, and clipping by global norm.
+//!
+//! State buffers are any `AsRef<[f32]> + AsMut<[f32]>`: an array `[f32; P]` sized by the
+//! model's parameter count, a borrowed `&mut [f32]`, or (on the host) a `Vec<f32>`.
+//! Every operation checks lengths and finiteness first and changes nothing on error.
+
+use crate::error::{check_len, Error};
+use crate::math;
+
+/// A first-order optimizer: updates parameters in place from a gradient.
+pub trait Optimizer {
+    /// The number of parameters its state is sized for.
+    fn num_params(&self) -> usize;
+    /// One update of `params` (length [`num_params`](Optimizer::num_params)) from `grad`
+    /// (same length, finite). On error neither the parameters nor the state change.
+    fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error>;
+    /// Forgets all accumulated state (moments, velocity, step count).
+    fn reset(&mut self);
+}
+
+fn check_step(n: usize, params: &[f32], grad: &[f32]) -> Result<(), Error> {
+    check_len("parameters", n, params.len())?;
+    check_len("gradient", n, grad.len())?;
+    if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "gradient",
+            index,
+        });
+    }
+    Ok(())
+}
+
+fn check_lr(lr: f32) -> Result<(), Error> {
+    if !lr.is_finite() {
+        return Err(Error::NonFinite {
+            what: "learning rate",
+            index: 0,
+        });
+    }
+    if lr <= 0.0 {
+        return Err(Error::OutOfRange {
+            what: "learning rate must be > 0",
+        });
+    }
+    Ok(())
+}
+
+fn check_unit(x: f32, what: &'static str, range: &'static str) -> Result<(), Error> {
+    if !x.is_finite() {
+        return Err(Error::NonFinite { what, index: 0 });
+    }
+    if !(0.0..1.0).contains(&x) {
+        return Err(Error::OutOfRange { what: range });
+    }
+    Ok(())
+}
+
+/// Adam's hyperparameters. `Default` is Flux's and PyTorch's: `lr = 1e-3`,
+/// `beta1 = 0.9`, `beta2 = 0.999`, `eps = 1e-8`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdamConfig {
+    /// Learning rate (finite, `> 0`).
+    pub lr: f32,
+    /// Decay of the first moment (in `[0, 1)`).
+    pub beta1: f32,
+    /// Decay of the second moment (in `[0, 1)`).
+    pub beta2: f32,
+    /// Added to the root of the second moment (finite, `> 0`).
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// The default configuration with learning rate `lr`.
+    pub fn lr(lr: f32) -> Self {
+        Self {
+            lr,
+            ..Self::default()
+        }
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_lr(self.lr)?;
+        check_unit(self.beta1, "beta1", "beta1 must be in [0, 1)")?;
+        check_unit(self.beta2, "beta2", "beta2 must be in [0, 1)")?;
+        if !self.eps.is_finite() {
+            return Err(Error::NonFinite {
+                what: "eps",
+                index: 0,
+            });
+        }
+        if self.eps <= 0.0 {
+            return Err(Error::OutOfRange {
+                what: "eps must be > 0",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with bias correction:
+///
+/// ```text
+/// m = beta1 m + (1 - beta1) g        v = beta2 v + (1 - beta2) g^2
+/// p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+/// ```
+///
+/// `beta^t` is kept as a running product in `f32` (no `powf`), so updates are bit-identical
+/// on every target.
+///
+/// ```
+/// use tinysde::train::{Adam, AdamConfig, Optimizer};
+/// // minimize (p - 3)^2 with moments in fixed-size arrays
+/// let mut adam = Adam::new(AdamConfig::lr(0.1), [0.0f32; 1], [0.0f32; 1]).unwrap();
+/// let mut p = [0.0f32];
+/// for _ in 0..500 {
+///     let g = [2.0 * (p[0] - 3.0)];
+///     adam.step(&mut p, &g).unwrap();
+/// }
+/// assert!((p[0] - 3.0).abs() < 1e-2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam<B> {
+    config: AdamConfig,
+    m: B,
+    v: B,
+    beta1_t: f32,
+    beta2_t: f32,
+    t: u32,
+}
+
+impl<B: AsRef<[f32]> + AsMut<[f32]>> Adam<B> {
+    /// Adam with the moment buffers `m` and `v` (same length: the number of parameters).
+    /// They are zeroed.
+    pub fn new(config: AdamConfig, mut m: B, mut v: B) -> Result<Self, Error> {
+        config.validate()?;
+        check_len("Adam second moment", m.as_ref().len(), v.as_ref().len())?;
+        m.as_mut().fill(0.0);
+        v.as_mut().fill(0.0);
+        Ok(Self {
+            config,
+            m,
+            v,
+            beta1_t: 1.0,
+            beta2_t: 1.0,
+            t: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> AdamConfig {
+        self.config
+    }
+
+    /// Changes the configuration, keeping the state (validated; unchanged on error).
+    pub fn set_config(&mut self, config: AdamConfig) -> Result<(), Error> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Changes the learning rate only (validated; unchanged on error).
+    pub fn set_lr(&mut self, lr: f32) -> Result<(), Error> {
+        self.set_config(AdamConfig { lr, ..self.config })
+    }
+
+    /// The number of updates made since creation or the last reset.
+    pub fn steps(&self) -> u32 {
+        self.t
+    }
+
+    /// The first and second moment buffers.
+    pub fn moments(&self) -> (&[f32], &[f32]) {
+        (self.m.as_ref(), self.v.as_ref())
+    }
+
+    /// Gives the buffers back.
+    pub fn into_buffers(self) -> (B, B) {
+        (self.m, self.v)
+    }
+}
+
+impl<B: AsRef<[f32]> + AsMut<[f32]>> Optimizer for Adam<B> {
+    fn num_params(&self) -> usize {
+        self.m.as_ref().len()
+    }
+
+    fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error> {
+        check_step(self.num_params(), params, grad)?;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } = self.config;
+        self.t = self.t.saturating_add(1);
+        self.beta1_t *= beta1;
+        self.beta2_t *= beta2;
+        let c1 = 1.0 / (1.0 - self.beta1_t);
+        let c2 = 1.0 / (1.0 - self.beta2_t);
+        let (m, v) = (self.m.as_mut(), self.v.as_mut());
+        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * (g * g);
+            let m_hat = *m * c1;
+            let v_hat = *v * c2;
+            *p -= lr * m_hat / (math::sqrt(v_hat) + eps);
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.m.as_mut().fill(0.0);
+        self.v.as_mut().fill(0.0);
+        self.beta1_t = 1.0;
+        self.beta2_t = 1.0;
+        self.t = 0;
+    }
+}
+
+/// SGD's hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SgdConfig {
+    /// Learning rate (finite, `> 0`).
+    pub lr: f32,
+    /// Momentum (in `[0, 1)`; 0 is plain gradient descent).
+    pub momentum: f32,
+}
+
+impl SgdConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_lr(self.lr)?;
+        check_unit(self.momentum, "momentum", "momentum must be in [0, 1)")
+    }
+}
+
+/// Stochastic gradient descent with (heavy-ball) momentum, as PyTorch writes it:
+///
+/// ```text
+/// b = momentum * b + g        p -= lr * b
+/// ```
+///
+/// ```
+/// use tinysde::train::{Optimizer, Sgd, SgdConfig};
+/// let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.5 }, [0.0f32; 2]).unwrap();
+/// let mut p = [1.0f32, -2.0];
+/// for _ in 0..200 {
+///     let g = [2.0 * p[0], 2.0 * p[1]]; // gradient of |p|^2
+///     sgd.step(&mut p, &g).unwrap();
+/// }
+/// assert!(p[0].abs() < 1e-4 && p[1].abs() < 1e-4);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sgd<B> {
+    config: SgdConfig,
+    velocity: B,
+}
+
+impl<B: AsRef<[f32]> + AsMut<[f32]>> Sgd<B> {
+    /// SGD with the velocity buffer `velocity` (one entry per parameter; zeroed).
+    pub fn new(config: SgdConfig, mut velocity: B) -> Result<Self, Error> {
+        config.validate()?;
+        velocity.as_mut().fill(0.0);
+        Ok(Self { config, velocity })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> SgdConfig {
+        self.config
+    }
+
+    /// Changes the configuration, keeping the velocity (validated; unchanged on error).
+    pub fn set_config(&mut self, config: SgdConfig) -> Result<(), Error> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The velocity buffer.
+    pub fn velocity(&self) -> &[f32] {
+        self.velocity.as_ref()
+    }
+}
+
+impl<B: AsRef<[f32]> + AsMut<[f32]>> Optimizer for Sgd<B> {
+    fn num_params(&self) -> usize {
+        self.velocity.as_ref().len()
+    }
+
+    fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error> {
+        check_step(self.num_params(), params, grad)?;
+        let SgdConfig { lr, momentum } = self.config;
+        for ((p, &g), b) in params.iter_mut().zip(grad).zip(self.velocity.as_mut()) {
+            *b = momentum * *b + g;
+            *p -= lr * *b;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.velocity.as_mut().fill(0.0);
+    }
+}
+
+impl<O: Optimizer + ?Sized> Optimizer for &mut O {
+    fn num_params(&self) -> usize {
+        (**self).num_params()
+    }
+    fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error> {
+        (**self).step(params, grad)
+    }
+    fn reset(&mut self) {
+        (**self).reset()
+    }
+}
+
+/// The Euclidean norm of `x`, computed without overflow or underflow (scaled by the
+/// largest magnitude). NaN if any entry is NaN, infinite if any is infinite.
+pub fn global_norm(x: &[f32]) -> f32 {
+    let mut scale = 0.0f32;
+    for &v in x {
+        let a = if v < 0.0 { -v } else { v };
+        if a.is_nan() {
+            return f32::NAN;
+        }
+        if a > scale {
+            scale = a;
+        }
+    }
+    if scale == 0.0 || scale.is_infinite() {
+        return scale;
+    }
+    let mut sum = 0.0f32;
+    for &v in x {
+        let r = v / scale;
+        sum += r * r;
+    }
+    scale * math::sqrt(sum)
+}
+
+/// Scales `grad` so that its global norm is at most `max_norm` (finite, `> 0`; up to one
+/// or two roundings); returns the norm before clipping. A gradient already within the bound is left as it is; so is
+/// everything on error (bad `max_norm`, or a non-finite gradient).
+///
+/// ```
+/// let mut g = [3.0f32, 4.0];
+/// let before = tinysde::train::clip_global_norm(&mut g, 1.0).unwrap();
+/// assert_eq!(before, 5.0);
+/// assert!((tinysde::train::global_norm(&g) - 1.0).abs() < 1e-6);
+/// ```
+pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
+    if !max_norm.is_finite() {
+        return Err(Error::NonFinite {
+            what: "clipping norm",
+            index: 0,
+        });
+    }
+    if max_norm <= 0.0 {
+        return Err(Error::OutOfRange {
+            what: "clipping norm must be > 0",
+        });
+    }
+    if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "gradient",
+            index,
+        });
+    }
+    let norm = global_norm(grad);
+    if norm > max_norm {
+        let s = max_norm / norm;
+        for g in grad.iter_mut() {
+            *g *= s;
+        }
+    }
+    Ok(norm)
+}

@@ -1,0 +1,416 @@
+//! The trainer: iterations of gradient and update, a callback, best-parameter tracking,
+//! per-iteration noise and the growing-window schedule.
+
+use core::ops::ControlFlow;
+
+use super::optim::{clip_global_norm, Optimizer};
+use super::schedule::{GrowingWindow, NoiseMode};
+use crate::dual::Dual;
+use crate::error::{check_len, Error};
+use crate::grad::{loss_and_gradient, Loss, Problem};
+use crate::nn::Parameters;
+use crate::sde::Sde;
+use crate::solve::Step;
+
+/// Training options.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrainConfig {
+    /// Which Brownian path each iteration uses (default: a fresh one per iteration, from
+    /// base seed 0).
+    pub noise: NoiseMode,
+    /// If set, gradients are scaled to at most this global norm (finite, `> 0`) before
+    /// each update.
+    pub clip_norm: Option<f32>,
+}
+
+/// The buffers a [`Trainer`] works in, all provided by the caller. With `N` the flat
+/// parameter count ([`Problem::gradient_len`] of the model's `PARAMS`: the model's
+/// parameters, then the initial state if it is trained):
+///
+/// - `params`, `grad`, `best`: `N` entries each;
+/// - `stats`: at least [`Problem::stats_len`] rows; its element type `Dual<K>` sets how
+///   many parameters each gradient pass differentiates.
+#[derive(Debug)]
+pub struct Workspace<'a, const K: usize, const D: usize> {
+    /// The current flat parameters (the model is kept equal to them).
+    pub params: &'a mut [f32],
+    /// The last gradient.
+    pub grad: &'a mut [f32],
+    /// The best parameters seen (see [`Trainer::best`]).
+    pub best: &'a mut [f32],
+    /// Scratch for the dual ensemble statistics.
+    pub stats: &'a mut [[Dual<K>; D]],
+}
+
+/// What the callback sees after each loss evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Progress {
+    /// The iteration number (counting from 0 over the trainer's whole life).
+    pub iteration: u32,
+    /// The loss at the parameters before this iteration's update.
+    pub loss: f32,
+    /// The stage of a growing-window schedule (0 for plain training).
+    pub stage: u32,
+    /// The number of save times in use.
+    pub window: usize,
+}
+
+/// The outcome of [`Trainer::run`] or [`Trainer::run_schedule`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Report {
+    /// Loss evaluations made by this call.
+    pub iterations: u32,
+    /// The last loss evaluated (NaN if none).
+    pub last_loss: f32,
+    /// The best loss on the final window (see [`Trainer::best`]).
+    pub best_loss: f32,
+    /// Whether the callback stopped training.
+    pub stopped: bool,
+}
+
+/// Trains a model: each iteration computes the loss and its gradient by forward-mode
+/// sensitivity ([`loss_and_gradient`]) on that iteration's noise, reports
+/// [`Progress`] to a callback (which may stop training), records the best parameters, and
+/// updates the parameters with the optimizer (after optional clipping).
+///
+/// Nothing is allocated; the model and the optimizer are borrowed or owned (pass
+/// `&mut optimizer` to keep yours), the buffers come in a [`Workspace`].
+///
+/// **Best parameters.** The trainer keeps a copy of the parameters with the lowest loss
+/// evaluated so far. Losses on different windows are not comparable, so when the window
+/// changes the record restarts: after a growing-window schedule the best parameters are the
+/// best ones on the full data.
+///
+/// **Errors.** [`Trainer::new`] and the `run` methods check all inputs first and change
+/// nothing on error. A loss or gradient that becomes non-finite stops training with
+/// [`Error::NonFiniteGradient`] naming the iteration; a solve that blows up stops it with
+/// [`Error::Diverged`]. Either way the best parameters so far remain in the workspace and
+/// [`Trainer::restore_best`] puts them back into the model.
+///
+/// ```
+/// use core::ops::ControlFlow;
+/// use tinysde::grad::Problem;
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
+/// use tinysde::{Dual, Real};
+///
+/// // du = (a u + b) dt + (c u + d) dW, fitted to a decay toward 1
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// const P: usize = Model::PARAMS;
+/// let mut model = Model::default();
+/// let times = [0.5, 1.0, 1.5, 2.0];
+/// let data = [[1.4], [1.2], [1.1], [1.05]];
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 2.0, 40)?);
+/// let problem = Problem::new(solver, [2.0], 8, &times)?;
+/// let loss = MeanSquaredError::new(&data)?;
+/// let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; P], [0.0; P])?;
+/// let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+/// let mut stats = [[Dual::<4>::ZERO; 1]; 8];
+/// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, stats: &mut stats };
+/// let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, TrainConfig::default(), ws)?;
+/// let mut first = None;
+/// let report = trainer.run(200, |p| {
+///     first.get_or_insert(p.loss);
+///     ControlFlow::Continue(())
+/// })?;
+/// assert!(report.best_loss < first.unwrap() / 10.0);
+/// trainer.restore_best();
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+pub struct Trainer<'a, S, M, L, O, const K: usize, const D: usize> {
+    model: &'a mut S,
+    optimizer: O,
+    problem: Problem<'a, M, D>,
+    loss: L,
+    config: TrainConfig,
+    ws: Workspace<'a, K, D>,
+    iteration: u32,
+    best_loss: f32,
+    best_window: usize,
+}
+
+impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
+where
+    S: Sde<Dual<K>, D> + Parameters,
+    M: Step<Dual<K>, S, D>,
+    L: Loss<D>,
+    O: Optimizer,
+{
+    /// A trainer for `model` on `problem` and `loss`.
+    ///
+    /// Checks, before changing anything: the loss accepts the problem's save times (for
+    /// the built-in losses: one data row per save time), the buffer lengths, the optimizer's
+    /// size, the method's support for the model's noise kind, `K >= 1` and the clipping
+    /// norm. Then copies the model's parameters (and the initial state, if trained) into
+    /// `workspace.params` and `workspace.best`.
+    pub fn new(
+        model: &'a mut S,
+        optimizer: O,
+        problem: Problem<'a, M, D>,
+        loss: L,
+        config: TrainConfig,
+        ws: Workspace<'a, K, D>,
+    ) -> Result<Self, Error> {
+        if K == 0 {
+            return Err(Error::OutOfRange {
+                what: "Dual<K> needs K >= 1 lanes",
+            });
+        }
+        let n = problem.gradient_len(S::PARAMS);
+        check_len("parameters", n, ws.params.len())?;
+        check_len("gradient", n, ws.grad.len())?;
+        check_len("best parameters", n, ws.best.len())?;
+        check_len("optimizer state", n, optimizer.num_params())?;
+        let needed = problem.stats_len();
+        if ws.stats.len() < needed {
+            return Err(Error::Length {
+                what: "statistics scratch (2 rows per save time)",
+                expected: needed,
+                found: ws.stats.len(),
+            });
+        }
+        loss.check(problem.save_times().len())?;
+        let noise = <S as Sde<Dual<K>, D>>::NOISE;
+        if !M::supports(noise) {
+            return Err(Error::UnsupportedNoise {
+                method: M::NAME,
+                noise,
+            });
+        }
+        if let Some(c) = config.clip_norm {
+            if !c.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "clipping norm",
+                    index: 0,
+                });
+            }
+            if c <= 0.0 {
+                return Err(Error::OutOfRange {
+                    what: "clipping norm must be > 0",
+                });
+            }
+        }
+        let best_window = problem.window();
+        let mut trainer = Self {
+            model,
+            optimizer,
+            problem,
+            loss,
+            config,
+            ws,
+            iteration: 0,
+            best_loss: f32::INFINITY,
+            best_window,
+        };
+        trainer.read_model();
+        trainer.ws.best.copy_from_slice(trainer.ws.params);
+        trainer.ws.grad.fill(0.0);
+        Ok(trainer)
+    }
+
+    /// Copies the model's parameters and the initial state into `params`.
+    fn read_model(&mut self) {
+        let (p, u) = self.ws.params.split_at_mut(S::PARAMS);
+        self.model.read_unchecked(p);
+        for (dst, src) in u.iter_mut().zip(self.problem.u0()) {
+            *dst = src;
+        }
+    }
+
+    /// Writes `src` (a flat parameter vector of the right length) into the model and u0.
+    fn write_model(model: &mut S, problem: &mut Problem<'a, M, D>, src: &[f32]) {
+        let (p, u) = src.split_at(S::PARAMS);
+        model.write_unchecked(p);
+        if problem.u0_gradient() {
+            problem.set_u0_unchecked(u);
+        }
+    }
+
+    /// Runs `iterations` iterations on all save times (window = all). Calls continue the
+    /// iteration count (and so the noise sequence) where the previous one stopped.
+    pub fn run<F>(&mut self, iterations: u32, mut callback: F) -> Result<Report, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+    {
+        let window = self.problem.save_times().len();
+        let mut report = self.empty_report();
+        self.read_model();
+        self.run_stage(0, window, iterations, &mut callback, &mut report)?;
+        report.best_loss = self.best_loss;
+        Ok(report)
+    }
+
+    /// Runs a growing-window schedule: for each window of [`GrowingWindow::windows`],
+    /// `iters_per_stage` iterations on the first `window` save times. The schedule is
+    /// validated before anything runs.
+    pub fn run_schedule<F>(
+        &mut self,
+        schedule: &GrowingWindow,
+        mut callback: F,
+    ) -> Result<Report, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+    {
+        let windows = schedule.windows(self.problem.save_times().len())?;
+        let mut report = self.empty_report();
+        self.read_model();
+        for (stage, window) in windows.enumerate() {
+            let stage = u32::try_from(stage).unwrap_or(u32::MAX);
+            let stopped = self.run_stage(
+                stage,
+                window,
+                schedule.iters_per_stage,
+                &mut callback,
+                &mut report,
+            )?;
+            if stopped {
+                break;
+            }
+        }
+        report.best_loss = self.best_loss;
+        Ok(report)
+    }
+
+    fn empty_report(&self) -> Report {
+        Report {
+            iterations: 0,
+            last_loss: f32::NAN,
+            best_loss: self.best_loss,
+            stopped: false,
+        }
+    }
+
+    /// One stage; returns whether the callback stopped training.
+    fn run_stage<F>(
+        &mut self,
+        stage: u32,
+        window: usize,
+        iterations: u32,
+        callback: &mut F,
+        report: &mut Report,
+    ) -> Result<bool, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+    {
+        for _ in 0..iterations {
+            let iteration = self.iteration;
+            self.problem.set_window(window)?;
+            let noise = self.config.noise.brownian(iteration);
+            let value = match loss_and_gradient(
+                &self.problem,
+                &*self.model,
+                &noise,
+                &self.loss,
+                self.ws.stats,
+                self.ws.grad,
+            ) {
+                Ok(v) => v,
+                Err(Error::NonFinite {
+                    what: "gradient" | "loss",
+                    ..
+                }) => {
+                    return Err(Error::NonFiniteGradient { iteration });
+                }
+                Err(e) => return Err(e),
+            };
+            if self.best_window != window || value < self.best_loss {
+                self.best_loss = value;
+                self.best_window = window;
+                self.ws.best.copy_from_slice(self.ws.params);
+            }
+            self.iteration = self.iteration.saturating_add(1);
+            report.iterations = report.iterations.saturating_add(1);
+            report.last_loss = value;
+            report.best_loss = self.best_loss;
+            let progress = Progress {
+                iteration,
+                loss: value,
+                stage,
+                window,
+            };
+            if callback(&progress).is_break() {
+                report.stopped = true;
+                return Ok(true);
+            }
+            if let Some(c) = self.config.clip_norm {
+                clip_global_norm(self.ws.grad, c)?;
+            }
+            self.optimizer.step(self.ws.params, self.ws.grad)?;
+            if self.ws.params.iter().any(|p| !p.is_finite()) {
+                // Only an absurd learning rate gets here; keep the model (and `params`)
+                // at the last finite parameters.
+                self.read_model();
+                return Err(Error::NonFiniteGradient { iteration });
+            }
+            Self::write_model(self.model, &mut self.problem, self.ws.params);
+        }
+        Ok(false)
+    }
+
+    /// The best parameters seen (flat, model then initial state) and their loss
+    /// (`f32::INFINITY` before any iteration, when they are the starting parameters).
+    pub fn best(&self) -> (&[f32], f32) {
+        (self.ws.best, self.best_loss)
+    }
+
+    /// Puts the best parameters into the model (and the initial state, if trained).
+    pub fn restore_best(&mut self) {
+        self.ws.params.copy_from_slice(self.ws.best);
+        Self::write_model(self.model, &mut self.problem, self.ws.best);
+    }
+
+    /// The current flat parameters.
+    pub fn params(&self) -> &[f32] {
+        self.ws.params
+    }
+
+    /// The last gradient computed.
+    pub fn gradient(&self) -> &[f32] {
+        self.ws.grad
+    }
+
+    /// The model.
+    pub fn model(&self) -> &S {
+        self.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The optimizer, for changing its learning rate or resetting it between phases.
+    pub fn optimizer_mut(&mut self) -> &mut O {
+        &mut self.optimizer
+    }
+
+    /// The problem (its initial state follows training when it is trained).
+    pub fn problem(&self) -> &Problem<'a, M, D> {
+        &self.problem
+    }
+
+    /// Changes the number of trajectories per iteration (`>= 1`; unchanged on error).
+    pub fn set_trajectories(&mut self, trajectories: usize) -> Result<(), Error> {
+        self.problem.set_trajectories(trajectories)
+    }
+
+    /// Changes how noise is drawn per iteration.
+    pub fn set_noise(&mut self, noise: NoiseMode) {
+        self.config.noise = noise;
+    }
+
+    /// The number of iterations run so far (the next iteration's number).
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
+    /// Gives back the workspace (the model and optimizer borrows end with the trainer).
+    pub fn into_workspace(self) -> Workspace<'a, K, D> {
+        self.ws
+    }
+}

@@ -1,0 +1,109 @@
+//! Gradients and training iterations allocate nothing: counted by a global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tinysde::grad::{loss_and_gradient, Problem};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::noise::Brownian;
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{Solver, Sosri, TimeGrid};
+use tinysde::train::{
+    Adam, AdamConfig, GrowingWindow, MeanSquaredError, TrainConfig, Trainer, Workspace,
+};
+use tinysde::{Dual, Real};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+type Model = NeuralSde<
+    (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>),
+    (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>),
+>;
+const P: usize = Model::PARAMS;
+
+#[test]
+fn gradient_and_training_iterations_allocate_nothing() {
+    let mut model = Model::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(1),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let times = [-3.0f32, -2.0, -1.0, 0.0];
+    let data = [[0.5f32], [0.7], [1.0], [1.6]];
+    let solver = Solver::new(Sosri, TimeGrid::new(-3.0, 0.0, 12).unwrap());
+    let problem = Problem::new(solver, data[0], 3, &times).unwrap();
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let mut grad = [0.0f32; P];
+    let mut stats = [[Dual::<32>::ZERO; 1]; 8];
+
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let value = loss_and_gradient(
+        &problem,
+        &model,
+        &Brownian::new(2),
+        &loss,
+        &mut stats,
+        &mut grad,
+    )
+    .unwrap();
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst) - before,
+        0,
+        "gradient allocated"
+    );
+    assert!(value.is_finite() && grad.iter().any(|&g| g != 0.0));
+
+    let mut adam = Adam::new(AdamConfig::lr(0.01), [0.0; P], [0.0; P]).unwrap();
+    let (mut params, mut best) = ([0.0; P], [0.0; P]);
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        stats: &mut stats,
+    };
+    let config = TrainConfig {
+        clip_norm: Some(5.0),
+        ..TrainConfig::default()
+    };
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+    let mut total = 0.0f32;
+    trainer
+        .run(3, |p| {
+            total += p.loss;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let schedule = GrowingWindow {
+        start: 2,
+        add: 1,
+        iters_per_stage: 1,
+    };
+    trainer
+        .run_schedule(&schedule, |p| {
+            total += p.loss;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    trainer.restore_best();
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(total.is_finite());
+    assert_eq!(after - before, 0, "training allocated");
+}
