@@ -1,0 +1,333 @@
+//! Training, evaluation and sampling shared by the examples.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tinysde::grad::{loss_value, Loss, Problem};
+use tinysde::nn::{
+    Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
+};
+use tinysde::noise::Brownian;
+use tinysde::sde::{NeuralSde, Sde};
+use tinysde::solve::{Solver, Step, TimeGrid};
+use tinysde::train::{
+    Adam, AdamConfig, GrowingWindow, NoiseMode, Optimizer, Progress, TrainConfig, Trainer,
+    Workspace,
+};
+use tinysde::{Dual, Error, Real};
+
+/// The solver every example uses: SOSRI (strong order 1.5 for diagonal noise), as in the
+/// seed article and DiffEqFlux.
+pub type Method = tinysde::solve::Sosri;
+
+/// The seed task's drift network on a `D`-dimensional state: `u -> u^3 -> 20 fast-tanh
+/// units -> D outputs`.
+pub type Drift<const D: usize> = (Cube<D>, Dense<D, 20, FastTanh>, Dense<20, D, Identity>);
+/// The seed task's diffusion network: `u -> 20 fast-sigmoid units -> D outputs`.
+pub type Diffusion<const D: usize> = (Dense<D, 20, FastSigmoid>, Dense<20, D, Identity>);
+/// The seed task's neural SDE (diagonal noise).
+pub type Model<const D: usize> = NeuralSde<Drift<D>, Diffusion<D>>;
+
+/// A model with Glorot-uniform weights drawn from `seed` and zero biases.
+pub fn new_model<M: tinysde::nn::Init + Default>(seed: u64) -> Result<M, Error> {
+    let mut m = M::default();
+    tinysde::nn::init(
+        &mut m,
+        &mut tinysde::noise::rng_from_seed(seed),
+        InitScheme::GlorotUniform,
+    )?;
+    Ok(m)
+}
+
+/// A progress bar for `total` iterations showing the current loss, drawn on stderr only
+/// when `visible` (and stderr is a terminal).
+pub fn progress_bar(total: u64, prefix: &str, visible: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let style = ProgressStyle::with_template(
+        "{prefix:>14} [{bar:32}] {pos:>4}/{len} loss {msg:<10} {elapsed_precise}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// One phase of plain training: `iterations` Adam steps at learning rate `lr` with
+/// `trajectories` sampled paths per loss. The optimizer's state starts afresh each phase.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Phase {
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Trajectories per loss evaluation.
+    pub trajectories: usize,
+    /// Iterations.
+    pub iterations: u32,
+}
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    /// Phases of plain training on all points, one after the other.
+    Phases(Vec<Phase>),
+    /// The growing-window schedule with Adam at `lr` and `trajectories` paths.
+    Growing {
+        /// The windows and iterations per stage.
+        window: GrowingWindow,
+        /// Adam's learning rate.
+        lr: f32,
+        /// Trajectories per loss evaluation.
+        trajectories: usize,
+    },
+}
+
+impl Schedule {
+    /// The total number of iterations for `saves` save times.
+    pub fn total_iterations(&self, saves: usize) -> u32 {
+        match self {
+            Schedule::Phases(p) => p.iter().map(|p| p.iterations).sum(),
+            Schedule::Growing { window, .. } => window.total_iterations(saves).unwrap_or(0),
+        }
+    }
+}
+
+/// The loss after each iteration and what it was computed on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// The loss at each iteration (on the points in use at that iteration).
+    pub losses: Vec<f32>,
+    /// The number of points in use at each iteration.
+    pub windows: Vec<usize>,
+    /// The best loss on the final points (the parameters the model ends with).
+    pub best_loss: f32,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl History {
+    /// Iterations at which a growing-window stage began (after the first).
+    pub fn stage_starts(&self) -> Vec<usize> {
+        (1..self.windows.len())
+            .filter(|&i| self.windows[i] != self.windows[i - 1])
+            .collect()
+    }
+}
+
+/// Trains `model` on `loss` over `times` from `u0` with `solver`, reports every iteration
+/// to `bar`, and leaves the model at the best parameters seen on the full data.
+/// Noise: a fresh Brownian path per iteration from `noise_seed`.
+#[allow(clippy::too_many_arguments)]
+pub fn train<const K: usize, S, L, const D: usize>(
+    model: &mut S,
+    solver: Solver<Method>,
+    u0: [f32; D],
+    times: &[f32],
+    loss: L,
+    schedule: &Schedule,
+    noise_seed: u64,
+    bar: &ProgressBar,
+) -> Result<History, Error>
+where
+    S: Sde<Dual<K>, D> + Parameters,
+    Method: Step<Dual<K>, S, D>,
+    L: Loss<D>,
+{
+    let start = Instant::now();
+    let p = S::PARAMS;
+    let (first_lr, first_n) = match schedule {
+        Schedule::Phases(phases) => phases
+            .first()
+            .map_or((1e-3, 1), |ph| (ph.lr, ph.trajectories)),
+        Schedule::Growing {
+            lr, trajectories, ..
+        } => (*lr, *trajectories),
+    };
+    let problem = Problem::new(solver, u0, first_n, times)?;
+    let adam = Adam::new(AdamConfig::lr(first_lr), vec![0.0; p], vec![0.0; p])?;
+    let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+    let mut stats = vec![[Dual::<K>::ZERO; D]; problem.stats_len()];
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        stats: &mut stats,
+    };
+    let config = TrainConfig {
+        noise: NoiseMode::Fresh { seed: noise_seed },
+        clip_norm: None,
+    };
+    let mut trainer = Trainer::new(model, adam, problem, loss, config, ws)?;
+    let mut history = History::default();
+    let mut record = |p: &Progress| {
+        history.losses.push(p.loss);
+        history.windows.push(p.window);
+        bar.set_message(format!("{:.4}", p.loss));
+        bar.inc(1);
+        ControlFlow::Continue(())
+    };
+    let report = match schedule {
+        Schedule::Phases(phases) => {
+            let mut report = None;
+            for ph in phases {
+                trainer.optimizer_mut().reset();
+                trainer.optimizer_mut().set_lr(ph.lr)?;
+                trainer.set_trajectories(ph.trajectories)?;
+                report = Some(trainer.run(ph.iterations, &mut record)?);
+            }
+            report
+        }
+        Schedule::Growing { window, .. } => Some(trainer.run_schedule(window, &mut record)?),
+    };
+    trainer.restore_best();
+    history.best_loss = report.map_or(f32::NAN, |r| r.best_loss);
+    history.seconds = start.elapsed().as_secs_f64();
+    Ok(history)
+}
+
+/// The loss of `model` with `trajectories` paths from `Brownian::new(seed)` (no gradient).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate<S, L, const D: usize>(
+    model: &S,
+    solver: Solver<Method>,
+    u0: [f32; D],
+    times: &[f32],
+    loss: &L,
+    trajectories: usize,
+    seed: u64,
+) -> Result<f32, Error>
+where
+    S: Sde<f32, D> + Parameters,
+    Method: Step<f32, S, D>,
+    L: Loss<D>,
+{
+    let problem = Problem::new(solver, u0, trajectories, times)?;
+    let mut stats = vec![[0.0f32; D]; problem.stats_len()];
+    loss_value(&problem, model, &Brownian::new(seed), loss, &mut stats)
+}
+
+/// Sampled trajectories of a model at every point of the solver's grid.
+#[derive(Clone, Debug)]
+pub struct Samples<const D: usize> {
+    /// The grid times.
+    pub times: Vec<f32>,
+    /// The ensemble mean at each time.
+    pub mean: Vec<[f32; D]>,
+    /// The ensemble variance at each time.
+    pub var: Vec<[f32; D]>,
+    /// `paths[m][i]`: trajectory `m` at time `i`.
+    pub paths: Vec<Vec<[f32; D]>>,
+}
+
+impl<const D: usize> Samples<D> {
+    /// The `q`-quantile (0..=1) of component `d` over the trajectories at each time.
+    pub fn quantile(&self, d: usize, q: f32) -> Vec<f32> {
+        (0..self.times.len())
+            .map(|i| {
+                let mut v: Vec<f32> = self.paths.iter().map(|p| p[i][d]).collect();
+                v.sort_by(f32::total_cmp);
+                let k = ((v.len() - 1) as f32 * q).round() as usize;
+                v[k.min(v.len() - 1)]
+            })
+            .collect()
+    }
+}
+
+/// Solves `trajectories` paths of `model` from `u0`, saving at every grid point.
+pub fn sample<S, const D: usize>(
+    model: &S,
+    solver: Solver<Method>,
+    u0: [f32; D],
+    trajectories: usize,
+    seed: u64,
+) -> Result<Samples<D>, Error>
+where
+    S: Sde<f32, D>,
+    Method: Step<f32, S, D>,
+{
+    let grid = solver.grid;
+    let times: Vec<f32> = (0..=grid.steps()).map(|k| grid.time(k)).collect();
+    let n = times.len();
+    let mut mean = vec![[0.0; D]; n];
+    let mut var = vec![[0.0; D]; n];
+    let mut flat = vec![[0.0; D]; n * trajectories];
+    solver.ensemble(
+        model,
+        &Brownian::new(seed),
+        &u0,
+        trajectories,
+        &times,
+        &mut mean,
+        &mut var,
+        Some(&mut flat),
+        ParamSeed::NONE,
+    )?;
+    let paths = flat.chunks(n).map(<[[f32; D]]>::to_vec).collect();
+    Ok(Samples {
+        times,
+        mean,
+        var,
+        paths,
+    })
+}
+
+/// A step grid from `times[0]` to the last time through every time, with at least
+/// `min_steps` and at most `max_steps` steps. The smallest step count whose grid passes
+/// exactly through all times (within the solver's tolerance of `h / 1000`) is used; if there
+/// is none, the `max_steps` grid is used and each time is moved to its nearest grid point.
+/// Returns the grid, the save times on it, and the largest distance a time was moved (0
+/// when none was). Errors if the times are too close together for `max_steps` steps.
+pub fn grid_through(
+    times: &[f32],
+    min_steps: u32,
+    max_steps: u32,
+) -> Result<(TimeGrid, Vec<f32>, f32), Error> {
+    let (Some(&t0), Some(&t1)) = (times.first(), times.last()) else {
+        return Err(Error::OutOfRange {
+            what: "at least one time is needed",
+        });
+    };
+    let min_gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f32::INFINITY, f32::min);
+    let span = t1 - t0;
+    // At least one step between neighbouring times (saturating cast for tiny gaps).
+    let lo = ((span / min_gap).ceil() as u32).max(min_steps).max(1);
+    let too_close = Error::OutOfRange {
+        what: "times too close together for the largest allowed number of steps",
+    };
+    if lo > max_steps {
+        return Err(too_close);
+    }
+    for n in lo..=max_steps {
+        let grid = TimeGrid::new(t0, t1, n)?;
+        if grid.check_save_times(times).is_ok() {
+            let snapped = times
+                .iter()
+                .map(|&t| grid.time(grid.index_of(t).unwrap_or(0)))
+                .collect();
+            return Ok((grid, snapped, 0.0));
+        }
+    }
+    // No exact grid: move every time to the nearest point of the finest allowed grid.
+    let grid = TimeGrid::new(t0, t1, max_steps)?;
+    let h = grid.h();
+    let mut snapped = Vec::with_capacity(times.len());
+    let mut shift = 0.0f32;
+    for &t in times {
+        let k = (((t - t0) / h).round() as u32).min(max_steps);
+        let s = grid.time(k);
+        shift = shift.max((s - t).abs());
+        snapped.push(s);
+    }
+    grid.check_save_times(&snapped).map_err(|_| too_close)?;
+    Ok((grid, snapped, shift))
+}

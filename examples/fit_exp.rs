@@ -1,0 +1,379 @@
+//! The seed task: fit a one-dimensional neural SDE to seven noisy points of `exp(x)`.
+//!
+//! ```text
+//! cargo run --release --example fit_exp [OUT_DIR]      (default OUT_DIR: target/fit_exp)
+//! ```
+//!
+//! Data: `y = exp(x) + U[0, 2)` at `x = -3, -2, ..., 3` (x plays the role of time; fixed
+//! seed). Model: drift `u -> u^3 -> Dense(1, 20, fast tanh) -> Dense(20, 1)`, diffusion
+//! `u -> Dense(1, 20, fast sigmoid) -> Dense(20, 1)`, solved by SOSRI with 5 steps per unit
+//! of time from `u0 = data[0]`. Loss: mean squared error between the mean of 16 sampled
+//! trajectories (a fresh Brownian path every iteration) and the data; Adam, learning rate
+//! 0.002, gradients by forward-mode sensitivity.
+//!
+//! The same initial model is trained two ways: plainly on all seven points for 500
+//! iterations, and by the growing-window schedule (the first 2 points for 300 iterations,
+//! then one more point per stage, 300 iterations each: 1800 in all). Each ends at the best
+//! parameters seen on all points; both are then scored with 1000 trajectories on a fixed
+//! path.
+//!
+//! The training itself is `common::fit::train` (shared with the other examples): a
+//! `tinysde::grad::Problem` (solver, `u0`, trajectories, save times), the
+//! `tinysde::train::MeanSquaredError` loss, `Adam`, and a `tinysde::train::Trainer` whose
+//! `run` / `run_schedule` report every iteration to the progress bar.
+//!
+//! Writes into OUT_DIR (all files appear together, or none if anything fails):
+//! - `fit_exp_fit.png`: the data, the mean of 1000 sampled trajectories of each model, and
+//!   the 5-95 % band and a few sample paths of the growing-window model;
+//! - `fit_exp_loss.png`: the training loss of both schedules per iteration;
+//! - `fit_exp.weights`: the growing-window model in tinysde's weights format
+//!   (`tinysde::weights`; load it with `weights::read_into`, also on a microcontroller).
+
+#[path = "common/mod.rs"]
+pub mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use common::fit::{self, History, Method, Model, Schedule};
+use common::plot::{self, Chart, Item, Legend};
+use tinysde::solve::{Solver, TimeGrid};
+use tinysde::train::{GrowingWindow, MeanSquaredError};
+
+/// Everything that sets the size of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Iterations of plain training.
+    pub plain_iterations: u32,
+    /// The growing-window schedule.
+    pub window: GrowingWindow,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Trajectories per loss evaluation during training.
+    pub trajectories: usize,
+    /// Solver steps per unit of time.
+    pub steps_per_unit: u32,
+    /// Trajectories for the final score and the plotted mean and band.
+    pub eval_trajectories: usize,
+    /// Seed of the data's noise.
+    pub data_seed: u64,
+    /// Seed of the initial weights.
+    pub init_seed: u64,
+    /// Base seed of the training noise.
+    pub noise_seed: u64,
+}
+
+impl Settings {
+    /// The seed article's settings.
+    pub fn full() -> Self {
+        Self {
+            plain_iterations: 500,
+            window: GrowingWindow::SEED_ARTICLE,
+            lr: 0.002,
+            trajectories: 16,
+            steps_per_unit: 5,
+            eval_trajectories: 1000,
+            data_seed: 2024,
+            init_seed: 1,
+            noise_seed: 7,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Summary {
+    /// The data times.
+    pub times: Vec<f32>,
+    /// The data.
+    pub data: Vec<[f32; 1]>,
+    /// Plain training.
+    pub plain: History,
+    /// Growing-window training.
+    pub window: History,
+    /// The score (MSE of the mean of `eval_trajectories` paths) of the initial model.
+    pub initial_score: f32,
+    /// The final score of each model.
+    pub plain_score: f32,
+    /// See `plain_score`.
+    pub window_score: f32,
+    /// The trained (growing-window) model.
+    pub model: Model<1>,
+    /// The files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Tangent lanes per forward-mode pass: the model's 122 parameters in 2 passes of 61.
+const LANES: usize = 61;
+
+/// The evaluation path's seed (never used in training).
+const EVAL_SEED: u64 = 0xE7A1;
+
+/// Generates the data, trains both ways, writes the plots and the weights into `out`.
+pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, String> {
+    let (times, data) = common::data::seed_task(settings.data_seed);
+    let (t0, t1) = (times[0], times[times.len() - 1]);
+    let steps = settings.steps_per_unit * (t1 - t0) as u32;
+    let grid = TimeGrid::new(t0, t1, steps).map_err(|e| format!("time grid: {e}"))?;
+    let solver = Solver::new(Method::default(), grid);
+    let u0 = data[0];
+    let loss = MeanSquaredError::new(&data).map_err(|e| format!("data: {e}"))?;
+    let initial: Model<1> = fit::new_model(settings.init_seed).map_err(|e| e.to_string())?;
+    let outputs = common::output::Outputs::new(out)?;
+
+    let plain_schedule = Schedule::Phases(vec![fit::Phase {
+        lr: settings.lr,
+        trajectories: settings.trajectories,
+        iterations: settings.plain_iterations,
+    }]);
+    let window_schedule = Schedule::Growing {
+        window: settings.window,
+        lr: settings.lr,
+        trajectories: settings.trajectories,
+    };
+
+    let mut plain = initial;
+    let bar = fit::progress_bar(
+        plain_schedule.total_iterations(times.len()) as u64,
+        "plain",
+        progress,
+    );
+    let plain_hist = fit::train::<LANES, _, _, 1>(
+        &mut plain,
+        solver,
+        u0,
+        &times,
+        loss,
+        &plain_schedule,
+        settings.noise_seed,
+        &bar,
+    )
+    .map_err(|e| format!("plain training: {e}"))?;
+    bar.finish();
+
+    let mut model = initial;
+    let bar = fit::progress_bar(
+        window_schedule.total_iterations(times.len()) as u64,
+        "growing window",
+        progress,
+    );
+    let window_hist = fit::train::<LANES, _, _, 1>(
+        &mut model,
+        solver,
+        u0,
+        &times,
+        loss,
+        &window_schedule,
+        settings.noise_seed,
+        &bar,
+    )
+    .map_err(|e| format!("growing-window training: {e}"))?;
+    bar.finish();
+
+    let score = |m: &Model<1>| {
+        fit::evaluate(
+            m,
+            solver,
+            u0,
+            &times,
+            &loss,
+            settings.eval_trajectories,
+            EVAL_SEED,
+        )
+        .map_err(|e| format!("evaluation: {e}"))
+    };
+    let initial_score = score(&initial)?;
+    let plain_score = score(&plain)?;
+    let window_score = score(&model)?;
+
+    let mut outputs = outputs;
+    let fit_png = fit_plot(
+        &times,
+        &data,
+        &plain,
+        &model,
+        solver,
+        u0,
+        settings.eval_trajectories,
+    )?;
+    outputs.add("fit_exp_fit.png", &fit_png)?;
+    let loss_png = loss_plot(&plain_hist, &window_hist, settings)?;
+    outputs.add("fit_exp_loss.png", &loss_png)?;
+    let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<1>>()];
+    tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
+    outputs.add("fit_exp.weights", &blob)?;
+    let files = outputs.commit()?;
+
+    Ok(Summary {
+        times,
+        data,
+        plain: plain_hist,
+        window: window_hist,
+        initial_score,
+        plain_score,
+        window_score,
+        model,
+        files,
+    })
+}
+
+/// The fit: data points, each model's mean, and the growing-window model's band and paths.
+fn fit_plot(
+    times: &[f32],
+    data: &[[f32; 1]],
+    plain: &Model<1>,
+    model: &Model<1>,
+    solver: Solver<Method>,
+    u0: [f32; 1],
+    trajectories: usize,
+) -> Result<Vec<u8>, String> {
+    let s = fit::sample(model, solver, u0, trajectories, EVAL_SEED)
+        .map_err(|e| format!("sampling: {e}"))?;
+    let p = fit::sample(plain, solver, u0, trajectories, EVAL_SEED)
+        .map_err(|e| format!("sampling: {e}"))?;
+    let at = |ys: &[f32]| -> Vec<(f32, f32)> {
+        s.times.iter().copied().zip(ys.iter().copied()).collect()
+    };
+    let mut items = vec![Item::Band {
+        lower: at(&s.quantile(0, 0.05)),
+        upper: at(&s.quantile(0, 0.95)),
+        color: plot::BLUE,
+        alpha: 0.18,
+        label: Some("5-95 % of paths (growing window)".into()),
+    }];
+    for path in s.paths.iter().take(12) {
+        items.push(Item::Line {
+            points: at(&path.iter().map(|u| u[0]).collect::<Vec<_>>()),
+            color: plot::BLUE,
+            alpha: 0.25,
+            width: 1,
+            label: None,
+        });
+    }
+    items.push(Item::line(
+        at(&p.mean.iter().map(|u| u[0]).collect::<Vec<_>>()),
+        plot::ORANGE,
+        2,
+        "mean, plain (500 it.)",
+    ));
+    items.push(Item::line(
+        at(&s.mean.iter().map(|u| u[0]).collect::<Vec<_>>()),
+        plot::BLUE,
+        3,
+        "mean, growing window",
+    ));
+    items.push(Item::points(
+        times.iter().zip(data).map(|(&t, d)| (t, d[0])).collect(),
+        plot::RED,
+        5,
+        "data: exp(x) + U[0, 2)",
+    ));
+    let chart = Chart {
+        title: format!("Neural SDE fit to exp(x) + noise ({trajectories} sampled paths)"),
+        x_label: "x (time)".into(),
+        y_label: "u".into(),
+        log_y: false,
+        legend: Legend::Auto,
+        items,
+    };
+    plot::render_png(&[chart], 1, (900, 560))
+}
+
+/// Training loss per iteration of both schedules, log scale.
+fn loss_plot(plain: &History, window: &History, settings: &Settings) -> Result<Vec<u8>, String> {
+    let series = |h: &History| -> Vec<(f32, f32)> {
+        h.losses
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as f32, l))
+            .collect()
+    };
+    let mut items: Vec<Item> = window
+        .stage_starts()
+        .into_iter()
+        .map(|i| Item::VLine {
+            x: i as f32,
+            color: plot::GREY,
+        })
+        .collect();
+    items.push(Item::line(
+        series(plain),
+        plot::ORANGE,
+        1,
+        "plain, all 7 points",
+    ));
+    items.push(Item::line(
+        series(window),
+        plot::BLUE,
+        1,
+        &format!(
+            "growing window ({} points, +{} every {} it.; dashed: new stage)",
+            settings.window.start, settings.window.add, settings.window.iters_per_stage
+        ),
+    ));
+    let chart = Chart {
+        title: format!(
+            "Training loss: MSE of the {}-path mean on the points in use",
+            settings.trajectories
+        ),
+        x_label: "iteration".into(),
+        y_label: "loss".into(),
+        log_y: true,
+        legend: Legend::Auto,
+        items,
+    };
+    plot::render_png(&[chart], 1, (900, 480))
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let out = common::out_dir(args.next(), "fit_exp");
+    if let Some(extra) = args.next() {
+        eprintln!("error: unexpected argument {extra:?}; usage: fit_exp [OUT_DIR]");
+        return ExitCode::FAILURE;
+    }
+    let settings = Settings::full();
+    let start = std::time::Instant::now();
+    match run(&settings, &out, common::show_progress()) {
+        Ok(s) => {
+            println!(
+                "data (x, y): {}",
+                s.times
+                    .iter()
+                    .zip(&s.data)
+                    .map(|(t, d)| format!("({t}, {:.3})", d[0]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            println!("initial model: score {:.4}", s.initial_score);
+            let last = |h: &History| h.losses.last().copied().unwrap_or(f32::NAN);
+            println!(
+                "plain:          {:>4} iterations in {:5.1} s, last training loss {:8.4}, score {:.4}",
+                s.plain.losses.len(),
+                s.plain.seconds,
+                last(&s.plain),
+                s.plain_score
+            );
+            println!(
+                "growing window: {:>4} iterations in {:5.1} s, last training loss {:8.4}, score {:.4}",
+                s.window.losses.len(),
+                s.window.seconds,
+                last(&s.window),
+                s.window_score
+            );
+            println!(
+                "score = MSE between the data and the mean of {} paths on a fixed evaluation path",
+                settings.eval_trajectories
+            );
+            for f in &s.files {
+                println!("wrote {}", f.display());
+            }
+            println!("total {:.1} s", start.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Prints what a tinysde weights file holds: its model description, parameter count and
+//! the first parameters, after checking its magic, version, length and checksum.
+//!
+//! ```text
+//! cargo run --example inspect_weights -- target/fit_exp/fit_exp.weights
+//! ```
+//!
+//! Exits with a non-zero code and a one-line message if the file is missing, truncated,
+//! corrupted or not a weights file.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("usage: inspect_weights FILE.weights...");
+        return ExitCode::from(2);
+    }
+    let mut ok = true;
+    for path in &args {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {path}: cannot read: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        match tinysde::weights::inspect(&bytes) {
+            Ok(blob) => {
+                let crc = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or([0; 4]));
+                println!(
+                    "{path}: tinysde weights, format version {}",
+                    tinysde::weights::VERSION
+                );
+                println!(
+                    "  size:        {} bytes, CRC-32 {crc:08x} (valid)",
+                    bytes.len()
+                );
+                println!(
+                    "  model:       {}",
+                    blob.description_str()
+                        .unwrap_or("(description is not UTF-8)")
+                );
+                println!("  parameters:  {}", blob.param_count());
+                let head: Vec<String> = blob.params().take(6).map(|p| format!("{p:e}")).collect();
+                let more = if blob.param_count() > 6 { ", ..." } else { "" };
+                println!("  values:      [{}{more}]", head.join(", "));
+            }
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
