@@ -1,0 +1,66 @@
+//! tinysde firmware on the nRF52840 DK (Cortex-M4F at 64 MHz).
+//!
+//! `cargo run --release` flashes through probe-rs and streams defmt over RTT: the forecast
+//! (mean and standard deviation at the save times), CPU cycles per Euler–Maruyama step and
+//! per gradient from the DWT cycle counter, the on-device training loss, peak stack. LED1
+//! (P0.13, active low) is the heartbeat; on a typed error it blinks the stage's code
+//! (2 load, 3 forecast, 4 bench, 5 train) forever.
+#![no_std]
+#![no_main]
+
+use cortex_m::peripheral::DWT;
+use cortex_m_rt::entry;
+use defmt_rtt as _;
+use nrf52840_hal::gpio::{p0, Level};
+use nrf52840_hal::pac;
+use nrf52840_hal::Delay;
+use panic_probe as _;
+use tinysde_app::report::DefmtReport;
+use tinysde_app::{blink_error, Board, Cycles, Plan};
+
+/// The DWT cycle counter: CPU cycles at 64 MHz, wrapping every 67 s.
+struct CycleCounter;
+
+impl Cycles for CycleCounter {
+    fn now(&mut self) -> u32 {
+        DWT::cycle_count()
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let (Some(mut core), Some(p)) = (pac::CorePeripherals::take(), pac::Peripherals::take()) else {
+        defmt::error!("peripherals already taken");
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
+    // The flash instruction cache is off after reset; with it the core runs from flash
+    // without wait states most of the time.
+    p.NVMC.icachecnf.write(|w| w.cacheen().enabled());
+    core.DCB.enable_trace();
+    core.DWT.enable_cycle_counter();
+
+    let port0 = p0::Parts::new(p.P0);
+    // LED1 is wired to P0.13 and lights when the pin is low: start it off (high).
+    let led = port0.p0_13.into_push_pull_output(Level::High).degrade();
+    let mut board = Board {
+        led,
+        led_active_high: false,
+        delay: Delay::new(core.SYST),
+        clock: CycleCounter,
+        report: DefmtReport { unit: "cycles" },
+    };
+    match tinysde_app::run(&mut board, &Plan::default()) {
+        Ok(()) => {
+            defmt::info!("heartbeat from here on; Ctrl-C ends probe-rs");
+            loop {
+                let _ = embedded_hal::digital::OutputPin::set_low(&mut board.led);
+                embedded_hal::delay::DelayNs::delay_ms(&mut board.delay, 50);
+                let _ = embedded_hal::digital::OutputPin::set_high(&mut board.led);
+                embedded_hal::delay::DelayNs::delay_ms(&mut board.delay, 950);
+            }
+        }
+        Err(e) => blink_error(&mut board.led, &mut board.delay, false, e.stage.code()),
+    }
+}

@@ -1,0 +1,107 @@
+//! Writes the weights the firmware links in: `boards/app/model/seed.tsw`.
+//!
+//! The seed model (drift `u -> u^3 -> 20 fast-tanh -> 1`, diffusion `u -> 20 fast-sigmoid
+//! -> 1`) is initialized from a fixed seed (Glorot uniform), then trained on the host on the
+//! seed task's data (`exp(x)` plus uniform noise in `[0, 2)` at `x = -3, ..., 3`) with
+//! Euler–Maruyama, 16 trajectories, the mean squared error of the ensemble mean and Adam.
+//! Everything is seeded, so the file is reproducible bit for bit:
+//!
+//! ```text
+//! cargo run --release --example firmware_weights              # 300 iterations
+//! cargo run --release --example firmware_weights -- 0         # the initialized model only
+//! cargo run --release --example firmware_weights -- 300 out.tsw
+//! ```
+//!
+//! The data set, save times and step count are the firmware's (`boards/app/src/seed.rs`);
+//! `tests/firmware_parity.rs` recomputes the firmware's forecast from the written file.
+
+use core::ops::ControlFlow;
+
+use tinysde::grad::Problem;
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::noise::rng_from_seed;
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::train::{
+    Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
+};
+use tinysde::{weights, Dual, Real};
+
+type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type SeedModel = NeuralSde<Drift, Diffusion>;
+const P: usize = SeedModel::PARAMS;
+
+const SAVE_TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+const DATA_SEED: u64 = 7;
+const INIT_SEED: u64 = 2021;
+
+/// The firmware's data set (`boards/app/src/seed.rs`, `data()`).
+fn data() -> [f32; 7] {
+    use rand_core::Rng;
+    let mut rng = rng_from_seed(DATA_SEED);
+    let mut out = [0.0f32; 7];
+    for (y, &x) in out.iter_mut().zip(SAVE_TIMES.iter()) {
+        let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+        *y = tinysde::math::exp(x) + u * 2.0;
+    }
+    out
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let iterations: u32 = match args.next() {
+        Some(s) => s.parse()?,
+        None => 300,
+    };
+    let path = args.next().unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw").to_string()
+    });
+
+    let mut model = SeedModel::default();
+    model.init(&mut rng_from_seed(INIT_SEED), InitScheme::GlorotUniform)?;
+
+    if iterations > 0 {
+        let y = data();
+        let rows = y.map(|v| [v]);
+        let loss = MeanSquaredError::new(&rows)?;
+        let solver = Solver::new(EulerMaruyama, TimeGrid::new(-3.0, 3.0, 60)?);
+        let problem = Problem::new(solver, [y[0]], 16, &SAVE_TIMES)?;
+        let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; P], [0.0; P])?;
+        let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+        let mut stats = [[Dual::<8>::ZERO; 1]; 14];
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            stats: &mut stats,
+        };
+        let config = TrainConfig {
+            noise: NoiseMode::Fresh { seed: 1 },
+            clip_norm: Some(100.0),
+        };
+        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws)?;
+        let report = trainer.run(iterations, |p| {
+            if p.iteration % 50 == 0 {
+                println!("iteration {:4}: loss {:.4}", p.iteration, p.loss);
+            }
+            ControlFlow::Continue(())
+        })?;
+        trainer.restore_best();
+        println!(
+            "{} iterations, best loss {:.4} (kept)",
+            report.iterations, report.best_loss
+        );
+    }
+
+    let mut bytes = vec![0u8; weights::encoded_len::<SeedModel>()];
+    let n = weights::write(&model, &mut bytes)?;
+    bytes.truncate(n);
+    std::fs::write(&path, &bytes)?;
+    println!(
+        "wrote {path}: {} bytes, {P} parameters, crc32 {:08x}",
+        bytes.len(),
+        weights::crc32(&bytes[..n - 4])
+    );
+    Ok(())
+}

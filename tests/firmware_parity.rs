@@ -1,0 +1,304 @@
+//! The firmware's numbers, computed on the host.
+//!
+//! The QEMU firmware (`boards/qemu-mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
+//! ensemble forecast of the seed model and a few on-device training iterations, and prints
+//! `CONFIG`, `FORECAST` and `TRAIN` records with every `f32` as its bit pattern. This test
+//! loads the same file, computes the same records with the same library code, checks their
+//! properties, and prints them (to stdout, and to the file named by the environment
+//! variable `TINYSDE_PARITY_OUT` if set). `boards/ci.sh` compares the two outputs byte for
+//! byte: the host (x86-64, SSE) and the Cortex-M4F must agree to the last bit.
+//!
+//! The constants mirror `boards/app/src/seed.rs`; the `CONFIG` record (sizes, span, u0,
+//! noise seed, weights checksum) is compared too, so the two copies cannot drift apart
+//! unnoticed.
+
+use core::ops::ControlFlow;
+use std::fmt::Write as _;
+
+use tinysde::grad::Problem;
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
+use tinysde::noise::{rng_from_seed, Brownian};
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::train::{
+    Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
+};
+use tinysde::{weights, Dual, Error, Real, WeightsError};
+
+type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type SeedModel = NeuralSde<Drift, Diffusion>;
+const PARAMS: usize = SeedModel::PARAMS;
+
+// The firmware's configuration (boards/app/src/seed.rs).
+const T0: f32 = -3.0;
+const T1: f32 = 3.0;
+const STEPS: u32 = 60;
+const SAVES: usize = 7;
+const SAVE_TIMES: [f32; SAVES] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+const TRAJECTORIES: usize = 32;
+const NOISE_SEED: u64 = 0x5EED_2021;
+const DATA_SEED: u64 = 7;
+const TRAIN_NOISE_SEED: u64 = 11;
+const TRAIN_TRAJECTORIES: usize = 8;
+const TRAIN_LEARNING_RATE: f32 = 5e-4;
+const TRAIN_ITERATIONS: u32 = 5;
+const LANES: usize = 8;
+
+fn blob() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw");
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!("{path}: {e} (regenerate with `cargo run --release --example firmware_weights`)")
+    })
+}
+
+fn data() -> [f32; SAVES] {
+    use rand_core::Rng;
+    let mut rng = rng_from_seed(DATA_SEED);
+    let mut out = [0.0f32; SAVES];
+    for (y, &x) in out.iter_mut().zip(SAVE_TIMES.iter()) {
+        let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+        *y = tinysde::math::exp(x) + u * 2.0;
+    }
+    out
+}
+
+/// A model's weights blob (without `weights::to_vec`, so that the test also builds
+/// without feature `std`).
+fn encode<M: weights::Describe>(model: &M) -> Vec<u8> {
+    let mut buf = vec![0u8; weights::encoded_len::<M>()];
+    let n = weights::write(model, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn load(bytes: &[u8]) -> Result<SeedModel, Error> {
+    let mut model = SeedModel::default();
+    weights::read_into(&mut model, bytes)?;
+    Ok(model)
+}
+
+fn solver(steps: u32) -> Solver<EulerMaruyama> {
+    Solver::new(EulerMaruyama, TimeGrid::new(T0, T1, steps).unwrap())
+}
+
+/// Ensemble mean and standard deviation at the save times, as the firmware computes them.
+fn forecast(model: &SeedModel, u0: f32) -> Result<([f32; SAVES], [f32; SAVES]), Error> {
+    let mut mean = [[0.0f32; 1]; SAVES];
+    let mut var = [[0.0f32; 1]; SAVES];
+    solver(STEPS).ensemble(
+        model,
+        &Brownian::new(NOISE_SEED),
+        &[u0],
+        TRAJECTORIES,
+        &SAVE_TIMES,
+        &mut mean,
+        &mut var,
+        None,
+        ParamSeed::NONE,
+    )?;
+    Ok((mean.map(|m| m[0]), var.map(|v| tinysde::math::sqrt(v[0]))))
+}
+
+/// The losses of the firmware's on-device training from the committed weights, computed
+/// once for all tests (it is the slow part in a debug build).
+fn training_losses() -> &'static [f32] {
+    static LOSSES: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    LOSSES.get_or_init(|| {
+        let mut model = load(&blob()).unwrap();
+        train(&mut model, data()[0]).unwrap()
+    })
+}
+
+/// The loss before each of the firmware's on-device training iterations.
+fn train(model: &mut SeedModel, u0: f32) -> Result<Vec<f32>, Error> {
+    let rows = data().map(|y| [y]);
+    let loss = MeanSquaredError::new(&rows)?;
+    let problem = Problem::new(solver(STEPS), [u0], TRAIN_TRAJECTORIES, &SAVE_TIMES)?;
+    let mut adam = Adam::new(
+        AdamConfig::lr(TRAIN_LEARNING_RATE),
+        [0.0f32; PARAMS],
+        [0.0f32; PARAMS],
+    )?;
+    let (mut params, mut grad, mut best) = ([0.0f32; PARAMS], [0.0f32; PARAMS], [0.0f32; PARAMS]);
+    let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        stats: &mut stats,
+    };
+    let config = TrainConfig {
+        noise: NoiseMode::Fixed {
+            seed: TRAIN_NOISE_SEED,
+        },
+        clip_norm: None,
+    };
+    let mut trainer = Trainer::new(model, &mut adam, problem, loss, config, ws)?;
+    let mut losses = Vec::new();
+    trainer.run(TRAIN_ITERATIONS, |p| {
+        losses.push(p.loss);
+        ControlFlow::Continue(())
+    })?;
+    Ok(losses)
+}
+
+fn hex(x: f32) -> String {
+    format!("{:08x}", x.to_bits())
+}
+
+/// The records the QEMU firmware prints, in its format.
+fn expected_records() -> String {
+    let bytes = blob();
+    let model = load(&bytes).expect("the committed weights load into the seed model");
+    let u0 = data()[0];
+    let (mean, std) = forecast(&model, u0).expect("the forecast succeeds");
+    let mut out = String::new();
+    writeln!(
+        out,
+        "CONFIG {PARAMS} {TRAJECTORIES} {STEPS} {SAVES} {} {} {} {NOISE_SEED:016x} {:08x}",
+        hex(T0),
+        hex(T1),
+        hex(u0),
+        weights::crc32(&bytes[..bytes.len() - 4]),
+    )
+    .unwrap();
+    for (i, ((t, m), s)) in SAVE_TIMES.iter().zip(&mean).zip(&std).enumerate() {
+        writeln!(out, "FORECAST {i} {} {} {}", hex(*t), hex(*m), hex(*s)).unwrap();
+    }
+    for (i, l) in training_losses().iter().enumerate() {
+        writeln!(out, "TRAIN {i} {}", hex(*l)).unwrap();
+    }
+    out
+}
+
+#[test]
+fn firmware_records() {
+    let records = expected_records();
+    // Human-readable view next to the bit patterns.
+    for line in records.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let decode = |s: &str| f32::from_bits(u32::from_str_radix(s, 16).unwrap());
+        match fields[0] {
+            "FORECAST" => println!(
+                "{line}    # t = {:5.2}  mean = {:10.5}  std = {:9.5}",
+                decode(fields[2]),
+                decode(fields[3]),
+                decode(fields[4])
+            ),
+            "TRAIN" => println!("{line}    # loss = {:.6}", decode(fields[2])),
+            _ => println!("{line}"),
+        }
+    }
+    if let Some(path) = std::env::var_os("TINYSDE_PARITY_OUT") {
+        std::fs::write(&path, &records).expect("write TINYSDE_PARITY_OUT");
+    }
+    assert_eq!(
+        records.lines().count(),
+        1 + SAVES + TRAIN_ITERATIONS as usize
+    );
+}
+
+#[test]
+fn forecast_properties() {
+    let model = load(&blob()).unwrap();
+    let u0 = data()[0];
+    let (mean, std) = forecast(&model, u0).unwrap();
+    // Every trajectory starts at u0: the first save time is t0.
+    assert_eq!(mean[0], u0);
+    assert_eq!(std[0], 0.0);
+    assert!(mean.iter().chain(&std).all(|x| x.is_finite()));
+    assert!(
+        std[1..].iter().all(|&s| s > 0.0),
+        "noise spreads the ensemble: {std:?}"
+    );
+    // Deterministic: the same call gives the same bits.
+    assert_eq!(forecast(&model, u0).unwrap(), (mean, std));
+
+    // The ensemble statistics are those of the individual trajectories (solved one by one).
+    let mut paths = vec![[0.0f32; 1]; TRAJECTORIES * SAVES];
+    for (m, chunk) in paths.chunks_mut(SAVES).enumerate() {
+        solver(STEPS)
+            .solve(
+                &model,
+                &Brownian::new(NOISE_SEED),
+                m,
+                &[u0],
+                &SAVE_TIMES,
+                chunk,
+                ParamSeed::NONE,
+            )
+            .unwrap();
+    }
+    for i in 0..SAVES {
+        let xs: Vec<f64> = (0..TRAJECTORIES)
+            .map(|m| paths[m * SAVES + i][0] as f64)
+            .collect();
+        let n = xs.len() as f64;
+        let mu = xs.iter().sum::<f64>() / n;
+        let sd = (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert!(
+            (mean[i] as f64 - mu).abs() <= 1e-5 * (1.0 + mu.abs()),
+            "mean {i}"
+        );
+        assert!((std[i] as f64 - sd).abs() <= 1e-4 * (1.0 + sd), "std {i}");
+    }
+}
+
+#[test]
+fn on_device_training_lowers_the_loss() {
+    let losses = training_losses();
+    assert_eq!(losses.len(), TRAIN_ITERATIONS as usize);
+    assert!(losses.iter().all(|l| l.is_finite() && *l >= 0.0));
+    assert!(
+        losses.windows(2).all(|w| w[1] < w[0]),
+        "the loss falls at every iteration: {losses:?}"
+    );
+}
+
+#[test]
+fn bad_blobs_are_typed_errors() {
+    let good = blob();
+    let pristine = load(&good).unwrap();
+
+    // One flipped bit in the first parameter (the firmware's `corrupt` scenario).
+    let mut corrupt = good.clone();
+    let at = good.len() - 4 - 4 * PARAMS;
+    corrupt[at] ^= 0x10;
+    assert_eq!(load(&corrupt), Err(Error::Weights(WeightsError::Checksum)));
+    // Cut short (`truncated`).
+    assert_eq!(
+        load(&good[..good.len() - 7]),
+        Err(Error::Weights(WeightsError::Truncated))
+    );
+    // Written for a drift with 16 hidden units (`mismatch`).
+    type Other = NeuralSde<(Cube<1>, Dense<1, 16, FastTanh>, Dense<16, 1, Identity>), Diffusion>;
+    let other = encode(&Other::default());
+    assert_eq!(
+        load(&other),
+        Err(Error::Weights(WeightsError::ShapeMismatch))
+    );
+    // A model left untouched by a failed load.
+    let mut m = pristine;
+    assert!(weights::read_into(&mut m, &corrupt).is_err());
+    assert_eq!(m, pristine);
+}
+
+#[test]
+fn a_diverging_forecast_is_a_typed_error() {
+    // The firmware's `diverge` scenario: the drift's output bias set to 1e38, so the state
+    // gains 1e37 per step and overflows.
+    let mut model = load(&blob()).unwrap();
+    let mut p = [0.0f32; PARAMS];
+    model.read_params(&mut p).unwrap();
+    p[60] = 1e38;
+    model.write_params(&p).unwrap();
+    let reloaded = load(&encode(&model)).unwrap();
+    match forecast(&reloaded, data()[0]) {
+        Err(Error::Diverged { trajectory, step }) => {
+            assert_eq!(trajectory, 0);
+            assert!(step > 0 && step < STEPS, "step {step}");
+        }
+        other => panic!("expected Diverged, got {other:?}"),
+    }
+}
