@@ -1,28 +1,13 @@
 //! A forward pass of a chain allocates nothing: counted by a global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tinysde::nn::{
     init, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed,
 };
 use tinysde::Dual;
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::allocations;
 
 #[test]
 fn chain_forward_allocates_nothing() {
@@ -39,15 +24,16 @@ fn chain_forward_allocates_nothing() {
         InitScheme::GlorotUniform,
     )
     .unwrap();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut acc = 0.0f32;
-    for i in 0..100 {
-        let y: [f32; 1] = net.forward(&[i as f32 * 0.01], ParamSeed::NONE);
-        let yd: [Dual<8>; 1] =
-            net.forward(&[Dual::constant(i as f32 * 0.01)], ParamSeed::window(i));
-        acc += y[0] + yd[0].t[0];
-    }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let (count, acc) = allocations(|| {
+        let mut acc = 0.0f32;
+        for i in 0..100 {
+            let y: [f32; 1] = net.forward(&[i as f32 * 0.01], ParamSeed::NONE);
+            let yd: [Dual<8>; 1] =
+                net.forward(&[Dual::constant(i as f32 * 0.01)], ParamSeed::window(i));
+            acc += y[0] + yd[0].t[0];
+        }
+        acc
+    });
     assert!(acc.is_finite());
-    assert_eq!(after - before, 0, "forward passes allocated");
+    assert_eq!(count, 0, "forward passes allocated");
 }

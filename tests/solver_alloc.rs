@@ -1,10 +1,6 @@
 //! Solving and ensembles allocate nothing: counted by a global allocator, on the measuring
 //! thread only. One test in this file.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
 use tinysde::noise::{rng_from_seed, Brownian, Coarsened};
 use tinysde::sde::{NeuralSde, Sde};
@@ -14,29 +10,9 @@ use tinysde::solve::{
 };
 use tinysde::{Dual, NoiseKind, Real};
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Only allocations of the thread being measured count: the test harness's own
-    /// threads allocate at times of their choosing.
-    static MEASURED: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if MEASURED.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::allocations;
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -55,15 +31,6 @@ impl<T: Real> Sde<T, 1> for Ou {
 }
 
 const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
-
-/// Allocations made by `f`.
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    MEASURED.with(|m| m.set(true));
-    f();
-    MEASURED.with(|m| m.set(false));
-    ALLOCATIONS.load(Ordering::SeqCst) - before
-}
 
 /// Allocations of one solve and one 8-trajectory ensemble (with paths), in f32 and in
 /// `Dual<4>`, from noise sources fine and coarsened.
@@ -116,12 +83,16 @@ where
             .unwrap();
         std::hint::black_box((&out, &mean, &var, &paths));
     })
+    .0
 }
 
 #[test]
 fn solving_and_ensembles_allocate_nothing() {
     // The counter counts: a vector allocates once.
-    assert_eq!(allocations(|| drop(std::hint::black_box(vec![1u8; 16]))), 1);
+    assert_eq!(
+        allocations(|| drop(std::hint::black_box(vec![1u8; 16]))).0,
+        1
+    );
 
     let mut model = Model::default();
     model

@@ -1,8 +1,6 @@
 //! Gradients and training iterations allocate nothing: counted by a global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tinysde::grad::{loss_and_gradient, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
@@ -14,21 +12,9 @@ use tinysde::train::{
 };
 use tinysde::{Dual, Real};
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::allocations;
 
 type Model = NeuralSde<
     (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>),
@@ -53,21 +39,18 @@ fn gradient_and_training_iterations_allocate_nothing() {
     let mut grad = [0.0f32; P];
     let mut stats = [[Dual::<32>::ZERO; 1]; 8];
 
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let value = loss_and_gradient(
-        &problem,
-        &model,
-        &Brownian::new(2),
-        &loss,
-        &mut stats,
-        &mut grad,
-    )
-    .unwrap();
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst) - before,
-        0,
-        "gradient allocated"
-    );
+    let (count, value) = allocations(|| {
+        loss_and_gradient(
+            &problem,
+            &model,
+            &Brownian::new(2),
+            &loss,
+            &mut stats,
+            &mut grad,
+        )
+    });
+    assert_eq!(count, 0, "gradient allocated");
+    let value = value.unwrap();
     assert!(value.is_finite() && grad.iter().any(|&g| g != 0.0));
 
     let mut adam = Adam::new(AdamConfig::lr(0.01), [0.0; P], [0.0; P]).unwrap();
@@ -82,28 +65,29 @@ fn gradient_and_training_iterations_allocate_nothing() {
         clip_norm: Some(5.0),
         ..TrainConfig::default()
     };
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
-    let mut total = 0.0f32;
-    trainer
-        .run(3, |p| {
-            total += p.loss;
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    let schedule = GrowingWindow {
-        start: 2,
-        add: 1,
-        iters_per_stage: 1,
-    };
-    trainer
-        .run_schedule(&schedule, |p| {
-            total += p.loss;
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    trainer.restore_best();
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let (count, total) = allocations(|| {
+        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+        let mut total = 0.0f32;
+        trainer
+            .run(3, |p| {
+                total += p.loss;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let schedule = GrowingWindow {
+            start: 2,
+            add: 1,
+            iters_per_stage: 1,
+        };
+        trainer
+            .run_schedule(&schedule, |p| {
+                total += p.loss;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        trainer.restore_best();
+        total
+    });
     assert!(total.is_finite());
-    assert_eq!(after - before, 0, "training allocated");
+    assert_eq!(count, 0, "training allocated");
 }
