@@ -53,3 +53,8 @@ pub use directional::Directional;
 pub use dual::Dual;
 pub use error::{Error, NoiseKind, WeightsError};
 pub use real::Real;
+
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -81,11 +81,7 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
     fn forward(&self, x: &[T; I], seed: ParamSeed) -> [T; O] {
         let mut z = [T::ZERO; O];
         for ((zo, row), &b) in z.iter_mut().zip(&self.weight).zip(&self.bias) {
-            let mut acc = T::cst(b);
-            for (&xi, &w) in x.iter().zip(row) {
-                acc += xi * w;
-            }
-            *zo = acc;
+            *zo = T::cst(b) + dot(x, row);
         }
         // dz_o / dweight[o][i] = x_i and dz_o / dbias[o] = 1, for the seeded parameters.
         for (j, lane) in seed.seeded(Self::PARAMS, T::LANES) {
@@ -98,4 +94,20 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         A::apply_array(&mut z);
         z
     }
+}
+
+/// `sum_i x_i w_i` in a fixed order: products `i ≡ r (mod 4)` summed in accumulator `r`,
+/// then `(a0 + a1) + (a2 + a3)`. Four independent chains instead of one hide the latency of
+/// the additions; the order is part of the computation, the same on every target and for
+/// every tangent lane. Inputs of width 1 take the single product as it is.
+#[inline]
+fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
+    if I == 1 {
+        return x[0] * w[0];
+    }
+    let mut acc = [T::ZERO; 4];
+    for (i, (&xi, &wi)) in x.iter().zip(w).enumerate() {
+        acc[i % 4] += xi * wi;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
