@@ -326,12 +326,13 @@ fn loss_plot(plain: &History, window: &History, settings: &Settings) -> Result<V
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let out = common::out_dir(args.next(), "fit_exp");
-    if let Some(extra) = args.next() {
-        eprintln!("error: unexpected argument {extra:?}; usage: fit_exp [OUT_DIR]");
-        return ExitCode::FAILURE;
-    }
+    let out = match common::out_dir_from_args("fit_exp") {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings::full();
     let start = std::time::Instant::now();
     match run(&settings, &out, common::show_progress()) {

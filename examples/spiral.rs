@@ -321,12 +321,13 @@ fn spiral_plot(
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let out = common::out_dir(args.next(), "spiral");
-    if let Some(extra) = args.next() {
-        eprintln!("error: unexpected argument {extra:?}; usage: spiral [OUT_DIR]");
-        return ExitCode::FAILURE;
-    }
+    let out = match common::out_dir_from_args("spiral") {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings::full();
     let start = std::time::Instant::now();
     match run(&settings, &out, common::show_progress()) {

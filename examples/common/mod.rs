@@ -21,6 +21,19 @@ pub fn out_dir(arg: Option<String>, example: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target").join(example))
 }
 
+/// The output directory of an example whose only argument is an optional `OUT_DIR`
+/// ([`out_dir`]); an extra argument is an error that shows the usage.
+pub fn out_dir_from_args(example: &str) -> Result<PathBuf, String> {
+    let mut args = std::env::args().skip(1);
+    let out = out_dir(args.next(), example);
+    match args.next() {
+        Some(extra) => Err(format!(
+            "unexpected argument {extra:?}; usage: {example} [OUT_DIR]"
+        )),
+        None => Ok(out),
+    }
+}
+
 /// Whether to draw progress bars: on unless `TINYSDE_NO_PROGRESS` is set.
 pub fn show_progress() -> bool {
     std::env::var_os("TINYSDE_NO_PROGRESS").is_none()
