@@ -57,19 +57,23 @@ impl<const I: usize, const O: usize, A> Parameters for Dense<I, O, A> {
     const PARAMS: usize = I * O + O;
 
     fn read_unchecked(&self, out: &mut [f32]) {
-        let (w, b) = out.split_at_mut(I * O);
-        for (chunk, row) in w.chunks_exact_mut(I.max(1)).zip(&self.weight) {
-            chunk.copy_from_slice(row);
+        let (w, b) = super::split_at_most_mut(out, I * O);
+        for (dst, &src) in w.iter_mut().zip(self.weight.iter().flatten()) {
+            *dst = src;
         }
-        b.copy_from_slice(&self.bias);
+        for (dst, &src) in b.iter_mut().zip(&self.bias) {
+            *dst = src;
+        }
     }
 
     fn write_unchecked(&mut self, src: &[f32]) {
-        let (w, b) = src.split_at(I * O);
-        for (row, chunk) in self.weight.iter_mut().zip(w.chunks_exact(I.max(1))) {
-            row.copy_from_slice(chunk);
+        let (w, b) = super::split_at_most(src, I * O);
+        for (dst, &src) in self.weight.iter_mut().flatten().zip(w) {
+            *dst = src;
         }
-        self.bias.copy_from_slice(b);
+        for (dst, &src) in self.bias.iter_mut().zip(b) {
+            *dst = src;
+        }
     }
 }
 

@@ -215,7 +215,7 @@ where
 
     /// Copies the model's parameters and the initial state into `params`.
     fn read_model(&mut self) {
-        let (p, u) = self.ws.params.split_at_mut(S::PARAMS);
+        let (p, u) = crate::nn::split_at_most_mut(self.ws.params, S::PARAMS);
         self.model.read_unchecked(p);
         for (dst, src) in u.iter_mut().zip(self.problem.u0()) {
             *dst = src;
@@ -224,7 +224,7 @@ where
 
     /// Writes `src` (a flat parameter vector of the right length) into the model and u0.
     fn write_model(model: &mut S, problem: &mut Problem<'a, M, D>, src: &[f32]) {
-        let (p, u) = src.split_at(S::PARAMS);
+        let (p, u) = crate::nn::split_at_most(src, S::PARAMS);
         model.write_unchecked(p);
         if problem.u0_gradient() {
             problem.set_u0_unchecked(u);
@@ -310,10 +310,7 @@ where
                 self.ws.grad,
             ) {
                 Ok(v) => v,
-                Err(Error::NonFinite {
-                    what: "gradient" | "loss",
-                    ..
-                }) => {
+                Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
                     return Err(Error::NonFiniteGradient { iteration });
                 }
                 Err(e) => return Err(e),
