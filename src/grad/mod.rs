@@ -414,7 +414,7 @@ where
                 x.add_param_tangent(index - start, Dual::ONE);
             }
         }
-        problem.solver.ensemble(
+        problem.solver.ensemble_scratch(
             model,
             noise,
             &u0,
@@ -422,7 +422,6 @@ where
             times,
             mean,
             var,
-            None,
             ParamSeed::window(start),
         )?;
         let l = loss.eval::<Dual<K>>(mean, var);
@@ -491,7 +490,7 @@ where
     check_buffers::<S, M, L, D>(problem, stats.len(), None, loss, <S as Sde<f32, D>>::NOISE)?;
     let n = problem.window;
     let (mean, var) = split_stats(stats, n)?;
-    problem.solver.ensemble(
+    problem.solver.ensemble_scratch(
         model,
         noise,
         &problem.u0,
@@ -499,7 +498,6 @@ where
         problem.active_save_times(),
         mean,
         var,
-        None,
         ParamSeed::NONE,
     )?;
     let value = loss.eval::<f32>(mean, var);
