@@ -99,6 +99,12 @@ pub enum Error {
         /// The flat parameter index where it would have happened first.
         index: usize,
     },
+    /// Every state stayed finite, but the ensemble mean or variance at a save time does
+    /// not fit in `f32` (states too far apart); nothing was written.
+    StatisticsOverflow {
+        /// The index of the save time.
+        index: usize,
+    },
 }
 
 /// What was wrong with a weights blob.
@@ -192,6 +198,10 @@ impl fmt::Display for Error {
             Error::UpdateOverflow { index } => write!(
                 f,
                 "the optimizer update of parameter {index} would not be finite (nothing updated)"
+            ),
+            Error::StatisticsOverflow { index } => write!(
+                f,
+                "the ensemble statistics at save time {index} overflow f32 (nothing written)"
             ),
         }
     }

@@ -272,6 +272,12 @@ impl<S: NoiseSource> NoiseSource for Coarsened<S> {
                 *z = SQRT_3 * (2.0 * i / h - w);
             }
         }
+        if !dw.iter().chain(&dz).all(|x| x.is_finite()) {
+            // Only a step size near f32::MAX overflows the time integral.
+            return Err(Error::OutOfRange {
+                what: "noise step size too large: the increments overflow f32",
+            });
+        }
         Ok(Increment { dw, dz })
     }
 }

@@ -438,8 +438,24 @@ impl<M: Method> Solver<M> {
             }
             return result;
         }
+        // Too much to copy on the stack: a first pass checks every trajectory (and bounds
+        // the states, so that the statistics provably fit in f32) before the second writes.
+        let mut value_bound = 0.0f32;
+        let mut tangent_bound = 0.0f32;
         for m in 0..trajectories {
-            self.run(sde, noise, m, u0, save_times, last, seed, |_, _| {})?;
+            self.run(sde, noise, m, u0, save_times, last, seed, |_, u| {
+                for x in u {
+                    value_bound = value_bound.max(x.value().abs());
+                    for lane in 0..T::LANES {
+                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
+                    }
+                }
+            })?;
+        }
+        if !statistics_fit(value_bound, tangent_bound, trajectories) {
+            // Rare (states beyond about 1e18): check the statistics exactly, a block of
+            // save times at a time on the stack.
+            self.check_statistics(sde, noise, u0, trajectories, save_times, last, seed)?;
         }
         self.ensemble_into(
             sde,
@@ -453,6 +469,53 @@ impl<M: Method> Solver<M> {
             paths,
             seed,
         )
+    }
+
+    /// Computes the ensemble statistics `BACKUP_ROWS` save times at a time on the stack
+    /// and returns [`Error::StatisticsOverflow`] for the first that is not finite.
+    #[allow(clippy::too_many_arguments)]
+    fn check_statistics<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let mut first = 0;
+        while first < save_times.len() {
+            let mut mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut var = [[T::ZERO; D]; BACKUP_ROWS];
+            for m in 0..trajectories {
+                let count = m.saturating_add(1) as f32;
+                self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                    let row = i.wrapping_sub(first);
+                    if let (Some(mean), Some(var)) = (mean.get_mut(row), var.get_mut(row)) {
+                        welford_update(mean, var, u, count);
+                    }
+                })?;
+            }
+            let rows = save_times.len().saturating_sub(first).min(BACKUP_ROWS);
+            let mean = mean.get(..rows).unwrap_or(&[]);
+            let var = var.get_mut(..rows).unwrap_or(&mut []);
+            finish_variance(var, trajectories);
+            check_statistics_finite(mean, var).map_err(|e| match e {
+                Error::StatisticsOverflow { index } => Error::StatisticsOverflow {
+                    index: index.saturating_add(first),
+                },
+                e => e,
+            })?;
+            first = first.saturating_add(BACKUP_ROWS);
+        }
+        Ok(())
     }
 
     /// The ensemble of [`Solver::ensemble`] on checked inputs, accumulated directly into
@@ -499,7 +562,7 @@ impl<M: Method> Solver<M> {
             })?;
         }
         finish_variance(var, trajectories);
-        Ok(())
+        check_statistics_finite(mean, var)
     }
 
     /// Validates inputs for the gradient passes (as [`Solver::ensemble`] does) and runs
@@ -570,6 +633,33 @@ impl<M: Method> Solver<M> {
             check_len("ensemble paths", trajectories.saturating_mul(n_save), len)?;
         }
         Ok(last)
+    }
+}
+
+/// Whether the statistics of `trajectories` states bounded by `value_bound` in value and
+/// `tangent_bound` in every tangent provably fit in `f32`: the Welford sums are at most
+/// `4 n B^2` in value and `8 n B T` in tangent (the mean lies within the bound, deviations
+/// within twice it), kept below a quarter of `f32::MAX` for rounding. Computed in `f64`
+/// (IEEE on every target, so the decision is the same everywhere).
+fn statistics_fit(value_bound: f32, tangent_bound: f32, trajectories: usize) -> bool {
+    let (b, t, n) = (
+        f64::from(value_bound),
+        f64::from(tangent_bound),
+        trajectories as f64,
+    );
+    let limit = f64::from(f32::MAX) / 4.0;
+    4.0 * n * b * b <= limit && 8.0 * n * b * t <= limit
+}
+
+/// [`Error::StatisticsOverflow`] for the first save time whose mean or variance is not finite.
+fn check_statistics_finite<T: Real, const D: usize>(
+    mean: &[[T; D]],
+    var: &[[T; D]],
+) -> Result<(), Error> {
+    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
+    match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
+        Some(index) => Err(Error::StatisticsOverflow { index }),
+        None => Ok(()),
     }
 }
 
@@ -756,6 +846,10 @@ impl<M: Method + Sync> Solver<M> {
             }
             start += len;
         }
+        if failure.is_none() {
+            finish_variance(var, trajectories);
+            failure = check_statistics_finite(mean, var).err();
+        }
         if let Some(e) = failure {
             mean.copy_from_slice(&saved_mean);
             var.copy_from_slice(&saved_var);
@@ -764,7 +858,6 @@ impl<M: Method + Sync> Solver<M> {
             }
             return Err(e);
         }
-        finish_variance(var, trajectories);
         Ok(())
     }
 

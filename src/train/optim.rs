@@ -392,7 +392,8 @@ pub fn global_norm(x: &[f32]) -> f32 {
     scale * root
 }
 
-/// Scales `grad` so that its global norm is at most `max_norm` (finite, `> 0`; up to one
+/// Scales `grad` so that its global norm is at most `max_norm` (finite and normal: at least
+/// `f32::MIN_POSITIVE`; up to one
 /// or two roundings); returns the norm before clipping, saturated at `f32::MAX` when it
 /// exceeds the `f32` range (the gradient is then still scaled correctly: clipping works in
 /// exactly the case it exists for). A gradient already within the bound is left as it is;
@@ -420,6 +421,11 @@ pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
             what: "clipping norm must be > 0",
         });
     }
+    if !max_norm.is_normal() {
+        return Err(Error::OutOfRange {
+            what: "clipping norm must be at least f32::MIN_POSITIVE (not subnormal)",
+        });
+    }
     if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
         return Err(Error::NonFinite {
             what: "gradient",
@@ -428,13 +434,15 @@ pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
     }
     let (scale, root) = scaled_norm(grad);
     let norm = scale * root;
-    if norm.is_infinite() {
-        // g / scale is in [-1, 1] and max_norm / root cannot overflow: no step overflows.
+    if norm > max_norm && !(max_norm / norm).is_normal() {
+        // The norm overflows f32, or the factor max_norm / norm is subnormal and would lose
+        // precision: scale in two steps. g / scale is in [-1, 1] and max_norm / root is
+        // normal, so no step overflows or underflows early.
         let s = max_norm / root;
         for g in grad.iter_mut() {
             *g = *g / scale * s;
         }
-        return Ok(f32::MAX);
+        return Ok(norm.min(f32::MAX));
     }
     if norm > max_norm {
         let s = max_norm / norm;

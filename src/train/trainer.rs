@@ -19,7 +19,7 @@ pub struct TrainConfig {
     /// Which Brownian path each iteration uses (default: a fresh one per iteration, from
     /// base seed 0).
     pub noise: NoiseMode,
-    /// If set, gradients are scaled to at most this global norm (finite, `> 0`) before
+    /// If set, gradients are scaled to at most this global norm (finite, normal, `> 0`) before
     /// each update.
     pub clip_norm: Option<f32>,
 }
@@ -87,8 +87,11 @@ pub struct Report {
 /// **Errors.** [`Trainer::new`] and the `run` methods check all inputs first and change
 /// nothing on error. A loss or gradient that becomes non-finite stops training with
 /// [`Error::NonFiniteGradient`] naming the iteration; a solve that blows up stops it with
-/// [`Error::Diverged`]. Either way the best parameters so far remain in the workspace and
-/// [`Trainer::restore_best`] puts them back into the model.
+/// [`Error::Diverged`]; an optimizer update that would overflow stops it with
+/// [`Error::UpdateOverflow`] (the model and `params` keep the last finite parameters).
+/// In every case the best parameters so far remain in the workspace and
+/// [`Trainer::restore_best`] puts them back into the model; `workspace.grad` then holds
+/// what [`loss_and_gradient`] documents for its errors.
 ///
 /// ```
 /// use core::ops::ControlFlow;
@@ -189,9 +192,9 @@ where
                     index: 0,
                 });
             }
-            if c <= 0.0 {
+            if !(c > 0.0 && c.is_normal()) {
                 return Err(Error::OutOfRange {
-                    what: "clipping norm must be > 0",
+                    what: "clipping norm must be > 0 and at least f32::MIN_POSITIVE",
                 });
             }
         }
