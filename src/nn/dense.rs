@@ -88,11 +88,16 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
             *zo = T::cst(b) + dot(x, row);
         }
         // dz_o / dweight[o][i] = x_i and dz_o / dbias[o] = 1, for the seeded parameters.
+        // `get` rather than indexing: `j < PARAMS` holds, but the optimizer cannot see it,
+        // and the no-panic builds must link.
         for (j, lane) in seed.seeded(Self::PARAMS, T::LANES) {
-            if j < I * O {
-                z[j / I].add_param_tangent(lane, x[j % I]);
+            let (row, coeff) = if j < I * O {
+                (j / I, x.get(j % I).copied())
             } else {
-                z[j - I * O].add_param_tangent(lane, T::ONE);
+                (j - I * O, Some(T::ONE))
+            };
+            if let (Some(zo), Some(coeff)) = (z.get_mut(row), coeff) {
+                zo.add_param_tangent(lane, coeff);
             }
         }
         A::apply_array(&mut z);
