@@ -35,7 +35,13 @@ fn main() -> ! {
                 opaque(&mut grad[..]),
             );
             keep(r);
-            keep(loss_value(&problem, &model, &noise, &loss, opaque(&mut stats32[..])));
+            keep(loss_value(
+                &problem,
+                &model,
+                &noise,
+                &loss,
+                opaque(&mut stats32[..]),
+            ));
         }
     }
     keep((&grad, &stats, &stats32));

@@ -16,7 +16,10 @@ fn main() -> ! {
     let drift: Drift = opaque(Drift::default());
     let y: [f32; 1] = drift.forward(&opaque([0.5f32]), ParamSeed::NONE);
     keep(y);
-    let y: [Dual<8>; 1] = drift.forward(&opaque([Dual::<8>::variable(0.5, 0)]), ParamSeed::window(opaque(3)));
+    let y: [Dual<8>; 1] = drift.forward(
+        &opaque([Dual::<8>::variable(0.5, 0)]),
+        ParamSeed::window(opaque(3)),
+    );
     keep(y);
 
     let noise = Brownian::new(opaque(7));
@@ -27,7 +30,14 @@ fn main() -> ! {
     }
     keep(normal_from_bits(opaque(12345)));
     if let Ok(inc) = noise.increment::<1>(opaque(0), opaque(0), opaque(0.1), false) {
-        let u = EulerMaruyama.step(&model, opaque(0.0), opaque(0.1), &opaque([1.0f32]), &inc, ParamSeed::NONE);
+        let u = EulerMaruyama.step(
+            &model,
+            opaque(0.0),
+            opaque(0.1),
+            &opaque([1.0f32]),
+            &inc,
+            ParamSeed::NONE,
+        );
         keep(u);
     }
 

@@ -6,12 +6,13 @@
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
 use tinysde::grad::Problem;
+use tinysde::nn::Parameters;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
-const P: usize = 61;
+const P: usize = <Model as Parameters>::PARAMS;
 
 #[entry]
 fn main() -> ! {
@@ -27,7 +28,11 @@ fn main() -> ! {
     if let (Ok(grid), Ok(loss), Ok(adam)) = (
         TimeGrid::new(opaque(-3.0), opaque(3.0), opaque(60)),
         MeanSquaredError::new(opaque(&data[..])),
-        Adam::new(AdamConfig::lr(opaque(5e-4)), [0.0f32; P], [0.0f32; P]),
+        Adam::new(
+            AdamConfig::lr(opaque(5e-4)),
+            opaque([0.0f32; P]),
+            opaque([0.0f32; P]),
+        ),
     ) {
         let solver = Solver::new(EulerMaruyama, grid);
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
