@@ -14,7 +14,7 @@ use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{EulerMaruyama, Milstein, Solver, TimeGrid, BACKUP_ROWS};
 use tinysde::train::{
-    clip_global_norm, global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
+    clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
 };
 use tinysde::{weights, Dual, Error, NoiseKind, Real};
 
@@ -212,8 +212,16 @@ fn save_times() -> impl Strategy<Value = Vec<f32>> {
     ]
 }
 
+/// Cases per property: 300, or `CONTRACT_CASES` (CI runs many more).
+fn cases() -> u32 {
+    std::env::var("CONTRACT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn nan_propagates_through_abs_max_min_and_agrees_with_f32_otherwise(a in nasty(), b in nasty()) {
@@ -253,11 +261,8 @@ proptest! {
                     let last = u64::from(step) * u64::from(factor) + u64::from(factor) - 1;
                     prop_assert!(last > u64::from(u32::MAX));
                 }
-                // A bad step size, one that underflows when divided, or one so large
-                // (near f32::MAX) that the time integral overflows.
-                Err(_) => prop_assert!(
-                    !(h.is_finite() && h > 0.0) || h / factor as f32 == 0.0 || h > 1e37
-                ),
+                // Only a bad step size, or one that underflows to 0 when divided.
+                Err(_) => prop_assert!(!(h.is_finite() && h > 0.0) || h / factor as f32 == 0.0),
             },
         }
     }
@@ -278,8 +283,9 @@ proptest! {
                 // The norm in f64 (cannot overflow), then the clip: at most max_norm, same
                 // direction.
                 let exact = g.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-                prop_assert!((f64::from(norm) - exact.min(f64::from(f32::MAX))).abs() <= 1e-5 * exact);
-                let after = f64::from(global_norm(&clipped));
+                prop_assert!((f64::from(norm) - exact.min(f64::from(f32::MAX))).abs() <= 1e-5 * exact + 1e-44);
+                // In f64: the clipped norm may round to just above f32::MAX.
+                let after = clipped.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
                 prop_assert!(after <= f64::from(max_norm) * (1.0 + 1e-5));
                 if exact > f64::from(max_norm) && exact.is_finite() {
                     for (&c, &x) in clipped.iter().zip(&g) {

@@ -202,7 +202,8 @@ impl NoiseSource for Brownian {
 ///
 /// `dZ` is rebuilt from the fine path so that `I_(1,0)` over the coarse step is the exact
 /// time integral of the fine piecewise path: with `W_j` the fine partial sums,
-/// `I = sum_j (h_f W_j + I_j)` and `dZ = sqrt 3 (2 I / h - dW)`.
+/// `I = sum_j (h_f W_j + I_j)` and `dZ = sqrt 3 (2 I / h - dW)` (accumulated as `I / h`, so
+/// that no finite step size overflows).
 ///
 /// ```
 /// use tinysde::noise::{Brownian, Coarsened, NoiseSource};
@@ -252,31 +253,29 @@ impl<S: NoiseSource> NoiseSource for Coarsened<S> {
         let last = first
             .checked_add(self.factor.saturating_sub(1))
             .ok_or(exhausted)?;
+        // `scaled` accumulates I / h rather than I: the same sum divided through by h, whose
+        // terms are O(sqrt h), so nothing overflows even for h near f32::MAX.
+        let factor = self.factor as f32;
         let mut dw = [0.0f32; C];
-        let mut integral = [0.0f32; C];
+        let mut scaled = [0.0f32; C];
         for fine_step in first..=last {
             let f = self
                 .fine
                 .increment::<C>(trajectory, fine_step, fine_h, with_dz)?;
-            for (((w, i), &fw), &fz) in dw.iter_mut().zip(&mut integral).zip(&f.dw).zip(&f.dz) {
+            for (((w, i), &fw), &fz) in dw.iter_mut().zip(&mut scaled).zip(&f.dw).zip(&f.dz) {
                 if with_dz {
-                    let fine_integral = fine_h * (fw + fz / SQRT_3) * 0.5;
-                    *i += fine_h * *w + fine_integral;
+                    // (h_f W_j + I_j) / h with h_f / h = 1 / factor and
+                    // I_j = h_f (dW_j + dZ_j / sqrt 3) / 2.
+                    *i += (*w + (fw + fz / SQRT_3) * 0.5) / factor;
                 }
                 *w += fw;
             }
         }
         let mut dz = [0.0f32; C];
         if with_dz {
-            for ((z, &i), &w) in dz.iter_mut().zip(&integral).zip(&dw) {
-                *z = SQRT_3 * (2.0 * i / h - w);
+            for ((z, &i), &w) in dz.iter_mut().zip(&scaled).zip(&dw) {
+                *z = SQRT_3 * (2.0 * i - w);
             }
-        }
-        if !dw.iter().chain(&dz).all(|x| x.is_finite()) {
-            // Only a step size near f32::MAX overflows the time integral.
-            return Err(Error::OutOfRange {
-                what: "noise step size too large: the increments overflow f32",
-            });
         }
         Ok(Increment { dw, dz })
     }
