@@ -379,8 +379,8 @@ fn ou_series(n: usize, sigma: f64, seed: u64) -> (Vec<f32>, Vec<[f32; 1]>) {
     for (i, zi) in z.iter().enumerate() {
         times.push(t as f32);
         values.push([u as f32]);
-        let h = if i % 2 == 0 { 0.05 } else { 0.15 };
-        let decay = (-h as f64).exp();
+        let h: f64 = if i % 2 == 0 { 0.05 } else { 0.15 };
+        let decay = (-h).exp();
         let sd = sigma * ((1.0 - decay * decay) / 2.0).sqrt();
         u = 0.6 + decay * (u - 0.6) + sd * f64::from(*zi);
         t += h;
@@ -415,9 +415,10 @@ fn train_linear(objective: SeriesObjective, times: &[f32], values: &[[f32; 1]]) 
         },
         window_seed: 4,
     };
-    let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, config, ws).unwrap();
-    trainer.run(600, |_| ControlFlow::Continue(())).unwrap();
-    drop(trainer);
+    {
+        let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, config, ws).unwrap();
+        trainer.run(600, |_| ControlFlow::Continue(())).unwrap();
+    }
     model
 }
 

@@ -76,10 +76,11 @@ fn fit_mean(data: &[[f32; 1]]) -> SeedModel {
         best: &mut best,
         stats: &mut stats,
     };
-    let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config(), ws).unwrap();
-    t.run(300, |_| ControlFlow::Continue(())).unwrap();
-    t.restore_best();
-    drop(t);
+    {
+        let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config(), ws).unwrap();
+        t.run(300, |_| ControlFlow::Continue(())).unwrap();
+        t.restore_best();
+    }
     model
 }
 
@@ -104,9 +105,10 @@ fn fit_likelihood(data: &[[f32; 1]]) -> SeedModel {
         train: config(),
         window_seed: 0,
     };
-    let mut t = SeriesTrainer::new(&mut model, &mut adam, problem, cfg, ws).unwrap();
-    t.run(600, |_| ControlFlow::Continue(())).unwrap();
-    drop(t);
+    {
+        let mut t = SeriesTrainer::new(&mut model, &mut adam, problem, cfg, ws).unwrap();
+        t.run(600, |_| ControlFlow::Continue(())).unwrap();
+    }
     model
 }
 
