@@ -67,12 +67,12 @@ build() {
 }
 
 step "build (release)"
-build qemu-mps2-an386 thumbv7em-none-eabihf qemu
-ok "qemu-mps2-an386 builds"
+build qemu thumbv7em-none-eabihf qemu
+ok "qemu (Cortex-M4F) builds"
 # The inference firmware with a panic handler that cannot link: this build succeeding
 # is the proof that no panic path survives in load + forecast + report.
-build qemu-mps2-an386 thumbv7em-none-eabihf qemu-no-panic --features no-panic
-ok "qemu-mps2-an386 --features no-panic links (no reachable panic in inference)"
+build qemu thumbv7em-none-eabihf qemu-no-panic --features no-panic
+ok "qemu --features no-panic links (no reachable panic in inference)"
 build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk
 ok "nrf52840-dk builds"
 build rpi-pico thumbv6m-none-eabi rpi-pico
