@@ -364,11 +364,7 @@ struct HalfSquare;
 
 impl Loss<1> for HalfSquare {
     fn eval<T: Real>(&self, mean: &[[T; 1]], _var: &[[T; 1]]) -> T {
-        let mut sum = T::ZERO;
-        for m in mean {
-            sum = sum + m[0] * m[0] * 0.5;
-        }
-        sum
+        mean.iter().fold(T::ZERO, |sum, m| sum + m[0] * m[0] * 0.5)
     }
 }
 

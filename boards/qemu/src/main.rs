@@ -26,7 +26,8 @@
 //! The exit status is 0 on success, the stage's code on a typed error (2 load, 3 forecast,
 //! 4 bench, 5 train), 6 if an on-target check failed, 9 on a hard fault. The first word of
 //! the semihosting command line after the program name picks a scenario: none (the normal
-//! run), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
+//! run), `short` (the normal run with one training iteration instead of five: what CI
+//! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
 //! (one flipped bit in the weights), `truncated`, `mismatch` (a blob written for another
 //! model shape), `diverge` (valid weights whose drift blows the state up), `calibrate`
 //! (checks that the clock counts instructions).
@@ -502,6 +503,8 @@ fn main() -> ! {
         b"" => {}
         #[cfg(not(feature = "no-panic"))]
         b"selftest" => selftest(),
+        #[cfg(not(feature = "no-panic"))]
+        b"short" => plan.train_iterations = 1,
         #[cfg(not(feature = "no-panic"))]
         b"calibrate" => {
             let n = 1_000_000;
