@@ -110,6 +110,7 @@ build_seconds=$((SECONDS - t))
 
 # ------------------------------------------------------------------- Pico UF2 image
 step "Pico: UF2 image (the route without a debug probe)"
+(cd "$here/uf2" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet)
 (cd "$here/uf2" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -- \
     "$out/rpi-pico.elf" "$out/rpi-pico.uf2")
 # Every 512-byte block starts with the two UF2 magics, carries the RP2040 family ID, and
