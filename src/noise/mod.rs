@@ -13,6 +13,9 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 use crate::error::Error;
 use crate::math;
 
+mod tree;
+pub use tree::{BrownianTree, MAX_TREE_DEPTH};
+
 /// The generator tinysde uses everywhere: xoshiro128++ (32-bit words, cheap on Cortex-M).
 pub type NoiseRng = Xoshiro128PlusPlus;
 

@@ -1,0 +1,370 @@
+//! A virtual Brownian tree: Brownian increments, and their time integrals, between any two
+//! points of a fine dyadic grid, without storing the path.
+//!
+//! Adaptive solvers try a step, may reject it, and try a shorter one from the same point:
+//! they need the noise over intervals chosen at run time, and a rejected attempt must not
+//! change the path (else rejection biases the statistics). [`BrownianTree`] makes the whole
+//! path a pure function of `(seed, trajectory)`: the span `[t0, t1]` is bisected `depth`
+//! times, and the Brownian increment `w` and space-time Lévy area `H` of every dyadic
+//! interval are drawn from their exact conditional law given the parent interval's, with
+//! random bits keyed by the interval's position in the tree. A query walks from the root to
+//! the two end points: `O(depth)` work and `O(1)` memory, no stack, no heap.
+//!
+//! ## The bisection law
+//!
+//! For an interval of length `L` let `w = W(b) - W(a)` and
+//! `H = (1/L) int_a^b (W(s) - W(a)) ds - w / 2`; `w ~ N(0, L)` and `H ~ N(0, L / 12)` are
+//! independent, and `int_a^b (W - W(a)) ds = L (H + w / 2)` is the iterated integral
+//! `I_(1,0)`. The two halves, of length `l = L / 2`, carry independent pairs with the same
+//! laws, tied to the parent by `w = w1 + w2` and `H = (H1 + H2) / 2 + (w1 - w2) / 4`.
+//! Conditioning the four independent Gaussians on these two linear constraints gives, with
+//! `Z1, Z2` independent standard normals,
+//!
+//! ```text
+//! w1 = w / 2 + 3 H / 2 + sqrt(l / 8) Z1             w2 = w - w1
+//! H1 = H / 4 - sqrt(l / 32) Z1 + sqrt(l / 24) Z2    H2 = H / 4 - sqrt(l / 32) Z1 - sqrt(l / 24) Z2
+//! ```
+//!
+//! (each child then has exactly `Var w_i = l` and `Var H_i = l / 12`). Every grid point is
+//! reached by bisection alone, so the values at grid points follow the law of Brownian
+//! motion exactly; nothing is interpolated.
+
+use super::{channel_bits, normal_from_bits, splitmix64, Increment, SQRT_3};
+use crate::error::Error;
+use crate::math;
+
+/// The deepest tree [`BrownianTree`] builds: `2^24` grid intervals. Grid indices up to
+/// `2^24` are exact in `f32`, so grid times are computed with one rounding.
+pub const MAX_TREE_DEPTH: u32 = 24;
+
+/// Reproducible Brownian motion on `[t0, t1]`, queried between any two points of the grid
+/// `t0 + j (t1 - t0) / 2^depth`, `j = 0..=2^depth`.
+///
+/// The increment `dW` and the second increment `dZ` (see [`Increment`]) between grid points
+/// `j0 < j1` are a pure function of `(seed, trajectory, j0, j1)`, and consistent: the
+/// increments over `[j0, j1]` and `[j1, j2]` sum to the one over `[j0, j2]`, with the time
+/// integrals composing exactly (up to `f32` rounding). Channel `c` of a `C`-channel query is
+/// the same whatever `C`, and channels are independent.
+///
+/// ```
+/// use tinysde::noise::BrownianTree;
+/// let tree = BrownianTree::new(7, 0.0, 1.0, 10)?;
+/// let whole = tree.increment::<1>(0, 0, 1024)?;
+/// let (a, b) = (tree.increment::<1>(0, 0, 300)?, tree.increment::<1>(0, 300, 1024)?);
+/// assert!((whole.dw[0] - (a.dw[0] + b.dw[0])).abs() < 1e-5);
+/// // Asking again gives the same numbers: rejected steps cannot bias the path.
+/// assert_eq!(tree.increment::<1>(0, 0, 300)?, a);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BrownianTree {
+    seed: u64,
+    /// `splitmix64(seed)`, computed once.
+    key: u64,
+    t0: f32,
+    t1: f32,
+    depth: u32,
+    /// Grid spacing `(t1 - t0) / 2^depth`.
+    spacing: f32,
+}
+
+/// The increment `dW` and the integral `int (W - W(start)) ds` over one interval.
+#[derive(Clone, Copy, Debug)]
+struct Piece<const C: usize> {
+    dw: [f32; C],
+    integral: [f32; C],
+}
+
+impl<const C: usize> Piece<C> {
+    const EMPTY: Self = Self {
+        dw: [0.0; C],
+        integral: [0.0; C],
+    };
+
+    /// The piece of a tree node of length `len` from its `(w, H)`.
+    fn of_node(node: &Node<C>, len: f32) -> Self {
+        let mut piece = Self::EMPTY;
+        for c in 0..C {
+            piece.dw[c] = node.w[c];
+            piece.integral[c] = len * (node.h[c] + node.w[c] * 0.5);
+        }
+        piece
+    }
+
+    /// `self` (of length `len`) followed by `next`: the integral of the second part
+    /// gains `W(end of self) - W(start)` over its length `next_len`.
+    fn then(&self, next: &Self, next_len: f32) -> Self {
+        let mut out = *self;
+        for c in 0..C {
+            out.integral[c] += next.integral[c] + next_len * self.dw[c];
+            out.dw[c] += next.dw[c];
+        }
+        out
+    }
+}
+
+/// A tree node: grid interval `[lo, lo + size)` at `level`, with its `w` and `H` per channel.
+#[derive(Clone, Copy, Debug)]
+struct Node<const C: usize> {
+    level: u32,
+    lo: u32,
+    size: u32,
+    w: [f32; C],
+    h: [f32; C],
+}
+
+impl BrownianTree {
+    /// A tree on `[t0, t1]` bisected `depth` times (`1..=MAX_TREE_DEPTH`), for every
+    /// trajectory, identified by `seed`. Errors for a bad span or depth.
+    pub fn new(seed: u64, t0: f32, t1: f32, depth: u32) -> Result<Self, Error> {
+        if !(t0.is_finite() && t1.is_finite() && t1 > t0 && (t1 - t0).is_finite()) {
+            return Err(Error::TimeSpan { t0, t1 });
+        }
+        if depth == 0 || depth > MAX_TREE_DEPTH {
+            return Err(Error::OutOfRange {
+                what: "Brownian tree depth must be in 1..=24",
+            });
+        }
+        // Exact: scaling by a power of two (the span is far above the subnormal range for
+        // any span whose grid times are distinct in f32).
+        let spacing = (t1 - t0) / (1u32 << depth) as f32;
+        if !(spacing > 0.0) {
+            return Err(Error::OutOfRange {
+                what: "Brownian tree spacing underflows",
+            });
+        }
+        Ok(Self {
+            seed,
+            key: splitmix64(seed),
+            t0,
+            t1,
+            depth,
+            spacing,
+        })
+    }
+
+    /// The shallowest tree on `[t0, t1]` whose grid spacing is at most `resolution`:
+    /// `depth = ceil(log2((t1 - t0) / resolution))`, at least 1. Errors if that exceeds
+    /// [`MAX_TREE_DEPTH`] or `resolution` is not positive and finite.
+    ///
+    /// ```
+    /// let tree = tinysde::noise::BrownianTree::with_resolution(1, 0.0, 1.0, 1e-3)?;
+    /// assert_eq!(tree.depth(), 10); // 2^-10 < 1e-3 < 2^-9
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_resolution(seed: u64, t0: f32, t1: f32, resolution: f32) -> Result<Self, Error> {
+        if !(resolution > 0.0 && resolution.is_finite()) {
+            return Err(Error::OutOfRange {
+                what: "Brownian tree resolution must be positive and finite",
+            });
+        }
+        let mut depth = 1;
+        loop {
+            let tree = Self::new(seed, t0, t1, depth)?;
+            if tree.spacing <= resolution {
+                return Ok(tree);
+            }
+            depth += 1;
+        }
+    }
+
+    /// The seed.
+    pub const fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Start of the span.
+    pub const fn t0(&self) -> f32 {
+        self.t0
+    }
+    /// End of the span.
+    pub const fn t1(&self) -> f32 {
+        self.t1
+    }
+    /// Number of bisections from the span to a grid interval.
+    pub const fn depth(&self) -> u32 {
+        self.depth
+    }
+    /// Number of grid intervals, `2^depth`.
+    pub const fn intervals(&self) -> u32 {
+        1 << self.depth
+    }
+    /// Grid spacing, `(t1 - t0) / 2^depth`.
+    pub const fn spacing(&self) -> f32 {
+        self.spacing
+    }
+
+    /// Time of grid point `index`: `t0 + index * spacing` (exactly `t1` at the last point).
+    #[inline]
+    pub fn time(&self, index: u32) -> f32 {
+        if index >= self.intervals() {
+            self.t1
+        } else {
+            self.t0 + index as f32 * self.spacing
+        }
+    }
+
+    /// The grid point nearest to `t`, if `t` is finite and in `[t0, t1]`.
+    pub fn index_of(&self, t: f32) -> Option<u32> {
+        if !(t.is_finite() && t >= self.t0 && t <= self.t1) {
+            return None;
+        }
+        let x = (t - self.t0) / self.spacing + 0.5;
+        Some((x as u32).min(self.intervals()))
+    }
+
+    /// The increments of trajectory `trajectory` between grid points `from < to` (at most
+    /// `2^depth`): `dW = W(to) - W(from)` and `dZ`, with `h = (to - from) * spacing`, such
+    /// that `h (dW + dZ / sqrt 3) / 2` is the time integral of `W - W(from)` over the
+    /// interval (as [`Increment`] defines it). Errors for `from >= to` or `to` past the end.
+    ///
+    /// The walk visits at most `2 depth` tree nodes; every quantity it accumulates is
+    /// bounded by the queried interval, so short intervals keep their relative precision.
+    pub fn increment<const C: usize>(
+        &self,
+        trajectory: usize,
+        from: u32,
+        to: u32,
+    ) -> Result<Increment<C>, Error> {
+        if from >= to || to > self.intervals() {
+            return Err(Error::OutOfRange {
+                what: "Brownian tree query must have 0 <= from < to <= 2^depth",
+            });
+        }
+        let traj_key = splitmix64(self.key ^ trajectory as u64);
+        let mut node = self.root::<C>(traj_key);
+        let piece = loop {
+            if node.lo == from && node.lo + node.size == to {
+                break Piece::of_node(&node, self.len(node.size));
+            }
+            let (left, right) = self.split(traj_key, &node);
+            let mid = right.lo;
+            if to <= mid {
+                node = left;
+            } else if from >= mid {
+                node = right;
+            } else {
+                let suffix = self.suffix(traj_key, left, from);
+                let prefix = self.prefix(traj_key, right, to);
+                break suffix.then(&prefix, self.len(to - mid));
+            }
+        };
+        let h = self.len(to - from);
+        let mut inc = Increment {
+            dw: piece.dw,
+            dz: [0.0; C],
+        };
+        for c in 0..C {
+            // H = I / h - dW / 2 and dZ = 2 sqrt(3) H.
+            inc.dz[c] = SQRT_3 * (2.0 * piece.integral[c] / h - piece.dw[c]);
+        }
+        Ok(inc)
+    }
+
+    /// Length in time of `count` grid intervals.
+    #[inline]
+    fn len(&self, count: u32) -> f32 {
+        count as f32 * self.spacing
+    }
+
+    /// The root: the whole span, `w ~ N(0, T)`, `H ~ N(0, T / 12)`.
+    fn root<const C: usize>(&self, traj_key: u64) -> Node<C> {
+        let span = self.len(self.intervals());
+        let sd_w = math::sqrt(span);
+        let sd_h = math::sqrt(span / 12.0);
+        let key = splitmix64(traj_key);
+        let mut node = Node {
+            level: 0,
+            lo: 0,
+            size: self.intervals(),
+            w: [0.0; C],
+            h: [0.0; C],
+        };
+        for c in 0..C {
+            let bits = channel_bits(key, c);
+            node.w[c] = normal_from_bits(bits as u32) * sd_w;
+            node.h[c] = normal_from_bits((bits >> 32) as u32) * sd_h;
+        }
+        node
+    }
+
+    /// The two halves of `node`, drawn from their law given the node's `(w, H)`, with bits
+    /// keyed by the node's heap number `2^level + lo / size` (unique per node).
+    fn split<const C: usize>(&self, traj_key: u64, node: &Node<C>) -> (Node<C>, Node<C>) {
+        let half = node.size / 2;
+        let l = self.len(half);
+        let sd1 = math::sqrt(l / 8.0);
+        let sd_shared = math::sqrt(l / 32.0);
+        let sd_own = math::sqrt(l / 24.0);
+        let number = (1u64 << node.level) + (node.lo / node.size) as u64;
+        let key = splitmix64(traj_key ^ number.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut left = Node {
+            level: node.level + 1,
+            lo: node.lo,
+            size: half,
+            w: [0.0; C],
+            h: [0.0; C],
+        };
+        let mut right = Node {
+            lo: node.lo + half,
+            ..left
+        };
+        for c in 0..C {
+            let bits = channel_bits(key, c);
+            let z1 = normal_from_bits(bits as u32);
+            let z2 = normal_from_bits((bits >> 32) as u32);
+            let (w, h) = (node.w[c], node.h[c]);
+            left.w[c] = w * 0.5 + h * 1.5 + sd1 * z1;
+            right.w[c] = w - left.w[c];
+            let common = h * 0.25 - sd_shared * z1;
+            left.h[c] = common + sd_own * z2;
+            right.h[c] = common - sd_own * z2;
+        }
+        (left, right)
+    }
+
+    /// The piece from grid point `from` to the end of `node` (`node.lo <= from < end`).
+    fn suffix<const C: usize>(&self, traj_key: u64, mut node: Node<C>, from: u32) -> Piece<C> {
+        // Built right to left: `acc` covers [start of the part not yet covered's end, end).
+        let mut acc = Piece::EMPTY;
+        let mut acc_len = 0u32;
+        loop {
+            if node.lo == from {
+                let head = Piece::of_node(&node, self.len(node.size));
+                return head.then(&acc, self.len(acc_len));
+            }
+            let (left, right) = self.split(traj_key, &node);
+            if from >= right.lo {
+                node = right;
+            } else {
+                let head = Piece::of_node(&right, self.len(right.size));
+                acc = head.then(&acc, self.len(acc_len));
+                acc_len += right.size;
+                node = left;
+            }
+        }
+    }
+
+    /// The piece from the start of `node` to grid point `to` (`start < to <= end`).
+    fn prefix<const C: usize>(&self, traj_key: u64, mut node: Node<C>, to: u32) -> Piece<C> {
+        let mut acc = Piece::EMPTY;
+        loop {
+            if node.lo + node.size == to {
+                return acc.then(
+                    &Piece::of_node(&node, self.len(node.size)),
+                    self.len(node.size),
+                );
+            }
+            let (left, right) = self.split(traj_key, &node);
+            if to <= right.lo {
+                node = left;
+            } else {
+                acc = acc.then(
+                    &Piece::of_node(&left, self.len(left.size)),
+                    self.len(left.size),
+                );
+                node = right;
+            }
+        }
+    }
+}
