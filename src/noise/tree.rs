@@ -129,7 +129,7 @@ impl BrownianTree {
         // Exact: scaling by a power of two (the span is far above the subnormal range for
         // any span whose grid times are distinct in f32).
         let spacing = (t1 - t0) / (1u32 << depth) as f32;
-        if !(spacing > 0.0) {
+        if spacing == 0.0 {
             return Err(Error::OutOfRange {
                 what: "Brownian tree spacing underflows",
             });
