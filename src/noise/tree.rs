@@ -1,33 +1,4 @@
-//! A virtual Brownian tree: Brownian increments, and their time integrals, between any two
-//! points of a fine dyadic grid, without storing the path.
-//!
-//! Adaptive solvers try a step, may reject it, and try a shorter one from the same point:
-//! they need the noise over intervals chosen at run time, and a rejected attempt must not
-//! change the path (else rejection biases the statistics). [`BrownianTree`] makes the whole
-//! path a pure function of `(seed, trajectory)`: the span `[t0, t1]` is bisected `depth`
-//! times, and the Brownian increment `w` and space-time Lévy area `H` of every dyadic
-//! interval are drawn from their exact conditional law given the parent interval's, with
-//! random bits keyed by the interval's position in the tree. A query walks from the root to
-//! the two end points: `O(depth)` work and `O(1)` memory, no stack, no heap.
-//!
-//! ## The bisection law
-//!
-//! For an interval of length `L` let `w = W(b) - W(a)` and
-//! `H = (1/L) int_a^b (W(s) - W(a)) ds - w / 2`; `w ~ N(0, L)` and `H ~ N(0, L / 12)` are
-//! independent, and `int_a^b (W - W(a)) ds = L (H + w / 2)` is the iterated integral
-//! `I_(1,0)`. The two halves, of length `l = L / 2`, carry independent pairs with the same
-//! laws, tied to the parent by `w = w1 + w2` and `H = (H1 + H2) / 2 + (w1 - w2) / 4`.
-//! Conditioning the four independent Gaussians on these two linear constraints gives, with
-//! `Z1, Z2` independent standard normals,
-//!
-//! ```text
-//! w1 = w / 2 + 3 H / 2 + sqrt(l / 8) Z1             w2 = w - w1
-//! H1 = H / 4 - sqrt(l / 32) Z1 + sqrt(l / 24) Z2    H2 = H / 4 - sqrt(l / 32) Z1 - sqrt(l / 24) Z2
-//! ```
-//!
-//! (each child then has exactly `Var w_i = l` and `Var H_i = l / 12`). Every grid point is
-//! reached by bisection alone, so the values at grid points follow the law of Brownian
-//! motion exactly; nothing is interpolated.
+//! The virtual Brownian tree behind adaptive stepping (see [`BrownianTree`]).
 
 use super::{channel_bits, normal_from_bits, splitmix64, Increment, SQRT_3};
 use crate::error::Error;
@@ -45,6 +16,34 @@ pub const MAX_TREE_DEPTH: u32 = 24;
 /// increments over `[j0, j1]` and `[j1, j2]` sum to the one over `[j0, j2]`, with the time
 /// integrals composing exactly (up to `f32` rounding). Channel `c` of a `C`-channel query is
 /// the same whatever `C`, and channels are independent.
+///
+/// Adaptive solvers try a step, may reject it, and try a shorter one from the same point:
+/// they need the noise over intervals chosen at run time, and a rejected attempt must not
+/// change the path (else rejection biases the statistics). [`BrownianTree`] makes the whole
+/// path a pure function of `(seed, trajectory)`: the span `[t0, t1]` is bisected `depth`
+/// times, and the Brownian increment `w` and space-time Lévy area `H` of every dyadic
+/// interval are drawn from their exact conditional law given the parent interval's, with
+/// random bits keyed by the interval's position in the tree. A query walks from the root to
+/// the two end points: `O(depth)` work and `O(1)` memory, no stack, no heap.
+///
+/// ## The bisection law
+///
+/// For an interval of length `L` let `w = W(b) - W(a)` and
+/// `H = (1/L) int_a^b (W(s) - W(a)) ds - w / 2`; `w ~ N(0, L)` and `H ~ N(0, L / 12)` are
+/// independent, and `int_a^b (W - W(a)) ds = L (H + w / 2)` is the iterated integral
+/// `I_(1,0)`. The two halves, of length `l = L / 2`, carry independent pairs with the same
+/// laws, tied to the parent by `w = w1 + w2` and `H = (H1 + H2) / 2 + (w1 - w2) / 4`.
+/// Conditioning the four independent Gaussians on these two linear constraints gives, with
+/// `Z1, Z2` independent standard normals,
+///
+/// ```text
+/// w1 = w / 2 + 3 H / 2 + sqrt(l / 8) Z1             w2 = w - w1
+/// H1 = H / 4 - sqrt(l / 32) Z1 + sqrt(l / 24) Z2    H2 = H / 4 - sqrt(l / 32) Z1 - sqrt(l / 24) Z2
+/// ```
+///
+/// (each child then has exactly `Var w_i = l` and `Var H_i = l / 12`). Every grid point is
+/// reached by bisection alone, so the values at grid points follow the law of Brownian
+/// motion exactly; nothing is interpolated.
 ///
 /// ```
 /// use tinysde::noise::BrownianTree;
@@ -67,7 +66,16 @@ pub struct BrownianTree {
     depth: u32,
     /// Grid spacing `(t1 - t0) / 2^depth`.
     spacing: f32,
+    /// `sqrt` of the length of a node at each level (computed once: a query splits up to
+    /// `2 depth` nodes, and three square roots per split would dominate its cost).
+    sqrt_len: [f32; MAX_TREE_DEPTH as usize + 1],
 }
+
+// sqrt(1/8), sqrt(1/12), sqrt(1/24), sqrt(1/32) rounded to f32.
+const SQRT_1_8: f32 = 0.353_553_38;
+const SQRT_1_12: f32 = 0.288_675_13;
+const SQRT_1_24: f32 = 0.204_124_15;
+const SQRT_1_32: f32 = 0.176_776_69;
 
 /// The increment `dW` and the integral `int (W - W(start)) ds` over one interval.
 #[derive(Clone, Copy, Debug)]
@@ -134,14 +142,19 @@ impl BrownianTree {
                 what: "Brownian tree spacing underflows",
             });
         }
-        Ok(Self {
+        let mut tree = Self {
             seed,
             key: splitmix64(seed),
             t0,
             t1,
             depth,
             spacing,
-        })
+            sqrt_len: [0.0; MAX_TREE_DEPTH as usize + 1],
+        };
+        for level in 0..=depth {
+            tree.sqrt_len[level as usize] = math::sqrt(tree.len(1 << (depth - level)));
+        }
+        Ok(tree)
     }
 
     /// The shallowest tree on `[t0, t1]` whose grid spacing is at most `resolution`:
@@ -269,9 +282,8 @@ impl BrownianTree {
 
     /// The root: the whole span, `w ~ N(0, T)`, `H ~ N(0, T / 12)`.
     fn root<const C: usize>(&self, traj_key: u64) -> Node<C> {
-        let span = self.len(self.intervals());
-        let sd_w = math::sqrt(span);
-        let sd_h = math::sqrt(span / 12.0);
+        let sd_w = self.sqrt_len[0];
+        let sd_h = sd_w * SQRT_1_12;
         let key = splitmix64(traj_key);
         let mut node = Node {
             level: 0,
@@ -292,10 +304,11 @@ impl BrownianTree {
     /// keyed by the node's heap number `2^level + lo / size` (unique per node).
     fn split<const C: usize>(&self, traj_key: u64, node: &Node<C>) -> (Node<C>, Node<C>) {
         let half = node.size / 2;
-        let l = self.len(half);
-        let sd1 = math::sqrt(l / 8.0);
-        let sd_shared = math::sqrt(l / 32.0);
-        let sd_own = math::sqrt(l / 24.0);
+        // Levels never exceed `depth <= MAX_TREE_DEPTH`: a node of size 1 is never split.
+        let sqrt_l = self.sqrt_len[(node.level as usize + 1).min(MAX_TREE_DEPTH as usize)];
+        let sd1 = sqrt_l * SQRT_1_8;
+        let sd_shared = sqrt_l * SQRT_1_32;
+        let sd_own = sqrt_l * SQRT_1_24;
         let number = (1u64 << node.level) + (node.lo / node.size) as u64;
         let key = splitmix64(traj_key ^ number.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut left = Node {

@@ -1,38 +1,4 @@
-//! Adaptive time stepping with error control, on a [`BrownianTree`].
-//!
-//! [`Adaptive`] pairs an embedded method (SOSRI, SRIW1, SOSRA, SRA1: their error estimate
-//! comes from stages the step computes anyway) with a PI step-size controller and absolute
-//! and relative tolerances. Steps start and end on the tree's dyadic grid, so time is
-//! `t0 + j * spacing` from an integer `j`, a step's noise is the exact Brownian increment
-//! between two grid points, and a rejected step is retried on the same path: rejection
-//! cannot bias the statistics, and no rejected-noise memory is needed. Save times are
-//! stepped to exactly (at the grid point nearest each one, within half a grid spacing); no
-//! interpolation.
-//!
-//! ```
-//! use tinysde::nn::ParamSeed;
-//! use tinysde::noise::BrownianTree;
-//! use tinysde::sde::Sde;
-//! use tinysde::solve::{Adaptive, Sosri};
-//! use tinysde::{NoiseKind, Real};
-//!
-//! struct Gbm; // du = 1.01 u dt + 0.87 u dW (Itô)
-//! impl<T: Real> Sde<T, 1> for Gbm {
-//!     const NOISE: NoiseKind = NoiseKind::Diagonal;
-//!     fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0] * 1.01] }
-//!     fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0] * 0.87] }
-//! }
-//! let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
-//! let tree = BrownianTree::new(5, 0.0, 1.0, 20)?;
-//! let mut out = [[0.0f32; 1]; 2];
-//! let stats = solver.solve(&Gbm, &tree, 0, &[0.5], &[0.5, 1.0], &mut out, ParamSeed::NONE)?;
-//! // The exact solution on the same path.
-//! let w1 = tree.increment::<1>(0, 0, tree.intervals())?.dw[0];
-//! let exact = 0.5 * (1.01f32 - 0.87 * 0.87 / 2.0 + 0.87 * w1).exp();
-//! assert!((out[1][0] - exact).abs() < 0.05 * exact);
-//! assert!(stats.accepted > 0);
-//! # Ok::<(), tinysde::Error>(())
-//! ```
+//! Adaptive time stepping with error control (see [`Adaptive`]).
 
 use super::{finish_variance, welford_update, Method, Sosra, Sosri, Sra1, Sriw1, Step};
 use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
@@ -221,7 +187,41 @@ impl AdaptiveStats {
     }
 }
 
-/// An embedded method with a step-size controller: integrates SDEs on a [`BrownianTree`].
+/// Adaptive time stepping with error control, on a [`BrownianTree`].
+///
+/// [`Adaptive`] pairs an embedded method (SOSRI, SRIW1, SOSRA, SRA1: their error estimate
+/// comes from stages the step computes anyway) with a PI step-size controller and absolute
+/// and relative tolerances. Steps start and end on the tree's dyadic grid, so time is
+/// `t0 + j * spacing` from an integer `j`, a step's noise is the exact Brownian increment
+/// between two grid points, and a rejected step is retried on the same path: rejection
+/// cannot bias the statistics, and no rejected-noise memory is needed. Save times are
+/// stepped to exactly (at the grid point nearest each one, within half a grid spacing); no
+/// interpolation.
+///
+/// ```
+/// use tinysde::nn::ParamSeed;
+/// use tinysde::noise::BrownianTree;
+/// use tinysde::sde::Sde;
+/// use tinysde::solve::{Adaptive, Sosri};
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Gbm; // du = 1.01 u dt + 0.87 u dW (Itô)
+/// impl<T: Real> Sde<T, 1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0] * 1.01] }
+///     fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0] * 0.87] }
+/// }
+/// let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
+/// let tree = BrownianTree::new(5, 0.0, 1.0, 20)?;
+/// let mut out = [[0.0f32; 1]; 2];
+/// let stats = solver.solve(&Gbm, &tree, 0, &[0.5], &[0.5, 1.0], &mut out, ParamSeed::NONE)?;
+/// // The exact solution on the same path.
+/// let w1 = tree.increment::<1>(0, 0, tree.intervals())?.dw[0];
+/// let exact = 0.5 * (1.01f32 - 0.87 * 0.87 / 2.0 + 0.87 * w1).exp();
+/// assert!((out[1][0] - exact).abs() < 0.05 * exact);
+/// assert!(stats.accepted > 0);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adaptive<M> {
     /// The stepping method.
