@@ -539,6 +539,43 @@ fn forward_mode_gradients_follow_the_accepted_steps() {
 }
 
 #[test]
+fn ensemble_statistics_carry_the_gradient_training_needs() {
+    // The mean and variance of an ensemble over duals differentiate the statistics of the
+    // exact pathwise derivatives du/da = t u and du/db = (W - b t) u.
+    let tree = BrownianTree::new(21, 0.0, 1.0, 20).unwrap();
+    let times = [0.5f32, 1.0];
+    let n = 32;
+    let solver = Adaptive::new(Sosri, 1e-4, 1e-4).unwrap();
+    let zero = [Dual::<2>::ZERO];
+    let (mut mean, mut var) = ([zero; 2], [zero; 2]);
+    solver
+        .ensemble(&Gbm, &tree, &[Dual::constant(0.5)], n, &times, &mut mean, &mut var, None, ParamSeed::window(0))
+        .unwrap();
+    let b = B as f64;
+    for (i, &t) in times.iter().enumerate() {
+        let j = tree.index_of(t).unwrap();
+        let t = t as f64;
+        let paths: Vec<(f64, [f64; 2])> = (0..n)
+            .map(|m| {
+                let w = w_at(&tree, m, j);
+                let u = gbm_exact(0.5, t, w);
+                (u, [t * u, (w - b * t) * u])
+            })
+            .collect();
+        let nf = n as f64;
+        let u_bar = paths.iter().map(|p| p.0).sum::<f64>() / nf;
+        for lane in 0..2 {
+            let d_bar = paths.iter().map(|p| p.1[lane]).sum::<f64>() / nf;
+            let d_var = 2.0 / (nf - 1.0)
+                * paths.iter().map(|p| (p.0 - u_bar) * (p.1[lane] - d_bar)).sum::<f64>();
+            let (gm, gv) = (mean[i][0].tangent(lane) as f64, var[i][0].tangent(lane) as f64);
+            assert!((gm - d_bar).abs() < 1e-2 * d_bar.abs().max(0.1), "t {t} lane {lane}: mean {gm} vs {d_bar}");
+            assert!((gv - d_var).abs() < 2e-2 * d_var.abs().max(0.1), "t {t} lane {lane}: var {gv} vs {d_var}");
+        }
+    }
+}
+
+#[test]
 fn parallel_ensembles_are_bit_identical_to_serial() {
     let tree = BrownianTree::new(12, 0.0, 1.0, 18).unwrap();
     let times = [0.2, 0.6, 1.0];

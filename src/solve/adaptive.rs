@@ -5,7 +5,7 @@ use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
 use crate::error::{check_len, Error, NoiseKind};
 use crate::math;
 use crate::nn::ParamSeed;
-use crate::noise::{BrownianTree, Increment};
+use crate::noise::{BrownianTree, Increment, TreeCache};
 use crate::real::Real;
 use crate::sde::Sde;
 
@@ -325,6 +325,9 @@ impl<M: Method> Adaptive<M> {
         let mut stats = AdaptiveStats::default();
         let mut attempts = 0u32;
 
+        // The tree splits around the current point, and around a candidate step's end.
+        let mut at_start = TreeCache::<D>::EMPTY;
+        let mut at_candidate = TreeCache::<D>::EMPTY;
         let mut u = *u0;
         let mut j = 0u32;
         let mut next = 0usize;
@@ -352,7 +355,15 @@ impl<M: Method> Adaptive<M> {
             let clipped = n < wanted;
             let t = tree.time(j);
             let h = n as f32 * spacing;
-            let inc = tree_increment::<S, T, D>(tree, trajectory, j, j + n)?;
+            let inc = if S::NOISE == NoiseKind::Scalar {
+                let one = tree.increment::<1>(trajectory, j, j + n)?;
+                Increment {
+                    dw: [one.dw[0]; D],
+                    dz: [one.dz[0]; D],
+                }
+            } else {
+                tree.increment_cached::<D>(trajectory, j, j + n, &at_start, &mut at_candidate)?
+            };
             let mut estimate = [0.0f32; D];
             let candidate =
                 self.method
@@ -361,6 +372,7 @@ impl<M: Method> Adaptive<M> {
             if norm <= 1.0 {
                 u = candidate;
                 j += n;
+                core::mem::swap(&mut at_start, &mut at_candidate);
                 stats.accepted += 1;
                 let mut factor = if norm > 0.0 {
                     opt.safety * pow(norm, -beta1) * pow(prev_norm, beta2)
@@ -639,25 +651,6 @@ impl<M: Method + Sync> Adaptive<M> {
         }
         finish_variance(var, trajectories);
         Ok(stats)
-    }
-}
-
-/// The tree's increments over grid points `from..to`, broadcasting one channel for scalar noise.
-#[inline]
-fn tree_increment<S: Sde<T, D>, T: Real, const D: usize>(
-    tree: &BrownianTree,
-    trajectory: usize,
-    from: u32,
-    to: u32,
-) -> Result<Increment<D>, Error> {
-    if S::NOISE == NoiseKind::Scalar {
-        let one = tree.increment::<1>(trajectory, from, to)?;
-        Ok(Increment {
-            dw: [one.dw[0]; D],
-            dz: [one.dz[0]; D],
-        })
-    } else {
-        tree.increment::<D>(trajectory, from, to)
     }
 }
 
