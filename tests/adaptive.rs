@@ -324,6 +324,14 @@ fn gbm_error_falls_with_the_tolerance() {
         eprintln!("{name}: slope of error against tolerance {es:.2}, of steps {ss:.2}");
         assert!((0.5..1.0).contains(&es), "{name}: error slope {es}");
         assert!((-0.7..-0.35).contains(&ss), "{name}: steps slope {ss}");
+        // Rejections happen, but are a minority of the steps tried.
+        for (t, r) in tols.iter().zip(&results).skip(2) {
+            let ratio = r.2 / r.1;
+            assert!(
+                (0.05..0.5).contains(&ratio),
+                "{name}: tol {t}, {ratio} rejected per accepted step"
+            );
+        }
         // The tolerance is honoured: the mean error is below it (relative to u ~ 1).
         for (t, e) in tols.iter().zip(&errors) {
             assert!(*e < 3.0 * *t as f64, "{name}: tol {t}, error {e}");
@@ -386,6 +394,74 @@ fn additive_error_falls_with_the_tolerance() {
             assert!(*e < 3.0 * *t as f64, "{name}: tol {t}, error {e}");
         }
     }
+}
+
+/// Itô cubic `du = -0.25 u (1 - u^2) dt + 0.5 (1 - u^2) dW`; the diffusion depends on u.
+struct Cubic;
+impl<T: Real> Sde<T, 1> for Cubic {
+    const NOISE: NoiseKind = NoiseKind::Diagonal;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * (T::ONE - u[0] * u[0]) * -0.25]
+    }
+    fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [(T::ONE - u[0] * u[0]) * 0.5]
+    }
+}
+
+/// Itô wave `du = -0.01 sin u cos^3 u dt + 0.1 cos^2 u dW`, as scalar noise.
+struct Wave;
+impl<T: Real> Sde<T, 1> for Wave {
+    const NOISE: NoiseKind = NoiseKind::Scalar;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        let c = u[0].cos();
+        [u[0].sin() * c * c * c * -0.01]
+    }
+    fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        let c = u[0].cos();
+        [c * c * 0.1]
+    }
+}
+
+#[test]
+fn strong_errors_against_exact_solutions_fall_with_the_tolerance() {
+    // Mean over trajectories of the largest error over the save times.
+    fn strong<S: Sde<f32, 1>>(sde: &S, u0: f32, exact: fn(f64, f64) -> f64, tol: f32) -> f64 {
+        let tree = BrownianTree::new(606, 0.0, 1.0, 20).unwrap();
+        let solver = Adaptive::new(Sosri, tol, tol).unwrap();
+        let times = [0.25f32, 0.5, 0.75, 1.0];
+        let n = 100;
+        let mut total = 0.0;
+        for m in 0..n {
+            let mut out = [[0.0f32; 1]; 4];
+            solver
+                .solve(sde, &tree, m, &[u0], &times, &mut out, ParamSeed::NONE)
+                .unwrap();
+            let mut worst = 0.0f64;
+            for (t, u) in times.iter().zip(&out) {
+                let w = w_at(&tree, m, tree.index_of(*t).unwrap());
+                worst = worst.max((u[0] as f64 - exact(u0 as f64, w)).abs());
+            }
+            total += worst;
+        }
+        total / n as f64
+    }
+    let cubic = |u0: f64, w: f64| {
+        let e = w.exp();
+        ((1.0 + u0) * e + u0 - 1.0) / ((1.0 + u0) * e + 1.0 - u0)
+    };
+    let wave = |u0: f64, w: f64| (0.1 * w + u0.tan()).atan();
+    let errors = [1e-2f32, 1e-3, 1e-4].map(|t| strong(&Cubic, 0.5, cubic, t));
+    eprintln!("cubic: errors at tol 1e-2, 1e-3, 1e-4: {errors:?}");
+    assert!(
+        errors[1] < 0.5 * errors[0] && errors[2] < 0.5 * errors[1],
+        "{errors:?}"
+    );
+    // Local control: the global error is a small multiple of the tolerance.
+    assert!(errors[2] < 5e-4, "{errors:?}");
+    // The wave (scalar noise) is so gentle that every tolerance reaches f32 round-off.
+    let errors = [1e-2f32, 1e-4].map(|t| strong(&Wave, 1.0, wave, t));
+    eprintln!("wave: errors at tol 1e-2, 1e-4: {errors:?}");
+    assert!(errors.iter().all(|&e| e < 1e-5), "{errors:?}");
 }
 
 #[test]
@@ -549,7 +625,17 @@ fn ensemble_statistics_carry_the_gradient_training_needs() {
     let zero = [Dual::<2>::ZERO];
     let (mut mean, mut var) = ([zero; 2], [zero; 2]);
     solver
-        .ensemble(&Gbm, &tree, &[Dual::constant(0.5)], n, &times, &mut mean, &mut var, None, ParamSeed::window(0))
+        .ensemble(
+            &Gbm,
+            &tree,
+            &[Dual::constant(0.5)],
+            n,
+            &times,
+            &mut mean,
+            &mut var,
+            None,
+            ParamSeed::window(0),
+        )
         .unwrap();
     let b = B as f64;
     for (i, &t) in times.iter().enumerate() {
@@ -567,10 +653,22 @@ fn ensemble_statistics_carry_the_gradient_training_needs() {
         for lane in 0..2 {
             let d_bar = paths.iter().map(|p| p.1[lane]).sum::<f64>() / nf;
             let d_var = 2.0 / (nf - 1.0)
-                * paths.iter().map(|p| (p.0 - u_bar) * (p.1[lane] - d_bar)).sum::<f64>();
-            let (gm, gv) = (mean[i][0].tangent(lane) as f64, var[i][0].tangent(lane) as f64);
-            assert!((gm - d_bar).abs() < 1e-2 * d_bar.abs().max(0.1), "t {t} lane {lane}: mean {gm} vs {d_bar}");
-            assert!((gv - d_var).abs() < 2e-2 * d_var.abs().max(0.1), "t {t} lane {lane}: var {gv} vs {d_var}");
+                * paths
+                    .iter()
+                    .map(|p| (p.0 - u_bar) * (p.1[lane] - d_bar))
+                    .sum::<f64>();
+            let (gm, gv) = (
+                mean[i][0].tangent(lane) as f64,
+                var[i][0].tangent(lane) as f64,
+            );
+            assert!(
+                (gm - d_bar).abs() < 1e-2 * d_bar.abs().max(0.1),
+                "t {t} lane {lane}: mean {gm} vs {d_bar}"
+            );
+            assert!(
+                (gv - d_var).abs() < 2e-2 * d_var.abs().max(0.1),
+                "t {t} lane {lane}: var {gv} vs {d_var}"
+            );
         }
     }
 }

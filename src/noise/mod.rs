@@ -14,8 +14,8 @@ use crate::error::Error;
 use crate::math;
 
 mod tree;
-pub use tree::{BrownianTree, MAX_TREE_DEPTH};
 pub(crate) use tree::TreeCache;
+pub use tree::{BrownianTree, MAX_TREE_DEPTH};
 
 /// The generator tinysde uses everywhere: xoshiro128++ (32-bit words, cheap on Cortex-M).
 pub type NoiseRng = Xoshiro128PlusPlus;

@@ -359,7 +359,11 @@ impl BrownianTree {
 
     /// The split of `node`: from the cache if it holds it, else drawn; recorded if `node`
     /// is an ancestor of the query's end point (contains it, not at its start).
-    fn split_in<const C: usize>(&self, walk: &mut Walk<'_, C>, node: &Node<C>) -> (Node<C>, Node<C>) {
+    fn split_in<const C: usize>(
+        &self,
+        walk: &mut Walk<'_, C>,
+        node: &Node<C>,
+    ) -> (Node<C>, Node<C>) {
         let level = node.level as usize;
         let cached = walk
             .reuse
@@ -443,7 +447,12 @@ impl BrownianTree {
     }
 
     /// The piece from grid point `from` to the end of `node` (`node.lo <= from < end`).
-    fn suffix<const C: usize>(&self, walk: &mut Walk<'_, C>, mut node: Node<C>, from: u32) -> Piece<C> {
+    fn suffix<const C: usize>(
+        &self,
+        walk: &mut Walk<'_, C>,
+        mut node: Node<C>,
+        from: u32,
+    ) -> Piece<C> {
         // Built right to left: `acc` covers [start of the part not yet covered's end, end).
         let mut acc = Piece::EMPTY;
         let mut acc_len = 0u32;
@@ -465,7 +474,12 @@ impl BrownianTree {
     }
 
     /// The piece from the start of `node` to grid point `to` (`start < to <= end`).
-    fn prefix<const C: usize>(&self, walk: &mut Walk<'_, C>, mut node: Node<C>, to: u32) -> Piece<C> {
+    fn prefix<const C: usize>(
+        &self,
+        walk: &mut Walk<'_, C>,
+        mut node: Node<C>,
+        to: u32,
+    ) -> Piece<C> {
         let mut acc = Piece::EMPTY;
         loop {
             if node.lo + node.size == to {
@@ -506,7 +520,9 @@ mod tests {
             while j < end {
                 let mut accepted_to = j;
                 for attempt in 0..3u32 {
-                    k = k.wrapping_mul(1_103_515_245).wrapping_add(12_345 + trajectory as u32);
+                    k = k
+                        .wrapping_mul(1_103_515_245)
+                        .wrapping_add(12_345 + trajectory as u32);
                     let n = 1 + (k >> 8) % (4096 >> attempt);
                     let to = (j + n).min(end);
                     let cached = tree
