@@ -950,8 +950,77 @@ fn step_budget_and_minimum_step_are_typed_errors() {
         matches!(e, Err(Error::MaxSteps { trajectory: 0, t }) if t > 0.0 && t < 1.0),
         "{e:?}"
     );
-    // The state at the first save time was written before the budget ran out.
-    assert!(out[0][0] != 7.0 && out[1][0] == 7.0);
+    // Nothing is written on error, though the first save time was reached.
+    assert_eq!(out, [[7.0]; 2]);
+    // Ensembles too: with the statistics kept on the stack, with paths (two passes), and
+    // threaded. Trajectory 0 reaches the first save time before failing.
+    let (mut mean, mut var, mut paths) = ([[7.0f32; 1]; 2], [[7.0f32; 1]; 2], [[7.0f32; 1]; 8]);
+    let e = few.ensemble(
+        &Gbm,
+        &tree,
+        &[0.5],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        None,
+        ParamSeed::NONE,
+    );
+    assert!(
+        matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
+        "{e:?}"
+    );
+    let e = few.ensemble(
+        &Gbm,
+        &tree,
+        &[0.5],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        Some(&mut paths),
+        ParamSeed::NONE,
+    );
+    assert!(
+        matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
+        "{e:?}"
+    );
+    let e = few.ensemble_parallel(
+        &Gbm,
+        &tree,
+        &[0.5],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        Some(&mut paths),
+        ParamSeed::NONE,
+        2,
+    );
+    assert!(
+        matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
+        "{e:?}"
+    );
+    assert_eq!((mean, var, paths), ([[7.0]; 2], [[7.0]; 2], [[7.0]; 8]));
+    // A solve with more save times than fit on the stack solves twice; same result.
+    let many: Vec<f32> = (1..=40).map(|k| k as f32 / 40.0).collect();
+    let ok = Adaptive::new(Sosri, 1e-3, 1e-3).unwrap();
+    let mut long = vec![[0.0f32; 1]; 40];
+    ok.solve(&Gbm, &tree, 1, &[0.5], &many, &mut long, ParamSeed::NONE)
+        .unwrap();
+    let mut short = [[0.0f32; 1]; 2];
+    ok.solve(
+        &Gbm,
+        &tree,
+        1,
+        &[0.5],
+        &[many[19], many[39]],
+        &mut short,
+        ParamSeed::NONE,
+    )
+    .unwrap();
+    assert!((short[1][0] - long[39][0]).abs() < 1e-3 * long[39][0].abs());
+    assert!(long.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
 
     let coarse = Adaptive::with_options(
         Sosri,

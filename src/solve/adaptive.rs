@@ -230,6 +230,9 @@ pub struct Adaptive<M> {
     pub options: AdaptiveOptions,
 }
 
+/// Up to this many save times a solve keeps its results on the stack until it succeeds.
+const STACK_ROWS: usize = 32;
+
 /// Smallest error norm the PI controller remembers (keeps `err^-b` finite).
 const MIN_NORM: f32 = 1e-4;
 
@@ -418,10 +421,12 @@ impl<M: Method> Adaptive<M> {
     /// must be strictly increasing, in the span, and on distinct grid points of the tree
     /// (each is reached at its nearest grid point); the integration stops at the last one.
     ///
-    /// Bad input (options, noise kind, non-finite `u0`, save times, `out` length) returns an
-    /// error before anything is written. [`Error::MaxSteps`], [`Error::StepSizeTooSmall`]
-    /// and [`Error::Diverged`] (non-finite state even at the minimum step) stop the solve;
-    /// `out` then holds the states saved before.
+    /// Bad input (options, noise kind, non-finite `u0`, save times, `out` length) is an
+    /// error before anything runs. [`Error::MaxSteps`], [`Error::StepSizeTooSmall`] and
+    /// [`Error::Diverged`] (non-finite state even at the minimum step) stop the solve.
+    /// `out` is written only on success: after any error it is what the caller passed in.
+    /// (Up to 32 save times the states wait in a stack buffer; beyond that a first pass
+    /// checks that the solve succeeds before a second one, identical, writes.)
     #[allow(clippy::too_many_arguments)]
     pub fn solve<T, S, const D: usize>(
         &self,
@@ -440,18 +445,41 @@ impl<M: Method> Adaptive<M> {
     {
         let last = self.check(S::NOISE, tree, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
-        self.run(sde, tree, trajectory, u0, save_times, last, seed, |i, u| {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = *u;
+        let run = |on_save: &mut dyn FnMut(usize, &[T; D])| {
+            self.run(sde, tree, trajectory, u0, save_times, last, seed, on_save)
+        };
+        if save_times.len() <= STACK_ROWS {
+            let mut rows = [[T::ZERO; D]; STACK_ROWS];
+            let stats = run(&mut |i, u| {
+                if let Some(slot) = rows.get_mut(i) {
+                    *slot = *u;
+                }
+            })?;
+            for (slot, row) in out.iter_mut().zip(&rows) {
+                *slot = *row;
             }
-        })
+            Ok(stats)
+        } else {
+            run(&mut |_, _| {})?;
+            run(&mut |i, u| {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = *u;
+                }
+            })
+        }
     }
 
     /// Solves trajectories `0..trajectories` of the tree from `u0` and writes the sample
     /// mean and variance (divisor `n - 1`) at each save time, and optionally every path,
-    /// exactly as [`Solver::ensemble`](super::Solver::ensemble) does. Returns the steps
-    /// summed over trajectories. Over [`Dual`](crate::Dual)s the statistics carry the
-    /// derivative through the accepted steps (step sizes are decided from values only).
+    /// as [`Solver::ensemble`](super::Solver::ensemble) does. Returns the steps summed
+    /// over trajectories. Over [`Dual`](crate::Dual)s the statistics carry the derivative
+    /// through the accepted steps (step sizes are decided from values only).
+    ///
+    /// Errors as [`Adaptive::solve`] (the first failing trajectory's), zero trajectories,
+    /// and statistics that would not fit in `f32`. `mean`, `var` and `paths` are written
+    /// only on success. (Without `paths` and up to 32 save times a stack copy of `mean`
+    /// and `var` is restored on error; otherwise a first pass checks every trajectory, and
+    /// bounds the states so that the statistics provably fit, before a second one writes.)
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble<T, S, const D: usize>(
         &self,
@@ -462,7 +490,7 @@ impl<M: Method> Adaptive<M> {
         save_times: &[f32],
         mean: &mut [[T; D]],
         var: &mut [[T; D]],
-        mut paths: Option<&mut [[T; D]]>,
+        paths: Option<&mut [[T; D]]>,
         seed: ParamSeed,
     ) -> Result<AdaptiveStats, Error>
     where
@@ -480,6 +508,91 @@ impl<M: Method> Adaptive<M> {
             var.len(),
             paths.as_deref().map(<[_]>::len),
         )?;
+        if paths.is_none() && save_times.len() <= STACK_ROWS {
+            let mut saved_mean = [[T::ZERO; D]; STACK_ROWS];
+            let mut saved_var = [[T::ZERO; D]; STACK_ROWS];
+            for ((sm, sv), (m, v)) in saved_mean
+                .iter_mut()
+                .zip(&mut saved_var)
+                .zip(mean.iter().zip(var.iter()))
+            {
+                (*sm, *sv) = (*m, *v);
+            }
+            let result = self.ensemble_into(
+                sde,
+                tree,
+                u0,
+                trajectories,
+                save_times,
+                last,
+                mean,
+                var,
+                None,
+                seed,
+            );
+            if result.is_err() {
+                for ((sm, sv), (m, v)) in saved_mean
+                    .iter()
+                    .zip(&saved_var)
+                    .zip(mean.iter_mut().zip(var.iter_mut()))
+                {
+                    (*m, *v) = (*sm, *sv);
+                }
+            }
+            return result;
+        }
+        let (mut value_bound, mut tangent_bound) = (0.0f32, 0.0f32);
+        for m in 0..trajectories {
+            self.run(sde, tree, m, u0, save_times, last, seed, |_, u| {
+                for x in u {
+                    value_bound = value_bound.max(x.value().abs());
+                    for lane in 0..T::LANES {
+                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
+                    }
+                }
+            })?;
+        }
+        if !statistics_fit(value_bound, tangent_bound, trajectories) {
+            return Err(Error::NonFinite {
+                what: "ensemble statistics (states too large for f32 sums)",
+                index: 0,
+            });
+        }
+        self.ensemble_into(
+            sde,
+            tree,
+            u0,
+            trajectories,
+            save_times,
+            last,
+            mean,
+            var,
+            paths,
+            seed,
+        )
+    }
+
+    /// The ensemble on checked inputs, accumulated directly into the buffers (which hold
+    /// partial results after an error).
+    #[allow(clippy::too_many_arguments)]
+    fn ensemble_into<T, S, const D: usize>(
+        &self,
+        sde: &S,
+        tree: &BrownianTree,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        mut paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<AdaptiveStats, Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Embedded<T, S, D>,
+    {
         let n_save = save_times.len();
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]);
@@ -497,6 +610,7 @@ impl<M: Method> Adaptive<M> {
             stats.add(one);
         }
         finish_variance(var, trajectories);
+        statistics_finite(mean, var)?;
         Ok(stats)
     }
 
@@ -589,11 +703,15 @@ impl<M: Method + Sync> Adaptive<M> {
         let mut states = std::vec![[T::ZERO; D]; block * n_save];
         let mut outcomes: std::vec::Vec<Outcome> =
             std::vec![(0, Ok(AdaptiveStats::default())); block];
+        // Restored on error: the buffers are written only on success.
+        let (saved_mean, saved_var) = (mean.to_vec(), var.to_vec());
+        let saved_paths = paths.as_deref().map(<[_]>::to_vec);
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]);
         let mut stats = AdaptiveStats::default();
+        let mut failure = None;
         let mut start = 0;
-        while start < trajectories {
+        while start < trajectories && failure.is_none() {
             let len = block.min(trajectories - start);
             let per = len.div_ceil(threads);
             std::thread::scope(|scope| {
@@ -645,12 +763,58 @@ impl<M: Method + Sync> Adaptive<M> {
                         *slot = *u;
                     }
                 }
-                stats.add((*result)?);
+                match result {
+                    Ok(one) => stats.add(*one),
+                    Err(e) => {
+                        failure = Some(*e);
+                        break;
+                    }
+                }
             }
             start += len;
         }
-        finish_variance(var, trajectories);
+        if failure.is_none() {
+            finish_variance(var, trajectories);
+            failure = statistics_finite(mean, var).err();
+        }
+        if let Some(e) = failure {
+            mean.copy_from_slice(&saved_mean);
+            var.copy_from_slice(&saved_var);
+            if let (Some(p), Some(saved)) = (paths, saved_paths) {
+                p.copy_from_slice(&saved);
+            }
+            return Err(e);
+        }
         Ok(stats)
+    }
+}
+
+/// Whether the statistics of `trajectories` states bounded by `value_bound` (and every
+/// tangent by `tangent_bound`) provably fit in `f32`: Welford's sums stay below
+/// `4 n B^2` and `8 n B T`, kept under a quarter of `f32::MAX`. Decided in `f64`, the same
+/// on every target.
+fn statistics_fit(value_bound: f32, tangent_bound: f32, trajectories: usize) -> bool {
+    let (b, t, n) = (
+        f64::from(value_bound),
+        f64::from(tangent_bound),
+        trajectories as f64,
+    );
+    let limit = f64::from(f32::MAX) / 4.0;
+    4.0 * n * b * b <= limit && 8.0 * n * b * t <= limit
+}
+
+/// An error naming the first save time whose mean or variance is not finite.
+fn statistics_finite<T: Real, const D: usize>(
+    mean: &[[T; D]],
+    var: &[[T; D]],
+) -> Result<(), Error> {
+    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
+    match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
+        Some(index) => Err(Error::NonFinite {
+            what: "ensemble statistics (mean or variance overflows f32)",
+            index,
+        }),
+        None => Ok(()),
     }
 }
 
