@@ -321,12 +321,11 @@ impl BrownianTree {
             record,
         };
         if let Some(r) = walk.record.as_deref_mut() {
+            // Only the header: the splits are overwritten level by level as they are met.
+            r.trajectory = trajectory;
             // Past the last grid point there is nothing to step from.
-            *r = TreeCache {
-                trajectory,
-                point: if to < self.intervals() { to } else { u32::MAX },
-                ..TreeCache::EMPTY
-            };
+            r.point = if to < self.intervals() { to } else { u32::MAX };
+            r.levels = 0;
         }
         let mut node = self.root::<C>(traj_key);
         let piece = loop {

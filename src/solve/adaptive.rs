@@ -329,8 +329,9 @@ impl<M: Method> Adaptive<M> {
         let mut attempts = 0u32;
 
         // The tree splits around the current point, and around a candidate step's end.
-        let mut at_start = TreeCache::<D>::EMPTY;
-        let mut at_candidate = TreeCache::<D>::EMPTY;
+        // (Two slots and an index: swapping the slots would copy them.)
+        let mut caches = [TreeCache::<D>::EMPTY; 2];
+        let mut start_slot = 0;
         let mut u = *u0;
         let mut j = 0u32;
         let mut next = 0usize;
@@ -365,7 +366,9 @@ impl<M: Method> Adaptive<M> {
                     dz: [one.dz[0]; D],
                 }
             } else {
-                tree.increment_cached::<D>(trajectory, j, j + n, &at_start, &mut at_candidate)?
+                let [a, b] = &mut caches;
+                let (at_start, at_candidate) = if start_slot == 0 { (&*a, b) } else { (&*b, a) };
+                tree.increment_cached::<D>(trajectory, j, j + n, at_start, at_candidate)?
             };
             let mut estimate = [0.0f32; D];
             let candidate =
@@ -375,7 +378,7 @@ impl<M: Method> Adaptive<M> {
             if norm <= 1.0 {
                 u = candidate;
                 j += n;
-                core::mem::swap(&mut at_start, &mut at_candidate);
+                start_slot = 1 - start_slot;
                 stats.accepted += 1;
                 let mut factor = if norm > 0.0 {
                     opt.safety * pow(norm, -beta1) * pow(prev_norm, beta2)
