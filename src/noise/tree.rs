@@ -214,14 +214,15 @@ impl BrownianTree {
                 what: "Brownian tree resolution must be positive and finite",
             });
         }
-        let mut depth = 1;
-        loop {
+        for depth in 1..=MAX_TREE_DEPTH {
             let tree = Self::new(seed, t0, t1, depth)?;
             if tree.spacing <= resolution {
                 return Ok(tree);
             }
-            depth += 1;
         }
+        Err(Error::OutOfRange {
+            what: "Brownian tree resolution needs more than 2^24 grid intervals",
+        })
     }
 
     /// The seed.
