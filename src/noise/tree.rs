@@ -419,7 +419,8 @@ impl BrownianTree {
         let sd1 = sqrt_l * SQRT_1_8;
         let sd_shared = sqrt_l * SQRT_1_32;
         let sd_own = sqrt_l * SQRT_1_24;
-        let number = (1u64 << node.level) + (node.lo / node.size) as u64;
+        // Sizes are powers of two: the index at the level is a shift of `lo`.
+        let number = (1u64 << node.level) + (node.lo >> (self.depth - node.level)) as u64;
         let key = splitmix64(traj_key ^ number.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut left = Node {
             level: node.level + 1,
