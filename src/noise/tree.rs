@@ -122,6 +122,8 @@ pub(crate) struct TreeCache<const C: usize> {
     point: u32,
     /// `splits[level]` for `level < levels` is the split of the ancestor at `level`.
     levels: usize,
+    /// The root of the trajectory's tree (valid with the rest).
+    root: Node<C>,
     splits: [(Node<C>, Node<C>); MAX_TREE_DEPTH as usize],
 }
 
@@ -131,6 +133,7 @@ impl<const C: usize> TreeCache<C> {
         trajectory: 0,
         point: u32::MAX,
         levels: 0,
+        root: Node::EMPTY,
         splits: [(Node::EMPTY, Node::EMPTY); MAX_TREE_DEPTH as usize],
     };
 }
@@ -328,7 +331,13 @@ impl BrownianTree {
             r.point = if to < self.intervals() { to } else { u32::MAX };
             r.levels = 0;
         }
-        let mut node = self.root::<C>(traj_key);
+        let mut node = match walk.reuse {
+            Some(c) => c.root,
+            None => self.root::<C>(traj_key),
+        };
+        if let Some(r) = walk.record.as_deref_mut() {
+            r.root = node;
+        }
         let piece = loop {
             if node.lo == from && node.lo + node.size == to {
                 break Piece::of_node(&node, self.len(node.size));

@@ -355,8 +355,18 @@ impl<M: Method> Adaptive<M> {
             let wanted = ((h_wanted / spacing) as u32).clamp(min_n, max_n);
             // Save times are checked to be increasing grid points after j, up to `last`.
             let stop = next_j.unwrap_or(last);
-            let n = wanted.min(stop - j);
+            let mut n = wanted.min(stop - j);
             let clipped = n < wanted;
+            if !clipped {
+                // End the step on a multiple of a power of two near n / 8 (shortening it by
+                // at most an eighth): the tree walk to its end then stops a few levels
+                // below the node spanning the step instead of going down to the grid.
+                let quantum = 1u32 << (n / 8).max(1).ilog2();
+                let end = (j + n) / quantum * quantum;
+                if end > j && end - j >= min_n {
+                    n = end - j;
+                }
+            }
             let t = tree.time(j);
             let h = n as f32 * spacing;
             let inc = if S::NOISE == NoiseKind::Scalar {
