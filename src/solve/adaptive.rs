@@ -1,7 +1,10 @@
 //! Adaptive time stepping with error control (see [`Adaptive`]).
 
-use super::{finish_variance, welford_update, Method, Sosra, Sosri, Sra1, Sriw1, Step};
+use super::{
+    check_statistics_finite, finish_variance, statistics_fit, welford_update, BACKUP_ROWS,
+};
 use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
+use super::{Method, Sosra, Sosri, Sra1, Sriw1, Step};
 use crate::error::{check_len, Error, NoiseKind};
 use crate::math;
 use crate::nn::ParamSeed;
@@ -229,9 +232,6 @@ pub struct Adaptive<M> {
     /// Tolerances and controller settings.
     pub options: AdaptiveOptions,
 }
-
-/// Up to this many save times a solve keeps its results on the stack until it succeeds.
-const STACK_ROWS: usize = 32;
 
 /// Smallest error norm the PI controller remembers (keeps `err^-b` finite).
 const MIN_NORM: f32 = 1e-4;
@@ -461,8 +461,8 @@ impl<M: Method> Adaptive<M> {
         let run = |on_save: &mut dyn FnMut(usize, &[T; D])| {
             self.run(sde, tree, trajectory, u0, save_times, last, seed, on_save)
         };
-        if save_times.len() <= STACK_ROWS {
-            let mut rows = [[T::ZERO; D]; STACK_ROWS];
+        if save_times.len() <= BACKUP_ROWS {
+            let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
             let stats = run(&mut |i, u| {
                 if let Some(slot) = rows.get_mut(i) {
                     *slot = *u;
@@ -489,7 +489,7 @@ impl<M: Method> Adaptive<M> {
     /// through the accepted steps (step sizes are decided from values only).
     ///
     /// Errors as [`Adaptive::solve`] (the first failing trajectory's), zero trajectories,
-    /// and statistics that would not fit in `f32`. `mean`, `var` and `paths` are written
+    /// and [`Error::StatisticsOverflow`]. `mean`, `var` and `paths` are written
     /// only on success. (Without `paths` and up to 32 save times a stack copy of `mean`
     /// and `var` is restored on error; otherwise a first pass checks every trajectory, and
     /// bounds the states so that the statistics provably fit, before a second one writes.)
@@ -521,9 +521,9 @@ impl<M: Method> Adaptive<M> {
             var.len(),
             paths.as_deref().map(<[_]>::len),
         )?;
-        if paths.is_none() && save_times.len() <= STACK_ROWS {
-            let mut saved_mean = [[T::ZERO; D]; STACK_ROWS];
-            let mut saved_var = [[T::ZERO; D]; STACK_ROWS];
+        if paths.is_none() && save_times.len() <= BACKUP_ROWS {
+            let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
             for ((sm, sv), (m, v)) in saved_mean
                 .iter_mut()
                 .zip(&mut saved_var)
@@ -566,10 +566,35 @@ impl<M: Method> Adaptive<M> {
             })?;
         }
         if !statistics_fit(value_bound, tangent_bound, trajectories) {
-            return Err(Error::NonFinite {
-                what: "ensemble statistics (states too large for f32 sums)",
-                index: 0,
-            });
+            // Rare (states beyond about 1e18): compute the statistics exactly, a block of
+            // save times at a time on the stack, and name the first that overflows.
+            let mut first = 0;
+            while first < save_times.len() {
+                let mut block_mean = [[T::ZERO; D]; BACKUP_ROWS];
+                let mut block_var = [[T::ZERO; D]; BACKUP_ROWS];
+                for m in 0..trajectories {
+                    let count = (m + 1) as f32;
+                    self.run(sde, tree, m, u0, save_times, last, seed, |i, u| {
+                        let row = i.wrapping_sub(first);
+                        if let (Some(mean), Some(var)) =
+                            (block_mean.get_mut(row), block_var.get_mut(row))
+                        {
+                            welford_update(mean, var, u, count);
+                        }
+                    })?;
+                }
+                let rows = (save_times.len() - first).min(BACKUP_ROWS);
+                let mean_rows = block_mean.get(..rows).unwrap_or(&[]);
+                let var_rows = block_var.get_mut(..rows).unwrap_or(&mut []);
+                finish_variance(var_rows, trajectories);
+                check_statistics_finite(mean_rows, var_rows).map_err(|e| match e {
+                    Error::StatisticsOverflow { index } => Error::StatisticsOverflow {
+                        index: index + first,
+                    },
+                    e => e,
+                })?;
+                first += BACKUP_ROWS;
+            }
         }
         self.ensemble_into(
             sde,
@@ -623,7 +648,7 @@ impl<M: Method> Adaptive<M> {
             stats.add(one);
         }
         finish_variance(var, trajectories);
-        statistics_finite(mean, var)?;
+        check_statistics_finite(mean, var)?;
         Ok(stats)
     }
 
@@ -728,14 +753,18 @@ impl<M: Method + Sync> Adaptive<M> {
             let len = block.min(trajectories - start);
             let per = len.div_ceil(threads);
             std::thread::scope(|scope| {
-                let chunks = states[..len * n_save]
+                let chunks = states
                     .chunks_mut(per * n_save)
-                    .zip(outcomes[..len].chunks_mut(per))
+                    .zip(outcomes.chunks_mut(per))
+                    .take(len.div_ceil(per))
                     .enumerate();
                 for (c, (rows, outs)) in chunks {
                     let first = start + c * per;
+                    // The last chunk of the block may run past the trajectories left.
+                    let count = per.min(len - c * per);
                     scope.spawn(move || {
-                        for (k, (row, out)) in rows.chunks_mut(n_save).zip(outs).enumerate() {
+                        let rows = rows.chunks_mut(n_save).zip(outs).take(count);
+                        for (k, (row, out)) in rows.enumerate() {
                             let mut saved = 0;
                             let result = self.run(
                                 sde,
@@ -761,9 +790,10 @@ impl<M: Method + Sync> Adaptive<M> {
                     });
                 }
             });
-            for (k, ((saved, result), rows)) in outcomes[..len]
+            for (k, ((saved, result), rows)) in outcomes
                 .iter()
                 .zip(states.chunks(n_save))
+                .take(len)
                 .enumerate()
             {
                 let m = start + k;
@@ -788,7 +818,7 @@ impl<M: Method + Sync> Adaptive<M> {
         }
         if failure.is_none() {
             finish_variance(var, trajectories);
-            failure = statistics_finite(mean, var).err();
+            failure = check_statistics_finite(mean, var).err();
         }
         if let Some(e) = failure {
             mean.copy_from_slice(&saved_mean);
@@ -799,35 +829,6 @@ impl<M: Method + Sync> Adaptive<M> {
             return Err(e);
         }
         Ok(stats)
-    }
-}
-
-/// Whether the statistics of `trajectories` states bounded by `value_bound` (and every
-/// tangent by `tangent_bound`) provably fit in `f32`: Welford's sums stay below
-/// `4 n B^2` and `8 n B T`, kept under a quarter of `f32::MAX`. Decided in `f64`, the same
-/// on every target.
-fn statistics_fit(value_bound: f32, tangent_bound: f32, trajectories: usize) -> bool {
-    let (b, t, n) = (
-        f64::from(value_bound),
-        f64::from(tangent_bound),
-        trajectories as f64,
-    );
-    let limit = f64::from(f32::MAX) / 4.0;
-    4.0 * n * b * b <= limit && 8.0 * n * b * t <= limit
-}
-
-/// An error naming the first save time whose mean or variance is not finite.
-fn statistics_finite<T: Real, const D: usize>(
-    mean: &[[T; D]],
-    var: &[[T; D]],
-) -> Result<(), Error> {
-    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
-    match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
-        Some(index) => Err(Error::NonFinite {
-            what: "ensemble statistics (mean or variance overflows f32)",
-            index,
-        }),
-        None => Ok(()),
     }
 }
 
@@ -842,18 +843,13 @@ fn error_norm<T: Real, const D: usize>(
         return 0.0;
     }
     let mut sum = 0.0f32;
-    for k in 0..D {
-        let (a, b) = (u[k].value(), next[k].value());
-        if !(next[k].is_finite() && estimate[k].is_finite()) {
+    for ((now, next), &e) in u.iter().zip(next).zip(estimate) {
+        if !(next.is_finite() && e.is_finite()) {
             return f32::INFINITY;
         }
-        let scale = opt.abstol + opt.reltol * a.abs().max(b.abs());
+        let scale = opt.abstol + opt.reltol * now.value().abs().max(next.value().abs());
         // A zero estimate meets any tolerance, even a zero scale.
-        let r = if estimate[k] == 0.0 {
-            0.0
-        } else {
-            estimate[k] / scale
-        };
+        let r = if e == 0.0 { 0.0 } else { e / scale };
         sum += r * r;
     }
     let norm = math::sqrt(sum / D as f32);

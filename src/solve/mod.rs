@@ -4,7 +4,10 @@
 //! noise kinds it accepts) and [`Step`] (one step of size `h` over any scalar). A
 //! [`Solver`] pairs a method with a [`TimeGrid`] and integrates one trajectory
 //! ([`Solver::solve`]) or many ([`Solver::ensemble`]), writing only into buffers the caller
-//! provides. Time is always `t0 + k h` from an integer step counter `k`.
+//! provides. Every solve walks a [`StepPlan`] of its grid: steps are counted by an integer
+//! `k` from `t0` and each step's time comes from `k` (never from accumulated floats), on a
+//! uniform grid `t0 + k h`, on a grid [`TimeGrid::through`] the save times the equal steps
+//! of each segment between them.
 //!
 //! ```
 //! use tinysde::noise::Brownian;
@@ -26,16 +29,44 @@
 //! ```
 
 mod adaptive;
+// The methods index their tableaus and state arrays in loops over const sizes: in bounds
+// by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_heun;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_maruyama;
+mod grid;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod milstein;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod rk4;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sra;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
+pub use grid::{PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
 pub use milstein::Milstein;
 pub use rk4::Rk4;
 pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
@@ -93,114 +124,6 @@ pub trait Step<T: Real, S: Sde<T, D>, const D: usize>: Method {
     ) -> [T; D];
 }
 
-/// The time points `t0 + k h` for `k = 0..=steps`, with `h = (t1 - t0) / steps`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct TimeGrid {
-    t0: f32,
-    t1: f32,
-    steps: u32,
-    h: f32,
-}
-
-impl TimeGrid {
-    /// `steps` equal steps from `t0` to `t1`. Errors if the span is empty, reversed or not
-    /// finite, or `steps` is zero.
-    pub fn new(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
-        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
-            return Err(Error::TimeSpan { t0, t1 });
-        }
-        if steps == 0 {
-            return Err(Error::OutOfRange {
-                what: "number of steps must be >= 1",
-            });
-        }
-        let h = (t1 - t0) / steps as f32;
-        if !(h > 0.0 && h.is_finite()) {
-            return Err(Error::OutOfRange {
-                what: "step size must be positive and finite",
-            });
-        }
-        Ok(Self { t0, t1, steps, h })
-    }
-
-    /// Steps of size (about) `h` from `t0` to `t1`: the number of steps is `(t1 - t0) / h`
-    /// rounded to the nearest integer, which must put the last point within `h / 1000` of
-    /// `t1`. Errors for a non-positive or non-finite `h`.
-    pub fn with_step(t0: f32, t1: f32, h: f32) -> Result<Self, Error> {
-        if !(h > 0.0 && h.is_finite()) {
-            return Err(Error::OutOfRange {
-                what: "step size must be positive and finite",
-            });
-        }
-        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
-            return Err(Error::TimeSpan { t0, t1 });
-        }
-        let n = ((t1 - t0) / h + 0.5) as u64; // saturating cast; checked below
-        if n == 0 || n > u32::MAX as u64 {
-            return Err(Error::OutOfRange {
-                what: "step size gives no steps or too many",
-            });
-        }
-        let grid = Self::new(t0, t1, n as u32)?;
-        if (t0 + n as f32 * h - t1).abs() > h * 1e-3 {
-            return Err(Error::OutOfRange {
-                what: "step size must divide the span",
-            });
-        }
-        Ok(grid)
-    }
-
-    /// Start time.
-    pub fn t0(&self) -> f32 {
-        self.t0
-    }
-    /// End time.
-    pub fn t1(&self) -> f32 {
-        self.t1
-    }
-    /// Number of steps.
-    pub fn steps(&self) -> u32 {
-        self.steps
-    }
-    /// Step size.
-    pub fn h(&self) -> f32 {
-        self.h
-    }
-    /// Time of grid point `k`: `t0 + k h` (exactly `t1` at `k = steps`).
-    #[inline]
-    pub fn time(&self, k: u32) -> f32 {
-        if k >= self.steps {
-            self.t1
-        } else {
-            self.t0 + k as f32 * self.h
-        }
-    }
-
-    /// The grid index of time `t`, if `t` is in the span and within `h / 1000` of a grid point.
-    pub fn index_of(&self, t: f32) -> Option<u32> {
-        if !(t.is_finite() && t >= self.t0 - self.h * 1e-3 && t <= self.t1 + self.h * 1e-3) {
-            return None;
-        }
-        let k = (((t - self.t0) / self.h + 0.5) as u32).min(self.steps);
-        ((self.time(k) - t).abs() <= self.h * 1e-3).then_some(k)
-    }
-
-    /// Checks that `save_times` are strictly increasing grid points of this grid and returns
-    /// the grid index of the last one (0 for an empty list).
-    pub fn check_save_times(&self, save_times: &[f32]) -> Result<u32, Error> {
-        let mut last = None;
-        for (index, &t) in save_times.iter().enumerate() {
-            let k = self.index_of(t).ok_or(Error::SaveTime { index })?;
-            if last.is_some_and(|prev| k <= prev) {
-                return Err(Error::SaveTime { index });
-            }
-            last = Some(k);
-        }
-        Ok(last.unwrap_or(0))
-    }
-}
-
 /// A method on a time grid: the object that integrates SDEs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Solver<M> {
@@ -239,7 +162,8 @@ impl<M: Method> Solver<M> {
     }
 
     /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
-    /// time `save_times[i]`. Inputs must already be checked; `last` is the last save index.
+    /// time `save_times[i]`. Inputs must already be checked; `last` (the step index of the
+    /// last save, from the check) is not needed: the grid's plan ends there by itself.
     #[allow(clippy::too_many_arguments)]
     fn run<T, S, N, const D: usize>(
         &self,
@@ -258,32 +182,29 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
+        let _ = last;
         let mut u = *u0;
-        let mut next = 0;
-        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
-        for k in 0..=last {
-            while next_k == Some(k) {
-                on_save(next, &u);
-                next += 1;
-                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
-            }
-            if k == last {
-                break;
-            }
+        for event in self.grid.plan_unchecked(save_times) {
+            let step = match event {
+                PlanEvent::Save(i) => {
+                    on_save(i, &u);
+                    continue;
+                }
+                PlanEvent::Step(step) => step,
+            };
             let inc = if M::USES_NOISE {
-                increment::<N, S, T, D>(noise, trajectory, k, grid.h, M::NEEDS_DZ)?
+                increment::<N, S, T, D>(noise, trajectory, step.k, step.h, M::NEEDS_DZ)?
             } else {
                 Increment {
                     dw: [0.0; D],
                     dz: [0.0; D],
                 }
             };
-            u = self.method.step(sde, grid.time(k), grid.h, &u, &inc, seed);
+            u = self.method.step(sde, step.t, step.h, &u, &inc, seed);
             if !u.iter().all(|x| x.is_finite()) {
                 return Err(Error::Diverged {
                     trajectory,
-                    step: k,
+                    step: step.k,
                 });
             }
         }
@@ -292,12 +213,16 @@ impl<M: Method> Solver<M> {
 
     /// Solves one trajectory (number `trajectory` of the noise source) from `u0`, writing the
     /// state at each of `save_times` into `out` (same length). Save times must be strictly
-    /// increasing points of the grid; the integration stops at the last one.
+    /// increasing and fit the grid (see [`TimeGrid::check_save_times`]); the integration
+    /// stops at the last one.
     ///
     /// Bad input (unsupported noise kind, non-finite `u0`, bad save times, wrong `out`
     /// length) returns an error before anything is written. If the state becomes
-    /// non-finite the solve stops with [`Error::Diverged`]; `out` then holds the states
-    /// saved before that step.
+    /// non-finite the solve stops with [`Error::Diverged`]; `out` is written only on
+    /// success, so after any error it is bit-identical to what the caller passed in.
+    /// (Up to [`BACKUP_ROWS`] save times this costs a stack copy of `out`; beyond that a
+    /// first pass checks that the trajectory stays finite before a second one writes, so
+    /// the noise source must be pure, as the [`NoiseSource`] contract requires.)
     #[allow(clippy::too_many_arguments)]
     pub fn solve<T, S, N, const D: usize>(
         &self,
@@ -317,21 +242,46 @@ impl<M: Method> Solver<M> {
     {
         let last = self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
-        self.run(
-            sde,
-            noise,
-            trajectory,
-            u0,
-            save_times,
-            last,
-            seed,
-            |i, u| {
-                // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = *u;
-                }
-            },
-        )
+        let mut write = |i: usize, u: &[T; D]| {
+            // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
+            if let Some(slot) = out.get_mut(i) {
+                *slot = *u;
+            }
+        };
+        if save_times.len() <= BACKUP_ROWS {
+            // Solve into a stack copy, then commit.
+            let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
+            self.run(
+                sde,
+                noise,
+                trajectory,
+                u0,
+                save_times,
+                last,
+                seed,
+                |i, u| {
+                    if let Some(slot) = rows.get_mut(i) {
+                        *slot = *u;
+                    }
+                },
+            )?;
+            for (i, u) in rows.iter().take(save_times.len()).enumerate() {
+                write(i, u);
+            }
+            Ok(())
+        } else {
+            self.run(
+                sde,
+                noise,
+                trajectory,
+                u0,
+                save_times,
+                last,
+                seed,
+                |_, _| {},
+            )?;
+            self.run(sde, noise, trajectory, u0, save_times, last, seed, write)
+        }
     }
 
     /// Solves trajectories `0..trajectories` from `u0` and writes, at each save time, the
@@ -343,6 +293,13 @@ impl<M: Method> Solver<M> {
     /// Statistics are accumulated with Welford's update in trajectory order, so they are
     /// stable and reproducible. Over `Dual` scalars they carry the exact derivative of that
     /// computation. Errors as [`Solver::solve`]; zero trajectories is an error too.
+    ///
+    /// `mean`, `var` and `paths` are written only on success: after any error, a diverging
+    /// trajectory included, they are bit-identical to what the caller passed in. (Without
+    /// `paths` and up to [`BACKUP_ROWS`] save times this costs a stack copy of `mean` and
+    /// `var`; otherwise a first pass checks that every trajectory stays finite before a
+    /// second one writes, which doubles the cost, and needs a pure noise source, as the
+    /// [`NoiseSource`] contract requires.)
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble<T, S, N, const D: usize>(
         &self,
@@ -353,7 +310,7 @@ impl<M: Method> Solver<M> {
         save_times: &[f32],
         mean: &mut [[T; D]],
         var: &mut [[T; D]],
-        mut paths: Option<&mut [[T; D]]>,
+        paths: Option<&mut [[T; D]]>,
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
@@ -372,23 +329,207 @@ impl<M: Method> Solver<M> {
             paths.as_deref().map(<[_]>::len),
         )?;
         let n_save = save_times.len();
+        if paths.is_none() && n_save <= BACKUP_ROWS {
+            let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
+            for ((sm, sv), (m, v)) in saved_mean
+                .iter_mut()
+                .zip(&mut saved_var)
+                .zip(mean.iter().zip(var.iter()))
+            {
+                (*sm, *sv) = (*m, *v);
+            }
+            let result = self.ensemble_into(
+                sde,
+                noise,
+                u0,
+                trajectories,
+                save_times,
+                last,
+                mean,
+                var,
+                None,
+                seed,
+            );
+            if result.is_err() {
+                for ((sm, sv), (m, v)) in saved_mean
+                    .iter()
+                    .zip(&saved_var)
+                    .zip(mean.iter_mut().zip(var.iter_mut()))
+                {
+                    (*m, *v) = (*sm, *sv);
+                }
+            }
+            return result;
+        }
+        // Too much to copy on the stack: a first pass checks every trajectory (and bounds
+        // the states, so that the statistics provably fit in f32) before the second writes.
+        let mut value_bound = 0.0f32;
+        let mut tangent_bound = 0.0f32;
+        for m in 0..trajectories {
+            self.run(sde, noise, m, u0, save_times, last, seed, |_, u| {
+                for x in u {
+                    value_bound = value_bound.max(x.value().abs());
+                    for lane in 0..T::LANES {
+                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
+                    }
+                }
+            })?;
+        }
+        if !statistics_fit(value_bound, tangent_bound, trajectories) {
+            // Rare (states beyond about 1e18): check the statistics exactly, a block of
+            // save times at a time on the stack.
+            self.check_statistics(sde, noise, u0, trajectories, save_times, last, seed)?;
+        }
+        self.ensemble_into(
+            sde,
+            noise,
+            u0,
+            trajectories,
+            save_times,
+            last,
+            mean,
+            var,
+            paths,
+            seed,
+        )
+    }
+
+    /// Computes the ensemble statistics `BACKUP_ROWS` save times at a time on the stack
+    /// and returns [`Error::StatisticsOverflow`] for the first that is not finite.
+    #[allow(clippy::too_many_arguments)]
+    fn check_statistics<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let mut first = 0;
+        while first < save_times.len() {
+            let mut mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut var = [[T::ZERO; D]; BACKUP_ROWS];
+            for m in 0..trajectories {
+                let count = m.saturating_add(1) as f32;
+                self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                    let row = i.wrapping_sub(first);
+                    if let (Some(mean), Some(var)) = (mean.get_mut(row), var.get_mut(row)) {
+                        welford_update(mean, var, u, count);
+                    }
+                })?;
+            }
+            let rows = save_times.len().saturating_sub(first).min(BACKUP_ROWS);
+            let mean = mean.get(..rows).unwrap_or(&[]);
+            let var = var.get_mut(..rows).unwrap_or(&mut []);
+            finish_variance(var, trajectories);
+            check_statistics_finite(mean, var).map_err(|e| match e {
+                Error::StatisticsOverflow { index } => Error::StatisticsOverflow {
+                    index: index.saturating_add(first),
+                },
+                e => e,
+            })?;
+            first = first.saturating_add(BACKUP_ROWS);
+        }
+        Ok(())
+    }
+
+    /// The ensemble of [`Solver::ensemble`] on checked inputs, accumulated directly into
+    /// `mean`, `var` and `paths`: after an error they hold partial results. The gradient
+    /// passes use it on their scratch buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_into<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        mut paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let n_save = save_times.len();
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
         for m in 0..trajectories {
-            let count = (m + 1) as f32;
+            let count = m.saturating_add(1) as f32;
+            let row0 = m.saturating_mul(n_save);
             self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
-                // The lengths were checked above, so every `get_mut` succeeds; it keeps the
+                // The lengths were checked, so every `get_mut` succeeds; it keeps the
                 // inference path free of panics (the firmware's no-panic build checks that).
                 if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
                     welford_update(mean, var, u, count);
                 }
-                if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i)) {
+                let slot = paths
+                    .as_deref_mut()
+                    .and_then(|p| p.get_mut(row0.saturating_add(i)));
+                if let Some(slot) = slot {
                     *slot = *u;
                 }
             })?;
         }
         finish_variance(var, trajectories);
-        Ok(())
+        check_statistics_finite(mean, var)
+    }
+
+    /// Validates inputs for the gradient passes (as [`Solver::ensemble`] does) and runs
+    /// [`Solver::ensemble_into`] on their scratch.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_scratch<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let last = self.check_ensemble(
+            S::NOISE,
+            u0,
+            trajectories,
+            save_times,
+            mean.len(),
+            var.len(),
+            None,
+        )?;
+        self.ensemble_into(
+            sde,
+            noise,
+            u0,
+            trajectories,
+            save_times,
+            last,
+            mean,
+            var,
+            None,
+            seed,
+        )
     }
 
     /// Validates an ensemble's inputs without touching anything; returns the last save index.
@@ -419,6 +560,33 @@ impl<M: Method> Solver<M> {
     }
 }
 
+/// Whether the statistics of `trajectories` states bounded by `value_bound` in value and
+/// `tangent_bound` in every tangent provably fit in `f32`: the Welford sums are at most
+/// `4 n B^2` in value and `8 n B T` in tangent (the mean lies within the bound, deviations
+/// within twice it), kept below a quarter of `f32::MAX` for rounding. Computed in `f64`
+/// (IEEE on every target, so the decision is the same everywhere).
+fn statistics_fit(value_bound: f32, tangent_bound: f32, trajectories: usize) -> bool {
+    let (b, t, n) = (
+        f64::from(value_bound),
+        f64::from(tangent_bound),
+        trajectories as f64,
+    );
+    let limit = f64::from(f32::MAX) / 4.0;
+    4.0 * n * b * b <= limit && 8.0 * n * b * t <= limit
+}
+
+/// [`Error::StatisticsOverflow`] for the first save time whose mean or variance is not finite.
+fn check_statistics_finite<T: Real, const D: usize>(
+    mean: &[[T; D]],
+    var: &[[T; D]],
+) -> Result<(), Error> {
+    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
+    match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
+        Some(index) => Err(Error::StatisticsOverflow { index }),
+        None => Ok(()),
+    }
+}
+
 /// Turns Welford's sums of squared deviations into sample variances (divisor `n - 1`).
 fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: usize) {
     let divisor = if trajectories > 1 {
@@ -432,6 +600,11 @@ fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: us
         }
     }
 }
+
+/// Up to this many save times, [`Solver::solve`] and [`Solver::ensemble`] keep their
+/// results on the stack (a copy of the caller's buffers, restored on error) instead of
+/// solving twice to write only on success.
+pub const BACKUP_ROWS: usize = 32;
 
 /// Bytes of saved states a threaded ensemble computes between two Welford passes.
 #[cfg(feature = "std")]
@@ -458,9 +631,10 @@ impl<M: Method + Sync> Solver<M> {
     /// function of its index as in the serial ensemble, and the statistics see the same
     /// values in the same order, so `mean`, `var` and `paths` are bit-identical to
     /// [`Solver::ensemble`]'s, whatever the number of threads. On error too: the error is
-    /// the one the serial ensemble would return (the lowest diverging trajectory), with the
-    /// buffers in the same state. This is the one function of the solver that allocates
-    /// (a scratch buffer of at most about 4 MiB).
+    /// the one the serial ensemble would return (the lowest diverging trajectory), and the
+    /// buffers are bit-identical to what the caller passed in. This is the one function of
+    /// the solver that allocates (a scratch buffer of at most about 4 MiB, and a copy of
+    /// `mean`, `var` and `paths` to restore on error).
     ///
     /// ```
     /// use tinysde::nn::ParamSeed;
@@ -545,16 +719,24 @@ impl<M: Method + Sync> Solver<M> {
             };
             block
         ];
+        // Written only on success: keep a copy of what the caller passed in to put back.
+        let saved_mean = mean.to_vec();
+        let saved_var = var.to_vec();
+        let saved_paths = paths.as_deref().map(<[_]>::to_vec);
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]);
         let mut start = 0;
-        while start < trajectories {
+        let mut failure = None;
+        'blocks: while start < trajectories {
             let len = block.min(trajectories - start);
             let per = len.div_ceil(threads);
             std::thread::scope(|scope| {
-                let mut chunks = states[..len * n_save]
+                // len <= block: both prefixes exist (`get` keeps the lints' promise).
+                let states = states.get_mut(..len * n_save).unwrap_or(&mut []);
+                let outcomes = outcomes.get_mut(..len).unwrap_or(&mut []);
+                let mut chunks = states
                     .chunks_mut(per * n_save)
-                    .zip(outcomes[..len].chunks_mut(per))
+                    .zip(outcomes.chunks_mut(per))
                     .enumerate();
                 let own = chunks.next();
                 for (c, (st, oc)) in chunks {
@@ -567,7 +749,9 @@ impl<M: Method + Sync> Solver<M> {
                     self.run_chunk(sde, noise, u0, save_times, last, seed, start, st, oc);
                 }
             });
-            for (j, (outcome, rows)) in outcomes[..len]
+            for (j, (outcome, rows)) in outcomes
+                .get(..len)
+                .unwrap_or(&[])
                 .iter()
                 .zip(states.chunks(n_save))
                 .enumerate()
@@ -585,12 +769,24 @@ impl<M: Method + Sync> Solver<M> {
                     }
                 }
                 if let Some(e) = outcome.error {
-                    return Err(e);
+                    failure = Some(e);
+                    break 'blocks;
                 }
             }
             start += len;
         }
-        finish_variance(var, trajectories);
+        if failure.is_none() {
+            finish_variance(var, trajectories);
+            failure = check_statistics_finite(mean, var).err();
+        }
+        if let Some(e) = failure {
+            mean.copy_from_slice(&saved_mean);
+            var.copy_from_slice(&saved_var);
+            if let (Some(p), Some(saved)) = (paths, saved_paths) {
+                p.copy_from_slice(&saved);
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
