@@ -1175,3 +1175,62 @@ fn training_through_adaptive_ensembles_recovers_gbm_rates() {
     assert!((model.0[0] - A).abs() < 0.1, "a = {}", model.0[0]);
     assert!((model.0[1] - B).abs() < 0.25, "b = {}", model.0[1]);
 }
+
+/// `du = 1e25 dW`: finite states whose variance does not fit in `f32`.
+struct Huge;
+impl<T: Real> Sde<T, 1> for Huge {
+    const NOISE: NoiseKind = NoiseKind::Additive;
+    fn drift(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::ZERO]
+    }
+    fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::cst(1e25)]
+    }
+}
+
+#[test]
+fn overflowing_statistics_are_typed_errors_and_touch_nothing() {
+    let tree = BrownianTree::new(2, 0.0, 1.0, 12).unwrap();
+    let solver = Adaptive::new(Sosra, 1e-3, 1e-3).unwrap();
+    let times = [0.5, 1.0];
+    let (mut mean, mut var, mut paths) = ([[7.0f32; 1]; 2], [[7.0f32; 1]; 2], [[7.0f32; 1]; 8]);
+    // The variance at t = 0.5 (index 0) is already about 1e50.
+    let e = solver.ensemble(
+        &Huge,
+        &tree,
+        &[0.0],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        None,
+        ParamSeed::NONE,
+    );
+    assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
+    let e = solver.ensemble(
+        &Huge,
+        &tree,
+        &[0.0],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        Some(&mut paths),
+        ParamSeed::NONE,
+    );
+    assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
+    let e = solver.ensemble_parallel(
+        &Huge,
+        &tree,
+        &[0.0],
+        4,
+        &times,
+        &mut mean,
+        &mut var,
+        Some(&mut paths),
+        ParamSeed::NONE,
+        2,
+    );
+    assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
+    assert_eq!((mean, var, paths), ([[7.0]; 2], [[7.0]; 2], [[7.0]; 8]));
+}
