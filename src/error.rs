@@ -105,6 +105,21 @@ pub enum Error {
         /// The index of the save time.
         index: usize,
     },
+    /// An adaptive solve used up its step budget (accepted plus rejected steps).
+    MaxSteps {
+        /// Trajectory index.
+        trajectory: usize,
+        /// Time reached when the budget ran out.
+        t: f32,
+    },
+    /// An adaptive solve rejected a step at its minimum step size: the error tolerance
+    /// cannot be met there.
+    StepSizeTooSmall {
+        /// Trajectory index.
+        trajectory: usize,
+        /// Time at the start of the rejected step.
+        t: f32,
+    },
 }
 
 /// What was wrong with a weights blob.
@@ -203,6 +218,18 @@ impl fmt::Display for Error {
                 f,
                 "the ensemble statistics at save time {index} overflow f32 (nothing written)"
             ),
+            Error::MaxSteps { trajectory, t } => {
+                write!(
+                    f,
+                    "trajectory {trajectory} used up its step budget at t = {t}"
+                )
+            }
+            Error::StepSizeTooSmall { trajectory, t } => {
+                write!(
+                    f,
+                    "trajectory {trajectory} cannot meet the tolerance at t = {t} with the minimum step size"
+                )
+            }
         }
     }
 }

@@ -13,6 +13,16 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 use crate::error::Error;
 use crate::math;
 
+// Channel loops over `[f32; C]` and per-level tables of `MAX_TREE_DEPTH + 1` entries indexed
+// by levels that never exceed the tree's depth: in bounds by construction.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size channel loops and depth-bounded level tables"
+)]
+mod tree;
+pub(crate) use tree::TreeCache;
+pub use tree::{BrownianTree, MAX_TREE_DEPTH};
+
 /// The generator tinysde uses everywhere: xoshiro128++ (32-bit words, cheap on Cortex-M).
 pub type NoiseRng = Xoshiro128PlusPlus;
 

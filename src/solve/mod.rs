@@ -28,6 +28,7 @@
 //! assert!(out[1][0].is_finite());
 //! ```
 
+mod adaptive;
 // The methods index their tableaus and state arrays in loops over const sizes: in bounds
 // by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
 #[allow(
@@ -62,6 +63,7 @@ mod sra;
 )]
 mod sri;
 
+pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use grid::{PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};

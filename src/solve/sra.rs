@@ -86,6 +86,24 @@ impl<const N: usize> SraTableau<N> {
         inc: &Increment<D>,
         seed: ParamSeed,
     ) -> [T; D] {
+        self.step_estimating(sde, t, h, u, inc, seed, None)
+    }
+
+    /// [`SraTableau::step`], also writing with `estimate` the embedded error estimate of
+    /// each component (values only): `|h sum_i alpha_i (f_i - f_0)|` plus
+    /// `|sum_i beta2_i chi2 g_i|`, the order-1.5 term an order-1 scheme lacks.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn step_estimating<T: Real, S: Sde<T, D>, const D: usize>(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[T; D],
+        inc: &Increment<D>,
+        seed: ParamSeed,
+        mut estimate: Option<&mut [f32; D]>,
+    ) -> [T; D] {
         let mut chi2 = [0.0f32; D];
         for ((c, &dw), &dz) in chi2.iter_mut().zip(&inc.dw).zip(&inc.dz) {
             *c = (dw + dz / SQRT_3) * 0.5;
@@ -122,6 +140,10 @@ impl<const N: usize> SraTableau<N> {
                 b2 += dg * self.beta2[i];
             }
             next[k] += fa * h + b1 * inc.dw[k] + b2 * chi2[k];
+            if let Some(e) = estimate.as_deref_mut() {
+                let drift = (fa - f[0][k]).value() * h;
+                e[k] = drift.abs() + (b2 * chi2[k]).value().abs();
+            }
         }
         next
     }

@@ -188,7 +188,7 @@ pub const SOSRI: SriTableau<4> = SriTableau {
 
 /// Which stages of an SRI tableau need evaluating, derived from the coefficients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct StagePlan<const N: usize> {
+pub(super) struct StagePlan<const N: usize> {
     /// Stage `i`'s drift value is used by a later stage or by the update.
     drift_used: [bool; N],
     /// Drift stage `i` is evaluated at exactly `(t + c0[0] h, u)`, like stage 0.
@@ -199,7 +199,7 @@ struct StagePlan<const N: usize> {
 
 impl<const N: usize> SriTableau<N> {
     /// The stage plan (a `const fn`, so the built-in methods have theirs at compile time).
-    const fn plan(&self) -> StagePlan<N> {
+    pub(super) const fn plan(&self) -> StagePlan<N> {
         let mut plan = StagePlan {
             drift_used: [false; N],
             drift_is_first: [false; N],
@@ -249,13 +249,18 @@ impl<const N: usize> SriTableau<N> {
         inc: &Increment<D>,
         seed: ParamSeed,
     ) -> [T; D] {
-        self.step_planned(&self.plan(), sde, t, h, u, inc, seed)
+        self.step_planned(&self.plan(), sde, t, h, u, inc, seed, None)
     }
 
     /// [`SriTableau::step`] with the stage plan given (a constant for the built-in methods).
+    ///
+    /// With `estimate`, also writes the embedded error estimate of each component (values
+    /// only): `|h sum_i alpha_i (f_i - f_0)|`, the drift quadrature's departure from Euler's,
+    /// plus `|sum_i (beta3_i chi2 + beta4_i chi3) g_i|`, the order-1.5 stochastic terms an
+    /// order-1 scheme lacks (Rackauckas & Nie 2017's natural embedding).
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn step_planned<T: Real, S: Sde<T, D>, const D: usize>(
+    pub(super) fn step_planned<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
         plan: &StagePlan<N>,
         sde: &S,
@@ -264,6 +269,7 @@ impl<const N: usize> SriTableau<N> {
         u: &[T; D],
         inc: &Increment<D>,
         seed: ParamSeed,
+        mut estimate: Option<&mut [f32; D]>,
     ) -> [T; D] {
         let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
         let mut chi1 = [0.0f32; D];
@@ -333,6 +339,11 @@ impl<const N: usize> SriTableau<N> {
                 b4 += dg * self.beta4[i];
             }
             next[k] += fa * h + b1 * inc.dw[k] + b2 * chi1[k] + b3 * chi2[k] + b4 * chi3[k];
+            if let Some(e) = estimate.as_deref_mut() {
+                let drift = (fa - f[0][k]).value() * h;
+                let high = (b3 * chi2[k] + b4 * chi3[k]).value();
+                e[k] = drift.abs() + high.abs();
+            }
         }
         next
     }
@@ -370,7 +381,7 @@ macro_rules! sri_method {
                 seed: ParamSeed,
             ) -> [T; D] {
                 const PLAN: StagePlan<4> = $tableau.plan();
-                $tableau.step_planned(&PLAN, sde, t, h, u, inc, seed)
+                $tableau.step_planned(&PLAN, sde, t, h, u, inc, seed, None)
             }
         }
     };
