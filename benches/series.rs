@@ -1,9 +1,10 @@
 //! One windowed loss-and-gradient evaluation on a long series (the calibrated fit's unit of
 //! work): the seed model (122 parameters, K = 32 lanes), one-step-ahead Gaussian likelihood,
 //! a batch of 64 windows of a 100,000-row series, 32 trajectories per window, SOSRI with
-//! steps of at most 0.5 (two steps per window). The cost does not depend on the length.
+//! steps of at most 0.5 (two steps per window), on one thread and on two. The cost does not
+//! depend on the length.
 //!
-//! Run: `cargo bench --bench series -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --features std --bench series` (the two-thread case needs `std`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::Sosri;
+#[cfg(feature = "std")]
+use tinysde::train::series_loss_and_gradient_parallel;
 use tinysde::train::{series_loss_and_gradient, Series, SeriesProblem};
 use tinysde::{Dual, Real};
 
@@ -53,6 +56,24 @@ fn long_series(c: &mut Criterion) {
             .map(black_box)
         })
     });
+    // The four passes (122 parameters, 32 lanes) on two threads: same bits.
+    #[cfg(feature = "std")]
+    c.bench_function(
+        "series/seed_model_100k_rows_batch64_M32_window1_2threads",
+        |b| {
+            b.iter(|| {
+                series_loss_and_gradient_parallel::<32, _, _, _, _, 1>(
+                    &problem,
+                    &model,
+                    &noise,
+                    problem.batch(5),
+                    &mut grad,
+                    2,
+                )
+                .map(black_box)
+            })
+        },
+    );
 }
 
 criterion_group! {
