@@ -481,8 +481,8 @@ fn split_stats<T, const D: usize>(
 ///
 /// `stats`: at least [`SeriesProblem::stats_len`] rows; `grad`: `S::PARAMS` entries.
 /// Errors before anything is written: wrong lengths, a start that is not usable, an
-/// unsupported noise kind. A diverging window returns [`Error::Diverged`] (trajectory
-/// numbers are those of the shifted noise family); a non-finite loss or gradient
+/// unsupported noise kind. A diverging window returns [`Error::Diverged`] (with the
+/// trajectory's number within its window); a non-finite loss or gradient
 /// [`Error::NonFinite`] with `what: "loss"` / `"gradient"`; `grad` then holds partial
 /// results.
 ///
