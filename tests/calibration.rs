@@ -532,3 +532,26 @@ fn threaded_series_training_is_bit_identical() {
     let threaded = train_linear_on(objective, &times, &values, Some(2), 20);
     assert_eq!(serial, threaded);
 }
+
+#[test]
+fn ensemble_functions_sort_the_samples() {
+    use tinysde::train::ensemble_quantile;
+    for (seed, n) in [(1u64, 0usize), (2, 1), (3, 2), (4, 7), (5, 64), (6, 1001)] {
+        // Draws with many ties (rounded to a coarse grid).
+        let xs: Vec<f32> = normals(seed, n).iter().map(|z| (z * 4.0).round()).collect();
+        let mut sorted = xs.clone();
+        let result = ensemble_quantile(&mut sorted, 0.25);
+        if n == 0 {
+            assert!(result.is_err());
+            continue;
+        }
+        let mut expected = xs.clone();
+        expected.sort_by(f32::total_cmp);
+        assert_eq!(sorted, expected, "n = {n}");
+        let q = result.unwrap();
+        let pos = 0.25 * (n - 1) as f32;
+        let (i, frac) = (pos.floor() as usize, pos - pos.floor());
+        let hi = expected[(i + 1).min(n - 1)];
+        assert_eq!(q, expected[i] + (hi - expected[i]) * frac);
+    }
+}
