@@ -1,24 +1,27 @@
 //! No panic path in the grids through any save times (`TimeGrid::through`,
 //! `TimeGrid::with_max_step`) and the windowed series fit (`series_loss_and_gradient`,
-//! `series_loss_value`, `score_series`, the Gaussian likelihood).
+//! `series_loss_value`, `score_series`, `SeriesTrainer`, the Gaussian likelihood).
 #![no_std]
 #![no_main]
 
+use core::ops::ControlFlow;
 use cortex_m_rt::entry;
 use tinysde::grad::{loss_value, Problem};
-use tinysde::nn::ParamSeed;
+use tinysde::nn::{ParamSeed, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{
-    score_series, series_loss_and_gradient, series_loss_value, CalibrationScore, GaussianNll,
-    Series, SeriesProblem,
+    score_series, series_loss_and_gradient, series_loss_value, Adam, AdamConfig, CalibrationScore,
+    GaussianNll, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
 };
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
+const P: usize = <Model as Parameters>::PARAMS;
+
 #[entry]
 fn main() -> ! {
-    let model: Model = opaque(Model::default());
+    let mut model: Model = opaque(Model::default());
     let times = opaque([0.0f32; 40]);
     let values = opaque([[0.0f32; 1]; 40]);
     let mask = opaque([[true; 1]; 40]);
@@ -44,14 +47,25 @@ fn main() -> ! {
         // The Gaussian likelihood as a plain loss.
         if let (Ok(loss), Ok(problem)) = (
             GaussianNll::masked(opaque(&values[..]), opaque(&mask[..])),
-            Problem::new(Solver::new(EulerMaruyama, grid), opaque([1.0f32]), opaque(4), opaque(&times[..])),
+            Problem::new(
+                Solver::new(EulerMaruyama, grid),
+                opaque([1.0f32]),
+                opaque(4),
+                opaque(&times[..]),
+            ),
         ) {
             let mut stats = [[0.0f32; 1]; 80];
-            keep(loss_value(&problem, &model, &noise, &loss, opaque(&mut stats[..])));
+            keep(loss_value(
+                &problem,
+                &model,
+                &noise,
+                &loss,
+                opaque(&mut stats[..]),
+            ));
         }
     }
     // The windowed fit.
-    let mut grad = [0.0f32; 122];
+    let mut grad = [0.0f32; P];
     let mut stats = [[Dual::<8>::ZERO; 1]; 4];
     let mut stats32 = [[0.0f32; 1]; 4];
     let mut paths = [[0.0f32; 1]; 16];
@@ -71,7 +85,13 @@ fn main() -> ! {
                 opaque(&mut stats[..]),
                 opaque(&mut grad[..]),
             ));
-            keep(series_loss_value(&problem, &model, &noise, batch, opaque(&mut stats32[..])));
+            keep(series_loss_value(
+                &problem,
+                &model,
+                &noise,
+                batch,
+                opaque(&mut stats32[..]),
+            ));
             keep(score_series(
                 &problem,
                 &model,
@@ -81,6 +101,27 @@ fn main() -> ! {
                 opaque(&mut samples[..]),
                 &mut score,
             ));
+            let (mut params, mut best) = ([0.0f32; P], [0.0f32; P]);
+            let ws = Workspace {
+                params: opaque(&mut params[..]),
+                grad: opaque(&mut grad[..]),
+                best: opaque(&mut best[..]),
+                stats: opaque(&mut stats[..]),
+            };
+            if let Ok(adam) = Adam::new(
+                AdamConfig::lr(opaque(5e-4)),
+                opaque([0.0f32; P]),
+                opaque([0.0f32; P]),
+            ) {
+                let config = opaque(SeriesConfig::default());
+                if let Ok(mut trainer) = SeriesTrainer::new(&mut model, adam, problem, config, ws) {
+                    keep(trainer.run(opaque(3), |p| {
+                        keep(p.loss);
+                        ControlFlow::Continue(())
+                    }));
+                    trainer.restore_best();
+                }
+            }
         }
     }
     keep((&out, &grad, &stats, &stats32, &score));
