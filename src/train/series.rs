@@ -494,9 +494,9 @@ fn split_stats<T, const D: usize>(
 /// `stats`: at least [`SeriesProblem::stats_len`] rows; `grad`: `S::PARAMS` entries.
 /// Errors before anything is written: wrong lengths, a start that is not usable, an
 /// unsupported noise kind. A diverging window returns [`Error::Diverged`] (with the
-/// trajectory's number within its window); a non-finite loss or gradient
-/// [`Error::NonFinite`] with `what: "loss"` / `"gradient"`; `grad` then holds partial
-/// results.
+/// trajectory's number within its window), a non-finite loss [`Error::NonFiniteLoss`], a
+/// non-finite gradient entry [`Error::NonFiniteGradientEntry`]; `grad` then holds the
+/// chunks of the passes before the failing one.
 ///
 /// Cost: `ceil(PARAMS / K)` passes, each one ensemble of `trajectories` per window.
 pub fn series_loss_and_gradient<const K: usize, S, M, N, I, const D: usize>(
@@ -570,7 +570,7 @@ where
             inner: noise,
             offset: s.wrapping_mul(problem.trajectories),
         };
-        solver.ensemble(
+        solver.ensemble_scratch(
             model,
             &shifted,
             &u0,
@@ -578,7 +578,6 @@ where
             saves,
             mean,
             var,
-            None,
             ParamSeed::window(start),
         )?;
         let (sum, c) = problem.window_sum(s, mean, var);
@@ -596,23 +595,20 @@ fn finite_loss(value: f32) -> Result<f32, Error> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(Error::NonFinite {
-            what: "loss",
-            index: 0,
-        })
+        Err(Error::NonFiniteLoss)
     }
 }
 
-/// Writes the tangents of `l` into the gradient entries `start..start + chunk.len()`.
+/// Writes the tangents of `l` into the gradient entries `start..start + chunk.len()`,
+/// after checking all of them (nothing is written if one is not finite).
 fn write_lanes<const K: usize>(l: &Dual<K>, chunk: &mut [f32], start: usize) -> Result<(), Error> {
+    if let Some(lane) = (0..chunk.len()).find(|&lane| !l.tangent(lane).is_finite()) {
+        return Err(Error::NonFiniteGradientEntry {
+            index: start.saturating_add(lane),
+        });
+    }
     for (lane, g) in chunk.iter_mut().enumerate() {
-        *g = l.t.get(lane).copied().unwrap_or(f32::NAN);
-        if !g.is_finite() {
-            return Err(Error::NonFinite {
-                what: "gradient",
-                index: start + lane,
-            });
-        }
+        *g = l.tangent(lane);
     }
     Ok(())
 }
@@ -724,7 +720,7 @@ where
             inner: noise,
             offset: s.wrapping_mul(problem.trajectories),
         };
-        solver.ensemble(
+        solver.ensemble_scratch(
             model,
             &shifted,
             &u0,
@@ -732,26 +728,17 @@ where
             saves,
             mean,
             var,
-            None,
             ParamSeed::NONE,
         )?;
         let (sum, c) = problem.window_sum(s, mean, var);
         total += sum;
         count += c;
     }
-    let value = if count == 0 {
+    finite_loss(if count == 0 {
         0.0
     } else {
         total / count as f32
-    };
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(Error::NonFinite {
-            what: "loss",
-            index: 0,
-        })
-    }
+    })
 }
 
 /// Scores the model's window forecasts against the observations: for every window of
@@ -998,10 +985,9 @@ where
                 self.ws.grad,
             ) {
                 Ok(v) => v,
-                Err(Error::NonFinite {
-                    what: "gradient" | "loss",
-                    ..
-                }) => return Err(Error::NonFiniteGradient { iteration }),
+                Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
+                    return Err(Error::NonFiniteGradient { iteration })
+                }
                 Err(e) => return Err(e),
             };
             if value < self.best_loss {
