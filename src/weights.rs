@@ -356,12 +356,14 @@ pub fn write<M: Describe + ?Sized>(model: &M, out: &mut [u8]) -> Result<usize, E
     let mut pos = 0usize;
     let mut crc = CRC_INIT;
     let mut put = |bytes: &[u8]| {
-        let end = pos.saturating_add(bytes.len());
-        if let Some(dst) = out.get_mut(pos..end) {
+        // `checked_add`, not saturating: the slice is then exactly `bytes.len()` long and
+        // `copy_from_slice` provably cannot panic (the no-panic proof checks it).
+        let end = pos.checked_add(bytes.len());
+        if let Some(dst) = end.and_then(|end| out.get_mut(pos..end)) {
             dst.copy_from_slice(bytes);
             crc = crc32_update(crc, bytes);
         }
-        pos = end;
+        pos = end.unwrap_or(usize::MAX);
     };
     put(&MAGIC);
     put(&VERSION.to_le_bytes());
