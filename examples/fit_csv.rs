@@ -198,7 +198,6 @@ impl Settings {
             horizon: cli.horizon,
             seeds: (cli.seed, cli.seed.wrapping_add(6)),
             csv: table_csv::Options { delimiter },
-            ..Self::default()
         })
     }
 }
