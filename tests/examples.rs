@@ -100,9 +100,20 @@ fn fit_exp_trains_and_writes_valid_outputs() {
         trajectories: 4,
         steps_per_unit: 2,
         eval_trajectories: 32,
+        calibrated_iterations: 20,
+        calibrated_trajectories: 8,
+        calibrated_lr: 0.02,
         ..fit_exp::Settings::full()
     };
     let s = fit_exp::run(&settings, &dir, false).unwrap();
+    assert_eq!(s.calibrated.losses.len(), 20);
+    assert!(s.calibrated.losses.iter().all(|l| l.is_finite()));
+    for (coverage, crps) in s.calibration {
+        assert!(
+            (0.0..=1.0).contains(&coverage) && crps > 0.0,
+            "{coverage} {crps}"
+        );
+    }
     assert_eq!(s.plain.losses.len(), 12);
     assert_eq!(s.window.losses.len(), 4 * 3); // windows 2, 4, 6, 7
     assert_eq!(s.window.stage_starts(), [3, 6, 9]);
@@ -122,13 +133,18 @@ fn fit_exp_trains_and_writes_valid_outputs() {
 
     assert_eq!(
         listing(&dir),
-        ["fit_exp.weights", "fit_exp_fit.png", "fit_exp_loss.png"]
+        [
+            "fit_exp.weights",
+            "fit_exp_calibrated.weights",
+            "fit_exp_fit.png",
+            "fit_exp_loss.png"
+        ]
     );
     let (w, h, ink) = decode_png(&dir.join("fit_exp_fit.png"));
     assert_eq!((w, h), (900, 560));
     assert!(ink > 0.02, "fit plot nearly blank ({ink})");
     let (w, h, ink) = decode_png(&dir.join("fit_exp_loss.png"));
-    assert_eq!((w, h), (900, 480));
+    assert_eq!((w, h), (1500, 480));
     assert!(ink > 0.02, "loss plot nearly blank ({ink})");
 
     // The weights file holds the trained model, bit for bit.
