@@ -84,6 +84,9 @@ pub struct Cli {
     /// below the squared one-step scatter of the standardized data).
     #[arg(long, value_name = "VAR", default_value_t = 1e-5)]
     pub var_floor: f32,
+    /// Train on all rows but the last N, and score those N separately (held out).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub holdout: usize,
     /// Forecast this many median intervals past the last time.
     #[arg(long, value_name = "STEPS", default_value_t = 0)]
     pub horizon: u32,
@@ -143,6 +146,8 @@ pub struct Settings {
     pub var_floor: f32,
     /// Forecast rows past the last time, spaced by the median interval.
     pub horizon: u32,
+    /// Rows at the end left out of training and scored separately.
+    pub holdout: usize,
     /// Seeds: initial weights, training noise.
     pub seeds: (u64, u64),
     /// The CSV reader's options.
@@ -161,6 +166,7 @@ impl Default for Settings {
             loss: LossKind::Calibrated,
             var_floor: 1e-5,
             horizon: 0,
+            holdout: 0,
             seeds: (1, 7),
             csv: table_csv::Options::default(),
         }
@@ -196,6 +202,7 @@ impl Settings {
             eval_trajectories: cli.eval_trajectories as usize,
             loss: cli.loss,
             horizon: cli.horizon,
+            holdout: cli.holdout,
             seeds: (cli.seed, cli.seed.wrapping_add(6)),
             csv: table_csv::Options { delimiter },
         })
@@ -222,6 +229,10 @@ pub struct Summary {
     pub coverage: Vec<f64>,
     /// Per value column: the mean CRPS of the ensemble at the observed values (file units).
     pub crps: Vec<f64>,
+    /// The same two scores on the held-out rows (empty without `holdout`).
+    pub holdout_coverage: Vec<f64>,
+    /// See `holdout_coverage`.
+    pub holdout_crps: Vec<f64>,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
@@ -407,7 +418,14 @@ fn fit_table<const D: usize, const K: usize>(
         ));
     }
     let present: Vec<bool> = mask.iter().map(|m| m.iter().all(|&p| p)).collect();
-    let data_taus = &taus[..rows];
+    if settings.holdout + 2 > rows {
+        return Err(format!(
+            "{file}: --holdout {} leaves fewer than 2 of the {rows} rows for training",
+            settings.holdout
+        ));
+    }
+    let train_rows = rows - settings.holdout;
+    let data_taus = &taus[..train_rows];
     let max_step = 0.5 * (gap / scaling.time_unit) as f32;
     let objective = match settings.loss {
         LossKind::Calibrated => SeriesObjective::GaussianNll {
@@ -428,8 +446,15 @@ fn fit_table<const D: usize, const K: usize>(
     let mut model: Model<D> = fit::new_seed_model(settings.seeds.0).map_err(|e| e.to_string())?;
     let outputs = common::output::Outputs::new(out)?;
     let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
-    let history = fit::train_series::<K, _, D>(&mut model, data_taus, &data, &mask, &how, &bar)
-        .map_err(|e| format!("{file}: training failed: {e}"))?;
+    let history = fit::train_series::<K, _, D>(
+        &mut model,
+        data_taus,
+        &data[..train_rows],
+        &mask[..train_rows],
+        &how,
+        &bar,
+    )
+    .map_err(|e| format!("{file}: training failed: {e}"))?;
     bar.finish_and_clear();
 
     // Every row predicted from the last fully observed row before it; scores on the data.
@@ -438,6 +463,7 @@ fn fit_table<const D: usize, const K: usize>(
         .map(|_| CalibrationScore::new(0.9))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
+    let mut held_out = scores.clone();
     let mut column = vec![0.0f32; settings.eval_trajectories];
     let eval_bar = fit::progress_bar(all_times.len() as u64, "forecast", progress);
     fit::predict_rows(
@@ -464,9 +490,12 @@ fn fit_table<const D: usize, const K: usize>(
                 let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / column.len() as f64;
                 bands[c].mean[i] = Some(scaling.x(c, m as f32));
                 if i < rows && mask[i][c] {
-                    scores[c]
-                        .add_ensemble(data[i][c], &mut column)
-                        .map_err(err)?;
+                    let score = if i < train_rows {
+                        &mut scores[c]
+                    } else {
+                        &mut held_out[c]
+                    };
+                    score.add_ensemble(data[i][c], &mut column).map_err(err)?;
                 }
             }
             Ok(())
@@ -474,13 +503,24 @@ fn fit_table<const D: usize, const K: usize>(
     )
     .map_err(|e| format!("{file}: {e}"))?;
     eval_bar.finish_and_clear();
-    let coverage: Vec<f64> = scores.iter().map(|s| f64::from(s.coverage())).collect();
+    let coverage_of = |scores: &[CalibrationScore]| -> Vec<f64> {
+        scores
+            .iter()
+            .filter(|s| s.count() > 0)
+            .map(|s| f64::from(s.coverage()))
+            .collect()
+    };
     // CRPS is in the units of the values: scale back from the standardized ones.
-    let crps: Vec<f64> = scores
-        .iter()
-        .zip(&scaling.columns)
-        .map(|(s, col)| f64::from(s.mean_crps()) * col.2)
-        .collect();
+    let crps_of = |scores: &[CalibrationScore]| -> Vec<f64> {
+        scores
+            .iter()
+            .zip(&scaling.columns)
+            .filter(|(s, _)| s.count() > 0)
+            .map(|(s, col)| f64::from(s.mean_crps()) * col.2)
+            .collect()
+    };
+    let (coverage, crps) = (coverage_of(&scores), crps_of(&scores));
+    let (holdout_coverage, holdout_crps) = (coverage_of(&held_out), crps_of(&held_out));
 
     let mut outputs = outputs;
     outputs.add(
@@ -529,6 +569,9 @@ fn fit_table<const D: usize, const K: usize>(
         ("missing", table.missing().to_string()),
         ("coverage_90", list(&coverage)),
         ("crps", list(&crps)),
+        ("holdout_rows", settings.holdout.to_string()),
+        ("holdout_coverage_90", list(&holdout_coverage)),
+        ("holdout_crps", list(&holdout_crps)),
     ];
     outputs.add(
         "fit_csv.json",
@@ -544,6 +587,8 @@ fn fit_table<const D: usize, const K: usize>(
         history,
         coverage,
         crps,
+        holdout_coverage,
+        holdout_crps,
         files,
     })
 }
@@ -775,6 +820,15 @@ fn main() -> ExitCode {
                 println!(
                     "column {}: {:.1} % of the observations inside their predicted 5-95 % band (one step ahead); mean CRPS {:.4}",
                     c + 2,
+                    100.0 * cov,
+                    crps
+                );
+            }
+            for (c, (cov, crps)) in s.holdout_coverage.iter().zip(&s.holdout_crps).enumerate() {
+                println!(
+                    "column {}, {} held-out rows: {:.1} % inside their band; mean CRPS {:.4}",
+                    c + 2,
+                    settings.holdout,
                     100.0 * cov,
                     crps
                 );

@@ -540,6 +540,25 @@ fn fit_csv_handles_dates_gaps_and_extreme_values_without_hanging() {
     let s = fit_csv::run(&path, &settings, &out, false).unwrap();
     assert_eq!(s.history.losses.len(), 1, "--iterations 1 runs exactly one");
     assert_eq!(s.missing, 1);
+    assert!(s.holdout_coverage.is_empty());
+    // Held-out rows: trained on the first three, the last one scored apart.
+    let held = fit_csv::Settings {
+        holdout: 1,
+        ..settings.clone()
+    };
+    let h = fit_csv::run(&path, &held, &dir.join("held"), false).unwrap();
+    assert_eq!((h.holdout_coverage.len(), h.holdout_crps.len()), (1, 1));
+    assert!(h.holdout_crps[0] > 0.0);
+    let too_many = fit_csv::Settings {
+        holdout: 3,
+        ..settings.clone()
+    };
+    let err = fit_csv::run(&path, &too_many, &dir.join("none"), false).unwrap_err();
+    assert!(
+        err.contains("--holdout 3 leaves fewer than 2 of the 4 rows"),
+        "{err}"
+    );
+    assert!(!dir.join("none").exists());
     let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
     let times: Vec<&str> = forecast
         .lines()
