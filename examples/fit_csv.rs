@@ -383,6 +383,29 @@ fn fit_table<const D: usize, const K: usize>(
     let scaling = Scaling::of(table);
     let rows = table.times.len();
     let gap = median_gap(&table.times);
+    // Guards against runs that would take hours or exhaust memory: each step is at most half
+    // a median interval, and the forecast keeps every path at every horizon time.
+    if let Some(i) = table
+        .times
+        .windows(2)
+        .position(|w| w[1] - w[0] > MAX_GAP_RATIO * gap)
+    {
+        return Err(format!(
+            "{file}:{}: time {} comes {} median intervals after the previous one (at most {MAX_GAP_RATIO} are allowed); split the series at the gap",
+            table.lines[i + 1],
+            table.time_format.format(table.times[i + 1]),
+            table_csv::format_number(((table.times[i + 1] - table.times[i]) / gap).round())
+        ));
+    }
+    if (settings.horizon as usize).saturating_mul(settings.eval_trajectories) > MAX_FORECAST_SAMPLES
+    {
+        return Err(format!(
+            "--horizon {} with {} paths would keep {} samples; keep horizon x eval-trajectories at most {MAX_FORECAST_SAMPLES}",
+            settings.horizon,
+            settings.eval_trajectories,
+            settings.horizon as usize * settings.eval_trajectories
+        ));
+    }
     let mut all_times = table.times.clone();
     all_times.extend((1..=settings.horizon).map(|k| table.times[rows - 1] + f64::from(k) * gap));
     let taus: Vec<f32> = all_times.iter().map(|&t| scaling.tau(t)).collect();
@@ -592,6 +615,11 @@ fn fit_table<const D: usize, const K: usize>(
         files,
     })
 }
+
+/// The longest interval between two times, in median intervals.
+pub const MAX_GAP_RATIO: f64 = 100_000.0;
+/// The most samples the forecast past the data may keep (horizon x paths).
+pub const MAX_FORECAST_SAMPLES: usize = 20_000_000;
 
 /// One column's prediction at every data and forecast time, in file units (`None` where
 /// there is none: before the first fully observed row).

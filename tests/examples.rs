@@ -418,6 +418,11 @@ fn fit_csv_refuses_bad_files_and_writes_nothing() {
             "wide.csv: has 3 value columns; fit_csv fits 1 or 2",
         ),
         (
+            "gap.csv",
+            Some("t,x\n0,1\n1,2\n2,3\n1e9,4\n"),
+            "gap.csv:5: time 1000000000 comes 999999998 median intervals after the previous one",
+        ),
+        (
             "close.csv",
             Some("t,x\n0,1\n1,2\n1.00000001,3\n"),
             "close.csv:4: time 1.00000001 is too close to the previous one for the model's f32 time",
@@ -554,6 +559,14 @@ fn fit_csv_handles_dates_gaps_and_extreme_values_without_hanging() {
         ..settings.clone()
     };
     let err = fit_csv::run(&path, &too_many, &dir.join("none"), false).unwrap_err();
+    assert!(!dir.join("none").exists());
+    let far = fit_csv::Settings {
+        horizon: 1_000_000,
+        eval_trajectories: 100,
+        ..settings.clone()
+    };
+    let e = fit_csv::run(&path, &far, &dir.join("none"), false).unwrap_err();
+    assert!(e.contains("--horizon 1000000 with 100 paths"), "{e}");
     assert!(
         err.contains("--holdout 3 leaves fewer than 2 of the 4 rows"),
         "{err}"
