@@ -12,11 +12,25 @@
 //! column a one-dimensional model is fitted, with two a two-dimensional one.
 //!
 //! **Scaling.** Times are read as `f64` and mapped to the model's `f32` time by
-//! `tau = (t - t0) / unit`, where `unit` is the whole span for up to 100 intervals and 100
-//! median intervals for longer series (so `f32` keeps the spacing exact to about one part in
-//! 10^5 however long the series is). Each value column is standardized by the mean and
-//! standard deviation of its observed values. The scaling is written to `fit_csv.json` next
-//! to the weights (documented in `docs/weights-format.md`).
+//! `tau = (t - t0) / unit`, one model time unit per median interval. Each value column is
+//! standardized by the mean and standard deviation of its observed values. The scaling is
+//! written to `fit_csv.json` next to the weights (documented in `docs/weights-format.md`).
+//!
+//! **Model and training.** The seed task's network on a D-dimensional state (drift `u ->
+//! u^3 -> Dense(D, 20, fast tanh) -> Dense(20, D)`, diffusion `u -> Dense(D, 20, fast
+//! sigmoid) -> Dense(20, D)`), SOSRI with steps of at most half a median interval. The
+//! series is cut into windows (`--window` observations after an observed start row); each
+//! iteration draws `--batch` windows, starts `--trajectories` paths at each window's observed
+//! value, and scores the observations that follow by the Gaussian likelihood of the paths'
+//! mean and variance (`--loss calibrated`, the default: the band learns the data's scatter)
+//! or by the squared error of their mean (`--loss mse`, the seed article's loss). Memory
+//! does not grow with the series' length; missing values are left out.
+//!
+//! **Predictions and scores.** Every row is predicted from the last fully observed row
+//! before it (`--eval-trajectories` paths): the band in the plot, the rows of
+//! `forecast.csv`, and the printed coverage of the 5-95 % band and mean CRPS. `--horizon`
+//! adds forecast rows past the end; `--holdout N` trains without the last N rows and scores
+//! them apart.
 //!
 //! **Outputs** (in `--out DIR`, default `target/fit_csv`; all files appear together, or none
 //! if anything fails): `fit_csv.weights`, `fit_csv.json`, `fit_csv_fit.png` (data, model
