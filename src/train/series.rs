@@ -100,7 +100,7 @@ impl<'a, const D: usize> Series<'a, D> {
                 index,
             });
         }
-        if let Some(i) = times.windows(2).position(|w| w[1] <= w[0]) {
+        if let Some(i) = times.windows(2).position(|w| matches!(w, [a, b] if b <= a)) {
             return Err(Error::SaveTime { index: i + 1 });
         }
         check_series_data(values, mask)?;
