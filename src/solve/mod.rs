@@ -25,6 +25,7 @@
 //! assert!(out[1][0].is_finite());
 //! ```
 
+mod adjoint;
 mod euler_heun;
 mod euler_maruyama;
 mod milstein;
@@ -32,6 +33,7 @@ mod rk4;
 mod sra;
 mod sri;
 
+pub use adjoint::{Checkpoints, StepVjp};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use milstein::Milstein;
