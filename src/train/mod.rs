@@ -38,4 +38,6 @@ pub use crate::grad::Loss;
 pub use loss::{MeanSquaredError, MomentMatching};
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
-pub use trainer::{Progress, Report, TrainConfig, Trainer, Workspace};
+pub use trainer::{
+    forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
+};
