@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of tinysde against peer libraries, in one run, each side pinned
+# to the same single core with `taskset`. Makes a Python venv (target/peers-venv, or
+# $PEERS_VENV), installs the pinned peers from requirements.txt into it, runs each Rust
+# benchmark (criterion, median) and its peer script, and prints both figures and their
+# ratio.
+#
+#   bash benches/peers/run.sh            # every pair below
+#   bash benches/peers/run.sh seed_task  # one pair
+#
+# Environment: PEERS_CORE (default 0), PEERS_VENV, PEERS_REPEATS (peer timings, default 10).
+#
+# To add a pair, add a line to PAIRS: a name, the criterion benchmark id
+# ("group/function" as in `cargo bench`), and the peer command (run from the repository
+# root, printing a line with `seconds=<median>`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CORE=${PEERS_CORE:-0}
+VENV=${PEERS_VENV:-target/peers-venv}
+REPEATS=${PEERS_REPEATS:-10}
+
+PAIRS=(
+  "seed_task|gradient/seed_task_M100_EM600/reverse/all|benches/peers/seed_task_diffrax.py"
+)
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q -r benches/peers/requirements.txt
+
+# Build outside the timed, pinned runs.
+cargo bench --bench gradient --no-run >/dev/null 2>&1
+
+printf '%-12s %14s %14s %8s\n' "benchmark" "tinysde (s)" "peer (s)" "ratio"
+for pair in "${PAIRS[@]}"; do
+  IFS='|' read -r name id peer <<<"$pair"
+  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then
+    continue
+  fi
+  group=${id%/*/*}
+  function=${id#"$group"/}
+  taskset -c "$CORE" cargo bench --bench gradient -- "^${id}\$" \
+    --warm-up-time 1 --measurement-time 5 >/dev/null 2>&1
+  estimates="target/criterion/${group//\//_}/${function//\//_}/new/estimates.json"
+  rust=$("$VENV/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['median']['point_estimate'] / 1e9)" "$estimates")
+  line=$(taskset -c "$CORE" "$VENV/bin/python" "$peer" "$REPEATS")
+  echo "# $line"
+  peer_s=$(sed -n 's/.*seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
+  ratio=$("$VENV/bin/python" -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.1f}x')" "$rust" "$peer_s")
+  printf '%-12s %14.4f %14.4f %8s\n' "$name" "$rust" "$peer_s" "$ratio"
+done
