@@ -1,6 +1,7 @@
 //! One loss-and-gradient evaluation on the two training tasks, in both gradient modes:
 //! forward-mode sensitivity for K = 4, 8, 16 and 32 lanes per pass, and reverse mode (the
-//! discrete adjoint) with every state kept and with sqrt(N) checkpoints.
+//! discrete adjoint) with every state kept and with sqrt(N) checkpoints, for one trajectory
+//! at a time or for all of them (`_kept`).
 //!
 //! - seed task: 1-D model (Cube, Dense<1,20,FastTanh>, Dense<20,1>) + (Dense<1,20,FastSigmoid>,
 //!   Dense<20,1>), 122 parameters, 100 trajectories, 600 Euler-Maruyama steps on [-3, 3],
@@ -63,9 +64,9 @@ fn seed_task(c: &mut Criterion) {
     }
     lanes!(4, 8, 16, 32);
     macro_rules! checkpoints {
-        ($($name:literal => $c:expr),*) => {$(
+        ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
-            let mut tape = vec![[0.0f32; DIM]; reverse::tape_len(&problem, $c)];
+            let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
@@ -78,7 +79,14 @@ fn seed_task(c: &mut Criterion) {
             });
         )*};
     }
-    checkpoints!("all" => Checkpoints::All, "sqrt" => Checkpoints::Sqrt);
+    // One trajectory's checkpoints at a time (the minimum tape), or every trajectory's
+    // (the statistics pass keeps them: one solve fewer).
+    checkpoints!(
+        "all" => Checkpoints::All, reverse::tape_len;
+        "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
+        "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+    );
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {
@@ -124,9 +132,9 @@ fn spiral(c: &mut Criterion) {
     }
     lanes!(4, 8, 16, 32);
     macro_rules! checkpoints {
-        ($($name:literal => $c:expr),*) => {$(
+        ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
-            let mut tape = vec![[0.0f32; DIM]; reverse::tape_len(&problem, $c)];
+            let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
@@ -139,7 +147,14 @@ fn spiral(c: &mut Criterion) {
             });
         )*};
     }
-    checkpoints!("all" => Checkpoints::All, "sqrt" => Checkpoints::Sqrt);
+    // One trajectory's checkpoints at a time (the minimum tape), or every trajectory's
+    // (the statistics pass keeps them: one solve fewer).
+    checkpoints!(
+        "all" => Checkpoints::All, reverse::tape_len;
+        "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
+        "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+    );
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {

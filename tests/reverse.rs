@@ -260,7 +260,7 @@ const TIMES: [f32; 4] = [0.25, 0.5, 0.75, 1.0];
 const DATA: [[f32; 1]; 4] = [[1.2], [1.5], [1.4], [1.9]];
 const VAR_DATA: [[f32; 1]; 4] = [[0.01], [0.03], [0.05], [0.08]];
 
-/// Reverse-mode loss and gradient with a heap tape of the needed length.
+/// Reverse-mode loss and gradient with a heap tape of the minimum length.
 fn reverse_gradient<S, M, L>(
     problem: &Problem<'_, M, 1>,
     model: &S,
@@ -273,8 +273,26 @@ where
     M: StepVjp<S, 1>,
     L: Loss<1>,
 {
+    let len = reverse::tape_len(problem, checkpoints);
+    reverse_gradient_with_tape(problem, model, noise, loss, checkpoints, len)
+}
+
+/// Reverse-mode loss and gradient with a heap tape of `len` rows.
+fn reverse_gradient_with_tape<S, M, L>(
+    problem: &Problem<'_, M, 1>,
+    model: &S,
+    noise: &Brownian,
+    loss: &L,
+    checkpoints: Checkpoints,
+    len: usize,
+) -> (f32, Vec<f32>)
+where
+    S: SdeVjp<1> + Parameters,
+    M: StepVjp<S, 1>,
+    L: Loss<1>,
+{
     let mut stats = vec![[Dual::<3>::ZERO; 1]; problem.stats_len()];
-    let mut tape = vec![[0.0f32; 1]; reverse::tape_len(problem, checkpoints)];
+    let mut tape = vec![[0.0f32; 1]; len];
     let mut grad = vec![0.0f32; problem.gradient_len(S::PARAMS)];
     let l = reverse::loss_and_gradient(
         problem,
@@ -321,6 +339,18 @@ where
     let (lf, gf) = forward_gradient(problem, model, &noise, loss);
     let (lr, gr) = reverse_gradient(problem, model, &noise, loss, Checkpoints::Sqrt);
     assert_eq!(lr.to_bits(), lf.to_bits(), "{what}: loss bits");
+    let long = reverse::tape_len_keep_all(problem, Checkpoints::Every(3));
+    let kept =
+        reverse_gradient_with_tape(problem, model, &noise, loss, Checkpoints::Every(3), long);
+    assert_eq!(
+        kept.0.to_bits(),
+        lf.to_bits(),
+        "{what}: loss bits, keeping all"
+    );
+    assert_eq!(
+        kept.1, gr,
+        "{what}: keeping all checkpoints changed the gradient"
+    );
     let scale = gf.iter().fold(0.0f32, |a, g| a.max(g.abs()));
     assert!(scale > 0.0, "{what}: zero gradient");
     for (i, (r, f)) in gr.iter().zip(&gf).enumerate() {
@@ -394,10 +424,16 @@ fn checkpoints_do_not_change_the_bits() {
         Checkpoints::Every(40),
         Checkpoints::Every(1000),
     ] {
+        let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let r = reverse_gradient(&p, &model, &noise, &moments, c);
         assert_eq!(r.0.to_bits(), reference.0.to_bits(), "{c:?}");
-        let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&r.1), bits(&reference.1), "{c:?}");
+        // Keeping every trajectory's checkpoints (a longer tape) skips a pass, same bits.
+        let long = reverse::tape_len_keep_all(&p, c);
+        assert!(long > reverse::tape_len(&p, c));
+        let r = reverse_gradient_with_tape(&p, &model, &noise, &moments, c, long);
+        assert_eq!(r.0.to_bits(), reference.0.to_bits(), "{c:?} keeping all");
+        assert_eq!(bits(&r.1), bits(&reference.1), "{c:?} keeping all");
     }
     assert_eq!(Checkpoints::All.states(40), 41);
     assert_eq!(Checkpoints::Sqrt.interval(40), 7);

@@ -86,6 +86,28 @@ pub fn tape_len<M: Method, const D: usize>(
     4 * problem.save_times().len() + checkpoints.states(last)
 }
 
+/// A tape length (rows of `[f32; D]`) with which [`loss_and_gradient`] keeps the
+/// checkpoints of every trajectory from its statistics pass, instead of one trajectory's:
+/// four rows per save time, `ceil(steps / interval) + 1` per trajectory, and one segment.
+/// It then skips the per-trajectory forward pass (one solve fewer, the same bits). With
+/// [`Checkpoints::All`] that is every state of every trajectory (`M × N` rows); with
+/// [`Checkpoints::Sqrt`] about `M sqrt(N)`.
+pub fn tape_len_keep_all<M: Method, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    checkpoints: Checkpoints,
+) -> usize {
+    let last = problem
+        .save_times()
+        .last()
+        .and_then(|&t| problem.solver().grid.index_of(t))
+        .unwrap_or(0);
+    let interval = checkpoints.interval(last);
+    let per_trajectory = last.div_ceil(interval) as usize + 1;
+    4 * problem.save_times().len()
+        + problem.trajectories().saturating_mul(per_trajectory)
+        + interval.min(last.max(1)) as usize
+}
+
 /// The statistics of the window and their cotangents, carved out of the tape.
 struct Rows<'t, const D: usize> {
     mean: &'t mut [[f32; D]],
@@ -166,6 +188,16 @@ where
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
+    let interval = checkpoints.interval(last);
+    let per_trajectory = last.div_ceil(interval) as usize + 1;
+    let segment = interval.min(last.max(1)) as usize;
+    let trajectories = problem.trajectories();
+    let u0 = problem.u0();
+    // With room for every trajectory's checkpoints, the statistics pass keeps them and the
+    // per-trajectory forward pass is skipped (same bits: the states are recomputed by the
+    // same code either way).
+    let keep_all =
+        tape.len() >= 4 * problem.window() + trajectories.saturating_mul(per_trajectory) + segment;
     adjoint_loss(
         problem,
         loss,
@@ -173,33 +205,71 @@ where
         tape,
         grad,
         S::PARAMS,
-        |mean, var| {
-            solver.ensemble(
-                model,
-                noise,
-                &problem.u0(),
-                problem.trajectories(),
-                times,
-                mean,
-                var,
-                None,
-                ParamSeed::NONE,
-            )
+        |mean, var, states| {
+            if keep_all {
+                solver.ensemble_with_checkpoints(
+                    model,
+                    noise,
+                    &u0,
+                    trajectories,
+                    times,
+                    last,
+                    interval,
+                    mean,
+                    var,
+                    states,
+                )
+            } else {
+                solver.ensemble(
+                    model,
+                    noise,
+                    &u0,
+                    trajectories,
+                    times,
+                    mean,
+                    var,
+                    None,
+                    ParamSeed::NONE,
+                )
+            }
         },
         |m, states, save_bar, u0_bar, params_bar| {
-            solver.adjoint_trajectory(
-                model,
-                noise,
-                m,
-                &problem.u0(),
-                times,
-                last,
-                checkpoints,
-                states,
-                save_bar,
-                u0_bar,
-                params_bar,
-            )
+            if keep_all {
+                let (kept, rest) = states.split_at_mut(trajectories * per_trajectory);
+                let rows = kept
+                    .get(m * per_trajectory..(m + 1) * per_trajectory)
+                    .unwrap_or(&[]);
+                let (ckpt, final_state) = rows.split_at(per_trajectory - 1);
+                solver.backward_from_checkpoints(
+                    model,
+                    noise,
+                    m,
+                    &u0,
+                    times,
+                    last,
+                    interval,
+                    ckpt,
+                    final_state.first().unwrap_or(&u0),
+                    rest,
+                    save_bar,
+                    u0_bar,
+                    params_bar,
+                )
+            } else {
+                solver.adjoint_trajectory(
+                    model,
+                    noise,
+                    m,
+                    &u0,
+                    times,
+                    last,
+                    checkpoints,
+                    states,
+                    save_bar,
+                    u0_bar,
+                    params_bar,
+                )
+            }
         },
     )
 }
@@ -216,7 +286,7 @@ fn adjoint_loss<const K: usize, M, L, const D: usize>(
     tape: &mut [[f32; D]],
     grad: &mut [f32],
     params: usize,
-    stats_pass: impl FnOnce(&mut [[f32; D]], &mut [[f32; D]]) -> Result<(), Error>,
+    stats_pass: impl FnOnce(&mut [[f32; D]], &mut [[f32; D]], &mut [[f32; D]]) -> Result<(), Error>,
     mut trajectory: impl FnMut(
         usize,
         &mut [[f32; D]],
@@ -238,7 +308,7 @@ where
     let trajectories = problem.trajectories();
 
     // 1. The statistics and the loss, exactly as `loss_value` computes them.
-    stats_pass(rows.mean, rows.var)?;
+    stats_pass(rows.mean, rows.var, rows.states)?;
     let value = loss.eval::<f32>(rows.mean, rows.var);
     if !value.is_finite() {
         return Err(Error::NonFinite {
@@ -406,7 +476,7 @@ where
         tape,
         grad,
         S::PARAMS,
-        |mean, var| {
+        |mean, var, _states| {
             solver.ensemble_reversible(
                 model,
                 noise,

@@ -410,17 +410,64 @@ fn step_at<M>(solver: &Solver<M>, k: u32) -> (f32, f32) {
 }
 
 impl<M: Method> Solver<M> {
-    /// One trajectory's discrete adjoint: integrates trajectory `trajectory` from `u0` to
-    /// grid index `last` keeping checkpoints, then walks back, adding at every save time
-    /// `save_times[i]` the cotangent `save_bar(i, u)` of the state saved there, and
-    /// accumulates the parameter cotangent into `params_bar` and the cotangent of `u0`
-    /// into `u0_bar`. `states` is scratch of [`Checkpoints::states`]`(last)` rows.
-    ///
-    /// Inputs must be checked by the caller (noise kind, save times, lengths). Errors:
-    /// [`Error::Diverged`] if the forward pass blows up, a noise source's error, or a
-    /// short `states` buffer ([`Error::Length`]).
+    /// The increments of step `k` of trajectory `trajectory` (zero for a method that uses
+    /// no noise).
+    #[inline]
+    fn adjoint_increment<S, N, const D: usize>(
+        noise: &N,
+        trajectory: usize,
+        k: u32,
+        h: f32,
+    ) -> Result<Increment<D>, Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        if M::USES_NOISE {
+            increment::<N, S, f32, D>(noise, trajectory, k, h, M::NEEDS_DZ)
+        } else {
+            Ok(Increment {
+                dw: [0.0; D],
+                dz: [0.0; D],
+            })
+        }
+    }
+
+    /// Step `k` from `u`, checked for divergence.
+    #[inline]
+    fn adjoint_step<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        k: u32,
+        u: &[f32; D],
+    ) -> Result<[f32; D], Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let (t, h) = step_at(self, k);
+        let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
+        let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
+        if next.iter().all(|x| x.is_finite()) {
+            Ok(next)
+        } else {
+            Err(Error::Diverged {
+                trajectory,
+                step: k,
+            })
+        }
+    }
+
+    /// A trajectory's forward pass to grid index `last`: calls `on_save(i, u)` at the save
+    /// times exactly as [`Solver::ensemble`] does (so statistics folded from it have its
+    /// bits), keeps the state before every `interval`-th step in `checkpoints`
+    /// (`ceil(last / interval)` rows) and returns the final state.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn adjoint_trajectory<S, N, const D: usize>(
+    pub(crate) fn forward_with_checkpoints<S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
@@ -428,8 +475,57 @@ impl<M: Method> Solver<M> {
         u0: &[f32; D],
         save_times: &[f32],
         last: u32,
-        checkpoints: Checkpoints,
-        states: &mut [[f32; D]],
+        interval: u32,
+        checkpoints: &mut [[f32; D]],
+        mut on_save: impl FnMut(usize, &[f32; D]),
+    ) -> Result<[f32; D], Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let grid = &self.grid;
+        let mut u = *u0;
+        let mut next = 0;
+        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
+        for k in 0..=last {
+            while next_k == Some(k) {
+                on_save(next, &u);
+                next += 1;
+                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
+            }
+            if k == last {
+                break;
+            }
+            if k % interval == 0 {
+                if let Some(slot) = checkpoints.get_mut((k / interval) as usize) {
+                    *slot = u;
+                }
+            }
+            u = self.adjoint_step(sde, noise, trajectory, k, &u)?;
+        }
+        Ok(u)
+    }
+
+    /// A trajectory's backward pass from the checkpoints of its forward pass and its final
+    /// state: walks back segment by segment (each recomputed from its checkpoint into
+    /// `segment`, `min(interval, last)` rows, with the same noise), adding at every save
+    /// time `save_times[i]` the cotangent `save_bar(i, u)` of the state saved there and
+    /// applying every step's [`StepVjp`]. Adds the parameter cotangent into `params_bar`
+    /// and the cotangent of `u0` into `u0_bar`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_from_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        interval: u32,
+        checkpoints: &[[f32; D]],
+        final_state: &[f32; D],
+        segment: &mut [[f32; D]],
         mut save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
         u0_bar: &mut [f32; D],
         params_bar: &mut [f32],
@@ -439,57 +535,10 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let needed = checkpoints.states(last);
-        let found = states.len();
-        let short = Error::Length {
-            what: "adjoint states (checkpoints plus one segment)",
-            expected: needed,
-            found,
-        };
-        let interval = checkpoints.interval(last);
-        let n_ckpt = last.div_ceil(interval) as usize;
-        let (ckpt, rest) = states.split_at_mut_checked(n_ckpt).ok_or(short)?;
-        let segment = rest
-            .get_mut(..(interval.min(last.max(1)) as usize))
-            .ok_or(short)?;
-        let increment_at = |k: u32, h: f32| -> Result<Increment<D>, Error> {
-            if M::USES_NOISE {
-                increment::<N, S, f32, D>(noise, trajectory, k, h, M::NEEDS_DZ)
-            } else {
-                Ok(Increment {
-                    dw: [0.0; D],
-                    dz: [0.0; D],
-                })
-            }
-        };
-        let step = |k: u32, u: &[f32; D]| -> Result<[f32; D], Error> {
-            let (t, h) = step_at(self, k);
-            let inc = increment_at(k, h)?;
-            let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
-            if next.iter().all(|x| x.is_finite()) {
-                Ok(next)
-            } else {
-                Err(Error::Diverged {
-                    trajectory,
-                    step: k,
-                })
-            }
-        };
-
-        // Forward, keeping every `interval`-th state.
-        let mut u = *u0;
-        for k in 0..last {
-            if k % interval == 0 {
-                if let Some(slot) = ckpt.get_mut((k / interval) as usize) {
-                    *slot = u;
-                }
-            }
-            u = step(k, &u)?;
-        }
-
-        // Backward: the save cotangents at grid index k are added once `u_bar` is the
-        // cotangent of the state at k, before the step that produced it is undone.
         let grid = &self.grid;
+        let n_ckpt = last.div_ceil(interval) as usize;
+        // The save cotangents at grid index k are added once `u_bar` is the cotangent of
+        // the state at k, before the step that produced it is undone.
         let mut next_save = save_times.len();
         let mut add_saves = |k: u32, u: &[f32; D], u_bar: &mut [f32; D]| {
             while next_save > 0
@@ -503,27 +552,142 @@ impl<M: Method> Solver<M> {
             }
         };
         let mut u_bar = [0.0f32; D];
-        add_saves(last, &u, &mut u_bar);
+        add_saves(last, final_state, &mut u_bar);
         for seg in (0..n_ckpt).rev() {
             let k0 = seg as u32 * interval;
             let k1 = (k0 + interval).min(last);
-            let mut x = ckpt.get(seg).copied().unwrap_or(*u0);
+            let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
             for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
                 if j > 0 {
-                    x = step(k0 + j as u32 - 1, &x)?;
+                    x = self.adjoint_step(sde, noise, trajectory, k0 + j as u32 - 1, &x)?;
                 }
                 *slot = x;
             }
             for k in (k0..k1).rev() {
                 let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
                 let (t, h) = step_at(self, k);
-                let inc = increment_at(k, h)?;
+                let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
                 self.method
                     .step_vjp(sde, t, h, &uk, &inc, &mut u_bar, params_bar);
                 add_saves(k, &uk, &mut u_bar);
             }
         }
         axpy(u0_bar, 1.0, &u_bar);
+        Ok(())
+    }
+
+    /// One trajectory's discrete adjoint in [`Checkpoints::states`]`(last)` rows of
+    /// `states`: [`Solver::forward_with_checkpoints`], then
+    /// [`Solver::backward_from_checkpoints`]. Inputs must be checked by the caller (noise
+    /// kind, save times); a short `states` is [`Error::Length`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adjoint_trajectory<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        checkpoints: Checkpoints,
+        states: &mut [[f32; D]],
+        save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
+        u0_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let short = Error::Length {
+            what: "adjoint states (checkpoints plus one segment)",
+            expected: checkpoints.states(last),
+            found: states.len(),
+        };
+        let interval = checkpoints.interval(last);
+        let n_ckpt = last.div_ceil(interval) as usize;
+        let (ckpt, rest) = states.split_at_mut_checked(n_ckpt).ok_or(short)?;
+        let segment = rest
+            .get_mut(..(interval.min(last.max(1)) as usize))
+            .ok_or(short)?;
+        let final_state = self.forward_with_checkpoints(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            interval,
+            ckpt,
+            |_, _| {},
+        )?;
+        self.backward_from_checkpoints(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            interval,
+            ckpt,
+            &final_state,
+            segment,
+            save_bar,
+            u0_bar,
+            params_bar,
+        )
+    }
+
+    /// [`Solver::ensemble`] on `f32` (the same statistics, bit for bit) that also keeps
+    /// every trajectory's checkpoints and final state: trajectory `m` uses rows
+    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c = ceil(last / interval)`, the
+    /// final state last. Inputs must be checked by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_with_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[f32; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        interval: u32,
+        mean: &mut [[f32; D]],
+        var: &mut [[f32; D]],
+        states: &mut [[f32; D]],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let per = last.div_ceil(interval) as usize + 1;
+        mean.fill([0.0; D]);
+        var.fill([0.0; D]);
+        for (m, rows) in states.chunks_mut(per).take(trajectories).enumerate() {
+            let count = (m + 1) as f32;
+            let (ckpt, tail) = rows.split_at_mut(per - 1);
+            let final_state = self.forward_with_checkpoints(
+                sde,
+                noise,
+                m,
+                u0,
+                save_times,
+                last,
+                interval,
+                ckpt,
+                |i, u| {
+                    if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
+                        super::welford_update(mean, var, u, count);
+                    }
+                },
+            )?;
+            if let Some(slot) = tail.first_mut() {
+                *slot = final_state;
+            }
+        }
+        super::finish_variance(var, trajectories);
         Ok(())
     }
 }
