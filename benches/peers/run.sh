@@ -10,9 +10,13 @@
 #
 # Environment: PEERS_CORE (default 0), PEERS_VENV, PEERS_REPEATS (peer timings, default 10).
 #
+# seed_task: diffrax with the Brownian increments drawn up front (one per step, as tinysde
+# draws them); seed_task_vbt: diffrax with its VirtualBrownianTree (what its SDE examples
+# use; each step queries the tree).
+#
 # To add a pair, add a line to PAIRS: a name, the criterion benchmark id
-# ("group/function" as in `cargo bench`), and the peer command (run from the repository
-# root, printing a line with `seconds=<median>`).
+# ("group/function" as in `cargo bench`), and the peer command (a script under the venv's
+# Python and its arguments, run from the repository root, printing `seconds=<median>`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +25,8 @@ VENV=${PEERS_VENV:-target/peers-venv}
 REPEATS=${PEERS_REPEATS:-10}
 
 PAIRS=(
-  "seed_task|gradient/seed_task_M100_EM600/reverse/all|benches/peers/seed_task_diffrax.py"
+  "seed_task|gradient/seed_task_M100_EM600/reverse/all_kept|benches/peers/seed_task_diffrax.py increments"
+  "seed_task_vbt|gradient/seed_task_M100_EM600/reverse/all_kept|benches/peers/seed_task_diffrax.py tree"
 )
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -40,11 +45,13 @@ for pair in "${PAIRS[@]}"; do
   fi
   group=${id%/*/*}
   function=${id#"$group"/}
+  # Criterion stores results under the id with every "/" replaced by "_".
   taskset -c "$CORE" cargo bench --bench gradient -- "^${id}\$" \
     --warm-up-time 1 --measurement-time 5 >/dev/null 2>&1
   estimates="target/criterion/${group//\//_}/${function//\//_}/new/estimates.json"
   rust=$("$VENV/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['median']['point_estimate'] / 1e9)" "$estimates")
-  line=$(taskset -c "$CORE" "$VENV/bin/python" "$peer" "$REPEATS")
+  read -r -a peer_cmd <<<"$peer"
+  line=$(PEERS_REPEATS=$REPEATS taskset -c "$CORE" "$VENV/bin/python" "${peer_cmd[@]}")
   echo "# $line"
   peer_s=$(sed -n 's/.*seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
   ratio=$("$VENV/bin/python" -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.1f}x')" "$rust" "$peer_s")

@@ -8,6 +8,7 @@ times against exp(t) + 1. diffrax differentiates the discrete solve (its default
 RecursiveCheckpointAdjoint). Compilation is excluded: the figure is the median of timed
 calls of the jitted value-and-gradient function.
 
+Usage: `python seed_task_diffrax.py [increments|unsafe|tree]` (repeats: $PEERS_REPEATS).
 Prints one line: `diffrax seed_task seconds=<median> loss=<value> brownian=<path>`.
 """
 
@@ -100,12 +101,12 @@ def make_loss(kind):
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    repeats = int(os.environ.get("PEERS_REPEATS", "10"))
     params = model(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(3), M)
     # "increments" (default): one normal per step drawn up front, the closest to
     # tinysde's noise; "unsafe": diffrax.UnsafeBrownianPath; "tree": VirtualBrownianTree.
-    kind = os.environ.get("PEERS_BROWNIAN", "increments")
+    kind = sys.argv[1] if len(sys.argv) > 1 else "increments"
     fn = make_loss(kind)
     value, grad = fn(params, keys)
     jax.block_until_ready(grad)
