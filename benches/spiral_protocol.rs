@@ -1,12 +1,14 @@
 //! The DiffEqFlux neural SDE tutorial's training protocol ("spiral"), timed once: data from
-//! 10,000 paths of the true system, the tutorial's model (258 parameters), SOSRI with one
+//! 10,000 paths of the true system, the tutorial's model (258 parameters), SOSRI (the
+//! tutorial's method; `em`: Euler–Maruyama, as benches/peers/spiral_diffrax.py) with one
 //! step per save interval (29 steps on [0, 1]), Adam(0.025) with n = 10 for 100
 //! iterations, then Adam(0.01) with n = 100 for 200, fresh noise per iteration; the final
 //! loss of the best parameters with n = 1000 on held-out noise.
 //!
-//! Run: `cargo bench --bench spiral_protocol -- [reverse|forward]` (default reverse).
-//! Prints one line: `tinysde spiral mode=<mode> seconds=<training wall time>
-//! final_loss=<n = 1000> initial_loss=<n = 1000>`. Training is single-threaded.
+//! Run: `cargo bench --bench spiral_protocol -- [reverse|forward] [sosri|em]` (default
+//! reverse, sosri). Prints one line: `tinysde spiral mode=<mode> method=<method>
+//! seconds=<training wall time> final_loss=<n = 1000> initial_loss=<n = 1000>`. Training is
+//! single-threaded.
 
 /// The examples' method, which the shared data generator uses (as `super::fit::Method`).
 mod fit {
@@ -23,7 +25,9 @@ use tinysde::grad::{loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, Identity, InitScheme, Parameters, Tanh};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, Solver, Sosri, TimeGrid};
+use tinysde::solve::{
+    Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid,
+};
 use tinysde::train::{
     Adam, AdamConfig, MomentMatching, NoiseMode, Optimizer, TrainConfig, Trainer, Workspace,
 };
@@ -37,10 +41,25 @@ const LANES: usize = 129;
 const PHASES: [(f32, usize, u32); 2] = [(0.025, 10, 100), (0.01, 100, 200)];
 
 fn main() -> Result<(), tinysde::Error> {
+    if std::env::args().any(|a| a == "em") {
+        protocol(EulerMaruyama, "em")
+    } else {
+        protocol(Sosri, "sosri")
+    }
+}
+
+fn protocol<M>(method: M, name: &str) -> Result<(), tinysde::Error>
+where
+    M: Method
+        + Copy
+        + Step<f32, SpiralModel, 2>
+        + Step<Dual<LANES>, SpiralModel, 2>
+        + StepVjp<SpiralModel, 2>,
+{
     let reverse_mode = !std::env::args().any(|a| a == "forward");
     let data = data::spiral(30, 10_000, 10, 11)?;
     let loss = MomentMatching::new(&data.mean, &data.var)?;
-    let solver = Solver::new(Sosri, TimeGrid::new(0.0, 1.0, 29)?);
+    let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 29)?);
     let u0 = data::SPIRAL_U0;
     let mut model = SpiralModel::default();
     model.init(
@@ -86,7 +105,8 @@ fn main() -> Result<(), tinysde::Error> {
     drop(trainer);
     let last = eval(&model)?;
     println!(
-        "tinysde spiral mode={} seconds={seconds:.3} final_loss={last:.4} initial_loss={initial:.4}",
+        "tinysde spiral mode={} method={name} seconds={seconds:.3} final_loss={last:.4} \
+         initial_loss={initial:.4}",
         if reverse_mode { "reverse" } else { "forward" }
     );
     Ok(())
