@@ -39,7 +39,7 @@ fi
 # Build outside the timed, pinned runs.
 cargo bench --bench gradient --bench spiral_protocol --no-run >/dev/null 2>&1
 
-printf '%-12s %14s %14s %8s\n' "benchmark" "tinysde (s)" "peer (s)" "ratio"
+printf '%-14s %12s %12s %13s\n' "benchmark" "tinysde (s)" "peer (s)" "peer/tinysde"
 for pair in "${PAIRS[@]}"; do
   IFS='|' read -r name id peer <<<"$pair"
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then
@@ -64,5 +64,5 @@ for pair in "${PAIRS[@]}"; do
   echo "# $line"
   peer_s=$(sed -n 's/.*seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
   ratio=$("$VENV/bin/python" -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.1f}x')" "$rust" "$peer_s")
-  printf '%-12s %14.4f %14.4f %8s\n' "$name" "$rust" "$peer_s" "$ratio"
+  printf '%-14s %12.4f %12.4f %13s\n' "$name" "$rust" "$peer_s" "$ratio"
 done

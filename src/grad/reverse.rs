@@ -19,12 +19,23 @@
 //!    The parameter cotangents of all trajectories are summed, in trajectory order, into
 //!    the gradient; with the initial state, `ū` at `t0` is summed into its entries.
 //!
-//! In all about 1 + 2 (forward, recompute) + 1 (backward, about twice a forward step)
-//! solves, whatever the number of parameters `P`; forward mode needs `ceil(P / K)` solves
-//! carrying K tangents each. Memory per trajectory: [`Checkpoints::states`] rows of `D`
-//! floats (`N` rows with [`Checkpoints::All`], about `2 sqrt(N)` with
-//! [`Checkpoints::Sqrt`]), plus four rows per save time for the statistics and their
-//! cotangents; all of it in the caller's `tape` buffer ([`tape_len`]). Nothing allocates.
+//! In all about five `f32` solves' worth (statistics, forward, recomputation, and a
+//! backward pass costing about two), whatever the number of parameters `P`; forward mode
+//! needs `ceil(P / K)` solves carrying K tangents each. With a tape of
+//! [`tape_len_keep_all`] rows the statistics pass keeps every trajectory's checkpoints and
+//! the per-trajectory forward pass is skipped (about four solves; three with
+//! [`Checkpoints::All`], which then also needs no recomputation).
+//!
+//! Memory per trajectory: [`Checkpoints::states`] rows of `D` floats (`N` rows with
+//! [`Checkpoints::All`], about `2 sqrt(N)` with [`Checkpoints::Sqrt`]), plus four rows per
+//! save time for the statistics and their cotangents; all of it in the caller's `tape`
+//! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
+//! all: its backward pass rebuilds the states.
+//!
+//! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, SRIW1, SOSRI, SRA1,
+//! SOSRA) and reversible Heun. Milstein has no adjoint yet (its step contains the
+//! diffusion's derivative, whose vector–Jacobian product needs second derivatives): train
+//! it in forward mode.
 //!
 //! ```
 //! use tinysde::grad::{loss_and_gradient, reverse, Problem};
@@ -146,7 +157,7 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 /// [`Error::NonFinite`] (`what: "loss"` or `"gradient"`). After such a run-time error
 /// `grad`, `stats` and `tape` hold partial results.
 ///
-/// Cost: about four ensemble solves on `f32` whatever the number of parameters (see the
+/// Cost: about four to five ensemble solves on `f32` whatever the number of parameters (see the
 /// [module documentation](self)).
 #[allow(clippy::too_many_arguments)]
 pub fn loss_and_gradient<const K: usize, S, M, N, L, const D: usize>(
