@@ -25,9 +25,7 @@ use tinysde::grad::{loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, Identity, InitScheme, Parameters, Tanh};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{
-    Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid,
-};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid};
 use tinysde::train::{
     Adam, AdamConfig, MomentMatching, NoiseMode, Optimizer, TrainConfig, Trainer, Workspace,
 };

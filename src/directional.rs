@@ -227,7 +227,12 @@ impl<T: Real> Real for Directional<T> {
         let dv = if n == 0 {
             T::ZERO
         } else {
-            self.v.powi(n - 1) * n as f32
+            // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x.
+            let below = match n.checked_sub(1) {
+                Some(m) => self.v.powi(m),
+                None => self.v.powi(n) / self.v,
+            };
+            below * n as f32
         };
         self.chain(self.v.powi(n), dv)
     }

@@ -253,7 +253,12 @@ impl<const K: usize> Real for Dual<K> {
         let d = if n == 0 {
             0.0
         } else {
-            n as f32 * math::powi(self.v, n - 1)
+            // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x (both are 0, 1 or inf).
+            let below = match n.checked_sub(1) {
+                Some(m) => math::powi(self.v, m),
+                None => math::powi(self.v, n) / self.v,
+            };
+            n as f32 * below
         };
         self.chain(math::powi(self.v, n), d)
     }

@@ -14,8 +14,13 @@ pub enum NoiseKind {
     Additive,
 }
 
-/// Everything that can go wrong in tinysde. Every variant names what was wrong; no
-/// function that returns an `Error` has modified what the caller passed in.
+/// Everything that can go wrong in tinysde. Every variant names what was wrong.
+///
+/// The contract: a function that returns an `Error` has not modified what the caller
+/// passed in (buffers, models, optimizers), bit for bit. The few documented exceptions are
+/// buffers the caller hands over as *scratch* (for example the statistics scratch of
+/// [`loss_and_gradient`](crate::grad::loss_and_gradient)), whose contents are unspecified
+/// after any call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -81,6 +86,25 @@ pub enum Error {
     },
     /// A weights blob was malformed, truncated, corrupted or describes another model.
     Weights(WeightsError),
+    /// The loss evaluated to NaN or an infinity.
+    NonFiniteLoss,
+    /// A computed gradient entry was NaN or infinite (the solve itself stayed finite).
+    NonFiniteGradientEntry {
+        /// The flat parameter index of the entry.
+        index: usize,
+    },
+    /// An optimizer update would have made a parameter or the optimizer's own state
+    /// non-finite (for example an extreme learning rate or gradient); nothing was updated.
+    UpdateOverflow {
+        /// The flat parameter index where it would have happened first.
+        index: usize,
+    },
+    /// Every state stayed finite, but the ensemble mean or variance at a save time does
+    /// not fit in `f32` (states too far apart); nothing was written.
+    StatisticsOverflow {
+        /// The index of the save time.
+        index: usize,
+    },
 }
 
 /// What was wrong with a weights blob.
@@ -167,6 +191,18 @@ impl fmt::Display for Error {
                 )
             }
             Error::Weights(w) => write!(f, "weights: {w}"),
+            Error::NonFiniteLoss => f.write_str("the loss is not finite"),
+            Error::NonFiniteGradientEntry { index } => {
+                write!(f, "gradient entry {index} is not finite")
+            }
+            Error::UpdateOverflow { index } => write!(
+                f,
+                "the optimizer update of parameter {index} would not be finite (nothing updated)"
+            ),
+            Error::StatisticsOverflow { index } => write!(
+                f,
+                "the ensemble statistics at save time {index} overflow f32 (nothing written)"
+            ),
         }
     }
 }

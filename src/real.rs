@@ -84,27 +84,35 @@ pub trait Real:
     fn cos(self) -> Self;
     /// Integer power by repeated multiplication. The derivative is `n x^(n-1)`, and 0 for `n = 0`.
     fn powi(self, n: i32) -> Self;
-    /// Absolute value; the derivative at 0 is taken as 0.
+    /// Absolute value; the derivative at 0 is taken as 0. NaN stays NaN (with its
+    /// tangents), so a blow-up is never hidden from the divergence checks.
     fn abs(self) -> Self {
         if self.value() < 0.0 {
             -self
-        } else if self.value() > 0.0 {
-            self
-        } else {
+        } else if self.value() == 0.0 {
             Self::ZERO
+        } else {
+            self
         }
     }
-    /// The larger of two values (by value; on a tie `self`, with its tangents).
+    /// The larger of two values (by value; on a tie `self`, with its tangents). If either
+    /// value is NaN the result is that NaN operand (`self` first): NaN propagates, unlike
+    /// `f32::max`, so a blow-up is never hidden.
     fn max(self, other: Self) -> Self {
-        if other.value() > self.value() {
+        if self.value().is_nan() {
+            self
+        } else if other.value().is_nan() || other.value() > self.value() {
             other
         } else {
             self
         }
     }
-    /// The smaller of two values (by value; on a tie `self`, with its tangents).
+    /// The smaller of two values (by value; on a tie `self`, with its tangents). NaN
+    /// propagates as in [`max`](Real::max).
     fn min(self, other: Self) -> Self {
-        if other.value() < self.value() {
+        if self.value().is_nan() {
+            self
+        } else if other.value().is_nan() || other.value() < self.value() {
             other
         } else {
             self

@@ -110,6 +110,10 @@ pub trait Describe: Parameters {
 }
 
 /// Streams the decimal digits of `n` (with a leading `-` if negative) to `sink`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "i counts down from 20 and an i64 has at most 19 digits and a sign"
+)]
 fn write_int(sink: &mut dyn FnMut(&[u8]), n: i64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -252,6 +256,10 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 const CRC_INIT: u32 = 0xFFFF_FFFF;
 
 /// CRC-32 of every 4-bit value, for the reflected polynomial 0xEDB88320.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: i < 16 indexes a table of 16"
+)]
 const CRC_NIBBLE: [u32; 16] = {
     let mut table = [0u32; 16];
     let mut i = 0;
@@ -273,6 +281,10 @@ const CRC_NIBBLE: [u32; 16] = {
 };
 
 #[inline]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "the index is masked to 4 bits, the table has 16 entries"
+)]
 fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;

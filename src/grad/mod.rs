@@ -331,10 +331,17 @@ fn check_buffers<S: Parameters, M: Method, L: Loss<D>, const D: usize>(
 ///
 /// Errors: wrong `grad` or `stats` length, a loss that rejects the number of save times, an
 /// unsupported noise kind: returned before anything is written. A solve that diverges
-/// (value or tangent) returns [`Error::Diverged`]; a non-finite loss returns
-/// [`Error::NonFinite`] with `what: "loss"`, a non-finite gradient entry `what: "gradient"`
-/// and its index. After such a run-time error `grad` and `stats` hold partial results,
-/// as the solver's output buffers do after [`Error::Diverged`].
+/// returns [`Error::Diverged`] (or the noise source's error), a non-finite loss
+/// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
+/// with its index.
+///
+/// What `grad` holds after an error, exactly: the gradient is computed in passes of K
+/// entries, and a pass's entries are written only once the whole pass succeeded. Every
+/// error of the first pass (all input errors, a diverging state value, a non-finite loss,
+/// a noise error) therefore leaves `grad` untouched, bit for bit. Only a *tangent* that
+/// overflows in a later pass (the state stays finite, a derivative does not) stops at the
+/// pass starting at entry `s`: then `grad[..s]` holds the finished entries and `grad[s..]`
+/// is untouched. `stats` is scratch: its contents are unspecified after any call.
 ///
 /// Cost: `ceil(len / K)` ensemble solves, each carrying K tangents.
 ///
@@ -409,7 +416,7 @@ where
                 x.add_param_tangent(index - start, Dual::ONE);
             }
         }
-        problem.solver.ensemble(
+        problem.solver.ensemble_scratch(
             model,
             noise,
             &u0,
@@ -417,31 +424,28 @@ where
             times,
             mean,
             var,
-            None,
             ParamSeed::window(start),
         )?;
         let l = loss.eval::<Dual<K>>(mean, var);
         if start == 0 {
             value = l.v;
             if !value.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "loss",
-                    index: 0,
-                });
+                return Err(Error::NonFiniteLoss);
             }
         }
-        let end = total.min(start + K);
+        let end = total.min(start.saturating_add(K));
         let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
-        for (lane, g) in chunk.iter_mut().enumerate() {
-            *g = l.t.get(lane).copied().unwrap_or(f32::NAN);
-            if !g.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "gradient",
-                    index: start + lane,
-                });
-            }
+        // The whole chunk is checked before any of it is written.
+        let lanes = chunk.len();
+        if let Some(lane) = (0..lanes).find(|&lane| !l.tangent(lane).is_finite()) {
+            return Err(Error::NonFiniteGradientEntry {
+                index: start.saturating_add(lane),
+            });
         }
-        start += K;
+        for (lane, g) in chunk.iter_mut().enumerate() {
+            *g = l.tangent(lane);
+        }
+        start = start.saturating_add(K);
         if start >= total {
             break;
         }
@@ -451,8 +455,9 @@ where
 
 /// The loss of `model` on `problem` without derivatives (one ensemble solve on `f32`).
 ///
-/// `stats` is scratch of at least [`Problem::stats_len`] rows. Errors as
-/// [`loss_and_gradient`] (a non-finite loss is [`Error::NonFinite`] with `what: "loss"`).
+/// `stats` is scratch of at least [`Problem::stats_len`] rows (its contents are unspecified
+/// after any call). Errors as [`loss_and_gradient`] (a non-finite loss is
+/// [`Error::NonFiniteLoss`]).
 ///
 /// ```
 /// use tinysde::grad::{loss_value, Problem};
@@ -487,7 +492,7 @@ where
     check_buffers::<S, M, L, D>(problem, stats.len(), None, loss, <S as Sde<f32, D>>::NOISE)?;
     let n = problem.window;
     let (mean, var) = split_stats(stats, n)?;
-    problem.solver.ensemble(
+    problem.solver.ensemble_scratch(
         model,
         noise,
         &problem.u0,
@@ -495,16 +500,12 @@ where
         problem.active_save_times(),
         mean,
         var,
-        None,
         ParamSeed::NONE,
     )?;
     let value = loss.eval::<f32>(mean, var);
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(Error::NonFinite {
-            what: "loss",
-            index: 0,
-        })
+        Err(Error::NonFiniteLoss)
     }
 }

@@ -376,8 +376,9 @@ where
                 if let (Some(mu), Some(mb), Some(vb)) =
                     (mean.get(i), mean_bar.get(i), var_bar.get(i))
                 {
-                    for d in 0..D {
-                        bar[d] = mb[d] * inv_count + vb[d] * var_scale * (u[d] - mu[d]);
+                    let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
+                    for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
+                        *b = mbd * inv_count + vbd * var_scale * (ud - mud);
                     }
                 }
                 bar

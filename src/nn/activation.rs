@@ -65,9 +65,10 @@ activation!(
     Sigmoid, "sigmoid", |x| x.sigmoid()
 );
 activation!(
-    /// `max(x, 0)`; the derivative at 0 is taken as 0.
+    /// `max(x, 0)`; the derivative at 0 is taken as 0. NaN passes through as NaN.
     Relu, "relu", |x| {
-        if x.value() > 0.0 { x } else { T::ZERO }
+        // `<= 0` rather than `> 0`: NaN fails it and passes through, so a blow-up stays visible.
+        if x.value() <= 0.0 { T::ZERO } else { x }
     }
 );
 activation!(

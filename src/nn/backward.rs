@@ -50,6 +50,7 @@ pub trait Backward: Layer<f32> {
 /// `sum_i x_i w_i` in the same fixed order as the forward pass of [`Dense`] (four
 /// interleaved accumulators), so the recomputed pre-activations have the forward's bits.
 #[inline]
+#[allow(clippy::indexing_slicing, reason = "i % 4 < 4 indexes a [_; 4]")]
 fn dot<const I: usize>(x: &[f32; I], w: &[f32; I]) -> f32 {
     if I == 1 {
         return x[0] * w[0];

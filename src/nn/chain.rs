@@ -12,10 +12,10 @@ macro_rules! chain {
             #[allow(non_snake_case)]
             fn read_unchecked(&self, out: &mut [f32]) {
                 let ($first, $($rest),+) = self;
-                let (head, mut tail) = out.split_at_mut($first::PARAMS);
+                let (head, mut tail) = super::split_at_most_mut(out, $first::PARAMS);
                 $first.read_unchecked(head);
                 $(
-                    let (head, rest) = tail.split_at_mut($rest::PARAMS);
+                    let (head, rest) = super::split_at_most_mut(tail, $rest::PARAMS);
                     $rest.read_unchecked(head);
                     tail = rest;
                 )+
@@ -25,10 +25,10 @@ macro_rules! chain {
             #[allow(non_snake_case)]
             fn write_unchecked(&mut self, src: &[f32]) {
                 let ($first, $($rest),+) = self;
-                let (head, mut tail) = src.split_at($first::PARAMS);
+                let (head, mut tail) = super::split_at_most(src, $first::PARAMS);
                 $first.write_unchecked(head);
                 $(
-                    let (head, rest) = tail.split_at($rest::PARAMS);
+                    let (head, rest) = super::split_at_most(tail, $rest::PARAMS);
                     $rest.write_unchecked(head);
                     tail = rest;
                 )+

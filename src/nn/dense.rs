@@ -57,19 +57,23 @@ impl<const I: usize, const O: usize, A> Parameters for Dense<I, O, A> {
     const PARAMS: usize = I * O + O;
 
     fn read_unchecked(&self, out: &mut [f32]) {
-        let (w, b) = out.split_at_mut(I * O);
-        for (chunk, row) in w.chunks_exact_mut(I.max(1)).zip(&self.weight) {
-            chunk.copy_from_slice(row);
+        let (w, b) = super::split_at_most_mut(out, I * O);
+        for (dst, &src) in w.iter_mut().zip(self.weight.iter().flatten()) {
+            *dst = src;
         }
-        b.copy_from_slice(&self.bias);
+        for (dst, &src) in b.iter_mut().zip(&self.bias) {
+            *dst = src;
+        }
     }
 
     fn write_unchecked(&mut self, src: &[f32]) {
-        let (w, b) = src.split_at(I * O);
-        for (row, chunk) in self.weight.iter_mut().zip(w.chunks_exact(I.max(1))) {
-            row.copy_from_slice(chunk);
+        let (w, b) = super::split_at_most(src, I * O);
+        for (dst, &src) in self.weight.iter_mut().flatten().zip(w) {
+            *dst = src;
         }
-        self.bias.copy_from_slice(b);
+        for (dst, &src) in self.bias.iter_mut().zip(b) {
+            *dst = src;
+        }
     }
 }
 
@@ -84,11 +88,16 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
             *zo = T::cst(b) + dot(x, row);
         }
         // dz_o / dweight[o][i] = x_i and dz_o / dbias[o] = 1, for the seeded parameters.
+        // `get` rather than indexing: `j < PARAMS` holds, but the optimizer cannot see it,
+        // and the no-panic builds must link.
         for (j, lane) in seed.seeded(Self::PARAMS, T::LANES) {
-            if j < I * O {
-                z[j / I].add_param_tangent(lane, x[j % I]);
+            let (row, coeff) = if j < I * O {
+                (j / I, x.get(j % I).copied())
             } else {
-                z[j - I * O].add_param_tangent(lane, T::ONE);
+                (j - I * O, Some(T::ONE))
+            };
+            if let (Some(zo), Some(coeff)) = (z.get_mut(row), coeff) {
+                zo.add_param_tangent(lane, coeff);
             }
         }
         A::apply_array(&mut z);
@@ -101,6 +110,10 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
 /// the additions; the order is part of the computation, the same on every target and for
 /// every tangent lane. Inputs of width 1 take the single product as it is.
 #[inline]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "i % 4 indexes an array of 4; [0] is read only when I == 1"
+)]
 fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
     if I == 1 {
         return x[0] * w[0];

@@ -54,8 +54,12 @@ impl ParamSeed {
     pub const NONE: Self = Self { lane0: None };
 
     /// Seed parameters `window_start .. window_start + K` into lanes `0 .. K`, for a model
-    /// whose parameter 0 is global parameter 0.
+    /// whose parameter 0 is global parameter 0. A start beyond `isize::MAX` (past any
+    /// possible parameter) seeds nothing.
     pub const fn window(window_start: usize) -> Self {
+        if window_start > isize::MAX as usize {
+            return Self::NONE;
+        }
         Self {
             lane0: Some(-(window_start as isize)),
         }
@@ -64,10 +68,15 @@ impl ParamSeed {
     /// The seed for a sub-layer whose parameters start `offset` places later.
     #[must_use]
     pub const fn shifted(self, offset: usize) -> Self {
-        match self.lane0 {
-            Some(l) => Self {
-                lane0: Some(l + offset as isize),
-            },
+        let Some(l) = self.lane0 else {
+            return Self::NONE;
+        };
+        if offset > isize::MAX as usize {
+            return Self::NONE;
+        }
+        match l.checked_add(offset as isize) {
+            Some(l) => Self { lane0: Some(l) },
+            // Past isize::MAX every lane is out of reach: nothing is seeded.
             None => Self::NONE,
         }
     }
@@ -75,23 +84,28 @@ impl ParamSeed {
     /// The lane of this layer's parameter `j`, if it is being seeded by a scalar with `lanes` lanes.
     #[inline]
     pub fn lane(self, j: usize, lanes: usize) -> Option<usize> {
-        let l = self.lane0? + j as isize;
-        (l >= 0 && (l as usize) < lanes).then_some(l as usize)
+        let l = self.lane0?.checked_add(isize::try_from(j).ok()?)?;
+        let l = usize::try_from(l).ok()?;
+        (l < lanes).then_some(l)
     }
 
     /// The `(j, lane)` pairs of this layer's parameters `j < params` that are seeded into
     /// one of `lanes` lanes, in increasing order.
     #[inline]
     pub fn seeded(self, params: usize, lanes: usize) -> impl Iterator<Item = (usize, usize)> {
+        let params = isize::try_from(params).unwrap_or(isize::MAX);
+        let lanes = isize::try_from(lanes).unwrap_or(isize::MAX);
         let (start, end, l) = match self.lane0 {
             None => (0, 0, 0),
+            // Saturating: `lane0` lies in -isize::MAX ..= isize::MAX, so these cannot wrap.
             Some(l) => (
-                (-l).clamp(0, params as isize) as usize,
-                (lanes as isize - l).clamp(0, params as isize) as usize,
+                l.saturating_neg().clamp(0, params),
+                lanes.saturating_sub(l).clamp(0, params),
                 l,
             ),
         };
-        (start..end.max(start)).map(move |j| (j, (l + j as isize) as usize))
+        // start, end in 0..=params and l + j in 0..lanes for j in start..end.
+        (start..end.max(start)).map(move |j| (j as usize, l.wrapping_add(j) as usize))
     }
 
     /// A parameter value lifted to a scalar: `value`, with tangent 1 in this layer's lane
@@ -135,10 +149,28 @@ pub trait Parameters {
         Ok(())
     }
 
-    /// [`read_params`](Parameters::read_params) for a slice already known to be `PARAMS` long.
+    /// [`read_params`](Parameters::read_params) without the length check, for code that
+    /// has checked it once (the trainer, the weights reader). Implementations must not
+    /// panic on another length: the crate's own copy the first `min(len, PARAMS)`
+    /// parameters and leave the rest of `out` as it was. Prefer `read_params`.
     fn read_unchecked(&self, out: &mut [f32]);
-    /// [`write_params`](Parameters::write_params) for a slice already known to be `PARAMS` long.
+    /// [`write_params`](Parameters::write_params) without the length and finiteness checks.
+    /// Implementations must not panic on another length: the crate's own write the first
+    /// `min(len, PARAMS)` parameters and keep the rest. Prefer `write_params`.
     fn write_unchecked(&mut self, src: &[f32]);
+}
+
+/// Splits `s` at `mid`, or at its end if it is shorter (never panics).
+#[inline]
+pub(crate) fn split_at_most(s: &[f32], mid: usize) -> (&[f32], &[f32]) {
+    s.split_at(mid.min(s.len()))
+}
+
+/// Splits `s` at `mid`, or at its end if it is shorter (never panics).
+#[inline]
+pub(crate) fn split_at_most_mut(s: &mut [f32], mid: usize) -> (&mut [f32], &mut [f32]) {
+    let mid = mid.min(s.len());
+    s.split_at_mut(mid)
 }
 
 /// A differentiable map from `Self::Input` to `Self::Output` over the scalar `T`.

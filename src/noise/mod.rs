@@ -107,7 +107,8 @@ pub struct Increment<const C: usize> {
 /// once per step, gradient passes call it again for the same `(m, k)` and must see the same
 /// numbers. `dw` must not depend on `with_dz`.
 pub trait NoiseSource {
-    /// The increments of trajectory `trajectory` over step `step`, of size `h`.
+    /// The increments of trajectory `trajectory` over step `step`, of size `h` (finite and
+    /// `> 0`; the built-in sources return an error otherwise).
     fn increment<const C: usize>(
         &self,
         trajectory: usize,
@@ -178,6 +179,7 @@ impl NoiseSource for Brownian {
         h: f32,
         with_dz: bool,
     ) -> Result<Increment<C>, Error> {
+        check_step_size(h)?;
         let scale = math::sqrt(h);
         let key = self.step_key(trajectory, step);
         let mut inc = Increment {
@@ -200,7 +202,8 @@ impl NoiseSource for Brownian {
 ///
 /// `dZ` is rebuilt from the fine path so that `I_(1,0)` over the coarse step is the exact
 /// time integral of the fine piecewise path: with `W_j` the fine partial sums,
-/// `I = sum_j (h_f W_j + I_j)` and `dZ = sqrt 3 (2 I / h - dW)`.
+/// `I = sum_j (h_f W_j + I_j)` and `dZ = sqrt 3 (2 I / h - dW)` (accumulated as `I / h`, so
+/// that no finite step size overflows).
 ///
 /// ```
 /// use tinysde::noise::{Brownian, Coarsened, NoiseSource};
@@ -237,32 +240,61 @@ impl<S: NoiseSource> NoiseSource for Coarsened<S> {
         h: f32,
         with_dz: bool,
     ) -> Result<Increment<C>, Error> {
+        check_step_size(h)?;
         let fine_h = h / self.factor as f32;
-        let first = step
-            .checked_mul(self.factor)
-            .ok_or(Error::NoiseExhausted { trajectory, step })?;
+        if fine_h <= 0.0 {
+            return Err(Error::OutOfRange {
+                what: "step size divided by the coarsening factor underflows to 0",
+            });
+        }
+        // The fine steps first ..= first + factor - 1 must all be valid u32 step indices.
+        let exhausted = Error::NoiseExhausted { trajectory, step };
+        let first = step.checked_mul(self.factor).ok_or(exhausted)?;
+        let last = first
+            .checked_add(self.factor.saturating_sub(1))
+            .ok_or(exhausted)?;
+        // `scaled` accumulates I / h rather than I: the same sum divided through by h, whose
+        // terms are O(sqrt h), so nothing overflows even for h near f32::MAX.
+        let factor = self.factor as f32;
         let mut dw = [0.0f32; C];
-        let mut integral = [0.0f32; C];
-        for j in 0..self.factor {
+        let mut scaled = [0.0f32; C];
+        for fine_step in first..=last {
             let f = self
                 .fine
-                .increment::<C>(trajectory, first + j, fine_h, with_dz)?;
-            for c in 0..C {
+                .increment::<C>(trajectory, fine_step, fine_h, with_dz)?;
+            for (((w, i), &fw), &fz) in dw.iter_mut().zip(&mut scaled).zip(&f.dw).zip(&f.dz) {
                 if with_dz {
-                    let fine_integral = fine_h * (f.dw[c] + f.dz[c] / SQRT_3) * 0.5;
-                    integral[c] += fine_h * dw[c] + fine_integral;
+                    // (h_f W_j + I_j) / h with h_f / h = 1 / factor and
+                    // I_j = h_f (dW_j + dZ_j / sqrt 3) / 2.
+                    *i += (*w + (fw + fz / SQRT_3) * 0.5) / factor;
                 }
-                dw[c] += f.dw[c];
+                *w += fw;
             }
         }
         let mut dz = [0.0f32; C];
         if with_dz {
-            for c in 0..C {
-                dz[c] = SQRT_3 * (2.0 * integral[c] / h - dw[c]);
+            for ((z, &i), &w) in dz.iter_mut().zip(&scaled).zip(&dw) {
+                *z = SQRT_3 * (2.0 * i - w);
             }
         }
         Ok(Increment { dw, dz })
     }
+}
+
+/// The step size of an increment must be finite and positive.
+fn check_step_size(h: f32) -> Result<(), Error> {
+    if !h.is_finite() {
+        return Err(Error::NonFinite {
+            what: "noise step size",
+            index: 0,
+        });
+    }
+    if h <= 0.0 {
+        return Err(Error::OutOfRange {
+            what: "noise step size must be > 0",
+        });
+    }
+    Ok(())
 }
 
 /// `sqrt(3)` rounded to `f32`.

@@ -96,12 +96,12 @@ impl<F: Init, G: Init> Init for NeuralSde<F, G> {
 impl<F: Parameters, G: Parameters> Parameters for NeuralSde<F, G> {
     const PARAMS: usize = F::PARAMS + G::PARAMS;
     fn read_unchecked(&self, out: &mut [f32]) {
-        let (f, g) = out.split_at_mut(F::PARAMS);
+        let (f, g) = crate::nn::split_at_most_mut(out, F::PARAMS);
         self.drift.read_unchecked(f);
         self.diffusion.read_unchecked(g);
     }
     fn write_unchecked(&mut self, src: &[f32]) {
-        let (f, g) = src.split_at(F::PARAMS);
+        let (f, g) = crate::nn::split_at_most(src, F::PARAMS);
         self.drift.write_unchecked(f);
         self.diffusion.write_unchecked(g);
     }

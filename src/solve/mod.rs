@@ -25,13 +25,49 @@
 //! assert!(out[1][0].is_finite());
 //! ```
 
+// The adjoints index their stage and state arrays in loops over const sizes, like the
+// methods they differentiate.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod adjoint;
+// The methods index their tableaus and state arrays in loops over const sizes: in bounds
+// by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_heun;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod euler_maruyama;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod milstein;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod reversible_heun;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod rk4;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sra;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod sri;
 
 pub use adjoint::{Checkpoints, StepVjp};
@@ -298,8 +334,11 @@ impl<M: Method> Solver<M> {
     ///
     /// Bad input (unsupported noise kind, non-finite `u0`, bad save times, wrong `out`
     /// length) returns an error before anything is written. If the state becomes
-    /// non-finite the solve stops with [`Error::Diverged`]; `out` then holds the states
-    /// saved before that step.
+    /// non-finite the solve stops with [`Error::Diverged`]; `out` is written only on
+    /// success, so after any error it is bit-identical to what the caller passed in.
+    /// (Up to [`BACKUP_ROWS`] save times this costs a stack copy of `out`; beyond that a
+    /// first pass checks that the trajectory stays finite before a second one writes, so
+    /// the noise source must be pure, as the [`NoiseSource`] contract requires.)
     #[allow(clippy::too_many_arguments)]
     pub fn solve<T, S, N, const D: usize>(
         &self,
@@ -319,21 +358,46 @@ impl<M: Method> Solver<M> {
     {
         let last = self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
-        self.run(
-            sde,
-            noise,
-            trajectory,
-            u0,
-            save_times,
-            last,
-            seed,
-            |i, u| {
-                // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = *u;
-                }
-            },
-        )
+        let mut write = |i: usize, u: &[T; D]| {
+            // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
+            if let Some(slot) = out.get_mut(i) {
+                *slot = *u;
+            }
+        };
+        if save_times.len() <= BACKUP_ROWS {
+            // Solve into a stack copy, then commit.
+            let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
+            self.run(
+                sde,
+                noise,
+                trajectory,
+                u0,
+                save_times,
+                last,
+                seed,
+                |i, u| {
+                    if let Some(slot) = rows.get_mut(i) {
+                        *slot = *u;
+                    }
+                },
+            )?;
+            for (i, u) in rows.iter().take(save_times.len()).enumerate() {
+                write(i, u);
+            }
+            Ok(())
+        } else {
+            self.run(
+                sde,
+                noise,
+                trajectory,
+                u0,
+                save_times,
+                last,
+                seed,
+                |_, _| {},
+            )?;
+            self.run(sde, noise, trajectory, u0, save_times, last, seed, write)
+        }
     }
 
     /// Solves trajectories `0..trajectories` from `u0` and writes, at each save time, the
@@ -345,6 +409,13 @@ impl<M: Method> Solver<M> {
     /// Statistics are accumulated with Welford's update in trajectory order, so they are
     /// stable and reproducible. Over `Dual` scalars they carry the exact derivative of that
     /// computation. Errors as [`Solver::solve`]; zero trajectories is an error too.
+    ///
+    /// `mean`, `var` and `paths` are written only on success: after any error, a diverging
+    /// trajectory included, they are bit-identical to what the caller passed in. (Without
+    /// `paths` and up to [`BACKUP_ROWS`] save times this costs a stack copy of `mean` and
+    /// `var`; otherwise a first pass checks that every trajectory stays finite before a
+    /// second one writes, which doubles the cost, and needs a pure noise source, as the
+    /// [`NoiseSource`] contract requires.)
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble<T, S, N, const D: usize>(
         &self,
@@ -355,7 +426,7 @@ impl<M: Method> Solver<M> {
         save_times: &[f32],
         mean: &mut [[T; D]],
         var: &mut [[T; D]],
-        mut paths: Option<&mut [[T; D]]>,
+        paths: Option<&mut [[T; D]]>,
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
@@ -374,23 +445,207 @@ impl<M: Method> Solver<M> {
             paths.as_deref().map(<[_]>::len),
         )?;
         let n_save = save_times.len();
+        if paths.is_none() && n_save <= BACKUP_ROWS {
+            let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
+            for ((sm, sv), (m, v)) in saved_mean
+                .iter_mut()
+                .zip(&mut saved_var)
+                .zip(mean.iter().zip(var.iter()))
+            {
+                (*sm, *sv) = (*m, *v);
+            }
+            let result = self.ensemble_into(
+                sde,
+                noise,
+                u0,
+                trajectories,
+                save_times,
+                last,
+                mean,
+                var,
+                None,
+                seed,
+            );
+            if result.is_err() {
+                for ((sm, sv), (m, v)) in saved_mean
+                    .iter()
+                    .zip(&saved_var)
+                    .zip(mean.iter_mut().zip(var.iter_mut()))
+                {
+                    (*m, *v) = (*sm, *sv);
+                }
+            }
+            return result;
+        }
+        // Too much to copy on the stack: a first pass checks every trajectory (and bounds
+        // the states, so that the statistics provably fit in f32) before the second writes.
+        let mut value_bound = 0.0f32;
+        let mut tangent_bound = 0.0f32;
+        for m in 0..trajectories {
+            self.run(sde, noise, m, u0, save_times, last, seed, |_, u| {
+                for x in u {
+                    value_bound = value_bound.max(x.value().abs());
+                    for lane in 0..T::LANES {
+                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
+                    }
+                }
+            })?;
+        }
+        if !statistics_fit(value_bound, tangent_bound, trajectories) {
+            // Rare (states beyond about 1e18): check the statistics exactly, a block of
+            // save times at a time on the stack.
+            self.check_statistics(sde, noise, u0, trajectories, save_times, last, seed)?;
+        }
+        self.ensemble_into(
+            sde,
+            noise,
+            u0,
+            trajectories,
+            save_times,
+            last,
+            mean,
+            var,
+            paths,
+            seed,
+        )
+    }
+
+    /// Computes the ensemble statistics `BACKUP_ROWS` save times at a time on the stack
+    /// and returns [`Error::StatisticsOverflow`] for the first that is not finite.
+    #[allow(clippy::too_many_arguments)]
+    fn check_statistics<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let mut first = 0;
+        while first < save_times.len() {
+            let mut mean = [[T::ZERO; D]; BACKUP_ROWS];
+            let mut var = [[T::ZERO; D]; BACKUP_ROWS];
+            for m in 0..trajectories {
+                let count = m.saturating_add(1) as f32;
+                self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                    let row = i.wrapping_sub(first);
+                    if let (Some(mean), Some(var)) = (mean.get_mut(row), var.get_mut(row)) {
+                        welford_update(mean, var, u, count);
+                    }
+                })?;
+            }
+            let rows = save_times.len().saturating_sub(first).min(BACKUP_ROWS);
+            let mean = mean.get(..rows).unwrap_or(&[]);
+            let var = var.get_mut(..rows).unwrap_or(&mut []);
+            finish_variance(var, trajectories);
+            check_statistics_finite(mean, var).map_err(|e| match e {
+                Error::StatisticsOverflow { index } => Error::StatisticsOverflow {
+                    index: index.saturating_add(first),
+                },
+                e => e,
+            })?;
+            first = first.saturating_add(BACKUP_ROWS);
+        }
+        Ok(())
+    }
+
+    /// The ensemble of [`Solver::ensemble`] on checked inputs, accumulated directly into
+    /// `mean`, `var` and `paths`: after an error they hold partial results. The gradient
+    /// passes use it on their scratch buffers.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_into<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        mut paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let n_save = save_times.len();
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
         for m in 0..trajectories {
-            let count = (m + 1) as f32;
+            let count = m.saturating_add(1) as f32;
+            let row0 = m.saturating_mul(n_save);
             self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
-                // The lengths were checked above, so every `get_mut` succeeds; it keeps the
+                // The lengths were checked, so every `get_mut` succeeds; it keeps the
                 // inference path free of panics (the firmware's no-panic build checks that).
                 if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
                     welford_update(mean, var, u, count);
                 }
-                if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i)) {
+                let slot = paths
+                    .as_deref_mut()
+                    .and_then(|p| p.get_mut(row0.saturating_add(i)));
+                if let Some(slot) = slot {
                     *slot = *u;
                 }
             })?;
         }
         finish_variance(var, trajectories);
-        Ok(())
+        check_statistics_finite(mean, var)
+    }
+
+    /// Validates inputs for the gradient passes (as [`Solver::ensemble`] does) and runs
+    /// [`Solver::ensemble_into`] on their scratch.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_scratch<T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real,
+        S: Sde<T, D>,
+        M: Step<T, S, D>,
+        N: NoiseSource,
+    {
+        let last = self.check_ensemble(
+            S::NOISE,
+            u0,
+            trajectories,
+            save_times,
+            mean.len(),
+            var.len(),
+            None,
+        )?;
+        self.ensemble_into(
+            sde,
+            noise,
+            u0,
+            trajectories,
+            save_times,
+            last,
+            mean,
+            var,
+            None,
+            seed,
+        )
     }
 
     /// Validates an ensemble's inputs without touching anything; returns the last save index.
@@ -421,6 +676,33 @@ impl<M: Method> Solver<M> {
     }
 }
 
+/// Whether the statistics of `trajectories` states bounded by `value_bound` in value and
+/// `tangent_bound` in every tangent provably fit in `f32`: the Welford sums are at most
+/// `4 n B^2` in value and `8 n B T` in tangent (the mean lies within the bound, deviations
+/// within twice it), kept below a quarter of `f32::MAX` for rounding. Computed in `f64`
+/// (IEEE on every target, so the decision is the same everywhere).
+fn statistics_fit(value_bound: f32, tangent_bound: f32, trajectories: usize) -> bool {
+    let (b, t, n) = (
+        f64::from(value_bound),
+        f64::from(tangent_bound),
+        trajectories as f64,
+    );
+    let limit = f64::from(f32::MAX) / 4.0;
+    4.0 * n * b * b <= limit && 8.0 * n * b * t <= limit
+}
+
+/// [`Error::StatisticsOverflow`] for the first save time whose mean or variance is not finite.
+fn check_statistics_finite<T: Real, const D: usize>(
+    mean: &[[T; D]],
+    var: &[[T; D]],
+) -> Result<(), Error> {
+    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
+    match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
+        Some(index) => Err(Error::StatisticsOverflow { index }),
+        None => Ok(()),
+    }
+}
+
 /// Turns Welford's sums of squared deviations into sample variances (divisor `n - 1`).
 fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: usize) {
     let divisor = if trajectories > 1 {
@@ -434,6 +716,11 @@ fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: us
         }
     }
 }
+
+/// Up to this many save times, [`Solver::solve`] and [`Solver::ensemble`] keep their
+/// results on the stack (a copy of the caller's buffers, restored on error) instead of
+/// solving twice to write only on success.
+pub const BACKUP_ROWS: usize = 32;
 
 /// Bytes of saved states a threaded ensemble computes between two Welford passes.
 #[cfg(feature = "std")]
@@ -460,9 +747,10 @@ impl<M: Method + Sync> Solver<M> {
     /// function of its index as in the serial ensemble, and the statistics see the same
     /// values in the same order, so `mean`, `var` and `paths` are bit-identical to
     /// [`Solver::ensemble`]'s, whatever the number of threads. On error too: the error is
-    /// the one the serial ensemble would return (the lowest diverging trajectory), with the
-    /// buffers in the same state. This is the one function of the solver that allocates
-    /// (a scratch buffer of at most about 4 MiB).
+    /// the one the serial ensemble would return (the lowest diverging trajectory), and the
+    /// buffers are bit-identical to what the caller passed in. This is the one function of
+    /// the solver that allocates (a scratch buffer of at most about 4 MiB, and a copy of
+    /// `mean`, `var` and `paths` to restore on error).
     ///
     /// ```
     /// use tinysde::nn::ParamSeed;
@@ -547,16 +835,24 @@ impl<M: Method + Sync> Solver<M> {
             };
             block
         ];
+        // Written only on success: keep a copy of what the caller passed in to put back.
+        let saved_mean = mean.to_vec();
+        let saved_var = var.to_vec();
+        let saved_paths = paths.as_deref().map(<[_]>::to_vec);
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]);
         let mut start = 0;
-        while start < trajectories {
+        let mut failure = None;
+        'blocks: while start < trajectories {
             let len = block.min(trajectories - start);
             let per = len.div_ceil(threads);
             std::thread::scope(|scope| {
-                let mut chunks = states[..len * n_save]
+                // len <= block: both prefixes exist (`get` keeps the lints' promise).
+                let states = states.get_mut(..len * n_save).unwrap_or(&mut []);
+                let outcomes = outcomes.get_mut(..len).unwrap_or(&mut []);
+                let mut chunks = states
                     .chunks_mut(per * n_save)
-                    .zip(outcomes[..len].chunks_mut(per))
+                    .zip(outcomes.chunks_mut(per))
                     .enumerate();
                 let own = chunks.next();
                 for (c, (st, oc)) in chunks {
@@ -569,7 +865,9 @@ impl<M: Method + Sync> Solver<M> {
                     self.run_chunk(sde, noise, u0, save_times, last, seed, start, st, oc);
                 }
             });
-            for (j, (outcome, rows)) in outcomes[..len]
+            for (j, (outcome, rows)) in outcomes
+                .get(..len)
+                .unwrap_or(&[])
                 .iter()
                 .zip(states.chunks(n_save))
                 .enumerate()
@@ -587,12 +885,24 @@ impl<M: Method + Sync> Solver<M> {
                     }
                 }
                 if let Some(e) = outcome.error {
-                    return Err(e);
+                    failure = Some(e);
+                    break 'blocks;
                 }
             }
             start += len;
         }
-        finish_variance(var, trajectories);
+        if failure.is_none() {
+            finish_variance(var, trajectories);
+            failure = check_statistics_finite(mean, var).err();
+        }
+        if let Some(e) = failure {
+            mean.copy_from_slice(&saved_mean);
+            var.copy_from_slice(&saved_var);
+            if let (Some(p), Some(saved)) = (paths, saved_paths) {
+                p.copy_from_slice(&saved);
+            }
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -12,7 +12,9 @@ pub trait Optimizer {
     /// The number of parameters its state is sized for.
     fn num_params(&self) -> usize;
     /// One update of `params` (length [`num_params`](Optimizer::num_params)) from `grad`
-    /// (same length, finite). On error neither the parameters nor the state change.
+    /// (same length, finite). An update that would make a parameter or the optimizer's
+    /// state non-finite is refused with [`Error::UpdateOverflow`]. On error neither the
+    /// parameters nor the state change.
     fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error>;
     /// Forgets all accumulated state (moments, velocity, step count).
     fn reset(&mut self);
@@ -205,19 +207,35 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> Optimizer for Adam<B> {
             beta2,
             eps,
         } = self.config;
-        self.t = self.t.saturating_add(1);
-        self.beta1_t *= beta1;
-        self.beta2_t *= beta2;
-        let c1 = 1.0 / (1.0 - self.beta1_t);
-        let c2 = 1.0 / (1.0 - self.beta2_t);
+        let beta1_t = self.beta1_t * beta1;
+        let beta2_t = self.beta2_t * beta2;
+        let c1 = 1.0 / (1.0 - beta1_t);
+        let c2 = 1.0 / (1.0 - beta2_t);
+        // (m, v, p) after the update; every intermediate must stay finite, otherwise the
+        // state would overflow (v = inf freezes the parameter for good) or p become inf.
+        let update = |p: f32, g: f32, m: f32, v: f32| {
+            let m = beta1 * m + (1.0 - beta1) * g;
+            let v = beta2 * v + (1.0 - beta2) * (g * g);
+            let m_hat = m * c1;
+            let v_hat = v * c2;
+            let p = p - lr * m_hat / (math::sqrt(v_hat) + eps);
+            let finite = m_hat.is_finite() && v_hat.is_finite() && p.is_finite();
+            (m, v, p, finite)
+        };
+        // Check every entry first, then commit: on error nothing has changed.
         let (m, v) = (self.m.as_mut(), self.v.as_mut());
-        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
-            *m = beta1 * *m + (1.0 - beta1) * g;
-            *v = beta2 * *v + (1.0 - beta2) * (g * g);
-            let m_hat = *m * c1;
-            let v_hat = *v * c2;
-            *p -= lr * m_hat / (math::sqrt(v_hat) + eps);
+        let entries = params.iter().zip(grad).zip(m.iter()).zip(v.iter());
+        for (index, (((&p, &g), &m), &v)) in entries.enumerate() {
+            if !update(p, g, m, v).3 {
+                return Err(Error::UpdateOverflow { index });
+            }
         }
+        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
+            (*m, *v, *p, _) = update(*p, g, *m, *v);
+        }
+        self.t = self.t.saturating_add(1);
+        self.beta1_t = beta1_t;
+        self.beta2_t = beta2_t;
         Ok(())
     }
 
@@ -304,9 +322,20 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> Optimizer for Sgd<B> {
     fn step(&mut self, params: &mut [f32], grad: &[f32]) -> Result<(), Error> {
         check_step(self.num_params(), params, grad)?;
         let SgdConfig { lr, momentum } = self.config;
-        for ((p, &g), b) in params.iter_mut().zip(grad).zip(self.velocity.as_mut()) {
-            *b = momentum * *b + g;
-            *p -= lr * *b;
+        let update = |p: f32, g: f32, b: f32| {
+            let b = momentum * b + g;
+            (b, p - lr * b)
+        };
+        // Check every entry first, then commit: on error nothing has changed.
+        let velocity = self.velocity.as_mut();
+        for (index, ((&p, &g), &b)) in params.iter().zip(grad).zip(velocity.iter()).enumerate() {
+            let (b, p) = update(p, g, b);
+            if !(b.is_finite() && p.is_finite()) {
+                return Err(Error::UpdateOverflow { index });
+            }
+        }
+        for ((p, &g), b) in params.iter_mut().zip(grad).zip(velocity) {
+            (*b, *p) = update(*p, g, *b);
         }
         Ok(())
     }
@@ -328,39 +357,57 @@ impl<O: Optimizer + ?Sized> Optimizer for &mut O {
     }
 }
 
-/// The Euclidean norm of `x`, computed without overflow or underflow (scaled by the
-/// largest magnitude). NaN if any entry is NaN, infinite if any is infinite.
-pub fn global_norm(x: &[f32]) -> f32 {
+/// The Euclidean norm of `x` as `(scale, root)` with norm `= scale * root`: `scale` is the
+/// largest magnitude and `root` lies in `[1, sqrt(len)]` (both 0 for an all-zero `x`), so
+/// neither overflows even when the norm itself exceeds `f32::MAX`. NaN or infinite
+/// entries give a NaN or infinite `scale`.
+fn scaled_norm(x: &[f32]) -> (f32, f32) {
     let mut scale = 0.0f32;
     for &v in x {
         let a = if v < 0.0 { -v } else { v };
         if a.is_nan() {
-            return f32::NAN;
+            return (f32::NAN, f32::NAN);
         }
         if a > scale {
             scale = a;
         }
     }
     if scale == 0.0 || scale.is_infinite() {
-        return scale;
+        return (scale, 1.0);
     }
     let mut sum = 0.0f32;
     for &v in x {
         let r = v / scale;
         sum += r * r;
     }
-    scale * math::sqrt(sum)
+    (scale, math::sqrt(sum))
 }
 
-/// Scales `grad` so that its global norm is at most `max_norm` (finite, `> 0`; up to one
-/// or two roundings); returns the norm before clipping. A gradient already within the bound is left as it is; so is
-/// everything on error (bad `max_norm`, or a non-finite gradient).
+/// The Euclidean norm of `x`, computed without intermediate overflow or underflow (scaled
+/// by the largest magnitude). NaN if any entry is NaN, infinite if any is infinite, and
+/// also infinite when the norm itself exceeds `f32::MAX` (e.g. `[3e38, 3e38]`); clipping
+/// ([`clip_global_norm`]) handles that case correctly.
+pub fn global_norm(x: &[f32]) -> f32 {
+    let (scale, root) = scaled_norm(x);
+    scale * root
+}
+
+/// Scales `grad` so that its global norm is at most `max_norm` (finite and normal: at least
+/// `f32::MIN_POSITIVE`; up to one
+/// or two roundings); returns the norm before clipping, saturated at `f32::MAX` when it
+/// exceeds the `f32` range (the gradient is then still scaled correctly: clipping works in
+/// exactly the case it exists for). A gradient already within the bound is left as it is;
+/// so is everything on error (bad `max_norm`, or a non-finite gradient).
 ///
 /// ```
 /// let mut g = [3.0f32, 4.0];
 /// let before = tinysde::train::clip_global_norm(&mut g, 1.0).unwrap();
 /// assert_eq!(before, 5.0);
 /// assert!((tinysde::train::global_norm(&g) - 1.0).abs() < 1e-6);
+///
+/// let mut huge = [3e38f32, 3e38]; // norm 4.2e38 > f32::MAX
+/// assert_eq!(tinysde::train::clip_global_norm(&mut huge, 1.0).unwrap(), f32::MAX);
+/// assert!((huge[0] - core::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
 /// ```
 pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
     if !max_norm.is_finite() {
@@ -374,13 +421,29 @@ pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
             what: "clipping norm must be > 0",
         });
     }
+    if !max_norm.is_normal() {
+        return Err(Error::OutOfRange {
+            what: "clipping norm must be at least f32::MIN_POSITIVE (not subnormal)",
+        });
+    }
     if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
         return Err(Error::NonFinite {
             what: "gradient",
             index,
         });
     }
-    let norm = global_norm(grad);
+    let (scale, root) = scaled_norm(grad);
+    let norm = scale * root;
+    if norm > max_norm && !(max_norm / norm).is_normal() {
+        // The norm overflows f32, or the factor max_norm / norm is subnormal and would lose
+        // precision: scale in two steps. g / scale is in [-1, 1] and max_norm / root is
+        // normal, so no step overflows or underflows early.
+        let s = max_norm / root;
+        for g in grad.iter_mut() {
+            *g = *g / scale * s;
+        }
+        return Ok(norm.min(f32::MAX));
+    }
     if norm > max_norm {
         let s = max_norm / norm;
         for g in grad.iter_mut() {

@@ -20,7 +20,7 @@ pub struct TrainConfig {
     /// Which Brownian path each iteration uses (default: a fresh one per iteration, from
     /// base seed 0).
     pub noise: NoiseMode,
-    /// If set, gradients are scaled to at most this global norm (finite, `> 0`) before
+    /// If set, gradients are scaled to at most this global norm (finite, normal, `> 0`) before
     /// each update.
     pub clip_norm: Option<f32>,
 }
@@ -88,8 +88,11 @@ pub struct Report {
 /// **Errors.** [`Trainer::new`] and the `run` methods check all inputs first and change
 /// nothing on error. A loss or gradient that becomes non-finite stops training with
 /// [`Error::NonFiniteGradient`] naming the iteration; a solve that blows up stops it with
-/// [`Error::Diverged`]. Either way the best parameters so far remain in the workspace and
-/// [`Trainer::restore_best`] puts them back into the model.
+/// [`Error::Diverged`]; an optimizer update that would overflow stops it with
+/// [`Error::UpdateOverflow`] (the model and `params` keep the last finite parameters).
+/// In every case the best parameters so far remain in the workspace and
+/// [`Trainer::restore_best`] puts them back into the model; `workspace.grad` then holds
+/// what [`loss_and_gradient`] documents for its errors.
 ///
 /// ```
 /// use core::ops::ControlFlow;
@@ -224,9 +227,9 @@ where
                     index: 0,
                 });
             }
-            if c <= 0.0 {
+            if !(c > 0.0 && c.is_normal()) {
                 return Err(Error::OutOfRange {
-                    what: "clipping norm must be > 0",
+                    what: "clipping norm must be > 0 and at least f32::MIN_POSITIVE",
                 });
             }
         }
@@ -244,14 +247,14 @@ where
             reverse: None,
         };
         trainer.read_model();
-        trainer.ws.best.copy_from_slice(trainer.ws.params);
+        copy(trainer.ws.best, trainer.ws.params);
         trainer.ws.grad.fill(0.0);
         Ok(trainer)
     }
 
     /// Copies the model's parameters and the initial state into `params`.
     fn read_model(&mut self) {
-        let (p, u) = self.ws.params.split_at_mut(S::PARAMS);
+        let (p, u) = crate::nn::split_at_most_mut(self.ws.params, S::PARAMS);
         self.model.read_unchecked(p);
         for (dst, src) in u.iter_mut().zip(self.problem.u0()) {
             *dst = src;
@@ -260,7 +263,7 @@ where
 
     /// Writes `src` (a flat parameter vector of the right length) into the model and u0.
     fn write_model(model: &mut S, problem: &mut Problem<'a, M, D>, src: &[f32]) {
-        let (p, u) = src.split_at(S::PARAMS);
+        let (p, u) = crate::nn::split_at_most(src, S::PARAMS);
         model.write_unchecked(p);
         if problem.u0_gradient() {
             problem.set_u0_unchecked(u);
@@ -359,10 +362,7 @@ where
             };
             let value = match result {
                 Ok(v) => v,
-                Err(Error::NonFinite {
-                    what: "gradient" | "loss",
-                    ..
-                }) => {
+                Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
                     return Err(Error::NonFiniteGradient { iteration });
                 }
                 Err(e) => return Err(e),
@@ -370,7 +370,7 @@ where
             if self.best_window != window || value < self.best_loss {
                 self.best_loss = value;
                 self.best_window = window;
-                self.ws.best.copy_from_slice(self.ws.params);
+                copy(self.ws.best, self.ws.params);
             }
             self.iteration = self.iteration.saturating_add(1);
             report.iterations = report.iterations.saturating_add(1);
@@ -409,7 +409,7 @@ where
 
     /// Puts the best parameters into the model (and the initial state, if trained).
     pub fn restore_best(&mut self) {
-        self.ws.params.copy_from_slice(self.ws.best);
+        copy(self.ws.params, self.ws.best);
         Self::write_model(self.model, &mut self.problem, self.ws.best);
     }
 
@@ -570,4 +570,13 @@ where
 pub fn forward_is_cheaper(n: usize, k: usize) -> bool {
     let passes = n.div_ceil(k.max(1));
     passes.saturating_mul(2 + k) < 2 * 5
+}
+
+/// Copies `src` into `dst` (equal lengths, checked by [`Trainer::new`]); element-wise
+/// rather than `copy_from_slice`, so that no length-mismatch panic path is left in the
+/// trainer (the no-panic build checks it).
+fn copy(dst: &mut [f32], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
 }

@@ -1,0 +1,592 @@
+//! The error contract under adversarial input, through the public API only.
+//!
+//! Every public entry point is called with inputs drawn to hurt: NaN, ±inf, subnormals,
+//! ±f32::MAX, zeros, wrong lengths, unsorted and off-grid save times, huge step indices.
+//! Each call must return either a typed error, with everything the caller passed in
+//! (buffers, model, optimizer) bit-identical to before, or a finite result that is correct
+//! by an independent check. The first test replays, one by one, the cases of the
+//! adversarial report that this suite was written for.
+
+use proptest::prelude::*;
+use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::nn::{Cube, Dense, Identity, Layer, ParamSeed, Parameters, Relu};
+use tinysde::noise::{Brownian, Coarsened, NoiseSource};
+use tinysde::sde::{NeuralSde, Sde};
+use tinysde::solve::{EulerMaruyama, Milstein, Solver, TimeGrid, BACKUP_ROWS};
+use tinysde::train::{
+    clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
+};
+use tinysde::{weights, Dual, Error, NoiseKind, Real};
+
+/// du = (a u^3 + b) dt + (c u + d) dW: diverges for a > 0 and a large state.
+type Model = NeuralSde<(Cube<1>, Dense<1, 1, Identity>), Dense<1, 1, Identity>>;
+const P: usize = <Model as Parameters>::PARAMS;
+
+/// Sentinel bits no computation produces, to see whether a buffer was touched.
+const SENTINEL: f32 = -1234.5678;
+
+fn bits<const D: usize>(rows: &[[f32; D]]) -> Vec<[u32; D]> {
+    rows.iter().map(|r| r.map(f32::to_bits)).collect()
+}
+
+fn model(params: [f32; P]) -> Option<Model> {
+    let mut m = Model::default();
+    m.write_params(&params).ok()?;
+    Some(m)
+}
+
+/// Pure cubic drift `du = u^3 dt + dW`, the report's diverging ensemble.
+struct Cubic;
+impl<T: Real> Sde<T, 1> for Cubic {
+    const NOISE: NoiseKind = NoiseKind::Diagonal;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * u[0] * u[0]]
+    }
+    fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::ONE]
+    }
+}
+
+#[test]
+fn each_case_of_the_adversarial_report_returns_a_typed_error_or_the_right_answer() {
+    // 1. A diverging ensemble leaves mean and var as they were.
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 10).unwrap());
+    let (mut mean, mut var) = ([[SENTINEL]; 2], [[SENTINEL]; 2]);
+    let r = solver.ensemble(
+        &Cubic,
+        &Brownian::new(0),
+        &[100.0],
+        4,
+        &[0.0, 1.0],
+        &mut mean,
+        &mut var,
+        None,
+        ParamSeed::NONE,
+    );
+    assert!(
+        matches!(r, Err(Error::Diverged { trajectory: 0, .. })),
+        "{r:?}"
+    );
+    assert_eq!((mean, var), ([[SENTINEL]; 2], [[SENTINEL]; 2]));
+
+    // ... and a diverging gradient leaves `grad` as it was.
+    let m = model([1.0, 0.0, 0.0, 1.0]).unwrap();
+    let times = [0.5, 1.0];
+    let data = [[1.0], [1.0]];
+    let problem = Problem::new(solver, [100.0], 4, &times).unwrap();
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let mut grad = [SENTINEL; P];
+    let mut stats = [[Dual::<1>::ZERO; 1]; 4];
+    let r = loss_and_gradient(
+        &problem,
+        &m,
+        &Brownian::new(0),
+        &loss,
+        &mut stats,
+        &mut grad,
+    );
+    assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
+    assert_eq!(grad.map(f32::to_bits), [SENTINEL; P].map(f32::to_bits));
+
+    // 2. A coarse step whose fine steps run past u32::MAX is refused, not wrapped.
+    let coarse = Coarsened::new(Brownian::new(1), 3).unwrap();
+    assert_eq!(
+        coarse.increment::<1>(0, 1_431_655_765, 0.3, false),
+        Err(Error::NoiseExhausted {
+            trajectory: 0,
+            step: 1_431_655_765
+        })
+    );
+
+    // 3. Non-finite or non-positive step sizes are refused.
+    let noise = Brownian::new(1);
+    assert!(matches!(
+        noise.increment::<1>(0, 0, f32::NAN, false),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        noise.increment::<1>(0, 0, -1.0, false),
+        Err(Error::OutOfRange { .. })
+    ));
+
+    // 4. Clipping a gradient whose norm overflows f32 scales it correctly.
+    let mut g = [3e38f32, 3e38];
+    assert_eq!(clip_global_norm(&mut g, 1.0), Ok(f32::MAX));
+    for x in g {
+        assert!((x - core::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{g:?}");
+    }
+
+    // 5. Adam refuses a gradient whose square overflows, instead of freezing for good.
+    let mut adam = Adam::new(AdamConfig::lr(0.1), [0.0f32; 1], [0.0f32; 1]).unwrap();
+    let mut p = [1.0f32];
+    let before = adam.clone();
+    assert_eq!(
+        adam.step(&mut p, &[1e20]),
+        Err(Error::UpdateOverflow { index: 0 })
+    );
+    assert_eq!((adam.clone(), p), (before, [1.0]));
+    adam.step(&mut p, &[1.0]).unwrap();
+    assert!(p[0] < 1.0, "the parameter still moves: {p:?}");
+
+    // 6. SGD refuses an update that would make a parameter infinite.
+    let mut sgd = Sgd::new(
+        SgdConfig {
+            lr: 1e30,
+            momentum: 0.0,
+        },
+        [0.0f32; 1],
+    )
+    .unwrap();
+    let mut p = [0.5f32];
+    assert_eq!(
+        sgd.step(&mut p, &[1e30]),
+        Err(Error::UpdateOverflow { index: 0 })
+    );
+    assert_eq!((p, sgd.velocity()), ([0.5], &[0.0f32][..]));
+
+    // 7. A window past isize::MAX seeds nothing (it used to wrap to parameters 0..3).
+    assert_eq!(ParamSeed::window(usize::MAX), ParamSeed::NONE);
+    assert_eq!(ParamSeed::window(usize::MAX).lane(0, 4), None);
+    assert_eq!(ParamSeed::window(usize::MAX).seeded(4, 4).count(), 0);
+
+    // 9. abs, max, min and ReLU propagate NaN.
+    let nan = f32::NAN;
+    assert!(Real::abs(nan).is_nan());
+    assert!(Real::max(nan, 1.0).is_nan() && Real::max(1.0, nan).is_nan());
+    assert!(Real::min(nan, 1.0).is_nan() && Real::min(1.0, nan).is_nan());
+    let relu = Dense::<1, 1, Relu>::new([[1.0]], [0.0]);
+    let y: [f32; 1] = relu.forward(&[nan], ParamSeed::NONE);
+    assert!(y[0].is_nan());
+    let d = Dual::<1>::variable(nan, 0);
+    assert!(d.abs().v.is_nan() && d.max(Dual::ONE).v.is_nan());
+
+    // 11. The unchecked parameter copies do not panic on short slices; powi(i32::MIN)
+    //     does not overflow.
+    let dense = Dense::<2, 2, Identity>::new([[1.0, 2.0], [3.0, 4.0]], [5.0, 6.0]);
+    let mut short = [0.0f32; 3];
+    dense.read_unchecked(&mut short);
+    assert_eq!(short, [1.0, 2.0, 3.0]);
+    let mut copy = dense;
+    copy.write_unchecked(&[9.0]);
+    assert_eq!(copy.weight, [[9.0, 2.0], [3.0, 4.0]]);
+    let one = Dual::<1>::variable(1.0, 0).powi(i32::MIN);
+    assert_eq!((one.v, one.t[0]), (1.0, i32::MIN as f32));
+    let two = Dual::<1>::variable(2.0, 0).powi(i32::MIN);
+    assert_eq!((two.v, two.t[0]), (0.0, 0.0));
+}
+
+/// Floats that break code: NaN, infinities, zeros, subnormals, extremes, ordinary values.
+fn nasty() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        Just(f32::NAN),
+        Just(f32::INFINITY),
+        Just(f32::NEG_INFINITY),
+        Just(0.0f32),
+        Just(-0.0f32),
+        Just(f32::MAX),
+        Just(f32::MIN),
+        Just(f32::MIN_POSITIVE),
+        Just(1e-40f32),
+        Just(-1e-45f32),
+        Just(1e20f32),
+        Just(-3e38f32),
+        -10.0f32..10.0,
+        -1.0f32..1.0,
+        any::<f32>(),
+    ]
+}
+
+/// Mostly ordinary values, sometimes nasty ones.
+fn mostly_tame() -> impl Strategy<Value = f32> {
+    prop_oneof![8 => -2.0f32..2.0, 1 => nasty()]
+}
+
+/// Save times on the grid of [0, 1] with 8 steps, sometimes perturbed, unsorted or nasty.
+fn save_times() -> impl Strategy<Value = Vec<f32>> {
+    prop_oneof![
+        4 => proptest::collection::btree_set(0u32..=8, 1..6)
+            .prop_map(|s| s.into_iter().map(|k| k as f32 / 8.0).collect()),
+        1 => proptest::collection::vec(0u32..=8, 0..6)
+            .prop_map(|v| v.into_iter().map(|k| k as f32 / 8.0).collect()),
+        1 => proptest::collection::vec(mostly_tame(), 0..6),
+    ]
+}
+
+/// Cases per property: 300, or `CONTRACT_CASES` (CI runs many more).
+fn cases() -> u32 {
+    std::env::var("CONTRACT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn nan_propagates_through_abs_max_min_and_agrees_with_f32_otherwise(a in nasty(), b in nasty()) {
+        prop_assert_eq!(Real::max(a, b).is_nan(), a.is_nan() || b.is_nan());
+        prop_assert_eq!(Real::min(a, b).is_nan(), a.is_nan() || b.is_nan());
+        prop_assert_eq!(Real::abs(a).is_nan(), a.is_nan());
+        if !(a.is_nan() || b.is_nan()) {
+            prop_assert_eq!(Real::max(a, b), a.max(b));
+            prop_assert_eq!(Real::min(a, b), a.min(b));
+            prop_assert_eq!(Real::abs(a), a.abs());
+        }
+    }
+
+    #[test]
+    fn noise_increments_are_a_typed_error_or_finite(
+        h in nasty(), step in any::<u32>(), trajectory in any::<usize>(), factor in 0u32..8,
+        with_dz in any::<bool>(),
+    ) {
+        let fine = Brownian::new(5);
+        match fine.increment::<2>(trajectory, step, h, with_dz) {
+            Ok(inc) => {
+                prop_assert!(h.is_finite() && h > 0.0);
+                prop_assert!(inc.dw.iter().chain(&inc.dz).all(|x| x.is_finite()));
+            }
+            Err(e) => prop_assert!(!(h.is_finite() && h > 0.0), "{e:?}"),
+        }
+        match Coarsened::new(fine, factor) {
+            Err(_) => prop_assert_eq!(factor, 0),
+            Ok(coarse) => match coarse.increment::<2>(trajectory, step, h, with_dz) {
+                Ok(inc) => {
+                    // The exact fine steps exist: no index wrapped.
+                    let last = u64::from(step) * u64::from(factor) + u64::from(factor) - 1;
+                    prop_assert!(last <= u64::from(u32::MAX));
+                    prop_assert!(inc.dw.iter().chain(&inc.dz).all(|x| x.is_finite()));
+                }
+                Err(Error::NoiseExhausted { .. }) => {
+                    let last = u64::from(step) * u64::from(factor) + u64::from(factor) - 1;
+                    prop_assert!(last > u64::from(u32::MAX));
+                }
+                // Only a bad step size, or one that underflows to 0 when divided.
+                Err(_) => prop_assert!(!(h.is_finite() && h > 0.0) || h / factor as f32 == 0.0),
+            },
+        }
+    }
+
+    #[test]
+    fn clipping_is_a_typed_error_leaving_the_gradient_or_a_correct_finite_clip(
+        g in proptest::collection::vec(nasty(), 0..6), max_norm in nasty(),
+    ) {
+        let mut clipped = g.clone();
+        match clip_global_norm(&mut clipped, max_norm) {
+            Err(_) => prop_assert_eq!(
+                clipped.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                g.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            ),
+            Ok(norm) => {
+                prop_assert!(norm.is_finite() && norm >= 0.0);
+                prop_assert!(clipped.iter().all(|x| x.is_finite()));
+                // The norm in f64 (cannot overflow), then the clip: at most max_norm, same
+                // direction.
+                let exact = g.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+                prop_assert!((f64::from(norm) - exact.min(f64::from(f32::MAX))).abs() <= 1e-5 * exact + 1e-44);
+                // In f64: the clipped norm may round to just above f32::MAX.
+                let after = clipped.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+                prop_assert!(after <= f64::from(max_norm) * (1.0 + 1e-5));
+                if exact > f64::from(max_norm) && exact.is_finite() {
+                    for (&c, &x) in clipped.iter().zip(&g) {
+                        let want = f64::from(x) * f64::from(max_norm) / exact;
+                        prop_assert!((f64::from(c) - want).abs() <= 1e-5 * f64::from(max_norm) + 1e-37);
+                    }
+                } else {
+                    prop_assert_eq!(&clipped, &g);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn optimizer_steps_are_a_typed_error_leaving_everything_or_finite(
+        lr in nasty(), momentum in nasty(),
+        p0 in proptest::collection::vec(mostly_tame(), 3),
+        grads in proptest::collection::vec(proptest::collection::vec(nasty(), 3), 1..4),
+        short in any::<bool>(),
+    ) {
+        if let Ok(mut adam) = Adam::new(AdamConfig::lr(lr), vec![0.0f32; 3], vec![0.0f32; 3]) {
+            let mut p = p0.clone();
+            for g in &grads {
+                let g = if short { &g[..2] } else { &g[..] };
+                let (state, before) = (adam.clone(), p.clone());
+                match adam.step(&mut p, g) {
+                    Ok(()) => {
+                        let (m, v) = adam.moments();
+                        prop_assert!(p.iter().chain(m).chain(v).all(|x| x.is_finite()));
+                    }
+                    Err(_) => {
+                        prop_assert_eq!(&adam, &state);
+                        prop_assert_eq!(bits1(&p), bits1(&before));
+                    }
+                }
+            }
+        }
+        if let Ok(mut sgd) = Sgd::new(SgdConfig { lr, momentum }, vec![0.0f32; 3]) {
+            let mut p = p0.clone();
+            for g in &grads {
+                let (state, before) = (sgd.clone(), p.clone());
+                match sgd.step(&mut p, g) {
+                    Ok(()) => prop_assert!(p.iter().chain(sgd.velocity()).all(|x| x.is_finite())),
+                    Err(_) => {
+                        prop_assert_eq!(&sgd, &state);
+                        prop_assert_eq!(bits1(&p), bits1(&before));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn solve_and_ensemble_are_a_typed_error_leaving_the_buffers_or_finite_and_consistent(
+        params in proptest::collection::vec(mostly_tame(), P),
+        u0 in mostly_tame(),
+        times in save_times(),
+        trajectories in 0usize..4,
+        len_delta in prop_oneof![6 => Just(0isize), 1 => -1isize..=1],
+        with_paths in any::<bool>(),
+        milstein in any::<bool>(),
+    ) {
+        let Some(m) = model(params.clone().try_into().unwrap()) else {
+            // Non-finite parameters are refused by write_params; that is tested below.
+            return Ok(());
+        };
+        let grid = TimeGrid::new(0.0, 1.0, 8).unwrap();
+        let noise = Brownian::new(3);
+        let n = (times.len() as isize + len_delta).max(0) as usize;
+        let mut mean = vec![[SENTINEL]; n];
+        let mut var = vec![[SENTINEL]; n];
+        let mut paths = vec![[SENTINEL]; trajectories * n];
+        let r = if milstein {
+            Solver::new(Milstein, grid).ensemble(
+                &m, &noise, &[u0], trajectories, &times, &mut mean, &mut var,
+                with_paths.then_some(&mut paths[..]), ParamSeed::NONE,
+            )
+        } else {
+            Solver::new(EulerMaruyama, grid).ensemble(
+                &m, &noise, &[u0], trajectories, &times, &mut mean, &mut var,
+                with_paths.then_some(&mut paths[..]), ParamSeed::NONE,
+            )
+        };
+        match r {
+            Err(_) => {
+                prop_assert!(mean.iter().chain(&var).chain(&paths).all(|x| x[0].to_bits() == SENTINEL.to_bits()));
+            }
+            Ok(()) => {
+                prop_assert!(mean.iter().chain(&var).all(|x| x[0].is_finite()));
+                // Each trajectory on its own agrees with the ensemble: its mean is theirs.
+                let mut sum = vec![0.0f64; n];
+                for t in 0..trajectories {
+                    let mut out = vec![[SENTINEL]; n];
+                    let solver = Solver::new(EulerMaruyama, grid);
+                    if milstein {
+                        Solver::new(Milstein, grid)
+                            .solve(&m, &noise, t, &[u0], &times, &mut out, ParamSeed::NONE)
+                    } else {
+                        solver.solve(&m, &noise, t, &[u0], &times, &mut out, ParamSeed::NONE)
+                    }
+                    .unwrap();
+                    for (s, o) in sum.iter_mut().zip(&out) {
+                        *s += f64::from(o[0]);
+                    }
+                    if with_paths {
+                        prop_assert_eq!(bits(&out), bits(&paths[t * n..(t + 1) * n]));
+                    }
+                }
+                for (s, mu) in sum.iter().zip(&mean) {
+                    let avg = s / trajectories as f64;
+                    prop_assert!((avg - f64::from(mu[0])).abs() <= 1e-4 * (1.0 + avg.abs()));
+                }
+            }
+        }
+        // One trajectory: the same contract.
+        let mut out = vec![[SENTINEL]; n];
+        match Solver::new(EulerMaruyama, grid).solve(&m, &noise, 0, &[u0], &times, &mut out, ParamSeed::NONE) {
+            Err(_) => prop_assert!(out.iter().all(|x| x[0].to_bits() == SENTINEL.to_bits())),
+            Ok(()) => prop_assert!(out.iter().all(|x| x[0].is_finite())),
+        }
+    }
+
+    #[test]
+    fn loss_and_gradient_is_a_typed_error_leaving_grad_or_finite(
+        params in proptest::collection::vec(mostly_tame(), P),
+        u0 in mostly_tame(),
+        data in proptest::collection::vec(mostly_tame(), 2),
+        grad_len in prop_oneof![6 => Just(P + 1), 1 => 0usize..7],
+    ) {
+        let Some(m) = model(params.clone().try_into().unwrap()) else { return Ok(()) };
+        let times = [0.5, 1.0];
+        let data = [[data[0]], [data[1]]];
+        let Ok(loss) = MeanSquaredError::new(&data) else {
+            prop_assert!(data.iter().any(|d| !d[0].is_finite()));
+            return Ok(());
+        };
+        let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 8).unwrap());
+        let Ok(problem) = Problem::new(solver, [u0], 3, &times) else {
+            prop_assert!(!u0.is_finite());
+            return Ok(());
+        };
+        let problem = problem.with_u0_gradient(true);
+        let noise = Brownian::new(11);
+        // One pass of K = P + 1 lanes: every error happens in the first pass, so `grad`
+        // must be untouched after any error.
+        let mut grad = vec![SENTINEL; grad_len];
+        let mut stats = [[Dual::<{ P + 1 }>::ZERO; 1]; 4];
+        let r = loss_and_gradient(&problem, &m, &noise, &loss, &mut stats, &mut grad);
+        let mut stats32 = [[0.0f32; 1]; 4];
+        let value = loss_value(&problem, &m, &noise, &loss, &mut stats32);
+        match r {
+            Err(_) => prop_assert!(grad.iter().all(|g| g.to_bits() == SENTINEL.to_bits())),
+            Ok(l) => {
+                prop_assert!(l.is_finite() && grad.iter().all(|g| g.is_finite()));
+                prop_assert_eq!(value, Ok(l));
+                // K = 1 lane per pass gives the same bits.
+                let mut g1 = vec![SENTINEL; grad_len];
+                let mut stats1 = [[Dual::<1>::ZERO; 1]; 4];
+                match loss_and_gradient(&problem, &m, &noise, &loss, &mut stats1, &mut g1) {
+                    Ok(l1) => {
+                        prop_assert_eq!(l1, l);
+                        prop_assert_eq!(bits1(&g1), bits1(&grad));
+                    }
+                    // Only a tangent overflow in a later pass: a finished prefix, the rest
+                    // untouched.
+                    Err(e) => prop_assert!(false, "{e:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parameters_and_weights_are_a_typed_error_leaving_the_model_or_finite(
+        params in proptest::collection::vec(nasty(), 0..6),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        truncate in any::<prop::sample::Index>(),
+        out_len in 0usize..80,
+    ) {
+        let reference = model([0.5, -0.25, 0.125, 2.0]).unwrap();
+        let mut m = reference;
+        match m.write_params(&params) {
+            Ok(()) => {
+                prop_assert!(params.len() == P && params.iter().all(|x| x.is_finite()));
+                let mut back = [0.0f32; P];
+                m.read_params(&mut back).unwrap();
+                prop_assert_eq!(bits1(&back), bits1(&params));
+            }
+            Err(_) => prop_assert_eq!(m, reference),
+        }
+        let mut read_buf = vec![SENTINEL; params.len()];
+        if m.read_params(&mut read_buf).is_err() {
+            prop_assert!(read_buf.iter().all(|x| x.to_bits() == SENTINEL.to_bits()));
+        }
+
+        // Writing into a buffer too short: refused, buffer untouched.
+        let mut out = vec![0xA5u8; out_len];
+        match weights::write(&reference, &mut out) {
+            Ok(n) => prop_assert_eq!(n, weights::encoded_len::<Model>()),
+            Err(_) => prop_assert!(out.iter().all(|&b| b == 0xA5)),
+        }
+        // Reading a corrupted or truncated blob: refused, model untouched.
+        let mut blob = weights::to_vec(&reference).unwrap();
+        for (at, x) in &flips {
+            let i = at.index(blob.len());
+            blob[i] ^= x;
+        }
+        let cut = if flips.is_empty() { truncate.index(blob.len() + 1) } else { blob.len() };
+        let blob = &blob[..cut];
+        let mut target = model([9.0, 9.0, 9.0, 9.0]).unwrap();
+        let untouched = target;
+        match weights::read_into(&mut target, blob) {
+            Ok(()) => {
+                let mut p = [0.0f32; P];
+                target.read_params(&mut p).unwrap();
+                prop_assert!(p.iter().all(|x| x.is_finite()));
+            }
+            Err(_) => prop_assert_eq!(target, untouched),
+        }
+    }
+
+    #[test]
+    fn time_grids_are_a_typed_error_or_positive_and_finite(t0 in nasty(), t1 in nasty(), steps in any::<u32>(), h in nasty()) {
+        if let Ok(grid) = TimeGrid::new(t0, t1, steps) {
+            prop_assert!(grid.h() > 0.0 && grid.h().is_finite() && grid.t1() > grid.t0());
+        }
+        if let Ok(grid) = TimeGrid::with_step(t0, t1, h) {
+            prop_assert!(grid.h() > 0.0 && grid.h().is_finite() && grid.steps() >= 1);
+        }
+    }
+
+    #[test]
+    fn param_seeds_never_wrap(start in any::<usize>(), offset in any::<usize>(), j in any::<usize>(), lanes in 0usize..64) {
+        let seed = ParamSeed::window(start).shifted(offset);
+        // Parameter j of the sub-layer is global parameter offset + j; its lane is that minus start.
+        let global = (offset as u128) + (j as u128);
+        let expected = global
+            .checked_sub(start as u128)
+            .filter(|&l| l < lanes as u128)
+            .map(|l| l as usize);
+        let expected = if start > isize::MAX as usize { None } else { expected };
+        prop_assert_eq!(seed.lane(j, lanes), expected);
+        for (jj, lane) in seed.seeded(lanes.min(8), lanes) {
+            prop_assert_eq!(seed.lane(jj, lanes), Some(lane));
+        }
+    }
+}
+
+fn bits1(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Longer outputs than the stack copy holds go through the checking pass: same contract.
+#[test]
+fn long_save_lists_and_paths_are_still_written_only_on_success() {
+    let steps = (BACKUP_ROWS as u32 + 8) * 2;
+    let grid = TimeGrid::new(0.0, 1.0, steps).unwrap();
+    let times: Vec<f32> = (1..=steps).map(|k| grid.time(k)).collect();
+    let solver = Solver::new(EulerMaruyama, grid);
+    let n = times.len();
+    for u0 in [0.0f32, 100.0] {
+        let (mut mean, mut var, mut out) = (
+            vec![[SENTINEL]; n],
+            vec![[SENTINEL]; n],
+            vec![[SENTINEL]; n],
+        );
+        let mut paths = vec![[SENTINEL]; 3 * n];
+        let r = solver.ensemble(
+            &Cubic,
+            &Brownian::new(2),
+            &[u0],
+            3,
+            &times,
+            &mut mean,
+            &mut var,
+            Some(&mut paths),
+            ParamSeed::NONE,
+        );
+        let s = solver.solve(
+            &Cubic,
+            &Brownian::new(2),
+            1,
+            &[u0],
+            &times,
+            &mut out,
+            ParamSeed::NONE,
+        );
+        if u0 == 100.0 {
+            assert!(
+                matches!(r, Err(Error::Diverged { .. })) && s.is_err(),
+                "{r:?} {s:?}"
+            );
+            assert!(mean
+                .iter()
+                .chain(&var)
+                .chain(&paths)
+                .chain(&out)
+                .all(|x| x[0] == SENTINEL));
+        } else {
+            r.unwrap();
+            s.unwrap();
+            assert_eq!(bits(&out), bits(&paths[n..2 * n]));
+        }
+    }
+}
