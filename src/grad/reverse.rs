@@ -246,11 +246,19 @@ where
         },
         |m, states, save_bar, u0_bar, params_bar| {
             if keep_all {
-                let (kept, rest) = states.split_at_mut(trajectories * per_trajectory);
-                let rows = kept
+                // `keep_all` checked the length; the checked splits keep this panic-free.
+                let short = Error::Length {
+                    what: "reverse-mode tape (reverse::tape_len_keep_all rows)",
+                    expected: trajectories.saturating_mul(per_trajectory) + segment,
+                    found: states.len(),
+                };
+                let (kept, rest) = states
+                    .split_at_mut_checked(trajectories.saturating_mul(per_trajectory))
+                    .ok_or(short)?;
+                let (ckpt, final_state) = kept
                     .get(m * per_trajectory..(m + 1) * per_trajectory)
-                    .unwrap_or(&[]);
-                let (ckpt, final_state) = rows.split_at(per_trajectory - 1);
+                    .and_then(|rows| rows.split_at_checked(per_trajectory - 1))
+                    .ok_or(short)?;
                 solver.backward_from_checkpoints(
                     model,
                     noise,
