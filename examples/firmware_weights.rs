@@ -48,13 +48,23 @@ fn data() -> [f32; 7] {
     out
 }
 
+/// Train the firmware's seed model on the host and write the weights file it links in.
+#[derive(clap::Parser, Debug)]
+#[command(name = "firmware_weights", version)]
+#[command(after_help = "Exit codes: 0 success; 1 failed run or write; 2 bad command line.")]
+struct Cli {
+    /// Training iterations (0: write the initialized model only)
+    #[arg(value_name = "ITERATIONS", default_value_t = 300)]
+    iterations: u32,
+    /// The weights file to write [default: boards/app/model/seed.tsw]
+    #[arg(value_name = "PATH")]
+    path: Option<String>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let iterations: u32 = match args.next() {
-        Some(s) => s.parse()?,
-        None => 300,
-    };
-    let path = args.next().unwrap_or_else(|| {
+    let cli = <Cli as clap::Parser>::parse();
+    let iterations = cli.iterations;
+    let path = cli.path.unwrap_or_else(|| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw").to_string()
     });
 

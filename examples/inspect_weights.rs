@@ -10,14 +10,22 @@
 
 use std::process::ExitCode;
 
+/// Print what tinysde weights files hold, after checking magic, version, length and CRC-32.
+#[derive(clap::Parser, Debug)]
+#[command(name = "inspect_weights", version)]
+#[command(
+    after_help = "Exit codes: 0 every file is valid; 1 a file is missing or invalid; 2 bad command line."
+)]
+struct Cli {
+    /// Weights files (as written by fit_exp, fit_csv, spiral or firmware_weights)
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        eprintln!("usage: inspect_weights FILE.weights...");
-        return ExitCode::from(2);
-    }
+    let cli = <Cli as clap::Parser>::parse();
     let mut ok = true;
-    for path in &args {
+    for path in &cli.files {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {

@@ -320,17 +320,25 @@ fn spiral_plot(
     plot::render_png(&charts, 2, (1100, 820))
 }
 
+/// The DiffEqFlux neural SDE tutorial: learn a stochastic spiral from the mean and variance
+/// of simulated paths.
+#[derive(clap::Parser, Debug)]
+#[command(name = "spiral", version)]
+#[command(
+    after_help = "Writes spiral.png and spiral.weights into the output directory \
+(all together, or nothing on failure). Exit codes: 0 success; 1 failed run; 2 bad command line."
+)]
+struct Cli {
+    #[command(flatten)]
+    output: common::OutputArgs,
+}
+
 fn main() -> ExitCode {
-    let out = match common::out_dir_from_args("spiral") {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let cli = <Cli as clap::Parser>::parse();
+    let out = cli.output.dir("spiral");
     let settings = Settings::full();
     let start = std::time::Instant::now();
-    match run(&settings, &out, common::show_progress()) {
+    match run(&settings, &out, cli.output.progress()) {
         Ok(s) => {
             println!(
                 "data: {} paths of the true SDE at {} times in {:.2} s",

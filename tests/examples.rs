@@ -213,64 +213,162 @@ fn the_true_spiral_data_spirals() {
     assert!(var[29][0] > 0.01 && var[29][1] > 0.01, "{:?}", var[29]);
 }
 
+fn parse(file: &str, text: &str) -> Result<csv::Table, String> {
+    csv::parse(file, text.as_bytes(), csv::Options::default())
+}
+
 #[test]
 fn csv_accepts_headers_comments_quotes_and_blank_lines() {
-    let t = csv::parse(
+    let t = parse(
         "a.csv",
         "# comment\n\n time , \"level\"\n0, 1.5\n0.5,2\n\n2,-3e-1\n",
     )
     .unwrap();
     assert_eq!(t.names, ["time", "level"]);
     assert_eq!(t.times, [0.0, 0.5, 2.0]);
-    assert_eq!(t.rows, [vec![1.5], vec![2.0], vec![-0.3]]);
-    let t = csv::parse("b.csv", "1,2,3\n2,4,5\n").unwrap();
+    assert_eq!(t.rows, [vec![Some(1.5)], vec![Some(2.0)], vec![Some(-0.3)]]);
+    assert_eq!(t.lines, [4, 5, 7]);
+    assert_eq!(t.time_format, csv::TimeFormat::Number);
+    let t = parse("b.csv", "1,2,3\n2,4,5\n").unwrap();
     assert_eq!(t.names, ["t", "x1", "x2"]);
     assert_eq!(t.value_columns(), 2);
+    // A UTF-8 byte-order mark (as spreadsheets write) is not part of the first name.
+    let t = parse("bom.csv", "\u{feff}t,x\n0,1\n1,2\n").unwrap();
+    assert_eq!(t.names, ["t", "x"]);
+    // Other separators on request.
+    let t = csv::parse(
+        "semi.csv",
+        b"t;x\n0;1\n1;2\n",
+        csv::Options { delimiter: b';' },
+    )
+    .unwrap();
+    assert_eq!(t.rows, [vec![Some(1.0)], vec![Some(2.0)]]);
+}
+
+#[test]
+fn csv_reads_missing_values_and_times_as_f64_dates_and_date_times() {
+    // Empty cells and NA are missing values.
+    let t = parse("gaps.csv", "t,a,b\n0,1,\n1,NA,2\n2,3,4\n").unwrap();
+    assert_eq!(
+        t.rows,
+        [
+            vec![Some(1.0), None],
+            vec![None, Some(2.0)],
+            vec![Some(3.0), Some(4.0)]
+        ]
+    );
+    assert_eq!(t.missing(), 2);
+    // Unix seconds one apart stay apart (they would collapse in f32).
+    let t = parse(
+        "unix.csv",
+        "t,x\n1700000000,1\n1700000001,2\n1700000002,3\n",
+    )
+    .unwrap();
+    assert_eq!(t.times, [1.7e9, 1.7e9 + 1.0, 1.7e9 + 2.0]);
+    // ISO dates are Unix seconds at midnight UTC, and are written back as dates.
+    let t = parse("d.csv", "date,co2\n1970-01-02,1\n2000-02-29,2\n").unwrap();
+    assert_eq!(t.time_format, csv::TimeFormat::Date);
+    assert_eq!(t.times, [86_400.0, 951_782_400.0]);
+    assert_eq!(t.time_format.format(t.times[1]), "2000-02-29");
+    assert_eq!(t.time_format.format(-86_400.0), "1969-12-31");
+    // Date-times, with and without a UTC offset, and with fractional seconds.
+    let t = parse(
+        "dt.csv",
+        "when,x\n2024-05-01T12:30:00Z,1\n2024-05-01 14:30+02:00,2\n2024-05-01T12:30:01.5,3\n",
+    );
+    let err = t.unwrap_err();
+    assert!(err.contains("dt.csv:3: time \"2024-05-01 14:30+02:00\" is not after the previous time \"2024-05-01T12:30:00Z\" (line 2)"), "{err}");
+    let t = parse(
+        "dt.csv",
+        "when,x\n2024-05-01T12:30:00Z,1\n2024-05-01 14:31+02:00,2\n2024-05-01T12:31:01.5,3\n",
+    )
+    .unwrap();
+    assert_eq!(t.time_format, csv::TimeFormat::DateTime);
+    assert_eq!(t.times[1] - t.times[0], 60.0);
+    assert_eq!(t.times[2] - t.times[1], 1.5);
+    assert_eq!(t.time_format.format(t.times[0]), "2024-05-01T12:30:00Z");
+    assert_eq!(t.time_format.format(t.times[2]), "2024-05-01T12:31:01.500Z");
+    // Dates and date-times mix (a date is its midnight).
+    let t = parse("mix.csv", "d,x\n2024-05-01,1\n2024-05-01T06:00:00Z,2\n").unwrap();
+    assert_eq!(t.time_format, csv::TimeFormat::DateTime);
+    assert_eq!(t.times[1] - t.times[0], 21_600.0);
+    // The calendar is right across centuries (400-year cycle, leap rules).
+    for days in [-719_468i64, -1, 0, 11_016, 10_957, 47_541, 2_932_896] {
+        let (y, m, d) = csv::civil_from_days(days);
+        assert_eq!(csv::days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+    }
 }
 
 #[test]
 fn csv_errors_name_the_file_line_and_problem() {
-    let cases: &[(&str, &str)] = &[
+    let cases: &[(&[u8], &str)] = &[
+        (b"t,x\n0,1\n1,2,3\n", "bad.csv:3: expected 2 columns, found 3"),
         (
-            "t,x\n0,1\n1,2,3\n",
-            "bad.csv:3: expected 2 columns, found 3",
-        ),
-        (
-            "t,x\n0,1\n1\n",
+            b"t,x\n0,1\n1\n",
             "bad.csv:3: need a time column and at least one value column",
         ),
         (
-            "t,x\n0,1\n1,abc\n",
+            b"t,x\n0,1\n1,abc\n",
             "bad.csv:3: column 2 (\"x\"): \"abc\" is not a number",
         ),
+        (b"0,1\n1,abc\n", "bad.csv:2: column 2: \"abc\" is not a number"),
         (
-            "0,1\n1,abc\n",
-            "bad.csv:2: column 2: \"abc\" is not a number",
-        ),
-        (
-            "t,x\n0,1\n1,NaN\n",
+            b"t,x\n0,1\n1,NaN\n",
             "bad.csv:3: column 2 (\"x\"): \"NaN\" is not a finite number",
         ),
-        ("t,x\n0,1\n1,inf\n", "is not a finite number"),
-        ("t,x\n0,1\n1,1e99\n", "\"1e99\" is not a finite number"),
-        ("t,x\n0,1\n1,\n", "bad.csv:3: column 2 (\"x\") is empty"),
+        (b"t,x\n0,1\n1,inf\n", "is not a finite number"),
+        (b"t,x\n0,1\n1,1e999\n", "\"1e999\" is not a finite number"),
         (
-            "t,x\n0,1\n2,2\n2,3\n",
-            "bad.csv:4: time 2 is not after the previous time 2",
+            b"t,x\n0,1\n2,2\n2,3\n",
+            "bad.csv:4: time \"2\" is not after the previous time \"2\" (line 3)",
         ),
         (
-            "t,x\n0,1\n2,2\n1,3\n",
-            "bad.csv:4: time 1 is not after the previous time 2",
+            b"t,x\n0,1\n2.0,2\n1,3\n",
+            "bad.csv:4: time \"1\" is not after the previous time \"2.0\"",
         ),
-        ("t,x\n0,1\n", "bad.csv: need at least 2 data rows, found 1"),
-        ("", "bad.csv: need at least 2 data rows, found 0"),
-        ("time\n0\n", "bad.csv:1: need a time column"),
+        (b"t,x\n0,1\n", "bad.csv: need at least 2 data rows, found 1"),
+        (b"", "bad.csv: need at least 2 data rows, found 0"),
+        (b"time\n0\n", "bad.csv:1: need a time column"),
+        (b"t,x\n0,\n1,NA\n", "column 2 (\"x\") has no values"),
+        (b"t,x\n,1\n1,2\n", "bad.csv:2: column 1 (\"t\"): the time is empty"),
+        (
+            b"t,x\n2024-02-30,1\n2024-03-01,2\n",
+            "bad.csv:2: column 1 (\"t\"): \"2024-02-30\" is not a valid calendar date",
+        ),
+        (
+            b"t,x\n2024-01-01,1\n5,2\n",
+            "bad.csv:3: column 1 (\"t\"): \"5\" is a number, but earlier times are a date",
+        ),
+        (
+            b"t,x\n01/02/2024,1\n",
+            "\"01/02/2024\" is neither a number nor an ISO-8601 date",
+        ),
+        // Separator, encoding and byte-order-mark problems get a hint.
+        (
+            b"t;x\n0;1\n1;2\n",
+            "bad.csv:1: found one column but the row contains \";\": the file seems to be separated by \";\", not ','; pass --delimiter ';'",
+        ),
+        (
+            b"t,x\n0,1\n1,caf\xe9\n",
+            "bad.csv:3: column 2: byte 0xE9 is not UTF-8; save the file as UTF-8",
+        ),
+        (
+            b"\xff\xfet\x00,\x00x\x00",
+            "bad.csv: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8",
+        ),
     ];
     for (text, want) in cases {
-        let err = csv::parse("bad.csv", text).unwrap_err();
-        assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+        let err = csv::parse("bad.csv", text, csv::Options::default()).unwrap_err();
+        assert!(
+            err.contains(want),
+            "{:?}: got {err:?}, want {want:?}",
+            String::from_utf8_lossy(text)
+        );
         assert!(!err.contains('\n'), "multi-line message {err:?}");
     }
+    // Decimal commas under a semicolon separator.
+    let err = csv::parse("eu.csv", b"t;x\n0;1,5\n", csv::Options { delimiter: b';' }).unwrap_err();
+    assert!(err.contains("decimal commas are not supported"), "{err}");
 }
 
 #[test]
@@ -291,7 +389,7 @@ fn fit_csv_refuses_bad_files_and_writes_nothing() {
         (
             "order.csv",
             Some("t,x\n0,1\n1,2\n0.5,3\n"),
-            "order.csv:4: time 0.5 is not after the previous time 1",
+            "order.csv:4: time \"0.5\" is not after the previous time \"1\"",
         ),
         (
             "nan.csv",
@@ -302,6 +400,11 @@ fn fit_csv_refuses_bad_files_and_writes_nothing() {
             "wide.csv",
             Some("t,a,b,c\n0,1,2,3\n1,2,3,4\n"),
             "wide.csv: has 3 value columns; fit_csv fits 1 or 2",
+        ),
+        (
+            "close.csv",
+            Some("t,x\n0,1\n1,2\n1.00000001,3\n"),
+            "close.csv:4: time 1.00000001 is too close to the previous one for the model's f32 time",
         ),
     ];
     let settings = fit_csv::Settings {
@@ -340,12 +443,13 @@ fn fit_csv_fits_unequally_spaced_data() {
         trajectories: 4,
         eval_trajectories: 32,
         lr: 0.02,
+        horizon: 3,
         ..fit_csv::Settings::default()
     };
     let s = fit_csv::run(&path, &settings, &out, false).unwrap();
     assert_eq!((s.dims, s.rows), (1, 6));
+    assert_eq!(s.history.losses.len(), 16);
     assert_eq!(s.max_shift, 0.0); // every time is a grid point
-    assert_eq!(s.steps % 8, 0); // times are multiples of 5/40 of the span
     assert!(
         s.score < s.initial_score,
         "{} -> {}",
@@ -355,13 +459,14 @@ fn fit_csv_fits_unequally_spaced_data() {
     assert_eq!(
         listing(&out),
         [
-            "fit_csv.txt",
+            "fit_csv.json",
             "fit_csv.weights",
             "fit_csv_fit.png",
-            "fit_csv_loss.png"
+            "fit_csv_loss.png",
+            "forecast.csv"
         ]
     );
-    assert_eq!(decode_png(&out.join("fit_csv_fit.png")).0, 700);
+    assert_eq!(decode_png(&out.join("fit_csv_fit.png")).0, 800);
     assert_eq!(decode_png(&out.join("fit_csv_loss.png")).0, 900);
     let bytes = std::fs::read(out.join("fit_csv.weights")).unwrap();
     let mut m = fit::Model::<1>::default();
@@ -372,9 +477,146 @@ fn fit_csv_fits_unequally_spaced_data() {
         weights::read_into(&mut m2, &bytes),
         Err(Error::Weights(WeightsError::ShapeMismatch))
     );
-    let txt = std::fs::read_to_string(out.join("fit_csv.txt")).unwrap();
-    assert!(txt.contains("time: tau = (minutes - 0) / 40"), "{txt}");
+    let json = std::fs::read_to_string(out.join("fit_csv.json")).unwrap();
+    for want in [
+        "\"format\": \"tinysde-scaling\"",
+        "\"name\": \"minutes\"",
+        "\"t0\": 0.0",
+        "\"unit\": 40.0",
+        "{ \"name\": \"load\", \"mean\": 256.6666666666667, \"std\": ",
+    ] {
+        assert!(json.contains(want), "{want} not in {json}");
+    }
+    // forecast.csv: the data times in the file's units, then the horizon by the median gap (5).
+    let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
+    let lines: Vec<&str> = forecast.lines().collect();
+    assert_eq!(lines[0], "minutes,mean,q05,q50,q95");
+    let times: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(times, ["0", "5", "15", "20", "35", "40", "45", "50", "55"]);
+    for l in &lines[2..] {
+        let v: Vec<f64> = l.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
+        assert!(v[1] <= v[2] && v[2] <= v[3] && v[1] < v[3], "{l}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fit_csv_handles_dates_gaps_and_extreme_values_without_hanging() {
+    let dir = temp_dir("fit_csv_odd");
+    let settings = fit_csv::Settings {
+        iterations: 1,
+        trajectories: 2,
+        eval_trajectories: 20,
+        horizon: 2,
+        ..fit_csv::Settings::default()
+    };
+    // Weekly ISO dates with a missing week: forecast rows are dates, 7 days apart.
+    let path = dir.join("weekly.csv");
+    std::fs::write(
+        &path,
+        "date,co2\n2001-01-06,370.1\n2001-01-13,\n2001-01-20,370.9\n2001-01-27,371.2\n",
+    )
+    .unwrap();
+    let out = dir.join("weekly");
+    let s = fit_csv::run(&path, &settings, &out, false).unwrap();
+    assert_eq!(s.history.losses.len(), 1, "--iterations 1 runs exactly one");
+    assert_eq!(s.missing, 1);
+    let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
+    let times: Vec<&str> = forecast
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2001-01-06",
+            "2001-01-13",
+            "2001-01-20",
+            "2001-01-27",
+            "2001-02-03",
+            "2001-02-10"
+        ]
+    );
+    // Values near f32::MAX (issue 11 hung in the plot's axis computation): the run ends,
+    // with every output, in a few seconds.
+    let path = dir.join("huge.csv");
+    std::fs::write(&path, "t,x\n0,1e38\n1,2e38\n2,1.5e38\n3,3e38\n").unwrap();
+    let out = dir.join("huge");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (p, o, st) = (path.clone(), out.clone(), settings.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(fit_csv::run(&p, &st, &o, false).map(|s| s.files.len()));
+    });
+    let files = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("fit_csv hung on values near 1e38");
+    assert_eq!(files, Ok(5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn command_lines_parse_with_help_exit_codes_and_exact_iterations() {
+    use clap::Parser;
+    for args in [&["fit_csv", "--help"][..], &["fit_csv", "-h"]] {
+        let e = fit_csv::Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert_eq!(e.exit_code(), 0);
+    }
+    let e = fit_csv::Cli::try_parse_from(["fit_csv"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let e = fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", "--iterations", "0"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let cli = fit_csv::Cli::try_parse_from([
+        "fit_csv",
+        "a.csv",
+        "-i",
+        "1",
+        "--out",
+        "o",
+        "--horizon",
+        "5",
+        "-q",
+        "-d",
+        ";",
+    ])
+    .unwrap();
+    let s = fit_csv::Settings::from_cli(&cli).unwrap();
+    assert_eq!(s.iterations, 1);
+    assert_eq!(s.horizon, 5);
+    assert_eq!(s.csv.delimiter, b';');
+    assert!(cli.quiet);
+    assert_eq!(cli.out, PathBuf::from("o"));
+    let cli = fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", "-d", "é"]).unwrap();
+    assert!(fit_csv::Settings::from_cli(&cli)
+        .unwrap_err()
+        .contains("--delimiter"));
+}
+
+#[test]
+fn ensemble_scores_match_closed_forms() {
+    use fit_exp::common::metrics::{crps_ensemble, quantile_sorted};
+    // One member: the absolute error.
+    assert_eq!(crps_ensemble(&mut [3.0], 1.0), 2.0);
+    // Two members a, b: (|a-y| + |b-y|)/2 - |a-b|/4.
+    assert_eq!(crps_ensemble(&mut [4.0, 0.0], 1.0), 2.0 - 1.0);
+    // Uniform(0, 1) at y: y^2 - y + 1/3; the midpoint ensemble converges to it.
+    let n = 2000;
+    for y in [0.0, 0.25, 0.5, 0.9] {
+        let mut ens: Vec<f64> = (0..n).map(|i| (i as f64 + 0.5) / n as f64).collect();
+        let want = y * y - y + 1.0 / 3.0;
+        let got = crps_ensemble(&mut ens, y);
+        assert!((got - want).abs() < 1e-6, "y={y}: {got} vs {want}");
+    }
+    // Quantiles interpolate between order statistics (type 7).
+    let v = [1.0, 2.0, 4.0, 8.0];
+    assert_eq!(quantile_sorted(&v, 0.0), 1.0);
+    assert_eq!(quantile_sorted(&v, 0.5), 3.0);
+    assert_eq!(quantile_sorted(&v, 1.0), 8.0);
+    assert!(quantile_sorted(&[], 0.5).is_nan());
 }
 
 #[test]
@@ -443,4 +685,28 @@ fn plots_render_text_and_lines() {
     assert_eq!((w, h), (400, 200));
     assert!(ink > 0.01 && ink < 0.5, "{ink}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plots_of_extreme_or_tiny_ranges_finish() {
+    // Near f32::MAX, and one second of Unix time: both once made the axis search misbehave.
+    for points in [
+        vec![(0.0f32, 1e38f32), (1.0, 3.0e38)],
+        vec![(1.7e9f32, 1.0f32), (1.7e9 + 128.0, 2.0)],
+        vec![(0.0f32, 5.0f32), (1.0, 5.0)],
+        vec![(0.0f32, f32::MAX), (1.0, -f32::MAX)],
+    ] {
+        let chart = plot::Chart {
+            items: vec![plot::Item::line(points.clone(), plot::BLUE, 2, "l")],
+            ..plot::Chart::default()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(plot::render_png(&[chart], 1, (300, 200)).map(|p| p.len()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("plot of {points:?} hung"));
+        assert!(r.is_ok_and(|n| n > 100), "{points:?}");
+    }
 }

@@ -8,9 +8,19 @@
 //! variable `TINYSDE_PARITY_OUT` if set). `boards/ci.sh` compares the two outputs byte for
 //! byte: the host (x86-64, SSE) and the Cortex-M4F must agree to the last bit.
 //!
+//! The tests that run on the target (`boards/app/src/checks.rs`: noise, layers, one solve
+//! per method, one gradient) are compiled here from the same file: this test requires every
+//! check to pass on the host and writes their `CHECK` records (to the file named by
+//! `TINYSDE_CHECKS_OUT`), which `boards/ci.sh` compares with each emulated core's.
+//!
 //! The constants mirror `boards/app/src/seed.rs`; the `CONFIG` record (sizes, span, u0,
 //! noise seed, weights checksum) is compared too, so the two copies cannot drift apart
 //! unnoticed.
+
+/// The on-target checks, compiled from the firmware's own source.
+#[path = "../boards/app/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
 
 use core::ops::ControlFlow;
 use std::fmt::Write as _;
@@ -301,4 +311,33 @@ fn a_diverging_forecast_is_a_typed_error() {
         }
         other => panic!("expected Diverged, got {other:?}"),
     }
+}
+
+/// A check's record, as the firmware prints it: `CHECK <name> <ok|FAIL> <values as bits>`.
+fn check_record(c: &checks::CheckResult) -> String {
+    let mut line = format!("CHECK {} {}", c.name, if c.passed { "ok" } else { "FAIL" });
+    for v in c.values {
+        write!(line, " {}", hex(v)).unwrap();
+    }
+    line
+}
+
+#[test]
+fn target_checks_pass_on_the_host() {
+    let mut records = String::new();
+    let mut failed = Vec::new();
+    checks::run_all(|c| {
+        let line = check_record(c);
+        let values: Vec<String> = c.values.iter().map(|v| format!("{v:.6e}")).collect();
+        println!("{line}    # {}", values.join(" "));
+        writeln!(records, "{line}").unwrap();
+        if !c.passed {
+            failed.push(c.name);
+        }
+    });
+    if let Some(path) = std::env::var_os("TINYSDE_CHECKS_OUT") {
+        std::fs::write(&path, &records).expect("write TINYSDE_CHECKS_OUT");
+    }
+    assert_eq!(records.lines().count(), checks::COUNT);
+    assert!(failed.is_empty(), "failed on the host: {failed:?}");
 }

@@ -690,6 +690,21 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     );
     assert!(matches!(e, Err(Error::UnsupportedNoise { .. })), "{e:?}");
     assert!(grad.iter().all(|&g| g == 7.0));
+    // A grid through arbitrary times cannot be walked backwards by index (yet): an error.
+    let through = Solver::new(EulerMaruyama, TimeGrid::through(0.0, 1.0, 40).unwrap());
+    let tp = Problem::new(through, [1.0], 16, &TIMES).unwrap();
+    let e = reverse::loss_and_gradient(
+        &tp,
+        &model,
+        &noise,
+        &mse,
+        Checkpoints::Sqrt,
+        &mut stats,
+        &mut tape,
+        &mut grad,
+    );
+    assert!(matches!(e, Err(Error::OutOfRange { .. })), "{e:?}");
+    assert!(grad.iter().all(|&g| g == 7.0));
     // A diverging model is reported as such, not returned as numbers.
     let wild = Gbm { p: [1e30, 0.5] };
     let mut g2 = [7.0f32; 2];

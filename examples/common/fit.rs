@@ -86,6 +86,8 @@ pub enum Schedule {
         lr: f32,
         /// Trajectories per loss evaluation.
         trajectories: usize,
+        /// Stop after this many iterations in all (the last stage is cut short).
+        limit: Option<u32>,
     },
 }
 
@@ -94,7 +96,10 @@ impl Schedule {
     pub fn total_iterations(&self, saves: usize) -> u32 {
         match self {
             Schedule::Phases(p) => p.iter().map(|p| p.iterations).sum(),
-            Schedule::Growing { window, .. } => window.total_iterations(saves).unwrap_or(0),
+            Schedule::Growing { window, limit, .. } => {
+                let all = window.total_iterations(saves).unwrap_or(0);
+                limit.map_or(all, |l| l.min(all))
+            }
         }
     }
 }
@@ -166,12 +171,20 @@ where
     };
     let mut trainer = Trainer::new(model, adam, problem, loss, config, ws)?;
     let mut history = History::default();
+    let limit = match schedule {
+        Schedule::Growing { limit, .. } => limit.map_or(usize::MAX, |l| l as usize),
+        Schedule::Phases(_) => usize::MAX,
+    };
     let mut record = |p: &Progress| {
         history.losses.push(p.loss);
         history.windows.push(p.window);
         bar.set_message(format!("{:.4}", p.loss));
         bar.inc(1);
-        ControlFlow::Continue(())
+        if history.losses.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     };
     let report = match schedule {
         Schedule::Phases(phases) => {
@@ -233,11 +246,48 @@ impl<const D: usize> Samples<D> {
             .map(|i| {
                 let mut v: Vec<f32> = self.paths.iter().map(|p| p[i][d]).collect();
                 v.sort_by(f32::total_cmp);
-                let k = ((v.len() - 1) as f32 * q).round() as usize;
-                v[k.min(v.len() - 1)]
+                super::metrics::quantile_sorted(&v, f64::from(q))
             })
             .collect()
     }
+}
+
+/// Solves `trajectories` paths of `model` from `u0`, saving at `times` (grid points of the
+/// solver's grid, strictly increasing).
+pub fn sample_at<S, const D: usize>(
+    model: &S,
+    solver: Solver<Method>,
+    u0: [f32; D],
+    times: &[f32],
+    trajectories: usize,
+    seed: u64,
+) -> Result<Samples<D>, Error>
+where
+    S: Sde<f32, D>,
+    Method: Step<f32, S, D>,
+{
+    let n = times.len();
+    let mut mean = vec![[0.0; D]; n];
+    let mut var = vec![[0.0; D]; n];
+    let mut flat = vec![[0.0; D]; n * trajectories];
+    solver.ensemble(
+        model,
+        &Brownian::new(seed),
+        &u0,
+        trajectories,
+        times,
+        &mut mean,
+        &mut var,
+        Some(&mut flat),
+        ParamSeed::NONE,
+    )?;
+    let paths = flat.chunks(n).map(<[[f32; D]]>::to_vec).collect();
+    Ok(Samples {
+        times: times.to_vec(),
+        mean,
+        var,
+        paths,
+    })
 }
 
 /// Solves `trajectories` paths of `model` from `u0`, saving at every grid point.

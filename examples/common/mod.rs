@@ -9,28 +9,38 @@
 pub mod csv;
 pub mod data;
 pub mod fit;
+pub mod metrics;
 pub mod output;
 pub mod plot;
 
 use std::path::PathBuf;
 
-/// The output directory: the first free command-line argument if given, else
-/// `target/<example>` under the current directory.
-pub fn out_dir(arg: Option<String>, example: &str) -> PathBuf {
-    arg.map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target").join(example))
+/// Options every training example takes: where to write, and whether to draw progress bars.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputArgs {
+    /// Output directory (created if missing) [default: target/<example>]
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Output directory, as a positional argument (same as --out)
+    #[arg(value_name = "OUT_DIR", conflicts_with = "out")]
+    pub out_dir: Option<PathBuf>,
+    /// No progress bars (the environment variable TINYSDE_NO_PROGRESS does the same)
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
-/// The output directory of an example whose only argument is an optional `OUT_DIR`
-/// ([`out_dir`]); an extra argument is an error that shows the usage.
-pub fn out_dir_from_args(example: &str) -> Result<PathBuf, String> {
-    let mut args = std::env::args().skip(1);
-    let out = out_dir(args.next(), example);
-    match args.next() {
-        Some(extra) => Err(format!(
-            "unexpected argument {extra:?}; usage: {example} [OUT_DIR]"
-        )),
-        None => Ok(out),
+impl OutputArgs {
+    /// The output directory: `--out` or `OUT_DIR` if given, else `target/<example>`.
+    pub fn dir(&self, example: &str) -> PathBuf {
+        self.out
+            .clone()
+            .or_else(|| self.out_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("target").join(example))
+    }
+
+    /// Whether to draw progress bars: not with `--quiet` or `TINYSDE_NO_PROGRESS` set.
+    pub fn progress(&self) -> bool {
+        !self.quiet && show_progress()
     }
 }
 

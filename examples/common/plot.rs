@@ -161,12 +161,14 @@ fn finite_range(values: impl Iterator<Item = f32>, log: bool) -> (f32, f32) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
+        // Twelve decades at most: the tick search is slow on wider log ranges.
+        let lo = lo.max(hi * 1e-12);
         let (lo, hi) = if hi / lo < 2.0 {
             (lo / 1.5, hi * 1.5)
         } else {
             (lo, hi)
         };
-        (lo / 1.2, hi * 1.2)
+        (lo / 1.2, (hi * 1.2).min(f32::MAX))
     } else {
         let pad = if hi > lo {
             (hi - lo) * 0.05
@@ -174,6 +176,138 @@ fn finite_range(values: impl Iterator<Item = f32>, log: bool) -> (f32, f32) {
             lo.abs().max(1.0) * 0.1
         };
         (lo - pad, hi + pad)
+    }
+}
+
+/// An affine change of one axis's coordinates, `v -> (v - offset) * scale`, that keeps
+/// the plotted numbers of ordinary size: plotters' tick search misbehaves (it can loop for
+/// ever) on ranges near `f32::MAX` or ranges tiny next to their magnitude, such as a few
+/// seconds of Unix time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct AxisMap {
+    offset: f64,
+    scale: f64,
+    exponent: i32,
+}
+
+impl AxisMap {
+    const IDENTITY: AxisMap = AxisMap {
+        offset: 0.0,
+        scale: 1.0,
+        exponent: 0,
+    };
+
+    fn of(values: impl Iterator<Item = f32>) -> AxisMap {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values.filter(|v| v.is_finite()) {
+            lo = lo.min(f64::from(v));
+            hi = hi.max(f64::from(v));
+        }
+        if lo > hi {
+            return AxisMap::IDENTITY;
+        }
+        let magnitude = lo.abs().max(hi.abs());
+        let offset = if hi - lo < 1e-3 * magnitude { lo } else { 0.0 };
+        let size = (lo - offset).abs().max((hi - offset).abs());
+        let exponent = if size >= 1e6 || (size > 0.0 && size < 1e-3) {
+            size.log10().floor() as i32
+        } else {
+            0
+        };
+        AxisMap {
+            offset,
+            scale: 10f64.powi(-exponent),
+            exponent,
+        }
+    }
+
+    fn apply(&self, v: f32) -> f32 {
+        ((f64::from(v) - self.offset) * self.scale) as f32
+    }
+
+    fn label(&self, label: &str) -> String {
+        let mut l = label.to_string();
+        if self.offset != 0.0 {
+            l = format!("{l} - {}", self.offset);
+        }
+        if self.exponent != 0 {
+            l = format!("{l} (x 1e{})", self.exponent);
+        }
+        l
+    }
+}
+
+/// `chart` with its coordinates mapped to numbers of ordinary size ([`AxisMap`]); the axis
+/// labels say how. Log axes are left alone.
+fn readable(chart: &Chart) -> Chart {
+    let xs = AxisMap::of(chart.items.iter().flat_map(|i| i.xy()).map(|p| p.0));
+    let ys = if chart.log_y {
+        AxisMap::IDENTITY
+    } else {
+        AxisMap::of(chart.items.iter().flat_map(|i| i.xy()).map(|p| p.1))
+    };
+    if xs == AxisMap::IDENTITY && ys == AxisMap::IDENTITY {
+        return chart.clone();
+    }
+    let map = |pts: &Vec<(f32, f32)>| -> Vec<(f32, f32)> {
+        pts.iter()
+            .map(|&(x, y)| (xs.apply(x), ys.apply(y)))
+            .collect()
+    };
+    let items = chart
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Line {
+                points,
+                color,
+                alpha,
+                width,
+                label,
+            } => Item::Line {
+                points: map(points),
+                color: *color,
+                alpha: *alpha,
+                width: *width,
+                label: label.clone(),
+            },
+            Item::Points {
+                points,
+                color,
+                size,
+                label,
+            } => Item::Points {
+                points: map(points),
+                color: *color,
+                size: *size,
+                label: label.clone(),
+            },
+            Item::Band {
+                lower,
+                upper,
+                color,
+                alpha,
+                label,
+            } => Item::Band {
+                lower: map(lower),
+                upper: map(upper),
+                color: *color,
+                alpha: *alpha,
+                label: label.clone(),
+            },
+            Item::VLine { x, color } => Item::VLine {
+                x: xs.apply(*x),
+                color: *color,
+            },
+        })
+        .collect();
+    Chart {
+        title: chart.title.clone(),
+        x_label: xs.label(&chart.x_label),
+        y_label: ys.label(&chart.y_label),
+        log_y: chart.log_y,
+        legend: chart.legend,
+        items,
     }
 }
 
@@ -192,6 +326,7 @@ pub fn render_png(
         let rows = charts.len().div_ceil(columns).max(1);
         let areas = root.split_evenly((rows, columns));
         for (chart, area) in charts.iter().zip(areas.iter()) {
+            let chart = &readable(chart);
             let (x0, x1) =
                 finite_range(chart.items.iter().flat_map(|i| i.xy()).map(|p| p.0), false);
             let (y0, y1) = finite_range(

@@ -125,8 +125,8 @@ pub struct Problem<'a, M, const D: usize> {
 }
 
 impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
-    /// A problem using all of `save_times` (non-empty, strictly increasing points of the
-    /// solver's grid), `trajectories >= 1` trajectories from the finite state `u0`, and
+    /// A problem using all of `save_times` (non-empty, strictly increasing times that
+    /// fit the solver's grid), `trajectories >= 1` trajectories from the finite state `u0`, and
     /// the gradient with respect to the model parameters only.
     pub fn new(
         solver: Solver<M>,

@@ -152,7 +152,9 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 /// [`tape_len`]`(problem, checkpoints)` rows.
 ///
 /// Errors: wrong `grad`, `stats` or `tape` length, `K = 0`, a loss that rejects the number
-/// of save times, an unsupported noise kind: returned before anything is written. A solve
+/// of save times, an unsupported noise kind, a time grid that is not uniform
+/// ([`Error::OutOfRange`]; reverse mode walks the steps backwards by index): returned
+/// before anything is written. A solve
 /// that diverges returns [`Error::Diverged`]; a non-finite loss or gradient entry
 /// [`Error::NonFinite`] (`what: "loss"` or `"gradient"`). After such a run-time error
 /// `grad`, `stats` and `tape` hold partial results.
@@ -181,6 +183,7 @@ where
             what: "Dual<K> needs K >= 1 lanes",
         });
     }
+    crate::solve::check_uniform(&problem.solver().grid)?;
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),
@@ -471,6 +474,7 @@ where
             what: "Dual<K> needs K >= 1 lanes",
         });
     }
+    crate::solve::check_uniform(&problem.solver().grid)?;
     check_buffers::<S, ReversibleHeun, L, D>(
         problem,
         stats.len(),

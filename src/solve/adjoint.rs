@@ -401,12 +401,26 @@ impl Checkpoints {
     }
 }
 
+/// Reverse mode walks the steps backwards by index, which needs each step's time and size
+/// from its index alone: true of a uniform grid. (Grids through arbitrary save times take
+/// their steps from a forward [`StepPlan`](super::StepPlan); walking one backwards is not
+/// supported yet.)
+pub(crate) fn check_uniform(grid: &super::TimeGrid) -> Result<(), Error> {
+    if grid.spacing() == super::Spacing::Uniform {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange {
+            what: "reverse mode and reversible Heun need a uniform time grid (TimeGrid::new)",
+        })
+    }
+}
+
 /// The step index, time and size of step `k` on the solver's grid. Every forward and
 /// backward loop of the adjoint takes them from here, so a grid with varying steps changes
 /// one function.
 #[inline]
 fn step_at<M>(solver: &Solver<M>, k: u32) -> (f32, f32) {
-    (solver.grid.time(k), solver.grid.h)
+    (solver.grid.time(k), solver.grid.h())
 }
 
 impl<M: Method> Solver<M> {

@@ -4,7 +4,10 @@
 //! noise kinds it accepts) and [`Step`] (one step of size `h` over any scalar). A
 //! [`Solver`] pairs a method with a [`TimeGrid`] and integrates one trajectory
 //! ([`Solver::solve`]) or many ([`Solver::ensemble`]), writing only into buffers the caller
-//! provides. Time is always `t0 + k h` from an integer step counter `k`.
+//! provides. Every solve walks a [`StepPlan`] of its grid: steps are counted by an integer
+//! `k` from `t0` and each step's time comes from `k` (never from accumulated floats), on a
+//! uniform grid `t0 + k h`, on a grid [`TimeGrid::through`] the save times the equal steps
+//! of each segment between them.
 //!
 //! ```
 //! use tinysde::noise::Brownian;
@@ -44,6 +47,7 @@ mod euler_heun;
     reason = "const-size loops over tableaus and states"
 )]
 mod euler_maruyama;
+mod grid;
 #[allow(
     clippy::indexing_slicing,
     reason = "const-size loops over tableaus and states"
@@ -70,9 +74,11 @@ mod sra;
 )]
 mod sri;
 
+pub(crate) use adjoint::check_uniform;
 pub use adjoint::{Checkpoints, StepVjp};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
+pub use grid::{PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
 pub use milstein::Milstein;
 pub use reversible_heun::ReversibleHeun;
 pub use rk4::Rk4;
@@ -131,114 +137,6 @@ pub trait Step<T: Real, S: Sde<T, D>, const D: usize>: Method {
     ) -> [T; D];
 }
 
-/// The time points `t0 + k h` for `k = 0..=steps`, with `h = (t1 - t0) / steps`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct TimeGrid {
-    t0: f32,
-    t1: f32,
-    steps: u32,
-    h: f32,
-}
-
-impl TimeGrid {
-    /// `steps` equal steps from `t0` to `t1`. Errors if the span is empty, reversed or not
-    /// finite, or `steps` is zero.
-    pub fn new(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
-        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
-            return Err(Error::TimeSpan { t0, t1 });
-        }
-        if steps == 0 {
-            return Err(Error::OutOfRange {
-                what: "number of steps must be >= 1",
-            });
-        }
-        let h = (t1 - t0) / steps as f32;
-        if !(h > 0.0 && h.is_finite()) {
-            return Err(Error::OutOfRange {
-                what: "step size must be positive and finite",
-            });
-        }
-        Ok(Self { t0, t1, steps, h })
-    }
-
-    /// Steps of size (about) `h` from `t0` to `t1`: the number of steps is `(t1 - t0) / h`
-    /// rounded to the nearest integer, which must put the last point within `h / 1000` of
-    /// `t1`. Errors for a non-positive or non-finite `h`.
-    pub fn with_step(t0: f32, t1: f32, h: f32) -> Result<Self, Error> {
-        if !(h > 0.0 && h.is_finite()) {
-            return Err(Error::OutOfRange {
-                what: "step size must be positive and finite",
-            });
-        }
-        if !(t0.is_finite() && t1.is_finite() && t1 > t0) {
-            return Err(Error::TimeSpan { t0, t1 });
-        }
-        let n = ((t1 - t0) / h + 0.5) as u64; // saturating cast; checked below
-        if n == 0 || n > u32::MAX as u64 {
-            return Err(Error::OutOfRange {
-                what: "step size gives no steps or too many",
-            });
-        }
-        let grid = Self::new(t0, t1, n as u32)?;
-        if (t0 + n as f32 * h - t1).abs() > h * 1e-3 {
-            return Err(Error::OutOfRange {
-                what: "step size must divide the span",
-            });
-        }
-        Ok(grid)
-    }
-
-    /// Start time.
-    pub fn t0(&self) -> f32 {
-        self.t0
-    }
-    /// End time.
-    pub fn t1(&self) -> f32 {
-        self.t1
-    }
-    /// Number of steps.
-    pub fn steps(&self) -> u32 {
-        self.steps
-    }
-    /// Step size.
-    pub fn h(&self) -> f32 {
-        self.h
-    }
-    /// Time of grid point `k`: `t0 + k h` (exactly `t1` at `k = steps`).
-    #[inline]
-    pub fn time(&self, k: u32) -> f32 {
-        if k >= self.steps {
-            self.t1
-        } else {
-            self.t0 + k as f32 * self.h
-        }
-    }
-
-    /// The grid index of time `t`, if `t` is in the span and within `h / 1000` of a grid point.
-    pub fn index_of(&self, t: f32) -> Option<u32> {
-        if !(t.is_finite() && t >= self.t0 - self.h * 1e-3 && t <= self.t1 + self.h * 1e-3) {
-            return None;
-        }
-        let k = (((t - self.t0) / self.h + 0.5) as u32).min(self.steps);
-        ((self.time(k) - t).abs() <= self.h * 1e-3).then_some(k)
-    }
-
-    /// Checks that `save_times` are strictly increasing grid points of this grid and returns
-    /// the grid index of the last one (0 for an empty list).
-    pub fn check_save_times(&self, save_times: &[f32]) -> Result<u32, Error> {
-        let mut last = None;
-        for (index, &t) in save_times.iter().enumerate() {
-            let k = self.index_of(t).ok_or(Error::SaveTime { index })?;
-            if last.is_some_and(|prev| k <= prev) {
-                return Err(Error::SaveTime { index });
-            }
-            last = Some(k);
-        }
-        Ok(last.unwrap_or(0))
-    }
-}
-
 /// A method on a time grid: the object that integrates SDEs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Solver<M> {
@@ -277,7 +175,8 @@ impl<M: Method> Solver<M> {
     }
 
     /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
-    /// time `save_times[i]`. Inputs must already be checked; `last` is the last save index.
+    /// time `save_times[i]`. Inputs must already be checked; `last` (the step index of the
+    /// last save, from the check) is not needed: the grid's plan ends there by itself.
     #[allow(clippy::too_many_arguments)]
     fn run<T, S, N, const D: usize>(
         &self,
@@ -296,32 +195,29 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
+        let _ = last;
         let mut u = *u0;
-        let mut next = 0;
-        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
-        for k in 0..=last {
-            while next_k == Some(k) {
-                on_save(next, &u);
-                next += 1;
-                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
-            }
-            if k == last {
-                break;
-            }
+        for event in self.grid.plan_unchecked(save_times) {
+            let step = match event {
+                PlanEvent::Save(i) => {
+                    on_save(i, &u);
+                    continue;
+                }
+                PlanEvent::Step(step) => step,
+            };
             let inc = if M::USES_NOISE {
-                increment::<N, S, T, D>(noise, trajectory, k, grid.h, M::NEEDS_DZ)?
+                increment::<N, S, T, D>(noise, trajectory, step.k, step.h, M::NEEDS_DZ)?
             } else {
                 Increment {
                     dw: [0.0; D],
                     dz: [0.0; D],
                 }
             };
-            u = self.method.step(sde, grid.time(k), grid.h, &u, &inc, seed);
+            u = self.method.step(sde, step.t, step.h, &u, &inc, seed);
             if !u.iter().all(|x| x.is_finite()) {
                 return Err(Error::Diverged {
                     trajectory,
-                    step: k,
+                    step: step.k,
                 });
             }
         }
@@ -330,7 +226,8 @@ impl<M: Method> Solver<M> {
 
     /// Solves one trajectory (number `trajectory` of the noise source) from `u0`, writing the
     /// state at each of `save_times` into `out` (same length). Save times must be strictly
-    /// increasing points of the grid; the integration stops at the last one.
+    /// increasing and fit the grid (see [`TimeGrid::check_save_times`]); the integration
+    /// stops at the last one.
     ///
     /// Bad input (unsupported noise kind, non-finite `u0`, bad save times, wrong `out`
     /// length) returns an error before anything is written. If the state becomes

@@ -225,7 +225,7 @@ impl Solver<ReversibleHeun> {
             if k == last {
                 break;
             }
-            let (t, h) = (grid.time(k), grid.h);
+            let (t, h) = (grid.time(k), grid.h());
             let inc = rev_increment::<N, S, T, D>(noise, trajectory, k, h)?;
             state = state.step(sde, t, h, &inc, seed);
             if !state.is_finite() {
@@ -239,7 +239,8 @@ impl Solver<ReversibleHeun> {
     }
 
     /// [`Solver::solve`] for reversible Heun: one trajectory, the solution `y` at each save
-    /// time. Errors as [`Solver::solve`].
+    /// time. Errors as [`Solver::solve`], and [`Error::OutOfRange`] for a grid that is not
+    /// uniform.
     #[allow(clippy::too_many_arguments)]
     pub fn solve_reversible<T, S, N, const D: usize>(
         &self,
@@ -256,6 +257,7 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
+        super::check_uniform(&self.grid)?;
         let last = self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
         self.run_reversible(
@@ -276,7 +278,8 @@ impl Solver<ReversibleHeun> {
 
     /// [`Solver::ensemble`] for reversible Heun: mean and sample variance of trajectories
     /// `0..trajectories` at the save times, by Welford's update in trajectory order.
-    /// Errors as [`Solver::ensemble`].
+    /// Errors as [`Solver::ensemble`], and [`Error::OutOfRange`] for a grid that is not
+    /// uniform.
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble_reversible<T, S, N, const D: usize>(
         &self,
@@ -294,6 +297,7 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
+        super::check_uniform(&self.grid)?;
         let last = self.check_ensemble(
             S::NOISE,
             u0,
@@ -341,7 +345,7 @@ impl Solver<ReversibleHeun> {
         let grid = &self.grid;
         let mut state = RevState::start(sde, grid.time(0), u0, ParamSeed::NONE);
         for k in 0..last {
-            let (t, h) = (grid.time(k), grid.h);
+            let (t, h) = (grid.time(k), grid.h());
             let inc = rev_increment::<N, S, f32, D>(noise, trajectory, k, h)?;
             state = state.step(sde, t, h, &inc, ParamSeed::NONE);
             if !state.is_finite() {
@@ -369,7 +373,7 @@ impl Solver<ReversibleHeun> {
         let mut z_bar = [0.0f32; D];
         add_saves(last, &state.y, &mut y_bar);
         for k in (0..last).rev() {
-            let (t, h) = (grid.time(k), grid.h);
+            let (t, h) = (grid.time(k), grid.h());
             let inc = rev_increment::<N, S, f32, D>(noise, trajectory, k, h)?;
             let previous = state.unstep(sde, t, h, &inc);
             previous.step_vjp(&state, sde, t, h, &inc, &mut y_bar, &mut z_bar, params_bar);

@@ -215,3 +215,158 @@ impl<const D: usize> Loss<D> for MomentMatching<'_, D> {
         m + v * self.var_weight
     }
 }
+
+/// Gaussian negative log-likelihood of the data under the ensemble's mean and variance:
+///
+/// ```text
+/// L = (1 / n) * sum over present (i, d) of
+///     1/2 * ( ln(2 pi s) + (data[i][d] - mean[i][d])^2 / s ),   s = var[i][d] + floor
+/// ```
+///
+/// with `n` the number of present entries (0 if none: then `L = 0`). Unlike the squared
+/// error of the mean, it is minimized only when the ensemble's spread matches the data's
+/// scatter: too little variance is punished by the squared-error term, too much by the
+/// log term. This is the Gaussian ("probabilistic") loss used to train neural SDEs on
+/// observed paths, the likelihood of a moment-matched normal approximation of the
+/// transition density (see e.g. Särkkä & Solin, *Applied Stochastic Differential
+/// Equations*, 2019, ch. 9 on Gaussian approximations); applied to one step ahead from each
+/// observed value (windows of length 1, see [`SeriesProblem`](crate::train::SeriesProblem))
+/// it is the multiple-shooting likelihood of the series.
+///
+/// The variance floor `floor > 0` keeps the loss and its gradient finite when the ensemble
+/// has no spread (one trajectory, or a diffusion at zero); choose it well below the data's
+/// scatter (default `1e-6`, for data of order one).
+///
+/// ```
+/// use tinysde::grad::Loss;
+/// use tinysde::train::GaussianNll;
+/// let data = [[1.0f32]];
+/// let nll = GaussianNll::new(&data).unwrap();
+/// // A unit-variance prediction one standard deviation off.
+/// let l: f32 = nll.eval(&[[0.0]], &[[1.0]]);
+/// let expected = 0.5 * ((2.0 * core::f32::consts::PI).ln() + 1.0);
+/// assert!((l - expected).abs() < 1e-5);
+/// // The variance that fits the error best is the squared error itself.
+/// let at = |v: f32| -> f32 { nll.eval(&[[0.0f32]], &[[v]]) };
+/// assert!(at(1.0) < at(0.5) && at(1.0) < at(2.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GaussianNll<'a, const D: usize> {
+    data: &'a [[f32; D]],
+    mask: Option<&'a [[bool; D]]>,
+    var_floor: f32,
+}
+
+/// `ln(2 pi)`.
+const LN_2PI: f32 = 1.837_877_1;
+
+impl<'a, const D: usize> GaussianNll<'a, D> {
+    /// The loss against `data` (one row per save time, all finite), variance floor `1e-6`.
+    pub fn new(data: &'a [[f32; D]]) -> Result<Self, Error> {
+        check_data("data", data, None)?;
+        Ok(Self::unchecked(data, None, DEFAULT_VAR_FLOOR))
+    }
+
+    /// The loss against the entries of `data` where `mask` is `true` (same length as
+    /// `data`; present entries finite, missing ones ignored).
+    pub fn masked(data: &'a [[f32; D]], mask: &'a [[bool; D]]) -> Result<Self, Error> {
+        check_data("data", data, Some(mask))?;
+        Ok(Self::unchecked(data, Some(mask), DEFAULT_VAR_FLOOR))
+    }
+
+    /// Replaces the variance floor (finite, `> 0`).
+    pub fn with_var_floor(mut self, floor: f32) -> Result<Self, Error> {
+        check_var_floor(floor)?;
+        self.var_floor = floor;
+        Ok(self)
+    }
+
+    /// The variance floor.
+    pub fn var_floor(&self) -> f32 {
+        self.var_floor
+    }
+
+    /// A loss on data already checked (windows of a checked series).
+    pub(crate) fn unchecked(
+        data: &'a [[f32; D]],
+        mask: Option<&'a [[bool; D]]>,
+        var_floor: f32,
+    ) -> Self {
+        Self {
+            data,
+            mask,
+            var_floor,
+        }
+    }
+
+    /// The sum of the per-entry terms over present entries, and their number.
+    pub(crate) fn sum<T: Real>(&self, mean: &[[T; D]], var: &[[T; D]]) -> (T, usize) {
+        let mut sum = T::ZERO;
+        let mut count = 0;
+        for (i, ((mr, vr), yr)) in mean.iter().zip(var).zip(self.data).enumerate() {
+            for (d, ((&m, &v), &y)) in mr.iter().zip(vr).zip(yr).enumerate() {
+                if present(self.mask, i, d) {
+                    let s = v + self.var_floor;
+                    let e = m - y;
+                    sum += (s.ln() + e * e / s + LN_2PI) * 0.5;
+                    count += 1;
+                }
+            }
+        }
+        (sum, count)
+    }
+}
+
+/// The default variance floor of [`GaussianNll`].
+pub(crate) const DEFAULT_VAR_FLOOR: f32 = 1e-6;
+
+/// Checks a variance floor: finite and `> 0`.
+pub(crate) fn check_var_floor(floor: f32) -> Result<(), Error> {
+    if !floor.is_finite() {
+        return Err(Error::NonFinite {
+            what: "variance floor",
+            index: 0,
+        });
+    }
+    if floor <= 0.0 {
+        return Err(Error::OutOfRange {
+            what: "variance floor must be > 0",
+        });
+    }
+    Ok(())
+}
+
+impl<const D: usize> Loss<D> for GaussianNll<'_, D> {
+    fn check(&self, saves: usize) -> Result<(), Error> {
+        check_len("data", saves, self.data.len())
+    }
+
+    fn eval<T: Real>(&self, mean: &[[T; D]], var: &[[T; D]]) -> T {
+        let (sum, count) = self.sum(mean, var);
+        if count == 0 {
+            T::ZERO
+        } else {
+            sum / count as f32
+        }
+    }
+}
+
+impl<'a, const D: usize> MeanSquaredError<'a, D> {
+    /// A loss on data already checked (windows of a checked series).
+    pub(crate) fn unchecked(data: &'a [[f32; D]], mask: Option<&'a [[bool; D]]>) -> Self {
+        Self { data, mask }
+    }
+
+    /// The sum of squared errors over present entries, and their number.
+    pub(crate) fn sum<T: Real>(&self, mean: &[[T; D]]) -> (T, usize) {
+        sum_squares(mean, self.data, self.mask)
+    }
+}
+
+/// Checks series data: present entries finite, mask as long as the data.
+pub(crate) fn check_series_data<const D: usize>(
+    data: &[[f32; D]],
+    mask: Option<&[[bool; D]]>,
+) -> Result<(), Error> {
+    check_data("series values", data, mask)
+}

@@ -30,14 +30,24 @@
 //! saturate every tanh unit for `u > 2` and training stalls on a straight-line fit.
 
 mod loss;
+mod metrics;
 mod optim;
 mod schedule;
+mod series;
 mod trainer;
 
 pub use crate::grad::Loss;
-pub use loss::{MeanSquaredError, MomentMatching};
+pub use loss::{GaussianNll, MeanSquaredError, MomentMatching};
+pub use metrics::{
+    crps_ensemble, crps_gaussian, ensemble_band, ensemble_quantile, gaussian_band, normal_cdf,
+    normal_quantile, CalibrationScore,
+};
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
+pub use series::{
+    score_series, series_loss_and_gradient, series_loss_value, Batch, Series, SeriesConfig,
+    SeriesObjective, SeriesProblem, SeriesTrainer,
+};
 pub use trainer::{
     forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
 };

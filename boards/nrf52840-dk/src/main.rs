@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
@@ -17,6 +19,24 @@ use nrf52840_hal::Delay;
 use panic_probe as _;
 use tinysde_app::report::DefmtReport;
 use tinysde_app::{blink_error, Board, Cycles, Plan};
+
+/// The upper 32 bits of the cycle count behind the defmt timestamps, and the last count seen.
+static CYCLES_HIGH: AtomicU32 = AtomicU32::new(0);
+static CYCLES_LAST: AtomicU32 = AtomicU32::new(0);
+
+// defmt timestamps: microseconds since the cycle counter started (64 cycles per us),
+// extended to 64 bits by counting wraps; a wrap is seen as long as something is logged at
+// least once per 67 s (the run logs far more often than that).
+defmt::timestamp!("{=u64:us}", {
+    let now = DWT::cycle_count();
+    let last = CYCLES_LAST.swap(now, Ordering::Relaxed);
+    let high = if now < last {
+        CYCLES_HIGH.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        CYCLES_HIGH.load(Ordering::Relaxed)
+    };
+    ((u64::from(high) << 32) | u64::from(now)) / 64
+});
 
 /// The DWT cycle counter: CPU cycles at 64 MHz, wrapping every 67 s.
 struct CycleCounter;

@@ -22,6 +22,21 @@ use tinysde_app::{blink_error, Board, Cycles, Plan};
 #[used]
 pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
+// defmt timestamps: microseconds since boot from the RP2040's 64-bit timer (its raw
+// registers, read high-low-high so a carry between the halves cannot tear the value). Every
+// log line comes after the HAL has taken the timer out of reset.
+defmt::timestamp!("{=u64:us}", {
+    // SAFETY: reads of the timer's raw (non-latching) count registers.
+    let timer = unsafe { &*pac::TIMER::ptr() };
+    loop {
+        let high = timer.timerawh().read().bits();
+        let low = timer.timerawl().read().bits();
+        if timer.timerawh().read().bits() == high {
+            break (u64::from(high) << 32) | u64::from(low);
+        }
+    }
+});
+
 /// The Pico's crystal.
 const XTAL_FREQ_HZ: u32 = 12_000_000;
 

@@ -1,4 +1,12 @@
-//! tinysde firmware on QEMU's `mps2-an386` (Cortex-M4F), for CI: no hardware needed.
+//! tinysde firmware under QEMU, for CI: no hardware needed. One program, three Cortex-M
+//! classes, chosen by the build target (`build.rs` picks the machine's memory map and sets
+//! `cfg(machine = ...)`):
+//!
+//! | target | core | QEMU machine | clock read as instructions |
+//! |---|---|---|---|
+//! | `thumbv6m-none-eabi` | Cortex-M0, soft float | `microbit` (nRF51) | TIMER0, 16 MHz: 62.5 per tick |
+//! | `thumbv7em-none-eabihf` | Cortex-M4F | `mps2-an386` | CMSDK timer 0, 25 MHz: 40 per tick |
+//! | `thumbv8m.main-none-eabihf` | Cortex-M33 (Secure state) | `mps2-an505` | SSE-200 timer 0, 20 MHz: 50 per tick |
 //!
 //! Output is plain text over semihosting, one record per line, every `f32` as its bit
 //! pattern in hex (`boards/ci.sh` compares them with the host's bit for bit):
@@ -9,25 +17,29 @@
 //! COST <what> <count> <total instructions>
 //! TRAIN <iteration> <loss>
 //! STACK <peak bytes>
+//! CHECK <name> <ok|FAIL> <four f32 values>      (scenario `selftest`)
+//! CHECKS <passed> <total>                        (scenario `selftest`)
 //! ERROR <stage> <kind> <a> <b>
 //! DONE
 //! ```
 //!
 //! The exit status is 0 on success, the stage's code on a typed error (2 load, 3 forecast,
-//! 4 bench, 5 train), 9 on a hard fault. The first word of the semihosting command line
-//! after the program name picks a scenario: none (the normal run), `corrupt` (one flipped
-//! bit in the weights), `truncated`, `mismatch` (a blob written for another model shape),
-//! `diverge` (valid weights whose drift blows the state up), `calibrate` (checks that the
-//! clock counts instructions).
+//! 4 bench, 5 train), 6 if an on-target check failed, 9 on a hard fault. The first word of
+//! the semihosting command line after the program name picks a scenario: none (the normal
+//! run), `short` (the normal run with one training iteration instead of five: what CI
+//! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
+//! (one flipped bit in the weights), `truncated`, `mismatch` (a blob written for another
+//! model shape), `diverge` (valid weights whose drift blows the state up), `calibrate`
+//! (checks that the clock counts instructions).
 //!
 //! With feature `no-panic` it is the inference firmware: load the weights, forecast,
-//! report (scenarios `corrupt` and `truncated` only; no measurements, no training), and its
-//! panic handler calls a function that does not exist: the build links only if the
-//! optimizer removed every panic path.
+//! report (scenarios `corrupt` and `truncated` only; no measurements, no training, no
+//! checks), and its panic handler calls a function that does not exist: the build links
+//! only if the optimizer removed every panic path.
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{compiler_fence, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicIsize, Ordering};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{nr, syscall, syscall1};
@@ -35,6 +47,8 @@ use tinysde_app::report::error_code;
 use tinysde_app::{seed, Board, Cycles, Event, Plan, Report};
 
 /// Exit statuses besides the stages' codes.
+#[cfg(not(feature = "no-panic"))]
+const EXIT_CHECK_FAILED: u32 = 6;
 const EXIT_HARD_FAULT: u32 = 9;
 const EXIT_BAD_SCENARIO: u32 = 10;
 
@@ -134,18 +148,21 @@ impl Line {
 /// SYS_WRITE to the host's stdout (`:tt` opened for writing is stdout; QEMU also accepts
 /// handle 1 directly, but opening is what the semihosting spec promises).
 fn write_stdout(bytes: &[u8]) {
-    static mut HANDLE: isize = -1;
-    // SAFETY: single core, no interrupts use HANDLE; semihosting calls take pointers to
-    // live buffers of the stated lengths.
-    unsafe {
-        let handle = core::ptr::addr_of_mut!(HANDLE);
-        if *handle < 0 {
-            let name = b":tt\0";
-            let block = [name.as_ptr() as usize, nr::open::W_TRUNC, name.len() - 1];
-            *handle = syscall(nr::OPEN, &block) as isize;
-        }
-        if *handle >= 0 {
-            let block = [*handle as usize, bytes.as_ptr() as usize, bytes.len()];
+    // The handle, opened on first use (-1: not yet). An atomic rather than a `static mut`:
+    // plain loads and stores, which every Cortex-M has (ARMv6-M included).
+    static HANDLE: AtomicIsize = AtomicIsize::new(-1);
+    let mut handle = HANDLE.load(Ordering::Relaxed);
+    if handle < 0 {
+        let name = b":tt\0";
+        let block = [name.as_ptr() as usize, nr::open::W_TRUNC, name.len() - 1];
+        // SAFETY: the block points at a NUL-terminated name of the stated length.
+        handle = unsafe { syscall(nr::OPEN, &block) } as isize;
+        HANDLE.store(handle, Ordering::Relaxed);
+    }
+    if handle >= 0 {
+        let block = [handle as usize, bytes.as_ptr() as usize, bytes.len()];
+        // SAFETY: the block points at a live buffer of the stated length.
+        unsafe {
             syscall(nr::WRITE, &block);
         }
     }
@@ -254,18 +271,29 @@ impl Report for TextReport {
     }
 }
 
-/// Timer 0 of the CMSDK APB subsystem at 0x4000_0000: a 32-bit down-counter clocked at
-/// the board's 25 MHz. Under `-icount shift=0` one guest instruction is 1 ns of virtual
-/// time, so one tick is exactly 40 instructions and `now` counts instructions.
+/// The machine's timer, read as executed instructions. Under `-icount shift=0` one guest
+/// instruction is 1 ns of virtual time, so a timer at `f` Hz advances once every
+/// `1e9 / f` instructions; `boards/ci.sh` checks the scale against a loop of known length
+/// (scenario `calibrate`).
 struct InstructionClock;
 
+/// Timer 0 of the CMSDK APB subsystem: a 32-bit down-counter clocked at 25 MHz (AN386) or
+/// 20 MHz (the SSE-200 of AN505, reached through its Secure alias at 0x5000_0000 since the
+/// core runs in the Secure state).
+#[cfg(any(machine = "mps2-an386", machine = "mps2-an505"))]
 impl InstructionClock {
+    #[cfg(machine = "mps2-an386")]
     const BASE: usize = 0x4000_0000;
+    #[cfg(machine = "mps2-an505")]
+    const BASE: usize = 0x5000_0000;
     const CTRL: *mut u32 = Self::BASE as *mut u32;
     const VALUE: *mut u32 = (Self::BASE + 4) as *mut u32;
     const RELOAD: *mut u32 = (Self::BASE + 8) as *mut u32;
-    /// Instructions per tick at 25 MHz with `-icount shift=0`.
+    /// Instructions per tick: 1e9 / 25e6 (AN386), 1e9 / 20e6 (AN505).
+    #[cfg(machine = "mps2-an386")]
     const INSTRUCTIONS_PER_TICK: u32 = 40;
+    #[cfg(machine = "mps2-an505")]
+    const INSTRUCTIONS_PER_TICK: u32 = 50;
 
     fn start() -> Self {
         // SAFETY: the timer's registers exist in QEMU's model at these addresses.
@@ -279,6 +307,7 @@ impl InstructionClock {
     }
 }
 
+#[cfg(any(machine = "mps2-an386", machine = "mps2-an505"))]
 impl Cycles for InstructionClock {
     fn now(&mut self) -> u32 {
         compiler_fence(Ordering::SeqCst);
@@ -286,6 +315,49 @@ impl Cycles for InstructionClock {
         let v = unsafe { core::ptr::read_volatile(Self::VALUE) };
         compiler_fence(Ordering::SeqCst);
         (!v).wrapping_mul(Self::INSTRUCTIONS_PER_TICK)
+    }
+}
+
+/// TIMER0 of the nRF51 at 0x4000_8000: a 32-bit up-counter at 16 MHz (prescaler 0), read by
+/// triggering its CAPTURE[0] task and reading CC[0]. One tick is 62.5 instructions, so the
+/// count is scaled by 125 / 2 (resolution 62 instructions).
+#[cfg(machine = "microbit")]
+impl InstructionClock {
+    const BASE: usize = 0x4000_8000;
+    const TASKS_START: *mut u32 = Self::BASE as *mut u32;
+    const TASKS_CLEAR: *mut u32 = (Self::BASE + 0x00C) as *mut u32;
+    const TASKS_CAPTURE0: *mut u32 = (Self::BASE + 0x040) as *mut u32;
+    const MODE: *mut u32 = (Self::BASE + 0x504) as *mut u32;
+    const BITMODE: *mut u32 = (Self::BASE + 0x508) as *mut u32;
+    const PRESCALER: *mut u32 = (Self::BASE + 0x510) as *mut u32;
+    const CC0: *mut u32 = (Self::BASE + 0x540) as *mut u32;
+
+    fn start() -> Self {
+        // SAFETY: the timer's registers exist in QEMU's nRF51 model at these addresses.
+        unsafe {
+            core::ptr::write_volatile(Self::MODE, 0); // timer, not counter
+            core::ptr::write_volatile(Self::BITMODE, 3); // 32 bit
+            core::ptr::write_volatile(Self::PRESCALER, 0); // 16 MHz
+            core::ptr::write_volatile(Self::TASKS_CLEAR, 1);
+            core::ptr::write_volatile(Self::TASKS_START, 1);
+        }
+        Self
+    }
+}
+
+#[cfg(machine = "microbit")]
+impl Cycles for InstructionClock {
+    fn now(&mut self) -> u32 {
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: a write to the capture task and a read of the capture register.
+        let ticks = unsafe {
+            core::ptr::write_volatile(Self::TASKS_CAPTURE0, 1);
+            core::ptr::read_volatile(Self::CC0)
+        };
+        compiler_fence(Ordering::SeqCst);
+        // Differences of this u32 are exact (to the tick) while the tick counter has not
+        // wrapped, i.e. for the first 268 s of virtual time (2.7e11 instructions).
+        (u64::from(ticks) * 125 / 2) as u32
     }
 }
 
@@ -326,14 +398,6 @@ extern "C" {
 }
 
 // ------------------------------------------------------------------------- scenarios
-
-/// A RAM buffer for the blobs the bad-input scenarios build.
-static mut BLOB: [u8; 1024] = [0; 1024];
-
-fn blob_buffer() -> &'static mut [u8; 1024] {
-    // SAFETY: called once per run, from `main` only.
-    unsafe { &mut *core::ptr::addr_of_mut!(BLOB) }
-}
 
 #[cfg(not(feature = "no-panic"))]
 /// The blob of the seed model with its last drift bias set to 1e38: loads fine, but the
@@ -377,16 +441,45 @@ fn corrupted_blob(buf: &mut [u8; 1024]) -> Option<&[u8]> {
 /// Two instructions per iteration (`subs`, `bne`): `iterations * 2` instructions.
 #[inline(never)]
 fn known_loop(iterations: u32) {
-    // SAFETY: a register-only loop.
+    // SAFETY: a register-only loop (r0: a low register, as ARMv6-M's `subs` needs).
     unsafe {
         core::arch::asm!(
             "2:",
-            "subs {0}, {0}, #1",
+            "subs r0, r0, #1",
             "bne 2b",
-            inout(reg) iterations => _,
+            inout("r0") iterations => _,
             options(nomem, nostack),
         );
     }
+}
+
+#[cfg(not(feature = "no-panic"))]
+/// The tests that run on the target: every check of `tinysde_app::checks` as a `CHECK`
+/// record, then `CHECKS <passed> <total>`, the peak stack, and exit 0 only if all passed.
+fn selftest() -> ! {
+    let (mut passed, mut total) = (0u32, 0u32);
+    tinysde_app::checks::run_all(|c| {
+        let mut l = Line::new();
+        l.str("CHECK")
+            .word(c.name)
+            .word(if c.passed { "ok" } else { "FAIL" });
+        for &v in &c.values {
+            l.f32(v);
+        }
+        l.emit();
+        total += 1;
+        passed += u32::from(c.passed);
+    });
+    let mut l = Line::new();
+    l.str("CHECKS").dec(passed).dec(total);
+    l.emit();
+    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
+    l.emit();
+    exit(if passed == total {
+        0
+    } else {
+        EXIT_CHECK_FAILED
+    })
 }
 
 #[entry]
@@ -401,9 +494,17 @@ fn main() -> ! {
     let mut plan = Plan::default();
     let mut cmdline = [0u8; 96];
     let scenario = scenario(&mut cmdline);
-    let buf = blob_buffer();
+    // RAM for the blobs the bad-input scenarios build: a safe `&'static mut` handed out
+    // once (cortex-m's `singleton!`), in .bss rather than on the measured stack.
+    let Some(buf) = cortex_m::singleton!(: [u8; 1024] = [0; 1024]) else {
+        exit(EXIT_BAD_SCENARIO)
+    };
     match scenario {
         b"" => {}
+        #[cfg(not(feature = "no-panic"))]
+        b"selftest" => selftest(),
+        #[cfg(not(feature = "no-panic"))]
+        b"short" => plan.train_iterations = 1,
         #[cfg(not(feature = "no-panic"))]
         b"calibrate" => {
             let n = 1_000_000;

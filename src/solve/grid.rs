@@ -1,0 +1,477 @@
+//! Time grids and the step plan that drives every solver loop.
+//!
+//! A [`TimeGrid`] says how the span `t0..t1` is cut into steps; a [`StepPlan`] walks it for
+//! one list of save times, yielding the steps `(k, t, h)` and the moments to save, in order.
+//! Every loop over steps (plain solves, ensembles, gradients) runs on a plan, so they all
+//! see the same steps.
+//!
+//! Three spacings:
+//!
+//! - **Uniform** ([`TimeGrid::new`], [`TimeGrid::with_step`]): the points `t0 + k h`. Save
+//!   times must be grid points; they are matched to their integer index `k` with a tolerance
+//!   of a few units in the last place (ulps) of the span's magnitude, so `0.3` is a point
+//!   of `TimeGrid::new(0.0, 1.0, 100_000)` even though `30_000 * 1e-5` rounds differently.
+//! - **Through the save times, with a step budget** ([`TimeGrid::through`]): about `steps`
+//!   steps in all; the save times become segment ends. Save time `s` ends at step index
+//!   `round((s - t0) / H)` with `H = (t1 - t0) / steps` (at least one step after the
+//!   previous save), and each segment between consecutive required times is cut into equal
+//!   steps. The DiffEqFlux spiral's 30 save times on `[0, 1]` take exactly 100 steps.
+//! - **Through the save times, with a maximum step** ([`TimeGrid::with_max_step`]): each
+//!   segment between consecutive required times gets the fewest equal steps no longer than
+//!   `h_max` (up to a relative `1e-4`, so spans that are whole multiples of `h_max` up to
+//!   rounding are not given one extra step). An uneven series needs no tiny steps: a short
+//!   gap gets one short step, a long one several.
+//!
+//! On the two "through" spacings a segment whose both ends are points of the nominal
+//! uniform grid `t0 + k H` is stepped exactly like the uniform grid (same times, same `h`),
+//! so save times that happen to be grid points give the uniform grid's bits.
+//!
+//! Step indices `k` count steps from `t0` over the whole plan (integers, never accumulated
+//! floats), and the noise of step `k` is drawn for `(trajectory, k)` with that step's own
+//! `h`: the noise stays a pure function of its indices on every spacing, and host and
+//! microcontroller walk the same plan.
+//!
+//! ```
+//! use tinysde::solve::{PlanEvent, TimeGrid};
+//! let times: Vec<f32> = (0..30).map(|i| i as f32 / 29.0).collect();
+//! assert!(TimeGrid::new(0.0, 1.0, 100)?.check_save_times(&times).is_err()); // not grid points
+//! let grid = TimeGrid::through(0.0, 1.0, 100)?;
+//! assert_eq!(grid.check_save_times(&times)?, 100); // the last save is at step 100
+//! let steps = grid.plan(&times)?.filter(|e| matches!(e, PlanEvent::Step(_))).count();
+//! assert_eq!(steps, 100);
+//! # Ok::<(), tinysde::Error>(())
+//! ```
+
+use crate::error::Error;
+
+/// How a [`TimeGrid`] places its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Spacing {
+    /// Equal steps `h`; save times must be grid points.
+    Uniform,
+    /// About [`TimeGrid::steps`] steps in all, through any save times.
+    Through,
+    /// Steps of at most [`TimeGrid::h`], through any save times.
+    MaxStep,
+}
+
+/// How a span is cut into steps: uniformly, or through any save times with a step budget
+/// or a maximum step (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimeGrid {
+    t0: f32,
+    t1: f32,
+    steps: u32,
+    h: f32,
+    spacing: Spacing,
+}
+
+/// Relative slack (in units of the step) before a segment gets one more step.
+const STEP_SLACK: f32 = 1e-4;
+
+/// Units in the last place of the span's magnitude within which a time is a grid point:
+/// `t0 + k h` is off by at most about 7 ulps (rounding of `t1 - t0`, of the division by
+/// `steps`, of `k h` and of the sum), and a caller's own arithmetic adds a few more.
+const SNAP_ULPS: f32 = 16.0;
+
+impl TimeGrid {
+    /// `steps` equal steps from `t0` to `t1`. Errors if the span is empty, reversed or not
+    /// finite, or `steps` is zero.
+    pub fn new(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
+        Self::build(t0, t1, steps, Spacing::Uniform)
+    }
+
+    /// Steps of size (about) `h` from `t0` to `t1`: the number of steps is `(t1 - t0) / h`
+    /// rounded to the nearest integer, which must put the last point within `h / 1000` of
+    /// `t1`. Errors for a non-positive or non-finite `h`.
+    pub fn with_step(t0: f32, t1: f32, h: f32) -> Result<Self, Error> {
+        check_step(h)?;
+        check_span(t0, t1)?;
+        let n = ((t1 - t0) / h + 0.5) as u64; // saturating cast; checked below
+        if n == 0 || n > u32::MAX as u64 {
+            return Err(too_many_steps());
+        }
+        let n = n as u32;
+        let grid = Self::new(t0, t1, n)?;
+        if (t0 + n as f32 * h - t1).abs() > h * 1e-3 {
+            return Err(Error::OutOfRange {
+                what: "step size must divide the span",
+            });
+        }
+        Ok(grid)
+    }
+
+    /// About `steps` steps from `t0` to `t1` through any save times in the span: save time
+    /// `s` falls at step `round((s - t0) / H)`, `H = (t1 - t0) / steps`, or one step after
+    /// the previous save if that is later, and the steps between two consecutive save times
+    /// (or `t0` and the first) are equal. So there are at most `steps` steps plus one per
+    /// save time closer than `H / 2` to the previous one. Errors as [`TimeGrid::new`].
+    ///
+    /// ```
+    /// use tinysde::solve::TimeGrid;
+    /// let grid = TimeGrid::through(0.0, 1.0, 10)?;
+    /// assert_eq!(grid.check_save_times(&[0.05, 0.333, 1.0])?, 10);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn through(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
+        Self::build(t0, t1, steps, Spacing::Through)
+    }
+
+    /// Steps no longer than `h_max` from `t0` to `t1`, through any save times in the span:
+    /// each segment between consecutive required times (`t0`, then the save times) gets the
+    /// fewest equal steps not longer than `h_max` (up to a relative `1e-4`). Errors for a
+    /// non-positive or non-finite `h_max`, a bad span, or more than `u32::MAX` steps.
+    ///
+    /// ```
+    /// use tinysde::solve::{PlanEvent, TimeGrid};
+    /// let grid = TimeGrid::with_max_step(0.0, 10.0, 1.0)?;
+    /// let times = [0.5, 1.0, 4.0, 10.0]; // gaps 0.5, 0.5, 3, 6
+    /// let h: Vec<f32> = grid.plan(&times)?.filter_map(|e| match e {
+    ///     PlanEvent::Step(s) => Some(s.h),
+    ///     PlanEvent::Save(_) => None,
+    /// }).collect();
+    /// assert_eq!(h, [0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_max_step(t0: f32, t1: f32, h_max: f32) -> Result<Self, Error> {
+        check_step(h_max)?;
+        check_span(t0, t1)?;
+        let steps = steps_up_to(t1 - t0, h_max)
+            .filter(|&n| n > 0)
+            .ok_or_else(too_many_steps)?;
+        Ok(Self {
+            t0,
+            t1,
+            steps,
+            h: h_max,
+            spacing: Spacing::MaxStep,
+        })
+    }
+
+    fn build(t0: f32, t1: f32, steps: u32, spacing: Spacing) -> Result<Self, Error> {
+        check_span(t0, t1)?;
+        if steps == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of steps must be >= 1",
+            });
+        }
+        let h = (t1 - t0) / steps as f32;
+        check_step(h)?;
+        Ok(Self {
+            t0,
+            t1,
+            steps,
+            h,
+            spacing,
+        })
+    }
+
+    /// Start time.
+    pub fn t0(&self) -> f32 {
+        self.t0
+    }
+    /// End time.
+    pub fn t1(&self) -> f32 {
+        self.t1
+    }
+    /// The spacing.
+    pub fn spacing(&self) -> Spacing {
+        self.spacing
+    }
+    /// Number of steps of the nominal uniform grid (for [`Spacing::Through`] the budget,
+    /// for [`Spacing::MaxStep`] the number of `h_max` steps that cover the span). The steps
+    /// actually taken depend on the save times: see [`TimeGrid::plan`].
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+    /// Step size of the nominal uniform grid (for [`Spacing::MaxStep`]: `h_max`).
+    pub fn h(&self) -> f32 {
+        self.h
+    }
+    /// Time of point `k` of the nominal uniform grid: `t0 + k h` (exactly `t1` at
+    /// `k = steps`). On a uniform grid these are the step times.
+    #[inline]
+    pub fn time(&self, k: u32) -> f32 {
+        if k >= self.steps {
+            self.t1
+        } else {
+            self.t0 + k as f32 * self.h
+        }
+    }
+
+    /// Within how much a time counts as a point of the nominal grid: [`SNAP_ULPS`] ulps of
+    /// the larger of `|t0|` and `|t1|`.
+    fn snap_tolerance(&self) -> f32 {
+        SNAP_ULPS * ulp(self.t0.abs().max(self.t1.abs()))
+    }
+
+    /// The index `k` of the nominal grid point `t0 + k h` within a few ulps of `t`, if any.
+    fn snap(&self, t: f32) -> Option<u32> {
+        let tol = self.snap_tolerance();
+        if !(t.is_finite() && t >= self.t0 - tol && t <= self.t1 + tol) {
+            return None;
+        }
+        // Saturating casts: a time just below t0 rounds to index 0.
+        let k = ((t - self.t0) / self.h + 0.5) as u64;
+        let k = u32::try_from(k).ok()?;
+        let point = if k == self.steps && self.spacing == Spacing::Uniform {
+            self.t1
+        } else {
+            self.t0 + k as f32 * self.h
+        };
+        ((point - t).abs() <= tol).then_some(k)
+    }
+
+    /// The grid index of time `t`: on a uniform grid, `Some(k)` if `t` is within a few ulps
+    /// of point `t0 + k h` (matched by integer index, not by an absolute epsilon); on the
+    /// other spacings, the step index `t` would get as the first save time, for any `t`
+    /// in the span.
+    pub fn index_of(&self, t: f32) -> Option<u32> {
+        self.boundary(t, Anchor::START).map(|a| a.k)
+    }
+
+    /// Checks that `save_times` are strictly increasing and fit this grid (in the span; on
+    /// a uniform grid, grid points), and returns the step index of the last one (0 for an
+    /// empty list): the number of steps a solve up to the last save time takes.
+    pub fn check_save_times(&self, save_times: &[f32]) -> Result<u32, Error> {
+        let mut anchor = Anchor::START;
+        for (index, &t) in save_times.iter().enumerate() {
+            if index > 0 && t.partial_cmp(&anchor.t) != Some(core::cmp::Ordering::Greater) {
+                return Err(Error::SaveTime { index });
+            }
+            anchor = self.boundary(t, anchor).ok_or(Error::SaveTime { index })?;
+        }
+        Ok(anchor.k)
+    }
+
+    /// The step plan for `save_times`, validated as by [`TimeGrid::check_save_times`].
+    pub fn plan<'a>(&self, save_times: &'a [f32]) -> Result<StepPlan<'a>, Error> {
+        self.check_save_times(save_times)?;
+        Ok(self.plan_unchecked(save_times))
+    }
+
+    /// The step plan for save times already checked by [`TimeGrid::check_save_times`]
+    /// (unchecked ones end the plan early at the first bad time, never panic).
+    pub(crate) fn plan_unchecked<'a>(&self, save_times: &'a [f32]) -> StepPlan<'a> {
+        let end = save_times
+            .first()
+            .and_then(|&t| self.boundary(t, Anchor::START));
+        StepPlan {
+            grid: *self,
+            save_times,
+            next: 0,
+            k: 0,
+            start: Anchor::origin(self.t0),
+            end,
+        }
+    }
+
+    /// Where save time `t` falls, given where the previous required time fell (`prev`).
+    /// `None` if `t` is outside the span, off a uniform grid, or needs too many steps.
+    fn boundary(&self, t: f32, prev: Anchor) -> Option<Anchor> {
+        let tol = self.snap_tolerance();
+        if !(t.is_finite() && t >= self.t0 - tol && t <= self.t1 + tol) {
+            return None;
+        }
+        let first = prev.is_start();
+        let snapped = self.snap(t);
+        let k = match self.spacing {
+            Spacing::Uniform => snapped.filter(|&k| first || k > prev.k)?,
+            Spacing::Through => {
+                let k = match snapped {
+                    Some(k) => k,
+                    None => u32::try_from(((t - self.t0) / self.h + 0.5) as u64).ok()?,
+                };
+                if first && snapped == Some(0) {
+                    0
+                } else {
+                    k.max(prev.k.checked_add(1)?)
+                }
+            }
+            Spacing::MaxStep => match (snapped, prev.on_grid) {
+                (Some(k), true) if k > prev.k || (first && k == 0) => k,
+                _ => {
+                    let prev_t = if first { self.t0 } else { prev.t };
+                    let n = steps_up_to(t - prev_t, self.h)?;
+                    prev.k.checked_add(n.max(1))?
+                }
+            },
+        };
+        Some(Anchor {
+            k,
+            t,
+            on_grid: snapped == Some(k),
+        })
+    }
+}
+
+/// Where a required time falls on the plan: its step index, its time, and whether it is a
+/// point of the nominal uniform grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Anchor {
+    k: u32,
+    t: f32,
+    on_grid: bool,
+}
+
+impl Anchor {
+    /// Before the first save time: at step 0, on the grid (the time is filled in by use).
+    const START: Anchor = Anchor {
+        k: 0,
+        t: f32::NEG_INFINITY,
+        on_grid: true,
+    };
+
+    /// The start of the span as the start of the first segment.
+    const fn origin(t0: f32) -> Anchor {
+        Anchor {
+            k: 0,
+            t: t0,
+            on_grid: true,
+        }
+    }
+
+    fn is_start(&self) -> bool {
+        self.t == f32::NEG_INFINITY
+    }
+}
+
+/// One step of a plan: advance the state from `t` to `t + h`, drawing the noise of step `k`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PlannedStep {
+    /// The global step index (counted from `t0`): the noise of this step is drawn for it.
+    pub k: u32,
+    /// The time at the start of the step.
+    pub t: f32,
+    /// The step size.
+    pub h: f32,
+}
+
+/// What a solver does next on a [`StepPlan`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlanEvent {
+    /// Save the current state as save time number `.0`.
+    Save(usize),
+    /// Take this step.
+    Step(PlannedStep),
+}
+
+/// The steps and saves of a solve on a [`TimeGrid`] for given save times, in order: an
+/// iterator of [`PlanEvent`]s that ends right after the last save. Made by
+/// [`TimeGrid::plan`]; it allocates nothing and is a pure function of the grid and the
+/// save times.
+///
+/// ```
+/// use tinysde::solve::{PlanEvent, PlannedStep, TimeGrid};
+/// let grid = TimeGrid::new(0.0, 1.0, 4)?;
+/// let events: Vec<PlanEvent> = grid.plan(&[0.0, 0.5])?.collect();
+/// assert_eq!(events, [
+///     PlanEvent::Save(0),
+///     PlanEvent::Step(PlannedStep { k: 0, t: 0.0, h: 0.25 }),
+///     PlanEvent::Step(PlannedStep { k: 1, t: 0.25, h: 0.25 }),
+///     PlanEvent::Save(1),
+/// ]);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct StepPlan<'a> {
+    grid: TimeGrid,
+    save_times: &'a [f32],
+    /// The next save time to reach.
+    next: usize,
+    /// The state is at step index `k`.
+    k: u32,
+    /// Where the current segment starts.
+    start: Anchor,
+    /// Where it ends (the next save time); `None` once all saves are done.
+    end: Option<Anchor>,
+}
+
+impl Iterator for StepPlan<'_> {
+    type Item = PlanEvent;
+
+    #[inline]
+    fn next(&mut self) -> Option<PlanEvent> {
+        let end = self.end?;
+        if self.k >= end.k {
+            let index = self.next;
+            self.next += 1;
+            self.start = end;
+            self.end = self
+                .save_times
+                .get(self.next)
+                .and_then(|&t| self.grid.boundary(t, end));
+            return Some(PlanEvent::Save(index));
+        }
+        let k = self.k;
+        self.k += 1;
+        let grid = &self.grid;
+        let step = if grid.spacing == Spacing::Uniform || (self.start.on_grid && end.on_grid) {
+            PlannedStep {
+                k,
+                t: grid.t0 + k as f32 * grid.h,
+                h: grid.h,
+            }
+        } else {
+            // Equal steps from the segment's start to its end; `end.k > start.k` here.
+            let n = end.k - self.start.k;
+            let h = (end.t - self.start.t) / n as f32;
+            PlannedStep {
+                k,
+                t: self.start.t + (k - self.start.k) as f32 * h,
+                h,
+            }
+        };
+        Some(PlanEvent::Step(step))
+    }
+}
+
+/// The distance from `x >= 0` to the next larger f32 (the unit in the last place).
+fn ulp(x: f32) -> f32 {
+    let next = f32::from_bits(x.to_bits().saturating_add(1));
+    next - x
+}
+
+fn check_span(t0: f32, t1: f32) -> Result<(), Error> {
+    if t0.is_finite() && t1.is_finite() && t1 > t0 {
+        Ok(())
+    } else {
+        Err(Error::TimeSpan { t0, t1 })
+    }
+}
+
+fn check_step(h: f32) -> Result<(), Error> {
+    if h > 0.0 && h.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange {
+            what: "step size must be positive and finite",
+        })
+    }
+}
+
+fn too_many_steps() -> Error {
+    Error::OutOfRange {
+        what: "step size gives no steps or too many",
+    }
+}
+
+/// The fewest steps no longer than `h` (up to a relative [`STEP_SLACK`]) that cover
+/// `span >= 0`; `None` above `u32::MAX` or for a non-finite ratio.
+fn steps_up_to(span: f32, h: f32) -> Option<u32> {
+    let q = span / h;
+    if !(q.is_finite() && q < u32::MAX as f32) {
+        return None;
+    }
+    let whole = q as u32; // non-negative and below u32::MAX: the floor
+    if q - whole as f32 > STEP_SLACK {
+        whole.checked_add(1)
+    } else {
+        Some(whole)
+    }
+}

@@ -1,0 +1,925 @@
+//! Fitting one observed series: windows of consecutive observations, each simulated from
+//! its observed first value (multiple shooting), scored by the Gaussian likelihood of the
+//! rest (calibrated noise) or the squared error of the mean.
+//!
+//! A series of `n` rows (times, values, optional mask of present entries) is cut into
+//! windows: the window starting at row `s` starts an ensemble at the observed `values[s]`
+//! at `times[s]`, saves it at the next `window` times, and compares the ensemble's mean and
+//! variance there with the observations. With `window = 1` and [`SeriesObjective::GaussianNll`]
+//! this is the one-step-ahead likelihood of the series (multiple shooting: every transition
+//! is fitted from where the data actually was), which makes the diffusion learn the data's
+//! scatter instead of collapsing; longer windows also train multi-step forecasts.
+//!
+//! Each iteration uses a batch of windows chosen deterministically from a seed; memory does
+//! not depend on the series' length (only on `window` and the parameter count), so a
+//! 100,000-row series trains like a 100-row one. Missing entries (mask `false`) are skipped
+//! in the loss; a window can only start at a row whose every entry is present. Each
+//! window is integrated on a grid [`TimeGrid::with_max_step`] through its times, so uneven
+//! series need no tiny steps, and window `s` draws the noise of trajectories
+//! `s * trajectories ..`, so windows are independent and every draw is a pure function of
+//! (seed, window, trajectory, step).
+//!
+//! ```
+//! use tinysde::nn::{Dense, Identity, Parameters};
+//! use tinysde::noise::Brownian;
+//! use tinysde::sde::NeuralSde;
+//! use tinysde::solve::EulerMaruyama;
+//! use tinysde::train::{series_loss_and_gradient, Series, SeriesProblem};
+//! use tinysde::{Dual, Real};
+//!
+//! type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+//! let mut model = Model::default();
+//! model.write_params(&[-0.5, 0.0, 0.0, 0.3])?; // du = -0.5 u dt + 0.3 dW
+//! let times = [0.0, 0.5, 1.5, 2.0, 3.0];
+//! let values = [[1.0], [0.8], [f32::NAN], [0.3], [0.2]];
+//! let mask = [[true], [true], [false], [true], [true]];
+//! let series = Series::masked(&times, &values, &mask)?;
+//! let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 32)?; // one step ahead
+//! let mut stats = [[Dual::<4>::ZERO; 1]; 2];
+//! let mut grad = [0.0f32; Model::PARAMS];
+//! let batch = problem.batch(7); // all usable windows: rows 0, 1 and 3 (row 2 is missing)
+//! assert_eq!(batch.clone().collect::<Vec<_>>(), [0, 1, 3]);
+//! let nll = series_loss_and_gradient(&problem, &model, &Brownian::new(1), batch, &mut stats, &mut grad)?;
+//! assert!(nll.is_finite() && grad.iter().all(|g| g.is_finite()));
+//! # Ok::<(), tinysde::Error>(())
+//! ```
+
+use core::ops::ControlFlow;
+
+use super::loss::{check_series_data, check_var_floor, GaussianNll, MeanSquaredError};
+use super::metrics::CalibrationScore;
+use super::optim::{clip_global_norm, Optimizer};
+use super::schedule::iteration_seed;
+use super::trainer::{Progress, Report, TrainConfig, Workspace};
+use crate::dual::Dual;
+use crate::error::{check_len, Error, NoiseKind};
+use crate::nn::{ParamSeed, Parameters};
+use crate::noise::{splitmix64, Increment, NoiseSource};
+use crate::real::Real;
+use crate::sde::Sde;
+use crate::solve::{Method, Solver, Step, TimeGrid};
+
+/// One observed series: strictly increasing finite times, one row of values per time, and
+/// optionally a mask of present entries (missing entries may hold anything, NaN included).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Series<'a, const D: usize> {
+    times: &'a [f32],
+    values: &'a [[f32; D]],
+    mask: Option<&'a [[bool; D]]>,
+}
+
+impl<'a, const D: usize> Series<'a, D> {
+    /// A fully observed series (at least two rows, every value finite).
+    pub fn new(times: &'a [f32], values: &'a [[f32; D]]) -> Result<Self, Error> {
+        Self::build(times, values, None)
+    }
+
+    /// A series with missing entries where `mask` is `false` (`mask` as long as `values`).
+    pub fn masked(
+        times: &'a [f32],
+        values: &'a [[f32; D]],
+        mask: &'a [[bool; D]],
+    ) -> Result<Self, Error> {
+        Self::build(times, values, Some(mask))
+    }
+
+    fn build(
+        times: &'a [f32],
+        values: &'a [[f32; D]],
+        mask: Option<&'a [[bool; D]]>,
+    ) -> Result<Self, Error> {
+        check_len("series values", times.len(), values.len())?;
+        if times.len() < 2 {
+            return Err(Error::OutOfRange {
+                what: "a series needs at least two rows",
+            });
+        }
+        if let Some(index) = times.iter().position(|t| !t.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "series time",
+                index,
+            });
+        }
+        if let Some(i) = times.windows(2).position(|w| matches!(w, [a, b] if b <= a)) {
+            return Err(Error::SaveTime { index: i + 1 });
+        }
+        check_series_data(values, mask)?;
+        Ok(Self {
+            times,
+            values,
+            mask,
+        })
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+    /// Always `false`: a series has at least two rows.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+    /// The times.
+    pub fn times(&self) -> &'a [f32] {
+        self.times
+    }
+    /// The values.
+    pub fn values(&self) -> &'a [[f32; D]] {
+        self.values
+    }
+    /// The mask, if any.
+    pub fn mask(&self) -> Option<&'a [[bool; D]]> {
+        self.mask
+    }
+    /// Whether every entry of row `row` is present.
+    pub fn row_present(&self, row: usize) -> bool {
+        match self.mask {
+            None => row < self.times.len(),
+            Some(m) => m.get(row).is_some_and(|r| r.iter().all(|&p| p)),
+        }
+    }
+}
+
+/// What a window's ensemble is scored by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SeriesObjective {
+    /// The Gaussian negative log-likelihood of the observations ([`GaussianNll`]), with a
+    /// variance floor (finite, `> 0`): fits the noise to the data's scatter.
+    GaussianNll {
+        /// Added to every ensemble variance.
+        var_floor: f32,
+    },
+    /// The squared error of the ensemble mean ([`MeanSquaredError`], the seed article's
+    /// loss): fits the mean only; the noise is not constrained.
+    MeanSquaredError,
+}
+
+/// Windows of a [`Series`] to fit: the method, the maximum step, trajectories per window,
+/// the window length, the batch size and the objective. Built validated by
+/// [`SeriesProblem::new`]; builders validate too and leave the problem unchanged on error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeriesProblem<'a, M, const D: usize> {
+    method: M,
+    series: Series<'a, D>,
+    max_step: f32,
+    trajectories: usize,
+    window: usize,
+    batch: usize,
+    objective: SeriesObjective,
+}
+
+impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
+    /// One-step-ahead windows (`window = 1`) of `series`, all of them per batch, scored by
+    /// the Gaussian likelihood with variance floor `1e-6`, each integrated by `method` in
+    /// steps of at most `max_step` (finite, `> 0`) with `trajectories >= 1` trajectories.
+    /// Errors also if no row can start a window.
+    pub fn new(
+        method: M,
+        series: Series<'a, D>,
+        max_step: f32,
+        trajectories: usize,
+    ) -> Result<Self, Error> {
+        if !(max_step > 0.0 && max_step.is_finite()) {
+            return Err(Error::OutOfRange {
+                what: "maximum step must be positive and finite",
+            });
+        }
+        if trajectories == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of trajectories must be >= 1",
+            });
+        }
+        let problem = Self {
+            method,
+            series,
+            max_step,
+            trajectories,
+            window: 1,
+            batch: usize::MAX,
+            objective: SeriesObjective::GaussianNll {
+                var_floor: super::loss::DEFAULT_VAR_FLOOR,
+            },
+        };
+        problem.check_some_start()?;
+        Ok(problem)
+    }
+
+    fn check_some_start(&self) -> Result<(), Error> {
+        if (0..self.positions()).any(|s| self.series.row_present(s)) {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange {
+                what: "no fully observed row has a full window after it",
+            })
+        }
+    }
+
+    /// Windows of `window >= 1` observations after the start (the series must have a
+    /// fully observed row with `window` rows after it).
+    pub fn with_window(self, window: usize) -> Result<Self, Error> {
+        if window == 0 || window >= self.series.len() {
+            return Err(Error::OutOfRange {
+                what: "window must be between 1 and the number of rows - 1",
+            });
+        }
+        let changed = Self { window, ..self };
+        changed.check_some_start()?;
+        Ok(changed)
+    }
+
+    /// `batch >= 1` windows per loss evaluation (all usable windows if there are not more).
+    pub fn with_batch(self, batch: usize) -> Result<Self, Error> {
+        if batch == 0 {
+            return Err(Error::OutOfRange {
+                what: "batch must be >= 1 window",
+            });
+        }
+        Ok(Self { batch, ..self })
+    }
+
+    /// The objective (a Gaussian likelihood's floor must be finite and `> 0`).
+    pub fn with_objective(self, objective: SeriesObjective) -> Result<Self, Error> {
+        if let SeriesObjective::GaussianNll { var_floor } = objective {
+            check_var_floor(var_floor)?;
+        }
+        Ok(Self { objective, ..self })
+    }
+
+    /// Changes the number of trajectories per window (`>= 1`).
+    pub fn with_trajectories(self, trajectories: usize) -> Result<Self, Error> {
+        if trajectories == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of trajectories must be >= 1",
+            });
+        }
+        Ok(Self {
+            trajectories,
+            ..self
+        })
+    }
+
+    /// The series.
+    pub fn series(&self) -> &Series<'a, D> {
+        &self.series
+    }
+    /// The window length (observations after each start).
+    pub fn window(&self) -> usize {
+        self.window
+    }
+    /// Trajectories per window.
+    pub fn trajectories(&self) -> usize {
+        self.trajectories
+    }
+    /// The maximum step.
+    pub fn max_step(&self) -> f32 {
+        self.max_step
+    }
+    /// The objective.
+    pub fn objective(&self) -> SeriesObjective {
+        self.objective
+    }
+    /// Statistics scratch rows needed: `2 * window`.
+    pub fn stats_len(&self) -> usize {
+        2 * self.window
+    }
+
+    /// The number of rows a window could start at (`len - window`), usable or not.
+    fn positions(&self) -> usize {
+        self.series.len().saturating_sub(self.window)
+    }
+
+    /// Whether a window can start at row `start`: the row is fully observed and `window`
+    /// rows follow it.
+    pub fn is_start(&self, start: usize) -> bool {
+        start < self.positions() && self.series.row_present(start)
+    }
+
+    /// The windows of one loss evaluation, chosen by `seed`: every usable start in order if
+    /// the batch is at least the number of rows that could start one, otherwise `batch`
+    /// starts each drawn uniformly from the possible rows (by SplitMix64 of the seed and
+    /// the draw's index), moved forward to the next usable row if that one is not.
+    pub fn batch(&self, seed: u64) -> Batch<'a, D> {
+        let positions = self.positions();
+        Batch {
+            series: self.series,
+            positions,
+            all: self.batch >= positions,
+            remaining: self.batch.min(positions),
+            next: 0,
+            key: splitmix64(seed),
+        }
+    }
+
+    /// Every usable window start, in order (for scoring the whole series).
+    pub fn all_windows(&self) -> Batch<'a, D> {
+        let positions = self.positions();
+        Batch {
+            series: self.series,
+            positions,
+            all: true,
+            remaining: positions,
+            next: 0,
+            key: 0,
+        }
+    }
+
+    /// The solver, grid and save times of the window starting at `start` (unchecked).
+    fn window_solver(&self, start: usize) -> Result<(Solver<M>, &'a [f32]), Error> {
+        let times = self.series.times;
+        let (t0, saves) = match (times.get(start), times.get(start + 1..=start + self.window)) {
+            (Some(&t0), Some(saves)) => (t0, saves),
+            _ => return Err(bad_start()),
+        };
+        let t1 = saves.last().copied().unwrap_or(t0);
+        let grid = TimeGrid::with_max_step(t0, t1, self.max_step)?;
+        Ok((Solver::new(self.method, grid), saves))
+    }
+
+    /// The observations (and mask) a window's ensemble is compared with.
+    fn targets(&self, start: usize) -> (&'a [[f32; D]], Option<&'a [[bool; D]]>) {
+        let range = start + 1..=start + self.window;
+        let data = self.series.values.get(range.clone()).unwrap_or(&[]);
+        let mask = self.series.mask.map(|m| m.get(range).unwrap_or(&[]));
+        (data, mask)
+    }
+
+    /// A window's loss sum and number of present observations.
+    fn window_sum<T: Real>(&self, start: usize, mean: &[[T; D]], var: &[[T; D]]) -> (T, usize) {
+        let (data, mask) = self.targets(start);
+        match self.objective {
+            SeriesObjective::GaussianNll { var_floor } => {
+                GaussianNll::unchecked(data, mask, var_floor).sum(mean, var)
+            }
+            SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
+        }
+    }
+
+    /// Checks every start of `starts` before anything runs; returns how many there are.
+    fn check_starts<I: Iterator<Item = usize>>(&self, starts: I) -> Result<usize, Error> {
+        let mut n = 0;
+        for s in starts {
+            if !self.is_start(s) {
+                return Err(bad_start());
+            }
+            // Validates the window's grid (e.g. too many steps) before anything is written.
+            let (solver, saves) = self.window_solver(s)?;
+            solver.grid.check_save_times(saves)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn bad_start() -> Error {
+    Error::OutOfRange {
+        what: "window start must be a fully observed row with a full window after it",
+    }
+}
+
+/// The window starts of one loss evaluation: an iterator made by [`SeriesProblem::batch`]
+/// or [`SeriesProblem::all_windows`]. Cloning it replays the same starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a, const D: usize> {
+    series: Series<'a, D>,
+    positions: usize,
+    all: bool,
+    remaining: usize,
+    next: usize,
+    key: u64,
+}
+
+impl<const D: usize> Iterator for Batch<'_, D> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.all {
+            while self.next < self.positions {
+                let s = self.next;
+                self.next += 1;
+                if self.series.row_present(s) {
+                    return Some(s);
+                }
+            }
+            return None;
+        }
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let draw = splitmix64(self.key ^ splitmix64(self.next as u64));
+        self.next += 1;
+        // Multiply-shift maps 64 random bits to 0..positions without modulo bias worth
+        // mentioning and without a division (same bits on 32- and 64-bit targets).
+        let first = ((u128::from(draw) * self.positions as u128) >> 64) as usize;
+        (0..self.positions)
+            .map(|i| (first + i) % self.positions)
+            .find(|&s| self.series.row_present(s))
+    }
+}
+
+/// A noise source's trajectories `offset ..` as trajectories `0 ..`: each window draws its
+/// own part of one Brownian family.
+struct Shifted<'n, N> {
+    inner: &'n N,
+    offset: usize,
+}
+
+impl<N: NoiseSource> NoiseSource for Shifted<'_, N> {
+    #[inline]
+    fn increment<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        h: f32,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        self.inner
+            .increment(self.offset.wrapping_add(trajectory), step, h, with_dz)
+    }
+}
+
+fn check_method<M: Method>(noise: NoiseKind) -> Result<(), Error> {
+    if M::supports(noise) {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedNoise {
+            method: M::NAME,
+            noise,
+        })
+    }
+}
+
+/// The mean and variance halves of a statistics scratch.
+type MeanVar<'s, T, const D: usize> = (&'s mut [[T; D]], &'s mut [[T; D]]);
+
+/// The mean and variance halves of a statistics scratch of at least `2 n` rows.
+fn split_stats<T, const D: usize>(
+    stats: &mut [[T; D]],
+    n: usize,
+) -> Result<MeanVar<'_, T, D>, Error> {
+    let short = Error::Length {
+        what: "statistics scratch (2 rows per window observation)",
+        expected: 2 * n,
+        found: stats.len(),
+    };
+    let (mean, rest) = stats.split_at_mut_checked(n).ok_or(short)?;
+    let (var, _) = rest.split_at_mut_checked(n).ok_or(short)?;
+    Ok((mean, var))
+}
+
+/// The series loss over the windows starting at `starts`, and its exact gradient with
+/// respect to the model's parameters, by forward-mode sensitivity (as
+/// [`loss_and_gradient`](crate::grad::loss_and_gradient), `K` lanes per pass chosen by the
+/// type of `stats`).
+///
+/// The loss is the objective's per-observation average over all present observations of
+/// all the windows (0 if there are none): for the Gaussian likelihood,
+/// `sum over windows and observations of 1/2 (ln(2 pi s) + (y - mean)^2 / s) / n`.
+/// `starts` is iterated once per pass (clone-replayed), so it must yield the same starts
+/// each time; [`SeriesProblem::batch`] does.
+///
+/// `stats`: at least [`SeriesProblem::stats_len`] rows; `grad`: `S::PARAMS` entries.
+/// Errors before anything is written: wrong lengths, a start that is not usable, an
+/// unsupported noise kind. A diverging window returns [`Error::Diverged`] (trajectory
+/// numbers are those of the shifted noise family); a non-finite loss or gradient
+/// [`Error::NonFinite`] with `what: "loss"` / `"gradient"`; `grad` then holds partial
+/// results.
+///
+/// Cost: `ceil(PARAMS / K)` passes, each one ensemble of `trajectories` per window.
+pub fn series_loss_and_gradient<const K: usize, S, M, N, I, const D: usize>(
+    problem: &SeriesProblem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    starts: I,
+    stats: &mut [[Dual<K>; D]],
+    grad: &mut [f32],
+) -> Result<f32, Error>
+where
+    S: Sde<Dual<K>, D> + Parameters,
+    M: Step<Dual<K>, S, D> + Copy,
+    N: NoiseSource,
+    I: Iterator<Item = usize> + Clone,
+{
+    if K == 0 {
+        return Err(Error::OutOfRange {
+            what: "Dual<K> needs K >= 1 lanes",
+        });
+    }
+    check_len("gradient", S::PARAMS, grad.len())?;
+    check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
+    let (mean, var) = split_stats(stats, problem.window)?;
+    problem.check_starts(starts.clone())?;
+    let mut value = f32::NAN;
+    let mut start = 0;
+    loop {
+        let mut total = Dual::<K>::ZERO;
+        let mut count = 0usize;
+        for s in starts.clone() {
+            let (solver, saves) = problem.window_solver(s)?;
+            let mut u0 = [Dual::<K>::ZERO; D];
+            if let Some(row) = problem.series.values.get(s) {
+                for (x, &v) in u0.iter_mut().zip(row) {
+                    *x = Dual::constant(v);
+                }
+            }
+            let shifted = Shifted {
+                inner: noise,
+                offset: s.wrapping_mul(problem.trajectories),
+            };
+            solver.ensemble(
+                model,
+                &shifted,
+                &u0,
+                problem.trajectories,
+                saves,
+                mean,
+                var,
+                None,
+                ParamSeed::window(start),
+            )?;
+            let (sum, c) = problem.window_sum(s, mean, var);
+            total += sum;
+            count += c;
+        }
+        let l = if count == 0 {
+            Dual::ZERO
+        } else {
+            total / count as f32
+        };
+        if start == 0 {
+            value = l.v;
+            if !value.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "loss",
+                    index: 0,
+                });
+            }
+        }
+        let end = grad.len().min(start + K);
+        let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
+        for (lane, g) in chunk.iter_mut().enumerate() {
+            *g = l.t.get(lane).copied().unwrap_or(f32::NAN);
+            if !g.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "gradient",
+                    index: start + lane,
+                });
+            }
+        }
+        start += K;
+        if start >= grad.len() {
+            break;
+        }
+    }
+    Ok(value)
+}
+
+/// The series loss over the windows starting at `starts`, without derivatives (one
+/// ensemble per window on `f32`; bit-identical to the value
+/// [`series_loss_and_gradient`] returns). `stats`: at least [`SeriesProblem::stats_len`]
+/// rows. Errors as [`series_loss_and_gradient`].
+pub fn series_loss_value<S, M, N, I, const D: usize>(
+    problem: &SeriesProblem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    starts: I,
+    stats: &mut [[f32; D]],
+) -> Result<f32, Error>
+where
+    S: Sde<f32, D>,
+    M: Step<f32, S, D> + Copy,
+    N: NoiseSource,
+    I: Iterator<Item = usize> + Clone,
+{
+    check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
+    let (mean, var) = split_stats(stats, problem.window)?;
+    problem.check_starts(starts.clone())?;
+    let (mut total, mut count) = (0.0f32, 0usize);
+    for s in starts {
+        let (solver, saves) = problem.window_solver(s)?;
+        let u0 = problem.series.values.get(s).copied().unwrap_or([0.0; D]);
+        let shifted = Shifted {
+            inner: noise,
+            offset: s.wrapping_mul(problem.trajectories),
+        };
+        solver.ensemble(
+            model,
+            &shifted,
+            &u0,
+            problem.trajectories,
+            saves,
+            mean,
+            var,
+            None,
+            ParamSeed::NONE,
+        )?;
+        let (sum, c) = problem.window_sum(s, mean, var);
+        total += sum;
+        count += c;
+    }
+    let value = if count == 0 {
+        0.0
+    } else {
+        total / count as f32
+    };
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::NonFinite {
+            what: "loss",
+            index: 0,
+        })
+    }
+}
+
+/// Scores the model's window forecasts against the observations: for every window of
+/// `starts`, an ensemble of [`SeriesProblem::trajectories`] from the observed start, and
+/// for every present observation of the window the coverage of the central band and the
+/// CRPS of the ensemble's samples, added to `score` (see [`CalibrationScore`]). With
+/// `window = 1` this scores the one-step-ahead forecasts.
+///
+/// Scratch: `paths` of `trajectories * window` rows, `samples` of `trajectories` entries.
+/// `score` is updated only if every window succeeds.
+#[allow(clippy::too_many_arguments)]
+pub fn score_series<S, M, N, I, const D: usize>(
+    problem: &SeriesProblem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    starts: I,
+    paths: &mut [[f32; D]],
+    samples: &mut [f32],
+    score: &mut CalibrationScore,
+) -> Result<(), Error>
+where
+    S: Sde<f32, D>,
+    M: Step<f32, S, D> + Copy,
+    N: NoiseSource,
+    I: Iterator<Item = usize> + Clone,
+{
+    check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
+    let m = problem.trajectories;
+    let l = problem.window;
+    check_len(
+        "paths scratch (trajectories * window)",
+        m.saturating_mul(l),
+        paths.len(),
+    )?;
+    check_len("samples scratch (trajectories)", m, samples.len())?;
+    problem.check_starts(starts.clone())?;
+    let mut local = *score;
+    for s in starts {
+        let (solver, saves) = problem.window_solver(s)?;
+        let u0 = problem.series.values.get(s).copied().unwrap_or([0.0; D]);
+        let shifted = Shifted {
+            inner: noise,
+            offset: s.wrapping_mul(m),
+        };
+        // Trajectory j of the window is the same draw as in the loss's ensemble.
+        for (j, row) in paths.chunks_mut(l).enumerate().take(m) {
+            solver.solve(model, &shifted, j, &u0, saves, row, ParamSeed::NONE)?;
+        }
+        let (data, mask) = problem.targets(s);
+        for (i, y) in data.iter().enumerate() {
+            for (d, &yd) in y.iter().enumerate() {
+                let present = mask
+                    .and_then(|mk| mk.get(i))
+                    .is_none_or(|r| r.get(d).copied().unwrap_or(false));
+                if !present {
+                    continue;
+                }
+                for (j, x) in samples.iter_mut().enumerate() {
+                    *x = paths
+                        .get(j * l + i)
+                        .and_then(|r| r.get(d))
+                        .copied()
+                        .unwrap_or(f32::NAN);
+                }
+                local.add_ensemble(yd, samples)?;
+            }
+        }
+    }
+    *score = local;
+    Ok(())
+}
+
+/// Options of a [`SeriesTrainer`]: the [`TrainConfig`] (noise per iteration, clipping) and
+/// the seed of the window choice (iteration `i` uses batch seed
+/// [`iteration_seed`]`(window_seed, i)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SeriesConfig {
+    /// Noise and clipping, as for [`Trainer`](crate::train::Trainer).
+    pub train: TrainConfig,
+    /// Seed of the deterministic window choice.
+    pub window_seed: u64,
+}
+
+/// Trains a model on a [`SeriesProblem`]: each iteration draws a batch of windows
+/// ([`SeriesProblem::batch`]), computes the loss and gradient
+/// ([`series_loss_and_gradient`]) on that iteration's noise, reports [`Progress`] to a
+/// callback, records the best parameters and updates. The windowed counterpart of
+/// [`Trainer`](crate::train::Trainer), with the same [`Workspace`] (its `stats` need
+/// [`SeriesProblem::stats_len`] rows; the parameters are the model's only) and the same
+/// error behaviour. With a batch smaller than the series, "best" compares losses of
+/// different batches, so it is a noisy record; score the final model on
+/// [`SeriesProblem::all_windows`].
+///
+/// ```
+/// use core::ops::ControlFlow;
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::EulerMaruyama;
+/// use tinysde::train::{Adam, AdamConfig, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace};
+/// use tinysde::{Dual, Real};
+///
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// const P: usize = Model::PARAMS;
+/// let mut model = Model::default();
+/// model.write_params(&[0.0, 0.0, 0.0, 0.05])?;
+/// let times: Vec<f32> = (0..200).map(|i| i as f32 * 0.1).collect();
+/// let values: Vec<[f32; 1]> = (0..200).map(|i| [(i as f32 * 0.7).sin()]).collect();
+/// let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?.with_batch(8)?;
+/// let mut adam = Adam::new(AdamConfig::lr(0.02), [0.0; P], [0.0; P])?;
+/// let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+/// let mut stats = [[Dual::<4>::ZERO; 1]; 2];
+/// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, stats: &mut stats };
+/// let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)?;
+/// let report = trainer.run(100, |_| ControlFlow::Continue(()))?;
+/// assert_eq!(report.iterations, 100);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+pub struct SeriesTrainer<'a, S, M, O, const K: usize, const D: usize> {
+    model: &'a mut S,
+    optimizer: O,
+    problem: SeriesProblem<'a, M, D>,
+    config: SeriesConfig,
+    ws: Workspace<'a, K, D>,
+    iteration: u32,
+    best_loss: f32,
+}
+
+impl<'a, S, M, O, const K: usize, const D: usize> SeriesTrainer<'a, S, M, O, K, D>
+where
+    S: Sde<Dual<K>, D> + Parameters,
+    M: Step<Dual<K>, S, D> + Copy,
+    O: Optimizer,
+{
+    /// A trainer for `model` on `problem`. Checks, before changing anything, the buffer
+    /// lengths (`params`, `grad`, `best`: `S::PARAMS`; `stats`: at least
+    /// [`SeriesProblem::stats_len`]), the optimizer's size, the noise kind, `K >= 1` and the
+    /// clipping norm; then copies the model's parameters into `params` and `best`.
+    pub fn new(
+        model: &'a mut S,
+        optimizer: O,
+        problem: SeriesProblem<'a, M, D>,
+        config: SeriesConfig,
+        ws: Workspace<'a, K, D>,
+    ) -> Result<Self, Error> {
+        if K == 0 {
+            return Err(Error::OutOfRange {
+                what: "Dual<K> needs K >= 1 lanes",
+            });
+        }
+        let n = S::PARAMS;
+        check_len("parameters", n, ws.params.len())?;
+        check_len("gradient", n, ws.grad.len())?;
+        check_len("best parameters", n, ws.best.len())?;
+        check_len("optimizer state", n, optimizer.num_params())?;
+        if ws.stats.len() < problem.stats_len() {
+            return Err(Error::Length {
+                what: "statistics scratch (2 rows per window observation)",
+                expected: problem.stats_len(),
+                found: ws.stats.len(),
+            });
+        }
+        check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
+        if let Some(c) = config.train.clip_norm {
+            if !c.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "clipping norm",
+                    index: 0,
+                });
+            }
+            if c <= 0.0 {
+                return Err(Error::OutOfRange {
+                    what: "clipping norm must be > 0",
+                });
+            }
+        }
+        model.read_unchecked(ws.params);
+        ws.best.copy_from_slice(ws.params);
+        ws.grad.fill(0.0);
+        Ok(Self {
+            model,
+            optimizer,
+            problem,
+            config,
+            ws,
+            iteration: 0,
+            best_loss: f32::INFINITY,
+        })
+    }
+
+    /// Runs `iterations` iterations; calls continue the iteration count (and so the noise
+    /// and window sequences) where the previous one stopped.
+    pub fn run<F>(&mut self, iterations: u32, mut callback: F) -> Result<Report, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+    {
+        let mut report = Report {
+            iterations: 0,
+            last_loss: f32::NAN,
+            best_loss: self.best_loss,
+            stopped: false,
+        };
+        self.model.read_unchecked(self.ws.params);
+        for _ in 0..iterations {
+            let iteration = self.iteration;
+            let noise = self.config.train.noise.brownian(iteration);
+            let batch = self
+                .problem
+                .batch(iteration_seed(self.config.window_seed, iteration));
+            let value = match series_loss_and_gradient(
+                &self.problem,
+                &*self.model,
+                &noise,
+                batch,
+                self.ws.stats,
+                self.ws.grad,
+            ) {
+                Ok(v) => v,
+                Err(Error::NonFinite {
+                    what: "gradient" | "loss",
+                    ..
+                }) => return Err(Error::NonFiniteGradient { iteration }),
+                Err(e) => return Err(e),
+            };
+            if value < self.best_loss {
+                self.best_loss = value;
+                self.ws.best.copy_from_slice(self.ws.params);
+            }
+            self.iteration = self.iteration.saturating_add(1);
+            report.iterations = report.iterations.saturating_add(1);
+            report.last_loss = value;
+            report.best_loss = self.best_loss;
+            let progress = Progress {
+                iteration,
+                loss: value,
+                stage: 0,
+                window: self.problem.window,
+            };
+            if callback(&progress).is_break() {
+                report.stopped = true;
+                return Ok(report);
+            }
+            if let Some(c) = self.config.train.clip_norm {
+                clip_global_norm(self.ws.grad, c)?;
+            }
+            self.optimizer.step(self.ws.params, self.ws.grad)?;
+            if self.ws.params.iter().any(|p| !p.is_finite()) {
+                self.model.read_unchecked(self.ws.params);
+                return Err(Error::NonFiniteGradient { iteration });
+            }
+            self.model.write_unchecked(self.ws.params);
+        }
+        Ok(report)
+    }
+
+    /// The best parameters seen and their (mini-batch) loss.
+    pub fn best(&self) -> (&[f32], f32) {
+        (self.ws.best, self.best_loss)
+    }
+
+    /// Puts the best parameters into the model.
+    pub fn restore_best(&mut self) {
+        self.ws.params.copy_from_slice(self.ws.best);
+        self.model.write_unchecked(self.ws.best);
+    }
+
+    /// The current flat parameters.
+    pub fn params(&self) -> &[f32] {
+        self.ws.params
+    }
+
+    /// The model.
+    pub fn model(&self) -> &S {
+        self.model
+    }
+
+    /// The optimizer, for changing its learning rate between phases.
+    pub fn optimizer_mut(&mut self) -> &mut O {
+        &mut self.optimizer
+    }
+
+    /// The problem.
+    pub fn problem(&self) -> &SeriesProblem<'a, M, D> {
+        &self.problem
+    }
+
+    /// The number of iterations run so far.
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+}
