@@ -68,15 +68,8 @@ impl Line {
         }
     }
 
-    #[inline(never)]
     fn str(&mut self, s: &str) -> &mut Self {
-        for &b in s.as_bytes() {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
-        }
-        self
+        self.bytes(s.as_bytes())
     }
 
     fn word(&mut self, s: &str) -> &mut Self {
@@ -109,29 +102,36 @@ impl Line {
 
     #[inline(never)]
     fn dec(&mut self, x: u32) -> &mut Self {
+        // The digits, least significant first; a loop the optimizer keeps rolled (its
+        // trip count depends on the value), which is what a printer wants on 16 KB.
         let mut digits = [0u8; 10];
         let mut n = x;
-        let mut i = digits.len();
+        let mut len = 0;
         loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
+            if let Some(d) = digits.get_mut(len) {
                 *d = b'0' + (n % 10) as u8;
             }
+            len += 1;
             n /= 10;
-            if n == 0 || i == 0 {
+            if n == 0 {
                 break;
             }
         }
-        self.str(" ").bytes(digits.get(i..).unwrap_or(&[]))
+        self.str(" ");
+        for d in digits.get(..len).unwrap_or(&[]).iter().rev() {
+            self.bytes(core::slice::from_ref(d));
+        }
+        self
     }
 
     #[inline(never)]
     fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
+        // As much as fits (a full line is cut short, never overrun).
+        let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let n = bytes.len().min(free.len());
+        if let (Some(dst), Some(src)) = (free.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
         }
         self
     }
