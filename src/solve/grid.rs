@@ -222,7 +222,7 @@ impl TimeGrid {
         // `u32::MAX` is none. (Comparing in f32 rather than casting to u64 first spares the
         // 32-bit targets a float-to-u64 conversion routine; 2^32 is exact in f32.)
         let x = (t - self.t0) / self.h + 0.5;
-        if !(x < 4_294_967_296.0) {
+        if x >= 4_294_967_296.0 {
             return None;
         }
         let k = x as u32;

@@ -15,6 +15,8 @@
 //! CONFIG <params> <trajectories> <steps> <saves> <t0> <t1> <u0> <noise_seed> <weights_crc>
 //! FORECAST <i> <t> <mean> <std>
 //! COST <what> <count> <total instructions>
+//! ADAPTIVE <i> <t> <mean> <variance>             (full firmware: SOSRI, Brownian tree)
+//! ADAPTIVE_STEPS <trajectories> <depth> <tolerance> <accepted> <rejected>
 //! TRAIN <iteration> <loss>
 //! STACK <peak bytes>
 //! CHECK <name> <ok|FAIL> <four f32 values>      (scenario `selftest`)
@@ -24,7 +26,7 @@
 //! ```
 //!
 //! The exit status is 0 on success, the stage's code on a typed error (2 load, 3 forecast,
-//! 4 bench, 5 train), 6 if an on-target check failed, 9 on a hard fault. The first word of
+//! 4 bench, 5 train, 7 adaptive), 6 if an on-target check failed, 9 on a hard fault. The first word of
 //! the semihosting command line after the program name picks a scenario: none (the normal
 //! run), `short` (the normal run with one training iteration instead of five: what CI
 //! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
@@ -243,6 +245,30 @@ impl Report for TextReport {
                 std,
             } => {
                 l.str("FORECAST").dec(index).f32(t).f32(mean).f32(std);
+            }
+            #[cfg(not(feature = "no-panic"))]
+            Event::Adaptive {
+                index,
+                t,
+                mean,
+                var,
+            } => {
+                l.str("ADAPTIVE").dec(index).f32(t).f32(mean).f32(var);
+            }
+            #[cfg(not(feature = "no-panic"))]
+            Event::AdaptiveSteps {
+                trajectories,
+                depth,
+                tolerance,
+                accepted,
+                rejected,
+            } => {
+                l.str("ADAPTIVE_STEPS")
+                    .dec(trajectories)
+                    .dec(depth)
+                    .f32(tolerance)
+                    .dec(accepted)
+                    .dec(rejected);
             }
             Event::Cost { what, count, total } => {
                 l.str("COST").word(what).dec(count).dec(total);
