@@ -12,11 +12,25 @@
 //! column a one-dimensional model is fitted, with two a two-dimensional one.
 //!
 //! **Scaling.** Times are read as `f64` and mapped to the model's `f32` time by
-//! `tau = (t - t0) / unit`, where `unit` is the whole span for up to 100 intervals and 100
-//! median intervals for longer series (so `f32` keeps the spacing exact to about one part in
-//! 10^5 however long the series is). Each value column is standardized by the mean and
-//! standard deviation of its observed values. The scaling is written to `fit_csv.json` next
-//! to the weights (documented in `docs/weights-format.md`).
+//! `tau = (t - t0) / unit`, one model time unit per median interval. Each value column is
+//! standardized by the mean and standard deviation of its observed values. The scaling is
+//! written to `fit_csv.json` next to the weights (documented in `docs/weights-format.md`).
+//!
+//! **Model and training.** The seed task's network on a D-dimensional state (drift `u ->
+//! u^3 -> Dense(D, 20, fast tanh) -> Dense(20, D)`, diffusion `u -> Dense(D, 20, fast
+//! sigmoid) -> Dense(20, D)`), SOSRI with steps of at most half a median interval. The
+//! series is cut into windows (`--window` observations after an observed start row); each
+//! iteration draws `--batch` windows, starts `--trajectories` paths at each window's observed
+//! value, and scores the observations that follow by the Gaussian likelihood of the paths'
+//! mean and variance (`--loss calibrated`, the default: the band learns the data's scatter)
+//! or by the squared error of their mean (`--loss mse`, the seed article's loss). Memory
+//! does not grow with the series' length; missing values are left out.
+//!
+//! **Predictions and scores.** Every row is predicted from the last fully observed row
+//! before it (`--eval-trajectories` paths): the band in the plot, the rows of
+//! `forecast.csv`, and the printed coverage of the 5-95 % band and mean CRPS. `--horizon`
+//! adds forecast rows past the end; `--holdout N` trains without the last N rows and scores
+//! them apart.
 //!
 //! **Outputs** (in `--out DIR`, default `target/fit_csv`; all files appear together, or none
 //! if anything fails): `fit_csv.weights`, `fit_csv.json`, `fit_csv_fit.png` (data, model
@@ -36,10 +50,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::csv::{self as table_csv, Table, TimeFormat};
-use common::fit::{self, History, Method, Model, Schedule};
+use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
-use tinysde::solve::Solver;
-use tinysde::train::{GrowingWindow, MeanSquaredError};
+use tinysde::train::{ensemble_quantile, CalibrationScore, SeriesObjective};
 
 /// Fit a neural SDE to a time series in a CSV file; write the weights, plots and a forecast.
 ///
@@ -59,20 +72,35 @@ pub struct Cli {
     #[arg(short, long, value_name = "DIR", default_value = "target/fit_csv")]
     pub out: PathBuf,
     /// Training iterations, exactly.
-    #[arg(short, long, value_name = "N", default_value_t = 600,
+    #[arg(short, long, value_name = "N", default_value_t = 400,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub iterations: u32,
-    /// Sampled paths per training iteration.
+    /// Sampled paths per window and training iteration.
     #[arg(short, long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub trajectories: u32,
-    /// Sampled paths for the band, the forecast and the scores.
-    #[arg(long, value_name = "N", default_value_t = 1000,
+    /// Windows per training iteration (all of them if the series has fewer).
+    #[arg(short, long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Observations per window after its observed start (1: one step ahead).
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: u32,
+    /// Sampled paths per prediction, for the band, the forecast and the scores.
+    #[arg(long, value_name = "N", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(20..=100_000))]
     pub eval_trajectories: u32,
     /// The training loss.
-    #[arg(short, long, value_enum, default_value_t = LossKind::Mse)]
+    #[arg(short, long, value_enum, default_value_t = LossKind::Calibrated)]
     pub loss: LossKind,
+    /// The calibrated loss's variance floor, in standardized units squared (keep it well
+    /// below the squared one-step scatter of the standardized data).
+    #[arg(long, value_name = "VAR", default_value_t = 1e-5)]
+    pub var_floor: f32,
+    /// Train on all rows but the last N, and score those N separately (held out).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub holdout: usize,
     /// Forecast this many median intervals past the last time.
     #[arg(long, value_name = "STEPS", default_value_t = 0)]
     pub horizon: u32,
@@ -93,9 +121,22 @@ pub struct Cli {
 /// The training loss.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossKind {
-    /// Mean squared error between the data and the mean of the sampled paths (the seed
-    /// article's loss; it fits the mean, not the scatter).
+    /// Gaussian likelihood of each window's observations given its start (multiple
+    /// shooting): fits the noise to the data's scatter, so the band is calibrated.
+    Calibrated,
+    /// Mean squared error between the observations and the mean of the sampled paths (the
+    /// seed article's loss): fits the mean only; the band is not fitted.
     Mse,
+}
+
+impl LossKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Calibrated => "calibrated",
+            LossKind::Mse => "mse",
+        }
+    }
 }
 
 /// How a run is sized.
@@ -105,16 +146,22 @@ pub struct Settings {
     pub iterations: u32,
     /// Adam's learning rate.
     pub lr: f32,
-    /// Paths per loss evaluation.
+    /// Paths per window and iteration.
     pub trajectories: usize,
-    /// Paths for the final score, the band and the forecast.
+    /// Windows per iteration.
+    pub batch: usize,
+    /// Observations per window.
+    pub window: usize,
+    /// Paths per prediction (band, forecast, scores).
     pub eval_trajectories: usize,
     /// The loss.
     pub loss: LossKind,
+    /// The Gaussian likelihood's variance floor (standardized units squared).
+    pub var_floor: f32,
     /// Forecast rows past the last time, spaced by the median interval.
     pub horizon: u32,
-    /// Largest number of solver steps.
-    pub max_steps: u32,
+    /// Rows at the end left out of training and scored separately.
+    pub holdout: usize,
     /// Seeds: initial weights, training noise.
     pub seeds: (u64, u64),
     /// The CSV reader's options.
@@ -124,13 +171,16 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            iterations: 600,
+            iterations: 400,
             lr: 0.01,
             trajectories: 16,
-            eval_trajectories: 1000,
-            loss: LossKind::Mse,
+            batch: 32,
+            window: 1,
+            eval_trajectories: 500,
+            loss: LossKind::Calibrated,
+            var_floor: 1e-5,
             horizon: 0,
-            max_steps: 4000,
+            holdout: 0,
             seeds: (1, 7),
             csv: table_csv::Options::default(),
         }
@@ -150,16 +200,25 @@ impl Settings {
         if !(cli.lr.is_finite() && cli.lr > 0.0) {
             return Err(format!("--lr {}: must be a positive number", cli.lr));
         }
+        if !(cli.var_floor.is_finite() && cli.var_floor > 0.0) {
+            return Err(format!(
+                "--var-floor {}: must be a positive number",
+                cli.var_floor
+            ));
+        }
         Ok(Self {
             iterations: cli.iterations,
+            var_floor: cli.var_floor,
             lr: cli.lr,
             trajectories: cli.trajectories as usize,
+            batch: cli.batch as usize,
+            window: cli.window as usize,
             eval_trajectories: cli.eval_trajectories as usize,
             loss: cli.loss,
             horizon: cli.horizon,
+            holdout: cli.holdout,
             seeds: (cli.seed, cli.seed.wrapping_add(6)),
             csv: table_csv::Options { delimiter },
-            ..Self::default()
         })
     }
 }
@@ -173,22 +232,21 @@ pub struct Summary {
     pub rows: usize,
     /// Missing values.
     pub missing: usize,
-    /// Solver steps.
-    pub steps: u32,
-    /// The largest distance (in the file's time unit) a time was moved onto the grid.
-    pub max_shift: f64,
+    /// The largest solver step, in the file's time unit (seconds for dates).
+    pub max_step: f64,
+    /// The name of that unit.
+    pub time_unit: &'static str,
     /// Training history.
     pub history: History,
-    /// Mean squared error (scaled units) of the mean of `eval_trajectories` paths, for the
-    /// initial model.
-    pub initial_score: f32,
-    /// The same for the trained model.
-    pub score: f32,
     /// Per value column: the fraction of observed values (after the first row) inside the
     /// model's 5-95 % band.
     pub coverage: Vec<f64>,
     /// Per value column: the mean CRPS of the ensemble at the observed values (file units).
     pub crps: Vec<f64>,
+    /// The same two scores on the held-out rows (empty without `holdout`).
+    pub holdout_coverage: Vec<f64>,
+    /// See `holdout_coverage`.
+    pub holdout_crps: Vec<f64>,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
@@ -211,12 +269,10 @@ impl Scaling {
     pub fn of(table: &Table) -> Self {
         let t0 = table.times[0];
         let last = table.times[table.times.len() - 1];
-        let gaps = table.times.len() - 1;
-        let time_unit = if gaps <= 100 {
-            last - t0
-        } else {
-            100.0 * median_gap(&table.times)
-        };
+        // One model time unit per typical interval: the drift and the noise over one
+        // interval are then of order one, the scale the networks start at.
+        let time_unit = median_gap(&table.times);
+        let _ = last;
         let columns = (0..table.value_columns())
             .map(|c| {
                 let seen: Vec<f64> = table.rows.iter().filter_map(|r| r[c]).collect();
@@ -331,28 +387,6 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
     }
 }
 
-/// The growing-window schedule for `rows` points and exactly `iterations` iterations:
-/// up to six stages (two points, then about a fifth of the rest per stage).
-fn schedule(rows: usize, iterations: u32, lr: f32, trajectories: usize) -> Schedule {
-    let add = rows.saturating_sub(2).div_ceil(5).max(1);
-    let stages = (1 + rows.saturating_sub(2).div_ceil(add)).min(iterations as usize);
-    let add = rows
-        .saturating_sub(2)
-        .div_ceil(stages.saturating_sub(1).max(1))
-        .max(1);
-    let window = GrowingWindow {
-        start: if stages == 1 { rows.max(2) } else { 2 },
-        add,
-        iters_per_stage: iterations.div_ceil(stages.max(1) as u32),
-    };
-    Schedule::Growing {
-        window,
-        lr,
-        trajectories,
-        limit: Some(iterations),
-    }
-}
-
 fn fit_table<const D: usize, const K: usize>(
     file: &str,
     table: &Table,
@@ -363,6 +397,29 @@ fn fit_table<const D: usize, const K: usize>(
     let scaling = Scaling::of(table);
     let rows = table.times.len();
     let gap = median_gap(&table.times);
+    // Guards against runs that would take hours or exhaust memory: each step is at most half
+    // a median interval, and the forecast keeps every path at every horizon time.
+    if let Some(i) = table
+        .times
+        .windows(2)
+        .position(|w| w[1] - w[0] > MAX_GAP_RATIO * gap)
+    {
+        return Err(format!(
+            "{file}:{}: time {} comes {} median intervals after the previous one (at most {MAX_GAP_RATIO} are allowed); split the series at the gap",
+            table.lines[i + 1],
+            table.time_format.format(table.times[i + 1]),
+            table_csv::format_number(((table.times[i + 1] - table.times[i]) / gap).round())
+        ));
+    }
+    if (settings.horizon as usize).saturating_mul(settings.eval_trajectories) > MAX_FORECAST_SAMPLES
+    {
+        return Err(format!(
+            "--horizon {} with {} paths would keep {} samples; keep horizon x eval-trajectories at most {MAX_FORECAST_SAMPLES}",
+            settings.horizon,
+            settings.eval_trajectories,
+            settings.horizon as usize * settings.eval_trajectories
+        ));
+    }
     let mut all_times = table.times.clone();
     all_times.extend((1..=settings.horizon).map(|k| table.times[rows - 1] + f64::from(k) * gap));
     let taus: Vec<f32> = all_times.iter().map(|&t| scaling.tau(t)).collect();
@@ -378,12 +435,18 @@ fn fit_table<const D: usize, const K: usize>(
     let data: Vec<[f32; D]> = table
         .rows
         .iter()
-        .map(|r| core::array::from_fn(|c| r[c].map_or(0.0, |x| scaling.z(c, x))))
+        .map(|r| core::array::from_fn(|c| r[c].map_or(f32::NAN, |x| scaling.z(c, x))))
+        .collect();
+    let mask: Vec<[bool; D]> = table
+        .rows
+        .iter()
+        .map(|r| core::array::from_fn(|c| r[c].is_some()))
         .collect();
     if let Some((i, c)) = data
         .iter()
+        .zip(&mask)
         .enumerate()
-        .find_map(|(i, z)| z.iter().position(|v| !v.is_finite()).map(|c| (i, c)))
+        .find_map(|(i, (z, m))| (0..D).find(|&c| m[c] && !z[c].is_finite()).map(|c| (i, c)))
     {
         return Err(format!(
             "{file}:{}: column {}: the value is too far from the others to standardize in f32",
@@ -391,131 +454,115 @@ fn fit_table<const D: usize, const K: usize>(
             c + 2
         ));
     }
-    let mask: Vec<[bool; D]> = table
-        .rows
-        .iter()
-        .map(|r| core::array::from_fn(|c| r[c].is_some()))
-        .collect();
-    let min_steps = (2 * (taus.len() as u32 - 1))
-        .max(20)
-        .min(settings.max_steps);
-    let (grid, save_all, shift_tau) = fit::grid_through(&taus, min_steps, settings.max_steps)
-        .map_err(|e| {
-            format!(
-                "{file}: cannot put the {} times on a solver grid of at most {} steps ({e}); the series is too long or too unevenly spaced for this version",
-                taus.len(),
-                settings.max_steps
-            )
-        })?;
-    let save_times = &save_all[..rows];
-    let max_shift = f64::from(shift_tau) * scaling.time_unit;
-    let solver = Solver::new(Method::default(), grid);
-    // Start at the first observed value of each column (its mean where it is missing).
-    let u0: [f32; D] = data[0];
-    let loss = MeanSquaredError::masked(&data, &mask).map_err(|e| format!("{file}: {e}"))?;
-    let schedule = schedule(
-        rows,
-        settings.iterations,
-        settings.lr,
-        settings.trajectories,
-    );
-    let mut model: Model<D> = fit::new_model(settings.seeds.0).map_err(|e| e.to_string())?;
+    let present: Vec<bool> = mask.iter().map(|m| m.iter().all(|&p| p)).collect();
+    if settings.holdout + 2 > rows {
+        return Err(format!(
+            "{file}: --holdout {} leaves fewer than 2 of the {rows} rows for training",
+            settings.holdout
+        ));
+    }
+    let train_rows = rows - settings.holdout;
+    let data_taus = &taus[..train_rows];
+    let max_step = 0.5 * (gap / scaling.time_unit) as f32;
+    let objective = match settings.loss {
+        LossKind::Calibrated => SeriesObjective::GaussianNll {
+            var_floor: settings.var_floor,
+        },
+        LossKind::Mse => SeriesObjective::MeanSquaredError,
+    };
+    let how = fit::SeriesFit {
+        objective,
+        window: settings.window.min(rows - 1).max(1),
+        batch: settings.batch,
+        trajectories: settings.trajectories,
+        max_step,
+        lr: settings.lr,
+        iterations: settings.iterations,
+        seed: settings.seeds.1,
+    };
+    let mut model: Model<D> = fit::new_seed_model(settings.seeds.0).map_err(|e| e.to_string())?;
     let outputs = common::output::Outputs::new(out)?;
-    let initial_score = fit::evaluate(
-        &model,
-        solver,
-        u0,
-        save_times,
-        &loss,
-        settings.eval_trajectories,
-        0xC5F,
-    )
-    .map_err(|e| format!("{file}: evaluation failed: {e}"))?;
-    let bar = fit::progress_bar(schedule.total_iterations(rows) as u64, "fit_csv", progress);
-    let history = fit::train::<K, _, _, D>(
+    let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
+    let history = fit::train_series::<K, _, D>(
         &mut model,
-        solver,
-        u0,
-        save_times,
-        loss,
-        &schedule,
-        settings.seeds.1,
+        data_taus,
+        &data[..train_rows],
+        &mask[..train_rows],
+        &how,
         &bar,
     )
     .map_err(|e| format!("{file}: training failed: {e}"))?;
     bar.finish_and_clear();
-    let score = fit::evaluate(
+
+    // Every row predicted from the last fully observed row before it; scores on the data.
+    let mut bands: Vec<Band> = (0..D).map(|_| Band::empty(all_times.len())).collect();
+    let mut scores: Vec<CalibrationScore> = (0..D)
+        .map(|_| CalibrationScore::new(0.9))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut held_out = scores.clone();
+    let mut column = vec![0.0f32; settings.eval_trajectories];
+    let eval_bar = fit::progress_bar(all_times.len() as u64, "forecast", progress);
+    fit::predict_rows(
         &model,
-        solver,
-        u0,
-        save_times,
-        &loss,
+        &taus,
+        &data,
+        &present,
+        max_step,
         settings.eval_trajectories,
         0xC5F,
-    )
-    .map_err(|e| format!("{file}: evaluation failed: {e}"))?;
-    let dense = grid.steps() as usize <= 4000;
-    let plot_times: Vec<f32> = if dense {
-        (0..=grid.steps()).map(|k| grid.time(k)).collect()
-    } else {
-        save_all.clone()
-    };
-    let samples = fit::sample_at(
-        &model,
-        solver,
-        u0,
-        &plot_times,
-        settings.eval_trajectories,
-        0xC5F,
-    )
-    .map_err(|e| format!("{file}: sampling failed: {e}"))?;
-    // The sample index of every data and forecast time.
-    let at: Vec<usize> = save_all
-        .iter()
-        .map(|&t| {
-            if dense {
-                grid.index_of(t).unwrap_or(0) as usize
-            } else {
-                plot_times.iter().position(|&p| p == t).unwrap_or(0)
+        |i, samples| {
+            eval_bar.set_position(i as u64);
+            for c in 0..D {
+                for (v, s) in column.iter_mut().zip(samples) {
+                    *v = s[c];
+                }
+                let q = |column: &mut [f32], p: f32| {
+                    ensemble_quantile(column, p).map(|z| scaling.x(c, z))
+                };
+                let err = |e: tinysde::Error| format!("{file}: row {i}: {e}");
+                bands[c].q05[i] = Some(q(&mut column, 0.05).map_err(err)?);
+                bands[c].q50[i] = Some(q(&mut column, 0.5).map_err(err)?);
+                bands[c].q95[i] = Some(q(&mut column, 0.95).map_err(err)?);
+                let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / column.len() as f64;
+                bands[c].mean[i] = Some(scaling.x(c, m as f32));
+                if i < rows && mask[i][c] {
+                    let score = if i < train_rows {
+                        &mut scores[c]
+                    } else {
+                        &mut held_out[c]
+                    };
+                    score.add_ensemble(data[i][c], &mut column).map_err(err)?;
+                }
             }
-        })
-        .collect();
-    let bands: Vec<Band> = (0..D)
-        .map(|c| Band::of(&samples, c, &scaling, &at))
-        .collect();
-    let (mut coverage, mut crps) = (Vec::new(), Vec::new());
-    for (c, band) in bands.iter().enumerate() {
-        // The first row is the initial condition, not a prediction: it is not scored.
-        let observed: Vec<(usize, f64)> = table
-            .rows
+            Ok(())
+        },
+    )
+    .map_err(|e| format!("{file}: {e}"))?;
+    eval_bar.finish_and_clear();
+    let coverage_of = |scores: &[CalibrationScore]| -> Vec<f64> {
+        scores
             .iter()
-            .enumerate()
-            .skip(1)
-            .filter_map(|(i, r)| r[c].map(|x| (i, x)))
-            .collect();
-        let inside = observed
+            .filter(|s| s.count() > 0)
+            .map(|s| f64::from(s.coverage()))
+            .collect()
+    };
+    // CRPS is in the units of the values: scale back from the standardized ones.
+    let crps_of = |scores: &[CalibrationScore]| -> Vec<f64> {
+        scores
             .iter()
-            .filter(|&&(i, x)| band.q05[i] <= x && x <= band.q95[i])
-            .count();
-        coverage.push(inside as f64 / observed.len().max(1) as f64);
-        let total: f64 = observed
-            .iter()
-            .map(|&(i, x)| {
-                let mut ens: Vec<f64> = samples
-                    .paths
-                    .iter()
-                    .map(|p| scaling.x(c, p[at[i]][c]))
-                    .collect();
-                common::metrics::crps_ensemble(&mut ens, x)
-            })
-            .sum();
-        crps.push(total / observed.len().max(1) as f64);
-    }
+            .zip(&scaling.columns)
+            .filter(|(s, _)| s.count() > 0)
+            .map(|(s, col)| f64::from(s.mean_crps()) * col.2)
+            .collect()
+    };
+    let (coverage, crps) = (coverage_of(&scores), crps_of(&scores));
+    let (holdout_coverage, holdout_crps) = (coverage_of(&held_out), crps_of(&held_out));
 
     let mut outputs = outputs;
     outputs.add(
         "fit_csv_fit.png",
-        &fit_plot(table, &scaling, &samples, settings.horizon)?,
+        &fit_plot(table, &scaling, &all_times, &bands, settings.horizon)?,
     )?;
     outputs.add("fit_csv_loss.png", &loss_plot(&history, settings)?)?;
     let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<D>>()];
@@ -525,53 +572,43 @@ fn fit_table<const D: usize, const K: usize>(
         "forecast.csv",
         forecast_csv(table, &all_times, &bands).as_bytes(),
     )?;
+    let list = |v: &[f64]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|&c| json_number(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let extra = [
         (
             "model",
             json_string(&format!("fit_csv.weights: {}", description::<Model<D>>())),
         ),
         (
-            "u0",
-            format!(
-                "[{}]",
-                u0.iter()
-                    .map(|&v| json_number(f64::from(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            "solver",
+            json_string(&format!("SOSRI, steps of at most {max_step} (model time)")),
         ),
         (
-            "solver",
+            "training",
             json_string(&format!(
-                "SOSRI, {} steps from tau = 0 to {}",
-                grid.steps(),
-                grid.t1()
+                "{} iterations, {} loss, window {}, batch {}, {} paths per window, Adam({})",
+                history.losses.len(),
+                settings.loss.name(),
+                how.window,
+                how.batch,
+                how.trajectories,
+                how.lr
             )),
         ),
         ("rows", rows.to_string()),
         ("missing", table.missing().to_string()),
-        ("iterations", history.losses.len().to_string()),
-        (
-            "coverage_90",
-            format!(
-                "[{}]",
-                coverage
-                    .iter()
-                    .map(|&c| json_number(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-        (
-            "crps",
-            format!(
-                "[{}]",
-                crps.iter()
-                    .map(|&c| json_number(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
+        ("coverage_90", list(&coverage)),
+        ("crps", list(&crps)),
+        ("holdout_rows", settings.holdout.to_string()),
+        ("holdout_coverage_90", list(&holdout_coverage)),
+        ("holdout_crps", list(&holdout_crps)),
     ];
     outputs.add(
         "fit_csv.json",
@@ -582,48 +619,44 @@ fn fit_table<const D: usize, const K: usize>(
         dims: D,
         rows,
         missing: table.missing(),
-        steps: grid.steps(),
-        max_shift,
+        max_step: f64::from(max_step) * scaling.time_unit,
+        time_unit: table.time_format.unit(),
         history,
-        initial_score,
-        score,
         coverage,
         crps,
+        holdout_coverage,
+        holdout_crps,
         files,
     })
 }
 
-/// One column's ensemble mean and quantiles at the data and forecast times, in file units.
+/// The longest interval between two times, in median intervals.
+pub const MAX_GAP_RATIO: f64 = 100_000.0;
+/// The most samples the forecast past the data may keep (horizon x paths).
+pub const MAX_FORECAST_SAMPLES: usize = 20_000_000;
+
+/// One column's prediction at every data and forecast time, in file units (`None` where
+/// there is none: before the first fully observed row).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Band {
     /// Mean.
-    pub mean: Vec<f64>,
+    pub mean: Vec<Option<f64>>,
     /// 5 % quantile.
-    pub q05: Vec<f64>,
+    pub q05: Vec<Option<f64>>,
     /// Median.
-    pub q50: Vec<f64>,
+    pub q50: Vec<Option<f64>>,
     /// 95 % quantile.
-    pub q95: Vec<f64>,
+    pub q95: Vec<Option<f64>>,
 }
 
 impl Band {
-    fn of<const D: usize>(s: &fit::Samples<D>, c: usize, scaling: &Scaling, at: &[usize]) -> Self {
-        let mut band = Band {
-            mean: Vec::new(),
-            q05: Vec::new(),
-            q50: Vec::new(),
-            q95: Vec::new(),
-        };
-        for &i in at {
-            let mut v: Vec<f32> = s.paths.iter().map(|p| p[i][c]).collect();
-            v.sort_by(f32::total_cmp);
-            let q = |p: f64| scaling.x(c, common::metrics::quantile_sorted(&v, p));
-            band.mean.push(scaling.x(c, s.mean[i][c]));
-            band.q05.push(q(0.05));
-            band.q50.push(q(0.5));
-            band.q95.push(q(0.95));
+    fn empty(n: usize) -> Self {
+        Band {
+            mean: vec![None; n],
+            q05: vec![None; n],
+            q50: vec![None; n],
+            q95: vec![None; n],
         }
-        band
     }
 }
 
@@ -643,7 +676,10 @@ fn forecast_csv(table: &Table, times: &[f64], bands: &[Band]) -> String {
         s.push_str(&table.time_format.format(t));
         for b in bands {
             for v in [b.mean[i], b.q05[i], b.q50[i], b.q95[i]] {
-                let _ = write!(s, ",{}", significant(v));
+                s.push(',');
+                if let Some(v) = v {
+                    s.push_str(&significant(v));
+                }
             }
         }
         s.push('\n');
@@ -672,10 +708,11 @@ fn plot_time(format: TimeFormat, t: f64) -> f32 {
     }
 }
 
-fn fit_plot<const D: usize>(
+fn fit_plot(
     table: &Table,
     scaling: &Scaling,
-    s: &fit::Samples<D>,
+    times: &[f64],
+    bands: &[Band],
     horizon: u32,
 ) -> Result<Vec<u8>, String> {
     let fmt = table.time_format;
@@ -684,29 +721,33 @@ fn fit_plot<const D: usize>(
         _ => format!("{} (year)", table.names[0]),
     };
     let last = plot_time(fmt, table.times[table.times.len() - 1]);
-    let charts: Vec<Chart> = (0..D)
-        .map(|c| {
-            let back = |ys: Vec<f32>| -> Vec<(f32, f32)> {
-                s.times
+    let dense = table.times.len() > 400;
+    let charts: Vec<Chart> = bands
+        .iter()
+        .enumerate()
+        .map(|(c, band)| {
+            let curve = |v: &[Option<f64>]| -> Vec<(f32, f32)> {
+                times
                     .iter()
-                    .zip(ys)
-                    .map(|(&tau, z)| (plot_time(fmt, scaling.time(tau)), scaling.x(c, z) as f32))
+                    .zip(v)
+                    .filter_map(|(&t, y)| y.map(|y| (plot_time(fmt, t), y as f32)))
                     .collect()
             };
             let mut items = vec![
                 Item::Band {
-                    lower: back(s.quantile(c, 0.05)),
-                    upper: back(s.quantile(c, 0.95)),
+                    lower: curve(&band.q05),
+                    upper: curve(&band.q95),
                     color: plot::BLUE,
-                    alpha: 0.18,
-                    label: Some("5-95 % of paths".into()),
+                    alpha: 0.2,
+                    label: Some("5-95 % band".into()),
                 },
-                Item::line(
-                    back(s.mean.iter().map(|m| m[c]).collect()),
-                    plot::BLUE,
-                    2,
-                    "model mean",
-                ),
+                Item::Line {
+                    points: curve(&band.mean),
+                    color: plot::BLUE,
+                    alpha: 0.8,
+                    width: if dense { 1 } else { 2 },
+                    label: Some("predicted mean".into()),
+                },
                 Item::points(
                     table
                         .times
@@ -715,7 +756,7 @@ fn fit_plot<const D: usize>(
                         .filter_map(|(&t, r)| r[c].map(|x| (plot_time(fmt, t), x as f32)))
                         .collect(),
                     plot::RED,
-                    if table.times.len() > 400 { 1 } else { 3 },
+                    if dense { 1 } else { 3 },
                     "data",
                 ),
             ];
@@ -725,8 +766,17 @@ fn fit_plot<const D: usize>(
                     color: plot::GREY,
                 });
             }
+            let _ = scaling;
             Chart {
-                title: format!("{} ({} sampled paths)", table.names[c + 1], s.paths.len()),
+                title: format!(
+                    "{}: each point predicted from the previous observation{}",
+                    table.names[c + 1],
+                    if horizon > 0 {
+                        "; then the forecast"
+                    } else {
+                        ""
+                    }
+                ),
                 x_label: x_label.clone(),
                 y_label: table.names[c + 1].clone(),
                 log_y: false,
@@ -735,7 +785,8 @@ fn fit_plot<const D: usize>(
             }
         })
         .collect();
-    plot::render_png(&charts, D, (800 * D as u32, 480))
+    let d = bands.len() as u32;
+    plot::render_png(&charts, bands.len(), (900 * d, 480))
 }
 
 fn loss_plot(history: &History, settings: &Settings) -> Result<Vec<u8>, String> {
@@ -756,16 +807,22 @@ fn loss_plot(history: &History, settings: &Settings) -> Result<Vec<u8>, String> 
             .collect(),
         plot::BLUE,
         1,
-        "loss on the points in use (dashed: one more stage)",
+        "loss of the iteration's batch of windows",
     ));
     let chart = Chart {
-        title: format!(
-            "Training loss: MSE of the {}-path mean (scaled units)",
-            settings.trajectories
-        ),
+        title: match settings.loss {
+            LossKind::Calibrated => format!(
+                "Training loss: Gaussian NLL per observation ({} paths per window)",
+                settings.trajectories
+            ),
+            LossKind::Mse => format!(
+                "Training loss: MSE of the {}-path mean (standardized units)",
+                settings.trajectories
+            ),
+        },
         x_label: "iteration".into(),
         y_label: "loss".into(),
-        log_y: true,
+        log_y: settings.loss == LossKind::Mse,
         legend: Legend::Auto,
         items,
     };
@@ -786,31 +843,34 @@ fn main() -> ExitCode {
     match run(&cli.csv, &settings, &cli.out, progress) {
         Ok(s) => {
             println!(
-                "{}: {} rows ({} missing values), {} value column(s), {} solver steps{}",
+                "{}: {} rows ({} missing values), {} value column(s), solver steps of at most {} ({})",
                 cli.csv.display(),
                 s.rows,
                 s.missing,
                 s.dims,
-                s.steps,
-                if s.max_shift > 0.0 {
-                    format!(" (times moved onto the grid by up to {})", s.max_shift)
-                } else {
-                    String::new()
-                }
+                table_csv::format_number(s.max_step),
+                s.time_unit,
             );
             println!(
-                "training: {} iterations in {:.1} s, last loss {:.4}; score {:.4} (initially {:.4}; scaled MSE of the mean of {} paths)",
+                "training: {} iterations ({} loss) in {:.1} s, last loss {:.4}",
                 s.history.losses.len(),
+                settings.loss.name(),
                 s.history.seconds,
                 s.history.losses.last().copied().unwrap_or(f32::NAN),
-                s.score,
-                s.initial_score,
-                settings.eval_trajectories
             );
             for (c, (cov, crps)) in s.coverage.iter().zip(&s.crps).enumerate() {
                 println!(
-                    "column {}: {:.1} % of the observations inside the 5-95 % band; mean CRPS {:.4}",
+                    "column {}: {:.1} % of the observations inside their predicted 5-95 % band (one step ahead); mean CRPS {:.4}",
                     c + 2,
+                    100.0 * cov,
+                    crps
+                );
+            }
+            for (c, (cov, crps)) in s.holdout_coverage.iter().zip(&s.holdout_crps).enumerate() {
+                println!(
+                    "column {}, {} held-out rows: {:.1} % inside their band; mean CRPS {:.4}",
+                    c + 2,
+                    settings.holdout,
                     100.0 * cov,
                     crps
                 );

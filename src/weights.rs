@@ -229,7 +229,7 @@ describe_tuple!(A, B, C, D, E, F);
 /// The length in bytes of `M`'s shape description.
 pub fn description_len<M: Describe + ?Sized>() -> usize {
     let mut n = 0usize;
-    M::describe(&mut |b| n += b.len());
+    M::describe(&mut |b| n = n.saturating_add(b.len()));
     n
 }
 
@@ -356,11 +356,14 @@ pub fn write<M: Describe + ?Sized>(model: &M, out: &mut [u8]) -> Result<usize, E
     let mut pos = 0usize;
     let mut crc = CRC_INIT;
     let mut put = |bytes: &[u8]| {
-        if let Some(dst) = out.get_mut(pos..pos + bytes.len()) {
+        // `checked_add`, not saturating: the slice is then exactly `bytes.len()` long and
+        // `copy_from_slice` provably cannot panic (the no-panic proof checks it).
+        let end = pos.checked_add(bytes.len());
+        if let Some(dst) = end.and_then(|end| out.get_mut(pos..end)) {
             dst.copy_from_slice(bytes);
             crc = crc32_update(crc, bytes);
         }
-        pos += bytes.len();
+        pos = end.unwrap_or(usize::MAX);
     };
     put(&MAGIC);
     put(&VERSION.to_le_bytes());

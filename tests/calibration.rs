@@ -10,9 +10,9 @@ use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
 use tinysde::train::{
     crps_ensemble, crps_gaussian, ensemble_band, gaussian_band, normal_cdf, normal_quantile,
-    score_series, series_loss_and_gradient, series_loss_value, Adam, AdamConfig, CalibrationScore,
-    GaussianNll, NoiseMode, Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer,
-    TrainConfig, Workspace,
+    score_series, series_loss_and_gradient, series_loss_and_gradient_parallel, series_loss_value,
+    Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode, Series, SeriesConfig,
+    SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -258,7 +258,12 @@ fn uneven_series() -> (Vec<f32>, Vec<[f32; 1]>, Vec<[bool; 1]>) {
 
 fn check_series_gradient<M>(method: M, window: usize, objective: SeriesObjective)
 where
-    M: Method + Step<f32, Small, 1> + Step<Dual<8>, Small, 1> + Step<Dual<3>, Small, 1> + Copy,
+    M: Method
+        + Step<f32, Small, 1>
+        + Step<Dual<8>, Small, 1>
+        + Step<Dual<3>, Small, 1>
+        + Copy
+        + Sync,
 {
     let (times, values, mask) = uneven_series();
     let series = Series::masked(&times, &values, &mask).unwrap();
@@ -290,6 +295,20 @@ where
         series_loss_value(&problem, &with_params(q), &noise, batch, &mut stats).unwrap() as f64
     };
     assert_eq!(value as f64, f(&p), "dual value differs from the f32 loss");
+    // On threads: same bits, whatever the number of threads.
+    for threads in [1, 2, 3, 7] {
+        let mut grad_t = [0.0f32; SMALL_P];
+        let value_t = series_loss_and_gradient_parallel::<3, _, _, _, _, 1>(
+            &problem,
+            &model,
+            &noise,
+            batch,
+            &mut grad_t,
+            threads,
+        )
+        .unwrap();
+        assert_eq!((value_t, grad_t), (value, grad), "{threads} threads");
+    }
     check_fd(&p, &grad, f);
 }
 
@@ -389,6 +408,16 @@ fn ou_series(n: usize, sigma: f64, seed: u64) -> (Vec<f32>, Vec<[f32; 1]>) {
 }
 
 fn train_linear(objective: SeriesObjective, times: &[f32], values: &[[f32; 1]]) -> Linear {
+    train_linear_on(objective, times, values, None, 600)
+}
+
+fn train_linear_on(
+    objective: SeriesObjective,
+    times: &[f32],
+    values: &[[f32; 1]],
+    threads: Option<usize>,
+    iterations: u32,
+) -> Linear {
     const P: usize = Linear::PARAMS;
     let series = Series::new(times, values).unwrap();
     let problem = SeriesProblem::new(EulerMaruyama, series, 0.05, 32)
@@ -417,7 +446,12 @@ fn train_linear(objective: SeriesObjective, times: &[f32], values: &[[f32; 1]]) 
     };
     {
         let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, config, ws).unwrap();
-        trainer.run(600, |_| ControlFlow::Continue(())).unwrap();
+        let go = |_: &_| ControlFlow::Continue(());
+        match threads {
+            None => trainer.run(iterations, go),
+            Some(n) => trainer.run_parallel(iterations, n, go),
+        }
+        .unwrap();
     }
     model
 }
@@ -486,4 +520,38 @@ fn the_likelihood_learns_the_scatter_and_the_mean_squared_error_does_not() {
         assert!(calibrated.mean_crps() < mean_only.mean_crps());
     }
     let _ = ParamSeed::NONE;
+}
+
+#[test]
+fn threaded_series_training_is_bit_identical() {
+    let (times, values) = ou_series(300, 0.3, 1);
+    let objective = SeriesObjective::GaussianNll { var_floor: 1e-5 };
+    let serial = train_linear_on(objective, &times, &values, None, 20);
+    // K = 4 lanes and 4 parameters: one pass, so also check a model with several passes
+    // through the gradient test above; here the whole loop must agree.
+    let threaded = train_linear_on(objective, &times, &values, Some(2), 20);
+    assert_eq!(serial, threaded);
+}
+
+#[test]
+fn ensemble_functions_sort_the_samples() {
+    use tinysde::train::ensemble_quantile;
+    for (seed, n) in [(1u64, 0usize), (2, 1), (3, 2), (4, 7), (5, 64), (6, 1001)] {
+        // Draws with many ties (rounded to a coarse grid).
+        let xs: Vec<f32> = normals(seed, n).iter().map(|z| (z * 4.0).round()).collect();
+        let mut sorted = xs.clone();
+        let result = ensemble_quantile(&mut sorted, 0.25);
+        if n == 0 {
+            assert!(result.is_err());
+            continue;
+        }
+        let mut expected = xs.clone();
+        expected.sort_by(f32::total_cmp);
+        assert_eq!(sorted, expected, "n = {n}");
+        let q = result.unwrap();
+        let pos = 0.25 * (n - 1) as f32;
+        let (i, frac) = (pos.floor() as usize, pos - pos.floor());
+        let hi = expected[(i + 1).min(n - 1)];
+        assert_eq!(q, expected[i] + (hi - expected[i]) * frac);
+    }
 }

@@ -590,3 +590,223 @@ fn long_save_lists_and_paths_are_still_written_only_on_success() {
         }
     }
 }
+
+/// `f = a + b * 1e30 * 1e30`, `g = 0.1`: at `b = 0` the state stays finite, but its
+/// derivative in `b` is infinite. A gradient of one lane per pass fails in the second pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Stiff {
+    p: [f32; 2],
+}
+
+impl Parameters for Stiff {
+    const PARAMS: usize = 2;
+    fn read_unchecked(&self, out: &mut [f32]) {
+        for (o, &p) in out.iter_mut().zip(&self.p) {
+            *o = p;
+        }
+    }
+    fn write_unchecked(&mut self, src: &[f32]) {
+        for (p, &s) in self.p.iter_mut().zip(src) {
+            *p = s;
+        }
+    }
+}
+
+impl<T: Real> Sde<T, 1> for Stiff {
+    const NOISE: NoiseKind = NoiseKind::Diagonal;
+    fn drift(&self, _: f32, _: &[T; 1], seed: ParamSeed) -> [T; 1] {
+        let a: T = seed.lift(self.p[0], 0);
+        let b: T = seed.lift(self.p[1], 1);
+        [a + b * 1e30 * 1e30]
+    }
+    fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::cst(0.1)]
+    }
+}
+
+#[test]
+fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
+    let model = Stiff { p: [0.5, 0.0] };
+    let times = [0.5, 1.0];
+    let data = [[1.0], [1.0]];
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 8).unwrap());
+    let problem = Problem::new(solver, [1.0], 3, &times).unwrap();
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let noise = Brownian::new(4);
+
+    // Both parameters in one pass: the error comes from the first pass, grad is untouched.
+    let mut grad = [SENTINEL; 2];
+    let r = loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &loss,
+        &mut [[Dual::<2>::ZERO; 1]; 4],
+        &mut grad,
+    );
+    assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
+    assert_eq!(grad.map(f32::to_bits), [SENTINEL.to_bits(); 2]);
+
+    // One parameter per pass: pass 0 (parameter a) finishes and is written, pass 1 fails and
+    // leaves entry 1 untouched, exactly as documented.
+    let mut grad = [SENTINEL; 2];
+    let r = loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &loss,
+        &mut [[Dual::<1>::ZERO; 1]; 4],
+        &mut grad,
+    );
+    assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
+    // Entry 0 is the derivative in a alone: the same as for a model without the stiff term.
+    struct Plain;
+    impl<T: Real> Sde<T, 1> for Plain {
+        const NOISE: NoiseKind = NoiseKind::Diagonal;
+        fn drift(&self, _: f32, _: &[T; 1], seed: ParamSeed) -> [T; 1] {
+            [seed.lift(0.5, 0)]
+        }
+        fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+            [T::cst(0.1)]
+        }
+    }
+    impl Parameters for Plain {
+        const PARAMS: usize = 2;
+        fn read_unchecked(&self, _: &mut [f32]) {}
+        fn write_unchecked(&mut self, _: &[f32]) {}
+    }
+    let mut plain = [0.0f32; 2];
+    loss_and_gradient(
+        &problem,
+        &Plain,
+        &noise,
+        &loss,
+        &mut [[Dual::<1>::ZERO; 1]; 4],
+        &mut plain,
+    )
+    .unwrap();
+    assert_eq!(grad[0].to_bits(), plain[0].to_bits());
+    assert_eq!(grad[1].to_bits(), SENTINEL.to_bits());
+}
+
+/// Runs `$body` with `$solver` bound to a solver of each method on `$grid`.
+macro_rules! for_each_method {
+    ($grid:expr, |$solver:ident| $body:block) => {{
+        use tinysde::solve::{EulerHeun, Rk4, Sosra, Sosri, Sra1, Sriw1};
+        {
+            let $solver = Solver::new(EulerMaruyama, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Milstein, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(EulerHeun, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Rk4, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Sriw1, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Sosri, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Sra1, $grid);
+            $body
+        }
+        {
+            let $solver = Solver::new(Sosra, $grid);
+            $body
+        }
+    }};
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 4))]
+
+    #[test]
+    fn every_method_serial_and_threaded_is_a_typed_error_leaving_the_buffers_or_finite(
+        params in proptest::collection::vec(mostly_tame(), P),
+        u0 in mostly_tame(),
+        times in save_times(),
+        trajectories in 0usize..5,
+    ) {
+        let Some(m) = model(params.clone().try_into().unwrap()) else { return Ok(()) };
+        let grid = TimeGrid::new(0.0, 1.0, 8).unwrap();
+        let noise = Brownian::new(8);
+        let n = times.len();
+        for_each_method!(grid, |solver| {
+            let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+            let serial = solver.ensemble(&m, &noise, &[u0], trajectories, &times, &mut mean, &mut var, None, ParamSeed::NONE);
+            match serial {
+                Err(_) => prop_assert!(mean.iter().chain(&var).all(|x| x[0].to_bits() == SENTINEL.to_bits())),
+                Ok(()) => prop_assert!(mean.iter().chain(&var).all(|x| x[0].is_finite())),
+            }
+            let (mut pmean, mut pvar) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+            let threaded = solver.ensemble_parallel(
+                &m, &noise, &[u0], trajectories, &times, &mut pmean, &mut pvar, None, ParamSeed::NONE, 3,
+            );
+            prop_assert_eq!(threaded, serial);
+            prop_assert_eq!(bits(&pmean), bits(&mean));
+            prop_assert_eq!(bits(&pvar), bits(&var));
+        });
+    }
+
+    #[test]
+    fn training_is_a_typed_error_leaving_model_and_optimizer_or_finite(
+        params in proptest::collection::vec(mostly_tame(), P),
+        lr in prop_oneof![4 => 1e-3f32..1.0, 1 => nasty()],
+        clip in prop_oneof![2 => Just(None), 2 => (0.1f32..10.0).prop_map(Some), 1 => nasty().prop_map(Some)],
+        data in proptest::collection::vec(mostly_tame(), 2),
+        iterations in 0u32..4,
+    ) {
+        use core::ops::ControlFlow;
+        use tinysde::train::{TrainConfig, Trainer, Workspace};
+        let Some(mut m) = model(params.clone().try_into().unwrap()) else { return Ok(()) };
+        let Ok(adam) = Adam::new(AdamConfig::lr(lr), [0.0f32; P], [0.0f32; P]) else { return Ok(()) };
+        let data = [[data[0]], [data[1]]];
+        let Ok(loss) = MeanSquaredError::new(&data) else { return Ok(()) };
+        let times = [0.5, 1.0];
+        let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 8).unwrap());
+        let problem = Problem::new(solver, [1.0], 4, &times).unwrap();
+        let config = TrainConfig { clip_norm: clip, ..TrainConfig::default() };
+        let (mut p, mut g, mut best) = ([SENTINEL; P], [SENTINEL; P], [SENTINEL; P]);
+        let mut stats = [[Dual::<2>::ZERO; 1]; 4];
+        let before = m;
+        let mut adam_copy = adam.clone();
+        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, stats: &mut stats };
+        let trainer = Trainer::new(&mut m, &mut adam_copy, problem, loss, config, ws);
+        let mut trainer = match trainer {
+            Err(_) => {
+                prop_assert_eq!(m, before);
+                prop_assert_eq!(&adam_copy, &adam);
+                prop_assert_eq!(p.map(f32::to_bits), [SENTINEL.to_bits(); P]);
+                return Ok(());
+            }
+            Ok(t) => t,
+        };
+        let result = trainer.run(iterations, |_| ControlFlow::Continue(()));
+        // Either way the model holds the trainer's (finite) parameters and so does `best`.
+        let params_now: Vec<f32> = trainer.params().to_vec();
+        prop_assert!(params_now.iter().all(|x| x.is_finite()));
+        prop_assert!(trainer.best().0.iter().all(|x| x.is_finite()));
+        let mut in_model = [0.0f32; P];
+        trainer.model().read_params(&mut in_model).unwrap();
+        prop_assert_eq!(bits1(&in_model), bits1(&params_now));
+        match result {
+            Ok(report) => prop_assert_eq!(report.iterations, iterations),
+            Err(e) => prop_assert!(matches!(
+                e,
+                Error::Diverged { .. } | Error::NonFiniteGradient { .. } | Error::UpdateOverflow { .. }
+                    | Error::StatisticsOverflow { .. }
+            ), "{e:?}"),
+        }
+    }
+}

@@ -100,9 +100,20 @@ fn fit_exp_trains_and_writes_valid_outputs() {
         trajectories: 4,
         steps_per_unit: 2,
         eval_trajectories: 32,
+        calibrated_iterations: 20,
+        calibrated_trajectories: 8,
+        calibrated_lr: 0.02,
         ..fit_exp::Settings::full()
     };
     let s = fit_exp::run(&settings, &dir, false).unwrap();
+    assert_eq!(s.calibrated.losses.len(), 20);
+    assert!(s.calibrated.losses.iter().all(|l| l.is_finite()));
+    for (coverage, crps) in s.calibration {
+        assert!(
+            (0.0..=1.0).contains(&coverage) && crps > 0.0,
+            "{coverage} {crps}"
+        );
+    }
     assert_eq!(s.plain.losses.len(), 12);
     assert_eq!(s.window.losses.len(), 4 * 3); // windows 2, 4, 6, 7
     assert_eq!(s.window.stage_starts(), [3, 6, 9]);
@@ -122,13 +133,18 @@ fn fit_exp_trains_and_writes_valid_outputs() {
 
     assert_eq!(
         listing(&dir),
-        ["fit_exp.weights", "fit_exp_fit.png", "fit_exp_loss.png"]
+        [
+            "fit_exp.weights",
+            "fit_exp_calibrated.weights",
+            "fit_exp_fit.png",
+            "fit_exp_loss.png"
+        ]
     );
     let (w, h, ink) = decode_png(&dir.join("fit_exp_fit.png"));
     assert_eq!((w, h), (900, 560));
     assert!(ink > 0.02, "fit plot nearly blank ({ink})");
     let (w, h, ink) = decode_png(&dir.join("fit_exp_loss.png"));
-    assert_eq!((w, h), (900, 480));
+    assert_eq!((w, h), (1500, 480));
     assert!(ink > 0.02, "loss plot nearly blank ({ink})");
 
     // The weights file holds the trained model, bit for bit.
@@ -402,6 +418,11 @@ fn fit_csv_refuses_bad_files_and_writes_nothing() {
             "wide.csv: has 3 value columns; fit_csv fits 1 or 2",
         ),
         (
+            "gap.csv",
+            Some("t,x\n0,1\n1,2\n2,3\n1e9,4\n"),
+            "gap.csv:5: time 1000000000 comes 999999998 median intervals after the previous one",
+        ),
+        (
             "close.csv",
             Some("t,x\n0,1\n1,2\n1.00000001,3\n"),
             "close.csv:4: time 1.00000001 is too close to the previous one for the model's f32 time",
@@ -449,13 +470,9 @@ fn fit_csv_fits_unequally_spaced_data() {
     let s = fit_csv::run(&path, &settings, &out, false).unwrap();
     assert_eq!((s.dims, s.rows), (1, 6));
     assert_eq!(s.history.losses.len(), 16);
-    assert_eq!(s.max_shift, 0.0); // every time is a grid point
-    assert!(
-        s.score < s.initial_score,
-        "{} -> {}",
-        s.initial_score,
-        s.score
-    );
+    assert!(s.history.losses.iter().all(|l| l.is_finite()));
+    assert_eq!(s.max_step, 2.5); // half the median interval
+    assert!((0.0..=1.0).contains(&s.coverage[0]) && s.crps[0] > 0.0);
     assert_eq!(
         listing(&out),
         [
@@ -466,7 +483,7 @@ fn fit_csv_fits_unequally_spaced_data() {
             "forecast.csv"
         ]
     );
-    assert_eq!(decode_png(&out.join("fit_csv_fit.png")).0, 800);
+    assert_eq!(decode_png(&out.join("fit_csv_fit.png")).0, 900);
     assert_eq!(decode_png(&out.join("fit_csv_loss.png")).0, 900);
     let bytes = std::fs::read(out.join("fit_csv.weights")).unwrap();
     let mut m = fit::Model::<1>::default();
@@ -482,7 +499,7 @@ fn fit_csv_fits_unequally_spaced_data() {
         "\"format\": \"tinysde-scaling\"",
         "\"name\": \"minutes\"",
         "\"t0\": 0.0",
-        "\"unit\": 40.0",
+        "\"unit\": 5.0",
         "{ \"name\": \"load\", \"mean\": 256.6666666666667, \"std\": ",
     ] {
         assert!(json.contains(want), "{want} not in {json}");
@@ -496,6 +513,10 @@ fn fit_csv_fits_unequally_spaced_data() {
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(times, ["0", "5", "15", "20", "35", "40", "45", "50", "55"]);
+    assert_eq!(
+        lines[1], "0,,,,",
+        "the first row has nothing to be predicted from"
+    );
     for l in &lines[2..] {
         let v: Vec<f64> = l.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
         assert!(v[1] <= v[2] && v[2] <= v[3] && v[1] < v[3], "{l}");
@@ -524,6 +545,33 @@ fn fit_csv_handles_dates_gaps_and_extreme_values_without_hanging() {
     let s = fit_csv::run(&path, &settings, &out, false).unwrap();
     assert_eq!(s.history.losses.len(), 1, "--iterations 1 runs exactly one");
     assert_eq!(s.missing, 1);
+    assert!(s.holdout_coverage.is_empty());
+    // Held-out rows: trained on the first three, the last one scored apart.
+    let held = fit_csv::Settings {
+        holdout: 1,
+        ..settings.clone()
+    };
+    let h = fit_csv::run(&path, &held, &dir.join("held"), false).unwrap();
+    assert_eq!((h.holdout_coverage.len(), h.holdout_crps.len()), (1, 1));
+    assert!(h.holdout_crps[0] > 0.0);
+    let too_many = fit_csv::Settings {
+        holdout: 3,
+        ..settings.clone()
+    };
+    let err = fit_csv::run(&path, &too_many, &dir.join("none"), false).unwrap_err();
+    assert!(!dir.join("none").exists());
+    let far = fit_csv::Settings {
+        horizon: 1_000_000,
+        eval_trajectories: 100,
+        ..settings.clone()
+    };
+    let e = fit_csv::run(&path, &far, &dir.join("none"), false).unwrap_err();
+    assert!(e.contains("--horizon 1000000 with 100 paths"), "{e}");
+    assert!(
+        err.contains("--holdout 3 leaves fewer than 2 of the 4 rows"),
+        "{err}"
+    );
+    assert!(!dir.join("none").exists());
     let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
     let times: Vec<&str> = forecast
         .lines()

@@ -12,8 +12,8 @@ use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{Solver, Step, TimeGrid};
 use tinysde::train::{
-    Adam, AdamConfig, GrowingWindow, NoiseMode, Optimizer, Progress, TrainConfig, Trainer,
-    Workspace,
+    Adam, AdamConfig, GrowingWindow, NoiseMode, Optimizer, Progress, Series, SeriesConfig,
+    SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -36,6 +36,31 @@ pub fn new_model<M: tinysde::nn::Init + Default>(seed: u64) -> Result<M, Error> 
         &mut m,
         &mut tinysde::noise::rng_from_seed(seed),
         InitScheme::GlorotUniform,
+    )?;
+    Ok(m)
+}
+
+/// A seed-task model ([`Model`]) with Glorot-uniform weights drawn from `seed`, zero
+/// biases, and the drift's hidden-to-output weights shrunk to `U(-0.01, 0.01)`: the model
+/// starts close to pure noise, so fitting a series' scatter does not first have to undo a
+/// large random drift.
+pub fn new_seed_model<const D: usize>(seed: u64) -> Result<Model<D>, Error>
+where
+    Model<D>: tinysde::nn::Init + Default,
+    Dense<20, D, Identity>: tinysde::nn::Init,
+{
+    let mut m = Model::<D>::default();
+    let mut rng = tinysde::noise::rng_from_seed(seed);
+    tinysde::nn::init(&mut m, &mut rng, InitScheme::GlorotUniform)?;
+    tinysde::nn::init(
+        &mut m.drift.2,
+        &mut rng,
+        InitScheme::Uniform { limit: 0.01 },
+    )?;
+    tinysde::nn::init(
+        &mut m.diffusion.1,
+        &mut rng,
+        InitScheme::Uniform { limit: 0.01 },
     )?;
     Ok(m)
 }
@@ -380,4 +405,155 @@ pub fn grid_through(
     }
     grid.check_save_times(&snapped).map_err(|_| too_close)?;
     Ok((grid, snapped, shift))
+}
+
+/// How to fit one observed series by windows ([`tinysde::train::SeriesTrainer`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeriesFit {
+    /// The objective: the Gaussian likelihood (calibrated noise) or the MSE of the mean.
+    pub objective: SeriesObjective,
+    /// Observations per window after its (observed) start.
+    pub window: usize,
+    /// Windows per iteration (all usable windows if there are not more).
+    pub batch: usize,
+    /// Trajectories per window.
+    pub trajectories: usize,
+    /// The largest solver step (model time).
+    pub max_step: f32,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Iterations, exactly.
+    pub iterations: u32,
+    /// Seed of the training noise and of the window choice.
+    pub seed: u64,
+}
+
+/// Fits `model` to the series (`times`, `values`, `mask`) as `how` says, reporting every
+/// iteration to `bar`. With every window in each batch the model ends at the best
+/// parameters seen; with smaller batches (whose losses are not comparable) at the last.
+pub fn train_series<const K: usize, S, const D: usize>(
+    model: &mut S,
+    times: &[f32],
+    values: &[[f32; D]],
+    mask: &[[bool; D]],
+    how: &SeriesFit,
+    bar: &ProgressBar,
+) -> Result<History, Error>
+where
+    S: Sde<Dual<K>, D> + Parameters,
+    Method: Step<Dual<K>, S, D>,
+{
+    let start = Instant::now();
+    let series = Series::masked(times, values, mask)?;
+    let problem = SeriesProblem::new(Method::default(), series, how.max_step, how.trajectories)?
+        .with_window(how.window)?
+        .with_batch(how.batch)?
+        .with_objective(how.objective)?;
+    let full_batch = problem.all_windows().count() <= how.batch;
+    let p = S::PARAMS;
+    let adam = Adam::new(AdamConfig::lr(how.lr), vec![0.0; p], vec![0.0; p])?;
+    let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+    let mut stats = vec![[Dual::<K>::ZERO; D]; problem.stats_len()];
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        stats: &mut stats,
+    };
+    let config = SeriesConfig {
+        train: TrainConfig {
+            noise: NoiseMode::Fresh { seed: how.seed },
+            clip_norm: Some(100.0),
+        },
+        window_seed: how.seed ^ 0x5EED,
+    };
+    let mut trainer = SeriesTrainer::new(model, adam, problem, config, ws)?;
+    let mut history = History::default();
+    let report = trainer.run(how.iterations, |p: &Progress| {
+        history.losses.push(p.loss);
+        history.windows.push(p.window);
+        bar.set_message(format!("{:.4}", p.loss));
+        bar.inc(1);
+        ControlFlow::Continue(())
+    })?;
+    if full_batch {
+        trainer.restore_best();
+    }
+    history.best_loss = report.best_loss;
+    history.seconds = start.elapsed().as_secs_f64();
+    Ok(history)
+}
+
+/// Ensemble predictions of a series' rows, each from the last fully observed row before it:
+/// for row `i >= 1` of `times` (the data times, then any forecast times after the last),
+/// `trajectories` paths of `model` from `values[j]` at `times[j]`, `j` the last row before
+/// `i` with `present[j]` (`present` covers the data rows), in steps of at most `max_step`.
+/// `visit(i, samples)` receives each predicted row's samples (`samples[m]`: path `m`); rows
+/// with no observed row before them are skipped. Rows sharing a start share one ensemble;
+/// each ensemble's noise comes from its own seed, derived from `seed` and the start row.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_rows<S, const D: usize>(
+    model: &S,
+    times: &[f32],
+    values: &[[f32; D]],
+    present: &[bool],
+    max_step: f32,
+    trajectories: usize,
+    seed: u64,
+    mut visit: impl FnMut(usize, &[[f32; D]]) -> Result<(), String>,
+) -> Result<(), String>
+where
+    S: Sde<f32, D>,
+    Method: Step<f32, S, D>,
+{
+    let mut mean = Vec::new();
+    let mut var = Vec::new();
+    let mut flat = Vec::new();
+    let mut samples = vec![[0.0f32; D]; trajectories];
+    let Some(mut from) = present.iter().position(|&p| p) else {
+        return Ok(());
+    };
+    while from + 1 < times.len() {
+        // The rows predicted from `from`: up to and including the next fully observed row.
+        let mut to = from + 1;
+        while to < present.len() && !present[to] {
+            to += 1;
+        }
+        let to = to.min(times.len() - 1);
+        let to = if to >= present.len() {
+            times.len() - 1
+        } else {
+            to
+        };
+        let saves = &times[from + 1..=to];
+        let n = saves.len();
+        let grid = TimeGrid::with_max_step(times[from], times[to], max_step)
+            .map_err(|e| format!("rows {from}..{to}: {e}"))?;
+        let solver = Solver::new(Method::default(), grid);
+        mean.resize(n, [0.0; D]);
+        var.resize(n, [0.0; D]);
+        flat.resize(n * trajectories, [0.0; D]);
+        let noise = Brownian::new(seed ^ (from as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        solver
+            .ensemble(
+                model,
+                &noise,
+                &values[from],
+                trajectories,
+                saves,
+                &mut mean,
+                &mut var,
+                Some(&mut flat),
+                ParamSeed::NONE,
+            )
+            .map_err(|e| format!("prediction of rows {}..={to}: {e}", from + 1))?;
+        for i in 0..n {
+            for (m, s) in samples.iter_mut().enumerate() {
+                *s = flat[m * n + i];
+            }
+            visit(from + 1 + i, &samples)?;
+        }
+        from = to;
+    }
+    Ok(())
 }

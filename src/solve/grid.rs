@@ -5,42 +5,7 @@
 //! Every loop over steps (plain solves, ensembles, gradients) runs on a plan, so they all
 //! see the same steps.
 //!
-//! Three spacings:
-//!
-//! - **Uniform** ([`TimeGrid::new`], [`TimeGrid::with_step`]): the points `t0 + k h`. Save
-//!   times must be grid points; they are matched to their integer index `k` with a tolerance
-//!   of a few units in the last place (ulps) of the span's magnitude, so `0.3` is a point
-//!   of `TimeGrid::new(0.0, 1.0, 100_000)` even though `30_000 * 1e-5` rounds differently.
-//! - **Through the save times, with a step budget** ([`TimeGrid::through`]): about `steps`
-//!   steps in all; the save times become segment ends. Save time `s` ends at step index
-//!   `round((s - t0) / H)` with `H = (t1 - t0) / steps` (at least one step after the
-//!   previous save), and each segment between consecutive required times is cut into equal
-//!   steps. The DiffEqFlux spiral's 30 save times on `[0, 1]` take exactly 100 steps.
-//! - **Through the save times, with a maximum step** ([`TimeGrid::with_max_step`]): each
-//!   segment between consecutive required times gets the fewest equal steps no longer than
-//!   `h_max` (up to a relative `1e-4`, so spans that are whole multiples of `h_max` up to
-//!   rounding are not given one extra step). An uneven series needs no tiny steps: a short
-//!   gap gets one short step, a long one several.
-//!
-//! On the two "through" spacings a segment whose both ends are points of the nominal
-//! uniform grid `t0 + k H` is stepped exactly like the uniform grid (same times, same `h`),
-//! so save times that happen to be grid points give the uniform grid's bits.
-//!
-//! Step indices `k` count steps from `t0` over the whole plan (integers, never accumulated
-//! floats), and the noise of step `k` is drawn for `(trajectory, k)` with that step's own
-//! `h`: the noise stays a pure function of its indices on every spacing, and host and
-//! microcontroller walk the same plan.
-//!
-//! ```
-//! use tinysde::solve::{PlanEvent, TimeGrid};
-//! let times: Vec<f32> = (0..30).map(|i| i as f32 / 29.0).collect();
-//! assert!(TimeGrid::new(0.0, 1.0, 100)?.check_save_times(&times).is_err()); // not grid points
-//! let grid = TimeGrid::through(0.0, 1.0, 100)?;
-//! assert_eq!(grid.check_save_times(&times)?, 100); // the last save is at step 100
-//! let steps = grid.plan(&times)?.filter(|e| matches!(e, PlanEvent::Step(_))).count();
-//! assert_eq!(steps, 100);
-//! # Ok::<(), tinysde::Error>(())
-//! ```
+//! The spacings are described on [`TimeGrid`].
 
 use crate::error::Error;
 
@@ -57,7 +22,44 @@ pub enum Spacing {
 }
 
 /// How a span is cut into steps: uniformly, or through any save times with a step budget
-/// or a maximum step (see the [module documentation](self)).
+/// or a maximum step.
+///
+/// Three spacings:
+///
+/// - **Uniform** ([`TimeGrid::new`], [`TimeGrid::with_step`]): the points `t0 + k h`. Save
+///   times must be grid points; they are matched to their integer index `k` with a tolerance
+///   of a few units in the last place (ulps) of the span's magnitude, so `0.3` is a point
+///   of `TimeGrid::new(0.0, 1.0, 100_000)` even though `30_000 * 1e-5` rounds differently.
+/// - **Through the save times, with a step budget** ([`TimeGrid::through`]): about `steps`
+///   steps in all; the save times become segment ends. Save time `s` ends at step index
+///   `round((s - t0) / H)` with `H = (t1 - t0) / steps` (at least one step after the
+///   previous save), and each segment between consecutive required times is cut into equal
+///   steps. The DiffEqFlux spiral's 30 save times on `[0, 1]` take exactly 100 steps.
+/// - **Through the save times, with a maximum step** ([`TimeGrid::with_max_step`]): each
+///   segment between consecutive required times gets the fewest equal steps no longer than
+///   `h_max` (up to a relative `1e-4`, so spans that are whole multiples of `h_max` up to
+///   rounding are not given one extra step). An uneven series needs no tiny steps: a short
+///   gap gets one short step, a long one several.
+///
+/// On the two "through" spacings a segment whose both ends are points of the nominal
+/// uniform grid `t0 + k H` is stepped exactly like the uniform grid (same times, same `h`),
+/// so save times that happen to be grid points give the uniform grid's bits.
+///
+/// Step indices `k` count steps from `t0` over the whole plan (integers, never accumulated
+/// floats), and the noise of step `k` is drawn for `(trajectory, k)` with that step's own
+/// `h`: the noise stays a pure function of its indices on every spacing, and host and
+/// microcontroller walk the same plan.
+///
+/// ```
+/// use tinysde::solve::{PlanEvent, TimeGrid};
+/// let times: Vec<f32> = (0..30).map(|i| i as f32 / 29.0).collect();
+/// assert!(TimeGrid::new(0.0, 1.0, 100)?.check_save_times(&times).is_err()); // not grid points
+/// let grid = TimeGrid::through(0.0, 1.0, 100)?;
+/// assert_eq!(grid.check_save_times(&times)?, 100); // the last save is at step 100
+/// let steps = grid.plan(&times)?.filter(|e| matches!(e, PlanEvent::Step(_))).count();
+/// assert_eq!(steps, 100);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TimeGrid {

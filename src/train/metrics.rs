@@ -162,8 +162,50 @@ fn sort_samples(samples: &mut [f32]) -> Result<(), Error> {
             index,
         });
     }
-    samples.sort_unstable_by(f32::total_cmp);
+    heap_sort(samples);
     Ok(())
+}
+
+/// Sorts ascending in place by heapsort: `O(m log m)`, no allocation, and (unlike the
+/// standard library's sorts, which keep a panic for inconsistent orderings) no panic path
+/// in the compiled code, which the firmware's no-panic proofs check.
+fn heap_sort(v: &mut [f32]) {
+    let n = v.len();
+    let mut start = n / 2;
+    while start > 0 {
+        start -= 1;
+        sift_down(v, start, n);
+    }
+    let mut end = n;
+    while end > 1 {
+        end -= 1;
+        if end < v.len() {
+            v.swap(0, end);
+        }
+        sift_down(v, 0, end);
+    }
+}
+
+/// Restores the max-heap property below `root` within `v[..end]`.
+fn sift_down(v: &mut [f32], mut root: usize, end: usize) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if let (Some(&left), Some(&right)) = (v.get(child), v.get(child + 1)) {
+            if child + 1 < end && left < right {
+                child += 1;
+            }
+        }
+        match (v.get(root), v.get(child)) {
+            (Some(&parent), Some(&larger)) if parent < larger => {
+                v.swap(root, child);
+                root = child;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// The `p`-quantile (`p` in `[0, 1]`) of ascending `sorted` samples, interpolating linearly

@@ -8,8 +8,16 @@
 //!   `K` chosen by the type of the `Dual<K>` statistics scratch).
 //! - Losses implement [`Loss`] (`eval<T: Real>(mean, var) -> T`, so one piece of code gives
 //!   value and derivatives): [`MeanSquaredError`] (ensemble mean vs data, the seed task),
-//!   [`MomentMatching`] (mean and variance, the DiffEqFlux tutorial). Missing data: pass a
-//!   mask (`[bool; D]` per row, `true` = present).
+//!   [`MomentMatching`] (mean and variance, the DiffEqFlux tutorial), [`GaussianNll`] (the
+//!   Gaussian likelihood of the data under the ensemble's mean and variance: fits the noise
+//!   too). Missing data: pass a mask (`[bool; D]` per row, `true` = present).
+//! - One observed series: [`Series`] (times, values, mask) and [`SeriesProblem`] (windows of
+//!   consecutive observations, each simulated from its observed start: the one-step-ahead
+//!   likelihood for `window = 1`), [`series_loss_and_gradient`], [`SeriesTrainer`]
+//!   (mini-batches of windows chosen from a seed; memory independent of the length).
+//! - Calibration: [`CalibrationScore`] (coverage of a central band, mean CRPS),
+//!   [`crps_gaussian`], [`crps_ensemble`], [`gaussian_band`], [`ensemble_band`],
+//!   [`ensemble_quantile`], [`score_series`].
 //! - Optimizers implement [`Optimizer`]: [`Adam`] ([`AdamConfig`]) and [`Sgd`]
 //!   ([`SgdConfig`]), with state in caller-provided buffers (`[f32; P]`, `&mut [f32]`, ...);
 //!   [`clip_global_norm`] / [`global_norm`].
@@ -44,6 +52,8 @@ pub use metrics::{
 };
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
+#[cfg(feature = "std")]
+pub use series::series_loss_and_gradient_parallel;
 pub use series::{
     score_series, series_loss_and_gradient, series_loss_value, Batch, Series, SeriesConfig,
     SeriesObjective, SeriesProblem, SeriesTrainer,

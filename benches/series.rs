@@ -1,0 +1,84 @@
+//! One windowed loss-and-gradient evaluation on a long series (the calibrated fit's unit of
+//! work): the seed model (122 parameters, K = 32 lanes), one-step-ahead Gaussian likelihood,
+//! a batch of 64 windows of a 100,000-row series, 32 trajectories per window, SOSRI with
+//! steps of at most 0.5 (two steps per window), on one thread and on two. The cost does not
+//! depend on the length.
+//!
+//! Run: `cargo bench --features std --bench series` (the two-thread case needs `std`).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::noise::Brownian;
+use tinysde::sde::NeuralSde;
+use tinysde::solve::Sosri;
+#[cfg(feature = "std")]
+use tinysde::train::series_loss_and_gradient_parallel;
+use tinysde::train::{series_loss_and_gradient, Series, SeriesProblem};
+use tinysde::{Dual, Real};
+
+type SeedModel = NeuralSde<
+    (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>),
+    (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>),
+>;
+
+fn long_series(c: &mut Criterion) {
+    let mut model = SeedModel::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(1),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let n = 100_000;
+    let times: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let values: Vec<[f32; 1]> = (0..n).map(|i| [(i as f32 * 0.01).sin()]).collect();
+    let series = Series::new(&times, &values).unwrap();
+    let problem = SeriesProblem::new(Sosri, series, 0.5, 32)
+        .unwrap()
+        .with_batch(64)
+        .unwrap();
+    let noise = Brownian::new(3);
+    let mut grad = vec![0.0f32; SeedModel::PARAMS];
+    let mut stats = vec![[Dual::<32>::ZERO; 1]; problem.stats_len()];
+    c.bench_function("series/seed_model_100k_rows_batch64_M32_window1", |b| {
+        b.iter(|| {
+            series_loss_and_gradient(
+                &problem,
+                &model,
+                &noise,
+                problem.batch(5),
+                &mut stats,
+                &mut grad,
+            )
+            .map(black_box)
+        })
+    });
+    // The four passes (122 parameters, 32 lanes) on two threads: same bits.
+    #[cfg(feature = "std")]
+    c.bench_function(
+        "series/seed_model_100k_rows_batch64_M32_window1_2threads",
+        |b| {
+            b.iter(|| {
+                series_loss_and_gradient_parallel::<32, _, _, _, _, 1>(
+                    &problem,
+                    &model,
+                    &noise,
+                    problem.batch(5),
+                    &mut grad,
+                    2,
+                )
+                .map(black_box)
+            })
+        },
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = long_series
+}
+criterion_main!(benches);
