@@ -1,5 +1,7 @@
-//! One loss-and-gradient evaluation (forward-mode sensitivity) on the two training tasks,
-//! for K = 4, 8 and 16 lanes per pass.
+//! One loss-and-gradient evaluation on the two training tasks, in both gradient modes:
+//! forward-mode sensitivity for K = 4, 8, 16 and 32 lanes per pass, and reverse mode (the
+//! discrete adjoint) with every state kept and with sqrt(N) checkpoints, for one trajectory
+//! at a time or for all of them (`_kept`).
 //!
 //! - seed task: 1-D model (Cube, Dense<1,20,FastTanh>, Dense<20,1>) + (Dense<1,20,FastSigmoid>,
 //!   Dense<20,1>), 122 parameters, 100 trajectories, 600 Euler-Maruyama steps on [-3, 3],
@@ -8,17 +10,18 @@
 //!   parameters, 100 trajectories, 30 save times on [0, 1], 116 Euler-Maruyama steps
 //!   (4 per save interval), mean + variance matching.
 //!
-//! Run: `cargo bench --bench gradient` (short criterion settings).
+//! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
+//! `cargo bench --bench gradient -- reverse`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tinysde::grad::{loss_and_gradient, Problem};
+use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Real};
 
@@ -44,11 +47,12 @@ fn seed_task(c: &mut Criterion) {
     let problem = Problem::new(solver, data[0], 100, &times).unwrap();
     let noise = Brownian::new(3);
     let mut grad = vec![0.0f32; SeedModel::PARAMS];
+    const DIM: usize = 1;
     let mut group = c.benchmark_group("gradient/seed_task_M100_EM600");
     macro_rules! lanes {
         ($($k:literal),*) => {$(
             let mut stats = vec![[Dual::<$k>::ZERO; 1]; problem.stats_len()];
-            group.bench_function(concat!("K=", $k), |b| {
+            group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
                         loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
@@ -59,6 +63,35 @@ fn seed_task(c: &mut Criterion) {
         )*};
     }
     lanes!(4, 8, 16, 32);
+    macro_rules! checkpoints {
+        ($($name:literal => $c:expr, $len:path);*) => {$(
+            let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
+            let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            group.bench_function(concat!("reverse/", $name), |b| {
+                b.iter(|| {
+                    black_box(
+                        reverse::loss_and_gradient(
+                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
+                        )
+                        .unwrap(),
+                    )
+                })
+            });
+        )*};
+    }
+    // One trajectory's checkpoints at a time (the minimum tape), or every trajectory's
+    // (the statistics pass keeps them: one solve fewer).
+    checkpoints!(
+        "all" => Checkpoints::All, reverse::tape_len;
+        "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
+        "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+    );
+    // The loss alone (one ensemble solve on f32): the unit of the cost model.
+    let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
+    group.bench_function("value", |b| {
+        b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
+    });
     group.finish();
 }
 
@@ -82,11 +115,12 @@ fn spiral(c: &mut Criterion) {
     let problem = Problem::new(solver, [2.0, 0.0], 100, &times).unwrap();
     let noise = Brownian::new(5);
     let mut grad = vec![0.0f32; SpiralModel::PARAMS];
+    const DIM: usize = 2;
     let mut group = c.benchmark_group("gradient/spiral_M100_EM116");
     macro_rules! lanes {
         ($($k:literal),*) => {$(
             let mut stats = vec![[Dual::<$k>::ZERO; 2]; problem.stats_len()];
-            group.bench_function(concat!("K=", $k), |b| {
+            group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
                         loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
@@ -97,6 +131,35 @@ fn spiral(c: &mut Criterion) {
         )*};
     }
     lanes!(4, 8, 16, 32);
+    macro_rules! checkpoints {
+        ($($name:literal => $c:expr, $len:path);*) => {$(
+            let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
+            let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            group.bench_function(concat!("reverse/", $name), |b| {
+                b.iter(|| {
+                    black_box(
+                        reverse::loss_and_gradient(
+                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
+                        )
+                        .unwrap(),
+                    )
+                })
+            });
+        )*};
+    }
+    // One trajectory's checkpoints at a time (the minimum tape), or every trajectory's
+    // (the statistics pass keeps them: one solve fewer).
+    checkpoints!(
+        "all" => Checkpoints::All, reverse::tape_len;
+        "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
+        "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+    );
+    // The loss alone (one ensemble solve on f32): the unit of the cost model.
+    let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
+    group.bench_function("value", |b| {
+        b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
+    });
     group.finish();
 }
 

@@ -45,6 +45,8 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+pub mod reverse;
+
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
 use crate::nn::{ParamSeed, Parameters};

@@ -18,6 +18,7 @@
 //! ```
 
 mod activation;
+mod backward;
 mod chain;
 mod dense;
 mod init;
@@ -27,6 +28,7 @@ pub use activation::{
     fast_sigmoid, fast_tanh, Activation, FastSigmoid, FastTanh, Identity, Relu, Sigmoid, Softplus,
     Tanh, FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
+pub use backward::Backward;
 pub use dense::Dense;
 pub use init::{init, Init, InitScheme};
 pub use map::{Cube, Pow};

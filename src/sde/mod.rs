@@ -21,12 +21,15 @@
 //! assert_eq!(f, [0.505]);
 //! ```
 
+mod vjp;
+
 use rand_core::Rng;
 
 use crate::nn::{Init, InitScheme, Layer, ParamSeed, Parameters};
 use crate::real::Real;
 
 pub use crate::error::NoiseKind;
+pub use vjp::SdeVjp;
 
 /// An SDE on a `D`-dimensional state, evaluated over the scalar `T`.
 ///

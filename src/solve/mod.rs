@@ -29,6 +29,13 @@
 //! ```
 
 mod adaptive;
+// The adjoints index their stage and state arrays in loops over const sizes, like the
+// methods they differentiate.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
+mod adjoint;
 // The methods index their tableaus and state arrays in loops over const sizes: in bounds
 // by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
 #[allow(
@@ -51,6 +58,11 @@ mod milstein;
     clippy::indexing_slicing,
     reason = "const-size loops over tableaus and states"
 )]
+mod reversible_heun;
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const-size loops over tableaus and states"
+)]
 mod rk4;
 #[allow(
     clippy::indexing_slicing,
@@ -64,10 +76,13 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
+pub(crate) use adjoint::check_uniform;
+pub use adjoint::{Checkpoints, StepVjp};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use grid::{PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
 pub use milstein::Milstein;
+pub use reversible_heun::ReversibleHeun;
 pub use rk4::Rk4;
 pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
 pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};

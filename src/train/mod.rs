@@ -58,4 +58,6 @@ pub use series::{
     score_series, series_loss_and_gradient, series_loss_value, Batch, Series, SeriesConfig,
     SeriesObjective, SeriesProblem, SeriesTrainer,
 };
-pub use trainer::{Progress, Report, TrainConfig, Trainer, Workspace};
+pub use trainer::{
+    forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
+};

@@ -7,10 +7,11 @@ use super::optim::{clip_global_norm, Optimizer};
 use super::schedule::{GrowingWindow, NoiseMode};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
-use crate::grad::{loss_and_gradient, Loss, Problem};
+use crate::grad::{loss_and_gradient, reverse, Loss, Problem};
 use crate::nn::Parameters;
-use crate::sde::Sde;
-use crate::solve::Step;
+use crate::noise::Brownian;
+use crate::sde::{Sde, SdeVjp};
+use crate::solve::{Checkpoints, Step, StepVjp};
 
 /// Training options.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -135,6 +136,40 @@ pub struct Trainer<'a, S, M, L, O, const K: usize, const D: usize> {
     iteration: u32,
     best_loss: f32,
     best_window: usize,
+    reverse: Option<ReverseMode<'a, S, M, L, K, D>>,
+}
+
+/// Which way a [`Trainer`] computes its gradients (see [`Trainer::with_reverse_mode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum GradientMode {
+    /// Forward-mode sensitivity ([`loss_and_gradient`]): constant memory, cost about
+    /// `ceil(N / K)` solves carrying K tangents, N the gradient's length.
+    Forward,
+    /// The discrete adjoint ([`reverse::loss_and_gradient`]) with these checkpoints: cost
+    /// about four `f32` solves whatever N, memory [`reverse::tape_len`] rows.
+    Reverse(Checkpoints),
+}
+
+/// [`reverse::loss_and_gradient`] for one model, method and loss, as a plain function
+/// pointer: it is instantiated where the reverse-mode bounds hold
+/// ([`Trainer::with_reverse_mode`]), so the trainer itself needs none of them.
+type ReverseFn<S, M, L, const K: usize, const D: usize> = fn(
+    &Problem<'_, M, D>,
+    &S,
+    &Brownian,
+    &L,
+    Checkpoints,
+    &mut [[Dual<K>; D]],
+    &mut [[f32; D]],
+    &mut [f32],
+) -> Result<f32, Error>;
+
+/// The reverse-mode state of a trainer: the tape, the checkpoints and the gradient function.
+struct ReverseMode<'a, S, M, L, const K: usize, const D: usize> {
+    tape: &'a mut [[f32; D]],
+    checkpoints: Checkpoints,
+    gradient: ReverseFn<S, M, L, K, D>,
 }
 
 impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
@@ -209,6 +244,7 @@ where
             iteration: 0,
             best_loss: f32::INFINITY,
             best_window,
+            reverse: None,
         };
         trainer.read_model();
         copy(trainer.ws.best, trainer.ws.params);
@@ -304,14 +340,27 @@ where
             let iteration = self.iteration;
             self.problem.set_window(window)?;
             let noise = self.config.noise.brownian(iteration);
-            let value = match loss_and_gradient(
-                &self.problem,
-                &*self.model,
-                &noise,
-                &self.loss,
-                self.ws.stats,
-                self.ws.grad,
-            ) {
+            let result = match &mut self.reverse {
+                None => loss_and_gradient(
+                    &self.problem,
+                    &*self.model,
+                    &noise,
+                    &self.loss,
+                    self.ws.stats,
+                    self.ws.grad,
+                ),
+                Some(r) => (r.gradient)(
+                    &self.problem,
+                    &*self.model,
+                    &noise,
+                    &self.loss,
+                    r.checkpoints,
+                    self.ws.stats,
+                    r.tape,
+                    self.ws.grad,
+                ),
+            };
+            let value = match result {
                 Ok(v) => v,
                 Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
                     return Err(Error::NonFiniteGradient { iteration });
@@ -409,10 +458,122 @@ where
         self.iteration
     }
 
+    /// How gradients are computed.
+    pub fn gradient_mode(&self) -> GradientMode {
+        match &self.reverse {
+            None => GradientMode::Forward,
+            Some(r) => GradientMode::Reverse(r.checkpoints),
+        }
+    }
+
     /// Gives back the workspace (the model and optimizer borrows end with the trainer).
     pub fn into_workspace(self) -> Workspace<'a, K, D> {
         self.ws
     }
+}
+
+impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
+where
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters,
+    M: Step<Dual<K>, S, D> + StepVjp<S, D>,
+    L: Loss<D>,
+    O: Optimizer,
+{
+    /// Computes gradients in reverse mode from now on ([`reverse::loss_and_gradient`]):
+    /// the same losses, masks, windows, optimizer, schedule, `u0` gradient and noise, and
+    /// the same loss bits; gradients equal forward mode's up to rounding. `tape` is scratch
+    /// of at least [`reverse::tape_len`]`(problem, checkpoints)` rows for the trainer's
+    /// problem (all save times, so every window of a schedule fits); the workspace's
+    /// `stats` serve for the loss's derivatives in the statistics.
+    ///
+    /// Errors (the trainer is dropped, nothing else changes): a short `tape`, a time grid
+    /// that is not uniform ([`Error::OutOfRange`]).
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use tinysde::grad::{reverse, Problem};
+    /// use tinysde::nn::{Dense, Identity, Parameters};
+    /// use tinysde::sde::NeuralSde;
+    /// use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+    /// use tinysde::train::{Adam, AdamConfig, GradientMode, MeanSquaredError, TrainConfig, Trainer, Workspace};
+    /// use tinysde::{Dual, Real};
+    ///
+    /// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// const P: usize = Model::PARAMS;
+    /// let mut model = Model::default();
+    /// let times = [0.5, 1.0, 1.5, 2.0];
+    /// let data = [[1.4], [1.2], [1.1], [1.05]];
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 2.0, 40)?);
+    /// let problem = Problem::new(solver, [2.0], 8, &times)?;
+    /// let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; P], [0.0; P])?;
+    /// let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+    /// let mut stats = [[Dual::<4>::ZERO; 1]; 8];
+    /// let mut tape = [[0.0f32; 1]; 32];
+    /// assert!(tape.len() >= reverse::tape_len(&problem, Checkpoints::Sqrt));
+    /// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, stats: &mut stats };
+    /// let loss = MeanSquaredError::new(&data)?;
+    /// let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, TrainConfig::default(), ws)?
+    ///     .with_reverse_mode(&mut tape, Checkpoints::Sqrt)?;
+    /// assert_eq!(trainer.gradient_mode(), GradientMode::Reverse(Checkpoints::Sqrt));
+    /// let mut first = None;
+    /// let report = trainer.run(200, |p| {
+    ///     first.get_or_insert(p.loss);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert!(report.best_loss < first.unwrap() / 10.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_reverse_mode(
+        mut self,
+        tape: &'a mut [[f32; D]],
+        checkpoints: Checkpoints,
+    ) -> Result<Self, Error> {
+        crate::solve::check_uniform(&self.problem.solver().grid)?;
+        let needed = reverse::tape_len(&self.problem, checkpoints);
+        if tape.len() < needed {
+            return Err(Error::Length {
+                what: "reverse-mode tape (reverse::tape_len rows)",
+                expected: needed,
+                found: tape.len(),
+            });
+        }
+        self.reverse = Some(ReverseMode {
+            tape,
+            checkpoints,
+            gradient: reverse::loss_and_gradient::<K, S, M, Brownian, L, D>,
+        });
+        Ok(self)
+    }
+
+    /// Chooses the cheaper gradient mode for this model, `K` and problem: reverse mode
+    /// (with `tape` and `checkpoints`) unless forward mode's estimated cost is lower.
+    ///
+    /// The estimate, in units of one `f32` ensemble solve (from `benches/gradient.rs`):
+    /// forward mode `ceil(N / K) * (2 + K) / 2` (a pass with K tangents costs about
+    /// `1 + K / 2` plain solves), reverse mode 5 (statistics, forward, recomputation and a
+    /// backward pass of about two). So forward mode wins only when the whole gradient fits
+    /// in one or two narrow passes (for example N <= K <= 6). On a grid that is not uniform
+    /// (which reverse mode does not support yet) forward mode is kept. Errors as
+    /// [`with_reverse_mode`](Trainer::with_reverse_mode), and only when reverse mode is chosen.
+    pub fn with_cheaper_mode(
+        self,
+        tape: &'a mut [[f32; D]],
+        checkpoints: Checkpoints,
+    ) -> Result<Self, Error> {
+        let uniform = crate::solve::check_uniform(&self.problem.solver().grid).is_ok();
+        if !uniform || forward_is_cheaper(self.problem.gradient_len(S::PARAMS), K) {
+            Ok(self)
+        } else {
+            self.with_reverse_mode(tape, checkpoints)
+        }
+    }
+}
+
+/// Whether forward mode's estimated cost (see [`Trainer::with_cheaper_mode`]) is below
+/// reverse mode's for a gradient of `n` entries computed `k` lanes at a time.
+pub fn forward_is_cheaper(n: usize, k: usize) -> bool {
+    let passes = n.div_ceil(k.max(1));
+    passes.saturating_mul(2 + k) < 2 * 5
 }
 
 /// Copies `src` into `dst` (equal lengths, checked by [`Trainer::new`]); element-wise

@@ -1,0 +1,529 @@
+//! Reverse-mode gradients: the discrete adjoint of the solver, from checkpoints.
+//!
+//! The same loss and the same gradient as [`loss_and_gradient`](super::loss_and_gradient),
+//! at a cost that does not grow with the number of parameters. The scheme, in passes over
+//! the ensemble of `M` trajectories of `N` steps:
+//!
+//! 1. **Statistics** (1 pass): the ensemble is solved on `f32` exactly as
+//!    [`loss_value`](super::loss_value) does, giving the mean and variance at the save
+//!    times and the loss value (the same bits as forward mode's).
+//! 2. **Cotangents of the statistics** (no solve): the loss is evaluated on [`Dual<K>`]
+//!    over the statistics, `K` of the `2 × saves × D` entries at a time, giving
+//!    `dL/dmean` and `dL/dvar`. No second implementation of the loss is needed.
+//! 3. **Per trajectory, forward then backward** (about 3 passes' worth): trajectory `m` is
+//!    solved again keeping [`Checkpoints`]; walking back, each segment is recomputed from
+//!    its checkpoint with the same noise (the noise is a pure function of seed, trajectory
+//!    and step), and every step's vector–Jacobian product ([`StepVjp`]) carries the
+//!    cotangent `ū` of the state back, starting from the cotangents of the saved states,
+//!    `dL/du_m(t_i) = dL/dmean_i / M + dL/dvar_i · 2 (u_m(t_i) − mean_i) / (M − 1)`.
+//!    The parameter cotangents of all trajectories are summed, in trajectory order, into
+//!    the gradient; with the initial state, `ū` at `t0` is summed into its entries.
+//!
+//! In all about five `f32` solves' worth (statistics, forward, recomputation, and a
+//! backward pass costing about two), whatever the number of parameters `P`; forward mode
+//! needs `ceil(P / K)` solves carrying K tangents each. With a tape of
+//! [`tape_len_keep_all`] rows the statistics pass keeps every trajectory's checkpoints and
+//! the per-trajectory forward pass is skipped (about four solves; three with
+//! [`Checkpoints::All`], which then also needs no recomputation).
+//!
+//! Memory per trajectory: [`Checkpoints::states`] rows of `D` floats (`N` rows with
+//! [`Checkpoints::All`], about `2 sqrt(N)` with [`Checkpoints::Sqrt`]), plus four rows per
+//! save time for the statistics and their cotangents; all of it in the caller's `tape`
+//! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
+//! all: its backward pass rebuilds the states.
+//!
+//! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, SRIW1, SOSRI, SRA1,
+//! SOSRA) and reversible Heun. Milstein has no adjoint yet (its step contains the
+//! diffusion's derivative, whose vector–Jacobian product needs second derivatives): train
+//! it in forward mode.
+//!
+//! ```
+//! use tinysde::grad::{loss_and_gradient, reverse, Problem};
+//! use tinysde::nn::{Dense, Identity, Parameters, Tanh};
+//! use tinysde::noise::Brownian;
+//! use tinysde::sde::NeuralSde;
+//! use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+//! use tinysde::train::MeanSquaredError;
+//! use tinysde::{Dual, Real};
+//!
+//! type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
+//! let mut model = Model::default();
+//! model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
+//! let times = [0.5, 1.0];
+//! let data = [[0.9], [0.7]];
+//! let loss = MeanSquaredError::new(&data)?;
+//! let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
+//! let problem = Problem::new(solver, [1.0], 16, &times)?.with_u0_gradient(true);
+//! let noise = Brownian::new(5);
+//!
+//! let mut stats = [[Dual::<4>::ZERO; 1]; 4];
+//! let mut tape = [[0.0f32; 1]; 64];
+//! assert!(tape.len() >= reverse::tape_len(&problem, Checkpoints::Sqrt));
+//! let mut g_rev = [0.0f32; Model::PARAMS + 1];
+//! let l_rev = reverse::loss_and_gradient(
+//!     &problem, &model, &noise, &loss, Checkpoints::Sqrt, &mut stats, &mut tape, &mut g_rev,
+//! )?;
+//!
+//! let mut g_fwd = [0.0f32; Model::PARAMS + 1];
+//! let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd)?;
+//! assert_eq!(l_rev, l_fwd); // the same loss bits
+//! for (r, f) in g_rev.iter().zip(&g_fwd) {
+//!     assert!((r - f).abs() <= 1e-4 * (1.0 + f.abs()));
+//! }
+//! # Ok::<(), tinysde::Error>(())
+//! ```
+
+use super::{check_buffers, split_stats, Loss, Problem};
+use crate::dual::Dual;
+use crate::error::Error;
+use crate::nn::{ParamSeed, Parameters};
+use crate::noise::NoiseSource;
+use crate::real::Real;
+use crate::sde::{Sde, SdeVjp};
+use crate::solve::{Checkpoints, Method, ReversibleHeun, StepVjp};
+
+/// The number of rows (`[f32; D]`) the `tape` of [`loss_and_gradient`] needs: four per
+/// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
+/// segment ([`Checkpoints::states`] for the steps up to the last save time).
+pub fn tape_len<M: Method, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    checkpoints: Checkpoints,
+) -> usize {
+    let last = problem
+        .save_times()
+        .last()
+        .and_then(|&t| problem.solver().grid.index_of(t))
+        .unwrap_or(0);
+    4 * problem.save_times().len() + checkpoints.states(last)
+}
+
+/// A tape length (rows of `[f32; D]`) with which [`loss_and_gradient`] keeps the
+/// checkpoints of every trajectory from its statistics pass, instead of one trajectory's:
+/// four rows per save time, `ceil(steps / interval) + 1` per trajectory, and one segment.
+/// It then skips the per-trajectory forward pass (one solve fewer, the same bits). With
+/// [`Checkpoints::All`] that is every state of every trajectory (`M × N` rows); with
+/// [`Checkpoints::Sqrt`] about `M sqrt(N)`.
+pub fn tape_len_keep_all<M: Method, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    checkpoints: Checkpoints,
+) -> usize {
+    let last = problem
+        .save_times()
+        .last()
+        .and_then(|&t| problem.solver().grid.index_of(t))
+        .unwrap_or(0);
+    let interval = checkpoints.interval(last);
+    let per_trajectory = last.div_ceil(interval) as usize + 1;
+    4 * problem.save_times().len()
+        + problem.trajectories().saturating_mul(per_trajectory)
+        + interval.min(last.max(1)) as usize
+}
+
+/// The statistics of the window and their cotangents, carved out of the tape.
+struct Rows<'t, const D: usize> {
+    mean: &'t mut [[f32; D]],
+    var: &'t mut [[f32; D]],
+    mean_bar: &'t mut [[f32; D]],
+    var_bar: &'t mut [[f32; D]],
+    states: &'t mut [[f32; D]],
+}
+
+fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>> {
+    let (mean, rest) = tape.split_at_mut_checked(n)?;
+    let (var, rest) = rest.split_at_mut_checked(n)?;
+    let (mean_bar, rest) = rest.split_at_mut_checked(n)?;
+    let (var_bar, states) = rest.split_at_mut_checked(n)?;
+    Some(Rows {
+        mean,
+        var,
+        mean_bar,
+        var_bar,
+        states,
+    })
+}
+
+/// The loss of `model` on `problem` and its gradient, by the discrete adjoint (reverse mode).
+///
+/// Arguments and result as [`loss_and_gradient`](super::loss_and_gradient): the loss value
+/// has the same bits as forward mode's and [`loss_value`](super::loss_value)'s, and the
+/// gradient (parameters, then `u0` if asked) equals forward mode's up to rounding.
+/// `stats` (`Dual<K>` rows, at least [`Problem::stats_len`]) is scratch for the loss's
+/// derivatives in its statistics, K entries at a time; `tape` is scratch of at least
+/// [`tape_len`]`(problem, checkpoints)` rows.
+///
+/// Errors: wrong `grad`, `stats` or `tape` length, `K = 0`, a loss that rejects the number
+/// of save times, an unsupported noise kind, a time grid that is not uniform
+/// ([`Error::OutOfRange`]; reverse mode walks the steps backwards by index): returned
+/// before anything is written. A solve
+/// that diverges returns [`Error::Diverged`]; a non-finite loss or gradient entry
+/// [`Error::NonFinite`] (`what: "loss"` or `"gradient"`). After such a run-time error
+/// `grad`, `stats` and `tape` hold partial results.
+///
+/// Cost: about four to five ensemble solves on `f32` whatever the number of parameters (see the
+/// [module documentation](self)).
+#[allow(clippy::too_many_arguments)]
+pub fn loss_and_gradient<const K: usize, S, M, N, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    loss: &L,
+    checkpoints: Checkpoints,
+    stats: &mut [[Dual<K>; D]],
+    tape: &mut [[f32; D]],
+    grad: &mut [f32],
+) -> Result<f32, Error>
+where
+    S: SdeVjp<D> + Parameters,
+    M: StepVjp<S, D>,
+    N: NoiseSource,
+    L: Loss<D>,
+{
+    if K == 0 {
+        return Err(Error::OutOfRange {
+            what: "Dual<K> needs K >= 1 lanes",
+        });
+    }
+    crate::solve::check_uniform(&problem.solver().grid)?;
+    check_buffers::<S, M, L, D>(
+        problem,
+        stats.len(),
+        Some(grad.len()),
+        loss,
+        <S as Sde<f32, D>>::NOISE,
+    )?;
+    let needed = tape_len(problem, checkpoints);
+    if tape.len() < needed {
+        return Err(Error::Length {
+            what: "reverse-mode tape (reverse::tape_len rows)",
+            expected: needed,
+            found: tape.len(),
+        });
+    }
+    let solver = problem.solver();
+    let times = problem.active_save_times();
+    let last = solver.grid.check_save_times(times)?;
+    let interval = checkpoints.interval(last);
+    let per_trajectory = last.div_ceil(interval) as usize + 1;
+    let segment = interval.min(last.max(1)) as usize;
+    let trajectories = problem.trajectories();
+    let u0 = problem.u0();
+    // With room for every trajectory's checkpoints, the statistics pass keeps them and the
+    // per-trajectory forward pass is skipped (same bits: the states are recomputed by the
+    // same code either way).
+    let keep_all =
+        tape.len() >= 4 * problem.window() + trajectories.saturating_mul(per_trajectory) + segment;
+    adjoint_loss(
+        problem,
+        loss,
+        stats,
+        tape,
+        grad,
+        S::PARAMS,
+        |mean, var, states| {
+            if keep_all {
+                solver.ensemble_with_checkpoints(
+                    model,
+                    noise,
+                    &u0,
+                    trajectories,
+                    times,
+                    last,
+                    interval,
+                    mean,
+                    var,
+                    states,
+                )
+            } else {
+                solver.ensemble(
+                    model,
+                    noise,
+                    &u0,
+                    trajectories,
+                    times,
+                    mean,
+                    var,
+                    None,
+                    ParamSeed::NONE,
+                )
+            }
+        },
+        |m, states, save_bar, u0_bar, params_bar| {
+            if keep_all {
+                // `keep_all` checked the length; the checked splits keep this panic-free.
+                let short = Error::Length {
+                    what: "reverse-mode tape (reverse::tape_len_keep_all rows)",
+                    expected: trajectories.saturating_mul(per_trajectory) + segment,
+                    found: states.len(),
+                };
+                let (kept, rest) = states
+                    .split_at_mut_checked(trajectories.saturating_mul(per_trajectory))
+                    .ok_or(short)?;
+                let (ckpt, final_state) = kept
+                    .get(m * per_trajectory..(m + 1) * per_trajectory)
+                    .and_then(|rows| rows.split_at_checked(per_trajectory - 1))
+                    .ok_or(short)?;
+                solver.backward_from_checkpoints(
+                    model,
+                    noise,
+                    m,
+                    &u0,
+                    times,
+                    last,
+                    interval,
+                    ckpt,
+                    final_state.first().unwrap_or(&u0),
+                    rest,
+                    save_bar,
+                    u0_bar,
+                    params_bar,
+                )
+            } else {
+                solver.adjoint_trajectory(
+                    model,
+                    noise,
+                    m,
+                    &u0,
+                    times,
+                    last,
+                    checkpoints,
+                    states,
+                    save_bar,
+                    u0_bar,
+                    params_bar,
+                )
+            }
+        },
+    )
+}
+
+/// The scheme shared by the adjoints: statistics and loss (`stats_pass`), the loss's
+/// cotangents in the statistics, then every trajectory's backward pass (`trajectory`,
+/// given the trajectory index, the state scratch, the save cotangent function, and the
+/// `u0` and parameter cotangents to add into). Buffers are checked by the caller.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn adjoint_loss<const K: usize, M, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    loss: &L,
+    stats: &mut [[Dual<K>; D]],
+    tape: &mut [[f32; D]],
+    grad: &mut [f32],
+    params: usize,
+    stats_pass: impl FnOnce(&mut [[f32; D]], &mut [[f32; D]], &mut [[f32; D]]) -> Result<(), Error>,
+    mut trajectory: impl FnMut(
+        usize,
+        &mut [[f32; D]],
+        &mut dyn FnMut(usize, &[f32; D]) -> [f32; D],
+        &mut [f32; D],
+        &mut [f32],
+    ) -> Result<(), Error>,
+) -> Result<f32, Error>
+where
+    M: Method,
+    L: Loss<D>,
+{
+    let n = problem.window();
+    let rows = carve(tape, n).ok_or(Error::Length {
+        what: "reverse-mode tape (reverse::tape_len rows)",
+        expected: 4 * n,
+        found: 0,
+    })?;
+    let trajectories = problem.trajectories();
+
+    // 1. The statistics and the loss, exactly as `loss_value` computes them.
+    stats_pass(rows.mean, rows.var, rows.states)?;
+    let value = loss.eval::<f32>(rows.mean, rows.var);
+    if !value.is_finite() {
+        return Err(Error::NonFinite {
+            what: "loss",
+            index: 0,
+        });
+    }
+
+    // 2. dL/dmean and dL/dvar by forward mode over the statistics, K entries at a time.
+    let (mean_d, var_d) = split_stats(stats, n)?;
+    let entries = 2 * n * D;
+    let mut start = 0;
+    while start < entries {
+        for (e, (dst, src)) in mean_d
+            .iter_mut()
+            .flatten()
+            .zip(rows.mean.iter().flatten())
+            .chain(var_d.iter_mut().flatten().zip(rows.var.iter().flatten()))
+            .enumerate()
+        {
+            *dst = Dual::constant(*src);
+            if e >= start && e - start < K {
+                dst.add_param_tangent(e - start, Dual::ONE);
+            }
+        }
+        let l = loss.eval::<Dual<K>>(mean_d, var_d);
+        for (e, bar) in rows
+            .mean_bar
+            .iter_mut()
+            .flatten()
+            .chain(rows.var_bar.iter_mut().flatten())
+            .enumerate()
+            .skip(start)
+            .take(K)
+        {
+            *bar = l.tangent(e - start);
+        }
+        start += K;
+    }
+
+    // 3. Per trajectory: forward with checkpoints, backward through every step.
+    grad.fill(0.0);
+    let (params_bar, u0_part) = grad.split_at_mut(params.min(grad.len()));
+    let mut u0_bar = [0.0f32; D];
+    let inv_count = 1.0 / trajectories as f32;
+    let var_scale = 2.0 / (trajectories.max(2) - 1) as f32;
+    let (mean, mean_bar, var_bar) = (&*rows.mean, &*rows.mean_bar, &*rows.var_bar);
+    for m in 0..trajectories {
+        trajectory(
+            m,
+            rows.states,
+            &mut |i, u| {
+                let mut bar = [0.0f32; D];
+                if let (Some(mu), Some(mb), Some(vb)) =
+                    (mean.get(i), mean_bar.get(i), var_bar.get(i))
+                {
+                    let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
+                    for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
+                        *b = mbd * inv_count + vbd * var_scale * (ud - mud);
+                    }
+                }
+                bar
+            },
+            &mut u0_bar,
+            params_bar,
+        )?;
+    }
+    if problem.u0_gradient() {
+        for (g, &b) in u0_part.iter_mut().zip(&u0_bar) {
+            *g = b;
+        }
+    }
+    if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "gradient",
+            index,
+        });
+    }
+    Ok(value)
+}
+
+/// The number of rows (`[f32; D]`) the `tape` of [`reversible_heun`] needs: four per save
+/// time (mean, variance and their cotangents). No states are kept.
+pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, ReversibleHeun, D>) -> usize {
+    4 * problem.save_times().len()
+}
+
+/// The loss and its gradient for a problem solved by [`ReversibleHeun`], in memory that does
+/// not depend on the number of steps.
+///
+/// The scheme of [`loss_and_gradient`], except that a trajectory's backward pass keeps no
+/// checkpoints: it rebuilds each earlier state from the later one by undoing the step
+/// algebraically, with the same noise. The gradient is that of the discrete solution up
+/// to the rounding of the rebuilt states (in the tests, within 1e-4 of forward mode's on
+/// the same problem). The loss value has the bits of [`Solver::ensemble_reversible`]'s
+/// statistics. Arguments, errors and cost as [`loss_and_gradient`]; `tape` has at least
+/// [`reversible_heun_tape_len`] rows.
+///
+/// [`Solver::ensemble_reversible`]: crate::solve::Solver::ensemble_reversible
+///
+/// ```
+/// use tinysde::grad::{reverse, Problem};
+/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+/// use tinysde::train::MeanSquaredError;
+/// use tinysde::{Dual, Real};
+///
+/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
+/// let times = [0.5, 1.0];
+/// let data = [[0.9], [0.7]];
+/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
+/// let problem = Problem::new(solver, [1.0], 16, &times)?;
+/// let mut stats = [[Dual::<4>::ZERO; 1]; 4];
+/// let mut tape = [[0.0f32; 1]; 8]; // 1000 steps, still 8 rows
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// let loss = MeanSquaredError::new(&data)?;
+/// let l = reverse::reversible_heun(&problem, &model, &Brownian::new(5), &loss, &mut stats, &mut tape, &mut grad)?;
+/// assert!(l.is_finite() && grad.iter().any(|g| *g != 0.0));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+pub fn reversible_heun<const K: usize, S, N, L, const D: usize>(
+    problem: &Problem<'_, ReversibleHeun, D>,
+    model: &S,
+    noise: &N,
+    loss: &L,
+    stats: &mut [[Dual<K>; D]],
+    tape: &mut [[f32; D]],
+    grad: &mut [f32],
+) -> Result<f32, Error>
+where
+    S: SdeVjp<D> + Parameters,
+    N: NoiseSource,
+    L: Loss<D>,
+{
+    if K == 0 {
+        return Err(Error::OutOfRange {
+            what: "Dual<K> needs K >= 1 lanes",
+        });
+    }
+    crate::solve::check_uniform(&problem.solver().grid)?;
+    check_buffers::<S, ReversibleHeun, L, D>(
+        problem,
+        stats.len(),
+        Some(grad.len()),
+        loss,
+        <S as Sde<f32, D>>::NOISE,
+    )?;
+    let needed = reversible_heun_tape_len(problem);
+    if tape.len() < needed {
+        return Err(Error::Length {
+            what: "reverse-mode tape (reverse::reversible_heun_tape_len rows)",
+            expected: needed,
+            found: tape.len(),
+        });
+    }
+    let solver = problem.solver();
+    let times = problem.active_save_times();
+    let last = solver.grid.check_save_times(times)?;
+    adjoint_loss(
+        problem,
+        loss,
+        stats,
+        tape,
+        grad,
+        S::PARAMS,
+        |mean, var, _states| {
+            solver.ensemble_reversible(
+                model,
+                noise,
+                &problem.u0(),
+                problem.trajectories(),
+                times,
+                mean,
+                var,
+                ParamSeed::NONE,
+            )
+        },
+        |m, _states, save_bar, u0_bar, params_bar| {
+            solver.reversible_adjoint_trajectory(
+                model,
+                noise,
+                m,
+                &problem.u0(),
+                times,
+                last,
+                save_bar,
+                u0_bar,
+                params_bar,
+            )
+        },
+    )
+}

@@ -1,0 +1,707 @@
+//! The discrete adjoint of the fixed-step methods: vector–Jacobian products of one step,
+//! and one trajectory's backward pass from checkpoints.
+//!
+//! A step `u_{k+1} = Φ(t_k, h, u_k, ΔW_k; θ)` is differentiated by hand, stage by stage, in
+//! reverse: given `ū_{k+1}`, [`StepVjp::step_vjp`] recomputes the stages of the step (in
+//! `f32`, with the same increments) and returns `ū_k = (∂Φ/∂u)ᵀ ū_{k+1}`, adding
+//! `(∂Φ/∂θ)ᵀ ū_{k+1}` into the parameter cotangent. Chained over every step this is the
+//! exact gradient of the discrete solution (up to rounding), the same quantity forward mode
+//! computes.
+
+use super::{
+    increment, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Sra1, SraTableau,
+    SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
+};
+use crate::error::Error;
+use crate::math;
+use crate::nn::ParamSeed;
+use crate::noise::{Increment, NoiseSource, SQRT_3};
+use crate::sde::SdeVjp;
+
+/// One step of a method, differentiated in reverse.
+pub trait StepVjp<S: SdeVjp<D>, const D: usize>: Step<f32, S, D> {
+    /// For the step from `(t, u)` of size `h` with increments `inc`: replaces `u_bar` (the
+    /// cotangent of the step's result) by the cotangent of `u`, and adds the cotangent of
+    /// the SDE's parameters into `params_bar` (length `S::PARAMS`).
+    #[allow(clippy::too_many_arguments)]
+    fn step_vjp(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    );
+}
+
+#[inline]
+fn axpy<const D: usize>(y: &mut [f32; D], a: f32, x: &[f32; D]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerMaruyama {
+    #[inline]
+    fn step_vjp(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        // u' = u + f(u) h + g(u) dW
+        let next_bar = *u_bar;
+        let f_bar = next_bar.map(|x| x * h);
+        let mut g_bar = next_bar;
+        for (gb, &dw) in g_bar.iter_mut().zip(&inc.dw) {
+            *gb *= dw;
+        }
+        sde.drift_vjp(t, u, &f_bar, u_bar, params_bar);
+        sde.diffusion_vjp(t, u, &g_bar, u_bar, params_bar);
+    }
+}
+
+impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerHeun {
+    #[inline]
+    fn step_vjp(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        // p = u + f(u) h + g(u) dW;  u' = u + (f(u) + f(p)) h/2 + (g(u) + g(p)) dW/2
+        let f0 = sde.drift(t, u, ParamSeed::NONE);
+        let g0 = sde.diffusion(t, u, ParamSeed::NONE);
+        let mut predictor = *u;
+        for i in 0..D {
+            predictor[i] += f0[i] * h + g0[i] * inc.dw[i];
+        }
+        let next_bar = *u_bar;
+        let half_h = h * 0.5;
+        let f1_bar = next_bar.map(|x| x * half_h);
+        let mut g1_bar = next_bar;
+        for (gb, &dw) in g1_bar.iter_mut().zip(&inc.dw) {
+            *gb *= dw * 0.5;
+        }
+        let mut p_bar = [0.0f32; D];
+        sde.drift_vjp(t + h, &predictor, &f1_bar, &mut p_bar, params_bar);
+        sde.diffusion_vjp(t + h, &predictor, &g1_bar, &mut p_bar, params_bar);
+        let mut f0_bar = f1_bar;
+        axpy(&mut f0_bar, h, &p_bar);
+        let mut g0_bar = g1_bar;
+        for ((gb, &pb), &dw) in g0_bar.iter_mut().zip(&p_bar).zip(&inc.dw) {
+            *gb += pb * dw;
+        }
+        axpy(u_bar, 1.0, &p_bar);
+        sde.drift_vjp(t, u, &f0_bar, u_bar, params_bar);
+        sde.diffusion_vjp(t, u, &g0_bar, u_bar, params_bar);
+    }
+}
+
+impl<const N: usize> SriTableau<N> {
+    /// The vector–Jacobian product of [`SriTableau::step`] (see [`StepVjp::step_vjp`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_vjp<S: SdeVjp<D>, const D: usize>(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        let none = ParamSeed::NONE;
+        let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
+        let mut chi1 = [0.0f32; D];
+        let mut chi2 = [0.0f32; D];
+        let mut chi3 = [0.0f32; D];
+        for k in 0..D {
+            let dw = inc.dw[k];
+            chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
+            if sqrt_h > 0.0 {
+                chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
+                chi3[k] = (dw * dw * dw - 3.0 * h * dw) / (6.0 * h);
+            }
+        }
+        // Which stages the forward step evaluates (as its stage plan does).
+        let mut f_used = [false; N];
+        let mut g_used = [false; N];
+        let mut f_first = [false; N];
+        for i in 0..N {
+            f_used[i] = i == 0 || self.alpha[i] != 0.0;
+            g_used[i] = i == 0
+                || self.beta1[i] != 0.0
+                || self.beta2[i] != 0.0
+                || self.beta3[i] != 0.0
+                || self.beta4[i] != 0.0;
+            for k in i + 1..N {
+                f_used[i] |= self.a0[k][i] != 0.0 || self.a1[k][i] != 0.0;
+                g_used[i] |= self.b0[k][i] != 0.0 || self.b1[k][i] != 0.0;
+            }
+            f_first[i] = i > 0
+                && self.c0[i] == self.c0[0]
+                && (0..i).all(|j| self.a0[i][j] == 0.0 && self.b0[i][j] == 0.0);
+        }
+
+        // Forward: the stage inputs and values.
+        let mut h0 = [*u; N];
+        let mut h1 = [*u; N];
+        let mut f = [[0.0f32; D]; N];
+        let mut g = [[0.0f32; D]; N];
+        for i in 0..N {
+            if f_used[i] {
+                if f_first[i] {
+                    f[i] = f[0];
+                } else {
+                    for k in 0..D {
+                        let (mut a, mut b) = (0.0f32, 0.0f32);
+                        for j in 0..i {
+                            a += f[j][k] * self.a0[i][j];
+                            b += g[j][k] * self.b0[i][j];
+                        }
+                        if i > 0 {
+                            h0[i][k] += a * h + b * chi2[k];
+                        }
+                    }
+                    f[i] = sde.drift(t + self.c0[i] * h, &h0[i], none);
+                }
+            }
+            if g_used[i] {
+                for k in 0..D {
+                    let (mut a, mut b) = (0.0f32, 0.0f32);
+                    for j in 0..i {
+                        a += f[j][k] * self.a1[i][j];
+                        b += g[j][k] * self.b1[i][j];
+                    }
+                    if i > 0 {
+                        h1[i][k] += a * h + b * sqrt_h;
+                    }
+                }
+                g[i] = sde.diffusion(t + self.c1[i] * h, &h1[i], none);
+            }
+        }
+
+        // Reverse: the update's weights on each stage value, then the stages last to first.
+        let next_bar = *u_bar;
+        let mut f_bar = [[0.0f32; D]; N];
+        let mut g_bar = [[0.0f32; D]; N];
+        for k in 0..D {
+            let mut f0_weight = h;
+            let mut g0_weight = inc.dw[k];
+            for i in 1..N {
+                let fw = self.alpha[i] * h;
+                let gw = self.beta1[i] * inc.dw[k]
+                    + self.beta2[i] * chi1[k]
+                    + self.beta3[i] * chi2[k]
+                    + self.beta4[i] * chi3[k];
+                f_bar[i][k] = next_bar[k] * fw;
+                g_bar[i][k] = next_bar[k] * gw;
+                f0_weight -= fw;
+                g0_weight -= gw;
+            }
+            f_bar[0][k] = next_bar[k] * f0_weight;
+            g_bar[0][k] = next_bar[k] * g0_weight;
+        }
+        for i in (0..N).rev() {
+            if g_used[i] {
+                let mut x_bar = [0.0f32; D];
+                sde.diffusion_vjp(
+                    t + self.c1[i] * h,
+                    &h1[i],
+                    &g_bar[i],
+                    &mut x_bar,
+                    params_bar,
+                );
+                axpy(u_bar, 1.0, &x_bar);
+                for j in 0..i {
+                    axpy(&mut f_bar[j], self.a1[i][j] * h, &x_bar);
+                    axpy(&mut g_bar[j], self.b1[i][j] * sqrt_h, &x_bar);
+                }
+            }
+            if f_used[i] {
+                if f_first[i] {
+                    let fb = f_bar[i];
+                    axpy(&mut f_bar[0], 1.0, &fb);
+                } else {
+                    let mut x_bar = [0.0f32; D];
+                    sde.drift_vjp(
+                        t + self.c0[i] * h,
+                        &h0[i],
+                        &f_bar[i],
+                        &mut x_bar,
+                        params_bar,
+                    );
+                    axpy(u_bar, 1.0, &x_bar);
+                    for j in 0..i {
+                        axpy(&mut f_bar[j], self.a0[i][j] * h, &x_bar);
+                        let b0 = self.b0[i][j];
+                        for ((gb, &xb), &c) in g_bar[j].iter_mut().zip(&x_bar).zip(&chi2) {
+                            *gb += b0 * c * xb;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<const N: usize> SraTableau<N> {
+    /// The vector–Jacobian product of [`SraTableau::step`] (see [`StepVjp::step_vjp`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_vjp<S: SdeVjp<D>, const D: usize>(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        let none = ParamSeed::NONE;
+        let mut chi2 = [0.0f32; D];
+        for ((c, &dw), &dz) in chi2.iter_mut().zip(&inc.dw).zip(&inc.dz) {
+            *c = (dw + dz / SQRT_3) * 0.5;
+        }
+        let mut g = [[0.0f32; D]; N];
+        for (gi, &c1) in g.iter_mut().zip(&self.c1) {
+            *gi = sde.diffusion(t + c1 * h, u, none);
+        }
+        let mut h0 = [*u; N];
+        let mut f = [[0.0f32; D]; N];
+        for i in 0..N {
+            if i > 0 {
+                for k in 0..D {
+                    let (mut a, mut b) = (0.0f32, 0.0f32);
+                    for j in 0..i {
+                        a += f[j][k] * self.a0[i][j];
+                        b += g[j][k] * self.b0[i][j];
+                    }
+                    h0[i][k] += a * h + b * chi2[k];
+                }
+            }
+            f[i] = sde.drift(t + self.c0[i] * h, &h0[i], none);
+        }
+
+        let next_bar = *u_bar;
+        let mut f_bar = [[0.0f32; D]; N];
+        let mut g_bar = [[0.0f32; D]; N];
+        for k in 0..D {
+            let mut f0_weight = h;
+            let mut g0_weight = inc.dw[k];
+            for i in 1..N {
+                let fw = self.alpha[i] * h;
+                let gw = self.beta1[i] * inc.dw[k] + self.beta2[i] * chi2[k];
+                f_bar[i][k] = next_bar[k] * fw;
+                g_bar[i][k] = next_bar[k] * gw;
+                f0_weight -= fw;
+                g0_weight -= gw;
+            }
+            f_bar[0][k] = next_bar[k] * f0_weight;
+            g_bar[0][k] = next_bar[k] * g0_weight;
+        }
+        for i in (0..N).rev() {
+            let mut x_bar = [0.0f32; D];
+            sde.drift_vjp(
+                t + self.c0[i] * h,
+                &h0[i],
+                &f_bar[i],
+                &mut x_bar,
+                params_bar,
+            );
+            axpy(u_bar, 1.0, &x_bar);
+            for j in 0..i {
+                axpy(&mut f_bar[j], self.a0[i][j] * h, &x_bar);
+                let b0 = self.b0[i][j];
+                for ((gb, &xb), &c) in g_bar[j].iter_mut().zip(&x_bar).zip(&chi2) {
+                    *gb += b0 * c * xb;
+                }
+            }
+        }
+        for (gb, &c1) in g_bar.iter().zip(&self.c1) {
+            sde.diffusion_vjp(t + c1 * h, u, gb, u_bar, params_bar);
+        }
+    }
+}
+
+macro_rules! tableau_vjp {
+    ($($name:ident => $tableau:ident),+) => {$(
+        impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for $name {
+            #[inline]
+            fn step_vjp(
+                &self,
+                sde: &S,
+                t: f32,
+                h: f32,
+                u: &[f32; D],
+                inc: &Increment<D>,
+                u_bar: &mut [f32; D],
+                params_bar: &mut [f32],
+            ) {
+                $tableau.step_vjp(sde, t, h, u, inc, u_bar, params_bar)
+            }
+        }
+    )+};
+}
+tableau_vjp!(Sriw1 => SRIW1, Sosri => SOSRI, Sra1 => SRA1, Sosra => SOSRA);
+
+/// How a trajectory's backward pass gets back the states of the forward pass.
+///
+/// The backward pass needs the state before every step, in reverse order. The forward pass
+/// keeps every `interval`-th state (a checkpoint); the backward pass recomputes the states
+/// of one segment between two checkpoints from the first of them, replaying the same noise,
+/// and walks the segment backwards. Memory is `ceil(steps / interval) + interval` states
+/// of `D` floats per trajectory (plus the statistics rows, see
+/// [`tape_len`](crate::grad::reverse::tape_len)); the cost is one forward pass, one more
+/// for the recomputation (none with [`Checkpoints::All`]), and the backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Checkpoints {
+    /// Keep every state: `steps` states of memory, no recomputation.
+    All,
+    /// A checkpoint every `ceil(sqrt(steps))` steps: about `2 sqrt(steps)` states of
+    /// memory, one recomputation pass.
+    Sqrt,
+    /// A checkpoint every given number of steps (`>= 1`).
+    Every(u32),
+}
+
+impl Checkpoints {
+    /// The checkpoint interval for a solve of `steps` steps (`>= 1`).
+    pub fn interval(self, steps: u32) -> u32 {
+        match self {
+            Checkpoints::All => 1,
+            Checkpoints::Sqrt => {
+                let mut s = math::sqrt(steps as f32) as u32;
+                while s.saturating_mul(s) < steps {
+                    s += 1;
+                }
+                s.max(1)
+            }
+            Checkpoints::Every(n) => n.max(1),
+        }
+    }
+
+    /// The number of states (rows of `D` floats) a trajectory's backward pass needs for a
+    /// solve of `steps` steps: checkpoints plus one segment.
+    pub fn states(self, steps: u32) -> usize {
+        let s = self.interval(steps);
+        steps.div_ceil(s) as usize + s.min(steps.max(1)) as usize
+    }
+}
+
+/// Reverse mode walks the steps backwards by index, which needs each step's time and size
+/// from its index alone: true of a uniform grid. (Grids through arbitrary save times take
+/// their steps from a forward [`StepPlan`](super::StepPlan); walking one backwards is not
+/// supported yet.)
+pub(crate) fn check_uniform(grid: &super::TimeGrid) -> Result<(), Error> {
+    if grid.spacing() == super::Spacing::Uniform {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange {
+            what: "reverse mode and reversible Heun need a uniform time grid (TimeGrid::new)",
+        })
+    }
+}
+
+/// The step index, time and size of step `k` on the solver's grid. Every forward and
+/// backward loop of the adjoint takes them from here, so a grid with varying steps changes
+/// one function.
+#[inline]
+fn step_at<M>(solver: &Solver<M>, k: u32) -> (f32, f32) {
+    (solver.grid.time(k), solver.grid.h())
+}
+
+impl<M: Method> Solver<M> {
+    /// The increments of step `k` of trajectory `trajectory` (zero for a method that uses
+    /// no noise).
+    #[inline]
+    fn adjoint_increment<S, N, const D: usize>(
+        noise: &N,
+        trajectory: usize,
+        k: u32,
+        h: f32,
+    ) -> Result<Increment<D>, Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        if M::USES_NOISE {
+            increment::<N, S, f32, D>(noise, trajectory, k, h, M::NEEDS_DZ)
+        } else {
+            Ok(Increment {
+                dw: [0.0; D],
+                dz: [0.0; D],
+            })
+        }
+    }
+
+    /// Step `k` from `u`, checked for divergence.
+    #[inline]
+    fn adjoint_step<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        k: u32,
+        u: &[f32; D],
+    ) -> Result<[f32; D], Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let (t, h) = step_at(self, k);
+        let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
+        let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
+        if next.iter().all(|x| x.is_finite()) {
+            Ok(next)
+        } else {
+            Err(Error::Diverged {
+                trajectory,
+                step: k,
+            })
+        }
+    }
+
+    /// A trajectory's forward pass to grid index `last`: calls `on_save(i, u)` at the save
+    /// times exactly as [`Solver::ensemble`] does (so statistics folded from it have its
+    /// bits), keeps the state before every `interval`-th step in `checkpoints`
+    /// (`ceil(last / interval)` rows) and returns the final state.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_with_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        interval: u32,
+        checkpoints: &mut [[f32; D]],
+        mut on_save: impl FnMut(usize, &[f32; D]),
+    ) -> Result<[f32; D], Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let grid = &self.grid;
+        let mut u = *u0;
+        let mut next = 0;
+        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
+        for k in 0..=last {
+            while next_k == Some(k) {
+                on_save(next, &u);
+                next += 1;
+                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
+            }
+            if k == last {
+                break;
+            }
+            if k % interval == 0 {
+                if let Some(slot) = checkpoints.get_mut((k / interval) as usize) {
+                    *slot = u;
+                }
+            }
+            u = self.adjoint_step(sde, noise, trajectory, k, &u)?;
+        }
+        Ok(u)
+    }
+
+    /// A trajectory's backward pass from the checkpoints of its forward pass and its final
+    /// state: walks back segment by segment (each recomputed from its checkpoint into
+    /// `segment`, `min(interval, last)` rows, with the same noise), adding at every save
+    /// time `save_times[i]` the cotangent `save_bar(i, u)` of the state saved there and
+    /// applying every step's [`StepVjp`]. Adds the parameter cotangent into `params_bar`
+    /// and the cotangent of `u0` into `u0_bar`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_from_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        interval: u32,
+        checkpoints: &[[f32; D]],
+        final_state: &[f32; D],
+        segment: &mut [[f32; D]],
+        mut save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
+        u0_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let grid = &self.grid;
+        let n_ckpt = last.div_ceil(interval) as usize;
+        // The save cotangents at grid index k are added once `u_bar` is the cotangent of
+        // the state at k, before the step that produced it is undone.
+        let mut next_save = save_times.len();
+        let mut add_saves = |k: u32, u: &[f32; D], u_bar: &mut [f32; D]| {
+            while next_save > 0
+                && save_times
+                    .get(next_save - 1)
+                    .and_then(|&t| grid.index_of(t))
+                    == Some(k)
+            {
+                next_save -= 1;
+                axpy(u_bar, 1.0, &save_bar(next_save, u));
+            }
+        };
+        let mut u_bar = [0.0f32; D];
+        add_saves(last, final_state, &mut u_bar);
+        for seg in (0..n_ckpt).rev() {
+            let k0 = seg as u32 * interval;
+            let k1 = (k0 + interval).min(last);
+            let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
+            for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
+                if j > 0 {
+                    x = self.adjoint_step(sde, noise, trajectory, k0 + j as u32 - 1, &x)?;
+                }
+                *slot = x;
+            }
+            for k in (k0..k1).rev() {
+                let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
+                let (t, h) = step_at(self, k);
+                let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
+                self.method
+                    .step_vjp(sde, t, h, &uk, &inc, &mut u_bar, params_bar);
+                add_saves(k, &uk, &mut u_bar);
+            }
+        }
+        axpy(u0_bar, 1.0, &u_bar);
+        Ok(())
+    }
+
+    /// One trajectory's discrete adjoint in [`Checkpoints::states`]`(last)` rows of
+    /// `states`: [`Solver::forward_with_checkpoints`], then
+    /// [`Solver::backward_from_checkpoints`]. Inputs must be checked by the caller (noise
+    /// kind, save times); a short `states` is [`Error::Length`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adjoint_trajectory<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        checkpoints: Checkpoints,
+        states: &mut [[f32; D]],
+        save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
+        u0_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let short = Error::Length {
+            what: "adjoint states (checkpoints plus one segment)",
+            expected: checkpoints.states(last),
+            found: states.len(),
+        };
+        let interval = checkpoints.interval(last);
+        let n_ckpt = last.div_ceil(interval) as usize;
+        let (ckpt, rest) = states.split_at_mut_checked(n_ckpt).ok_or(short)?;
+        let segment = rest
+            .get_mut(..(interval.min(last.max(1)) as usize))
+            .ok_or(short)?;
+        let final_state = self.forward_with_checkpoints(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            interval,
+            ckpt,
+            |_, _| {},
+        )?;
+        self.backward_from_checkpoints(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            interval,
+            ckpt,
+            &final_state,
+            segment,
+            save_bar,
+            u0_bar,
+            params_bar,
+        )
+    }
+
+    /// [`Solver::ensemble`] on `f32` (the same statistics, bit for bit) that also keeps
+    /// every trajectory's checkpoints and final state: trajectory `m` uses rows
+    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c = ceil(last / interval)`, the
+    /// final state last. Inputs must be checked by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ensemble_with_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[f32; D],
+        trajectories: usize,
+        save_times: &[f32],
+        last: u32,
+        interval: u32,
+        mean: &mut [[f32; D]],
+        var: &mut [[f32; D]],
+        states: &mut [[f32; D]],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let per = last.div_ceil(interval) as usize + 1;
+        mean.fill([0.0; D]);
+        var.fill([0.0; D]);
+        for (m, rows) in states.chunks_mut(per).take(trajectories).enumerate() {
+            let count = (m + 1) as f32;
+            let (ckpt, tail) = rows.split_at_mut(per - 1);
+            let final_state = self.forward_with_checkpoints(
+                sde,
+                noise,
+                m,
+                u0,
+                save_times,
+                last,
+                interval,
+                ckpt,
+                |i, u| {
+                    if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
+                        super::welford_update(mean, var, u, count);
+                    }
+                },
+            )?;
+            if let Some(slot) = tail.first_mut() {
+                *slot = final_state;
+            }
+        }
+        super::finish_variance(var, trajectories);
+        Ok(())
+    }
+}
