@@ -161,9 +161,9 @@ run() {
 }
 
 # ------------------------------------------------------------------- host records
-step "host: the same records from tests/firmware_parity.rs"
+step "host: the same records from tests/suite/firmware_parity.rs"
 (cd "$root" && TINYSDE_PARITY_OUT="$out/host.txt" TINYSDE_CHECKS_OUT="$out/host-checks.txt" \
-    cargo test --features std --test firmware_parity -- --nocapture)
+    cargo test --features std --test suite firmware_parity:: -- --nocapture)
 [ -s "$out/host.txt" ] || fail "the host test wrote no records"
 [ -s "$out/host-checks.txt" ] || fail "the host test wrote no check records"
 ncheck=$(wc -l <"$out/host-checks.txt")

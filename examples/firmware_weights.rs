@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The data set, save times and step count are the firmware's (`boards/app/src/seed.rs`);
-//! `tests/firmware_parity.rs` recomputes the firmware's forecast from the written file.
+//! `tests/suite/firmware_parity.rs` recomputes the firmware's forecast from the written file.
 
 use core::ops::ControlFlow;
 

@@ -1,4 +1,4 @@
-//! Code shared by the examples (and by `tests/examples.rs`, which includes it with
+//! Code shared by the examples (and by `tests/suite/examples.rs`, which includes it with
 //! `#[path]`): data, CSV reading, training and sampling, plots, and output files that
 //! appear all at once or not at all.
 //!

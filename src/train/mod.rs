@@ -29,7 +29,7 @@
 //! Nothing here allocates or needs `std`; every size is checked and every bad input is a
 //! typed [`Error`](crate::Error) that leaves the caller's data unchanged.
 //!
-//! Hyperparameters that fit the seed task (`tests/training.rs`, both cut the loss more than
+//! Hyperparameters that fit the seed task (`tests/suite/training.rs`, both cut the loss more than
 //! tenfold): SOSRI with 5 steps per unit time on `[-3, 3]`, 16 trajectories per iteration,
 //! fresh noise per iteration, Adam with `lr = 0.005` (default betas and eps); plain
 //! training for 300 iterations, or the growing window `{start: 2, add: 1,

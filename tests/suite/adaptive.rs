@@ -1043,8 +1043,7 @@ fn step_budget_and_minimum_step_are_typed_errors() {
 
 // ---------------------------------------------------------------- no allocation
 
-#[path = "common/alloc_counter.rs"]
-mod alloc_counter;
+use crate::alloc_counter;
 
 #[test]
 fn adaptive_solves_and_ensembles_allocate_nothing() {

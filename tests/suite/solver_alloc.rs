@@ -10,8 +10,7 @@ use tinysde::solve::{
 };
 use tinysde::{Dual, NoiseKind, Real};
 
-#[path = "common/alloc_counter.rs"]
-mod alloc_counter;
+use crate::alloc_counter;
 use alloc_counter::allocations;
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);

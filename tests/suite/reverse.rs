@@ -17,8 +17,7 @@ use tinysde::solve::{
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, Real};
 
-#[path = "common/alloc_counter.rs"]
-mod alloc_counter;
+use crate::alloc_counter;
 use alloc_counter::allocations;
 
 /// Deterministic pseudo-random values in [-1, 1).

@@ -5,8 +5,7 @@ use tinysde::nn::{
 };
 use tinysde::Dual;
 
-#[path = "common/alloc_counter.rs"]
-mod alloc_counter;
+use crate::alloc_counter;
 use alloc_counter::allocations;
 
 #[test]

@@ -12,8 +12,7 @@ use tinysde::train::{
 };
 use tinysde::{Dual, Real};
 
-#[path = "common/alloc_counter.rs"]
-mod alloc_counter;
+use crate::alloc_counter;
 use alloc_counter::allocations;
 
 type Model = NeuralSde<

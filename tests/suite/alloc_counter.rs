@@ -1,6 +1,6 @@
 //! A global allocator that counts allocations of the thread being measured, for the
-//! "allocates nothing" tests. Include with `#[path = "common/alloc_counter.rs"] mod alloc_counter;`
-//! (one global allocator per test binary).
+//! "allocates nothing" tests: one for the whole suite (`use crate::alloc_counter;`). Only the
+//! measuring thread counts, so tests running beside it on other threads do not disturb it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

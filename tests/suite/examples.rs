@@ -8,13 +8,13 @@
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
-#[path = "../examples/fit_csv.rs"]
+#[path = "../../examples/fit_csv.rs"]
 mod fit_csv;
 #[allow(dead_code)]
-#[path = "../examples/fit_exp.rs"]
+#[path = "../../examples/fit_exp.rs"]
 mod fit_exp;
 #[allow(dead_code)]
-#[path = "../examples/spiral.rs"]
+#[path = "../../examples/spiral.rs"]
 mod spiral;
 
 use std::path::{Path, PathBuf};

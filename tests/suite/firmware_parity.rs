@@ -18,7 +18,7 @@
 //! unnoticed.
 
 /// The on-target checks, compiled from the firmware's own source.
-#[path = "../boards/app/src/checks.rs"]
+#[path = "../../boards/app/src/checks.rs"]
 #[allow(dead_code)]
 mod checks;
 

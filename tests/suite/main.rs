@@ -1,0 +1,30 @@
+//! tinysde's integration tests, in one binary (`cargo test --features std`; one module's
+//! tests: `cargo test --features std --test suite contract::`).
+//!
+//! One binary instead of one per file: the solvers, ensembles and gradients are generic, so
+//! every test binary compiled its own optimized copy of them and linked it; one binary
+//! compiles and links them once.
+
+mod alloc_counter;
+
+mod adaptive;
+mod calibration;
+mod contract;
+mod convergence;
+mod examples;
+mod firmware_parity;
+mod gradient;
+mod grid;
+mod nn;
+mod nn_alloc;
+mod noise;
+mod reverse;
+mod reverse_training;
+mod reversible_heun;
+mod seed_calibration;
+mod series_alloc;
+mod solver_alloc;
+mod solvers;
+mod train_alloc;
+mod training;
+mod weights;
