@@ -409,7 +409,7 @@ fn reverse_equals_forward_for_losses_masks_windows_and_u0() {
 }
 
 /// Save times off the nominal grid (uneven gaps, one shorter than a nominal step).
-const UNEVEN: [f32; 4] = [0.13, 0.3, 0.318, 1.0];
+const UNEVEN: [f32; 4] = [0.13, 0.3, 0.317, 1.0];
 
 /// The grids that are not uniform: through the save times with a step budget, and with a
 /// maximum step (one segment with several steps, one with a single short step).
@@ -874,4 +874,63 @@ fn reverse_gradient_allocates_nothing() {
     });
     assert!(result.is_ok());
     assert_eq!(count, 0, "reverse mode allocated");
+}
+
+/// The trainer's cheaper mode is reverse mode on grids through the save times too, and it
+/// trains the same problem as forward mode: the first loss has the same bits, and both
+/// runs reduce the loss alike.
+#[test]
+fn cheaper_mode_trains_in_reverse_on_uneven_grids() {
+    use core::ops::ControlFlow;
+    use tinysde::train::{Adam, AdamConfig, GradientMode, TrainConfig, Trainer, Workspace};
+    const P: usize = Small::PARAMS;
+    let mse = MeanSquaredError::new(&DATA).unwrap();
+    let mut losses: Vec<Vec<f32>> = Vec::new();
+    for reverse_mode in [false, true] {
+        let grid = TimeGrid::through(0.0, 1.0, 40).unwrap();
+        let problem = problem_on(EulerHeun, grid, 1.0);
+        let mut model = small_model(9);
+        let mut adam = Adam::new(AdamConfig::lr(0.02), [0.0; P], [0.0; P]).unwrap();
+        let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+        let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
+        let mut tape = vec![[0.0f32; 1]; reverse::tape_len_keep_all(&problem, Checkpoints::All)];
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            stats: &mut stats,
+        };
+        let trainer = Trainer::new(
+            &mut model,
+            &mut adam,
+            problem,
+            mse,
+            TrainConfig::default(),
+            ws,
+        )
+        .unwrap();
+        let mut trainer = if reverse_mode {
+            let t = trainer
+                .with_cheaper_mode(&mut tape, Checkpoints::All)
+                .unwrap();
+            assert_eq!(t.gradient_mode(), GradientMode::Reverse(Checkpoints::All));
+            t
+        } else {
+            trainer
+        };
+        let mut run = Vec::new();
+        trainer
+            .run(30, |p| {
+                run.push(p.loss);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        losses.push(run);
+    }
+    let (fwd, rev) = (&losses[0], &losses[1]);
+    assert_eq!(fwd[0].to_bits(), rev[0].to_bits(), "first loss");
+    assert!(fwd.last().unwrap() < &(0.8 * fwd[0]), "{fwd:?}");
+    for (i, (f, r)) in fwd.iter().zip(rev).enumerate() {
+        assert!((f - r).abs() <= 1e-3 * f.abs(), "iteration {i}: {f} vs {r}");
+    }
 }
