@@ -4,13 +4,13 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tinysde::grad::{loss_value, Loss, Problem};
+use tinysde::grad::{loss_value, reverse, Loss, Problem};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
 use tinysde::noise::Brownian;
-use tinysde::sde::{NeuralSde, Sde};
-use tinysde::solve::{Solver, Step, TimeGrid};
+use tinysde::sde::{NeuralSde, Sde, SdeVjp};
+use tinysde::solve::{Checkpoints, Solver, Step, StepVjp, TimeGrid};
 use tinysde::train::{
     Adam, AdamConfig, GrowingWindow, NoiseMode, Optimizer, Progress, Series, SeriesConfig,
     SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
@@ -153,7 +153,9 @@ impl History {
 
 /// Trains `model` on `loss` over `times` from `u0` with `solver`, reports every iteration
 /// to `bar`, and leaves the model at the best parameters seen on the full data.
-/// Noise: a fresh Brownian path per iteration from `noise_seed`.
+/// Noise: a fresh Brownian path per iteration from `noise_seed`. Gradients: the trainer's
+/// cheaper mode, which for these models is reverse mode keeping every state (one `f32`
+/// statistics pass and a backward pass instead of `ceil(PARAMS / K)` passes on `K` lanes).
 #[allow(clippy::too_many_arguments)]
 pub fn train<const K: usize, S, L, const D: usize>(
     model: &mut S,
@@ -166,8 +168,8 @@ pub fn train<const K: usize, S, L, const D: usize>(
     bar: &ProgressBar,
 ) -> Result<History, Error>
 where
-    S: Sde<Dual<K>, D> + Parameters,
-    Method: Step<Dual<K>, S, D>,
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters,
+    Method: Step<Dual<K>, S, D> + StepVjp<S, D>,
     L: Loss<D>,
 {
     let start = Instant::now();
@@ -180,6 +182,15 @@ where
             lr, trajectories, ..
         } => (*lr, *trajectories),
     };
+    let most_trajectories = match schedule {
+        Schedule::Phases(phases) => phases.iter().map(|ph| ph.trajectories).max(),
+        Schedule::Growing { trajectories, .. } => Some(*trajectories),
+    }
+    .unwrap_or(first_n);
+    // Reverse mode keeping every state of every trajectory: the tape is sized for the
+    // phase with the most trajectories, so no phase recomputes anything.
+    let widest = Problem::new(solver, u0, most_trajectories.max(first_n), times)?;
+    let mut tape = vec![[0.0f32; D]; reverse::tape_len_keep_all(&widest, Checkpoints::All)];
     let problem = Problem::new(solver, u0, first_n, times)?;
     let adam = Adam::new(AdamConfig::lr(first_lr), vec![0.0; p], vec![0.0; p])?;
     let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
@@ -194,7 +205,8 @@ where
         noise: NoiseMode::Fresh { seed: noise_seed },
         clip_norm: None,
     };
-    let mut trainer = Trainer::new(model, adam, problem, loss, config, ws)?;
+    let mut trainer = Trainer::new(model, adam, problem, loss, config, ws)?
+        .with_cheaper_mode(&mut tape, Checkpoints::All)?;
     let mut history = History::default();
     let limit = match schedule {
         Schedule::Growing { limit, .. } => limit.map_or(usize::MAX, |l| l as usize),

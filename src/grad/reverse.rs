@@ -90,9 +90,9 @@ pub fn tape_len<M: Method, const D: usize>(
     checkpoints: Checkpoints,
 ) -> usize {
     let last = problem
-        .save_times()
-        .last()
-        .and_then(|&t| problem.solver().grid.index_of(t))
+        .solver()
+        .grid
+        .check_save_times(problem.save_times())
         .unwrap_or(0);
     4 * problem.save_times().len() + checkpoints.states(last)
 }
@@ -108,9 +108,9 @@ pub fn tape_len_keep_all<M: Method, const D: usize>(
     checkpoints: Checkpoints,
 ) -> usize {
     let last = problem
-        .save_times()
-        .last()
-        .and_then(|&t| problem.solver().grid.index_of(t))
+        .solver()
+        .grid
+        .check_save_times(problem.save_times())
         .unwrap_or(0);
     let interval = checkpoints.interval(last);
     let per_trajectory = last.div_ceil(interval) as usize + 1;
@@ -152,9 +152,9 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 /// [`tape_len`]`(problem, checkpoints)` rows.
 ///
 /// Errors: wrong `grad`, `stats` or `tape` length, `K = 0`, a loss that rejects the number
-/// of save times, an unsupported noise kind, a time grid that is not uniform
-/// ([`Error::OutOfRange`]; reverse mode walks the steps backwards by index): returned
-/// before anything is written. A solve
+/// of save times, an unsupported noise kind, bad save times: returned before anything is
+/// written. Every [`TimeGrid`](crate::solve::TimeGrid) spacing works: the backward pass
+/// walks the grid's plan in reverse with a [`PlanCursor`](crate::solve::PlanCursor). A solve
 /// that diverges returns [`Error::Diverged`]; a non-finite loss or gradient entry
 /// [`Error::NonFinite`] (`what: "loss"` or `"gradient"`). After such a run-time error
 /// `grad`, `stats` and `tape` hold partial results.
@@ -183,7 +183,6 @@ where
             what: "Dual<K> needs K >= 1 lanes",
         });
     }
-    crate::solve::check_uniform(&problem.solver().grid)?;
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),
@@ -474,7 +473,6 @@ where
             what: "Dual<K> needs K >= 1 lanes",
         });
     }
-    crate::solve::check_uniform(&problem.solver().grid)?;
     check_buffers::<S, ReversibleHeun, L, D>(
         problem,
         stats.len(),

@@ -9,8 +9,8 @@
 //! computes.
 
 use super::{
-    increment, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Sra1, SraTableau,
-    SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
+    increment, EulerHeun, EulerMaruyama, Method, PlanCursor, PlanEvent, PlannedStep, Solver, Sosra,
+    Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
 };
 use crate::error::Error;
 use crate::math;
@@ -401,26 +401,12 @@ impl Checkpoints {
     }
 }
 
-/// Reverse mode walks the steps backwards by index, which needs each step's time and size
-/// from its index alone: true of a uniform grid. (Grids through arbitrary save times take
-/// their steps from a forward [`StepPlan`](super::StepPlan); walking one backwards is not
-/// supported yet.)
-pub(crate) fn check_uniform(grid: &super::TimeGrid) -> Result<(), Error> {
-    if grid.spacing() == super::Spacing::Uniform {
-        Ok(())
-    } else {
-        Err(Error::OutOfRange {
-            what: "reverse mode and reversible Heun need a uniform time grid (TimeGrid::new)",
-        })
+/// A step index past the plan of checked save times: cannot happen for inputs the callers
+/// checked; an error rather than a panic if it ever does.
+pub(crate) fn off_plan(_k: u32) -> Error {
+    Error::OutOfRange {
+        what: "step index past the last save time",
     }
-}
-
-/// The step index, time and size of step `k` on the solver's grid. Every forward and
-/// backward loop of the adjoint takes them from here, so a grid with varying steps changes
-/// one function.
-#[inline]
-fn step_at<M>(solver: &Solver<M>, k: u32) -> (f32, f32) {
-    (solver.grid.time(k), solver.grid.h())
 }
 
 impl<M: Method> Solver<M> {
@@ -448,14 +434,14 @@ impl<M: Method> Solver<M> {
         }
     }
 
-    /// Step `k` from `u`, checked for divergence.
+    /// One planned step from `u`, checked for divergence.
     #[inline]
     fn adjoint_step<S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
         trajectory: usize,
-        k: u32,
+        step: PlannedStep,
         u: &[f32; D],
     ) -> Result<[f32; D], Error>
     where
@@ -463,7 +449,7 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let (t, h) = step_at(self, k);
+        let PlannedStep { k, t, h } = step;
         let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
         let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
         if next.iter().all(|x| x.is_finite()) {
@@ -498,25 +484,20 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
+        let _ = last; // the plan ends at the last save time by itself
         let mut u = *u0;
-        let mut next = 0;
-        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
-        for k in 0..=last {
-            while next_k == Some(k) {
-                on_save(next, &u);
-                next += 1;
-                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
-            }
-            if k == last {
-                break;
-            }
-            if k % interval == 0 {
-                if let Some(slot) = checkpoints.get_mut((k / interval) as usize) {
-                    *slot = u;
+        for event in self.grid.plan_unchecked(save_times) {
+            match event {
+                PlanEvent::Save(i) => on_save(i, &u),
+                PlanEvent::Step(step) => {
+                    if step.k % interval == 0 {
+                        if let Some(slot) = checkpoints.get_mut((step.k / interval) as usize) {
+                            *slot = u;
+                        }
+                    }
+                    u = self.adjoint_step(sde, noise, trajectory, step, &u)?;
                 }
             }
-            u = self.adjoint_step(sde, noise, trajectory, k, &u)?;
         }
         Ok(u)
     }
@@ -549,41 +530,37 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
         let n_ckpt = last.div_ceil(interval) as usize;
-        // The save cotangents at grid index k are added once `u_bar` is the cotangent of
-        // the state at k, before the step that produced it is undone.
-        let mut next_save = save_times.len();
-        let mut add_saves = |k: u32, u: &[f32; D], u_bar: &mut [f32; D]| {
-            while next_save > 0
-                && save_times
-                    .get(next_save - 1)
-                    .and_then(|&t| grid.index_of(t))
-                    == Some(k)
-            {
-                next_save -= 1;
-                axpy(u_bar, 1.0, &save_bar(next_save, u));
-            }
-        };
+        let mut plan = self.grid.cursor_unchecked(save_times, last);
+        // The save cotangent at step index k is added once `u_bar` is the cotangent of the
+        // state at k, before the step that produced it is undone.
+        let mut add_saves =
+            |plan: &mut PlanCursor<'_>, k: u32, u: &[f32; D], u_bar: &mut [f32; D]| {
+                if let Some(i) = plan.save_at(k) {
+                    axpy(u_bar, 1.0, &save_bar(i, u));
+                }
+            };
         let mut u_bar = [0.0f32; D];
-        add_saves(last, final_state, &mut u_bar);
+        add_saves(&mut plan, last, final_state, &mut u_bar);
         for seg in (0..n_ckpt).rev() {
             let k0 = seg as u32 * interval;
             let k1 = (k0 + interval).min(last);
             let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
             for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
                 if j > 0 {
-                    x = self.adjoint_step(sde, noise, trajectory, k0 + j as u32 - 1, &x)?;
+                    let k = k0 + j as u32 - 1;
+                    let step = plan.step(k).ok_or(off_plan(k))?;
+                    x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
                 }
                 *slot = x;
             }
             for k in (k0..k1).rev() {
                 let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
-                let (t, h) = step_at(self, k);
+                let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
                 let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
                 self.method
                     .step_vjp(sde, t, h, &uk, &inc, &mut u_bar, params_bar);
-                add_saves(k, &uk, &mut u_bar);
+                add_saves(&mut plan, k, &uk, &mut u_bar);
             }
         }
         axpy(u0_bar, 1.0, &u_bar);

@@ -450,24 +450,167 @@ impl Iterator for StepPlan<'_> {
         }
         let k = self.k;
         self.k += 1;
-        let grid = &self.grid;
-        let step = if grid.spacing == Spacing::Uniform || (self.start.on_grid && end.on_grid) {
+        Some(PlanEvent::Step(self.grid.segment_step(self.start, end, k)))
+    }
+}
+
+impl TimeGrid {
+    /// Step `k` of the segment from `start` to `end` (`start.k <= k < end.k`): the nominal
+    /// grid's step if the spacing is uniform or both ends are grid points, else one of the
+    /// segment's equal steps. [`StepPlan`] and [`PlanCursor`] both take their steps from
+    /// here, so they give the same bits.
+    #[inline]
+    fn segment_step(&self, start: Anchor, end: Anchor, k: u32) -> PlannedStep {
+        if self.spacing == Spacing::Uniform || (start.on_grid && end.on_grid) {
             PlannedStep {
                 k,
-                t: grid.t0 + k as f32 * grid.h,
-                h: grid.h,
+                t: self.t0 + k as f32 * self.h,
+                h: self.h,
             }
         } else {
-            // Equal steps from the segment's start to its end; `end.k > start.k` here.
-            let n = end.k - self.start.k;
-            let h = (end.t - self.start.t) / n as f32;
+            // Equal steps from the segment's start to its end; `end.k > start.k` here
+            // (saturating and `max(1)` only keep a misuse panic-free).
+            let n = end.k.saturating_sub(start.k).max(1);
+            let h = (end.t - start.t) / n as f32;
             PlannedStep {
                 k,
-                t: self.start.t + (k - self.start.k) as f32 * h,
+                t: start.t + k.saturating_sub(start.k) as f32 * h,
                 h,
             }
+        }
+    }
+
+    /// Random access to the plan for `save_times` (validated as by
+    /// [`TimeGrid::check_save_times`]): step `k`'s time and size, and which save time falls
+    /// at step index `k`, in any order. This is how a backward pass walks a plan in reverse.
+    ///
+    /// ```
+    /// use tinysde::solve::{PlanEvent, TimeGrid};
+    /// let grid = TimeGrid::with_max_step(0.0, 10.0, 1.0)?;
+    /// let times = [0.5, 1.0, 4.0, 10.0];
+    /// let mut cursor = grid.cursor(&times)?;
+    /// let forward: Vec<_> = grid.plan(&times)?
+    ///     .filter_map(|e| match e { PlanEvent::Step(s) => Some(s), _ => None })
+    ///     .collect();
+    /// for s in forward.iter().rev() {
+    ///     assert_eq!(cursor.step(s.k), Some(*s));
+    /// }
+    /// assert_eq!(cursor.step(11), None); // past the last save time
+    /// assert_eq!(cursor.save_at(2), Some(1)); // 1.0 is reached after steps 0 and 1
+    /// assert_eq!(cursor.save_at(3), None);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn cursor<'a>(&self, save_times: &'a [f32]) -> Result<PlanCursor<'a>, Error> {
+        let last = self.check_save_times(save_times)?;
+        Ok(self.cursor_unchecked(save_times, last))
+    }
+
+    /// [`TimeGrid::cursor`] for save times already checked, `last` the step index of the
+    /// last one (unchecked ones give `None` from the first bad time on, never panic).
+    pub(crate) fn cursor_unchecked<'a>(&self, save_times: &'a [f32], last: u32) -> PlanCursor<'a> {
+        let mut cursor = PlanCursor {
+            grid: *self,
+            save_times,
+            last,
+            index: 0,
+            start: Anchor::origin(self.t0),
+            end: None,
         };
-        Some(PlanEvent::Step(step))
+        cursor.rewind();
+        cursor
+    }
+}
+
+/// Random access to a [`StepPlan`]: step `k`'s `(k, t, h)` with the bits the plan gives,
+/// and the save time at step index `k`. Made by [`TimeGrid::cursor`]; allocates nothing.
+///
+/// On a uniform grid every query costs O(1) (a save lookup O(log S) for `S` save times).
+/// On the other spacings a save time's step index depends on all earlier ones, so the
+/// cursor keeps the segment (between two consecutive save times) of the last query:
+/// queries in the same or a later segment cost O(1) per segment moved, an earlier one
+/// re-walks the save times from the start, O(S). A backward pass over a whole plan costs
+/// O(S^2) segment computations in all (a few flops each), none per step.
+#[derive(Clone, Debug)]
+pub struct PlanCursor<'a> {
+    grid: TimeGrid,
+    save_times: &'a [f32],
+    /// The step index of the last save time: the plan has steps `0..last`.
+    last: u32,
+    /// The save time that ends the current segment.
+    index: usize,
+    /// Where the current segment starts (`t0` for the first).
+    start: Anchor,
+    /// Where it ends; `None` if `save_times` is empty or a save time is bad.
+    end: Option<Anchor>,
+}
+
+impl PlanCursor<'_> {
+    /// The step index of the last save time (the plan has steps `0..last()`).
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+
+    /// Step `k` of the plan, `None` for `k >= last()`.
+    pub fn step(&mut self, k: u32) -> Option<PlannedStep> {
+        if k >= self.last {
+            return None;
+        }
+        if self.grid.spacing == Spacing::Uniform {
+            return Some(PlannedStep {
+                k,
+                t: self.grid.t0 + k as f32 * self.grid.h,
+                h: self.grid.h,
+            });
+        }
+        let end = self.seek(k + 1)?;
+        Some(self.grid.segment_step(self.start, end, k))
+    }
+
+    /// The index `i` of the save time `save_times[i]` at which the plan saves the state
+    /// reached after `k` steps, if any (at most one save time falls on each step index).
+    pub fn save_at(&mut self, k: u32) -> Option<usize> {
+        if k > self.last {
+            return None;
+        }
+        if self.grid.spacing == Spacing::Uniform {
+            // Uniform save times are matched to grid indices one by one, increasing.
+            let grid = self.grid;
+            let below = |t: &f32| grid.snap(*t).is_none_or(|j| j < k);
+            let i = self.save_times.partition_point(below);
+            let found = self.save_times.get(i).and_then(|&t| grid.snap(t));
+            return (found == Some(k)).then_some(i);
+        }
+        let end = self.seek(k)?;
+        (end.k == k).then_some(self.index)
+    }
+
+    /// Back to the first segment.
+    fn rewind(&mut self) {
+        self.index = 0;
+        self.start = Anchor::origin(self.grid.t0);
+        self.end = self
+            .save_times
+            .first()
+            .and_then(|&t| self.grid.boundary(t, Anchor::START));
+    }
+
+    /// Moves to the first segment whose end has step index `>= q` and returns that end.
+    fn seek(&mut self, q: u32) -> Option<Anchor> {
+        if self.index > 0 && q <= self.start.k {
+            self.rewind();
+        }
+        loop {
+            let end = self.end?;
+            if q <= end.k {
+                return Some(end);
+            }
+            self.index += 1;
+            self.start = end;
+            self.end = self
+                .save_times
+                .get(self.index)
+                .and_then(|&t| self.grid.boundary(t, end));
+        }
     }
 }
 

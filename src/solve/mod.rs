@@ -77,11 +77,10 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
-pub(crate) use adjoint::check_uniform;
 pub use adjoint::{Checkpoints, StepVjp};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
-pub use grid::{PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
+pub use grid::{PlanCursor, PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
 pub use milstein::Milstein;
 pub use reversible_heun::ReversibleHeun;
 pub use rk4::Rk4;

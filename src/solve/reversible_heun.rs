@@ -4,7 +4,8 @@
 
 #![allow(clippy::needless_range_loop)] // the step formulas index several arrays by component
 
-use super::{increment, Calculus, Method, Solver};
+use super::adjoint::off_plan;
+use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Solver};
 use crate::error::{check_len, Error, NoiseKind};
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
@@ -212,20 +213,16 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
-        let mut state = RevState::start(sde, grid.time(0), u0, seed);
-        let mut next = 0;
-        let mut next_k = save_times.first().and_then(|&t| grid.index_of(t));
-        for k in 0..=last {
-            while next_k == Some(k) {
-                on_save(next, &state.y);
-                next += 1;
-                next_k = save_times.get(next).and_then(|&t| grid.index_of(t));
-            }
-            if k == last {
-                break;
-            }
-            let (t, h) = (grid.time(k), grid.h());
+        let _ = last; // the plan ends at the last save time by itself
+        let mut state = RevState::start(sde, self.grid.t0(), u0, seed);
+        for event in self.grid.plan_unchecked(save_times) {
+            let PlannedStep { k, t, h } = match event {
+                PlanEvent::Save(i) => {
+                    on_save(i, &state.y);
+                    continue;
+                }
+                PlanEvent::Step(step) => step,
+            };
             let inc = rev_increment::<N, S, T, D>(noise, trajectory, k, h)?;
             state = state.step(sde, t, h, &inc, seed);
             if !state.is_finite() {
@@ -239,8 +236,7 @@ impl Solver<ReversibleHeun> {
     }
 
     /// [`Solver::solve`] for reversible Heun: one trajectory, the solution `y` at each save
-    /// time. Errors as [`Solver::solve`], and [`Error::OutOfRange`] for a grid that is not
-    /// uniform.
+    /// time, on any [`TimeGrid`](super::TimeGrid) spacing. Errors as [`Solver::solve`].
     #[allow(clippy::too_many_arguments)]
     pub fn solve_reversible<T, S, N, const D: usize>(
         &self,
@@ -257,7 +253,6 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        super::check_uniform(&self.grid)?;
         let last = self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
         self.run_reversible(
@@ -278,8 +273,7 @@ impl Solver<ReversibleHeun> {
 
     /// [`Solver::ensemble`] for reversible Heun: mean and sample variance of trajectories
     /// `0..trajectories` at the save times, by Welford's update in trajectory order.
-    /// Errors as [`Solver::ensemble`], and [`Error::OutOfRange`] for a grid that is not
-    /// uniform.
+    /// Errors as [`Solver::ensemble`].
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble_reversible<T, S, N, const D: usize>(
         &self,
@@ -297,7 +291,6 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        super::check_uniform(&self.grid)?;
         let last = self.check_ensemble(
             S::NOISE,
             u0,
@@ -342,10 +335,10 @@ impl Solver<ReversibleHeun> {
         S: SdeVjp<D>,
         N: NoiseSource,
     {
-        let grid = &self.grid;
-        let mut state = RevState::start(sde, grid.time(0), u0, ParamSeed::NONE);
+        let mut plan = self.grid.cursor_unchecked(save_times, last);
+        let mut state = RevState::start(sde, self.grid.t0(), u0, ParamSeed::NONE);
         for k in 0..last {
-            let (t, h) = (grid.time(k), grid.h());
+            let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
             let inc = rev_increment::<N, S, f32, D>(noise, trajectory, k, h)?;
             state = state.step(sde, t, h, &inc, ParamSeed::NONE);
             if !state.is_finite() {
@@ -355,30 +348,24 @@ impl Solver<ReversibleHeun> {
                 });
             }
         }
-        let mut next_save = save_times.len();
-        let mut add_saves = |k: u32, y: &[f32; D], y_bar: &mut [f32; D]| {
-            while next_save > 0
-                && save_times
-                    .get(next_save - 1)
-                    .and_then(|&t| grid.index_of(t))
-                    == Some(k)
-            {
-                next_save -= 1;
-                for (yb, b) in y_bar.iter_mut().zip(save_bar(next_save, y)) {
-                    *yb += b;
-                }
-            }
-        };
         let mut y_bar = [0.0f32; D];
         let mut z_bar = [0.0f32; D];
-        add_saves(last, &state.y, &mut y_bar);
+        let mut add_saves =
+            |plan: &mut PlanCursor<'_>, k: u32, y: &[f32; D], y_bar: &mut [f32; D]| {
+                if let Some(i) = plan.save_at(k) {
+                    for (yb, b) in y_bar.iter_mut().zip(save_bar(i, y)) {
+                        *yb += b;
+                    }
+                }
+            };
+        add_saves(&mut plan, last, &state.y, &mut y_bar);
         for k in (0..last).rev() {
-            let (t, h) = (grid.time(k), grid.h());
+            let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
             let inc = rev_increment::<N, S, f32, D>(noise, trajectory, k, h)?;
             let previous = state.unstep(sde, t, h, &inc);
             previous.step_vjp(&state, sde, t, h, &inc, &mut y_bar, &mut z_bar, params_bar);
             state = previous;
-            add_saves(k, &state.y, &mut y_bar);
+            add_saves(&mut plan, k, &state.y, &mut y_bar);
         }
         // y0 = z0 = u0, and f0, g0 are evaluated at z0: their cotangents were folded into
         // z_bar by the first step's VJP.

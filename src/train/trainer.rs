@@ -486,8 +486,7 @@ where
     /// problem (all save times, so every window of a schedule fits); the workspace's
     /// `stats` serve for the loss's derivatives in the statistics.
     ///
-    /// Errors (the trainer is dropped, nothing else changes): a short `tape`, a time grid
-    /// that is not uniform ([`Error::OutOfRange`]).
+    /// Errors (the trainer is dropped, nothing else changes): a short `tape`.
     ///
     /// ```
     /// use core::ops::ControlFlow;
@@ -528,7 +527,6 @@ where
         tape: &'a mut [[f32; D]],
         checkpoints: Checkpoints,
     ) -> Result<Self, Error> {
-        crate::solve::check_uniform(&self.problem.solver().grid)?;
         let needed = reverse::tape_len(&self.problem, checkpoints);
         if tape.len() < needed {
             return Err(Error::Length {
@@ -552,16 +550,14 @@ where
     /// forward mode `ceil(N / K) * (2 + K) / 2` (a pass with K tangents costs about
     /// `1 + K / 2` plain solves), reverse mode 5 (statistics, forward, recomputation and a
     /// backward pass of about two). So forward mode wins only when the whole gradient fits
-    /// in one or two narrow passes (for example N <= K <= 6). On a grid that is not uniform
-    /// (which reverse mode does not support yet) forward mode is kept. Errors as
+    /// in one or two narrow passes (for example N <= K <= 6), on every grid spacing. Errors as
     /// [`with_reverse_mode`](Trainer::with_reverse_mode), and only when reverse mode is chosen.
     pub fn with_cheaper_mode(
         self,
         tape: &'a mut [[f32; D]],
         checkpoints: Checkpoints,
     ) -> Result<Self, Error> {
-        let uniform = crate::solve::check_uniform(&self.problem.solver().grid).is_ok();
-        if !uniform || forward_is_cheaper(self.problem.gradient_len(S::PARAMS), K) {
+        if forward_is_cheaper(self.problem.gradient_len(S::PARAMS), K) {
             Ok(self)
         } else {
             self.with_reverse_mode(tape, checkpoints)

@@ -11,8 +11,8 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{
-    Checkpoints, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    StepVjp, TimeGrid,
+    Checkpoints, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Spacing, Sra1, Sriw1,
+    Step, StepVjp, TimeGrid,
 };
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, Real};
@@ -407,6 +407,125 @@ fn reverse_equals_forward_for_losses_masks_windows_and_u0() {
     assert_modes_agree(&one, &model, &mse, "one trajectory");
 }
 
+/// Save times off the nominal grid (uneven gaps, one shorter than a nominal step).
+const UNEVEN: [f32; 4] = [0.13, 0.3, 0.317, 1.0];
+
+/// The grids that are not uniform: through the save times with a step budget, and with a
+/// maximum step (one segment with several steps, one with a single short step).
+fn uneven_grids() -> [TimeGrid; 3] {
+    [
+        TimeGrid::through(0.0, 1.0, 40).unwrap(),
+        TimeGrid::with_max_step(0.0, 1.0, 0.03).unwrap(),
+        TimeGrid::with_max_step(0.0, 1.0, 0.1).unwrap(),
+    ]
+}
+
+fn problem_on<M: Method>(method: M, grid: TimeGrid, u0: f32) -> Problem<'static, M, 1> {
+    Problem::new(Solver::new(method, grid), [u0], 16, &UNEVEN).unwrap()
+}
+
+/// Reverse = forward on grids through the save times: every method with a VJP, every
+/// loss, masks, windows and the `u0` gradient (the backward pass walks each grid's plan in
+/// reverse; a wrong step time, size or save placement breaks the agreement).
+#[test]
+fn reverse_equals_forward_on_grids_through_the_save_times() {
+    let model = small_model(7);
+    let additive = additive_model();
+    let mse = MeanSquaredError::new(&DATA).unwrap();
+    let moments = MomentMatching::new(&DATA, &VAR_DATA).unwrap();
+    let mask = [[true], [false], [true], [true]];
+    let masked_moments = MomentMatching::masked(&DATA, &VAR_DATA, &mask).unwrap();
+    for grid in uneven_grids() {
+        let last = grid.check_save_times(&UNEVEN).unwrap();
+        assert_ne!(grid.spacing(), Spacing::Uniform);
+        let what = |m: &str| format!("{m} on {:?} ({last} steps)", grid.spacing());
+        assert_modes_agree(
+            &problem_on(EulerMaruyama, grid, 1.0),
+            &model,
+            &mse,
+            &what("EM"),
+        );
+        assert_modes_agree(
+            &problem_on(EulerHeun, grid, 1.0),
+            &model,
+            &mse,
+            &what("EulerHeun"),
+        );
+        assert_modes_agree(&problem_on(Sriw1, grid, 1.0), &model, &mse, &what("SRIW1"));
+        assert_modes_agree(&problem_on(Sosri, grid, 1.0), &model, &mse, &what("SOSRI"));
+        assert_modes_agree(&problem_on(Sra1, grid, 1.0), &additive, &mse, &what("SRA1"));
+        assert_modes_agree(
+            &problem_on(Sosra, grid, 1.0),
+            &additive,
+            &mse,
+            &what("SOSRA"),
+        );
+        for u0_gradient in [false, true] {
+            let p = problem_on(Sosri, grid, 0.8).with_u0_gradient(u0_gradient);
+            assert_modes_agree(&p, &model, &moments, &what("moments"));
+            assert_modes_agree(&p, &model, &masked_moments, &what("masked moments"));
+            let w = p.with_window(2).unwrap();
+            assert_modes_agree(&w, &model, &moments, &what("window 2"));
+            let w = p.with_window(3).unwrap();
+            assert_modes_agree(&w, &model, &masked_moments, &what("masked window 3"));
+        }
+        // A save at t0 and one trajectory.
+        let times = [0.0f32, 0.41, 1.0];
+        let data = [[0.8f32], [1.0], [1.1]];
+        let one = Problem::new(Solver::new(EulerHeun, grid), [0.8], 1, &times)
+            .unwrap()
+            .with_u0_gradient(true);
+        let loss = MeanSquaredError::new(&data).unwrap();
+        assert_modes_agree(&one, &model, &loss, &what("save at t0"));
+    }
+}
+
+/// On grids through the save times, too, checkpointing changes memory, not results.
+#[test]
+fn checkpoints_do_not_change_the_bits_on_uneven_grids() {
+    let model = small_model(8);
+    let moments = MomentMatching::new(&DATA, &VAR_DATA).unwrap();
+    let noise = Brownian::new(4);
+    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for grid in uneven_grids() {
+        let p = problem_on(Sriw1, grid, 1.0).with_u0_gradient(true);
+        let reference = reverse_gradient(&p, &model, &noise, &moments, Checkpoints::All);
+        for c in [
+            Checkpoints::Sqrt,
+            Checkpoints::Every(3),
+            Checkpoints::Every(1000),
+        ] {
+            let r = reverse_gradient(&p, &model, &noise, &moments, c);
+            assert_eq!(bits(&r.1), bits(&reference.1), "{c:?} {grid:?}");
+            let long = reverse::tape_len_keep_all(&p, c);
+            let r = reverse_gradient_with_tape(&p, &model, &noise, &moments, c, long);
+            assert_eq!(r.0.to_bits(), reference.0.to_bits(), "{c:?} {grid:?}");
+            assert_eq!(bits(&r.1), bits(&reference.1), "{c:?} {grid:?} keeping all");
+        }
+    }
+}
+
+/// The tape lengths count the steps the plan actually takes (more than the nominal grid's
+/// index of the last save time when save times crowd together).
+#[test]
+fn tape_lengths_follow_the_plan() {
+    let times = [0.001f32, 0.002, 0.003, 0.004];
+    let grid = TimeGrid::through(0.0, 1.0, 1000).unwrap();
+    let last = grid.check_save_times(&times).unwrap();
+    assert_eq!(last, 4);
+    let p = Problem::new(Solver::new(EulerMaruyama, grid), [1.0], 3, &times).unwrap();
+    assert_eq!(reverse::tape_len(&p, Checkpoints::All), 16 + 4 + 1);
+    let crowded = [0.0004f32, 0.0005, 0.0006, 0.0007];
+    let last = grid.check_save_times(&crowded).unwrap();
+    assert_eq!(last, 4); // one step each, although all round to index 0 or 1
+    let p = Problem::new(Solver::new(EulerMaruyama, grid), [1.0], 3, &crowded).unwrap();
+    assert_eq!(reverse::tape_len(&p, Checkpoints::All), 16 + 4 + 1);
+    assert_eq!(
+        reverse::tape_len_keep_all(&p, Checkpoints::All),
+        16 + 3 * 5 + 1
+    );
+}
+
 /// Checkpointing changes memory, not results: every interval gives the same bits.
 #[test]
 fn checkpoints_do_not_change_the_bits() {
@@ -689,21 +808,28 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     );
     assert!(matches!(e, Err(Error::UnsupportedNoise { .. })), "{e:?}");
     assert!(grad.iter().all(|&g| g == 7.0));
-    // A grid through arbitrary times cannot be walked backwards by index (yet): an error.
+    // A grid through the save times takes any time in the span, but not one outside it:
+    // a typed error, nothing written.
     let through = Solver::new(EulerMaruyama, TimeGrid::through(0.0, 1.0, 40).unwrap());
-    let tp = Problem::new(through, [1.0], 16, &TIMES).unwrap();
-    let e = reverse::loss_and_gradient(
-        &tp,
-        &model,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
-        &mut grad,
-    );
-    assert!(matches!(e, Err(Error::OutOfRange { .. })), "{e:?}");
-    assert!(grad.iter().all(|&g| g == 7.0));
+    let outside = [0.25f32, 0.5, 0.75, 1.5];
+    let tp = Problem::new(through, [1.0], 16, &outside);
+    match tp {
+        Err(e) => assert!(matches!(e, Error::SaveTime { index: 3 }), "{e:?}"),
+        Ok(tp) => {
+            let e = reverse::loss_and_gradient(
+                &tp,
+                &model,
+                &noise,
+                &mse,
+                Checkpoints::Sqrt,
+                &mut stats,
+                &mut tape,
+                &mut grad,
+            );
+            assert!(matches!(e, Err(Error::SaveTime { index: 3 })), "{e:?}");
+            assert!(grad.iter().all(|&g| g == 7.0));
+        }
+    }
     // A diverging model is reported as such, not returned as numbers.
     let wild = Gbm { p: [1e30, 0.5] };
     let mut g2 = [7.0f32; 2];
@@ -747,4 +873,63 @@ fn reverse_gradient_allocates_nothing() {
     });
     assert!(result.is_ok());
     assert_eq!(count, 0, "reverse mode allocated");
+}
+
+/// The trainer's cheaper mode is reverse mode on grids through the save times too, and it
+/// trains the same problem as forward mode: the first loss has the same bits, and both
+/// runs reduce the loss alike.
+#[test]
+fn cheaper_mode_trains_in_reverse_on_uneven_grids() {
+    use core::ops::ControlFlow;
+    use tinysde::train::{Adam, AdamConfig, GradientMode, TrainConfig, Trainer, Workspace};
+    const P: usize = Small::PARAMS;
+    let mse = MeanSquaredError::new(&DATA).unwrap();
+    let mut losses: Vec<Vec<f32>> = Vec::new();
+    for reverse_mode in [false, true] {
+        let grid = TimeGrid::through(0.0, 1.0, 40).unwrap();
+        let problem = problem_on(EulerHeun, grid, 1.0);
+        let mut model = small_model(9);
+        let mut adam = Adam::new(AdamConfig::lr(0.02), [0.0; P], [0.0; P]).unwrap();
+        let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+        let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
+        let mut tape = vec![[0.0f32; 1]; reverse::tape_len_keep_all(&problem, Checkpoints::All)];
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            stats: &mut stats,
+        };
+        let trainer = Trainer::new(
+            &mut model,
+            &mut adam,
+            problem,
+            mse,
+            TrainConfig::default(),
+            ws,
+        )
+        .unwrap();
+        let mut trainer = if reverse_mode {
+            let t = trainer
+                .with_cheaper_mode(&mut tape, Checkpoints::All)
+                .unwrap();
+            assert_eq!(t.gradient_mode(), GradientMode::Reverse(Checkpoints::All));
+            t
+        } else {
+            trainer
+        };
+        let mut run = Vec::new();
+        trainer
+            .run(30, |p| {
+                run.push(p.loss);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        losses.push(run);
+    }
+    let (fwd, rev) = (&losses[0], &losses[1]);
+    assert_eq!(fwd[0].to_bits(), rev[0].to_bits(), "first loss");
+    assert!(fwd.last().unwrap() < &(0.8 * fwd[0]), "{fwd:?}");
+    for (i, (f, r)) in fwd.iter().zip(rev).enumerate() {
+        assert!((f - r).abs() <= 1e-3 * f.abs(), "iteration {i}: {f} vs {r}");
+    }
 }

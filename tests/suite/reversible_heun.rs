@@ -200,13 +200,26 @@ fn rebuild(
 /// rebuilt states; and the loss value has the f32 ensemble's bits.
 #[test]
 fn gradient_matches_forward_mode() {
+    let uniform = [0.25f32, 0.5, 0.75, 1.0];
+    gradient_matches_forward_mode_on(TimeGrid::new(0.0, 1.0, 40).unwrap(), &uniform);
+}
+
+/// The same on grids through save times off the nominal grid: the backward pass walks the
+/// plan's uneven steps in reverse.
+#[test]
+fn gradient_matches_forward_mode_on_uneven_grids() {
+    let uneven = [0.13f32, 0.3, 0.317, 1.0];
+    gradient_matches_forward_mode_on(TimeGrid::through(0.0, 1.0, 40).unwrap(), &uneven);
+    gradient_matches_forward_mode_on(TimeGrid::with_max_step(0.0, 1.0, 0.03).unwrap(), &uneven);
+}
+
+fn gradient_matches_forward_mode_on(grid: TimeGrid, times: &[f32; 4]) {
     let m = model();
-    let times = [0.25f32, 0.5, 0.75, 1.0];
     let data = [[0.9f32], [1.0], [1.1], [1.2]];
     let var = [[0.02f32], [0.04], [0.06], [0.08]];
     let loss = MomentMatching::new(&data, &var).unwrap();
-    let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 40).unwrap());
-    let problem = Problem::new(solver, [0.8], 16, &times)
+    let solver = Solver::new(ReversibleHeun, grid);
+    let problem = Problem::new(solver, [0.8], 16, times)
         .unwrap()
         .with_u0_gradient(true);
     let noise = Brownian::new(12);
@@ -234,7 +247,7 @@ fn gradient_matches_forward_mode() {
                 &noise,
                 &u0,
                 16,
-                &times,
+                times,
                 &mut mean,
                 &mut v,
                 ParamSeed::window(start),
@@ -293,4 +306,73 @@ fn bad_inputs_are_errors() {
         ParamSeed::NONE,
     );
     assert!(matches!(bad, Err(Error::SaveTime { index: 0 })), "{bad:?}");
+}
+
+/// On the grids through the save times, save times that are nominal grid points give the
+/// uniform grid's bits (the plan steps them identically); uneven save times, which the
+/// uniform grid refuses, are accepted.
+#[test]
+fn solves_on_grids_through_the_save_times() {
+    let noise = Brownian::new(21);
+    let on_grid = [0.25f32, 0.5, 0.75, 1.0];
+    let uniform = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 40).unwrap());
+    let mut expected = [[0.0f32; 1]; 4];
+    uniform
+        .solve_reversible(
+            &Linear,
+            &noise,
+            3,
+            &[0.5],
+            &on_grid,
+            &mut expected,
+            ParamSeed::NONE,
+        )
+        .unwrap();
+    for grid in [
+        TimeGrid::through(0.0, 1.0, 40).unwrap(),
+        TimeGrid::with_max_step(0.0, 1.0, 0.025).unwrap(),
+    ] {
+        let solver = Solver::new(ReversibleHeun, grid);
+        let mut out = [[0.0f32; 1]; 4];
+        solver
+            .solve_reversible(
+                &Linear,
+                &noise,
+                3,
+                &[0.5],
+                &on_grid,
+                &mut out,
+                ParamSeed::NONE,
+            )
+            .unwrap();
+        assert_eq!(
+            out.map(|u| u[0].to_bits()),
+            expected.map(|u| u[0].to_bits())
+        );
+        // Off-grid save times: accepted (the uniform grid refuses them).
+        let mut one = [[0.0f32; 1]; 2];
+        let uneven = [0.33f32, 1.0];
+        solver
+            .solve_reversible(
+                &Linear,
+                &noise,
+                3,
+                &[0.5],
+                &uneven,
+                &mut one,
+                ParamSeed::NONE,
+            )
+            .unwrap();
+        assert!(one.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
+        let e = uniform.solve_reversible(
+            &Linear,
+            &noise,
+            3,
+            &[0.5],
+            &uneven,
+            &mut one,
+            ParamSeed::NONE,
+        );
+        assert!(matches!(e, Err(Error::SaveTime { index: 0 })), "{e:?}");
+    }
 }
