@@ -19,6 +19,7 @@ mod nn;
 mod nn_alloc;
 mod noise;
 mod reverse;
+mod reverse_grids;
 mod reverse_training;
 mod reversible_heun;
 mod seed_calibration;
