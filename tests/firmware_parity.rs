@@ -25,7 +25,7 @@ mod checks;
 use core::ops::ControlFlow;
 use std::fmt::Write as _;
 
-use tinysde::grad::{reverse, Problem};
+use tinysde::grad::{loss_and_gradient, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::NeuralSde;
@@ -315,6 +315,43 @@ fn reverse_mode_training_follows_forward_mode() {
     // A tape of one trajectory (reverse::tape_len) gives the same bits, one solve dearer.
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(reverse), bits(&shorter));
+}
+
+#[test]
+fn the_firmware_gradient_agrees_between_modes() {
+    // The on-device training's gradient at the committed weights (the firmware's problem,
+    // noise, tape and checkpoints) against forward mode's: Adam's first steps hardly depend
+    // on the gradient's magnitude, so the losses alone would not catch a wrong one.
+    let model = load(&blob()).unwrap();
+    let rows = data().map(|y| [y]);
+    let loss = MeanSquaredError::new(&rows).unwrap();
+    let problem =
+        Problem::new(solver(STEPS), [data()[0]], TRAIN_TRAJECTORIES, &SAVE_TIMES).unwrap();
+    let noise = Brownian::new(TRAIN_NOISE_SEED);
+    let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
+    let mut tape = vec![[0.0f32; 1]; TAPE_ROWS];
+    let (mut g_rev, mut g_fwd) = ([0.0f32; PARAMS], [0.0f32; PARAMS]);
+    let l_rev = reverse::loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &loss,
+        TRAIN_CHECKPOINTS,
+        &mut stats,
+        &mut tape,
+        &mut g_rev,
+    )
+    .unwrap();
+    let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd).unwrap();
+    assert_eq!(l_rev.to_bits(), l_fwd.to_bits());
+    let scale = g_fwd.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0, "a zero gradient proves nothing");
+    for (i, (r, f)) in g_rev.iter().zip(&g_fwd).enumerate() {
+        assert!(
+            (r - f).abs() <= 1e-4 * (f.abs() + 1e-3 * scale),
+            "parameter {i}: reverse {r} forward {f}"
+        );
+    }
 }
 
 #[test]
