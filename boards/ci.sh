@@ -219,7 +219,7 @@ for c in "${cores[@]}"; do
         fail "$label: on-target checks differ from the host's (above: - host, + target)"
     fi
     grep -q "^CHECKS $ncheck $ncheck\$" "$out/$key-selftest.txt" || fail "$label: not every check passed"
-    ok "$label: $ncheck on-target checks pass (noise, layers, 8 solvers, gradient), records identical to the host's"
+    ok "$label: $ncheck on-target checks pass (noise, layers, 8 solvers, forward- and reverse-mode gradients), records identical to the host's"
 
     # scenario, expected exit status, expected ERROR record prefix
     while read -r scenario status record; do
