@@ -169,12 +169,12 @@ step "host: the same records from tests/firmware_parity.rs"
 [ -s "$out/host-checks.txt" ] || fail "the host test wrote no check records"
 ncheck=$(wc -l <"$out/host-checks.txt")
 
-# expected <firmware records>: the host's records for the same run (all CONFIG and
-# FORECAST records, and as many TRAIN records as the firmware ran iterations).
+# expected <firmware records>: the host's records for the same run (all CONFIG, FORECAST
+# and ADAPTIVE records, and as many TRAIN records as the firmware ran iterations).
 expected() {
     local n
     n=$(grep -c '^TRAIN ' "$1" || true)
-    grep -E '^(CONFIG|FORECAST) ' "$out/host.txt"
+    grep -E '^(CONFIG|FORECAST|ADAPTIVE|ADAPTIVE_STEPS) ' "$out/host.txt"
     grep '^TRAIN ' "$out/host.txt" | head -n "$n"
 }
 
@@ -194,14 +194,17 @@ for c in "${cores[@]}"; do
     run "$key" "$key-full" 0 "$out/qemu-$key.elf"
     cat "$out/$key-full.txt"
     grep -q '^DONE$' "$out/$key-full.txt" || fail "$label: the run did not finish"
-    grep -E '^(CONFIG|FORECAST|TRAIN) ' "$out/$key-full.txt" >"$out/$key-records.txt"
+    grep -E '^(CONFIG|FORECAST|ADAPTIVE|ADAPTIVE_STEPS|TRAIN) ' "$out/$key-full.txt" >"$out/$key-records.txt"
     expected "$out/$key-records.txt" >"$out/$key-expected.txt"
     ntrain=$(grep -c '^TRAIN ' "$out/$key-records.txt" || true)
     [ "$ntrain" -ge 1 ] || fail "$label: no training record"
+    nadaptive=$(grep -c '^ADAPTIVE ' "$out/$key-records.txt" || true)
+    [ "$nadaptive" -ge 1 ] && grep -q '^ADAPTIVE_STEPS ' "$out/$key-records.txt" ||
+        fail "$label: no adaptive forecast records"
     if ! diff -u "$out/$key-expected.txt" "$out/$key-records.txt"; then
         fail "$label: firmware and host records differ (above: - host, + firmware)"
     fi
-    ok "$label: forecast and $ntrain training iteration(s) run to DONE, records identical to the host's"
+    ok "$label: forecast, adaptive forecast and $ntrain training iteration(s) run to DONE, records identical to the host's"
 
     run "$key" "$key-inference" 0 "$out/qemu-$key-no-panic.elf"
     grep -q '^DONE$' "$out/$key-inference.txt" || fail "$label: the inference run did not finish"
@@ -237,7 +240,7 @@ EOF
     done
     ok "$label: bad weights and a diverging model give typed errors and exit 2/3 (full and no-panic builds)"
 
-    what="forecast, $ntrain training iteration$([ "$ntrain" = 1 ] || echo s), inference build and $ncheck on-target checks"
+    what="forecast, adaptive forecast, $ntrain training iteration$([ "$ntrain" = 1 ] || echo s), inference build and $ncheck on-target checks"
     line="ok: $label ($machine, $triple): $what identical bit for bit with the host"
     parity_lines+=("$line")
     echo "$line"
@@ -248,7 +251,7 @@ done
 step "QEMU microbit: Cortex-M0 with micromath (approximate exp/ln/sqrt) against the host's libm"
 t=$SECONDS
 run m0 m0-micromath 0 "$out/qemu-m0-micromath.elf"
-grep -E '^(FORECAST|TRAIN|COST|STACK|DONE)' "$out/m0-micromath.txt"
+grep -E '^(FORECAST|ADAPTIVE|ADAPTIVE_STEPS|TRAIN|COST|STACK|DONE)' "$out/m0-micromath.txt"
 grep -q '^DONE$' "$out/m0-micromath.txt" || fail "Cortex-M0 micromath: the run did not finish"
 # The stated tolerance: micromath changes the Brownian increments (its ln and sqrt feed the
 # inverse-CDF normal and sqrt(h)), so the ensemble is a slightly different sample. Means
@@ -318,25 +321,39 @@ for c in "${cores[@]}"; do
     size_row "$label inference" "$out/qemu-$key-no-panic.elf" "$(peak_stack "$out/$key-inference.txt")"
     size_row "$label full (+ tests)" "$out/qemu-$key.elf" "$(peak_stack "$out/$key-full.txt")"
 done
+# The inference firmware's flash budget on the M4F: 16 KB.
+m4_inference_flash=$("$llvm_size" -A "$out/qemu-m4-no-panic.elf" | awk '
+    { s[$1] = $2 } END { print s[".vector_table"] + s[".boot2"] + s[".text"] + s[".rodata"] + s[".data"] }')
 size_row "Cortex-M0 micromath full" "$out/qemu-m0-micromath.elf" "$(peak_stack "$out/m0-micromath.txt")"
 size_row "nrf52840-dk" "$out/nrf52840-dk.elf" ""
 size_row "rpi-pico (micromath)" "$out/rpi-pico.elf" ""
 size_row "rpi-pico (libm)" "$out/rpi-pico-libm.elf" ""
 echo "(full: measurements, training and the on-target tests; real boards print their peak stack"
 echo " over defmt at run time; it is the same app code)"
+[ "$m4_inference_flash" -le 16384 ] ||
+    fail "Cortex-M4F inference firmware: $m4_inference_flash B of flash, over the 16 KB budget (16 384 B)"
+ok "Cortex-M4F inference firmware: $m4_inference_flash B of flash, within the 16 KB budget (16 384 B)"
 
 step "report: instructions under QEMU -icount (deterministic)"
 per_item() { awk -v what="$2" '$1 == "COST" && $2 == what { n += $3; t += $4 } END { if (n) printf "%.0f", t / n; else printf "-" }' "$1"; }
-printf "%-22s %12s %12s %12s %16s\n" core "EM step" "noise incr." "drift+diff." "train iteration"
+# The adaptive forecast: instructions for the whole ensemble, per accepted step (rejected
+# attempts, tree queries and error control included), and the peak stack right after it
+# (it runs first after the inference forecast, whose own peak is the inference run's).
+adaptive_stack() { awk '$1 == "COST" && $2 == "adaptive_step" { next_stack = 1; next } next_stack && $1 == "STACK" { print $2; exit }' "$1"; }
+adaptive_steps() { awk '$1 == "ADAPTIVE_STEPS" { printf "%d+%d", $5, $6 }' "$1"; }
+printf "%-22s %12s %12s %12s %16s %14s %14s %10s %14s\n" core "EM step" "noise incr." "drift+diff." \
+    "train iteration" "adaptive fcst" "adaptive step" "acc+rej" "adaptive stack"
+row() {
+    printf "%-22s %12s %12s %12s %16s %14s %14s %10s %14s\n" "$1" "$(per_item "$2" em_step)" \
+        "$(per_item "$2" noise_increment)" "$(per_item "$2" drift_diffusion)" "$(per_item "$2" train_iteration)" \
+        "$(per_item "$2" adaptive_forecast)" "$(per_item "$2" adaptive_step)" "$(adaptive_steps "$2")" \
+        "$(adaptive_stack "$2")"
+}
 for c in "${cores[@]}"; do
     IFS='|' read -r key label _ <<<"$c"
-    f="$out/$key-full.txt"
-    printf "%-22s %12s %12s %12s %16s\n" "$label" "$(per_item "$f" em_step)" \
-        "$(per_item "$f" noise_increment)" "$(per_item "$f" drift_diffusion)" "$(per_item "$f" train_iteration)"
+    row "$label" "$out/$key-full.txt"
 done
-f="$out/m0-micromath.txt"
-printf "%-22s %12s %12s %12s %16s\n" "Cortex-M0 micromath" "$(per_item "$f" em_step)" \
-    "$(per_item "$f" noise_increment)" "$(per_item "$f" drift_diffusion)" "$(per_item "$f" train_iteration)"
+row "Cortex-M0 micromath" "$out/m0-micromath.txt"
 
 # Lower bounds of one Euler-Maruyama step of the seed model on the M4F (H = 20 hidden
 # units per net):

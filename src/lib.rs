@@ -1,12 +1,15 @@
 //! # tinysde
 //!
 //! Neural stochastic differential equations that train on a laptop and run on a
-//! microcontroller: `no_std`, no allocator, `f32`, fixed-step stochastic solvers, and exact
-//! gradients of the discrete solver by forward-mode sensitivity in constant memory.
+//! microcontroller: `no_std`, no allocator, `f32`, fixed-step and adaptive stochastic
+//! solvers, and exact gradients of the discrete solver, by forward-mode sensitivity in
+//! constant memory or by reverse mode (a discrete adjoint with checkpoints) at a cost that
+//! does not grow with the number of parameters.
 //!
 //! The modules follow the pipeline: [`nn`] (networks) -> [`sde`] (drift and diffusion) ->
-//! [`noise`] (Brownian increments) -> [`solve`] (fixed-step methods, ensembles) -> [`grad`]
-//! (forward-mode sensitivities) -> [`train`] (losses, optimizers, schedules) -> [`weights`]
+//! [`noise`] (Brownian increments and trees) -> [`solve`] (fixed-step and adaptive methods,
+//! ensembles, adjoints) -> [`grad`] (forward and reverse mode) -> [`train`] (losses,
+//! calibration scores, optimizers, schedules, series training) -> [`weights`]
 //! (a byte format firmware can `include_bytes!`). Everything is generic over the scalar
 //! [`Real`]: `f32` for values, [`Dual<K>`] for values with K tangents.
 //!

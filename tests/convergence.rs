@@ -1,5 +1,5 @@
 //! Convergence orders of the solvers on the test problems with exact solutions
-//! (reference/numerics.md §5), measured the way the reference suites do.
+//! (docs/numerics.md, "How the orders are checked"), measured the way the reference suites do.
 //!
 //! Strong order: fixed steps `h = 2^-k`, one Brownian path per trajectory shared by every
 //! `h` (a fine path summed into coarse increments by `Coarsened`, which also rebuilds the
@@ -244,7 +244,7 @@ fn sosri_has_strong_order_three_halves() {
 
 #[test]
 fn sosri_has_strong_order_three_halves_on_eight_diagonal_components() {
-    // numerics.md's "2-D linear": eight independent components, one noise channel each.
+    // the "2-D linear" test problem: eight independent components, one noise channel each.
     let e = strong_errors::<_, _, 8, 8>(Sosri, &Linear, [0.5; 8], |w, _| linear_ito(w), 3..=8, 60);
     assert_order("SOSRI (8 components)", &e, 1.5, 0.3);
 }
@@ -297,7 +297,7 @@ impl<T: Real> Sde<T, 1> for NonlinearAdditive {
 }
 
 /// As [`strong_errors_1d`] for [`NonlinearAdditive`] from `u0 = 1/2`, with the same method
-/// at step `2^-reference` on the same path as the reference solution (numerics.md §5).
+/// at step `2^-reference` on the same path as the reference solution (docs/numerics.md).
 fn errors_against_fine_solution<M>(
     method: M,
     levels: core::ops::RangeInclusive<u32>,

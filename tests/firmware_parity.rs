@@ -27,9 +27,11 @@ use std::fmt::Write as _;
 
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
-use tinysde::noise::{rng_from_seed, Brownian};
+use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{
+    Adaptive, AdaptiveStats, Checkpoints, EulerMaruyama, Solver, Sosri, TimeGrid,
+};
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
@@ -57,6 +59,9 @@ const LANES: usize = 8;
 // On-device training's reverse mode (boards/app/src/training.rs).
 const TRAIN_CHECKPOINTS: Checkpoints = Checkpoints::All;
 const TAPE_ROWS: usize = 4 * SAVES + TRAIN_TRAJECTORIES * (STEPS as usize + 1) + 1;
+const ADAPTIVE_TRAJECTORIES: usize = 32;
+const ADAPTIVE_DEPTH: u32 = 16;
+const ADAPTIVE_TOLERANCE: f32 = 1e-2;
 
 fn blob() -> Vec<u8> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw");
@@ -111,6 +116,31 @@ fn forecast(model: &SeedModel, u0: f32) -> Result<([f32; SAVES], [f32; SAVES]), 
         ParamSeed::NONE,
     )?;
     Ok((mean.map(|m| m[0]), var.map(|v| tinysde::math::sqrt(v[0]))))
+}
+
+/// The adaptive forecast (SOSRI, absolute and relative tolerance `tol`, Brownian tree of
+/// depth `ADAPTIVE_DEPTH` over the span): ensemble mean, variance and step counts.
+fn adaptive_forecast(
+    model: &SeedModel,
+    u0: f32,
+    tol: f32,
+) -> Result<([f32; SAVES], [f32; SAVES], AdaptiveStats), Error> {
+    let tree = BrownianTree::new(NOISE_SEED, T0, T1, ADAPTIVE_DEPTH)?;
+    let solver = Adaptive::new(Sosri, tol, tol)?;
+    let mut mean = [[0.0f32; 1]; SAVES];
+    let mut var = [[0.0f32; 1]; SAVES];
+    let stats = solver.ensemble(
+        model,
+        &tree,
+        &[u0],
+        ADAPTIVE_TRAJECTORIES,
+        &SAVE_TIMES,
+        &mut mean,
+        &mut var,
+        None,
+        ParamSeed::NONE,
+    )?;
+    Ok((mean.map(|m| m[0]), var.map(|v| v[0]), stats))
 }
 
 /// The losses of the firmware's on-device training from the committed weights, computed
@@ -194,6 +224,19 @@ fn expected_records() -> String {
     for (i, ((t, m), s)) in SAVE_TIMES.iter().zip(&mean).zip(&std).enumerate() {
         writeln!(out, "FORECAST {i} {} {} {}", hex(*t), hex(*m), hex(*s)).unwrap();
     }
+    let (mean, var, stats) =
+        adaptive_forecast(&model, u0, ADAPTIVE_TOLERANCE).expect("the adaptive forecast succeeds");
+    for (i, ((t, m), v)) in SAVE_TIMES.iter().zip(&mean).zip(&var).enumerate() {
+        writeln!(out, "ADAPTIVE {i} {} {} {}", hex(*t), hex(*m), hex(*v)).unwrap();
+    }
+    writeln!(
+        out,
+        "ADAPTIVE_STEPS {ADAPTIVE_TRAJECTORIES} {ADAPTIVE_DEPTH} {} {} {}",
+        hex(ADAPTIVE_TOLERANCE),
+        stats.accepted,
+        stats.rejected
+    )
+    .unwrap();
     for (i, l) in training_losses().iter().enumerate() {
         writeln!(out, "TRAIN {i} {}", hex(*l)).unwrap();
     }
@@ -215,6 +258,12 @@ fn firmware_records() {
                 decode(fields[4])
             ),
             "TRAIN" => println!("{line}    # loss = {:.6}", decode(fields[2])),
+            "ADAPTIVE" => println!(
+                "{line}    # t = {:5.2}  mean = {:10.5}  var = {:10.5}",
+                decode(fields[2]),
+                decode(fields[3]),
+                decode(fields[4])
+            ),
             _ => println!("{line}"),
         }
     }
@@ -223,7 +272,7 @@ fn firmware_records() {
     }
     assert_eq!(
         records.lines().count(),
-        1 + SAVES + TRAIN_ITERATIONS as usize
+        1 + SAVES + SAVES + 1 + TRAIN_ITERATIONS as usize
     );
 }
 
@@ -428,4 +477,67 @@ fn target_checks_pass_on_the_host() {
     }
     assert_eq!(records.lines().count(), checks::COUNT);
     assert!(failed.is_empty(), "failed on the host: {failed:?}");
+}
+
+#[test]
+fn adaptive_forecast_properties() {
+    let model = load(&blob()).unwrap();
+    let u0 = data()[0];
+    let (mean, var, stats) = adaptive_forecast(&model, u0, ADAPTIVE_TOLERANCE).unwrap();
+    // Every trajectory starts at u0 (the first save time is t0); the noise spreads them.
+    assert_eq!((mean[0], var[0]), (u0, 0.0));
+    assert!(mean.iter().chain(&var).all(|x| x.is_finite()));
+    assert!(var[1..].iter().all(|&v| v > 0.0), "{var:?}");
+    assert!(stats.accepted >= (ADAPTIVE_TRAJECTORIES * (SAVES - 1)) as u64);
+    // Deterministic: the same call gives the same bits.
+    assert_eq!(
+        adaptive_forecast(&model, u0, ADAPTIVE_TOLERANCE).unwrap(),
+        (mean, var, stats)
+    );
+    // The ensemble is its trajectories solved one by one: statistics and step counts.
+    let tree = BrownianTree::new(NOISE_SEED, T0, T1, ADAPTIVE_DEPTH).unwrap();
+    let solver = Adaptive::new(Sosri, ADAPTIVE_TOLERANCE, ADAPTIVE_TOLERANCE).unwrap();
+    let mut paths = vec![[[0.0f32; 1]; SAVES]; ADAPTIVE_TRAJECTORIES];
+    let mut total = AdaptiveStats::default();
+    for (m, path) in paths.iter_mut().enumerate() {
+        let s = solver
+            .solve(&model, &tree, m, &[u0], &SAVE_TIMES, path, ParamSeed::NONE)
+            .unwrap();
+        total.accepted += s.accepted;
+        total.rejected += s.rejected;
+    }
+    assert_eq!(total, stats);
+    for i in 0..SAVES {
+        let xs: Vec<f64> = paths.iter().map(|p| p[i][0] as f64).collect();
+        let n = xs.len() as f64;
+        let mu = xs.iter().sum::<f64>() / n;
+        let v = xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / (n - 1.0);
+        assert!(
+            (mean[i] as f64 - mu).abs() <= 1e-5 * (1.0 + mu.abs()),
+            "mean {i}"
+        );
+        assert!((var[i] as f64 - v).abs() <= 1e-4 * (1.0 + v), "var {i}");
+    }
+    // Error control works: on the same Brownian paths, a hundred times tighter tolerance
+    // takes more steps and moves the statistics by a small fraction of their spread.
+    let (ref_mean, ref_var, ref_stats) = adaptive_forecast(&model, u0, 1e-4).unwrap();
+    assert!(
+        ref_stats.accepted > 2 * stats.accepted,
+        "{ref_stats:?} vs {stats:?}"
+    );
+    for i in 0..SAVES {
+        let spread = ref_mean[i].abs() + ref_var[i].sqrt();
+        assert!(
+            (mean[i] - ref_mean[i]).abs() <= 0.02 * spread,
+            "mean {i}: {} vs {}",
+            mean[i],
+            ref_mean[i]
+        );
+        assert!(
+            (var[i] - ref_var[i]).abs() <= 0.05 * ref_var[i] + 1e-6,
+            "var {i}: {} vs {}",
+            var[i],
+            ref_var[i]
+        );
+    }
 }

@@ -210,7 +210,7 @@ impl Loss<1> for HalfSquares {
 }
 
 /// Mean relative error of the discrete gradient against the closed form
-/// (reference/numerics.md section 5) over `paths` Brownian paths, with `2^k` steps on
+/// (docs/numerics.md) over `paths` Brownian paths, with `2^k` steps on
 /// [0, 1], every path sampled on a fine grid of 2^12 steps and coarsened.
 fn gbm_gradient_error<M>(method: M, k: u32, paths: u64) -> f64
 where

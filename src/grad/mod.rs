@@ -1,4 +1,5 @@
-//! Forward-mode pathwise sensitivities through the solver.
+//! Gradients of ensemble losses through the solver: forward-mode pathwise sensitivities
+//! here, reverse mode (a discrete adjoint) in [`reverse`].
 //!
 //! The gradient of a scalar loss of the ensemble statistics (mean and variance at the save
 //! times) with respect to every parameter of a model, and optionally the initial state, is

@@ -152,6 +152,8 @@ impl TimeGrid {
         })
     }
 
+    // Inlined so that a caller's grid has a known spacing (see `boundary`).
+    #[inline]
     fn build(t0: f32, t1: f32, steps: u32, spacing: Spacing) -> Result<Self, Error> {
         check_span(t0, t1)?;
         if steps == 0 {
@@ -206,7 +208,10 @@ impl TimeGrid {
     /// Within how much a time counts as a point of the nominal grid: [`SNAP_ULPS`] ulps of
     /// the larger of `|t0|` and `|t1|`.
     fn snap_tolerance(&self) -> f32 {
-        SNAP_ULPS * ulp(self.t0.abs().max(self.t1.abs()))
+        // Both ends are finite (checked on construction), so a plain select is `max`, and
+        // the soft-float targets need no `fmaxf` for it.
+        let (a, b) = (self.t0.abs(), self.t1.abs());
+        SNAP_ULPS * ulp(if a > b { a } else { b })
     }
 
     /// The index `k` of the nominal grid point `t0 + k h` within a few ulps of `t`, if any.
@@ -215,9 +220,14 @@ impl TimeGrid {
         if !(t.is_finite() && t >= self.t0 - tol && t <= self.t1 + tol) {
             return None;
         }
-        // Saturating casts: a time just below t0 rounds to index 0.
-        let k = ((t - self.t0) / self.h + 0.5) as u64;
-        let k = u32::try_from(k).ok()?;
+        // A time just below t0 rounds to index 0 (the cast saturates); an index past
+        // `u32::MAX` is none. (Comparing in f32 rather than casting to u64 first spares the
+        // 32-bit targets a float-to-u64 conversion routine; 2^32 is exact in f32.)
+        let x = (t - self.t0) / self.h + 0.5;
+        if x >= 4_294_967_296.0 {
+            return None;
+        }
+        let k = x as u32;
         let point = if k == self.steps && self.spacing == Spacing::Uniform {
             self.t1
         } else {
@@ -272,7 +282,35 @@ impl TimeGrid {
 
     /// Where save time `t` falls, given where the previous required time fell (`prev`).
     /// `None` if `t` is outside the span, off a uniform grid, or needs too many steps.
+    ///
+    /// Inlined dispatch, outlined work: where the caller's grid is known to be uniform (the
+    /// usual firmware case), the optimizer drops the other spacings' code altogether. (The
+    /// grid goes by value, so that its spacing stays a known constant in the caller.)
+    #[inline]
     fn boundary(&self, t: f32, prev: Anchor) -> Option<Anchor> {
+        let grid = *self;
+        if grid.spacing == Spacing::Uniform {
+            grid.boundary_uniform(t, prev)
+        } else {
+            grid.boundary_planned(t, prev)
+        }
+    }
+
+    /// [`TimeGrid::boundary`] on a uniform grid: `t` must be a grid point after `prev`.
+    #[inline(never)]
+    fn boundary_uniform(self, t: f32, prev: Anchor) -> Option<Anchor> {
+        // `snap` checks the span.
+        let k = self.snap(t).filter(|&k| prev.is_start() || k > prev.k)?;
+        Some(Anchor {
+            k,
+            t,
+            on_grid: true,
+        })
+    }
+
+    /// [`TimeGrid::boundary`] on the spacings through the save times.
+    #[inline(never)]
+    fn boundary_planned(self, t: f32, prev: Anchor) -> Option<Anchor> {
         let tol = self.snap_tolerance();
         if !(t.is_finite() && t >= self.t0 - tol && t <= self.t1 + tol) {
             return None;

@@ -1,4 +1,5 @@
-//! Fixed-step stochastic solvers, saving at requested times, and ensembles.
+//! Stochastic solvers with fixed steps on a [`TimeGrid`] or adaptive steps ([`Adaptive`]),
+//! saving at requested times, ensembles, and the adjoints reverse mode differentiates through.
 //!
 //! A method is a unit struct implementing [`Method`] (its name, calculus, orders and the
 //! noise kinds it accepts) and [`Step`] (one step of size `h` over any scalar). A

@@ -2,7 +2,8 @@
 //!
 //! [`run`] loads the host-trained weights of the seed model (linked into flash with
 //! `include_bytes!`), runs an ensemble forecast (mean and standard deviation at the save
-//! times), measures what a step and a gradient cost on the board's clock, then trains on
+//! times) and an adaptive one (SOSRI with error control on a Brownian tree; not in the
+//! inference-only build), measures what a step and a gradient cost on the board's clock, then trains on
 //! the device for a few iterations (forward-mode gradient, Adam) and reports the loss
 //! falling. It is generic over embedded-hal 1.0 (an [`OutputPin`] heartbeat LED and a
 //! [`DelayNs`]), a [`Cycles`] clock and a [`Report`] sink, so each board crate is only
@@ -15,6 +16,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(feature = "inference-only"))]
+pub mod adaptive;
 pub mod checks;
 pub mod report;
 pub mod seed;
@@ -99,7 +102,9 @@ pub fn forecast(
         &Brownian::new(seed::NOISE_SEED),
         &u0,
         trajectories,
-        &seed::SAVE_TIMES,
+        // Opaque to the optimizer: the checks of the 7 save times stay one loop instead of
+        // being unrolled (a few hundred bytes of the inference firmware's 16 KB); same values.
+        black_box(&seed::SAVE_TIMES[..]),
         &mut mean,
         &mut var,
         None,
@@ -186,6 +191,9 @@ pub struct Plan<'a> {
     pub bench: bool,
     /// On-device training iterations (0 for none; ignored by inference-only builds).
     pub train_iterations: u32,
+    /// Run the adaptive forecast (SOSRI on a Brownian tree; ignored by inference-only
+    /// builds).
+    pub adaptive: bool,
 }
 
 impl Default for Plan<'static> {
@@ -195,11 +203,12 @@ impl Default for Plan<'static> {
             u0: seed::u0(),
             bench: true,
             train_iterations: seed::TRAIN_ITERATIONS,
+            adaptive: true,
         }
     }
 }
 
-/// The firmware: load, forecast, measure, train. Every event goes to `board.report`; the
+/// The firmware: load, forecast, adaptive forecast, measure, train. Every event goes to `board.report`; the
 /// first failure is reported as [`Event::Failed`] and returned.
 pub fn run<P, D, C, R>(board: &mut Board<P, D, C, R>, plan: &Plan<'_>) -> Result<(), AppError>
 where
@@ -247,6 +256,16 @@ where
         });
     }
     board.led(false);
+
+    // Right after the inference forecast, so that the peak stack reported next is the
+    // adaptive solve's (when it is the deeper of the two).
+    #[cfg(not(feature = "inference-only"))]
+    if plan.adaptive {
+        adaptive::run(board, &model, plan.u0).map_err(|e| board.fail(Stage::Adaptive, e))?;
+        board.report.event(&Event::Stack {
+            peak_bytes: stack::peak_bytes(),
+        });
+    }
 
     if plan.bench {
         bench(board, &model, plan.u0).map_err(|e| board.fail(Stage::Bench, e))?;

@@ -19,6 +19,9 @@ pub enum Stage {
     Bench,
     /// On-device training.
     Train,
+    /// The adaptive forecast (full firmware only).
+    #[cfg(not(feature = "inference-only"))]
+    Adaptive,
 }
 
 impl Stage {
@@ -29,6 +32,8 @@ impl Stage {
             Stage::Forecast => "forecast",
             Stage::Bench => "bench",
             Stage::Train => "train",
+            #[cfg(not(feature = "inference-only"))]
+            Stage::Adaptive => "adaptive",
         }
     }
 
@@ -39,6 +44,8 @@ impl Stage {
             Stage::Forecast => 3,
             Stage::Bench => 4,
             Stage::Train => 5,
+            #[cfg(not(feature = "inference-only"))]
+            Stage::Adaptive => 7,
         }
     }
 }
@@ -87,6 +94,34 @@ pub enum Event {
         mean: f32,
         /// Ensemble standard deviation (sample, divisor n - 1).
         std: f32,
+    },
+    /// One row of the adaptive forecast: ensemble mean and variance at a save time. (Not
+    /// in the inference-only build, which has no adaptive forecast: its reports then
+    /// carry no code for these records.)
+    #[cfg(not(feature = "inference-only"))]
+    Adaptive {
+        /// Index of the save time.
+        index: u32,
+        /// The save time.
+        t: f32,
+        /// Ensemble mean.
+        mean: f32,
+        /// Ensemble variance (sample, divisor n - 1).
+        var: f32,
+    },
+    /// The configuration and step counts of the adaptive forecast (after its rows).
+    #[cfg(not(feature = "inference-only"))]
+    AdaptiveSteps {
+        /// Number of trajectories.
+        trajectories: u32,
+        /// Depth of the Brownian tree.
+        depth: u32,
+        /// Absolute and relative tolerance.
+        tolerance: f32,
+        /// Accepted steps, summed over the trajectories.
+        accepted: u32,
+        /// Rejected steps, summed over the trajectories.
+        rejected: u32,
     },
     /// A measured cost: `total` units of the board's clock for `count` repetitions of `what`.
     Cost {
@@ -139,6 +174,13 @@ pub fn error_code(e: &Error) -> (&'static str, u32, u32) {
         Error::Diverged { trajectory, step } => ("diverged", trajectory as u32, step),
         Error::NonFiniteGradient { iteration } => ("non_finite_gradient", iteration, 0),
         Error::NoiseExhausted { trajectory, step } => ("noise_exhausted", trajectory as u32, step),
+        // Only the adaptive solver (not in the inference-only build) reports these two.
+        #[cfg(not(feature = "inference-only"))]
+        Error::MaxSteps { trajectory, t } => ("max_steps", trajectory as u32, t.to_bits()),
+        #[cfg(not(feature = "inference-only"))]
+        Error::StepSizeTooSmall { trajectory, t } => {
+            ("step_size_too_small", trajectory as u32, t.to_bits())
+        }
         Error::Weights(w) => match w {
             WeightsError::BadMagic => ("weights_bad_magic", 0, 0),
             WeightsError::UnsupportedVersion(v) => ("weights_version", v as u32, 0),
@@ -190,6 +232,34 @@ impl Report for DefmtReport {
                 t,
                 mean,
                 std
+            ),
+            #[cfg(not(feature = "inference-only"))]
+            Event::Adaptive {
+                index,
+                t,
+                mean,
+                var,
+            } => defmt::info!(
+                "adaptive[{=u32}] t = {=f32}: mean {=f32} variance {=f32}",
+                index,
+                t,
+                mean,
+                var
+            ),
+            #[cfg(not(feature = "inference-only"))]
+            Event::AdaptiveSteps {
+                trajectories,
+                depth,
+                tolerance,
+                accepted,
+                rejected,
+            } => defmt::info!(
+                "adaptive SOSRI, tolerance {=f32}, Brownian tree depth {=u32}, {=u32} trajectories: {=u32} steps accepted, {=u32} rejected",
+                tolerance,
+                depth,
+                trajectories,
+                accepted,
+                rejected
             ),
             Event::Cost { what, count, total } => defmt::info!(
                 "cost: {=str}: {=u32} {=str} per item ({=u32} for {=u32})",

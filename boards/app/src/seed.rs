@@ -55,6 +55,15 @@ pub const TRAIN_ITERATIONS: u32 = 5;
 /// Tangent lanes per forward-mode pass during training (gradient in `PARAMS / LANES` passes).
 pub const LANES: usize = 8;
 
+/// Trajectories of the adaptive forecast (the same on every core: about 1100 accepted
+/// SOSRI steps in all, 1e9 instructions of soft float on the Cortex-M0).
+pub const ADAPTIVE_TRAJECTORIES: usize = 32;
+/// Depth of the Brownian tree of the adaptive forecast over `[T0, T1]`: `2^16` grid
+/// intervals (spacing 9.2e-5, the smallest step and the resolution of the save times).
+pub const ADAPTIVE_DEPTH: u32 = 16;
+/// Absolute and relative tolerance of the adaptive forecast (StochasticDiffEq's default).
+pub const ADAPTIVE_TOLERANCE: f32 = 1e-2;
+
 /// The seed task's data: `exp(x) + n` for `x = -3, ..., 3`, `n` uniform in `[0, 2)` drawn
 /// from xoshiro128++ seeded with [`DATA_SEED`] (top 24 bits of each `u32`).
 pub fn data() -> [f32; SAVES] {

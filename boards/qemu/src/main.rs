@@ -15,6 +15,8 @@
 //! CONFIG <params> <trajectories> <steps> <saves> <t0> <t1> <u0> <noise_seed> <weights_crc>
 //! FORECAST <i> <t> <mean> <std>
 //! COST <what> <count> <total instructions>
+//! ADAPTIVE <i> <t> <mean> <variance>             (full firmware: SOSRI, Brownian tree)
+//! ADAPTIVE_STEPS <trajectories> <depth> <tolerance> <accepted> <rejected>
 //! TRAIN <iteration> <loss>
 //! STACK <peak bytes>
 //! CHECK <name> <ok|FAIL> <four f32 values>      (scenario `selftest`)
@@ -24,7 +26,7 @@
 //! ```
 //!
 //! The exit status is 0 on success, the stage's code on a typed error (2 load, 3 forecast,
-//! 4 bench, 5 train), 6 if an on-target check failed, 9 on a hard fault. The first word of
+//! 4 bench, 5 train, 7 adaptive), 6 if an on-target check failed, 9 on a hard fault. The first word of
 //! the semihosting command line after the program name picks a scenario: none (the normal
 //! run), `short` (the normal run with one training iteration instead of five: what CI
 //! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
@@ -68,15 +70,8 @@ impl Line {
         }
     }
 
-    #[inline(never)]
     fn str(&mut self, s: &str) -> &mut Self {
-        for &b in s.as_bytes() {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
-        }
-        self
+        self.bytes(s.as_bytes())
     }
 
     fn word(&mut self, s: &str) -> &mut Self {
@@ -107,31 +102,29 @@ impl Line {
         self.hex32(x.to_bits())
     }
 
-    #[inline(never)]
+    /// ` ` and `x` in decimal.
     fn dec(&mut self, x: u32) -> &mut Self {
-        let mut digits = [0u8; 10];
-        let mut n = x;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
+        self.str(" ").digits(x)
+    }
+
+    /// `x` in decimal, most significant digit first: by recursion, which the optimizer
+    /// cannot unroll (an unrolled division loop cost 368 bytes of the 16 KB budget).
+    #[inline(never)]
+    fn digits(&mut self, x: u32) -> &mut Self {
+        if x >= 10 {
+            self.digits(x / 10);
         }
-        self.str(" ").bytes(digits.get(i..).unwrap_or(&[]))
+        self.bytes(&[b'0' + (x % 10) as u8])
     }
 
     #[inline(never)]
     fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
+        // As much as fits (a full line is cut short, never overrun).
+        let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let n = bytes.len().min(free.len());
+        if let (Some(dst), Some(src)) = (free.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
         }
         self
     }
@@ -243,6 +236,30 @@ impl Report for TextReport {
                 std,
             } => {
                 l.str("FORECAST").dec(index).f32(t).f32(mean).f32(std);
+            }
+            #[cfg(not(feature = "no-panic"))]
+            Event::Adaptive {
+                index,
+                t,
+                mean,
+                var,
+            } => {
+                l.str("ADAPTIVE").dec(index).f32(t).f32(mean).f32(var);
+            }
+            #[cfg(not(feature = "no-panic"))]
+            Event::AdaptiveSteps {
+                trajectories,
+                depth,
+                tolerance,
+                accepted,
+                rejected,
+            } => {
+                l.str("ADAPTIVE_STEPS")
+                    .dec(trajectories)
+                    .dec(depth)
+                    .f32(tolerance)
+                    .dec(accepted)
+                    .dec(rejected);
             }
             Event::Cost { what, count, total } => {
                 l.str("COST").word(what).dec(count).dec(total);
