@@ -18,6 +18,7 @@ triple=thumbv7em-none-eabihf
 sysroot="$(cd "$here" && rustc --print sysroot)"
 objdump="$(ls "$sysroot"/lib/rustlib/*/bin/llvm-objdump 2>/dev/null | head -n 1 || true)"
 failed=()
+mkdir -p "$target_dir" # a fresh clone has no boards/target yet
 
 cd "$here"
 # The canary must not link: otherwise a passing proof would mean nothing.
