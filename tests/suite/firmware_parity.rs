@@ -25,11 +25,13 @@ mod checks;
 use core::ops::ControlFlow;
 use std::fmt::Write as _;
 
-use tinysde::grad::Problem;
+use tinysde::grad::{loss_and_gradient, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Adaptive, AdaptiveStats, EulerMaruyama, Solver, Sosri, TimeGrid};
+use tinysde::solve::{
+    Adaptive, AdaptiveStats, Checkpoints, EulerMaruyama, Solver, Sosri, TimeGrid,
+};
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
@@ -54,6 +56,9 @@ const TRAIN_TRAJECTORIES: usize = 8;
 const TRAIN_LEARNING_RATE: f32 = 5e-4;
 const TRAIN_ITERATIONS: u32 = 5;
 const LANES: usize = 8;
+// On-device training's reverse mode (boards/app/src/training.rs).
+const TRAIN_CHECKPOINTS: Checkpoints = Checkpoints::All;
+const TAPE_ROWS: usize = 4 * SAVES + TRAIN_TRAJECTORIES * (STEPS as usize + 1) + 1;
 const ADAPTIVE_TRAJECTORIES: usize = 32;
 const ADAPTIVE_DEPTH: u32 = 16;
 const ADAPTIVE_TOLERANCE: f32 = 1e-2;
@@ -148,8 +153,19 @@ fn training_losses() -> &'static [f32] {
     })
 }
 
-/// The loss before each of the firmware's on-device training iterations.
+/// The loss before each of the firmware's on-device training iterations: gradients by
+/// reverse mode, with the firmware's checkpoints and tape length.
 fn train(model: &mut SeedModel, u0: f32) -> Result<Vec<f32>, Error> {
+    train_in_mode(model, u0, Some(TAPE_ROWS))
+}
+
+/// The training losses with gradients by reverse mode on a tape of `tape_rows` rows, or by
+/// forward mode (`LANES` tangents per pass) if `None`.
+fn train_in_mode(
+    model: &mut SeedModel,
+    u0: f32,
+    tape_rows: Option<usize>,
+) -> Result<Vec<f32>, Error> {
     let rows = data().map(|y| [y]);
     let loss = MeanSquaredError::new(&rows)?;
     let problem = Problem::new(solver(STEPS), [u0], TRAIN_TRAJECTORIES, &SAVE_TIMES)?;
@@ -160,6 +176,7 @@ fn train(model: &mut SeedModel, u0: f32) -> Result<Vec<f32>, Error> {
     )?;
     let (mut params, mut grad, mut best) = ([0.0f32; PARAMS], [0.0f32; PARAMS], [0.0f32; PARAMS]);
     let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
+    let mut tape = vec![[0.0f32; 1]; tape_rows.unwrap_or(0)];
     let ws = Workspace {
         params: &mut params,
         grad: &mut grad,
@@ -173,6 +190,9 @@ fn train(model: &mut SeedModel, u0: f32) -> Result<Vec<f32>, Error> {
         clip_norm: None,
     };
     let mut trainer = Trainer::new(model, &mut adam, problem, loss, config, ws)?;
+    if tape_rows.is_some() {
+        trainer = trainer.with_reverse_mode(&mut tape, TRAIN_CHECKPOINTS)?;
+    }
     let mut losses = Vec::new();
     trainer.run(TRAIN_ITERATIONS, |p| {
         losses.push(p.loss);
@@ -311,6 +331,76 @@ fn on_device_training_lowers_the_loss() {
         losses.windows(2).all(|w| w[1] < w[0]),
         "the loss falls at every iteration: {losses:?}"
     );
+}
+
+#[test]
+fn the_firmware_tape_keeps_every_trajectory_and_no_more() {
+    // TAPE_ROWS mirrors boards/app/src/training.rs: exactly the length with which reverse
+    // mode keeps every trajectory's states (no per-trajectory forward pass).
+    let problem =
+        Problem::new(solver(STEPS), [data()[0]], TRAIN_TRAJECTORIES, &SAVE_TIMES).unwrap();
+    assert_eq!(
+        TAPE_ROWS,
+        reverse::tape_len_keep_all(&problem, TRAIN_CHECKPOINTS)
+    );
+    assert!(TAPE_ROWS > reverse::tape_len(&problem, TRAIN_CHECKPOINTS));
+}
+
+#[test]
+fn reverse_mode_training_follows_forward_mode() {
+    // The same iterations with forward-mode gradients: the first loss has the same bits
+    // (the same f32 ensemble), the later ones differ at most by the gradients' rounding.
+    let reverse = training_losses();
+    let forward = train_in_mode(&mut load(&blob()).unwrap(), data()[0], None).unwrap();
+    let problem =
+        Problem::new(solver(STEPS), [data()[0]], TRAIN_TRAJECTORIES, &SAVE_TIMES).unwrap();
+    let one_trajectory = reverse::tape_len(&problem, TRAIN_CHECKPOINTS);
+    let shorter =
+        train_in_mode(&mut load(&blob()).unwrap(), data()[0], Some(one_trajectory)).unwrap();
+    assert_eq!(reverse[0].to_bits(), forward[0].to_bits());
+    for (r, f) in reverse.iter().zip(&forward) {
+        assert!((r - f).abs() <= 1e-5 * f.abs(), "reverse {r} forward {f}");
+    }
+    // A tape of one trajectory (reverse::tape_len) gives the same bits, one solve dearer.
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(reverse), bits(&shorter));
+}
+
+#[test]
+fn the_firmware_gradient_agrees_between_modes() {
+    // The on-device training's gradient at the committed weights (the firmware's problem,
+    // noise, tape and checkpoints) against forward mode's: Adam's first steps hardly depend
+    // on the gradient's magnitude, so the losses alone would not catch a wrong one.
+    let model = load(&blob()).unwrap();
+    let rows = data().map(|y| [y]);
+    let loss = MeanSquaredError::new(&rows).unwrap();
+    let problem =
+        Problem::new(solver(STEPS), [data()[0]], TRAIN_TRAJECTORIES, &SAVE_TIMES).unwrap();
+    let noise = Brownian::new(TRAIN_NOISE_SEED);
+    let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
+    let mut tape = vec![[0.0f32; 1]; TAPE_ROWS];
+    let (mut g_rev, mut g_fwd) = ([0.0f32; PARAMS], [0.0f32; PARAMS]);
+    let l_rev = reverse::loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &loss,
+        TRAIN_CHECKPOINTS,
+        &mut stats,
+        &mut tape,
+        &mut g_rev,
+    )
+    .unwrap();
+    let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd).unwrap();
+    assert_eq!(l_rev.to_bits(), l_fwd.to_bits());
+    let scale = g_fwd.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0, "a zero gradient proves nothing");
+    for (i, (r, f)) in g_rev.iter().zip(&g_fwd).enumerate() {
+        assert!(
+            (r - f).abs() <= 1e-4 * (f.abs() + 1e-3 * scale),
+            "parameter {i}: reverse {r} forward {f}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Tests that run on the target: a subset of tinysde's own checks (noise, layers, one
-//! solve per method, one gradient), each asserting a real property and reporting the
+//! solve per method, a gradient in forward and in reverse mode), each asserting a real property and reporting the
 //! numbers it computed.
 //!
 //! The same file is compiled into the host test `tests/firmware_parity.rs` (through
@@ -10,16 +10,16 @@
 //! Every property is exact or has a stated tolerance; the checks are deterministic (fixed
 //! seeds), so a pass on one target with the same bits is a pass on every target.
 
-use tinysde::grad::{loss_and_gradient, loss_value, Loss, Problem};
+use tinysde::grad::{loss_and_gradient, loss_value, reverse, Loss, Problem};
 use tinysde::nn::{
     fast_sigmoid, fast_tanh, Dense, FastTanh, Identity, Layer, ParamSeed, Parameters,
     FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
-use tinysde::sde::Sde;
+use tinysde::sde::{Sde, SdeVjp};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid,
+    Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1,
+    Sriw1, Step, TimeGrid,
 };
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -38,7 +38,7 @@ pub struct CheckResult {
 }
 
 /// Number of checks [`run_all`] reports.
-pub const COUNT: usize = 13;
+pub const COUNT: usize = 14;
 
 /// Runs every check, in a fixed order, handing each result to `report`. A check whose
 /// library call returns an error is reported as failed with the values it has so far.
@@ -64,6 +64,7 @@ pub fn run_all(mut report: impl FnMut(&CheckResult)) {
     report(&strong_order(Sosra, Problem1::Additive, "solve_sosra"));
     report(&rk4_order());
     report(&gradient());
+    report(&gradient_reverse());
 }
 
 fn result(name: &'static str, passed: bool, values: [f32; VALUES]) -> CheckResult {
@@ -357,6 +358,36 @@ impl Parameters for Gbm {
     }
 }
 
+// The vector-Jacobian products of f = a u and g = b u, for reverse mode.
+impl SdeVjp<1> for Gbm {
+    fn drift_vjp(
+        &self,
+        _: f32,
+        u: &[f32; 1],
+        f_bar: &[f32; 1],
+        u_bar: &mut [f32; 1],
+        params_bar: &mut [f32],
+    ) {
+        u_bar[0] += self.a * f_bar[0];
+        if let Some(a_bar) = params_bar.get_mut(0) {
+            *a_bar += u[0] * f_bar[0];
+        }
+    }
+    fn diffusion_vjp(
+        &self,
+        _: f32,
+        u: &[f32; 1],
+        g_bar: &[f32; 1],
+        u_bar: &mut [f32; 1],
+        params_bar: &mut [f32],
+    ) {
+        u_bar[0] += self.b * g_bar[0];
+        if let Some(b_bar) = params_bar.get_mut(1) {
+            *b_bar += u[0] * g_bar[0];
+        }
+    }
+}
+
 /// `L = sum over the save times of u^2 / 2`, averaged over trajectories through the
 /// ensemble mean (the loss of the closed-form pathwise gradient in the reference).
 #[derive(Clone, Copy, Debug)]
@@ -418,4 +449,62 @@ fn gradient() -> CheckResult {
             .zip(fd.iter())
             .all(|(g, f)| (g - f).abs() <= 2e-4 * gmax + 2e-3 * g.abs());
     result("gradient", passed, [value, grad[0], grad[1], fd[0]])
+}
+
+/// The reverse-mode gradient (the discrete adjoint, as on-device training uses it) of the
+/// problem of [`gradient`], with checkpoints every `ceil(sqrt(40)) = 7` steps (so segments
+/// are recomputed) and the initial state's entry too, against forward mode on the same
+/// noise: the loss must have the same bits, each entry agree within `1e-5 max|g|` (the
+/// two modes sum in different orders). The reported reverse-mode entries are compared with
+/// the host's bit for bit.
+fn gradient_reverse() -> CheckResult {
+    const TIMES: [f32; 4] = [0.25, 0.5, 0.75, 1.0];
+    let fail = result("gradient_reverse", false, [0.0; VALUES]);
+    let Ok(grid) = TimeGrid::new(0.0, 1.0, 40) else {
+        return fail;
+    };
+    let Ok(problem) = Problem::new(Solver::new(EulerMaruyama, grid), [0.5], 8, &TIMES) else {
+        return fail;
+    };
+    let problem = problem.with_u0_gradient(true);
+    let noise = Brownian::new(11);
+    let model = Gbm { a: GBM_A, b: GBM_B };
+    let mut stats = [[Dual::<3>::ZERO; 1]; 8];
+    let mut forward = [0.0f32; 3];
+    let Ok(forward_value) = loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &HalfSquare,
+        &mut stats,
+        &mut forward,
+    ) else {
+        return fail;
+    };
+    let mut tape = [[0.0f32; 1]; 32];
+    let mut grad = [0.0f32; 3];
+    let Ok(value) = reverse::loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        &HalfSquare,
+        Checkpoints::Sqrt,
+        &mut stats,
+        &mut tape,
+        &mut grad,
+    ) else {
+        return fail;
+    };
+    let gmax = forward.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    let passed = value == forward_value
+        && gmax > 1e-3
+        && grad
+            .iter()
+            .zip(forward.iter())
+            .all(|(g, f)| (g - f).abs() <= 1e-5 * gmax);
+    result(
+        "gradient_reverse",
+        passed,
+        [value, grad[0], grad[1], grad[2]],
+    )
 }
