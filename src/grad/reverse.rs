@@ -94,7 +94,11 @@ pub fn tape_len<M: Method, const D: usize>(
         .grid
         .check_save_times(problem.save_times())
         .unwrap_or(0);
-    4 * problem.save_times().len() + checkpoints.states(last)
+    problem
+        .save_times()
+        .len()
+        .saturating_mul(4)
+        .saturating_add(checkpoints.states(last))
 }
 
 /// A tape length (rows of `[f32; D]`) with which [`loss_and_gradient`] keeps the
@@ -113,10 +117,14 @@ pub fn tape_len_keep_all<M: Method, const D: usize>(
         .check_save_times(problem.save_times())
         .unwrap_or(0);
     let interval = checkpoints.interval(last);
-    let per_trajectory = last.div_ceil(interval) as usize + 1;
-    4 * problem.save_times().len()
-        + problem.trajectories().saturating_mul(per_trajectory)
-        + interval.min(last.max(1)) as usize
+    let per_trajectory = (last.div_ceil(interval) as usize).saturating_add(1);
+    // Saturating: an absurd step count must fail the tape-length check, not wrap past it.
+    problem
+        .save_times()
+        .len()
+        .saturating_mul(4)
+        .saturating_add(problem.trajectories().saturating_mul(per_trajectory))
+        .saturating_add(interval.min(last.max(1)) as usize)
 }
 
 /// The statistics of the window and their cotangents, carved out of the tape.
@@ -202,15 +210,19 @@ where
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
     let interval = checkpoints.interval(last);
-    let per_trajectory = last.div_ceil(interval) as usize + 1;
+    let per_trajectory = (last.div_ceil(interval) as usize).saturating_add(1);
     let segment = interval.min(last.max(1)) as usize;
     let trajectories = problem.trajectories();
     let u0 = problem.u0();
     // With room for every trajectory's checkpoints, the statistics pass keeps them and the
     // per-trajectory forward pass is skipped (same bits: the states are recomputed by the
     // same code either way).
-    let keep_all =
-        tape.len() >= 4 * problem.window() + trajectories.saturating_mul(per_trajectory) + segment;
+    let keep_all = tape.len()
+        >= problem
+            .window()
+            .saturating_mul(4)
+            .saturating_add(trajectories.saturating_mul(per_trajectory))
+            .saturating_add(segment);
     adjoint_loss(
         problem,
         loss,
@@ -251,7 +263,9 @@ where
                 // `keep_all` checked the length; the checked splits keep this panic-free.
                 let short = Error::Length {
                     what: "reverse-mode tape (reverse::tape_len_keep_all rows)",
-                    expected: trajectories.saturating_mul(per_trajectory) + segment,
+                    expected: trajectories
+                        .saturating_mul(per_trajectory)
+                        .saturating_add(segment),
                     found: states.len(),
                 };
                 let (kept, rest) = states

@@ -397,7 +397,7 @@ impl Checkpoints {
     /// solve of `steps` steps: checkpoints plus one segment.
     pub fn states(self, steps: u32) -> usize {
         let s = self.interval(steps);
-        steps.div_ceil(s) as usize + s.min(steps.max(1)) as usize
+        (steps.div_ceil(s) as usize).saturating_add(s.min(steps.max(1)) as usize)
     }
 }
 
@@ -653,10 +653,10 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let per = last.div_ceil(interval) as usize + 1;
+        let per = (last.div_ceil(interval) as usize).saturating_add(1);
         mean.fill([0.0; D]);
         var.fill([0.0; D]);
-        for (m, rows) in states.chunks_mut(per).take(trajectories).enumerate() {
+        for (m, rows) in states.chunks_exact_mut(per).take(trajectories).enumerate() {
             let count = (m + 1) as f32;
             let (ckpt, tail) = rows.split_at_mut(per - 1);
             let final_state = self.forward_with_checkpoints(
