@@ -1,7 +1,8 @@
 //! Adaptive time stepping with error control (see [`Adaptive`]).
 
 use super::{
-    check_statistics_finite, finish_variance, statistics_fit, welford_update, BACKUP_ROWS,
+    check_statistics_finite, finish_variance, restore_on_error, statistics_fit, welford_update,
+    BACKUP_ROWS,
 };
 use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
 use super::{Method, Sosra, Sosri, Sra1, Sriw1, Step};
@@ -522,37 +523,20 @@ impl<M: Method> Adaptive<M> {
             paths.as_deref().map(<[_]>::len),
         )?;
         if paths.is_none() && save_times.len() <= BACKUP_ROWS {
-            let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
-            let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
-            for ((sm, sv), (m, v)) in saved_mean
-                .iter_mut()
-                .zip(&mut saved_var)
-                .zip(mean.iter().zip(var.iter()))
-            {
-                (*sm, *sv) = (*m, *v);
-            }
-            let result = self.ensemble_into(
-                sde,
-                tree,
-                u0,
-                trajectories,
-                save_times,
-                last,
-                mean,
-                var,
-                None,
-                seed,
-            );
-            if result.is_err() {
-                for ((sm, sv), (m, v)) in saved_mean
-                    .iter()
-                    .zip(&saved_var)
-                    .zip(mean.iter_mut().zip(var.iter_mut()))
-                {
-                    (*m, *v) = (*sm, *sv);
-                }
-            }
-            return result;
+            return restore_on_error(mean, var, |mean, var| {
+                self.ensemble_into(
+                    sde,
+                    tree,
+                    u0,
+                    trajectories,
+                    save_times,
+                    last,
+                    mean,
+                    var,
+                    None,
+                    seed,
+                )
+            });
         }
         let (mut value_bound, mut tangent_bound) = (0.0f32, 0.0f32);
         for m in 0..trajectories {

@@ -345,37 +345,20 @@ impl<M: Method> Solver<M> {
         )?;
         let n_save = save_times.len();
         if paths.is_none() && n_save <= BACKUP_ROWS {
-            let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
-            let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
-            for ((sm, sv), (m, v)) in saved_mean
-                .iter_mut()
-                .zip(&mut saved_var)
-                .zip(mean.iter().zip(var.iter()))
-            {
-                (*sm, *sv) = (*m, *v);
-            }
-            let result = self.ensemble_into(
-                sde,
-                noise,
-                u0,
-                trajectories,
-                save_times,
-                last,
-                mean,
-                var,
-                None,
-                seed,
-            );
-            if result.is_err() {
-                for ((sm, sv), (m, v)) in saved_mean
-                    .iter()
-                    .zip(&saved_var)
-                    .zip(mean.iter_mut().zip(var.iter_mut()))
-                {
-                    (*m, *v) = (*sm, *sv);
-                }
-            }
-            return result;
+            return restore_on_error(mean, var, |mean, var| {
+                self.ensemble_into(
+                    sde,
+                    noise,
+                    u0,
+                    trajectories,
+                    save_times,
+                    last,
+                    mean,
+                    var,
+                    None,
+                    seed,
+                )
+            });
         }
         // Too much to copy on the stack: a first pass checks every trajectory (and bounds
         // the states, so that the statistics provably fit in f32) before the second writes.
@@ -620,6 +603,35 @@ fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: us
 /// results on the stack (a copy of the caller's buffers, restored on error) instead of
 /// solving twice to write only on success.
 pub const BACKUP_ROWS: usize = 32;
+
+/// Runs `f` on `mean` and `var` (at most [`BACKUP_ROWS`] rows each) and, if it fails,
+/// puts their previous contents back from a copy on the stack: written only on success.
+pub(crate) fn restore_on_error<T: Real, R, const D: usize>(
+    mean: &mut [[T; D]],
+    var: &mut [[T; D]],
+    f: impl FnOnce(&mut [[T; D]], &mut [[T; D]]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let mut saved_mean = [[T::ZERO; D]; BACKUP_ROWS];
+    let mut saved_var = [[T::ZERO; D]; BACKUP_ROWS];
+    for ((sm, sv), (m, v)) in saved_mean
+        .iter_mut()
+        .zip(&mut saved_var)
+        .zip(mean.iter().zip(var.iter()))
+    {
+        (*sm, *sv) = (*m, *v);
+    }
+    let result = f(mean, var);
+    if result.is_err() {
+        for ((sm, sv), (m, v)) in saved_mean
+            .iter()
+            .zip(&saved_var)
+            .zip(mean.iter_mut().zip(var.iter_mut()))
+        {
+            (*m, *v) = (*sm, *sv);
+        }
+    }
+    result
+}
 
 /// Bytes of saved states a threaded ensemble computes between two Welford passes.
 #[cfg(feature = "std")]
