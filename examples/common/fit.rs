@@ -365,60 +365,6 @@ where
     })
 }
 
-/// A step grid from `times[0]` to the last time through every time, with at least
-/// `min_steps` and at most `max_steps` steps. The smallest step count whose grid passes
-/// exactly through all times (within the solver's tolerance of `h / 1000`) is used; if there
-/// is none, the `max_steps` grid is used and each time is moved to its nearest grid point.
-/// Returns the grid, the save times on it, and the largest distance a time was moved (0
-/// when none was). Errors if the times are too close together for `max_steps` steps.
-pub fn grid_through(
-    times: &[f32],
-    min_steps: u32,
-    max_steps: u32,
-) -> Result<(TimeGrid, Vec<f32>, f32), Error> {
-    let (Some(&t0), Some(&t1)) = (times.first(), times.last()) else {
-        return Err(Error::OutOfRange {
-            what: "at least one time is needed",
-        });
-    };
-    let min_gap = times
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .fold(f32::INFINITY, f32::min);
-    let span = t1 - t0;
-    // At least one step between neighbouring times (saturating cast for tiny gaps).
-    let lo = ((span / min_gap).ceil() as u32).max(min_steps).max(1);
-    let too_close = Error::OutOfRange {
-        what: "times too close together for the largest allowed number of steps",
-    };
-    if lo > max_steps {
-        return Err(too_close);
-    }
-    for n in lo..=max_steps {
-        let grid = TimeGrid::new(t0, t1, n)?;
-        if grid.check_save_times(times).is_ok() {
-            let snapped = times
-                .iter()
-                .map(|&t| grid.time(grid.index_of(t).unwrap_or(0)))
-                .collect();
-            return Ok((grid, snapped, 0.0));
-        }
-    }
-    // No exact grid: move every time to the nearest point of the finest allowed grid.
-    let grid = TimeGrid::new(t0, t1, max_steps)?;
-    let h = grid.h();
-    let mut snapped = Vec::with_capacity(times.len());
-    let mut shift = 0.0f32;
-    for &t in times {
-        let k = (((t - t0) / h).round() as u32).min(max_steps);
-        let s = grid.time(k);
-        shift = shift.max((s - t).abs());
-        snapped.push(s);
-    }
-    grid.check_save_times(&snapped).map_err(|_| too_close)?;
-    Ok((grid, snapped, shift))
-}
-
 /// How to fit one observed series by windows ([`tinysde::train::SeriesTrainer`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SeriesFit {

@@ -668,29 +668,6 @@ fn ensemble_scores_match_closed_forms() {
 }
 
 #[test]
-fn grids_pass_through_the_save_times() {
-    // Exact: times on multiples of 0.125 need a multiple of 8 steps.
-    let times = [0.0, 0.125, 0.5, 1.0];
-    let (grid, on, shift) = fit::grid_through(&times, 5, 100).unwrap();
-    assert_eq!(grid.steps(), 8);
-    assert_eq!(on, times);
-    assert_eq!(shift, 0.0);
-    assert!(grid.check_save_times(&on).is_ok());
-    // No exact grid within the limit: times are moved to the nearest point of the finest grid.
-    let times = [0.0, 0.123_456_7, 0.654_321, 1.0];
-    let (grid, on, shift) = fit::grid_through(&times, 5, 50).unwrap();
-    assert_eq!(grid.steps(), 50);
-    assert!(grid.check_save_times(&on).is_ok());
-    assert!(shift > 0.0 && shift <= 0.5 * grid.h() + 1e-6, "{shift}");
-    for (a, b) in times.iter().zip(&on) {
-        assert!((a - b).abs() <= shift);
-    }
-    // Times closer than the finest allowed step are refused, not merged.
-    assert!(fit::grid_through(&[0.0, 0.001, 1.0], 5, 100).is_err());
-    assert!(fit::grid_through(&[0.0, 0.004, 0.0051, 1.0], 5, 400).is_err());
-}
-
-#[test]
 fn outputs_appear_only_on_commit() {
     let dir = temp_dir("outputs");
     {
