@@ -474,7 +474,6 @@ impl<M: Method> Solver<M> {
         trajectory: usize,
         u0: &[f32; D],
         save_times: &[f32],
-        last: u32,
         interval: u32,
         checkpoints: &mut [[f32; D]],
         mut on_save: impl FnMut(usize, &[f32; D]),
@@ -484,7 +483,6 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let _ = last; // the plan ends at the last save time by itself
         let mut u = *u0;
         for event in self.grid.plan_unchecked(save_times) {
             match event {
@@ -608,7 +606,6 @@ impl<M: Method> Solver<M> {
             trajectory,
             u0,
             save_times,
-            last,
             interval,
             ckpt,
             |_, _| {},
@@ -665,7 +662,6 @@ impl<M: Method> Solver<M> {
                 m,
                 u0,
                 save_times,
-                last,
                 interval,
                 ckpt,
                 |i, u| {

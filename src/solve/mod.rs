@@ -177,8 +177,8 @@ impl<M: Method> Solver<M> {
     }
 
     /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
-    /// time `save_times[i]`. Inputs must already be checked; `last` (the step index of the
-    /// last save, from the check) is not needed: the grid's plan ends there by itself.
+    /// time `save_times[i]`. Inputs must already be checked; the grid's plan ends at the
+    /// last save time by itself.
     #[allow(clippy::too_many_arguments)]
     fn run<T, S, N, const D: usize>(
         &self,
@@ -187,7 +187,6 @@ impl<M: Method> Solver<M> {
         trajectory: usize,
         u0: &[T; D],
         save_times: &[f32],
-        last: u32,
         seed: ParamSeed,
         mut on_save: impl FnMut(usize, &[T; D]),
     ) -> Result<(), Error>
@@ -197,7 +196,6 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let _ = last;
         let mut u = *u0;
         for event in self.grid.plan_unchecked(save_times) {
             let step = match event {
@@ -255,7 +253,7 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let last = self.check(S::NOISE, u0, save_times)?;
+        self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
         let mut write = |i: usize, u: &[T; D]| {
             // `i < out.len()` (checked above); `get_mut` keeps this path panic-free.
@@ -266,36 +264,18 @@ impl<M: Method> Solver<M> {
         if save_times.len() <= BACKUP_ROWS {
             // Solve into a stack copy, then commit.
             let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
-            self.run(
-                sde,
-                noise,
-                trajectory,
-                u0,
-                save_times,
-                last,
-                seed,
-                |i, u| {
-                    if let Some(slot) = rows.get_mut(i) {
-                        *slot = *u;
-                    }
-                },
-            )?;
+            self.run(sde, noise, trajectory, u0, save_times, seed, |i, u| {
+                if let Some(slot) = rows.get_mut(i) {
+                    *slot = *u;
+                }
+            })?;
             for (i, u) in rows.iter().take(save_times.len()).enumerate() {
                 write(i, u);
             }
             Ok(())
         } else {
-            self.run(
-                sde,
-                noise,
-                trajectory,
-                u0,
-                save_times,
-                last,
-                seed,
-                |_, _| {},
-            )?;
-            self.run(sde, noise, trajectory, u0, save_times, last, seed, write)
+            self.run(sde, noise, trajectory, u0, save_times, seed, |_, _| {})?;
+            self.run(sde, noise, trajectory, u0, save_times, seed, write)
         }
     }
 
@@ -334,7 +314,7 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let last = self.check_ensemble(
+        self.check_ensemble(
             S::NOISE,
             u0,
             trajectories,
@@ -352,7 +332,6 @@ impl<M: Method> Solver<M> {
                     u0,
                     trajectories,
                     save_times,
-                    last,
                     mean,
                     var,
                     None,
@@ -365,7 +344,7 @@ impl<M: Method> Solver<M> {
         let mut value_bound = 0.0f32;
         let mut tangent_bound = 0.0f32;
         for m in 0..trajectories {
-            self.run(sde, noise, m, u0, save_times, last, seed, |_, u| {
+            self.run(sde, noise, m, u0, save_times, seed, |_, u| {
                 for x in u {
                     value_bound = value_bound.max(x.value().abs());
                     for lane in 0..T::LANES {
@@ -377,7 +356,7 @@ impl<M: Method> Solver<M> {
         if !statistics_fit(value_bound, tangent_bound, trajectories) {
             // Rare (states beyond about 1e18): check the statistics exactly, a block of
             // save times at a time on the stack.
-            self.check_statistics(sde, noise, u0, trajectories, save_times, last, seed)?;
+            self.check_statistics(sde, noise, u0, trajectories, save_times, seed)?;
         }
         self.ensemble_into(
             sde,
@@ -385,7 +364,6 @@ impl<M: Method> Solver<M> {
             u0,
             trajectories,
             save_times,
-            last,
             mean,
             var,
             paths,
@@ -403,7 +381,6 @@ impl<M: Method> Solver<M> {
         u0: &[T; D],
         trajectories: usize,
         save_times: &[f32],
-        last: u32,
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
@@ -418,7 +395,7 @@ impl<M: Method> Solver<M> {
             let mut var = [[T::ZERO; D]; BACKUP_ROWS];
             for m in 0..trajectories {
                 let count = m.saturating_add(1) as f32;
-                self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+                self.run(sde, noise, m, u0, save_times, seed, |i, u| {
                     let row = i.wrapping_sub(first);
                     if let (Some(mean), Some(var)) = (mean.get_mut(row), var.get_mut(row)) {
                         welford_update(mean, var, u, count);
@@ -451,7 +428,6 @@ impl<M: Method> Solver<M> {
         u0: &[T; D],
         trajectories: usize,
         save_times: &[f32],
-        last: u32,
         mean: &mut [[T; D]],
         var: &mut [[T; D]],
         mut paths: Option<&mut [[T; D]]>,
@@ -469,7 +445,7 @@ impl<M: Method> Solver<M> {
         for m in 0..trajectories {
             let count = m.saturating_add(1) as f32;
             let row0 = m.saturating_mul(n_save);
-            self.run(sde, noise, m, u0, save_times, last, seed, |i, u| {
+            self.run(sde, noise, m, u0, save_times, seed, |i, u| {
                 // The lengths were checked, so every `get_mut` succeeds; it keeps the
                 // inference path free of panics (the firmware's no-panic build checks that).
                 if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
@@ -507,7 +483,7 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let last = self.check_ensemble(
+        self.check_ensemble(
             S::NOISE,
             u0,
             trajectories,
@@ -522,7 +498,6 @@ impl<M: Method> Solver<M> {
             u0,
             trajectories,
             save_times,
-            last,
             mean,
             var,
             None,
@@ -706,7 +681,7 @@ impl<M: Method + Sync> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource + Sync,
     {
-        let last = self.check_ensemble(
+        self.check_ensemble(
             S::NOISE,
             u0,
             trajectories,
@@ -769,11 +744,11 @@ impl<M: Method + Sync> Solver<M> {
                 for (c, (st, oc)) in chunks {
                     let first = start + c * per;
                     scope.spawn(move || {
-                        self.run_chunk(sde, noise, u0, save_times, last, seed, first, st, oc)
+                        self.run_chunk(sde, noise, u0, save_times, seed, first, st, oc)
                     });
                 }
                 if let Some((_, (st, oc))) = own {
-                    self.run_chunk(sde, noise, u0, save_times, last, seed, start, st, oc);
+                    self.run_chunk(sde, noise, u0, save_times, seed, start, st, oc);
                 }
             });
             for (j, (outcome, rows)) in outcomes
@@ -826,7 +801,6 @@ impl<M: Method + Sync> Solver<M> {
         noise: &N,
         u0: &[T; D],
         save_times: &[f32],
-        last: u32,
         seed: ParamSeed,
         first: usize,
         states: &mut [[T; D]],
@@ -840,7 +814,7 @@ impl<M: Method + Sync> Solver<M> {
         let rows = states.chunks_mut(save_times.len().max(1));
         for (j, (row, outcome)) in rows.zip(outcomes.iter_mut()).enumerate() {
             let mut saved = 0;
-            let result = self.run(sde, noise, first + j, u0, save_times, last, seed, |i, u| {
+            let result = self.run(sde, noise, first + j, u0, save_times, seed, |i, u| {
                 if let Some(slot) = row.get_mut(i) {
                     *slot = *u;
                     saved = i + 1;

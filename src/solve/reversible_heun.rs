@@ -204,7 +204,6 @@ impl Solver<ReversibleHeun> {
         trajectory: usize,
         u0: &[T; D],
         save_times: &[f32],
-        last: u32,
         seed: ParamSeed,
         mut on_save: impl FnMut(usize, &[T; D]),
     ) -> Result<(), Error>
@@ -213,7 +212,6 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        let _ = last; // the plan ends at the last save time by itself
         let mut state = RevState::start(sde, self.grid.t0(), u0, seed);
         for event in self.grid.plan_unchecked(save_times) {
             let PlannedStep { k, t, h } = match event {
@@ -253,22 +251,13 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        let last = self.check(S::NOISE, u0, save_times)?;
+        self.check(S::NOISE, u0, save_times)?;
         check_len("saved states", save_times.len(), out.len())?;
-        self.run_reversible(
-            sde,
-            noise,
-            trajectory,
-            u0,
-            save_times,
-            last,
-            seed,
-            |i, y| {
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = *y;
-                }
-            },
-        )
+        self.run_reversible(sde, noise, trajectory, u0, save_times, seed, |i, y| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = *y;
+            }
+        })
     }
 
     /// [`Solver::ensemble`] for reversible Heun: mean and sample variance of trajectories
@@ -291,7 +280,7 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        let last = self.check_ensemble(
+        self.check_ensemble(
             S::NOISE,
             u0,
             trajectories,
@@ -304,7 +293,7 @@ impl Solver<ReversibleHeun> {
         var.fill([T::ZERO; D]);
         for m in 0..trajectories {
             let count = (m + 1) as f32;
-            self.run_reversible(sde, noise, m, u0, save_times, last, seed, |i, u| {
+            self.run_reversible(sde, noise, m, u0, save_times, seed, |i, u| {
                 if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
                     super::welford_update(mean, var, u, count);
                 }
