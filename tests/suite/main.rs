@@ -26,6 +26,7 @@ mod seed_calibration;
 mod series_alloc;
 mod solver_alloc;
 mod solvers;
+mod threads;
 mod train_alloc;
 mod training;
 mod weights;
