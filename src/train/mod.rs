@@ -43,6 +43,8 @@ mod optim;
 mod schedule;
 mod series;
 mod trainer;
+#[cfg(feature = "std")]
+mod training;
 
 pub use crate::grad::Loss;
 pub use loss::{GaussianNll, MeanSquaredError, MomentMatching};
@@ -61,3 +63,5 @@ pub use series::{
 pub use trainer::{
     forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
 };
+#[cfg(feature = "std")]
+pub use training::{IntoOptimizer, Training, TRAINING_LANES};

@@ -237,3 +237,207 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
     assert_eq!(rev, expected);
     assert_eq!(bits(&short), bits(&[7.25; 3]));
 }
+
+mod training {
+    use super::*;
+    use std::ops::ControlFlow;
+    use tinysde::train::{
+        Adam, AdamConfig, GradientMode, NoiseMode, TrainConfig, Trainer, Training, Workspace,
+    };
+
+    const P: usize = SeedModel::PARAMS;
+
+    fn config() -> TrainConfig {
+        TrainConfig {
+            noise: NoiseMode::Fresh { seed: 3 },
+            clip_norm: None,
+        }
+    }
+
+    /// Losses of `iterations` iterations of the slice-based trainer on the seed task
+    /// (SOSRI, 30 steps, 13 trajectories, Adam 0.005), and the final parameters.
+    fn slice_trainer(
+        reverse: bool,
+        threads: Option<usize>,
+        iterations: u32,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let data = seed_data();
+        let loss = MeanSquaredError::new(&data).unwrap();
+        let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
+        let mut model = seed_model();
+        let adam = Adam::new(AdamConfig::lr(0.005), [0.0; P], [0.0; P]).unwrap();
+        let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+        let mut stats = [[Dual::<8>::ZERO; 1]; 14];
+        let mut tape = vec![[0.0f32; 1]; reverse::tape_len_keep_all(&problem, Checkpoints::All)];
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            stats: &mut stats,
+        };
+        let mut trainer = Trainer::new(&mut model, adam, problem, loss, config(), ws).unwrap();
+        if reverse {
+            trainer = trainer
+                .with_reverse_mode(&mut tape, Checkpoints::All)
+                .unwrap();
+        }
+        if let Some(t) = threads {
+            trainer = trainer.with_threads(t);
+            assert_eq!(trainer.threads(), Some(t));
+        }
+        let mut losses = Vec::new();
+        trainer
+            .run(iterations, |p| {
+                losses.push(p.loss.to_bits());
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        (losses, bits(trainer.params()))
+    }
+
+    #[test]
+    fn trainer_iterations_do_not_depend_on_the_thread_count() {
+        for reverse in [false, true] {
+            let iterations = if reverse { 12 } else { 4 };
+            let serial = slice_trainer(reverse, None, iterations);
+            let one = slice_trainer(reverse, Some(1), iterations);
+            for threads in [2, 3, 7] {
+                assert_eq!(
+                    slice_trainer(reverse, Some(threads), iterations),
+                    one,
+                    "reverse {reverse}, {threads} threads"
+                );
+            }
+            if reverse {
+                // The first loss is computed before any update: the same bits.
+                assert_eq!(one.0[0], serial.0[0]);
+            } else {
+                // Forward mode on threads is the serial computation, bit for bit.
+                assert_eq!(one, serial);
+            }
+        }
+    }
+
+    /// The owned state's losses and final parameters.
+    fn owned(threads: Option<usize>, iterations: u32) -> (Vec<u32>, Vec<u32>) {
+        let data = seed_data();
+        let loss = MeanSquaredError::new(&data).unwrap();
+        let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
+        let mut training = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.005))
+            .unwrap()
+            .with_config(config())
+            .unwrap();
+        assert_eq!(
+            training.gradient_mode(),
+            GradientMode::Reverse(Checkpoints::All)
+        );
+        if let Some(t) = threads {
+            training = training.with_threads(t);
+        }
+        let mut losses = Vec::new();
+        training
+            .run(iterations, |p| {
+                losses.push(p.loss.to_bits());
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        (losses, bits(training.params()))
+    }
+
+    #[test]
+    fn the_owned_state_trains_with_the_bits_of_the_slice_trainer() {
+        let iterations = 30;
+        let slice = slice_trainer(true, None, iterations);
+        assert_eq!(owned(None, iterations), slice);
+        assert_eq!(
+            owned(Some(2), iterations),
+            slice_trainer(true, Some(2), iterations)
+        );
+        // And it trains: the last loss is below the first.
+        let (losses, _) = slice;
+        let (first, last) = (
+            f32::from_bits(losses[0]),
+            f32::from_bits(losses[losses.len() - 1]),
+        );
+        assert!(last < first, "{first} -> {last}");
+    }
+
+    #[test]
+    fn the_best_model_is_a_copy_that_leaves_training_alone() {
+        let data = seed_data();
+        let loss = MeanSquaredError::new(&data).unwrap();
+        let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
+        let new = || {
+            Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01))
+                .unwrap()
+                .with_config(config())
+                .unwrap()
+        };
+        let mut a = new();
+        let mut b = new();
+        let go = |t: &mut Training<'_, SeedModel, Sosri, MeanSquaredError<'_, 1>, _, 1>| {
+            let mut losses = Vec::new();
+            t.run(15, |p| {
+                losses.push(p.loss.to_bits());
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            losses
+        };
+        assert_eq!(go(&mut a), go(&mut b));
+        let best = a.best_model();
+        // The copy has the best parameters; the state is still at the current ones.
+        let mut best_params = [0.0f32; P];
+        best.read_params(&mut best_params).unwrap();
+        assert_eq!(bits(&best_params), bits(a.best().0));
+        assert_ne!(
+            bits(a.params()),
+            bits(a.best().0),
+            "the last update moved on"
+        );
+        let mut current = [0.0f32; P];
+        a.model().read_params(&mut current).unwrap();
+        assert_eq!(bits(&current), bits(a.params()));
+        // Training continues exactly as if the copy had not been taken.
+        assert_eq!(go(&mut a), go(&mut b));
+        // into_best_model and restore_best agree with it.
+        b.restore_best();
+        let mut restored = [0.0f32; P];
+        b.model().read_params(&mut restored).unwrap();
+        assert_eq!(bits(&restored), bits(b.best().0));
+        let (best_b, _) = (b.best().0.to_vec(), ());
+        let model_b = b.into_best_model();
+        let mut into = [0.0f32; P];
+        model_b.read_params(&mut into).unwrap();
+        assert_eq!(bits(&into), bits(&best_b));
+    }
+
+    #[test]
+    fn the_owned_state_rejects_bad_settings() {
+        let data = seed_data();
+        let loss = MeanSquaredError::new(&data).unwrap();
+        let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
+        // An optimizer of the wrong size.
+        let small = Adam::new(AdamConfig::lr(0.01), vec![0.0; 3], vec![0.0; 3]).unwrap();
+        assert!(matches!(
+            Training::new(seed_model(), problem, loss, small),
+            Err(Error::Length {
+                expected: P,
+                found: 3,
+                ..
+            })
+        ));
+        // An invalid learning rate.
+        assert!(Training::new(seed_model(), problem, loss, AdamConfig::lr(f32::NAN)).is_err());
+        // A bad clipping norm.
+        let t = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01)).unwrap();
+        let bad = TrainConfig {
+            clip_norm: Some(-1.0),
+            ..config()
+        };
+        assert!(matches!(t.with_config(bad), Err(Error::OutOfRange { .. })));
+        // Data of the wrong length.
+        let short = MeanSquaredError::new(&data[..3]).unwrap();
+        assert!(Training::new(seed_model(), problem, short, AdamConfig::lr(0.01)).is_err());
+    }
+}
