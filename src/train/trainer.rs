@@ -580,7 +580,7 @@ where
     /// The best parameters seen (flat, model then initial state) and their loss
     /// (`f32::INFINITY` before any iteration, when they are the starting parameters).
     pub fn best(&self) -> (&[f32], f32) {
-        (self.ws.best, self.record.best_loss)
+        (self.ws.best, self.record.best_loss())
     }
 
     /// Puts the best parameters into the model (and the initial state, if trained).
@@ -630,7 +630,7 @@ where
 
     /// The number of iterations run so far (the next iteration's number).
     pub fn iteration(&self) -> u32 {
-        self.record.iteration
+        self.record.iteration()
     }
 
     /// How gradients are computed.
