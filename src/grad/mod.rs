@@ -16,6 +16,10 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
+//! With feature `std`, `loss_and_gradient_parallel` (and `reverse::loss_and_gradient_parallel`)
+//! split the trajectories over threads and fold their results in trajectory order: the bits
+//! do not depend on the number of threads.
+//!
 //! ```
 //! use tinysde::grad::{loss_and_gradient, Loss, Problem};
 //! use tinysde::nn::{Dense, Identity, Parameters, Tanh};

@@ -77,8 +77,10 @@ pub struct Report {
 /// [`Progress`] to a callback (which may stop training), records the best parameters, and
 /// updates the parameters with the optimizer (after optional clipping).
 ///
-/// Nothing is allocated; the model and the optimizer are borrowed or owned (pass
-/// `&mut optimizer` to keep yours), the buffers come in a [`Workspace`].
+/// Nothing is allocated (except on threads: `Trainer::with_threads`, feature `std`); the
+/// model and the optimizer are borrowed or owned (pass `&mut optimizer` to keep yours), the
+/// buffers come in a [`Workspace`]. `Training` (feature `std`) is the same loop on a state
+/// that owns everything.
 ///
 /// **Best parameters.** The trainer keeps a copy of the parameters with the lowest loss
 /// evaluated so far. Losses on different windows are not comparable, so when the window
