@@ -55,7 +55,7 @@ mod parallel;
 pub mod reverse;
 
 #[cfg(feature = "std")]
-pub use parallel::loss_and_gradient_parallel;
+pub use parallel::{loss_and_gradient_parallel, WideDual};
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};

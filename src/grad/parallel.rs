@@ -8,11 +8,12 @@ use super::reverse::{statistics_cotangents, SaveCotangent};
 use super::{check_buffers, forward_passes, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
+use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Step, StepVjp};
+use crate::solve::{Checkpoints, Step, StepVjp, PARALLEL_LANES};
 
 /// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
 /// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
@@ -60,8 +61,10 @@ fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize,
 ///
 /// Each pass of K gradient entries solves its ensemble with
 /// [`Solver::ensemble_parallel`](crate::solve::Solver::ensemble_parallel): threads integrate
-/// contiguous runs of trajectories and the calling thread folds their saved states into
-/// the Welford statistics in trajectory order, exactly as the serial ensemble does. So the
+/// contiguous runs of trajectories, [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) at a
+/// time on [`WideDual<K>`] scalars (hence the bounds), and the calling thread folds their
+/// saved states into the Welford statistics in trajectory order, exactly as the serial
+/// ensemble does. So the
 /// loss and every gradient entry are bit-identical to the serial function's for every
 /// number of threads and every K.
 ///
@@ -107,8 +110,8 @@ pub fn loss_and_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
     threads: usize,
 ) -> Result<f32, Error>
 where
-    S: Sde<Dual<K>, D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + Sync,
+    S: Sde<Dual<K>, D> + Sde<WideDual<K>, D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + Step<WideDual<K>, S, D> + Sync,
     N: NoiseSource + Sync,
     L: Loss<D>,
 {
@@ -153,6 +156,10 @@ where
     }
     Ok(value)
 }
+
+/// The scalar of the threaded ensembles' passes: `Dual<K>` on
+/// [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) trajectories at once.
+pub type WideDual<const K: usize> = Dual<K, F32x<PARALLEL_LANES>>;
 
 /// One trajectory's share of the reverse-mode work.
 struct Trajectory<const D: usize> {

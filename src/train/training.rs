@@ -11,7 +11,9 @@ use super::trainer::{
 };
 use crate::dual::Dual;
 use crate::error::Error;
-use crate::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem};
+use crate::grad::{
+    loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem, WideDual,
+};
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::real::Real;
@@ -75,8 +77,8 @@ fn forward_gradient<S, M, L, const D: usize>(
     grad: &mut [f32],
 ) -> Result<f32, Error>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + Sync,
+    S: Sde<Dual<TRAINING_LANES>, D> + Sde<WideDual<TRAINING_LANES>, D> + Parameters + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + Sync,
     L: Loss<D>,
 {
     let stats = &mut scratch.stats;
@@ -204,8 +206,15 @@ pub struct Training<'a, S, M, L, O, const D: usize> {
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + Sync,
+    S: Sde<Dual<TRAINING_LANES>, D>
+        + Sde<WideDual<TRAINING_LANES>, D>
+        + SdeVjp<D>
+        + Parameters
+        + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D>
+        + Step<WideDual<TRAINING_LANES>, S, D>
+        + StepVjp<S, D>
+        + Sync,
     L: Loss<D>,
     O: Optimizer,
 {
@@ -250,8 +259,8 @@ where
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + Sync,
+    S: Sde<Dual<TRAINING_LANES>, D> + Sde<WideDual<TRAINING_LANES>, D> + Parameters + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + Sync,
     L: Loss<D>,
     O: Optimizer,
 {

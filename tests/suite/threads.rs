@@ -197,7 +197,9 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
         &mut tape,
         &mut grad,
     );
-    assert_eq!(serial_rev, serial);
+    // The same trajectory; forward mode checks finiteness once per save interval, so the
+    // step it names may be later than the step-by-step check of reverse mode's.
+    assert!(matches!(serial_rev, Err(Error::Diverged { trajectory: t, .. }) if t == trajectory));
     for threads in THREADS {
         let mut grad = sentinel;
         let fwd = loss_and_gradient_parallel(
@@ -214,7 +216,7 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
             &mut grad,
             threads,
         );
-        assert_eq!(rev, serial, "{threads} threads");
+        assert_eq!(rev, serial_rev, "{threads} threads");
         assert_eq!(bits(&grad), bits(&sentinel));
     }
 
