@@ -4,7 +4,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tinysde::grad::{loss_value, Loss, Problem, WideDual};
+use tinysde::grad::{loss_value, Loss, Problem};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
@@ -171,14 +171,9 @@ pub fn train<S, L, const D: usize>(
     bar: &ProgressBar,
 ) -> Result<History, Error>
 where
-    S: Sde<Dual<TRAINING_LANES>, D>
-        + Sde<WideDual<TRAINING_LANES>, D>
-        + SdeVjp<D>
-        + Parameters
-        + Clone
-        + Sync,
-    Method: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + StepVjp<S, D>,
-    L: Loss<D>,
+    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Clone + Sync,
+    Method: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D>,
+    L: Loss<D> + Sync,
 {
     let start = Instant::now();
     let (lr, trajectories) = match schedule {

@@ -16,9 +16,10 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
-//! With feature `std`, `loss_and_gradient_parallel` (and `reverse::loss_and_gradient_parallel`)
-//! split the trajectories over threads and fold their results in trajectory order: the bits
-//! do not depend on the number of threads.
+//! With feature `std`, `loss_and_gradient_parallel` spreads the passes over threads (each
+//! pass is the serial computation), and `reverse::loss_and_gradient_parallel` splits the
+//! trajectories over threads and folds their results in trajectory order: the bits do not
+//! depend on the number of threads.
 //!
 //! ```
 //! use tinysde::grad::{loss_and_gradient, Loss, Problem};
@@ -55,7 +56,7 @@ mod parallel;
 pub mod reverse;
 
 #[cfg(feature = "std")]
-pub use parallel::{loss_and_gradient_parallel, WideDual};
+pub use parallel::loss_and_gradient_parallel;
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
@@ -448,39 +449,25 @@ where
 {
     let n = problem.window;
     let (mean, var) = split_stats(stats, n)?;
-    let times = problem.active_save_times();
     let mut value = f32::NAN;
-    let mut start = 0;
+    let mut start = 0usize;
     // A model with no parameters and no u0 gradient still gets its loss value.
     let total = grad.len();
     loop {
-        let mut u0 = [Dual::<K>::ZERO; D];
-        for (d, (x, &v)) in u0.iter_mut().zip(&problem.u0).enumerate() {
-            *x = Dual::constant(v);
-            let index = params + d;
-            if problem.u0_gradient && index >= start && index - start < K {
-                x.add_param_tangent(index - start, Dual::ONE);
-            }
-        }
-        ensemble(&u0, times, mean, var, ParamSeed::window(start))?;
-        let l = loss.eval::<Dual<K>>(mean, var);
-        if start == 0 {
-            value = l.v;
-            if !value.is_finite() {
-                return Err(Error::NonFiniteLoss);
-            }
-        }
         let end = total.min(start.saturating_add(K));
         let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
-        // The whole chunk is checked before any of it is written.
-        let lanes = chunk.len();
-        if let Some(lane) = (0..lanes).find(|&lane| !l.tangent(lane).is_finite()) {
-            return Err(Error::NonFiniteGradientEntry {
-                index: start.saturating_add(lane),
-            });
-        }
-        for (lane, g) in chunk.iter_mut().enumerate() {
-            *g = l.tangent(lane);
+        let l = forward_pass(
+            problem,
+            params,
+            loss,
+            mean,
+            var,
+            start,
+            chunk,
+            &mut ensemble,
+        )?;
+        if start == 0 {
+            value = l;
         }
         start = start.saturating_add(K);
         if start >= total {
@@ -488,6 +475,61 @@ where
         }
     }
     Ok(value)
+}
+
+/// The pass of [`forward_passes`] for gradient entries `start .. start + chunk.len()`:
+/// returns the loss value, writes the entries into `chunk` once all of them are finite.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_pass<const K: usize, M, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    params: usize,
+    loss: &L,
+    mean: &mut [[Dual<K>; D]],
+    var: &mut [[Dual<K>; D]],
+    start: usize,
+    chunk: &mut [f32],
+    ensemble: &mut impl FnMut(
+        &[Dual<K>; D],
+        &[f32],
+        &mut [[Dual<K>; D]],
+        &mut [[Dual<K>; D]],
+        ParamSeed,
+    ) -> Result<(), Error>,
+) -> Result<f32, Error>
+where
+    M: Method,
+    L: Loss<D>,
+{
+    let mut u0 = [Dual::<K>::ZERO; D];
+    for (d, (x, &v)) in u0.iter_mut().zip(&problem.u0).enumerate() {
+        *x = Dual::constant(v);
+        let index = params + d;
+        if problem.u0_gradient && index >= start && index - start < K {
+            x.add_param_tangent(index - start, Dual::ONE);
+        }
+    }
+    ensemble(
+        &u0,
+        problem.active_save_times(),
+        mean,
+        var,
+        ParamSeed::window(start),
+    )?;
+    let l = loss.eval::<Dual<K>>(mean, var);
+    if start == 0 && !l.v.is_finite() {
+        return Err(Error::NonFiniteLoss);
+    }
+    // The whole chunk is checked before any of it is written.
+    let lanes = chunk.len();
+    if let Some(lane) = (0..lanes).find(|&lane| !l.tangent(lane).is_finite()) {
+        return Err(Error::NonFiniteGradientEntry {
+            index: start.saturating_add(lane),
+        });
+    }
+    for (lane, g) in chunk.iter_mut().enumerate() {
+        *g = l.tangent(lane);
+    }
+    Ok(l.v)
 }
 
 /// The loss of `model` on `problem` without derivatives (one ensemble solve on `f32`).

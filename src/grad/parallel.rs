@@ -5,15 +5,14 @@
 use std::vec::Vec;
 
 use super::reverse::{statistics_cotangents, SaveCotangent};
-use super::{check_buffers, forward_passes, Loss, Problem};
+use super::{check_buffers, forward_pass, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
-use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Step, StepVjp, PARALLEL_LANES};
+use crate::solve::{Checkpoints, Step, StepVjp};
 
 /// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
 /// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
@@ -59,19 +58,18 @@ fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize,
 /// [`loss_and_gradient`](super::loss_and_gradient) on `threads` threads (0: as many as
 /// [`std::thread::available_parallelism`] reports), with the same bits (feature `std`).
 ///
-/// Each pass of K gradient entries solves its ensemble with
-/// [`Solver::ensemble_parallel`](crate::solve::Solver::ensemble_parallel): threads integrate
-/// contiguous runs of trajectories, [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) at a
-/// time on [`WideDual<K>`] scalars (hence the bounds), and the calling thread folds their
-/// saved states into the Welford statistics in trajectory order, exactly as the serial
-/// ensemble does. So the
-/// loss and every gradient entry are bit-identical to the serial function's for every
-/// number of threads and every K.
+/// The gradient is computed in `ceil(len / K)` passes of K entries, and passes are
+/// independent (lanes never interact): each thread runs a contiguous run of passes, each
+/// pass exactly as the serial function runs it (the same ensemble, the same Welford
+/// statistics in trajectory order, the same loss). So the loss and every gradient entry are
+/// bit-identical to the serial function's, for every number of threads and every K. At
+/// most `ceil(len / K)` threads are busy: choose `K <= len / threads` to use them all.
 ///
-/// Errors: the error the serial function returns, in the same cases; unlike it, `grad` is
-/// written only on success, so after any error it is bit-identical to what the caller
-/// passed in (the passes run into a copy). `stats` is scratch (`Dual<K>` rows, at least
-/// [`Problem::stats_len`]). Allocates the copy and the threaded ensembles' buffers.
+/// Errors: the error the serial function returns (that of the lowest failing pass); unlike
+/// it, `grad` is written only on success, so after any error it is bit-identical to what
+/// the caller passed in (the passes write into a copy). `stats` (`Dual<K>` rows, at least
+/// [`Problem::stats_len`]) serves the calling thread; the others allocate their own, and
+/// the copy of the gradient.
 ///
 /// ```
 /// use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, Problem};
@@ -90,7 +88,7 @@ fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize,
 /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
 /// let problem = Problem::new(solver, [1.0], 13, &times)?;
 /// let (loss, noise) = (MeanSquaredError::new(&data)?, Brownian::new(4));
-/// let mut stats = [[Dual::<8>::ZERO; 1]; 4];
+/// let mut stats = [[Dual::<2>::ZERO; 1]; 4]; // 15 parameters: 8 passes of 2
 /// let mut serial = [0.0f32; Model::PARAMS];
 /// let l = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut serial)?;
 /// for threads in [1, 2, 3] {
@@ -110,10 +108,10 @@ pub fn loss_and_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
     threads: usize,
 ) -> Result<f32, Error>
 where
-    S: Sde<Dual<K>, D> + Sde<WideDual<K>, D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + Step<WideDual<K>, S, D> + Sync,
+    S: Sde<Dual<K>, D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + Sync,
     N: NoiseSource + Sync,
-    L: Loss<D>,
+    L: Loss<D> + Sync,
 {
     if K == 0 {
         return Err(Error::OutOfRange {
@@ -127,39 +125,67 @@ where
         loss,
         <S as Sde<Dual<K>, D>>::NOISE,
     )?;
+    let n = problem.window;
     let trajectories = problem.trajectories;
-    let threads = thread_count(threads, trajectories);
     let mut result = grad.to_vec();
-    let value = forward_passes(
-        problem,
-        S::PARAMS,
-        loss,
-        stats,
-        &mut result,
-        |u0, times, mean, var, seed| {
-            problem.solver.ensemble_parallel(
-                model,
-                noise,
-                u0,
-                trajectories,
-                times,
+    // One chunk of K entries per pass; a gradient of length 0 still has its pass (the loss).
+    let mut passes: Vec<(&mut [f32], Result<f32, Error>)> =
+        result.chunks_mut(K).map(|c| (c, Ok(0.0))).collect();
+    if passes.is_empty() {
+        passes.push((&mut [], Ok(0.0)));
+    }
+    let threads = thread_count(threads, passes.len());
+    let own_stats = std::sync::Mutex::new(Some(stats));
+    for_each_chunk(&mut passes, threads, |first, chunk| {
+        // The caller's scratch serves the first thread to come; the others allocate.
+        let own = own_stats.lock().ok().and_then(|mut s| s.take());
+        let mut allocated = Vec::new();
+        let stats: &mut [[Dual<K>; D]] = match own {
+            Some(s) => s,
+            None => {
+                allocated.resize(2 * n, [Dual::<K>::ZERO; D]);
+                &mut allocated
+            }
+        };
+        let Ok((mean, var)) = split_stats(stats, n) else {
+            return;
+        };
+        let mut ensemble = |u0: &[Dual<K>; D],
+                            times: &[f32],
+                            mean: &mut [[Dual<K>; D]],
+                            var: &mut [[Dual<K>; D]],
+                            seed| {
+            problem
+                .solver
+                .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
+        };
+        for (j, (grad, outcome)) in chunk.iter_mut().enumerate() {
+            let start = (first + j) * K;
+            *outcome = forward_pass(
+                problem,
+                S::PARAMS,
+                loss,
                 mean,
                 var,
-                None,
-                seed,
-                threads,
-            )
-        },
-    )?;
+                start,
+                grad,
+                &mut ensemble,
+            );
+        }
+    });
+    let mut value = f32::NAN;
+    for (p, (_, outcome)) in passes.iter().enumerate() {
+        let l = (*outcome)?;
+        if p == 0 {
+            value = l;
+        }
+    }
+    drop(passes);
     for (g, r) in grad.iter_mut().zip(&result) {
         *g = *r;
     }
     Ok(value)
 }
-
-/// The scalar of the threaded ensembles' passes: `Dual<K>` on
-/// [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) trajectories at once.
-pub type WideDual<const K: usize> = Dual<K, F32x<PARALLEL_LANES>>;
 
 /// One trajectory's share of the reverse-mode work.
 struct Trajectory<const D: usize> {

@@ -7,8 +7,6 @@ use super::optim::{clip_global_norm, Optimizer};
 use super::schedule::{GrowingWindow, NoiseMode};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
-#[cfg(feature = "std")]
-use crate::grad::WideDual;
 use crate::grad::{loss_and_gradient, reverse, Loss, Problem};
 use crate::nn::Parameters;
 use crate::noise::Brownian;
@@ -747,9 +745,9 @@ where
 #[cfg(feature = "std")]
 impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
 where
-    S: Sde<Dual<K>, D> + Sde<WideDual<K>, D> + SdeVjp<D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + Step<WideDual<K>, S, D> + StepVjp<S, D> + Sync,
-    L: Loss<D>,
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + StepVjp<S, D> + Sync,
+    L: Loss<D> + Sync,
     O: Optimizer,
 {
     /// Computes every gradient on `threads` threads from now on (0: as many as

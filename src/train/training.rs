@@ -11,9 +11,7 @@ use super::trainer::{
 };
 use crate::dual::Dual;
 use crate::error::Error;
-use crate::grad::{
-    loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem, WideDual,
-};
+use crate::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem};
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::real::Real;
@@ -77,9 +75,9 @@ fn forward_gradient<S, M, L, const D: usize>(
     grad: &mut [f32],
 ) -> Result<f32, Error>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + Sde<WideDual<TRAINING_LANES>, D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + Sync,
-    L: Loss<D>,
+    S: Sde<Dual<TRAINING_LANES>, D> + Parameters + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + Sync,
+    L: Loss<D> + Sync,
 {
     let stats = &mut scratch.stats;
     match scratch.threads {
@@ -101,7 +99,7 @@ fn reverse_gradient<S, M, L, const D: usize>(
 where
     S: SdeVjp<D> + Parameters + Sync,
     M: StepVjp<S, D> + Sync,
-    L: Loss<D>,
+    L: Loss<D> + Sync,
 {
     let checkpoints = match scratch.mode {
         GradientMode::Reverse(c) => c,
@@ -206,16 +204,9 @@ pub struct Training<'a, S, M, L, O, const D: usize> {
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D>
-        + Sde<WideDual<TRAINING_LANES>, D>
-        + SdeVjp<D>
-        + Parameters
-        + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D>
-        + Step<WideDual<TRAINING_LANES>, S, D>
-        + StepVjp<S, D>
-        + Sync,
-    L: Loss<D>,
+    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + Sync,
+    L: Loss<D> + Sync,
     O: Optimizer,
 {
     /// A training state for `model` on `problem` and `loss`, with `optimizer` (a
@@ -259,9 +250,9 @@ where
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + Sde<WideDual<TRAINING_LANES>, D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + Sync,
-    L: Loss<D>,
+    S: Sde<Dual<TRAINING_LANES>, D> + Parameters + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + Sync,
+    L: Loss<D> + Sync,
     O: Optimizer,
 {
     /// [`Training::new`] in forward mode only, for methods without an adjoint (Milstein,
