@@ -15,6 +15,7 @@ mod examples;
 mod firmware_parity;
 mod gradient;
 mod grid;
+mod lanes;
 mod nn;
 mod nn_alloc;
 mod noise;
