@@ -462,6 +462,7 @@ fn samples(n: usize, seed: u64) -> Vec<f32> {
 }
 
 #[test]
+#[allow(clippy::type_complexity, clippy::needless_range_loop)] // a table of lane functions
 fn lane_arithmetic_equals_scalar_arithmetic_lane_by_lane() {
     let xs = samples(16 * 64, 1);
     let ys = samples(16 * 64, 2);
