@@ -52,12 +52,12 @@ pub use metrics::{
 };
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
-#[cfg(feature = "std")]
-pub use series::series_loss_and_gradient_parallel;
 pub use series::{
-    score_series, series_loss_and_gradient, series_loss_value, Batch, Series, SeriesConfig,
-    SeriesObjective, SeriesProblem, SeriesTrainer,
+    score_series, series_loss_and_gradient, series_loss_and_gradient_reverse, series_loss_value,
+    Batch, Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer,
 };
+#[cfg(feature = "std")]
+pub use series::{series_loss_and_gradient_parallel, series_loss_and_gradient_reverse_parallel};
 pub use trainer::{
     forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
 };
