@@ -13,8 +13,9 @@
 //!   too). Missing data: pass a mask (`[bool; D]` per row, `true` = present).
 //! - One observed series: [`Series`] (times, values, mask) and [`SeriesProblem`] (windows of
 //!   consecutive observations, each simulated from its observed start: the one-step-ahead
-//!   likelihood for `window = 1`), [`series_loss_and_gradient`], [`SeriesTrainer`]
-//!   (mini-batches of windows chosen from a seed; memory independent of the length).
+//!   likelihood for `window = 1`), [`series_loss_and_gradient`] (forward mode),
+//!   [`series_loss_and_gradient_reverse`] (reverse mode), [`SeriesTrainer`] (either mode;
+//!   mini-batches of windows chosen from a seed; memory independent of the length).
 //! - Calibration: [`CalibrationScore`] (coverage of a central band, mean CRPS),
 //!   [`crps_gaussian`], [`crps_ensemble`], [`gaussian_band`], [`ensemble_band`],
 //!   [`ensemble_quantile`], [`score_series`].

@@ -19,6 +19,14 @@
 //! `s * trajectories ..`, so windows are independent and every draw is a pure function of
 //! (seed, window, trajectory, step).
 //!
+//! Gradients come in two modes with the same loss bits: forward mode
+//! ([`series_loss_and_gradient`], `ceil(PARAMS / K)` solves per window carrying `K`
+//! tangents) and reverse mode ([`series_loss_and_gradient_reverse`], the discrete adjoint:
+//! about three to five `f32` solves per window whatever the parameter count, in a
+//! caller-provided tape of [`SeriesProblem::reverse_tape_len`] rows). For the seed model
+//! (122 parameters) reverse mode is about ten times faster; [`SeriesTrainer`] takes either
+//! ([`SeriesTrainer::with_reverse_mode`], [`SeriesTrainer::with_cheaper_mode`]).
+//!
 //! ```
 //! use tinysde::nn::{Dense, Identity, Parameters};
 //! use tinysde::noise::Brownian;
@@ -826,9 +834,11 @@ pub struct SeriesConfig {
 }
 
 /// Trains a model on a [`SeriesProblem`]: each iteration draws a batch of windows
-/// ([`SeriesProblem::batch`]), computes the loss and gradient
-/// ([`series_loss_and_gradient`]) on that iteration's noise, reports [`Progress`] to a
-/// callback, records the best parameters and updates. The windowed counterpart of
+/// ([`SeriesProblem::batch`]), computes the loss and gradient on that iteration's noise
+/// (forward mode, [`series_loss_and_gradient`], unless
+/// [`SeriesTrainer::with_reverse_mode`] chose [`series_loss_and_gradient_reverse`]),
+/// reports [`Progress`] to a callback, records the best parameters and updates. The
+/// windowed counterpart of
 /// [`Trainer`](crate::train::Trainer), with the same [`Workspace`] (its `stats` need
 /// [`SeriesProblem::stats_len`] rows; the parameters are the model's only) and the same
 /// error behaviour. With a batch smaller than the series, "best" compares losses of

@@ -149,8 +149,14 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 ///
 /// The same loss as [`series_loss_and_gradient`](super::series_loss_and_gradient) (the
 /// same bits) and the same gradient up to rounding, at a cost that does not grow with the
-/// number of parameters: about three to five `f32` solves per window (see the
-/// [module documentation](self)) instead of `ceil(PARAMS / K)` solves carrying `K` tangents.
+/// number of parameters: about three to five `f32` solves per window instead of
+/// `ceil(PARAMS / K)` solves carrying `K` tangents. Per window: its ensemble's statistics
+/// on `f32` (the loss bits of forward mode), the window objective's derivatives in them by
+/// [`Dual<K>`], then every trajectory's discrete adjoint from the cotangents of its saved
+/// states (the scheme of [`crate::grad::reverse`]). Each window's parameter cotangent is
+/// summed on its own and added to `grad` in window order, which lets the threaded
+/// variant, `series_loss_and_gradient_reverse_parallel` (feature `std`), give the same
+/// bits on any number of threads.
 ///
 /// `stats` (`Dual<K>` rows, at least [`SeriesProblem::stats_len`]) is scratch for the
 /// objective's derivatives in a window's statistics, `K` entries at a time; `tape` is
