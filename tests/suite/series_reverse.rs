@@ -535,3 +535,57 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         .unwrap();
     assert_eq!(trainer.gradient_mode(), GradientMode::Forward);
 }
+
+#[test]
+fn a_diverging_window_is_the_same_error_serially_and_on_threads() {
+    // du = 1000 u dt + 0.1 dW: a gap of 0.01 grows u by e^10, the gap of 0.48 overflows.
+    type Linear = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    let mut model = Linear::default();
+    model.write_params(&[1000.0, 0.0, 0.0, 0.1]).unwrap();
+    let times = [0.0f32, 0.01, 0.02, 0.5, 0.51];
+    let values = [[1.0f32], [1.1], [0.9], [1.0], [1.2]];
+    let series = Series::new(&times, &values).unwrap();
+    let problem = SeriesProblem::new(EulerMaruyama, series, 0.005, 4).unwrap();
+    let noise = Brownian::new(9);
+    let mut stats = [[Dual::<4>::ZERO; 1]; 2];
+    let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len(4, Checkpoints::Sqrt)];
+    let mut grad = [0.0f32; 4];
+    let serial = series_loss_and_gradient_reverse(
+        &problem,
+        &model,
+        &noise,
+        problem.all_windows(),
+        Checkpoints::Sqrt,
+        &mut stats,
+        &mut tape,
+        &mut grad,
+    )
+    .unwrap_err();
+    assert!(matches!(serial, Error::Diverged { .. }), "{serial:?}");
+    for threads in [1, 2, 4] {
+        let threaded = series_loss_and_gradient_reverse_parallel::<4, _, _, _, _, 1>(
+            &problem,
+            &model,
+            &noise,
+            problem.all_windows(),
+            Checkpoints::Sqrt,
+            &mut grad,
+            threads,
+        )
+        .unwrap_err();
+        assert_eq!(threaded, serial, "{threads} threads");
+    }
+    // Forward mode reports the same trajectory and save interval.
+    let forward = series_loss_and_gradient(
+        &problem,
+        &model,
+        &noise,
+        problem.all_windows(),
+        &mut stats,
+        &mut grad,
+    );
+    assert!(
+        matches!(forward, Err(Error::Diverged { .. })),
+        "{forward:?}"
+    );
+}

@@ -30,7 +30,7 @@ use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Method, StepVjp};
+use crate::solve::{Checkpoints, Method, Solver, StepVjp};
 
 /// The sizes of one window's reverse pass.
 #[derive(Clone, Copy)]
@@ -335,18 +335,28 @@ where
 
     // 1. The window's statistics and loss sum, exactly as `series_loss_value` has them.
     if keep_all {
-        solver.ensemble_with_checkpoints(
-            model,
-            &shifted,
-            &u0,
-            trajectories,
-            saves,
-            last,
-            plan.interval,
-            mean,
-            var,
-            states,
-        )?;
+        solver
+            .ensemble_with_checkpoints(
+                model,
+                &shifted,
+                &u0,
+                trajectories,
+                saves,
+                last,
+                plan.interval,
+                mean,
+                var,
+                states,
+            )
+            .map_err(|e| match e {
+                // It checks every step; report as the ensembles do (the save interval's
+                // last step), so the error does not depend on the tape's length.
+                Error::Diverged { trajectory, step } => Error::Diverged {
+                    trajectory,
+                    step: interval_end(&solver, saves, step),
+                },
+                e => e,
+            })?;
     } else {
         solver.ensemble_scratch(
             model,
@@ -450,6 +460,17 @@ where
         }
     }
     Ok((sum, count))
+}
+
+/// The last step of the save interval containing step `k` (the step after which the
+/// state is saved next).
+fn interval_end<M: Method>(solver: &Solver<M>, saves: &[f32], k: u32) -> u32 {
+    match solver.grid.cursor(saves) {
+        Ok(mut cursor) => (k.saturating_add(1)..=cursor.last())
+            .find(|&j| cursor.save_at(j).is_some())
+            .map_or(k, |j| j - 1),
+        Err(_) => k,
+    }
 }
 
 /// Bytes of per-window partial gradients a threaded call keeps between two reductions.
