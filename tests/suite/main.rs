@@ -25,6 +25,7 @@ mod reverse_training;
 mod reversible_heun;
 mod seed_calibration;
 mod series_alloc;
+mod series_reverse;
 mod solver_alloc;
 mod solvers;
 mod train_alloc;
