@@ -8,6 +8,7 @@
 mod alloc_counter;
 
 mod adaptive;
+mod adjoint_binomial;
 mod adjoint_milstein;
 mod calibration;
 mod contract;
