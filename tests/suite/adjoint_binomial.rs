@@ -71,13 +71,16 @@ impl SdeVjp<1> for Additive {
 }
 
 fn additive_model() -> Additive {
-    let mut m = Additive::default();
-    m.drift = (
-        Dense::new([[0.5]; 6], [0.1, -0.2, 0.3, 0.0, -0.1, 0.2]),
-        Dense::new([[0.3, -0.2, 0.1, 0.4, -0.3, 0.2]], [0.05]),
-    );
-    m.scale = 0.4;
-    m
+    Additive {
+        drift: (
+            Dense::new(
+                [[0.5], [-0.4], [0.3], [0.7], [-0.6], [0.2]],
+                [0.1, -0.2, 0.3, 0.0, -0.1, 0.2],
+            ),
+            Dense::new([[0.3, -0.2, 0.1, 0.4, -0.3, 0.2]], [0.05]),
+        ),
+        scale: 0.4,
+    }
 }
 
 fn gradient<S, M, L>(
