@@ -1,7 +1,8 @@
 //! One loss-and-gradient evaluation on the two training tasks, in both gradient modes:
 //! forward-mode sensitivity for K = 4, 8, 16 and 32 lanes per pass, and reverse mode (the
-//! discrete adjoint) with every state kept and with sqrt(N) checkpoints, for one trajectory
-//! at a time or for all of them (`_kept`).
+//! discrete adjoint) with every state kept, with sqrt(N) checkpoints and (seed task) with
+//! binomial checkpointing of 4 to 32 snapshots, for one trajectory at a time or for all of
+//! them (`_kept`). Each reverse configuration prints its tape length in rows and bytes.
 //!
 //! - seed task: 1-D model (Cube, Dense<1,20,FastTanh>, Dense<20,1>) + (Dense<1,20,FastSigmoid>,
 //!   Dense<20,1>), 122 parameters, 100 trajectories, 600 Euler-Maruyama steps on [-3, 3],
@@ -67,6 +68,12 @@ fn seed_task(c: &mut Criterion) {
         ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
             let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            eprintln!(
+                "{}: tape {} rows, {} bytes",
+                $name,
+                tape.len(),
+                core::mem::size_of_val(tape.as_slice())
+            );
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
@@ -85,7 +92,12 @@ fn seed_task(c: &mut Criterion) {
         "all" => Checkpoints::All, reverse::tape_len;
         "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
         "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
-        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all;
+        "binomial_4" => Checkpoints::Binomial(4), reverse::tape_len;
+        "binomial_8" => Checkpoints::Binomial(8), reverse::tape_len;
+        "binomial_16" => Checkpoints::Binomial(16), reverse::tape_len;
+        "binomial_32" => Checkpoints::Binomial(32), reverse::tape_len;
+        "binomial_8_kept" => Checkpoints::Binomial(8), reverse::tape_len_keep_all
     );
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
@@ -135,6 +147,12 @@ fn spiral(c: &mut Criterion) {
         ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
             let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            eprintln!(
+                "{}: tape {} rows, {} bytes",
+                $name,
+                tape.len(),
+                core::mem::size_of_val(tape.as_slice())
+            );
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
