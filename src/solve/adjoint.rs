@@ -459,7 +459,7 @@ fn beta(c: u32, r: u32) -> u64 {
     let mut b: u64 = 1;
     for i in 1..=u64::from(r) {
         // C(c + i - 1, i - 1) (c + i) / i = C(c + i, i), exactly.
-        let next = u128::from(b) * (u128::from(c) + u128::from(i)) / u128::from(i);
+        let next = u128::from(b) * (u128::from(c) + u128::from(i)) / u128::from(i).max(1);
         match u64::try_from(next) {
             Ok(v) => b = v,
             Err(_) => return u64::MAX,
@@ -475,7 +475,7 @@ fn repetitions(n: u32, c: u32) -> u32 {
     while b < u64::from(n) {
         r += 1;
         // C(c + 1 + r - 1, r - 1) (c + 1 + r) / r = C(c + 1 + r, r).
-        let next = u128::from(b) * (u128::from(c) + 1 + u128::from(r)) / u128::from(r);
+        let next = u128::from(b) * (u128::from(c) + 1 + u128::from(r)) / u128::from(r).max(1);
         b = u64::try_from(next).unwrap_or(u64::MAX);
     }
     r
@@ -498,17 +498,18 @@ fn binomial_advances(n: u32, c: u32) -> u64 {
 fn binomial_split(n: u32, c: u32) -> u32 {
     let r = repetitions(n, c).max(1);
     let head = beta(c + 1, r - 1).min(u64::from(n).saturating_sub(beta(c, r - 1)));
-    // head <= n - 1 since C(c + r - 1, r - 1) >= 1; the clamp only keeps this total.
+    // head <= n - 1 since C(c + r - 1, r - 1) >= 1; min and max only keep this total.
     u32::try_from(head)
         .unwrap_or(1)
-        .clamp(1, n.saturating_sub(1).max(1))
+        .min(n.saturating_sub(1))
+        .max(1)
 }
 
 /// The next snapshot of the binomial schedule from the state at `a`, with `end - a` steps
 /// to reverse and `free` snapshots: `None` when the rest is reversed from `a` itself.
 fn next_snapshot(a: u32, end: u32, free: u32) -> Option<u32> {
     let n = end.saturating_sub(a);
-    (n >= 2 && free >= 1).then(|| a + binomial_split(n, free))
+    (n >= 2 && free >= 1).then(|| a.saturating_add(binomial_split(n, free)))
 }
 
 impl Checkpoints {
@@ -573,7 +574,7 @@ impl Checkpoints {
                 }
                 n + binomial_advances(steps, s).saturating_sub(u64::from(a))
             }
-            _ => 2 * n - self.kept(steps) as u64,
+            _ => (2 * n).saturating_sub(self.kept(steps) as u64),
         }
     }
 }
@@ -628,7 +629,11 @@ impl Keeper {
     #[inline]
     fn row(&mut self, k: u32) -> Option<usize> {
         match self {
-            Keeper::Interval(interval) => (k % *interval == 0).then_some((k / *interval) as usize),
+            Keeper::Interval(interval) => {
+                // `interval >= 1` by construction; `max` lets the compiler see it too.
+                let interval = (*interval).max(1);
+                (k % interval == 0).then_some((k / interval) as usize)
+            }
             Keeper::Sweep {
                 next,
                 row,
