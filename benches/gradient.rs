@@ -22,7 +22,7 @@ use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Real};
 
@@ -103,6 +103,37 @@ fn seed_task(c: &mut Criterion) {
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {
         b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
+    });
+    // The same task with Milstein: its adjoint differentiates the diffusion's derivative
+    // (second derivatives of the diffusion network).
+    let milstein = Problem::new(
+        Solver::new(Milstein, TimeGrid::new(-3.0, 3.0, 600).unwrap()),
+        data[0],
+        100,
+        &times,
+    )
+    .unwrap();
+    let mut stats = vec![[Dual::<8>::ZERO; DIM]; milstein.stats_len()];
+    let mut tape = vec![[0.0f32; DIM]; reverse::tape_len_keep_all(&milstein, Checkpoints::All)];
+    group.bench_function("reverse/milstein_all_kept", |b| {
+        b.iter(|| {
+            black_box(
+                reverse::loss_and_gradient(
+                    &milstein,
+                    &model,
+                    &noise,
+                    &loss,
+                    Checkpoints::All,
+                    &mut stats,
+                    &mut tape,
+                    &mut grad,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    group.bench_function("milstein_value", |b| {
+        b.iter(|| black_box(loss_value(&milstein, &model, &noise, &loss, &mut plain).unwrap()))
     });
     group.finish();
 }
