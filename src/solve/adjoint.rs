@@ -405,7 +405,7 @@ tableau_vjp!(Sriw1 => SRIW1, Sosri => SOSRI, Sra1 => SRA1, Sosra => SOSRA);
 ///
 /// | | states | forward steps |
 /// |---|---|---|
-/// | `All` | `N` | `N` |
+/// | `All` | `N + 1` | `N` |
 /// | `Every(s)` | `ceil(N / s) + s` | `2N - ceil(N / s)` |
 /// | `Sqrt` | about `2 sqrt(N)` | about `2N - sqrt(N)` |
 /// | `Binomial(s)` | `s` | `N + r N - C(s + r + 1, r - 1) - d` (below) |
@@ -413,7 +413,7 @@ tableau_vjp!(Sriw1 => SRIW1, Sosri => SOSRI, Sra1 => SRA1, Sosra => SOSRA);
 /// ```
 /// use tinysde::solve::Checkpoints;
 /// // 600 steps: every state, sqrt(N) checkpoints, or 8 snapshots placed binomially.
-/// assert_eq!(Checkpoints::All.states(600), 600);
+/// assert_eq!(Checkpoints::All.states(600), 601);
 /// assert_eq!(Checkpoints::Sqrt.states(600), 49);
 /// assert_eq!(Checkpoints::Binomial(8).states(600), 8);
 /// assert_eq!(Checkpoints::All.forward_steps(600), 600);
