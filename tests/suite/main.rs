@@ -8,6 +8,8 @@
 mod alloc_counter;
 
 mod adaptive;
+mod adjoint_binomial;
+mod adjoint_milstein;
 mod calibration;
 mod contract;
 mod convergence;
