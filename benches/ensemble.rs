@@ -1,0 +1,147 @@
+//! An ensemble solve of the seed model, timed, for the side-by-side with diffrax
+//! (benches/peers/ensemble_diffrax.py, paired in benches/peers/run.sh).
+//!
+//! Model: drift `u -> u^3 -> Dense(1, 20, FastTanh) -> Dense(20, 1)`, diffusion
+//! `u -> Dense(1, 20, FastSigmoid) -> Dense(20, 1)` (the seed task's, `examples/fit_exp.rs`),
+//! Glorot-uniform weights (seed 1), `u0 = e^-3 + 1`, `steps` steps on [-3, 3], M trajectories
+//! (noise seed 3), mean and sample variance saved at t = -3, -2, ..., 3. One thread.
+//!
+//! Timing: warm-up calls for at least 0.2 s, then 21 samples, each timing enough solves to
+//! last at least 20 ms; prints the median of the samples, in seconds per solve.
+//!
+//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps]` (defaults em, 100, 600).
+//! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps>
+//! seconds=<median> ns_per_trajectory_step=<...> samples=21 solves_per_sample=<k>`.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+use tinysde::noise::{rng_from_seed, Brownian};
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
+
+type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type SeedModel = NeuralSde<Drift, Diffusion>;
+
+const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+const SAMPLES: usize = 21;
+const MIN_SAMPLE: Duration = Duration::from_millis(20);
+const WARM_UP: Duration = Duration::from_millis(200);
+
+/// The timed call: the seed model's ensemble of `trajectories` paths, mean and variance at
+/// `TIMES`. Kept to this one function so that switching the benchmark to another
+/// ensemble entry point is a one-line change.
+fn run_ensemble<Mt>(
+    solver: &Solver<Mt>,
+    model: &SeedModel,
+    noise: &Brownian,
+    u0: &[f32; 1],
+    trajectories: usize,
+    mean: &mut [[f32; 1]; 7],
+    var: &mut [[f32; 1]; 7],
+) -> Result<(), tinysde::Error>
+where
+    Mt: Method + Step<f32, SeedModel, 1>,
+{
+    solver.ensemble(
+        model,
+        noise,
+        u0,
+        trajectories,
+        &TIMES,
+        mean,
+        var,
+        None,
+        ParamSeed::NONE,
+    )
+}
+
+fn measure<Mt>(method: Mt, name: &str, trajectories: usize, steps: u32) -> Result<(), String>
+where
+    Mt: Method + Step<f32, SeedModel, 1>,
+{
+    let mut model = SeedModel::default();
+    tinysde::nn::init(&mut model, &mut rng_from_seed(1), InitScheme::GlorotUniform)
+        .map_err(|e| format!("init: {e}"))?;
+    let grid = TimeGrid::new(-3.0, 3.0, steps).map_err(|e| format!("time grid: {e}"))?;
+    let solver = Solver::new(method, grid);
+    let noise = Brownian::new(3);
+    let u0 = [tinysde::math::exp(-3.0) + 1.0];
+    let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
+    let mut solve = || -> Result<(), String> {
+        run_ensemble(
+            &solver,
+            black_box(&model),
+            &noise,
+            black_box(&u0),
+            trajectories,
+            &mut mean,
+            &mut var,
+        )
+        .map_err(|e| format!("ensemble: {e}"))?;
+        black_box((&mean, &var));
+        Ok(())
+    };
+
+    // Warm up (caches, branch predictors, clock) and size the samples.
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while start.elapsed() < WARM_UP || calls < 3 {
+        solve()?;
+        calls += 1;
+    }
+    let per_call = start.elapsed() / calls;
+    let per_sample = (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)).max(1) as u32 + 1;
+
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        for _ in 0..per_sample {
+            solve()?;
+        }
+        samples.push(start.elapsed().as_secs_f64() / f64::from(per_sample));
+    }
+    samples.sort_by(f64::total_cmp);
+    let seconds = samples[SAMPLES / 2];
+    let ns_per_step = seconds * 1e9 / (trajectories as f64 * f64::from(steps));
+    println!(
+        "tinysde ensemble method={name} M={trajectories} steps={steps} seconds={seconds:.9} \
+         ns_per_trajectory_step={ns_per_step:.1} samples={SAMPLES} \
+         solves_per_sample={per_sample} mean_at_t1={:.4}",
+        mean[6][0]
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench` (and filters may follow); the positional arguments are
+    // the method, M and the step count.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let method = args.first().map_or("em", String::as_str);
+    let parse = |i: usize, default: usize| -> Result<usize, String> {
+        args.get(i).map_or(Ok(default), |s| {
+            s.parse().map_err(|_| format!("not a count: {s:?}"))
+        })
+    };
+    let result = parse(1, 100).and_then(|m| {
+        let steps = u32::try_from(parse(2, 600)?).map_err(|_| "too many steps".to_string())?;
+        match method {
+            "em" => measure(EulerMaruyama, "em", m, steps),
+            "sosri" => measure(Sosri, "sosri", m, steps),
+            other => Err(format!("unknown method {other:?} (em or sosri)")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ensemble bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
