@@ -92,7 +92,8 @@ rust_seconds() {
   echo "$seconds"
 }
 
-echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); core $CORE; RUSTFLAGS=\"${RUSTFLAGS:-}\""
+# The machine's load: the figures mean little when other work shares the core.
+echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); core $CORE; RUSTFLAGS=\"${RUSTFLAGS:-}\"; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-18s %12s %12s %13s %14s %14s\n' "benchmark" "tinysde (s)" "peer (s)" "peer/tinysde" \
   "tinysde ns/ts" "peer ns/ts"
 for pair in "${PAIRS[@]}"; do
@@ -127,3 +128,4 @@ for row in "${SELF_RATIOS[@]}"; do
   "$VENV/bin/python" -c "import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f'{sys.argv[1]:<24} {a:12.6f} {b:12.6f} {a / b:9.2f}x')" \
     "$name" "$this" "$base_s"
 done
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
