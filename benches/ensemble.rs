@@ -7,11 +7,14 @@
 //! (noise seed 3), mean and sample variance saved at t = -3, -2, ..., 3. One thread.
 //!
 //! Timing: warm-up calls for at least 0.2 s, then 21 samples, each timing enough solves to
-//! last at least 20 ms; prints the median of the samples, in seconds per solve.
+//! last at least 20 ms; prints the median of the samples, in seconds per solve: wall-clock
+//! (`seconds`) and, on Linux, this thread's time on the CPU (`cpu_seconds`, from
+//! `/proc/thread-self/schedstat`), which leaves out the time other processes held the core.
 //!
 //! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps]` (defaults em, 100, 600).
 //! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps>
-//! seconds=<median> ns_per_trajectory_step=<...> samples=21 solves_per_sample=<k>`.
+//! seconds=<median> cpu_seconds=<median> min_seconds=<fastest sample>
+//! ns_per_trajectory_step=<from seconds> samples=21 solves_per_sample=<k> mean_at_t1=<...>`.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -96,24 +99,39 @@ where
     let per_call = start.elapsed() / calls;
     let per_sample = (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)).max(1) as u32 + 1;
 
-    let mut samples = Vec::with_capacity(SAMPLES);
+    let (mut wall, mut cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
     for _ in 0..SAMPLES {
-        let start = Instant::now();
+        let (start, start_cpu) = (Instant::now(), thread_cpu_seconds());
         for _ in 0..per_sample {
             solve()?;
         }
-        samples.push(start.elapsed().as_secs_f64() / f64::from(per_sample));
+        wall.push(start.elapsed().as_secs_f64() / f64::from(per_sample));
+        if let (Some(a), Some(b)) = (start_cpu, thread_cpu_seconds()) {
+            cpu.push((b - a) / f64::from(per_sample));
+        }
     }
-    samples.sort_by(f64::total_cmp);
-    let seconds = samples[SAMPLES / 2];
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    let seconds = wall[SAMPLES / 2];
+    let cpu_seconds = cpu
+        .get(cpu.len() / 2)
+        .map_or("n/a".to_string(), |s| format!("{s:.9}"));
     let ns_per_step = seconds * 1e9 / (trajectories as f64 * f64::from(steps));
     println!(
         "tinysde ensemble method={name} M={trajectories} steps={steps} seconds={seconds:.9} \
-         ns_per_trajectory_step={ns_per_step:.1} samples={SAMPLES} \
-         solves_per_sample={per_sample} mean_at_t1={:.4}",
-        mean[6][0]
+         cpu_seconds={cpu_seconds} min_seconds={:.9} ns_per_trajectory_step={ns_per_step:.1} \
+         samples={SAMPLES} solves_per_sample={per_sample} mean_at_t1={:.4}",
+        wall[0], mean[6][0]
     );
     Ok(())
+}
+
+/// This thread's time on the CPU so far, in seconds (Linux: the first field of
+/// `/proc/thread-self/schedstat`, in nanoseconds); `None` where that file is missing.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 * 1e-9)
 }
 
 fn main() -> ExitCode {

@@ -10,7 +10,10 @@
 #   PEERS_NATIVE=1 bash benches/peers/run.sh ensemble_em_M100     # Rust side for this CPU
 #
 # Environment: PEERS_CORE (default 0), PEERS_VENV, PEERS_REPEATS (peer timings, default 10),
-# PEERS_NATIVE=1 (build the Rust side with RUSTFLAGS="-C target-cpu=native", in its own
+# PEERS_CLOCK=cpu (compare the sides' `cpu_seconds=`, their time on the CPU, instead of the
+# wall-clock `seconds=`: on a machine shared with other work the wall clock counts the time
+# they held the core; sides that print no `cpu_seconds=` fall back to the wall clock, with a
+# note), PEERS_NATIVE=1 (build the Rust side with RUSTFLAGS="-C target-cpu=native", in its own
 # target directory, target/native unless CARGO_TARGET_DIR says otherwise, so the default
 # build is left alone; the peers' JIT always compiles for the host CPU).
 #
@@ -37,6 +40,19 @@ if [ "${PEERS_NATIVE:-0}" = 1 ]; then
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/native}
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
+CLOCK=${PEERS_CLOCK:-wall}
+
+# The figure to compare from a line of `key=value` fields: `seconds=`, or `cpu_seconds=`
+# under PEERS_CLOCK=cpu when the line has it.
+figure() {
+  local line=$1 value=""
+  if [ "$CLOCK" = cpu ]; then
+    value=$(sed -n 's/.* cpu_seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
+    [ -n "$value" ] || echo "# no cpu_seconds= here, wall clock used: $line" >&2
+  fi
+  [ -n "$value" ] || value=$(sed -n 's/.* seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
+  echo "$value"
+}
 
 PAIRS=(
   "seed_task|gradient/seed_task_M100_EM600/reverse/all_kept|benches/peers/seed_task_diffrax.py increments"
@@ -78,7 +94,7 @@ rust_seconds() {
     read -r -a target <<<"${id#bench:}"
     rust_line=$(taskset -c "$CORE" cargo bench --bench "${target[0]}" -- "${target[@]:1}" 2>/dev/null | grep 'seconds=')
     echo "# $rust_line" >&2
-    seconds=$(sed -n 's/.*seconds=\([0-9.e+-]*\).*/\1/p' <<<"$rust_line")
+    seconds=$(figure "$rust_line")
   else
     local group=${id%/*/*}
     local function=${id#"$group"/}
@@ -93,7 +109,7 @@ rust_seconds() {
 }
 
 # The machine's load: the figures mean little when other work shares the core.
-echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); core $CORE; RUSTFLAGS=\"${RUSTFLAGS:-}\"; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); core $CORE; RUSTFLAGS=\"${RUSTFLAGS:-}\"; clock $CLOCK; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-18s %12s %12s %13s %14s %14s\n' "benchmark" "tinysde (s)" "peer (s)" "peer/tinysde" \
   "tinysde ns/ts" "peer ns/ts"
 for pair in "${PAIRS[@]}"; do
@@ -104,7 +120,7 @@ for pair in "${PAIRS[@]}"; do
   read -r -a peer_cmd <<<"$peer"
   line=$(PEERS_REPEATS=$REPEATS taskset -c "$CORE" "$VENV/bin/python" "${peer_cmd[@]}")
   echo "# $line"
-  peer_s=$(sed -n 's/.*seconds=\([0-9.e+-]*\).*/\1/p' <<<"$line")
+  peer_s=$(figure "$line")
   "$VENV/bin/python" - "$name" "$rust" "$peer_s" "${work:-}" <<'PY'
 import sys
 name, rust, peer, work = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
