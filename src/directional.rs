@@ -4,7 +4,8 @@
 
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::real::Real;
+use crate::lanes::Mask;
+use crate::real::{MaskOf, Real};
 
 /// A value of type `T` with one directional derivative `d`, also of type `T`.
 ///
@@ -44,13 +45,6 @@ impl<T: Real> Directional<T> {
             v: fv,
             d: self.d * dv,
         }
-    }
-}
-
-impl<T: Real> PartialOrd for Directional<T> {
-    /// Compares values only.
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        self.v.value().partial_cmp(&other.v.value())
     }
 }
 
@@ -157,7 +151,8 @@ macro_rules! assign_ops {
 assign_ops!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
 
 impl<T: Real> Real for Directional<T> {
-    const LANES: usize = T::LANES;
+    type Value = T::Value;
+    const TANGENTS: usize = T::TANGENTS;
     const ZERO: Self = Self {
         v: T::ZERO,
         d: T::ZERO,
@@ -172,11 +167,15 @@ impl<T: Real> Real for Directional<T> {
         Self::constant(T::cst(x))
     }
     #[inline]
-    fn value(self) -> f32 {
+    fn from_value(v: T::Value) -> Self {
+        Self::constant(T::from_value(v))
+    }
+    #[inline]
+    fn value(self) -> T::Value {
         self.v.value()
     }
     #[inline]
-    fn tangent(self, lane: usize) -> f32 {
+    fn tangent(self, lane: usize) -> T::Value {
         self.v.tangent(lane)
     }
     #[inline]
@@ -186,13 +185,23 @@ impl<T: Real> Real for Directional<T> {
         self.d.add_param_tangent(lane, coeff.d);
     }
     #[inline]
+    fn scale(self, c: T::Value) -> Self {
+        Self {
+            v: self.v.scale(c),
+            d: self.d.scale(c),
+        }
+    }
+    #[inline]
+    fn select(mask: MaskOf<T>, a: Self, b: Self) -> Self {
+        Self {
+            v: T::select(mask, a.v, b.v),
+            d: T::select(mask, a.d, b.d),
+        }
+    }
+    #[inline]
     fn sqrt(self) -> Self {
         let s = self.v.sqrt();
-        let dv = if s.value() > 0.0 {
-            T::ONE / (s * 2.0)
-        } else {
-            T::ZERO
-        };
+        let dv = T::select(s.gt(T::ZERO), T::ONE / (s * 2.0), T::ZERO);
         self.chain(s, dv)
     }
     #[inline]
@@ -237,7 +246,7 @@ impl<T: Real> Real for Directional<T> {
         self.chain(self.v.powi(n), dv)
     }
     #[inline]
-    fn is_finite(self) -> bool {
-        self.v.is_finite() && self.d.is_finite()
+    fn is_finite(self) -> MaskOf<T> {
+        self.v.is_finite().and(self.d.is_finite())
     }
 }

@@ -1,17 +1,19 @@
-//! `Dual<K>`: an `f32` value with K tangents, the scalar of forward-mode sensitivity.
+//! `Dual<K, V>`: a value with K tangents, the scalar of forward-mode sensitivity.
 
 #![allow(clippy::suspicious_arithmetic_impl)] // derivative rules mix operators by nature
 
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::math;
-use crate::real::{sigmoid, Real};
+use crate::lanes::{Lanes, Mask};
+use crate::real::Real;
 
 /// A value with `K` tangents (directional derivatives), for forward-mode differentiation.
 ///
-/// Each lane holds the derivative of the value with respect to one seeded input (a model
-/// parameter, or a component of the initial state). Lanes never mix, so computing a
-/// gradient 1, 4 or 8 lanes at a time gives the same bits.
+/// The value and each tangent are of the lane type `V`: `f32` (the default) for one
+/// trajectory, [`F32x<L>`](crate::lanes::F32x) for L trajectories at once. Each tangent
+/// holds the derivative of the value with respect to one seeded input (a model parameter,
+/// or a component of the initial state). Tangents never mix, so computing a
+/// gradient 1, 4 or 8 tangents at a time gives the same bits.
 ///
 /// ```
 /// use tinysde::{Dual, Real};
@@ -22,33 +24,33 @@ use crate::real::{sigmoid, Real};
 /// assert!((f.tangent(0) - (2.0 + Real::exp(3.0f32))).abs() < 1e-4); // df/dx = y + e^x
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dual<const K: usize> {
+pub struct Dual<const K: usize, V = f32> {
     /// The value.
-    pub v: f32,
-    /// The tangents, one per lane.
-    pub t: [f32; K],
+    pub v: V,
+    /// The tangents, one per parameter lane.
+    pub t: [V; K],
 }
 
-impl<const K: usize> Dual<K> {
+impl<const K: usize, V: Lanes> Dual<K, V> {
     /// A constant (all tangents zero).
     #[inline]
-    pub const fn constant(v: f32) -> Self {
-        Self { v, t: [0.0; K] }
+    pub const fn constant(v: V) -> Self {
+        Self { v, t: [V::ZERO; K] }
     }
 
     /// An independent variable: tangent 1 in `lane`, 0 elsewhere (a constant if `lane >= K`).
     #[inline]
-    pub fn variable(v: f32, lane: usize) -> Self {
+    pub fn variable(v: V, lane: usize) -> Self {
         let mut d = Self::constant(v);
         if let Some(t) = d.t.get_mut(lane) {
-            *t = 1.0;
+            *t = V::ONE;
         }
         d
     }
 
     /// Applies a scalar function with value `fv` and derivative `dv` at `self.v` (chain rule).
     #[inline]
-    fn chain(self, fv: f32, dv: f32) -> Self {
+    fn chain(self, fv: V, dv: V) -> Self {
         let mut t = self.t;
         for ti in t.iter_mut() {
             *ti *= dv;
@@ -57,22 +59,15 @@ impl<const K: usize> Dual<K> {
     }
 }
 
-impl<const K: usize> Default for Dual<K> {
+impl<const K: usize, V: Lanes> Default for Dual<K, V> {
     fn default() -> Self {
-        Self::constant(0.0)
-    }
-}
-
-impl<const K: usize> PartialOrd for Dual<K> {
-    /// Compares values only.
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        self.v.partial_cmp(&other.v)
+        Self::constant(V::ZERO)
     }
 }
 
 /// Lane-wise binary operation on tangents.
 #[inline]
-fn zip<const K: usize>(a: [f32; K], b: [f32; K], f: impl Fn(f32, f32) -> f32) -> [f32; K] {
+fn zip<const K: usize, V: Copy>(a: [V; K], b: [V; K], f: impl Fn(V, V) -> V) -> [V; K] {
     let mut out = a;
     for (o, bi) in out.iter_mut().zip(b) {
         *o = f(*o, bi);
@@ -80,7 +75,7 @@ fn zip<const K: usize>(a: [f32; K], b: [f32; K], f: impl Fn(f32, f32) -> f32) ->
     out
 }
 
-impl<const K: usize> Add for Dual<K> {
+impl<const K: usize, V: Lanes> Add for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn add(self, o: Self) -> Self {
@@ -91,7 +86,7 @@ impl<const K: usize> Add for Dual<K> {
     }
 }
 
-impl<const K: usize> Sub for Dual<K> {
+impl<const K: usize, V: Lanes> Sub for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn sub(self, o: Self) -> Self {
@@ -102,7 +97,7 @@ impl<const K: usize> Sub for Dual<K> {
     }
 }
 
-impl<const K: usize> Mul for Dual<K> {
+impl<const K: usize, V: Lanes> Mul for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn mul(self, o: Self) -> Self {
@@ -114,7 +109,7 @@ impl<const K: usize> Mul for Dual<K> {
     }
 }
 
-impl<const K: usize> Div for Dual<K> {
+impl<const K: usize, V: Lanes> Div for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn div(self, o: Self) -> Self {
@@ -127,7 +122,7 @@ impl<const K: usize> Div for Dual<K> {
     }
 }
 
-impl<const K: usize> Neg for Dual<K> {
+impl<const K: usize, V: Lanes> Neg for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn neg(self) -> Self {
@@ -138,7 +133,7 @@ impl<const K: usize> Neg for Dual<K> {
     }
 }
 
-impl<const K: usize> Add<f32> for Dual<K> {
+impl<const K: usize, V: Lanes> Add<f32> for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn add(self, c: f32) -> Self {
@@ -149,7 +144,7 @@ impl<const K: usize> Add<f32> for Dual<K> {
     }
 }
 
-impl<const K: usize> Sub<f32> for Dual<K> {
+impl<const K: usize, V: Lanes> Sub<f32> for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn sub(self, c: f32) -> Self {
@@ -160,7 +155,7 @@ impl<const K: usize> Sub<f32> for Dual<K> {
     }
 }
 
-impl<const K: usize> Mul<f32> for Dual<K> {
+impl<const K: usize, V: Lanes> Mul<f32> for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn mul(self, c: f32) -> Self {
@@ -171,7 +166,7 @@ impl<const K: usize> Mul<f32> for Dual<K> {
     }
 }
 
-impl<const K: usize> Div<f32> for Dual<K> {
+impl<const K: usize, V: Lanes> Div<f32> for Dual<K, V> {
     type Output = Self;
     #[inline]
     fn div(self, c: f32) -> Self {
@@ -183,31 +178,36 @@ impl<const K: usize> Div<f32> for Dual<K> {
 }
 
 macro_rules! assign_ops {
-    ($ty:ty; $($tr:ident $m:ident $op:tt),*) => {$(
-        impl<const K: usize> $tr for $ty {
+    ($($tr:ident $m:ident $op:tt),*) => {$(
+        impl<const K: usize, V: Lanes> $tr for Dual<K, V> {
             #[inline]
             fn $m(&mut self, o: Self) { *self = *self $op o; }
         }
     )*};
 }
-assign_ops!(Dual<K>; AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
+assign_ops!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
 
-impl<const K: usize> Real for Dual<K> {
-    const LANES: usize = K;
-    const ZERO: Self = Self::constant(0.0);
-    const ONE: Self = Self::constant(1.0);
+impl<const K: usize, V: Lanes> Real for Dual<K, V> {
+    type Value = V;
+    const TANGENTS: usize = K;
+    const ZERO: Self = Self::constant(V::ZERO);
+    const ONE: Self = Self::constant(V::ONE);
 
     #[inline]
     fn cst(x: f32) -> Self {
-        Self::constant(x)
+        Self::constant(V::splat(x))
     }
     #[inline]
-    fn value(self) -> f32 {
+    fn from_value(v: V) -> Self {
+        Self::constant(v)
+    }
+    #[inline]
+    fn value(self) -> V {
         self.v
     }
     #[inline]
-    fn tangent(self, lane: usize) -> f32 {
-        self.t.get(lane).copied().unwrap_or(0.0)
+    fn tangent(self, lane: usize) -> V {
+        self.t.get(lane).copied().unwrap_or(V::ZERO)
     }
     #[inline]
     fn add_param_tangent(&mut self, lane: usize, coeff: Self) {
@@ -216,58 +216,74 @@ impl<const K: usize> Real for Dual<K> {
         }
     }
     #[inline]
+    fn scale(self, c: V) -> Self {
+        Self {
+            v: self.v * c,
+            t: self.t.map(|x| x * c),
+        }
+    }
+    #[inline]
+    fn select(mask: V::Mask, a: Self, b: Self) -> Self {
+        Self {
+            v: V::select(mask, a.v, b.v),
+            t: zip(a.t, b.t, |x, y| V::select(mask, x, y)),
+        }
+    }
+    #[inline]
     fn sqrt(self) -> Self {
-        let s = math::sqrt(self.v);
-        let d = if s > 0.0 { 0.5 / s } else { 0.0 };
+        let s = self.v.sqrt();
+        let d = V::select(s.gt(V::ZERO), V::splat(0.5) / s, V::ZERO);
         self.chain(s, d)
     }
     #[inline]
     fn exp(self) -> Self {
-        let e = math::exp(self.v);
+        let e = self.v.exp();
         self.chain(e, e)
     }
     #[inline]
     fn ln(self) -> Self {
-        self.chain(math::ln(self.v), 1.0 / self.v)
+        self.chain(self.v.ln(), V::ONE / self.v)
     }
     #[inline]
     fn tanh(self) -> Self {
-        let y = math::tanh(self.v);
-        self.chain(y, 1.0 - y * y)
+        let y = self.v.tanh();
+        self.chain(y, V::ONE - y * y)
     }
     #[inline]
     fn sigmoid(self) -> Self {
-        let s = sigmoid(self.v);
-        self.chain(s, s * (1.0 - s))
+        let s = self.v.sigmoid();
+        self.chain(s, s * (V::ONE - s))
     }
     #[inline]
     fn sin(self) -> Self {
-        self.chain(math::sin(self.v), math::cos(self.v))
+        self.chain(self.v.sin(), self.v.cos())
     }
     #[inline]
     fn cos(self) -> Self {
-        self.chain(math::cos(self.v), -math::sin(self.v))
+        self.chain(self.v.cos(), -self.v.sin())
     }
     #[inline]
     fn powi(self, n: i32) -> Self {
         let d = if n == 0 {
-            0.0
+            V::ZERO
         } else {
             // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x (both are 0, 1 or inf).
             let below = match n.checked_sub(1) {
-                Some(m) => math::powi(self.v, m),
-                None => math::powi(self.v, n) / self.v,
+                Some(m) => self.v.powi(m),
+                None => self.v.powi(n) / self.v,
             };
-            n as f32 * below
+            below * n as f32
         };
-        self.chain(math::powi(self.v, n), d)
+        self.chain(self.v.powi(n), d)
     }
     #[inline]
-    fn is_finite(self) -> bool {
-        self.v.is_finite() && self.t.iter().all(|t| t.is_finite())
+    fn is_finite(self) -> V::Mask {
+        self.t
+            .iter()
+            .fold(self.v.is_finite(), |m, t| m.and(t.is_finite()))
     }
     #[inline]
-    fn chain_first_order(self, fv: f32, dv: f32) -> Option<Self> {
+    fn chain_first_order(self, fv: V, dv: V) -> Option<Self> {
         Some(self.chain(fv, dv))
     }
 }

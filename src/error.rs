@@ -69,7 +69,8 @@ pub enum Error {
     Diverged {
         /// Trajectory index within the ensemble.
         trajectory: usize,
-        /// Step index (the step whose result was non-finite).
+        /// Step index: the last step of the save interval in which the state became
+        /// non-finite (solvers check the state at every save time, not after every step).
         step: u32,
     },
     /// A gradient became non-finite during training.

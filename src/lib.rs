@@ -58,6 +58,7 @@ pub mod directional;
 pub mod dual;
 pub mod error;
 pub mod grad;
+pub mod lanes;
 pub mod math;
 pub mod nn;
 pub mod noise;
@@ -70,7 +71,8 @@ pub mod weights;
 pub use directional::Directional;
 pub use dual::Dual;
 pub use error::{Error, NoiseKind, WeightsError};
-pub use real::Real;
+pub use lanes::{F32x, Lanes, Mask};
+pub use real::{MaskOf, Real, Widen};
 
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! Element-wise activation functions, including fast ones built from + - * / only.
 
+use crate::lanes::{Lanes, Mask};
 use crate::real::Real;
 
 /// An element-wise nonlinearity. Implementors are zero-sized markers used as the `A` in
@@ -68,14 +69,16 @@ activation!(
     /// `max(x, 0)`; the derivative at 0 is taken as 0. NaN passes through as NaN.
     Relu, "relu", |x| {
         // `<= 0` rather than `> 0`: NaN fails it and passes through, so a blow-up stays visible.
-        if x.value() <= 0.0 { T::ZERO } else { x }
+        T::select(x.value().le(<T::Value as Lanes>::ZERO), T::ZERO, x)
     }
 );
 activation!(
     /// `ln(1 + e^x)`, computed as `x + ln(1 + e^-x)` for `x > 0` so it never overflows.
     /// Each branch is smooth, so the derivative (the sigmoid) is exact everywhere.
     Softplus, "softplus", |x| {
-        if x.value() > 0.0 { x + ((-x).exp() + 1.0).ln() } else { (x.exp() + 1.0).ln() }
+        // Both branches are computed (lanes may differ); each lane keeps its own.
+        let positive = x.gt(T::ZERO);
+        T::select(positive, x + ((-x).exp() + 1.0).ln(), (x.exp() + 1.0).ln())
     }
 );
 activation!(
@@ -114,7 +117,7 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// ```
 #[inline]
 pub fn fast_tanh<T: Real>(x: T) -> T {
-    if T::LANES > 0 {
+    if T::TANGENTS > 0 {
         let (y, dy) = fast_tanh_and_derivative(x.value());
         if let Some(r) = x.chain_first_order(y, dy) {
             return r;
@@ -128,14 +131,14 @@ pub fn fast_tanh<T: Real>(x: T) -> T {
 /// tangents are scaled once; elsewhere element by element. Same results as `fast_tanh`.
 #[inline]
 fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
-    if T::LANES == 0 {
+    if T::TANGENTS == 0 {
         for o in x.iter_mut() {
             *o = fast_tanh_ops(*o);
         }
         return;
     }
-    let mut y = [0.0f32; N];
-    let mut dy = [0.0f32; N];
+    let mut y = [<T::Value as Lanes>::ZERO; N];
+    let mut dy = [<T::Value as Lanes>::ZERO; N];
     for ((yi, di), xi) in y.iter_mut().zip(dy.iter_mut()).zip(x.iter()) {
         (*yi, *di) = fast_tanh_and_derivative(xi.value());
     }
@@ -179,12 +182,15 @@ const B6: f32 = 1.198_258_4e-6;
 #[inline]
 fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
     // Two independent selects (not an else-if chain): they compile to conditional moves.
-    let x = if x.value() < lo { T::cst(lo) } else { x };
-    if x.value() > hi {
-        T::cst(hi)
-    } else {
-        x
-    }
+    let x = T::select(x.lt(T::cst(lo)), T::cst(lo), x);
+    T::select(x.gt(T::cst(hi)), T::cst(hi), x)
+}
+
+/// [`clamp_keeping_nan`] on lane values.
+#[inline]
+fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
+    let x = V::select(x.lt(V::splat(lo)), V::splat(lo), x);
+    V::select(x.gt(V::splat(hi)), V::splat(hi), x)
 }
 
 /// [`fast_tanh`] operation by operation over any scalar (exact derivatives at every level).
@@ -204,9 +210,9 @@ fn fast_tanh_ops<T: Real>(x: T) -> T {
 /// clamps' derivative: 0 where a clamp is active, as the operation-by-operation rule gives
 /// (and 0 for a NaN argument, whose value is NaN anyway).
 #[inline]
-fn fast_tanh_and_derivative(v: f32) -> (f32, f32) {
-    let x = clamp_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP);
-    let inside = (-TANH_CLAMP..=TANH_CLAMP).contains(&v);
+fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
+    let x = clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP);
+    let inside = v.ge(V::splat(-TANH_CLAMP)).and(v.le(V::splat(TANH_CLAMP)));
     let x2 = x * x;
     let a = (((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1;
     let p = a * x;
@@ -217,12 +223,12 @@ fn fast_tanh_and_derivative(v: f32) -> (f32, f32) {
         * x2
         + A3;
     let db = (x2 * (3.0 * B6) + 2.0 * B4) * x2 + B2;
-    let dp = a + 2.0 * x2 * da;
-    let dq = 2.0 * x * db;
+    let dp = a + x2 * 2.0 * da;
+    let dq = x * 2.0 * db;
     let dy = (dp - y * dq) / q;
-    let out = clamp_keeping_nan(y, -1.0, 1.0);
-    let passes = inside && (-1.0..=1.0).contains(&y);
-    (out, if passes { dy } else { 0.0 })
+    let out = clamp_lanes_keeping_nan(y, -1.0, 1.0);
+    let passes = inside.and(y.ge(V::splat(-1.0))).and(y.le(V::ONE));
+    (out, V::select(passes, dy, V::ZERO))
 }
 
 /// The logistic sigmoid as `0.5 + 0.5 * fast_tanh(x / 2)`: + - * / only, bit-identical on

@@ -90,7 +90,7 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         // dz_o / dweight[o][i] = x_i and dz_o / dbias[o] = 1, for the seeded parameters.
         // `get` rather than indexing: `j < PARAMS` holds, but the optimizer cannot see it,
         // and the no-panic builds must link.
-        for (j, lane) in seed.seeded(Self::PARAMS, T::LANES) {
+        for (j, lane) in seed.seeded(Self::PARAMS, T::TANGENTS) {
             let (row, coeff) = if j < I * O {
                 (j / I, x.get(j % I).copied())
             } else {

@@ -113,7 +113,7 @@ impl ParamSeed {
     #[inline]
     pub fn lift<T: Real>(self, value: f32, j: usize) -> T {
         let mut x = T::cst(value);
-        if let Some(lane) = self.lane(j, T::LANES) {
+        if let Some(lane) = self.lane(j, T::TANGENTS) {
             x.add_param_tangent(lane, T::ONE);
         }
         x

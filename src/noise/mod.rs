@@ -100,15 +100,16 @@ pub fn fill_standard_normal<R: Rng + ?Sized>(rng: &mut R, out: &mut [f32]) {
     }
 }
 
-/// The Brownian increments of one step on `C` noise channels.
+/// The Brownian increments of one step on `C` noise channels: `f32` for one trajectory,
+/// or a lane type ([`F32x<L>`](crate::lanes::F32x)) holding one trajectory per lane.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Increment<const C: usize> {
+pub struct Increment<const C: usize, V = f32> {
     /// `dW = W(t + h) - W(t)`, each channel `N(0, h)`.
-    pub dw: [f32; C],
+    pub dw: [V; C],
     /// A second increment `dZ ~ N(0, h)` independent of `dW`, such that
     /// `I_(1,0) = h (dW + dZ / sqrt 3) / 2` is the time integral of `W - W(t)` over the
     /// step. Order-1.5 methods need it; it is zero when not requested.
-    pub dz: [f32; C],
+    pub dz: [V; C],
 }
 
 /// Where a solver gets its Brownian increments.

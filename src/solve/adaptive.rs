@@ -16,7 +16,7 @@ use crate::sde::Sde;
 /// A method with an embedded error estimate: one step that also reports, per component,
 /// an estimate of its local error (from values only, so a solve over
 /// [`Dual`](crate::Dual)s takes exactly the steps the `f32` solve takes).
-pub trait Embedded<T: Real, S: Sde<T, D>, const D: usize>: Step<T, S, D> {
+pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, S, D> {
     /// The order in `h` the estimate is controlled with (the step-size exponents are
     /// `0.7 / ORDER` and `0.4 / ORDER`).
     const ESTIMATE_ORDER: f32 = 1.5;
@@ -38,7 +38,7 @@ pub trait Embedded<T: Real, S: Sde<T, D>, const D: usize>: Step<T, S, D> {
 
 macro_rules! embedded_sri {
     ($name:ident, $tableau:ident) => {
-        impl<T: Real, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
+        impl<T: Real<Value = f32>, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
             #[inline]
             fn step_with_estimate(
                 &self,
@@ -59,7 +59,7 @@ macro_rules! embedded_sri {
 
 macro_rules! embedded_sra {
     ($name:ident, $tableau:ident) => {
-        impl<T: Real, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
+        impl<T: Real<Value = f32>, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
             #[inline]
             fn step_with_estimate(
                 &self,
@@ -259,7 +259,7 @@ impl<M: Method> Adaptive<M> {
 
     /// Validates a solve's inputs without touching anything; returns the grid index of
     /// the last save time (0 for none).
-    fn check<T: Real, const D: usize>(
+    fn check<T: Real<Value = f32>, const D: usize>(
         &self,
         noise: NoiseKind,
         tree: &BrownianTree,
@@ -305,7 +305,7 @@ impl<M: Method> Adaptive<M> {
         mut on_save: impl FnMut(usize, &[T; D]),
     ) -> Result<AdaptiveStats, Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Embedded<T, S, D>,
     {
@@ -453,7 +453,7 @@ impl<M: Method> Adaptive<M> {
         seed: ParamSeed,
     ) -> Result<AdaptiveStats, Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Embedded<T, S, D>,
     {
@@ -508,7 +508,7 @@ impl<M: Method> Adaptive<M> {
         seed: ParamSeed,
     ) -> Result<AdaptiveStats, Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Embedded<T, S, D>,
     {
@@ -543,7 +543,7 @@ impl<M: Method> Adaptive<M> {
             self.run(sde, tree, m, u0, save_times, last, seed, |_, u| {
                 for x in u {
                     value_bound = value_bound.max(x.value().abs());
-                    for lane in 0..T::LANES {
+                    for lane in 0..T::TANGENTS {
                         tangent_bound = tangent_bound.max(x.tangent(lane).abs());
                     }
                 }
@@ -611,7 +611,7 @@ impl<M: Method> Adaptive<M> {
         seed: ParamSeed,
     ) -> Result<AdaptiveStats, Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Embedded<T, S, D>,
     {
@@ -637,7 +637,7 @@ impl<M: Method> Adaptive<M> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn check_ensemble<T: Real, const D: usize>(
+    fn check_ensemble<T: Real<Value = f32>, const D: usize>(
         &self,
         noise: NoiseKind,
         tree: &BrownianTree,
@@ -685,7 +685,7 @@ impl<M: Method + Sync> Adaptive<M> {
         threads: usize,
     ) -> Result<AdaptiveStats, Error>
     where
-        T: Real + Send + Sync,
+        T: Real<Value = f32> + Send + Sync,
         S: Sde<T, D> + Sync,
         M: Embedded<T, S, D>,
     {
@@ -817,7 +817,7 @@ impl<M: Method + Sync> Adaptive<M> {
 }
 
 /// The root mean square of the scaled estimates; infinite for a non-finite candidate.
-fn error_norm<T: Real, const D: usize>(
+fn error_norm<T: Real<Value = f32>, const D: usize>(
     opt: &AdaptiveOptions,
     u: &[T; D],
     next: &[T; D],

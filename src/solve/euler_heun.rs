@@ -61,14 +61,14 @@ impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for EulerHeun {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         let f0 = sde.drift(t, u, seed);
         let g0 = sde.diffusion(t, u, seed);
         let mut predictor = *u;
         for i in 0..D {
-            predictor[i] += f0[i] * h + g0[i] * inc.dw[i];
+            predictor[i] += f0[i] * h + g0[i].scale(inc.dw[i]);
         }
         let t1 = t + h;
         let f1 = sde.drift(t1, &predictor, seed);
@@ -77,7 +77,7 @@ impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for EulerHeun {
         let mut next = *u;
         for i in 0..D {
             // Equal end values give exactly f h and g dW (a constant g reproduces W).
-            next[i] += (f0[i] + f1[i]) * half_h + (g0[i] + g1[i]) * 0.5 * inc.dw[i];
+            next[i] += (f0[i] + f1[i]) * half_h + ((g0[i] + g1[i]) * 0.5).scale(inc.dw[i]);
         }
         next
     }

@@ -32,14 +32,14 @@ impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for EulerMaruyama {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         let f = sde.drift(t, u, seed);
         let g = sde.diffusion(t, u, seed);
         let mut next = *u;
         for i in 0..D {
-            next[i] += f[i] * h + g[i] * inc.dw[i];
+            next[i] += f[i] * h + g[i].scale(inc.dw[i]);
         }
         next
     }

@@ -78,7 +78,7 @@ where
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         let f = <S as Sde<T, D>>::drift(sde, t, u, seed);
@@ -112,9 +112,9 @@ where
         let mut next = *u;
         for i in 0..D {
             let dw = inc.dw[i];
-            next[i] += f[i] * h + g[i] * dw;
+            next[i] += f[i] * h + g[i].scale(dw);
             if <S as Sde<T, D>>::NOISE != NoiseKind::Additive {
-                next[i] += gg[i] * (dw * dw - h);
+                next[i] += gg[i].scale(dw * dw - h);
             }
         }
         next

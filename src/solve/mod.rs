@@ -90,7 +90,8 @@ pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 use crate::error::{check_len, Error, NoiseKind};
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
-use crate::real::Real;
+use crate::lanes::{Lanes, Mask};
+use crate::real::{Real, Widen};
 use crate::sde::Sde;
 
 /// Which stochastic calculus a method's solution converges to.
@@ -134,7 +135,7 @@ pub trait Step<T: Real, S: Sde<T, D>, const D: usize>: Method {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D];
 }
@@ -167,7 +168,7 @@ impl<M: Method> Solver<M> {
                 noise,
             });
         }
-        if let Some(index) = u0.iter().position(|x| !x.is_finite()) {
+        if let Some(index) = u0.iter().position(|x| !x.is_finite().all()) {
             return Err(Error::NonFinite {
                 what: "initial state",
                 index,
@@ -176,49 +177,68 @@ impl<M: Method> Solver<M> {
         self.grid.check_save_times(save_times)
     }
 
-    /// Integrates trajectory `trajectory` from `u0`, calling `on_save(i, u)` at each save
-    /// time `save_times[i]`. Inputs must already be checked; the grid's plan ends at the
-    /// last save time by itself.
+    /// Integrates the trajectories `first..first + count` of the noise source from `u0`,
+    /// one per lane of `X` (`count` at most the lane width; lanes beyond `count` repeat
+    /// the last trajectory and are ignored), calling `on_save(i, u)` at each save time
+    /// `save_times[i]`. Inputs must already be checked; the grid's plan ends at the last
+    /// save time by itself.
+    ///
+    /// The state is checked for finiteness at each save time, before `on_save` sees it (a
+    /// non-finite state stays non-finite: every method adds its update to the state). On
+    /// failure the error names the lowest non-finite lane's trajectory and the last step
+    /// taken; with one lane that is the serial path's error.
     #[allow(clippy::too_many_arguments)]
-    fn run<T, S, N, const D: usize>(
+    fn run<X, S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
-        trajectory: usize,
-        u0: &[T; D],
+        first: usize,
+        count: usize,
+        u0: &[X; D],
         save_times: &[f32],
         seed: ParamSeed,
-        mut on_save: impl FnMut(usize, &[T; D]),
+        mut on_save: impl FnMut(usize, &[X; D]),
     ) -> Result<(), Error>
     where
-        T: Real,
-        S: Sde<T, D>,
-        M: Step<T, S, D>,
+        X: Real,
+        S: Sde<X, D>,
+        M: Step<X, S, D>,
         N: NoiseSource,
     {
         let mut u = *u0;
+        let mut last_step = 0;
         for event in self.grid.plan_unchecked(save_times) {
-            let step = match event {
+            match event {
                 PlanEvent::Save(i) => {
+                    let finite = u.iter().fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
+                    if !finite.all() {
+                        let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
+                        return Err(Error::Diverged {
+                            trajectory: first.saturating_add(lane),
+                            step: last_step,
+                        });
+                    }
                     on_save(i, &u);
-                    continue;
                 }
-                PlanEvent::Step(step) => step,
-            };
-            let inc = if M::USES_NOISE {
-                increment::<N, S, T, D>(noise, trajectory, step.k, step.h, M::NEEDS_DZ)?
-            } else {
-                Increment {
-                    dw: [0.0; D],
-                    dz: [0.0; D],
+                PlanEvent::Step(step) => {
+                    let inc = if M::USES_NOISE {
+                        lane_increment::<N, S, X, D, X::Value>(
+                            noise,
+                            first,
+                            count,
+                            step.k,
+                            step.h,
+                            M::NEEDS_DZ,
+                        )?
+                    } else {
+                        Increment {
+                            dw: [<X::Value as Lanes>::ZERO; D],
+                            dz: [<X::Value as Lanes>::ZERO; D],
+                        }
+                    };
+                    u = self.method.step(sde, step.t, step.h, &u, &inc, seed);
+                    last_step = step.k;
                 }
-            };
-            u = self.method.step(sde, step.t, step.h, &u, &inc, seed);
-            if !u.iter().all(|x| x.is_finite()) {
-                return Err(Error::Diverged {
-                    trajectory,
-                    step: step.k,
-                });
             }
         }
         Ok(())
@@ -230,12 +250,14 @@ impl<M: Method> Solver<M> {
     /// stops at the last one.
     ///
     /// Bad input (unsupported noise kind, non-finite `u0`, bad save times, wrong `out`
-    /// length) returns an error before anything is written. If the state becomes
-    /// non-finite the solve stops with [`Error::Diverged`]; `out` is written only on
-    /// success, so after any error it is bit-identical to what the caller passed in.
-    /// (Up to [`BACKUP_ROWS`] save times this costs a stack copy of `out`; beyond that a
-    /// first pass checks that the trajectory stays finite before a second one writes, so
-    /// the noise source must be pure, as the [`NoiseSource`] contract requires.)
+    /// length) returns an error before anything is written. The state is checked at every
+    /// save time: if it is not finite the solve stops with [`Error::Diverged`], naming the
+    /// last step taken (the state became non-finite in the save interval ending there).
+    /// `out` is written only on success, so after any error it is bit-identical to what the
+    /// caller passed in. (Up to [`BACKUP_ROWS`] save times this costs a stack copy of
+    /// `out`; beyond that a first pass checks that the trajectory stays finite before a
+    /// second one writes, so the noise source must be pure, as the [`NoiseSource`]
+    /// contract requires.)
     #[allow(clippy::too_many_arguments)]
     pub fn solve<T, S, N, const D: usize>(
         &self,
@@ -264,7 +286,7 @@ impl<M: Method> Solver<M> {
         if save_times.len() <= BACKUP_ROWS {
             // Solve into a stack copy, then commit.
             let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
-            self.run(sde, noise, trajectory, u0, save_times, seed, |i, u| {
+            self.run(sde, noise, trajectory, 1, u0, save_times, seed, |i, u| {
                 if let Some(slot) = rows.get_mut(i) {
                     *slot = *u;
                 }
@@ -274,8 +296,8 @@ impl<M: Method> Solver<M> {
             }
             Ok(())
         } else {
-            self.run(sde, noise, trajectory, u0, save_times, seed, |_, _| {})?;
-            self.run(sde, noise, trajectory, u0, save_times, seed, write)
+            self.run(sde, noise, trajectory, 1, u0, save_times, seed, |_, _| {})?;
+            self.run(sde, noise, trajectory, 1, u0, save_times, seed, write)
         }
     }
 
@@ -295,6 +317,9 @@ impl<M: Method> Solver<M> {
     /// `var`; otherwise a first pass checks that every trajectory stays finite before a
     /// second one writes, which doubles the cost, and needs a pure noise source, as the
     /// [`NoiseSource`] contract requires.)
+    ///
+    /// This computes one trajectory at a time, the smallest code for a microcontroller;
+    /// [`Solver::ensemble_lanes`] computes several at once with the same results.
     #[allow(clippy::too_many_arguments)]
     pub fn ensemble<T, S, N, const D: usize>(
         &self,
@@ -309,13 +334,124 @@ impl<M: Method> Solver<M> {
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Step<T, S, D>,
         N: NoiseSource,
     {
+        let lanes = Chunks::<T, T, D> {
+            wide_u0: *u0,
+            extract: |u, _| *u,
+        };
+        self.ensemble_checked(
+            sde,
+            noise,
+            u0,
+            &lanes,
+            trajectories,
+            save_times,
+            mean,
+            var,
+            paths,
+            seed,
+        )
+    }
+
+    /// [`Solver::ensemble`] computing `L` trajectories at once, one per lane of
+    /// [`F32x<L>`](crate::lanes::F32x) (with `Dual<K>` scalars, `Dual<K, F32x<L>>`), so
+    /// that the compiler vectorizes across trajectories. The results, errors included, are
+    /// bit-identical to [`Solver::ensemble`]'s: each lane performs exactly the operations
+    /// of the one-trajectory computation, its increments come from the same pure function
+    /// of (trajectory, step), and the statistics take the trajectories in the same order.
+    /// The number of trajectories need not be a multiple of `L`.
+    ///
+    /// `S` must be an SDE over the wide scalar too (an SDE written for any `T: Real`, as
+    /// every model of this crate is).
+    ///
+    /// ```
+    /// use tinysde::nn::ParamSeed;
+    /// use tinysde::noise::Brownian;
+    /// use tinysde::sde::Sde;
+    /// use tinysde::solve::{Sosri, Solver, TimeGrid};
+    /// use tinysde::{NoiseKind, Real};
+    ///
+    /// struct Gbm; // du = u dt + 0.5 u dW
+    /// impl<T: Real> Sde<T, 1> for Gbm {
+    ///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+    ///     fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0]] }
+    ///     fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0] * 0.5] }
+    /// }
+    /// let solver = Solver::new(Sosri, TimeGrid::new(0.0, 1.0, 50).unwrap());
+    /// let (times, noise) = ([0.5, 1.0], Brownian::new(3));
+    /// let (mut m1, mut v1, mut m8, mut v8) = ([[0.0f32; 1]; 2], [[0.0; 1]; 2], [[0.0; 1]; 2], [[0.0; 1]; 2]);
+    /// solver.ensemble(&Gbm, &noise, &[1.0], 21, &times, &mut m1, &mut v1, None, ParamSeed::NONE).unwrap();
+    /// solver
+    ///     .ensemble_lanes::<8, _, _, _, 1>(&Gbm, &noise, &[1.0], 21, &times, &mut m8, &mut v8, None, ParamSeed::NONE)
+    ///     .unwrap();
+    /// assert_eq!((m1, v1), (m8, v8)); // bit for bit
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn ensemble_lanes<const L: usize, T, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Widen<L>,
+        S: Sde<T, D> + Sde<T::Wide, D>,
+        M: Step<T, S, D> + Step<T::Wide, S, D>,
+        N: NoiseSource,
+    {
+        let lanes = Chunks::<T, T::Wide, D> {
+            wide_u0: u0.map(T::splat),
+            extract: |u, j| u.map(|x| T::extract(&x, j)),
+        };
+        self.ensemble_checked(
+            sde,
+            noise,
+            u0,
+            &lanes,
+            trajectories,
+            save_times,
+            mean,
+            var,
+            paths,
+            seed,
+        )
+    }
+
+    /// The body of [`Solver::ensemble`] and [`Solver::ensemble_lanes`]: checks, then
+    /// writes only on success.
+    #[allow(clippy::too_many_arguments)]
+    fn ensemble_checked<T, X, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        lanes: &Chunks<T, X, D>,
+        trajectories: usize,
+        save_times: &[f32],
+        mean: &mut [[T; D]],
+        var: &mut [[T; D]],
+        paths: Option<&mut [[T; D]]>,
+        seed: ParamSeed,
+    ) -> Result<(), Error>
+    where
+        T: Real<Value = f32>,
+        X: Real,
+        S: Sde<T, D> + Sde<X, D>,
+        M: Step<T, S, D> + Step<X, S, D>,
+        N: NoiseSource,
+    {
         self.check_ensemble(
-            S::NOISE,
+            <S as Sde<T, D>>::NOISE,
             u0,
             trajectories,
             save_times,
@@ -330,6 +466,7 @@ impl<M: Method> Solver<M> {
                     sde,
                     noise,
                     u0,
+                    lanes,
                     trajectories,
                     save_times,
                     mean,
@@ -343,25 +480,33 @@ impl<M: Method> Solver<M> {
         // the states, so that the statistics provably fit in f32) before the second writes.
         let mut value_bound = 0.0f32;
         let mut tangent_bound = 0.0f32;
-        for m in 0..trajectories {
-            self.run(sde, noise, m, u0, save_times, seed, |_, u| {
+        self.for_each_state(
+            sde,
+            noise,
+            u0,
+            lanes,
+            0..trajectories,
+            save_times,
+            seed,
+            |_, _, u| {
                 for x in u {
                     value_bound = value_bound.max(x.value().abs());
-                    for lane in 0..T::LANES {
-                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
+                    for k in 0..T::TANGENTS {
+                        tangent_bound = tangent_bound.max(x.tangent(k).abs());
                     }
                 }
-            })?;
-        }
+            },
+        )?;
         if !statistics_fit(value_bound, tangent_bound, trajectories) {
             // Rare (states beyond about 1e18): check the statistics exactly, a block of
             // save times at a time on the stack.
-            self.check_statistics(sde, noise, u0, trajectories, save_times, seed)?;
+            self.check_statistics(sde, noise, u0, lanes, trajectories, save_times, seed)?;
         }
         self.ensemble_into(
             sde,
             noise,
             u0,
+            lanes,
             trajectories,
             save_times,
             mean,
@@ -371,37 +516,102 @@ impl<M: Method> Solver<M> {
         )
     }
 
-    /// Computes the ensemble statistics `BACKUP_ROWS` save times at a time on the stack
-    /// and returns [`Error::StatisticsOverflow`] for the first that is not finite.
+    /// Integrates the trajectories in `range`, a lane chunk at a time, calling
+    /// `visit(m, i, u)` with trajectory `m`'s state at save time `i`: for each chunk, save
+    /// time by save time, its trajectories in order. (So each save time sees the
+    /// trajectories in increasing order, as the one-lane ensemble gives them.)
+    ///
+    /// On error the chunk's trajectories are run again one at a time, so the error is the
+    /// one the one-lane ensemble returns (the lowest diverging trajectory and its step).
     #[allow(clippy::too_many_arguments)]
-    fn check_statistics<T, S, N, const D: usize>(
+    fn for_each_state<T, X, S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
         u0: &[T; D],
+        lanes: &Chunks<T, X, D>,
+        range: core::ops::Range<usize>,
+        save_times: &[f32],
+        seed: ParamSeed,
+        mut visit: impl FnMut(usize, usize, &[T; D]),
+    ) -> Result<(), Error>
+    where
+        T: Real<Value = f32>,
+        X: Real,
+        S: Sde<T, D> + Sde<X, D>,
+        M: Step<T, S, D> + Step<X, S, D>,
+        N: NoiseSource,
+    {
+        let width = <X::Value as Lanes>::WIDTH;
+        let mut first = range.start;
+        while first < range.end {
+            let count = width.min(range.end - first);
+            let result = self.run(
+                sde,
+                noise,
+                first,
+                count,
+                &lanes.wide_u0,
+                save_times,
+                seed,
+                |i, u| {
+                    for j in 0..count {
+                        visit(first + j, i, &(lanes.extract)(u, j));
+                    }
+                },
+            );
+            if let Err(e) = result {
+                if width > 1 {
+                    for m in first..first + count {
+                        self.run(sde, noise, m, 1, u0, save_times, seed, |_, _| {})?;
+                    }
+                }
+                return Err(e);
+            }
+            first += count;
+        }
+        Ok(())
+    }
+
+    /// Computes the ensemble statistics `BACKUP_ROWS` save times at a time on the stack
+    /// and returns [`Error::StatisticsOverflow`] for the first that is not finite.
+    #[allow(clippy::too_many_arguments)]
+    fn check_statistics<T, X, S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        u0: &[T; D],
+        lanes: &Chunks<T, X, D>,
         trajectories: usize,
         save_times: &[f32],
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
-        T: Real,
-        S: Sde<T, D>,
-        M: Step<T, S, D>,
+        T: Real<Value = f32>,
+        X: Real,
+        S: Sde<T, D> + Sde<X, D>,
+        M: Step<T, S, D> + Step<X, S, D>,
         N: NoiseSource,
     {
         let mut first = 0;
         while first < save_times.len() {
             let mut mean = [[T::ZERO; D]; BACKUP_ROWS];
             let mut var = [[T::ZERO; D]; BACKUP_ROWS];
-            for m in 0..trajectories {
-                let count = m.saturating_add(1) as f32;
-                self.run(sde, noise, m, u0, save_times, seed, |i, u| {
+            self.for_each_state(
+                sde,
+                noise,
+                u0,
+                lanes,
+                0..trajectories,
+                save_times,
+                seed,
+                |m, i, u| {
                     let row = i.wrapping_sub(first);
                     if let (Some(mean), Some(var)) = (mean.get_mut(row), var.get_mut(row)) {
-                        welford_update(mean, var, u, count);
+                        welford_update(mean, var, u, m.saturating_add(1) as f32);
                     }
-                })?;
-            }
+                },
+            )?;
             let rows = save_times.len().saturating_sub(first).min(BACKUP_ROWS);
             let mean = mean.get(..rows).unwrap_or(&[]);
             let var = var.get_mut(..rows).unwrap_or(&mut []);
@@ -418,14 +628,14 @@ impl<M: Method> Solver<M> {
     }
 
     /// The ensemble of [`Solver::ensemble`] on checked inputs, accumulated directly into
-    /// `mean`, `var` and `paths`: after an error they hold partial results. The gradient
-    /// passes use it on their scratch buffers.
+    /// `mean`, `var` and `paths`: after an error they hold partial results.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn ensemble_into<T, S, N, const D: usize>(
+    fn ensemble_into<T, X, S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
         u0: &[T; D],
+        lanes: &Chunks<T, X, D>,
         trajectories: usize,
         save_times: &[f32],
         mean: &mut [[T; D]],
@@ -434,37 +644,43 @@ impl<M: Method> Solver<M> {
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
-        T: Real,
-        S: Sde<T, D>,
-        M: Step<T, S, D>,
+        T: Real<Value = f32>,
+        X: Real,
+        S: Sde<T, D> + Sde<X, D>,
+        M: Step<T, S, D> + Step<X, S, D>,
         N: NoiseSource,
     {
         let n_save = save_times.len();
         mean.fill([T::ZERO; D]);
         var.fill([T::ZERO; D]); // holds Welford's sum of squared deviations until the end
-        for m in 0..trajectories {
-            let count = m.saturating_add(1) as f32;
-            let row0 = m.saturating_mul(n_save);
-            self.run(sde, noise, m, u0, save_times, seed, |i, u| {
+        self.for_each_state(
+            sde,
+            noise,
+            u0,
+            lanes,
+            0..trajectories,
+            save_times,
+            seed,
+            |m, i, u| {
                 // The lengths were checked, so every `get_mut` succeeds; it keeps the
                 // inference path free of panics (the firmware's no-panic build checks that).
                 if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
-                    welford_update(mean, var, u, count);
+                    welford_update(mean, var, u, m.saturating_add(1) as f32);
                 }
                 let slot = paths
                     .as_deref_mut()
-                    .and_then(|p| p.get_mut(row0.saturating_add(i)));
+                    .and_then(|p| p.get_mut(m.saturating_mul(n_save).saturating_add(i)));
                 if let Some(slot) = slot {
                     *slot = *u;
                 }
-            })?;
-        }
+            },
+        )?;
         finish_variance(var, trajectories);
         check_statistics_finite(mean, var)
     }
 
-    /// Validates inputs for the gradient passes (as [`Solver::ensemble`] does) and runs
-    /// [`Solver::ensemble_into`] on their scratch.
+    /// Validates inputs for the gradient passes (as [`Solver::ensemble`] does) and
+    /// accumulates the statistics directly into their scratch (partial after an error).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ensemble_scratch<T, S, N, const D: usize>(
         &self,
@@ -478,7 +694,7 @@ impl<M: Method> Solver<M> {
         seed: ParamSeed,
     ) -> Result<(), Error>
     where
-        T: Real,
+        T: Real<Value = f32>,
         S: Sde<T, D>,
         M: Step<T, S, D>,
         N: NoiseSource,
@@ -492,10 +708,15 @@ impl<M: Method> Solver<M> {
             var.len(),
             None,
         )?;
+        let lanes = Chunks::<T, T, D> {
+            wide_u0: *u0,
+            extract: |u, _| *u,
+        };
         self.ensemble_into(
             sde,
             noise,
             u0,
+            &lanes,
             trajectories,
             save_times,
             mean,
@@ -553,7 +774,7 @@ fn check_statistics_finite<T: Real, const D: usize>(
     mean: &[[T; D]],
     var: &[[T; D]],
 ) -> Result<(), Error> {
-    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite());
+    let bad = |row: &[T; D]| row.iter().any(|x| !x.is_finite().all());
     match mean.iter().zip(var).position(|(m, v)| bad(m) || bad(v)) {
         Some(index) => Err(Error::StatisticsOverflow { index }),
         None => Ok(()),
@@ -612,14 +833,9 @@ pub(crate) fn restore_on_error<T: Real, R, const D: usize>(
 #[cfg(feature = "std")]
 const PARALLEL_BLOCK_BYTES: usize = 4 << 20;
 
-/// How one trajectory of a threaded ensemble ended: how many save times it reached, and
-/// the error that stopped it, if any.
+/// Lanes per pass of the threaded ensemble ([`Solver::ensemble_parallel`]).
 #[cfg(feature = "std")]
-#[derive(Clone, Copy)]
-struct Outcome {
-    saved: usize,
-    error: Option<Error>,
-}
+pub const PARALLEL_LANES: usize = 8;
 
 #[cfg(feature = "std")]
 impl<M: Method + Sync> Solver<M> {
@@ -676,13 +892,14 @@ impl<M: Method + Sync> Solver<M> {
         threads: usize,
     ) -> Result<(), Error>
     where
-        T: Real + Send + Sync,
-        S: Sde<T, D> + Sync,
-        M: Step<T, S, D>,
+        T: Widen<PARALLEL_LANES> + Send + Sync,
+        T::Wide: Send + Sync,
+        S: Sde<T, D> + Sde<T::Wide, D> + Sync,
+        M: Step<T, S, D> + Step<T::Wide, S, D>,
         N: NoiseSource + Sync,
     {
         self.check_ensemble(
-            S::NOISE,
+            <S as Sde<T, D>>::NOISE,
             u0,
             trajectories,
             save_times,
@@ -694,10 +911,10 @@ impl<M: Method + Sync> Solver<M> {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
-        .min(trajectories);
+        .min(trajectories.div_ceil(PARALLEL_LANES));
         let n_save = save_times.len();
         if threads <= 1 || n_save == 0 {
-            return self.ensemble(
+            return self.ensemble_lanes::<PARALLEL_LANES, T, S, N, D>(
                 sde,
                 noise,
                 u0,
@@ -709,18 +926,16 @@ impl<M: Method + Sync> Solver<M> {
                 seed,
             );
         }
+        let lanes = Chunks::<T, T::Wide, D> {
+            wide_u0: u0.map(T::splat),
+            extract: |u, j| u.map(|x| T::extract(&x, j)),
+        };
         let state_bytes = core::mem::size_of::<[T; D]>().max(1);
         let block = (PARALLEL_BLOCK_BYTES / state_bytes / n_save)
-            .max(threads)
+            .max(threads * PARALLEL_LANES)
             .min(trajectories);
         let mut states = std::vec![[T::ZERO; D]; block * n_save];
-        let mut outcomes = std::vec![
-            Outcome {
-                saved: 0,
-                error: None
-            };
-            block
-        ];
+        let mut outcomes: std::vec::Vec<Result<(), Error>> = std::vec![Ok(()); threads];
         // Written only on success: keep a copy of what the caller passed in to put back.
         let saved_mean = mean.to_vec();
         let saved_var = var.to_vec();
@@ -729,50 +944,50 @@ impl<M: Method + Sync> Solver<M> {
         var.fill([T::ZERO; D]);
         let mut start = 0;
         let mut failure = None;
-        'blocks: while start < trajectories {
+        while start < trajectories && failure.is_none() {
             let len = block.min(trajectories - start);
-            let per = len.div_ceil(threads);
+            // Whole lane chunks per thread, so that only the last chunk can be partial.
+            let per = len.div_ceil(threads).div_ceil(PARALLEL_LANES) * PARALLEL_LANES;
             std::thread::scope(|scope| {
-                // len <= block: both prefixes exist (`get` keeps the lints' promise).
+                // len <= block: the prefix exists (`get` keeps the lints' promise).
                 let states = states.get_mut(..len * n_save).unwrap_or(&mut []);
-                let outcomes = outcomes.get_mut(..len).unwrap_or(&mut []);
-                let mut chunks = states
+                let mut parts = states
                     .chunks_mut(per * n_save)
-                    .zip(outcomes.chunks_mut(per))
+                    .zip(outcomes.iter_mut())
                     .enumerate();
-                let own = chunks.next();
-                for (c, (st, oc)) in chunks {
+                let own = parts.next();
+                let lanes = &lanes;
+                for (c, (rows, outcome)) in parts {
                     let first = start + c * per;
                     scope.spawn(move || {
-                        self.run_chunk(sde, noise, u0, save_times, seed, first, st, oc)
+                        *outcome =
+                            self.run_rows(sde, noise, u0, lanes, first, save_times, seed, rows);
                     });
                 }
-                if let Some((_, (st, oc))) = own {
-                    self.run_chunk(sde, noise, u0, save_times, seed, start, st, oc);
+                if let Some((_, (rows, outcome))) = own {
+                    *outcome = self.run_rows(sde, noise, u0, lanes, start, save_times, seed, rows);
                 }
             });
-            for (j, (outcome, rows)) in outcomes
-                .get(..len)
-                .unwrap_or(&[])
-                .iter()
-                .zip(states.chunks(n_save))
-                .enumerate()
-            {
-                let m = start + j;
-                let count = (m + 1) as f32;
-                // As in `ensemble`: lengths are checked, `get_mut` keeps this panic-free.
-                let stats = mean.iter_mut().zip(var.iter_mut());
-                for (i, (u, (mean, var))) in rows.iter().zip(stats).enumerate().take(outcome.saved)
-                {
-                    welford_update(mean, var, u, count);
-                    if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i))
-                    {
-                        *slot = *u;
-                    }
+            // Fold in trajectory order; the first failing part holds the lowest failing
+            // trajectory, and its error is the serial one.
+            let parts = states.chunks(per * n_save).zip(outcomes.iter());
+            for (c, (rows, outcome)) in parts.take(len.div_ceil(per)).enumerate() {
+                if let Err(e) = outcome {
+                    failure = Some(*e);
+                    break;
                 }
-                if let Some(e) = outcome.error {
-                    failure = Some(e);
-                    break 'blocks;
+                for (j, row) in rows.chunks(n_save).enumerate() {
+                    let m = start + c * per + j;
+                    // As in `ensemble`: lengths are checked, `get_mut` keeps this panic-free.
+                    let stats = mean.iter_mut().zip(var.iter_mut());
+                    for (i, (u, (mean, var))) in row.iter().zip(stats).enumerate() {
+                        welford_update(mean, var, u, (m + 1) as f32);
+                        if let Some(slot) =
+                            paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i))
+                        {
+                            *slot = *u;
+                        }
+                    }
                 }
             }
             start += len;
@@ -792,42 +1007,43 @@ impl<M: Method + Sync> Solver<M> {
         Ok(())
     }
 
-    /// Integrates trajectories `first..first + outcomes.len()` into `states` (one row of
-    /// `save_times.len()` states each), stopping at the first error.
+    /// Integrates the trajectories from `first` on, one per row of `save_times.len()`
+    /// states in `rows`, stopping at the first error (the serial path's).
     #[allow(clippy::too_many_arguments)]
-    fn run_chunk<T, S, N, const D: usize>(
+    fn run_rows<T, X, S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
         u0: &[T; D],
+        lanes: &Chunks<T, X, D>,
+        first: usize,
         save_times: &[f32],
         seed: ParamSeed,
-        first: usize,
-        states: &mut [[T; D]],
-        outcomes: &mut [Outcome],
-    ) where
-        T: Real,
-        S: Sde<T, D>,
-        M: Step<T, S, D>,
+        rows: &mut [[T; D]],
+    ) -> Result<(), Error>
+    where
+        T: Real<Value = f32>,
+        X: Real,
+        S: Sde<T, D> + Sde<X, D>,
+        M: Step<T, S, D> + Step<X, S, D>,
         N: NoiseSource,
     {
-        let rows = states.chunks_mut(save_times.len().max(1));
-        for (j, (row, outcome)) in rows.zip(outcomes.iter_mut()).enumerate() {
-            let mut saved = 0;
-            let result = self.run(sde, noise, first + j, u0, save_times, seed, |i, u| {
-                if let Some(slot) = row.get_mut(i) {
+        let n_save = save_times.len().max(1);
+        let count = rows.len() / n_save;
+        self.for_each_state(
+            sde,
+            noise,
+            u0,
+            lanes,
+            first..first + count,
+            save_times,
+            seed,
+            |m, i, u| {
+                if let Some(slot) = rows.get_mut((m - first) * n_save + i) {
                     *slot = *u;
-                    saved = i + 1;
                 }
-            });
-            *outcome = Outcome {
-                saved,
-                error: result.err(),
-            };
-            if outcome.error.is_some() {
-                break;
-            }
-        }
+            },
+        )
     }
 }
 
@@ -846,7 +1062,16 @@ pub(crate) fn welford_update<T: Real, const D: usize>(
     }
 }
 
-/// The increments of one step, broadcasting the single channel for scalar noise.
+/// How an ensemble computes its trajectories: in the scalar `X`, whose lanes hold one
+/// trajectory each (`X = T` for one at a time), starting from `wide_u0` (the initial state
+/// in every lane), with `extract(u, j)` giving lane `j` of a state as a one-lane state.
+struct Chunks<T, X, const D: usize> {
+    wide_u0: [X; D],
+    extract: fn(&[X; D], usize) -> [T; D],
+}
+
+/// The increments of one step of one trajectory, broadcasting the single channel for
+/// scalar noise.
 #[inline]
 fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     noise: &N,
@@ -855,13 +1080,41 @@ fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     h: f32,
     with_dz: bool,
 ) -> Result<Increment<D>, Error> {
-    if S::NOISE == NoiseKind::Scalar {
-        let one = noise.increment::<1>(trajectory, k, h, with_dz)?;
-        Ok(Increment {
-            dw: [one.dw[0]; D],
-            dz: [one.dz[0]; D],
-        })
-    } else {
-        noise.increment::<D>(trajectory, k, h, with_dz)
+    lane_increment::<N, S, T, D, f32>(noise, trajectory, 1, k, h, with_dz)
+}
+
+/// The increments of one step for trajectories `first..first + count`, one per lane of
+/// `V` (lanes beyond `count` repeat the last trajectory), broadcasting the single channel
+/// for scalar noise.
+#[inline]
+fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lanes>(
+    noise: &N,
+    first: usize,
+    count: usize,
+    k: u32,
+    h: f32,
+    with_dz: bool,
+) -> Result<Increment<D, V>, Error> {
+    let zero = V::ZERO;
+    let mut inc = Increment {
+        dw: [zero; D],
+        dz: [zero; D],
+    };
+    for j in 0..V::WIDTH {
+        let trajectory = first.saturating_add(j.min(count.saturating_sub(1)));
+        if S::NOISE == NoiseKind::Scalar {
+            let one = noise.increment::<1>(trajectory, k, h, with_dz)?;
+            for (dw, dz) in inc.dw.iter_mut().zip(inc.dz.iter_mut()) {
+                dw.set_lane(j, one.dw[0]);
+                dz.set_lane(j, one.dz[0]);
+            }
+        } else {
+            let lane = noise.increment::<D>(trajectory, k, h, with_dz)?;
+            for (c, (dw, dz)) in inc.dw.iter_mut().zip(inc.dz.iter_mut()).enumerate() {
+                dw.set_lane(j, lane.dw[c]);
+                dz.set_lane(j, lane.dz[c]);
+            }
+        }
     }
+    Ok(inc)
 }

@@ -9,6 +9,7 @@ use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Sol
 use crate::error::{check_len, Error, NoiseKind};
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
+use crate::lanes::Mask;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 
@@ -112,7 +113,7 @@ impl<T: Real, const D: usize> RevState<T, D> {
     }
 
     fn is_finite(&self) -> bool {
-        self.y.iter().chain(&self.z).all(|x| x.is_finite())
+        self.y.iter().chain(&self.z).all(|x| x.is_finite().all())
     }
 }
 

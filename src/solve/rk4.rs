@@ -63,7 +63,7 @@ impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for Rk4 {
         t: f32,
         h: f32,
         u: &[T; D],
-        _inc: &Increment<D>,
+        _inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         let half_h = h * 0.5;

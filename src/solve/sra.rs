@@ -5,6 +5,7 @@ use super::{Calculus, Method, Step};
 use crate::error::NoiseKind;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, SQRT_3};
+use crate::lanes::Lanes;
 use crate::real::Real;
 use crate::sde::Sde;
 
@@ -83,7 +84,7 @@ impl<const N: usize> SraTableau<N> {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         self.step_estimating(sde, t, h, u, inc, seed, None)
@@ -100,11 +101,11 @@ impl<const N: usize> SraTableau<N> {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
-        mut estimate: Option<&mut [f32; D]>,
+        mut estimate: Option<&mut [T::Value; D]>,
     ) -> [T; D] {
-        let mut chi2 = [0.0f32; D];
+        let mut chi2 = [<T::Value as Lanes>::ZERO; D];
         for ((c, &dw), &dz) in chi2.iter_mut().zip(&inc.dw).zip(&inc.dz) {
             *c = (dw + dz / SQRT_3) * 0.5;
         }
@@ -123,7 +124,7 @@ impl<const N: usize> SraTableau<N> {
                         a += f[j][k] * self.a0[i][j];
                         b += g[j][k] * self.b0[i][j];
                     }
-                    x[k] += a * h + b * chi2[k];
+                    x[k] += a * h + b.scale(chi2[k]);
                 }
             }
             f[i] = sde.drift(t + self.c0[i] * h, &x, seed);
@@ -139,10 +140,10 @@ impl<const N: usize> SraTableau<N> {
                 b1 += dg * self.beta1[i];
                 b2 += dg * self.beta2[i];
             }
-            next[k] += fa * h + b1 * inc.dw[k] + b2 * chi2[k];
+            next[k] += fa * h + b1.scale(inc.dw[k]) + b2.scale(chi2[k]);
             if let Some(e) = estimate.as_deref_mut() {
                 let drift = (fa - f[0][k]).value() * h;
-                e[k] = drift.abs() + (b2 * chi2[k]).value().abs();
+                e[k] = drift.abs() + b2.scale(chi2[k]).value().abs();
             }
         }
         next
@@ -174,7 +175,7 @@ macro_rules! sra_method {
                 t: f32,
                 h: f32,
                 u: &[T; D],
-                inc: &Increment<D>,
+                inc: &Increment<D, T::Value>,
                 seed: ParamSeed,
             ) -> [T; D] {
                 $tableau.step(sde, t, h, u, inc, seed)

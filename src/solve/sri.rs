@@ -6,6 +6,7 @@ use crate::error::NoiseKind;
 use crate::math;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, SQRT_3};
+use crate::lanes::Lanes;
 use crate::real::Real;
 use crate::sde::Sde;
 
@@ -246,7 +247,7 @@ impl<const N: usize> SriTableau<N> {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
     ) -> [T; D] {
         self.step_planned(&self.plan(), sde, t, h, u, inc, seed, None)
@@ -267,20 +268,19 @@ impl<const N: usize> SriTableau<N> {
         t: f32,
         h: f32,
         u: &[T; D],
-        inc: &Increment<D>,
+        inc: &Increment<D, T::Value>,
         seed: ParamSeed,
-        mut estimate: Option<&mut [f32; D]>,
+        mut estimate: Option<&mut [T::Value; D]>,
     ) -> [T; D] {
         let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
-        let mut chi1 = [0.0f32; D];
-        let mut chi2 = [0.0f32; D];
-        let mut chi3 = [0.0f32; D];
+        let zero = <T::Value as Lanes>::ZERO;
+        let (mut chi1, mut chi2, mut chi3) = ([zero; D], [zero; D], [zero; D]);
         for k in 0..D {
             let dw = inc.dw[k];
             chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
             if sqrt_h > 0.0 {
                 chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
-                chi3[k] = (dw * dw * dw - 3.0 * h * dw) / (6.0 * h);
+                chi3[k] = (dw * dw * dw - dw * (3.0 * h)) / (6.0 * h);
             }
         }
 
@@ -300,7 +300,7 @@ impl<const N: usize> SriTableau<N> {
                             b += g[j][k] * self.b0[i][j];
                         }
                         if i > 0 {
-                            x[k] += a * h + b * chi2[k];
+                            x[k] += a * h + b.scale(chi2[k]);
                         }
                     }
                     sde.drift(t + self.c0[i] * h, &x, seed)
@@ -338,10 +338,14 @@ impl<const N: usize> SriTableau<N> {
                 b3 += dg * self.beta3[i];
                 b4 += dg * self.beta4[i];
             }
-            next[k] += fa * h + b1 * inc.dw[k] + b2 * chi1[k] + b3 * chi2[k] + b4 * chi3[k];
+            next[k] += fa * h
+                + b1.scale(inc.dw[k])
+                + b2.scale(chi1[k])
+                + b3.scale(chi2[k])
+                + b4.scale(chi3[k]);
             if let Some(e) = estimate.as_deref_mut() {
                 let drift = (fa - f[0][k]).value() * h;
-                let high = (b3 * chi2[k] + b4 * chi3[k]).value();
+                let high = (b3.scale(chi2[k]) + b4.scale(chi3[k])).value();
                 e[k] = drift.abs() + high.abs();
             }
         }
@@ -377,7 +381,7 @@ macro_rules! sri_method {
                 t: f32,
                 h: f32,
                 u: &[T; D],
-                inc: &Increment<D>,
+                inc: &Increment<D, T::Value>,
                 seed: ParamSeed,
             ) -> [T; D] {
                 const PLAN: StagePlan<4> = $tableau.plan();

@@ -11,7 +11,7 @@ use tinysde::solve::{
     Calculus, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1,
     Step, TimeGrid,
 };
-use tinysde::{Directional, Dual, Error, NoiseKind, Real};
+use tinysde::{Directional, Dual, Error, F32x, NoiseKind, Real, Widen};
 
 // ---------------------------------------------------------------- test SDEs
 
@@ -95,10 +95,12 @@ fn bits<const D: usize>(rows: &[[f32; D]]) -> Vec<[u32; D]> {
     rows.iter().map(|r| r.map(f32::to_bits)).collect()
 }
 
-/// The ensemble variants to exercise: serial (`None`) and, with feature `std`, threaded.
+/// The ensemble variants to exercise: serial (`None`) and, with feature `std`, lanes and
+/// threads (`Some(threads)`).
 fn ensemble_modes() -> Vec<Option<usize>> {
     if cfg!(feature = "std") {
-        vec![None, Some(2), Some(3)]
+        // One thread: the lane path alone (8 trajectories per pass).
+        vec![None, Some(1), Some(2), Some(3)]
     } else {
         vec![None]
     }
@@ -120,9 +122,10 @@ fn run_ensemble<M, S, T, const D: usize>(
     threads: Option<usize>,
 ) -> Result<(), Error>
 where
-    M: Method + Step<T, S, D> + Sync,
-    S: Sde<T, D> + Sync,
-    T: Real + Send + Sync,
+    M: Method + Step<T, S, D> + Step<T::Wide, S, D> + Sync,
+    S: Sde<T, D> + Sde<T::Wide, D> + Sync,
+    T: Widen<8> + Send + Sync,
+    T::Wide: Send + Sync,
 {
     match threads {
         None => solver.ensemble(sde, noise, u0, trajectories, times, mean, var, paths, seed),
@@ -380,14 +383,16 @@ fn rk4_integrates_the_drift_alone_with_order_four_and_draws_no_noise() {
         &mut out,
         ParamSeed::NONE,
     );
+    // The state is checked at each save time, so the report names the last step of the
+    // save interval in which it became non-finite (here the only interval, steps 0..=3).
     assert_eq!(
         err,
         Err(Error::Diverged {
             trajectory: 0,
-            step: 0
+            step: 3
         })
     );
-    assert_eq!(noise.calls.get(), 1);
+    assert_eq!(noise.calls.get(), 4);
 }
 
 // ---------------------------------------------------------------- Milstein
@@ -821,8 +826,8 @@ fn assert_rejected<M, S, const D: usize>(
     expected_solve: Option<Error>,
     expected_ensemble: Error,
 ) where
-    M: Method + Step<f32, S, D> + Copy + Sync,
-    S: Sde<f32, D> + Sync,
+    M: Method + Step<f32, S, D> + Step<F32x<8>, S, D> + Copy + Sync,
+    S: Sde<f32, D> + Sde<F32x<8>, D> + Sync,
 {
     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 10).unwrap());
     let noise = Brownian::new(1);

@@ -471,12 +471,9 @@ impl Loss<1> for Tripwire<'_> {
     fn eval<T: Real>(&self, mean: &[[T; 1]], var: &[[T; 1]]) -> T {
         let base = self.inner.eval(mean, var);
         let m = mean[mean.len() - 1][0];
-        if m.value() > self.threshold {
-            // value + 0, tangents * 1e76: finite loss, infinite gradient
-            base + (m - m.value()) * 1e38 * 1e38
-        } else {
-            base
-        }
+        // value + 0, tangents * 1e76: finite loss, infinite gradient
+        let spike = base + (m - T::from_value(m.value())) * 1e38 * 1e38;
+        T::select(m.gt(T::cst(self.threshold)), spike, base)
     }
 }
 

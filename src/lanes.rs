@@ -1,0 +1,439 @@
+//! Lane-wise values: `f32` (one lane) and [`F32x<L>`] (L lanes), the value types of the
+//! crate's scalars.
+//!
+//! A [`Real`](crate::Real) scalar stores its value (and each tangent) as a [`Lanes`] value.
+//! With `f32` it computes one trajectory; with `F32x<8>` the same code computes eight
+//! trajectories at once, lane by lane. Every operation is the IEEE operation of `f32`
+//! applied to each lane in turn (no fused multiply-add, no reassociation), so lane `j` of
+//! an `F32x<L>` result has exactly the bits the one-lane computation gives: an ensemble run
+//! eight lanes wide is bit-identical to the same ensemble run one trajectory at a time. The
+//! operations are loops over fixed-size arrays, which the compiler turns into SIMD
+//! instructions on stable Rust, without `unsafe` or a SIMD crate.
+//!
+//! There is no ordering on lane values: comparisons return a [`Mask`] (one flag per lane)
+//! and [`Lanes::select`] picks lane by lane.
+//!
+//! ```
+//! use tinysde::lanes::{F32x, Lanes, Mask};
+//! let x = F32x([-1.0, 2.0, f32::NAN, 4.0]);
+//! let positive = x.gt(F32x::splat(0.0));
+//! assert_eq!(positive, [false, true, false, true]);
+//! let relu = F32x::select(positive, x, F32x::splat(0.0));
+//! assert_eq!(relu.0[1], 2.0);
+//! assert!(!x.is_finite().all());
+//! ```
+
+use core::fmt::Debug;
+use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use crate::math;
+
+/// One flag per lane: the result of a lane-wise comparison.
+pub trait Mask: Copy + Debug + PartialEq {
+    /// Whether every lane is set.
+    fn all(self) -> bool;
+    /// Whether any lane is set.
+    fn any(self) -> bool;
+    /// Lane-wise `and`.
+    fn and(self, other: Self) -> Self;
+    /// Lane-wise `or`.
+    fn or(self, other: Self) -> Self;
+    /// Lane-wise `not`.
+    fn not(self) -> Self;
+    /// The flag of lane `j` (`false` beyond the last lane).
+    fn test(self, j: usize) -> bool;
+}
+
+impl Mask for bool {
+    #[inline]
+    fn all(self) -> bool {
+        self
+    }
+    #[inline]
+    fn any(self) -> bool {
+        self
+    }
+    #[inline]
+    fn and(self, other: Self) -> Self {
+        self & other
+    }
+    #[inline]
+    fn or(self, other: Self) -> Self {
+        self | other
+    }
+    #[inline]
+    fn not(self) -> Self {
+        !self
+    }
+    #[inline]
+    fn test(self, j: usize) -> bool {
+        j == 0 && self
+    }
+}
+
+impl<const L: usize> Mask for [bool; L] {
+    #[inline]
+    fn all(self) -> bool {
+        self.iter().all(|&b| b)
+    }
+    #[inline]
+    fn any(self) -> bool {
+        self.iter().any(|&b| b)
+    }
+    #[inline]
+    fn and(self, other: Self) -> Self {
+        core::array::from_fn(|j| self.test(j) & other.test(j))
+    }
+    #[inline]
+    fn or(self, other: Self) -> Self {
+        core::array::from_fn(|j| self.test(j) | other.test(j))
+    }
+    #[inline]
+    fn not(self) -> Self {
+        self.map(|b| !b)
+    }
+    #[inline]
+    fn test(self, j: usize) -> bool {
+        self.get(j).copied().unwrap_or(false)
+    }
+}
+
+/// A lane-wise `f32` value: `f32` itself (one lane) or [`F32x<L>`].
+///
+/// Arithmetic with `Self` and with a plain `f32` constant (broadcast to every lane) is
+/// available through the operator traits; the functions below are lane-wise too. Each
+/// lane's result depends only on that lane of the operands and is computed by exactly the
+/// operations the `f32` case uses.
+pub trait Lanes:
+    Copy
+    + Debug
+    + PartialEq
+    + Send
+    + Sync
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + Add<f32, Output = Self>
+    + Sub<f32, Output = Self>
+    + Mul<f32, Output = Self>
+    + Div<f32, Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+{
+    /// Number of lanes.
+    const WIDTH: usize;
+    /// One flag per lane.
+    type Mask: Mask;
+    /// Zero in every lane.
+    const ZERO: Self;
+    /// One in every lane.
+    const ONE: Self;
+
+    /// `x` in every lane.
+    fn splat(x: f32) -> Self;
+    /// Lane `j` (0.0 beyond the last lane).
+    fn lane(self, j: usize) -> f32;
+    /// Sets lane `j` to `x` (a no-op beyond the last lane).
+    fn set_lane(&mut self, j: usize, x: f32);
+
+    /// Lane-wise `self < other` (false where either is NaN).
+    fn lt(self, other: Self) -> Self::Mask;
+    /// Lane-wise `self <= other` (false where either is NaN).
+    fn le(self, other: Self) -> Self::Mask;
+    /// Lane-wise `self > other` (false where either is NaN).
+    fn gt(self, other: Self) -> Self::Mask {
+        other.lt(self)
+    }
+    /// Lane-wise `self >= other` (false where either is NaN).
+    fn ge(self, other: Self) -> Self::Mask {
+        other.le(self)
+    }
+    /// Lane-wise `self == other` (false where either is NaN).
+    fn eq_lanes(self, other: Self) -> Self::Mask;
+    /// `a` in the lanes where `mask` is set, `b` elsewhere.
+    fn select(mask: Self::Mask, a: Self, b: Self) -> Self;
+    /// Lane-wise finiteness.
+    fn is_finite(self) -> Self::Mask;
+    /// Lane-wise NaN test.
+    fn is_nan(self) -> Self::Mask;
+
+    /// Absolute value (clears the sign bit; NaN stays NaN).
+    fn abs(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Exponential.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Logistic sigmoid, without overflow for large `|x|`.
+    fn sigmoid(self) -> Self;
+    /// Sine.
+    fn sin(self) -> Self;
+    /// Cosine.
+    fn cos(self) -> Self;
+    /// Integer power by repeated multiplication (as [`math::powi`]).
+    fn powi(self, n: i32) -> Self;
+}
+
+impl Lanes for f32 {
+    const WIDTH: usize = 1;
+    type Mask = bool;
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+
+    #[inline]
+    fn splat(x: f32) -> Self {
+        x
+    }
+    #[inline]
+    fn lane(self, j: usize) -> f32 {
+        if j == 0 {
+            self
+        } else {
+            0.0
+        }
+    }
+    #[inline]
+    fn set_lane(&mut self, j: usize, x: f32) {
+        if j == 0 {
+            *self = x;
+        }
+    }
+    #[inline]
+    fn lt(self, other: Self) -> bool {
+        self < other
+    }
+    #[inline]
+    fn le(self, other: Self) -> bool {
+        self <= other
+    }
+    #[inline]
+    fn eq_lanes(self, other: Self) -> bool {
+        self == other
+    }
+    #[inline]
+    fn select(mask: bool, a: Self, b: Self) -> Self {
+        if mask {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline]
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+    #[inline]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    #[inline]
+    fn abs(self) -> Self {
+        f32::abs(self)
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        math::sqrt(self)
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    #[inline]
+    fn ln(self) -> Self {
+        math::ln(self)
+    }
+    #[inline]
+    fn tanh(self) -> Self {
+        math::tanh(self)
+    }
+    #[inline]
+    fn sigmoid(self) -> Self {
+        if self >= 0.0 {
+            1.0 / (1.0 + math::exp(-self))
+        } else {
+            let e = math::exp(self);
+            e / (1.0 + e)
+        }
+    }
+    #[inline]
+    fn sin(self) -> Self {
+        math::sin(self)
+    }
+    #[inline]
+    fn cos(self) -> Self {
+        math::cos(self)
+    }
+    #[inline]
+    fn powi(self, n: i32) -> Self {
+        math::powi(self, n)
+    }
+}
+
+/// `L` values of `f32` computed together, one per lane (for the crate: one trajectory per
+/// lane). See the [module documentation](self).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(transparent)]
+pub struct F32x<const L: usize>(pub [f32; L]);
+
+impl<const L: usize> Default for F32x<L> {
+    fn default() -> Self {
+        Self([0.0; L])
+    }
+}
+
+impl<const L: usize> F32x<L> {
+    /// `x` in every lane.
+    #[inline]
+    pub const fn splat(x: f32) -> Self {
+        Self([x; L])
+    }
+    /// Lane-wise `f`.
+    #[inline]
+    fn map(self, f: impl Fn(f32) -> f32) -> Self {
+        Self(self.0.map(f))
+    }
+    /// Lane-wise `f(self, other)`.
+    #[inline]
+    fn zip(self, other: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        let mut out = self.0;
+        for (o, b) in out.iter_mut().zip(other.0) {
+            *o = f(*o, b);
+        }
+        Self(out)
+    }
+    /// Lane-wise predicate.
+    #[inline]
+    fn mask(self, other: Self, f: impl Fn(f32, f32) -> bool) -> [bool; L] {
+        let mut out = [false; L];
+        for ((o, a), b) in out.iter_mut().zip(self.0).zip(other.0) {
+            *o = f(a, b);
+        }
+        out
+    }
+}
+
+macro_rules! lane_ops {
+    ($($tr:ident $m:ident $atr:ident $am:ident $op:tt),*) => {$(
+        impl<const L: usize> $tr for F32x<L> {
+            type Output = Self;
+            #[inline]
+            fn $m(self, o: Self) -> Self { self.zip(o, |a, b| a $op b) }
+        }
+        impl<const L: usize> $tr<f32> for F32x<L> {
+            type Output = Self;
+            #[inline]
+            fn $m(self, c: f32) -> Self { self.map(|a| a $op c) }
+        }
+        impl<const L: usize> $atr for F32x<L> {
+            #[inline]
+            fn $am(&mut self, o: Self) { *self = *self $op o; }
+        }
+    )*};
+}
+lane_ops!(
+    Add add AddAssign add_assign +,
+    Sub sub SubAssign sub_assign -,
+    Mul mul MulAssign mul_assign *,
+    Div div DivAssign div_assign /
+);
+
+impl<const L: usize> Neg for F32x<L> {
+    type Output = Self;
+    #[inline]
+    fn neg(self) -> Self {
+        self.map(|a| -a)
+    }
+}
+
+impl<const L: usize> Lanes for F32x<L> {
+    const WIDTH: usize = L;
+    type Mask = [bool; L];
+    const ZERO: Self = Self([0.0; L]);
+    const ONE: Self = Self([1.0; L]);
+
+    #[inline]
+    fn splat(x: f32) -> Self {
+        Self([x; L])
+    }
+    #[inline]
+    fn lane(self, j: usize) -> f32 {
+        self.0.get(j).copied().unwrap_or(0.0)
+    }
+    #[inline]
+    fn set_lane(&mut self, j: usize, x: f32) {
+        if let Some(v) = self.0.get_mut(j) {
+            *v = x;
+        }
+    }
+    #[inline]
+    fn lt(self, other: Self) -> [bool; L] {
+        self.mask(other, |a, b| a < b)
+    }
+    #[inline]
+    fn le(self, other: Self) -> [bool; L] {
+        self.mask(other, |a, b| a <= b)
+    }
+    #[inline]
+    fn eq_lanes(self, other: Self) -> [bool; L] {
+        self.mask(other, |a, b| a == b)
+    }
+    #[inline]
+    fn select(mask: [bool; L], a: Self, b: Self) -> Self {
+        let mut out = b.0;
+        for ((o, m), a) in out.iter_mut().zip(mask).zip(a.0) {
+            *o = if m { a } else { *o };
+        }
+        Self(out)
+    }
+    #[inline]
+    fn is_finite(self) -> [bool; L] {
+        self.0.map(f32::is_finite)
+    }
+    #[inline]
+    fn is_nan(self) -> [bool; L] {
+        self.0.map(f32::is_nan)
+    }
+    #[inline]
+    fn abs(self) -> Self {
+        self.map(f32::abs)
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        self.map(math::sqrt)
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        self.map(math::exp)
+    }
+    #[inline]
+    fn ln(self) -> Self {
+        self.map(math::ln)
+    }
+    #[inline]
+    fn tanh(self) -> Self {
+        self.map(math::tanh)
+    }
+    #[inline]
+    fn sigmoid(self) -> Self {
+        self.map(<f32 as Lanes>::sigmoid)
+    }
+    #[inline]
+    fn sin(self) -> Self {
+        self.map(math::sin)
+    }
+    #[inline]
+    fn cos(self) -> Self {
+        self.map(math::cos)
+    }
+    #[inline]
+    fn powi(self, n: i32) -> Self {
+        self.map(|a| math::powi(a, n))
+    }
+}
