@@ -11,8 +11,10 @@
 //! (`seconds`) and, on Linux, this thread's time on the CPU (`cpu_seconds`, from
 //! `/proc/thread-self/schedstat`), which leaves out the time other processes held the core.
 //!
-//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps]` (defaults em, 100, 600).
-//! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps>
+//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes]` (defaults em, 100,
+//! 600, 1). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or 16 runs
+//! `Solver::ensemble_lanes` with that many trajectories per pass.
+//! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps> lanes=<L>
 //! seconds=<median> cpu_seconds=<median> min_seconds=<fastest sample>
 //! ns_per_trajectory_step=<from seconds> samples=21 solves_per_sample=<k> mean_at_t1=<...>`.
 
@@ -24,6 +26,7 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
+use tinysde::F32x;
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -33,11 +36,15 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 const SAMPLES: usize = 21;
 const MIN_SAMPLE: Duration = Duration::from_millis(20);
 const WARM_UP: Duration = Duration::from_millis(200);
+/// Trajectories per pass when the command line does not say: 1 is `Solver::ensemble`.
+const DEFAULT_LANES: usize = 1;
 
 /// The timed call: the seed model's ensemble of `trajectories` paths, mean and variance at
-/// `TIMES`. Kept to this one function so that switching the benchmark to another
-/// ensemble entry point is a one-line change.
-fn run_ensemble<Mt>(
+/// `TIMES`, one trajectory at a time (`Solver::ensemble`, `L = 1`) or `L` trajectories per
+/// pass as SIMD lanes (`Solver::ensemble_lanes`). Kept to this one function so that
+/// switching the benchmark to another ensemble entry point is a one-line change.
+#[allow(clippy::too_many_arguments)]
+fn run_ensemble<const L: usize, Mt>(
     solver: &Solver<Mt>,
     model: &SeedModel,
     noise: &Brownian,
@@ -47,24 +54,43 @@ fn run_ensemble<Mt>(
     var: &mut [[f32; 1]; 7],
 ) -> Result<(), tinysde::Error>
 where
-    Mt: Method + Step<f32, SeedModel, 1>,
+    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
 {
-    solver.ensemble(
-        model,
-        noise,
-        u0,
-        trajectories,
-        &TIMES,
-        mean,
-        var,
-        None,
-        ParamSeed::NONE,
-    )
+    if L == 1 {
+        solver.ensemble(
+            model,
+            noise,
+            u0,
+            trajectories,
+            &TIMES,
+            mean,
+            var,
+            None,
+            ParamSeed::NONE,
+        )
+    } else {
+        solver.ensemble_lanes::<L, _, _, _, 1>(
+            model,
+            noise,
+            u0,
+            trajectories,
+            &TIMES,
+            mean,
+            var,
+            None,
+            ParamSeed::NONE,
+        )
+    }
 }
 
-fn measure<Mt>(method: Mt, name: &str, trajectories: usize, steps: u32) -> Result<(), String>
+fn measure<const L: usize, Mt>(
+    method: Mt,
+    name: &str,
+    trajectories: usize,
+    steps: u32,
+) -> Result<(), String>
 where
-    Mt: Method + Step<f32, SeedModel, 1>,
+    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
 {
     let mut model = SeedModel::default();
     tinysde::nn::init(&mut model, &mut rng_from_seed(1), InitScheme::GlorotUniform)
@@ -75,7 +101,7 @@ where
     let u0 = [tinysde::math::exp(-3.0) + 1.0];
     let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
     let mut solve = || -> Result<(), String> {
-        run_ensemble(
+        run_ensemble::<L, _>(
             &solver,
             black_box(&model),
             &noise,
@@ -118,7 +144,7 @@ where
         .map_or("n/a".to_string(), |s| format!("{s:.9}"));
     let ns_per_step = seconds * 1e9 / (trajectories as f64 * f64::from(steps));
     println!(
-        "tinysde ensemble method={name} M={trajectories} steps={steps} seconds={seconds:.9} \
+        "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L} seconds={seconds:.9} \
          cpu_seconds={cpu_seconds} min_seconds={:.9} ns_per_trajectory_step={ns_per_step:.1} \
          samples={SAMPLES} solves_per_sample={per_sample} mean_at_t1={:.4}",
         wall[0], mean[6][0]
@@ -136,7 +162,7 @@ fn thread_cpu_seconds() -> Option<f64> {
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench` (and filters may follow); the positional arguments are
-    // the method, M and the step count.
+    // the method, M, the step count and the lanes.
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -147,14 +173,23 @@ fn main() -> ExitCode {
             s.parse().map_err(|_| format!("not a count: {s:?}"))
         })
     };
-    let result = parse(1, 100).and_then(|m| {
+    let result = (|| {
+        let m = parse(1, 100)?;
         let steps = u32::try_from(parse(2, 600)?).map_err(|_| "too many steps".to_string())?;
-        match method {
-            "em" => measure(EulerMaruyama, "em", m, steps),
-            "sosri" => measure(Sosri, "sosri", m, steps),
-            other => Err(format!("unknown method {other:?} (em or sosri)")),
+        match (method, parse(3, DEFAULT_LANES)?) {
+            ("em", 1) => measure::<1, _>(EulerMaruyama, "em", m, steps),
+            ("em", 4) => measure::<4, _>(EulerMaruyama, "em", m, steps),
+            ("em", 8) => measure::<8, _>(EulerMaruyama, "em", m, steps),
+            ("em", 16) => measure::<16, _>(EulerMaruyama, "em", m, steps),
+            ("sosri", 1) => measure::<1, _>(Sosri, "sosri", m, steps),
+            ("sosri", 4) => measure::<4, _>(Sosri, "sosri", m, steps),
+            ("sosri", 8) => measure::<8, _>(Sosri, "sosri", m, steps),
+            ("sosri", 16) => measure::<16, _>(Sosri, "sosri", m, steps),
+            (other, lanes) => Err(format!(
+                "unknown method {other:?} (em or sosri) or lanes {lanes} (1, 4, 8 or 16)"
+            )),
         }
-    });
+    })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,8 +21,10 @@
 # draws them); seed_task_vbt: diffrax with its VirtualBrownianTree (what its SDE examples
 # use; each step queries the tree). ensemble_em_M*: the seed model's ensemble (mean and
 # variance at 7 times), Euler-Maruyama, 600 steps, M trajectories (jax.vmap on the diffrax
-# side); these rows also show the time per trajectory-step of each side. The second table
-# compares tinysde with itself (no peer has the method): SOSRI against Euler-Maruyama.
+# side), one trajectory at a time (Solver::ensemble) or, with "_lanes8", 8 per pass
+# (Solver::ensemble_lanes); these rows also show the time per trajectory-step of each side.
+# The second table compares tinysde with itself: SOSRI against Euler-Maruyama (no peer has
+# SOSRI), and 8 lanes against one.
 #
 # To add a pair, add a line to PAIRS: a name, the Rust side (a criterion benchmark id,
 # "group/function" as in `cargo bench`, or "bench:<target> <args>" for a harness-free
@@ -60,11 +62,14 @@ PAIRS=(
   "spiral_em|bench:spiral_protocol reverse em|benches/peers/spiral_diffrax.py"
   "ensemble_em_M100|bench:ensemble em 100 600|benches/peers/ensemble_diffrax.py 100 600|60000"
   "ensemble_em_M1|bench:ensemble em 1 600|benches/peers/ensemble_diffrax.py 1 600|600"
+  "ensemble_em_M100_lanes8|bench:ensemble em 100 600 8|benches/peers/ensemble_diffrax.py 100 600|60000"
 )
 # tinysde against itself: a name, the Rust side, the Rust side it is divided by (both as
 # in PAIRS).
 SELF_RATIOS=(
   "ensemble_sosri_em_M100|bench:ensemble sosri 100 600|bench:ensemble em 100 600"
+  "ensemble_sosri_em_M100_lanes8|bench:ensemble sosri 100 600 8|bench:ensemble em 100 600 8"
+  "ensemble_lanes8_M100|bench:ensemble em 100 600 8|bench:ensemble em 100 600"
 )
 
 selected() {
@@ -110,7 +115,7 @@ rust_seconds() {
 
 # The machine's load: the figures mean little when other work shares the core.
 echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); core $CORE; RUSTFLAGS=\"${RUSTFLAGS:-}\"; clock $CLOCK; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-18s %12s %12s %13s %14s %14s\n' "benchmark" "tinysde (s)" "peer (s)" "peer/tinysde" \
+printf '%-24s %12s %12s %13s %14s %14s\n' "benchmark" "tinysde (s)" "peer (s)" "peer/tinysde" \
   "tinysde ns/ts" "peer ns/ts"
 for pair in "${PAIRS[@]}"; do
   IFS='|' read -r name id peer work <<<"$pair"
@@ -125,7 +130,7 @@ for pair in "${PAIRS[@]}"; do
 import sys
 name, rust, peer, work = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 per = lambda s: f"{s * 1e9 / int(work):.1f}" if work else "-"
-print(f"{name:<18} {rust:12.6f} {peer:12.6f} {peer / rust:12.2f}x {per(rust):>14} {per(peer):>14}")
+print(f"{name:<24} {rust:12.6f} {peer:12.6f} {peer / rust:12.2f}x {per(rust):>14} {per(peer):>14}")
 PY
 done
 
@@ -134,14 +139,14 @@ for row in "${SELF_RATIOS[@]}"; do
   IFS='|' read -r name id base <<<"$row"
   selected "$name" || continue
   if [ $header = 0 ]; then
-    printf '\n%-24s %12s %12s %10s\n' "tinysde alone" "this (s)" "base (s)" "this/base"
+    printf '\n%-30s %12s %12s %10s\n' "tinysde alone" "this (s)" "base (s)" "this/base"
     header=1
   fi
   this=$(rust_seconds "$id")
   RUST_SECONDS[$id]=$this
   base_s=$(rust_seconds "$base")
   RUST_SECONDS[$base]=$base_s
-  "$VENV/bin/python" -c "import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f'{sys.argv[1]:<24} {a:12.6f} {b:12.6f} {a / b:9.2f}x')" \
+  "$VENV/bin/python" -c "import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f'{sys.argv[1]:<30} {a:12.6f} {b:12.6f} {a / b:9.2f}x')" \
     "$name" "$this" "$base_s"
 done
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

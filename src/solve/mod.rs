@@ -88,9 +88,9 @@ pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
 pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 
 use crate::error::{check_len, Error, NoiseKind};
+use crate::lanes::{Lanes, Mask};
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
-use crate::lanes::{Lanes, Mask};
 use crate::real::{Real, Widen};
 use crate::sde::Sde;
 
@@ -210,7 +210,9 @@ impl<M: Method> Solver<M> {
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
-                    let finite = u.iter().fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
+                    let finite = u
+                        .iter()
+                        .fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
                     if !finite.all() {
                         let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
                         return Err(Error::Diverged {
