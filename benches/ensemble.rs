@@ -8,8 +8,8 @@
 //!
 //! Timing: warm-up calls for at least 0.2 s, then 21 samples, each timing enough solves to
 //! last at least 20 ms; prints the median of the samples, in seconds per solve: wall-clock
-//! (`seconds`) and, on Linux, this thread's time on the CPU (`cpu_seconds`, from
-//! `/proc/thread-self/schedstat`), which leaves out the time other processes held the core.
+//! (`seconds`) and, on 64-bit Linux, this thread's time on the CPU (`cpu_seconds`,
+//! `CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes held the core.
 //!
 //! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes]` (defaults em, 100,
 //! 600, 1). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or 16 runs
@@ -152,12 +152,34 @@ where
     Ok(())
 }
 
-/// This thread's time on the CPU so far, in seconds (Linux: the first field of
-/// `/proc/thread-self/schedstat`, in nanoseconds); `None` where that file is missing.
+/// This thread's time on the CPU so far, in seconds: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
+/// on 64-bit Linux (exact to the nanosecond; `/proc`'s counters only move at scheduler
+/// ticks, several milliseconds), `None` elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos: u64 = stat.split_whitespace().next()?.parse().ok()?;
-    Some(nanos as f64 * 1e-9)
+    /// `struct timespec` of 64-bit Linux.
+    #[repr(C)]
+    struct Timespec {
+        seconds: i64,
+        nanoseconds: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut time = Timespec {
+        seconds: 0,
+        nanoseconds: 0,
+    };
+    // SAFETY: the C library std links on Linux provides clock_gettime; `time` is a valid,
+    // writable timespec for the duration of the call.
+    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    (status == 0).then(|| time.seconds as f64 + time.nanoseconds as f64 * 1e-9)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_seconds() -> Option<f64> {
+    None
 }
 
 fn main() -> ExitCode {
