@@ -174,7 +174,7 @@ fn thread_cpu_seconds() -> Option<f64> {
     // SAFETY: the C library std links on Linux provides clock_gettime; `time` is a valid,
     // writable timespec for the duration of the call.
     let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    (status == 0).then(|| time.seconds as f64 + time.nanoseconds as f64 * 1e-9)
+    (status == 0).then_some(time.seconds as f64 + time.nanoseconds as f64 * 1e-9)
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
