@@ -343,7 +343,7 @@ where
                 trajectories,
                 saves,
                 last,
-                plan.interval,
+                Checkpoints::Every(plan.interval),
                 mean,
                 var,
                 states,
@@ -425,8 +425,8 @@ where
             let short = short_tape(plan.keep_all(trajectories), states.len());
             let (kept, segment) = states.split_at_mut_checked(kept_rows).ok_or(short)?;
             let (ckpt, final_state) = kept
-                .get(m * per..(m + 1) * per)
-                .and_then(|rows| rows.split_at_checked(per - 1))
+                .get_mut(m * per..(m + 1) * per)
+                .and_then(|rows| rows.split_at_mut_checked(per - 1))
                 .ok_or(short)?;
             solver.backward_from_checkpoints(
                 model,
@@ -435,7 +435,7 @@ where
                 &u0,
                 saves,
                 last,
-                plan.interval,
+                Checkpoints::Every(plan.interval),
                 ckpt,
                 final_state.first().unwrap_or(&u0),
                 segment,
