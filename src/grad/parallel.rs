@@ -317,9 +317,8 @@ where
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
-    let interval = checkpoints.interval(last);
-    let n_ckpt = last.div_ceil(interval) as usize;
-    let segment = interval.min(last.max(1)) as usize;
+    let n_ckpt = checkpoints.kept(last);
+    let segment = checkpoints.scratch(last);
     let trajectories = problem.trajectories();
     let n = problem.window();
     let u0 = problem.u0();
@@ -362,7 +361,8 @@ where
                 first + j,
                 &u0,
                 times,
-                interval,
+                last,
+                checkpoints,
                 ckpt,
                 |i, u| {
                     if let Some(slot) = saved.get_mut(i) {
@@ -427,7 +427,11 @@ where
                 let m = start + first + j;
                 t.params_bar = std::vec![0.0f32; params];
                 t.outcome = if keep {
-                    let (ckpt, final_state) = t.kept.split_at_checked(n_ckpt).unwrap_or((&[], &[]));
+                    let empty: &mut [[f32; D]] = &mut [];
+                    let (ckpt, final_state) = t
+                        .kept
+                        .split_at_mut_checked(n_ckpt)
+                        .unwrap_or((empty, &mut []));
                     solver.backward_from_checkpoints(
                         model,
                         noise,
@@ -435,7 +439,7 @@ where
                         &u0,
                         times,
                         last,
-                        interval,
+                        checkpoints,
                         ckpt,
                         final_state.first().unwrap_or(&u0),
                         &mut states,
@@ -533,7 +537,12 @@ mod tests {
         };
         let reference = run(Checkpoints::All, 1, KEEP_ALL_BYTES);
         assert!(reference.1.iter().any(|&g| g != 0));
-        for checkpoints in [Checkpoints::All, Checkpoints::Sqrt, Checkpoints::Every(7)] {
+        for checkpoints in [
+            Checkpoints::All,
+            Checkpoints::Sqrt,
+            Checkpoints::Every(7),
+            Checkpoints::Binomial(4),
+        ] {
             for threads in [1, 2, 3] {
                 assert_eq!(run(checkpoints, threads, 0), reference);
                 assert_eq!(run(checkpoints, threads, KEEP_ALL_BYTES), reference);

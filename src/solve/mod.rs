@@ -77,7 +77,7 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
-pub use adjoint::{Checkpoints, StepVjp};
+pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use grid::{PlanCursor, PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
@@ -88,9 +88,9 @@ pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
 pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 
 use crate::error::{check_len, Error, NoiseKind};
+use crate::lanes::{Lanes, Mask};
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
-use crate::lanes::{Lanes, Mask};
 use crate::real::{Real, Widen};
 use crate::sde::Sde;
 
@@ -210,7 +210,9 @@ impl<M: Method> Solver<M> {
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
-                    let finite = u.iter().fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
+                    let finite = u
+                        .iter()
+                        .fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
                     if !finite.all() {
                         let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
                         return Err(Error::Diverged {
@@ -1110,9 +1112,10 @@ fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lane
             }
         } else {
             let lane = noise.increment::<D>(trajectory, k, h, with_dz)?;
-            for (c, (dw, dz)) in inc.dw.iter_mut().zip(inc.dz.iter_mut()).enumerate() {
-                dw.set_lane(j, lane.dw[c]);
-                dz.set_lane(j, lane.dz[c]);
+            let wide = inc.dw.iter_mut().zip(inc.dz.iter_mut());
+            for ((dw, dz), (&w, &z)) in wide.zip(lane.dw.iter().zip(&lane.dz)) {
+                dw.set_lane(j, w);
+                dz.set_lane(j, z);
             }
         }
     }

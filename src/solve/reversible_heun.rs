@@ -7,9 +7,9 @@
 use super::adjoint::off_plan;
 use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Solver};
 use crate::error::{check_len, Error, NoiseKind};
+use crate::lanes::Mask;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
-use crate::lanes::Mask;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 

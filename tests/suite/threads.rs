@@ -92,7 +92,11 @@ fn reverse_mode_on_threads_has_bits_independent_of_the_thread_count() {
     let run = |loss: &dyn Fn(&mut [f32], usize, Checkpoints) -> f32| {
         let mut reference = None;
         for threads in THREADS {
-            for checkpoints in [Checkpoints::All, Checkpoints::Sqrt] {
+            for checkpoints in [
+                Checkpoints::All,
+                Checkpoints::Sqrt,
+                Checkpoints::Binomial(4),
+            ] {
                 let mut grad = [0.0f32; SeedModel::PARAMS + 1];
                 let l = loss(&mut grad, threads, checkpoints);
                 let got = (l.to_bits(), bits(&grad));
