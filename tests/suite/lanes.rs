@@ -504,10 +504,7 @@ fn lane_arithmetic_equals_scalar_arithmetic_lane_by_lane() {
             assert!(same(Real::min(x, y).0[j], Real::min(a, b)));
             assert!(same(Real::abs(x).0[j], Real::abs(a)));
             let m = Lanes::lt(x, y);
-            assert!(same(
-                <F32x<16> as Lanes>::select(m, x, y).0[j],
-                if a < b { a } else { b }
-            ));
+            assert!(same(<F32x<16> as Lanes>::select(m, x, y).0[j], if a < b { a } else { b }));
         }
     }
     let m = LaneMask::<4>::from_flags([true, false, true, true]);
