@@ -1112,9 +1112,10 @@ fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lane
             }
         } else {
             let lane = noise.increment::<D>(trajectory, k, h, with_dz)?;
-            for (c, (dw, dz)) in inc.dw.iter_mut().zip(inc.dz.iter_mut()).enumerate() {
-                dw.set_lane(j, lane.dw[c]);
-                dz.set_lane(j, lane.dz[c]);
+            let wide = inc.dw.iter_mut().zip(inc.dz.iter_mut());
+            for ((dw, dz), (&w, &z)) in wide.zip(lane.dw.iter().zip(&lane.dz)) {
+                dw.set_lane(j, w);
+                dz.set_lane(j, z);
             }
         }
     }
