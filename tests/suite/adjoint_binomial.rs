@@ -379,3 +379,46 @@ fn binomial_tape_lengths() {
     );
     assert!(grad.iter().all(|&g| g == 7.0) && tape.iter().all(|t| t[0] == 5.0));
 }
+
+/// The series fit's reverse mode takes binomial checkpoints too: per window the same bits
+/// as every state kept, with one trajectory's tape or every trajectory's.
+#[test]
+fn series_reverse_mode_takes_binomial_checkpoints() {
+    use tinysde::train::{series_loss_and_gradient_reverse, Series, SeriesProblem};
+    let model = small_model(3);
+    let times = [0.0f32, 0.5, 1.5, 2.0, 3.0, 3.2];
+    let values = [[1.0f32], [0.8], [0.5], [0.3], [0.2], [0.25]];
+    let problem =
+        SeriesProblem::new(Milstein, Series::new(&times, &values).unwrap(), 0.1, 8).unwrap();
+    let noise = Brownian::new(3);
+    let run = |c: Checkpoints, len: usize| {
+        let mut stats = [[Dual::<4>::ZERO; 1]; 2];
+        let mut tape = vec![[0.0f32; 1]; len];
+        let mut g = [0.0f32; Small::PARAMS];
+        let l = series_loss_and_gradient_reverse(
+            &problem,
+            &model,
+            &noise,
+            problem.batch(0),
+            c,
+            &mut stats,
+            &mut tape,
+            &mut g,
+        )
+        .unwrap();
+        (l.to_bits(), g.map(f32::to_bits))
+    };
+    let all = run(
+        Checkpoints::All,
+        problem.reverse_tape_len(Small::PARAMS, Checkpoints::All),
+    );
+    assert!(all.1.iter().any(|&g| g != 0));
+    for s in [0, 1, 2, 5] {
+        let c = Checkpoints::Binomial(s);
+        let short = problem.reverse_tape_len(Small::PARAMS, c);
+        assert!(short < problem.reverse_tape_len(Small::PARAMS, Checkpoints::All));
+        assert_eq!(run(c, short), all, "{c:?}");
+        let long = problem.reverse_tape_len_keep_all(Small::PARAMS, c);
+        assert_eq!(run(c, long), all, "{c:?} keeping all");
+    }
+}

@@ -683,3 +683,61 @@ fn milstein_is_a_step_vjp() {
     takes(Milstein, &small_model(1));
     takes(Milstein, &Gbm { p: [1.0, 0.5] });
 }
+
+/// The trainer runs Milstein in reverse mode (here with binomial checkpoints) and trains
+/// as forward mode does: the same first loss bits, the same losses to 1e-3 over 30
+/// iterations, and the loss falls.
+#[test]
+fn trainer_trains_milstein_in_reverse_mode() {
+    use core::ops::ControlFlow;
+    use tinysde::train::{Adam, AdamConfig, GradientMode, TrainConfig, Trainer, Workspace};
+    const P: usize = Small::PARAMS;
+    let mse = MeanSquaredError::new(&DATA).unwrap();
+    let c = Checkpoints::Binomial(3);
+    let mut losses: Vec<Vec<f32>> = Vec::new();
+    for reverse_mode in [false, true] {
+        let solver = Solver::new(Milstein, TimeGrid::through(0.0, 1.0, 40).unwrap());
+        let problem = Problem::new(solver, [1.0], 16, &UNEVEN).unwrap();
+        let mut model = small_model(9);
+        let mut adam = Adam::new(AdamConfig::lr(0.02), [0.0; P], [0.0; P]).unwrap();
+        let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+        let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
+        let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, c)];
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            stats: &mut stats,
+        };
+        let trainer = Trainer::new(
+            &mut model,
+            &mut adam,
+            problem,
+            mse,
+            TrainConfig::default(),
+            ws,
+        )
+        .unwrap();
+        let mut trainer = if reverse_mode {
+            let t = trainer.with_reverse_mode(&mut tape, c).unwrap();
+            assert_eq!(t.gradient_mode(), GradientMode::Reverse(c));
+            t
+        } else {
+            trainer
+        };
+        let mut run = Vec::new();
+        trainer
+            .run(30, |p| {
+                run.push(p.loss);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        losses.push(run);
+    }
+    let (fwd, rev) = (&losses[0], &losses[1]);
+    assert_eq!(fwd[0].to_bits(), rev[0].to_bits(), "first loss");
+    assert!(fwd.last().unwrap() < &(0.8 * fwd[0]), "{fwd:?}");
+    for (i, (f, r)) in fwd.iter().zip(rev).enumerate() {
+        assert!((f - r).abs() <= 1e-3 * f.abs(), "iteration {i}: {f} vs {r}");
+    }
+}
