@@ -88,9 +88,9 @@ pub use sra::{Sosra, Sra1, SraTableau, SOSRA, SRA1};
 pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 
 use crate::error::{check_len, Error, NoiseKind};
-use crate::nn::ParamSeed;
-use crate::noise::{Increment, NoiseSource};
 use crate::lanes::{Lanes, Mask};
+use crate::nn::ParamSeed;
+use crate::noise::{Increment, NoiseSource, StepSize};
 use crate::real::{Real, Widen};
 use crate::sde::Sde;
 
@@ -210,7 +210,9 @@ impl<M: Method> Solver<M> {
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
-                    let finite = u.iter().fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
+                    let finite = u
+                        .iter()
+                        .fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
                     if !finite.all() {
                         let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
                         return Err(Error::Diverged {
@@ -227,7 +229,7 @@ impl<M: Method> Solver<M> {
                             first,
                             count,
                             step.k,
-                            step.h,
+                            StepSize::planned(step.h, step.sqrt_h),
                             M::NEEDS_DZ,
                         )?
                     } else {
@@ -1071,7 +1073,7 @@ struct Chunks<T, X, const D: usize> {
 }
 
 /// The increments of one step of one trajectory, broadcasting the single channel for
-/// scalar noise.
+/// scalar noise. Errors for a step size that is not finite and positive.
 #[inline]
 fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     noise: &N,
@@ -1080,19 +1082,24 @@ fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     h: f32,
     with_dz: bool,
 ) -> Result<Increment<D>, Error> {
-    lane_increment::<N, S, T, D, f32>(noise, trajectory, 1, k, h, with_dz)
+    let size = StepSize::new(h)?;
+    lane_increment::<N, S, T, D, f32>(noise, trajectory, 1, k, size, with_dz)
 }
 
 /// The increments of one step for trajectories `first..first + count`, one per lane of
 /// `V` (lanes beyond `count` repeat the last trajectory), broadcasting the single channel
-/// for scalar noise.
+/// for scalar noise. `dz` is left zero unless `with_dz`.
+///
+/// `size` comes from the step plan, with `sqrt(h)` computed once per grid segment; a
+/// source that cannot fail ([`Brownian`](crate::noise::Brownian)) returns `Ok` always, and
+/// once inlined no `Result` is left.
 #[inline]
 fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lanes>(
     noise: &N,
     first: usize,
     count: usize,
     k: u32,
-    h: f32,
+    size: StepSize,
     with_dz: bool,
 ) -> Result<Increment<D, V>, Error> {
     let zero = V::ZERO;
@@ -1103,16 +1110,24 @@ fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lane
     for j in 0..V::WIDTH {
         let trajectory = first.saturating_add(j.min(count.saturating_sub(1)));
         if S::NOISE == NoiseKind::Scalar {
-            let one = noise.increment::<1>(trajectory, k, h, with_dz)?;
-            for (dw, dz) in inc.dw.iter_mut().zip(inc.dz.iter_mut()) {
+            let one = noise.increment_sized::<1>(trajectory, k, size, with_dz)?;
+            for dw in inc.dw.iter_mut() {
                 dw.set_lane(j, one.dw[0]);
-                dz.set_lane(j, one.dz[0]);
+            }
+            if with_dz {
+                for dz in inc.dz.iter_mut() {
+                    dz.set_lane(j, one.dz[0]);
+                }
             }
         } else {
-            let lane = noise.increment::<D>(trajectory, k, h, with_dz)?;
-            for (c, (dw, dz)) in inc.dw.iter_mut().zip(inc.dz.iter_mut()).enumerate() {
-                dw.set_lane(j, lane.dw[c]);
-                dz.set_lane(j, lane.dz[c]);
+            let lane = noise.increment_sized::<D>(trajectory, k, size, with_dz)?;
+            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
+                dw.set_lane(j, w);
+            }
+            if with_dz {
+                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
+                    dz.set_lane(j, z);
+                }
             }
         }
     }

@@ -7,9 +7,9 @@
 use super::adjoint::off_plan;
 use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Solver};
 use crate::error::{check_len, Error, NoiseKind};
+use crate::lanes::Mask;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
-use crate::lanes::Mask;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 
@@ -215,7 +215,7 @@ impl Solver<ReversibleHeun> {
     {
         let mut state = RevState::start(sde, self.grid.t0(), u0, seed);
         for event in self.grid.plan_unchecked(save_times) {
-            let PlannedStep { k, t, h } = match event {
+            let PlannedStep { k, t, h, .. } = match event {
                 PlanEvent::Save(i) => {
                     on_save(i, &state.y);
                     continue;

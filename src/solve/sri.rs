@@ -3,10 +3,10 @@
 
 use super::{Calculus, Method, Step};
 use crate::error::NoiseKind;
+use crate::lanes::Lanes;
 use crate::math;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, SQRT_3};
-use crate::lanes::Lanes;
 use crate::real::Real;
 use crate::sde::Sde;
 
