@@ -83,6 +83,15 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
 
     #[inline]
     fn forward(&self, x: &[T; I], seed: ParamSeed) -> [T; O] {
+        if T::TANGENTS == 0 {
+            // Nothing to seed: each output's activation right after its affine map, in one
+            // pass over the outputs (`apply` gives `apply_array`'s results element by element).
+            // `from_fn` rather than a zeroed array: no memset of the outputs first.
+            #[allow(clippy::indexing_slicing, reason = "o < O indexes arrays of O")]
+            return core::array::from_fn(|o| {
+                A::apply(T::cst(self.bias[o]) + dot(x, &self.weight[o]))
+            });
+        }
         let mut z = [T::ZERO; O];
         for ((zo, row), &b) in z.iter_mut().zip(&self.weight).zip(&self.bias) {
             *zo = T::cst(b) + dot(x, row);
