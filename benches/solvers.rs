@@ -26,7 +26,7 @@ use tinysde::solve::{
     EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
     TimeGrid,
 };
-use tinysde::{NoiseKind, Real};
+use tinysde::{F32x, NoiseKind, Real};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -50,8 +50,8 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
 fn bench_method<Mt, S>(c: &mut Criterion, method: Mt, sde: &S)
 where
-    Mt: Method + Step<f32, S, 1> + Copy + Sync,
-    S: Sde<f32, 1> + Sync,
+    Mt: Method + Step<f32, S, 1> + Step<F32x<8>, S, 1> + Copy + Sync,
+    S: Sde<f32, 1> + Sde<F32x<8>, 1> + Sync,
 {
     let solver = Solver::new(method, TimeGrid::new(-3.0, 3.0, STEPS).unwrap());
     let noise = Brownian::new(3);

@@ -87,9 +87,9 @@ pub fn normal_from_bits(j: u32) -> f32 {
     }
 }
 
-/// `2 j - 2^32 + 1` rounded to the nearest `f32` (ties to even), as `(2 * j as i64 - (1 << 32)
-/// + 1) as f32` gives it, without the 64-bit conversion (a library call of some 30
-/// instructions on a 32-bit core). With `s = j - 2^31` the integer is `2 s + 1 = 2 hi + lo`,
+/// `2 j - 2^32 + 1` rounded to the nearest `f32` (ties to even), as the 64-bit conversion
+/// `(2 * j as i64 - (1 << 32) + 1) as f32` gives it, without that conversion (a library
+/// call of some 30 instructions on a 32-bit core). With `s = j - 2^31` the integer is `2 s + 1 = 2 hi + lo`,
 /// `hi = s` with its low 8 bits cleared and `lo = 2 (s mod 256) + 1`; both convert to `f32`
 /// exactly (`|hi| <= 2^31` is a multiple of 2^8, `lo <= 511`), `2 hi` is exact, so the one
 /// rounding left is that of the exact sum: the correctly rounded integer.

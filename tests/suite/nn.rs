@@ -282,11 +282,13 @@ fn dense_layers_give_the_same_bits_fused_on_f32_lanes_and_dual() {
     // Without tangents a Dense layer applies its activation output by output; on Dual it
     // computes all pre-activations first. The values must agree bit for bit, on f32, on
     // F32x lanes and on Dual, inside and far outside the activations' clamps.
+    // Widths 23 = 8 + 8 + 4 + 3 and 13 = 8 + 4 + 1: every group size of the host's
+    // outputs-in-lanes path, and 7 below it.
     let mut net = <(
-        Dense<3, 20, FastTanh>,
-        Dense<20, 7, FastSigmoid>,
-        Dense<7, 5, Tanh>,
-        Dense<5, 1, Identity>,
+        Dense<3, 23, FastTanh>,
+        Dense<23, 7, FastSigmoid>,
+        Dense<7, 13, Tanh>,
+        Dense<13, 1, Identity>,
     )>::default();
     init(&mut net, &mut rng_from_seed(11), InitScheme::GlorotUniform).unwrap();
     for scale in [0.1f32, 1.0, 30.0, 1e4] {
