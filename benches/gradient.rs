@@ -1,7 +1,8 @@
 //! One loss-and-gradient evaluation on the two training tasks, in both gradient modes:
 //! forward-mode sensitivity for K = 4, 8, 16 and 32 lanes per pass, and reverse mode (the
-//! discrete adjoint) with every state kept and with sqrt(N) checkpoints, for one trajectory
-//! at a time or for all of them (`_kept`).
+//! discrete adjoint) with every state kept, with sqrt(N) checkpoints and (seed task) with
+//! binomial checkpointing of 4 to 32 snapshots, for one trajectory at a time or for all of
+//! them (`_kept`). Each reverse configuration prints its tape length in rows and bytes.
 //!
 //! - seed task: 1-D model (Cube, Dense<1,20,FastTanh>, Dense<20,1>) + (Dense<1,20,FastSigmoid>,
 //!   Dense<20,1>), 122 parameters, 100 trajectories, 600 Euler-Maruyama steps on [-3, 3],
@@ -21,7 +22,7 @@ use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Real};
 
@@ -67,6 +68,12 @@ fn seed_task(c: &mut Criterion) {
         ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
             let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            eprintln!(
+                "{}: tape {} rows, {} bytes",
+                $name,
+                tape.len(),
+                core::mem::size_of_val(tape.as_slice())
+            );
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
@@ -85,12 +92,48 @@ fn seed_task(c: &mut Criterion) {
         "all" => Checkpoints::All, reverse::tape_len;
         "sqrt" => Checkpoints::Sqrt, reverse::tape_len;
         "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
-        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
+        "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all;
+        "binomial_4" => Checkpoints::Binomial(4), reverse::tape_len;
+        "binomial_8" => Checkpoints::Binomial(8), reverse::tape_len;
+        "binomial_16" => Checkpoints::Binomial(16), reverse::tape_len;
+        "binomial_32" => Checkpoints::Binomial(32), reverse::tape_len;
+        "binomial_8_kept" => Checkpoints::Binomial(8), reverse::tape_len_keep_all
     );
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {
         b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
+    });
+    // The same task with Milstein: its adjoint differentiates the diffusion's derivative
+    // (second derivatives of the diffusion network).
+    let milstein = Problem::new(
+        Solver::new(Milstein, TimeGrid::new(-3.0, 3.0, 600).unwrap()),
+        data[0],
+        100,
+        &times,
+    )
+    .unwrap();
+    let mut stats = vec![[Dual::<8>::ZERO; DIM]; milstein.stats_len()];
+    let mut tape = vec![[0.0f32; DIM]; reverse::tape_len_keep_all(&milstein, Checkpoints::All)];
+    group.bench_function("reverse/milstein_all_kept", |b| {
+        b.iter(|| {
+            black_box(
+                reverse::loss_and_gradient(
+                    &milstein,
+                    &model,
+                    &noise,
+                    &loss,
+                    Checkpoints::All,
+                    &mut stats,
+                    &mut tape,
+                    &mut grad,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    group.bench_function("milstein_value", |b| {
+        b.iter(|| black_box(loss_value(&milstein, &model, &noise, &loss, &mut plain).unwrap()))
     });
     group.finish();
 }
@@ -135,6 +178,12 @@ fn spiral(c: &mut Criterion) {
         ($($name:literal => $c:expr, $len:path);*) => {$(
             let mut stats = vec![[Dual::<8>::ZERO; DIM]; problem.stats_len()];
             let mut tape = vec![[0.0f32; DIM]; $len(&problem, $c)];
+            eprintln!(
+                "{}: tape {} rows, {} bytes",
+                $name,
+                tape.len(),
+                core::mem::size_of_val(tape.as_slice())
+            );
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(

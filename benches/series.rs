@@ -1,10 +1,10 @@
 //! One windowed loss-and-gradient evaluation on a long series (the calibrated fit's unit of
-//! work): the seed model (122 parameters, K = 32 lanes), one-step-ahead Gaussian likelihood,
-//! a batch of 64 windows of a 100,000-row series, 32 trajectories per window, SOSRI with
-//! steps of at most 0.5 (two steps per window), on one thread and on two. The cost does not
-//! depend on the length.
+//! work): the seed model (122 parameters), one-step-ahead Gaussian likelihood, a batch of 64
+//! windows of a 100,000-row series, 32 trajectories per window, SOSRI with steps of at most
+//! 0.5 (two steps per window); forward mode (K = 32 lanes) and reverse mode (every state of
+//! a window kept), each on one thread and on two. The cost does not depend on the length.
 //!
-//! Run: `cargo bench --features std --bench series` (the two-thread case needs `std`).
+//! Run: `cargo bench --features std --bench series` (the two-thread cases need `std`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,10 +13,14 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::Sosri;
+use tinysde::solve::{Checkpoints, Sosri};
+use tinysde::train::{
+    series_loss_and_gradient, series_loss_and_gradient_reverse, Series, SeriesProblem,
+};
 #[cfg(feature = "std")]
-use tinysde::train::series_loss_and_gradient_parallel;
-use tinysde::train::{series_loss_and_gradient, Series, SeriesProblem};
+use tinysde::train::{
+    series_loss_and_gradient_parallel, series_loss_and_gradient_reverse_parallel,
+};
 use tinysde::{Dual, Real};
 
 type SeedModel = NeuralSde<
@@ -67,6 +71,47 @@ fn long_series(c: &mut Criterion) {
                     &model,
                     &noise,
                     problem.batch(5),
+                    &mut grad,
+                    2,
+                )
+                .map(black_box)
+            })
+        },
+    );
+    // Reverse mode: statistics, cotangents and one backward pass per trajectory, every
+    // state kept (two steps per window), whatever the number of parameters.
+    let mut tape =
+        vec![[0.0f32; 1]; problem.reverse_tape_len_keep_all(SeedModel::PARAMS, Checkpoints::All)];
+    c.bench_function(
+        "series/seed_model_100k_rows_batch64_M32_window1_reverse",
+        |b| {
+            b.iter(|| {
+                series_loss_and_gradient_reverse(
+                    &problem,
+                    &model,
+                    &noise,
+                    problem.batch(5),
+                    Checkpoints::All,
+                    &mut stats,
+                    &mut tape,
+                    &mut grad,
+                )
+                .map(black_box)
+            })
+        },
+    );
+    // The 64 windows on two threads: same bits.
+    #[cfg(feature = "std")]
+    c.bench_function(
+        "series/seed_model_100k_rows_batch64_M32_window1_reverse_2threads",
+        |b| {
+            b.iter(|| {
+                series_loss_and_gradient_reverse_parallel::<32, _, _, _, _, 1>(
+                    &problem,
+                    &model,
+                    &noise,
+                    problem.batch(5),
+                    Checkpoints::All,
                     &mut grad,
                     2,
                 )

@@ -235,6 +235,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         lr: settings.calibrated_lr,
         iterations: settings.calibrated_iterations,
         seed: settings.noise_seed,
+        gradient: tinysde::train::GradientMode::Reverse(tinysde::solve::Checkpoints::All),
     };
     let mask = vec![[true]; data.len()];
     let calibrated_hist =

@@ -14,10 +14,10 @@
 //! and [`Lanes::select`] picks lane by lane.
 //!
 //! ```
-//! use tinysde::lanes::{F32x, Lanes, Mask};
+//! use tinysde::lanes::{F32x, LaneMask, Lanes, Mask};
 //! let x = F32x([-1.0, 2.0, f32::NAN, 4.0]);
 //! let positive = x.gt(F32x::splat(0.0));
-//! assert_eq!(positive, [false, true, false, true]);
+//! assert_eq!(positive, LaneMask::from_flags([false, true, false, true]));
 //! let relu = F32x::select(positive, x, F32x::splat(0.0));
 //! assert_eq!(relu.0[1], 2.0);
 //! assert!(!x.is_finite().all());
@@ -45,56 +45,78 @@ pub trait Mask: Copy + Debug + PartialEq {
 }
 
 impl Mask for bool {
-    #[inline]
+    #[inline(always)]
     fn all(self) -> bool {
         self
     }
-    #[inline]
+    #[inline(always)]
     fn any(self) -> bool {
         self
     }
-    #[inline]
+    #[inline(always)]
     fn and(self, other: Self) -> Self {
         self & other
     }
-    #[inline]
+    #[inline(always)]
     fn or(self, other: Self) -> Self {
         self | other
     }
-    #[inline]
+    #[inline(always)]
     fn not(self) -> Self {
         !self
     }
-    #[inline]
+    #[inline(always)]
     fn test(self, j: usize) -> bool {
         j == 0 && self
     }
 }
 
-impl<const L: usize> Mask for [bool; L] {
-    #[inline]
+/// The mask of [`F32x<L>`]: per lane all bits set (true) or all clear (false), the form
+/// vector comparisons produce, so that selecting is three bitwise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneMask<const L: usize>(pub [u32; L]);
+
+impl<const L: usize> LaneMask<L> {
+    /// A mask from one flag per lane.
+    #[inline(always)]
+    pub fn from_flags(flags: [bool; L]) -> Self {
+        Self(flags.map(|b| if b { u32::MAX } else { 0 }))
+    }
+    /// Lane-wise `f`.
+    #[inline(always)]
+    fn zip(self, other: Self, f: impl Fn(u32, u32) -> u32) -> Self {
+        let mut out = self.0;
+        for j in 0..L {
+            out[j] = f(out[j], other.0[j]);
+        }
+        Self(out)
+    }
+}
+
+impl<const L: usize> Mask for LaneMask<L> {
+    #[inline(always)]
     fn all(self) -> bool {
-        self.iter().all(|&b| b)
+        self.0.iter().all(|&b| b != 0)
     }
-    #[inline]
+    #[inline(always)]
     fn any(self) -> bool {
-        self.iter().any(|&b| b)
+        self.0.iter().any(|&b| b != 0)
     }
-    #[inline]
+    #[inline(always)]
     fn and(self, other: Self) -> Self {
-        core::array::from_fn(|j| self.test(j) & other.test(j))
+        self.zip(other, |a, b| a & b)
     }
-    #[inline]
+    #[inline(always)]
     fn or(self, other: Self) -> Self {
-        core::array::from_fn(|j| self.test(j) | other.test(j))
+        self.zip(other, |a, b| a | b)
     }
-    #[inline]
+    #[inline(always)]
     fn not(self) -> Self {
-        self.map(|b| !b)
+        Self(self.0.map(|b| !b))
     }
-    #[inline]
+    #[inline(always)]
     fn test(self, j: usize) -> bool {
-        self.get(j).copied().unwrap_or(false)
+        self.0.get(j).is_some_and(|&b| b != 0)
     }
 }
 
@@ -187,11 +209,11 @@ impl Lanes for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
 
-    #[inline]
+    #[inline(always)]
     fn splat(x: f32) -> Self {
         x
     }
-    #[inline]
+    #[inline(always)]
     fn lane(self, j: usize) -> f32 {
         if j == 0 {
             self
@@ -199,25 +221,25 @@ impl Lanes for f32 {
             0.0
         }
     }
-    #[inline]
+    #[inline(always)]
     fn set_lane(&mut self, j: usize, x: f32) {
         if j == 0 {
             *self = x;
         }
     }
-    #[inline]
+    #[inline(always)]
     fn lt(self, other: Self) -> bool {
         self < other
     }
-    #[inline]
+    #[inline(always)]
     fn le(self, other: Self) -> bool {
         self <= other
     }
-    #[inline]
+    #[inline(always)]
     fn eq_lanes(self, other: Self) -> bool {
         self == other
     }
-    #[inline]
+    #[inline(always)]
     fn select(mask: bool, a: Self, b: Self) -> Self {
         if mask {
             a
@@ -225,35 +247,35 @@ impl Lanes for f32 {
             b
         }
     }
-    #[inline]
+    #[inline(always)]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
     }
-    #[inline]
+    #[inline(always)]
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
-    #[inline]
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::abs(self)
     }
-    #[inline]
+    #[inline(always)]
     fn sqrt(self) -> Self {
         math::sqrt(self)
     }
-    #[inline]
+    #[inline(always)]
     fn exp(self) -> Self {
         math::exp(self)
     }
-    #[inline]
+    #[inline(always)]
     fn ln(self) -> Self {
         math::ln(self)
     }
-    #[inline]
+    #[inline(always)]
     fn tanh(self) -> Self {
         math::tanh(self)
     }
-    #[inline]
+    #[inline(always)]
     fn sigmoid(self) -> Self {
         if self >= 0.0 {
             1.0 / (1.0 + math::exp(-self))
@@ -262,15 +284,15 @@ impl Lanes for f32 {
             e / (1.0 + e)
         }
     }
-    #[inline]
+    #[inline(always)]
     fn sin(self) -> Self {
         math::sin(self)
     }
-    #[inline]
+    #[inline(always)]
     fn cos(self) -> Self {
         math::cos(self)
     }
-    #[inline]
+    #[inline(always)]
     fn powi(self, n: i32) -> Self {
         math::powi(self, n)
     }
@@ -290,32 +312,40 @@ impl<const L: usize> Default for F32x<L> {
 
 impl<const L: usize> F32x<L> {
     /// `x` in every lane.
-    #[inline]
+    #[inline(always)]
     pub const fn splat(x: f32) -> Self {
         Self([x; L])
     }
     /// Lane-wise `f`.
-    #[inline]
+    #[inline(always)]
     fn map(self, f: impl Fn(f32) -> f32) -> Self {
-        Self(self.0.map(f))
+        let mut out = self.0;
+        for j in 0..L {
+            out[j] = f(out[j]);
+        }
+        Self(out)
     }
     /// Lane-wise `f(self, other)`.
-    #[inline]
+    #[inline(always)]
     fn zip(self, other: Self, f: impl Fn(f32, f32) -> f32) -> Self {
         let mut out = self.0;
-        for (o, b) in out.iter_mut().zip(other.0) {
-            *o = f(*o, b);
+        for j in 0..L {
+            out[j] = f(out[j], other.0[j]);
         }
         Self(out)
     }
     /// Lane-wise predicate.
-    #[inline]
-    fn mask(self, other: Self, f: impl Fn(f32, f32) -> bool) -> [bool; L] {
-        let mut out = [false; L];
-        for ((o, a), b) in out.iter_mut().zip(self.0).zip(other.0) {
-            *o = f(a, b);
+    #[inline(always)]
+    fn mask(self, other: Self, f: impl Fn(f32, f32) -> bool) -> LaneMask<L> {
+        let mut out = [0u32; L];
+        for j in 0..L {
+            out[j] = if f(self.0[j], other.0[j]) {
+                u32::MAX
+            } else {
+                0
+            };
         }
-        out
+        LaneMask(out)
     }
 }
 
@@ -323,16 +353,16 @@ macro_rules! lane_ops {
     ($($tr:ident $m:ident $atr:ident $am:ident $op:tt),*) => {$(
         impl<const L: usize> $tr for F32x<L> {
             type Output = Self;
-            #[inline]
+            #[inline(always)]
             fn $m(self, o: Self) -> Self { self.zip(o, |a, b| a $op b) }
         }
         impl<const L: usize> $tr<f32> for F32x<L> {
             type Output = Self;
-            #[inline]
+            #[inline(always)]
             fn $m(self, c: f32) -> Self { self.map(|a| a $op c) }
         }
         impl<const L: usize> $atr for F32x<L> {
-            #[inline]
+            #[inline(always)]
             fn $am(&mut self, o: Self) { *self = *self $op o; }
         }
     )*};
@@ -346,7 +376,7 @@ lane_ops!(
 
 impl<const L: usize> Neg for F32x<L> {
     type Output = Self;
-    #[inline]
+    #[inline(always)]
     fn neg(self) -> Self {
         self.map(|a| -a)
     }
@@ -354,85 +384,94 @@ impl<const L: usize> Neg for F32x<L> {
 
 impl<const L: usize> Lanes for F32x<L> {
     const WIDTH: usize = L;
-    type Mask = [bool; L];
+    type Mask = LaneMask<L>;
     const ZERO: Self = Self([0.0; L]);
     const ONE: Self = Self([1.0; L]);
 
-    #[inline]
+    #[inline(always)]
     fn splat(x: f32) -> Self {
         Self([x; L])
     }
-    #[inline]
+    #[inline(always)]
     fn lane(self, j: usize) -> f32 {
         self.0.get(j).copied().unwrap_or(0.0)
     }
-    #[inline]
+    #[inline(always)]
     fn set_lane(&mut self, j: usize, x: f32) {
         if let Some(v) = self.0.get_mut(j) {
             *v = x;
         }
     }
-    #[inline]
-    fn lt(self, other: Self) -> [bool; L] {
+    #[inline(always)]
+    fn lt(self, other: Self) -> LaneMask<L> {
         self.mask(other, |a, b| a < b)
     }
-    #[inline]
-    fn le(self, other: Self) -> [bool; L] {
+    #[inline(always)]
+    fn le(self, other: Self) -> LaneMask<L> {
         self.mask(other, |a, b| a <= b)
     }
-    #[inline]
-    fn eq_lanes(self, other: Self) -> [bool; L] {
+    #[inline(always)]
+    fn eq_lanes(self, other: Self) -> LaneMask<L> {
         self.mask(other, |a, b| a == b)
     }
-    #[inline]
-    fn select(mask: [bool; L], a: Self, b: Self) -> Self {
+    #[inline(always)]
+    fn select(mask: LaneMask<L>, a: Self, b: Self) -> Self {
         let mut out = b.0;
-        for ((o, m), a) in out.iter_mut().zip(mask).zip(a.0) {
-            *o = if m { a } else { *o };
+        for j in 0..L {
+            out[j] = if mask.0[j] != 0 { a.0[j] } else { out[j] };
         }
         Self(out)
     }
-    #[inline]
-    fn is_finite(self) -> [bool; L] {
-        self.0.map(f32::is_finite)
+    #[inline(always)]
+    fn is_finite(self) -> LaneMask<L> {
+        // Finite: the exponent bits are not all ones.
+        let mut out = [0u32; L];
+        for j in 0..L {
+            out[j] = if self.0[j].to_bits() & 0x7f80_0000 != 0x7f80_0000 {
+                u32::MAX
+            } else {
+                0
+            };
+        }
+        LaneMask(out)
     }
-    #[inline]
-    fn is_nan(self) -> [bool; L] {
-        self.0.map(f32::is_nan)
+    #[inline(always)]
+    fn is_nan(self) -> LaneMask<L> {
+        self.mask(self, |a, b| a != b)
     }
-    #[inline]
+    #[inline(always)]
     fn abs(self) -> Self {
         self.map(f32::abs)
     }
-    #[inline]
+    #[inline(always)]
     fn sqrt(self) -> Self {
         self.map(math::sqrt)
     }
-    #[inline]
+    #[inline(always)]
     fn exp(self) -> Self {
         self.map(math::exp)
     }
-    #[inline]
+    #[inline(always)]
     fn ln(self) -> Self {
         self.map(math::ln)
     }
-    #[inline]
+    #[inline(always)]
     fn tanh(self) -> Self {
         self.map(math::tanh)
     }
-    #[inline]
+    #[inline(always)]
     fn sigmoid(self) -> Self {
         self.map(<f32 as Lanes>::sigmoid)
     }
-    #[inline]
+    #[inline(always)]
     fn sin(self) -> Self {
         self.map(math::sin)
     }
-    #[inline]
+    #[inline(always)]
     fn cos(self) -> Self {
         self.map(math::cos)
     }
-    #[inline]
+    #[inline(always)]
     fn powi(self, n: i32) -> Self {
         self.map(|a| math::powi(a, n))
     }

@@ -58,6 +58,13 @@ pub mod directional;
 pub mod dual;
 pub mod error;
 pub mod grad;
+// Lane loops index fixed-size arrays by `0..L`: in bounds by construction, and the form
+// the compiler turns into vector instructions most reliably.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::needless_range_loop,
+    reason = "0..L loops over [_; L] arrays vectorize"
+)]
 pub mod lanes;
 pub mod math;
 pub mod nn;

@@ -17,7 +17,7 @@ use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::dual::Dual;
-use crate::lanes::{F32x, Lanes, Mask};
+use crate::lanes::{F32x, LaneMask, Lanes, Mask};
 
 /// A scalar: `f32`, or `f32` with tangents for forward-mode differentiation.
 ///
@@ -240,69 +240,69 @@ impl<const L: usize> Real for F32x<L> {
     const ZERO: Self = <Self as Lanes>::ZERO;
     const ONE: Self = <Self as Lanes>::ONE;
 
-    #[inline]
+    #[inline(always)]
     fn cst(x: f32) -> Self {
         Self::splat(x)
     }
-    #[inline]
+    #[inline(always)]
     fn from_value(v: Self) -> Self {
         v
     }
-    #[inline]
+    #[inline(always)]
     fn value(self) -> Self {
         self
     }
-    #[inline]
+    #[inline(always)]
     fn tangent(self, _k: usize) -> Self {
         <Self as Lanes>::ZERO
     }
-    #[inline]
+    #[inline(always)]
     fn add_param_tangent(&mut self, _k: usize, _coeff: Self) {}
-    #[inline]
+    #[inline(always)]
     fn scale(self, c: Self) -> Self {
         self * c
     }
-    #[inline]
-    fn select(mask: [bool; L], a: Self, b: Self) -> Self {
+    #[inline(always)]
+    fn select(mask: LaneMask<L>, a: Self, b: Self) -> Self {
         Lanes::select(mask, a, b)
     }
-    #[inline]
+    #[inline(always)]
     fn sqrt(self) -> Self {
         Lanes::sqrt(self)
     }
-    #[inline]
+    #[inline(always)]
     fn exp(self) -> Self {
         Lanes::exp(self)
     }
-    #[inline]
+    #[inline(always)]
     fn ln(self) -> Self {
         Lanes::ln(self)
     }
-    #[inline]
+    #[inline(always)]
     fn tanh(self) -> Self {
         Lanes::tanh(self)
     }
-    #[inline]
+    #[inline(always)]
     fn sigmoid(self) -> Self {
         Lanes::sigmoid(self)
     }
-    #[inline]
+    #[inline(always)]
     fn sin(self) -> Self {
         Lanes::sin(self)
     }
-    #[inline]
+    #[inline(always)]
     fn cos(self) -> Self {
         Lanes::cos(self)
     }
-    #[inline]
+    #[inline(always)]
     fn powi(self, n: i32) -> Self {
         Lanes::powi(self, n)
     }
-    #[inline]
-    fn is_finite(self) -> [bool; L] {
+    #[inline(always)]
+    fn is_finite(self) -> LaneMask<L> {
         Lanes::is_finite(self)
     }
-    #[inline]
+    #[inline(always)]
     fn chain_first_order(self, fv: Self, _dv: Self) -> Option<Self> {
         Some(fv)
     }

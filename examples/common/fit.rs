@@ -12,8 +12,8 @@ use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{Checkpoints, Solver, Step, StepVjp, TimeGrid};
 use tinysde::train::{
-    Adam, AdamConfig, GrowingWindow, NoiseMode, Optimizer, Progress, Series, SeriesConfig,
-    SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
+    Adam, AdamConfig, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress, Series,
+    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -384,6 +384,9 @@ pub struct SeriesFit {
     pub iterations: u32,
     /// Seed of the training noise and of the window choice.
     pub seed: u64,
+    /// How gradients are computed: reverse mode (the tape keeps every trajectory's
+    /// checkpoints of a window) or forward mode.
+    pub gradient: GradientMode,
 }
 
 /// Fits `model` to the series (`times`, `values`, `mask`) as `how` says, reporting every
@@ -398,8 +401,8 @@ pub fn train_series<const K: usize, S, const D: usize>(
     bar: &ProgressBar,
 ) -> Result<History, Error>
 where
-    S: Sde<Dual<K>, D> + Parameters,
-    Method: Step<Dual<K>, S, D>,
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters,
+    Method: Step<Dual<K>, S, D> + StepVjp<S, D>,
 {
     let start = Instant::now();
     let series = Series::masked(times, values, mask)?;
@@ -425,7 +428,15 @@ where
         },
         window_seed: how.seed ^ 0x5EED,
     };
-    let mut trainer = SeriesTrainer::new(model, adam, problem, config, ws)?;
+    let mut tape = match how.gradient {
+        GradientMode::Reverse(c) => vec![[0.0; D]; problem.reverse_tape_len_keep_all(p, c)],
+        GradientMode::Forward => Vec::new(),
+    };
+    let trainer = SeriesTrainer::new(model, adam, problem, config, ws)?;
+    let mut trainer = match how.gradient {
+        GradientMode::Reverse(c) => trainer.with_reverse_mode(&mut tape, c)?,
+        GradientMode::Forward => trainer,
+    };
     let mut history = History::default();
     let report = trainer.run(how.iterations, |p: &Progress| {
         history.losses.push(p.loss);

@@ -32,10 +32,10 @@
 //! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
 //! all: its backward pass rebuilds the states.
 //!
-//! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, SRIW1, SOSRI, SRA1,
-//! SOSRA) and reversible Heun. Milstein has no adjoint yet (its step contains the
-//! diffusion's derivative, whose vector–Jacobian product needs second derivatives): train
-//! it in forward mode.
+//! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, Milstein, SRIW1, SOSRI,
+//! SRA1, SOSRA) and reversible Heun. Milstein's step contains the diffusion's derivative, so
+//! its adjoint needs second derivatives of the diffusion: the model implements
+//! [`MilsteinVjp`](crate::sde::MilsteinVjp), as [`NeuralSde`](crate::sde::NeuralSde) does.
 //!
 //! ```
 //! use tinysde::grad::{loss_and_gradient, reverse, Problem};
@@ -116,15 +116,14 @@ pub fn tape_len_keep_all<M: Method, const D: usize>(
         .grid
         .check_save_times(problem.save_times())
         .unwrap_or(0);
-    let interval = checkpoints.interval(last);
-    let per_trajectory = (last.div_ceil(interval) as usize).saturating_add(1);
+    let per_trajectory = checkpoints.kept(last).saturating_add(1);
     // Saturating: an absurd step count must fail the tape-length check, not wrap past it.
     problem
         .save_times()
         .len()
         .saturating_mul(4)
         .saturating_add(problem.trajectories().saturating_mul(per_trajectory))
-        .saturating_add(interval.min(last.max(1)) as usize)
+        .saturating_add(checkpoints.scratch(last))
 }
 
 /// The statistics of the window and their cotangents, carved out of the tape.
@@ -209,9 +208,8 @@ where
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
-    let interval = checkpoints.interval(last);
-    let per_trajectory = (last.div_ceil(interval) as usize).saturating_add(1);
-    let segment = interval.min(last.max(1)) as usize;
+    let per_trajectory = checkpoints.kept(last).saturating_add(1);
+    let segment = checkpoints.scratch(last);
     let trajectories = problem.trajectories();
     let u0 = problem.u0();
     // With room for every trajectory's checkpoints, the statistics pass keeps them and the
@@ -239,7 +237,7 @@ where
                     trajectories,
                     times,
                     last,
-                    interval,
+                    checkpoints,
                     mean,
                     var,
                     states,
@@ -272,8 +270,8 @@ where
                     .split_at_mut_checked(trajectories.saturating_mul(per_trajectory))
                     .ok_or(short)?;
                 let (ckpt, final_state) = kept
-                    .get(m * per_trajectory..(m + 1) * per_trajectory)
-                    .and_then(|rows| rows.split_at_checked(per_trajectory - 1))
+                    .get_mut(m * per_trajectory..(m + 1) * per_trajectory)
+                    .and_then(|rows| rows.split_at_mut_checked(per_trajectory - 1))
                     .ok_or(short)?;
                 solver.backward_from_checkpoints(
                     model,
@@ -282,7 +280,7 @@ where
                     &u0,
                     times,
                     last,
-                    interval,
+                    checkpoints,
                     ckpt,
                     final_state.first().unwrap_or(&u0),
                     rest,

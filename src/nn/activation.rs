@@ -188,7 +188,7 @@ const B6: f32 = 1.198_258_4e-6;
 /// `x` limited to `[lo, hi]` (a bound, as a constant, where it is active). NaN fails both
 /// comparisons and passes through, so a blow-up stays visible; two comparisons only, which
 /// keeps the fast activations as cheap as the clamps they replace.
-#[inline]
+#[inline(always)]
 fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
     // Two independent selects (not an else-if chain): they compile to conditional moves.
     let x = T::select(x.lt(T::cst(lo)), T::cst(lo), x);
@@ -196,7 +196,7 @@ fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
 }
 
 /// [`clamp_keeping_nan`] on lane values.
-#[inline]
+#[inline(always)]
 fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
     let x = V::select(x.lt(V::splat(lo)), V::splat(lo), x);
     V::select(x.gt(V::splat(hi)), V::splat(hi), x)
@@ -262,7 +262,7 @@ fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
 }
 
 /// [`fast_tanh`] operation by operation over any scalar (exact derivatives at every level).
-#[inline]
+#[inline(always)]
 fn fast_tanh_ops<T: Real>(x: T) -> T {
     let x = clamp_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP);
     let x2 = x * x;
@@ -277,7 +277,7 @@ fn fast_tanh_ops<T: Real>(x: T) -> T {
 /// bits) and the exact derivative of the approximation, `(p' q - p q') / q^2`, with the
 /// clamps' derivative: 0 where a clamp is active, as the operation-by-operation rule gives
 /// (and 0 for a NaN argument, whose value is NaN anyway).
-#[inline]
+#[inline(always)]
 fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
     let x = clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP);
     let inside = v.ge(V::splat(-TANH_CLAMP)).and(v.le(V::splat(TANH_CLAMP)));

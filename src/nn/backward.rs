@@ -11,6 +11,7 @@
 //! once on [`Dual<1>`]), so both modes differentiate the same function.
 
 use super::{Activation, Dense, Layer, ParamSeed, Parameters, Pow};
+use crate::directional::Directional;
 use crate::dual::Dual;
 use crate::real::Real;
 
@@ -222,5 +223,288 @@ chain_backward!(
     mid: B b cb yb ya, C c cc yc yb, D d cd yd yc, E e ce ye yd;
     last: F f cf ye;
     rev: E e ce yd, D d cd yc, C c cc yb, B b cb ya;
+    A => B, B => C, C => D, D => E, E => F
+);
+
+/// A layer's Jacobian–vector product `ẏ = (∂y/∂x) ẋ`, and its vector–Jacobian product: the
+/// reverse mode of a step that contains a network's derivative in the state (Milstein's
+/// correction `½ g ∂g/∂u (ΔW² − h)`), so second derivatives, with no tape and no allocation.
+///
+/// [`forward_tangent_cached`](TangentBackward::forward_tangent_cached) returns the output
+/// `y`, the directional derivative `ẏ` along `ẋ` and a cache; given cotangents `ȳ` and `ẏ̄`
+/// of both, [`backward_tangent`](TangentBackward::backward_tangent) returns the cotangents of
+/// `x` and `ẋ` and adds that of the parameters into `params_bar` (flat order, as
+/// [`Backward::backward`]; shorter slices are filled as far as they go). The activations'
+/// first and second derivatives are those of evaluating the activation on nested
+/// [`Directional`] scalars, the rule forward mode uses on `Directional<Dual<K>>`.
+///
+/// ```
+/// use tinysde::nn::{Dense, Identity, TangentBackward};
+/// // y = 2 x0 + 3 x1 + 1, so ẏ = 2 ẋ0 + 3 ẋ1 whatever x.
+/// let layer = Dense::<2, 1, Identity>::new([[2.0, 3.0]], [1.0]);
+/// let (x, x_dot) = ([1.0, 1.0], [1.0, 0.0]);
+/// let (y, y_dot, cache) = layer.forward_tangent_cached(&x, &x_dot);
+/// assert_eq!((y, y_dot), ([6.0], [2.0]));
+/// let mut params_bar = [0.0f32; 3];
+/// let (x_bar, x_dot_bar) = layer.backward_tangent(&x, &x_dot, &cache, &[0.0], &[1.0], &mut params_bar);
+/// assert_eq!((x_bar, x_dot_bar), ([0.0, 0.0], [2.0, 3.0]));
+/// assert_eq!(params_bar, [1.0, 0.0, 0.0]); // ∂ẏ/∂w = ẋ
+/// ```
+pub trait TangentBackward: Backward {
+    /// What the backward pass needs from the forward pass, beyond the input and direction.
+    type TangentCache;
+    /// The output, its derivative along `x_dot`, and the cache.
+    fn forward_tangent_cached(
+        &self,
+        x: &Self::Input,
+        x_dot: &Self::Input,
+    ) -> (Self::Output, Self::Output, Self::TangentCache);
+    /// The cotangents of `x` and `x_dot` for the cotangents `y_bar` of the output and
+    /// `y_dot_bar` of its derivative; adds the parameter cotangent into `params_bar`.
+    fn backward_tangent(
+        &self,
+        x: &Self::Input,
+        x_dot: &Self::Input,
+        cache: &Self::TangentCache,
+        y_bar: &Self::Output,
+        y_dot_bar: &Self::Output,
+        params_bar: &mut [f32],
+    ) -> (Self::Input, Self::Input);
+}
+
+/// `f`, `f'` and `f''` at `x` for a scalar function evaluated on nested directional scalars
+/// (two independent unit directions: the mixed part is the second derivative).
+#[inline]
+fn second_order_seed(x: f32) -> Directional<Directional<f32>> {
+    Directional {
+        v: Directional { v: x, d: 1.0 },
+        d: Directional { v: 1.0, d: 0.0 },
+    }
+}
+
+impl<const I: usize, const O: usize, A: Activation> TangentBackward for Dense<I, O, A> {
+    /// Per output: the pre-activation's derivative `ż`, and the activation's first and
+    /// second derivatives at the pre-activation.
+    type TangentCache = [[f32; 3]; O];
+
+    #[inline]
+    fn forward_tangent_cached(
+        &self,
+        x: &[f32; I],
+        x_dot: &[f32; I],
+    ) -> ([f32; O], [f32; O], [[f32; 3]; O]) {
+        let mut z = [Directional::<Directional<f32>>::ZERO; O];
+        let mut cache = [[0.0f32; 3]; O];
+        for (((zo, co), row), &b) in z
+            .iter_mut()
+            .zip(&mut cache)
+            .zip(&self.weight)
+            .zip(&self.bias)
+        {
+            *zo = second_order_seed(b + dot(x, row));
+            co[0] = dot(x_dot, row);
+        }
+        A::apply_array(&mut z);
+        let mut y = [0.0f32; O];
+        let mut y_dot = [0.0f32; O];
+        for (((yo, ydo), co), zo) in y.iter_mut().zip(&mut y_dot).zip(&mut cache).zip(&z) {
+            *yo = zo.v.v;
+            co[1] = zo.v.d;
+            co[2] = zo.d.d;
+            *ydo = co[1] * co[0];
+        }
+        (y, y_dot, cache)
+    }
+
+    #[inline]
+    fn backward_tangent(
+        &self,
+        x: &[f32; I],
+        x_dot: &[f32; I],
+        cache: &[[f32; 3]; O],
+        y_bar: &[f32; O],
+        y_dot_bar: &[f32; O],
+        params_bar: &mut [f32],
+    ) -> ([f32; I], [f32; I]) {
+        let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
+        let mut x_bar = [0.0f32; I];
+        let mut x_dot_bar = [0.0f32; I];
+        for (o, ((row, &[z_dot, d1, d2]), (&yb, &ydb))) in self
+            .weight
+            .iter()
+            .zip(cache)
+            .zip(y_bar.iter().zip(y_dot_bar))
+            .enumerate()
+        {
+            // y = σ(z), ẏ = σ'(z) ż with z = W x + b and ż = W ẋ.
+            let z_dot_bar = d1 * ydb;
+            let z_bar = d1 * yb + d2 * z_dot * ydb;
+            if let Some(wb) = w_bar.get_mut(o * I..(o + 1) * I) {
+                for ((wbi, &xi), &xdi) in wb.iter_mut().zip(x).zip(x_dot) {
+                    *wbi += z_bar * xi + z_dot_bar * xdi;
+                }
+            }
+            if let Some(bb) = b_bar.get_mut(o) {
+                *bb += z_bar;
+            }
+            for ((xbi, xdbi), &wi) in x_bar.iter_mut().zip(&mut x_dot_bar).zip(row) {
+                *xbi += wi * z_bar;
+                *xdbi += wi * z_dot_bar;
+            }
+        }
+        (x_bar, x_dot_bar)
+    }
+}
+
+impl<const D: usize, const P: i32> TangentBackward for Pow<D, P> {
+    /// Per component: the first and second derivatives of `x^P`.
+    type TangentCache = [[f32; 2]; D];
+
+    #[inline]
+    fn forward_tangent_cached(
+        &self,
+        x: &[f32; D],
+        x_dot: &[f32; D],
+    ) -> ([f32; D], [f32; D], [[f32; 2]; D]) {
+        let mut y = [0.0f32; D];
+        let mut y_dot = [0.0f32; D];
+        let mut cache = [[0.0f32; 2]; D];
+        for (((yi, ydi), ci), (&xi, &xdi)) in y
+            .iter_mut()
+            .zip(&mut y_dot)
+            .zip(&mut cache)
+            .zip(x.iter().zip(x_dot))
+        {
+            let p = second_order_seed(xi).powi(P);
+            *yi = p.v.v;
+            *ci = [p.v.d, p.d.d];
+            *ydi = p.v.d * xdi;
+        }
+        (y, y_dot, cache)
+    }
+
+    #[inline]
+    fn backward_tangent(
+        &self,
+        _x: &[f32; D],
+        x_dot: &[f32; D],
+        cache: &[[f32; 2]; D],
+        y_bar: &[f32; D],
+        y_dot_bar: &[f32; D],
+        _params_bar: &mut [f32],
+    ) -> ([f32; D], [f32; D]) {
+        let mut x_bar = [0.0f32; D];
+        let mut x_dot_bar = [0.0f32; D];
+        for ((xb, xdb), ((&[d1, d2], &xdi), (&yb, &ydb))) in x_bar
+            .iter_mut()
+            .zip(&mut x_dot_bar)
+            .zip(cache.iter().zip(x_dot).zip(y_bar.iter().zip(y_dot_bar)))
+        {
+            *xb = d1 * yb + d2 * xdi * ydb;
+            *xdb = d1 * ydb;
+        }
+        (x_bar, x_dot_bar)
+    }
+}
+
+macro_rules! chain_tangent_backward {
+    (
+        first: $A:ident $a:ident $ca:ident $ya:ident $da:ident;
+        mid: $($B:ident $b:ident $cb:ident $yb:ident $db:ident $bin:ident $bdin:ident),*;
+        last: $Z:ident $z:ident $cz:ident $zin:ident $zdin:ident;
+        rev: $($RB:ident $rb:ident $rcb:ident $rbin:ident $rbdin:ident),*;
+        $($from:ident => $to:ident),+
+    ) => {
+        /// The members' tangent vector–Jacobian products in reverse order; the cache holds
+        /// every member's cache and every inner output and derivative.
+        impl<$A: TangentBackward $(, $B: TangentBackward)*, $Z: TangentBackward> TangentBackward
+            for ($A, $($B,)* $Z)
+        where
+            $($to: Layer<f32, Input = <$from as Layer<f32>>::Output>,)+
+        {
+            type TangentCache = (
+                $A::TangentCache,
+                <$A as Layer<f32>>::Output,
+                <$A as Layer<f32>>::Output,
+                $($B::TangentCache, <$B as Layer<f32>>::Output, <$B as Layer<f32>>::Output,)*
+                $Z::TangentCache,
+            );
+
+            #[inline]
+            fn forward_tangent_cached(
+                &self,
+                x: &Self::Input,
+                x_dot: &Self::Input,
+            ) -> (Self::Output, Self::Output, Self::TangentCache) {
+                let ($a, $($b,)* $z) = self;
+                let ($ya, $da, $ca) = $a.forward_tangent_cached(x, x_dot);
+                $(let ($yb, $db, $cb) = $b.forward_tangent_cached(&$bin, &$bdin);)*
+                let (y, y_dot, $cz) = $z.forward_tangent_cached(&$zin, &$zdin);
+                (y, y_dot, ($ca, $ya, $da, $($cb, $yb, $db,)* $cz))
+            }
+
+            #[inline]
+            fn backward_tangent(
+                &self,
+                x: &Self::Input,
+                x_dot: &Self::Input,
+                cache: &Self::TangentCache,
+                y_bar: &Self::Output,
+                y_dot_bar: &Self::Output,
+                params_bar: &mut [f32],
+            ) -> (Self::Input, Self::Input) {
+                let ($a, $($b,)* $z) = self;
+                let ($ca, $ya, $da, $($cb, $yb, $db,)* $cz) = cache;
+                #[allow(unused_mut)] // a two-member chain never moves it
+                let mut offset = <Self as Parameters>::PARAMS - $Z::PARAMS;
+                let (bar, dot_bar) = $z.backward_tangent(
+                    $zin, $zdin, $cz, y_bar, y_dot_bar, member(params_bar, offset),
+                );
+                $(
+                    offset -= $RB::PARAMS;
+                    let (bar, dot_bar) = $rb.backward_tangent(
+                        $rbin, $rbdin, $rcb, &bar, &dot_bar, member(params_bar, offset),
+                    );
+                )*
+                let _ = (offset, $ya, $da);
+                $a.backward_tangent(x, x_dot, $ca, &bar, &dot_bar, member(params_bar, 0))
+            }
+        }
+    };
+}
+
+chain_tangent_backward!(
+    first: A a ca ya da;
+    mid: ;
+    last: B b cb ya da;
+    rev: ;
+    A => B
+);
+chain_tangent_backward!(
+    first: A a ca ya da;
+    mid: B b cb yb db ya da;
+    last: C c cc yb db;
+    rev: B b cb ya da;
+    A => B, B => C
+);
+chain_tangent_backward!(
+    first: A a ca ya da;
+    mid: B b cb yb db ya da, C c cc yc dc yb db;
+    last: D d cd yc dc;
+    rev: C c cc yb db, B b cb ya da;
+    A => B, B => C, C => D
+);
+chain_tangent_backward!(
+    first: A a ca ya da;
+    mid: B b cb yb db ya da, C c cc yc dc yb db, D d cd yd dd yc dc;
+    last: E e ce yd dd;
+    rev: D d cd yc dc, C c cc yb db, B b cb ya da;
+    A => B, B => C, C => D, D => E
+);
+chain_tangent_backward!(
+    first: A a ca ya da;
+    mid: B b cb yb db ya da, C c cc yc dc yb db, D d cd yd dd yc dc, E e ce ye de yd dd;
+    last: F f cf ye de;
+    rev: E e ce yd dd, D d cd yc dc, C c cc yb db, B b cb ya da;
     A => B, B => C, C => D, D => E, E => F
 );

@@ -28,7 +28,7 @@ pub use activation::{
     fast_sigmoid, fast_tanh, Activation, FastSigmoid, FastTanh, Identity, Relu, Sigmoid, Softplus,
     Tanh, FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
-pub use backward::Backward;
+pub use backward::{Backward, TangentBackward};
 pub use dense::Dense;
 pub use init::{init, Init, InitScheme};
 pub use map::{Cube, Pow};

@@ -29,7 +29,7 @@ use crate::nn::{Init, InitScheme, Layer, ParamSeed, Parameters};
 use crate::real::Real;
 
 pub use crate::error::NoiseKind;
-pub use vjp::SdeVjp;
+pub use vjp::{MilsteinVjp, SdeVjp};
 
 /// An SDE on a `D`-dimensional state, evaluated over the scalar `T`.
 ///

@@ -1,7 +1,8 @@
 //! Vector–Jacobian products of an SDE's drift and diffusion, for reverse-mode gradients.
 
 use super::{NeuralSde, Sde};
-use crate::nn::{Backward, Layer, Parameters};
+use crate::directional::Directional;
+use crate::nn::{Backward, Layer, Parameters, TangentBackward};
 
 /// An SDE on `f32` whose drift and diffusion have vector–Jacobian products: what the
 /// discrete adjoint ([`crate::grad::reverse`]) needs of a model.
@@ -102,6 +103,127 @@ where
         let x_bar = self.diffusion.backward(u, &cache, g_bar, rest);
         for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
             *ub += xb;
+        }
+    }
+}
+
+/// An [`SdeVjp`] whose Milstein correction also has a vector–Jacobian product: what the
+/// discrete adjoint of [`Milstein`](crate::solve::Milstein) needs of a model.
+///
+/// The Milstein step uses, besides `g`, the product `q` of the diffusion and its derivative
+/// in the state, `q_i = g_i ∂g_i/∂u_i` for diagonal noise and `q = (∂g/∂u) g` for scalar
+/// noise (see [`Milstein`](crate::solve::Milstein); additive noise has none and never calls
+/// this). [`milstein_vjp`](MilsteinVjp::milstein_vjp) differentiates `(g, q)` together, so
+/// it needs second derivatives of the diffusion. [`NeuralSde`] implements it from its
+/// diffusion network's [`TangentBackward`], one pass per state component; a hand-written
+/// SDE implements it by hand, as here (`q = g g' = b² u`):
+///
+/// ```
+/// use tinysde::nn::{ParamSeed, Parameters};
+/// use tinysde::sde::{MilsteinVjp, Sde, SdeVjp};
+/// use tinysde::{NoiseKind, Real};
+///
+/// /// du = a u dt + b u dW (Itô) with trainable a and b.
+/// struct Gbm { a: f32, b: f32 }
+/// impl Parameters for Gbm {
+///     const PARAMS: usize = 2;
+///     fn read_unchecked(&self, out: &mut [f32]) { out.copy_from_slice(&[self.a, self.b]) }
+///     fn write_unchecked(&mut self, src: &[f32]) { (self.a, self.b) = (src[0], src[1]) }
+/// }
+/// impl<T: Real> Sde<T, 1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift(&self, _: f32, u: &[T; 1], seed: ParamSeed) -> [T; 1] {
+///         [u[0] * seed.lift::<T>(self.a, 0)]
+///     }
+///     fn diffusion(&self, _: f32, u: &[T; 1], seed: ParamSeed) -> [T; 1] {
+///         [u[0] * seed.lift::<T>(self.b, 1)]
+///     }
+/// }
+/// impl SdeVjp<1> for Gbm {
+///     fn drift_vjp(&self, _: f32, u: &[f32; 1], f_bar: &[f32; 1], u_bar: &mut [f32; 1], p_bar: &mut [f32]) {
+///         u_bar[0] += self.a * f_bar[0];
+///         p_bar[0] += u[0] * f_bar[0];
+///     }
+///     fn diffusion_vjp(&self, _: f32, u: &[f32; 1], g_bar: &[f32; 1], u_bar: &mut [f32; 1], p_bar: &mut [f32]) {
+///         u_bar[0] += self.b * g_bar[0];
+///         p_bar[1] += u[0] * g_bar[0];
+///     }
+/// }
+/// impl MilsteinVjp<1> for Gbm {
+///     fn milstein_vjp(
+///         &self, t: f32, u: &[f32; 1], g_bar: &[f32; 1], q_bar: &[f32; 1],
+///         u_bar: &mut [f32; 1], p_bar: &mut [f32],
+///     ) {
+///         self.diffusion_vjp(t, u, g_bar, u_bar, p_bar);
+///         u_bar[0] += self.b * self.b * q_bar[0]; // q = b² u
+///         p_bar[1] += 2.0 * self.b * u[0] * q_bar[0];
+///     }
+/// }
+/// let (mut u_bar, mut p_bar) = ([0.0f32], [0.0f32; 2]);
+/// Gbm { a: 1.0, b: 0.5 }.milstein_vjp(0.0, &[2.0], &[0.0], &[1.0], &mut u_bar, &mut p_bar);
+/// assert_eq!((u_bar, p_bar), ([0.25], [0.0, 2.0]));
+/// ```
+pub trait MilsteinVjp<const D: usize>: SdeVjp<D> + Sde<Directional<f32>, D> {
+    /// Adds `(∂g/∂u)ᵀ g_bar + (∂q/∂u)ᵀ q_bar` into `u_bar` and the same with `∂θ` into
+    /// `params_bar`, at `(t, u)`, for the Milstein product `q` of the SDE's noise kind.
+    fn milstein_vjp(
+        &self,
+        t: f32,
+        u: &[f32; D],
+        g_bar: &[f32; D],
+        q_bar: &[f32; D],
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    );
+}
+
+impl<F, G, const D: usize> MilsteinVjp<D> for NeuralSde<F, G>
+where
+    F: Backward
+        + Layer<f32, Input = [f32; D], Output = [f32; D]>
+        + Layer<Directional<f32>, Input = [Directional<f32>; D], Output = [Directional<f32>; D]>,
+    G: TangentBackward
+        + Layer<f32, Input = [f32; D], Output = [f32; D]>
+        + Layer<Directional<f32>, Input = [Directional<f32>; D], Output = [Directional<f32>; D]>,
+{
+    /// Diagonal noise: `q_i = g_i ∂g_i/∂u_i`. One tangent pass of the diffusion network per
+    /// component `i` (direction `e_i`) gives `g` and `∂g_i/∂u_i`; its reverse takes the
+    /// cotangents `ȳ_i = q̄_i ∂g_i/∂u_i` and `ẏ̄_i = q̄_i g_i` (plus `ḡ` in the first pass).
+    #[inline]
+    fn milstein_vjp(
+        &self,
+        _t: f32,
+        u: &[f32; D],
+        g_bar: &[f32; D],
+        q_bar: &[f32; D],
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        let rest = params_bar.get_mut(F::PARAMS..).unwrap_or(&mut []);
+        for i in 0..D {
+            let mut direction = [0.0f32; D];
+            if let Some(e) = direction.get_mut(i) {
+                *e = 1.0;
+            }
+            let (y, y_dot, cache) = self.diffusion.forward_tangent_cached(u, &direction);
+            let mut y_bar = if i == 0 { *g_bar } else { [0.0f32; D] };
+            let mut y_dot_bar = [0.0f32; D];
+            if let (Some(yb), Some(ydb), Some(&yi), Some(&ydi), Some(&qb)) = (
+                y_bar.get_mut(i),
+                y_dot_bar.get_mut(i),
+                y.get(i),
+                y_dot.get(i),
+                q_bar.get(i),
+            ) {
+                *yb += qb * ydi;
+                *ydb = qb * yi;
+            }
+            let (x_bar, _) = self
+                .diffusion
+                .backward_tangent(u, &direction, &cache, &y_bar, &y_dot_bar, rest);
+            for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
+                *ub += xb;
+            }
         }
     }
 }

@@ -9,14 +9,15 @@
 //! computes.
 
 use super::{
-    increment, EulerHeun, EulerMaruyama, Method, PlanCursor, PlanEvent, PlannedStep, Solver, Sosra,
-    Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
+    increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor, PlanEvent, PlannedStep,
+    Solver, Sosra, Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
 };
 use crate::error::Error;
+use crate::error::NoiseKind;
 use crate::math;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource, SQRT_3};
-use crate::sde::SdeVjp;
+use crate::sde::{MilsteinVjp, Sde, SdeVjp};
 
 /// One step of a method, differentiated in reverse.
 pub trait StepVjp<S: SdeVjp<D>, const D: usize>: Step<f32, S, D> {
@@ -105,6 +106,40 @@ impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerHeun {
         axpy(u_bar, 1.0, &p_bar);
         sde.drift_vjp(t, u, &f0_bar, u_bar, params_bar);
         sde.diffusion_vjp(t, u, &g0_bar, u_bar, params_bar);
+    }
+}
+
+/// Milstein's adjoint needs the vector–Jacobian product of its correction `½ q (ΔW² − h)`,
+/// where `q` is the diffusion times its derivative in the state (second derivatives of the
+/// diffusion): the model implements [`MilsteinVjp`] ([`NeuralSde`](crate::sde::NeuralSde)
+/// does). With additive noise the step is Euler–Maruyama's, and so is its adjoint.
+impl<S: MilsteinVjp<D>, const D: usize> StepVjp<S, D> for Milstein {
+    #[inline]
+    fn step_vjp(
+        &self,
+        sde: &S,
+        t: f32,
+        h: f32,
+        u: &[f32; D],
+        inc: &Increment<D>,
+        u_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) {
+        // u' = u + f(u) h + g(u) dW + ½ q(u) (dW² − h)
+        let next_bar = *u_bar;
+        let f_bar = next_bar.map(|x| x * h);
+        let mut g_bar = next_bar;
+        let mut q_bar = next_bar;
+        for ((gb, qb), &dw) in g_bar.iter_mut().zip(&mut q_bar).zip(&inc.dw) {
+            *gb *= dw;
+            *qb *= (dw * dw - h) * 0.5;
+        }
+        sde.drift_vjp(t, u, &f_bar, u_bar, params_bar);
+        if <S as Sde<f32, D>>::NOISE == NoiseKind::Additive {
+            sde.diffusion_vjp(t, u, &g_bar, u_bar, params_bar);
+        } else {
+            sde.milstein_vjp(t, u, &g_bar, &q_bar, u_bar, params_bar);
+        }
     }
 }
 
@@ -359,12 +394,32 @@ tableau_vjp!(Sriw1 => SRIW1, Sosri => SOSRI, Sra1 => SRA1, Sosra => SOSRA);
 /// How a trajectory's backward pass gets back the states of the forward pass.
 ///
 /// The backward pass needs the state before every step, in reverse order. The forward pass
-/// keeps every `interval`-th state (a checkpoint); the backward pass recomputes the states
-/// of one segment between two checkpoints from the first of them, replaying the same noise,
-/// and walks the segment backwards. Memory is `ceil(steps / interval) + interval` states
-/// of `D` floats per trajectory (plus the statistics rows, see
-/// [`tape_len`](crate::grad::reverse::tape_len)); the cost is one forward pass, one more
-/// for the recomputation (none with [`Checkpoints::All`]), and the backward pass.
+/// keeps some of them (checkpoints); the backward pass recomputes the others from an
+/// earlier checkpoint, replaying the same noise. The choice trades memory,
+/// [`states`](Checkpoints::states) rows of `D` floats per trajectory (plus the statistics
+/// rows, see [`tape_len`](crate::grad::reverse::tape_len)), against time,
+/// [`forward_steps`](Checkpoints::forward_steps) steps per trajectory for the forward pass
+/// and the recomputation together (the backward pass itself costs about two steps' worth
+/// per step on top). The gradient does not depend on the choice, bit for bit. For a solve
+/// of `N` steps:
+///
+/// | | states | forward steps |
+/// |---|---|---|
+/// | `All` | `N + 1` | `N` |
+/// | `Every(s)` | `ceil(N / s) + s` | `2N - ceil(N / s)` |
+/// | `Sqrt` | about `2 sqrt(N)` | about `2N - sqrt(N)` |
+/// | `Binomial(s)` | `s` | `N + r N - C(s + r + 1, r - 1) - d` (below) |
+///
+/// ```
+/// use tinysde::solve::Checkpoints;
+/// // 600 steps: every state, sqrt(N) checkpoints, or 8 snapshots placed binomially.
+/// assert_eq!(Checkpoints::All.states(600), 601);
+/// assert_eq!(Checkpoints::Sqrt.states(600), 49);
+/// assert_eq!(Checkpoints::Binomial(8).states(600), 8);
+/// assert_eq!(Checkpoints::All.forward_steps(600), 600);
+/// assert_eq!(Checkpoints::Sqrt.forward_steps(600), 1176);
+/// assert!(Checkpoints::Binomial(8).forward_steps(600) < 5 * 600);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Checkpoints {
@@ -373,15 +428,96 @@ pub enum Checkpoints {
     /// A checkpoint every `ceil(sqrt(steps))` steps: about `2 sqrt(steps)` states of
     /// memory, one recomputation pass.
     Sqrt,
-    /// A checkpoint every given number of steps (`>= 1`).
+    /// A checkpoint every given number of steps (`>= 1`; 0 is taken as 1), and one segment
+    /// between two checkpoints recomputed at a time: one recomputation pass.
     Every(u32),
+    /// Binomial checkpointing (Griewank's optimal schedule for a fixed number of snapshots,
+    /// as in "revolve"): at most this many states are kept per trajectory (never more than
+    /// [`MAX_BINOMIAL_SNAPSHOTS`] or `steps - 1`, which already keep every state).
+    ///
+    /// From the state at step `a` and `c` free snapshots, `n` steps are reversed by
+    /// advancing to a split point `a + m`, storing that state, reversing the last `n - m`
+    /// steps with `c - 1` snapshots, then the first `m` with `c` (the snapshot is free
+    /// again). With `s` snapshots and `r` the smallest integer with
+    /// `C(s + 1 + r, r) >= N`, the split points chosen make every step advance at most `r`
+    /// times and the whole reversal advance `R = r N - C(s + r + 1, r - 1)` steps, the
+    /// fewest any schedule with `s` snapshots can. The forward pass stores the schedule's
+    /// first sweep of snapshots on its way, which saves the `d` steps up to the last of
+    /// them: [`forward_steps`](Checkpoints::forward_steps) is `N + R - d`. Memory `O(s)`,
+    /// time `O(r N)`, where `r` grows like `log N / log s`: for `N = 600`, `r = 7` with 4
+    /// snapshots, 4 with 8, 3 with 16.
+    Binomial(u32),
+}
+
+/// The most snapshots [`Checkpoints::Binomial`] uses: with 64 snapshots, two repetitions
+/// already reverse 2,145 steps and three 47,905, so more would save little; and the
+/// schedule's stack of snapshot positions lives on the call stack, so it is bounded.
+pub const MAX_BINOMIAL_SNAPSHOTS: u32 = 64;
+
+/// `C(c + r, r)`, saturating at `u64::MAX`.
+fn beta(c: u32, r: u32) -> u64 {
+    let mut b: u64 = 1;
+    for i in 1..=u64::from(r) {
+        // C(c + i - 1, i - 1) (c + i) / i = C(c + i, i), exactly.
+        let next = u128::from(b) * (u128::from(c) + u128::from(i)) / u128::from(i).max(1);
+        match u64::try_from(next) {
+            Ok(v) => b = v,
+            Err(_) => return u64::MAX,
+        }
+    }
+    b
+}
+
+/// The smallest `r` with `C(c + 1 + r, r) >= n`: the repetition number of reversing `n`
+/// steps with `c` free snapshots.
+fn repetitions(n: u32, c: u32) -> u32 {
+    let (mut r, mut b) = (0u32, 1u64);
+    while b < u64::from(n) {
+        r += 1;
+        // C(c + 1 + r - 1, r - 1) (c + 1 + r) / r = C(c + 1 + r, r).
+        let next = u128::from(b) * (u128::from(c) + 1 + u128::from(r)) / u128::from(r).max(1);
+        b = u64::try_from(next).unwrap_or(u64::MAX);
+    }
+    r
+}
+
+/// The number of steps the optimal schedule advances to reverse `n` steps with `c` free
+/// snapshots: `r n - C(c + r + 1, r - 1)` (the first sweep included).
+fn binomial_advances(n: u32, c: u32) -> u64 {
+    let r = repetitions(n, c);
+    if r == 0 {
+        return 0;
+    }
+    (u64::from(r) * u64::from(n)).saturating_sub(beta(c + 2, r - 1))
+}
+
+/// Where to split `n >= 2` steps with `c >= 1` free snapshots: the state `m` steps on is
+/// stored. Any `m` with the first `m` steps reversible with `c` snapshots in `r - 1`
+/// repetitions and the other `n - m` with `c - 1` in `r` is optimal; the largest is taken,
+/// so the first sweep (stored by the forward pass) reaches as far as it can.
+fn binomial_split(n: u32, c: u32) -> u32 {
+    let r = repetitions(n, c).max(1);
+    let head = beta(c + 1, r - 1).min(u64::from(n).saturating_sub(beta(c, r - 1)));
+    // head <= n - 1 since C(c + r - 1, r - 1) >= 1; min and max only keep this total.
+    u32::try_from(head)
+        .unwrap_or(1)
+        .min(n.saturating_sub(1))
+        .max(1)
+}
+
+/// The next snapshot of the binomial schedule from the state at `a`, with `end - a` steps
+/// to reverse and `free` snapshots: `None` when the rest is reversed from `a` itself.
+fn next_snapshot(a: u32, end: u32, free: u32) -> Option<u32> {
+    let n = end.saturating_sub(a);
+    (n >= 2 && free >= 1).then(|| a.saturating_add(binomial_split(n, free)))
 }
 
 impl Checkpoints {
-    /// The checkpoint interval for a solve of `steps` steps (`>= 1`).
+    /// The checkpoint interval for a solve of `steps` steps (`>= 1`). Binomial snapshots
+    /// are not evenly spaced; for them this is 1.
     pub fn interval(self, steps: u32) -> u32 {
         match self {
-            Checkpoints::All => 1,
+            Checkpoints::All | Checkpoints::Binomial(_) => 1,
             Checkpoints::Sqrt => {
                 let mut s = math::sqrt(steps as f32) as u32;
                 while s.saturating_mul(s) < steps {
@@ -393,11 +529,53 @@ impl Checkpoints {
         }
     }
 
+    /// The number of snapshots [`Checkpoints::Binomial`] uses for `steps` steps.
+    fn snapshots(s: u32, steps: u32) -> u32 {
+        s.min(MAX_BINOMIAL_SNAPSHOTS).min(steps.saturating_sub(1))
+    }
+
+    /// The rows the forward pass keeps for a solve of `steps` steps.
+    pub(crate) fn kept(self, steps: u32) -> usize {
+        match self {
+            Checkpoints::Binomial(s) => Self::snapshots(s, steps) as usize,
+            _ => steps.div_ceil(self.interval(steps)) as usize,
+        }
+    }
+
+    /// The rows of scratch the backward pass needs besides the kept ones (one segment
+    /// between two checkpoints; none for binomial snapshots, which are reused in place).
+    pub(crate) fn scratch(self, steps: u32) -> usize {
+        match self {
+            Checkpoints::Binomial(_) => 0,
+            _ => self.interval(steps).min(steps.max(1)) as usize,
+        }
+    }
+
     /// The number of states (rows of `D` floats) a trajectory's backward pass needs for a
-    /// solve of `steps` steps: checkpoints plus one segment.
+    /// solve of `steps` steps: checkpoints plus one segment, or the binomial snapshots.
     pub fn states(self, steps: u32) -> usize {
-        let s = self.interval(steps);
-        (steps.div_ceil(s) as usize).saturating_add(s.min(steps.max(1)) as usize)
+        self.kept(steps).saturating_add(self.scratch(steps))
+    }
+
+    /// The number of steps one trajectory's forward pass and the backward pass's
+    /// recomputation take together, for a solve of `steps` steps (see the table above; the
+    /// tests count them). With every trajectory's checkpoints kept by the statistics pass
+    /// ([`tape_len_keep_all`](crate::grad::reverse::tape_len_keep_all)) the forward pass is
+    /// that pass, and the per-trajectory cost is `forward_steps - steps`.
+    pub fn forward_steps(self, steps: u32) -> u64 {
+        let n = u64::from(steps);
+        match self {
+            Checkpoints::Binomial(s) => {
+                let s = Self::snapshots(s, steps);
+                let (mut a, mut free) = (0, s);
+                while let Some(next) = next_snapshot(a, steps, free) {
+                    a = next;
+                    free -= 1;
+                }
+                n + binomial_advances(steps, s).saturating_sub(u64::from(a))
+            }
+            _ => (2 * n).saturating_sub(self.kept(steps) as u64),
+        }
     }
 }
 
@@ -406,6 +584,72 @@ impl Checkpoints {
 pub(crate) fn off_plan(_k: u32) -> Error {
     Error::OutOfRange {
         what: "step index past the last save time",
+    }
+}
+
+/// A snapshot row or position the binomial schedule does not have: cannot happen for
+/// buffers sized by [`Checkpoints::states`]; an error rather than a panic if it ever does.
+fn off_schedule() -> Error {
+    Error::OutOfRange {
+        what: "binomial checkpoint schedule",
+    }
+}
+
+/// Which row, if any, the forward pass stores the state before step `k` in.
+#[derive(Clone, Copy)]
+enum Keeper {
+    /// Every `interval`-th state, in row `k / interval`.
+    Interval(u32),
+    /// The binomial schedule's first sweep: the next snapshot's position and row, the
+    /// snapshots left, and the last step index.
+    Sweep {
+        next: Option<u32>,
+        row: usize,
+        free: u32,
+        last: u32,
+    },
+}
+
+impl Keeper {
+    fn new(checkpoints: Checkpoints, last: u32) -> Self {
+        match checkpoints {
+            Checkpoints::Binomial(s) => {
+                let free = Checkpoints::snapshots(s, last);
+                Keeper::Sweep {
+                    next: next_snapshot(0, last, free),
+                    row: 0,
+                    free,
+                    last,
+                }
+            }
+            c => Keeper::Interval(c.interval(last)),
+        }
+    }
+
+    #[inline]
+    fn row(&mut self, k: u32) -> Option<usize> {
+        match self {
+            Keeper::Interval(interval) => {
+                // `interval >= 1` by construction; `max` lets the compiler see it too.
+                let interval = (*interval).max(1);
+                (k % interval == 0).then_some((k / interval) as usize)
+            }
+            Keeper::Sweep {
+                next,
+                row,
+                free,
+                last,
+            } => {
+                if *next != Some(k) {
+                    return None;
+                }
+                let this = *row;
+                *row += 1;
+                *free = free.saturating_sub(1);
+                *next = next_snapshot(k, *last, *free);
+                Some(this)
+            }
+        }
     }
 }
 
@@ -464,8 +708,8 @@ impl<M: Method> Solver<M> {
 
     /// A trajectory's forward pass to grid index `last`: calls `on_save(i, u)` at the save
     /// times exactly as [`Solver::ensemble`] does (so statistics folded from it have its
-    /// bits), keeps the state before every `interval`-th step in `checkpoints`
-    /// (`ceil(last / interval)` rows) and returns the final state.
+    /// bits), keeps the states `checkpoints` asks for in `kept`
+    /// ([`Checkpoints::kept`] rows) and returns the final state.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_with_checkpoints<S, N, const D: usize>(
         &self,
@@ -474,8 +718,9 @@ impl<M: Method> Solver<M> {
         trajectory: usize,
         u0: &[f32; D],
         save_times: &[f32],
-        interval: u32,
-        checkpoints: &mut [[f32; D]],
+        last: u32,
+        checkpoints: Checkpoints,
+        kept: &mut [[f32; D]],
         mut on_save: impl FnMut(usize, &[f32; D]),
     ) -> Result<[f32; D], Error>
     where
@@ -483,15 +728,14 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
+        let mut keeper = Keeper::new(checkpoints, last);
         let mut u = *u0;
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => on_save(i, &u),
                 PlanEvent::Step(step) => {
-                    if step.k % interval == 0 {
-                        if let Some(slot) = checkpoints.get_mut((step.k / interval) as usize) {
-                            *slot = u;
-                        }
+                    if let Some(slot) = keeper.row(step.k).and_then(|row| kept.get_mut(row)) {
+                        *slot = u;
                     }
                     u = self.adjoint_step(sde, noise, trajectory, step, &u)?;
                 }
@@ -500,14 +744,75 @@ impl<M: Method> Solver<M> {
         Ok(u)
     }
 
-    /// A trajectory's backward pass from the checkpoints of its forward pass and its final
-    /// state: walks back segment by segment (each recomputed from its checkpoint into
-    /// `segment`, `min(interval, last)` rows, with the same noise), adding at every save
-    /// time `save_times[i]` the cotangent `save_bar(i, u)` of the state saved there and
-    /// applying every step's [`StepVjp`]. Adds the parameter cotangent into `params_bar`
-    /// and the cotangent of `u0` into `u0_bar`.
+    /// A trajectory's backward pass from the checkpoints `kept` by its forward pass (with
+    /// the same `checkpoints` and `last`) and its final state: recomputes the states it
+    /// needs (into `scratch`, [`Checkpoints::scratch`] rows, or for binomial snapshots in
+    /// `kept` itself) with the same noise, adds at every save time `save_times[i]` the
+    /// cotangent `save_bar(i, u)` of the state saved there and applies every step's
+    /// [`StepVjp`] in reverse. Adds the parameter cotangent into `params_bar` and the
+    /// cotangent of `u0` into `u0_bar`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward_from_checkpoints<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        checkpoints: Checkpoints,
+        kept: &mut [[f32; D]],
+        final_state: &[f32; D],
+        scratch: &mut [[f32; D]],
+        save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
+        u0_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        if let Checkpoints::Binomial(_) = checkpoints {
+            let snapshots = kept
+                .get_mut(..checkpoints.kept(last))
+                .ok_or(off_schedule())?;
+            return self.backward_binomial(
+                sde,
+                noise,
+                trajectory,
+                u0,
+                save_times,
+                last,
+                snapshots,
+                final_state,
+                save_bar,
+                u0_bar,
+                params_bar,
+            );
+        }
+        self.backward_by_segments(
+            sde,
+            noise,
+            trajectory,
+            u0,
+            save_times,
+            last,
+            checkpoints.interval(last),
+            kept,
+            final_state,
+            scratch,
+            save_bar,
+            u0_bar,
+            params_bar,
+        )
+    }
+
+    /// [`Solver::backward_from_checkpoints`] for evenly spaced checkpoints: walks back
+    /// segment by segment, each recomputed from its checkpoint into `segment`
+    /// (`min(interval, last)` rows).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_by_segments<S, N, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
@@ -565,6 +870,87 @@ impl<M: Method> Solver<M> {
         Ok(())
     }
 
+    /// [`Solver::backward_from_checkpoints`] for binomial snapshots: the schedule of
+    /// [`Checkpoints::Binomial`] without recursion. `positions[l]` is the step index of the
+    /// state held at level `l` (level 0: `u0`; level `l >= 1`: `snapshots[l - 1]`); the
+    /// current range `positions[level] .. end` is split while snapshots are free, reversed
+    /// step by step from its start otherwise, and then the level below resumes with the
+    /// range up to the position just reversed. The snapshots of the first descent were
+    /// stored by the forward pass.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_binomial<S, N, const D: usize>(
+        &self,
+        sde: &S,
+        noise: &N,
+        trajectory: usize,
+        u0: &[f32; D],
+        save_times: &[f32],
+        last: u32,
+        snapshots: &mut [[f32; D]],
+        final_state: &[f32; D],
+        mut save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
+        u0_bar: &mut [f32; D],
+        params_bar: &mut [f32],
+    ) -> Result<(), Error>
+    where
+        S: SdeVjp<D>,
+        M: StepVjp<S, D>,
+        N: NoiseSource,
+    {
+        let snapshot_count = snapshots.len().min(MAX_BINOMIAL_SNAPSHOTS as usize);
+        let mut positions = [0u32; MAX_BINOMIAL_SNAPSHOTS as usize + 1];
+        let mut plan = self.grid.cursor_unchecked(save_times, last);
+        let mut u_bar = [0.0f32; D];
+        if let Some(i) = plan.save_at(last) {
+            axpy(&mut u_bar, 1.0, &save_bar(i, final_state));
+        }
+        let (mut level, mut end, mut first_descent) = (0usize, last, true);
+        loop {
+            let a = *positions.get(level).ok_or(off_schedule())?;
+            let free = (snapshot_count - level.min(snapshot_count)) as u32;
+            let held = match level {
+                0 => *u0,
+                l => *snapshots.get(l - 1).ok_or(off_schedule())?,
+            };
+            if let Some(split) = next_snapshot(a, end, free) {
+                if !first_descent {
+                    let mut x = held;
+                    for k in a..split {
+                        let step = plan.step(k).ok_or(off_plan(k))?;
+                        x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
+                    }
+                    *snapshots.get_mut(level).ok_or(off_schedule())? = x;
+                }
+                level += 1;
+                *positions.get_mut(level).ok_or(off_schedule())? = split;
+                continue;
+            }
+            first_descent = false;
+            // No snapshot to spare: every step of the range from its start.
+            for k in (a..end).rev() {
+                let mut x = held;
+                for j in a..k {
+                    let step = plan.step(j).ok_or(off_plan(j))?;
+                    x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
+                }
+                let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
+                let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
+                self.method
+                    .step_vjp(sde, t, h, &x, &inc, &mut u_bar, params_bar);
+                if let Some(i) = plan.save_at(k) {
+                    axpy(&mut u_bar, 1.0, &save_bar(i, &x));
+                }
+            }
+            end = a;
+            if level == 0 {
+                break;
+            }
+            level -= 1;
+        }
+        axpy(u0_bar, 1.0, &u_bar);
+        Ok(())
+    }
+
     /// One trajectory's discrete adjoint in [`Checkpoints::states`]`(last)` rows of
     /// `states`: [`Solver::forward_with_checkpoints`], then
     /// [`Solver::backward_from_checkpoints`]. Inputs must be checked by the caller (noise
@@ -594,20 +980,19 @@ impl<M: Method> Solver<M> {
             expected: checkpoints.states(last),
             found: states.len(),
         };
-        let interval = checkpoints.interval(last);
-        let n_ckpt = last.div_ceil(interval) as usize;
-        let (ckpt, rest) = states.split_at_mut_checked(n_ckpt).ok_or(short)?;
-        let segment = rest
-            .get_mut(..(interval.min(last.max(1)) as usize))
+        let (kept, rest) = states
+            .split_at_mut_checked(checkpoints.kept(last))
             .ok_or(short)?;
+        let scratch = rest.get_mut(..checkpoints.scratch(last)).ok_or(short)?;
         let final_state = self.forward_with_checkpoints(
             sde,
             noise,
             trajectory,
             u0,
             save_times,
-            interval,
-            ckpt,
+            last,
+            checkpoints,
+            kept,
             |_, _| {},
         )?;
         self.backward_from_checkpoints(
@@ -617,10 +1002,10 @@ impl<M: Method> Solver<M> {
             u0,
             save_times,
             last,
-            interval,
-            ckpt,
+            checkpoints,
+            kept,
             &final_state,
-            segment,
+            scratch,
             save_bar,
             u0_bar,
             params_bar,
@@ -629,8 +1014,9 @@ impl<M: Method> Solver<M> {
 
     /// [`Solver::ensemble`] on `f32` (the same statistics, bit for bit) that also keeps
     /// every trajectory's checkpoints and final state: trajectory `m` uses rows
-    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c = ceil(last / interval)`, the
-    /// final state last. Inputs must be checked by the caller.
+    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c =`
+    /// [`Checkpoints::kept`]`(last)`, the final state last. Inputs must be checked by the
+    /// caller.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn ensemble_with_checkpoints<S, N, const D: usize>(
         &self,
@@ -640,7 +1026,7 @@ impl<M: Method> Solver<M> {
         trajectories: usize,
         save_times: &[f32],
         last: u32,
-        interval: u32,
+        checkpoints: Checkpoints,
         mean: &mut [[f32; D]],
         var: &mut [[f32; D]],
         states: &mut [[f32; D]],
@@ -650,7 +1036,7 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let per = (last.div_ceil(interval) as usize).saturating_add(1);
+        let per = checkpoints.kept(last).saturating_add(1);
         mean.fill([0.0; D]);
         var.fill([0.0; D]);
         for (m, rows) in states.chunks_exact_mut(per).take(trajectories).enumerate() {
@@ -662,7 +1048,8 @@ impl<M: Method> Solver<M> {
                 m,
                 u0,
                 save_times,
-                interval,
+                last,
+                checkpoints,
                 ckpt,
                 |i, u| {
                     if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {

@@ -77,7 +77,7 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
-pub use adjoint::{Checkpoints, StepVjp};
+pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use grid::{PlanCursor, PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};

@@ -19,6 +19,14 @@
 //! `s * trajectories ..`, so windows are independent and every draw is a pure function of
 //! (seed, window, trajectory, step).
 //!
+//! Gradients come in two modes with the same loss bits: forward mode
+//! ([`series_loss_and_gradient`], `ceil(PARAMS / K)` solves per window carrying `K`
+//! tangents) and reverse mode ([`series_loss_and_gradient_reverse`], the discrete adjoint:
+//! about three to five `f32` solves per window whatever the parameter count, in a
+//! caller-provided tape of [`SeriesProblem::reverse_tape_len`] rows). For the seed model
+//! (122 parameters) reverse mode is about ten times faster; [`SeriesTrainer`] takes either
+//! ([`SeriesTrainer::with_reverse_mode`], [`SeriesTrainer::with_cheaper_mode`]).
+//!
 //! ```
 //! use tinysde::nn::{Dense, Identity, Parameters};
 //! use tinysde::noise::Brownian;
@@ -46,18 +54,24 @@
 
 use core::ops::ControlFlow;
 
+mod reverse;
+pub use reverse::series_loss_and_gradient_reverse;
+#[cfg(feature = "std")]
+pub use reverse::series_loss_and_gradient_reverse_parallel;
+
 use super::loss::{check_series_data, check_var_floor, GaussianNll, MeanSquaredError};
 use super::metrics::CalibrationScore;
 use super::optim::{clip_global_norm, Optimizer};
 use super::schedule::iteration_seed;
-use super::trainer::{Progress, Report, TrainConfig, Workspace};
+use super::trainer::{forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Workspace};
 use crate::dual::Dual;
 use crate::error::{check_len, Error, NoiseKind};
 use crate::nn::{ParamSeed, Parameters};
+use crate::noise::Brownian;
 use crate::noise::{splitmix64, Increment, NoiseSource};
 use crate::real::Real;
-use crate::sde::Sde;
-use crate::solve::{Method, Solver, Step, TimeGrid};
+use crate::sde::{Sde, SdeVjp};
+use crate::solve::{Checkpoints, Method, Solver, Step, StepVjp, TimeGrid};
 
 /// One observed series: strictly increasing finite times, one row of values per time, and
 /// optionally a mask of present entries (missing entries may hold anything, NaN included).
@@ -820,9 +834,11 @@ pub struct SeriesConfig {
 }
 
 /// Trains a model on a [`SeriesProblem`]: each iteration draws a batch of windows
-/// ([`SeriesProblem::batch`]), computes the loss and gradient
-/// ([`series_loss_and_gradient`]) on that iteration's noise, reports [`Progress`] to a
-/// callback, records the best parameters and updates. The windowed counterpart of
+/// ([`SeriesProblem::batch`]), computes the loss and gradient on that iteration's noise
+/// (forward mode, [`series_loss_and_gradient`], unless
+/// [`SeriesTrainer::with_reverse_mode`] chose [`series_loss_and_gradient_reverse`]),
+/// reports [`Progress`] to a callback, records the best parameters and updates. The
+/// windowed counterpart of
 /// [`Trainer`](crate::train::Trainer), with the same [`Workspace`] (its `stats` need
 /// [`SeriesProblem::stats_len`] rows; the parameters are the model's only) and the same
 /// error behaviour. With a batch smaller than the series, "best" compares losses of
@@ -862,6 +878,45 @@ pub struct SeriesTrainer<'a, S, M, O, const K: usize, const D: usize> {
     ws: Workspace<'a, K, D>,
     iteration: u32,
     best_loss: f32,
+    reverse: Option<SeriesReverse<'a, S, M, K, D>>,
+}
+
+/// [`series_loss_and_gradient_reverse`] for one model and method as a plain function
+/// pointer, instantiated where the reverse-mode bounds hold
+/// ([`SeriesTrainer::with_reverse_mode`]), so the trainer itself needs none of them.
+type SeriesReverseFn<S, M, const K: usize, const D: usize> = for<'p, 'b> fn(
+    &SeriesProblem<'p, M, D>,
+    &S,
+    &Brownian,
+    Batch<'b, D>,
+    Checkpoints,
+    &mut [[Dual<K>; D]],
+    &mut [[f32; D]],
+    &mut [f32],
+) -> Result<f32, Error>;
+
+/// [`series_loss_and_gradient_reverse_parallel`] as a plain function pointer (see
+/// [`SeriesTrainer::with_reverse_mode_parallel`]).
+#[cfg(feature = "std")]
+type SeriesReverseParallelFn<S, M, const K: usize, const D: usize> =
+    for<'p, 'b> fn(
+        &SeriesProblem<'p, M, D>,
+        &S,
+        &Brownian,
+        Batch<'b, D>,
+        Checkpoints,
+        &mut [f32],
+        usize,
+    ) -> Result<f32, Error>;
+
+/// The reverse-mode state of a series trainer: the tape, the checkpoints and the gradient
+/// functions.
+struct SeriesReverse<'a, S, M, const K: usize, const D: usize> {
+    tape: &'a mut [[f32; D]],
+    checkpoints: Checkpoints,
+    gradient: SeriesReverseFn<S, M, K, D>,
+    #[cfg(feature = "std")]
+    parallel: Option<SeriesReverseParallelFn<S, M, K, D>>,
 }
 
 impl<'a, S, M, O, const K: usize, const D: usize> SeriesTrainer<'a, S, M, O, K, D>
@@ -923,22 +978,36 @@ where
             ws,
             iteration: 0,
             best_loss: f32::INFINITY,
+            reverse: None,
         })
     }
 
     /// Runs `iterations` iterations; calls continue the iteration count (and so the noise
-    /// and window sequences) where the previous one stopped.
+    /// and window sequences) where the previous one stopped. Gradients by forward mode, or
+    /// by reverse mode after [`SeriesTrainer::with_reverse_mode`].
     pub fn run<F>(&mut self, iterations: u32, callback: F) -> Result<Report, Error>
     where
         F: FnMut(&Progress) -> ControlFlow<()>,
     {
+        let reverse = self.reverse.as_ref().map(|r| (r.gradient, r.checkpoints));
         self.run_with(
             iterations,
             callback,
-            |problem, model, noise, batch, stats, grad| {
-                series_loss_and_gradient(problem, model, noise, batch, stats, grad)
+            move |problem, model, noise, batch, stats, tape, grad| match reverse {
+                None => series_loss_and_gradient(problem, model, noise, batch, stats, grad),
+                Some((gradient, checkpoints)) => {
+                    gradient(problem, model, noise, batch, checkpoints, stats, tape, grad)
+                }
             },
         )
+    }
+
+    /// How gradients are computed.
+    pub fn gradient_mode(&self) -> GradientMode {
+        match &self.reverse {
+            None => GradientMode::Forward,
+            Some(r) => GradientMode::Reverse(r.checkpoints),
+        }
     }
 
     /// The training loop, with the gradient computed by `gradient`.
@@ -953,9 +1022,10 @@ where
         G: FnMut(
             &SeriesProblem<'a, M, D>,
             &S,
-            &crate::noise::Brownian,
+            &Brownian,
             Batch<'a, D>,
             &mut [[Dual<K>; D]],
+            &mut [[f32; D]],
             &mut [f32],
         ) -> Result<f32, Error>,
     {
@@ -972,12 +1042,17 @@ where
             let batch = self
                 .problem
                 .batch(iteration_seed(self.config.window_seed, iteration));
+            let tape = match &mut self.reverse {
+                Some(r) => &mut *r.tape,
+                None => &mut [],
+            };
             let value = match gradient(
                 &self.problem,
                 &*self.model,
                 &noise,
                 batch,
                 self.ws.stats,
+                tape,
                 self.ws.grad,
             ) {
                 Ok(v) => v,
@@ -1061,9 +1136,13 @@ where
     M: Step<Dual<K>, S, D> + Copy + Sync,
     O: Optimizer,
 {
-    /// [`SeriesTrainer::run`] with each gradient computed on `threads` threads
-    /// ([`series_loss_and_gradient_parallel`], 0: all cores): the same iterations, bit for
-    /// bit, faster when the model has more than `K` parameters (feature `std`).
+    /// [`SeriesTrainer::run`] with each gradient computed on `threads` threads (0: all
+    /// cores; feature `std`): the same iterations, bit for bit. In forward mode
+    /// ([`series_loss_and_gradient_parallel`]) it is faster when the model has more than `K`
+    /// parameters; in reverse mode set by [`SeriesTrainer::with_reverse_mode_parallel`]
+    /// ([`series_loss_and_gradient_reverse_parallel`]) when a batch has at least as many
+    /// windows as threads. In reverse mode set by [`SeriesTrainer::with_reverse_mode`] it
+    /// runs on one thread, as [`SeriesTrainer::run`].
     pub fn run_parallel<F>(
         &mut self,
         iterations: u32,
@@ -1073,12 +1152,156 @@ where
     where
         F: FnMut(&Progress) -> ControlFlow<()>,
     {
+        let reverse = self
+            .reverse
+            .as_ref()
+            .map(|r| (r.gradient, r.parallel, r.checkpoints));
         self.run_with(
             iterations,
             callback,
-            |problem, model, noise, batch, _stats, grad| {
-                series_loss_and_gradient_parallel(problem, model, noise, batch, grad, threads)
+            move |problem, model, noise, batch, stats, tape, grad| match reverse {
+                None => {
+                    series_loss_and_gradient_parallel(problem, model, noise, batch, grad, threads)
+                }
+                Some((_, Some(parallel), checkpoints)) => {
+                    parallel(problem, model, noise, batch, checkpoints, grad, threads)
+                }
+                Some((gradient, None, checkpoints)) => {
+                    gradient(problem, model, noise, batch, checkpoints, stats, tape, grad)
+                }
             },
         )
+    }
+}
+
+#[cfg(feature = "std")]
+impl<'a, S, M, O, const K: usize, const D: usize> SeriesTrainer<'a, S, M, O, K, D>
+where
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + StepVjp<S, D> + Copy + Sync,
+    O: Optimizer,
+{
+    /// [`SeriesTrainer::with_reverse_mode`], and [`SeriesTrainer::run_parallel`] then
+    /// computes each gradient with [`series_loss_and_gradient_reverse_parallel`] (the
+    /// windows shared among threads; the same bits on any number of threads, equal to
+    /// [`SeriesTrainer::run`]'s). Feature `std`; `tape` serves [`SeriesTrainer::run`].
+    pub fn with_reverse_mode_parallel(
+        self,
+        tape: &'a mut [[f32; D]],
+        checkpoints: Checkpoints,
+    ) -> Result<Self, Error> {
+        let mut trainer = self.with_reverse_mode(tape, checkpoints)?;
+        if let Some(r) = trainer.reverse.as_mut() {
+            r.parallel = Some(|problem, model, noise, batch, checkpoints, grad, threads| {
+                series_loss_and_gradient_reverse_parallel::<K, S, M, Brownian, Batch<'_, D>, D>(
+                    problem,
+                    model,
+                    noise,
+                    batch,
+                    checkpoints,
+                    grad,
+                    threads,
+                )
+            });
+        }
+        Ok(trainer)
+    }
+}
+
+impl<'a, S, M, O, const K: usize, const D: usize> SeriesTrainer<'a, S, M, O, K, D>
+where
+    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters,
+    M: Step<Dual<K>, S, D> + StepVjp<S, D> + Copy,
+    O: Optimizer,
+{
+    /// Computes gradients in reverse mode from now on
+    /// ([`series_loss_and_gradient_reverse`]): the same windows, batches, objective, masks,
+    /// optimizer and noise, and the same loss bits; gradients equal forward mode's up to
+    /// rounding, at a cost that does not grow with the parameter count. `tape` is scratch
+    /// of at least [`SeriesProblem::reverse_tape_len`]`(S::PARAMS, checkpoints)` rows (with
+    /// [`SeriesProblem::reverse_tape_len_keep_all`] rows, one solve per window fewer); the
+    /// workspace's `stats` serve for the objective's derivatives in the statistics.
+    ///
+    /// Errors (the trainer is dropped, nothing else changes): a short `tape`.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use tinysde::nn::{Dense, Identity, Parameters};
+    /// use tinysde::sde::NeuralSde;
+    /// use tinysde::solve::{Checkpoints, EulerMaruyama};
+    /// use tinysde::train::{
+    ///     Adam, AdamConfig, GradientMode, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
+    /// };
+    /// use tinysde::{Dual, Real};
+    ///
+    /// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// const P: usize = Model::PARAMS;
+    /// let mut model = Model::default();
+    /// model.write_params(&[0.0, 0.0, 0.0, 0.05])?;
+    /// let times: Vec<f32> = (0..200).map(|i| i as f32 * 0.1).collect();
+    /// let values: Vec<[f32; 1]> = (0..200).map(|i| [(i as f32 * 0.7).sin()]).collect();
+    /// let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?.with_batch(8)?;
+    /// let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len_keep_all(P, Checkpoints::All)];
+    /// let mut adam = Adam::new(AdamConfig::lr(0.02), [0.0; P], [0.0; P])?;
+    /// let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+    /// let mut stats = [[Dual::<2>::ZERO; 1]; 2];
+    /// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, stats: &mut stats };
+    /// let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)?
+    ///     .with_reverse_mode(&mut tape, Checkpoints::All)?;
+    /// assert_eq!(trainer.gradient_mode(), GradientMode::Reverse(Checkpoints::All));
+    /// let report = trainer.run(100, |_| ControlFlow::Continue(()))?;
+    /// assert_eq!(report.iterations, 100);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_reverse_mode(
+        mut self,
+        tape: &'a mut [[f32; D]],
+        checkpoints: Checkpoints,
+    ) -> Result<Self, Error> {
+        let needed = self.problem.reverse_tape_len(S::PARAMS, checkpoints);
+        if tape.len() < needed {
+            return Err(Error::Length {
+                what: "series reverse-mode tape (SeriesProblem::reverse_tape_len rows)",
+                expected: needed,
+                found: tape.len(),
+            });
+        }
+        self.reverse = Some(SeriesReverse {
+            tape,
+            checkpoints,
+            gradient: |problem, model, noise, batch, checkpoints, stats, tape, grad| {
+                series_loss_and_gradient_reverse(
+                    problem,
+                    model,
+                    noise,
+                    batch,
+                    checkpoints,
+                    stats,
+                    tape,
+                    grad,
+                )
+            },
+            #[cfg(feature = "std")]
+            parallel: None,
+        });
+        Ok(self)
+    }
+
+    /// Chooses the cheaper gradient mode for this model and `K`: reverse mode (with `tape`
+    /// and `checkpoints`) unless forward mode's estimated cost is lower, by the estimate of
+    /// [`Trainer::with_cheaper_mode`](crate::train::Trainer::with_cheaper_mode) (per
+    /// window, the same solves as a [`Trainer`](crate::train::Trainer)'s ensemble: forward
+    /// mode wins only when the whole gradient fits in one or two narrow passes). Errors as
+    /// [`SeriesTrainer::with_reverse_mode`], and only when reverse mode is chosen.
+    pub fn with_cheaper_mode(
+        self,
+        tape: &'a mut [[f32; D]],
+        checkpoints: Checkpoints,
+    ) -> Result<Self, Error> {
+        if forward_is_cheaper(S::PARAMS, K) {
+            Ok(self)
+        } else {
+            self.with_reverse_mode(tape, checkpoints)
+        }
     }
 }

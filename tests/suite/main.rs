@@ -8,6 +8,8 @@
 mod alloc_counter;
 
 mod adaptive;
+mod adjoint_binomial;
+mod adjoint_milstein;
 mod calibration;
 mod contract;
 mod convergence;
@@ -15,6 +17,7 @@ mod examples;
 mod firmware_parity;
 mod gradient;
 mod grid;
+mod lanes;
 mod nn;
 mod nn_alloc;
 mod noise;
@@ -24,6 +27,7 @@ mod reverse_training;
 mod reversible_heun;
 mod seed_calibration;
 mod series_alloc;
+mod series_reverse;
 mod solver_alloc;
 mod solvers;
 mod train_alloc;

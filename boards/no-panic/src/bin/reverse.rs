@@ -1,5 +1,5 @@
-//! No panic path in `reverse::loss_and_gradient` (the discrete adjoint, 8 lanes for the
-//! loss's derivatives, any checkpoints, a tape of any length) and in `Trainer::run` with
+//! No panic path in `reverse::loss_and_gradient` (the discrete adjoint of Euler–Maruyama
+//! and Milstein, 8 lanes for the loss's derivatives, any checkpoints, a tape of any length) and in `Trainer::run` with
 //! `Trainer::with_reverse_mode` (the firmware's on-device training).
 #![no_std]
 #![no_main]
@@ -9,7 +9,7 @@ use cortex_m_rt::entry;
 use tinysde::grad::{reverse, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
-use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
 use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
@@ -31,6 +31,7 @@ fn main() -> ! {
     let checkpoints = match opaque(0u8) {
         0 => Checkpoints::All,
         1 => Checkpoints::Sqrt,
+        2 => Checkpoints::Binomial(opaque(5)),
         _ => Checkpoints::Every(opaque(7)),
     };
     if let (Ok(grid), Ok(loss)) = (
@@ -42,6 +43,28 @@ fn main() -> ! {
             let problem = problem.with_u0_gradient(opaque(true));
             keep(reverse::tape_len(&problem, checkpoints));
             keep(reverse::tape_len_keep_all(&problem, checkpoints));
+            let r = reverse::loss_and_gradient(
+                &problem,
+                &model,
+                &noise,
+                &loss,
+                checkpoints,
+                opaque(&mut stats[..]),
+                opaque(&mut tape[..]),
+                opaque(&mut grad[..]),
+            );
+            keep(r);
+        }
+    }
+    keep((&grad, &stats, &tape));
+
+    // Milstein's adjoint (second derivatives of the diffusion network).
+    if let (Ok(grid), Ok(loss)) = (
+        TimeGrid::new(opaque(-3.0), opaque(3.0), opaque(60)),
+        MeanSquaredError::new(opaque(&data[..])),
+    ) {
+        let solver = Solver::new(Milstein, grid);
+        if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
             let r = reverse::loss_and_gradient(
                 &problem,
                 &model,

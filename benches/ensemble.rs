@@ -1,0 +1,222 @@
+//! An ensemble solve of the seed model, timed, for the side-by-side with diffrax
+//! (benches/peers/ensemble_diffrax.py, paired in benches/peers/run.sh).
+//!
+//! Model: drift `u -> u^3 -> Dense(1, 20, FastTanh) -> Dense(20, 1)`, diffusion
+//! `u -> Dense(1, 20, FastSigmoid) -> Dense(20, 1)` (the seed task's, `examples/fit_exp.rs`),
+//! Glorot-uniform weights (seed 1), `u0 = e^-3 + 1`, `steps` steps on [-3, 3], M trajectories
+//! (noise seed 3), mean and sample variance saved at t = -3, -2, ..., 3. One thread.
+//!
+//! Timing: warm-up calls for at least 0.2 s, then 21 samples, each timing enough solves to
+//! last at least 20 ms; prints the median of the samples, in seconds per solve: wall-clock
+//! (`seconds`) and, on 64-bit Linux, this thread's time on the CPU (`cpu_seconds`,
+//! `CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes held the core.
+//!
+//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes]` (defaults em, 100,
+//! 600, 1). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or 16 runs
+//! `Solver::ensemble_lanes` with that many trajectories per pass.
+//! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps> lanes=<L>
+//! seconds=<median> cpu_seconds=<median> min_seconds=<fastest sample>
+//! ns_per_trajectory_step=<from seconds> samples=21 solves_per_sample=<k> mean_at_t1=<...>`.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+use tinysde::noise::{rng_from_seed, Brownian};
+use tinysde::sde::NeuralSde;
+use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
+use tinysde::F32x;
+
+type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type SeedModel = NeuralSde<Drift, Diffusion>;
+
+const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
+const SAMPLES: usize = 21;
+const MIN_SAMPLE: Duration = Duration::from_millis(20);
+const WARM_UP: Duration = Duration::from_millis(200);
+/// Trajectories per pass when the command line does not say: 1 is `Solver::ensemble`.
+const DEFAULT_LANES: usize = 1;
+
+/// The timed call: the seed model's ensemble of `trajectories` paths, mean and variance at
+/// `TIMES`, one trajectory at a time (`Solver::ensemble`, `L = 1`) or `L` trajectories per
+/// pass as SIMD lanes (`Solver::ensemble_lanes`). Kept to this one function so that
+/// switching the benchmark to another ensemble entry point is a one-line change.
+#[allow(clippy::too_many_arguments)]
+fn run_ensemble<const L: usize, Mt>(
+    solver: &Solver<Mt>,
+    model: &SeedModel,
+    noise: &Brownian,
+    u0: &[f32; 1],
+    trajectories: usize,
+    mean: &mut [[f32; 1]; 7],
+    var: &mut [[f32; 1]; 7],
+) -> Result<(), tinysde::Error>
+where
+    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
+{
+    if L == 1 {
+        solver.ensemble(
+            model,
+            noise,
+            u0,
+            trajectories,
+            &TIMES,
+            mean,
+            var,
+            None,
+            ParamSeed::NONE,
+        )
+    } else {
+        solver.ensemble_lanes::<L, _, _, _, 1>(
+            model,
+            noise,
+            u0,
+            trajectories,
+            &TIMES,
+            mean,
+            var,
+            None,
+            ParamSeed::NONE,
+        )
+    }
+}
+
+fn measure<const L: usize, Mt>(
+    method: Mt,
+    name: &str,
+    trajectories: usize,
+    steps: u32,
+) -> Result<(), String>
+where
+    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
+{
+    let mut model = SeedModel::default();
+    tinysde::nn::init(&mut model, &mut rng_from_seed(1), InitScheme::GlorotUniform)
+        .map_err(|e| format!("init: {e}"))?;
+    let grid = TimeGrid::new(-3.0, 3.0, steps).map_err(|e| format!("time grid: {e}"))?;
+    let solver = Solver::new(method, grid);
+    let noise = Brownian::new(3);
+    let u0 = [tinysde::math::exp(-3.0) + 1.0];
+    let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
+    let mut solve = || -> Result<(), String> {
+        run_ensemble::<L, _>(
+            &solver,
+            black_box(&model),
+            &noise,
+            black_box(&u0),
+            trajectories,
+            &mut mean,
+            &mut var,
+        )
+        .map_err(|e| format!("ensemble: {e}"))?;
+        black_box((&mean, &var));
+        Ok(())
+    };
+
+    // Warm up (caches, branch predictors, clock) and size the samples.
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while start.elapsed() < WARM_UP || calls < 3 {
+        solve()?;
+        calls += 1;
+    }
+    let per_call = start.elapsed() / calls;
+    let per_sample = (MIN_SAMPLE.as_nanos() / per_call.as_nanos().max(1)).max(1) as u32 + 1;
+
+    let (mut wall, mut cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
+    for _ in 0..SAMPLES {
+        let (start, start_cpu) = (Instant::now(), thread_cpu_seconds());
+        for _ in 0..per_sample {
+            solve()?;
+        }
+        wall.push(start.elapsed().as_secs_f64() / f64::from(per_sample));
+        if let (Some(a), Some(b)) = (start_cpu, thread_cpu_seconds()) {
+            cpu.push((b - a) / f64::from(per_sample));
+        }
+    }
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    let seconds = wall[SAMPLES / 2];
+    let cpu_seconds = cpu
+        .get(cpu.len() / 2)
+        .map_or("n/a".to_string(), |s| format!("{s:.9}"));
+    let ns_per_step = seconds * 1e9 / (trajectories as f64 * f64::from(steps));
+    println!(
+        "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L} seconds={seconds:.9} \
+         cpu_seconds={cpu_seconds} min_seconds={:.9} ns_per_trajectory_step={ns_per_step:.1} \
+         samples={SAMPLES} solves_per_sample={per_sample} mean_at_t1={:.4}",
+        wall[0], mean[6][0]
+    );
+    Ok(())
+}
+
+/// This thread's time on the CPU so far, in seconds: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
+/// on 64-bit Linux (exact to the nanosecond; `/proc`'s counters only move at scheduler
+/// ticks, several milliseconds), `None` elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn thread_cpu_seconds() -> Option<f64> {
+    /// `struct timespec` of 64-bit Linux.
+    #[repr(C)]
+    struct Timespec {
+        seconds: i64,
+        nanoseconds: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut time = Timespec {
+        seconds: 0,
+        nanoseconds: 0,
+    };
+    // SAFETY: the C library std links on Linux provides clock_gettime; `time` is a valid,
+    // writable timespec for the duration of the call.
+    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    (status == 0).then_some(time.seconds as f64 + time.nanoseconds as f64 * 1e-9)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_seconds() -> Option<f64> {
+    None
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench` (and filters may follow); the positional arguments are
+    // the method, M, the step count and the lanes.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let method = args.first().map_or("em", String::as_str);
+    let parse = |i: usize, default: usize| -> Result<usize, String> {
+        args.get(i).map_or(Ok(default), |s| {
+            s.parse().map_err(|_| format!("not a count: {s:?}"))
+        })
+    };
+    let result = (|| {
+        let m = parse(1, 100)?;
+        let steps = u32::try_from(parse(2, 600)?).map_err(|_| "too many steps".to_string())?;
+        match (method, parse(3, DEFAULT_LANES)?) {
+            ("em", 1) => measure::<1, _>(EulerMaruyama, "em", m, steps),
+            ("em", 4) => measure::<4, _>(EulerMaruyama, "em", m, steps),
+            ("em", 8) => measure::<8, _>(EulerMaruyama, "em", m, steps),
+            ("em", 16) => measure::<16, _>(EulerMaruyama, "em", m, steps),
+            ("sosri", 1) => measure::<1, _>(Sosri, "sosri", m, steps),
+            ("sosri", 4) => measure::<4, _>(Sosri, "sosri", m, steps),
+            ("sosri", 8) => measure::<8, _>(Sosri, "sosri", m, steps),
+            ("sosri", 16) => measure::<16, _>(Sosri, "sosri", m, steps),
+            (other, lanes) => Err(format!(
+                "unknown method {other:?} (em or sosri) or lanes {lanes} (1, 4, 8 or 16)"
+            )),
+        }
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ensemble bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
