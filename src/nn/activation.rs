@@ -118,8 +118,7 @@ const TANH_CLAMP: f32 = 7.905_311;
 #[inline]
 pub fn fast_tanh<T: Real>(x: T) -> T {
     if T::TANGENTS == 0 {
-        // A scalar without tangents is its value.
-        return T::from_value(fast_tanh_value(x.value()));
+        return fast_tanh_without_tangents(x);
     }
     let (y, dy) = fast_tanh_and_derivative(x.value());
     match x.chain_first_order(y, dy) {
@@ -135,7 +134,7 @@ pub fn fast_tanh<T: Real>(x: T) -> T {
 fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
         for o in x.iter_mut() {
-            *o = T::from_value(fast_tanh_value(o.value()));
+            *o = fast_tanh_without_tangents(*o);
         }
         return;
     }
@@ -158,7 +157,7 @@ fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
 fn fast_sigmoid_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
         for o in x.iter_mut() {
-            *o = T::from_value(fast_sigmoid_value(o.value()));
+            *o = fast_sigmoid(*o);
         }
         return;
     }
@@ -310,7 +309,22 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
 #[inline]
 pub fn fast_sigmoid<T: Real>(x: T) -> T {
     if T::TANGENTS == 0 {
-        return T::from_value(fast_sigmoid_value(x.value()));
+        // A scalar that is its value (`f32`, lanes) in one pass on the value.
+        if let Some(r) = x.chain_first_order(fast_sigmoid_value(x.value()), Lanes::ZERO) {
+            return r;
+        }
     }
     fast_tanh(x * 0.5) * 0.5 + 0.5
+}
+
+/// [`fast_tanh`] of a scalar without parameter tangents: a scalar that is its value (`f32`,
+/// lanes: `chain_first_order` gives the value back) on the value, with the early exit;
+/// others ([`Directional`](crate::Directional) carries a derivative that is not a parameter
+/// tangent) operation by operation.
+#[inline]
+fn fast_tanh_without_tangents<T: Real>(x: T) -> T {
+    match x.chain_first_order(fast_tanh_value(x.value()), Lanes::ZERO) {
+        Some(r) => r,
+        None => fast_tanh_ops(x),
+    }
 }

@@ -95,7 +95,11 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
     #[inline]
     fn forward(&self, x: &[T; I], seed: ParamSeed) -> [T; O] {
         if T::TANGENTS == 0 {
-            if OUTPUTS_IN_LANES && <T::Value as Lanes>::WIDTH == 1 && O >= OUTPUT_LANES {
+            if OUTPUTS_IN_LANES
+                && <T::Value as Lanes>::WIDTH == 1
+                && O >= OUTPUT_LANES
+                && is_its_value::<T>()
+            {
                 return self.forward_outputs_in_lanes(x);
             }
             // Nothing to seed: each output's activation right after its affine map, in one
@@ -149,6 +153,15 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
         }
         y
     }
+}
+
+/// Whether `T` is its value and nothing more (`f32`, lanes: `chain_first_order` gives the
+/// value back), unlike [`Directional`](crate::Directional), whose derivative part the lane
+/// path would drop.
+#[inline]
+fn is_its_value<T: Real>() -> bool {
+    let zero = <T::Value as Lanes>::ZERO;
+    T::TANGENTS == 0 && T::ZERO.chain_first_order(zero, zero).is_some()
 }
 
 /// The outputs of `rows`/`bias` at input `x`, `L` at a time in [`F32x<L>`] lanes, into
