@@ -11,19 +11,23 @@
 //!   parameters, 100 trajectories, 30 save times on [0, 1], 116 Euler-Maruyama steps
 //!   (4 per save interval), mean + variance matching.
 //!
+//! Both gradients also on 1 and 2 threads (`_threads/.../T=`), and one training iteration of
+//! the spiral's second phase (the owned `Training`, SOSRI, 29 steps) on 1 and 2 threads.
+//!
 //! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
-//! `cargo bench --bench gradient -- reverse`.
+//! `cargo bench --bench gradient -- reverse`; threads only: `cargo bench --bench gradient -- T=`.
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, loss_value, reverse, Problem};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
-use tinysde::train::{MeanSquaredError, MomentMatching};
+use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, Sosri, TimeGrid};
+use tinysde::train::{AdamConfig, MeanSquaredError, MomentMatching, Training};
 use tinysde::{Dual, Real};
 
 type SeedModel = NeuralSde<
@@ -99,6 +103,37 @@ fn seed_task(c: &mut Criterion) {
         "binomial_32" => Checkpoints::Binomial(32), reverse::tape_len;
         "binomial_8_kept" => Checkpoints::Binomial(8), reverse::tape_len_keep_all
     );
+    // On threads (bits independent of the thread count): reverse mode keeping every
+    // state, and forward mode with K = 16, on 1 and 2 threads.
+    for threads in [1, 2] {
+        group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
+            b.iter(|| {
+                black_box(
+                    reverse::loss_and_gradient_parallel(
+                        &problem,
+                        &model,
+                        &noise,
+                        &loss,
+                        Checkpoints::All,
+                        &mut grad,
+                        threads,
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+        let mut stats = vec![[Dual::<16>::ZERO; DIM]; problem.stats_len()];
+        group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
+            b.iter(|| {
+                black_box(
+                    loss_and_gradient_parallel(
+                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+    }
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {
@@ -204,11 +239,73 @@ fn spiral(c: &mut Criterion) {
         "all_kept" => Checkpoints::All, reverse::tape_len_keep_all;
         "sqrt_kept" => Checkpoints::Sqrt, reverse::tape_len_keep_all
     );
+    // On threads (bits independent of the thread count): reverse mode keeping every
+    // state, and forward mode with K = 16, on 1 and 2 threads.
+    for threads in [1, 2] {
+        group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
+            b.iter(|| {
+                black_box(
+                    reverse::loss_and_gradient_parallel(
+                        &problem,
+                        &model,
+                        &noise,
+                        &loss,
+                        Checkpoints::All,
+                        &mut grad,
+                        threads,
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+        let mut stats = vec![[Dual::<16>::ZERO; DIM]; problem.stats_len()];
+        group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
+            b.iter(|| {
+                black_box(
+                    loss_and_gradient_parallel(
+                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+    }
     // The loss alone (one ensemble solve on f32): the unit of the cost model.
     let mut plain = vec![[0.0f32; DIM]; problem.stats_len()];
     group.bench_function("value", |b| {
         b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
     });
+    group.finish();
+}
+
+/// One training iteration of the spiral tutorial's second phase (SOSRI, 29 steps, 100
+/// trajectories, Adam): the owned `Training` in reverse mode on 1 and 2 threads.
+fn spiral_iteration(c: &mut Criterion) {
+    let mut model = SpiralModel::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(2),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let times: Vec<f32> = (0..30).map(|i| i as f32 / 29.0).collect();
+    let mean: Vec<[f32; 2]> = times
+        .iter()
+        .map(|&t| [2.0 * (1.0 - t) + 0.5 * t, 1.5 * t])
+        .collect();
+    let var: Vec<[f32; 2]> = times.iter().map(|&t| [0.1 * t, 0.1 * t]).collect();
+    let loss = MomentMatching::new(&mean, &var).unwrap();
+    let solver = Solver::new(Sosri, TimeGrid::new(0.0, 1.0, 29).unwrap());
+    let problem = Problem::new(solver, [2.0, 0.0], 100, &times).unwrap();
+    let mut group = c.benchmark_group("training_iteration/spiral_M100_SOSRI29");
+    for threads in [1, 2] {
+        let mut training = Training::new(model, problem, &loss, AdamConfig::lr(1e-4))
+            .unwrap()
+            .with_threads(threads);
+        group.bench_function(format!("reverse/T={threads}"), |b| {
+            b.iter(|| black_box(training.run(1, |_| ControlFlow::Continue(())).unwrap()))
+        });
+    }
     group.finish();
 }
 
@@ -222,6 +319,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seed_task, spiral
+    targets = seed_task, spiral, spiral_iteration
 }
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! from the mean and variance of 10,000 simulated paths.
 //!
 //! ```text
-//! cargo run --release --example spiral [OUT_DIR]      (default OUT_DIR: target/spiral)
+//! cargo run --release --example spiral [OUT_DIR] [--threads N]    (default OUT_DIR: target/spiral)
 //! ```
 //!
 //! True system (Itô, diagonal multiplicative noise) on `t in [0, 1]` from `u0 = [2, 0]`:
@@ -16,7 +16,8 @@
 //! for 100 iterations, then Adam(0.01) with n = 100 for 200 iterations (each phase starts
 //! Adam afresh; see [`Settings::full`] for what this example runs by default and why).
 //! The model ends at the best parameters seen; its final loss is evaluated with n = 1000 on
-//! a path not used in training.
+//! a path not used in training. Gradients in reverse mode on all cores (`--threads N` for
+//! N threads; the results do not depend on N).
 //!
 //! Writes into OUT_DIR (all together, or nothing on failure): `spiral.png` (means,
 //! variances, the phase plane and the training loss) and `spiral.weights`.
@@ -41,9 +42,6 @@ pub type Diffusion = Dense<2, 2, Identity>;
 /// The model.
 pub type SpiralModel = NeuralSde<Drift, Diffusion>;
 
-/// Tangent lanes per gradient pass: 258 parameters in 2 passes of 129.
-const LANES: usize = 129;
-
 /// Everything that sets the size of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -61,6 +59,8 @@ pub struct Settings {
     pub eval_trajectories: usize,
     /// Seeds: data noise, initial weights, training noise.
     pub seeds: (u64, u64, u64),
+    /// Threads for the gradients (0: all cores; the results do not depend on it).
+    pub threads: usize,
 }
 
 impl Settings {
@@ -85,6 +85,7 @@ impl Settings {
             ],
             eval_trajectories: 1000,
             seeds: (11, 3, 5),
+            threads: 0,
         }
     }
 
@@ -152,7 +153,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         "spiral",
         progress,
     );
-    let history = fit::train::<LANES, _, _, 2>(
+    let history = fit::train(
         &mut model,
         solver,
         u0,
@@ -160,6 +161,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         loss,
         &schedule,
         settings.seeds.2,
+        settings.threads,
         &bar,
     )
     .map_err(|e| format!("training: {e}"))?;
@@ -331,12 +333,18 @@ fn spiral_plot(
 struct Cli {
     #[command(flatten)]
     output: common::OutputArgs,
+    /// Threads for the training gradients (0: all cores); the results do not depend on it
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
 }
 
 fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
     let out = cli.output.dir("spiral");
-    let settings = Settings::full();
+    let settings = Settings {
+        threads: cli.threads,
+        ..Settings::full()
+    };
     let start = std::time::Instant::now();
     match run(&settings, &out, cli.output.progress()) {
         Ok(s) => {

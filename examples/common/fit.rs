@@ -4,16 +4,17 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tinysde::grad::{loss_value, reverse, Loss, Problem};
+use tinysde::grad::{loss_value, Loss, Problem, WideDual};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
-use tinysde::solve::{Checkpoints, Solver, Step, StepVjp, TimeGrid};
+use tinysde::solve::{Solver, Step, StepVjp, TimeGrid};
 use tinysde::train::{
     Adam, AdamConfig, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress, Series,
-    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
+    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Training, Workspace,
+    TRAINING_LANES,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -153,11 +154,12 @@ impl History {
 
 /// Trains `model` on `loss` over `times` from `u0` with `solver`, reports every iteration
 /// to `bar`, and leaves the model at the best parameters seen on the full data.
-/// Noise: a fresh Brownian path per iteration from `noise_seed`. Gradients: the trainer's
-/// cheaper mode, which for these models is reverse mode keeping every state (one `f32`
-/// statistics pass and a backward pass instead of `ceil(PARAMS / K)` passes on `K` lanes).
+/// Noise: a fresh Brownian path per iteration from `noise_seed`. Gradients: the cheaper
+/// mode `tinysde::train::Training` chooses, which for these models is reverse mode keeping
+/// every state (one `f32` statistics pass and a backward pass instead of
+/// `ceil(PARAMS / K)` passes on `K` lanes), on `threads` threads (0: all cores).
 #[allow(clippy::too_many_arguments)]
-pub fn train<const K: usize, S, L, const D: usize>(
+pub fn train<S, L, const D: usize>(
     model: &mut S,
     solver: Solver<Method>,
     u0: [f32; D],
@@ -165,16 +167,21 @@ pub fn train<const K: usize, S, L, const D: usize>(
     loss: L,
     schedule: &Schedule,
     noise_seed: u64,
+    threads: usize,
     bar: &ProgressBar,
 ) -> Result<History, Error>
 where
-    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters,
-    Method: Step<Dual<K>, S, D> + StepVjp<S, D>,
+    S: Sde<Dual<TRAINING_LANES>, D>
+        + Sde<WideDual<TRAINING_LANES>, D>
+        + SdeVjp<D>
+        + Parameters
+        + Clone
+        + Sync,
+    Method: Step<Dual<TRAINING_LANES>, S, D> + Step<WideDual<TRAINING_LANES>, S, D> + StepVjp<S, D>,
     L: Loss<D>,
 {
     let start = Instant::now();
-    let p = S::PARAMS;
-    let (first_lr, first_n) = match schedule {
+    let (lr, trajectories) = match schedule {
         Schedule::Phases(phases) => phases
             .first()
             .map_or((1e-3, 1), |ph| (ph.lr, ph.trajectories)),
@@ -182,31 +189,14 @@ where
             lr, trajectories, ..
         } => (*lr, *trajectories),
     };
-    let most_trajectories = match schedule {
-        Schedule::Phases(phases) => phases.iter().map(|ph| ph.trajectories).max(),
-        Schedule::Growing { trajectories, .. } => Some(*trajectories),
-    }
-    .unwrap_or(first_n);
-    // Reverse mode keeping every state of every trajectory: the tape is sized for the
-    // phase with the most trajectories, so no phase recomputes anything.
-    let widest = Problem::new(solver, u0, most_trajectories.max(first_n), times)?;
-    let mut tape = vec![[0.0f32; D]; reverse::tape_len_keep_all(&widest, Checkpoints::All)];
-    let problem = Problem::new(solver, u0, first_n, times)?;
-    let adam = Adam::new(AdamConfig::lr(first_lr), vec![0.0; p], vec![0.0; p])?;
-    let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
-    let mut stats = vec![[Dual::<K>::ZERO; D]; problem.stats_len()];
-    let ws = Workspace {
-        params: &mut params,
-        grad: &mut grad,
-        best: &mut best,
-        stats: &mut stats,
-    };
+    let problem = Problem::new(solver, u0, trajectories, times)?;
     let config = TrainConfig {
         noise: NoiseMode::Fresh { seed: noise_seed },
         clip_norm: None,
     };
-    let mut trainer = Trainer::new(model, adam, problem, loss, config, ws)?
-        .with_cheaper_mode(&mut tape, Checkpoints::All)?;
+    let mut training = Training::new(model.clone(), problem, loss, AdamConfig::lr(lr))?
+        .with_config(config)?
+        .with_threads(threads);
     let mut history = History::default();
     let limit = match schedule {
         Schedule::Growing { limit, .. } => limit.map_or(usize::MAX, |l| l as usize),
@@ -227,16 +217,16 @@ where
         Schedule::Phases(phases) => {
             let mut report = None;
             for ph in phases {
-                trainer.optimizer_mut().reset();
-                trainer.optimizer_mut().set_lr(ph.lr)?;
-                trainer.set_trajectories(ph.trajectories)?;
-                report = Some(trainer.run(ph.iterations, &mut record)?);
+                training.optimizer_mut().reset();
+                training.optimizer_mut().set_lr(ph.lr)?;
+                training.set_trajectories(ph.trajectories)?;
+                report = Some(training.run(ph.iterations, &mut record)?);
             }
             report
         }
-        Schedule::Growing { window, .. } => Some(trainer.run_schedule(window, &mut record)?),
+        Schedule::Growing { window, .. } => Some(training.run_schedule(window, &mut record)?),
     };
-    trainer.restore_best();
+    *model = training.into_best_model();
     history.best_loss = report.map_or(f32::NAN, |r| r.best_loss);
     history.seconds = start.elapsed().as_secs_f64();
     Ok(history)

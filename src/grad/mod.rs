@@ -16,6 +16,10 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
+//! With feature `std`, `loss_and_gradient_parallel` (and `reverse::loss_and_gradient_parallel`)
+//! split the trajectories over threads and fold their results in trajectory order: the bits
+//! do not depend on the number of threads.
+//!
 //! ```
 //! use tinysde::grad::{loss_and_gradient, Loss, Problem};
 //! use tinysde::nn::{Dense, Identity, Parameters, Tanh};
@@ -46,7 +50,12 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+#[cfg(feature = "std")]
+mod parallel;
 pub mod reverse;
+
+#[cfg(feature = "std")]
+pub use parallel::{loss_and_gradient_parallel, WideDual};
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
@@ -400,10 +409,46 @@ where
         loss,
         <S as Sde<Dual<K>, D>>::NOISE,
     )?;
+    let trajectories = problem.trajectories;
+    forward_passes(
+        problem,
+        S::PARAMS,
+        loss,
+        stats,
+        grad,
+        |u0, times, mean, var, seed| {
+            problem
+                .solver
+                .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
+        },
+    )
+}
+
+/// Runs `ensemble(u0, save_times, mean, var, seed)` once per pass of K gradient entries
+/// and writes each pass's entries into `grad` once the whole pass succeeded (see
+/// [`loss_and_gradient`] for what that leaves after an error). Inputs are checked by the
+/// caller.
+fn forward_passes<const K: usize, M, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    params: usize,
+    loss: &L,
+    stats: &mut [[Dual<K>; D]],
+    grad: &mut [f32],
+    mut ensemble: impl FnMut(
+        &[Dual<K>; D],
+        &[f32],
+        &mut [[Dual<K>; D]],
+        &mut [[Dual<K>; D]],
+        ParamSeed,
+    ) -> Result<(), Error>,
+) -> Result<f32, Error>
+where
+    M: Method,
+    L: Loss<D>,
+{
     let n = problem.window;
     let (mean, var) = split_stats(stats, n)?;
     let times = problem.active_save_times();
-    let params = S::PARAMS;
     let mut value = f32::NAN;
     let mut start = 0;
     // A model with no parameters and no u0 gradient still gets its loss value.
@@ -417,16 +462,7 @@ where
                 x.add_param_tangent(index - start, Dual::ONE);
             }
         }
-        problem.solver.ensemble_scratch(
-            model,
-            noise,
-            &u0,
-            problem.trajectories,
-            times,
-            mean,
-            var,
-            ParamSeed::window(start),
-        )?;
+        ensemble(&u0, times, mean, var, ParamSeed::window(start))?;
         let l = loss.eval::<Dual<K>>(mean, var);
         if start == 0 {
             value = l.v;

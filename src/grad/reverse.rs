@@ -73,6 +73,8 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+#[cfg(feature = "std")]
+pub use super::parallel::reverse_loss_and_gradient_parallel as loss_and_gradient_parallel;
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
@@ -351,60 +353,25 @@ where
     }
 
     // 2. dL/dmean and dL/dvar by forward mode over the statistics, K entries at a time.
-    let (mean_d, var_d) = split_stats(stats, n)?;
-    let entries = 2 * n * D;
-    let mut start = 0;
-    while start < entries {
-        for (e, (dst, src)) in mean_d
-            .iter_mut()
-            .flatten()
-            .zip(rows.mean.iter().flatten())
-            .chain(var_d.iter_mut().flatten().zip(rows.var.iter().flatten()))
-            .enumerate()
-        {
-            *dst = Dual::constant(*src);
-            if e >= start && e - start < K {
-                dst.add_param_tangent(e - start, Dual::ONE);
-            }
-        }
-        let l = loss.eval::<Dual<K>>(mean_d, var_d);
-        for (e, bar) in rows
-            .mean_bar
-            .iter_mut()
-            .flatten()
-            .chain(rows.var_bar.iter_mut().flatten())
-            .enumerate()
-            .skip(start)
-            .take(K)
-        {
-            *bar = l.tangent(e - start);
-        }
-        start += K;
-    }
+    statistics_cotangents(
+        loss,
+        rows.mean,
+        rows.var,
+        stats,
+        rows.mean_bar,
+        rows.var_bar,
+    )?;
 
     // 3. Per trajectory: forward with checkpoints, backward through every step.
     grad.fill(0.0);
     let (params_bar, u0_part) = grad.split_at_mut(params.min(grad.len()));
     let mut u0_bar = [0.0f32; D];
-    let inv_count = 1.0 / trajectories as f32;
-    let var_scale = 2.0 / (trajectories.max(2) - 1) as f32;
-    let (mean, mean_bar, var_bar) = (&*rows.mean, &*rows.mean_bar, &*rows.var_bar);
+    let save_bar = SaveCotangent::new(rows.mean, rows.mean_bar, rows.var_bar, trajectories);
     for m in 0..trajectories {
         trajectory(
             m,
             rows.states,
-            &mut |i, u| {
-                let mut bar = [0.0f32; D];
-                if let (Some(mu), Some(mb), Some(vb)) =
-                    (mean.get(i), mean_bar.get(i), var_bar.get(i))
-                {
-                    let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
-                    for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
-                        *b = mbd * inv_count + vbd * var_scale * (ud - mud);
-                    }
-                }
-                bar
-            },
+            &mut |i, u| save_bar.at(i, u),
             &mut u0_bar,
             params_bar,
         )?;
@@ -421,6 +388,92 @@ where
         });
     }
     Ok(value)
+}
+
+/// Step 2 of the scheme: `dL/dmean` into `mean_bar` and `dL/dvar` into `var_bar`, by
+/// evaluating the loss on `Dual<K>` over the statistics, K of their entries at a time
+/// (`stats` is scratch of at least twice `mean.len()` rows).
+pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
+    loss: &L,
+    mean: &[[f32; D]],
+    var: &[[f32; D]],
+    stats: &mut [[Dual<K>; D]],
+    mean_bar: &mut [[f32; D]],
+    var_bar: &mut [[f32; D]],
+) -> Result<(), Error> {
+    let n = mean.len();
+    let (mean_d, var_d) = split_stats(stats, n)?;
+    let entries = 2 * n * D;
+    let mut start = 0;
+    while start < entries {
+        for (e, (dst, src)) in mean_d
+            .iter_mut()
+            .flatten()
+            .zip(mean.iter().flatten())
+            .chain(var_d.iter_mut().flatten().zip(var.iter().flatten()))
+            .enumerate()
+        {
+            *dst = Dual::constant(*src);
+            if e >= start && e - start < K {
+                dst.add_param_tangent(e - start, Dual::ONE);
+            }
+        }
+        let l = loss.eval::<Dual<K>>(mean_d, var_d);
+        for (e, bar) in mean_bar
+            .iter_mut()
+            .flatten()
+            .chain(var_bar.iter_mut().flatten())
+            .enumerate()
+            .skip(start)
+            .take(K)
+        {
+            *bar = l.tangent(e - start);
+        }
+        start += K;
+    }
+    Ok(())
+}
+
+/// The cotangent of one trajectory's state at a save time, from the cotangents of the
+/// ensemble statistics: `dL/du_m(t_i) = dL/dmean_i / M + dL/dvar_i · 2 (u − mean_i) / (M − 1)`.
+pub(super) struct SaveCotangent<'r, const D: usize> {
+    mean: &'r [[f32; D]],
+    mean_bar: &'r [[f32; D]],
+    var_bar: &'r [[f32; D]],
+    inv_count: f32,
+    var_scale: f32,
+}
+
+impl<'r, const D: usize> SaveCotangent<'r, D> {
+    /// For an ensemble of `trajectories` trajectories.
+    pub(super) fn new(
+        mean: &'r [[f32; D]],
+        mean_bar: &'r [[f32; D]],
+        var_bar: &'r [[f32; D]],
+        trajectories: usize,
+    ) -> Self {
+        Self {
+            mean,
+            mean_bar,
+            var_bar,
+            inv_count: 1.0 / trajectories as f32,
+            var_scale: 2.0 / (trajectories.max(2) - 1) as f32,
+        }
+    }
+
+    /// The cotangent of state `u` saved at save time `i`.
+    pub(super) fn at(&self, i: usize, u: &[f32; D]) -> [f32; D] {
+        let mut bar = [0.0f32; D];
+        if let (Some(mu), Some(mb), Some(vb)) =
+            (self.mean.get(i), self.mean_bar.get(i), self.var_bar.get(i))
+        {
+            let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
+            for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
+                *b = mbd * self.inv_count + vbd * self.var_scale * (ud - mud);
+            }
+        }
+        bar
+    }
 }
 
 /// The number of rows (`[f32; D]`) the `tape` of [`reversible_heun`] needs: four per save

@@ -30,6 +30,7 @@
 //! ```
 
 mod adaptive;
+mod ensemble;
 // The adjoints index their stage and state arrays in loops over const sizes, like the
 // methods they differentiate.
 #[allow(
@@ -78,6 +79,9 @@ mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
 pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
+#[cfg(feature = "std")]
+pub use ensemble::Ensemble;
+pub use ensemble::{EnsembleBuffers, EnsembleRequest};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
 pub use grid::{PlanCursor, PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};

@@ -26,9 +26,16 @@
 //!   parameters, update; noise per iteration by [`NoiseMode`] (fresh path from
 //!   [`iteration_seed`], or fixed); [`Trainer::run`] for plain training,
 //!   [`Trainer::run_schedule`] for a [`GrowingWindow`]. Buffers in a [`Workspace`].
+//!   With feature `std`, `Trainer::with_threads` computes each gradient on several
+//!   threads (bits independent of the thread count).
+//! - `Training` (feature `std`): the same loop on an owned state (model, optimizer from an
+//!   `AdamConfig` or `SgdConfig` through `IntoOptimizer`, every buffer, the cheaper gradient
+//!   mode): `Training::new(model, problem, loss, AdamConfig::lr(0.01))?.run(300, callback)`;
+//!   `best_model()` evaluates the best parameters without restoring them.
 //!
-//! Nothing here allocates or needs `std`; every size is checked and every bad input is a
-//! typed [`Error`](crate::Error) that leaves the caller's data unchanged.
+//! Nothing here but `Training` and the threaded paths allocates or needs `std`; every size
+//! is checked and every bad input is a typed [`Error`](crate::Error) that leaves the
+//! caller's data unchanged.
 //!
 //! Hyperparameters that fit the seed task (`tests/suite/training.rs`, both cut the loss more than
 //! tenfold): SOSRI with 5 steps per unit time on `[-3, 3]`, 16 trajectories per iteration,
@@ -44,6 +51,8 @@ mod optim;
 mod schedule;
 mod series;
 mod trainer;
+#[cfg(feature = "std")]
+mod training;
 
 pub use crate::grad::Loss;
 pub use loss::{GaussianNll, MeanSquaredError, MomentMatching};
@@ -62,3 +71,5 @@ pub use series::{series_loss_and_gradient_parallel, series_loss_and_gradient_rev
 pub use trainer::{
     forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
 };
+#[cfg(feature = "std")]
+pub use training::{IntoOptimizer, Training, TRAINING_LANES};

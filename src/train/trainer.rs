@@ -7,11 +7,13 @@ use super::optim::{clip_global_norm, Optimizer};
 use super::schedule::{GrowingWindow, NoiseMode};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
+#[cfg(feature = "std")]
+use crate::grad::WideDual;
 use crate::grad::{loss_and_gradient, reverse, Loss, Problem};
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Step, StepVjp};
+use crate::solve::{Checkpoints, Method, Step, StepVjp};
 
 /// Training options.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -77,8 +79,10 @@ pub struct Report {
 /// [`Progress`] to a callback (which may stop training), records the best parameters, and
 /// updates the parameters with the optimizer (after optional clipping).
 ///
-/// Nothing is allocated; the model and the optimizer are borrowed or owned (pass
-/// `&mut optimizer` to keep yours), the buffers come in a [`Workspace`].
+/// Nothing is allocated (except on threads: `Trainer::with_threads`, feature `std`); the
+/// model and the optimizer are borrowed or owned (pass `&mut optimizer` to keep yours), the
+/// buffers come in a [`Workspace`]. `Training` (feature `std`) is the same loop on a state
+/// that owns everything.
 ///
 /// **Best parameters.** The trainer keeps a copy of the parameters with the lowest loss
 /// evaluated so far. Losses on different windows are not comparable, so when the window
@@ -133,10 +137,39 @@ pub struct Trainer<'a, S, M, L, O, const K: usize, const D: usize> {
     loss: L,
     config: TrainConfig,
     ws: Workspace<'a, K, D>,
+    record: Record,
+    reverse: Option<ReverseMode<'a, S, M, L, K, D>>,
+    #[cfg(feature = "std")]
+    threaded: Option<Threaded<S, M, L, K, D>>,
+}
+
+/// The iteration count and the best loss so far, with the window it was evaluated on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Record {
     iteration: u32,
     best_loss: f32,
     best_window: usize,
-    reverse: Option<ReverseMode<'a, S, M, L, K, D>>,
+}
+
+impl Record {
+    /// Before the first iteration, on `window` save times.
+    pub(super) fn new(window: usize) -> Self {
+        Self {
+            iteration: 0,
+            best_loss: f32::INFINITY,
+            best_window: window,
+        }
+    }
+
+    /// The next iteration's number.
+    pub(super) fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
+    /// The best loss so far.
+    pub(super) fn best_loss(&self) -> f32 {
+        self.best_loss
+    }
 }
 
 /// Which way a [`Trainer`] computes its gradients (see [`Trainer::with_reverse_mode`]).
@@ -170,6 +203,229 @@ struct ReverseMode<'a, S, M, L, const K: usize, const D: usize> {
     tape: &'a mut [[f32; D]],
     checkpoints: Checkpoints,
     gradient: ReverseFn<S, M, L, K, D>,
+}
+
+/// [`loss_and_gradient_parallel`](crate::grad::loss_and_gradient_parallel) for one model,
+/// method and loss (see [`ReverseFn`]).
+#[cfg(feature = "std")]
+type ForwardParallelFn<S, M, L, const K: usize, const D: usize> = fn(
+    &Problem<'_, M, D>,
+    &S,
+    &Brownian,
+    &L,
+    &mut [[Dual<K>; D]],
+    &mut [f32],
+    usize,
+) -> Result<f32, Error>;
+
+/// [`reverse::loss_and_gradient_parallel`] for one model, method and loss.
+#[cfg(feature = "std")]
+type ReverseParallelFn<S, M, L, const D: usize> =
+    fn(&Problem<'_, M, D>, &S, &Brownian, &L, Checkpoints, &mut [f32], usize) -> Result<f32, Error>;
+
+/// The threaded gradient functions of a trainer and its number of threads.
+#[cfg(feature = "std")]
+struct Threaded<S, M, L, const K: usize, const D: usize> {
+    threads: usize,
+    forward: ForwardParallelFn<S, M, L, K, D>,
+    reverse: ReverseParallelFn<S, M, L, D>,
+}
+
+/// What the training loop works on, borrowed from a [`Trainer`] or a
+/// [`Training`](super::Training): the model, the optimizer, the problem, the loss, the
+/// options, the flat parameters, gradient and best parameters, and the record.
+pub(super) struct Parts<'p, 'a, S, M, L, O, const D: usize> {
+    pub(super) model: &'p mut S,
+    pub(super) optimizer: &'p mut O,
+    pub(super) problem: &'p mut Problem<'a, M, D>,
+    pub(super) loss: &'p L,
+    pub(super) config: &'p TrainConfig,
+    pub(super) params: &'p mut [f32],
+    pub(super) grad: &'p mut [f32],
+    pub(super) best: &'p mut [f32],
+    pub(super) record: &'p mut Record,
+}
+
+impl<S, M, L, O, const D: usize> Parts<'_, '_, S, M, L, O, D>
+where
+    S: Parameters,
+    M: Method,
+    L: Loss<D>,
+    O: Optimizer,
+{
+    /// Copies the model's parameters and the initial state into `params`.
+    pub(super) fn read_model(&mut self) {
+        let (p, u) = crate::nn::split_at_most_mut(self.params, S::PARAMS);
+        self.model.read_unchecked(p);
+        for (dst, src) in u.iter_mut().zip(self.problem.u0()) {
+            *dst = src;
+        }
+    }
+
+    /// Puts the best parameters into `params`, the model and the initial state.
+    pub(super) fn restore_best(&mut self) {
+        copy(self.params, self.best);
+        write_model(self.model, self.problem, self.best);
+    }
+
+    /// [`Trainer::run`] with `gradient(problem, model, noise, loss, grad)`.
+    pub(super) fn run<F, G>(
+        &mut self,
+        iterations: u32,
+        mut callback: F,
+        mut gradient: G,
+    ) -> Result<Report, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+        G: FnMut(&Problem<'_, M, D>, &S, &Brownian, &L, &mut [f32]) -> Result<f32, Error>,
+    {
+        let window = self.problem.save_times().len();
+        let mut report = self.empty_report();
+        self.read_model();
+        self.run_stage(
+            0,
+            window,
+            iterations,
+            &mut callback,
+            &mut gradient,
+            &mut report,
+        )?;
+        report.best_loss = self.record.best_loss;
+        Ok(report)
+    }
+
+    /// [`Trainer::run_schedule`] with `gradient` as in [`Parts::run`].
+    pub(super) fn run_schedule<F, G>(
+        &mut self,
+        schedule: &GrowingWindow,
+        mut callback: F,
+        mut gradient: G,
+    ) -> Result<Report, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+        G: FnMut(&Problem<'_, M, D>, &S, &Brownian, &L, &mut [f32]) -> Result<f32, Error>,
+    {
+        let windows = schedule.windows(self.problem.save_times().len())?;
+        let mut report = self.empty_report();
+        self.read_model();
+        for (stage, window) in windows.enumerate() {
+            let stage = u32::try_from(stage).unwrap_or(u32::MAX);
+            let stopped = self.run_stage(
+                stage,
+                window,
+                schedule.iters_per_stage,
+                &mut callback,
+                &mut gradient,
+                &mut report,
+            )?;
+            if stopped {
+                break;
+            }
+        }
+        report.best_loss = self.record.best_loss;
+        Ok(report)
+    }
+
+    fn empty_report(&self) -> Report {
+        Report {
+            iterations: 0,
+            last_loss: f32::NAN,
+            best_loss: self.record.best_loss,
+            stopped: false,
+        }
+    }
+
+    /// One stage; returns whether the callback stopped training.
+    fn run_stage<F, G>(
+        &mut self,
+        stage: u32,
+        window: usize,
+        iterations: u32,
+        callback: &mut F,
+        gradient: &mut G,
+        report: &mut Report,
+    ) -> Result<bool, Error>
+    where
+        F: FnMut(&Progress) -> ControlFlow<()>,
+        G: FnMut(&Problem<'_, M, D>, &S, &Brownian, &L, &mut [f32]) -> Result<f32, Error>,
+    {
+        for _ in 0..iterations {
+            let iteration = self.record.iteration;
+            self.problem.set_window(window)?;
+            let noise = self.config.noise.brownian(iteration);
+            let result = gradient(self.problem, self.model, &noise, self.loss, self.grad);
+            let value = match result {
+                Ok(v) => v,
+                Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
+                    return Err(Error::NonFiniteGradient { iteration });
+                }
+                Err(e) => return Err(e),
+            };
+            let record = &mut *self.record;
+            if record.best_window != window || value < record.best_loss {
+                record.best_loss = value;
+                record.best_window = window;
+                copy(self.best, self.params);
+            }
+            record.iteration = record.iteration.saturating_add(1);
+            report.iterations = report.iterations.saturating_add(1);
+            report.last_loss = value;
+            report.best_loss = record.best_loss;
+            let progress = Progress {
+                iteration,
+                loss: value,
+                stage,
+                window,
+            };
+            if callback(&progress).is_break() {
+                report.stopped = true;
+                return Ok(true);
+            }
+            if let Some(c) = self.config.clip_norm {
+                clip_global_norm(self.grad, c)?;
+            }
+            self.optimizer.step(self.params, self.grad)?;
+            if self.params.iter().any(|p| !p.is_finite()) {
+                // Only an absurd learning rate gets here; keep the model (and `params`)
+                // at the last finite parameters.
+                self.read_model();
+                return Err(Error::NonFiniteGradient { iteration });
+            }
+            write_model(self.model, self.problem, self.params);
+        }
+        Ok(false)
+    }
+}
+
+/// Writes `src` (a flat parameter vector of the right length) into the model and u0.
+pub(super) fn write_model<S: Parameters, M: Method, const D: usize>(
+    model: &mut S,
+    problem: &mut Problem<'_, M, D>,
+    src: &[f32],
+) {
+    let (p, u) = crate::nn::split_at_most(src, S::PARAMS);
+    model.write_unchecked(p);
+    if problem.u0_gradient() {
+        problem.set_u0_unchecked(u);
+    }
+}
+
+/// Checks a [`TrainConfig`]: the clipping norm, if any, is finite, normal and `> 0`.
+pub(super) fn check_config(config: &TrainConfig) -> Result<(), Error> {
+    if let Some(c) = config.clip_norm {
+        if !c.is_finite() {
+            return Err(Error::NonFinite {
+                what: "clipping norm",
+                index: 0,
+            });
+        }
+        if !(c > 0.0 && c.is_normal()) {
+            return Err(Error::OutOfRange {
+                what: "clipping norm must be > 0 and at least f32::MIN_POSITIVE",
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
@@ -220,20 +476,8 @@ where
                 noise,
             });
         }
-        if let Some(c) = config.clip_norm {
-            if !c.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "clipping norm",
-                    index: 0,
-                });
-            }
-            if !(c > 0.0 && c.is_normal()) {
-                return Err(Error::OutOfRange {
-                    what: "clipping norm must be > 0 and at least f32::MIN_POSITIVE",
-                });
-            }
-        }
-        let best_window = problem.window();
+        check_config(&config)?;
+        let record = Record::new(problem.window());
         let mut trainer = Self {
             model,
             optimizer,
@@ -241,47 +485,85 @@ where
             loss,
             config,
             ws,
-            iteration: 0,
-            best_loss: f32::INFINITY,
-            best_window,
+            record,
             reverse: None,
+            #[cfg(feature = "std")]
+            threaded: None,
         };
-        trainer.read_model();
+        trainer.parts().0.read_model();
         copy(trainer.ws.best, trainer.ws.params);
         trainer.ws.grad.fill(0.0);
         Ok(trainer)
     }
 
-    /// Copies the model's parameters and the initial state into `params`.
-    fn read_model(&mut self) {
-        let (p, u) = crate::nn::split_at_most_mut(self.ws.params, S::PARAMS);
-        self.model.read_unchecked(p);
-        for (dst, src) in u.iter_mut().zip(self.problem.u0()) {
-            *dst = src;
-        }
-    }
-
-    /// Writes `src` (a flat parameter vector of the right length) into the model and u0.
-    fn write_model(model: &mut S, problem: &mut Problem<'a, M, D>, src: &[f32]) {
-        let (p, u) = crate::nn::split_at_most(src, S::PARAMS);
-        model.write_unchecked(p);
-        if problem.u0_gradient() {
-            problem.set_u0_unchecked(u);
-        }
+    /// The loop's parts, and a gradient function that computes in this trainer's mode.
+    #[allow(clippy::type_complexity)]
+    fn parts(
+        &mut self,
+    ) -> (
+        Parts<'_, 'a, S, M, L, O, D>,
+        impl FnMut(&Problem<'_, M, D>, &S, &Brownian, &L, &mut [f32]) -> Result<f32, Error>
+            + use<'_, 'a, S, M, L, O, K, D>,
+    ) {
+        let Workspace {
+            params,
+            grad,
+            best,
+            stats,
+        } = &mut self.ws;
+        let parts = Parts {
+            model: &mut *self.model,
+            optimizer: &mut self.optimizer,
+            problem: &mut self.problem,
+            loss: &self.loss,
+            config: &self.config,
+            params,
+            grad,
+            best,
+            record: &mut self.record,
+        };
+        let reverse = &mut self.reverse;
+        #[cfg(feature = "std")]
+        let threaded = &self.threaded;
+        let gradient = move |problem: &Problem<'_, M, D>,
+                             model: &S,
+                             noise: &Brownian,
+                             loss: &L,
+                             grad: &mut [f32]| {
+            #[cfg(feature = "std")]
+            if let Some(t) = threaded {
+                return match reverse {
+                    None => (t.forward)(problem, model, noise, loss, stats, grad, t.threads),
+                    Some(r) => {
+                        (t.reverse)(problem, model, noise, loss, r.checkpoints, grad, t.threads)
+                    }
+                };
+            }
+            match reverse {
+                None => loss_and_gradient(problem, model, noise, loss, stats, grad),
+                Some(r) => (r.gradient)(
+                    problem,
+                    model,
+                    noise,
+                    loss,
+                    r.checkpoints,
+                    stats,
+                    r.tape,
+                    grad,
+                ),
+            }
+        };
+        (parts, gradient)
     }
 
     /// Runs `iterations` iterations on all save times (window = all). Calls continue the
     /// iteration count (and so the noise sequence) where the previous one stopped.
-    pub fn run<F>(&mut self, iterations: u32, mut callback: F) -> Result<Report, Error>
+    pub fn run<F>(&mut self, iterations: u32, callback: F) -> Result<Report, Error>
     where
         F: FnMut(&Progress) -> ControlFlow<()>,
     {
-        let window = self.problem.save_times().len();
-        let mut report = self.empty_report();
-        self.read_model();
-        self.run_stage(0, window, iterations, &mut callback, &mut report)?;
-        report.best_loss = self.best_loss;
-        Ok(report)
+        let (mut parts, gradient) = self.parts();
+        parts.run(iterations, callback, gradient)
     }
 
     /// Runs a growing-window schedule: for each window of [`GrowingWindow::windows`],
@@ -290,127 +572,24 @@ where
     pub fn run_schedule<F>(
         &mut self,
         schedule: &GrowingWindow,
-        mut callback: F,
+        callback: F,
     ) -> Result<Report, Error>
     where
         F: FnMut(&Progress) -> ControlFlow<()>,
     {
-        let windows = schedule.windows(self.problem.save_times().len())?;
-        let mut report = self.empty_report();
-        self.read_model();
-        for (stage, window) in windows.enumerate() {
-            let stage = u32::try_from(stage).unwrap_or(u32::MAX);
-            let stopped = self.run_stage(
-                stage,
-                window,
-                schedule.iters_per_stage,
-                &mut callback,
-                &mut report,
-            )?;
-            if stopped {
-                break;
-            }
-        }
-        report.best_loss = self.best_loss;
-        Ok(report)
-    }
-
-    fn empty_report(&self) -> Report {
-        Report {
-            iterations: 0,
-            last_loss: f32::NAN,
-            best_loss: self.best_loss,
-            stopped: false,
-        }
-    }
-
-    /// One stage; returns whether the callback stopped training.
-    fn run_stage<F>(
-        &mut self,
-        stage: u32,
-        window: usize,
-        iterations: u32,
-        callback: &mut F,
-        report: &mut Report,
-    ) -> Result<bool, Error>
-    where
-        F: FnMut(&Progress) -> ControlFlow<()>,
-    {
-        for _ in 0..iterations {
-            let iteration = self.iteration;
-            self.problem.set_window(window)?;
-            let noise = self.config.noise.brownian(iteration);
-            let result = match &mut self.reverse {
-                None => loss_and_gradient(
-                    &self.problem,
-                    &*self.model,
-                    &noise,
-                    &self.loss,
-                    self.ws.stats,
-                    self.ws.grad,
-                ),
-                Some(r) => (r.gradient)(
-                    &self.problem,
-                    &*self.model,
-                    &noise,
-                    &self.loss,
-                    r.checkpoints,
-                    self.ws.stats,
-                    r.tape,
-                    self.ws.grad,
-                ),
-            };
-            let value = match result {
-                Ok(v) => v,
-                Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
-                    return Err(Error::NonFiniteGradient { iteration });
-                }
-                Err(e) => return Err(e),
-            };
-            if self.best_window != window || value < self.best_loss {
-                self.best_loss = value;
-                self.best_window = window;
-                copy(self.ws.best, self.ws.params);
-            }
-            self.iteration = self.iteration.saturating_add(1);
-            report.iterations = report.iterations.saturating_add(1);
-            report.last_loss = value;
-            report.best_loss = self.best_loss;
-            let progress = Progress {
-                iteration,
-                loss: value,
-                stage,
-                window,
-            };
-            if callback(&progress).is_break() {
-                report.stopped = true;
-                return Ok(true);
-            }
-            if let Some(c) = self.config.clip_norm {
-                clip_global_norm(self.ws.grad, c)?;
-            }
-            self.optimizer.step(self.ws.params, self.ws.grad)?;
-            if self.ws.params.iter().any(|p| !p.is_finite()) {
-                // Only an absurd learning rate gets here; keep the model (and `params`)
-                // at the last finite parameters.
-                self.read_model();
-                return Err(Error::NonFiniteGradient { iteration });
-            }
-            Self::write_model(self.model, &mut self.problem, self.ws.params);
-        }
-        Ok(false)
+        let (mut parts, gradient) = self.parts();
+        parts.run_schedule(schedule, callback, gradient)
     }
 
     /// The best parameters seen (flat, model then initial state) and their loss
     /// (`f32::INFINITY` before any iteration, when they are the starting parameters).
     pub fn best(&self) -> (&[f32], f32) {
-        (self.ws.best, self.best_loss)
+        (self.ws.best, self.record.best_loss())
     }
 
     /// Puts the best parameters into the model (and the initial state, if trained).
     pub fn restore_best(&mut self) {
-        copy(self.ws.params, self.ws.best);
-        Self::write_model(self.model, &mut self.problem, self.ws.best);
+        self.parts().0.restore_best();
     }
 
     /// The current flat parameters.
@@ -455,7 +634,7 @@ where
 
     /// The number of iterations run so far (the next iteration's number).
     pub fn iteration(&self) -> u32 {
-        self.iteration
+        self.record.iteration()
     }
 
     /// How gradients are computed.
@@ -562,6 +741,81 @@ where
         } else {
             self.with_reverse_mode(tape, checkpoints)
         }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
+where
+    S: Sde<Dual<K>, D> + Sde<WideDual<K>, D> + SdeVjp<D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + Step<WideDual<K>, S, D> + StepVjp<S, D> + Sync,
+    L: Loss<D>,
+    O: Optimizer,
+{
+    /// Computes every gradient on `threads` threads from now on (0: as many as
+    /// [`std::thread::available_parallelism`] reports), in either gradient mode (feature
+    /// `std`): [`loss_and_gradient_parallel`](crate::grad::loss_and_gradient_parallel) in
+    /// forward mode, [`reverse::loss_and_gradient_parallel`] in reverse mode (which then
+    /// allocates its own tape; the one given to
+    /// [`with_reverse_mode`](Trainer::with_reverse_mode) is not used).
+    ///
+    /// The iterations have bits that do not depend on `threads`: forward mode's are those
+    /// of the trainer without threads; reverse mode's gradients differ from the trainer
+    /// without threads in the order the trajectories' parameter cotangents are summed (to
+    /// rounding), so its later iterations do too. The gradient buffer is written only by a
+    /// successful iteration.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use tinysde::grad::{reverse, Problem};
+    /// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
+    /// use tinysde::sde::NeuralSde;
+    /// use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+    /// use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
+    /// use tinysde::{Dual, Real};
+    ///
+    /// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
+    /// const P: usize = Model::PARAMS;
+    /// let times = [0.5, 1.0, 1.5, 2.0];
+    /// let data = [[1.4], [1.2], [1.1], [1.05]];
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 2.0, 40)?);
+    /// let problem = Problem::new(solver, [2.0], 9, &times)?;
+    /// let losses = |threads: usize| -> Result<Vec<f32>, tinysde::Error> {
+    ///     let mut model = Model::default();
+    ///     model.init(&mut tinysde::noise::rng_from_seed(3), tinysde::nn::InitScheme::GlorotUniform)?;
+    ///     let adam = Adam::new(AdamConfig::lr(0.05), [0.0; P], [0.0; P])?;
+    ///     let (mut params, mut grad, mut best) = ([0.0; P], [0.0; P], [0.0; P]);
+    ///     let mut stats = [[Dual::<4>::ZERO; 1]; 8];
+    ///     let mut tape = [[0.0f32; 1]; 64];
+    ///     let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, stats: &mut stats };
+    ///     let loss = MeanSquaredError::new(&data)?;
+    ///     let mut trainer = Trainer::new(&mut model, adam, problem, loss, TrainConfig::default(), ws)?
+    ///         .with_reverse_mode(&mut tape, Checkpoints::Sqrt)?
+    ///         .with_threads(threads);
+    ///     let mut losses = Vec::new();
+    ///     trainer.run(20, |p| {
+    ///         losses.push(p.loss);
+    ///         ControlFlow::Continue(())
+    ///     })?;
+    ///     Ok(losses)
+    /// };
+    /// assert_eq!(losses(1)?, losses(2)?); // bit for bit
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threaded = Some(Threaded {
+            threads,
+            forward: crate::grad::loss_and_gradient_parallel::<K, S, M, Brownian, L, D>,
+            reverse: reverse::loss_and_gradient_parallel::<S, M, Brownian, L, D>,
+        });
+        self
+    }
+
+    /// The number of threads set by [`with_threads`](Trainer::with_threads) (`None`: the
+    /// calling thread only, no allocation).
+    pub fn threads(&self) -> Option<usize> {
+        self.threaded.as_ref().map(|t| t.threads)
     }
 }
 

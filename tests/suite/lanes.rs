@@ -556,3 +556,75 @@ fn duals_over_lanes_match_duals_lane_by_lane() {
         }
     }
 }
+
+#[test]
+fn the_request_api_computes_the_same_ensemble() {
+    use tinysde::solve::{EnsembleBuffers, EnsembleRequest};
+    let model = seed_model();
+    let solver = Solver::new(Sosri, TimeGrid::new(0.0, 1.0, 40).unwrap());
+    let noise = Brownian::new(4);
+    let (m, n) = (21, FEW_TIMES.len());
+    let (mut mean, mut var, mut paths) =
+        (vec![[0.0f32]; n], vec![[0.0f32]; n], vec![[0.0f32]; n * m]);
+    solver
+        .ensemble(
+            &model,
+            &noise,
+            &[0.3],
+            m,
+            &FEW_TIMES,
+            &mut mean,
+            &mut var,
+            Some(&mut paths),
+            ParamSeed::NONE,
+        )
+        .unwrap();
+    let request = EnsembleRequest::new([0.3f32], m, &FEW_TIMES);
+    for threads in [0, 1, 3] {
+        let got = solver
+            .simulate(&model, &noise, &request.with_paths().with_threads(threads))
+            .unwrap();
+        assert_eq!(bits(&got.mean), bits(&mean));
+        assert_eq!(bits(&got.variance), bits(&var));
+        assert_eq!(got.paths.as_deref().map(bits), Some(bits(&paths)));
+        assert_eq!(got.path(20).map(bits), Some(bits(&paths[20 * n..])));
+        assert_eq!(got.path(21), None);
+    }
+    assert_eq!(
+        solver.simulate(&model, &noise, &request).unwrap().paths,
+        None
+    );
+    let (mut mean2, mut var2) = (vec![[0.0f32]; n], vec![[0.0f32]; n]);
+    let out = EnsembleBuffers {
+        mean: &mut mean2,
+        variance: &mut var2,
+        paths: None,
+    };
+    solver.simulate_into(&model, &noise, &request, out).unwrap();
+    assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
+    // Bad requests are typed errors, buffers untouched.
+    let bad = EnsembleRequest::new([f32::NAN], m, &FEW_TIMES);
+    assert!(matches!(
+        solver.simulate(&model, &noise, &bad),
+        Err(Error::NonFinite { .. })
+    ));
+    let out = EnsembleBuffers {
+        mean: &mut mean2,
+        variance: &mut var2,
+        paths: None,
+    };
+    assert!(solver
+        .simulate_into(
+            &model,
+            &noise,
+            &EnsembleRequest::new([0.3], 0, &FEW_TIMES),
+            out
+        )
+        .is_err());
+    assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
+    let huge = EnsembleRequest::new([0.3f32], usize::MAX / 2, &FEW_TIMES).with_paths();
+    assert!(matches!(
+        solver.simulate(&model, &noise, &huge),
+        Err(Error::OutOfRange { .. })
+    ));
+}

@@ -30,6 +30,7 @@ mod series_alloc;
 mod series_reverse;
 mod solver_alloc;
 mod solvers;
+mod threads;
 mod train_alloc;
 mod training;
 mod weights;

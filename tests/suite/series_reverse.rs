@@ -10,7 +10,9 @@ use tinysde::nn::{
 };
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Checkpoints, EulerHeun, EulerMaruyama, Method, Sosri, Sriw1, StepVjp};
+use tinysde::solve::{
+    Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Sosri, Sriw1, StepVjp,
+};
 use tinysde::train::{
     series_loss_and_gradient, series_loss_and_gradient_reverse,
     series_loss_and_gradient_reverse_parallel, series_loss_value, Adam, AdamConfig, GradientMode,
@@ -102,7 +104,13 @@ where
     assert_eq!(l_fwd.to_bits(), l_value.to_bits(), "{what}: forward value");
 
     let mut first: Option<[f32; P2]> = None;
-    for checkpoints in [Checkpoints::All, Checkpoints::Sqrt, Checkpoints::Every(2)] {
+    let choices = [
+        Checkpoints::All,
+        Checkpoints::Sqrt,
+        Checkpoints::Every(2),
+        Checkpoints::Binomial(2),
+    ];
+    for checkpoints in choices {
         for keep_all in [false, true] {
             let rows = if keep_all {
                 problem.reverse_tape_len_keep_all(P2, checkpoints)
@@ -194,6 +202,14 @@ fn reverse_mode_equals_forward_mode_on_masked_uneven_series() {
         .with_objective(likelihood)
         .unwrap();
     check_reverse_matches_forward(&problem, "SRIW1, one trajectory, window 4");
+    // Milstein (its adjoint needs the diffusion's second derivatives), window 2.
+    let problem = SeriesProblem::new(Milstein, series, 0.05, 6)
+        .unwrap()
+        .with_window(2)
+        .unwrap()
+        .with_objective(likelihood)
+        .unwrap();
+    check_reverse_matches_forward(&problem, "Milstein, window 2, likelihood");
 }
 
 #[test]

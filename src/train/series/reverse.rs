@@ -11,9 +11,10 @@
 //!    computes, so the loss value has the bits of forward mode's.
 //! 2. **Cotangents of the statistics** (no solve): `S_w` is evaluated on [`Dual<K>`] over
 //!    the window's mean and variance, `K` of their `2 × window × D` entries at a time.
-//! 3. **Per trajectory, backward** (about 2 solves, plus 1 for the forward pass and 1 for
-//!    recomputation unless the tape keeps every trajectory's checkpoints): the discrete
-//!    adjoint of the solver ([`StepVjp`]) from the cotangents of the saved states.
+//! 3. **Per trajectory, backward** (about 2 solves, plus the forward pass and the
+//!    recomputation of [`Checkpoints::forward_steps`], less one solve when the tape keeps
+//!    every trajectory's checkpoints, none at all with [`Checkpoints::All`] then): the
+//!    discrete adjoint of the solver ([`StepVjp`]) from the cotangents of the saved states.
 //!
 //! So about three to five `f32` solves per window whatever the number of parameters `P`,
 //! where forward mode needs `ceil(P / K)` solves carrying `K` tangents each.
@@ -37,34 +38,31 @@ use crate::solve::{Checkpoints, Method, Solver, StepVjp};
 struct WindowPlan {
     /// Grid index of the window's last save time.
     last: u32,
-    /// Steps between checkpoints.
-    interval: u32,
+    /// Which states the forward pass keeps.
+    checkpoints: Checkpoints,
 }
 
 impl WindowPlan {
     fn new(last: u32, checkpoints: Checkpoints) -> Self {
-        Self {
-            last,
-            interval: checkpoints.interval(last),
-        }
+        Self { last, checkpoints }
     }
     /// Checkpoints and final state kept per trajectory when every trajectory keeps them.
     fn per_trajectory(self) -> usize {
-        (self.last.div_ceil(self.interval) as usize).saturating_add(1)
+        self.checkpoints.kept(self.last).saturating_add(1)
     }
-    /// The rows of one recomputed segment.
-    fn segment(self) -> usize {
-        self.interval.min(self.last.max(1)) as usize
+    /// The backward pass's scratch rows besides the kept ones.
+    fn scratch(self) -> usize {
+        self.checkpoints.scratch(self.last)
     }
-    /// State rows for one trajectory at a time (checkpoints and one segment).
+    /// State rows for one trajectory at a time.
     fn one_at_a_time(self) -> usize {
-        (self.last.div_ceil(self.interval) as usize).saturating_add(self.segment())
+        self.checkpoints.states(self.last)
     }
     /// State rows for every trajectory's checkpoints kept from the statistics pass.
     fn keep_all(self, trajectories: usize) -> usize {
         trajectories
             .saturating_mul(self.per_trajectory())
-            .saturating_add(self.segment())
+            .saturating_add(self.scratch())
     }
 }
 
@@ -111,8 +109,9 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
     /// [`series_loss_and_gradient_reverse`] keeps every trajectory's checkpoints from a
     /// window's statistics pass and so skips the per-trajectory forward pass (the same
     /// bits, one solve fewer per window): [`reverse_tape_len`](Self::reverse_tape_len)
-    /// with `trajectories × (ceil(steps / interval) + 1)` state rows instead of one
-    /// trajectory's. With [`Checkpoints::All`] and short windows (the one-step-ahead fit
+    /// with `trajectories × (kept + 1)` state rows instead of one trajectory's (`kept`:
+    /// the checkpoints a trajectory keeps, `ceil(steps / interval)`, or the snapshots of
+    /// [`Checkpoints::Binomial`]). With [`Checkpoints::All`] and short windows (the one-step-ahead fit
     /// takes a few steps per window) this is small and the cheapest setting: no
     /// recomputation at all.
     pub fn reverse_tape_len_keep_all(&self, params: usize, checkpoints: Checkpoints) -> usize {
@@ -166,7 +165,9 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 ///
 /// Errors before anything is written: wrong `grad`, `stats` or `tape` length, `K = 0`, a
 /// start that is not usable, an unsupported noise kind, a window grid with too many steps.
-/// Milstein has no adjoint (train it in forward mode). A diverging window returns
+/// Every method with a [`StepVjp`] works (Milstein too, for models with
+/// [`MilsteinVjp`](crate::sde::MilsteinVjp)), with every [`Checkpoints`] choice (the
+/// gradient's bits do not depend on it). A diverging window returns
 /// [`Error::Diverged`] (the trajectory's number within its window), a non-finite loss
 /// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
 /// (the lowest index); `grad`, `stats` and `tape` then hold partial results.
@@ -343,7 +344,7 @@ where
                 trajectories,
                 saves,
                 last,
-                Checkpoints::Every(plan.interval),
+                checkpoints,
                 mean,
                 var,
                 states,
@@ -423,7 +424,7 @@ where
             let per = plan.per_trajectory();
             let kept_rows = trajectories.saturating_mul(per);
             let short = short_tape(plan.keep_all(trajectories), states.len());
-            let (kept, segment) = states.split_at_mut_checked(kept_rows).ok_or(short)?;
+            let (kept, scratch) = states.split_at_mut_checked(kept_rows).ok_or(short)?;
             let (ckpt, final_state) = kept
                 .get_mut(m * per..(m + 1) * per)
                 .and_then(|rows| rows.split_at_mut_checked(per - 1))
@@ -435,10 +436,10 @@ where
                 &u0,
                 saves,
                 last,
-                Checkpoints::Every(plan.interval),
+                checkpoints,
                 ckpt,
                 final_state.first().unwrap_or(&u0),
-                segment,
+                scratch,
                 save_bar,
                 &mut u0_bar,
                 partial,

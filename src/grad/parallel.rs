@@ -1,0 +1,522 @@
+//! Loss and gradient on several threads (feature `std`): trajectories split into chunks
+//! on [`std::thread::scope`], results folded in trajectory order, so the bits do not
+//! depend on the number of threads.
+
+use std::vec::Vec;
+
+use super::reverse::{statistics_cotangents, SaveCotangent};
+use super::{check_buffers, forward_passes, Loss, Problem};
+use crate::dual::Dual;
+use crate::error::Error;
+use crate::lanes::F32x;
+use crate::nn::Parameters;
+use crate::noise::NoiseSource;
+use crate::real::Real;
+use crate::sde::{Sde, SdeVjp};
+use crate::solve::{Checkpoints, Step, StepVjp, PARALLEL_LANES};
+
+/// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
+/// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
+const STATISTICS_LANES: usize = 8;
+
+/// Bytes of per-trajectory parameter cotangents held at once before they are folded.
+const COTANGENT_BLOCK_BYTES: usize = 4 << 20;
+
+/// Up to this many bytes, the reverse-mode forward pass keeps every trajectory's
+/// checkpoints (no second forward pass per trajectory); beyond, each trajectory is solved
+/// again from `u0` before its backward pass (the same bits, one solve dearer).
+const KEEP_ALL_BYTES: usize = 64 << 20;
+
+/// The number of threads to use: `threads`, or all the machine has for 0; never more than
+/// `items` nor fewer than one.
+pub(crate) fn thread_count(threads: usize, items: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(items)
+    .max(1)
+}
+
+/// Calls `work(first, chunk)` on contiguous chunks of `items` (about `items.len() /
+/// threads` each, `first` the index of the chunk's first item), one chunk per thread; the
+/// calling thread takes the first chunk.
+fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize, &mut [T]) + Sync) {
+    let per = items.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let mut chunks = items.chunks_mut(per).enumerate();
+        let own = chunks.next();
+        for (c, chunk) in chunks {
+            let work = &work;
+            scope.spawn(move || work(c * per, chunk));
+        }
+        if let Some((_, chunk)) = own {
+            work(0, chunk);
+        }
+    });
+}
+
+/// [`loss_and_gradient`](super::loss_and_gradient) on `threads` threads (0: as many as
+/// [`std::thread::available_parallelism`] reports), with the same bits (feature `std`).
+///
+/// Each pass of K gradient entries solves its ensemble with
+/// [`Solver::ensemble_parallel`](crate::solve::Solver::ensemble_parallel): threads integrate
+/// contiguous runs of trajectories, [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) at a
+/// time on [`WideDual<K>`] scalars (hence the bounds), and the calling thread folds their
+/// saved states into the Welford statistics in trajectory order, exactly as the serial
+/// ensemble does. So the
+/// loss and every gradient entry are bit-identical to the serial function's for every
+/// number of threads and every K.
+///
+/// Errors: the error the serial function returns, in the same cases; unlike it, `grad` is
+/// written only on success, so after any error it is bit-identical to what the caller
+/// passed in (the passes run into a copy). `stats` is scratch (`Dual<K>` rows, at least
+/// [`Problem::stats_len`]). Allocates the copy and the threaded ensembles' buffers.
+///
+/// ```
+/// use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, Problem};
+/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// use tinysde::train::MeanSquaredError;
+/// use tinysde::{Dual, Real};
+///
+/// type Model = NeuralSde<(Dense<1, 4, Tanh>, Dense<4, 1, Identity>), Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
+/// let times = [0.5, 1.0];
+/// let data = [[0.9], [0.7]];
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
+/// let problem = Problem::new(solver, [1.0], 13, &times)?;
+/// let (loss, noise) = (MeanSquaredError::new(&data)?, Brownian::new(4));
+/// let mut stats = [[Dual::<8>::ZERO; 1]; 4];
+/// let mut serial = [0.0f32; Model::PARAMS];
+/// let l = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut serial)?;
+/// for threads in [1, 2, 3] {
+///     let mut grad = [0.0f32; Model::PARAMS];
+///     let lt = loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats, &mut grad, threads)?;
+///     assert_eq!((lt, grad), (l, serial)); // the same bits on any number of threads
+/// }
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+pub fn loss_and_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    loss: &L,
+    stats: &mut [[Dual<K>; D]],
+    grad: &mut [f32],
+    threads: usize,
+) -> Result<f32, Error>
+where
+    S: Sde<Dual<K>, D> + Sde<WideDual<K>, D> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + Step<WideDual<K>, S, D> + Sync,
+    N: NoiseSource + Sync,
+    L: Loss<D>,
+{
+    if K == 0 {
+        return Err(Error::OutOfRange {
+            what: "Dual<K> needs K >= 1 lanes",
+        });
+    }
+    check_buffers::<S, M, L, D>(
+        problem,
+        stats.len(),
+        Some(grad.len()),
+        loss,
+        <S as Sde<Dual<K>, D>>::NOISE,
+    )?;
+    let trajectories = problem.trajectories;
+    let threads = thread_count(threads, trajectories);
+    let mut result = grad.to_vec();
+    let value = forward_passes(
+        problem,
+        S::PARAMS,
+        loss,
+        stats,
+        &mut result,
+        |u0, times, mean, var, seed| {
+            problem.solver.ensemble_parallel(
+                model,
+                noise,
+                u0,
+                trajectories,
+                times,
+                mean,
+                var,
+                None,
+                seed,
+                threads,
+            )
+        },
+    )?;
+    for (g, r) in grad.iter_mut().zip(&result) {
+        *g = *r;
+    }
+    Ok(value)
+}
+
+/// The scalar of the threaded ensembles' passes: `Dual<K>` on
+/// [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES) trajectories at once.
+pub type WideDual<const K: usize> = Dual<K, F32x<PARALLEL_LANES>>;
+
+/// One trajectory's share of the reverse-mode work.
+struct Trajectory<const D: usize> {
+    /// Its states at the save times in use.
+    saved: Vec<[f32; D]>,
+    /// Its checkpoints, then its final state (empty when they are not kept).
+    kept: Vec<[f32; D]>,
+    /// Its parameter cotangent (empty until its backward pass).
+    params_bar: Vec<f32>,
+    /// Its initial-state cotangent.
+    u0_bar: [f32; D],
+    /// How its last pass ended.
+    outcome: Result<(), Error>,
+}
+
+/// [`reverse::loss_and_gradient`](super::reverse::loss_and_gradient) on `threads` threads
+/// (0: as many as [`std::thread::available_parallelism`] reports), with bits that do not
+/// depend on the number of threads (feature `std`).
+///
+/// The scheme of the serial function, with trajectories split into contiguous chunks, one
+/// per thread: (1) every trajectory is solved forward keeping its states at the save times
+/// and its [`Checkpoints`]; the calling thread folds the saved states into the Welford
+/// statistics in trajectory order (the serial ensemble's bits, so the loss value is
+/// bit-identical to the serial function's); (2) the loss's cotangents in the statistics;
+/// (3) every trajectory's backward pass into a parameter cotangent of its own, and the
+/// calling thread sums those in trajectory order.
+///
+/// **Bits.** Loss and gradient are the same for 1, 2 or any number of threads. The loss
+/// value equals the serial function's; the gradient differs from the serial function's
+/// only in how the parameter cotangents are summed (the serial function adds every step of
+/// every trajectory into one running sum, which a thread cannot share), so it agrees to
+/// rounding; the initial-state entries are equal.
+///
+/// Memory: it allocates its own tape: every trajectory's checkpoints (up to 64 MiB, else
+/// each trajectory is solved again before its backward pass, with the same bits), the
+/// states at the save times, and up to 4 MiB of per-trajectory parameter cotangents at a
+/// time.
+///
+/// Errors: those of the serial function (the lowest diverging trajectory's, a non-finite
+/// loss or gradient entry, and every input error before anything runs); `grad` is
+/// written only on success: after any error it is bit-identical to what the caller passed in.
+///
+/// ```
+/// use tinysde::grad::{reverse, Problem};
+/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// use tinysde::train::MeanSquaredError;
+/// use tinysde::{Dual, Real};
+///
+/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
+/// let times = [0.5, 1.0];
+/// let data = [[0.9], [0.7]];
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
+/// let problem = Problem::new(solver, [1.0], 16, &times)?;
+/// let (loss, noise) = (MeanSquaredError::new(&data)?, Brownian::new(5));
+/// let mut one = [0.0f32; Model::PARAMS];
+/// let l1 = reverse::loss_and_gradient_parallel(&problem, &model, &noise, &loss, Checkpoints::All, &mut one, 1)?;
+/// let mut three = [0.0f32; Model::PARAMS];
+/// let l3 = reverse::loss_and_gradient_parallel(&problem, &model, &noise, &loss, Checkpoints::Sqrt, &mut three, 3)?;
+/// assert_eq!((l1, one), (l3, three)); // any threads, any checkpoints: the same bits
+///
+/// // The serial function: the same loss bits, the gradient to rounding.
+/// let (mut stats, mut tape) = ([[Dual::<4>::ZERO; 1]; 4], [[0.0f32; 1]; 128]);
+/// let mut serial = [0.0f32; Model::PARAMS];
+/// let l = reverse::loss_and_gradient(&problem, &model, &noise, &loss, Checkpoints::All, &mut stats, &mut tape, &mut serial)?;
+/// assert_eq!(l, l1);
+/// for (s, p) in serial.iter().zip(&one) {
+///     assert!((s - p).abs() <= 1e-5 * (1.0 + s.abs()));
+/// }
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+pub fn reverse_loss_and_gradient_parallel<S, M, N, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    loss: &L,
+    checkpoints: Checkpoints,
+    grad: &mut [f32],
+    threads: usize,
+) -> Result<f32, Error>
+where
+    S: SdeVjp<D> + Parameters + Sync,
+    M: StepVjp<S, D> + Sync,
+    N: NoiseSource + Sync,
+    L: Loss<D>,
+{
+    reverse_parallel(
+        problem,
+        model,
+        noise,
+        loss,
+        checkpoints,
+        grad,
+        threads,
+        KEEP_ALL_BYTES,
+    )
+}
+
+/// [`reverse_loss_and_gradient_parallel`], keeping every trajectory's checkpoints when
+/// they take at most `keep_bytes`.
+#[allow(clippy::too_many_arguments)]
+fn reverse_parallel<S, M, N, L, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    loss: &L,
+    checkpoints: Checkpoints,
+    grad: &mut [f32],
+    threads: usize,
+    keep_bytes: usize,
+) -> Result<f32, Error>
+where
+    S: SdeVjp<D> + Parameters + Sync,
+    M: StepVjp<S, D> + Sync,
+    N: NoiseSource + Sync,
+    L: Loss<D>,
+{
+    check_buffers::<S, M, L, D>(
+        problem,
+        problem.stats_len(),
+        Some(grad.len()),
+        loss,
+        <S as Sde<f32, D>>::NOISE,
+    )?;
+    let solver = problem.solver();
+    let times = problem.active_save_times();
+    let last = solver.grid.check_save_times(times)?;
+    let interval = checkpoints.interval(last);
+    let n_ckpt = last.div_ceil(interval) as usize;
+    let segment = interval.min(last.max(1)) as usize;
+    let trajectories = problem.trajectories();
+    let n = problem.window();
+    let u0 = problem.u0();
+    let threads = thread_count(threads, trajectories);
+    let row_bytes = core::mem::size_of::<[f32; D]>().max(1);
+    let keep = trajectories
+        .checked_mul(n_ckpt.saturating_add(1))
+        .and_then(|rows| rows.checked_mul(row_bytes))
+        .is_some_and(|bytes| bytes <= keep_bytes);
+    let mut work: Vec<Trajectory<D>> = (0..trajectories)
+        .map(|_| Trajectory {
+            saved: std::vec![[0.0f32; D]; n],
+            kept: if keep {
+                std::vec![[0.0f32; D]; n_ckpt + 1]
+            } else {
+                Vec::new()
+            },
+            params_bar: Vec::new(),
+            u0_bar: [0.0; D],
+            outcome: Ok(()),
+        })
+        .collect();
+
+    // 1. Every trajectory forward: its saved states (and checkpoints, if kept).
+    for_each_chunk(&mut work, threads, |first, chunk| {
+        let mut scratch = std::vec![[0.0f32; D]; if keep { 0 } else { n_ckpt }];
+        for (j, t) in chunk.iter_mut().enumerate() {
+            let saved = &mut t.saved;
+            let empty: &mut [[f32; D]] = &mut [];
+            let (ckpt, tail) = if keep {
+                t.kept
+                    .split_at_mut_checked(n_ckpt)
+                    .unwrap_or((empty, &mut []))
+            } else {
+                (scratch.as_mut_slice(), empty)
+            };
+            let run = solver.forward_with_checkpoints(
+                model,
+                noise,
+                first + j,
+                &u0,
+                times,
+                last,
+                // The checkpoint layout this function sized (every `interval` steps).
+                Checkpoints::Every(interval),
+                ckpt,
+                |i, u| {
+                    if let Some(slot) = saved.get_mut(i) {
+                        *slot = *u;
+                    }
+                },
+            );
+            t.outcome = run.map(|final_state| {
+                if let Some(slot) = tail.first_mut() {
+                    *slot = final_state;
+                }
+            });
+        }
+    });
+    let (mut mean, mut var) = (std::vec![[0.0f32; D]; n], std::vec![[0.0f32; D]; n]);
+    for (m, t) in work.iter().enumerate() {
+        t.outcome?;
+        let count = (m + 1) as f32;
+        for ((mu, v), u) in mean.iter_mut().zip(var.iter_mut()).zip(&t.saved) {
+            crate::solve::welford_update(mu, v, u, count);
+        }
+    }
+    // Welford's sums of squares into sample variances, as the serial ensemble divides.
+    let divisor = if trajectories > 1 {
+        (trajectories - 1) as f32
+    } else {
+        1.0
+    };
+    for v in var.iter_mut().flatten() {
+        *v /= divisor;
+    }
+    let value = loss.eval::<f32>(&mean, &var);
+    if !value.is_finite() {
+        return Err(Error::NonFinite {
+            what: "loss",
+            index: 0,
+        });
+    }
+
+    // 2. dL/dmean and dL/dvar.
+    let mut stats = std::vec![[Dual::<STATISTICS_LANES>::ZERO; D]; 2 * n];
+    let (mut mean_bar, mut var_bar) = (std::vec![[0.0f32; D]; n], std::vec![[0.0f32; D]; n]);
+    statistics_cotangents(loss, &mean, &var, &mut stats, &mut mean_bar, &mut var_bar)?;
+    let save_bar = SaveCotangent::new(&mean, &mean_bar, &var_bar, trajectories);
+
+    // 3. Every trajectory backward into its own cotangent, a block at a time; the blocks'
+    // cotangents are summed in trajectory order.
+    let params = S::PARAMS;
+    let mut result = std::vec![0.0f32; grad.len()];
+    let mut u0_total = [0.0f32; D];
+    let block = (COTANGENT_BLOCK_BYTES / (params.max(1) * 4))
+        .max(threads)
+        .min(trajectories);
+    let mut first_of_block = 0;
+    for chunk in work.chunks_mut(block) {
+        let start = first_of_block;
+        first_of_block += chunk.len();
+        for_each_chunk(chunk, threads, |first, part| {
+            let mut states =
+                std::vec![[0.0f32; D]; if keep { segment } else { checkpoints.states(last) }];
+            for (j, t) in part.iter_mut().enumerate() {
+                let m = start + first + j;
+                t.params_bar = std::vec![0.0f32; params];
+                t.outcome = if keep {
+                    let (ckpt, final_state) = t
+                        .kept
+                        .split_at_mut_checked(n_ckpt)
+                        .unwrap_or((&mut [], &mut []));
+                    solver.backward_from_checkpoints(
+                        model,
+                        noise,
+                        m,
+                        &u0,
+                        times,
+                        last,
+                        Checkpoints::Every(interval),
+                        ckpt,
+                        final_state.first().unwrap_or(&u0),
+                        &mut states,
+                        |i, u| save_bar.at(i, u),
+                        &mut t.u0_bar,
+                        &mut t.params_bar,
+                    )
+                } else {
+                    solver.adjoint_trajectory(
+                        model,
+                        noise,
+                        m,
+                        &u0,
+                        times,
+                        last,
+                        checkpoints,
+                        &mut states,
+                        |i, u| save_bar.at(i, u),
+                        &mut t.u0_bar,
+                        &mut t.params_bar,
+                    )
+                };
+            }
+        });
+        for t in chunk.iter_mut() {
+            t.outcome?;
+            for (g, b) in result.iter_mut().zip(&t.params_bar) {
+                *g += *b;
+            }
+            for (g, b) in u0_total.iter_mut().zip(&t.u0_bar) {
+                *g += *b;
+            }
+            t.params_bar = Vec::new();
+        }
+    }
+    if problem.u0_gradient() {
+        for (g, &b) in result.iter_mut().skip(params).zip(&u0_total) {
+            *g = b;
+        }
+    }
+    if let Some(index) = result.iter().position(|g| !g.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "gradient",
+            index,
+        });
+    }
+    for (g, r) in grad.iter_mut().zip(&result) {
+        *g = *r;
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Dense, Identity, InitScheme, Tanh};
+    use crate::noise::{rng_from_seed, Brownian};
+    use crate::sde::NeuralSde;
+    use crate::solve::{Solver, Sosri, TimeGrid};
+    use crate::train::MeanSquaredError;
+
+    type Model = NeuralSde<(Dense<1, 6, Tanh>, Dense<6, 1, Identity>), Dense<1, 1, Identity>>;
+
+    /// Trajectories solved again before their backward pass (checkpoints not kept) give
+    /// the bits of kept checkpoints, for every checkpoint interval and thread count.
+    #[test]
+    fn recomputed_and_kept_checkpoints_give_the_same_bits() {
+        let mut model = Model::default();
+        crate::nn::init(&mut model, &mut rng_from_seed(3), InitScheme::GlorotUniform).unwrap();
+        let times = [0.3, 0.7, 1.0];
+        let data = [[1.1f32], [0.9], [0.8]];
+        let loss = MeanSquaredError::new(&data).unwrap();
+        let grid = TimeGrid::new(0.0, 1.0, 30).unwrap();
+        let problem = Problem::new(Solver::new(Sosri, grid), [1.0], 11, &times)
+            .unwrap()
+            .with_u0_gradient(true);
+        let noise = Brownian::new(8);
+        let run = |checkpoints, threads, keep_bytes| {
+            let mut grad = std::vec![0.0f32; Model::PARAMS + 1];
+            let l = reverse_parallel(
+                &problem,
+                &model,
+                &noise,
+                &loss,
+                checkpoints,
+                &mut grad,
+                threads,
+                keep_bytes,
+            )
+            .unwrap();
+            (
+                l.to_bits(),
+                grad.iter().map(|g| g.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        let reference = run(Checkpoints::All, 1, KEEP_ALL_BYTES);
+        assert!(reference.1.iter().any(|&g| g != 0));
+        for checkpoints in [Checkpoints::All, Checkpoints::Sqrt, Checkpoints::Every(7)] {
+            for threads in [1, 2, 3] {
+                assert_eq!(run(checkpoints, threads, 0), reference);
+                assert_eq!(run(checkpoints, threads, KEEP_ALL_BYTES), reference);
+            }
+        }
+    }
+}
