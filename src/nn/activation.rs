@@ -117,13 +117,14 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// ```
 #[inline]
 pub fn fast_tanh<T: Real>(x: T) -> T {
-    if T::TANGENTS > 0 {
-        let (y, dy) = fast_tanh_and_derivative(x.value());
-        if let Some(r) = x.chain_first_order(y, dy) {
-            return r;
-        }
+    if T::TANGENTS == 0 {
+        return fast_tanh_without_tangents(x);
     }
-    fast_tanh_ops(x)
+    let (y, dy) = fast_tanh_and_derivative(x.value());
+    match x.chain_first_order(y, dy) {
+        Some(r) => r,
+        None => fast_tanh_ops(x),
+    }
 }
 
 /// [`fast_tanh`] of every element. On `Dual` the values and derivatives of all elements
@@ -133,7 +134,7 @@ pub fn fast_tanh<T: Real>(x: T) -> T {
 fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
         for o in x.iter_mut() {
-            *o = fast_tanh_ops(*o);
+            *o = fast_tanh_without_tangents(*o);
         }
         return;
     }
@@ -150,9 +151,16 @@ fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     }
 }
 
-/// [`fast_sigmoid`] of every element, through [`fast_tanh_array`].
+/// [`fast_sigmoid`] of every element: without tangents one pass (`x / 2`, `fast_tanh`,
+/// `t / 2 + 1/2` per element), on `Dual` through [`fast_tanh_array`].
 #[inline]
 fn fast_sigmoid_array<T: Real, const N: usize>(x: &mut [T; N]) {
+    if T::TANGENTS == 0 {
+        for o in x.iter_mut() {
+            *o = fast_sigmoid(*o);
+        }
+        return;
+    }
     for h in x.iter_mut() {
         *h = *h * 0.5;
     }
@@ -191,6 +199,65 @@ fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
 fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
     let x = V::select(x.lt(V::splat(lo)), V::splat(lo), x);
     V::select(x.gt(V::splat(hi)), V::splat(hi), x)
+}
+
+/// `x^2` at and below which `|x| <= TANH_CLAMP`: `fl(x^2)` is non-decreasing in `|x|`,
+/// equals this at `TANH_CLAMP` and exceeds it at the next `f32` (checked by the tests).
+const TANH_CLAMP_SQUARED: f32 = TANH_CLAMP * TANH_CLAMP;
+
+/// The rational function of [`fast_tanh`] at `x` with `x2 = x * x`, unclamped.
+#[inline]
+fn tanh_rational<V: Lanes>(x: V, x2: V) -> V {
+    let p = ((((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x;
+    let q = ((x2 * B6 + B4) * x2 + B2) * x2 + B0;
+    p / q
+}
+
+/// [`fast_tanh`] of lane values, the same bits as [`fast_tanh_ops`].
+///
+/// Inside the clamp (`|x| <= TANH_CLAMP`, tested as `x^2 <= TANH_CLAMP_SQUARED`) both
+/// clamps are the identity: the input's by definition, the output's because the rational
+/// function stays within `[-1, 1]` there (an exhaustive check over every `f32` in the
+/// range finds at most exactly 1). So one lane takes one comparison and a branch instead of
+/// four clamping selects, and leaves the rest (beyond the clamp, or NaN) to the clamped
+/// path; several lanes keep the branch-free selects, which vectorize.
+#[inline]
+fn fast_tanh_value<V: Lanes>(x: V) -> V {
+    if V::WIDTH > 1 {
+        return fast_tanh_clamped(x);
+    }
+    let x2 = x * x;
+    if x2.le(V::splat(TANH_CLAMP_SQUARED)).all() {
+        tanh_rational(x, x2)
+    } else if x.gt(V::splat(TANH_CLAMP)).all() {
+        // The clamped input is TANH_CLAMP, where the function is exactly 1 (tested).
+        V::ONE
+    } else if x.lt(V::splat(-TANH_CLAMP)).all() {
+        -V::ONE
+    } else {
+        fast_tanh_nan(x)
+    }
+}
+
+/// [`fast_tanh_value`] of NaN, through the clamped path (it passes NaN through).
+#[cold]
+#[inline(never)]
+fn fast_tanh_nan<V: Lanes>(x: V) -> V {
+    fast_tanh_clamped(x)
+}
+
+/// [`fast_tanh_ops`] on lane values: clamp, rational function, clamp.
+#[inline]
+fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
+    let x = clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP);
+    let y = tanh_rational(x, x * x);
+    clamp_lanes_keeping_nan(y, -1.0, 1.0)
+}
+
+/// [`fast_sigmoid`] of lane values: `fast_tanh(x / 2) / 2 + 1/2`, the same operations.
+#[inline]
+fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
+    fast_tanh_value(x * 0.5) * 0.5 + 0.5
 }
 
 /// [`fast_tanh`] operation by operation over any scalar (exact derivatives at every level).
@@ -241,5 +308,23 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
 /// ```
 #[inline]
 pub fn fast_sigmoid<T: Real>(x: T) -> T {
+    if T::TANGENTS == 0 {
+        // A scalar that is its value (`f32`, lanes) in one pass on the value.
+        if let Some(r) = x.chain_first_order(fast_sigmoid_value(x.value()), Lanes::ZERO) {
+            return r;
+        }
+    }
     fast_tanh(x * 0.5) * 0.5 + 0.5
+}
+
+/// [`fast_tanh`] of a scalar without parameter tangents: a scalar that is its value (`f32`,
+/// lanes: `chain_first_order` gives the value back) on the value, with the early exit;
+/// others ([`Directional`](crate::Directional) carries a derivative that is not a parameter
+/// tangent) operation by operation.
+#[inline]
+fn fast_tanh_without_tangents<T: Real>(x: T) -> T {
+    match x.chain_first_order(fast_tanh_value(x.value()), Lanes::ZERO) {
+        Some(r) => r,
+        None => fast_tanh_ops(x),
+    }
 }

@@ -3,7 +3,18 @@
 use core::marker::PhantomData;
 
 use super::{Activation, Layer, ParamSeed, Parameters};
+use crate::lanes::{F32x, Lanes};
 use crate::real::Real;
+
+/// Whether one trajectory's layers compute 8 outputs at a time in [`F32x<8>`] lanes: on
+/// targets whose baseline has `f32` SIMD registers (x86-64: SSE2, AArch64: NEON), where the
+/// lanes vectorize. Elsewhere (Cortex-M) one output at a time, where the fast activations
+/// take an early exit inside their clamps. The bits are the same either way: each lane runs
+/// the operations of one output in the same order.
+const OUTPUTS_IN_LANES: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// Outputs per lane group on the [`OUTPUTS_IN_LANES`] path.
+const OUTPUT_LANES: usize = 8;
 
 /// A fully connected layer `y = A(W x + b)` with `I` inputs and `O` outputs.
 ///
@@ -83,6 +94,22 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
 
     #[inline]
     fn forward(&self, x: &[T; I], seed: ParamSeed) -> [T; O] {
+        if T::TANGENTS == 0 {
+            if OUTPUTS_IN_LANES
+                && <T::Value as Lanes>::WIDTH == 1
+                && O >= OUTPUT_LANES
+                && is_its_value::<T>()
+            {
+                return self.forward_outputs_in_lanes(x);
+            }
+            // Nothing to seed: each output's activation right after its affine map, in one
+            // pass over the outputs (`apply` gives `apply_array`'s results element by element).
+            // `from_fn` rather than a zeroed array: no memset of the outputs first.
+            #[allow(clippy::indexing_slicing, reason = "o < O indexes arrays of O")]
+            return core::array::from_fn(|o| {
+                A::apply(T::cst(self.bias[o]) + dot(x, &self.weight[o]))
+            });
+        }
         let mut z = [T::ZERO; O];
         for ((zo, row), &b) in z.iter_mut().zip(&self.weight).zip(&self.bias) {
             *zo = T::cst(b) + dot(x, row);
@@ -105,6 +132,87 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
     }
 }
 
+impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
+    /// [`Layer::forward`] of one trajectory without tangents (`T` is its value, one lane),
+    /// [`OUTPUT_LANES`] outputs at a time, then 4, then one by one: lane `j` of a group
+    /// computes its output by exactly the operations of [`dot`] and the activation.
+    #[inline]
+    fn forward_outputs_in_lanes<T: Real>(&self, x: &[T; I]) -> [T; O] {
+        let xv: [f32; I] = core::array::from_fn(|i| x.get(i).map_or(0.0, |v| v.value().lane(0)));
+        let mut y = [T::ZERO; O];
+        let done = outputs_in_lanes::<A, T, I, OUTPUT_LANES>(&self.weight, &self.bias, &xv, &mut y);
+        let (rows, bias, out) = (
+            self.weight.get(done..).unwrap_or_default(),
+            self.bias.get(done..).unwrap_or_default(),
+            y.get_mut(done..).unwrap_or_default(),
+        );
+        let more = outputs_in_lanes::<A, T, I, 4>(rows, bias, &xv, out);
+        let rest = rows.iter().zip(bias).skip(more);
+        for (o, (row, &b)) in out.iter_mut().skip(more).zip(rest) {
+            *o = A::apply(T::cst(b) + dot(x, row));
+        }
+        y
+    }
+}
+
+/// Whether `T` is its value and nothing more (`f32`, lanes: `chain_first_order` gives the
+/// value back), unlike [`Directional`](crate::Directional), whose derivative part the lane
+/// path would drop.
+#[inline]
+fn is_its_value<T: Real>() -> bool {
+    let zero = <T::Value as Lanes>::ZERO;
+    T::TANGENTS == 0 && T::ZERO.chain_first_order(zero, zero).is_some()
+}
+
+/// The outputs of `rows`/`bias` at input `x`, `L` at a time in [`F32x<L>`] lanes, into
+/// `out`; returns how many (a multiple of `L`; the rest is left). Lane `j` computes output
+/// `j` of its group as [`Dense`] does one output: `b + x_0 w_0` for one input, else the
+/// four accumulators of [`dot`], then the activation.
+#[inline]
+fn outputs_in_lanes<A: Activation, T: Real, const I: usize, const L: usize>(
+    rows: &[[f32; I]],
+    bias: &[f32],
+    x: &[f32; I],
+    out: &mut [T],
+) -> usize {
+    let lift = |v: f32| T::from_value(<T::Value as Lanes>::splat(v));
+    let mut done = 0;
+    let groups = rows
+        .chunks_exact(L)
+        .zip(bias.chunks_exact(L))
+        .zip(out.chunks_exact_mut(L));
+    for ((rows, bias), out) in groups {
+        let mut b = F32x::<L>::splat(0.0);
+        for (lane, &bj) in b.0.iter_mut().zip(bias) {
+            *lane = bj;
+        }
+        let column = |i: usize| {
+            let mut w = F32x::<L>::splat(0.0);
+            for (lane, row) in w.0.iter_mut().zip(rows) {
+                *lane = row.get(i).copied().unwrap_or(0.0);
+            }
+            w
+        };
+        let z = if I == 1 {
+            b + F32x::splat(x.first().copied().unwrap_or(0.0)) * column(0)
+        } else {
+            let mut acc = [F32x::<L>::splat(0.0); 4];
+            for (i, &xi) in x.iter().enumerate() {
+                if let Some(a) = acc.get_mut(i % 4) {
+                    *a += F32x::splat(xi) * column(i);
+                }
+            }
+            let [a0, a1, a2, a3] = acc;
+            b + ((a0 + a1) + (a2 + a3))
+        };
+        for (o, &v) in out.iter_mut().zip(&A::apply(z).0) {
+            *o = lift(v);
+        }
+        done += L;
+    }
+    done
+}
+
 /// `sum_i x_i w_i` in a fixed order: products `i ≡ r (mod 4)` summed in accumulator `r`,
 /// then `(a0 + a1) + (a2 + a3)`. Four independent chains instead of one hide the latency of
 /// the additions; the order is part of the computation, the same on every target and for
@@ -118,9 +226,18 @@ fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
     if I == 1 {
         return x[0] * w[0];
     }
+    // Four products at a time into the four accumulators (a shape the compiler turns
+    // into one 4-lane multiply and add), then the last `I mod 4` into the first ones.
     let mut acc = [T::ZERO; 4];
-    for (i, (&xi, &wi)) in x.iter().zip(w).enumerate() {
-        acc[i % 4] += xi * wi;
+    let (xs, ws) = (x.chunks_exact(4), w.chunks_exact(4));
+    let (x_rest, w_rest) = (xs.remainder(), ws.remainder());
+    for (xc, wc) in xs.zip(ws) {
+        for ((a, &xi), &wi) in acc.iter_mut().zip(xc).zip(wc) {
+            *a += xi * wi;
+        }
+    }
+    for ((a, &xi), &wi) in acc.iter_mut().zip(x_rest).zip(w_rest) {
+        *a += xi * wi;
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }

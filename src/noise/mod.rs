@@ -67,7 +67,7 @@ pub fn normal_from_bits(j: u32) -> f32 {
     const TWO_POW_M32: f32 = 1.0 / 4_294_967_296.0;
     // q = p - 1/2 = (2 j - 2^32 + 1) / 2^33: an odd integer, so `j` and `!j` give exactly
     // opposite integers, and rounding to f32 is symmetric.
-    let q = (2 * j as i64 - (1i64 << 32) + 1) as f32 * (TWO_POW_M32 * 0.5);
+    let q = odd_integer_to_f32(j) * (TWO_POW_M32 * 0.5);
     if q.abs() <= 0.425 {
         let r = 0.180_625 - q * q;
         let num = ((59.109_375 * r + 159.291_13) * r + 50.434_27) * r + 3.387_132_7;
@@ -85,6 +85,20 @@ pub fn normal_from_bits(j: u32) -> f32 {
     } else {
         z
     }
+}
+
+/// `2 j - 2^32 + 1` rounded to the nearest `f32` (ties to even), as the 64-bit conversion
+/// `(2 * j as i64 - (1 << 32) + 1) as f32` gives it, without that conversion (a library
+/// call of some 30 instructions on a 32-bit core). With `s = j - 2^31` the integer is `2 s + 1 = 2 hi + lo`,
+/// `hi = s` with its low 8 bits cleared and `lo = 2 (s mod 256) + 1`; both convert to `f32`
+/// exactly (`|hi| <= 2^31` is a multiple of 2^8, `lo <= 511`), `2 hi` is exact, so the one
+/// rounding left is that of the exact sum: the correctly rounded integer.
+#[inline]
+fn odd_integer_to_f32(j: u32) -> f32 {
+    let s = (j ^ 0x8000_0000) as i32;
+    let hi = (s & !0xFF) as f32;
+    let lo = ((s & 0xFF) * 2 + 1) as f32;
+    hi * 2.0 + lo
 }
 
 /// Fills `out` with independent standard normals, one [`normal_from_bits`] per `u32` drawn.
@@ -112,6 +126,56 @@ pub struct Increment<const C: usize, V = f32> {
     pub dz: [V; C],
 }
 
+/// A step size checked once (finite and `> 0`) together with its noise scale `sqrt(h)`.
+///
+/// The solvers take both from their step plan, where `sqrt(h)` is computed once per grid
+/// segment rather than once per increment (`sqrt` is a software routine on a Cortex-M4F),
+/// and pass them to [`NoiseSource::increment_sized`].
+///
+/// ```
+/// use tinysde::noise::StepSize;
+/// let size = StepSize::new(0.25)?;
+/// assert_eq!((size.h(), size.sqrt_h()), (0.25, 0.5));
+/// assert!(StepSize::new(0.0).is_err() && StepSize::new(f32::NAN).is_err());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepSize {
+    h: f32,
+    sqrt_h: f32,
+}
+
+impl StepSize {
+    /// The step size `h` and `sqrt(h)`; errors as [`NoiseSource::increment`] does for a
+    /// non-finite or non-positive `h`.
+    #[inline]
+    pub fn new(h: f32) -> Result<Self, Error> {
+        check_step_size(h)?;
+        Ok(Self {
+            h,
+            sqrt_h: math::sqrt(h),
+        })
+    }
+
+    /// A step size from a step plan, which checked `h` and computed `sqrt_h = sqrt(h)`.
+    #[inline]
+    pub(crate) const fn planned(h: f32, sqrt_h: f32) -> Self {
+        Self { h, sqrt_h }
+    }
+
+    /// The step size.
+    #[inline]
+    pub const fn h(self) -> f32 {
+        self.h
+    }
+
+    /// `sqrt(h)`, the standard deviation of a Brownian increment over the step.
+    #[inline]
+    pub const fn sqrt_h(self) -> f32 {
+        self.sqrt_h
+    }
+}
+
 /// Where a solver gets its Brownian increments.
 ///
 /// `increment(m, k, h, with_dz)` must be a pure function of its arguments: solvers call it
@@ -127,6 +191,21 @@ pub trait NoiseSource {
         h: f32,
         with_dz: bool,
     ) -> Result<Increment<C>, Error>;
+
+    /// The same increments as [`increment`](NoiseSource::increment)`(trajectory, step,
+    /// size.h(), with_dz)`, for a step size already checked and with `sqrt(h)` at hand:
+    /// the fixed-step solvers call this one. The default forwards to `increment`;
+    /// [`Brownian`] overrides it to skip the check and the square root, and cannot fail.
+    #[inline]
+    fn increment_sized<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        self.increment(trajectory, step, size.h(), with_dz)
+    }
 }
 
 /// Reproducible Brownian motion: increments are a pure function of `(seed, trajectory, step)`.
@@ -190,8 +269,31 @@ impl NoiseSource for Brownian {
         h: f32,
         with_dz: bool,
     ) -> Result<Increment<C>, Error> {
-        check_step_size(h)?;
-        let scale = math::sqrt(h);
+        Ok(self.increment_scaled(trajectory, step, StepSize::new(h)?.sqrt_h, with_dz))
+    }
+
+    #[inline]
+    fn increment_sized<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        Ok(self.increment_scaled(trajectory, step, size.sqrt_h, with_dz))
+    }
+}
+
+impl Brownian {
+    /// The increments with standard deviation `scale`: the one place they are drawn.
+    #[inline]
+    fn increment_scaled<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        scale: f32,
+        with_dz: bool,
+    ) -> Increment<C> {
         let key = self.step_key(trajectory, step);
         let mut inc = Increment {
             dw: [0.0; C],
@@ -204,7 +306,7 @@ impl NoiseSource for Brownian {
                 *dz = normal_from_bits((bits >> 32) as u32) * scale;
             }
         }
-        Ok(inc)
+        inc
     }
 }
 

@@ -694,7 +694,7 @@ impl<M: Method> Solver<M> {
         M: StepVjp<S, D>,
         N: NoiseSource,
     {
-        let PlannedStep { k, t, h } = step;
+        let PlannedStep { k, t, h, .. } = step;
         let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
         let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
         if next.iter().all(|x| x.is_finite()) {

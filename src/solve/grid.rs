@@ -8,6 +8,7 @@
 //! The spacings are described on [`TimeGrid`].
 
 use crate::error::Error;
+use crate::math;
 
 /// How a [`TimeGrid`] places its steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub struct TimeGrid {
     t1: f32,
     steps: u32,
     h: f32,
+    /// `sqrt(h)`: the noise scale of every step of the nominal grid, computed once.
+    sqrt_h: f32,
     spacing: Spacing,
 }
 
@@ -148,6 +151,7 @@ impl TimeGrid {
             t1,
             steps,
             h: h_max,
+            sqrt_h: math::sqrt(h_max),
             spacing: Spacing::MaxStep,
         })
     }
@@ -168,6 +172,7 @@ impl TimeGrid {
             t1,
             steps,
             h,
+            sqrt_h: math::sqrt(h),
             spacing,
         })
     }
@@ -270,13 +275,19 @@ impl TimeGrid {
         let end = save_times
             .first()
             .and_then(|&t| self.boundary(t, Anchor::START));
+        let start = Anchor::origin(self.t0);
+        let size = match end {
+            Some(end) => self.segment_size(start, end),
+            None => (self.h, self.sqrt_h),
+        };
         StepPlan {
             grid: *self,
             save_times,
             next: 0,
             k: 0,
-            start: Anchor::origin(self.t0),
+            start,
             end,
+            size,
         }
     }
 
@@ -389,6 +400,9 @@ pub struct PlannedStep {
     pub t: f32,
     /// The step size.
     pub h: f32,
+    /// `sqrt(h)`, the scale of the step's Brownian increments: computed once per grid (or
+    /// per segment between save times off the grid), not once per step.
+    pub sqrt_h: f32,
 }
 
 /// What a solver does next on a [`StepPlan`].
@@ -412,8 +426,8 @@ pub enum PlanEvent {
 /// let events: Vec<PlanEvent> = grid.plan(&[0.0, 0.5])?.collect();
 /// assert_eq!(events, [
 ///     PlanEvent::Save(0),
-///     PlanEvent::Step(PlannedStep { k: 0, t: 0.0, h: 0.25 }),
-///     PlanEvent::Step(PlannedStep { k: 1, t: 0.25, h: 0.25 }),
+///     PlanEvent::Step(PlannedStep { k: 0, t: 0.0, h: 0.25, sqrt_h: 0.5 }),
+///     PlanEvent::Step(PlannedStep { k: 1, t: 0.25, h: 0.25, sqrt_h: 0.5 }),
 ///     PlanEvent::Save(1),
 /// ]);
 /// # Ok::<(), tinysde::Error>(())
@@ -430,6 +444,8 @@ pub struct StepPlan<'a> {
     start: Anchor,
     /// Where it ends (the next save time); `None` once all saves are done.
     end: Option<Anchor>,
+    /// The step size and `sqrt` of it in the current segment.
+    size: (f32, f32),
 }
 
 impl Iterator for StepPlan<'_> {
@@ -446,38 +462,56 @@ impl Iterator for StepPlan<'_> {
                 .save_times
                 .get(self.next)
                 .and_then(|&t| self.grid.boundary(t, end));
+            if let Some(next_end) = self.end {
+                self.size = self.grid.segment_size(end, next_end);
+            }
             return Some(PlanEvent::Save(index));
         }
         let k = self.k;
         self.k += 1;
-        Some(PlanEvent::Step(self.grid.segment_step(self.start, end, k)))
+        Some(PlanEvent::Step(
+            self.grid.segment_step(self.start, end, k, self.size),
+        ))
     }
 }
 
 impl TimeGrid {
-    /// Step `k` of the segment from `start` to `end` (`start.k <= k < end.k`): the nominal
-    /// grid's step if the spacing is uniform or both ends are grid points, else one of the
-    /// segment's equal steps. [`StepPlan`] and [`PlanCursor`] both take their steps from
-    /// here, so they give the same bits.
+    /// Whether the steps of the segment from `start` to `end` are the nominal grid's.
     #[inline]
-    fn segment_step(&self, start: Anchor, end: Anchor, k: u32) -> PlannedStep {
-        if self.spacing == Spacing::Uniform || (start.on_grid && end.on_grid) {
-            PlannedStep {
-                k,
-                t: self.t0 + k as f32 * self.h,
-                h: self.h,
-            }
+    fn on_nominal_grid(&self, start: Anchor, end: Anchor) -> bool {
+        self.spacing == Spacing::Uniform || (start.on_grid && end.on_grid)
+    }
+
+    /// The step size of the segment from `start` to `end` and its square root: the nominal
+    /// grid's if the spacing is uniform or both ends are grid points, else the segment's
+    /// equal steps'. Computed once per segment.
+    #[inline]
+    fn segment_size(&self, start: Anchor, end: Anchor) -> (f32, f32) {
+        if self.on_nominal_grid(start, end) {
+            (self.h, self.sqrt_h)
         } else {
             // Equal steps from the segment's start to its end; `end.k > start.k` here
             // (saturating and `max(1)` only keep a misuse panic-free).
             let n = end.k.saturating_sub(start.k).max(1);
             let h = (end.t - start.t) / n as f32;
-            PlannedStep {
-                k,
-                t: start.t + k.saturating_sub(start.k) as f32 * h,
-                h,
-            }
+            (h, math::sqrt(h))
         }
+    }
+
+    /// Step `k` of the segment from `start` to `end` (`start.k <= k < end.k`), whose
+    /// [`segment_size`](Self::segment_size) is `size`: the nominal grid's step if the
+    /// spacing is uniform or both ends are grid points, else one of the segment's equal
+    /// steps. [`StepPlan`] and [`PlanCursor`] both take their steps from here, so they give
+    /// the same bits.
+    #[inline]
+    fn segment_step(&self, start: Anchor, end: Anchor, k: u32, size: (f32, f32)) -> PlannedStep {
+        let (h, sqrt_h) = size;
+        let t = if self.on_nominal_grid(start, end) {
+            self.t0 + k as f32 * self.h
+        } else {
+            start.t + k.saturating_sub(start.k) as f32 * h
+        };
+        PlannedStep { k, t, h, sqrt_h }
     }
 
     /// Random access to the plan for `save_times` (validated as by
@@ -560,10 +594,12 @@ impl PlanCursor<'_> {
                 k,
                 t: self.grid.t0 + k as f32 * self.grid.h,
                 h: self.grid.h,
+                sqrt_h: self.grid.sqrt_h,
             });
         }
         let end = self.seek(k + 1)?;
-        Some(self.grid.segment_step(self.start, end, k))
+        let size = self.grid.segment_size(self.start, end);
+        Some(self.grid.segment_step(self.start, end, k, size))
     }
 
     /// The index `i` of the save time `save_times[i]` at which the plan saves the state

@@ -94,7 +94,7 @@ pub use sri::{Sosri, SriTableau, Sriw1, SOSRI, SRIW1};
 use crate::error::{check_len, Error, NoiseKind};
 use crate::lanes::{Lanes, Mask};
 use crate::nn::ParamSeed;
-use crate::noise::{Increment, NoiseSource};
+use crate::noise::{Increment, NoiseSource, StepSize};
 use crate::real::{Real, Widen};
 use crate::sde::Sde;
 
@@ -233,7 +233,7 @@ impl<M: Method> Solver<M> {
                             first,
                             count,
                             step.k,
-                            step.h,
+                            StepSize::planned(step.h, step.sqrt_h),
                             M::NEEDS_DZ,
                         )?
                     } else {
@@ -1077,7 +1077,7 @@ struct Chunks<T, X, const D: usize> {
 }
 
 /// The increments of one step of one trajectory, broadcasting the single channel for
-/// scalar noise.
+/// scalar noise. Errors for a step size that is not finite and positive.
 #[inline]
 fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     noise: &N,
@@ -1086,19 +1086,24 @@ fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
     h: f32,
     with_dz: bool,
 ) -> Result<Increment<D>, Error> {
-    lane_increment::<N, S, T, D, f32>(noise, trajectory, 1, k, h, with_dz)
+    let size = StepSize::new(h)?;
+    lane_increment::<N, S, T, D, f32>(noise, trajectory, 1, k, size, with_dz)
 }
 
 /// The increments of one step for trajectories `first..first + count`, one per lane of
 /// `V` (lanes beyond `count` repeat the last trajectory), broadcasting the single channel
-/// for scalar noise.
+/// for scalar noise. `dz` is left zero unless `with_dz`.
+///
+/// `size` comes from the step plan, with `sqrt(h)` computed once per grid segment; a
+/// source that cannot fail ([`Brownian`](crate::noise::Brownian)) returns `Ok` always, and
+/// once inlined no `Result` is left.
 #[inline]
 fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lanes>(
     noise: &N,
     first: usize,
     count: usize,
     k: u32,
-    h: f32,
+    size: StepSize,
     with_dz: bool,
 ) -> Result<Increment<D, V>, Error> {
     let zero = V::ZERO;
@@ -1109,17 +1114,24 @@ fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lane
     for j in 0..V::WIDTH {
         let trajectory = first.saturating_add(j.min(count.saturating_sub(1)));
         if S::NOISE == NoiseKind::Scalar {
-            let one = noise.increment::<1>(trajectory, k, h, with_dz)?;
-            for (dw, dz) in inc.dw.iter_mut().zip(inc.dz.iter_mut()) {
+            let one = noise.increment_sized::<1>(trajectory, k, size, with_dz)?;
+            for dw in inc.dw.iter_mut() {
                 dw.set_lane(j, one.dw[0]);
-                dz.set_lane(j, one.dz[0]);
+            }
+            if with_dz {
+                for dz in inc.dz.iter_mut() {
+                    dz.set_lane(j, one.dz[0]);
+                }
             }
         } else {
-            let lane = noise.increment::<D>(trajectory, k, h, with_dz)?;
-            let wide = inc.dw.iter_mut().zip(inc.dz.iter_mut());
-            for ((dw, dz), (&w, &z)) in wide.zip(lane.dw.iter().zip(&lane.dz)) {
+            let lane = noise.increment_sized::<D>(trajectory, k, size, with_dz)?;
+            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
                 dw.set_lane(j, w);
-                dz.set_lane(j, z);
+            }
+            if with_dz {
+                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
+                    dz.set_lane(j, z);
+                }
             }
         }
     }

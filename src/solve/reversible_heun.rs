@@ -215,7 +215,7 @@ impl Solver<ReversibleHeun> {
     {
         let mut state = RevState::start(sde, self.grid.t0(), u0, seed);
         for event in self.grid.plan_unchecked(save_times) {
-            let PlannedStep { k, t, h } = match event {
+            let PlannedStep { k, t, h, .. } = match event {
                 PlanEvent::Save(i) => {
                     on_save(i, &state.y);
                     continue;

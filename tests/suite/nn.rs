@@ -7,7 +7,7 @@ use tinysde::nn::{
     FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
 use tinysde::noise::rng_from_seed;
-use tinysde::{Directional, Dual, Error, Real};
+use tinysde::{Directional, Dual, Error, F32x, Real};
 
 /// Central difference of `f` at `x` with step `h`, evaluated in f64 on the test side.
 fn central(f: impl Fn(f64) -> f64, x: f64, h: f64) -> f64 {
@@ -183,6 +183,137 @@ fn fast_sigmoid_stays_within_documented_error_and_is_bounded_and_symmetric() {
         "max error {worst:e}"
     );
     eprintln!("fast_sigmoid max abs error vs f64 logistic: {worst:e}");
+}
+
+/// `fast_tanh` as documented, every clamp applied: the input to +-7.905311, the rational
+/// function, the output to +-1 (NaN passes through both clamps).
+fn fast_tanh_reference(x: f32) -> f32 {
+    const C: f32 = 7.905_311;
+    let x = if x < -C { -C } else { x };
+    let x = if x > C { C } else { x };
+    let x2 = x * x;
+    let p = ((((((x2 * -2.760_768_5e-16 + 2.000_188e-13) * x2 + -8.604_672e-11) * x2
+        + 5.122_297_1e-8)
+        * x2
+        + 1.485_722_4e-5)
+        * x2
+        + 6.372_619_3e-4)
+        * x2
+        + 4.893_524_6e-3)
+        * x;
+    let q = ((x2 * 1.198_258_4e-6 + 1.185_347_1e-4) * x2 + 2.268_434_6e-3) * x2 + 4.893_525e-3;
+    let y = p / q;
+    let y = if y < -1.0 { -1.0 } else { y };
+    if y > 1.0 {
+        1.0
+    } else {
+        y
+    }
+}
+
+/// Floats to compare the fast activations on: every `f32` in [4, 8.5) (where the clamps
+/// act or nearly act: 2^23 + values), a stride through all bit patterns, and special values.
+fn activation_probe_points() -> Vec<f32> {
+    let mut xs: Vec<f32> = (4.0f32.to_bits()..8.5f32.to_bits())
+        .map(f32::from_bits)
+        .collect();
+    xs.extend((0..=u32::MAX).step_by(65_537).map(f32::from_bits));
+    xs.extend([
+        0.0,
+        -0.0,
+        7.905_311,
+        7.905_312,
+        f32::MIN_POSITIVE,
+        1e-45,
+        f32::MAX,
+    ]);
+    xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    let negatives: Vec<f32> = xs.iter().map(|x| -x).collect();
+    xs.extend(negatives);
+    xs
+}
+
+#[test]
+fn fast_activations_give_the_documented_operations_bits_on_every_path() {
+    // One lane takes an early exit inside the clamp; lanes use branch-free clamps; Dual
+    // evaluates value and derivative together: all must be the documented operations.
+    let xs = activation_probe_points();
+    for chunk in xs.chunks(8) {
+        let mut lanes = F32x::<8>::splat(0.0);
+        for (j, &x) in chunk.iter().enumerate() {
+            lanes.0[j] = x;
+        }
+        let (lane_tanh, lane_sigmoid) = (fast_tanh(lanes), fast_sigmoid(lanes));
+        for (j, &x) in chunk.iter().enumerate() {
+            let want = fast_tanh_reference(x);
+            let want_sigmoid = fast_tanh_reference(x * 0.5) * 0.5 + 0.5;
+            let got = [
+                fast_tanh(x),
+                FastTanh::apply(x),
+                lane_tanh.0[j],
+                fast_tanh(Dual::<1>::variable(x, 0)).v,
+            ];
+            let got_sigmoid = [
+                fast_sigmoid(x),
+                FastSigmoid::apply(x),
+                lane_sigmoid.0[j],
+                fast_sigmoid(Dual::<1>::variable(x, 0)).v,
+            ];
+            for (g, gs) in got.iter().zip(&got_sigmoid) {
+                if want.is_nan() {
+                    assert!(g.is_nan() && gs.is_nan(), "NaN must pass through");
+                } else {
+                    assert_eq!(g.to_bits(), want.to_bits(), "fast_tanh({x:e})");
+                    assert_eq!(gs.to_bits(), want_sigmoid.to_bits(), "fast_sigmoid({x:e})");
+                }
+            }
+        }
+    }
+    // The early exit tests x^2 <= 7.905311^2: exactly |x| <= 7.905311 (the next f32 up
+    // squares to more), and the function is exactly +-1 at and beyond the clamp.
+    let clamp = 7.905_311f32;
+    let above = f32::from_bits(clamp.to_bits() + 1);
+    assert!(above * above > clamp * clamp);
+    assert_eq!((fast_tanh(clamp), fast_tanh(-clamp)), (1.0, -1.0));
+}
+
+#[test]
+fn dense_layers_give_the_same_bits_fused_on_f32_lanes_and_dual() {
+    // Without tangents a Dense layer applies its activation output by output; on Dual it
+    // computes all pre-activations first. The values must agree bit for bit, on f32, on
+    // F32x lanes and on Dual, inside and far outside the activations' clamps.
+    // Widths 23 = 8 + 8 + 4 + 3 and 13 = 8 + 4 + 1: every group size of the host's
+    // outputs-in-lanes path, and 7 below it.
+    let mut net = <(
+        Dense<3, 23, FastTanh>,
+        Dense<23, 7, FastSigmoid>,
+        Dense<7, 13, Tanh>,
+        Dense<13, 1, Identity>,
+    )>::default();
+    init(&mut net, &mut rng_from_seed(11), InitScheme::GlorotUniform).unwrap();
+    for scale in [0.1f32, 1.0, 30.0, 1e4] {
+        let inputs: Vec<[f32; 3]> = (0..16)
+            .map(|i| {
+                let t = i as f32 - 7.5;
+                [scale * t, scale * (0.3 * t).sin(), -scale * 0.1 * t * t]
+            })
+            .collect();
+        let wide = [0usize, 1, 2].map(|c| {
+            let mut v = F32x::<16>::splat(0.0);
+            for (j, x) in inputs.iter().enumerate() {
+                v.0[j] = x[c];
+            }
+            v
+        });
+        let lanes: [F32x<16>; 1] = net.forward(&wide, ParamSeed::NONE);
+        for (j, x) in inputs.iter().enumerate() {
+            let plain: [f32; 1] = net.forward(x, ParamSeed::NONE);
+            let dual: [Dual<2>; 1] =
+                net.forward(&x.map(|v| Dual::variable(v, 0)), ParamSeed::window(3));
+            assert_eq!(plain[0].to_bits(), dual[0].v.to_bits(), "input {x:?}");
+            assert_eq!(plain[0].to_bits(), lanes[0].0[j].to_bits(), "input {x:?}");
+        }
+    }
 }
 
 /// Checks forward-mode derivatives of `layer` with respect to inputs and all parameters

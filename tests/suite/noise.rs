@@ -4,7 +4,9 @@ use proptest::prelude::*;
 use tinysde::nn::ParamSeed;
 use tinysde::noise::{
     fill_standard_normal, normal_from_bits, rng_from_seed, Brownian, Coarsened, NoiseSource,
+    StepSize,
 };
+use tinysde::solve::{PlanEvent, TimeGrid};
 
 /// Sample mean and (n - 1) variance, in f64.
 fn moments(xs: &[f64]) -> (f64, f64) {
@@ -155,6 +157,101 @@ fn coarsened_path_sums_fine_increments_and_rebuilds_the_time_integral() {
     let corr = dzs.iter().zip(&dws).map(|(z, w)| z * w).sum::<f64>() / dzs.len() as f64 / h as f64;
     assert!(corr.abs() < 0.06, "corr(dW, dZ) = {corr}");
     assert!(Coarsened::new(fine, 0).is_err());
+}
+
+/// AS241 as `normal_from_bits` documents it, with the odd integer `2 j - 2^32 + 1` rounded
+/// by a 64-bit integer conversion (the library avoids that conversion on 32-bit cores).
+fn normal_from_bits_reference(j: u32) -> f32 {
+    let q = (2 * j as i64 - (1i64 << 32) + 1) as f32 * (0.5 / 4_294_967_296.0);
+    if q.abs() <= 0.425 {
+        let r = 0.180_625 - q * q;
+        let num = ((59.109_375 * r + 159.291_13) * r + 50.434_27) * r + 3.387_132_7;
+        let den = ((67.187_56 * r + 78.757_76) * r + 17.895_17) * r + 1.0;
+        return q * num / den;
+    }
+    let tail = (if q < 0.0 { j } else { !j }) as f32 + 0.5;
+    let r = libm::sqrtf(-libm::logf(tail * (1.0 / 4_294_967_296.0))) - 1.6;
+    let z = (((0.170_238_21 * r + 1.306_728_5) * r + 2.756_815_4) * r + 1.423_437_3)
+        / ((0.120_211_33 * r + 0.737_001_6) * r + 1.0);
+    if q < 0.0 {
+        -z
+    } else {
+        z
+    }
+}
+
+#[test]
+fn normal_from_bits_rounds_like_a_64_bit_integer_conversion() {
+    // Every j whose odd integer needs rounding to f32 (|2 j - 2^32 + 1| > 2^24) lies away
+    // from the median; walk a stride prime to everything, plus the ends, the branch switch
+    // and the neighbourhoods of powers of two where the rounding changes its step.
+    let mut js: Vec<u32> = (0..=u32::MAX).step_by(1_009).collect();
+    js.extend([0, 1, 2, u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1]);
+    for e in 24..32 {
+        for base in [
+            (1u32 << 31).wrapping_add(1 << (e - 1)),
+            (1u32 << 31).wrapping_sub(1 << (e - 1)),
+        ] {
+            js.extend((0..600).map(|d| base.wrapping_add(d).wrapping_sub(300)));
+        }
+    }
+    for j in js {
+        assert_eq!(
+            normal_from_bits(j).to_bits(),
+            normal_from_bits_reference(j).to_bits(),
+            "j = {j}"
+        );
+    }
+}
+
+#[test]
+fn sized_increments_equal_the_plain_ones_and_step_sizes_are_checked() {
+    let brownian = Brownian::new(3);
+    let coarse = Coarsened::new(brownian, 3).unwrap();
+    for h in [1e-6f32, 0.01, 0.1, 1.0 / 3.0, 2.0, 1e5] {
+        let size = StepSize::new(h).unwrap();
+        assert_eq!(size.sqrt_h().to_bits(), libm::sqrtf(h).to_bits());
+        for (m, k) in [(0, 0), (5, 17), (usize::MAX, u32::MAX)] {
+            let a = brownian.increment::<2>(m, k, h, true).unwrap();
+            let b = brownian.increment_sized::<2>(m, k, size, true).unwrap();
+            assert_eq!(a, b);
+            // The default method (Coarsened keeps it) forwards to `increment`.
+            let k = k.min(1_000);
+            assert_eq!(
+                coarse.increment::<1>(m, k, h, true).unwrap(),
+                coarse.increment_sized::<1>(m, k, size, true).unwrap()
+            );
+        }
+    }
+    for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            StepSize::new(bad).unwrap_err(),
+            brownian.increment::<1>(0, 0, bad, false).unwrap_err()
+        );
+    }
+}
+
+#[test]
+fn step_plans_carry_the_square_root_of_every_step_size() {
+    let times = [0.05f32, 0.3, 0.333, 1.0];
+    let grids = [
+        TimeGrid::new(0.0, 1.0, 20).unwrap(),
+        TimeGrid::through(0.0, 1.0, 7).unwrap(),
+        TimeGrid::with_max_step(0.0, 1.0, 0.07).unwrap(),
+    ];
+    for (g, grid) in grids.iter().enumerate() {
+        let times: &[f32] = if g == 0 { &[0.05, 0.3, 1.0] } else { &times };
+        let mut cursor = grid.cursor(times).unwrap();
+        let mut steps = 0;
+        for event in grid.plan(times).unwrap() {
+            if let PlanEvent::Step(step) = event {
+                assert_eq!(step.sqrt_h.to_bits(), libm::sqrtf(step.h).to_bits());
+                assert_eq!(cursor.step(step.k), Some(step));
+                steps += 1;
+            }
+        }
+        assert!(steps >= 7, "grid {g}: {steps} steps");
+    }
 }
 
 proptest! {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Cortex-M4F figures of boards/ci.sh alone, for iterating on the hot path: builds the
+# QEMU firmware (full and no-panic inference) for thumbv7em-none-eabihf, runs both under
+# QEMU icount (mps2-an386), and prints the inference flash, the instructions per EM step,
+# per Brownian increment, per drift + diffusion and per training iteration, computed as
+# ci.sh computes them. It does not compare records with the host: ci.sh does that.
+#
+#   bash boards/measure-m4.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+boards_target="${BOARDS_TARGET_DIR:-$here/target}"
+out="$boards_target/m4"
+triple=thumbv7em-none-eabihf
+mkdir -p "$out"
+sysroot="$(cd "$here" && rustc --print sysroot)"
+llvm_size="$(ls "$sysroot"/lib/rustlib/*/bin/llvm-size | head -n 1)"
+
+for variant in full no-panic; do
+    features=()
+    [ "$variant" = no-panic ] && features=(--features no-panic)
+    (cd "$here/qemu" && CARGO_TARGET_DIR="$boards_target" cargo build --release --quiet \
+        --target "$triple" "${features[@]}")
+    cp "$boards_target/$triple/release/qemu" "$out/$variant.elf"
+    timeout 300 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none \
+        -serial none -icount shift=0,align=off,sleep=off \
+        -semihosting-config enable=on,target=native,arg=firmware -kernel "$out/$variant.elf" \
+        >"$out/$variant.txt"
+    grep -q '^DONE$' "$out/$variant.txt" || { cat "$out/$variant.txt"; exit 1; }
+done
+
+flash=$("$llvm_size" -A "$out/no-panic.elf" | awk '
+    { s[$1] = $2 } END { print s[".vector_table"] + s[".text"] + s[".rodata"] + s[".data"] }')
+ram=$("$llvm_size" -A "$out/no-panic.elf" | awk '
+    $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { r += $2 } END { print r + 0 }')
+stack=$(awk '$1 == "STACK" && $2 > m { m = $2 } END { print m + 0 }' "$out/no-panic.txt")
+per_item() { awk -v what="$2" '$1 == "COST" && $2 == what { n += $3; t += $4 } END { if (n) printf "%.0f", t / n; else printf "-" }' "$1"; }
+echo "inference flash      $flash B (budget 16384)"
+echo "inference RAM+stack  $ram + $stack = $((ram + stack)) B (budget 4096)"
+echo "EM step              $(per_item "$out/full.txt" em_step)"
+echo "noise increment      $(per_item "$out/full.txt" noise_increment)"
+echo "drift + diffusion    $(per_item "$out/full.txt" drift_diffusion)"
+echo "training iteration   $(per_item "$out/full.txt" train_iteration)"
+grep -E '^(FORECAST|TRAIN) ' "$out/full.txt" >"$out/records.txt"
+echo "records (FORECAST, TRAIN) in $out/records.txt"
