@@ -396,10 +396,7 @@ where
     }
     let value = loss.eval::<f32>(&mean, &var);
     if !value.is_finite() {
-        return Err(Error::NonFinite {
-            what: "loss",
-            index: 0,
-        });
+        return Err(Error::NonFiniteLoss);
     }
 
     // 2. dL/dmean and dL/dvar.
@@ -481,10 +478,7 @@ where
         }
     }
     if let Some(index) = result.iter().position(|g| !g.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "gradient",
-            index,
-        });
+        return Err(Error::NonFiniteGradientEntry { index });
     }
     for (g, r) in grad.iter_mut().zip(&result) {
         *g = *r;

@@ -164,8 +164,9 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 /// of save times, an unsupported noise kind, bad save times: returned before anything is
 /// written. Every [`TimeGrid`](crate::solve::TimeGrid) spacing works: the backward pass
 /// walks the grid's plan in reverse with a [`PlanCursor`](crate::solve::PlanCursor). A solve
-/// that diverges returns [`Error::Diverged`]; a non-finite loss or gradient entry
-/// [`Error::NonFinite`] (`what: "loss"` or `"gradient"`). After such a run-time error
+/// that diverges returns [`Error::Diverged`]; a non-finite loss [`Error::NonFiniteLoss`], a
+/// non-finite gradient entry [`Error::NonFiniteGradientEntry`] (as forward mode; the
+/// trainers turn both into [`Error::NonFiniteGradient`]). After such a run-time error
 /// `grad`, `stats` and `tape` hold partial results.
 ///
 /// Cost: about four to five ensemble solves on `f32` whatever the number of parameters (see the
@@ -346,10 +347,7 @@ where
     stats_pass(rows.mean, rows.var, rows.states)?;
     let value = loss.eval::<f32>(rows.mean, rows.var);
     if !value.is_finite() {
-        return Err(Error::NonFinite {
-            what: "loss",
-            index: 0,
-        });
+        return Err(Error::NonFiniteLoss);
     }
 
     // 2. dL/dmean and dL/dvar by forward mode over the statistics, K entries at a time.
@@ -382,10 +380,7 @@ where
         }
     }
     if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "gradient",
-            index,
-        });
+        return Err(Error::NonFiniteGradientEntry { index });
     }
     Ok(value)
 }

@@ -933,3 +933,62 @@ fn cheaper_mode_trains_in_reverse_on_uneven_grids() {
         assert!((f - r).abs() <= 1e-3 * f.abs(), "iteration {i}: {f} vs {r}");
     }
 }
+
+/// A loss whose value overflows (`mean^2 * 1e38 * 1e38`) or, with `spike`, whose value is
+/// finite and whose derivative is not (`(m - m.value) * 1e38 * 1e38` adds 0 to the value).
+struct Overflowing {
+    spike: bool,
+}
+impl Loss<1> for Overflowing {
+    fn eval<T: Real>(&self, mean: &[[T; 1]], _var: &[[T; 1]]) -> T {
+        let m = mean[0][0];
+        if self.spike {
+            m * 0.0 + (m - T::from_value(m.value())) * 1e38 * 1e38
+        } else {
+            m * m * 1e38 * 1e38
+        }
+    }
+}
+
+#[test]
+fn non_finite_losses_and_gradients_are_the_same_typed_errors_in_both_modes() {
+    let model = additive_model();
+    let problem = problem(EulerMaruyama, 0.5);
+    let noise = Brownian::new(3);
+    for (spike, expected) in [
+        (false, Error::NonFiniteLoss),
+        (true, Error::NonFiniteGradientEntry { index: 0 }),
+    ] {
+        let loss = Overflowing { spike };
+        let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
+        let mut grad = vec![0.0f32; Additive::PARAMS];
+        let forward = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad);
+        let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::All)];
+        let mut grad = vec![0.0f32; Additive::PARAMS];
+        let serial = reverse::loss_and_gradient(
+            &problem,
+            &model,
+            &noise,
+            &loss,
+            Checkpoints::All,
+            &mut stats,
+            &mut tape,
+            &mut grad,
+        );
+        let sentinel = vec![1.25f32; Additive::PARAMS];
+        let mut grad = sentinel.clone();
+        let threaded = reverse::loss_and_gradient_parallel(
+            &problem,
+            &model,
+            &noise,
+            &loss,
+            Checkpoints::All,
+            &mut grad,
+            2,
+        );
+        assert_eq!(forward, Err(expected), "forward, spike {spike}");
+        assert_eq!(serial, Err(expected), "reverse, spike {spike}");
+        assert_eq!(threaded, Err(expected), "threaded reverse, spike {spike}");
+        assert_eq!(grad, sentinel, "the threaded form writes only on success");
+    }
+}
