@@ -845,7 +845,9 @@ pub const PARALLEL_LANES: usize = 8;
 
 #[cfg(feature = "std")]
 impl<M: Method + Sync> Solver<M> {
-    /// [`Solver::ensemble`] on several threads, with bit-identical results (feature `std`).
+    /// [`Solver::ensemble`] on several threads, each computing [`PARALLEL_LANES`]
+    /// trajectories per pass as [`Solver::ensemble_lanes`] does, with bit-identical results
+    /// (feature `std`).
     ///
     /// `threads` is the number of threads (0: as many as
     /// [`std::thread::available_parallelism`] reports). Trajectories are computed in
@@ -856,9 +858,9 @@ impl<M: Method + Sync> Solver<M> {
     /// values in the same order, so `mean`, `var` and `paths` are bit-identical to
     /// [`Solver::ensemble`]'s, whatever the number of threads. On error too: the error is
     /// the one the serial ensemble would return (the lowest diverging trajectory), and the
-    /// buffers are bit-identical to what the caller passed in. This is the one function of
-    /// the solver that allocates (a scratch buffer of at most about 4 MiB, and a copy of
-    /// `mean`, `var` and `paths` to restore on error).
+    /// buffers are bit-identical to what the caller passed in. It allocates (a scratch
+    /// buffer of at most about 4 MiB, and a copy of `mean`, `var` and `paths` to restore on
+    /// error), as [`Solver::simulate`] does; the other ensembles do not.
     ///
     /// ```
     /// use tinysde::nn::ParamSeed;
