@@ -345,10 +345,7 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D>,
         N: NoiseSource,
     {
-        let lanes = Chunks::<T, T, D> {
-            wide_u0: *u0,
-            extract: |u, _| *u,
-        };
+        let lanes = Chunks::one_lane(u0);
         self.ensemble_checked(
             sde,
             noise,
@@ -415,10 +412,7 @@ impl<M: Method> Solver<M> {
         M: Step<T, S, D> + Step<T::Wide, S, D>,
         N: NoiseSource,
     {
-        let lanes = Chunks::<T, T::Wide, D> {
-            wide_u0: u0.map(T::splat),
-            extract: |u, j| u.map(|x| T::extract(&x, j)),
-        };
+        let lanes = lane_chunks::<L, T, D>(u0);
         self.ensemble_checked(
             sde,
             noise,
@@ -714,10 +708,7 @@ impl<M: Method> Solver<M> {
             var.len(),
             None,
         )?;
-        let lanes = Chunks::<T, T, D> {
-            wide_u0: *u0,
-            extract: |u, _| *u,
-        };
+        let lanes = Chunks::one_lane(u0);
         self.ensemble_into(
             sde,
             noise,
@@ -934,10 +925,7 @@ impl<M: Method + Sync> Solver<M> {
                 seed,
             );
         }
-        let lanes = Chunks::<T, T::Wide, D> {
-            wide_u0: u0.map(T::splat),
-            extract: |u, j| u.map(|x| T::extract(&x, j)),
-        };
+        let lanes = lane_chunks::<PARALLEL_LANES, T, D>(u0);
         let state_bytes = core::mem::size_of::<[T; D]>().max(1);
         let block = (PARALLEL_BLOCK_BYTES / state_bytes / n_save)
             .max(threads * PARALLEL_LANES)
@@ -1076,6 +1064,24 @@ pub(crate) fn welford_update<T: Real, const D: usize>(
 struct Chunks<T, X, const D: usize> {
     wide_u0: [X; D],
     extract: fn(&[X; D], usize) -> [T; D],
+}
+
+impl<T: Real, const D: usize> Chunks<T, T, D> {
+    /// One trajectory at a time, in `T` itself.
+    fn one_lane(u0: &[T; D]) -> Self {
+        Self {
+            wide_u0: *u0,
+            extract: |u, _| *u,
+        }
+    }
+}
+
+/// `L` trajectories at a time, one per lane of `T`'s wide form.
+fn lane_chunks<const L: usize, T: Widen<L>, const D: usize>(u0: &[T; D]) -> Chunks<T, T::Wide, D> {
+    Chunks {
+        wide_u0: u0.map(T::splat),
+        extract: |u, j| u.map(|x| T::extract(&x, j)),
+    }
 }
 
 /// The increments of one step of one trajectory, broadcasting the single channel for
