@@ -386,14 +386,7 @@ where
         }
     }
     // Welford's sums of squares into sample variances, as the serial ensemble divides.
-    let divisor = if trajectories > 1 {
-        (trajectories - 1) as f32
-    } else {
-        1.0
-    };
-    for v in var.iter_mut().flatten() {
-        *v /= divisor;
-    }
+    crate::solve::finish_variance(&mut var, trajectories);
     let value = loss.eval::<f32>(&mean, &var);
     if !value.is_finite() {
         return Err(Error::NonFiniteLoss);

@@ -779,7 +779,7 @@ fn check_statistics_finite<T: Real, const D: usize>(
 }
 
 /// Turns Welford's sums of squared deviations into sample variances (divisor `n - 1`).
-fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: usize) {
+pub(crate) fn finish_variance<T: Real, const D: usize>(var: &mut [[T; D]], trajectories: usize) {
     let divisor = if trajectories > 1 {
         (trajectories - 1) as f32
     } else {
