@@ -218,32 +218,25 @@ fn tanh_rational<V: Lanes>(x: V, x2: V) -> V {
 /// Inside the clamp (`|x| <= TANH_CLAMP`, tested as `x^2 <= TANH_CLAMP_SQUARED`) both
 /// clamps are the identity: the input's by definition, the output's because the rational
 /// function stays within `[-1, 1]` there (an exhaustive check over every `f32` in the
-/// range finds at most exactly 1). So one lane takes one comparison and a branch instead of
-/// four clamping selects, and leaves the rest (beyond the clamp, or NaN) to the clamped
-/// path; several lanes keep the branch-free selects, which vectorize.
+/// range finds at most exactly 1). NaN passes both clamps unchanged too, so it takes the
+/// same branch (`!(x^2 > TANH_CLAMP_SQUARED)`): one comparison and a branch per unit instead
+/// of four clamping selects, and no call. Beyond the clamp the result is exactly `±1`.
+/// Several lanes keep the branch-free selects, which vectorize.
 #[inline]
 fn fast_tanh_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
         return fast_tanh_clamped(x);
     }
     let x2 = x * x;
-    if x2.le(V::splat(TANH_CLAMP_SQUARED)).all() {
+    if !x2.gt(V::splat(TANH_CLAMP_SQUARED)).any() {
         tanh_rational(x, x2)
-    } else if x.gt(V::splat(TANH_CLAMP)).all() {
-        // The clamped input is TANH_CLAMP, where the function is exactly 1 (tested).
+    } else if x.gt(V::ZERO).all() {
+        // |x| > TANH_CLAMP: the clamped input is ±TANH_CLAMP, where the function is exactly
+        // ±1 (tested).
         V::ONE
-    } else if x.lt(V::splat(-TANH_CLAMP)).all() {
-        -V::ONE
     } else {
-        fast_tanh_nan(x)
+        -V::ONE
     }
-}
-
-/// [`fast_tanh_value`] of NaN, through the clamped path (it passes NaN through).
-#[cold]
-#[inline(never)]
-fn fast_tanh_nan<V: Lanes>(x: V) -> V {
-    fast_tanh_clamped(x)
 }
 
 /// [`fast_tanh_ops`] on lane values: clamp, rational function, clamp.

@@ -4,7 +4,7 @@ use super::{Layer, ParamSeed, Parameters};
 use crate::real::Real;
 
 macro_rules! chain {
-    ($first:ident $(, $rest:ident)+; $last:ident; $($from:ident => $to:ident),+) => {
+    ($first:ident $(, $rest:ident)+; [$($head:ident),*] $pen:ident, $last:ident; $($from:ident => $to:ident),+) => {
         /// Members in order; parameters are the members' parameters concatenated.
         impl<$first: Parameters $(, $rest: Parameters)+> Parameters for ($first, $($rest),+) {
             const PARAMS: usize = $first::PARAMS $(+ $rest::PARAMS)+;
@@ -36,7 +36,8 @@ macro_rules! chain {
             }
         }
 
-        /// Applies the members in order; each one's output is the next one's input.
+        /// Applies the members in order; each one's output is the next one's input. The
+        /// last two go through [`Layer::forward_then`], which a pair may compute at once.
         impl<T: Real, $first: Layer<T> $(, $rest: Layer<T>)+> Layer<T> for ($first, $($rest),+)
         where
             $($to: Layer<T, Input = $from::Output>,)+
@@ -48,21 +49,23 @@ macro_rules! chain {
             #[inline]
             fn forward(&self, x: &Self::Input, seed: ParamSeed) -> Self::Output {
                 let ($first, $($rest),+) = self;
-                let y = $first.forward(x, seed);
-                let offset = $first::PARAMS;
+                let offset = 0;
                 $(
-                    let y = $rest.forward(&y, seed.shifted(offset));
-                    let offset = offset + $rest::PARAMS;
-                )+
-                let _ = offset;
-                y
+                    let y = $head.forward(x, seed.shifted(offset));
+                    let x = &y;
+                    let offset = offset + $head::PARAMS;
+                )*
+                let last = offset + $pen::PARAMS;
+                $pen.forward_then($last, x, seed.shifted(offset), seed.shifted(last))
             }
         }
     };
 }
 
-chain!(A, B; B; A => B);
-chain!(A, B, C; C; A => B, B => C);
-chain!(A, B, C, D; D; A => B, B => C, C => D);
-chain!(A, B, C, D, E; E; A => B, B => C, C => D, D => E);
-chain!(A, B, C, D, E, F; F; A => B, B => C, C => D, D => E, E => F);
+// Members; those before the last two (applied one by one); the last two; which output
+// feeds which input.
+chain!(A, B; [] A, B; A => B);
+chain!(A, B, C; [A] B, C; A => B, B => C);
+chain!(A, B, C, D; [A, B] C, D; A => B, B => C, C => D);
+chain!(A, B, C, D, E; [A, B, C] D, E; A => B, B => C, C => D, D => E);
+chain!(A, B, C, D, E, F; [A, B, C, D] E, F; A => B, B => C, C => D, D => E, E => F);

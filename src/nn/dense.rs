@@ -130,6 +130,89 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         A::apply_array(&mut z);
         z
     }
+
+    #[inline]
+    fn forward_then<N>(
+        &self,
+        next: &N,
+        x: &[T; I],
+        seed: ParamSeed,
+        next_seed: ParamSeed,
+    ) -> N::Output
+    where
+        N: Layer<T, Input = [T; O]>,
+    {
+        next.forward_after_dense(self, x, || self.forward(x, seed), next_seed)
+    }
+
+    #[inline]
+    fn forward_after_dense<const J: usize, const H: usize, P: Activation>(
+        &self,
+        prev: &Dense<J, H, P>,
+        x: &[T; J],
+        hidden: impl FnOnce() -> [T; I],
+        seed: ParamSeed,
+    ) -> [T; O] {
+        if fuses_hidden_units::<T, H, I, O>() {
+            if let Some(row) = self.weight.first() {
+                let b = self.bias.first().copied().unwrap_or(0.0);
+                let y = A::apply(T::cst(b) + hidden_dot(prev, row, x));
+                return core::array::from_fn(|_| y);
+            }
+        }
+        self.forward(&hidden(), seed)
+    }
+}
+
+/// Whether [`Layer::forward_after_dense`] computes `next(prev(x))` for a hidden width `H`
+/// and a next layer `Dense<I, O, _>` unit by unit ([`hidden_dot`]): one output (its four
+/// accumulators stay in registers), `I == H` (always, the types say so; checked because
+/// the compiler cannot see it), more than one hidden unit ([`dot`] of width 1 takes its one
+/// product without accumulators), and a scalar that is its value without tangents. Not for
+/// one lane on the [`OUTPUTS_IN_LANES`] targets, where the first layer computes 8 units at
+/// once.
+#[inline]
+fn fuses_hidden_units<T: Real, const H: usize, const I: usize, const O: usize>() -> bool {
+    O == 1
+        && I == H
+        && H > 1
+        && is_its_value::<T>()
+        && !(OUTPUTS_IN_LANES && <T::Value as Lanes>::WIDTH == 1)
+}
+
+/// `dot(prev(x), row)` without the array `prev(x)`: each hidden unit `h_j = P(b_j + w_j x)`
+/// is computed and at once multiplied into accumulator `j mod 4`, then the accumulators
+/// are summed as [`dot`] sums them. The same operations in the same order as
+/// `dot(&prev.forward(x), row)` (for `T` without tangents), so the same bits; the hidden
+/// values never go through memory. `row` must have `H` entries.
+#[inline]
+fn hidden_dot<T: Real, P: Activation, const J: usize, const H: usize, const I: usize>(
+    prev: &Dense<J, H, P>,
+    row: &[f32; I],
+    x: &[T; J],
+) -> T {
+    let unit = |w: &[f32; J], b: f32| P::apply(T::cst(b) + dot(x, w));
+    let mut acc = [T::ZERO; 4];
+    let rows = prev.weight.chunks_exact(4);
+    let biases = prev.bias.chunks_exact(4);
+    let outs = row.chunks_exact(4);
+    let (rows_rest, biases_rest, outs_rest) =
+        (rows.remainder(), biases.remainder(), outs.remainder());
+    for ((w4, b4), v4) in rows.zip(biases).zip(outs) {
+        for (((a, w), &b), &v) in acc.iter_mut().zip(w4).zip(b4).zip(v4) {
+            *a += unit(w, b) * v;
+        }
+    }
+    for (((a, w), &b), &v) in acc
+        .iter_mut()
+        .zip(rows_rest)
+        .zip(biases_rest)
+        .zip(outs_rest)
+    {
+        *a += unit(w, b) * v;
+    }
+    let [a0, a1, a2, a3] = acc;
+    (a0 + a1) + (a2 + a3)
 }
 
 impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {

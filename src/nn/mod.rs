@@ -181,4 +181,39 @@ pub trait Layer<T: Real>: Parameters {
     type Output;
     /// Applies the layer. `seed` says which of its parameters carry tangents.
     fn forward(&self, x: &Self::Input, seed: ParamSeed) -> Self::Output;
+
+    /// `next.forward(&self.forward(x, seed), next_seed)`: this layer, then `next`. The
+    /// tuples call it for their last two members, so that a pair can compute both at once
+    /// (a [`Dense`] followed by a one-output `Dense` does: each hidden unit goes straight
+    /// into the output's sums, without the hidden array). An override must give the same
+    /// results bit for bit; a layer of your own has no reason to write one.
+    #[inline]
+    fn forward_then<N>(
+        &self,
+        next: &N,
+        x: &Self::Input,
+        seed: ParamSeed,
+        next_seed: ParamSeed,
+    ) -> N::Output
+    where
+        N: Layer<T, Input = Self::Output>,
+    {
+        next.forward(&self.forward(x, seed), next_seed)
+    }
+
+    /// `self.forward(&hidden(), seed)`, where `hidden` computes the output of the [`Dense`]
+    /// `prev` at `x` (its seed included): the second half of [`forward_then`](Layer::forward_then)
+    /// of a `Dense`, dispatched on this layer, which may compute the two at once from `prev`
+    /// and `x` instead. The same results bit for bit as the composition.
+    #[inline]
+    fn forward_after_dense<const J: usize, const H: usize, P: Activation>(
+        &self,
+        prev: &Dense<J, H, P>,
+        x: &[T; J],
+        hidden: impl FnOnce() -> Self::Input,
+        seed: ParamSeed,
+    ) -> Self::Output {
+        let _ = (prev, x);
+        self.forward(&hidden(), seed)
+    }
 }
