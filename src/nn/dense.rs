@@ -154,9 +154,9 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         seed: ParamSeed,
     ) -> [T; O] {
         if fuses_hidden_units::<T, H, I, O>() {
-            if let Some(row) = self.weight.first() {
-                let b = self.bias.first().copied().unwrap_or(0.0);
-                let y = A::apply(T::cst(b) + hidden_dot(prev, row, x));
+            if let (Some(row), Some(&b)) = (self.weight.first(), self.bias.first()) {
+                let sum = hidden_dot(prev, row, x);
+                let y = A::apply(T::cst(b) + sum);
                 return core::array::from_fn(|_| y);
             }
         }
@@ -323,4 +323,86 @@ fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
         *a += xi * wi;
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{FastSigmoid, FastTanh, Identity, Tanh};
+
+    /// Weights and biases spread over `[-span, span]` (a fixed pattern, some exactly zero),
+    /// so that pre-activations fall inside and far outside the fast activations' clamps.
+    fn filled<const I: usize, const O: usize, A>(span: f32) -> Dense<I, O, A> {
+        let mut layer = Dense::<I, O, A>::zeros();
+        let mut k = 0.0f32;
+        for w in layer
+            .weight
+            .iter_mut()
+            .flatten()
+            .chain(layer.bias.iter_mut())
+        {
+            k += 1.0;
+            *w = span * ((k * 0.618_034).fract() * 2.0 - 1.0);
+            if k % 7.0 == 0.0 {
+                *w = 0.0;
+            }
+        }
+        layer
+    }
+
+    /// The one-lane path of the Cortex-M targets (here called directly, since the host
+    /// takes its outputs-in-lanes path instead): `hidden_dot` gives the bits of the output
+    /// layer's `dot` over the first layer's output array, with and without a remainder of
+    /// units, for inputs inside, at and beyond the clamps, zeros of both signs, NaN and
+    /// infinities.
+    fn check_pair<P: Activation, const H: usize>(span: f32) {
+        let first = filled::<1, H, P>(span);
+        let second = filled::<H, 1, Identity>(1.0);
+        let inputs = [
+            0.0f32,
+            -0.0,
+            0.3,
+            -1.7,
+            2.5,
+            7.905_311,
+            -9.0,
+            40.0,
+            -1e4,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        for x in inputs {
+            let hidden: [f32; H] =
+                core::array::from_fn(|o| P::apply(first.bias[o] + dot(&[x], &first.weight[o])));
+            let want = dot(&hidden, &second.weight[0]);
+            let got = hidden_dot(&first, &second.weight[0], &[x]);
+            assert_eq!(got.to_bits(), want.to_bits(), "H = {H}, x = {x:e}");
+        }
+    }
+
+    #[test]
+    fn hidden_units_summed_unit_by_unit_give_the_bits_of_the_hidden_array() {
+        for span in [0.5f32, 4.0, 100.0] {
+            check_pair::<FastTanh, 20>(span);
+            check_pair::<FastSigmoid, 20>(span);
+            check_pair::<FastTanh, 7>(span);
+            check_pair::<Tanh, 6>(span);
+            check_pair::<Identity, 2>(span);
+        }
+    }
+
+    #[test]
+    fn negative_zero_products_keep_the_accumulators_positive_zero_start() {
+        // Every hidden unit is -0 (input -0 times zero weights plus bias -0, through an odd
+        // activation): each product with a positive output weight is -0, and `dot` starts its accumulators at +0, so
+        // the sum is +0, not -0; the unit-by-unit path must keep that.
+        let mut first = Dense::<1, 8, FastTanh>::zeros();
+        first.bias = [-0.0; 8];
+        let mut second = Dense::<8, 1, Identity>::zeros();
+        second.weight = [[1.0; 8]];
+        let got = hidden_dot(&first, &second.weight[0], &[-0.0f32]);
+        assert_eq!(got.to_bits(), 0.0f32.to_bits());
+    }
 }

@@ -316,6 +316,160 @@ fn dense_layers_give_the_same_bits_fused_on_f32_lanes_and_dual() {
     }
 }
 
+/// `(first, second)` applied as a tuple (its last two members go through
+/// `Layer::forward_then`, which a Dense pair with one output computes unit by unit) and
+/// layer by layer must give the same bits, on f32, on 4 and 8 lanes and on Dual values.
+fn check_pair_bits<F, S, const I: usize, const H: usize, const O: usize>(first: F, second: S)
+where
+    F: Layer<f32, Input = [f32; I], Output = [f32; H]>
+        + Layer<F32x<4>, Input = [F32x<4>; I], Output = [F32x<4>; H]>
+        + Layer<F32x<8>, Input = [F32x<8>; I], Output = [F32x<8>; H]>
+        + Layer<Dual<2>, Input = [Dual<2>; I], Output = [Dual<2>; H]>
+        + Copy,
+    S: Layer<f32, Input = [f32; H], Output = [f32; O]>
+        + Layer<F32x<4>, Input = [F32x<4>; H], Output = [F32x<4>; O]>
+        + Layer<F32x<8>, Input = [F32x<8>; H], Output = [F32x<8>; O]>
+        + Layer<Dual<2>, Input = [Dual<2>; H], Output = [Dual<2>; O]>
+        + Copy,
+{
+    let pair = (first, second);
+    let specials = [
+        0.0f32,
+        -0.0,
+        0.7,
+        -2.5,
+        7.905_311,
+        -30.0,
+        1e4,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    // Eight inputs of I components each from the special values, then 4 and 8 lanes.
+    let inputs: Vec<[f32; I]> = (0..specials.len())
+        .map(|k| core::array::from_fn(|i| specials[(k + 3 * i) % specials.len()]))
+        .collect();
+    let bits = |v: f32| v.to_bits();
+    for x in &inputs {
+        let fused = <(F, S) as Layer<f32>>::forward(&pair, x, ParamSeed::NONE);
+        let hidden = <F as Layer<f32>>::forward(&first, x, ParamSeed::NONE);
+        let composed = <S as Layer<f32>>::forward(&second, &hidden, ParamSeed::NONE);
+        assert_eq!(fused.map(bits), composed.map(bits), "f32, input {x:?}");
+        let dual_x = x.map(|v| Dual::<2>::variable(v, 1));
+        let dual = <(F, S) as Layer<Dual<2>>>::forward(&pair, &dual_x, ParamSeed::window(0));
+        assert_eq!(
+            dual.map(|d| d.v.to_bits()),
+            composed.map(bits),
+            "Dual, input {x:?}"
+        );
+    }
+    for group in inputs.chunks(4) {
+        let wide: [F32x<4>; I] = core::array::from_fn(|i| {
+            F32x(core::array::from_fn(|j| group.get(j).map_or(1.0, |x| x[i])))
+        });
+        let fused = <(F, S) as Layer<F32x<4>>>::forward(&pair, &wide, ParamSeed::NONE);
+        let hidden = <F as Layer<F32x<4>>>::forward(&first, &wide, ParamSeed::NONE);
+        let composed = <S as Layer<F32x<4>>>::forward(&second, &hidden, ParamSeed::NONE);
+        for (j, x) in group.iter().enumerate() {
+            let one = <(F, S) as Layer<f32>>::forward(&pair, x, ParamSeed::NONE);
+            for o in 0..O {
+                assert_eq!(
+                    bits(fused[o].0[j]),
+                    bits(composed[o].0[j]),
+                    "4 lanes, {x:?}"
+                );
+                assert_eq!(bits(fused[o].0[j]), bits(one[o]), "4 lanes vs one, {x:?}");
+            }
+        }
+    }
+    for group in inputs.chunks(8) {
+        let wide: [F32x<8>; I] = core::array::from_fn(|i| {
+            F32x(core::array::from_fn(|j| {
+                group.get(j).map_or(-1.0, |x| x[i])
+            }))
+        });
+        let fused = <(F, S) as Layer<F32x<8>>>::forward(&pair, &wide, ParamSeed::NONE);
+        let hidden = <F as Layer<F32x<8>>>::forward(&first, &wide, ParamSeed::NONE);
+        let composed = <S as Layer<F32x<8>>>::forward(&second, &hidden, ParamSeed::NONE);
+        for (j, x) in group.iter().enumerate() {
+            for o in 0..O {
+                assert_eq!(
+                    bits(fused[o].0[j]),
+                    bits(composed[o].0[j]),
+                    "8 lanes, {x:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dense_pair_gives_the_bits_of_its_layers_applied_one_by_one() {
+    // The seed model's two networks (20 hidden units: five groups of four), hidden widths
+    // with a remainder (7, 6), the smallest fused width (2), one hidden unit (not fused: a
+    // width-1 dot has no accumulators), two outputs (not fused), a two-input first layer,
+    // and a three-member tuple whose last two are the pair.
+    fn layer<L: Parameters + Default>(seed: u64) -> L {
+        let mut l = L::default();
+        let mut p = vec![0.0f32; L::PARAMS];
+        let mut rng = rng_from_seed(seed);
+        for (k, v) in p.iter_mut().enumerate() {
+            // Weights up to +-3 (pre-activations of +-30 saturate), every fifth exactly 0.
+            let u = (rand_core::Rng::next_u32(&mut rng) >> 8) as f32 / 16_777_216.0;
+            *v = if k % 5 == 4 { 0.0 } else { 6.0 * u - 3.0 };
+        }
+        l.write_params(&p).unwrap();
+        l
+    }
+    check_pair_bits(
+        layer::<Dense<1, 20, FastTanh>>(1),
+        layer::<Dense<20, 1, Identity>>(2),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 20, FastSigmoid>>(3),
+        layer::<Dense<20, 1, Identity>>(4),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 7, FastTanh>>(5),
+        layer::<Dense<7, 1, Tanh>>(6),
+    );
+    check_pair_bits(
+        layer::<Dense<2, 6, Sigmoid>>(7),
+        layer::<Dense<6, 1, FastSigmoid>>(8),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 2, Relu>>(9),
+        layer::<Dense<2, 1, Identity>>(10),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 1, FastTanh>>(11),
+        layer::<Dense<1, 1, Identity>>(12),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 5, FastTanh>>(13),
+        layer::<Dense<5, 2, Identity>>(14),
+    );
+    // The seed drift (Cube, Dense, Dense): the tuple applies the cube, then the pair.
+    let (cube, first, second) = (
+        Cube::<1>::default(),
+        layer::<Dense<1, 20, FastTanh>>(15),
+        layer::<Dense<20, 1, Identity>>(16),
+    );
+    let drift = (cube, first, second);
+    for x in [0.0f32, -0.0, 0.5, -1.3, 2.0, 3.5, -20.0, f32::NAN] {
+        let whole: [f32; 1] = drift.forward(&[x], ParamSeed::NONE);
+        let lanes: [F32x<8>; 1] = drift.forward(&[F32x::splat(x)], ParamSeed::NONE);
+        let cubed: [f32; 1] = cube.forward(&[x], ParamSeed::NONE);
+        let hidden: [f32; 20] = first.forward(&cubed, ParamSeed::NONE);
+        let parts: [f32; 1] = second.forward(&hidden, ParamSeed::NONE);
+        assert_eq!(whole[0].to_bits(), parts[0].to_bits(), "x = {x}");
+        assert!(
+            lanes[0].0.iter().all(|v| v.to_bits() == parts[0].to_bits()),
+            "x = {x}"
+        );
+    }
+}
+
 /// Checks forward-mode derivatives of `layer` with respect to inputs and all parameters
 /// against central finite differences of its f32 forward pass, at input `x`.
 fn check_layer_derivatives<L, const I: usize, const O: usize>(layer: &L, x: [f32; I])
