@@ -230,12 +230,11 @@ fn fast_tanh_value<V: Lanes>(x: V) -> V {
     let x2 = x * x;
     if !x2.gt(V::splat(TANH_CLAMP_SQUARED)).any() {
         tanh_rational(x, x2)
-    } else if x.gt(V::ZERO).all() {
-        // |x| > TANH_CLAMP: the clamped input is ±TANH_CLAMP, where the function is exactly
-        // ±1 (tested).
-        V::ONE
     } else {
-        -V::ONE
+        // |x| > TANH_CLAMP: the clamped input is ±TANH_CLAMP, where the function is exactly
+        // ±1 (tested): 1 with the sign bit of x (two integer operations, no comparison).
+        let sign = x.lane(0).to_bits() & 0x8000_0000;
+        V::splat(f32::from_bits(sign | 1.0f32.to_bits()))
     }
 }
 
@@ -250,7 +249,19 @@ fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
 /// [`fast_sigmoid`] of lane values: `fast_tanh(x / 2) / 2 + 1/2`, the same operations.
 #[inline]
 fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
-    fast_tanh_value(x * 0.5) * 0.5 + 0.5
+    if V::WIDTH > 1 {
+        return fast_tanh_clamped(x * 0.5) * 0.5 + 0.5;
+    }
+    // fast_tanh_value's branches, with `±1 / 2 + 1/2` (exactly 1 or 0) beyond the clamp.
+    let h = x * 0.5;
+    let h2 = h * h;
+    if !h2.gt(V::splat(TANH_CLAMP_SQUARED)).any() {
+        tanh_rational(h, h2) * 0.5 + 0.5
+    } else if h.gt(V::ZERO).all() {
+        V::ONE
+    } else {
+        V::ZERO
+    }
 }
 
 /// [`fast_tanh`] operation by operation over any scalar (exact derivatives at every level).

@@ -154,9 +154,9 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         seed: ParamSeed,
     ) -> [T; O] {
         if fuses_hidden_units::<T, H, I, O>() {
-            if let (Some(row), Some(&b)) = (self.weight.first(), self.bias.first()) {
+            if let (Some(row), Some(b)) = (self.weight.first(), self.bias.first()) {
                 let sum = hidden_dot(prev, row, x);
-                let y = A::apply(T::cst(b) + sum);
+                let y = A::apply(T::cst(*b) + sum);
                 return core::array::from_fn(|_| y);
             }
         }
