@@ -252,15 +252,15 @@ fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
         return fast_tanh_clamped(x * 0.5) * 0.5 + 0.5;
     }
-    // fast_tanh_value's branches, with `±1 / 2 + 1/2` (exactly 1 or 0) beyond the clamp.
+    // fast_tanh_value's branches, with `±1 / 2 + 1/2` beyond the clamp: exactly 1 for a
+    // positive h, 0 for a negative one (the sign bit spread to a mask clears 1's bits).
     let h = x * 0.5;
     let h2 = h * h;
     if !h2.gt(V::splat(TANH_CLAMP_SQUARED)).any() {
         tanh_rational(h, h2) * 0.5 + 0.5
-    } else if h.gt(V::ZERO).all() {
-        V::ONE
     } else {
-        V::ZERO
+        let negative = ((h.lane(0).to_bits() as i32) >> 31) as u32;
+        V::splat(f32::from_bits(1.0f32.to_bits() & !negative))
     }
 }
 
