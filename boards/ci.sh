@@ -381,6 +381,17 @@ awk -v a="$arith" -v c="$clamped" '
         printf "  Brownian increment alone:                   %6.0f\n", noise
         printf "  drift + diffusion evaluation alone:         %6.0f  %.2fx / %.2fx\n", fg, fg / (a - 3), fg / (c - 3)
     }' "$out/m4-full.txt"
+# The targets on the M4F: at most 2x the arithmetic bound (1 210) for drift + diffusion +
+# update (an EM step less its Brownian increment), at most 150 for the increment.
+m4_step=$(per_item "$out/m4-full.txt" em_step)
+m4_noise=$(per_item "$out/m4-full.txt" noise_increment)
+[ "$m4_step" != - ] && [ "$m4_noise" != - ] ||
+    fail "Cortex-M4F: no em_step or noise_increment cost record"
+[ "$m4_noise" -le 150 ] ||
+    fail "Cortex-M4F: $m4_noise instructions per Brownian increment, over the budget of 150"
+[ $((m4_step - m4_noise)) -le $((2 * arith)) ] ||
+    fail "Cortex-M4F: $((m4_step - m4_noise)) instructions per EM step for drift + diffusion + update, over the budget of $((2 * arith))"
+ok "Cortex-M4F EM step: drift + diffusion + update $((m4_step - m4_noise)) instructions (budget $((2 * arith))), Brownian increment $m4_noise (budget 150)"
 
 # On-device training (reverse-mode gradients, boards/app/src/training.rs): instructions
 # per iteration and the training build's memory, against the budgets: on the Cortex-M4F at

@@ -37,8 +37,11 @@ stack=$(awk '$1 == "STACK" && $2 > m { m = $2 } END { print m + 0 }' "$out/no-pa
 per_item() { awk -v what="$2" '$1 == "COST" && $2 == what { n += $3; t += $4 } END { if (n) printf "%.0f", t / n; else printf "-" }' "$1"; }
 echo "inference flash      $flash B (budget 16384)"
 echo "inference RAM+stack  $ram + $stack = $((ram + stack)) B (budget 4096)"
-echo "EM step              $(per_item "$out/full.txt" em_step)"
-echo "noise increment      $(per_item "$out/full.txt" noise_increment)"
+step=$(per_item "$out/full.txt" em_step)
+noise=$(per_item "$out/full.txt" noise_increment)
+echo "EM step              $step"
+echo "noise increment      $noise (budget 150)"
+echo "EM step - increment  $((step - noise)) (drift + diffusion + update; budget 1210)"
 echo "drift + diffusion    $(per_item "$out/full.txt" drift_diffusion)"
 echo "training iteration   $(per_item "$out/full.txt" train_iteration)"
 grep -E '^(FORECAST|TRAIN) ' "$out/full.txt" >"$out/records.txt"

@@ -12,7 +12,7 @@
 
 use tinysde::grad::{loss_and_gradient, loss_value, reverse, Loss, Problem};
 use tinysde::nn::{
-    fast_sigmoid, fast_tanh, Dense, FastTanh, Identity, Layer, ParamSeed, Parameters,
+    fast_sigmoid, fast_tanh, Dense, FastSigmoid, FastTanh, Identity, Layer, ParamSeed, Parameters,
     FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
@@ -126,7 +126,8 @@ fn noise_moments() -> CheckResult {
 
 /// A `Dense<3, 4>` layer: its output is `W x + b` (against a plain sum within a few
 /// rounding errors of the terms), its parameters round-trip, and `FastTanh` applies the
-/// activation to exactly those pre-activations.
+/// activation to exactly those pre-activations; a pair of layers as a tuple gives the bits
+/// of the two applied one by one ([`dense_pair_is_its_layers_one_by_one`]).
 fn dense_layer() -> CheckResult {
     let mut p = [0.0f32; 16];
     for (i, x) in p.iter_mut().enumerate() {
@@ -156,7 +157,35 @@ fn dense_layer() -> CheckResult {
         passed &= (y[o] - plain).abs() <= 4.0 * f32::EPSILON * scale;
         passed &= z[o] == fast_tanh(y[o]);
     }
+    passed &= dense_pair_is_its_layers_one_by_one(&p);
     result("dense_layer", passed, y)
+}
+
+/// A one-output `Dense` after a `Dense` of 6 units, as a tuple (which computes each hidden
+/// unit straight into the output's sums on a one-lane target) and layer by layer through
+/// the hidden array: the same bits, for inputs inside and beyond the activations' clamps.
+fn dense_pair_is_its_layers_one_by_one(p: &[f32; 16]) -> bool {
+    let mut first = Dense::<1, 6, FastTanh>::default();
+    let mut sigmoid = Dense::<1, 6, FastSigmoid>::default();
+    let mut second = Dense::<6, 1, Identity>::default();
+    if first.write_params(&p[..12]).is_err()
+        || sigmoid.write_params(&p[4..]).is_err()
+        || second.write_params(&p[9..]).is_err()
+    {
+        return false;
+    }
+    let mut same = true;
+    for x in [0.3f32, -2.0, 9.0, -40.0, -0.0] {
+        let hidden: [f32; 6] = first.forward(&[x], ParamSeed::NONE);
+        let apart: [f32; 1] = second.forward(&hidden, ParamSeed::NONE);
+        let pair: [f32; 1] = (first, second).forward(&[x], ParamSeed::NONE);
+        let hidden: [f32; 6] = sigmoid.forward(&[x], ParamSeed::NONE);
+        let apart_sigmoid: [f32; 1] = second.forward(&hidden, ParamSeed::NONE);
+        let pair_sigmoid: [f32; 1] = (sigmoid, second).forward(&[x], ParamSeed::NONE);
+        same &= pair[0].to_bits() == apart[0].to_bits();
+        same &= pair_sigmoid[0].to_bits() == apart_sigmoid[0].to_bits();
+    }
+    same
 }
 
 /// `fast_tanh` and `fast_sigmoid` against the exact functions on 2049 points of [-8, 8]
