@@ -74,15 +74,17 @@
 //! ```
 
 #[cfg(feature = "std")]
-pub use super::parallel::reverse_loss_and_gradient_parallel as loss_and_gradient_parallel;
+pub use super::parallel::{
+    reverse_loss_and_gradient_parallel as loss_and_gradient_parallel, REVERSE_LANES,
+};
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
-use crate::real::Real;
+use crate::real::{PlainReal, Real};
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Method, ReversibleHeun, StepVjp};
+use crate::solve::{Checkpoints, LaneGroup, Method, ReversibleHeun, StepVjp};
 
 /// The number of rows (`[f32; D]`) the `tape` of [`loss_and_gradient`] needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
@@ -279,7 +281,7 @@ where
                 solver.backward_from_checkpoints(
                     model,
                     noise,
-                    m,
+                    LaneGroup::one(m),
                     &u0,
                     times,
                     last,
@@ -295,7 +297,7 @@ where
                 solver.adjoint_trajectory(
                     model,
                     noise,
-                    m,
+                    LaneGroup::one(m),
                     &u0,
                     times,
                     last,
@@ -457,14 +459,14 @@ impl<'r, const D: usize> SaveCotangent<'r, D> {
     }
 
     /// The cotangent of state `u` saved at save time `i`.
-    pub(super) fn at(&self, i: usize, u: &[f32; D]) -> [f32; D] {
-        let mut bar = [0.0f32; D];
+    pub(super) fn at<X: PlainReal>(&self, i: usize, u: &[X; D]) -> [X; D] {
+        let mut bar = [<X as Real>::ZERO; D];
         if let (Some(mu), Some(mb), Some(vb)) =
             (self.mean.get(i), self.mean_bar.get(i), self.var_bar.get(i))
         {
             let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
             for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
-                *b = mbd * self.inv_count + vbd * self.var_scale * (ud - mud);
+                *b = X::cst(mbd * self.inv_count) + (ud - mud) * (vbd * self.var_scale);
             }
         }
         bar

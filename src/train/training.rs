@@ -11,7 +11,9 @@ use super::trainer::{
 };
 use crate::dual::Dual;
 use crate::error::Error;
+use crate::grad::reverse::REVERSE_LANES;
 use crate::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem};
+use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::real::Real;
@@ -97,8 +99,8 @@ fn reverse_gradient<S, M, L, const D: usize>(
     grad: &mut [f32],
 ) -> Result<f32, Error>
 where
-    S: SdeVjp<D> + Parameters + Sync,
-    M: StepVjp<S, D> + Sync,
+    S: SdeVjp<D> + SdeVjp<D, F32x<REVERSE_LANES>> + Parameters + Sync,
+    M: StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>> + Sync,
     L: Loss<D> + Sync,
 {
     let checkpoints = match scratch.mode {
@@ -204,8 +206,12 @@ pub struct Training<'a, S, M, L, O, const D: usize> {
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + Sync,
+    S: Sde<Dual<TRAINING_LANES>, D>
+        + SdeVjp<D>
+        + SdeVjp<D, F32x<REVERSE_LANES>>
+        + Parameters
+        + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>> + Sync,
     L: Loss<D> + Sync,
     O: Optimizer,
 {
