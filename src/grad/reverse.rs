@@ -32,6 +32,15 @@
 //! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
 //! all: its backward pass rebuilds the states.
 //!
+//! On the host (feature `std`), [`loss_and_gradient_parallel`] runs the same scheme on
+//! lanes: 8 trajectories per forward and backward pass, one per lane of
+//! [`F32x<8>`](crate::lanes::F32x) ([`REVERSE_LANES`]), each lane computing exactly what the
+//! `f32` code computes for its trajectory, on any number of threads. Each trajectory's
+//! parameter cotangent is summed into the gradient in trajectory order, so its bits do not
+//! depend on the thread count; this function instead adds every step of every trajectory
+//! into one running sum (no scratch of `P` floats per trajectory, which `no_std` callers
+//! would have to place), so the two agree to rounding, not bit for bit.
+//!
 //! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, Milstein, SRIW1, SOSRI,
 //! SRA1, SOSRA) and reversible Heun. Milstein's step contains the diffusion's derivative, so
 //! its adjoint needs second derivatives of the diffusion: the model implements
