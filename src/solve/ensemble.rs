@@ -90,13 +90,17 @@ pub struct Ensemble<T, const D: usize> {
     pub paths: Option<std::vec::Vec<[T; D]>>,
 }
 
+/// Rows of states (feature `std`).
+#[cfg(feature = "std")]
+type Rows<T, const D: usize> = std::vec::Vec<[T; D]>;
+
 #[cfg(feature = "std")]
 impl<T: Real, const D: usize> Ensemble<T, D> {
     /// Zeroed statistics for `request`, and zeroed paths apart if it asks for them (an
     /// error rather than an abort when they do not fit in memory).
     fn for_request(
         request: &EnsembleRequest<'_, T, D>,
-    ) -> Result<(Self, Option<std::vec::Vec<[T; D]>>), Error> {
+    ) -> Result<(Self, Option<Rows<T, D>>), Error> {
         let rows = request.save_times.len();
         let result = Ensemble {
             mean: std::vec![[T::ZERO; D]; rows],
