@@ -455,28 +455,52 @@ impl Brownian {
         scale: f32,
         with_dz: bool,
     ) -> Increment<C, V> {
+        // `V::WIDTH` is a constant: the optimizer keeps one of these branches.
+        if V::WIDTH % LANE_BLOCK == 0 {
+            let mut inc = Increment {
+                dw: [V::ZERO; C],
+                dz: [V::ZERO; C],
+            };
+            self.fill_blocks::<C, V, LANE_BLOCK>(&mut inc, first, count, step, scale, with_dz);
+            inc
+        } else if V::WIDTH % 4 == 0 {
+            let mut inc = Increment {
+                dw: [V::ZERO; C],
+                dz: [V::ZERO; C],
+            };
+            self.fill_blocks::<C, V, 4>(&mut inc, first, count, step, scale, with_dz);
+            inc
+        } else {
+            self.lane_by_lane_scaled(first, count, step, scale, with_dz)
+        }
+    }
+
+    /// [`lanes_scaled`](Self::lanes_scaled) one lane at a time: one lane (left to the
+    /// inliner, as the one-lane draw always was) and widths that are not a multiple of 4.
+    #[inline]
+    fn lane_by_lane_scaled<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        scale: f32,
+        with_dz: bool,
+    ) -> Increment<C, V> {
         let mut inc = Increment {
             dw: [V::ZERO; C],
             dz: [V::ZERO; C],
         };
-        // `V::WIDTH` is a constant: the optimizer keeps one of these branches.
-        if V::WIDTH % LANE_BLOCK == 0 {
-            self.fill_blocks::<C, V, LANE_BLOCK>(&mut inc, first, count, step, scale, with_dz);
-        } else if V::WIDTH % 4 == 0 {
-            self.fill_blocks::<C, V, 4>(&mut inc, first, count, step, scale, with_dz);
-        } else {
-            for j in 0..V::WIDTH {
-                let trajectory = lane_trajectory(first, count, j);
-                let one = self.increment_scaled::<C>(trajectory, step, scale, with_dz);
-                for ((dw, dz), (&w, &z)) in inc
-                    .dw
-                    .iter_mut()
-                    .zip(inc.dz.iter_mut())
-                    .zip(one.dw.iter().zip(&one.dz))
-                {
-                    dw.set_lane(j, w);
-                    dz.set_lane(j, z);
-                }
+        for j in 0..V::WIDTH {
+            let trajectory = lane_trajectory(first, count, j);
+            let one = self.increment_scaled::<C>(trajectory, step, scale, with_dz);
+            for ((dw, dz), (&w, &z)) in inc
+                .dw
+                .iter_mut()
+                .zip(inc.dz.iter_mut())
+                .zip(one.dw.iter().zip(&one.dz))
+            {
+                dw.set_lane(j, w);
+                dz.set_lane(j, z);
             }
         }
         inc
