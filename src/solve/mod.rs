@@ -78,6 +78,7 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
+pub(crate) use adjoint::LaneGroup;
 pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
 #[cfg(feature = "std")]
 pub use ensemble::Ensemble;
