@@ -11,9 +11,15 @@
 //! (`seconds`) and, on 64-bit Linux, this thread's time on the CPU (`cpu_seconds`,
 //! `CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes held the core.
 //!
-//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes]` (defaults em, 100,
-//! 600, 1). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or 16 runs
-//! `Solver::ensemble_lanes` with that many trajectories per pass.
+//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes] [calls]` (defaults
+//! em, 100, 600, 1, 0). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or
+//! 16 runs `Solver::ensemble_lanes` with that many trajectories per pass.
+//!
+//! With `calls` > 0 nothing is timed: the solve runs exactly `calls` times and the line says
+//! `calls=<calls>` instead of the timings. That is the form for counting instructions, e.g.
+//! `valgrind --tool=callgrind target/release/deps/ensemble-<hash> em 100 600 8 5`: the
+//! instructions per trajectory-step are the total divided by `calls * M * steps` (the
+//! set-up outside the calls is a few thousand instructions).
 //! Prints one line: `tinysde ensemble method=<em|sosri> M=<M> steps=<steps> lanes=<L>
 //! seconds=<median> cpu_seconds=<median> min_seconds=<fastest sample>
 //! ns_per_trajectory_step=<from seconds> samples=21 solves_per_sample=<k> mean_at_t1=<...>`.
@@ -88,6 +94,7 @@ fn measure<const L: usize, Mt>(
     name: &str,
     trajectories: usize,
     steps: u32,
+    calls: usize,
 ) -> Result<(), String>
 where
     Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
@@ -114,6 +121,18 @@ where
         black_box((&mean, &var));
         Ok(())
     };
+
+    if calls > 0 {
+        for _ in 0..calls {
+            solve()?;
+        }
+        println!(
+            "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L} \
+             calls={calls} mean_at_t1={:.4}",
+            mean[6][0]
+        );
+        return Ok(());
+    }
 
     // Warm up (caches, branch predictors, clock) and size the samples.
     let start = Instant::now();
@@ -184,7 +203,7 @@ fn thread_cpu_seconds() -> Option<f64> {
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench` (and filters may follow); the positional arguments are
-    // the method, M, the step count and the lanes.
+    // the method, M, the step count, the lanes and the untimed call count.
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -198,15 +217,16 @@ fn main() -> ExitCode {
     let result = (|| {
         let m = parse(1, 100)?;
         let steps = u32::try_from(parse(2, 600)?).map_err(|_| "too many steps".to_string())?;
+        let calls = parse(4, 0)?;
         match (method, parse(3, DEFAULT_LANES)?) {
-            ("em", 1) => measure::<1, _>(EulerMaruyama, "em", m, steps),
-            ("em", 4) => measure::<4, _>(EulerMaruyama, "em", m, steps),
-            ("em", 8) => measure::<8, _>(EulerMaruyama, "em", m, steps),
-            ("em", 16) => measure::<16, _>(EulerMaruyama, "em", m, steps),
-            ("sosri", 1) => measure::<1, _>(Sosri, "sosri", m, steps),
-            ("sosri", 4) => measure::<4, _>(Sosri, "sosri", m, steps),
-            ("sosri", 8) => measure::<8, _>(Sosri, "sosri", m, steps),
-            ("sosri", 16) => measure::<16, _>(Sosri, "sosri", m, steps),
+            ("em", 1) => measure::<1, _>(EulerMaruyama, "em", m, steps, calls),
+            ("em", 4) => measure::<4, _>(EulerMaruyama, "em", m, steps, calls),
+            ("em", 8) => measure::<8, _>(EulerMaruyama, "em", m, steps, calls),
+            ("em", 16) => measure::<16, _>(EulerMaruyama, "em", m, steps, calls),
+            ("sosri", 1) => measure::<1, _>(Sosri, "sosri", m, steps, calls),
+            ("sosri", 4) => measure::<4, _>(Sosri, "sosri", m, steps, calls),
+            ("sosri", 8) => measure::<8, _>(Sosri, "sosri", m, steps, calls),
+            ("sosri", 16) => measure::<16, _>(Sosri, "sosri", m, steps, calls),
             (other, lanes) => Err(format!(
                 "unknown method {other:?} (em or sosri) or lanes {lanes} (1, 4, 8 or 16)"
             )),

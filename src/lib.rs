@@ -79,7 +79,7 @@ pub use directional::Directional;
 pub use dual::Dual;
 pub use error::{Error, NoiseKind, WeightsError};
 pub use lanes::{F32x, Lanes, Mask};
-pub use real::{MaskOf, Real, Widen};
+pub use real::{MaskOf, PlainReal, Real, Widen};
 
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

@@ -153,6 +153,23 @@ pub trait Real:
     }
 }
 
+/// A scalar that carries values only, no tangents: `f32` for one trajectory, or
+/// [`F32x<L>`](crate::lanes::F32x) for L trajectories at once, lane by lane with the same
+/// bits. Reverse mode ([`Backward`](crate::nn::Backward),
+/// [`SdeVjp`](crate::sde::SdeVjp), [`StepVjp`](crate::solve::StepVjp)) runs on it.
+///
+/// ```
+/// use tinysde::{F32x, PlainReal, Real};
+/// fn square<T: PlainReal>(x: T) -> T { x * x }
+/// assert_eq!(square(3.0f32), 9.0);
+/// assert_eq!(square(F32x([1.0, 2.0])), F32x([1.0, 4.0]));
+/// ```
+pub trait PlainReal: Real<Value = Self> + Lanes {}
+
+impl PlainReal for f32 {}
+
+impl<const L: usize> PlainReal for F32x<L> {}
+
 /// The lane mask type of the scalar `T`.
 pub type MaskOf<T> = <<T as Real>::Value as Lanes>::Mask;
 

@@ -57,8 +57,8 @@ figure() {
 }
 
 PAIRS=(
-  "seed_task|gradient/seed_task_M100_EM600/reverse/all_kept|benches/peers/seed_task_diffrax.py increments"
-  "seed_task_vbt|gradient/seed_task_M100_EM600/reverse/all_kept|benches/peers/seed_task_diffrax.py tree"
+  "seed_task|gradient/seed_task_M100_EM600/reverse_threads/all/T=1|benches/peers/seed_task_diffrax.py increments"
+  "seed_task_vbt|gradient/seed_task_M100_EM600/reverse_threads/all/T=1|benches/peers/seed_task_diffrax.py tree"
   "spiral_em|bench:spiral_protocol reverse em|benches/peers/spiral_diffrax.py"
   "ensemble_em_M100|bench:ensemble em 100 600|benches/peers/ensemble_diffrax.py 100 600|60000"
   "ensemble_em_M1|bench:ensemble em 1 600|benches/peers/ensemble_diffrax.py 1 600|600"

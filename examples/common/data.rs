@@ -1,10 +1,9 @@
 //! Training data: the seed task's noisy exponential and the DiffEqFlux spiral.
 
 use rand_core::Rng;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;
-use tinysde::sde::Sde;
-use tinysde::solve::{Solver, TimeGrid};
+use tinysde::sde::FixedSde;
+use tinysde::solve::{EnsembleRequest, Solver, TimeGrid};
 use tinysde::{NoiseKind, Real};
 
 use super::fit::Method;
@@ -40,16 +39,16 @@ pub const SPIRAL_NOISE: [f32; 2] = [0.2, 0.2];
 /// The initial state of the spiral.
 pub const SPIRAL_U0: [f32; 2] = [2.0, 0.0];
 
-impl<T: Real> Sde<T, 2> for TrueSpiral {
+impl FixedSde<2> for TrueSpiral {
     const NOISE: NoiseKind = NoiseKind::Diagonal;
-    fn drift(&self, _t: f32, u: &[T; 2], _seed: ParamSeed) -> [T; 2] {
+    fn drift<T: Real>(&self, _t: f32, u: &[T; 2]) -> [T; 2] {
         let c = [u[0] * u[0] * u[0], u[1] * u[1] * u[1]];
         [
             c[0] * SPIRAL_A[0][0] + c[1] * SPIRAL_A[1][0],
             c[0] * SPIRAL_A[0][1] + c[1] * SPIRAL_A[1][1],
         ]
     }
-    fn diffusion(&self, _t: f32, u: &[T; 2], _seed: ParamSeed) -> [T; 2] {
+    fn diffusion<T: Real>(&self, _t: f32, u: &[T; 2]) -> [T; 2] {
         [u[0] * SPIRAL_NOISE[0], u[1] * SPIRAL_NOISE[1]]
     }
 }
@@ -80,18 +79,11 @@ pub fn spiral(
         .map(|i| grid.time(i * steps_per_save))
         .collect();
     let solver = Solver::new(Method::default(), grid);
-    let mut mean = vec![[0.0; 2]; saves];
-    let mut var = vec![[0.0; 2]; saves];
-    solver.ensemble(
-        &TrueSpiral,
-        &Brownian::new(seed),
-        &SPIRAL_U0,
-        trajectories,
-        &times,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
-    )?;
-    Ok(SpiralData { times, mean, var })
+    let request = EnsembleRequest::new(SPIRAL_U0, trajectories, &times);
+    let ensemble = solver.simulate(&TrueSpiral, &Brownian::new(seed), &request)?;
+    Ok(SpiralData {
+        mean: ensemble.mean,
+        var: ensemble.variance,
+        times,
+    })
 }

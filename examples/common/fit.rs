@@ -4,6 +4,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tinysde::grad::reverse::REVERSE_LANES;
 use tinysde::grad::{loss_value, Loss, Problem};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
@@ -16,7 +17,7 @@ use tinysde::train::{
     SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Training, Workspace,
     TRAINING_LANES,
 };
-use tinysde::{Dual, Error, Real};
+use tinysde::{Dual, Error, F32x, Real};
 
 /// The solver every example uses: SOSRI (strong order 1.5 for diagonal noise), as in the
 /// seed article and DiffEqFlux.
@@ -171,8 +172,13 @@ pub fn train<S, L, const D: usize>(
     bar: &ProgressBar,
 ) -> Result<History, Error>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Clone + Sync,
-    Method: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D>,
+    S: Sde<Dual<TRAINING_LANES>, D>
+        + SdeVjp<D>
+        + SdeVjp<D, F32x<REVERSE_LANES>>
+        + Parameters
+        + Clone
+        + Sync,
+    Method: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>>,
     L: Loss<D> + Sync,
 {
     let start = Instant::now();

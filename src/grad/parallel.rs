@@ -8,11 +8,12 @@ use super::reverse::{statistics_cotangents, SaveCotangent};
 use super::{check_buffers, forward_pass, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
+use crate::lanes::{F32x, Lanes};
 use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Step, StepVjp};
+use crate::solve::{Checkpoints, LaneGroup, Step, StepVjp};
 
 /// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
 /// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
@@ -187,16 +188,25 @@ where
     Ok(value)
 }
 
-/// One trajectory's share of the reverse-mode work.
-struct Trajectory<const D: usize> {
-    /// Its states at the save times in use.
-    saved: Vec<[f32; D]>,
-    /// Its checkpoints, then its final state (empty when they are not kept).
-    kept: Vec<[f32; D]>,
-    /// Its parameter cotangent (empty until its backward pass).
-    params_bar: Vec<f32>,
-    /// Its initial-state cotangent.
-    u0_bar: [f32; D],
+/// Trajectories per pass of the threaded reverse mode: each pass runs the forward and
+/// backward solves of this many trajectories at once, one per lane of [`F32x`].
+pub const REVERSE_LANES: usize = 8;
+
+/// The lane scalar of the threaded reverse mode.
+type Wide = F32x<REVERSE_LANES>;
+
+/// One pass's share of the reverse-mode work: `REVERSE_LANES` trajectories, one per lane.
+struct LanePass<const D: usize> {
+    /// Its trajectories.
+    group: LaneGroup,
+    /// Their states at the save times in use.
+    saved: Vec<[Wide; D]>,
+    /// Their checkpoints, then their final states (empty when they are not kept).
+    kept: Vec<[Wide; D]>,
+    /// Their parameter cotangents, lane by lane (empty until the backward pass).
+    params_bar: Vec<Wide>,
+    /// Their initial-state cotangents.
+    u0_bar: [Wide; D],
     /// How its last pass ended.
     outcome: Result<(), Error>,
 }
@@ -205,13 +215,20 @@ struct Trajectory<const D: usize> {
 /// (0: as many as [`std::thread::available_parallelism`] reports), with bits that do not
 /// depend on the number of threads (feature `std`).
 ///
-/// The scheme of the serial function, with trajectories split into contiguous chunks, one
-/// per thread: (1) every trajectory is solved forward keeping its states at the save times
-/// and its [`Checkpoints`]; the calling thread folds the saved states into the Welford
-/// statistics in trajectory order (the serial ensemble's bits, so the loss value is
-/// bit-identical to the serial function's); (2) the loss's cotangents in the statistics;
-/// (3) every trajectory's backward pass into a parameter cotangent of its own, and the
-/// calling thread sums those in trajectory order.
+/// The scheme of the serial function, with trajectories run [`REVERSE_LANES`] at a time, one
+/// per lane of [`F32x`] (each lane computes exactly what the `f32` code computes for its
+/// trajectory), and those passes split into contiguous chunks, one per thread: (1) every
+/// trajectory is solved forward keeping its states at the save times and its
+/// [`Checkpoints`]; the calling thread folds the saved states into the Welford statistics in
+/// trajectory order (the serial ensemble's bits, so the loss value is bit-identical to the
+/// serial function's); (2) the loss's cotangents in the statistics; (3) every trajectory's
+/// backward pass into a parameter cotangent of its own (its lane), and the calling thread
+/// sums those in trajectory order.
+///
+/// The model and method must have their vector–Jacobian products on lanes
+/// ([`SdeVjp`]`<D, F32x<8>>`, [`StepVjp`]`<S, D, F32x<8>>`): [`NeuralSde`](crate::sde::NeuralSde)
+/// and every method do; a hand-written SDE gets them by writing its [`SdeVjp`] generic over
+/// [`PlainReal`](crate::PlainReal).
 ///
 /// **Bits.** Loss and gradient are the same for 1, 2 or any number of threads. The loss
 /// value equals the serial function's; the gradient differs from the serial function's
@@ -220,9 +237,8 @@ struct Trajectory<const D: usize> {
 /// rounding; the initial-state entries are equal.
 ///
 /// Memory: it allocates its own tape: every trajectory's checkpoints (up to 64 MiB, else
-/// each trajectory is solved again before its backward pass, with the same bits), the
-/// states at the save times, and up to 4 MiB of per-trajectory parameter cotangents at a
-/// time.
+/// each pass is solved again before its backward pass, with the same bits), the states at
+/// the save times, and up to 4 MiB of per-trajectory parameter cotangents at a time.
 ///
 /// Errors: those of the serial function (the lowest diverging trajectory's, a non-finite
 /// loss or gradient entry, and every input error before anything runs); `grad` is
@@ -271,8 +287,8 @@ pub fn reverse_loss_and_gradient_parallel<S, M, N, L, const D: usize>(
     threads: usize,
 ) -> Result<f32, Error>
 where
-    S: SdeVjp<D> + Parameters + Sync,
-    M: StepVjp<S, D> + Sync,
+    S: SdeVjp<D> + SdeVjp<D, Wide> + Parameters + Sync,
+    M: StepVjp<S, D> + StepVjp<S, D, Wide> + Sync,
     N: NoiseSource + Sync,
     L: Loss<D>,
 {
@@ -302,8 +318,8 @@ fn reverse_parallel<S, M, N, L, const D: usize>(
     keep_bytes: usize,
 ) -> Result<f32, Error>
 where
-    S: SdeVjp<D> + Parameters + Sync,
-    M: StepVjp<S, D> + Sync,
+    S: SdeVjp<D> + SdeVjp<D, Wide> + Parameters + Sync,
+    M: StepVjp<S, D> + StepVjp<S, D, Wide> + Sync,
     N: NoiseSource + Sync,
     L: Loss<D>,
 {
@@ -322,34 +338,44 @@ where
     let trajectories = problem.trajectories();
     let n = problem.window();
     let u0 = problem.u0();
-    let threads = thread_count(threads, trajectories);
-    let row_bytes = core::mem::size_of::<[f32; D]>().max(1);
-    let keep = trajectories
+    let wide_u0 = u0.map(Wide::splat);
+    let zero = [<Wide as Lanes>::ZERO; D];
+    let passes = trajectories.div_ceil(REVERSE_LANES);
+    let threads = thread_count(threads, passes);
+    let row_bytes = core::mem::size_of::<[Wide; D]>().max(1);
+    let keep = passes
         .checked_mul(n_ckpt.saturating_add(1))
         .and_then(|rows| rows.checked_mul(row_bytes))
         .is_some_and(|bytes| bytes <= keep_bytes);
-    let mut work: Vec<Trajectory<D>> = (0..trajectories)
-        .map(|_| Trajectory {
-            saved: std::vec![[0.0f32; D]; n],
-            kept: if keep {
-                std::vec![[0.0f32; D]; n_ckpt + 1]
-            } else {
-                Vec::new()
-            },
-            params_bar: Vec::new(),
-            u0_bar: [0.0; D],
-            outcome: Ok(()),
+    let mut work: Vec<LanePass<D>> = (0..passes)
+        .map(|p| {
+            let first = p * REVERSE_LANES;
+            LanePass {
+                group: LaneGroup {
+                    first,
+                    count: (trajectories - first).min(REVERSE_LANES),
+                },
+                saved: std::vec![zero; n],
+                kept: if keep {
+                    std::vec![zero; n_ckpt + 1]
+                } else {
+                    Vec::new()
+                },
+                params_bar: Vec::new(),
+                u0_bar: zero,
+                outcome: Ok(()),
+            }
         })
         .collect();
 
     // 1. Every trajectory forward: its saved states (and checkpoints, if kept).
-    for_each_chunk(&mut work, threads, |first, chunk| {
-        let mut scratch = std::vec![[0.0f32; D]; if keep { 0 } else { n_ckpt }];
-        for (j, t) in chunk.iter_mut().enumerate() {
-            let saved = &mut t.saved;
-            let empty: &mut [[f32; D]] = &mut [];
+    for_each_chunk(&mut work, threads, |_, chunk| {
+        let mut scratch = std::vec![zero; if keep { 0 } else { n_ckpt }];
+        for pass in chunk.iter_mut() {
+            let saved = &mut pass.saved;
+            let empty: &mut [[Wide; D]] = &mut [];
             let (ckpt, tail) = if keep {
-                t.kept
+                pass.kept
                     .split_at_mut_checked(n_ckpt)
                     .unwrap_or((empty, &mut []))
             } else {
@@ -358,8 +384,8 @@ where
             let run = solver.forward_with_checkpoints(
                 model,
                 noise,
-                first + j,
-                &u0,
+                pass.group,
+                &wide_u0,
                 times,
                 last,
                 checkpoints,
@@ -370,7 +396,7 @@ where
                     }
                 },
             );
-            t.outcome = run.map(|final_state| {
+            pass.outcome = run.map(|final_state| {
                 if let Some(slot) = tail.first_mut() {
                     *slot = final_state;
                 }
@@ -378,11 +404,21 @@ where
         }
     });
     let (mut mean, mut var) = (std::vec![[0.0f32; D]; n], std::vec![[0.0f32; D]; n]);
-    for (m, t) in work.iter().enumerate() {
-        t.outcome?;
-        let count = (m + 1) as f32;
-        for ((mu, v), u) in mean.iter_mut().zip(var.iter_mut()).zip(&t.saved) {
-            crate::solve::welford_update(mu, v, u, count);
+    for pass in &work {
+        if pass.outcome.is_err() {
+            return Err(serial_forward_error(
+                problem,
+                model,
+                noise,
+                pass.group,
+                checkpoints,
+            ));
+        }
+        for j in 0..pass.group.count {
+            let count = (pass.group.first + j + 1) as f32;
+            for ((mu, v), u) in mean.iter_mut().zip(var.iter_mut()).zip(&pass.saved) {
+                crate::solve::welford_update(mu, v, &u.map(|x| x.lane(j)), count);
+            }
         }
     }
     // Welford's sums of squares into sample variances, as the serial ensemble divides.
@@ -398,71 +434,70 @@ where
     statistics_cotangents(loss, &mean, &var, &mut stats, &mut mean_bar, &mut var_bar)?;
     let save_bar = SaveCotangent::new(&mean, &mean_bar, &var_bar, trajectories);
 
-    // 3. Every trajectory backward into its own cotangent, a block at a time; the blocks'
-    // cotangents are summed in trajectory order.
-    let params = S::PARAMS;
+    // 3. Every pass backward into its trajectories' own cotangents (its lanes), a block at
+    // a time; the cotangents are summed in trajectory order.
+    let params = <S as Parameters>::PARAMS;
     let mut result = std::vec![0.0f32; grad.len()];
     let mut u0_total = [0.0f32; D];
-    let block = (COTANGENT_BLOCK_BYTES / (params.max(1) * 4))
+    let block = (COTANGENT_BLOCK_BYTES / (params.max(1) * core::mem::size_of::<Wide>()))
         .max(threads)
-        .min(trajectories);
-    let mut first_of_block = 0;
+        .min(passes)
+        .max(1);
     for chunk in work.chunks_mut(block) {
-        let start = first_of_block;
-        first_of_block += chunk.len();
-        for_each_chunk(chunk, threads, |first, part| {
-            let mut states =
-                std::vec![[0.0f32; D]; if keep { segment } else { checkpoints.states(last) }];
-            for (j, t) in part.iter_mut().enumerate() {
-                let m = start + first + j;
-                t.params_bar = std::vec![0.0f32; params];
-                t.outcome = if keep {
-                    let empty: &mut [[f32; D]] = &mut [];
-                    let (ckpt, final_state) = t
+        for_each_chunk(chunk, threads, |_, part| {
+            let mut states = std::vec![zero; if keep { segment } else { checkpoints.states(last) }];
+            for pass in part.iter_mut() {
+                pass.params_bar = std::vec![<Wide as Lanes>::ZERO; params];
+                let save_bar = |i: usize, u: &[Wide; D]| save_bar.at(i, u);
+                pass.outcome = if keep {
+                    let empty: &mut [[Wide; D]] = &mut [];
+                    let (ckpt, final_state) = pass
                         .kept
                         .split_at_mut_checked(n_ckpt)
                         .unwrap_or((empty, &mut []));
                     solver.backward_from_checkpoints(
                         model,
                         noise,
-                        m,
-                        &u0,
+                        pass.group,
+                        &wide_u0,
                         times,
                         last,
                         checkpoints,
                         ckpt,
-                        final_state.first().unwrap_or(&u0),
+                        final_state.first().unwrap_or(&wide_u0),
                         &mut states,
-                        |i, u| save_bar.at(i, u),
-                        &mut t.u0_bar,
-                        &mut t.params_bar,
+                        save_bar,
+                        &mut pass.u0_bar,
+                        &mut pass.params_bar,
                     )
                 } else {
                     solver.adjoint_trajectory(
                         model,
                         noise,
-                        m,
-                        &u0,
+                        pass.group,
+                        &wide_u0,
                         times,
                         last,
                         checkpoints,
                         &mut states,
-                        |i, u| save_bar.at(i, u),
-                        &mut t.u0_bar,
-                        &mut t.params_bar,
+                        save_bar,
+                        &mut pass.u0_bar,
+                        &mut pass.params_bar,
                     )
                 };
             }
         });
-        for t in chunk.iter_mut() {
-            t.outcome?;
-            for (g, b) in result.iter_mut().zip(&t.params_bar) {
-                *g += *b;
+        for pass in chunk.iter_mut() {
+            pass.outcome?;
+            for j in 0..pass.group.count {
+                for (g, b) in result.iter_mut().zip(&pass.params_bar) {
+                    *g += b.lane(j);
+                }
+                for (g, b) in u0_total.iter_mut().zip(&pass.u0_bar) {
+                    *g += b.lane(j);
+                }
             }
-            for (g, b) in u0_total.iter_mut().zip(&t.u0_bar) {
-                *g += *b;
-            }
-            t.params_bar = Vec::new();
+            pass.params_bar = Vec::new();
         }
     }
     if problem.u0_gradient() {
@@ -477,6 +512,50 @@ where
         *g = *r;
     }
     Ok(value)
+}
+
+/// The error the serial forward pass meets in the trajectories of a lane pass that failed:
+/// the lowest diverging trajectory's, at its first diverging step (a lane pass stops at
+/// the first step where any of its lanes diverges, which may be a later trajectory's).
+fn serial_forward_error<S, M, N, const D: usize>(
+    problem: &Problem<'_, M, D>,
+    model: &S,
+    noise: &N,
+    group: LaneGroup,
+    checkpoints: Checkpoints,
+) -> Error
+where
+    S: SdeVjp<D> + Parameters,
+    M: StepVjp<S, D>,
+    N: NoiseSource,
+{
+    let solver = problem.solver();
+    let times = problem.active_save_times();
+    let last = match solver.grid.check_save_times(times) {
+        Ok(last) => last,
+        Err(e) => return e,
+    };
+    let mut scratch = std::vec![[0.0f32; D]; checkpoints.kept(last)];
+    for m in group.first..group.first + group.count {
+        if let Err(e) = solver.forward_with_checkpoints(
+            model,
+            noise,
+            LaneGroup::one(m),
+            &problem.u0(),
+            times,
+            last,
+            checkpoints,
+            &mut scratch,
+            |_, _| {},
+        ) {
+            return e;
+        }
+    }
+    // Cannot happen: each lane computes what its one-lane pass computes.
+    Error::NonFinite {
+        what: "a lane pass diverged where its trajectories alone do not: trajectory",
+        index: group.first,
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,15 @@
 //! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
 //! all: its backward pass rebuilds the states.
 //!
+//! On the host (feature `std`), [`loss_and_gradient_parallel`] runs the same scheme on
+//! lanes: 8 trajectories per forward and backward pass, one per lane of
+//! [`F32x<8>`](crate::lanes::F32x) ([`REVERSE_LANES`]), each lane computing exactly what the
+//! `f32` code computes for its trajectory, on any number of threads. Each trajectory's
+//! parameter cotangent is summed into the gradient in trajectory order, so its bits do not
+//! depend on the thread count; this function instead adds every step of every trajectory
+//! into one running sum (no scratch of `P` floats per trajectory, which `no_std` callers
+//! would have to place), so the two agree to rounding, not bit for bit.
+//!
 //! Methods: every [`StepVjp`] method (Euler–Maruyama, Euler–Heun, Milstein, SRIW1, SOSRI,
 //! SRA1, SOSRA) and reversible Heun. Milstein's step contains the diffusion's derivative, so
 //! its adjoint needs second derivatives of the diffusion: the model implements
@@ -74,15 +83,17 @@
 //! ```
 
 #[cfg(feature = "std")]
-pub use super::parallel::reverse_loss_and_gradient_parallel as loss_and_gradient_parallel;
+pub use super::parallel::{
+    reverse_loss_and_gradient_parallel as loss_and_gradient_parallel, REVERSE_LANES,
+};
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
-use crate::real::Real;
+use crate::real::{PlainReal, Real};
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Method, ReversibleHeun, StepVjp};
+use crate::solve::{Checkpoints, LaneGroup, Method, ReversibleHeun, StepVjp};
 
 /// The number of rows (`[f32; D]`) the `tape` of [`loss_and_gradient`] needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
@@ -279,7 +290,7 @@ where
                 solver.backward_from_checkpoints(
                     model,
                     noise,
-                    m,
+                    LaneGroup::one(m),
                     &u0,
                     times,
                     last,
@@ -295,7 +306,7 @@ where
                 solver.adjoint_trajectory(
                     model,
                     noise,
-                    m,
+                    LaneGroup::one(m),
                     &u0,
                     times,
                     last,
@@ -457,14 +468,14 @@ impl<'r, const D: usize> SaveCotangent<'r, D> {
     }
 
     /// The cotangent of state `u` saved at save time `i`.
-    pub(super) fn at(&self, i: usize, u: &[f32; D]) -> [f32; D] {
-        let mut bar = [0.0f32; D];
+    pub(super) fn at<X: PlainReal>(&self, i: usize, u: &[X; D]) -> [X; D] {
+        let mut bar = [<X as Real>::ZERO; D];
         if let (Some(mu), Some(mb), Some(vb)) =
             (self.mean.get(i), self.mean_bar.get(i), self.var_bar.get(i))
         {
             let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
             for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
-                *b = mbd * self.inv_count + vbd * self.var_scale * (ud - mud);
+                *b = X::cst(mbd * self.inv_count) + (ud - mud) * (vbd * self.var_scale);
             }
         }
         bar

@@ -1,4 +1,4 @@
-//! Hand-written vector–Jacobian products (reverse mode) of the layers, on `f32`.
+//! Hand-written vector–Jacobian products (reverse mode) of the layers.
 //!
 //! Reverse mode needs, for a layer `y = L(x)` and a cotangent `ȳ` (the derivative of a
 //! scalar with respect to `y`), the cotangent of the input `x̄ = (∂y/∂x)ᵀ ȳ` and of the
@@ -7,21 +7,26 @@
 //! [`Dense`] the activation's derivative at each pre-activation; for a chain, the inner
 //! outputs and the members' caches), and [`Backward::backward`] consumes it.
 //!
+//! Both run on a [`PlainReal`] scalar: `f32` for one trajectory, or
+//! [`F32x<L>`](crate::lanes::F32x) for L trajectories at once, each lane with the bits of
+//! the `f32` computation (the parameter cotangent then has one lane per trajectory).
+//!
 //! The activation derivatives are those forward mode uses (each activation is evaluated
 //! once on [`Dual<1>`]), so both modes differentiate the same function.
 
 use super::{Activation, Dense, Layer, ParamSeed, Parameters, Pow};
 use crate::directional::Directional;
 use crate::dual::Dual;
-use crate::real::Real;
+use crate::real::{PlainReal, Real};
 
-/// A layer on `f32` with its vector–Jacobian product.
+/// A layer with its vector–Jacobian product, on `f32` or on lanes of trajectories.
 ///
 /// `backward` *adds* the parameter cotangent into `params_bar` (length
 /// [`Parameters::PARAMS`], in the flat parameter order) and returns the input cotangent.
 ///
 /// ```
 /// use tinysde::nn::{Backward, Dense, Identity};
+/// use tinysde::F32x;
 /// let layer = Dense::<2, 1, Identity>::new([[1.0, 2.0]], [0.5]);
 /// let x = [3.0, 4.0];
 /// let (y, cache) = layer.forward_cached(&x);
@@ -30,11 +35,18 @@ use crate::real::Real;
 /// let x_bar = layer.backward(&x, &cache, &[1.0], &mut params_bar);
 /// assert_eq!(x_bar, [1.0, 2.0]); // the weights
 /// assert_eq!(params_bar, [3.0, 4.0, 1.0]); // the inputs, then 1 for the bias
+///
+/// // Two inputs at once, one per lane: each lane's cotangents are its own.
+/// let x = [F32x([3.0, 1.0]), F32x([4.0, 0.0])];
+/// let (_, cache) = layer.forward_cached(&x);
+/// let mut params_bar = [F32x([0.0; 2]); 3];
+/// layer.backward(&x, &cache, &[F32x([1.0; 2])], &mut params_bar);
+/// assert_eq!(params_bar, [F32x([3.0, 1.0]), F32x([4.0, 0.0]), F32x([1.0; 2])]);
 /// ```
-pub trait Backward: Layer<f32> {
+pub trait Backward<T: PlainReal = f32>: Layer<T> {
     /// What the backward pass needs from the forward pass, beyond the input.
     type Cache;
-    /// The output (the same values as [`Layer::forward`] on `f32`) and the cache.
+    /// The output (the same values as [`Layer::forward`]) and the cache.
     fn forward_cached(&self, x: &Self::Input) -> (Self::Output, Self::Cache);
     /// The input cotangent for the output cotangent `y_bar` at input `x`; adds the
     /// parameter cotangent into `params_bar` (which must be `PARAMS` long; shorter slices
@@ -44,7 +56,7 @@ pub trait Backward: Layer<f32> {
         x: &Self::Input,
         cache: &Self::Cache,
         y_bar: &Self::Output,
-        params_bar: &mut [f32],
+        params_bar: &mut [T],
     ) -> Self::Input;
 }
 
@@ -52,47 +64,38 @@ pub trait Backward: Layer<f32> {
 /// interleaved accumulators), so the recomputed pre-activations have the forward's bits.
 #[inline]
 #[allow(clippy::indexing_slicing, reason = "i % 4 < 4 indexes a [_; 4]")]
-fn dot<const I: usize>(x: &[f32; I], w: &[f32; I]) -> f32 {
+fn dot<T: PlainReal, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
     if I == 1 {
         return x[0] * w[0];
     }
-    let mut acc = [0.0f32; 4];
+    let mut acc = [<T as Real>::ZERO; 4];
     for (i, (&xi, &wi)) in x.iter().zip(w).enumerate() {
         acc[i % 4] += xi * wi;
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
-impl<const I: usize, const O: usize, A: Activation> Backward for Dense<I, O, A> {
+impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {
     /// The activation's derivative at each pre-activation.
-    type Cache = [f32; O];
+    type Cache = [T; O];
 
     #[inline]
-    fn forward_cached(&self, x: &[f32; I]) -> ([f32; O], [f32; O]) {
-        let mut z = [Dual::<1>::ZERO; O];
-        for ((zo, row), &b) in z.iter_mut().zip(&self.weight).zip(&self.bias) {
-            *zo = Dual::variable(b + dot(x, row), 0);
-        }
-        A::apply_array(&mut z);
-        let mut y = [0.0f32; O];
-        let mut dy = [0.0f32; O];
-        for ((yo, dyo), zo) in y.iter_mut().zip(dy.iter_mut()).zip(&z) {
-            *yo = zo.v;
-            *dyo = zo.t[0];
+    fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
+        let mut y = [<T as Real>::ZERO; O];
+        let mut dy = [<T as Real>::ZERO; O];
+        // One output at a time (`apply` gives `apply_array`'s results element by element):
+        // the pre-activation, its activation and derivative stay in registers.
+        for (((yo, dyo), row), &b) in y.iter_mut().zip(&mut dy).zip(&self.weight).zip(&self.bias) {
+            let z = A::apply(Dual::<1, T::Value>::variable(T::cst(b) + dot(x, row), 0));
+            (*yo, *dyo) = (z.v, z.t[0]);
         }
         (y, dy)
     }
 
     #[inline]
-    fn backward(
-        &self,
-        x: &[f32; I],
-        cache: &[f32; O],
-        y_bar: &[f32; O],
-        params_bar: &mut [f32],
-    ) -> [f32; I] {
+    fn backward(&self, x: &[T; I], cache: &[T; O], y_bar: &[T; O], params_bar: &mut [T]) -> [T; I] {
         let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
-        let mut x_bar = [0.0f32; I];
+        let mut x_bar = [<T as Real>::ZERO; I];
         for (o, ((row, &d), &yb)) in self.weight.iter().zip(cache).zip(y_bar).enumerate() {
             let z_bar = d * yb;
             if let Some(wb) = w_bar.get_mut(o * I..(o + 1) * I) {
@@ -104,27 +107,27 @@ impl<const I: usize, const O: usize, A: Activation> Backward for Dense<I, O, A> 
                 *bb += z_bar;
             }
             for (xbi, &wi) in x_bar.iter_mut().zip(row) {
-                *xbi += wi * z_bar;
+                *xbi += z_bar * wi;
             }
         }
         x_bar
     }
 }
 
-impl<const D: usize, const P: i32> Backward for Pow<D, P> {
+impl<T: PlainReal, const D: usize, const P: i32> Backward<T> for Pow<D, P> {
     type Cache = ();
 
     #[inline]
-    fn forward_cached(&self, x: &[f32; D]) -> ([f32; D], ()) {
+    fn forward_cached(&self, x: &[T; D]) -> ([T; D], ()) {
         (self.forward(x, ParamSeed::NONE), ())
     }
 
     #[inline]
-    fn backward(&self, x: &[f32; D], _: &(), y_bar: &[f32; D], _: &mut [f32]) -> [f32; D] {
-        let mut x_bar = [0.0f32; D];
+    fn backward(&self, x: &[T; D], _: &(), y_bar: &[T; D], _: &mut [T]) -> [T; D] {
+        let mut x_bar = [<T as Real>::ZERO; D];
         for ((xb, &xi), &yb) in x_bar.iter_mut().zip(x).zip(y_bar) {
             // The derivative rule of forward mode: P x^(P-1), and 0 for P = 0.
-            *xb = Dual::<1>::variable(xi, 0).powi(P).t[0] * yb;
+            *xb = Dual::<1, T::Value>::variable(xi, 0).powi(P).t[0] * yb;
         }
         x_bar
     }
@@ -132,7 +135,7 @@ impl<const D: usize, const P: i32> Backward for Pow<D, P> {
 
 /// The parameter cotangents of a chain member whose parameters start at `offset`.
 #[inline]
-fn member(params_bar: &mut [f32], offset: usize) -> &mut [f32] {
+fn member<T>(params_bar: &mut [T], offset: usize) -> &mut [T] {
     params_bar.get_mut(offset..).unwrap_or(&mut [])
 }
 
@@ -146,14 +149,15 @@ macro_rules! chain_backward {
     ) => {
         /// The members' vector–Jacobian products in reverse order; the cache holds every
         /// member's cache and every inner output.
-        impl<$A: Backward $(, $B: Backward)*, $Z: Backward> Backward for ($A, $($B,)* $Z)
+        impl<T: PlainReal, $A: Backward<T> $(, $B: Backward<T>)*, $Z: Backward<T>> Backward<T>
+            for ($A, $($B,)* $Z)
         where
-            $($to: Layer<f32, Input = <$from as Layer<f32>>::Output>,)+
+            $($to: Layer<T, Input = <$from as Layer<T>>::Output>,)+
         {
             type Cache = (
                 $A::Cache,
-                <$A as Layer<f32>>::Output,
-                $($B::Cache, <$B as Layer<f32>>::Output,)*
+                <$A as Layer<T>>::Output,
+                $($B::Cache, <$B as Layer<T>>::Output,)*
                 $Z::Cache,
             );
 
@@ -172,7 +176,7 @@ macro_rules! chain_backward {
                 x: &Self::Input,
                 cache: &Self::Cache,
                 y_bar: &Self::Output,
-                params_bar: &mut [f32],
+                params_bar: &mut [T],
             ) -> Self::Input {
                 let ($a, $($b,)* $z) = self;
                 let ($ca, $ya, $($cb, $yb,)* $cz) = cache;
@@ -250,7 +254,7 @@ chain_backward!(
 /// assert_eq!((x_bar, x_dot_bar), ([0.0, 0.0], [2.0, 3.0]));
 /// assert_eq!(params_bar, [1.0, 0.0, 0.0]); // ∂ẏ/∂w = ẋ
 /// ```
-pub trait TangentBackward: Backward {
+pub trait TangentBackward<T: PlainReal = f32>: Backward<T> {
     /// What the backward pass needs from the forward pass, beyond the input and direction.
     type TangentCache;
     /// The output, its derivative along `x_dot`, and the cache.
@@ -268,45 +272,44 @@ pub trait TangentBackward: Backward {
         cache: &Self::TangentCache,
         y_bar: &Self::Output,
         y_dot_bar: &Self::Output,
-        params_bar: &mut [f32],
+        params_bar: &mut [T],
     ) -> (Self::Input, Self::Input);
 }
 
 /// `f`, `f'` and `f''` at `x` for a scalar function evaluated on nested directional scalars
 /// (two independent unit directions: the mixed part is the second derivative).
 #[inline]
-fn second_order_seed(x: f32) -> Directional<Directional<f32>> {
+fn second_order_seed<T: PlainReal>(x: T) -> Directional<Directional<T>> {
+    let (zero, one) = (<T as Real>::ZERO, <T as Real>::ONE);
     Directional {
-        v: Directional { v: x, d: 1.0 },
-        d: Directional { v: 1.0, d: 0.0 },
+        v: Directional { v: x, d: one },
+        d: Directional { v: one, d: zero },
     }
 }
 
-impl<const I: usize, const O: usize, A: Activation> TangentBackward for Dense<I, O, A> {
+impl<T: PlainReal, const I: usize, const O: usize, A: Activation> TangentBackward<T>
+    for Dense<I, O, A>
+{
     /// Per output: the pre-activation's derivative `ż`, and the activation's first and
     /// second derivatives at the pre-activation.
-    type TangentCache = [[f32; 3]; O];
+    type TangentCache = [[T; 3]; O];
 
     #[inline]
-    fn forward_tangent_cached(
-        &self,
-        x: &[f32; I],
-        x_dot: &[f32; I],
-    ) -> ([f32; O], [f32; O], [[f32; 3]; O]) {
-        let mut z = [Directional::<Directional<f32>>::ZERO; O];
-        let mut cache = [[0.0f32; 3]; O];
+    fn forward_tangent_cached(&self, x: &[T; I], x_dot: &[T; I]) -> ([T; O], [T; O], [[T; 3]; O]) {
+        let mut z = [Directional::<Directional<T>>::ZERO; O];
+        let mut cache = [[<T as Real>::ZERO; 3]; O];
         for (((zo, co), row), &b) in z
             .iter_mut()
             .zip(&mut cache)
             .zip(&self.weight)
             .zip(&self.bias)
         {
-            *zo = second_order_seed(b + dot(x, row));
+            *zo = second_order_seed(T::cst(b) + dot(x, row));
             co[0] = dot(x_dot, row);
         }
         A::apply_array(&mut z);
-        let mut y = [0.0f32; O];
-        let mut y_dot = [0.0f32; O];
+        let mut y = [<T as Real>::ZERO; O];
+        let mut y_dot = [<T as Real>::ZERO; O];
         for (((yo, ydo), co), zo) in y.iter_mut().zip(&mut y_dot).zip(&mut cache).zip(&z) {
             *yo = zo.v.v;
             co[1] = zo.v.d;
@@ -319,16 +322,16 @@ impl<const I: usize, const O: usize, A: Activation> TangentBackward for Dense<I,
     #[inline]
     fn backward_tangent(
         &self,
-        x: &[f32; I],
-        x_dot: &[f32; I],
-        cache: &[[f32; 3]; O],
-        y_bar: &[f32; O],
-        y_dot_bar: &[f32; O],
-        params_bar: &mut [f32],
-    ) -> ([f32; I], [f32; I]) {
+        x: &[T; I],
+        x_dot: &[T; I],
+        cache: &[[T; 3]; O],
+        y_bar: &[T; O],
+        y_dot_bar: &[T; O],
+        params_bar: &mut [T],
+    ) -> ([T; I], [T; I]) {
         let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
-        let mut x_bar = [0.0f32; I];
-        let mut x_dot_bar = [0.0f32; I];
+        let mut x_bar = [<T as Real>::ZERO; I];
+        let mut x_dot_bar = [<T as Real>::ZERO; I];
         for (o, ((row, &[z_dot, d1, d2]), (&yb, &ydb))) in self
             .weight
             .iter()
@@ -348,27 +351,23 @@ impl<const I: usize, const O: usize, A: Activation> TangentBackward for Dense<I,
                 *bb += z_bar;
             }
             for ((xbi, xdbi), &wi) in x_bar.iter_mut().zip(&mut x_dot_bar).zip(row) {
-                *xbi += wi * z_bar;
-                *xdbi += wi * z_dot_bar;
+                *xbi += z_bar * wi;
+                *xdbi += z_dot_bar * wi;
             }
         }
         (x_bar, x_dot_bar)
     }
 }
 
-impl<const D: usize, const P: i32> TangentBackward for Pow<D, P> {
+impl<T: PlainReal, const D: usize, const P: i32> TangentBackward<T> for Pow<D, P> {
     /// Per component: the first and second derivatives of `x^P`.
-    type TangentCache = [[f32; 2]; D];
+    type TangentCache = [[T; 2]; D];
 
     #[inline]
-    fn forward_tangent_cached(
-        &self,
-        x: &[f32; D],
-        x_dot: &[f32; D],
-    ) -> ([f32; D], [f32; D], [[f32; 2]; D]) {
-        let mut y = [0.0f32; D];
-        let mut y_dot = [0.0f32; D];
-        let mut cache = [[0.0f32; 2]; D];
+    fn forward_tangent_cached(&self, x: &[T; D], x_dot: &[T; D]) -> ([T; D], [T; D], [[T; 2]; D]) {
+        let mut y = [<T as Real>::ZERO; D];
+        let mut y_dot = [<T as Real>::ZERO; D];
+        let mut cache = [[<T as Real>::ZERO; 2]; D];
         for (((yi, ydi), ci), (&xi, &xdi)) in y
             .iter_mut()
             .zip(&mut y_dot)
@@ -386,15 +385,15 @@ impl<const D: usize, const P: i32> TangentBackward for Pow<D, P> {
     #[inline]
     fn backward_tangent(
         &self,
-        _x: &[f32; D],
-        x_dot: &[f32; D],
-        cache: &[[f32; 2]; D],
-        y_bar: &[f32; D],
-        y_dot_bar: &[f32; D],
-        _params_bar: &mut [f32],
-    ) -> ([f32; D], [f32; D]) {
-        let mut x_bar = [0.0f32; D];
-        let mut x_dot_bar = [0.0f32; D];
+        _x: &[T; D],
+        x_dot: &[T; D],
+        cache: &[[T; 2]; D],
+        y_bar: &[T; D],
+        y_dot_bar: &[T; D],
+        _params_bar: &mut [T],
+    ) -> ([T; D], [T; D]) {
+        let mut x_bar = [<T as Real>::ZERO; D];
+        let mut x_dot_bar = [<T as Real>::ZERO; D];
         for ((xb, xdb), ((&[d1, d2], &xdi), (&yb, &ydb))) in x_bar
             .iter_mut()
             .zip(&mut x_dot_bar)
@@ -417,16 +416,19 @@ macro_rules! chain_tangent_backward {
     ) => {
         /// The members' tangent vector–Jacobian products in reverse order; the cache holds
         /// every member's cache and every inner output and derivative.
-        impl<$A: TangentBackward $(, $B: TangentBackward)*, $Z: TangentBackward> TangentBackward
-            for ($A, $($B,)* $Z)
+        impl<
+            T: PlainReal,
+            $A: TangentBackward<T> $(, $B: TangentBackward<T>)*,
+            $Z: TangentBackward<T>,
+        > TangentBackward<T> for ($A, $($B,)* $Z)
         where
-            $($to: Layer<f32, Input = <$from as Layer<f32>>::Output>,)+
+            $($to: Layer<T, Input = <$from as Layer<T>>::Output>,)+
         {
             type TangentCache = (
                 $A::TangentCache,
-                <$A as Layer<f32>>::Output,
-                <$A as Layer<f32>>::Output,
-                $($B::TangentCache, <$B as Layer<f32>>::Output, <$B as Layer<f32>>::Output,)*
+                <$A as Layer<T>>::Output,
+                <$A as Layer<T>>::Output,
+                $($B::TangentCache, <$B as Layer<T>>::Output, <$B as Layer<T>>::Output,)*
                 $Z::TangentCache,
             );
 
@@ -451,7 +453,7 @@ macro_rules! chain_tangent_backward {
                 cache: &Self::TangentCache,
                 y_bar: &Self::Output,
                 y_dot_bar: &Self::Output,
-                params_bar: &mut [f32],
+                params_bar: &mut [T],
             ) -> (Self::Input, Self::Input) {
                 let ($a, $($b,)* $z) = self;
                 let ($ca, $ya, $da, $($cb, $yb, $db,)* $cz) = cache;

@@ -11,6 +11,7 @@ use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 
 use crate::error::Error;
+use crate::lanes::Lanes;
 use crate::math;
 
 // Channel loops over `[f32; C]` and per-level tables of `MAX_TREE_DEPTH + 1` entries indexed
@@ -64,16 +65,41 @@ pub const fn splitmix64(x: u64) -> u64 {
 /// ```
 #[inline]
 pub fn normal_from_bits(j: u32) -> f32 {
-    const TWO_POW_M32: f32 = 1.0 / 4_294_967_296.0;
-    // q = p - 1/2 = (2 j - 2^32 + 1) / 2^33: an odd integer, so `j` and `!j` give exactly
-    // opposite integers, and rounding to f32 is symmetric.
-    let q = odd_integer_to_f32(j) * (TWO_POW_M32 * 0.5);
-    if q.abs() <= 0.425 {
-        let r = 0.180_625 - q * q;
-        let num = ((59.109_375 * r + 159.291_13) * r + 50.434_27) * r + 3.387_132_7;
-        let den = ((67.187_56 * r + 78.757_76) * r + 17.895_17) * r + 1.0;
-        return q * num / den;
+    let q = centred(j);
+    if q.abs() <= CENTRAL_HALF_WIDTH {
+        central_quantile(q)
+    } else {
+        tail_quantile(j, q)
     }
+}
+
+/// `|p - 1/2|` up to which [`normal_from_bits`] takes AS241's central branch.
+const CENTRAL_HALF_WIDTH: f32 = 0.425;
+
+/// `2^-32`.
+const TWO_POW_M32: f32 = 1.0 / 4_294_967_296.0;
+
+/// `q = p - 1/2` for `p = (j + 1/2) / 2^32`: `(2 j - 2^32 + 1) / 2^33`, an odd integer
+/// over a power of two, so `j` and `!j` give exactly opposite numbers (rounding to `f32` is
+/// symmetric).
+#[inline(always)]
+fn centred(j: u32) -> f32 {
+    odd_integer_to_f32(j) * (TWO_POW_M32 * 0.5)
+}
+
+/// `Phi^-1(1/2 + q)` for `|q| <= 0.425`: AS241's rational function of `(q^2 - 0.425^2)`.
+/// Branch-free, so that it runs on all lanes of a batch at once (see [`normals_from_bits`]).
+#[inline(always)]
+fn central_quantile(q: f32) -> f32 {
+    let r = 0.180_625 - q * q;
+    let num = ((59.109_375 * r + 159.291_13) * r + 50.434_27) * r + 3.387_132_7;
+    let den = ((67.187_56 * r + 78.757_76) * r + 17.895_17) * r + 1.0;
+    q * num / den
+}
+
+/// `Phi^-1(1/2 + q)` for `|q| > 0.425`, where `q = centred(j)`: AS241's tail branch.
+#[inline]
+fn tail_quantile(j: u32, q: f32) -> f32 {
     // The smaller tail probability: p below the median, 1 - p = (!j + 1/2) / 2^32 above.
     let tail = (if q < 0.0 { j } else { !j }) as f32 + 0.5;
     // tail >= 2^-33, so r = sqrt(-ln tail) <= 4.8 and AS241's third branch (r > 5) is never needed.
@@ -85,6 +111,35 @@ pub fn normal_from_bits(j: u32) -> f32 {
     } else {
         z
     }
+}
+
+/// [`normal_from_bits`] of each of `N` words, the same bits lane by lane, written so that
+/// the compiler vectorizes it: the central branch runs on every lane (straight-line
+/// arithmetic), and the tail branch (15% of draws, with a logarithm and a square root) only
+/// on the lanes that need it, after one test whether any does.
+#[inline(always)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::needless_range_loop,
+    reason = "0..N loops over [_; N] arrays vectorize"
+)]
+fn normals_from_bits<const N: usize>(bits: [u32; N]) -> [f32; N] {
+    let mut q = [0.0f32; N];
+    let mut z = [0.0f32; N];
+    let mut any_tail = false;
+    for j in 0..N {
+        q[j] = centred(bits[j]);
+        z[j] = central_quantile(q[j]);
+        any_tail |= q[j].abs() > CENTRAL_HALF_WIDTH;
+    }
+    if any_tail {
+        for j in 0..N {
+            if q[j].abs() > CENTRAL_HALF_WIDTH {
+                z[j] = tail_quantile(bits[j], q[j]);
+            }
+        }
+    }
+    z
 }
 
 /// `2 j - 2^32 + 1` rounded to the nearest `f32` (ties to even), as the 64-bit conversion
@@ -206,6 +261,66 @@ pub trait NoiseSource {
     ) -> Result<Increment<C>, Error> {
         self.increment(trajectory, step, size.h(), with_dz)
     }
+
+    /// The increments of step `step` for the trajectories `first..first + count`, one per
+    /// lane of `V` (`f32`, or [`F32x<L>`](crate::lanes::F32x) for `L` trajectories at once):
+    /// lane `j` holds trajectory `first + min(j, count - 1)` (saturating), so lanes past
+    /// `count` repeat the last trajectory, and `count = 0` gives `first` in every lane. Each
+    /// lane has exactly the bits of [`increment_sized`](NoiseSource::increment_sized) for its
+    /// trajectory; `dz` is zero unless `with_dz`.
+    ///
+    /// The ensembles draw their noise here. The default calls `increment_sized` lane by
+    /// lane (and returns the first error); [`Brownian`] overrides it to draw all lanes in
+    /// one pass of vector instructions.
+    ///
+    /// ```
+    /// use tinysde::noise::{Brownian, NoiseSource, StepSize};
+    /// use tinysde::F32x;
+    /// let noise = Brownian::new(5);
+    /// let size = StepSize::new(0.01)?;
+    /// // Trajectories 10, 11, 12, then 12 again in the last lane.
+    /// let lanes = noise.increment_lanes::<2, F32x<4>>(10, 3, 7, size, true)?;
+    /// for (j, m) in [10, 11, 12, 12].into_iter().enumerate() {
+    ///     let one = noise.increment_sized::<2>(m, 7, size, true)?;
+    ///     assert_eq!(lanes.dw.map(|w| w.0[j]), one.dw);
+    ///     assert_eq!(lanes.dz.map(|z| z.0[j]), one.dz);
+    /// }
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    #[inline]
+    fn increment_lanes<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C, V>, Error> {
+        let mut inc = Increment {
+            dw: [V::ZERO; C],
+            dz: [V::ZERO; C],
+        };
+        for j in 0..V::WIDTH {
+            let trajectory = lane_trajectory(first, count, j);
+            let lane = self.increment_sized::<C>(trajectory, step, size, with_dz)?;
+            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
+                dw.set_lane(j, w);
+            }
+            if with_dz {
+                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
+                    dz.set_lane(j, z);
+                }
+            }
+        }
+        Ok(inc)
+    }
+}
+
+/// The trajectory in lane `j` of a batch of `count` trajectories from `first`: the last
+/// one repeats in the lanes past `count`.
+#[inline(always)]
+fn lane_trajectory(first: usize, count: usize, j: usize) -> usize {
+    first.saturating_add(j.min(count.saturating_sub(1)))
 }
 
 /// Reproducible Brownian motion: increments are a pure function of `(seed, trajectory, step)`.
@@ -282,6 +397,18 @@ impl NoiseSource for Brownian {
     ) -> Result<Increment<C>, Error> {
         Ok(self.increment_scaled(trajectory, step, size.sqrt_h, with_dz))
     }
+
+    #[inline(always)]
+    fn increment_lanes<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C, V>, Error> {
+        Ok(self.lanes_scaled(first, count, step, size.sqrt_h, with_dz))
+    }
 }
 
 impl Brownian {
@@ -304,6 +431,157 @@ impl Brownian {
             *dw = normal_from_bits(bits as u32) * scale;
             if with_dz {
                 *dz = normal_from_bits((bits >> 32) as u32) * scale;
+            }
+        }
+        inc
+    }
+}
+
+/// Lanes drawn together by [`Brownian::increment_lanes`]: 8 `f32` fill one 256-bit vector
+/// register, and 8 `u64` keys two.
+const LANE_BLOCK: usize = 8;
+
+impl Brownian {
+    /// [`NoiseSource::increment_lanes`] with standard deviation `scale`: one lane is the
+    /// scalar [`increment_scaled`](Self::increment_scaled); wider lane types are drawn in
+    /// blocks of [`LANE_BLOCK`] (or 4) lanes by [`block_scaled`](Self::block_scaled).
+    /// Each lane computes exactly the operations of the one-lane draw.
+    #[inline(always)]
+    fn lanes_scaled<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        scale: f32,
+        with_dz: bool,
+    ) -> Increment<C, V> {
+        // `V::WIDTH` is a constant: the optimizer keeps one of these branches.
+        if V::WIDTH % LANE_BLOCK == 0 {
+            let mut inc = Increment {
+                dw: [V::ZERO; C],
+                dz: [V::ZERO; C],
+            };
+            self.fill_blocks::<C, V, LANE_BLOCK>(&mut inc, first, count, step, scale, with_dz);
+            inc
+        } else if V::WIDTH % 4 == 0 {
+            let mut inc = Increment {
+                dw: [V::ZERO; C],
+                dz: [V::ZERO; C],
+            };
+            self.fill_blocks::<C, V, 4>(&mut inc, first, count, step, scale, with_dz);
+            inc
+        } else {
+            self.lane_by_lane_scaled(first, count, step, scale, with_dz)
+        }
+    }
+
+    /// [`lanes_scaled`](Self::lanes_scaled) one lane at a time: one lane (left to the
+    /// inliner, as the one-lane draw always was) and widths that are not a multiple of 4.
+    #[inline]
+    fn lane_by_lane_scaled<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        scale: f32,
+        with_dz: bool,
+    ) -> Increment<C, V> {
+        let mut inc = Increment {
+            dw: [V::ZERO; C],
+            dz: [V::ZERO; C],
+        };
+        for j in 0..V::WIDTH {
+            let trajectory = lane_trajectory(first, count, j);
+            let one = self.increment_scaled::<C>(trajectory, step, scale, with_dz);
+            for ((dw, dz), (&w, &z)) in inc
+                .dw
+                .iter_mut()
+                .zip(inc.dz.iter_mut())
+                .zip(one.dw.iter().zip(&one.dz))
+            {
+                dw.set_lane(j, w);
+                dz.set_lane(j, z);
+            }
+        }
+        inc
+    }
+
+    /// Fills the lanes of `inc` (a multiple of `N`) block by block.
+    #[inline(always)]
+    fn fill_blocks<const C: usize, V: Lanes, const N: usize>(
+        &self,
+        inc: &mut Increment<C, V>,
+        first: usize,
+        count: usize,
+        step: u32,
+        scale: f32,
+        with_dz: bool,
+    ) {
+        let mut base = 0;
+        while base < V::WIDTH {
+            let block = if with_dz {
+                self.block_scaled::<C, N, true>(first, count, base, step, scale)
+            } else {
+                self.block_scaled::<C, N, false>(first, count, base, step, scale)
+            };
+            for (lanes, values) in inc.dw.iter_mut().zip(&block.dw) {
+                for (j, &w) in values.iter().enumerate() {
+                    lanes.set_lane(base + j, w);
+                }
+            }
+            if with_dz {
+                for (lanes, values) in inc.dz.iter_mut().zip(&block.dz) {
+                    for (j, &z) in values.iter().enumerate() {
+                        lanes.set_lane(base + j, z);
+                    }
+                }
+            }
+            base += N;
+        }
+    }
+
+    /// The increments of lanes `base..base + N` (see [`lane_trajectory`]) with standard
+    /// deviation `scale`, as plain arrays: straight-line code over `N` lanes (step keys,
+    /// SplitMix64, [`normals_from_bits`]) that the compiler turns into vector instructions.
+    #[inline(always)]
+    #[allow(
+        clippy::indexing_slicing,
+        clippy::needless_range_loop,
+        reason = "0..N loops over [_; N] arrays vectorize"
+    )]
+    fn block_scaled<const C: usize, const N: usize, const WITH_DZ: bool>(
+        &self,
+        first: usize,
+        count: usize,
+        base: usize,
+        step: u32,
+        scale: f32,
+    ) -> Increment<C, [f32; N]> {
+        let mut keys = [0u64; N];
+        for j in 0..N {
+            keys[j] = self.step_key(lane_trajectory(first, count, base + j), step);
+        }
+        let mut inc = Increment {
+            dw: [[0.0f32; N]; C],
+            dz: [[0.0f32; N]; C],
+        };
+        for c in 0..C {
+            let mut low = [0u32; N];
+            let mut high = [0u32; N];
+            for j in 0..N {
+                let bits = channel_bits(keys[j], c);
+                low[j] = bits as u32;
+                high[j] = (bits >> 32) as u32;
+            }
+            let dw = normals_from_bits(low);
+            for j in 0..N {
+                inc.dw[c][j] = dw[j] * scale;
+            }
+            if WITH_DZ {
+                let dz = normals_from_bits(high);
+                for j in 0..N {
+                    inc.dz[c][j] = dz[j] * scale;
+                }
             }
         }
         inc

@@ -5,21 +5,38 @@
 //! for diagonal and additive noise component `i` is multiplied by its own `dW_i`, for scalar
 //! noise every component is multiplied by the one shared `dW`.
 //!
+//! An SDE whose coefficients are not trained implements [`FixedSde`]: drift and diffusion
+//! of `(t, u)` alone. Every `FixedSde` is an `Sde`, so it runs with every solver:
+//!
 //! ```
-//! use tinysde::nn::ParamSeed;
-//! use tinysde::sde::Sde;
+//! use tinysde::noise::Brownian;
+//! use tinysde::sde::FixedSde;
+//! use tinysde::solve::{EnsembleBuffers, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
 //! use tinysde::{NoiseKind, Real};
 //!
 //! /// Geometric Brownian motion du = a u dt + b u dW (Itô).
 //! struct Gbm { a: f32, b: f32 }
-//! impl<T: Real> Sde<T, 1> for Gbm {
+//! impl FixedSde<1> for Gbm {
 //!     const NOISE: NoiseKind = NoiseKind::Diagonal;
-//!     fn drift(&self, _t: f32, u: &[T; 1], _seed: ParamSeed) -> [T; 1] { [u[0] * self.a] }
-//!     fn diffusion(&self, _t: f32, u: &[T; 1], _seed: ParamSeed) -> [T; 1] { [u[0] * self.b] }
+//!     fn drift<T: Real>(&self, _t: f32, u: &[T; 1]) -> [T; 1] { [u[0] * self.a] }
+//!     fn diffusion<T: Real>(&self, _t: f32, u: &[T; 1]) -> [T; 1] { [u[0] * self.b] }
 //! }
-//! let f = <Gbm as Sde<f32, 1>>::drift(&Gbm { a: 1.01, b: 0.87 }, 0.0, &[0.5], ParamSeed::NONE);
-//! assert_eq!(f, [0.505]);
+//! let gbm = Gbm { a: 0.5, b: 0.2 };
+//! assert_eq!(gbm.drift(0.0, &[2.0f32]), [1.0]);
+//!
+//! let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
+//! let times = [0.5, 1.0];
+//! let (mut mean, mut variance) = ([[0.0f32; 1]; 2], [[0.0f32; 1]; 2]);
+//! let out = EnsembleBuffers { mean: &mut mean, variance: &mut variance, paths: None };
+//! solver.simulate_into(&gbm, &Brownian::new(1), &EnsembleRequest::new([1.0], 400, &times), out)?;
+//! // E u(1) = e^0.5 = 1.65
+//! assert!((mean[1][0] - 0.5f32.exp()).abs() < 0.05);
+//! # Ok::<(), tinysde::Error>(())
 //! ```
+//!
+//! A model with trainable parameters implements [`Sde`] itself: its `seed` argument says
+//! which parameters carry tangents in forward mode (see [`ParamSeed`]), as
+//! [`NeuralSde`] does.
 
 mod vjp;
 
@@ -42,6 +59,33 @@ pub trait Sde<T: Real, const D: usize> {
     fn drift(&self, t: f32, u: &[T; D], seed: ParamSeed) -> [T; D];
     /// The diffusion `g(t, u)`, one value per state component.
     fn diffusion(&self, t: f32, u: &[T; D], seed: ParamSeed) -> [T; D];
+}
+
+/// An SDE whose coefficients are not trained: drift and diffusion of `(t, u)` alone, for
+/// every scalar (no [`ParamSeed`], no parameters). Every `FixedSde` is an [`Sde`] (a
+/// blanket implementation), so it runs with every solver, ensemble and noise kind; see the
+/// [module documentation](self) for an example. Generic over the scalar so that the same
+/// code runs on `f32`, on lanes of trajectories and on the scalars of the derivative-based
+/// methods (Milstein differentiates the diffusion on [`Directional`](crate::Directional)).
+pub trait FixedSde<const D: usize> {
+    /// The structure of the noise.
+    const NOISE: NoiseKind;
+    /// The drift `f(t, u)`.
+    fn drift<T: Real>(&self, t: f32, u: &[T; D]) -> [T; D];
+    /// The diffusion `g(t, u)`, one value per state component.
+    fn diffusion<T: Real>(&self, t: f32, u: &[T; D]) -> [T; D];
+}
+
+impl<S: FixedSde<D>, T: Real, const D: usize> Sde<T, D> for S {
+    const NOISE: NoiseKind = <S as FixedSde<D>>::NOISE;
+    #[inline]
+    fn drift(&self, t: f32, u: &[T; D], _seed: ParamSeed) -> [T; D] {
+        FixedSde::drift(self, t, u)
+    }
+    #[inline]
+    fn diffusion(&self, t: f32, u: &[T; D], _seed: ParamSeed) -> [T; D] {
+        FixedSde::diffusion(self, t, u)
+    }
 }
 
 /// A neural SDE with diagonal noise: `du = F(u) dt + G(u) .* dW` for two networks mapping

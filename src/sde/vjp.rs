@@ -3,9 +3,16 @@
 use super::{NeuralSde, Sde};
 use crate::directional::Directional;
 use crate::nn::{Backward, Layer, Parameters, TangentBackward};
+use crate::real::{PlainReal, Real};
 
-/// An SDE on `f32` whose drift and diffusion have vector–Jacobian products: what the
-/// discrete adjoint ([`crate::grad::reverse`]) needs of a model.
+/// An SDE whose drift and diffusion have vector–Jacobian products: what the discrete
+/// adjoint ([`crate::grad::reverse`]) needs of a model.
+///
+/// `T` is `f32` (the default) for one trajectory, or [`F32x<L>`](crate::lanes::F32x) for
+/// the backward passes of L trajectories at once (what the threaded reverse mode runs on);
+/// an SDE written by hand for `f32` only works with the one-trajectory functions. Each
+/// lane must get the bits of the `f32` computation, which generic code over [`PlainReal`]
+/// does.
 ///
 /// Both methods *add* into `u_bar` the cotangent of the state, `(∂f/∂u)ᵀ f̄` (or
 /// `(∂g/∂u)ᵀ ḡ`), and into `params_bar` (length [`Parameters::PARAMS`], flat parameter
@@ -47,40 +54,40 @@ use crate::nn::{Backward, Layer, Parameters, TangentBackward};
 /// Gbm { a: 2.0, b: 0.5 }.drift_vjp(0.0, &[3.0], &[1.0], &mut u_bar, &mut p_bar);
 /// assert_eq!((u_bar, p_bar), ([2.0], [3.0, 0.0]));
 /// ```
-pub trait SdeVjp<const D: usize>: Sde<f32, D> + Parameters {
+pub trait SdeVjp<const D: usize, T: PlainReal = f32>: Sde<T, D> + Parameters {
     /// Adds `(∂f/∂u)ᵀ f_bar` into `u_bar` and `(∂f/∂θ)ᵀ f_bar` into `params_bar`, at `(t, u)`.
     fn drift_vjp(
         &self,
         t: f32,
-        u: &[f32; D],
-        f_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        f_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     );
     /// Adds `(∂g/∂u)ᵀ g_bar` into `u_bar` and `(∂g/∂θ)ᵀ g_bar` into `params_bar`, at `(t, u)`.
     fn diffusion_vjp(
         &self,
         t: f32,
-        u: &[f32; D],
-        g_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        g_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     );
 }
 
-impl<F, G, const D: usize> SdeVjp<D> for NeuralSde<F, G>
+impl<T: PlainReal, F, G, const D: usize> SdeVjp<D, T> for NeuralSde<F, G>
 where
-    F: Backward + Layer<f32, Input = [f32; D], Output = [f32; D]>,
-    G: Backward + Layer<f32, Input = [f32; D], Output = [f32; D]>,
+    F: Backward<T> + Layer<T, Input = [T; D], Output = [T; D]>,
+    G: Backward<T> + Layer<T, Input = [T; D], Output = [T; D]>,
 {
     #[inline]
     fn drift_vjp(
         &self,
         _t: f32,
-        u: &[f32; D],
-        f_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        f_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         let (_, cache) = self.drift.forward_cached(u);
         let x_bar = self.drift.backward(u, &cache, f_bar, params_bar);
@@ -93,10 +100,10 @@ where
     fn diffusion_vjp(
         &self,
         _t: f32,
-        u: &[f32; D],
-        g_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        g_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         let (_, cache) = self.diffusion.forward_cached(u);
         let rest = params_bar.get_mut(F::PARAMS..).unwrap_or(&mut []);
@@ -163,28 +170,30 @@ where
 /// Gbm { a: 1.0, b: 0.5 }.milstein_vjp(0.0, &[2.0], &[0.0], &[1.0], &mut u_bar, &mut p_bar);
 /// assert_eq!((u_bar, p_bar), ([0.25], [0.0, 2.0]));
 /// ```
-pub trait MilsteinVjp<const D: usize>: SdeVjp<D> + Sde<Directional<f32>, D> {
+pub trait MilsteinVjp<const D: usize, T: PlainReal = f32>:
+    SdeVjp<D, T> + Sde<Directional<T>, D>
+{
     /// Adds `(∂g/∂u)ᵀ g_bar + (∂q/∂u)ᵀ q_bar` into `u_bar` and the same with `∂θ` into
     /// `params_bar`, at `(t, u)`, for the Milstein product `q` of the SDE's noise kind.
     fn milstein_vjp(
         &self,
         t: f32,
-        u: &[f32; D],
-        g_bar: &[f32; D],
-        q_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        g_bar: &[T; D],
+        q_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     );
 }
 
-impl<F, G, const D: usize> MilsteinVjp<D> for NeuralSde<F, G>
+impl<T: PlainReal, F, G, const D: usize> MilsteinVjp<D, T> for NeuralSde<F, G>
 where
-    F: Backward
-        + Layer<f32, Input = [f32; D], Output = [f32; D]>
-        + Layer<Directional<f32>, Input = [Directional<f32>; D], Output = [Directional<f32>; D]>,
-    G: TangentBackward
-        + Layer<f32, Input = [f32; D], Output = [f32; D]>
-        + Layer<Directional<f32>, Input = [Directional<f32>; D], Output = [Directional<f32>; D]>,
+    F: Backward<T>
+        + Layer<T, Input = [T; D], Output = [T; D]>
+        + Layer<Directional<T>, Input = [Directional<T>; D], Output = [Directional<T>; D]>,
+    G: TangentBackward<T>
+        + Layer<T, Input = [T; D], Output = [T; D]>
+        + Layer<Directional<T>, Input = [Directional<T>; D], Output = [Directional<T>; D]>,
 {
     /// Diagonal noise: `q_i = g_i ∂g_i/∂u_i`. One tangent pass of the diffusion network per
     /// component `i` (direction `e_i`) gives `g` and `∂g_i/∂u_i`; its reverse takes the
@@ -193,21 +202,25 @@ where
     fn milstein_vjp(
         &self,
         _t: f32,
-        u: &[f32; D],
-        g_bar: &[f32; D],
-        q_bar: &[f32; D],
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        g_bar: &[T; D],
+        q_bar: &[T; D],
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         let rest = params_bar.get_mut(F::PARAMS..).unwrap_or(&mut []);
         for i in 0..D {
-            let mut direction = [0.0f32; D];
+            let mut direction = [<T as Real>::ZERO; D];
             if let Some(e) = direction.get_mut(i) {
-                *e = 1.0;
+                *e = <T as Real>::ONE;
             }
             let (y, y_dot, cache) = self.diffusion.forward_tangent_cached(u, &direction);
-            let mut y_bar = if i == 0 { *g_bar } else { [0.0f32; D] };
-            let mut y_dot_bar = [0.0f32; D];
+            let mut y_bar = if i == 0 {
+                *g_bar
+            } else {
+                [<T as Real>::ZERO; D]
+            };
+            let mut y_dot_bar = [<T as Real>::ZERO; D];
             if let (Some(yb), Some(ydb), Some(&yi), Some(&ydi), Some(&qb)) = (
                 y_bar.get_mut(i),
                 y_dot_bar.get_mut(i),

@@ -2,25 +2,31 @@
 //! and one trajectory's backward pass from checkpoints.
 //!
 //! A step `u_{k+1} = Φ(t_k, h, u_k, ΔW_k; θ)` is differentiated by hand, stage by stage, in
-//! reverse: given `ū_{k+1}`, [`StepVjp::step_vjp`] recomputes the stages of the step (in
-//! `f32`, with the same increments) and returns `ū_k = (∂Φ/∂u)ᵀ ū_{k+1}`, adding
+//! reverse: given `ū_{k+1}`, [`StepVjp::step_vjp`] recomputes the stages of the step (with
+//! the same increments) and returns `ū_k = (∂Φ/∂u)ᵀ ū_{k+1}`, adding
 //! `(∂Φ/∂θ)ᵀ ū_{k+1}` into the parameter cotangent. Chained over every step this is the
 //! exact gradient of the discrete solution (up to rounding), the same quantity forward mode
-//! computes.
+//! computes. It runs on `f32` for one trajectory or on [`F32x<L>`](crate::lanes::F32x) for L
+//! trajectories at once, each lane with the bits of the `f32` computation.
 
 use super::{
-    increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor, PlanEvent, PlannedStep,
+    lane_increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor, PlanEvent, PlannedStep,
     Solver, Sosra, Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
 };
 use crate::error::Error;
 use crate::error::NoiseKind;
+use crate::lanes::Mask;
 use crate::math;
 use crate::nn::ParamSeed;
-use crate::noise::{Increment, NoiseSource, SQRT_3};
+use crate::noise::{Increment, NoiseSource, StepSize, SQRT_3};
+use crate::real::{PlainReal, Real};
 use crate::sde::{MilsteinVjp, Sde, SdeVjp};
 
 /// One step of a method, differentiated in reverse.
-pub trait StepVjp<S: SdeVjp<D>, const D: usize>: Step<f32, S, D> {
+///
+/// `T` is `f32` (the default) or [`F32x<L>`](crate::lanes::F32x) (L trajectories, one per
+/// lane, each with the bits of the `f32` computation).
+pub trait StepVjp<S: SdeVjp<D, T>, const D: usize, T: PlainReal = f32>: Step<T, S, D> {
     /// For the step from `(t, u)` of size `h` with increments `inc`: replaces `u_bar` (the
     /// cotangent of the step's result) by the cotangent of `u`, and adds the cotangent of
     /// the SDE's parameters into `params_bar` (length `S::PARAMS`).
@@ -30,31 +36,31 @@ pub trait StepVjp<S: SdeVjp<D>, const D: usize>: Step<f32, S, D> {
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     );
 }
 
 #[inline]
-fn axpy<const D: usize>(y: &mut [f32; D], a: f32, x: &[f32; D]) {
+fn axpy<T: PlainReal, const D: usize>(y: &mut [T; D], a: f32, x: &[T; D]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+        *yi += xi * a;
     }
 }
 
-impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerMaruyama {
+impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for EulerMaruyama {
     #[inline]
     fn step_vjp(
         &self,
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         // u' = u + f(u) h + g(u) dW
         let next_bar = *u_bar;
@@ -68,17 +74,17 @@ impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerMaruyama {
     }
 }
 
-impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerHeun {
+impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for EulerHeun {
     #[inline]
     fn step_vjp(
         &self,
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         // p = u + f(u) h + g(u) dW;  u' = u + (f(u) + f(p)) h/2 + (g(u) + g(p)) dW/2
         let f0 = sde.drift(t, u, ParamSeed::NONE);
@@ -94,7 +100,7 @@ impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerHeun {
         for (gb, &dw) in g1_bar.iter_mut().zip(&inc.dw) {
             *gb *= dw * 0.5;
         }
-        let mut p_bar = [0.0f32; D];
+        let mut p_bar = [<T as Real>::ZERO; D];
         sde.drift_vjp(t + h, &predictor, &f1_bar, &mut p_bar, params_bar);
         sde.diffusion_vjp(t + h, &predictor, &g1_bar, &mut p_bar, params_bar);
         let mut f0_bar = f1_bar;
@@ -113,17 +119,17 @@ impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for EulerHeun {
 /// where `q` is the diffusion times its derivative in the state (second derivatives of the
 /// diffusion): the model implements [`MilsteinVjp`] ([`NeuralSde`](crate::sde::NeuralSde)
 /// does). With additive noise the step is Euler–Maruyama's, and so is its adjoint.
-impl<S: MilsteinVjp<D>, const D: usize> StepVjp<S, D> for Milstein {
+impl<T: PlainReal, S: MilsteinVjp<D, T>, const D: usize> StepVjp<S, D, T> for Milstein {
     #[inline]
     fn step_vjp(
         &self,
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         // u' = u + f(u) h + g(u) dW + ½ q(u) (dW² − h)
         let next_bar = *u_bar;
@@ -135,7 +141,7 @@ impl<S: MilsteinVjp<D>, const D: usize> StepVjp<S, D> for Milstein {
             *qb *= (dw * dw - h) * 0.5;
         }
         sde.drift_vjp(t, u, &f_bar, u_bar, params_bar);
-        if <S as Sde<f32, D>>::NOISE == NoiseKind::Additive {
+        if <S as Sde<T, D>>::NOISE == NoiseKind::Additive {
             sde.diffusion_vjp(t, u, &g_bar, u_bar, params_bar);
         } else {
             sde.milstein_vjp(t, u, &g_bar, &q_bar, u_bar, params_bar);
@@ -146,27 +152,28 @@ impl<S: MilsteinVjp<D>, const D: usize> StepVjp<S, D> for Milstein {
 impl<const N: usize> SriTableau<N> {
     /// The vector–Jacobian product of [`SriTableau::step`] (see [`StepVjp::step_vjp`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn step_vjp<S: SdeVjp<D>, const D: usize>(
+    pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         let none = ParamSeed::NONE;
         let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
-        let mut chi1 = [0.0f32; D];
-        let mut chi2 = [0.0f32; D];
-        let mut chi3 = [0.0f32; D];
+        let zero = <T as Real>::ZERO;
+        let mut chi1 = [zero; D];
+        let mut chi2 = [zero; D];
+        let mut chi3 = [zero; D];
         for k in 0..D {
             let dw = inc.dw[k];
             chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
             if sqrt_h > 0.0 {
                 chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
-                chi3[k] = (dw * dw * dw - 3.0 * h * dw) / (6.0 * h);
+                chi3[k] = (dw * dw * dw - dw * (3.0 * h)) / (6.0 * h);
             }
         }
         // Which stages the forward step evaluates (as its stage plan does).
@@ -192,15 +199,15 @@ impl<const N: usize> SriTableau<N> {
         // Forward: the stage inputs and values.
         let mut h0 = [*u; N];
         let mut h1 = [*u; N];
-        let mut f = [[0.0f32; D]; N];
-        let mut g = [[0.0f32; D]; N];
+        let mut f = [[zero; D]; N];
+        let mut g = [[zero; D]; N];
         for i in 0..N {
             if f_used[i] {
                 if f_first[i] {
                     f[i] = f[0];
                 } else {
                     for k in 0..D {
-                        let (mut a, mut b) = (0.0f32, 0.0f32);
+                        let (mut a, mut b) = (zero, zero);
                         for j in 0..i {
                             a += f[j][k] * self.a0[i][j];
                             b += g[j][k] * self.b0[i][j];
@@ -214,7 +221,7 @@ impl<const N: usize> SriTableau<N> {
             }
             if g_used[i] {
                 for k in 0..D {
-                    let (mut a, mut b) = (0.0f32, 0.0f32);
+                    let (mut a, mut b) = (zero, zero);
                     for j in 0..i {
                         a += f[j][k] * self.a1[i][j];
                         b += g[j][k] * self.b1[i][j];
@@ -229,17 +236,17 @@ impl<const N: usize> SriTableau<N> {
 
         // Reverse: the update's weights on each stage value, then the stages last to first.
         let next_bar = *u_bar;
-        let mut f_bar = [[0.0f32; D]; N];
-        let mut g_bar = [[0.0f32; D]; N];
+        let mut f_bar = [[zero; D]; N];
+        let mut g_bar = [[zero; D]; N];
         for k in 0..D {
             let mut f0_weight = h;
             let mut g0_weight = inc.dw[k];
             for i in 1..N {
                 let fw = self.alpha[i] * h;
-                let gw = self.beta1[i] * inc.dw[k]
-                    + self.beta2[i] * chi1[k]
-                    + self.beta3[i] * chi2[k]
-                    + self.beta4[i] * chi3[k];
+                let gw = inc.dw[k] * self.beta1[i]
+                    + chi1[k] * self.beta2[i]
+                    + chi2[k] * self.beta3[i]
+                    + chi3[k] * self.beta4[i];
                 f_bar[i][k] = next_bar[k] * fw;
                 g_bar[i][k] = next_bar[k] * gw;
                 f0_weight -= fw;
@@ -250,7 +257,7 @@ impl<const N: usize> SriTableau<N> {
         }
         for i in (0..N).rev() {
             if g_used[i] {
-                let mut x_bar = [0.0f32; D];
+                let mut x_bar = [zero; D];
                 sde.diffusion_vjp(
                     t + self.c1[i] * h,
                     &h1[i],
@@ -269,7 +276,7 @@ impl<const N: usize> SriTableau<N> {
                     let fb = f_bar[i];
                     axpy(&mut f_bar[0], 1.0, &fb);
                 } else {
-                    let mut x_bar = [0.0f32; D];
+                    let mut x_bar = [zero; D];
                     sde.drift_vjp(
                         t + self.c0[i] * h,
                         &h0[i],
@@ -282,7 +289,7 @@ impl<const N: usize> SriTableau<N> {
                         axpy(&mut f_bar[j], self.a0[i][j] * h, &x_bar);
                         let b0 = self.b0[i][j];
                         for ((gb, &xb), &c) in g_bar[j].iter_mut().zip(&x_bar).zip(&chi2) {
-                            *gb += b0 * c * xb;
+                            *gb += c * b0 * xb;
                         }
                     }
                 }
@@ -294,31 +301,32 @@ impl<const N: usize> SriTableau<N> {
 impl<const N: usize> SraTableau<N> {
     /// The vector–Jacobian product of [`SraTableau::step`] (see [`StepVjp::step_vjp`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn step_vjp<S: SdeVjp<D>, const D: usize>(
+    pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
         t: f32,
         h: f32,
-        u: &[f32; D],
-        inc: &Increment<D>,
-        u_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        u: &[T; D],
+        inc: &Increment<D, T>,
+        u_bar: &mut [T; D],
+        params_bar: &mut [T],
     ) {
         let none = ParamSeed::NONE;
-        let mut chi2 = [0.0f32; D];
+        let zero = <T as Real>::ZERO;
+        let mut chi2 = [zero; D];
         for ((c, &dw), &dz) in chi2.iter_mut().zip(&inc.dw).zip(&inc.dz) {
             *c = (dw + dz / SQRT_3) * 0.5;
         }
-        let mut g = [[0.0f32; D]; N];
+        let mut g = [[zero; D]; N];
         for (gi, &c1) in g.iter_mut().zip(&self.c1) {
             *gi = sde.diffusion(t + c1 * h, u, none);
         }
         let mut h0 = [*u; N];
-        let mut f = [[0.0f32; D]; N];
+        let mut f = [[zero; D]; N];
         for i in 0..N {
             if i > 0 {
                 for k in 0..D {
-                    let (mut a, mut b) = (0.0f32, 0.0f32);
+                    let (mut a, mut b) = (zero, zero);
                     for j in 0..i {
                         a += f[j][k] * self.a0[i][j];
                         b += g[j][k] * self.b0[i][j];
@@ -330,14 +338,14 @@ impl<const N: usize> SraTableau<N> {
         }
 
         let next_bar = *u_bar;
-        let mut f_bar = [[0.0f32; D]; N];
-        let mut g_bar = [[0.0f32; D]; N];
+        let mut f_bar = [[zero; D]; N];
+        let mut g_bar = [[zero; D]; N];
         for k in 0..D {
             let mut f0_weight = h;
             let mut g0_weight = inc.dw[k];
             for i in 1..N {
                 let fw = self.alpha[i] * h;
-                let gw = self.beta1[i] * inc.dw[k] + self.beta2[i] * chi2[k];
+                let gw = inc.dw[k] * self.beta1[i] + chi2[k] * self.beta2[i];
                 f_bar[i][k] = next_bar[k] * fw;
                 g_bar[i][k] = next_bar[k] * gw;
                 f0_weight -= fw;
@@ -347,7 +355,7 @@ impl<const N: usize> SraTableau<N> {
             g_bar[0][k] = next_bar[k] * g0_weight;
         }
         for i in (0..N).rev() {
-            let mut x_bar = [0.0f32; D];
+            let mut x_bar = [zero; D];
             sde.drift_vjp(
                 t + self.c0[i] * h,
                 &h0[i],
@@ -360,7 +368,7 @@ impl<const N: usize> SraTableau<N> {
                 axpy(&mut f_bar[j], self.a0[i][j] * h, &x_bar);
                 let b0 = self.b0[i][j];
                 for ((gb, &xb), &c) in g_bar[j].iter_mut().zip(&x_bar).zip(&chi2) {
-                    *gb += b0 * c * xb;
+                    *gb += c * b0 * xb;
                 }
             }
         }
@@ -372,17 +380,17 @@ impl<const N: usize> SraTableau<N> {
 
 macro_rules! tableau_vjp {
     ($($name:ident => $tableau:ident),+) => {$(
-        impl<S: SdeVjp<D>, const D: usize> StepVjp<S, D> for $name {
+        impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for $name {
             #[inline]
             fn step_vjp(
                 &self,
                 sde: &S,
                 t: f32,
                 h: f32,
-                u: &[f32; D],
-                inc: &Increment<D>,
-                u_bar: &mut [f32; D],
-                params_bar: &mut [f32],
+                u: &[T; D],
+                inc: &Increment<D, T>,
+                u_bar: &mut [T; D],
+                params_bar: &mut [T],
             ) {
                 $tableau.step_vjp(sde, t, h, u, inc, u_bar, params_bar)
             }
@@ -654,326 +662,221 @@ impl Keeper {
     }
 }
 
+/// The trajectories one pass of an adjoint runs, one per lane of its scalar:
+/// `first .. first + count` (lanes beyond `count` repeat the last one, as in the ensembles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LaneGroup {
+    /// The trajectory in lane 0.
+    pub(crate) first: usize,
+    /// How many lanes hold trajectories of their own (at least 1).
+    pub(crate) count: usize,
+}
+
+impl LaneGroup {
+    /// One trajectory, in an `f32` pass.
+    pub(crate) const fn one(trajectory: usize) -> Self {
+        Self {
+            first: trajectory,
+            count: 1,
+        }
+    }
+}
+
 impl<M: Method> Solver<M> {
-    /// The increments of step `k` of trajectory `trajectory` (zero for a method that uses
-    /// no noise).
+    /// The increments of a planned step for the trajectories of `group` (zero for a method
+    /// that uses no noise).
     #[inline]
-    fn adjoint_increment<S, N, const D: usize>(
+    fn adjoint_increment<S, N, X, const D: usize>(
         noise: &N,
-        trajectory: usize,
-        k: u32,
-        h: f32,
-    ) -> Result<Increment<D>, Error>
+        group: LaneGroup,
+        step: PlannedStep,
+    ) -> Result<Increment<D, X>, Error>
     where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
+        X: PlainReal,
+        S: SdeVjp<D, X>,
+        M: StepVjp<S, D, X>,
         N: NoiseSource,
     {
         if M::USES_NOISE {
-            increment::<N, S, f32, D>(noise, trajectory, k, h, M::NEEDS_DZ)
+            let size = StepSize::planned(step.h, step.sqrt_h);
+            lane_increment::<N, S, X, D, X>(
+                noise,
+                group.first,
+                group.count,
+                step.k,
+                size,
+                M::NEEDS_DZ,
+            )
         } else {
+            let zero = <X as Real>::ZERO;
             Ok(Increment {
-                dw: [0.0; D],
-                dz: [0.0; D],
+                dw: [zero; D],
+                dz: [zero; D],
             })
         }
     }
 
-    /// One planned step from `u`, checked for divergence.
+    /// One planned step from `u` (finiteness is checked at the save times, by the forward
+    /// pass).
     #[inline]
-    fn adjoint_step<S, N, const D: usize>(
+    fn adjoint_step<S, N, X, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
-        trajectory: usize,
+        group: LaneGroup,
         step: PlannedStep,
-        u: &[f32; D],
-    ) -> Result<[f32; D], Error>
+        u: &[X; D],
+    ) -> Result<[X; D], Error>
     where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
+        X: PlainReal,
+        S: SdeVjp<D, X>,
+        M: StepVjp<S, D, X>,
         N: NoiseSource,
     {
-        let PlannedStep { k, t, h, .. } = step;
-        let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
-        let next = self.method.step(sde, t, h, u, &inc, ParamSeed::NONE);
-        if next.iter().all(|x| x.is_finite()) {
-            Ok(next)
-        } else {
-            Err(Error::Diverged {
-                trajectory,
-                step: k,
-            })
-        }
+        let inc = Self::adjoint_increment::<S, N, X, D>(noise, group, step)?;
+        Ok(self
+            .method
+            .step(sde, step.t, step.h, u, &inc, ParamSeed::NONE))
     }
 
-    /// A trajectory's forward pass to grid index `last`: calls `on_save(i, u)` at the save
-    /// times exactly as [`Solver::ensemble`] does (so statistics folded from it have its
-    /// bits), keeps the states `checkpoints` asks for in `kept`
-    /// ([`Checkpoints::kept`] rows) and returns the final state.
+    /// A pass's forward solve to grid index `last`: calls `on_save(i, u)` at the save times
+    /// exactly as [`Solver::ensemble`] does (so statistics folded from it have its bits),
+    /// keeps the states `checkpoints` asks for in `kept` ([`Checkpoints::kept`] rows) and
+    /// returns the final state. Like the ensembles it checks finiteness at the save times:
+    /// [`Error::Diverged`] names the group's first non-finite lane and the last step before
+    /// that save time (every state is followed by a save, so the backward pass, which
+    /// recomputes the same states, meets only finite ones).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn forward_with_checkpoints<S, N, const D: usize>(
+    pub(crate) fn forward_with_checkpoints<S, N, X, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
-        trajectory: usize,
-        u0: &[f32; D],
+        group: LaneGroup,
+        u0: &[X; D],
         save_times: &[f32],
         last: u32,
         checkpoints: Checkpoints,
-        kept: &mut [[f32; D]],
-        mut on_save: impl FnMut(usize, &[f32; D]),
-    ) -> Result<[f32; D], Error>
+        kept: &mut [[X; D]],
+        mut on_save: impl FnMut(usize, &[X; D]),
+    ) -> Result<[X; D], Error>
     where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
+        X: PlainReal,
+        S: SdeVjp<D, X>,
+        M: StepVjp<S, D, X>,
         N: NoiseSource,
     {
         let mut keeper = Keeper::new(checkpoints, last);
         let mut u = *u0;
+        let mut last_step = 0;
         for event in self.grid.plan_unchecked(save_times) {
             match event {
-                PlanEvent::Save(i) => on_save(i, &u),
+                PlanEvent::Save(i) => {
+                    let finite = u.iter().fold(Real::is_finite(<X as Real>::ZERO), |m, &x| {
+                        m.and(Real::is_finite(x))
+                    });
+                    if !finite.all() {
+                        let lane = (0..group.count).find(|&j| !finite.test(j)).unwrap_or(0);
+                        return Err(Error::Diverged {
+                            trajectory: group.first.saturating_add(lane),
+                            step: last_step,
+                        });
+                    }
+                    on_save(i, &u);
+                }
                 PlanEvent::Step(step) => {
                     if let Some(slot) = keeper.row(step.k).and_then(|row| kept.get_mut(row)) {
                         *slot = u;
                     }
-                    u = self.adjoint_step(sde, noise, trajectory, step, &u)?;
+                    u = self.adjoint_step(sde, noise, group, step, &u)?;
+                    last_step = step.k;
                 }
             }
         }
         Ok(u)
     }
 
-    /// A trajectory's backward pass from the checkpoints `kept` by its forward pass (with
-    /// the same `checkpoints` and `last`) and its final state: recomputes the states it
-    /// needs (into `scratch`, [`Checkpoints::scratch`] rows, or for binomial snapshots in
-    /// `kept` itself) with the same noise, adds at every save time `save_times[i]` the
-    /// cotangent `save_bar(i, u)` of the state saved there and applies every step's
-    /// [`StepVjp`] in reverse. Adds the parameter cotangent into `params_bar` and the
-    /// cotangent of `u0` into `u0_bar`.
+    /// A pass's backward solve from the checkpoints `kept` by its forward pass (with the
+    /// same `checkpoints` and `last`) and its final state: recomputes the states it needs
+    /// (into `scratch`, [`Checkpoints::scratch`] rows, or for binomial snapshots in `kept`
+    /// itself) with the same noise, adds at every save time `save_times[i]` the cotangent
+    /// `save_bar(i, u)` of the state saved there and applies every step's [`StepVjp`] in
+    /// reverse. Adds the parameter cotangent into `params_bar` and the cotangent of `u0`
+    /// into `u0_bar` (each lane its trajectory's).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn backward_from_checkpoints<S, N, const D: usize>(
+    pub(crate) fn backward_from_checkpoints<S, N, X, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
-        trajectory: usize,
-        u0: &[f32; D],
+        group: LaneGroup,
+        u0: &[X; D],
         save_times: &[f32],
         last: u32,
         checkpoints: Checkpoints,
-        kept: &mut [[f32; D]],
-        final_state: &[f32; D],
-        scratch: &mut [[f32; D]],
-        save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
-        u0_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        kept: &mut [[X; D]],
+        final_state: &[X; D],
+        scratch: &mut [[X; D]],
+        save_bar: impl FnMut(usize, &[X; D]) -> [X; D],
+        u0_bar: &mut [X; D],
+        params_bar: &mut [X],
     ) -> Result<(), Error>
     where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
+        X: PlainReal,
+        S: SdeVjp<D, X>,
+        M: StepVjp<S, D, X>,
         N: NoiseSource,
     {
-        if let Checkpoints::Binomial(_) = checkpoints {
+        let walk = Walk {
+            solver: self,
+            sde,
+            noise,
+            group,
+            plan: self.grid.cursor_unchecked(save_times, last),
+            save_bar,
+            u_bar: [<X as Real>::ZERO; D],
+        };
+        let u_bar = if let Checkpoints::Binomial(_) = checkpoints {
             let snapshots = kept
                 .get_mut(..checkpoints.kept(last))
                 .ok_or(off_schedule())?;
-            return self.backward_binomial(
-                sde,
-                noise,
-                trajectory,
+            walk.binomial(u0, last, snapshots, final_state, params_bar)?
+        } else {
+            walk.by_segments(
                 u0,
-                save_times,
                 last,
-                snapshots,
+                checkpoints.interval(last),
+                kept,
                 final_state,
-                save_bar,
-                u0_bar,
+                scratch,
                 params_bar,
-            );
-        }
-        self.backward_by_segments(
-            sde,
-            noise,
-            trajectory,
-            u0,
-            save_times,
-            last,
-            checkpoints.interval(last),
-            kept,
-            final_state,
-            scratch,
-            save_bar,
-            u0_bar,
-            params_bar,
-        )
-    }
-
-    /// [`Solver::backward_from_checkpoints`] for evenly spaced checkpoints: walks back
-    /// segment by segment, each recomputed from its checkpoint into `segment`
-    /// (`min(interval, last)` rows).
-    #[allow(clippy::too_many_arguments)]
-    fn backward_by_segments<S, N, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        trajectory: usize,
-        u0: &[f32; D],
-        save_times: &[f32],
-        last: u32,
-        interval: u32,
-        checkpoints: &[[f32; D]],
-        final_state: &[f32; D],
-        segment: &mut [[f32; D]],
-        mut save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
-        u0_bar: &mut [f32; D],
-        params_bar: &mut [f32],
-    ) -> Result<(), Error>
-    where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
-        N: NoiseSource,
-    {
-        let n_ckpt = last.div_ceil(interval) as usize;
-        let mut plan = self.grid.cursor_unchecked(save_times, last);
-        // The save cotangent at step index k is added once `u_bar` is the cotangent of the
-        // state at k, before the step that produced it is undone.
-        let mut add_saves =
-            |plan: &mut PlanCursor<'_>, k: u32, u: &[f32; D], u_bar: &mut [f32; D]| {
-                if let Some(i) = plan.save_at(k) {
-                    axpy(u_bar, 1.0, &save_bar(i, u));
-                }
-            };
-        let mut u_bar = [0.0f32; D];
-        add_saves(&mut plan, last, final_state, &mut u_bar);
-        for seg in (0..n_ckpt).rev() {
-            let k0 = seg as u32 * interval;
-            let k1 = (k0 + interval).min(last);
-            let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
-            for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
-                if j > 0 {
-                    let k = k0 + j as u32 - 1;
-                    let step = plan.step(k).ok_or(off_plan(k))?;
-                    x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
-                }
-                *slot = x;
-            }
-            for k in (k0..k1).rev() {
-                let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
-                let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
-                let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
-                self.method
-                    .step_vjp(sde, t, h, &uk, &inc, &mut u_bar, params_bar);
-                add_saves(&mut plan, k, &uk, &mut u_bar);
-            }
-        }
+            )?
+        };
         axpy(u0_bar, 1.0, &u_bar);
         Ok(())
     }
 
-    /// [`Solver::backward_from_checkpoints`] for binomial snapshots: the schedule of
-    /// [`Checkpoints::Binomial`] without recursion. `positions[l]` is the step index of the
-    /// state held at level `l` (level 0: `u0`; level `l >= 1`: `snapshots[l - 1]`); the
-    /// current range `positions[level] .. end` is split while snapshots are free, reversed
-    /// step by step from its start otherwise, and then the level below resumes with the
-    /// range up to the position just reversed. The snapshots of the first descent were
-    /// stored by the forward pass.
+    /// One pass's discrete adjoint in [`Checkpoints::states`]`(last)` rows of `states`:
+    /// [`Solver::forward_with_checkpoints`], then [`Solver::backward_from_checkpoints`].
+    /// Inputs must be checked by the caller (noise kind, save times); a short `states` is
+    /// [`Error::Length`].
     #[allow(clippy::too_many_arguments)]
-    fn backward_binomial<S, N, const D: usize>(
+    pub(crate) fn adjoint_trajectory<S, N, X, const D: usize>(
         &self,
         sde: &S,
         noise: &N,
-        trajectory: usize,
-        u0: &[f32; D],
-        save_times: &[f32],
-        last: u32,
-        snapshots: &mut [[f32; D]],
-        final_state: &[f32; D],
-        mut save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
-        u0_bar: &mut [f32; D],
-        params_bar: &mut [f32],
-    ) -> Result<(), Error>
-    where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
-        N: NoiseSource,
-    {
-        let snapshot_count = snapshots.len().min(MAX_BINOMIAL_SNAPSHOTS as usize);
-        let mut positions = [0u32; MAX_BINOMIAL_SNAPSHOTS as usize + 1];
-        let mut plan = self.grid.cursor_unchecked(save_times, last);
-        let mut u_bar = [0.0f32; D];
-        if let Some(i) = plan.save_at(last) {
-            axpy(&mut u_bar, 1.0, &save_bar(i, final_state));
-        }
-        let (mut level, mut end, mut first_descent) = (0usize, last, true);
-        loop {
-            let a = *positions.get(level).ok_or(off_schedule())?;
-            let free = (snapshot_count - level.min(snapshot_count)) as u32;
-            let held = match level {
-                0 => *u0,
-                l => *snapshots.get(l - 1).ok_or(off_schedule())?,
-            };
-            if let Some(split) = next_snapshot(a, end, free) {
-                if !first_descent {
-                    let mut x = held;
-                    for k in a..split {
-                        let step = plan.step(k).ok_or(off_plan(k))?;
-                        x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
-                    }
-                    *snapshots.get_mut(level).ok_or(off_schedule())? = x;
-                }
-                level += 1;
-                *positions.get_mut(level).ok_or(off_schedule())? = split;
-                continue;
-            }
-            first_descent = false;
-            // No snapshot to spare: every step of the range from its start.
-            for k in (a..end).rev() {
-                let mut x = held;
-                for j in a..k {
-                    let step = plan.step(j).ok_or(off_plan(j))?;
-                    x = self.adjoint_step(sde, noise, trajectory, step, &x)?;
-                }
-                let PlannedStep { t, h, .. } = plan.step(k).ok_or(off_plan(k))?;
-                let inc = Self::adjoint_increment::<S, N, D>(noise, trajectory, k, h)?;
-                self.method
-                    .step_vjp(sde, t, h, &x, &inc, &mut u_bar, params_bar);
-                if let Some(i) = plan.save_at(k) {
-                    axpy(&mut u_bar, 1.0, &save_bar(i, &x));
-                }
-            }
-            end = a;
-            if level == 0 {
-                break;
-            }
-            level -= 1;
-        }
-        axpy(u0_bar, 1.0, &u_bar);
-        Ok(())
-    }
-
-    /// One trajectory's discrete adjoint in [`Checkpoints::states`]`(last)` rows of
-    /// `states`: [`Solver::forward_with_checkpoints`], then
-    /// [`Solver::backward_from_checkpoints`]. Inputs must be checked by the caller (noise
-    /// kind, save times); a short `states` is [`Error::Length`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn adjoint_trajectory<S, N, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        trajectory: usize,
-        u0: &[f32; D],
+        group: LaneGroup,
+        u0: &[X; D],
         save_times: &[f32],
         last: u32,
         checkpoints: Checkpoints,
-        states: &mut [[f32; D]],
-        save_bar: impl FnMut(usize, &[f32; D]) -> [f32; D],
-        u0_bar: &mut [f32; D],
-        params_bar: &mut [f32],
+        states: &mut [[X; D]],
+        save_bar: impl FnMut(usize, &[X; D]) -> [X; D],
+        u0_bar: &mut [X; D],
+        params_bar: &mut [X],
     ) -> Result<(), Error>
     where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
+        X: PlainReal,
+        S: SdeVjp<D, X>,
+        M: StepVjp<S, D, X>,
         N: NoiseSource,
     {
         let short = Error::Length {
@@ -988,7 +891,7 @@ impl<M: Method> Solver<M> {
         let final_state = self.forward_with_checkpoints(
             sde,
             noise,
-            trajectory,
+            group,
             u0,
             save_times,
             last,
@@ -999,7 +902,7 @@ impl<M: Method> Solver<M> {
         self.backward_from_checkpoints(
             sde,
             noise,
-            trajectory,
+            group,
             u0,
             save_times,
             last,
@@ -1046,7 +949,7 @@ impl<M: Method> Solver<M> {
             let final_state = self.forward_with_checkpoints(
                 sde,
                 noise,
-                m,
+                LaneGroup::one(m),
                 u0,
                 save_times,
                 last,
@@ -1064,5 +967,154 @@ impl<M: Method> Solver<M> {
         }
         super::finish_variance(var, trajectories);
         Ok(())
+    }
+}
+
+/// A backward walk over one pass's steps: what every checkpoint schedule shares.
+struct Walk<'a, M, S, N, F, X, const D: usize> {
+    solver: &'a Solver<M>,
+    sde: &'a S,
+    noise: &'a N,
+    group: LaneGroup,
+    plan: PlanCursor<'a>,
+    /// The cotangent of a state saved at save time `i`.
+    save_bar: F,
+    /// The cotangent of the state the walk has reached.
+    u_bar: [X; D],
+}
+
+impl<M, S, N, F, X, const D: usize> Walk<'_, M, S, N, F, X, D>
+where
+    X: PlainReal,
+    S: SdeVjp<D, X>,
+    M: Method + StepVjp<S, D, X>,
+    N: NoiseSource,
+    F: FnMut(usize, &[X; D]) -> [X; D],
+{
+    /// Adds the cotangent of the state `u` reached after `k` steps if it is saved.
+    #[inline]
+    fn add_save(&mut self, k: u32, u: &[X; D]) {
+        if let Some(i) = self.plan.save_at(k) {
+            let bar = (self.save_bar)(i, u);
+            axpy(&mut self.u_bar, 1.0, &bar);
+        }
+    }
+
+    /// Step `k` forward from `x`.
+    #[inline]
+    fn advance(&mut self, k: u32, x: &[X; D]) -> Result<[X; D], Error> {
+        let step = self.plan.step(k).ok_or(off_plan(k))?;
+        self.solver
+            .adjoint_step(self.sde, self.noise, self.group, step, x)
+    }
+
+    /// Undoes step `k` from its start state `uk`: the step's vector–Jacobian product, then
+    /// the save cotangent of `uk`.
+    #[inline]
+    fn undo(&mut self, k: u32, uk: &[X; D], params_bar: &mut [X]) -> Result<(), Error> {
+        let step = self.plan.step(k).ok_or(off_plan(k))?;
+        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(self.noise, self.group, step)?;
+        self.solver.method.step_vjp(
+            self.sde,
+            step.t,
+            step.h,
+            uk,
+            &inc,
+            &mut self.u_bar,
+            params_bar,
+        );
+        self.add_save(k, uk);
+        Ok(())
+    }
+
+    /// Evenly spaced checkpoints: walks back segment by segment, each recomputed from its
+    /// checkpoint into `segment` (`min(interval, last)` rows). Returns the cotangent of `u0`.
+    #[allow(clippy::too_many_arguments)]
+    fn by_segments(
+        mut self,
+        u0: &[X; D],
+        last: u32,
+        interval: u32,
+        checkpoints: &[[X; D]],
+        final_state: &[X; D],
+        segment: &mut [[X; D]],
+        params_bar: &mut [X],
+    ) -> Result<[X; D], Error> {
+        let n_ckpt = last.div_ceil(interval) as usize;
+        // The save cotangent at step index k is added once `u_bar` is the cotangent of the
+        // state at k, before the step that produced it is undone.
+        self.add_save(last, final_state);
+        for seg in (0..n_ckpt).rev() {
+            let k0 = seg as u32 * interval;
+            let k1 = (k0 + interval).min(last);
+            let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
+            for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
+                if j > 0 {
+                    x = self.advance(k0 + j as u32 - 1, &x)?;
+                }
+                *slot = x;
+            }
+            for k in (k0..k1).rev() {
+                let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
+                self.undo(k, &uk, params_bar)?;
+            }
+        }
+        Ok(self.u_bar)
+    }
+
+    /// Binomial snapshots: the schedule of [`Checkpoints::Binomial`] without recursion.
+    /// `positions[l]` is the step index of the state held at level `l` (level 0: `u0`; level
+    /// `l >= 1`: `snapshots[l - 1]`); the current range `positions[level] .. end` is split
+    /// while snapshots are free, reversed step by step from its start otherwise, and then
+    /// the level below resumes with the range up to the position just reversed. The
+    /// snapshots of the first descent were stored by the forward pass. Returns the
+    /// cotangent of `u0`.
+    fn binomial(
+        mut self,
+        u0: &[X; D],
+        last: u32,
+        snapshots: &mut [[X; D]],
+        final_state: &[X; D],
+        params_bar: &mut [X],
+    ) -> Result<[X; D], Error> {
+        let snapshot_count = snapshots.len().min(MAX_BINOMIAL_SNAPSHOTS as usize);
+        let mut positions = [0u32; MAX_BINOMIAL_SNAPSHOTS as usize + 1];
+        self.add_save(last, final_state);
+        let (mut level, mut end, mut first_descent) = (0usize, last, true);
+        loop {
+            let a = *positions.get(level).ok_or(off_schedule())?;
+            let free = (snapshot_count - level.min(snapshot_count)) as u32;
+            let held = match level {
+                0 => *u0,
+                l => *snapshots.get(l - 1).ok_or(off_schedule())?,
+            };
+            if let Some(split) = next_snapshot(a, end, free) {
+                if !first_descent {
+                    let mut x = held;
+                    for k in a..split {
+                        x = self.advance(k, &x)?;
+                    }
+                    *snapshots.get_mut(level).ok_or(off_schedule())? = x;
+                }
+                level += 1;
+                *positions.get_mut(level).ok_or(off_schedule())? = split;
+                continue;
+            }
+            first_descent = false;
+            // No snapshot to spare: every step of the range from its start.
+            for k in (a..end).rev() {
+                let mut x = held;
+                for j in a..k {
+                    x = self.advance(j, &x)?;
+                }
+                self.undo(k, &x, params_bar)?;
+            }
+            end = a;
+            if level == 0 {
+                break;
+            }
+            level -= 1;
+        }
+        Ok(self.u_bar)
     }
 }

@@ -549,7 +549,13 @@ impl TimeGrid {
             index: 0,
             start: Anchor::origin(self.t0),
             end: None,
+            saves: SaveHint {
+                index: 0,
+                at: SaveHint::PAST,
+                before: SaveHint::BELOW,
+            },
         };
+        cursor.saves.at = cursor.save_key(0);
         cursor.rewind();
         cursor
     }
@@ -558,8 +564,9 @@ impl TimeGrid {
 /// Random access to a [`StepPlan`]: step `k`'s `(k, t, h)` with the bits the plan gives,
 /// and the save time at step index `k`. Made by [`TimeGrid::cursor`]; allocates nothing.
 ///
-/// On a uniform grid every query costs O(1) (a save lookup O(log S) for `S` save times).
-/// On the other spacings a save time's step index depends on all earlier ones, so the
+/// On a uniform grid a step costs O(1), and so does a save lookup at or next to the last
+/// one looked up (the cursor moves one save time at a time from there): a walk over the
+/// steps forwards or backwards costs O(1) per step. On the other spacings a save time's step index depends on all earlier ones, so the
 /// cursor keeps the segment (between two consecutive save times) of the last query:
 /// queries in the same or a later segment cost O(1) per segment moved, an earlier one
 /// re-walks the save times from the start, O(S). A backward pass over a whole plan costs
@@ -576,6 +583,36 @@ pub struct PlanCursor<'a> {
     start: Anchor,
     /// Where it ends; `None` if `save_times` is empty or a save time is bad.
     end: Option<Anchor>,
+    /// Uniform grids: where the last save lookup ended, for the next one to start from.
+    saves: SaveHint,
+}
+
+/// A position in the save times of a uniform grid, with the grid indices on either side
+/// of it at hand, so that a lookup next to it compares two integers and snaps nothing.
+#[derive(Clone, Copy, Debug)]
+struct SaveHint {
+    /// A save time's index in the list (`len` past the last one).
+    index: usize,
+    /// The grid index of `save_times[index]`; [`SaveHint::PAST`] past the end of the list,
+    /// [`SaveHint::BELOW`] off the grid.
+    at: i64,
+    /// The grid index of `save_times[index - 1]`; [`SaveHint::BELOW`] at 0 or off the grid.
+    before: i64,
+}
+
+impl SaveHint {
+    /// Below every step index.
+    const BELOW: i64 = -1;
+    /// Above every step index.
+    const PAST: i64 = i64::MAX;
+
+    /// Whether this is the first save time not below `k`: the one before is below `k`,
+    /// this one is not.
+    #[inline]
+    fn brackets(&self, k: u32) -> bool {
+        let k = i64::from(k);
+        self.before < k && k <= self.at
+    }
 }
 
 impl PlanCursor<'_> {
@@ -585,6 +622,7 @@ impl PlanCursor<'_> {
     }
 
     /// Step `k` of the plan, `None` for `k >= last()`.
+    #[inline]
     pub fn step(&mut self, k: u32) -> Option<PlannedStep> {
         if k >= self.last {
             return None;
@@ -597,6 +635,12 @@ impl PlanCursor<'_> {
                 sqrt_h: self.grid.sqrt_h,
             });
         }
+        self.planned_step(k)
+    }
+
+    /// [`PlanCursor::step`] off the uniform grid: from the segment that holds step `k`.
+    #[inline(never)]
+    fn planned_step(&mut self, k: u32) -> Option<PlannedStep> {
         let end = self.seek(k + 1)?;
         let size = self.grid.segment_size(self.start, end);
         Some(self.grid.segment_step(self.start, end, k, size))
@@ -604,20 +648,63 @@ impl PlanCursor<'_> {
 
     /// The index `i` of the save time `save_times[i]` at which the plan saves the state
     /// reached after `k` steps, if any (at most one save time falls on each step index).
+    #[inline]
     pub fn save_at(&mut self, k: u32) -> Option<usize> {
         if k > self.last {
             return None;
         }
         if self.grid.spacing == Spacing::Uniform {
-            // Uniform save times are matched to grid indices one by one, increasing.
-            let grid = self.grid;
-            let below = |t: &f32| grid.snap(*t).is_none_or(|j| j < k);
-            let i = self.save_times.partition_point(below);
-            let found = self.save_times.get(i).and_then(|&t| grid.snap(t));
-            return (found == Some(k)).then_some(i);
+            let mut hint = self.saves;
+            if !hint.brackets(k) {
+                hint = self.move_save_hint(k);
+            }
+            return (hint.at == i64::from(k)).then_some(hint.index);
         }
+        self.planned_save_at(k)
+    }
+
+    /// [`PlanCursor::save_at`] off the uniform grid: from the segment that ends at or
+    /// after step index `k`.
+    #[inline(never)]
+    fn planned_save_at(&mut self, k: u32) -> Option<usize> {
         let end = self.seek(k)?;
         (end.k == k).then_some(self.index)
+    }
+
+    /// On a uniform grid: moves the save hint from the last lookup's position to the first
+    /// save time whose grid index is not below `k` (a time off the grid counts as below),
+    /// one save time at a time. Save times are matched to grid indices one by one,
+    /// increasing, so that is where `k`'s save time is if it has one. The walk moves one
+    /// way only, so it ends (after at most `save_times.len()` moves) whatever the list
+    /// holds.
+    #[inline(never)]
+    fn move_save_hint(&mut self, k: u32) -> SaveHint {
+        let k = i64::from(k);
+        let mut hint = self.saves;
+        while hint.before >= k {
+            hint.index -= 1;
+            hint.at = hint.before;
+            hint.before = match hint.index.checked_sub(1) {
+                Some(i) => self.save_key(i),
+                None => SaveHint::BELOW,
+            };
+        }
+        while hint.at < k {
+            hint.index += 1;
+            hint.before = hint.at;
+            hint.at = self.save_key(hint.index);
+        }
+        self.saves = hint;
+        hint
+    }
+
+    /// The grid index of `save_times[i]` as a [`SaveHint`] key: [`SaveHint::BELOW`] off
+    /// the grid, [`SaveHint::PAST`] past the end of the list.
+    fn save_key(&self, i: usize) -> i64 {
+        match self.save_times.get(i) {
+            Some(&t) => self.grid.snap(t).map_or(SaveHint::BELOW, i64::from),
+            None => SaveHint::PAST,
+        }
     }
 
     /// Back to the first segment.

@@ -78,6 +78,7 @@ mod sra;
 mod sri;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
+pub(crate) use adjoint::LaneGroup;
 pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
 #[cfg(feature = "std")]
 pub use ensemble::Ensemble;
@@ -1104,8 +1105,9 @@ fn increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usize>(
 ///
 /// `size` comes from the step plan, with `sqrt(h)` computed once per grid segment; a
 /// source that cannot fail ([`Brownian`](crate::noise::Brownian)) returns `Ok` always, and
-/// once inlined no `Result` is left.
-#[inline]
+/// once inlined no `Result` is left. All lanes are drawn by one
+/// [`NoiseSource::increment_lanes`] call (vectorized for `Brownian`).
+#[inline(always)]
 fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lanes>(
     noise: &N,
     first: usize,
@@ -1114,34 +1116,19 @@ fn lane_increment<N: NoiseSource, S: Sde<X, D>, X: Real, const D: usize, V: Lane
     size: StepSize,
     with_dz: bool,
 ) -> Result<Increment<D, V>, Error> {
-    let zero = V::ZERO;
-    let mut inc = Increment {
-        dw: [zero; D],
-        dz: [zero; D],
-    };
-    for j in 0..V::WIDTH {
-        let trajectory = first.saturating_add(j.min(count.saturating_sub(1)));
-        if S::NOISE == NoiseKind::Scalar {
-            let one = noise.increment_sized::<1>(trajectory, k, size, with_dz)?;
-            for dw in inc.dw.iter_mut() {
-                dw.set_lane(j, one.dw[0]);
-            }
-            if with_dz {
-                for dz in inc.dz.iter_mut() {
-                    dz.set_lane(j, one.dz[0]);
-                }
-            }
-        } else {
-            let lane = noise.increment_sized::<D>(trajectory, k, size, with_dz)?;
-            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
-                dw.set_lane(j, w);
-            }
-            if with_dz {
-                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
-                    dz.set_lane(j, z);
-                }
-            }
+    if S::NOISE == NoiseKind::Scalar {
+        let Increment { dw: [w], dz: [z] } =
+            noise.increment_lanes::<1, V>(first, count, k, size, with_dz)?;
+        Ok(Increment {
+            dw: [w; D],
+            dz: [if with_dz { z } else { V::ZERO }; D],
+        })
+    } else {
+        let mut inc = noise.increment_lanes::<D, V>(first, count, k, size, with_dz)?;
+        if !with_dz {
+            // A caller's source may fill `dz` anyway: the solvers rely on zero.
+            inc.dz = [V::ZERO; D];
         }
+        Ok(inc)
     }
-    Ok(inc)
 }

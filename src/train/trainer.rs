@@ -7,7 +7,11 @@ use super::optim::{clip_global_norm, Optimizer};
 use super::schedule::{GrowingWindow, NoiseMode};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
+#[cfg(feature = "std")]
+use crate::grad::reverse::REVERSE_LANES;
 use crate::grad::{loss_and_gradient, reverse, Loss, Problem};
+#[cfg(feature = "std")]
+use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::sde::{Sde, SdeVjp};
@@ -745,8 +749,8 @@ where
 #[cfg(feature = "std")]
 impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
 where
-    S: Sde<Dual<K>, D> + SdeVjp<D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + StepVjp<S, D> + Sync,
+    S: Sde<Dual<K>, D> + SdeVjp<D> + SdeVjp<D, F32x<REVERSE_LANES>> + Parameters + Sync,
+    M: Step<Dual<K>, S, D> + StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>> + Sync,
     L: Loss<D> + Sync,
     O: Optimizer,
 {

@@ -11,7 +11,9 @@ use super::trainer::{
 };
 use crate::dual::Dual;
 use crate::error::Error;
+use crate::grad::reverse::REVERSE_LANES;
 use crate::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem};
+use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::Brownian;
 use crate::real::Real;
@@ -56,7 +58,6 @@ impl<O: Optimizer> IntoOptimizer for O {
 /// The buffers a [`Training`] computes gradients in.
 struct Scratch<const D: usize> {
     stats: Vec<[Dual<TRAINING_LANES>; D]>,
-    tape: Vec<[f32; D]>,
     mode: GradientMode,
     threads: Option<usize>,
 }
@@ -86,8 +87,9 @@ where
     }
 }
 
-/// Reverse mode, on the calling thread (with a tape that keeps every trajectory's
-/// checkpoints, grown as the number of trajectories grows) or on `scratch.threads` threads.
+/// Reverse mode on `scratch.threads` threads (the calling thread alone by default): the
+/// threaded function runs 8 trajectories per pass on lanes, so it is the faster one even on
+/// one thread, and its bits do not depend on the thread count.
 fn reverse_gradient<S, M, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
@@ -97,56 +99,34 @@ fn reverse_gradient<S, M, L, const D: usize>(
     grad: &mut [f32],
 ) -> Result<f32, Error>
 where
-    S: SdeVjp<D> + Parameters + Sync,
-    M: StepVjp<S, D> + Sync,
+    S: SdeVjp<D> + SdeVjp<D, F32x<REVERSE_LANES>> + Parameters + Sync,
+    M: StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>> + Sync,
     L: Loss<D> + Sync,
 {
     let checkpoints = match scratch.mode {
         GradientMode::Reverse(c) => c,
         GradientMode::Forward => Checkpoints::All,
     };
-    if let Some(t) = scratch.threads {
-        return reverse::loss_and_gradient_parallel(
-            problem,
-            model,
-            noise,
-            loss,
-            checkpoints,
-            grad,
-            t,
-        );
-    }
-    let needed = reverse::tape_len_keep_all(problem, checkpoints);
-    if scratch.tape.len() < needed {
-        scratch.tape.resize(needed, [0.0; D]);
-    }
-    reverse::loss_and_gradient(
-        problem,
-        model,
-        noise,
-        loss,
-        checkpoints,
-        &mut scratch.stats,
-        &mut scratch.tape,
-        grad,
-    )
+    let threads = scratch.threads.unwrap_or(1);
+    reverse::loss_and_gradient_parallel(problem, model, noise, loss, checkpoints, grad, threads)
 }
 
 /// An owned training state (feature `std`): the model, the problem, the loss, the
 /// optimizer (its state allocated to the model's size) and every buffer (parameters,
-/// gradient, best parameters, statistics scratch, reverse-mode tape), so that training is
+/// gradient, best parameters, statistics scratch), so that training is
 /// `Training::new(model, problem, loss, AdamConfig::lr(0.05))?.run(300, callback)`.
 ///
 /// It trains exactly as the slice-based [`Trainer`](super::Trainer) does (the same loop,
-/// the same bits for the same settings; the `Trainer` stays for firmware that places its
-/// own buffers): each iteration computes the loss and gradient on that iteration's noise,
+/// the same bits for the same settings, reverse mode being always the threaded, lane form,
+/// as [`Trainer::with_threads`](super::Trainer::with_threads); the `Trainer` stays for
+/// firmware that places its own buffers): each iteration computes the loss and gradient on that iteration's noise,
 /// reports [`Progress`] to the callback (which may stop training), records the best
 /// parameters and updates. [`Training::new`] chooses the cheaper gradient mode (reverse
 /// mode keeping every state unless forward mode's estimate is lower; see
 /// [`Trainer::with_cheaper_mode`](super::Trainer::with_cheaper_mode));
 /// [`with_gradient_mode`](Training::with_gradient_mode) sets one,
 /// [`with_threads`](Training::with_threads) spreads the trajectories over threads.
-/// Methods without an adjoint (Milstein, RK4) train with [`Training::forward`].
+/// Methods without an adjoint (RK4) train with [`Training::forward`].
 ///
 /// The best parameters are kept apart: [`best_model`](Training::best_model) is a copy of
 /// the model with them, to evaluate without disturbing training;
@@ -204,8 +184,12 @@ pub struct Training<'a, S, M, L, O, const D: usize> {
 
 impl<'a, S, M, L, O, const D: usize> Training<'a, S, M, L, O, D>
 where
-    S: Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D> + Parameters + Sync,
-    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + Sync,
+    S: Sde<Dual<TRAINING_LANES>, D>
+        + SdeVjp<D>
+        + SdeVjp<D, F32x<REVERSE_LANES>>
+        + Parameters
+        + Sync,
+    M: Step<Dual<TRAINING_LANES>, S, D> + StepVjp<S, D> + StepVjp<S, D, F32x<REVERSE_LANES>> + Sync,
     L: Loss<D> + Sync,
     O: Optimizer,
 {
@@ -239,8 +223,8 @@ where
     }
 
     /// Computes gradients in `mode` from now on: [`GradientMode::Forward`], or reverse mode
-    /// with the given checkpoints (a tape keeping every trajectory's, allocated and grown
-    /// by the training state).
+    /// with the given checkpoints (kept for every trajectory up to 64 MiB, in memory the
+    /// gradient allocates; see [`reverse::loss_and_gradient_parallel`]).
     #[must_use]
     pub fn with_gradient_mode(mut self, mode: GradientMode) -> Self {
         self.scratch.mode = mode;
@@ -297,7 +281,6 @@ where
             record: Record::new(problem.window()),
             scratch: Scratch {
                 stats: std::vec![[Dual::ZERO; D]; problem.stats_len()],
-                tape: Vec::new(),
                 mode,
                 threads: None,
             },

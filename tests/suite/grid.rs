@@ -9,7 +9,7 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{normal_from_bits, splitmix64, Brownian, Increment, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    EulerMaruyama, Method, Milstein, PlanEvent, PlannedStep, Solver, Sosri, Step, TimeGrid,
+    EulerMaruyama, Method, Milstein, PlanEvent, PlannedStep, Solver, Sosri, Spacing, Step, TimeGrid,
 };
 use tinysde::{Error, NoiseKind, Real};
 
@@ -227,6 +227,130 @@ proptest! {
         // Budget respected up to one step per save time closer than half a step.
         let n = TimeGrid::through(t0, t1, steps).unwrap().check_save_times(&times).unwrap();
         prop_assert!(n as usize <= steps as usize + times.len());
+    }
+}
+
+/// What a cursor must give, read off the forward plan: the steps in order, and for each
+/// step index `0..=last` the save time the plan saves there (if any).
+fn plan_reference(grid: &TimeGrid, times: &[f32]) -> (Vec<PlannedStep>, Vec<Option<usize>>) {
+    let mut steps = Vec::new();
+    let mut saves = vec![None];
+    for event in grid.plan(times).unwrap() {
+        match event {
+            PlanEvent::Step(s) => {
+                steps.push(s);
+                saves.push(None);
+            }
+            PlanEvent::Save(i) => *saves.last_mut().unwrap() = Some(i),
+        }
+    }
+    (steps, saves)
+}
+
+/// The step indices a query sequence visits: whole walks forwards and backwards, the
+/// checkpointed backward pass (each segment stepped forwards, then walked backwards) and
+/// random jumps, each past both ends too.
+fn query_orders(last: u32, interval: u32, jumps: &[u32]) -> Vec<u32> {
+    let mut ks: Vec<u32> = (0..=last + 2).collect();
+    ks.extend((0..=last + 2).rev());
+    let mut end = last;
+    loop {
+        let start = end.saturating_sub(interval.max(1));
+        ks.extend(start..end);
+        ks.extend((start..=end).rev());
+        if start == 0 {
+            break;
+        }
+        end = start;
+    }
+    ks.extend(jumps.iter().map(|j| j % (last + 3)));
+    ks.extend([u32::MAX, 0, last, u32::MAX - 1]);
+    ks
+}
+
+/// Runs `ks` through one cursor, a step and a save lookup per query (in both orders),
+/// against the plan and, on a uniform grid, against the binary search over the save times
+/// the cursor used to do.
+fn check_cursor_queries(grid: &TimeGrid, times: &[f32], ks: &[u32]) {
+    let (steps, saves) = plan_reference(grid, times);
+    let last = steps.len() as u32;
+    let uniform = grid.spacing() == Spacing::Uniform;
+    let mut cursor = grid.cursor(times).unwrap();
+    assert_eq!(cursor.last(), last);
+    for (n, &k) in ks.iter().enumerate() {
+        let expected_save = saves.get(k as usize).copied().flatten();
+        let expected_step = steps.get(k as usize).copied();
+        let (save, step) = if n % 2 == 0 {
+            let save = cursor.save_at(k);
+            (save, cursor.step(k))
+        } else {
+            let step = cursor.step(k);
+            (cursor.save_at(k), step)
+        };
+        assert_eq!(
+            save, expected_save,
+            "save at {k} (query {n}) on {grid:?}, {times:?}"
+        );
+        assert_eq!(
+            step.map(|s| (s.k, s.t.to_bits(), s.h.to_bits(), s.sqrt_h.to_bits())),
+            expected_step.map(|s| (s.k, s.t.to_bits(), s.h.to_bits(), s.sqrt_h.to_bits())),
+            "step {k} (query {n})"
+        );
+        if uniform && k <= last {
+            // The lookup before: the first save time whose index is not below k.
+            let i = times.partition_point(|&t| grid.index_of(t).is_none_or(|j| j < k));
+            let before = (times.get(i).and_then(|&t| grid.index_of(t)) == Some(k)).then_some(i);
+            assert_eq!(save, before, "save at {k}: binary search");
+        }
+    }
+}
+
+proptest! {
+    /// Uniform grids: save times at random grid points (sometimes `t0`, sometimes `t1`).
+    #[test]
+    fn cursors_on_uniform_grids_answer_every_query_order_as_the_plan(
+        t0 in -50.0f32..50.0,
+        span in 1e-3f32..100.0,
+        steps in 1u32..1500,
+        picks in prop::collection::vec(0.0f64..=1.0, 0..25),
+        interval in 1u32..40,
+        jumps in prop::collection::vec(any::<u32>(), 0..60),
+    ) {
+        let grid = TimeGrid::new(t0, t0 + span, steps).unwrap();
+        let mut ks: Vec<u32> = picks.iter().map(|p| (p * steps as f64) as u32).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let times: Vec<f32> = ks.iter().map(|&k| grid.time(k)).collect();
+        prop_assume!(grid.check_save_times(&times).is_ok());
+        let last = grid.check_save_times(&times).unwrap();
+        check_cursor_queries(&grid, &times, &query_orders(last, interval, &jumps));
+    }
+
+    /// The spacings through the save times: the same query orders.
+    #[test]
+    fn cursors_through_save_times_answer_every_query_order_as_the_plan(
+        gaps in prop::collection::vec(1e-3f32..0.7, 1..20),
+        steps in 1u32..300,
+        h_max in 1e-2f32..0.5,
+        interval in 1u32..40,
+        jumps in prop::collection::vec(any::<u32>(), 0..60),
+    ) {
+        let t0 = -1.0f32;
+        let times: Vec<f32> = gaps
+            .iter()
+            .scan(t0, |t, g| {
+                *t += g;
+                Some(*t)
+            })
+            .collect();
+        let t1 = *times.last().unwrap();
+        for grid in [
+            TimeGrid::through(t0, t1, steps).unwrap(),
+            TimeGrid::with_max_step(t0, t1, h_max).unwrap(),
+        ] {
+            let last = grid.check_save_times(&times).unwrap();
+            check_cursor_queries(&grid, &times, &query_orders(last, interval, &jumps));
+        }
     }
 }
 

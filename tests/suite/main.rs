@@ -23,6 +23,7 @@ mod nn_alloc;
 mod noise;
 mod reverse;
 mod reverse_grids;
+mod reverse_lanes;
 mod reverse_training;
 mod reversible_heun;
 mod seed_calibration;

@@ -1,12 +1,16 @@
 //! The Brownian noise: distribution, independence, reproducibility, and coarsening.
 
 use proptest::prelude::*;
+use std::cell::Cell;
 use tinysde::nn::ParamSeed;
+
+use tinysde::lanes::Lanes;
 use tinysde::noise::{
-    fill_standard_normal, normal_from_bits, rng_from_seed, Brownian, Coarsened, NoiseSource,
-    StepSize,
+    fill_standard_normal, normal_from_bits, rng_from_seed, Brownian, Coarsened, Increment,
+    NoiseSource, StepSize,
 };
 use tinysde::solve::{PlanEvent, TimeGrid};
+use tinysde::{Error, F32x};
 
 /// Sample mean and (n - 1) variance, in f64.
 fn moments(xs: &[f64]) -> (f64, f64) {
@@ -252,6 +256,192 @@ fn step_plans_carry_the_square_root_of_every_step_size() {
         }
         assert!(steps >= 7, "grid {g}: {steps} steps");
     }
+}
+
+/// The trajectory lane `j` of a batch of `count` from `first` must hold: the last one
+/// repeats past `count` (and `count = 0` means `first`), never wrapping past `usize::MAX`.
+fn expected_trajectory(first: usize, count: usize, j: usize) -> usize {
+    let last = if count == 0 { 0 } else { count - 1 };
+    first.saturating_add(j.min(last))
+}
+
+/// Draws statistics over the lanes compared by [`compare_lanes`]: how many draws fell in the
+/// tails of the normal (|z| > 1.44, where the inverse CDF takes its tail branch) and how
+/// many in the centre.
+#[derive(Default)]
+struct Coverage {
+    tail: usize,
+    centre: usize,
+}
+
+/// Asserts that every lane of `noise.increment_lanes::<C, V>` has the bits of the one-lane
+/// `increment_sized` for its trajectory, with dZ zero unless asked for.
+fn compare_lanes<const C: usize, V: Lanes, N: NoiseSource>(
+    noise: &N,
+    first: usize,
+    count: usize,
+    step: u32,
+    size: StepSize,
+    with_dz: bool,
+    coverage: &mut Coverage,
+) {
+    let lanes = noise
+        .increment_lanes::<C, V>(first, count, step, size, with_dz)
+        .unwrap();
+    for j in 0..V::WIDTH {
+        let m = expected_trajectory(first, count, j);
+        let one = noise.increment_sized::<C>(m, step, size, with_dz).unwrap();
+        for c in 0..C {
+            let context = format!(
+                "L={} C={C} first={first} count={count} step={step} h={} dz={with_dz} lane={j} \
+                 channel={c}",
+                V::WIDTH,
+                size.h()
+            );
+            assert_eq!(
+                lanes.dw[c].lane(j).to_bits(),
+                one.dw[c].to_bits(),
+                "dW {context}"
+            );
+            let dz = if with_dz { one.dz[c] } else { 0.0 };
+            assert_eq!(lanes.dz[c].lane(j).to_bits(), dz.to_bits(), "dZ {context}");
+            for x in [one.dw[c], if with_dz { one.dz[c] } else { 0.0 }] {
+                if (x / size.sqrt_h()).abs() > 1.44 {
+                    coverage.tail += 1;
+                } else if x != 0.0 {
+                    coverage.centre += 1;
+                }
+            }
+        }
+    }
+}
+
+/// [`compare_lanes`] for C = 1, 2, 3 channels, with and without dZ, over batch sizes below,
+/// at and above the lane width, several seeds, steps and step sizes.
+fn compare_lanes_of_width<V: Lanes>(coverage: &mut Coverage) {
+    let width = V::WIDTH;
+    let counts = [0, 1, width / 2, width.saturating_sub(1), width, width + 3];
+    // Tiny, small, unit and huge steps: the scale multiplies after the normal is drawn.
+    let sizes = [1e-7f32, 0.01, 1.0, 3.0e4].map(|h| StepSize::new(h).unwrap());
+    for seed in [0u64, 3, 0xDEAD_BEEF_0123_4567] {
+        let noise = Brownian::new(seed);
+        for (first, step) in [
+            (0usize, 0u32),
+            (5, 17),
+            (1_000_003, 599),
+            (usize::MAX - 2, u32::MAX),
+        ] {
+            for &count in &counts {
+                for &size in &sizes {
+                    for with_dz in [false, true] {
+                        compare_lanes::<1, V, _>(
+                            &noise, first, count, step, size, with_dz, coverage,
+                        );
+                        compare_lanes::<2, V, _>(
+                            &noise, first, count, step, size, with_dz, coverage,
+                        );
+                        compare_lanes::<3, V, _>(
+                            &noise, first, count, step, size, with_dz, coverage,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lane_wide_brownian_increments_equal_the_one_lane_ones_bit_for_bit() {
+    let mut coverage = Coverage::default();
+    compare_lanes_of_width::<f32>(&mut coverage);
+    compare_lanes_of_width::<F32x<4>>(&mut coverage);
+    compare_lanes_of_width::<F32x<8>>(&mut coverage);
+    compare_lanes_of_width::<F32x<16>>(&mut coverage);
+    // Widths that are not a multiple of 4 take the lane-by-lane path.
+    compare_lanes_of_width::<F32x<3>>(&mut coverage);
+    // Both branches of the inverse normal CDF were compared, many times each.
+    assert!(
+        coverage.tail > 1_000 && coverage.centre > 5 * coverage.tail,
+        "tail {} centre {}",
+        coverage.tail,
+        coverage.centre
+    );
+}
+
+/// A source that only says how to draw one increment: it gets the trait's default
+/// `increment_sized` and `increment_lanes`. Fails for trajectories from `fail_from` on, and
+/// counts its draws.
+struct OneLaneOnly {
+    inner: Brownian,
+    fail_from: usize,
+    draws: Cell<usize>,
+}
+
+impl NoiseSource for OneLaneOnly {
+    fn increment<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        h: f32,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        if trajectory >= self.fail_from {
+            return Err(Error::NoiseExhausted { trajectory, step });
+        }
+        self.draws.set(self.draws.get() + 1);
+        self.inner.increment(trajectory, step, h, with_dz)
+    }
+}
+
+#[test]
+fn the_default_lane_wide_increment_draws_lane_by_lane_and_reports_the_first_failure() {
+    let inner = Brownian::new(11);
+    let source = OneLaneOnly {
+        inner,
+        fail_from: usize::MAX,
+        draws: Cell::new(0),
+    };
+    let size = StepSize::new(0.02).unwrap();
+    let mut coverage = Coverage::default();
+    for (first, count) in [(0, 8), (40, 3), (7, 0)] {
+        compare_lanes::<2, F32x<8>, _>(&source, first, count, 9, size, true, &mut coverage);
+        // The default and Brownian's own lane-wide draw agree bit for bit.
+        let default = source
+            .increment_lanes::<2, F32x<8>>(first, count, 9, size, true)
+            .unwrap();
+        let vectorized = inner
+            .increment_lanes::<2, F32x<8>>(first, count, 9, size, true)
+            .unwrap();
+        assert_eq!(
+            default.dw.map(|v| v.0.map(f32::to_bits)),
+            vectorized.dw.map(|v| v.0.map(f32::to_bits))
+        );
+        assert_eq!(
+            default.dz.map(|v| v.0.map(f32::to_bits)),
+            vectorized.dz.map(|v| v.0.map(f32::to_bits))
+        );
+    }
+    // A source's error comes back as it is: the first failing lane's (trajectory 5 here).
+    let failing = OneLaneOnly {
+        inner,
+        fail_from: 5,
+        draws: Cell::new(0),
+    };
+    assert_eq!(
+        failing.increment_lanes::<1, F32x<4>>(3, 4, 2, size, false),
+        Err(Error::NoiseExhausted {
+            trajectory: 5,
+            step: 2
+        })
+    );
+    assert_eq!(
+        failing.draws.get(),
+        2,
+        "lanes 0 and 1 drawn before lane 2 failed"
+    );
+    // Coarsened keeps the default: each lane is the one-lane coarse increment.
+    let coarse = Coarsened::new(inner, 4).unwrap();
+    compare_lanes::<3, F32x<4>, _>(&coarse, 2, 3, 5, size, true, &mut coverage);
 }
 
 proptest! {

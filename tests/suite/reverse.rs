@@ -15,7 +15,7 @@ use tinysde::solve::{
     Step, StepVjp, TimeGrid,
 };
 use tinysde::train::{MeanSquaredError, MomentMatching};
-use tinysde::{Dual, Error, NoiseKind, Real};
+use tinysde::{Dual, Error, NoiseKind, PlainReal, Real};
 
 use crate::alloc_counter;
 use alloc_counter::allocations;
@@ -221,27 +221,13 @@ impl<T: Real> Sde<T, 1> for Additive {
         [seed.lift::<T>(self.scale, 19) * (1.0 + 0.5 * t)]
     }
 }
-impl SdeVjp<1> for Additive {
-    fn drift_vjp(
-        &self,
-        _: f32,
-        u: &[f32; 1],
-        f_bar: &[f32; 1],
-        u_bar: &mut [f32; 1],
-        p: &mut [f32],
-    ) {
+impl<T: PlainReal> SdeVjp<1, T> for Additive {
+    fn drift_vjp(&self, _: f32, u: &[T; 1], f_bar: &[T; 1], u_bar: &mut [T; 1], p: &mut [T]) {
         let (_, cache) = self.drift.forward_cached(u);
         let x_bar = self.drift.backward(u, &cache, f_bar, p);
         u_bar[0] += x_bar[0];
     }
-    fn diffusion_vjp(
-        &self,
-        t: f32,
-        _: &[f32; 1],
-        g_bar: &[f32; 1],
-        _: &mut [f32; 1],
-        p: &mut [f32],
-    ) {
+    fn diffusion_vjp(&self, t: f32, _: &[T; 1], g_bar: &[T; 1], _: &mut [T; 1], p: &mut [T]) {
         p[19] += g_bar[0] * (1.0 + 0.5 * t);
     }
 }

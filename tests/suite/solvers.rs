@@ -1198,3 +1198,56 @@ fn divergence_names_the_trajectory_and_the_step() {
         .chain(&serial.2)
         .all(|x| x[0] == SENTINEL));
 }
+
+/// Geometric Brownian motion with fixed coefficients, written as a `FixedSde` (no
+/// `ParamSeed`) and as an `Sde`.
+struct FixedGbm;
+impl tinysde::sde::FixedSde<1> for FixedGbm {
+    const NOISE: NoiseKind = NoiseKind::Diagonal;
+    fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] {
+        [u[0] * 0.3]
+    }
+    fn diffusion<T: Real>(&self, t: f32, u: &[T; 1]) -> [T; 1] {
+        [u[0] * (0.4 + 0.1 * t)]
+    }
+}
+struct SeededGbm;
+impl<T: Real> Sde<T, 1> for SeededGbm {
+    const NOISE: NoiseKind = NoiseKind::Diagonal;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * 0.3]
+    }
+    fn diffusion(&self, t: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * (0.4 + 0.1 * t)]
+    }
+}
+
+/// A `FixedSde` runs with every method, one lane or many, with the bits of the same SDE
+/// written as an `Sde`.
+#[test]
+fn a_fixed_sde_solves_as_the_same_sde_written_with_a_seed() {
+    use tinysde::solve::{EnsembleRequest, EulerHeun, EulerMaruyama, Milstein, Sosri, Sriw1};
+    fn same<M>(method: M)
+    where
+        M: tinysde::solve::Method
+            + tinysde::solve::Step<f32, FixedGbm, 1>
+            + tinysde::solve::Step<F32x<8>, FixedGbm, 1>
+            + tinysde::solve::Step<f32, SeededGbm, 1>
+            + tinysde::solve::Step<F32x<8>, SeededGbm, 1>
+            + Sync,
+    {
+        let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 50).unwrap());
+        let times = [0.2, 1.0];
+        let request = EnsembleRequest::new([1.0f32], 21, &times).with_paths();
+        let noise = Brownian::new(9);
+        let fixed = solver.simulate(&FixedGbm, &noise, &request).unwrap();
+        let seeded = solver.simulate(&SeededGbm, &noise, &request).unwrap();
+        assert_eq!(fixed, seeded);
+        assert!(fixed.mean[1][0] > 1.0 && fixed.variance[1][0] > 0.0);
+    }
+    same(EulerMaruyama);
+    same(EulerHeun);
+    same(Milstein);
+    same(Sriw1);
+    same(Sosri);
+}

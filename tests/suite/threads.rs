@@ -353,12 +353,12 @@ mod training {
     #[test]
     fn the_owned_state_trains_with_the_bits_of_the_slice_trainer() {
         let iterations = 30;
-        let slice = slice_trainer(true, None, iterations);
+        // Its reverse mode is always the threaded (lane) form, whose bits do not depend on
+        // the thread count: those of the slice trainer on threads.
+        let slice = slice_trainer(true, Some(1), iterations);
         assert_eq!(owned(None, iterations), slice);
-        assert_eq!(
-            owned(Some(2), iterations),
-            slice_trainer(true, Some(2), iterations)
-        );
+        assert_eq!(owned(Some(2), iterations), slice);
+        assert_eq!(slice_trainer(true, Some(2), iterations), slice);
         // And it trains: the last loss is below the first.
         let (losses, _) = slice;
         let (first, last) = (

@@ -31,7 +31,7 @@ use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, Method, Solver, StepVjp};
+use crate::solve::{Checkpoints, LaneGroup, Method, Solver, StepVjp};
 
 /// The sizes of one window's reverse pass.
 #[derive(Clone, Copy)]
@@ -432,7 +432,7 @@ where
             solver.backward_from_checkpoints(
                 model,
                 &shifted,
-                m,
+                LaneGroup::one(m),
                 &u0,
                 saves,
                 last,
@@ -448,7 +448,7 @@ where
             solver.adjoint_trajectory(
                 model,
                 &shifted,
-                m,
+                LaneGroup::one(m),
                 &u0,
                 saves,
                 last,
