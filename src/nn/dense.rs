@@ -21,6 +21,12 @@ const OUTPUT_LANES: usize = 8;
 /// Parameters, in flat order: `weight[0][0..I]`, `weight[1][0..I]`, ..., then `bias[0..O]`
 /// (`I * O + O` in all).
 ///
+/// A tuple ending in a `Dense` followed by a one-output `Dense` (the usual hidden layer and
+/// output of a small network) computes the pair unit by unit when no parameter tangents
+/// are carried: each hidden unit's value goes straight into the output's sums, so the
+/// hidden layer is never stored. The results are the same bits as applying the two layers
+/// one after the other.
+///
 /// ```
 /// use tinysde::nn::{Dense, Identity, Layer, ParamSeed};
 /// let mut layer = Dense::<2, 1, Identity>::default();
