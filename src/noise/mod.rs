@@ -236,6 +236,12 @@ impl StepSize {
 /// `increment(m, k, h, with_dz)` must be a pure function of its arguments: solvers call it
 /// once per step, gradient passes call it again for the same `(m, k)` and must see the same
 /// numbers. `dw` must not depend on `with_dz`.
+///
+/// A source implements `increment`; the other two methods have defaults built on it. One
+/// that overrides [`increment_sized`](NoiseSource::increment_sized) or
+/// [`increment_lanes`](NoiseSource::increment_lanes) (to skip work, or to draw several
+/// trajectories at once) must give exactly the numbers of `increment`: solvers mix the
+/// three, and lane-wide ensembles are bit-identical to one-trajectory ones only so.
 pub trait NoiseSource {
     /// The increments of trajectory `trajectory` over step `step`, of size `h` (finite and
     /// `> 0`; the built-in sources return an error otherwise).
