@@ -125,7 +125,12 @@ for pair in "${PAIRS[@]}"; do
   read -r -a peer_cmd <<<"$peer"
   line=$(PEERS_REPEATS=$REPEATS taskset -c "$CORE" "$VENV/bin/python" "${peer_cmd[@]}")
   echo "# $line"
-  peer_s=$(figure "$line")
+  if [[ $id == bench:* ]]; then
+    peer_s=$(figure "$line")
+  else
+    # A criterion median is wall-clock time: compare it with the peer's wall clock.
+    peer_s=$(CLOCK=wall figure "$line")
+  fi
   "$VENV/bin/python" - "$name" "$rust" "$peer_s" "${work:-}" <<'PY'
 import sys
 name, rust, peer, work = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]

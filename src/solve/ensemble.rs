@@ -6,9 +6,10 @@
 //! (no allocation, one trajectory at a time: the firmware's form). Both compute exactly
 //! what [`Solver::ensemble`] computes, bit for bit.
 
-use super::{Method, Solver, Step};
+use super::{Adaptive, AdaptiveStats, Embedded, Method, Solver, Step};
 use crate::error::Error;
 use crate::nn::ParamSeed;
+use crate::noise::BrownianTree;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::Sde;
@@ -87,6 +88,37 @@ pub struct Ensemble<T, const D: usize> {
     /// Every trajectory's states (trajectory-major: `save_times.len()` rows each), if the
     /// request asked for them.
     pub paths: Option<std::vec::Vec<[T; D]>>,
+}
+
+/// Rows of states (feature `std`).
+#[cfg(feature = "std")]
+type Rows<T, const D: usize> = std::vec::Vec<[T; D]>;
+
+#[cfg(feature = "std")]
+impl<T: Real, const D: usize> Ensemble<T, D> {
+    /// Zeroed statistics for `request`, and zeroed paths apart if it asks for them (an
+    /// error rather than an abort when they do not fit in memory).
+    fn for_request(
+        request: &EnsembleRequest<'_, T, D>,
+    ) -> Result<(Self, Option<Rows<T, D>>), Error> {
+        let rows = request.save_times.len();
+        let result = Ensemble {
+            mean: std::vec![[T::ZERO; D]; rows],
+            variance: std::vec![[T::ZERO; D]; rows],
+            paths: None,
+        };
+        if !request.paths {
+            return Ok((result, None));
+        }
+        let too_many = Error::OutOfRange {
+            what: "paths of trajectories x save times states do not fit in memory",
+        };
+        let len = request.trajectories.checked_mul(rows).ok_or(too_many)?;
+        let mut paths = std::vec::Vec::new();
+        paths.try_reserve_exact(len).map_err(|_| too_many)?;
+        paths.resize(len, [T::ZERO; D]);
+        Ok((result, Some(paths)))
+    }
 }
 
 #[cfg(feature = "std")]
@@ -174,24 +206,7 @@ impl<M: Method + Sync> Solver<M> {
         M: Step<T, S, D> + Step<T::Wide, S, D>,
         N: NoiseSource + Sync,
     {
-        let rows = request.save_times.len();
-        let mut result = Ensemble {
-            mean: std::vec![[T::ZERO; D]; rows],
-            variance: std::vec![[T::ZERO; D]; rows],
-            paths: None,
-        };
-        let mut paths = if request.paths {
-            let too_many = Error::OutOfRange {
-                what: "paths of trajectories x save times states do not fit in memory",
-            };
-            let len = request.trajectories.checked_mul(rows).ok_or(too_many)?;
-            let mut paths = std::vec::Vec::new();
-            paths.try_reserve_exact(len).map_err(|_| too_many)?;
-            paths.resize(len, [T::ZERO; D]);
-            Some(paths)
-        } else {
-            None
-        };
+        let (mut result, mut paths) = Ensemble::for_request(request)?;
         self.ensemble_parallel(
             sde,
             noise,
@@ -206,5 +221,89 @@ impl<M: Method + Sync> Solver<M> {
         )?;
         result.paths = paths;
         Ok(result)
+    }
+}
+
+impl<M: Method> Adaptive<M> {
+    /// [`Adaptive::ensemble`] for a request, into the caller's buffers (no allocation;
+    /// `request.paths` and `request.threads` are not used: the paths are written when
+    /// `out.paths` is given). Errors as [`Adaptive::ensemble`].
+    pub fn simulate_into<T, S, const D: usize>(
+        &self,
+        sde: &S,
+        tree: &BrownianTree,
+        request: &EnsembleRequest<'_, T, D>,
+        out: EnsembleBuffers<'_, T, D>,
+    ) -> Result<AdaptiveStats, Error>
+    where
+        T: Real<Value = f32>,
+        S: Sde<T, D>,
+        M: Embedded<T, S, D>,
+    {
+        self.ensemble(
+            sde,
+            tree,
+            &request.u0,
+            request.trajectories,
+            request.save_times,
+            out.mean,
+            out.variance,
+            out.paths,
+            request.seed,
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl<M: Method + Sync> Adaptive<M> {
+    /// An adaptive ensemble by request, its results by name (feature `std`), on
+    /// `request.threads` threads, bit-identical to [`Adaptive::ensemble`]; with the step
+    /// counts. Errors as [`Adaptive::ensemble`].
+    ///
+    /// ```
+    /// use tinysde::noise::BrownianTree;
+    /// use tinysde::sde::FixedSde;
+    /// use tinysde::solve::{Adaptive, EnsembleRequest, Sosri};
+    /// use tinysde::{NoiseKind, Real};
+    ///
+    /// struct Gbm; // du = u dt / 2 + u / 2 dW
+    /// impl FixedSde<1> for Gbm {
+    ///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+    ///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0] * 0.5] }
+    ///     fn diffusion<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0] * 0.5] }
+    /// }
+    /// let tree = BrownianTree::new(42, 0.0, 1.0, 16)?;
+    /// let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
+    /// let request = EnsembleRequest::new([1.0f32], 100, &[0.5, 1.0]);
+    /// let (ensemble, stats) = solver.simulate(&Gbm, &tree, &request)?;
+    /// assert!(stats.accepted > 0 && (ensemble.mean[1][0] - 0.5f32.exp()).abs() < 0.3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn simulate<T, S, const D: usize>(
+        &self,
+        sde: &S,
+        tree: &BrownianTree,
+        request: &EnsembleRequest<'_, T, D>,
+    ) -> Result<(Ensemble<T, D>, AdaptiveStats), Error>
+    where
+        T: Real<Value = f32> + Send + Sync,
+        S: Sde<T, D> + Sync,
+        M: Embedded<T, S, D>,
+    {
+        let (mut result, mut paths) = Ensemble::for_request(request)?;
+        let stats = self.ensemble_parallel(
+            sde,
+            tree,
+            &request.u0,
+            request.trajectories,
+            request.save_times,
+            &mut result.mean,
+            &mut result.variance,
+            paths.as_deref_mut(),
+            request.seed,
+            request.threads,
+        )?;
+        result.paths = paths;
+        Ok((result, stats))
     }
 }

@@ -1233,3 +1233,68 @@ fn overflowing_statistics_are_typed_errors_and_touch_nothing() {
     assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
     assert_eq!((mean, var, paths), ([[7.0]; 2], [[7.0]; 2], [[7.0]; 8]));
 }
+
+/// The request form computes the positional ensemble bit for bit (statistics, paths and
+/// step counts), on any number of threads, and writes nothing on error.
+#[test]
+fn adaptive_requests_compute_the_same_ensemble() {
+    use tinysde::solve::{EnsembleBuffers, EnsembleRequest};
+    let tree = BrownianTree::new(3, 0.0, 1.0, 12).unwrap();
+    let solver = Adaptive::new(Sosri, 1e-3, 1e-3).unwrap();
+    let times = [0.25, 0.5, 1.0];
+    let (m, n) = (13, times.len());
+    let (mut mean, mut var, mut paths) = (
+        vec![[0.0f32; 1]; n],
+        vec![[0.0f32; 1]; n],
+        vec![[0.0f32; 1]; m * n],
+    );
+    let stats = solver
+        .ensemble(
+            &Gbm,
+            &tree,
+            &[1.0],
+            m,
+            &times,
+            &mut mean,
+            &mut var,
+            Some(&mut paths),
+            ParamSeed::NONE,
+        )
+        .unwrap();
+    for threads in [1, 3] {
+        let request = EnsembleRequest::new([1.0f32], m, &times)
+            .with_paths()
+            .with_threads(threads);
+        let (ensemble, s) = solver.simulate(&Gbm, &tree, &request).unwrap();
+        assert_eq!(
+            (ensemble.mean.clone(), ensemble.variance.clone()),
+            (mean.clone(), var.clone())
+        );
+        assert_eq!(ensemble.paths.as_deref(), Some(paths.as_slice()));
+        assert_eq!((s.accepted, s.rejected), (stats.accepted, stats.rejected));
+    }
+    let (mut mean2, mut var2, mut paths2) = (
+        vec![[0.0f32; 1]; n],
+        vec![[0.0f32; 1]; n],
+        vec![[0.0f32; 1]; m * n],
+    );
+    let out = EnsembleBuffers {
+        mean: &mut mean2,
+        variance: &mut var2,
+        paths: Some(&mut paths2),
+    };
+    let request = EnsembleRequest::new([1.0f32], m, &times);
+    solver.simulate_into(&Gbm, &tree, &request, out).unwrap();
+    assert_eq!((mean2, var2, paths2), (mean, var, paths));
+    // A save time off the tree's range: an error, and the buffers as they were.
+    let (mut mean3, mut var3) = (vec![[7.0f32; 1]; 2], vec![[7.0f32; 1]; 2]);
+    let out = EnsembleBuffers {
+        mean: &mut mean3,
+        variance: &mut var3,
+        paths: None,
+    };
+    let bad = EnsembleRequest::new([1.0f32], m, &[0.5, 2.0]);
+    assert!(solver.simulate_into(&Gbm, &tree, &bad, out).is_err());
+    assert_eq!((mean3, var3), (vec![[7.0f32; 1]; 2], vec![[7.0f32; 1]; 2]));
+    assert!(solver.simulate(&Gbm, &tree, &bad).is_err());
+}
