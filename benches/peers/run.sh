@@ -101,8 +101,10 @@ rust_seconds() {
     echo "# $rust_line" >&2
     seconds=$(figure "$rust_line")
   else
-    local group=${id%/*/*}
-    local function=${id#"$group"/}
+    # A criterion id is "<bench>/<group>/<function>", and the function may hold "/" too.
+    local group function
+    group=$(cut -d/ -f1-2 <<<"$id")
+    function=${id#"$group"/}
     # Criterion stores results under the id with every "/" replaced by "_".
     taskset -c "$CORE" cargo bench --bench gradient -- "^${id}\$" \
       --warm-up-time 1 --measurement-time 5 >/dev/null 2>&1
