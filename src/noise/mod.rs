@@ -302,24 +302,38 @@ pub trait NoiseSource {
         size: StepSize,
         with_dz: bool,
     ) -> Result<Increment<C, V>, Error> {
-        let mut inc = Increment {
-            dw: [V::ZERO; C],
-            dz: [V::ZERO; C],
-        };
-        for j in 0..V::WIDTH {
-            let trajectory = lane_trajectory(first, count, j);
-            let lane = self.increment_sized::<C>(trajectory, step, size, with_dz)?;
-            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
-                dw.set_lane(j, w);
-            }
-            if with_dz {
-                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
-                    dz.set_lane(j, z);
-                }
+        lane_by_lane(self, first, count, step, size, with_dz)
+    }
+}
+
+/// [`NoiseSource::increment_lanes`] by `increment_sized` lane by lane (its default; for
+/// sources that override it only in some cases).
+#[inline]
+pub(crate) fn lane_by_lane<N: NoiseSource + ?Sized, const C: usize, V: Lanes>(
+    noise: &N,
+    first: usize,
+    count: usize,
+    step: u32,
+    size: StepSize,
+    with_dz: bool,
+) -> Result<Increment<C, V>, Error> {
+    let mut inc = Increment {
+        dw: [V::ZERO; C],
+        dz: [V::ZERO; C],
+    };
+    for j in 0..V::WIDTH {
+        let trajectory = lane_trajectory(first, count, j);
+        let lane = noise.increment_sized::<C>(trajectory, step, size, with_dz)?;
+        for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
+            dw.set_lane(j, w);
+        }
+        if with_dz {
+            for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
+                dz.set_lane(j, z);
             }
         }
-        Ok(inc)
     }
+    Ok(inc)
 }
 
 /// The trajectory in lane `j` of a batch of `count` trajectories from `first`: the last
