@@ -24,6 +24,9 @@
 //! seconds=<median> cpu_seconds=<median> min_seconds=<fastest sample>
 //! ns_per_trajectory_step=<from seconds> samples=21 solves_per_sample=<k> mean_at_t1=<...>`.
 
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu_seconds;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -169,36 +172,6 @@ where
         wall[0], mean[6][0]
     );
     Ok(())
-}
-
-/// This thread's time on the CPU so far, in seconds: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`
-/// on 64-bit Linux (exact to the nanosecond; `/proc`'s counters only move at scheduler
-/// ticks, several milliseconds), `None` elsewhere.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn thread_cpu_seconds() -> Option<f64> {
-    /// `struct timespec` of 64-bit Linux.
-    #[repr(C)]
-    struct Timespec {
-        seconds: i64,
-        nanoseconds: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut time = Timespec {
-        seconds: 0,
-        nanoseconds: 0,
-    };
-    // SAFETY: the C library std links on Linux provides clock_gettime; `time` is a valid,
-    // writable timespec for the duration of the call.
-    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    (status == 0).then_some(time.seconds as f64 + time.nanoseconds as f64 * 1e-9)
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_seconds() -> Option<f64> {
-    None
 }
 
 fn main() -> ExitCode {

@@ -7,13 +7,16 @@
 //!
 //! Run: `cargo bench --bench spiral_protocol -- [reverse|forward] [sosri|em]` (default
 //! reverse, sosri). Prints one line: `tinysde spiral mode=<mode> method=<method>
-//! seconds=<training wall time> final_loss=<n = 1000> initial_loss=<n = 1000>`. Training is
+//! seconds=<training wall time> cpu_seconds=<its time on the CPU, 64-bit Linux>
+//! final_loss=<n = 1000> initial_loss=<n = 1000>`. Training is
 //! single-threaded (in reverse mode its trajectories run 8 per pass, on lanes).
 
 /// The examples' method, which the shared data generator uses (as `super::fit::Method`).
 mod fit {
     pub type Method = tinysde::solve::Sosri;
 }
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
 #[path = "../examples/common/data.rs"]
 #[allow(dead_code)]
 mod data;
@@ -93,7 +96,7 @@ where
         noise: NoiseMode::Fresh { seed: 5 },
         clip_norm: None,
     };
-    let start = Instant::now();
+    let (start, start_cpu) = (Instant::now(), cpu_time::thread_cpu_seconds());
     let mut trainer = Trainer::new(&mut model, adam, problem, &loss, config, ws)?;
     if reverse_mode {
         // One thread: the reverse mode then runs its trajectories 8 per pass, on lanes.
@@ -109,10 +112,14 @@ where
     }
     trainer.restore_best();
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = match (start_cpu, cpu_time::thread_cpu_seconds()) {
+        (Some(a), Some(b)) => format!(" cpu_seconds={:.3}", b - a),
+        _ => String::new(),
+    };
     drop(trainer);
     let last = eval(&model)?;
     println!(
-        "tinysde spiral mode={} method={name} seconds={seconds:.3} final_loss={last:.4} \
+        "tinysde spiral mode={} method={name} seconds={seconds:.3}{cpu} final_loss={last:.4} \
          initial_loss={initial:.4}",
         if reverse_mode { "reverse" } else { "forward" }
     );

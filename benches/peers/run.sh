@@ -101,8 +101,10 @@ rust_seconds() {
     echo "# $rust_line" >&2
     seconds=$(figure "$rust_line")
   else
-    local group=${id%/*/*}
-    local function=${id#"$group"/}
+    # A criterion id is "<bench>/<group>/<function>", and the function may hold "/" too.
+    local group function
+    group=$(cut -d/ -f1-2 <<<"$id")
+    function=${id#"$group"/}
     # Criterion stores results under the id with every "/" replaced by "_".
     taskset -c "$CORE" cargo bench --bench gradient -- "^${id}\$" \
       --warm-up-time 1 --measurement-time 5 >/dev/null 2>&1
@@ -125,7 +127,12 @@ for pair in "${PAIRS[@]}"; do
   read -r -a peer_cmd <<<"$peer"
   line=$(PEERS_REPEATS=$REPEATS taskset -c "$CORE" "$VENV/bin/python" "${peer_cmd[@]}")
   echo "# $line"
-  peer_s=$(figure "$line")
+  if [[ $id == bench:* ]]; then
+    peer_s=$(figure "$line")
+  else
+    # A criterion median is wall-clock time: compare it with the peer's wall clock.
+    peer_s=$(CLOCK=wall figure "$line")
+  fi
   "$VENV/bin/python" - "$name" "$rust" "$peer_s" "${work:-}" <<'PY'
 import sys
 name, rust, peer, work = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]

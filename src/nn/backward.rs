@@ -79,20 +79,21 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
     /// The activation's derivative at each pre-activation.
     type Cache = [T; O];
 
-    #[inline]
+    #[inline(always)]
     fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
-        let mut y = [<T as Real>::ZERO; O];
-        let mut dy = [<T as Real>::ZERO; O];
+        // Built in the returned value itself, which the optimizer then writes in place.
+        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
+        let (y, dy) = (&mut out.0, &mut out.1);
         // One output at a time (`apply` gives `apply_array`'s results element by element):
         // the pre-activation, its activation and derivative stay in registers.
-        for (((yo, dyo), row), &b) in y.iter_mut().zip(&mut dy).zip(&self.weight).zip(&self.bias) {
+        for (((yo, dyo), row), &b) in y.iter_mut().zip(dy).zip(&self.weight).zip(&self.bias) {
             let z = A::apply(Dual::<1, T::Value>::variable(T::cst(b) + dot(x, row), 0));
             (*yo, *dyo) = (z.v, z.t[0]);
         }
-        (y, dy)
+        out
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward(&self, x: &[T; I], cache: &[T; O], y_bar: &[T; O], params_bar: &mut [T]) -> [T; I] {
         let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
         let mut x_bar = [<T as Real>::ZERO; I];
@@ -117,12 +118,12 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
 impl<T: PlainReal, const D: usize, const P: i32> Backward<T> for Pow<D, P> {
     type Cache = ();
 
-    #[inline]
+    #[inline(always)]
     fn forward_cached(&self, x: &[T; D]) -> ([T; D], ()) {
         (self.forward(x, ParamSeed::NONE), ())
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward(&self, x: &[T; D], _: &(), y_bar: &[T; D], _: &mut [T]) -> [T; D] {
         let mut x_bar = [<T as Real>::ZERO; D];
         for ((xb, &xi), &yb) in x_bar.iter_mut().zip(x).zip(y_bar) {
@@ -161,7 +162,7 @@ macro_rules! chain_backward {
                 $Z::Cache,
             );
 
-            #[inline]
+            #[inline(always)]
             fn forward_cached(&self, x: &Self::Input) -> (Self::Output, Self::Cache) {
                 let ($a, $($b,)* $z) = self;
                 let ($ya, $ca) = $a.forward_cached(x);
@@ -170,7 +171,7 @@ macro_rules! chain_backward {
                 (y, ($ca, $ya, $($cb, $yb,)* $cz))
             }
 
-            #[inline]
+            #[inline(always)]
             fn backward(
                 &self,
                 x: &Self::Input,
@@ -294,7 +295,7 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> TangentBackwar
     /// second derivatives at the pre-activation.
     type TangentCache = [[T; 3]; O];
 
-    #[inline]
+    #[inline(always)]
     fn forward_tangent_cached(&self, x: &[T; I], x_dot: &[T; I]) -> ([T; O], [T; O], [[T; 3]; O]) {
         let mut z = [Directional::<Directional<T>>::ZERO; O];
         let mut cache = [[<T as Real>::ZERO; 3]; O];
@@ -319,7 +320,7 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> TangentBackwar
         (y, y_dot, cache)
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward_tangent(
         &self,
         x: &[T; I],
@@ -363,7 +364,7 @@ impl<T: PlainReal, const D: usize, const P: i32> TangentBackward<T> for Pow<D, P
     /// Per component: the first and second derivatives of `x^P`.
     type TangentCache = [[T; 2]; D];
 
-    #[inline]
+    #[inline(always)]
     fn forward_tangent_cached(&self, x: &[T; D], x_dot: &[T; D]) -> ([T; D], [T; D], [[T; 2]; D]) {
         let mut y = [<T as Real>::ZERO; D];
         let mut y_dot = [<T as Real>::ZERO; D];
@@ -382,7 +383,7 @@ impl<T: PlainReal, const D: usize, const P: i32> TangentBackward<T> for Pow<D, P
         (y, y_dot, cache)
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward_tangent(
         &self,
         _x: &[T; D],
@@ -432,7 +433,7 @@ macro_rules! chain_tangent_backward {
                 $Z::TangentCache,
             );
 
-            #[inline]
+            #[inline(always)]
             fn forward_tangent_cached(
                 &self,
                 x: &Self::Input,
@@ -445,7 +446,7 @@ macro_rules! chain_tangent_backward {
                 (y, y_dot, ($ca, $ya, $da, $($cb, $yb, $db,)* $cz))
             }
 
-            #[inline]
+            #[inline(always)]
             fn backward_tangent(
                 &self,
                 x: &Self::Input,

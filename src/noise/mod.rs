@@ -236,6 +236,12 @@ impl StepSize {
 /// `increment(m, k, h, with_dz)` must be a pure function of its arguments: solvers call it
 /// once per step, gradient passes call it again for the same `(m, k)` and must see the same
 /// numbers. `dw` must not depend on `with_dz`.
+///
+/// A source implements `increment`; the other two methods have defaults built on it. One
+/// that overrides [`increment_sized`](NoiseSource::increment_sized) or
+/// [`increment_lanes`](NoiseSource::increment_lanes) (to skip work, or to draw several
+/// trajectories at once) must give exactly the numbers of `increment`: solvers mix the
+/// three, and lane-wide ensembles are bit-identical to one-trajectory ones only so.
 pub trait NoiseSource {
     /// The increments of trajectory `trajectory` over step `step`, of size `h` (finite and
     /// `> 0`; the built-in sources return an error otherwise).
@@ -296,24 +302,38 @@ pub trait NoiseSource {
         size: StepSize,
         with_dz: bool,
     ) -> Result<Increment<C, V>, Error> {
-        let mut inc = Increment {
-            dw: [V::ZERO; C],
-            dz: [V::ZERO; C],
-        };
-        for j in 0..V::WIDTH {
-            let trajectory = lane_trajectory(first, count, j);
-            let lane = self.increment_sized::<C>(trajectory, step, size, with_dz)?;
-            for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
-                dw.set_lane(j, w);
-            }
-            if with_dz {
-                for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
-                    dz.set_lane(j, z);
-                }
+        lane_by_lane(self, first, count, step, size, with_dz)
+    }
+}
+
+/// [`NoiseSource::increment_lanes`] by `increment_sized` lane by lane (its default; for
+/// sources that override it only in some cases).
+#[inline]
+pub(crate) fn lane_by_lane<N: NoiseSource + ?Sized, const C: usize, V: Lanes>(
+    noise: &N,
+    first: usize,
+    count: usize,
+    step: u32,
+    size: StepSize,
+    with_dz: bool,
+) -> Result<Increment<C, V>, Error> {
+    let mut inc = Increment {
+        dw: [V::ZERO; C],
+        dz: [V::ZERO; C],
+    };
+    for j in 0..V::WIDTH {
+        let trajectory = lane_trajectory(first, count, j);
+        let lane = noise.increment_sized::<C>(trajectory, step, size, with_dz)?;
+        for (dw, &w) in inc.dw.iter_mut().zip(&lane.dw) {
+            dw.set_lane(j, w);
+        }
+        if with_dz {
+            for (dz, &z) in inc.dz.iter_mut().zip(&lane.dz) {
+                dz.set_lane(j, z);
             }
         }
-        Ok(inc)
     }
+    Ok(inc)
 }
 
 /// The trajectory in lane `j` of a batch of `count` trajectories from `first`: the last
@@ -437,15 +457,12 @@ impl Brownian {
     }
 }
 
-/// Lanes drawn together by [`Brownian::increment_lanes`]: 8 `f32` fill one 256-bit vector
-/// register, and 8 `u64` keys two.
-const LANE_BLOCK: usize = 8;
-
 impl Brownian {
-    /// [`NoiseSource::increment_lanes`] with standard deviation `scale`: one lane is the
-    /// scalar [`increment_scaled`](Self::increment_scaled); wider lane types are drawn in
-    /// blocks of [`LANE_BLOCK`] (or 4) lanes by [`block_scaled`](Self::block_scaled).
-    /// Each lane computes exactly the operations of the one-lane draw.
+    /// [`NoiseSource::increment_lanes`] with standard deviation `scale`. Lane types whose
+    /// width is a multiple of 16, 8 or 4 are drawn in blocks of that many lanes by
+    /// [`block_scaled`](Self::block_scaled) (measured: whole-width blocks of 16 and 8 take
+    /// fewer instructions than blocks of 4 or 8 with 256-bit vectors); one lane and other
+    /// widths lane by lane. Each lane computes exactly the operations of the one-lane draw.
     #[inline(always)]
     fn lanes_scaled<const C: usize, V: Lanes>(
         &self,
@@ -456,20 +473,12 @@ impl Brownian {
         with_dz: bool,
     ) -> Increment<C, V> {
         // `V::WIDTH` is a constant: the optimizer keeps one of these branches.
-        if V::WIDTH % LANE_BLOCK == 0 {
-            let mut inc = Increment {
-                dw: [V::ZERO; C],
-                dz: [V::ZERO; C],
-            };
-            self.fill_blocks::<C, V, LANE_BLOCK>(&mut inc, first, count, step, scale, with_dz);
-            inc
+        if V::WIDTH % 16 == 0 {
+            self.fill_blocks::<C, V, 16>(first, count, step, scale, with_dz)
+        } else if V::WIDTH % 8 == 0 {
+            self.fill_blocks::<C, V, 8>(first, count, step, scale, with_dz)
         } else if V::WIDTH % 4 == 0 {
-            let mut inc = Increment {
-                dw: [V::ZERO; C],
-                dz: [V::ZERO; C],
-            };
-            self.fill_blocks::<C, V, 4>(&mut inc, first, count, step, scale, with_dz);
-            inc
+            self.fill_blocks::<C, V, 4>(first, count, step, scale, with_dz)
         } else {
             self.lane_by_lane_scaled(first, count, step, scale, with_dz)
         }
@@ -506,17 +515,20 @@ impl Brownian {
         inc
     }
 
-    /// Fills the lanes of `inc` (a multiple of `N`) block by block.
+    /// The lanes of `V` (a multiple of `N`), block by block.
     #[inline(always)]
     fn fill_blocks<const C: usize, V: Lanes, const N: usize>(
         &self,
-        inc: &mut Increment<C, V>,
         first: usize,
         count: usize,
         step: u32,
         scale: f32,
         with_dz: bool,
-    ) {
+    ) -> Increment<C, V> {
+        let mut inc = Increment {
+            dw: [V::ZERO; C],
+            dz: [V::ZERO; C],
+        };
         let mut base = 0;
         while base < V::WIDTH {
             let block = if with_dz {
@@ -538,11 +550,13 @@ impl Brownian {
             }
             base += N;
         }
+        inc
     }
 
     /// The increments of lanes `base..base + N` (see [`lane_trajectory`]) with standard
     /// deviation `scale`, as plain arrays: straight-line code over `N` lanes (step keys,
     /// SplitMix64, [`normals_from_bits`]) that the compiler turns into vector instructions.
+    /// `dz` is drawn only `WITH_DZ` (zero otherwise).
     #[inline(always)]
     #[allow(
         clippy::indexing_slicing,

@@ -66,9 +66,10 @@ use super::schedule::iteration_seed;
 use super::trainer::{forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Workspace};
 use crate::dual::Dual;
 use crate::error::{check_len, Error, NoiseKind};
+use crate::lanes::Lanes;
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::Brownian;
-use crate::noise::{splitmix64, Increment, NoiseSource};
+use crate::noise::{lane_by_lane, splitmix64, Increment, NoiseSource, StepSize};
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 use crate::solve::{Checkpoints, Method, Solver, Step, StepVjp, TimeGrid};
@@ -458,6 +459,37 @@ impl<N: NoiseSource> NoiseSource for Shifted<'_, N> {
     ) -> Result<Increment<C>, Error> {
         self.inner
             .increment(self.offset.wrapping_add(trajectory), step, h, with_dz)
+    }
+
+    #[inline]
+    fn increment_sized<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        self.inner
+            .increment_sized(self.offset.wrapping_add(trajectory), step, size, with_dz)
+    }
+
+    #[inline]
+    fn increment_lanes<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C, V>, Error> {
+        // The inner source's lanes are the shifted ones unless the shift wraps around
+        // inside the group; then lane by lane, each lane shifted on its own.
+        match self.offset.checked_add(first) {
+            Some(start) if start.checked_add(count).is_some() => self
+                .inner
+                .increment_lanes(start, count, step, size, with_dz),
+            _ => lane_by_lane(self, first, count, step, size, with_dz),
+        }
     }
 }
 
