@@ -41,7 +41,7 @@ macro_rules! activation {
         pub struct $name;
         impl Activation for $name {
             const NAME: &'static str = $label;
-            #[inline]
+            #[inline(always)]
             fn apply<T: Real>($x: T) -> T {
                 $body
             }
@@ -115,7 +115,7 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// let y = tinysde::nn::fast_tanh(0.5f32);
 /// assert!((y - 0.462_117_16).abs() < 1e-6);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn fast_tanh<T: Real>(x: T) -> T {
     if T::TANGENTS == 0 {
         return fast_tanh_without_tangents(x);
@@ -206,7 +206,7 @@ fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
 const TANH_CLAMP_SQUARED: f32 = TANH_CLAMP * TANH_CLAMP;
 
 /// The rational function of [`fast_tanh`] at `x` with `x2 = x * x`, unclamped.
-#[inline]
+#[inline(always)]
 fn tanh_rational<V: Lanes>(x: V, x2: V) -> V {
     let p = ((((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x;
     let q = ((x2 * B6 + B4) * x2 + B2) * x2 + B0;
@@ -222,7 +222,7 @@ fn tanh_rational<V: Lanes>(x: V, x2: V) -> V {
 /// same branch (`!(x^2 > TANH_CLAMP_SQUARED)`): one comparison and a branch per unit instead
 /// of four clamping selects, and no call. Beyond the clamp the result is exactly `±1`.
 /// Several lanes keep the branch-free selects, which vectorize.
-#[inline]
+#[inline(always)]
 fn fast_tanh_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
         return fast_tanh_clamped(x);
@@ -239,7 +239,7 @@ fn fast_tanh_value<V: Lanes>(x: V) -> V {
 }
 
 /// [`fast_tanh_ops`] on lane values: clamp, rational function, clamp.
-#[inline]
+#[inline(always)]
 fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
     let x = clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP);
     let y = tanh_rational(x, x * x);
@@ -247,7 +247,7 @@ fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
 }
 
 /// [`fast_sigmoid`] of lane values: `fast_tanh(x / 2) / 2 + 1/2`, the same operations.
-#[inline]
+#[inline(always)]
 fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
         return fast_tanh_clamped(x * 0.5) * 0.5 + 0.5;
@@ -310,7 +310,7 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
 /// let y = tinysde::nn::fast_sigmoid(0.0f32);
 /// assert_eq!(y, 0.5);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn fast_sigmoid<T: Real>(x: T) -> T {
     if T::TANGENTS == 0 {
         // A scalar that is its value (`f32`, lanes) in one pass on the value.
@@ -325,7 +325,7 @@ pub fn fast_sigmoid<T: Real>(x: T) -> T {
 /// lanes: `chain_first_order` gives the value back) on the value, with the early exit;
 /// others ([`Directional`](crate::Directional) carries a derivative that is not a parameter
 /// tangent) operation by operation.
-#[inline]
+#[inline(always)]
 fn fast_tanh_without_tangents<T: Real>(x: T) -> T {
     match x.chain_first_order(fast_tanh_value(x.value()), Lanes::ZERO) {
         Some(r) => r,

@@ -186,6 +186,13 @@ fn fuses_hidden_units<T: Real, const H: usize, const I: usize, const O: usize>()
         && !(OUTPUTS_IN_LANES && <T::Value as Lanes>::WIDTH == 1)
 }
 
+/// One hidden unit `P(b + w x)`, as [`Dense`] computes one output; always inlined, so that
+/// [`hidden_dot`]'s loop keeps its accumulators and constants in registers.
+#[inline(always)]
+fn hidden_unit<T: Real, P: Activation, const J: usize>(w: &[f32; J], b: f32, x: &[T; J]) -> T {
+    P::apply(T::cst(b) + dot(x, w))
+}
+
 /// `dot(prev(x), row)` without the array `prev(x)`: each hidden unit `h_j = P(b_j + w_j x)`
 /// is computed and at once multiplied into accumulator `j mod 4`, then the accumulators
 /// are summed as [`dot`] sums them. The same operations in the same order as
@@ -197,7 +204,6 @@ fn hidden_dot<T: Real, P: Activation, const J: usize, const H: usize, const I: u
     row: &[f32; I],
     x: &[T; J],
 ) -> T {
-    let unit = |w: &[f32; J], b: f32| P::apply(T::cst(b) + dot(x, w));
     let mut acc = [T::ZERO; 4];
     let rows = prev.weight.chunks_exact(4);
     let biases = prev.bias.chunks_exact(4);
@@ -206,7 +212,7 @@ fn hidden_dot<T: Real, P: Activation, const J: usize, const H: usize, const I: u
         (rows.remainder(), biases.remainder(), outs.remainder());
     for ((w4, b4), v4) in rows.zip(biases).zip(outs) {
         for (((a, w), &b), &v) in acc.iter_mut().zip(w4).zip(b4).zip(v4) {
-            *a += unit(w, b) * v;
+            *a += hidden_unit::<T, P, J>(w, b, x) * v;
         }
     }
     for (((a, w), &b), &v) in acc
@@ -215,7 +221,7 @@ fn hidden_dot<T: Real, P: Activation, const J: usize, const H: usize, const I: u
         .zip(biases_rest)
         .zip(outs_rest)
     {
-        *a += unit(w, b) * v;
+        *a += hidden_unit::<T, P, J>(w, b, x) * v;
     }
     let [a0, a1, a2, a3] = acc;
     (a0 + a1) + (a2 + a3)
