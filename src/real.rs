@@ -158,6 +158,9 @@ pub trait Real:
 /// bits. Reverse mode ([`Backward`](crate::nn::Backward),
 /// [`SdeVjp`](crate::sde::SdeVjp), [`StepVjp`](crate::solve::StepVjp)) runs on it.
 ///
+/// It is both [`Real`] and [`Lanes`]; the items they share (`ZERO`, `sqrt`, `abs`, …) are
+/// named through one of them in generic code: `<T as Real>::ZERO`, `Real::sqrt(x)`.
+///
 /// ```
 /// use tinysde::{F32x, PlainReal, Real};
 /// fn square<T: PlainReal>(x: T) -> T { x * x }

@@ -67,6 +67,7 @@ pub trait Sde<T: Real, const D: usize> {
 /// [module documentation](self) for an example. Generic over the scalar so that the same
 /// code runs on `f32`, on lanes of trajectories and on the scalars of the derivative-based
 /// methods (Milstein differentiates the diffusion on [`Directional`](crate::Directional)).
+/// Where [`Sde`] is in scope too, name the trait to call these: `FixedSde::drift(&sde, t, &u)`.
 pub trait FixedSde<const D: usize> {
     /// The structure of the noise.
     const NOISE: NoiseKind;
