@@ -14,6 +14,8 @@
 //! The activation derivatives are those forward mode uses (each activation is evaluated
 //! once on [`Dual<1>`]), so both modes differentiate the same function.
 
+// The forward pass's own dot product: the recomputed pre-activations have its bits.
+use super::dense::dot;
 use super::{Activation, Dense, Layer, ParamSeed, Parameters, Pow};
 use crate::directional::Directional;
 use crate::dual::Dual;
@@ -58,21 +60,6 @@ pub trait Backward<T: PlainReal = f32>: Layer<T> {
         y_bar: &Self::Output,
         params_bar: &mut [T],
     ) -> Self::Input;
-}
-
-/// `sum_i x_i w_i` in the same fixed order as the forward pass of [`Dense`] (four
-/// interleaved accumulators), so the recomputed pre-activations have the forward's bits.
-#[inline]
-#[allow(clippy::indexing_slicing, reason = "i % 4 < 4 indexes a [_; 4]")]
-fn dot<T: PlainReal, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
-    if I == 1 {
-        return x[0] * w[0];
-    }
-    let mut acc = [<T as Real>::ZERO; 4];
-    for (i, (&xi, &wi)) in x.iter().zip(w).enumerate() {
-        acc[i % 4] += xi * wi;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {

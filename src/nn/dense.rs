@@ -317,7 +317,7 @@ fn outputs_in_lanes<A: Activation, T: Real, const I: usize, const L: usize>(
     clippy::indexing_slicing,
     reason = "i % 4 indexes an array of 4; [0] is read only when I == 1"
 )]
-fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
+pub(super) fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
     if I == 1 {
         return x[0] * w[0];
     }
