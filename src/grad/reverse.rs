@@ -442,7 +442,7 @@ pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
 
 /// The cotangent of one trajectory's state at a save time, from the cotangents of the
 /// ensemble statistics: `dL/du_m(t_i) = dL/dmean_i / M + dL/dvar_i · 2 (u − mean_i) / (M − 1)`.
-pub(super) struct SaveCotangent<'r, const D: usize> {
+pub(crate) struct SaveCotangent<'r, const D: usize> {
     mean: &'r [[f32; D]],
     mean_bar: &'r [[f32; D]],
     var_bar: &'r [[f32; D]],
@@ -452,7 +452,7 @@ pub(super) struct SaveCotangent<'r, const D: usize> {
 
 impl<'r, const D: usize> SaveCotangent<'r, D> {
     /// For an ensemble of `trajectories` trajectories.
-    pub(super) fn new(
+    pub(crate) fn new(
         mean: &'r [[f32; D]],
         mean_bar: &'r [[f32; D]],
         var_bar: &'r [[f32; D]],
@@ -468,7 +468,7 @@ impl<'r, const D: usize> SaveCotangent<'r, D> {
     }
 
     /// The cotangent of state `u` saved at save time `i`.
-    pub(super) fn at<X: PlainReal>(&self, i: usize, u: &[X; D]) -> [X; D] {
+    pub(crate) fn at<X: PlainReal>(&self, i: usize, u: &[X; D]) -> [X; D] {
         let mut bar = [<X as Real>::ZERO; D];
         if let (Some(mu), Some(mb), Some(vb)) =
             (self.mean.get(i), self.mean_bar.get(i), self.var_bar.get(i))

@@ -27,6 +27,7 @@
 use super::{bad_start, check_method, finite_loss, split_stats, SeriesProblem, Shifted};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
+use crate::grad::reverse::SaveCotangent;
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
 use crate::real::Real;
@@ -404,20 +405,8 @@ where
 
     // 3. Every trajectory backward from the cotangents of its saved states.
     partial.fill(0.0);
-    let inv_count = 1.0 / trajectories as f32;
-    let var_scale = 2.0 / (trajectories.max(2) - 1) as f32;
-    let (mean, mean_bar, var_bar) = (&*mean, &*mean_bar, &*var_bar);
-    // dS/du_m(t_i) = dS/dmean_i / M + dS/dvar_i * 2 (u_m(t_i) - mean_i) / (M - 1)
-    let save_bar = |i: usize, u: &[f32; D]| {
-        let mut bar = [0.0f32; D];
-        if let (Some(mu), Some(mb), Some(vb)) = (mean.get(i), mean_bar.get(i), var_bar.get(i)) {
-            let inputs = mb.iter().zip(vb).zip(u.iter().zip(mu));
-            for (b, ((&mbd, &vbd), (&ud, &mud))) in bar.iter_mut().zip(inputs) {
-                *b = mbd * inv_count + vbd * var_scale * (ud - mud);
-            }
-        }
-        bar
-    };
+    let save_cotangent = SaveCotangent::new(mean, mean_bar, var_bar, trajectories);
+    let save_bar = |i: usize, u: &[f32; D]| save_cotangent.at(i, u);
     let mut u0_bar = [0.0f32; D]; // the start is observed, not trained
     for m in 0..trajectories {
         if keep_all {
