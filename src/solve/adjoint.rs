@@ -10,12 +10,12 @@
 //! trajectories at once, each lane with the bits of the `f32` computation.
 
 use super::{
-    lane_increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor, PlanEvent, PlannedStep,
-    Solver, Sosra, Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA, SOSRI, SRA1, SRIW1,
+    check_finite, lane_increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor,
+    PlanEvent, PlannedStep, Solver, Sosra, Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA,
+    SOSRI, SRA1, SRIW1,
 };
 use crate::error::Error;
 use crate::error::NoiseKind;
-use crate::lanes::Mask;
 use crate::math;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource, StepSize, SQRT_3};
@@ -771,16 +771,7 @@ impl<M: Method> Solver<M> {
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
-                    let finite = u.iter().fold(Real::is_finite(<X as Real>::ZERO), |m, &x| {
-                        m.and(Real::is_finite(x))
-                    });
-                    if !finite.all() {
-                        let lane = (0..group.count).find(|&j| !finite.test(j)).unwrap_or(0);
-                        return Err(Error::Diverged {
-                            trajectory: group.first.saturating_add(lane),
-                            step: last_step,
-                        });
-                    }
+                    check_finite(&u, group.first, group.count, last_step)?;
                     on_save(i, &u);
                 }
                 PlanEvent::Step(step) => {

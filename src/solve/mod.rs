@@ -215,16 +215,7 @@ impl<M: Method> Solver<M> {
         for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
-                    let finite = u
-                        .iter()
-                        .fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
-                    if !finite.all() {
-                        let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
-                        return Err(Error::Diverged {
-                            trajectory: first.saturating_add(lane),
-                            step: last_step,
-                        });
-                    }
+                    check_finite(&u, first, count, last_step)?;
                     on_save(i, &u);
                 }
                 PlanEvent::Step(step) => {
@@ -1083,6 +1074,29 @@ fn lane_chunks<const L: usize, T: Widen<L>, const D: usize>(u0: &[T; D]) -> Chun
         wide_u0: u0.map(T::splat),
         extract: |u, j| u.map(|x| T::extract(&x, j)),
     }
+}
+
+/// `Ok` if every lane of `u` is finite; otherwise [`Error::Diverged`] for the first
+/// non-finite lane of the `count` trajectories from `first`, at `step` (the last step of
+/// the save interval: finiteness is checked at the save times).
+#[inline]
+pub(crate) fn check_finite<X: Real, const D: usize>(
+    u: &[X; D],
+    first: usize,
+    count: usize,
+    step: u32,
+) -> Result<(), Error> {
+    let finite = u
+        .iter()
+        .fold(X::ZERO.is_finite(), |m, x| m.and(x.is_finite()));
+    if finite.all() {
+        return Ok(());
+    }
+    let lane = (0..count).find(|&j| !finite.test(j)).unwrap_or(0);
+    Err(Error::Diverged {
+        trajectory: first.saturating_add(lane),
+        step,
+    })
 }
 
 /// The increments of one step of one trajectory, broadcasting the single channel for
