@@ -21,8 +21,9 @@
 # draws them); seed_task_vbt: diffrax with its VirtualBrownianTree (what its SDE examples
 # use; each step queries the tree). ensemble_em_M*: the seed model's ensemble (mean and
 # variance at 7 times), Euler-Maruyama, 600 steps, M trajectories (jax.vmap on the diffrax
-# side), one trajectory at a time (Solver::ensemble) or, with "_lanes8", 8 per pass
-# (Solver::ensemble_lanes); these rows also show the time per trajectory-step of each side.
+# side), one trajectory at a time (Solver::ensemble) or, with "_lanes8"/"_lanes16", 8 or 16
+# per pass (Solver::ensemble_lanes; 16 fills one AVX-512 register per operation); these rows
+# also show the time per trajectory-step of each side.
 # The second table compares tinysde with itself: SOSRI against Euler-Maruyama (no peer has
 # SOSRI), and 8 lanes against one.
 #
@@ -63,12 +64,14 @@ PAIRS=(
   "ensemble_em_M100|bench:ensemble em 100 600|benches/peers/ensemble_diffrax.py 100 600|60000"
   "ensemble_em_M1|bench:ensemble em 1 600|benches/peers/ensemble_diffrax.py 1 600|600"
   "ensemble_em_M100_lanes8|bench:ensemble em 100 600 8|benches/peers/ensemble_diffrax.py 100 600|60000"
+  "ensemble_em_M100_lanes16|bench:ensemble em 100 600 16|benches/peers/ensemble_diffrax.py 100 600|60000"
 )
 # tinysde against itself: a name, the Rust side, the Rust side it is divided by (both as
 # in PAIRS).
 SELF_RATIOS=(
   "ensemble_sosri_em_M100|bench:ensemble sosri 100 600|bench:ensemble em 100 600"
   "ensemble_sosri_em_M100_lanes8|bench:ensemble sosri 100 600 8|bench:ensemble em 100 600 8"
+  "ensemble_sosri_em_M100_lanes16|bench:ensemble sosri 100 600 16|bench:ensemble em 100 600 16"
   "ensemble_lanes8_M100|bench:ensemble em 100 600 8|bench:ensemble em 100 600"
 )
 
