@@ -130,7 +130,7 @@ pub fn fast_tanh<T: Real>(x: T) -> T {
 /// [`fast_tanh`] of every element. On `Dual` the values and derivatives of all elements
 /// are computed first in `f32` (a loop the compiler vectorizes), then each element's
 /// tangents are scaled once; elsewhere element by element. Same results as `fast_tanh`.
-#[inline]
+#[inline(always)]
 fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
         if let Some(y) = lanes_each(x, fast_tanh_clamped_each) {
@@ -293,18 +293,30 @@ fn lanes_each<T: Real, const N: usize>(
 /// core overlaps the elements' long dependency chains.
 #[inline(always)]
 fn fast_tanh_clamped_each<V: Lanes, const N: usize>(x: [V; N]) -> [V; N] {
-    let x = each(x, |x| clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP));
-    let x2 = pairwise(x, x, |a, b| a * b);
-    let mut p = each(x2, |x2| x2 * A13 + A11);
-    for a in [A9, A7, A5, A3, A1] {
-        p = pairwise(p, x2, |p, x2| p * x2 + a);
-    }
-    let p = pairwise(p, x, |p, x| p * x);
-    let mut q = each(x2, |x2| x2 * B6 + B4);
-    for b in [B2, B0] {
-        q = pairwise(q, x2, |q, x2| q * x2 + b);
-    }
+    let (x, _, a, q) = tanh_rational_parts_each(x);
+    let p = pairwise(a, x, |a, x| a * x);
     pairwise(p, q, |p, q| clamp_lanes_keeping_nan(p / q, -1.0, 1.0))
+}
+
+/// For every element, operation by operation across them: the clamped input `x`, `x^2`,
+/// and the rational function's numerator polynomial `a(x^2)` (the numerator is `a x`) and
+/// denominator `q(x^2)`, by [`tanh_rational`]'s operations.
+#[inline(always)]
+#[allow(clippy::type_complexity, reason = "four arrays of the same shape")]
+fn tanh_rational_parts_each<V: Lanes, const N: usize>(
+    v: [V; N],
+) -> ([V; N], [V; N], [V; N], [V; N]) {
+    let x = each(v, |v| clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP));
+    let x2 = pairwise(x, x, |a, b| a * b);
+    let mut a = each(x2, |x2| x2 * A13 + A11);
+    for c in [A9, A7, A5, A3, A1] {
+        a = pairwise(a, x2, |a, x2| a * x2 + c);
+    }
+    let mut q = each(x2, |x2| x2 * B6 + B4);
+    for c in [B2, B0] {
+        q = pairwise(q, x2, |q, x2| q * x2 + c);
+    }
+    (x, x2, a, q)
 }
 
 /// `f(a_i)` for every element (a plain loop: `array::map` is not always inlined).
@@ -386,17 +398,8 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
 /// elements (as [`fast_tanh_clamped_each`]): the same operations per element.
 #[inline(always)]
 fn fast_tanh_and_derivative_each<V: Lanes, const N: usize>(v: [V; N]) -> ([V; N], [V; N]) {
-    let x = each(v, |v| clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP));
-    let x2 = pairwise(x, x, |a, b| a * b);
-    let mut a = each(x2, |x2| x2 * A13 + A11);
-    for c in [A9, A7, A5, A3, A1] {
-        a = pairwise(a, x2, |a, x2| a * x2 + c);
-    }
+    let (x, x2, a, q) = tanh_rational_parts_each(v);
     let p = pairwise(a, x, |a, x| a * x);
-    let mut q = each(x2, |x2| x2 * B6 + B4);
-    for c in [B2, B0] {
-        q = pairwise(q, x2, |q, x2| q * x2 + c);
-    }
     let y = pairwise(p, q, |p, q| p / q);
     let mut da = each(x2, |x2| x2 * (6.0 * A13) + 5.0 * A11);
     for c in [4.0 * A9, 3.0 * A7, 2.0 * A5] {
