@@ -8,7 +8,9 @@
 //! an `F32x<L>` result has exactly the bits the one-lane computation gives: an ensemble run
 //! eight lanes wide is bit-identical to the same ensemble run one trajectory at a time. The
 //! operations are loops over fixed-size arrays, which the compiler turns into SIMD
-//! instructions on stable Rust, without `unsafe` or a SIMD crate.
+//! instructions on stable Rust; on x86-64 each operation is spelled as the target's vector
+//! instruction (SSE, AVX or AVX-512F, whichever the build enables), so that the compiler
+//! cannot regroup lanes across operations.
 //!
 //! There is no ordering on lane values: comparisons return a [`Mask`] (one flag per lane)
 //! and [`Lanes::select`] picks lane by lane.
@@ -27,6 +29,38 @@ use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::math;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(
+    unsafe_code,
+    reason = "register reinterpretation of lane arrays; see the module"
+)]
+mod x86;
+
+/// A lane-wise arithmetic operation of [`F32x`], named so that a target with vector
+/// instructions can pick its instruction (src/lanes/x86.rs).
+#[derive(Clone, Copy)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// `if a > b { a } else { b }` (`b` when either is NaN): x86's max.
+    #[cfg(target_arch = "x86_64")]
+    MaxOfFirst,
+    /// `if a < b { a } else { b }` (`b` when either is NaN): x86's min.
+    #[cfg(target_arch = "x86_64")]
+    MinOfFirst,
+}
+
+/// A lane-wise comparison of [`F32x`] (ordered and quiet: false where either side is NaN,
+/// as `f32`'s operators).
+#[derive(Clone, Copy)]
+enum Compare {
+    Lt,
+    Le,
+    Eq,
+}
 
 /// One flag per lane: the result of a lane-wise comparison.
 pub trait Mask: Copy + Debug + PartialEq {
@@ -104,14 +138,26 @@ impl<const L: usize> Mask for LaneMask<L> {
     }
     #[inline(always)]
     fn and(self, other: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(m) = x86::and(self.0, other.0) {
+            return Self(m);
+        }
         self.zip(other, |a, b| a & b)
     }
     #[inline(always)]
     fn or(self, other: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(m) = x86::or(self.0, other.0) {
+            return Self(m);
+        }
         self.zip(other, |a, b| a | b)
     }
     #[inline(always)]
     fn not(self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(m) = x86::xor(self.0, [u32::MAX; L]) {
+            return Self(m);
+        }
         Self(self.0.map(|b| !b))
     }
     #[inline(always)]
@@ -167,10 +213,12 @@ pub trait Lanes:
     /// Lane-wise `self <= other` (false where either is NaN).
     fn le(self, other: Self) -> Self::Mask;
     /// Lane-wise `self > other` (false where either is NaN).
+    #[inline(always)]
     fn gt(self, other: Self) -> Self::Mask {
         other.lt(self)
     }
     /// Lane-wise `self >= other` (false where either is NaN).
+    #[inline(always)]
     fn ge(self, other: Self) -> Self::Mask {
         other.le(self)
     }
@@ -178,6 +226,18 @@ pub trait Lanes:
     fn eq_lanes(self, other: Self) -> Self::Mask;
     /// `a` in the lanes where `mask` is set, `b` elsewhere.
     fn select(mask: Self::Mask, a: Self, b: Self) -> Self;
+    /// `lo` in the lanes where `self < lo`, `self` elsewhere (NaN stays NaN): exactly
+    /// `select(self.lt(lo), lo, self)`, which is one max instruction on x86-64.
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        Self::select(self.lt(lo), lo, self)
+    }
+    /// `hi` in the lanes where `self > hi`, `self` elsewhere (NaN stays NaN): exactly
+    /// `select(self.gt(hi), hi, self)`, which is one min instruction on x86-64.
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        Self::select(self.gt(hi), hi, self)
+    }
     /// Lane-wise finiteness.
     fn is_finite(self) -> Self::Mask;
     /// Lane-wise NaN test.
@@ -334,6 +394,27 @@ impl<const L: usize> F32x<L> {
         }
         Self(out)
     }
+    /// Lane-wise `op`: the target's vector instructions where it has them, else lane by
+    /// lane with `scalar` (the same IEEE operation).
+    #[inline(always)]
+    fn arith(self, op: Arith, other: Self, scalar: impl Fn(f32, f32) -> f32) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::arith(op, self.0, other.0) {
+            return Self(r);
+        }
+        let _ = op;
+        self.zip(other, scalar)
+    }
+    /// Lane-wise comparison `cmp`, vector instructions where the target has them.
+    #[inline(always)]
+    fn compare(self, cmp: Compare, other: Self, scalar: impl Fn(f32, f32) -> bool) -> LaneMask<L> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(m) = x86::compare(cmp, self.0, other.0) {
+            return LaneMask(m);
+        }
+        let _ = cmp;
+        self.mask(other, scalar)
+    }
     /// Lane-wise predicate.
     #[inline(always)]
     fn mask(self, other: Self, f: impl Fn(f32, f32) -> bool) -> LaneMask<L> {
@@ -350,16 +431,16 @@ impl<const L: usize> F32x<L> {
 }
 
 macro_rules! lane_ops {
-    ($($tr:ident $m:ident $atr:ident $am:ident $op:tt),*) => {$(
+    ($($tr:ident $m:ident $atr:ident $am:ident $op:tt $v:ident),*) => {$(
         impl<const L: usize> $tr for F32x<L> {
             type Output = Self;
             #[inline(always)]
-            fn $m(self, o: Self) -> Self { self.zip(o, |a, b| a $op b) }
+            fn $m(self, o: Self) -> Self { self.arith(Arith::$v, o, |a, b| a $op b) }
         }
         impl<const L: usize> $tr<f32> for F32x<L> {
             type Output = Self;
             #[inline(always)]
-            fn $m(self, c: f32) -> Self { self.map(|a| a $op c) }
+            fn $m(self, c: f32) -> Self { self.arith(Arith::$v, Self::splat(c), |a, b| a $op b) }
         }
         impl<const L: usize> $atr for F32x<L> {
             #[inline(always)]
@@ -368,16 +449,21 @@ macro_rules! lane_ops {
     )*};
 }
 lane_ops!(
-    Add add AddAssign add_assign +,
-    Sub sub SubAssign sub_assign -,
-    Mul mul MulAssign mul_assign *,
-    Div div DivAssign div_assign /
+    Add add AddAssign add_assign + Add,
+    Sub sub SubAssign sub_assign - Sub,
+    Mul mul MulAssign mul_assign * Mul,
+    Div div DivAssign div_assign / Div
 );
 
 impl<const L: usize> Neg for F32x<L> {
     type Output = Self;
     #[inline(always)]
     fn neg(self) -> Self {
+        // Flipping the sign bit is what `-a` does to an f32 (NaN included).
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::xor(self.0, [-0.0; L]) {
+            return Self(r);
+        }
         self.map(|a| -a)
     }
 }
@@ -404,23 +490,43 @@ impl<const L: usize> Lanes for F32x<L> {
     }
     #[inline(always)]
     fn lt(self, other: Self) -> LaneMask<L> {
-        self.mask(other, |a, b| a < b)
+        self.compare(Compare::Lt, other, |a, b| a < b)
     }
     #[inline(always)]
     fn le(self, other: Self) -> LaneMask<L> {
-        self.mask(other, |a, b| a <= b)
+        self.compare(Compare::Le, other, |a, b| a <= b)
     }
     #[inline(always)]
     fn eq_lanes(self, other: Self) -> LaneMask<L> {
-        self.mask(other, |a, b| a == b)
+        self.compare(Compare::Eq, other, |a, b| a == b)
     }
     #[inline(always)]
     fn select(mask: LaneMask<L>, a: Self, b: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::select(mask.0, a.0, b.0) {
+            return Self(r);
+        }
         let mut out = b.0;
         for j in 0..L {
             out[j] = if mask.0[j] != 0 { a.0[j] } else { out[j] };
         }
         Self(out)
+    }
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::arith(Arith::MaxOfFirst, lo.0, self.0) {
+            return Self(r);
+        }
+        Self::select(self.lt(lo), lo, self)
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::arith(Arith::MinOfFirst, hi.0, self.0) {
+            return Self(r);
+        }
+        Self::select(self.gt(hi), hi, self)
     }
     #[inline(always)]
     fn is_finite(self) -> LaneMask<L> {
@@ -441,6 +547,11 @@ impl<const L: usize> Lanes for F32x<L> {
     }
     #[inline(always)]
     fn abs(self) -> Self {
+        // Clearing the sign bit is what `f32::abs` does (NaN included).
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = x86::and_not([-0.0; L], self.0) {
+            return Self(r);
+        }
         self.map(f32::abs)
     }
     #[inline(always)]

@@ -36,7 +36,7 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 // The error contract, held by lints (CI denies warnings): no indexing or slicing that can
 // panic, no unwrap/expect/panic in library code. A module that indexes in a hot loop

@@ -133,6 +133,10 @@ pub fn fast_tanh<T: Real>(x: T) -> T {
 #[inline]
 fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
+        if let Some(y) = lanes_each(x, fast_tanh_clamped_each) {
+            *x = y;
+            return;
+        }
         for o in x.iter_mut() {
             *o = fast_tanh_without_tangents(*o);
         }
@@ -140,8 +144,15 @@ fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
     }
     let mut y = [<T::Value as Lanes>::ZERO; N];
     let mut dy = [<T::Value as Lanes>::ZERO; N];
-    for ((yi, di), xi) in y.iter_mut().zip(dy.iter_mut()).zip(x.iter()) {
-        (*yi, *di) = fast_tanh_and_derivative(xi.value());
+    for (yi, xi) in y.iter_mut().zip(x.iter()) {
+        *yi = xi.value();
+    }
+    if <T::Value as Lanes>::WIDTH > 1 {
+        (y, dy) = fast_tanh_and_derivative_each(y);
+    } else {
+        for (yi, di) in y.iter_mut().zip(dy.iter_mut()) {
+            (*yi, *di) = fast_tanh_and_derivative(*yi);
+        }
     }
     for ((o, &yi), &di) in x.iter_mut().zip(&y).zip(&dy) {
         *o = match o.chain_first_order(yi, di) {
@@ -156,6 +167,14 @@ fn fast_tanh_array<T: Real, const N: usize>(x: &mut [T; N]) {
 #[inline]
 fn fast_sigmoid_array<T: Real, const N: usize>(x: &mut [T; N]) {
     if T::TANGENTS == 0 {
+        let sigmoid_each = |x: [_; N]| {
+            let t = fast_tanh_clamped_each(each(x, |x| x * 0.5));
+            each(t, |t| t * 0.5 + 0.5)
+        };
+        if let Some(y) = lanes_each(x, sigmoid_each) {
+            *x = y;
+            return;
+        }
         for o in x.iter_mut() {
             *o = fast_sigmoid(*o);
         }
@@ -197,8 +216,7 @@ fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
 /// [`clamp_keeping_nan`] on lane values.
 #[inline(always)]
 fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
-    let x = V::select(x.lt(V::splat(lo)), V::splat(lo), x);
-    V::select(x.gt(V::splat(hi)), V::splat(hi), x)
+    x.at_least(V::splat(lo)).at_most(V::splat(hi))
 }
 
 /// `x^2` at and below which `|x| <= TANH_CLAMP`: `fl(x^2)` is non-decreasing in `|x|`,
@@ -251,6 +269,68 @@ fn fast_tanh_lanes<V: Lanes>(x: V) -> V {
     let beyond = x2.gt(V::splat(TANH_CLAMP_SQUARED));
     let unit = V::select(x.lt(V::ZERO), V::splat(-1.0), V::ONE);
     V::select(beyond, unit, tanh_rational(x, x2))
+}
+
+/// `f` of the elements' lane values, for a scalar of several lanes that is its value (the
+/// lanes type itself); `None` for others (one lane keeps its branchy per-element path).
+#[inline(always)]
+fn lanes_each<T: Real, const N: usize>(
+    x: &[T; N],
+    f: impl FnOnce([T::Value; N]) -> [T::Value; N],
+) -> Option<[T; N]> {
+    if <T::Value as Lanes>::WIDTH == 1 {
+        return None;
+    }
+    let zero = <T::Value as Lanes>::ZERO;
+    let mut values = [zero; N];
+    for (v, x) in values.iter_mut().zip(x) {
+        *v = x.value();
+    }
+    let y = f(values);
+    let mut out = *x;
+    for (o, y) in out.iter_mut().zip(y) {
+        *o = o.chain_first_order(y, zero)?;
+    }
+    Some(out)
+}
+
+/// [`fast_tanh_clamped`] of every element, operation by operation across the elements
+/// (each step of the rational function for all of them before the next step): the same
+/// operations per element, with independent instructions side by side, so that a wide
+/// core overlaps the elements' long dependency chains.
+#[inline(always)]
+fn fast_tanh_clamped_each<V: Lanes, const N: usize>(x: [V; N]) -> [V; N] {
+    let x = each(x, |x| clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP));
+    let x2 = pairwise(x, x, |a, b| a * b);
+    let mut p = each(x2, |x2| x2 * A13 + A11);
+    for a in [A9, A7, A5, A3, A1] {
+        p = pairwise(p, x2, |p, x2| p * x2 + a);
+    }
+    let p = pairwise(p, x, |p, x| p * x);
+    let mut q = each(x2, |x2| x2 * B6 + B4);
+    for b in [B2, B0] {
+        q = pairwise(q, x2, |q, x2| q * x2 + b);
+    }
+    pairwise(p, q, |p, q| clamp_lanes_keeping_nan(p / q, -1.0, 1.0))
+}
+
+/// `f(a_i)` for every element (a plain loop: `array::map` is not always inlined).
+#[inline(always)]
+fn each<V: Copy, const N: usize>(mut a: [V; N], f: impl Fn(V) -> V) -> [V; N] {
+    for o in a.iter_mut() {
+        *o = f(*o);
+    }
+    a
+}
+
+/// `f(a_i, b_i)` for every element.
+#[inline(always)]
+fn pairwise<V: Copy, const N: usize>(a: [V; N], b: [V; N], f: impl Fn(V, V) -> V) -> [V; N] {
+    let mut out = a;
+    for (o, b) in out.iter_mut().zip(b) {
+        *o = f(*o, b);
+    }
+    out
 }
 
 /// [`fast_sigmoid`] of lane values: `fast_tanh(x / 2) / 2 + 1/2`, the same operations.
@@ -307,6 +387,45 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
     let out = clamp_lanes_keeping_nan(y, -1.0, 1.0);
     let passes = inside.and(y.ge(V::splat(-1.0))).and(y.le(V::ONE));
     (out, V::select(passes, dy, V::ZERO))
+}
+
+/// [`fast_tanh_and_derivative`] of every element, operation by operation across the
+/// elements (as [`fast_tanh_clamped_each`]): the same operations per element.
+#[inline(always)]
+fn fast_tanh_and_derivative_each<V: Lanes, const N: usize>(v: [V; N]) -> ([V; N], [V; N]) {
+    let x = each(v, |v| clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP));
+    let x2 = pairwise(x, x, |a, b| a * b);
+    let mut a = each(x2, |x2| x2 * A13 + A11);
+    for c in [A9, A7, A5, A3, A1] {
+        a = pairwise(a, x2, |a, x2| a * x2 + c);
+    }
+    let p = pairwise(a, x, |a, x| a * x);
+    let mut q = each(x2, |x2| x2 * B6 + B4);
+    for c in [B2, B0] {
+        q = pairwise(q, x2, |q, x2| q * x2 + c);
+    }
+    let y = pairwise(p, q, |p, q| p / q);
+    let mut da = each(x2, |x2| x2 * (6.0 * A13) + 5.0 * A11);
+    for c in [4.0 * A9, 3.0 * A7, 2.0 * A5] {
+        da = pairwise(da, x2, |da, x2| da * x2 + c);
+    }
+    let da = pairwise(da, x2, |da, x2| da * x2 + A3);
+    let db = each(x2, |x2| x2 * (3.0 * B6) + 2.0 * B4);
+    let db = pairwise(db, x2, |db, x2| db * x2 + B2);
+    let dp = pairwise(pairwise(x2, da, |x2, da| x2 * 2.0 * da), a, |t, a| a + t);
+    let dq = pairwise(x, db, |x, db| x * 2.0 * db);
+    let mut dy = pairwise(pairwise(y, dq, |y, dq| y * dq), dp, |ydq, dp| dp - ydq);
+    dy = pairwise(dy, q, |n, q| n / q);
+    let mut out = y;
+    for ((o, d), &vi) in out.iter_mut().zip(dy.iter_mut()).zip(&v) {
+        let inside = vi
+            .ge(V::splat(-TANH_CLAMP))
+            .and(vi.le(V::splat(TANH_CLAMP)));
+        let passes = inside.and(o.ge(V::splat(-1.0))).and(o.le(V::ONE));
+        *d = V::select(passes, *d, V::ZERO);
+        *o = clamp_lanes_keeping_nan(*o, -1.0, 1.0);
+    }
+    (out, dy)
 }
 
 /// The logistic sigmoid as `0.5 + 0.5 * fast_tanh(x / 2)`: + - * / only, bit-identical on

@@ -19,6 +19,7 @@ use super::dense::dot;
 use super::{Activation, Dense, Layer, ParamSeed, Parameters, Pow};
 use crate::directional::Directional;
 use crate::dual::Dual;
+use crate::lanes::Lanes;
 use crate::real::{PlainReal, Real};
 
 /// A layer with its vector–Jacobian product, on `f32` or on lanes of trajectories.
@@ -71,9 +72,38 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
         // Built in the returned value itself, which the optimizer then writes in place.
         let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
         let (y, dy) = (&mut out.0, &mut out.1);
+        let mut done = 0;
+        if <T as Lanes>::WIDTH > 1 {
+            // Several lanes: four outputs' pre-activations, then their activations and
+            // derivatives together (`apply_array` goes operation by operation across them,
+            // so that a wide core overlaps the four dependency chains), as in Dense's lane
+            // forward pass; the same operations per output.
+            let groups = y
+                .chunks_exact_mut(4)
+                .zip(dy.chunks_exact_mut(4))
+                .zip(self.weight.chunks_exact(4))
+                .zip(self.bias.chunks_exact(4));
+            for (((y4, dy4), rows), bias) in groups {
+                let mut z = [Dual::<1, T::Value>::constant(<T as Real>::ZERO); 4];
+                for ((z, row), &b) in z.iter_mut().zip(rows).zip(bias) {
+                    *z = Dual::variable(T::cst(b) + dot(x, row), 0);
+                }
+                A::apply_array(&mut z);
+                for ((yo, dyo), z) in y4.iter_mut().zip(dy4).zip(z) {
+                    (*yo, *dyo) = (z.v, z.t[0]);
+                }
+                done += 4;
+            }
+        }
         // One output at a time (`apply` gives `apply_array`'s results element by element):
         // the pre-activation, its activation and derivative stay in registers.
-        for (((yo, dyo), row), &b) in y.iter_mut().zip(dy).zip(&self.weight).zip(&self.bias) {
+        let rest = y
+            .iter_mut()
+            .zip(dy)
+            .zip(&self.weight)
+            .zip(&self.bias)
+            .skip(done);
+        for (((yo, dyo), row), &b) in rest {
             let z = A::apply(Dual::<1, T::Value>::variable(T::cst(b) + dot(x, row), 0));
             (*yo, *dyo) = (z.v, z.t[0]);
         }

@@ -313,6 +313,23 @@ fn hidden_dot<T: Real, P: Activation, const J: usize, const H: usize, const I: u
     let (rows_rest, biases_rest, outs_rest) =
         (rows.remainder(), biases.remainder(), outs.remainder());
     for ((w4, b4), v4) in rows.zip(biases).zip(outs) {
+        if <T::Value as Lanes>::WIDTH > 1 {
+            // Several lanes: the four units' pre-activations, then their activations
+            // together (`apply_array` goes operation by operation across them), so that a
+            // wide core overlaps the four long dependency chains (measured: four beat one,
+            // eight and all of them, which spill registers); the same operations per unit.
+            // One lane (the Cortex-M) keeps the unit-by-unit loop, which holds its values
+            // in registers.
+            let mut h = [T::ZERO; 4];
+            for ((h, w), &b) in h.iter_mut().zip(w4).zip(b4) {
+                *h = T::cst(b) + dot(x, w);
+            }
+            P::apply_array(&mut h);
+            for ((a, h), &v) in acc.iter_mut().zip(h).zip(v4) {
+                *a += h * v;
+            }
+            continue;
+        }
         for (((a, w), &b), &v) in acc.iter_mut().zip(w4).zip(b4).zip(v4) {
             *a += hidden_unit::<T, P, J>(w, b, x) * v;
         }

@@ -514,6 +514,86 @@ fn lane_arithmetic_equals_scalar_arithmetic_lane_by_lane() {
     assert!(m.any() && !m.all() && m.or(m.not()).all() && !m.and(m.not()).any());
 }
 
+/// A named lane result and the `f32` operation each lane must equal.
+type LaneCase<'a, const L: usize> = (&'a str, F32x<L>, &'a dyn Fn(f32, f32) -> f32);
+
+/// The basic operations of `F32x<L>` (on x86-64 spelled as SSE/AVX/AVX-512 instructions,
+/// the widest dividing L; elsewhere and for other L lane by lane) give exactly the bits of
+/// the `f32` operation in every lane, NaN payloads and signed zeros included.
+fn basic_operations_bit_exact<const L: usize>() {
+    let xs = samples(L * 97, 3);
+    let ys = samples(L * 97, 4);
+    let bits = |v: f32| v.to_bits();
+    for (xc, yc) in xs.chunks(L).zip(ys.chunks(L)) {
+        let x = F32x::<L>(xc.try_into().unwrap());
+        let y = F32x::<L>(yc.try_into().unwrap());
+        let lt = Lanes::lt(x, y);
+        let finite = Lanes::is_finite(y);
+        let results: [LaneCase<L>; 11] = [
+            ("+", x + y, &|a, b| a + b),
+            ("-", x - y, &|a, b| a - b),
+            ("*", x * y, &|a, b| a * b),
+            ("/", x / y, &|a, b| a / b),
+            ("+ c", x + 0.37, &|a, _| a + 0.37),
+            ("/ c", x / -3.1, &|a, _| a / -3.1),
+            ("neg", -x, &|a, _| -a),
+            ("abs", Lanes::abs(x), &|a, _| a.abs()),
+            ("at_least", x.at_least(y), &|a, b| if a < b { b } else { a }),
+            ("at_most", x.at_most(y), &|a, b| if a > b { b } else { a }),
+            ("select", <F32x<L> as Lanes>::select(lt, x, y), &|a, b| {
+                if a < b {
+                    a
+                } else {
+                    b
+                }
+            }),
+        ];
+        for (name, got, f) in results {
+            for j in 0..L {
+                let want = f(xc[j], yc[j]);
+                assert_eq!(
+                    bits(got.0[j]),
+                    bits(want),
+                    "{name} at L = {L}: {} {}",
+                    xc[j],
+                    yc[j]
+                );
+            }
+        }
+        let mut assigned = x;
+        assigned *= y;
+        assigned -= x;
+        for j in 0..L {
+            let (a, b) = (xc[j], yc[j]);
+            assert_eq!(bits(assigned.0[j]), bits(a * b - a));
+            assert_eq!(Lanes::lt(x, y).test(j), a < b);
+            assert_eq!(Lanes::le(x, y).test(j), a <= b);
+            assert_eq!(Lanes::gt(x, y).test(j), a > b);
+            assert_eq!(Lanes::ge(x, y).test(j), a >= b);
+            assert_eq!(Lanes::eq_lanes(x, y).test(j), a == b);
+            assert_eq!(Lanes::is_nan(x).test(j), a.is_nan());
+            assert_eq!(lt.and(finite).test(j), a < b && b.is_finite());
+            assert_eq!(lt.or(finite).test(j), a < b || b.is_finite());
+            assert_eq!(lt.not().test(j), a >= b || a.is_nan() || b.is_nan());
+        }
+        let flags: Vec<bool> = (0..L).map(|j| lt.test(j)).collect();
+        assert_eq!(lt.any(), flags.iter().any(|&f| f));
+        assert_eq!(lt.all(), flags.iter().all(|&f| f));
+    }
+}
+
+#[test]
+fn basic_lane_operations_are_bit_exact_at_every_width() {
+    // 4, 8 and 16 take one register width each on x86-64 (as the build allows), 12 takes
+    // 4-lane chunks even where wider registers exist, 3 and 1 the lane-by-lane loop.
+    basic_operations_bit_exact::<1>();
+    basic_operations_bit_exact::<3>();
+    basic_operations_bit_exact::<4>();
+    basic_operations_bit_exact::<8>();
+    basic_operations_bit_exact::<12>();
+    basic_operations_bit_exact::<16>();
+}
+
 #[test]
 fn duals_over_lanes_match_duals_lane_by_lane() {
     // Every Real operation on Dual<3, F32x<8>> against Dual<3, f32> per lane, through
