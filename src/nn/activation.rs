@@ -239,11 +239,11 @@ fn tanh_rational<V: Lanes>(x: V, x2: V) -> V {
 /// range finds at most exactly 1). NaN passes both clamps unchanged too, so it takes the
 /// same branch (`!(x^2 > TANH_CLAMP_SQUARED)`): one comparison and a branch per unit instead
 /// of four clamping selects, and no call. Beyond the clamp the result is exactly `±1`.
-/// Several lanes take the same two cases without a branch ([`fast_tanh_lanes`]).
+/// Several lanes keep the branch-free selects, which vectorize.
 #[inline(always)]
 fn fast_tanh_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
-        return fast_tanh_lanes(x);
+        return fast_tanh_clamped(x);
     }
     let x2 = x * x;
     if !x2.gt(V::splat(TANH_CLAMP_SQUARED)).any() {
@@ -256,19 +256,12 @@ fn fast_tanh_value<V: Lanes>(x: V) -> V {
     }
 }
 
-/// [`fast_tanh_value`]'s two cases on several lanes without a branch: every lane computes
-/// the rational function of its unclamped input, and the lanes beyond the clamp
-/// (`x^2 > TANH_CLAMP_SQUARED`) take `±1` (the sign of `x`, never zero there) instead. The
-/// same bits as clamp, rational function, clamp ([`fast_tanh_ops`]), for the reasons given
-/// at [`fast_tanh_value`], with the clamps' four selects off the chain of dependent
-/// operations: one comparison of `x^2`, which runs beside the rational function, and one
-/// select after it.
+/// [`fast_tanh_ops`] on lane values: clamp, rational function, clamp.
 #[inline(always)]
-fn fast_tanh_lanes<V: Lanes>(x: V) -> V {
-    let x2 = x * x;
-    let beyond = x2.gt(V::splat(TANH_CLAMP_SQUARED));
-    let unit = V::select(x.lt(V::ZERO), V::splat(-1.0), V::ONE);
-    V::select(beyond, unit, tanh_rational(x, x2))
+fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
+    let x = clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP);
+    let y = tanh_rational(x, x * x);
+    clamp_lanes_keeping_nan(y, -1.0, 1.0)
 }
 
 /// `f` of the elements' lane values, for a scalar of several lanes that is its value (the
@@ -337,7 +330,7 @@ fn pairwise<V: Copy, const N: usize>(a: [V; N], b: [V; N], f: impl Fn(V, V) -> V
 #[inline(always)]
 fn fast_sigmoid_value<V: Lanes>(x: V) -> V {
     if V::WIDTH > 1 {
-        return fast_tanh_lanes(x * 0.5) * 0.5 + 0.5;
+        return fast_tanh_clamped(x * 0.5) * 0.5 + 0.5;
     }
     // fast_tanh_value's branches, with `±1 / 2 + 1/2` beyond the clamp: exactly 1 for a
     // positive h, 0 for a negative one (the sign bit spread to a mask clears 1's bits).
