@@ -159,6 +159,15 @@ impl<T: Real, const I: usize, const O: usize, A: Activation> Layer<T> for Dense<
         hidden: impl FnOnce() -> [T; I],
         seed: ParamSeed,
     ) -> [T; O] {
+        if fuses_hidden_units_in_lanes::<T, H, I, O>() {
+            if let (Some(row), Some(b)) = (self.weight.first(), self.bias.first()) {
+                let xv: [f32; J] =
+                    core::array::from_fn(|i| x.get(i).map_or(0.0, |v| v.value().lane(0)));
+                let sum = hidden_dot_in_lanes::<P, J, H, I, HIDDEN_LANES>(prev, row, &xv);
+                let y = A::apply(T::cst(*b) + T::from_value(<T::Value as Lanes>::splat(sum)));
+                return core::array::from_fn(|_| y);
+            }
+        }
         if fuses_hidden_units::<T, H, I, O>() {
             if let (Some(row), Some(b)) = (self.weight.first(), self.bias.first()) {
                 let sum = hidden_dot(prev, row, x);
@@ -184,6 +193,99 @@ fn fuses_hidden_units<T: Real, const H: usize, const I: usize, const O: usize>()
         && H > 1
         && is_its_value::<T>()
         && !(OUTPUTS_IN_LANES && <T::Value as Lanes>::WIDTH == 1)
+}
+
+/// Whether [`Layer::forward_after_dense`] computes `next(prev(x))` for one trajectory on the
+/// [`OUTPUTS_IN_LANES`] targets by [`hidden_dot_in_lanes`]: the conditions of
+/// [`fuses_hidden_units`], but one lane on those targets.
+#[inline]
+fn fuses_hidden_units_in_lanes<T: Real, const H: usize, const I: usize, const O: usize>() -> bool {
+    O == 1
+        && I == H
+        && H > 1
+        && OUTPUTS_IN_LANES
+        && <T::Value as Lanes>::WIDTH == 1
+        && is_its_value::<T>()
+}
+
+/// Hidden units per lane group in [`hidden_dot_in_lanes`]: one register's worth (16 with
+/// 512-bit vectors, else 8).
+const HIDDEN_LANES: usize = if cfg!(target_feature = "avx512f") {
+    16
+} else {
+    8
+};
+
+/// [`hidden_dot`] for one trajectory with the hidden units computed `G` (a multiple of 4:
+/// [`HIDDEN_LANES`]), then 4, at a time in lanes, then one by one: each group's pre-activations as
+/// [`outputs_in_lanes`] computes them, its activations branch-free, its products with the
+/// output row, and then the products added into the four accumulators four at a time (unit
+/// `j` into accumulator `j mod 4`, in increasing `j`: [`dot`]'s order). The same operations
+/// in the same order as `dot(&prev.forward(x), row)`, so the same bits, and the hidden
+/// values never go through memory. `row` must have `H` entries.
+#[inline]
+fn hidden_dot_in_lanes<
+    P: Activation,
+    const J: usize,
+    const H: usize,
+    const I: usize,
+    const G: usize,
+>(
+    prev: &Dense<J, H, P>,
+    row: &[f32; I],
+    x: &[f32; J],
+) -> f32 {
+    let mut acc = F32x::<4>::splat(0.0);
+    let done = hidden_groups_dot::<P, J, G>(&prev.weight, &prev.bias, row, x, &mut acc);
+    let (rows, bias, out) = (
+        prev.weight.get(done..).unwrap_or_default(),
+        prev.bias.get(done..).unwrap_or_default(),
+        row.get(done..).unwrap_or_default(),
+    );
+    let more = hidden_groups_dot::<P, J, 4>(rows, bias, out, x, &mut acc);
+    // Fewer than 4 units left, the first of them a multiple of 4: unit `r` of the rest goes
+    // into accumulator `r`.
+    let rest = rows.iter().zip(bias).zip(out).skip(more);
+    for (a, ((w, &b), &v)) in acc.0.iter_mut().zip(rest) {
+        *a += hidden_unit::<f32, P, J>(w, b, x) * v;
+    }
+    let [a0, a1, a2, a3] = acc.0;
+    (a0 + a1) + (a2 + a3)
+}
+
+/// The hidden units of `rows`/`bias` at `x`, `L` (a multiple of 4) at a time in lanes, each
+/// group's products with `out` added into `acc` four at a time; returns how many units (a
+/// multiple of `L`; the rest is left).
+#[inline(always)]
+fn hidden_groups_dot<P: Activation, const J: usize, const L: usize>(
+    rows: &[[f32; J]],
+    bias: &[f32],
+    out: &[f32],
+    x: &[f32; J],
+    acc: &mut F32x<4>,
+) -> usize {
+    let mut done = 0;
+    let groups = rows
+        .chunks_exact(L)
+        .zip(bias.chunks_exact(L))
+        .zip(out.chunks_exact(L));
+    for ((rows, bias), out) in groups {
+        let h = P::apply(pre_activations::<J, L>(rows, bias, x));
+        let mut v = F32x::<L>::splat(0.0);
+        for (lane, &vj) in v.0.iter_mut().zip(out) {
+            *lane = vj;
+        }
+        let p = h * v;
+        for quad in p.0.chunks_exact(4) {
+            let mut q = F32x::<4>::splat(0.0);
+            for (lane, &pj) in q.0.iter_mut().zip(quad) {
+                *lane = pj;
+            }
+            *acc += q;
+        }
+        done += L;
+    }
+    done
 }
 
 /// One hidden unit `P(b + w x)`, as [`Dense`] computes one output; always inlined, so that
@@ -294,35 +396,46 @@ fn outputs_in_lanes<A: Activation, T: Real, const I: usize, const L: usize>(
         .zip(bias.chunks_exact(L))
         .zip(out.chunks_exact_mut(L));
     for ((rows, bias), out) in groups {
-        let mut b = F32x::<L>::splat(0.0);
-        for (lane, &bj) in b.0.iter_mut().zip(bias) {
-            *lane = bj;
-        }
-        let column = |i: usize| {
-            let mut w = F32x::<L>::splat(0.0);
-            for (lane, row) in w.0.iter_mut().zip(rows) {
-                *lane = row.get(i).copied().unwrap_or(0.0);
-            }
-            w
-        };
-        let z = if I == 1 {
-            b + F32x::splat(x.first().copied().unwrap_or(0.0)) * column(0)
-        } else {
-            let mut acc = [F32x::<L>::splat(0.0); 4];
-            for (i, &xi) in x.iter().enumerate() {
-                if let Some(a) = acc.get_mut(i % 4) {
-                    *a += F32x::splat(xi) * column(i);
-                }
-            }
-            let [a0, a1, a2, a3] = acc;
-            b + ((a0 + a1) + (a2 + a3))
-        };
+        let z = pre_activations::<I, L>(rows, bias, x);
         for (o, &v) in out.iter_mut().zip(&A::apply(z).0) {
             *o = lift(v);
         }
         done += L;
     }
     done
+}
+
+/// The pre-activations of the first `L` of `rows`/`bias` at input `x`, in lanes: lane `j`
+/// is `b_j + x_0 w_j0` for one input, else `b_j` plus the four accumulators of [`dot`].
+#[inline(always)]
+fn pre_activations<const I: usize, const L: usize>(
+    rows: &[[f32; I]],
+    bias: &[f32],
+    x: &[f32; I],
+) -> F32x<L> {
+    let mut b = F32x::<L>::splat(0.0);
+    for (lane, &bj) in b.0.iter_mut().zip(bias) {
+        *lane = bj;
+    }
+    let column = |i: usize| {
+        let mut w = F32x::<L>::splat(0.0);
+        for (lane, row) in w.0.iter_mut().zip(rows) {
+            *lane = row.get(i).copied().unwrap_or(0.0);
+        }
+        w
+    };
+    if I == 1 {
+        b + F32x::splat(x.first().copied().unwrap_or(0.0)) * column(0)
+    } else {
+        let mut acc = [F32x::<L>::splat(0.0); 4];
+        for (i, &xi) in x.iter().enumerate() {
+            if let Some(a) = acc.get_mut(i % 4) {
+                *a += F32x::splat(xi) * column(i);
+            }
+        }
+        let [a0, a1, a2, a3] = acc;
+        b + ((a0 + a1) + (a2 + a3))
+    }
 }
 
 /// `sum_i x_i w_i` in a fixed order: products `i ≡ r (mod 4)` summed in accumulator `r`,
@@ -379,13 +492,14 @@ mod tests {
         layer
     }
 
-    /// The one-lane path of the Cortex-M targets (here called directly, since the host
-    /// takes its outputs-in-lanes path instead): `hidden_dot` gives the bits of the output
-    /// layer's `dot` over the first layer's output array, with and without a remainder of
-    /// units, for inputs inside, at and beyond the clamps, zeros of both signs, NaN and
-    /// infinities.
-    fn check_pair<P: Activation, const H: usize>(span: f32) {
-        let first = filled::<1, H, P>(span);
+    /// Both fused paths, called directly (each target takes one of them): the unit-by-unit
+    /// one of the Cortex-M targets (`hidden_dot`) and the one-trajectory lanes of the host
+    /// (`hidden_dot_in_lanes`, in groups of 8 and of 16) give the bits of the output layer's
+    /// `dot` over the first layer's output array, with and without remainders of units, for
+    /// `J` inputs each taking the values below (inside, at and beyond the clamps, zeros of
+    /// both signs, NaN and infinities; the other inputs a fixed multiple of it).
+    fn check_pair<P: Activation, const J: usize, const H: usize>(span: f32) {
+        let first = filled::<J, H, P>(span);
         let second = filled::<H, 1, Identity>(1.0);
         let inputs = [
             0.0f32,
@@ -402,23 +516,40 @@ mod tests {
             f32::NEG_INFINITY,
             f32::NAN,
         ];
-        for x in inputs {
+        for s in inputs {
+            let x: [f32; J] = core::array::from_fn(|i| if i % 2 == 0 { s } else { -0.37 * s });
             let hidden: [f32; H] =
-                core::array::from_fn(|o| P::apply(first.bias[o] + dot(&[x], &first.weight[o])));
+                core::array::from_fn(|o| P::apply(first.bias[o] + dot(&x, &first.weight[o])));
             let want = dot(&hidden, &second.weight[0]);
-            let got = hidden_dot(&first, &second.weight[0], &[x]);
-            assert_eq!(got.to_bits(), want.to_bits(), "H = {H}, x = {x:e}");
+            let got = hidden_dot(&first, &second.weight[0], &x);
+            assert_eq!(got.to_bits(), want.to_bits(), "H = {H}, x = {x:?}");
+            let by_8 = hidden_dot_in_lanes::<P, J, H, H, 8>(&first, &second.weight[0], &x);
+            assert_eq!(
+                by_8.to_bits(),
+                want.to_bits(),
+                "8 lanes, H = {H}, x = {x:?}"
+            );
+            let by_16 = hidden_dot_in_lanes::<P, J, H, H, 16>(&first, &second.weight[0], &x);
+            assert_eq!(
+                by_16.to_bits(),
+                want.to_bits(),
+                "16 lanes, H = {H}, x = {x:?}"
+            );
         }
     }
 
     #[test]
     fn hidden_units_summed_unit_by_unit_give_the_bits_of_the_hidden_array() {
         for span in [0.5f32, 4.0, 100.0] {
-            check_pair::<FastTanh, 20>(span);
-            check_pair::<FastSigmoid, 20>(span);
-            check_pair::<FastTanh, 7>(span);
-            check_pair::<Tanh, 6>(span);
-            check_pair::<Identity, 2>(span);
+            check_pair::<FastTanh, 1, 20>(span);
+            check_pair::<FastSigmoid, 1, 20>(span);
+            check_pair::<FastTanh, 1, 7>(span);
+            check_pair::<FastSigmoid, 1, 35>(span);
+            check_pair::<Tanh, 1, 6>(span);
+            check_pair::<Identity, 1, 2>(span);
+            check_pair::<FastTanh, 3, 20>(span);
+            check_pair::<FastSigmoid, 6, 13>(span);
+            check_pair::<Tanh, 2, 24>(span);
         }
     }
 
@@ -433,5 +564,7 @@ mod tests {
         second.weight = [[1.0; 8]];
         let got = hidden_dot(&first, &second.weight[0], &[-0.0f32]);
         assert_eq!(got.to_bits(), 0.0f32.to_bits());
+        let in_lanes = hidden_dot_in_lanes::<_, 1, 8, 8, 8>(&first, &second.weight[0], &[-0.0]);
+        assert_eq!(in_lanes.to_bits(), 0.0f32.to_bits());
     }
 }

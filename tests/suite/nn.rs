@@ -449,6 +449,25 @@ fn a_dense_pair_gives_the_bits_of_its_layers_applied_one_by_one() {
         layer::<Dense<1, 5, FastTanh>>(13),
         layer::<Dense<5, 2, Identity>>(14),
     );
+    // The host's one-trajectory path computes hidden units in lane groups (16 or 8, then 4,
+    // then one by one): widths that leave every kind of remainder, with one and with
+    // several inputs (the group's pre-activations then use dot's four accumulators).
+    check_pair_bits(
+        layer::<Dense<1, 35, FastTanh>>(17),
+        layer::<Dense<35, 1, Identity>>(18),
+    );
+    check_pair_bits(
+        layer::<Dense<1, 16, FastSigmoid>>(19),
+        layer::<Dense<16, 1, FastTanh>>(20),
+    );
+    check_pair_bits(
+        layer::<Dense<3, 20, FastTanh>>(21),
+        layer::<Dense<20, 1, Identity>>(22),
+    );
+    check_pair_bits(
+        layer::<Dense<5, 13, Tanh>>(23),
+        layer::<Dense<13, 1, FastSigmoid>>(24),
+    );
     // The seed drift (Cube, Dense, Dense): the tuple applies the cube, then the pair.
     let (cube, first, second) = (
         Cube::<1>::default(),
