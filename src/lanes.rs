@@ -37,6 +37,21 @@ use crate::math;
 )]
 mod x86;
 
+/// Trajectories per pass of the crate's own multi-trajectory paths (the threaded ensemble's
+/// [`PARALLEL_LANES`](crate::solve::PARALLEL_LANES), reverse mode's
+/// [`REVERSE_LANES`](crate::grad::reverse::REVERSE_LANES)): 16 where the build enables
+/// AVX-512F and AVX-512DQ (one register per operation, selects on mask registers), else 8.
+/// Results never depend on it: each lane is its trajectory's one-lane computation. Its
+/// value depends on the build's target features, so generic code that names these lane
+/// types in its bounds (`Widen<PARALLEL_LANES>`, `F32x<REVERSE_LANES>`) should write the
+/// constant, not a number.
+pub const WIDE_LANES: usize = if cfg!(all(target_feature = "avx512f", target_feature = "avx512dq"))
+{
+    16
+} else {
+    8
+};
+
 /// A lane-wise arithmetic operation of [`F32x`], named so that a target with vector
 /// instructions can pick its instruction (src/lanes/x86.rs).
 #[derive(Clone, Copy)]

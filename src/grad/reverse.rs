@@ -33,8 +33,8 @@
 //! all: its backward pass rebuilds the states.
 //!
 //! On the host (feature `std`), [`loss_and_gradient_parallel`] runs the same scheme on
-//! lanes: 8 trajectories per forward and backward pass, one per lane of
-//! [`F32x<8>`](crate::lanes::F32x) ([`REVERSE_LANES`]), each lane computing exactly what the
+//! lanes: [`REVERSE_LANES`] trajectories per forward and backward pass (8, or 16 with
+//! AVX-512), one per lane of [`F32x`](crate::lanes::F32x), each lane computing exactly what the
 //! `f32` code computes for its trajectory, on any number of threads. Each trajectory's
 //! parameter cotangent is summed into the gradient in trajectory order, so its bits do not
 //! depend on the thread count; this function instead adds every step of every trajectory

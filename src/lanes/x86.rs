@@ -177,6 +177,16 @@ pub(super) fn select<const L: usize>(mask: [u32; L], a: [f32; L], b: [f32; L]) -
     // A blend reads each lane's sign bit, the whole flag for all-ones/all-zeros lanes, and
     // the compiler turns a blend of a comparison into min/max where those agree. Without a
     // blend instruction (SSE before 4.1): (a & m) | (b & !m).
+    #[cfg(all(target_feature = "avx512f", target_feature = "avx512dq"))]
+    if width(L) == 16 {
+        return Some(blend_chunks::<__m512, L, 16>(mask, a, b, |m, a, b| {
+            simd!(_mm512_mask_blend_ps(
+                _mm512_movepi32_mask(_mm512_castps_si512(m)),
+                b,
+                a
+            ))
+        }));
+    }
     #[cfg(target_feature = "avx")]
     if width(L) >= 8 {
         return Some(blend_chunks::<__m256, L, 8>(mask, a, b, |m, a, b| {

@@ -822,16 +822,11 @@ pub(crate) fn restore_on_error<T: Real, R, const D: usize>(
 #[cfg(feature = "std")]
 const PARALLEL_BLOCK_BYTES: usize = 4 << 20;
 
-/// Lanes per pass of the threaded ensemble ([`Solver::ensemble_parallel`]): 16 where the
-/// build enables AVX-512F (one 16-lane register per operation; the seed model's ensemble
-/// takes 22 instead of 25 ns per trajectory-step there), else 8. The results do not depend
-/// on it: every lane is its trajectory's one-lane computation.
+/// Lanes per pass of the threaded ensemble ([`Solver::ensemble_parallel`]):
+/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (the seed model's ensemble takes
+/// 22 instead of 25 ns per trajectory-step there), else 8.
 #[cfg(feature = "std")]
-pub const PARALLEL_LANES: usize = if cfg!(target_feature = "avx512f") {
-    16
-} else {
-    8
-};
+pub const PARALLEL_LANES: usize = crate::lanes::WIDE_LANES;
 
 #[cfg(feature = "std")]
 impl<M: Method + Sync> Solver<M> {

@@ -9,7 +9,7 @@ use tinysde::noise::{rng_from_seed, Brownian, Coarsened, Increment, NoiseSource}
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
     Calculus, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1,
-    Step, TimeGrid,
+    Step, TimeGrid, PARALLEL_LANES,
 };
 use tinysde::{Directional, Dual, Error, F32x, NoiseKind, Real, Widen};
 
@@ -124,7 +124,7 @@ fn run_ensemble<M, S, T, const D: usize>(
 where
     M: Method + Step<T, S, D> + Step<T::Wide, S, D> + Sync,
     S: Sde<T, D> + Sde<T::Wide, D> + Sync,
-    T: Widen<8> + Send + Sync,
+    T: Widen<PARALLEL_LANES> + Send + Sync,
     T::Wide: Send + Sync,
 {
     match threads {
@@ -826,8 +826,8 @@ fn assert_rejected<M, S, const D: usize>(
     expected_solve: Option<Error>,
     expected_ensemble: Error,
 ) where
-    M: Method + Step<f32, S, D> + Step<F32x<8>, S, D> + Copy + Sync,
-    S: Sde<f32, D> + Sde<F32x<8>, D> + Sync,
+    M: Method + Step<f32, S, D> + Step<F32x<PARALLEL_LANES>, S, D> + Copy + Sync,
+    S: Sde<f32, D> + Sde<F32x<PARALLEL_LANES>, D> + Sync,
 {
     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 10).unwrap());
     let noise = Brownian::new(1);
@@ -1231,9 +1231,9 @@ fn a_fixed_sde_solves_as_the_same_sde_written_with_a_seed() {
     where
         M: tinysde::solve::Method
             + tinysde::solve::Step<f32, FixedGbm, 1>
-            + tinysde::solve::Step<F32x<8>, FixedGbm, 1>
+            + tinysde::solve::Step<F32x<PARALLEL_LANES>, FixedGbm, 1>
             + tinysde::solve::Step<f32, SeededGbm, 1>
-            + tinysde::solve::Step<F32x<8>, SeededGbm, 1>
+            + tinysde::solve::Step<F32x<PARALLEL_LANES>, SeededGbm, 1>
             + Sync,
     {
         let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 50).unwrap());
