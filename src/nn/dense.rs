@@ -209,12 +209,8 @@ fn fuses_hidden_units_in_lanes<T: Real, const H: usize, const I: usize, const O:
 }
 
 /// Hidden units per lane group in [`hidden_dot_in_lanes`]: one register's worth (16 with
-/// 512-bit vectors, else 8).
-const HIDDEN_LANES: usize = if cfg!(target_feature = "avx512f") {
-    16
-} else {
-    8
-};
+/// AVX-512, else 8), as the crate's other lane passes.
+const HIDDEN_LANES: usize = crate::lanes::WIDE_LANES;
 
 /// [`hidden_dot`] for one trajectory with the hidden units computed `G` (a multiple of 4:
 /// [`HIDDEN_LANES`]), then 4, at a time in lanes, then one by one: each group's pre-activations as

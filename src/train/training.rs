@@ -88,8 +88,8 @@ where
 }
 
 /// Reverse mode on `scratch.threads` threads (the calling thread alone by default): the
-/// threaded function runs 8 trajectories per pass on lanes, so it is the faster one even on
-/// one thread, and its bits do not depend on the thread count.
+/// threaded function runs `REVERSE_LANES` trajectories per pass on lanes, so it is the
+/// faster one even on one thread, and its bits do not depend on the thread count.
 fn reverse_gradient<S, M, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
