@@ -259,9 +259,8 @@ fn fast_tanh_value<V: Lanes>(x: V) -> V {
 /// [`fast_tanh_ops`] on lane values: clamp, rational function, clamp.
 #[inline(always)]
 fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
-    let x = clamp_lanes_keeping_nan(x, -TANH_CLAMP, TANH_CLAMP);
-    let y = tanh_rational(x, x * x);
-    clamp_lanes_keeping_nan(y, -1.0, 1.0)
+    let [y] = fast_tanh_clamped_each([x]);
+    y
 }
 
 /// `f` of the elements' lane values, for a scalar of several lanes that is its value (the
@@ -374,24 +373,8 @@ fn fast_tanh_ops<T: Real>(x: T) -> T {
 /// (and 0 for a NaN argument, whose value is NaN anyway).
 #[inline(always)]
 fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
-    let x = clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP);
-    let inside = v.ge(V::splat(-TANH_CLAMP)).and(v.le(V::splat(TANH_CLAMP)));
-    let x2 = x * x;
-    let a = (((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1;
-    let p = a * x;
-    let q = ((x2 * B6 + B4) * x2 + B2) * x2 + B0;
-    let y = p / q;
-    // p = x a(x^2), p' = a + 2 x^2 a'(x^2); q = b(x^2), q' = 2 x b'(x^2).
-    let da = ((((x2 * (6.0 * A13) + 5.0 * A11) * x2 + 4.0 * A9) * x2 + 3.0 * A7) * x2 + 2.0 * A5)
-        * x2
-        + A3;
-    let db = (x2 * (3.0 * B6) + 2.0 * B4) * x2 + B2;
-    let dp = a + x2 * 2.0 * da;
-    let dq = x * 2.0 * db;
-    let dy = (dp - y * dq) / q;
-    let out = clamp_lanes_keeping_nan(y, -1.0, 1.0);
-    let passes = inside.and(y.ge(V::splat(-1.0))).and(y.le(V::ONE));
-    (out, V::select(passes, dy, V::ZERO))
+    let ([y], [dy]) = fast_tanh_and_derivative_each([v]);
+    (y, dy)
 }
 
 /// [`fast_tanh_and_derivative`] of every element, operation by operation across the
@@ -401,6 +384,7 @@ fn fast_tanh_and_derivative_each<V: Lanes, const N: usize>(v: [V; N]) -> ([V; N]
     let (x, x2, a, q) = tanh_rational_parts_each(v);
     let p = pairwise(a, x, |a, x| a * x);
     let y = pairwise(p, q, |p, q| p / q);
+    // p = x a(x^2), p' = a + 2 x^2 a'(x^2); q = b(x^2), q' = 2 x b'(x^2).
     let mut da = each(x2, |x2| x2 * (6.0 * A13) + 5.0 * A11);
     for c in [4.0 * A9, 3.0 * A7, 2.0 * A5] {
         da = pairwise(da, x2, |da, x2| da * x2 + c);

@@ -50,15 +50,6 @@ fn axpy<T: PlainReal, const D: usize>(y: &mut [T; D], a: f32, x: &[T; D]) {
     }
 }
 
-/// `x * c` element by element (a loop: `array::map` is not always inlined in these hot
-/// paths).
-#[inline(always)]
-fn scaled<T: PlainReal, const D: usize>(mut x: [T; D], c: f32) -> [T; D] {
-    for xi in x.iter_mut() {
-        *xi = *xi * c;
-    }
-    x
-}
 impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for EulerMaruyama {
     #[inline]
     fn step_vjp(
@@ -73,7 +64,7 @@ impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for EulerMa
     ) {
         // u' = u + f(u) h + g(u) dW
         let next_bar = *u_bar;
-        let f_bar = scaled(next_bar, h);
+        let f_bar = next_bar.map(|x| x * h);
         let mut g_bar = next_bar;
         for (gb, &dw) in g_bar.iter_mut().zip(&inc.dw) {
             *gb *= dw;
@@ -104,7 +95,7 @@ impl<T: PlainReal, S: SdeVjp<D, T>, const D: usize> StepVjp<S, D, T> for EulerHe
         }
         let next_bar = *u_bar;
         let half_h = h * 0.5;
-        let f1_bar = scaled(next_bar, half_h);
+        let f1_bar = next_bar.map(|x| x * half_h);
         let mut g1_bar = next_bar;
         for (gb, &dw) in g1_bar.iter_mut().zip(&inc.dw) {
             *gb *= dw * 0.5;
@@ -142,7 +133,7 @@ impl<T: PlainReal, S: MilsteinVjp<D, T>, const D: usize> StepVjp<S, D, T> for Mi
     ) {
         // u' = u + f(u) h + g(u) dW + ½ q(u) (dW² − h)
         let next_bar = *u_bar;
-        let f_bar = scaled(next_bar, h);
+        let f_bar = next_bar.map(|x| x * h);
         let mut g_bar = next_bar;
         let mut q_bar = next_bar;
         for ((gb, qb), &dw) in g_bar.iter_mut().zip(&mut q_bar).zip(&inc.dw) {
