@@ -89,11 +89,13 @@ pub use super::parallel::{
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
-use crate::nn::{ParamSeed, Parameters};
+use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::{PlainReal, Real};
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, LaneGroup, Method, ReversibleHeun, StepVjp};
+use crate::solve::{
+    Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
+};
 
 /// The number of rows (`[f32; D]`) the `tape` of [`loss_and_gradient`] needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
@@ -257,17 +259,8 @@ where
                     states,
                 )
             } else {
-                solver.ensemble(
-                    model,
-                    noise,
-                    &u0,
-                    trajectories,
-                    times,
-                    mean,
-                    var,
-                    None,
-                    ParamSeed::NONE,
-                )
+                let job = crate::solve::Job::new(model, noise, u0, times);
+                solver.ensemble_job(&job, trajectories, EnsembleBuffers::new(mean, var))
             }
         },
         |m, states, save_bar, u0_bar, params_bar| {
@@ -570,16 +563,8 @@ where
         grad,
         S::PARAMS,
         |mean, var, _states| {
-            solver.ensemble_reversible(
-                model,
-                noise,
-                &problem.u0(),
-                problem.trajectories(),
-                times,
-                mean,
-                var,
-                ParamSeed::NONE,
-            )
+            let request = EnsembleRequest::new(problem.u0(), problem.trajectories(), times);
+            crate::solve::simulate_into(solver, model, noise, &request, EnsembleBuffers::new(mean, var))
         },
         |m, _states, save_bar, u0_bar, params_bar| {
             solver.reversible_adjoint_trajectory(
