@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
+use tinysde::solve::{
+    self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid,
+};
 use tinysde::F32x;
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -66,28 +68,20 @@ where
     Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
 {
     if L == 1 {
-        solver.ensemble(
+        solve::simulate_into(
+            &solver,
             model,
             noise,
-            u0,
-            trajectories,
-            &TIMES,
-            mean,
-            var,
-            None,
-            ParamSeed::NONE,
+            &EnsembleRequest::new(*u0, trajectories, &TIMES),
+            EnsembleBuffers::new(mean, var),
         )
     } else {
-        solver.ensemble_lanes::<L, _, _, _, 1>(
+        solve::simulate_into(
+            &solver,
             model,
             noise,
-            u0,
-            trajectories,
-            &TIMES,
-            mean,
-            var,
-            None,
-            ParamSeed::NONE,
+            &EnsembleRequest::new(*u0, trajectories, &TIMES).in_lanes::<L>(),
+            EnsembleBuffers::new(mean, var),
         )
     }
 }

@@ -23,8 +23,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
+    SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
 };
 use tinysde::{F32x, NoiseKind, Real};
 
@@ -61,9 +61,14 @@ where
     let mut out = [[0.0f32; 1]; 7];
     group.bench_function("M=1", |b| {
         b.iter(|| {
-            solver
-                .solve(sde, &noise, 0, &u0, &TIMES, &mut out, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &solver,
+                sde,
+                &noise,
+                &SolveRequest::new(u0, &TIMES),
+                &mut out,
+            )
+            .unwrap();
             black_box(&out);
         })
     });
@@ -71,39 +76,30 @@ where
     let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
     group.bench_function("M=100 serial", |b| {
         b.iter(|| {
-            solver
-                .ensemble(
-                    sde,
-                    &noise,
-                    &u0,
-                    M,
-                    &TIMES,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
-                )
-                .unwrap();
+            solve::simulate_into(
+                &solver,
+                sde,
+                &noise,
+                &EnsembleRequest::new(u0, M, &TIMES),
+                EnsembleBuffers::new(&mut mean, &mut var),
+            )
+            .unwrap();
             black_box((&mean, &var));
         })
     });
     #[cfg(feature = "std")]
     group.bench_function("M=100 threaded", |b| {
         b.iter(|| {
-            solver
-                .ensemble_parallel(
-                    sde,
-                    &noise,
-                    &u0,
-                    M,
-                    &TIMES,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
-                    0,
-                )
-                .unwrap();
+            solve::simulate_into(
+                &solver,
+                sde,
+                &noise,
+                &EnsembleRequest::new(u0, M, &TIMES)
+                    .in_lanes::<PARALLEL_LANES>()
+                    .on_threads(0),
+                EnsembleBuffers::new(&mut mean, &mut var),
+            )
+            .unwrap();
             black_box((&mean, &var));
         })
     });

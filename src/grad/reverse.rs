@@ -564,7 +564,13 @@ where
         S::PARAMS,
         |mean, var, _states| {
             let request = EnsembleRequest::new(problem.u0(), problem.trajectories(), times);
-            crate::solve::simulate_into(solver, model, noise, &request, EnsembleBuffers::new(mean, var))
+            crate::solve::simulate_into(
+                solver,
+                model,
+                noise,
+                &request,
+                EnsembleBuffers::new(mean, var),
+            )
         },
         |m, _states, save_bar, u0_bar, params_bar| {
             solver.reversible_adjoint_trajectory(

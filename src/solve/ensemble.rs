@@ -4,9 +4,9 @@
 //! [`Ensemble`], feature `std`); what to compute is a request with defaults.
 
 use super::engine::{self, Runner};
-use super::integrator::{Execution, Integrator, Job, OneAtATime};
 #[cfg(feature = "std")]
 use super::integrator::Threads;
+use super::integrator::{Execution, Integrator, Job, OneAtATime};
 use super::InLanes;
 use crate::error::Error;
 use crate::real::Real;

@@ -121,14 +121,15 @@ impl<M: Method> Solver<M> {
                             dz: [<X::Value as Lanes>::ZERO; D],
                         }
                     };
-                    u = self.method.step(job.sde, step.t, step.h, &u, &inc, job.seed);
+                    u = self
+                        .method
+                        .step(job.sde, step.t, step.h, &u, &inc, job.seed);
                     last_step = step.k;
                 }
             }
         }
         Ok(())
     }
-
 
     /// Integrates the trajectories in `range`, a lane group of `X` at a time, showing every
     /// saved state to `visit(m, i, u)` (the order of [`Runner::for_each_state`]).

@@ -157,7 +157,16 @@ macro_rules! fixed_step_integrator {
 
 // One impl per method rather than one for every `M: Step`: reversible Heun is a `Solver`
 // too, with its own integration (coherence cannot tell it is not a `Step` method).
-fixed_step_integrator!(EulerMaruyama, EulerHeun, Milstein, Rk4, Sosri, Sriw1, Sosra, Sra1);
+fixed_step_integrator!(
+    EulerMaruyama,
+    EulerHeun,
+    Milstein,
+    Rk4,
+    Sosri,
+    Sriw1,
+    Sosra,
+    Sra1
+);
 
 impl<const L: usize, M, T, S, N, const D: usize> LaneIntegrator<L, T, S, N, D> for Solver<M>
 where
@@ -498,5 +507,43 @@ impl<T: Real, S: Sde<T, D>, const D: usize> Sde<T, D> for Seeded<'_, S> {
     #[inline]
     fn diffusion(&self, t: f32, u: &[T; D], _: ParamSeed) -> [T; D] {
         self.sde.diffusion(t, u, self.seed)
+    }
+}
+
+impl<I, T, S, N, const D: usize> Integrator<T, S, N, D> for &I
+where
+    T: Real,
+    S: Sde<T, D>,
+    I: Integrator<T, S, N, D> + ?Sized,
+{
+    type Stats = I::Stats;
+    fn check_inputs(&self, noise: &N, u0: &[T; D], save_times: &[f32]) -> Result<(), Error> {
+        (**self).check_inputs(noise, u0, save_times)
+    }
+    #[inline]
+    fn run_trajectories(
+        &self,
+        job: &Job<'_, T, S, N, D>,
+        range: Range<usize>,
+        visit: impl FnMut(usize, usize, &[T; D]),
+    ) -> Result<Self::Stats, Error> {
+        (**self).run_trajectories(job, range, visit)
+    }
+}
+
+impl<const L: usize, I, T, S, N, const D: usize> LaneIntegrator<L, T, S, N, D> for &I
+where
+    T: Widen<L>,
+    S: Sde<T, D>,
+    I: LaneIntegrator<L, T, S, N, D> + ?Sized,
+{
+    #[inline]
+    fn run_lanes(
+        &self,
+        job: &Job<'_, T, S, N, D>,
+        range: Range<usize>,
+        visit: impl FnMut(usize, usize, &[T; D]),
+    ) -> Result<Self::Stats, Error> {
+        (**self).run_lanes(job, range, visit)
     }
 }

@@ -103,8 +103,8 @@ pub use ensemble::{simulate, Ensemble};
 pub use ensemble::{simulate_into, solve, EnsembleBuffers, EnsembleRequest, SolveRequest};
 pub use euler_heun::EulerHeun;
 pub use euler_maruyama::EulerMaruyama;
-pub(crate) use fixed::{check_finite, increment, lane_increment};
 pub use fixed::Solver;
+pub(crate) use fixed::{check_finite, increment, lane_increment};
 pub use grid::{PlanCursor, PlanEvent, PlannedStep, Spacing, StepPlan, TimeGrid};
 #[cfg(feature = "std")]
 pub use integrator::Threads;

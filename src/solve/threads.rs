@@ -2,7 +2,9 @@
 //! trajectories integrated in parallel into scratch rows, folded into the statistics on the
 //! calling thread in trajectory order, so the results are bit-identical to one thread's.
 
-use super::engine::{self, check_statistics_finite, finish_variance, welford_update, Runner, Tally};
+use super::engine::{
+    self, check_statistics_finite, finish_variance, welford_update, Runner, Tally,
+};
 use super::ensemble::EnsembleBuffers;
 use crate::error::Error;
 use crate::real::Real;

@@ -14,7 +14,8 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
+    self, EulerHeun, EulerMaruyama, Method, Milstein, SolveRequest, Solver, Sosra, Sosri, Sra1,
+    Sriw1, Step, TimeGrid,
 };
 use tinysde::{NoiseKind, Real};
 
@@ -140,9 +141,14 @@ where
             let mut total = 0.0;
             for (m, w) in w1.iter().enumerate() {
                 let mut out = [[0.0f32; D]];
-                solver
-                    .solve(sde, &noise, m, &u0, &[1.0], &mut out, ParamSeed::NONE)
-                    .unwrap();
+                solve::solve(
+                    &solver,
+                    sde,
+                    &noise,
+                    &SolveRequest::new(u0, &[1.0]).trajectory(m),
+                    &mut out,
+                )
+                .unwrap();
                 for (i, &x) in out[0].iter().enumerate() {
                     total += (f64::from(x) - exact(w[i % C], i)).abs();
                 }
@@ -312,17 +318,14 @@ where
         let noise = Coarsened::new(fine, factor).unwrap();
         let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, steps).unwrap());
         let mut out = [[0.0f32; 1]];
-        solver
-            .solve(
-                &NonlinearAdditive,
-                &noise,
-                m,
-                &[0.5],
-                &[1.0],
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &NonlinearAdditive,
+            &noise,
+            &SolveRequest::new([0.5], &[1.0]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         f64::from(out[0][0])
     };
     let best: Vec<f64> = (0..trajectories)
@@ -362,17 +365,14 @@ fn euler_maruyama_has_weak_order_one() {
             let mut bias = 0.0;
             for (m, w) in w1.iter().enumerate() {
                 let mut out = [[0.0f32; 1]];
-                solver
-                    .solve(
-                        &Linear,
-                        &noise,
-                        m,
-                        &[0.5],
-                        &[1.0],
-                        &mut out,
-                        ParamSeed::NONE,
-                    )
-                    .unwrap();
+                solve::solve(
+                    &solver,
+                    &Linear,
+                    &noise,
+                    &SolveRequest::new([0.5], &[1.0]).trajectory(m),
+                    &mut out,
+                )
+                .unwrap();
                 bias += f64::from(out[0][0]) - linear_ito(w[0]);
             }
             let bias = bias / trajectories as f64;

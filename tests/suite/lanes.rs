@@ -9,8 +9,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid, PARALLEL_LANES,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
+    Seeded, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid, PARALLEL_LANES,
 };
 use tinysde::{Directional, Dual, Error, NoiseKind, Real, Widen};
 
@@ -99,39 +99,49 @@ fn assert_lanes_match<const L: usize, M, S, T, const D: usize>(
         let mut paths = with_paths.then(|| vec![[T::ZERO; D]; n * trajectories]);
         let p = paths.as_deref_mut();
         let r = match how {
-            "one" => solver.ensemble(
-                sde,
+            "one" => solve::simulate_into(
+                &solver,
+                &Seeded {
+                    sde: sde,
+                    seed: seed,
+                },
                 &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
+                &EnsembleRequest::new(u0, trajectories, save_times),
+                EnsembleBuffers {
+                    mean: &mut mean,
+                    variance: &mut var,
+                    paths: p,
+                },
             ),
-            "lanes" => solver.ensemble_lanes::<L, T, S, Brownian, D>(
-                sde,
+            "lanes" => solve::simulate_into(
+                &solver,
+                &Seeded {
+                    sde: sde,
+                    seed: seed,
+                },
                 &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
+                &EnsembleRequest::new(u0, trajectories, save_times).in_lanes::<L>(),
+                EnsembleBuffers {
+                    mean: &mut mean,
+                    variance: &mut var,
+                    paths: p,
+                },
             ),
-            _ => solver.ensemble_parallel(
-                sde,
+            _ => solve::simulate_into(
+                &solver,
+                &Seeded {
+                    sde: sde,
+                    seed: seed,
+                },
                 &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
-                3,
+                &EnsembleRequest::new(u0, trajectories, save_times)
+                    .in_lanes::<PARALLEL_LANES>()
+                    .on_threads(3),
+                EnsembleBuffers {
+                    mean: &mut mean,
+                    variance: &mut var,
+                    paths: p,
+                },
             ),
         };
         (r, bits(&mean), bits(&var), paths.map(|p| bits(&p)))
@@ -375,38 +385,34 @@ fn a_diverging_lane_reports_the_serial_error_and_writes_nothing() {
             let (mut mean, mut var) = (vec![sentinel; 3], vec![sentinel; 3]);
             let mut paths = vec![sentinel; 3 * 29];
             let r = match lanes {
-                1 => solver.ensemble(
+                1 => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    Some(&mut paths),
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times),
+                    EnsembleBuffers {
+                        mean: &mut mean,
+                        variance: &mut var,
+                        paths: Some(&mut paths),
+                    },
                 ),
-                4 => solver.ensemble_lanes::<4, _, _, _, 1>(
+                4 => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    Some(&mut paths),
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times).in_lanes::<4>(),
+                    EnsembleBuffers {
+                        mean: &mut mean,
+                        variance: &mut var,
+                        paths: Some(&mut paths),
+                    },
                 ),
-                _ => solver.ensemble_lanes::<16, _, _, _, 1>(
+                _ => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times).in_lanes::<16>(),
+                    EnsembleBuffers::new(&mut mean, &mut var),
                 ),
             };
             let untouched = mean
@@ -656,24 +662,27 @@ fn the_request_api_computes_the_same_ensemble() {
     let (m, n) = (21, FEW_TIMES.len());
     let (mut mean, mut var, mut paths) =
         (vec![[0.0f32]; n], vec![[0.0f32]; n], vec![[0.0f32]; n * m]);
-    solver
-        .ensemble(
-            &model,
-            &noise,
-            &[0.3],
-            m,
-            &FEW_TIMES,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &model,
+        &noise,
+        &EnsembleRequest::new([0.3], m, &FEW_TIMES),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
+    )
+    .unwrap();
     let request = EnsembleRequest::new([0.3f32], m, &FEW_TIMES);
     for threads in [0, 1, 3] {
-        let got = solver
-            .simulate(&model, &noise, &request.with_paths().with_threads(threads))
-            .unwrap();
+        let got = solve::simulate(
+            &solver,
+            &model,
+            &noise,
+            &request.with_paths().with_threads(threads),
+        )
+        .unwrap();
         assert_eq!(bits(&got.mean), bits(&mean));
         assert_eq!(bits(&got.variance), bits(&var));
         assert_eq!(got.paths.as_deref().map(bits), Some(bits(&paths)));
@@ -681,7 +690,9 @@ fn the_request_api_computes_the_same_ensemble() {
         assert_eq!(got.path(21), None);
     }
     assert_eq!(
-        solver.simulate(&model, &noise, &request).unwrap().paths,
+        solve::simulate(&solver, &model, &noise, &request)
+            .unwrap()
+            .paths,
         None
     );
     let (mut mean2, mut var2) = (vec![[0.0f32]; n], vec![[0.0f32]; n]);
@@ -690,12 +701,12 @@ fn the_request_api_computes_the_same_ensemble() {
         variance: &mut var2,
         paths: None,
     };
-    solver.simulate_into(&model, &noise, &request, out).unwrap();
+    solve::simulate_into(&solver, &model, &noise, &request, out).unwrap();
     assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
     // Bad requests are typed errors, buffers untouched.
     let bad = EnsembleRequest::new([f32::NAN], m, &FEW_TIMES);
     assert!(matches!(
-        solver.simulate(&model, &noise, &bad),
+        solve::simulate(&solver, &model, &noise, &bad),
         Err(Error::NonFinite { .. })
     ));
     let out = EnsembleBuffers {
@@ -703,18 +714,18 @@ fn the_request_api_computes_the_same_ensemble() {
         variance: &mut var2,
         paths: None,
     };
-    assert!(solver
-        .simulate_into(
-            &model,
-            &noise,
-            &EnsembleRequest::new([0.3], 0, &FEW_TIMES),
-            out
-        )
-        .is_err());
+    assert!(solve::simulate_into(
+        &solver,
+        &model,
+        &noise,
+        &EnsembleRequest::new([0.3], 0, &FEW_TIMES),
+        out
+    )
+    .is_err());
     assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
     let huge = EnsembleRequest::new([0.3f32], usize::MAX / 2, &FEW_TIMES).with_paths();
     assert!(matches!(
-        solver.simulate(&model, &noise, &huge),
+        solve::simulate(&solver, &model, &noise, &huge),
         Err(Error::OutOfRange { .. })
     ));
 }

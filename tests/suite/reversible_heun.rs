@@ -7,7 +7,9 @@ use tinysde::nn::{
 };
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
-use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+use tinysde::solve::{
+    self, EnsembleBuffers, EnsembleRequest, ReversibleHeun, Seeded, SolveRequest, Solver, TimeGrid,
+};
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -51,9 +53,14 @@ fn strong_error<S: Sde<f32, 1>>(sde: &S, k: u32, exact: impl Fn(&[f64]) -> f64) 
         let noise = Coarsened::new(fine, 1 << (FINE - k)).unwrap();
         let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1 << k).unwrap());
         let mut out = [[0.0f32; 1]];
-        solver
-            .solve_reversible(sde, &noise, path, &[0.5], &[1.0], &mut out, ParamSeed::NONE)
-            .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &noise,
+            &SolveRequest::new([0.5], &[1.0]).trajectory(path),
+            &mut out,
+        )
+        .unwrap();
         total += (out[0][0] as f64 - exact(&dw)).abs();
     }
     total / PATHS as f64
@@ -138,9 +145,14 @@ fn rebuilt_states_match_the_forward_ones() {
     let times: Vec<f32> = (1..=steps).map(|k| solver.grid.time(k)).collect();
     let mut forward = vec![[0.0f32; 1]; times.len()];
     let noise = Brownian::new(9);
-    solver
-        .solve_reversible(&m, &noise, 0, &[0.7], &times, &mut forward, ParamSeed::NONE)
-        .unwrap();
+    solve::solve(
+        &solver,
+        &m,
+        &noise,
+        &SolveRequest::new([0.7], &times),
+        &mut forward,
+    )
+    .unwrap();
     let rebuilt = rebuild(&m, &solver, &noise, 0, 0.7);
     assert_eq!(rebuilt.len(), times.len() + 1);
     let mut worst = 0.0f32;
@@ -241,18 +253,17 @@ fn gradient_matches_forward_mode_on(grid: TimeGrid, times: &[f32; 4]) {
             u0[0].add_param_tangent(Model::PARAMS - start, Dual::ONE);
         }
         let (mut mean, mut v) = ([[Dual::<8>::ZERO; 1]; 4], [[Dual::<8>::ZERO; 1]; 4]);
-        solver
-            .ensemble_reversible(
-                &m,
-                &noise,
-                &u0,
-                16,
-                times,
-                &mut mean,
-                &mut v,
-                ParamSeed::window(start),
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            &Seeded {
+                sde: &m,
+                seed: ParamSeed::window(start),
+            },
+            &noise,
+            &EnsembleRequest::new(u0, 16, times),
+            EnsembleBuffers::new(&mut mean, &mut v),
+        )
+        .unwrap();
         let l = loss.eval(&mean, &v);
         if start == 0 {
             assert_eq!(l.v.to_bits(), value.to_bits(), "loss bits");
@@ -296,14 +307,12 @@ fn bad_inputs_are_errors() {
     assert!(matches!(e, Err(Error::Length { expected: 8, .. })), "{e:?}");
     assert!(grad.iter().all(|&g| g == 9.0) && tape.iter().all(|t| t[0] == 3.0));
     let mut out = [[0.0f32; 1]; 1];
-    let bad = solver.solve_reversible(
+    let bad = solve::solve(
+        &solver,
         &m,
         &Brownian::new(1),
-        0,
-        &[0.5],
-        &[0.33],
+        &SolveRequest::new([0.5], &[0.33]),
         &mut out,
-        ParamSeed::NONE,
     );
     assert!(matches!(bad, Err(Error::SaveTime { index: 0 })), "{bad:?}");
 }
@@ -317,34 +326,28 @@ fn solves_on_grids_through_the_save_times() {
     let on_grid = [0.25f32, 0.5, 0.75, 1.0];
     let uniform = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 40).unwrap());
     let mut expected = [[0.0f32; 1]; 4];
-    uniform
-        .solve_reversible(
-            &Linear,
-            &noise,
-            3,
-            &[0.5],
-            &on_grid,
-            &mut expected,
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::solve(
+        &uniform,
+        &Linear,
+        &noise,
+        &SolveRequest::new([0.5], &on_grid).trajectory(3),
+        &mut expected,
+    )
+    .unwrap();
     for grid in [
         TimeGrid::through(0.0, 1.0, 40).unwrap(),
         TimeGrid::with_max_step(0.0, 1.0, 0.025).unwrap(),
     ] {
         let solver = Solver::new(ReversibleHeun, grid);
         let mut out = [[0.0f32; 1]; 4];
-        solver
-            .solve_reversible(
-                &Linear,
-                &noise,
-                3,
-                &[0.5],
-                &on_grid,
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &Linear,
+            &noise,
+            &SolveRequest::new([0.5], &on_grid).trajectory(3),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out.map(|u| u[0].to_bits()),
             expected.map(|u| u[0].to_bits())
@@ -352,26 +355,21 @@ fn solves_on_grids_through_the_save_times() {
         // Off-grid save times: accepted (the uniform grid refuses them).
         let mut one = [[0.0f32; 1]; 2];
         let uneven = [0.33f32, 1.0];
-        solver
-            .solve_reversible(
-                &Linear,
-                &noise,
-                3,
-                &[0.5],
-                &uneven,
-                &mut one,
-                ParamSeed::NONE,
-            )
-            .unwrap();
-        assert!(one.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
-        let e = uniform.solve_reversible(
+        solve::solve(
+            &solver,
             &Linear,
             &noise,
-            3,
-            &[0.5],
-            &uneven,
+            &SolveRequest::new([0.5], &uneven).trajectory(3),
             &mut one,
-            ParamSeed::NONE,
+        )
+        .unwrap();
+        assert!(one.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
+        let e = solve::solve(
+            &uniform,
+            &Linear,
+            &noise,
+            &SolveRequest::new([0.5], &uneven).trajectory(3),
+            &mut one,
         );
         assert!(matches!(e, Err(Error::SaveTime { index: 0 })), "{e:?}");
     }

@@ -5,8 +5,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::{rng_from_seed, Brownian, Coarsened};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
+    Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
 };
 use tinysde::{Dual, NoiseKind, Real};
 
@@ -43,43 +43,50 @@ where
     let coarse = Coarsened::new(fine, 3).unwrap();
     allocations(|| {
         let mut out = [[0.0f32; 1]; 7];
-        solver
-            .solve(sde, &fine, 0, &[0.05], &TIMES, &mut out, ParamSeed::NONE)
-            .unwrap();
-        solver
-            .solve(sde, &coarse, 0, &[0.05], &TIMES, &mut out, ParamSeed::NONE)
-            .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &fine,
+            &SolveRequest::new([0.05], &TIMES),
+            &mut out,
+        )
+        .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &coarse,
+            &SolveRequest::new([0.05], &TIMES),
+            &mut out,
+        )
+        .unwrap();
         let (mut mean, mut var, mut paths) =
             ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7], [[0.0f32; 1]; 56]);
-        solver
-            .ensemble(
-                sde,
-                &fine,
-                &[0.05],
-                8,
-                &TIMES,
-                &mut mean,
-                &mut var,
-                Some(&mut paths),
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            sde,
+            &fine,
+            &EnsembleRequest::new([0.05], 8, &TIMES),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut paths),
+            },
+        )
+        .unwrap();
         let zero = [Dual::<4>::constant(0.0)];
         let (mut mean, mut var) = ([zero; 7], [zero; 7]);
         let u0 = [Dual::<4>::constant(0.05)];
-        solver
-            .ensemble(
-                sde,
-                &fine,
-                &u0,
-                8,
-                &TIMES,
-                &mut mean,
-                &mut var,
-                None,
-                ParamSeed::window(3),
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            &Seeded {
+                sde: sde,
+                seed: ParamSeed::window(3),
+            },
+            &fine,
+            &EnsembleRequest::new(u0, 8, &TIMES),
+            EnsembleBuffers::new(&mut mean, &mut var),
+        )
+        .unwrap();
         std::hint::black_box((&out, &mean, &var, &paths));
     })
     .0

@@ -18,8 +18,8 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{Sde, SdeVjp};
 use tinysde::solve::{
-    Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1,
-    Sriw1, Step, TimeGrid,
+    self, Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, SolveRequest, Solver,
+    Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
 };
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -303,14 +303,12 @@ where
             w += fine.increment::<1>(m, k, h, false)?.dw[0];
         }
         let mut out = [[0.0f32; 1]; 1];
-        solver.solve(
+        solve::solve(
+            &solver,
             sde,
             &coarse,
-            m,
-            &[problem.u0()],
-            &[1.0],
+            &SolveRequest::new([problem.u0()], &[1.0]).trajectory(m),
             &mut out,
-            ParamSeed::NONE,
         )?;
         total += (out[0][0] - problem.exact(w)).abs();
     }
@@ -354,14 +352,12 @@ fn rk4_order() -> CheckResult {
     let error = |steps: u32| -> Result<f32, Error> {
         let solver = Solver::new(Rk4, TimeGrid::new(0.0, 1.0, steps)?);
         let mut out = [[0.0f32; 1]; 1];
-        solver.solve(
+        solve::solve(
+            &solver,
             &ode,
             &Brownian::new(1),
-            0,
-            &[0.5],
-            &[1.0],
+            &SolveRequest::new([0.5], &[1.0]),
             &mut out,
-            ParamSeed::NONE,
         )?;
         Ok((out[0][0] - exact).abs())
     };
