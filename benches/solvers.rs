@@ -23,10 +23,10 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
-    SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, LaneIntegrator, Method,
+    Milstein, Rk4, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid, PARALLEL_LANES,
 };
-use tinysde::{F32x, NoiseKind, Real};
+use tinysde::{NoiseKind, Real};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -50,8 +50,9 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
 fn bench_method<Mt, S>(c: &mut Criterion, method: Mt, sde: &S)
 where
-    Mt: Method + Step<f32, S, 1> + Step<F32x<8>, S, 1> + Copy + Sync,
-    S: Sde<f32, 1> + Sde<F32x<8>, 1> + Sync,
+    Mt: Method + Copy + Sync,
+    S: Sde<f32, 1> + Sync,
+    Solver<Mt>: LaneIntegrator<PARALLEL_LANES, f32, S, Brownian, 1, Stats = ()>,
 {
     let solver = Solver::new(method, TimeGrid::new(-3.0, 3.0, STEPS).unwrap());
     let noise = Brownian::new(3);

@@ -6,9 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinysde::grad::reverse::REVERSE_LANES;
 use tinysde::grad::{loss_value, Loss, Problem};
-use tinysde::nn::{
-    Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
-};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp, TimeGrid};

@@ -1283,8 +1283,9 @@ fn adaptive_requests_compute_the_same_ensemble() {
     for threads in [1, 3] {
         let request = EnsembleRequest::new([1.0f32], m, &times)
             .with_paths()
-            .with_threads(threads);
-        let (ensemble, s) = solve::simulate(&solver, &Gbm, &tree, &request).unwrap();
+            .on_threads(threads);
+        let ensemble = solve::simulate(&solver, &Gbm, &tree, &request).unwrap();
+        let s = ensemble.stats;
         assert_eq!(
             (ensemble.mean.clone(), ensemble.variance.clone()),
             (mean.clone(), var.clone())

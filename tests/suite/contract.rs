@@ -14,7 +14,7 @@ use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
     self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Milstein, SolveRequest, Solver,
-    TimeGrid, BACKUP_ROWS,
+    TimeGrid, BACKUP_ROWS, PARALLEL_LANES,
 };
 use tinysde::train::{
     clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,

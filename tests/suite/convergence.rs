@@ -14,8 +14,8 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    self, EulerHeun, EulerMaruyama, Method, Milstein, SolveRequest, Solver, Sosra, Sosri, Sra1,
-    Sriw1, Step, TimeGrid,
+    self, EulerHeun, EulerMaruyama, Integrator, Method, Milstein, SolveRequest, Solver, Sosra,
+    Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{NoiseKind, Real};
 
@@ -128,7 +128,8 @@ fn strong_errors<M, S, const D: usize, const C: usize>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, S, D> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, D>,
     S: Sde<f32, D>,
 {
     let finest = *levels.end();
@@ -168,7 +169,8 @@ fn strong_errors_1d<M, S>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, S, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, 1>,
     S: Sde<f32, 1>,
 {
     strong_errors::<M, S, 1, 1>(method, sde, [u0], |w, _| exact(w), levels, trajectories)
@@ -311,7 +313,8 @@ fn errors_against_fine_solution<M>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, NonlinearAdditive, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, NonlinearAdditive, Coarsened<Brownian>, 1>,
 {
     let fine = Brownian::new(SEED);
     let solve = |steps: u32, factor: u32, m: usize| {

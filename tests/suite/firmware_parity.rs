@@ -26,7 +26,7 @@ use core::ops::ControlFlow;
 use std::fmt::Write as _;
 
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{

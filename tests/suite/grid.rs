@@ -9,8 +9,8 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{normal_from_bits, splitmix64, Brownian, Increment, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    self, EulerMaruyama, Method, Milstein, PlanEvent, PlannedStep, SolveRequest, Solver, Sosri,
-    Spacing, Step, TimeGrid,
+    self, EulerMaruyama, Integrator, Method, Milstein, PlanEvent, PlannedStep, SolveRequest,
+    Solver, Sosri, Spacing, Step, TimeGrid,
 };
 use tinysde::{Error, NoiseKind, Real};
 
@@ -430,11 +430,15 @@ fn nodes(grid: &TimeGrid, times: &[f32]) -> Vec<f32> {
 }
 
 /// Mean over trajectories of the largest error at the save times, for each budget.
-fn strong_errors_on_uneven_grids<M: Method + Step<f32, Gbm, 1> + Copy>(
+fn strong_errors_on_uneven_grids<M>(
     method: M,
     budgets: &[u32],
     trajectories: usize,
-) -> Vec<(f64, f64)> {
+) -> Vec<(f64, f64)>
+where
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, Gbm, PathOnNodes, 1>,
+{
     let times = [0.13f32, 0.37, 0.52, 0.71, 0.88, 1.0];
     let grids: Vec<TimeGrid> = budgets
         .iter()

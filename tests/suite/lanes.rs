@@ -9,8 +9,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
-    Seeded, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid, PARALLEL_LANES,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, LaneIntegrator, Method,
+    Milstein, Rk4, Seeded, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid, PARALLEL_LANES,
 };
 use tinysde::{Directional, Dual, Error, NoiseKind, Real, Widen};
 
@@ -67,7 +67,7 @@ fn bits<T: Real<Value = f32>, const D: usize>(rows: &[[T; D]]) -> Vec<u32> {
 
 /// Runs the one-lane ensemble and the `L`-lane one (and, with paths, the threaded one)
 /// and asserts the same result bits.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the cases of one comparison")]
 fn assert_lanes_match<const L: usize, M, S, T, const D: usize>(
     method: M,
     sde: &S,
@@ -78,71 +78,33 @@ fn assert_lanes_match<const L: usize, M, S, T, const D: usize>(
     with_paths: bool,
     seed: ParamSeed,
 ) where
-    M: Method
-        + Step<T, S, D>
-        + Step<<T as Widen<L>>::Wide, S, D>
-        + Step<<T as Widen<PARALLEL_LANES>>::Wide, S, D>
-        + Sync,
-    S: Sde<T, D>
-        + Sde<<T as Widen<L>>::Wide, D>
-        + Sde<<T as Widen<PARALLEL_LANES>>::Wide, D>
-        + Sync,
+    M: Method + Sync,
+    S: Sde<T, D> + Sync,
     T: Widen<L> + Widen<PARALLEL_LANES> + Send + Sync,
-    <T as Widen<PARALLEL_LANES>>::Wide: Send + Sync,
+    for<'a> Solver<M>: LaneIntegrator<L, T, Seeded<'a, S>, Brownian, D, Stats = ()>
+        + LaneIntegrator<PARALLEL_LANES, T, Seeded<'a, S>, Brownian, D>,
 {
     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, steps).unwrap());
     let noise = Brownian::new(11);
+    let sde = Seeded { sde, seed };
     let n = save_times.len();
+    let request = EnsembleRequest::new(u0, trajectories, save_times);
     let run = |how: &str| {
         let mut mean = vec![[T::ZERO; D]; n];
         let mut var = vec![[T::ZERO; D]; n];
         let mut paths = with_paths.then(|| vec![[T::ZERO; D]; n * trajectories]);
-        let p = paths.as_deref_mut();
+        let out = EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: paths.as_deref_mut(),
+        };
         let r = match how {
-            "one" => solve::simulate_into(
-                &solver,
-                &Seeded {
-                    sde: sde,
-                    seed: seed,
-                },
-                &noise,
-                &EnsembleRequest::new(u0, trajectories, save_times),
-                EnsembleBuffers {
-                    mean: &mut mean,
-                    variance: &mut var,
-                    paths: p,
-                },
-            ),
-            "lanes" => solve::simulate_into(
-                &solver,
-                &Seeded {
-                    sde: sde,
-                    seed: seed,
-                },
-                &noise,
-                &EnsembleRequest::new(u0, trajectories, save_times).in_lanes::<L>(),
-                EnsembleBuffers {
-                    mean: &mut mean,
-                    variance: &mut var,
-                    paths: p,
-                },
-            ),
-            _ => solve::simulate_into(
-                &solver,
-                &Seeded {
-                    sde: sde,
-                    seed: seed,
-                },
-                &noise,
-                &EnsembleRequest::new(u0, trajectories, save_times)
-                    .in_lanes::<PARALLEL_LANES>()
-                    .on_threads(3),
-                EnsembleBuffers {
-                    mean: &mut mean,
-                    variance: &mut var,
-                    paths: p,
-                },
-            ),
+            "one" => solve::simulate_into(&solver, &sde, &noise, &request, out),
+            "lanes" => solve::simulate_into(&solver, &sde, &noise, &request.in_lanes::<L>(), out),
+            _ => {
+                let threaded = request.in_lanes::<PARALLEL_LANES>().on_threads(3);
+                solve::simulate_into(&solver, &sde, &noise, &threaded, out)
+            }
         };
         (r, bits(&mean), bits(&var), paths.map(|p| bits(&p)))
     };
@@ -680,7 +642,7 @@ fn the_request_api_computes_the_same_ensemble() {
             &solver,
             &model,
             &noise,
-            &request.with_paths().with_threads(threads),
+            &request.with_paths().on_threads(threads),
         )
         .unwrap();
         assert_eq!(bits(&got.mean), bits(&mean));

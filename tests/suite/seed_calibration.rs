@@ -15,9 +15,7 @@ use core::ops::ControlFlow;
 
 use rand_core::Rng;
 use tinysde::grad::Problem;
-use tinysde::nn::{
-    Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
-};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{self, SolveRequest, Solver, Sosri, TimeGrid};

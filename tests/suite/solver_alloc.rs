@@ -5,8 +5,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::{rng_from_seed, Brownian, Coarsened};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Method, Milstein, Rk4,
-    Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Integrator, Method, Milstein,
+    Rk4, Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{Dual, NoiseKind, Real};
 
@@ -35,8 +35,11 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 /// `Dual<4>`, from noise sources fine and coarsened.
 fn solve_and_ensemble<M, S>(method: M, sde: &S) -> usize
 where
-    M: Method + Step<f32, S, 1> + Step<Dual<4>, S, 1> + Copy,
+    M: Method + Copy,
     S: Sde<f32, 1> + Sde<Dual<4>, 1>,
+    Solver<M>: Integrator<f32, S, Brownian, 1>
+        + Integrator<f32, S, Coarsened<Brownian>, 1>
+        + for<'a> Integrator<Dual<4>, Seeded<'a, S>, Brownian, 1>,
 {
     let solver = Solver::new(method, TimeGrid::new(-3.0, 3.0, 60).unwrap());
     let fine = Brownian::new(1);
@@ -79,7 +82,7 @@ where
         solve::simulate_into(
             &solver,
             &Seeded {
-                sde: sde,
+                sde,
                 seed: ParamSeed::window(3),
             },
             &fine,

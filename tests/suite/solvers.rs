@@ -12,7 +12,7 @@ use tinysde::solve::{
     LaneIntegrator, Method, Milstein, Rk4, Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1,
     Step, TimeGrid, PARALLEL_LANES,
 };
-use tinysde::{Directional, Dual, Error, F32x, NoiseKind, Real, Widen};
+use tinysde::{Directional, Dual, Error, NoiseKind, Real, Widen};
 
 // ---------------------------------------------------------------- test SDEs
 
@@ -1214,7 +1214,7 @@ fn a_fixed_sde_solves_as_the_same_sde_written_with_a_seed() {
     use tinysde::solve::{EnsembleRequest, EulerHeun, EulerMaruyama, Milstein, Sosri, Sriw1};
     fn same<M>(method: M)
     where
-        M: Sync,
+        M: Method + Sync,
         Solver<M>: Integrator<f32, FixedGbm, Brownian, 1, Stats = ()>
             + LaneIntegrator<PARALLEL_LANES, f32, FixedGbm, Brownian, 1>
             + Integrator<f32, SeededGbm, Brownian, 1, Stats = ()>

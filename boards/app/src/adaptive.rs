@@ -2,7 +2,6 @@
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::BrownianTree;
 use tinysde::solve::{self, Adaptive, AdaptiveStats, EnsembleBuffers, EnsembleRequest, Sosri};
 use tinysde::Error;

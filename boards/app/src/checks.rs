@@ -18,8 +18,8 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{Sde, SdeVjp};
 use tinysde::solve::{
-    self, Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, SolveRequest, Solver,
-    Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
+    self, Checkpoints, EulerHeun, EulerMaruyama, Integrator, Method, Milstein, Rk4, SolveRequest,
+    Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -289,7 +289,8 @@ const FINE: u32 = 256;
 /// all on the Brownian paths of the fine grid (coarse increments are sums of fine ones).
 fn strong_error<M, S>(method: M, sde: &S, problem: Problem1, factor: u32) -> Result<f32, Error>
 where
-    M: Method + Step<f32, S, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, 1>,
     S: Sde<f32, 1>,
 {
     let fine = Brownian::new(0xC0FFEE);
@@ -323,7 +324,9 @@ where
 /// noise and the SRA methods reach 2 on this additive problem.)
 fn strong_order<M>(method: M, problem: Problem1, name: &'static str) -> CheckResult
 where
-    M: Method + Step<f32, Gbm, 1> + Step<f32, Additive, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, Gbm, Coarsened<Brownian>, 1>
+        + Integrator<f32, Additive, Coarsened<Brownian>, 1>,
 {
     let gbm = Gbm { a: GBM_A, b: GBM_B };
     let errors = match problem {

@@ -3,7 +3,6 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;
 use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Milstein, Solver, TimeGrid};
 use tinysde_no_panic::{keep, opaque, seed::Model};

@@ -7,7 +7,7 @@
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
 use tinysde::grad::{loss_value, Problem};
-use tinysde::nn::{ParamSeed, Parameters};
+use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
 use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
 use tinysde::train::{

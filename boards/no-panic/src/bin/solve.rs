@@ -3,7 +3,6 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;
 use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
 use tinysde_no_panic::{keep, opaque, seed::Model};
