@@ -747,6 +747,46 @@ proptest! {
         });
     }
 
+    /// Reversible Heun (not a lane method) one at a time and on threads, with and without
+    /// paths: the same contract (its ensemble once left the statistics half-written).
+    #[test]
+    fn reversible_heun_serial_and_threaded_is_a_typed_error_leaving_the_buffers_or_finite(
+        params in proptest::collection::vec(mostly_tame(), P),
+        u0 in mostly_tame(),
+        times in save_times(),
+        trajectories in 0usize..5,
+        with_paths in any::<bool>(),
+    ) {
+        use tinysde::solve::ReversibleHeun;
+        let Some(m) = model(params.clone().try_into().unwrap()) else { return Ok(()) };
+        let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 8).unwrap());
+        let noise = Brownian::new(8);
+        let n = times.len();
+        let request = EnsembleRequest::new([u0], trajectories, &times);
+        let run = |threads: Option<usize>| {
+            let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+            let mut paths = vec![[SENTINEL]; n * trajectories];
+            let mut out = EnsembleBuffers::new(&mut mean, &mut var);
+            if with_paths {
+                out = out.with_paths(&mut paths);
+            }
+            let r = match threads {
+                None => solve::simulate_into(&solver, &m, &noise, &request, out),
+                Some(t) => solve::simulate_into(&solver, &m, &noise, &request.on_threads(t), out),
+            };
+            (r, bits(&mean), bits(&var), bits(&paths))
+        };
+        let serial = run(None);
+        let untouched = |rows: &[[u32; 1]]| rows.iter().all(|x| x[0] == SENTINEL.to_bits());
+        match serial.0 {
+            Err(_) => prop_assert!(untouched(&serial.1) && untouched(&serial.2) && untouched(&serial.3)),
+            Ok(()) => prop_assert!(serial.1.iter().chain(&serial.2).all(|x| f32::from_bits(x[0]).is_finite())),
+        }
+        for threads in [1, 3] {
+            prop_assert_eq!(&run(Some(threads)), &serial);
+        }
+    }
+
     #[test]
     fn training_is_a_typed_error_leaving_model_and_optimizer_or_finite(
         params in proptest::collection::vec(mostly_tame(), P),

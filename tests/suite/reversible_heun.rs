@@ -374,3 +374,77 @@ fn solves_on_grids_through_the_save_times() {
         assert!(matches!(e, Err(Error::SaveTime { index: 0 })), "{e:?}");
     }
 }
+
+/// `du = u^3 dt + dW`: a path that wanders far enough from 0 blows up in finite time.
+struct Explosive;
+impl<T: Real> Sde<T, 1> for Explosive {
+    const NOISE: NoiseKind = NoiseKind::Additive;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * u[0] * u[0]]
+    }
+    fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::ONE]
+    }
+}
+
+/// An ensemble whose later trajectory diverges, after earlier ones have been folded into
+/// the statistics, returns the error of the one-trajectory solve and leaves the mean, the
+/// variance and the paths as they were: one at a time and on threads, few save times (the
+/// stack copy) and many (the checking pass). Reversible Heun's ensemble once returned the
+/// error with the statistics half-written.
+#[test]
+fn a_diverging_ensemble_writes_nothing() {
+    const SENTINEL: f32 = -1234.5678;
+    let trajectories = 16;
+    let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 4.0, 512).unwrap());
+    let few: Vec<f32> = (1..=8).map(|k| k as f32 * 0.5).collect();
+    let many: Vec<f32> = (1..=64).map(|k| k as f32 / 16.0).collect();
+    let solve_one = |noise: &Brownian, m: usize| {
+        let mut out = [[0.0f32; 1]; 8];
+        let request = SolveRequest::new([0.0f32], &few).trajectory(m);
+        solve::solve(&solver, &Explosive, noise, &request, &mut out)
+    };
+    // A seed whose trajectory 0 survives and a later one diverges.
+    let noise = (0..64)
+        .map(Brownian::new)
+        .find(|noise| {
+            solve_one(noise, 0).is_ok() && (1..trajectories).any(|m| solve_one(noise, m).is_err())
+        })
+        .expect("a seed with trajectory 0 finite and a later one diverging");
+    let first_error = (0..trajectories)
+        .map(|m| solve_one(&noise, m))
+        .find(Result::is_err)
+        .unwrap();
+    assert!(
+        matches!(first_error, Err(Error::Diverged { .. })),
+        "{first_error:?}"
+    );
+    for times in [&few, &many] {
+        let n = times.len();
+        let request = EnsembleRequest::new([0.0f32], trajectories, times);
+        for with_paths in [false, true] {
+            for threads in [None, Some(1), Some(3)] {
+                let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+                let mut paths = vec![[SENTINEL]; n * trajectories];
+                let mut out = EnsembleBuffers::new(&mut mean, &mut var);
+                if with_paths {
+                    out = out.with_paths(&mut paths);
+                }
+                let got = match threads {
+                    None => solve::simulate_into(&solver, &Explosive, &noise, &request, out),
+                    Some(t) => {
+                        let request = request.on_threads(t);
+                        solve::simulate_into(&solver, &Explosive, &noise, &request, out)
+                    }
+                };
+                assert_eq!(
+                    got, first_error,
+                    "{n} save times, paths {with_paths}, {threads:?}"
+                );
+                let untouched =
+                    |rows: &[[f32; 1]]| rows.iter().all(|x| x[0].to_bits() == SENTINEL.to_bits());
+                assert!(untouched(&mean) && untouched(&var) && untouched(&paths));
+            }
+        }
+    }
+}
