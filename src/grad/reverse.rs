@@ -488,11 +488,9 @@ pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, Reversible
 /// checkpoints: it rebuilds each earlier state from the later one by undoing the step
 /// algebraically, with the same noise. The gradient is that of the discrete solution up
 /// to the rounding of the rebuilt states (in the tests, within 1e-4 of forward mode's on
-/// the same problem). The loss value has the bits of [`Solver::ensemble_reversible`]'s
-/// statistics. Arguments, errors and cost as [`loss_and_gradient`]; `tape` has at least
+/// the same problem). The loss value has the bits of the statistics
+/// [`simulate_into`](crate::solve::simulate_into()) computes with the same solver. Arguments, errors and cost as [`loss_and_gradient`]; `tape` has at least
 /// [`reversible_heun_tape_len`] rows.
-///
-/// [`Solver::ensemble_reversible`]: crate::solve::Solver::ensemble_reversible
 ///
 /// ```
 /// use tinysde::grad::{reverse, Problem};

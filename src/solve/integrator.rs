@@ -277,7 +277,7 @@ pub struct Threads<E = OneAtATime> {
 
 /// How an ensemble runs: [`OneAtATime`], [`InLanes`] or [`Threads`], the `E` of an
 /// [`EnsembleRequest`](super::EnsembleRequest). Implemented for the combinations that make
-/// sense (see the [module documentation](self)); results never depend on it.
+/// sense (see [`InLanes`] and [`Threads`]); results never depend on it.
 pub trait Execution<I, T, S, N, const D: usize>: Copy
 where
     T: Real<Value = f32>,

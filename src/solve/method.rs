@@ -31,7 +31,7 @@ pub trait Method {
     /// Whether the method uses the second increment `dZ` (order-1.5 methods do).
     const NEEDS_DZ: bool;
     /// Whether the method uses the Brownian increments at all. A method that does not
-    /// (the drift-only [`Rk4`]) is given zero increments and the solver draws no noise.
+    /// (the drift-only [`Rk4`](super::Rk4)) is given zero increments and the solver draws no noise.
     const USES_NOISE: bool = true;
     /// Whether the method accepts an SDE with this noise kind.
     fn supports(noise: NoiseKind) -> bool;
