@@ -14,6 +14,27 @@ use crate::sde::Sde;
 /// A method with an embedded error estimate: one step that also reports, per component,
 /// an estimate of its local error (from values only, so a solve over
 /// [`Dual`](crate::Dual)s takes exactly the steps the `f32` solve takes).
+///
+/// ```
+/// use tinysde::nn::ParamSeed;
+/// use tinysde::noise::Increment;
+/// use tinysde::solve::{Embedded, Sosri, Step};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Gbm; // du = u dt + u dW
+/// impl FixedSde<1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+/// }
+/// let inc = Increment { dw: [0.01f32], dz: [0.0] };
+/// let mut estimate = [0.0f32];
+/// let u = Sosri.step_with_estimate(&Gbm, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE, &mut estimate);
+/// // The same step as `Step::step`, with a non-negative estimate of its error.
+/// assert_eq!(u, Sosri.step(&Gbm, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE));
+/// assert!(estimate[0] >= 0.0 && estimate[0].is_finite());
+/// ```
 pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, S, D> {
     /// The order in `h` the estimate is controlled with (the step-size exponents are
     /// `0.7 / ORDER` and `0.4 / ORDER`).
@@ -21,7 +42,10 @@ pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, 
 
     /// [`Step::step`], writing the non-negative error estimate of each component into
     /// `estimate`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments and the estimate's output"
+    )]
     fn step_with_estimate(
         &self,
         sde: &S,
@@ -88,6 +112,14 @@ embedded_sra!(Sra1, SRA1);
 /// method's [`Embedded::ESTIMATE_ORDER`]), the factor clamped to
 /// `[min_factor, max_factor]`, and not above 1 right after a rejection. A rejected step is
 /// retried with `h * max(min_factor, safety * err^(-1 / p))`.
+///
+/// ```
+/// use tinysde::solve::{Adaptive, AdaptiveOptions, Sosra};
+/// let options = AdaptiveOptions { abstol: 1e-4, reltol: 1e-3, max_steps: 10_000, ..AdaptiveOptions::default() };
+/// let solver = Adaptive::with_options(Sosra, options)?;
+/// assert_eq!(solver.options.max_steps, 10_000);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdaptiveOptions {
@@ -133,6 +165,13 @@ impl Default for AdaptiveOptions {
 
 impl AdaptiveOptions {
     /// Checks every setting; the error names the first bad one.
+    ///
+    /// ```
+    /// use tinysde::solve::AdaptiveOptions;
+    /// assert!(AdaptiveOptions::default().validate().is_ok());
+    /// let bad = AdaptiveOptions { safety: 1.5, ..AdaptiveOptions::default() };
+    /// assert!(matches!(bad.validate(), Err(tinysde::Error::OutOfRange { .. })));
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |what| Err(Error::OutOfRange { what });
         if !(self.abstol >= 0.0 && self.abstol.is_finite()) {
@@ -173,6 +212,32 @@ impl AdaptiveOptions {
 
 /// What an adaptive solve did: steps accepted and rejected (summed over an ensemble's
 /// trajectories).
+///
+/// ```
+/// use tinysde::noise::BrownianTree;
+/// use tinysde::solve::{self, Adaptive, EnsembleRequest, SolveRequest, Sosri, Tally};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Gbm; // du = u dt + u dW
+/// impl FixedSde<1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+/// }
+/// let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
+/// let tree = BrownianTree::new(7, 0.0, 1.0, 14)?;
+/// let times = [1.0];
+/// // An ensemble reports the sum of its trajectories' steps.
+/// let mut sum = tinysde::solve::AdaptiveStats::default();
+/// for m in 0..4 {
+///     let request = SolveRequest::new([1.0f32], &times).trajectory(m);
+///     sum.add(solve::solve(&solver, &Gbm, &tree, &request, &mut [[0.0f32; 1]])?);
+/// }
+/// let ensemble = solve::simulate(&solver, &Gbm, &tree, &EnsembleRequest::new([1.0f32], 4, &times))?;
+/// assert_eq!(ensemble.stats, sum);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdaptiveStats {
@@ -243,6 +308,13 @@ const MIN_NORM: f32 = 1e-4;
 impl<M: Method> Adaptive<M> {
     /// `method` with tolerances `abstol` and `reltol` and default controller settings.
     /// Errors for a negative or non-finite tolerance, or both zero.
+    ///
+    /// ```
+    /// use tinysde::solve::{Adaptive, Sosri};
+    /// assert_eq!(Adaptive::new(Sosri, 1e-3, 1e-2)?.options.reltol, 1e-2);
+    /// assert!(Adaptive::new(Sosri, 0.0, 0.0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(method: M, abstol: f32, reltol: f32) -> Result<Self, Error> {
         Self::with_options(
             method,
@@ -255,6 +327,14 @@ impl<M: Method> Adaptive<M> {
     }
 
     /// `method` with the given options, checked by [`AdaptiveOptions::validate`].
+    ///
+    /// ```
+    /// use tinysde::solve::{Adaptive, AdaptiveOptions, Sriw1};
+    /// let options = AdaptiveOptions { initial_step: Some(0.5), ..AdaptiveOptions::default() };
+    /// assert!(Adaptive::with_options(Sriw1, options).is_ok());
+    /// let options = AdaptiveOptions { initial_step: Some(-1.0), ..AdaptiveOptions::default() };
+    /// assert!(Adaptive::with_options(Sriw1, options).is_err());
+    /// ```
     pub fn with_options(method: M, options: AdaptiveOptions) -> Result<Self, Error> {
         options.validate()?;
         Ok(Self { method, options })

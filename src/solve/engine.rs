@@ -15,6 +15,13 @@ use crate::real::Real;
 
 /// What an integrator reports besides the states, summed over an ensemble's trajectories:
 /// `()` for fixed steps, [`AdaptiveStats`](super::AdaptiveStats) for adaptive ones.
+///
+/// ```
+/// use tinysde::solve::{AdaptiveStats, Tally};
+/// let mut total = AdaptiveStats { accepted: 10, rejected: 1 };
+/// total.add(AdaptiveStats { accepted: 5, rejected: 2 });
+/// assert_eq!(total, AdaptiveStats { accepted: 15, rejected: 3 });
+/// ```
 pub trait Tally: Copy + Default + core::fmt::Debug + PartialEq + Send {
     /// Adds another trajectory's (or run of trajectories') report.
     fn add(&mut self, other: Self);

@@ -14,6 +14,29 @@ use crate::sde::Sde;
 
 /// One trajectory to [`solve`]: number `trajectory` of the noise source (default 0) from
 /// `u0`, saved at `save_times` (strictly increasing, on the integrator's grid).
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Bm; // pure Brownian motion: u(t) = u0 + W(t)
+/// impl FixedSde<1> for Bm {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ZERO] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ONE] }
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 8)?);
+/// let noise = Brownian::new(1);
+/// let request = SolveRequest::new([2.0f32], &[1.0]);
+/// assert_eq!(request.trajectory, 0);
+/// let (mut first, mut third) = ([[0.0f32; 1]], [[0.0f32; 1]]);
+/// solve::solve(&solver, &Bm, &noise, &request, &mut first)?;
+/// solve::solve(&solver, &Bm, &noise, &request.trajectory(2), &mut third)?;
+/// assert_ne!(first, third); // another path of the same noise source
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SolveRequest<'a, T, const D: usize> {
     /// The initial state.
@@ -26,6 +49,11 @@ pub struct SolveRequest<'a, T, const D: usize> {
 
 impl<'a, T, const D: usize> SolveRequest<'a, T, D> {
     /// Trajectory 0 from `u0`, saved at `save_times`.
+    ///
+    /// ```
+    /// let request = tinysde::solve::SolveRequest::new([1.0f32, 2.0], &[0.5, 1.0]);
+    /// assert_eq!((request.u0, request.save_times, request.trajectory), ([1.0, 2.0], &[0.5, 1.0][..], 0));
+    /// ```
     pub const fn new(u0: [T; D], save_times: &'a [f32]) -> Self {
         Self {
             u0,
@@ -34,6 +62,11 @@ impl<'a, T, const D: usize> SolveRequest<'a, T, D> {
         }
     }
     /// Trajectory number `trajectory` of the noise source instead.
+    ///
+    /// ```
+    /// let request = tinysde::solve::SolveRequest::new([1.0f32], &[1.0]).trajectory(7);
+    /// assert_eq!(request.trajectory, 7);
+    /// ```
     pub const fn trajectory(mut self, trajectory: usize) -> Self {
         self.trajectory = trajectory;
         self
@@ -44,6 +77,31 @@ impl<'a, T, const D: usize> SolveRequest<'a, T, D> {
 /// saved at `save_times`, and how it runs (`execution`: [`OneAtATime`] by default,
 /// [`InLanes`] or [`Threads`]; results never depend on it). Built with
 /// [`EnsembleRequest::new`]; the rest has defaults.
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Bm; // pure Brownian motion: u(t) = u0 + W(t)
+/// impl FixedSde<1> for Bm {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ZERO] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ONE] }
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 10)?);
+/// let request = EnsembleRequest::new([0.0f32], 1000, &[1.0]);
+/// let (mut mean, mut var) = ([[9.0f32; 1]], [[9.0f32; 1]]);
+/// solve::simulate_into(&solver, &Bm, &Brownian::new(2), &request, EnsembleBuffers::new(&mut mean, &mut var))?;
+/// assert!(mean[0][0].abs() < 0.1 && (var[0][0] - 1.0).abs() < 0.1); // W(1) ~ N(0, 1)
+/// // Zero trajectories: a typed error, the buffers untouched.
+/// let none = EnsembleRequest::new([0.0f32], 0, &[1.0]);
+/// let (mut m0, mut v0) = ([[9.0f32; 1]], [[9.0f32; 1]]);
+/// assert!(solve::simulate_into(&solver, &Bm, &Brownian::new(2), &none, EnsembleBuffers::new(&mut m0, &mut v0)).is_err());
+/// assert_eq!((m0, v0), ([[9.0]], [[9.0]]));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EnsembleRequest<'a, T, const D: usize, E = OneAtATime> {
     /// The initial state.
@@ -62,6 +120,12 @@ pub struct EnsembleRequest<'a, T, const D: usize, E = OneAtATime> {
 impl<'a, T, const D: usize> EnsembleRequest<'a, T, D> {
     /// `trajectories` trajectories from `u0`, saved at `save_times`; no paths, one
     /// trajectory at a time.
+    ///
+    /// ```
+    /// use tinysde::solve::{EnsembleRequest, OneAtATime};
+    /// let request = EnsembleRequest::new([1.0f32], 64, &[0.5, 1.0]);
+    /// assert_eq!((request.trajectories, request.paths, request.execution), (64, false, OneAtATime));
+    /// ```
     pub const fn new(u0: [T; D], trajectories: usize, save_times: &'a [f32]) -> Self {
         Self {
             u0,
@@ -75,11 +139,23 @@ impl<'a, T, const D: usize> EnsembleRequest<'a, T, D> {
 
 impl<'a, T, const D: usize, E> EnsembleRequest<'a, T, D, E> {
     /// Keeps every trajectory's saved states too (for [`simulate`]).
+    ///
+    /// ```
+    /// let request = tinysde::solve::EnsembleRequest::new([1.0f32], 64, &[1.0]).with_paths();
+    /// assert!(request.paths);
+    /// ```
     pub fn with_paths(mut self) -> Self {
         self.paths = true;
         self
     }
     /// Runs as `execution` says instead.
+    ///
+    /// ```
+    /// use tinysde::solve::{EnsembleRequest, InLanes, OneAtATime};
+    /// let lanes = EnsembleRequest::new([1.0f32], 64, &[1.0]).run_as(InLanes::<4>);
+    /// assert_eq!(lanes.execution, InLanes::<4>);
+    /// assert_eq!(lanes.run_as(OneAtATime), EnsembleRequest::new([1.0f32], 64, &[1.0]));
+    /// ```
     pub fn run_as<F>(self, execution: F) -> EnsembleRequest<'a, T, D, F> {
         EnsembleRequest {
             u0: self.u0,
@@ -90,11 +166,23 @@ impl<'a, T, const D: usize, E> EnsembleRequest<'a, T, D, E> {
         }
     }
     /// Computes `L` trajectories at once ([`InLanes`]).
+    ///
+    /// ```
+    /// use tinysde::solve::{EnsembleRequest, InLanes};
+    /// let request = EnsembleRequest::new([1.0f32], 64, &[1.0]).in_lanes::<8>();
+    /// assert_eq!(request.execution, InLanes::<8>);
+    /// ```
     pub fn in_lanes<const L: usize>(self) -> EnsembleRequest<'a, T, D, InLanes<L>> {
         self.run_as(InLanes::<L>)
     }
     /// Runs on `threads` threads (0: every core), each as this request ran so far
     /// ([`Threads`], feature `std`).
+    ///
+    /// ```
+    /// use tinysde::solve::{EnsembleRequest, InLanes, Threads};
+    /// let request = EnsembleRequest::new([1.0f32], 64, &[1.0]).in_lanes::<8>().on_threads(2);
+    /// assert_eq!(request.execution, Threads { threads: 2, each: InLanes::<8> });
+    /// ```
     #[cfg(feature = "std")]
     pub fn on_threads(self, threads: usize) -> EnsembleRequest<'a, T, D, Threads<E>> {
         EnsembleRequest {
@@ -113,6 +201,30 @@ impl<'a, T, const D: usize, E> EnsembleRequest<'a, T, D, E> {
 /// The caller's buffers [`simulate_into`] writes: one row per save time for the mean and
 /// the variance, and optionally `trajectories` × save times rows of paths (trajectory
 /// `m`'s state at save time `i` in row `m * save_times.len() + i`).
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, SolveRequest, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Bm; // pure Brownian motion: u(t) = u0 + W(t)
+/// impl FixedSde<1> for Bm {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ZERO] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ONE] }
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 4)?);
+/// let (times, noise) = ([0.5, 1.0], Brownian::new(3));
+/// let (mut mean, mut var, mut paths) = ([[0.0f32; 1]; 2], [[0.0f32; 1]; 2], [[0.0f32; 1]; 6]);
+/// let out = EnsembleBuffers::new(&mut mean, &mut var).with_paths(&mut paths);
+/// solve::simulate_into(&solver, &Bm, &noise, &EnsembleRequest::new([0.0], 3, &times), out)?;
+/// // Trajectory 2's states are rows 4 and 5: the solve of trajectory 2.
+/// let mut two = [[0.0f32; 1]; 2];
+/// solve::solve(&solver, &Bm, &noise, &SolveRequest::new([0.0], &times).trajectory(2), &mut two)?;
+/// assert_eq!(&paths[4..], &two);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct EnsembleBuffers<'b, T, const D: usize> {
     /// Sample mean at each save time.
@@ -125,6 +237,12 @@ pub struct EnsembleBuffers<'b, T, const D: usize> {
 
 impl<'b, T, const D: usize> EnsembleBuffers<'b, T, D> {
     /// Buffers for the mean and the variance, no paths.
+    ///
+    /// ```
+    /// let (mut mean, mut var) = ([[0.0f32; 2]; 3], [[0.0f32; 2]; 3]);
+    /// let out = tinysde::solve::EnsembleBuffers::new(&mut mean, &mut var);
+    /// assert!(out.paths.is_none() && out.mean.len() == 3);
+    /// ```
     pub fn new(mean: &'b mut [[T; D]], variance: &'b mut [[T; D]]) -> Self {
         Self {
             mean,
@@ -133,6 +251,12 @@ impl<'b, T, const D: usize> EnsembleBuffers<'b, T, D> {
         }
     }
     /// Writes every trajectory's states into `paths` too.
+    ///
+    /// ```
+    /// let (mut mean, mut var, mut paths) = ([[0.0f32; 1]; 2], [[0.0f32; 1]; 2], [[0.0f32; 1]; 20]);
+    /// let out = tinysde::solve::EnsembleBuffers::new(&mut mean, &mut var).with_paths(&mut paths);
+    /// assert_eq!(out.paths.map(|p| p.len()), Some(20)); // room for 10 trajectories
+    /// ```
     pub fn with_paths(mut self, paths: &'b mut [[T; D]]) -> Self {
         self.paths = Some(paths);
         self
@@ -283,6 +407,27 @@ where
 }
 
 /// An ensemble's results (feature `std`), from [`simulate`].
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Bm; // pure Brownian motion: u(t) = u0 + W(t)
+/// impl FixedSde<1> for Bm {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ZERO] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::ONE] }
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 4)?);
+/// let request = EnsembleRequest::new([1.0f32], 2, &[0.5, 1.0]).with_paths();
+/// let result = solve::simulate(&solver, &Bm, &Brownian::new(4), &request)?;
+/// let (a, b) = (result.path(0).unwrap(), result.path(1).unwrap());
+/// assert!((result.mean[1][0] - (a[1][0] + b[1][0]) / 2.0).abs() < 1e-6);
+/// assert_eq!(result.stats, ()); // fixed steps report nothing
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ensemble<T, const D: usize, Stats = ()> {
@@ -301,6 +446,13 @@ pub struct Ensemble<T, const D: usize, Stats = ()> {
 #[cfg(feature = "std")]
 impl<T, const D: usize, Stats> Ensemble<T, D, Stats> {
     /// Trajectory `m`'s saved states, if paths were kept and `m` is in range.
+    ///
+    /// ```
+    /// use tinysde::solve::Ensemble;
+    /// let result = Ensemble { mean: vec![[0.0f32]], variance: vec![[0.0]], paths: Some(vec![[1.0], [2.0]]), stats: () };
+    /// assert_eq!(result.path(1), Some(&[[2.0f32]][..]));
+    /// assert_eq!(result.path(2), None);
+    /// ```
     pub fn path(&self, m: usize) -> Option<&[[T; D]]> {
         let rows = self.mean.len();
         let paths = self.paths.as_deref()?;

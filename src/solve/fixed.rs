@@ -47,6 +47,13 @@ pub struct Solver<M> {
 
 impl<M: Method> Solver<M> {
     /// A solver for `method` on `grid`.
+    ///
+    /// ```
+    /// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 2.0, 40)?);
+    /// assert_eq!((solver.grid.steps(), solver.grid.h()), (40, 0.05));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn new(method: M, grid: TimeGrid) -> Self {
         Self { method, grid }
     }

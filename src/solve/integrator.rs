@@ -115,6 +115,38 @@ pub trait Integrator<T: Real, S: Sde<T, D>, N, const D: usize> {
 /// An [`Integrator`] that also runs `L` trajectories at once, one per lane of `T`'s wide
 /// form, with the bits of one at a time: the fixed-step [`Solver`] with a [`Step`] method.
 /// What [`InLanes`] needs.
+///
+/// Generic code over the method states it as a bound on the solver (the fixed-step solver
+/// is an integrator for each method of this crate; with a generic `M` the compiler needs
+/// to be told):
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::Sde;
+/// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, LaneIntegrator, Method, Solver, Sosri, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// /// The ensemble's mean at `t = 1`, 8 trajectories per pass.
+/// fn mean_at_one<M: Method, S: Sde<f32, 1>>(method: M, sde: &S) -> Result<f32, tinysde::Error>
+/// where
+///     Solver<M>: LaneIntegrator<8, f32, S, Brownian, 1, Stats = ()>,
+/// {
+///     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 50)?);
+///     let request = EnsembleRequest::new([1.0f32], 100, &[1.0]).in_lanes::<8>();
+///     let (mut mean, mut var) = ([[0.0f32; 1]], [[0.0f32; 1]]);
+///     solve::simulate_into(&solver, sde, &Brownian::new(1), &request, EnsembleBuffers::new(&mut mean, &mut var))?;
+///     Ok(mean[0][0])
+/// }
+/// assert!((mean_at_one(Sosri, &Ou)? - (-1.0f32).exp()).abs() < 0.05);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait LaneIntegrator<const L: usize, T: Widen<L>, S: Sde<T, D>, N, const D: usize>:
     Integrator<T, S, N, D>
 {
@@ -247,6 +279,27 @@ where
 
 /// One trajectory at a time (the default): the smallest code, no allocation, the
 /// firmware's form. Runs every [`Integrator`].
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, OneAtATime, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 20)?);
+/// let request = EnsembleRequest::new([1.0f32], 10, &[1.0]);
+/// assert_eq!(request.execution, OneAtATime); // the default
+/// let (mut mean, mut var) = ([[0.0f32; 1]], [[0.0f32; 1]]);
+/// solve::simulate_into(&solver, &Ou, &Brownian::new(1), &request, EnsembleBuffers::new(&mut mean, &mut var))?;
+/// assert!(var[0][0] > 0.0);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OneAtATime;
 
@@ -258,6 +311,47 @@ pub struct OneAtATime;
 /// trajectories in the same order. The number of trajectories need not be a multiple of
 /// `L`. Runs a [`LaneIntegrator`] (the fixed-step [`Solver`] with a [`Step`] method, on an
 /// SDE written for any `T: Real`); with [`Adaptive`] or reversible Heun it does not compile.
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleRequest, Milstein, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// let solver = Solver::new(Milstein, TimeGrid::new(0.0, 1.0, 20)?);
+/// let request = EnsembleRequest::new([1.0f32], 13, &[0.5, 1.0]).with_paths();
+/// let one = solve::simulate(&solver, &Ou, &Brownian::new(1), &request)?;
+/// let lanes = solve::simulate(&solver, &Ou, &Brownian::new(1), &request.in_lanes::<4>())?;
+/// assert_eq!(one, lanes); // 13 trajectories: 3 groups of 4 and 1 left over, the same bits
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+///
+/// Adaptive steps on lanes do not compile:
+///
+/// ```compile_fail
+/// use tinysde::noise::BrownianTree;
+/// use tinysde::solve::{self, Adaptive, EnsembleRequest, Sosri};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// let adaptive = Adaptive::new(Sosri, 1e-3, 1e-3)?;
+/// let tree = BrownianTree::new(1, 0.0, 1.0, 12)?;
+/// let request = EnsembleRequest::new([1.0f32], 16, &[1.0]).in_lanes::<4>();
+/// solve::simulate(&adaptive, &Ou, &tree, &request)?;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InLanes<const L: usize>;
 
@@ -266,6 +360,27 @@ pub struct InLanes<const L: usize>;
 /// order by the calling thread: bit-identical to one thread, whatever the number, errors
 /// included. It allocates (a scratch buffer of at most about 4 MiB, and a copy of the
 /// caller's buffers to restore on error).
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleRequest, ReversibleHeun, Solver, Threads, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 20)?);
+/// let request = EnsembleRequest::new([1.0f32], 50, &[1.0]);
+/// let threaded = request.on_threads(3);
+/// assert_eq!(threaded.execution, Threads { threads: 3, each: Default::default() });
+/// let noise = Brownian::new(1);
+/// assert_eq!(solve::simulate(&solver, &Ou, &noise, &request)?, solve::simulate(&solver, &Ou, &noise, &threaded)?);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Threads<E = OneAtATime> {
@@ -278,6 +393,32 @@ pub struct Threads<E = OneAtATime> {
 /// How an ensemble runs: [`OneAtATime`], [`InLanes`] or [`Threads`], the `E` of an
 /// [`EnsembleRequest`](super::EnsembleRequest). Implemented for the combinations that make
 /// sense (see [`InLanes`] and [`Threads`]); results never depend on it.
+///
+/// Code generic over how an ensemble runs takes `E: Execution<...>`:
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Execution, Solver, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// type Em = Solver<EulerMaruyama>;
+/// fn variance<E: Execution<Em, f32, Ou, Brownian, 1>>(solver: &Em, request: &EnsembleRequest<'_, f32, 1, E>) -> f32 {
+///     let (mut mean, mut var) = ([[0.0f32; 1]], [[0.0f32; 1]]);
+///     let out = EnsembleBuffers::new(&mut mean, &mut var);
+///     solve::simulate_into(solver, &Ou, &Brownian::new(1), request, out).map_or(f32::NAN, |()| var[0][0])
+/// }
+/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 20)?);
+/// let request = EnsembleRequest::new([1.0f32], 30, &[1.0]);
+/// assert_eq!(variance(&solver, &request).to_bits(), variance(&solver, &request.in_lanes::<8>()).to_bits());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait Execution<I, T, S, N, const D: usize>: Copy
 where
     T: Real<Value = f32>,
@@ -298,6 +439,27 @@ where
 
 /// How one thread integrates a run of trajectories: [`OneAtATime`] or [`InLanes`] (what a
 /// [`Threads`] runs on each thread).
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::solve::{self, EnsembleRequest, InLanes, Sosri, Solver, Threads, TimeGrid};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Ou; // du = -u dt + 0.5 dW
+/// impl FixedSde<1> for Ou {
+///     const NOISE: NoiseKind = NoiseKind::Additive;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
+/// }
+/// let solver = Solver::new(Sosri, TimeGrid::new(0.0, 1.0, 20)?);
+/// let request = EnsembleRequest::new([1.0f32], 40, &[1.0]);
+/// let noise = Brownian::new(1);
+/// // Two threads, each 8 trajectories per pass: the bits of one at a time.
+/// let both = request.run_as(Threads { threads: 2, each: InLanes::<8> });
+/// assert_eq!(solve::simulate(&solver, &Ou, &noise, &both)?, solve::simulate(&solver, &Ou, &noise, &request)?);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait Sweep<I, T, S, N, const D: usize>: Copy
 where
     T: Real,

@@ -146,7 +146,10 @@ impl<const D: usize> RevState<f32, D> {
     /// The vector–Jacobian product of the step from `(y, z)` = `self` at `t`: given the
     /// cotangents of the next `y` and `z`, returns those of `self.y` and `self.z` and adds
     /// the parameter cotangent into `params_bar`. `next` is the step's result.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the step's inputs and its three cotangent outputs"
+    )]
     #[inline]
     pub(crate) fn step_vjp<S: SdeVjp<D>>(
         &self,
@@ -237,7 +240,10 @@ impl Solver<ReversibleHeun> {
     /// only the final state, then walks back, rebuilding each earlier state by
     /// [`RevState::unstep`] and applying the step's vector–Jacobian product; adds
     /// `save_bar(i, y)` at save time `i`. Inputs must be checked by the caller.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal gradient pass: a solve's inputs and its two cotangent outputs"
+    )]
     pub(crate) fn reversible_adjoint_trajectory<S, N, const D: usize>(
         &self,
         sde: &S,

@@ -93,7 +93,10 @@ impl<const N: usize> SraTableau<N> {
     /// [`SraTableau::step`], also writing with `estimate` the embedded error estimate of
     /// each component (values only): `|h sum_i alpha_i (f_i - f_0)|` plus
     /// `|sum_i beta2_i chi2 g_i|`, the order-1.5 term an order-1 scheme lacks.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments and the estimate's output"
+    )]
     #[inline]
     pub(super) fn step_estimating<T: Real, S: Sde<T, D>, const D: usize>(
         &self,

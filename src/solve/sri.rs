@@ -259,7 +259,10 @@ impl<const N: usize> SriTableau<N> {
     /// only): `|h sum_i alpha_i (f_i - f_0)|`, the drift quadrature's departure from Euler's,
     /// plus `|sum_i (beta3_i chi2 + beta4_i chi3) g_i|`, the order-1.5 stochastic terms an
     /// order-1 scheme lacks (Rackauckas & Nie 2017's natural embedding).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments, the stage plan and the estimate's output"
+    )]
     #[inline]
     pub(super) fn step_planned<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
