@@ -827,7 +827,7 @@ where
         };
         // Trajectory j of the window is the same draw as in the loss's ensemble.
         for (j, row) in paths.chunks_mut(l).enumerate().take(m) {
-            solver.solve(model, &shifted, j, &u0, saves, row, ParamSeed::NONE)?;
+            solver.solve_job(&crate::solve::Job::new(model, &shifted, u0, saves), j, row)?;
         }
         let (data, mask) = problem.targets(s);
         for (i, y) in data.iter().enumerate() {
