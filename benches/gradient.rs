@@ -22,7 +22,8 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, loss_value, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
+use tinysde::grad::{Ensemble, Forward, Reverse, Scratch, Threads};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
@@ -60,7 +61,7 @@ fn seed_task(c: &mut Criterion) {
             group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
-                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)
                             .unwrap(),
                     )
                 })
@@ -81,9 +82,7 @@ fn seed_task(c: &mut Criterion) {
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
-                        reverse::loss_and_gradient(
-                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
-                        )
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse($c), &mut Scratch::new(&mut stats, &mut tape), &mut grad)
                         .unwrap(),
                     )
                 })
@@ -109,14 +108,12 @@ fn seed_task(c: &mut Criterion) {
         group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    reverse::loss_and_gradient_parallel(
-                        &problem,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
                         &model,
-                        &noise,
-                        &loss,
-                        Checkpoints::All,
+                        Threads(Reverse(Checkpoints::All), threads),
+                        &mut Scratch::<8, 1>::owned(),
                         &mut grad,
-                        threads,
                     )
                     .unwrap(),
                 )
@@ -126,8 +123,12 @@ fn seed_task(c: &mut Criterion) {
         group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    loss_and_gradient_parallel(
-                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
+                        &model,
+                        Threads(Forward, threads),
+                        &mut Scratch::new(&mut stats, &mut []),
+                        &mut grad,
                     )
                     .unwrap(),
                 )
@@ -153,14 +154,11 @@ fn seed_task(c: &mut Criterion) {
     group.bench_function("reverse/milstein_all_kept", |b| {
         b.iter(|| {
             black_box(
-                reverse::loss_and_gradient(
-                    &milstein,
+                loss_and_gradient(
+                    &Ensemble::new(&milstein, &loss, &noise),
                     &model,
-                    &noise,
-                    &loss,
-                    Checkpoints::All,
-                    &mut stats,
-                    &mut tape,
+                    Reverse(Checkpoints::All),
+                    &mut Scratch::new(&mut stats, &mut tape),
                     &mut grad,
                 )
                 .unwrap(),
@@ -201,7 +199,7 @@ fn spiral(c: &mut Criterion) {
             group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
-                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)
                             .unwrap(),
                     )
                 })
@@ -222,9 +220,7 @@ fn spiral(c: &mut Criterion) {
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
-                        reverse::loss_and_gradient(
-                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
-                        )
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse($c), &mut Scratch::new(&mut stats, &mut tape), &mut grad)
                         .unwrap(),
                     )
                 })
@@ -245,14 +241,12 @@ fn spiral(c: &mut Criterion) {
         group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    reverse::loss_and_gradient_parallel(
-                        &problem,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
                         &model,
-                        &noise,
-                        &loss,
-                        Checkpoints::All,
+                        Threads(Reverse(Checkpoints::All), threads),
+                        &mut Scratch::<8, 2>::owned(),
                         &mut grad,
-                        threads,
                     )
                     .unwrap(),
                 )
@@ -262,8 +256,12 @@ fn spiral(c: &mut Criterion) {
         group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    loss_and_gradient_parallel(
-                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
+                        &model,
+                        Threads(Forward, threads),
+                        &mut Scratch::new(&mut stats, &mut []),
+                        &mut grad,
                     )
                     .unwrap(),
                 )

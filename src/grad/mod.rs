@@ -16,8 +16,8 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
-//! With feature `std`, `loss_and_gradient_parallel` spreads the passes over threads (each
-//! pass is the serial computation), and `reverse::loss_and_gradient_parallel` splits the
+//! With feature `std`, `forward_gradient_parallel` spreads the passes over threads (each
+//! pass is the serial computation), and `parallel_reverse_PLACEHOLDER` splits the
 //! trajectories over threads and folds their results in trajectory order: the bits do not
 //! depend on the number of threads.
 //!
@@ -46,7 +46,8 @@
 //! let problem = Problem::new(solver, [1.0], 8, &save_times)?;
 //! let mut stats = [[Dual::<4>::ZERO; 1]; 4]; // 2 * save_times.len() rows; K = 4 lanes
 //! let mut grad = [0.0f32; Model::PARAMS];
-//! let loss = loss_and_gradient(&problem, &model, &Brownian::new(7), &Final, &mut stats, &mut grad)?;
+//! let objective = Ensemble::new(&problem, &Final, &Brownian::new(7));
+//! let loss = loss_and_gradient(&objective, &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)?;
 //! assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
 //! # Ok::<(), tinysde::Error>(())
 //! ```
@@ -55,8 +56,15 @@
 mod parallel;
 pub mod reverse;
 
+mod entry;
 #[cfg(feature = "std")]
-pub use parallel::loss_and_gradient_parallel;
+pub use entry::Threads;
+pub use entry::{
+    loss_and_gradient, Cheaper, Ensemble, Forward, Mode, Objective, Reverse, Reversible, Scratch,
+    SeriesWindows,
+};
+#[cfg(feature = "std")]
+pub(crate) use parallel::{forward_gradient_parallel, reverse_gradient_parallel};
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
@@ -355,36 +363,7 @@ fn check_buffers<S: Parameters, M: Method, L: Loss<D>, const D: usize>(
 /// is untouched. `stats` is scratch: its contents are unspecified after any call.
 ///
 /// Cost: `ceil(len / K)` ensemble solves, each carrying K tangents.
-///
-/// ```
-/// use tinysde::grad::{loss_and_gradient, Problem};
-/// use tinysde::nn::{Dense, Identity, Parameters};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
-/// use tinysde::train::MeanSquaredError;
-/// use tinysde::{Dual, Real};
-///
-/// // du = (a u + b) dt + (c u + d) dW; gradient in a, b, c, d and u0
-/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.write_params(&[-0.5, 0.2, 0.1, 0.05])?;
-/// let times = [0.5, 1.0];
-/// let data = [[1.0], [0.8]];
-/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
-/// let problem = Problem::new(solver, [1.5], 16, &times)?.with_u0_gradient(true);
-/// let loss = MeanSquaredError::new(&data)?;
-/// let noise = Brownian::new(3);
-///
-/// let mut g1 = [0.0f32; Model::PARAMS + 1];
-/// let mut g5 = [0.0f32; Model::PARAMS + 1];
-/// let l1 = loss_and_gradient(&problem, &model, &noise, &loss, &mut [[Dual::<1>::ZERO; 1]; 4], &mut g1)?;
-/// let l5 = loss_and_gradient(&problem, &model, &noise, &loss, &mut [[Dual::<5>::ZERO; 1]; 4], &mut g5)?;
-/// assert_eq!((l1, g1), (l5, g5)); // one lane at a time or all five at once: same bits
-/// assert!(g1[4] > 0.0); // starting higher raises the mean above the data
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-pub fn loss_and_gradient<const K: usize, S, M, N, L, const D: usize>(
+pub(crate) fn forward_gradient<const K: usize, S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -398,11 +377,7 @@ where
     N: NoiseSource,
     L: Loss<D>,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),

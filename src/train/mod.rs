@@ -13,8 +13,8 @@
 //!   too). Missing data: pass a mask (`[bool; D]` per row, `true` = present).
 //! - One observed series: [`Series`] (times, values, mask) and [`SeriesProblem`] (windows of
 //!   consecutive observations, each simulated from its observed start: the one-step-ahead
-//!   likelihood for `window = 1`), [`series_loss_and_gradient`] (forward mode),
-//!   [`series_loss_and_gradient_reverse`] (reverse mode), [`SeriesTrainer`] (either mode;
+//!   likelihood for `window = 1`), [`Forward`](crate::grad::Forward) (forward mode),
+//!   [`Reverse`](crate::grad::Reverse) (reverse mode), [`SeriesTrainer`] (either mode;
 //!   mini-batches of windows chosen from a seed; memory independent of the length).
 //! - Calibration: [`CalibrationScore`] (coverage of a central band, mean CRPS),
 //!   [`crps_gaussian`], [`crps_ensemble`], [`gaussian_band`], [`ensemble_band`],
@@ -63,11 +63,12 @@ pub use metrics::{
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
 pub use series::{
-    score_series, series_loss_and_gradient, series_loss_and_gradient_reverse, series_loss_value,
-    Batch, Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer,
+    score_series, series_loss_value, Batch, Series, SeriesConfig, SeriesObjective, SeriesProblem,
+    SeriesTrainer,
 };
+pub(crate) use series::{series_forward, series_reverse};
 #[cfg(feature = "std")]
-pub use series::{series_loss_and_gradient_parallel, series_loss_and_gradient_reverse_parallel};
+pub(crate) use series::{series_forward_parallel, series_reverse_parallel};
 pub use trainer::{
     forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
 };

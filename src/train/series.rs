@@ -20,8 +20,8 @@
 //! (seed, window, trajectory, step).
 //!
 //! Gradients come in two modes with the same loss bits: forward mode
-//! ([`series_loss_and_gradient`], `ceil(PARAMS / K)` solves per window carrying `K`
-//! tangents) and reverse mode ([`series_loss_and_gradient_reverse`], the discrete adjoint:
+//! ([`Forward`](crate::grad::Forward), `ceil(PARAMS / K)` solves per window carrying `K`
+//! tangents) and reverse mode ([`Reverse`](crate::grad::Reverse), the discrete adjoint:
 //! about three to five `f32` solves per window whatever the parameter count, in a
 //! caller-provided tape of [`SeriesProblem::reverse_tape_len`] rows). For the seed model
 //! (122 parameters) reverse mode is about ten times faster; [`SeriesTrainer`] takes either
@@ -32,7 +32,7 @@
 //! use tinysde::noise::Brownian;
 //! use tinysde::sde::NeuralSde;
 //! use tinysde::solve::EulerMaruyama;
-//! use tinysde::train::{series_loss_and_gradient, Series, SeriesProblem};
+//! use tinysde::train::{series_forward, Series, SeriesProblem};
 //! use tinysde::{Dual, Real};
 //!
 //! type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
@@ -47,7 +47,7 @@
 //! let mut grad = [0.0f32; Model::PARAMS];
 //! let batch = problem.batch(7); // all usable windows: rows 0, 1 and 3 (row 2 is missing)
 //! assert_eq!(batch.clone().collect::<Vec<_>>(), [0, 1, 3]);
-//! let nll = series_loss_and_gradient(&problem, &model, &Brownian::new(1), batch, &mut stats, &mut grad)?;
+//! let nll = series_forward(&problem, &model, &Brownian::new(1), batch, &mut stats, &mut grad)?;
 //! assert!(nll.is_finite() && grad.iter().all(|g| g.is_finite()));
 //! # Ok::<(), tinysde::Error>(())
 //! ```
@@ -55,9 +55,9 @@
 use core::ops::ControlFlow;
 
 mod reverse;
-pub use reverse::series_loss_and_gradient_reverse;
+pub(crate) use reverse::series_reverse;
 #[cfg(feature = "std")]
-pub use reverse::series_loss_and_gradient_reverse_parallel;
+pub(crate) use reverse::series_reverse_parallel;
 
 use super::loss::{check_series_data, check_var_floor, GaussianNll, MeanSquaredError};
 use super::metrics::CalibrationScore;
@@ -541,7 +541,7 @@ fn split_stats<T, const D: usize>(
 /// chunks of the passes before the failing one.
 ///
 /// Cost: `ceil(PARAMS / K)` passes, each one ensemble of `trajectories` per window.
-pub fn series_loss_and_gradient<const K: usize, S, M, N, I, const D: usize>(
+pub(crate) fn series_forward<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -555,11 +555,7 @@ where
     N: NoiseSource,
     I: Iterator<Item = usize> + Clone,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_len("gradient", S::PARAMS, grad.len())?;
     check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
     let (mean, var) = split_stats(stats, problem.window)?;
@@ -655,7 +651,7 @@ fn write_lanes<const K: usize>(l: &Dual<K>, chunk: &mut [f32], start: usize) -> 
     Ok(())
 }
 
-/// [`series_loss_and_gradient`] on several threads (feature `std`), bit-identical to it.
+/// [`Forward`](crate::grad::Forward) on several threads (feature `std`), bit-identical to it.
 ///
 /// The forward-mode passes (one per `K` parameters) are independent, so they are shared
 /// among `threads` threads (0: as many as the machine has), each with its own statistics
@@ -663,7 +659,7 @@ fn write_lanes<const K: usize>(l: &Dual<K>, chunk: &mut [f32], start: usize) -> 
 /// what it computes serially. Worth it when there are several passes (`PARAMS > K`). On
 /// error, the error of the lowest failing pass is returned (the serial function's error).
 #[cfg(feature = "std")]
-pub fn series_loss_and_gradient_parallel<const K: usize, S, M, N, I, const D: usize>(
+pub(crate) fn series_forward_parallel<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -677,11 +673,7 @@ where
     N: NoiseSource + Sync,
     I: Iterator<Item = usize> + Clone + Send + Sync,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_len("gradient", S::PARAMS, grad.len())?;
     check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
     problem.check_starts(starts.clone())?;
@@ -736,8 +728,8 @@ where
 
 /// The series loss over the windows starting at `starts`, without derivatives (one
 /// ensemble per window on `f32`; bit-identical to the value
-/// [`series_loss_and_gradient`] returns). `stats`: at least [`SeriesProblem::stats_len`]
-/// rows. Errors as [`series_loss_and_gradient`].
+/// [`Forward`](crate::grad::Forward) returns). `stats`: at least [`SeriesProblem::stats_len`]
+/// rows. Errors as [`Forward`](crate::grad::Forward).
 pub fn series_loss_value<S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
@@ -867,8 +859,8 @@ pub struct SeriesConfig {
 
 /// Trains a model on a [`SeriesProblem`]: each iteration draws a batch of windows
 /// ([`SeriesProblem::batch`]), computes the loss and gradient on that iteration's noise
-/// (forward mode, [`series_loss_and_gradient`], unless
-/// [`SeriesTrainer::with_reverse_mode`] chose [`series_loss_and_gradient_reverse`]),
+/// (forward mode, [`Forward`](crate::grad::Forward), unless
+/// [`SeriesTrainer::with_reverse_mode`] chose [`Reverse`](crate::grad::Reverse)),
 /// reports [`Progress`] to a callback, records the best parameters and updates. The
 /// windowed counterpart of
 /// [`Trainer`](crate::train::Trainer), with the same [`Workspace`] (its `stats` need
@@ -913,7 +905,7 @@ pub struct SeriesTrainer<'a, S, M, O, const K: usize, const D: usize> {
     reverse: Option<SeriesReverse<'a, S, M, K, D>>,
 }
 
-/// [`series_loss_and_gradient_reverse`] for one model and method as a plain function
+/// [`Reverse`](crate::grad::Reverse) for one model and method as a plain function
 /// pointer, instantiated where the reverse-mode bounds hold
 /// ([`SeriesTrainer::with_reverse_mode`]), so the trainer itself needs none of them.
 type SeriesReverseFn<S, M, const K: usize, const D: usize> = for<'p, 'b> fn(
@@ -927,7 +919,7 @@ type SeriesReverseFn<S, M, const K: usize, const D: usize> = for<'p, 'b> fn(
     &mut [f32],
 ) -> Result<f32, Error>;
 
-/// [`series_loss_and_gradient_reverse_parallel`] as a plain function pointer (see
+/// [`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)` as a plain function pointer (see
 /// [`SeriesTrainer::with_reverse_mode_parallel`]).
 #[cfg(feature = "std")]
 type SeriesReverseParallelFn<S, M, const K: usize, const D: usize> =
@@ -1026,7 +1018,7 @@ where
             iterations,
             callback,
             move |problem, model, noise, batch, stats, tape, grad| match reverse {
-                None => series_loss_and_gradient(problem, model, noise, batch, stats, grad),
+                None => series_forward(problem, model, noise, batch, stats, grad),
                 Some((gradient, checkpoints)) => {
                     gradient(problem, model, noise, batch, checkpoints, stats, tape, grad)
                 }
@@ -1170,9 +1162,9 @@ where
 {
     /// [`SeriesTrainer::run`] with each gradient computed on `threads` threads (0: all
     /// cores; feature `std`): the same iterations, bit for bit. In forward mode
-    /// ([`series_loss_and_gradient_parallel`]) it is faster when the model has more than `K`
+    /// ([`Threads`](crate::grad::Threads)`(`[`Forward`](crate::grad::Forward)`)`) it is faster when the model has more than `K`
     /// parameters; in reverse mode set by [`SeriesTrainer::with_reverse_mode_parallel`]
-    /// ([`series_loss_and_gradient_reverse_parallel`]) when a batch has at least as many
+    /// ([`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)`) when a batch has at least as many
     /// windows as threads. In reverse mode set by [`SeriesTrainer::with_reverse_mode`] it
     /// runs on one thread, as [`SeriesTrainer::run`].
     pub fn run_parallel<F>(
@@ -1192,9 +1184,7 @@ where
             iterations,
             callback,
             move |problem, model, noise, batch, stats, tape, grad| match reverse {
-                None => {
-                    series_loss_and_gradient_parallel(problem, model, noise, batch, grad, threads)
-                }
+                None => series_forward_parallel(problem, model, noise, batch, grad, threads),
                 Some((_, Some(parallel), checkpoints)) => {
                     parallel(problem, model, noise, batch, checkpoints, grad, threads)
                 }
@@ -1214,7 +1204,7 @@ where
     O: Optimizer,
 {
     /// [`SeriesTrainer::with_reverse_mode`], and [`SeriesTrainer::run_parallel`] then
-    /// computes each gradient with [`series_loss_and_gradient_reverse_parallel`] (the
+    /// computes each gradient with [`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)` (the
     /// windows shared among threads; the same bits on any number of threads, equal to
     /// [`SeriesTrainer::run`]'s). Feature `std`; `tape` serves [`SeriesTrainer::run`].
     pub fn with_reverse_mode_parallel(
@@ -1225,7 +1215,7 @@ where
         let mut trainer = self.with_reverse_mode(tape, checkpoints)?;
         if let Some(r) = trainer.reverse.as_mut() {
             r.parallel = Some(|problem, model, noise, batch, checkpoints, grad, threads| {
-                series_loss_and_gradient_reverse_parallel::<K, S, M, Brownian, Batch<'_, D>, D>(
+                series_reverse_parallel::<K, S, M, Brownian, Batch<'_, D>, D>(
                     problem,
                     model,
                     noise,
@@ -1247,7 +1237,7 @@ where
     O: Optimizer,
 {
     /// Computes gradients in reverse mode from now on
-    /// ([`series_loss_and_gradient_reverse`]): the same windows, batches, objective, masks,
+    /// ([`Reverse`](crate::grad::Reverse)): the same windows, batches, objective, masks,
     /// optimizer and noise, and the same loss bits; gradients equal forward mode's up to
     /// rounding, at a cost that does not grow with the parameter count. `tape` is scratch
     /// of at least [`SeriesProblem::reverse_tape_len`]`(S::PARAMS, checkpoints)` rows (with
@@ -1302,16 +1292,7 @@ where
             tape,
             checkpoints,
             gradient: |problem, model, noise, batch, checkpoints, stats, tape, grad| {
-                series_loss_and_gradient_reverse(
-                    problem,
-                    model,
-                    noise,
-                    batch,
-                    checkpoints,
-                    stats,
-                    tape,
-                    grad,
-                )
+                series_reverse(problem, model, noise, batch, checkpoints, stats, tape, grad)
             },
             #[cfg(feature = "std")]
             parallel: None,

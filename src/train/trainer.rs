@@ -9,7 +9,7 @@ use crate::dual::Dual;
 use crate::error::{check_len, Error};
 #[cfg(feature = "std")]
 use crate::grad::reverse::REVERSE_LANES;
-use crate::grad::{loss_and_gradient, reverse, Loss, Problem};
+use crate::grad::{forward_gradient, reverse, Loss, Problem};
 #[cfg(feature = "std")]
 use crate::lanes::F32x;
 use crate::nn::Parameters;
@@ -77,7 +77,7 @@ pub struct Report {
 }
 
 /// Trains a model: each iteration computes the loss and its gradient by forward-mode
-/// sensitivity ([`loss_and_gradient`]) on that iteration's noise, reports
+/// sensitivity ([`loss_and_gradient`](crate::grad::loss_and_gradient)) on that iteration's noise, reports
 /// [`Progress`] to a callback (which may stop training), records the best parameters, and
 /// updates the parameters with the optimizer (after optional clipping).
 ///
@@ -98,7 +98,7 @@ pub struct Report {
 /// [`Error::UpdateOverflow`] (the model and `params` keep the last finite parameters).
 /// In every case the best parameters so far remain in the workspace and
 /// [`Trainer::restore_best`] puts them back into the model; `workspace.grad` then holds
-/// what [`loss_and_gradient`] documents for its errors.
+/// what [`loss_and_gradient`](crate::grad::loss_and_gradient) documents for its errors.
 ///
 /// ```
 /// use core::ops::ControlFlow;
@@ -178,15 +178,15 @@ impl Record {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GradientMode {
-    /// Forward-mode sensitivity ([`loss_and_gradient`]): constant memory, cost about
+    /// Forward-mode sensitivity ([`loss_and_gradient`](crate::grad::loss_and_gradient)): constant memory, cost about
     /// `ceil(N / K)` solves carrying K tangents, N the gradient's length.
     Forward,
-    /// The discrete adjoint ([`reverse::loss_and_gradient`]) with these checkpoints: cost
+    /// The discrete adjoint ([`Reverse`](crate::grad::Reverse)) with these checkpoints: cost
     /// about four `f32` solves whatever N, memory [`reverse::tape_len`] rows.
     Reverse(Checkpoints),
 }
 
-/// [`reverse::loss_and_gradient`] for one model, method and loss, as a plain function
+/// [`Reverse`](crate::grad::Reverse) for one model, method and loss, as a plain function
 /// pointer: it is instantiated where the reverse-mode bounds hold
 /// ([`Trainer::with_reverse_mode`]), so the trainer itself needs none of them.
 type ReverseFn<S, M, L, const K: usize, const D: usize> = fn(
@@ -207,7 +207,7 @@ struct ReverseMode<'a, S, M, L, const K: usize, const D: usize> {
     gradient: ReverseFn<S, M, L, K, D>,
 }
 
-/// [`loss_and_gradient_parallel`](crate::grad::loss_and_gradient_parallel) for one model,
+/// [`Threads`](crate::grad::Threads)`(`[`Forward`](crate::grad::Forward)`)` for one model,
 /// method and loss (see [`ReverseFn`]).
 #[cfg(feature = "std")]
 type ForwardParallelFn<S, M, L, const K: usize, const D: usize> = fn(
@@ -220,7 +220,7 @@ type ForwardParallelFn<S, M, L, const K: usize, const D: usize> = fn(
     usize,
 ) -> Result<f32, Error>;
 
-/// [`reverse::loss_and_gradient_parallel`] for one model, method and loss.
+/// [`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)` for one model, method and loss.
 #[cfg(feature = "std")]
 type ReverseParallelFn<S, M, L, const D: usize> =
     fn(&Problem<'_, M, D>, &S, &Brownian, &L, Checkpoints, &mut [f32], usize) -> Result<f32, Error>;
@@ -542,7 +542,7 @@ where
                 };
             }
             match reverse {
-                None => loss_and_gradient(problem, model, noise, loss, stats, grad),
+                None => forward_gradient(problem, model, noise, loss, stats, grad),
                 Some(r) => (r.gradient)(
                     problem,
                     model,
@@ -660,7 +660,7 @@ where
     L: Loss<D>,
     O: Optimizer,
 {
-    /// Computes gradients in reverse mode from now on ([`reverse::loss_and_gradient`]):
+    /// Computes gradients in reverse mode from now on ([`Reverse`](crate::grad::Reverse)):
     /// the same losses, masks, windows, optimizer, schedule, `u0` gradient and noise, and
     /// the same loss bits; gradients equal forward mode's up to rounding. `tape` is scratch
     /// of at least [`reverse::tape_len`]`(problem, checkpoints)` rows for the trainer's
@@ -719,7 +719,7 @@ where
         self.reverse = Some(ReverseMode {
             tape,
             checkpoints,
-            gradient: reverse::loss_and_gradient::<K, S, M, Brownian, L, D>,
+            gradient: reverse::checkpoint_gradient::<K, S, M, Brownian, L, D>,
         });
         Ok(self)
     }
@@ -756,8 +756,8 @@ where
 {
     /// Computes every gradient on `threads` threads from now on (0: as many as
     /// [`std::thread::available_parallelism`] reports), in either gradient mode (feature
-    /// `std`): [`loss_and_gradient_parallel`](crate::grad::loss_and_gradient_parallel) in
-    /// forward mode, [`reverse::loss_and_gradient_parallel`] in reverse mode (which then
+    /// `std`): [`Threads`](crate::grad::Threads)`(`[`Forward`](crate::grad::Forward)`)` in
+    /// forward mode, [`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)` in reverse mode (which then
     /// allocates its own tape; the one given to
     /// [`with_reverse_mode`](Trainer::with_reverse_mode) is not used).
     ///
@@ -808,8 +808,8 @@ where
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threaded = Some(Threaded {
             threads,
-            forward: crate::grad::loss_and_gradient_parallel::<K, S, M, Brownian, L, D>,
-            reverse: reverse::loss_and_gradient_parallel::<S, M, Brownian, L, D>,
+            forward: crate::grad::forward_gradient_parallel::<K, S, M, Brownian, L, D>,
+            reverse: crate::grad::reverse_gradient_parallel::<S, M, Brownian, L, D>,
         });
         self
     }

@@ -12,7 +12,7 @@ use super::trainer::{
 use crate::dual::Dual;
 use crate::error::Error;
 use crate::grad::reverse::REVERSE_LANES;
-use crate::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Loss, Problem};
+use crate::grad::{forward_gradient_parallel, reverse_gradient_parallel, Loss, Problem};
 use crate::lanes::F32x;
 use crate::nn::Parameters;
 use crate::noise::Brownian;
@@ -82,8 +82,8 @@ where
 {
     let stats = &mut scratch.stats;
     match scratch.threads {
-        None => loss_and_gradient(problem, model, noise, loss, stats, grad),
-        Some(t) => loss_and_gradient_parallel(problem, model, noise, loss, stats, grad, t),
+        None => crate::grad::forward_gradient(problem, model, noise, loss, stats, grad),
+        Some(t) => forward_gradient_parallel(problem, model, noise, loss, stats, grad, t),
     }
 }
 
@@ -108,7 +108,7 @@ where
         GradientMode::Forward => Checkpoints::All,
     };
     let threads = scratch.threads.unwrap_or(1);
-    reverse::loss_and_gradient_parallel(problem, model, noise, loss, checkpoints, grad, threads)
+    reverse_gradient_parallel(problem, model, noise, loss, checkpoints, grad, threads)
 }
 
 /// An owned training state (feature `std`): the model, the problem, the loss, the
@@ -224,7 +224,7 @@ where
 
     /// Computes gradients in `mode` from now on: [`GradientMode::Forward`], or reverse mode
     /// with the given checkpoints (kept for every trajectory up to 64 MiB, in memory the
-    /// gradient allocates; see [`reverse::loss_and_gradient_parallel`]).
+    /// gradient allocates; see [`Threads`](crate::grad::Threads)`(`[`Reverse`](crate::grad::Reverse)`)`).
     #[must_use]
     pub fn with_gradient_mode(mut self, mode: GradientMode) -> Self {
         self.scratch.mode = mode;

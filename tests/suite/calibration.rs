@@ -4,15 +4,16 @@
 use core::ops::ControlFlow;
 
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Scratch, SeriesWindows};
+use tinysde::grad::{Forward, Threads};
 use tinysde::nn::{Dense, Identity, InitScheme, ParamSeed, Parameters, Sigmoid, Tanh};
 use tinysde::noise::{normal_from_bits, splitmix64, Brownian};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
 use tinysde::train::{
     crps_ensemble, crps_gaussian, ensemble_band, gaussian_band, normal_cdf, normal_quantile,
-    score_series, series_loss_and_gradient, series_loss_and_gradient_parallel, series_loss_value,
-    Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode, Series, SeriesConfig,
-    SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Workspace,
+    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode,
+    Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -228,7 +229,14 @@ fn gaussian_likelihood_gradient_matches_finite_differences() {
     let noise = Brownian::new(11);
     let mut grad = [0.0f32; SMALL_P];
     let mut stats = [[Dual::<8>::ZERO; 1]; 8];
-    let value = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad).unwrap();
+    let value = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     let mut p = [0.0f32; SMALL_P];
     model.read_params(&mut p).unwrap();
     let f = |q: &[f32]| {
@@ -280,13 +288,25 @@ where
     let batch = problem.batch(99);
     let mut grad = [0.0f32; SMALL_P];
     let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
-    let value =
-        series_loss_and_gradient(&problem, &model, &noise, batch, &mut stats, &mut grad).unwrap();
+    let value = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, batch),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     // Any lane count: same bits.
     let mut grad3 = [0.0f32; SMALL_P];
     let mut stats3 = vec![[Dual::<3>::ZERO; 1]; problem.stats_len()];
-    let value3 =
-        series_loss_and_gradient(&problem, &model, &noise, batch, &mut stats3, &mut grad3).unwrap();
+    let value3 = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, batch),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats3, &mut []),
+        &mut grad3,
+    )
+    .unwrap();
     assert_eq!((value, grad), (value3, grad3));
     let mut p = [0.0f32; SMALL_P];
     model.read_params(&mut p).unwrap();
@@ -298,13 +318,12 @@ where
     // On threads: same bits, whatever the number of threads.
     for threads in [1, 2, 3, 7] {
         let mut grad_t = [0.0f32; SMALL_P];
-        let value_t = series_loss_and_gradient_parallel::<3, _, _, _, _, 1>(
-            &problem,
+        let value_t = loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, batch),
             &model,
-            &noise,
-            batch,
+            Threads(Forward, threads),
+            &mut Scratch::<3, 1>::owned(),
             &mut grad_t,
-            threads,
         )
         .unwrap();
         assert_eq!((value_t, grad_t), (value, grad), "{threads} threads");

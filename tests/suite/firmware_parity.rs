@@ -25,7 +25,9 @@ mod checks;
 use core::ops::ControlFlow;
 use std::fmt::Write as _;
 
+use tinysde::grad::Scratch;
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
+use tinysde::grad::{Ensemble, Forward, Reverse};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
@@ -380,18 +382,22 @@ fn the_firmware_gradient_agrees_between_modes() {
     let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
     let mut tape = vec![[0.0f32; 1]; TAPE_ROWS];
     let (mut g_rev, mut g_fwd) = ([0.0f32; PARAMS], [0.0f32; PARAMS]);
-    let l_rev = reverse::loss_and_gradient(
-        &problem,
+    let l_rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        TRAIN_CHECKPOINTS,
-        &mut stats,
-        &mut tape,
+        Reverse(TRAIN_CHECKPOINTS),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut g_rev,
     )
     .unwrap();
-    let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd).unwrap();
+    let l_fwd = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut g_fwd,
+    )
+    .unwrap();
     assert_eq!(l_rev.to_bits(), l_fwd.to_bits());
     let scale = g_fwd.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     assert!(scale > 0.0, "a zero gradient proves nothing");

@@ -3,13 +3,15 @@
 
 use std::ops::ControlFlow;
 
+use tinysde::grad::{loss_and_gradient, Forward};
+use tinysde::grad::{Scratch, SeriesWindows};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::Sosri;
 use tinysde::train::{
-    score_series, series_loss_and_gradient, Adam, AdamConfig, CalibrationScore, Series,
-    SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
+    score_series, Adam, AdamConfig, CalibrationScore, Series, SeriesConfig, SeriesProblem,
+    SeriesTrainer, Workspace,
 };
 use tinysde::{Dual, Real};
 
@@ -48,12 +50,11 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
     let mut grad = [0.0f32; P];
     let mut stats = [[Dual::<32>::ZERO; 1]; 6];
     let (count, value) = allocations(|| {
-        series_loss_and_gradient(
-            &problem,
+        loss_and_gradient(
+            &SeriesWindows::new(&problem, &Brownian::new(2), problem.batch(3)),
             &model,
-            &Brownian::new(2),
-            problem.batch(3),
-            &mut stats,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
             &mut grad,
         )
     });

@@ -3,7 +3,9 @@
 //! and leave the caller's gradient untouched.
 
 use rand_core::Rng;
-use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, reverse, Problem};
+use tinysde::grad::{Ensemble, Scratch};
+use tinysde::grad::{Forward, Reverse, Threads};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
@@ -60,12 +62,23 @@ fn forward_mode_on_threads_has_the_serial_bits() {
     let noise = Brownian::new(11);
     let mut stats = [[Dual::<16>::ZERO; 1]; 14];
     let mut serial = [0.0f32; SeedModel::PARAMS + 1];
-    let l = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut serial).unwrap();
+    let l = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut serial,
+    )
+    .unwrap();
     assert!(serial.iter().all(|g| *g != 0.0));
     for threads in THREADS {
         let mut grad = [0.0f32; SeedModel::PARAMS + 1];
-        let lt = loss_and_gradient_parallel(
-            &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+        let lt = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
+            &model,
+            Threads(Forward, threads),
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
         )
         .unwrap();
         assert_eq!(lt.to_bits(), l.to_bits(), "{threads} threads");
@@ -74,8 +87,14 @@ fn forward_mode_on_threads_has_the_serial_bits() {
     // Other lane counts too (lanes never interact).
     let mut grad = [0.0f32; SeedModel::PARAMS + 1];
     let mut stats5 = [[Dual::<5>::ZERO; 1]; 14];
-    let lt = loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats5, &mut grad, 3)
-        .unwrap();
+    let lt = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Threads(Forward, 3),
+        &mut Scratch::new(&mut stats5, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     assert_eq!((lt.to_bits(), bits(&grad)), (l.to_bits(), bits(&serial)));
 }
 
@@ -109,12 +128,24 @@ fn reverse_mode_on_threads_has_bits_independent_of_the_thread_count() {
         reference.unwrap()
     };
     let (l_bits, g_bits) = run(&|grad, threads, c| {
-        reverse::loss_and_gradient_parallel(&problem, &model, &noise, &mse, c, grad, threads)
-            .unwrap()
+        loss_and_gradient(
+            &Ensemble::new(&problem, &mse, &noise),
+            &model,
+            Threads(Reverse(c), threads),
+            &mut Scratch::<8, 1>::owned(),
+            grad,
+        )
+        .unwrap()
     });
     let (lm_bits, gm_bits) = run(&|grad, threads, c| {
-        reverse::loss_and_gradient_parallel(&problem, &model, &noise, &moments, c, grad, threads)
-            .unwrap()
+        loss_and_gradient(
+            &Ensemble::new(&problem, &moments, &noise),
+            &model,
+            Threads(Reverse(c), threads),
+            &mut Scratch::<8, 1>::owned(),
+            grad,
+        )
+        .unwrap()
     });
     assert_ne!(g_bits, gm_bits);
 
@@ -125,25 +156,19 @@ fn reverse_mode_on_threads_has_bits_independent_of_the_thread_count() {
     for (loss_bits, grad_bits, mean_only) in [(l_bits, &g_bits, true), (lm_bits, &gm_bits, false)] {
         let mut serial = [0.0f32; SeedModel::PARAMS + 1];
         let l = if mean_only {
-            reverse::loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &Ensemble::new(&problem, &mse, &noise),
                 &model,
-                &noise,
-                &mse,
-                Checkpoints::All,
-                &mut stats,
-                &mut tape,
+                Reverse(Checkpoints::All),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut serial,
             )
         } else {
-            reverse::loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &Ensemble::new(&problem, &moments, &noise),
                 &model,
-                &noise,
-                &moments,
-                Checkpoints::All,
-                &mut stats,
-                &mut tape,
+                Reverse(Checkpoints::All),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut serial,
             )
         }
@@ -182,7 +207,13 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
 
     let mut stats = [[Dual::<2>::ZERO; 1]; 6];
     let mut grad = sentinel;
-    let serial = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad);
+    let serial = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    );
     let Err(Error::Diverged { trajectory, .. }) = serial else {
         panic!("the model should diverge: {serial:?}");
     };
@@ -191,14 +222,11 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
         "a later trajectory diverges first: {trajectory}"
     );
     let mut tape = vec![[0.0f32; 1]; reverse::tape_len_keep_all(&problem, Checkpoints::All)];
-    let serial_rev = reverse::loss_and_gradient(
-        &problem,
+    let serial_rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        Checkpoints::All,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::All),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     // The same trajectory; forward mode checks finiteness once per save interval, so the
@@ -206,19 +234,21 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
     assert!(matches!(serial_rev, Err(Error::Diverged { trajectory: t, .. }) if t == trajectory));
     for threads in THREADS {
         let mut grad = sentinel;
-        let fwd = loss_and_gradient_parallel(
-            &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+        let fwd = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
+            &model,
+            Threads(Forward, threads),
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
         );
         assert_eq!(fwd, serial, "{threads} threads");
         assert_eq!(bits(&grad), bits(&sentinel));
-        let rev = reverse::loss_and_gradient_parallel(
-            &problem,
+        let rev = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             &model,
-            &noise,
-            &loss,
-            Checkpoints::Sqrt,
+            Threads(Reverse(Checkpoints::Sqrt), threads),
+            &mut Scratch::<8, 1>::owned(),
             &mut grad,
-            threads,
         );
         assert_eq!(rev, serial_rev, "{threads} threads");
         assert_eq!(bits(&grad), bits(&sentinel));
@@ -226,18 +256,27 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
 
     // Input errors: as serially, before anything runs.
     let mut short = [7.25f32; 3];
-    let fwd =
-        loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats, &mut short, 2);
-    let rev = reverse::loss_and_gradient_parallel(
-        &problem,
+    let fwd = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        Checkpoints::All,
+        Threads(Forward, 2),
+        &mut Scratch::new(&mut stats, &mut []),
         &mut short,
-        2,
     );
-    let expected = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut short);
+    let rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Threads(Reverse(Checkpoints::All), 2),
+        &mut Scratch::<8, 1>::owned(),
+        &mut short,
+    );
+    let expected = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut short,
+    );
     assert!(matches!(expected, Err(Error::Length { .. })));
     assert_eq!(fwd, expected);
     assert_eq!(rev, expected);

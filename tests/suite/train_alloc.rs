@@ -2,7 +2,9 @@
 
 use std::ops::ControlFlow;
 
+use tinysde::grad::Forward;
 use tinysde::grad::{loss_and_gradient, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
@@ -40,11 +42,10 @@ fn gradient_and_training_iterations_allocate_nothing() {
 
     let (count, value) = allocations(|| {
         loss_and_gradient(
-            &problem,
+            &Ensemble::new(&problem, &loss, &Brownian::new(2)),
             &model,
-            &Brownian::new(2),
-            &loss,
-            &mut stats,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
             &mut grad,
         )
     });

@@ -6,6 +6,7 @@
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
+use tinysde::grad::{Ensemble, Reverse, Scratch, loss_and_gradient};
 use tinysde::grad::{reverse, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
@@ -43,16 +44,7 @@ fn main() -> ! {
             let problem = problem.with_u0_gradient(opaque(true));
             keep(reverse::tape_len(&problem, checkpoints));
             keep(reverse::tape_len_keep_all(&problem, checkpoints));
-            let r = reverse::loss_and_gradient(
-                &problem,
-                &model,
-                &noise,
-                &loss,
-                checkpoints,
-                opaque(&mut stats[..]),
-                opaque(&mut tape[..]),
-                opaque(&mut grad[..]),
-            );
+            let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse(checkpoints), &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])), opaque(&mut grad[..]));
             keep(r);
         }
     }
@@ -65,16 +57,7 @@ fn main() -> ! {
     ) {
         let solver = Solver::new(Milstein, grid);
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
-            let r = reverse::loss_and_gradient(
-                &problem,
-                &model,
-                &noise,
-                &loss,
-                checkpoints,
-                opaque(&mut stats[..]),
-                opaque(&mut tape[..]),
-                opaque(&mut grad[..]),
-            );
+            let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse(checkpoints), &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])), opaque(&mut grad[..]));
             keep(r);
         }
     }

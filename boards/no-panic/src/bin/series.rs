@@ -6,12 +6,13 @@
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
+use tinysde::grad::{SeriesWindows, Forward, Scratch, loss_and_gradient};
 use tinysde::grad::{loss_value, Problem};
 use tinysde::nn::{ParamSeed, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{
-    score_series, series_loss_and_gradient, series_loss_value, Adam, AdamConfig, CalibrationScore,
+    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore,
     GaussianNll, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
 };
 use tinysde::{Dual, Real};
@@ -77,14 +78,7 @@ fn main() -> ! {
             .and_then(|p| p.with_batch(opaque(4)))
         {
             let batch = problem.batch(opaque(5));
-            keep(series_loss_and_gradient(
-                &problem,
-                &model,
-                &noise,
-                batch,
-                opaque(&mut stats[..]),
-                opaque(&mut grad[..]),
-            ));
+            keep(loss_and_gradient(&SeriesWindows::new(&problem, &noise, batch), &model, Forward, &mut Scratch::new(opaque(&mut stats[..]), &mut []), opaque(&mut grad[..])));
             keep(series_loss_value(
                 &problem,
                 &model,
