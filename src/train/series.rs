@@ -978,19 +978,7 @@ where
             });
         }
         check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
-        if let Some(c) = config.train.clip_norm {
-            if !c.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "clipping norm",
-                    index: 0,
-                });
-            }
-            if c <= 0.0 {
-                return Err(Error::OutOfRange {
-                    what: "clipping norm must be > 0",
-                });
-            }
-        }
+        super::trainer::check_config(&config.train)?;
         model.read_unchecked(ws.params);
         copy(ws.best, ws.params);
         ws.grad.fill(0.0);

@@ -414,20 +414,7 @@ pub(super) fn write_model<S: Parameters, M: Method, const D: usize>(
 
 /// Checks a [`TrainConfig`]: the clipping norm, if any, is finite, normal and `> 0`.
 pub(super) fn check_config(config: &TrainConfig) -> Result<(), Error> {
-    if let Some(c) = config.clip_norm {
-        if !c.is_finite() {
-            return Err(Error::NonFinite {
-                what: "clipping norm",
-                index: 0,
-            });
-        }
-        if !(c > 0.0 && c.is_normal()) {
-            return Err(Error::OutOfRange {
-                what: "clipping norm must be > 0 and at least f32::MIN_POSITIVE",
-            });
-        }
-    }
-    Ok(())
+    config.clip_norm.map_or(Ok(()), super::optim::check_clip_norm)
 }
 
 impl<'a, S, M, L, O, const K: usize, const D: usize> Trainer<'a, S, M, L, O, K, D>
