@@ -233,6 +233,86 @@ pub struct Cheaper(pub Checkpoints);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threads<Md>(pub Md, pub usize);
 
+/// Forward or reverse mode chosen at run time (a command-line flag, a configuration):
+/// computes as [`Forward`] or as [`Reverse`] with these checkpoints.
+///
+/// ```
+/// use tinysde::grad::GradientMode;
+/// use tinysde::solve::Checkpoints;
+/// let reverse_flag = true; // from a command line, say
+/// let mode = if reverse_flag { GradientMode::Reverse(Checkpoints::All) } else { GradientMode::Forward };
+/// assert_eq!(mode, GradientMode::Reverse(Checkpoints::All));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum GradientMode {
+    /// As [`Forward`]: constant memory, cost about `ceil(N / K)` solves carrying K
+    /// tangents, N the gradient's length.
+    Forward,
+    /// As [`Reverse`]: about four `f32` solves whatever N, a tape of
+    /// [`Objective::tape_len`] rows.
+    Reverse(Checkpoints),
+}
+
+/// The tape a mode needs in a caller's [`Scratch`]: the checkpoints of the serial reverse
+/// pass it runs, if it runs one. Lets a trainer check a caller's scratch once, before
+/// anything runs. Implemented by every mode.
+///
+/// ```
+/// use tinysde::grad::{Cheaper, Forward, Reverse, TapeNeed};
+/// use tinysde::solve::Checkpoints;
+/// assert_eq!(Forward.tape_checkpoints(false), None);
+/// assert_eq!(Reverse(Checkpoints::Sqrt).tape_checkpoints(true), Some(Checkpoints::Sqrt));
+/// assert_eq!(Cheaper(Checkpoints::All).tape_checkpoints(true), None); // forward chosen
+/// ```
+pub trait TapeNeed {
+    /// The checkpoints whose [`Objective::tape_len`] the mode needs (`None`: no tape),
+    /// given whether forward mode is the cheaper one for the gradient at hand.
+    fn tape_checkpoints(&self, forward_is_cheaper: bool) -> Option<Checkpoints>;
+}
+
+impl TapeNeed for Forward {
+    fn tape_checkpoints(&self, _: bool) -> Option<Checkpoints> {
+        None
+    }
+}
+
+impl TapeNeed for Reverse {
+    fn tape_checkpoints(&self, _: bool) -> Option<Checkpoints> {
+        Some(self.0)
+    }
+}
+
+/// [`Reversible`] needs at most the tape of [`Reverse`]`(`[`Checkpoints::All`]`)`.
+impl TapeNeed for Reversible {
+    fn tape_checkpoints(&self, _: bool) -> Option<Checkpoints> {
+        Some(Checkpoints::All)
+    }
+}
+
+impl TapeNeed for Cheaper {
+    fn tape_checkpoints(&self, forward_is_cheaper: bool) -> Option<Checkpoints> {
+        (!forward_is_cheaper).then_some(self.0)
+    }
+}
+
+impl TapeNeed for GradientMode {
+    fn tape_checkpoints(&self, _: bool) -> Option<Checkpoints> {
+        match *self {
+            GradientMode::Forward => None,
+            GradientMode::Reverse(c) => Some(c),
+        }
+    }
+}
+
+/// Threaded modes allocate their own buffers.
+#[cfg(feature = "std")]
+impl<Md> TapeNeed for Threads<Md> {
+    fn tape_checkpoints(&self, _: bool) -> Option<Checkpoints> {
+        None
+    }
+}
+
 /// One buffer of a [`Scratch`]: the caller's slice, or (feature `std`) an owned vector.
 #[derive(Debug)]
 enum Buf<'a, T> {
@@ -242,6 +322,15 @@ enum Buf<'a, T> {
 }
 
 impl<T: Copy> Buf<'_, T> {
+    /// A slice's length if it is shorter than `len` (an owned buffer grows: `None`).
+    fn short(&self, len: usize) -> Option<usize> {
+        match self {
+            Buf::Slice(s) => (s.len() < len).then_some(s.len()),
+            #[cfg(feature = "std")]
+            Buf::Owned(_) => None,
+        }
+    }
+
     /// The buffer, an owned one first grown to at least `len` elements of `zero`; a slice
     /// as it is (the gradient functions check its length).
     fn get(&mut self, len: usize, zero: T) -> &mut [T] {
@@ -297,6 +386,26 @@ impl<'a, const K: usize, const D: usize> Scratch<'a, K, D> {
             stats: Buf::Owned(Vec::new()),
             tape: Buf::Owned(Vec::new()),
         }
+    }
+
+    /// Checks that the caller's slices have at least `stats` and `tape` rows (owned
+    /// buffers grow: always fine).
+    pub(crate) fn check(&self, stats: usize, tape: usize) -> Result<(), Error> {
+        if let Some(found) = self.stats.short(stats) {
+            return Err(Error::Length {
+                what: "statistics scratch (Objective::stats_len rows)",
+                expected: stats,
+                found,
+            });
+        }
+        if let Some(found) = self.tape.short(tape) {
+            return Err(Error::Length {
+                what: "reverse-mode tape (Objective::tape_len rows)",
+                expected: tape,
+                found,
+            });
+        }
+        Ok(())
     }
 
     /// The statistics scratch and the tape, owned ones grown to `stats` and `tape` rows.
@@ -507,6 +616,51 @@ where
         crate::train::series_reverse(
             o.problem, model, o.noise, starts, self.0, stats, tape, grad,
         )
+    }
+}
+
+impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for GradientMode
+where
+    O: Objective<D>,
+    Forward: Mode<O, S, K, D>,
+    Reverse: Mode<O, S, K, D>,
+{
+    fn loss_and_gradient(
+        self,
+        objective: &O,
+        model: &S,
+        scratch: &mut Scratch<'_, K, D>,
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        match self {
+            GradientMode::Forward => Forward.loss_and_gradient(objective, model, scratch, grad),
+            GradientMode::Reverse(c) => Reverse(c).loss_and_gradient(objective, model, scratch, grad),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for Threads<GradientMode>
+where
+    O: Objective<D>,
+    Threads<Forward>: Mode<O, S, K, D>,
+    Threads<Reverse>: Mode<O, S, K, D>,
+{
+    fn loss_and_gradient(
+        self,
+        objective: &O,
+        model: &S,
+        scratch: &mut Scratch<'_, K, D>,
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        match self {
+            Threads(GradientMode::Forward, t) => {
+                Threads(Forward, t).loss_and_gradient(objective, model, scratch, grad)
+            }
+            Threads(GradientMode::Reverse(c), t) => {
+                Threads(Reverse(c), t).loss_and_gradient(objective, model, scratch, grad)
+            }
+        }
     }
 }
 

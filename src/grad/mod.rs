@@ -60,11 +60,9 @@ mod entry;
 #[cfg(feature = "std")]
 pub use entry::Threads;
 pub use entry::{
-    loss_and_gradient, Cheaper, Ensemble, Forward, Mode, Objective, Reverse, Reversible, Scratch,
-    SeriesWindows,
+    loss_and_gradient, Cheaper, Ensemble, Forward, GradientMode, Mode, Objective, Reverse,
+    Reversible, Scratch, SeriesWindows, TapeNeed,
 };
-#[cfg(feature = "std")]
-pub(crate) use parallel::{forward_gradient_parallel, reverse_gradient_parallel};
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};

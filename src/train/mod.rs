@@ -45,6 +45,7 @@
 //! it is initialized with `Uniform { limit: 0.01 }` instead of Glorot: Glorot weights
 //! saturate every tanh unit for `u > 2` and training stalls on a straight-line fit.
 
+mod fit;
 mod loss;
 mod metrics;
 mod optim;
@@ -62,15 +63,19 @@ pub use metrics::{
 };
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
+pub use fit::{EnsembleFit, Fit, FitGradient, Iteration, SeriesFit};
 pub use series::{
-    score_series, series_loss_value, Batch, Series, SeriesConfig, SeriesObjective, SeriesProblem,
-    SeriesTrainer,
+    score_series, series_loss_value, Batch, Series, SeriesObjective, SeriesProblem,
 };
 pub(crate) use series::{series_forward, series_reverse};
 #[cfg(feature = "std")]
 pub(crate) use series::{series_forward_parallel, series_reverse_parallel};
+pub use crate::grad::GradientMode;
+#[cfg(feature = "std")]
+pub use trainer::Owned;
 pub use trainer::{
-    forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
+    forward_is_cheaper, Borrowed, Held, Progress, Report, Storage, TrainConfig, Trainer,
+    Workspace,
 };
 #[cfg(feature = "std")]
-pub use training::{IntoOptimizer, Training, TRAINING_LANES};
+pub use training::{IntoOptimizer, TRAINING_LANES};
