@@ -12,7 +12,7 @@
 //!   (4 per save interval), mean + variance matching.
 //!
 //! Both gradients also on 1 and 2 threads (`_threads/.../T=`), and one training iteration of
-//! the spiral's second phase (the owned `Training`, SOSRI, 29 steps) on 1 and 2 threads.
+//! the spiral's second phase (the owned `Trainer`, SOSRI, 29 steps) on 1 and 2 threads.
 //!
 //! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
 //! `cargo bench --bench gradient -- reverse`; threads only: `cargo bench --bench gradient -- T=`.
@@ -28,7 +28,7 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, Sosri, TimeGrid};
-use tinysde::train::{AdamConfig, MeanSquaredError, MomentMatching, Training};
+use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, MomentMatching, Trainer};
 use tinysde::{Dual, Real};
 
 type SeedModel = NeuralSde<
@@ -277,7 +277,7 @@ fn spiral(c: &mut Criterion) {
 }
 
 /// One training iteration of the spiral tutorial's second phase (SOSRI, 29 steps, 100
-/// trajectories, Adam): the owned `Training` in reverse mode on 1 and 2 threads.
+/// trajectories, Adam): the owned `Trainer` in reverse mode on 1 and 2 threads.
 fn spiral_iteration(c: &mut Criterion) {
     let mut model = SpiralModel::default();
     model
@@ -297,7 +297,8 @@ fn spiral_iteration(c: &mut Criterion) {
     let problem = Problem::new(solver, [2.0, 0.0], 100, &times).unwrap();
     let mut group = c.benchmark_group("training_iteration/spiral_M100_SOSRI29");
     for threads in [1, 2] {
-        let mut training = Training::new(model, problem, &loss, AdamConfig::lr(1e-4))
+        let mut training = EnsembleFit::new(problem, &loss)
+            .and_then(|fit| Trainer::owned(model, fit, AdamConfig::lr(1e-4)))
             .unwrap()
             .with_threads(threads);
         group.bench_function(format!("reverse/T={threads}"), |b| {

@@ -613,9 +613,7 @@ where
         let tape = o.problem.reverse_tape_len(S::PARAMS, self.0);
         let (stats, tape) = scratch.parts(o.problem.stats_len(), tape);
         let starts = o.starts.clone();
-        crate::train::series_reverse(
-            o.problem, model, o.noise, starts, self.0, stats, tape, grad,
-        )
+        crate::train::series_reverse(o.problem, model, o.noise, starts, self.0, stats, tape, grad)
     }
 }
 
@@ -634,7 +632,9 @@ where
     ) -> Result<f32, Error> {
         match self {
             GradientMode::Forward => Forward.loss_and_gradient(objective, model, scratch, grad),
-            GradientMode::Reverse(c) => Reverse(c).loss_and_gradient(objective, model, scratch, grad),
+            GradientMode::Reverse(c) => {
+                Reverse(c).loss_and_gradient(objective, model, scratch, grad)
+            }
         }
     }
 }

@@ -280,7 +280,8 @@ where
         grad: &mut [f32],
     ) -> Result<f32, Error> {
         let seed = iteration_seed(self.window_seed, iteration.number);
-        let objective = SeriesWindows::new(&self.problem, &iteration.noise, self.problem.batch(seed));
+        let objective =
+            SeriesWindows::new(&self.problem, &iteration.noise, self.problem.batch(seed));
         mode.loss_and_gradient(&objective, model, scratch, grad)
     }
 }

@@ -55,7 +55,9 @@ mod trainer;
 #[cfg(feature = "std")]
 mod training;
 
+pub use crate::grad::GradientMode;
 pub use crate::grad::Loss;
+pub use fit::{EnsembleFit, Fit, FitGradient, Iteration, SeriesFit};
 pub use loss::{GaussianNll, MeanSquaredError, MomentMatching};
 pub use metrics::{
     crps_ensemble, crps_gaussian, ensemble_band, ensemble_quantile, gaussian_band, normal_cdf,
@@ -63,19 +65,14 @@ pub use metrics::{
 };
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
-pub use fit::{EnsembleFit, Fit, FitGradient, Iteration, SeriesFit};
-pub use series::{
-    score_series, series_loss_value, Batch, Series, SeriesObjective, SeriesProblem,
-};
+pub use series::{score_series, series_loss_value, Batch, Series, SeriesObjective, SeriesProblem};
 pub(crate) use series::{series_forward, series_reverse};
 #[cfg(feature = "std")]
 pub(crate) use series::{series_forward_parallel, series_reverse_parallel};
-pub use crate::grad::GradientMode;
 #[cfg(feature = "std")]
 pub use trainer::Owned;
 pub use trainer::{
-    forward_is_cheaper, Borrowed, Held, Progress, Report, Storage, TrainConfig, Trainer,
-    Workspace,
+    forward_is_cheaper, Borrowed, Held, Progress, Report, Storage, TrainConfig, Trainer, Workspace,
 };
 #[cfg(feature = "std")]
 pub use training::{IntoOptimizer, TRAINING_LANES};

@@ -830,4 +830,3 @@ where
     *score = local;
     Ok(())
 }
-

@@ -9,9 +9,9 @@ use super::fit::{EnsembleFit, Fit, FitGradient, Iteration};
 use super::optim::{check_clip_norm, clip_global_norm, Optimizer};
 use super::schedule::{GrowingWindow, NoiseMode};
 use crate::error::{check_len, Error};
-use crate::grad::{Forward, Scratch, TapeNeed};
 #[cfg(feature = "std")]
 use crate::grad::Threads;
+use crate::grad::{Forward, Scratch, TapeNeed};
 use crate::nn::Parameters;
 use crate::sde::Sde;
 
@@ -235,7 +235,7 @@ pub struct Report {
 /// use tinysde::nn::{Dense, Identity, Parameters};
 /// use tinysde::sde::NeuralSde;
 /// use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
-/// use tinysde::train::{Adam, AdamConfig, EnsembleFit, MeanSquaredError, Trainer, Workspace};
+/// use tinysde::train::{Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace};
 /// use tinysde::{Dual, Real};
 ///
 /// // du = (a u + b) dt + (c u + d) dW, fitted to a decay toward 1
@@ -252,7 +252,7 @@ pub struct Report {
 /// let (mut stats, mut tape) = ([[Dual::<4>::ZERO; 1]; 8], [[0.0f32; 1]; 32]);
 /// let scratch = Scratch::new(&mut stats, &mut tape);
 /// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, scratch };
-/// let mut trainer = Trainer::new(&mut model, &mut adam, fit, ws)?
+/// let mut trainer = Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws)?
 ///     .with_mode(Reverse(Checkpoints::Sqrt))?; // forward mode without this line
 /// let mut first = None;
 /// let report = trainer.run(200, |p| {
@@ -288,21 +288,23 @@ where
     F: Fit<S, D>,
     O: Optimizer,
 {
-    /// A trainer for `model` on `fit` in forward mode (change it with
-    /// [`with_mode`](Trainer::with_mode)), default [`TrainConfig`], its buffers the
-    /// caller's.
+    /// A trainer for `model` on `fit` with options `config`, in forward mode (change it
+    /// with [`with_mode`](Trainer::with_mode)), its buffers the caller's.
     ///
     /// Checks, before changing anything: the buffer lengths ([`Fit::params_len`]; the
-    /// scratch's statistics rows, [`Fit::stats_len`]), the optimizer's size and the method's
-    /// support for the model's noise kind (`K = 0` is refused at compile time). Then copies
-    /// the model's parameters (and the initial state, if trained) into `params` and `best`.
+    /// scratch's statistics rows, [`Fit::stats_len`]), the optimizer's size, the method's
+    /// support for the model's noise kind and the clipping norm (`K = 0` is refused at
+    /// compile time). Then copies the model's parameters (and the initial state, if
+    /// trained) into `params` and `best`.
     pub fn new(
         model: &'a mut S,
         optimizer: O,
         fit: F,
+        config: TrainConfig,
         ws: Workspace<'a, K, D>,
     ) -> Result<Self, Error> {
         const { assert!(K > 0, "the scratch's Dual<K> needs K >= 1 lanes") };
+        check_config(&config)?;
         let n = fit.params_len();
         check_len("parameters", n, ws.params.len())?;
         check_len("gradient", n, ws.grad.len())?;
@@ -316,7 +318,9 @@ where
             grad: ws.grad,
             best: ws.best,
         };
-        Ok(Self::start(fit, optimizer, Forward, state, ws.scratch))
+        let mut trainer = Self::start(fit, optimizer, Forward, state, ws.scratch);
+        trainer.config = config;
+        Ok(trainer)
     }
 
     /// Gives back the workspace (the model and optimizer borrows end with the trainer).
@@ -370,7 +374,10 @@ where
     /// Errors (the trainer is dropped, nothing else changes): the caller's scratch is
     /// shorter than the mode needs ([`Fit::tape_len`] rows of tape for a serial reverse
     /// mode, on all save times, so every window of a schedule fits).
-    pub fn with_mode<Md2: TapeNeed>(self, mode: Md2) -> Result<Trainer<'a, F, O, Md2, St, K, D>, Error> {
+    pub fn with_mode<Md2: TapeNeed>(
+        self,
+        mode: Md2,
+    ) -> Result<Trainer<'a, F, O, Md2, St, K, D>, Error> {
         let cheaper = forward_is_cheaper(self.fit.params_len(), K);
         let tape = mode
             .tape_checkpoints(cheaper)
@@ -539,9 +546,13 @@ where
                 noise: self.config.noise.brownian(number),
             };
             let held = self.state.parts();
-            let result =
-                self.fit
-                    .loss_and_gradient(held.model, self.mode, iteration, &mut self.scratch, held.grad);
+            let result = self.fit.loss_and_gradient(
+                held.model,
+                self.mode,
+                iteration,
+                &mut self.scratch,
+                held.grad,
+            );
             let value = match result {
                 Ok(v) => v,
                 Err(Error::NonFiniteLoss | Error::NonFiniteGradientEntry { .. }) => {
@@ -605,7 +616,11 @@ where
     /// Runs a growing-window schedule: for each window of [`GrowingWindow::windows`],
     /// `iters_per_stage` iterations on the first `window` save times. The schedule is
     /// validated before anything runs.
-    pub fn run_schedule<C>(&mut self, schedule: &GrowingWindow, mut callback: C) -> Result<Report, Error>
+    pub fn run_schedule<C>(
+        &mut self,
+        schedule: &GrowingWindow,
+        mut callback: C,
+    ) -> Result<Report, Error>
     where
         C: FnMut(&Progress) -> ControlFlow<()>,
     {
@@ -688,7 +703,13 @@ where
         fit.check_noise(<S as Sde<f32, D>>::NOISE)?;
         let optimizer = optimizer.into_optimizer(n)?;
         let mode = Threads(crate::grad::Cheaper(crate::solve::Checkpoints::All), 1);
-        Ok(Self::start(fit, optimizer, mode, Owned::new(model, n), Scratch::owned()))
+        Ok(Self::start(
+            fit,
+            optimizer,
+            mode,
+            Owned::new(model, n),
+            Scratch::owned(),
+        ))
     }
 }
 

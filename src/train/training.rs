@@ -41,4 +41,3 @@ impl<O: Optimizer> IntoOptimizer for O {
         Ok(self)
     }
 }
-

@@ -15,6 +15,7 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{MilsteinVjp, NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{Checkpoints, Milstein, Solver, StepVjp, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Directional, Dual, NoiseKind, Real};
 
@@ -714,24 +715,18 @@ fn trainer_trains_milstein_in_reverse_mode() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let trainer = Trainer::new(
-            &mut model,
-            &mut adam,
-            problem,
-            mse,
-            TrainConfig::default(),
-            ws,
-        )
-        .unwrap();
-        let mut trainer = if reverse_mode {
-            let t = trainer.with_reverse_mode(&mut tape, c).unwrap();
-            assert_eq!(t.gradient_mode(), GradientMode::Reverse(c));
-            t
+        let mode = if reverse_mode {
+            GradientMode::Reverse(c)
         } else {
-            trainer
+            GradientMode::Forward
         };
+        let mut trainer = EnsembleFit::new(problem, mse)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+            .and_then(|t| t.with_mode(mode))
+            .unwrap();
+        assert_eq!(*trainer.mode(), mode);
         let mut run = Vec::new();
         trainer
             .run(30, |p| {

@@ -13,8 +13,9 @@ use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
 use tinysde::train::{
     crps_ensemble, crps_gaussian, ensemble_band, gaussian_band, normal_cdf, normal_quantile,
     score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode,
-    Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Workspace,
+    Series, SeriesObjective, SeriesProblem, TrainConfig, Workspace,
 };
+use tinysde::train::{SeriesFit, Trainer};
 use tinysde::{Dual, Error, Real};
 
 fn normals(seed: u64, n: usize) -> Vec<f32> {
@@ -454,21 +455,23 @@ fn train_linear_on(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let config = SeriesConfig {
-        train: TrainConfig {
-            noise: NoiseMode::Fresh { seed: 3 },
-            clip_norm: Some(10.0),
-        },
-        window_seed: 4,
+    let config_train = TrainConfig {
+        noise: NoiseMode::Fresh { seed: 3 },
+        clip_norm: Some(10.0),
     };
+    let config_seed = 4;
     {
-        let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, config, ws).unwrap();
+        let fit = SeriesFit::new(problem).with_window_seed(config_seed);
+        let trainer = Trainer::new(&mut model, &mut adam, fit, config_train, ws).unwrap();
         let go = |_: &_| ControlFlow::Continue(());
         match threads {
-            None => trainer.run(iterations, go),
-            Some(n) => trainer.run_parallel(iterations, n, go),
+            None => trainer.with_mode(Forward).unwrap().run(iterations, go),
+            Some(n) => trainer
+                .with_mode(Threads(Forward, n))
+                .unwrap()
+                .run(iterations, go),
         }
         .unwrap();
     }

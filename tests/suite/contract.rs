@@ -15,6 +15,7 @@ use tinysde::nn::{Cube, Dense, Identity, Layer, ParamSeed, Parameters, Relu};
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{EulerMaruyama, Milstein, Solver, TimeGrid, BACKUP_ROWS};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
 };
@@ -779,8 +780,8 @@ proptest! {
         let mut stats = [[Dual::<2>::ZERO; 1]; 4];
         let before = m;
         let mut adam_copy = adam.clone();
-        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, stats: &mut stats };
-        let trainer = Trainer::new(&mut m, &mut adam_copy, problem, loss, config, ws);
+        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+        let trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut m, &mut adam_copy, fit, config, ws));
         let mut trainer = match trainer {
             Err(_) => {
                 prop_assert_eq!(m, before);

@@ -37,6 +37,7 @@ use tinysde::solve::{
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
+use tinysde::train::{EnsembleFit, GradientMode};
 use tinysde::{weights, Dual, Error, Real, WeightsError};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -183,7 +184,7 @@ fn train_in_mode(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fixed {
@@ -191,10 +192,12 @@ fn train_in_mode(
         },
         clip_norm: None,
     };
-    let mut trainer = Trainer::new(model, &mut adam, problem, loss, config, ws)?;
-    if tape_rows.is_some() {
-        trainer = trainer.with_reverse_mode(&mut tape, TRAIN_CHECKPOINTS)?;
-    }
+    let mode = match tape_rows {
+        Some(_) => GradientMode::Reverse(TRAIN_CHECKPOINTS),
+        None => GradientMode::Forward,
+    };
+    let fit = EnsembleFit::new(problem, loss)?;
+    let mut trainer = Trainer::new(model, &mut adam, fit, config, ws)?.with_mode(mode)?;
     let mut losses = Vec::new();
     trainer.run(TRAIN_ITERATIONS, |p| {
         losses.push(p.loss);

@@ -16,6 +16,7 @@ use tinysde::solve::{
     Checkpoints, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Spacing, Sra1, Sriw1,
     Step, StepVjp, TimeGrid,
 };
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, PlainReal, Real};
 
@@ -862,26 +863,19 @@ fn cheaper_mode_trains_in_reverse_on_uneven_grids() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let trainer = Trainer::new(
-            &mut model,
-            &mut adam,
-            problem,
-            mse,
-            TrainConfig::default(),
-            ws,
-        )
-        .unwrap();
-        let mut trainer = if reverse_mode {
-            let t = trainer
-                .with_cheaper_mode(&mut tape, Checkpoints::All)
-                .unwrap();
-            assert_eq!(t.gradient_mode(), GradientMode::Reverse(Checkpoints::All));
-            t
+        // The cheaper mode for this model is reverse mode.
+        assert!(!tinysde::train::forward_is_cheaper(P, 4));
+        let mode = if reverse_mode {
+            GradientMode::Reverse(Checkpoints::All)
         } else {
-            trainer
+            GradientMode::Forward
         };
+        let mut trainer = EnsembleFit::new(problem, mse)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+            .and_then(|t| t.with_mode(mode))
+            .unwrap();
         let mut run = Vec::new();
         trainer
             .run(30, |p| {

@@ -15,6 +15,7 @@ use core::ops::ControlFlow;
 
 use rand_core::Rng;
 use tinysde::grad::Problem;
+use tinysde::grad::Scratch;
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
@@ -23,8 +24,9 @@ use tinysde::sde::NeuralSde;
 use tinysde::solve::{Solver, Sosri, TimeGrid};
 use tinysde::train::{
     score_series, Adam, AdamConfig, CalibrationScore, MeanSquaredError, NoiseMode, Series,
-    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
+    SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace,
 };
+use tinysde::train::{EnsembleFit, SeriesFit};
 use tinysde::{Dual, Real};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -74,10 +76,12 @@ fn fit_mean(data: &[[f32; 1]]) -> SeedModel {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     {
-        let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config(), ws).unwrap();
+        let mut t = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config(), ws))
+            .unwrap();
         t.run(300, |_| ControlFlow::Continue(())).unwrap();
         t.restore_best();
     }
@@ -99,14 +103,11 @@ fn fit_likelihood(data: &[[f32; 1]]) -> SeedModel {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
-    };
-    let cfg = SeriesConfig {
-        train: config(),
-        window_seed: 0,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     {
-        let mut t = SeriesTrainer::new(&mut model, &mut adam, problem, cfg, ws).unwrap();
+        let mut t =
+            Trainer::new(&mut model, &mut adam, SeriesFit::new(problem), config(), ws).unwrap();
         t.run(600, |_| ControlFlow::Continue(())).unwrap();
     }
     model

@@ -10,9 +10,9 @@ use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::Sosri;
 use tinysde::train::{
-    score_series, Adam, AdamConfig, CalibrationScore, Series, SeriesConfig, SeriesProblem,
-    SeriesTrainer, Workspace,
+    score_series, Adam, AdamConfig, CalibrationScore, Series, SeriesProblem, Workspace,
 };
+use tinysde::train::{SeriesFit, TrainConfig, Trainer};
 use tinysde::{Dual, Real};
 
 use crate::alloc_counter;
@@ -85,10 +85,16 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
+    let mut trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
     let (count, report) = allocations(|| trainer.run(3, |_| ControlFlow::Continue(())));
     assert_eq!(count, 0, "training iterations allocated");
     assert_eq!(report.unwrap().iterations, 3);

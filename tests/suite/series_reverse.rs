@@ -5,7 +5,7 @@
 
 use std::ops::ControlFlow;
 
-use tinysde::grad::{loss_and_gradient, Forward, Reverse, Threads};
+use tinysde::grad::{loss_and_gradient, Cheaper, Forward, Reverse, Threads};
 use tinysde::grad::{Scratch, SeriesWindows};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters, Sigmoid, Tanh,
@@ -16,9 +16,10 @@ use tinysde::solve::{
     Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Sosri, Sriw1, StepVjp,
 };
 use tinysde::train::{
-    series_loss_value, Adam, AdamConfig, GradientMode, Series, SeriesConfig, SeriesObjective,
-    SeriesProblem, SeriesTrainer, Workspace,
+    forward_is_cheaper, series_loss_value, Adam, AdamConfig, GradientMode, Series, SeriesObjective,
+    SeriesProblem, Workspace,
 };
+use tinysde::train::{SeriesFit, TrainConfig, Trainer};
 use tinysde::{Dual, Error, Real};
 
 use crate::alloc_counter::allocations;
@@ -320,13 +321,18 @@ fn reverse_mode_on_a_long_series_allocates_nothing() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let mut trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)
-            .unwrap()
-            .with_reverse_mode(&mut tape, Checkpoints::All)
-            .unwrap();
+    let mut trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Reverse(Checkpoints::All))
+    .unwrap();
     let (count, report) = allocations(|| trainer.run(3, |_| ControlFlow::Continue(())));
     assert_eq!(count, 0, "reverse-mode training iterations allocated");
     assert_eq!(report.unwrap().iterations, 3);
@@ -358,26 +364,38 @@ fn train_seed(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
-    let mut trainer = match (mode, threads) {
-        (None, _) => trainer,
-        (Some(c), None) => trainer.with_reverse_mode(&mut tape, c).unwrap(),
-        (Some(c), Some(_)) => trainer.with_reverse_mode_parallel(&mut tape, c).unwrap(),
+    let trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
+    let mode = match mode {
+        None => GradientMode::Forward,
+        Some(c) => GradientMode::Reverse(c),
     };
     let mut losses = Vec::new();
     let record = |p: &tinysde::train::Progress| {
         losses.push(p.loss);
         ControlFlow::Continue(())
     };
-    match threads {
-        None => trainer.run(iterations, record),
-        Some(t) => trainer.run_parallel(iterations, t, record),
-    }
-    .unwrap();
-    (losses, trainer.params().to_vec())
+    let params = match threads {
+        None => {
+            let mut t = trainer.with_mode(mode).unwrap();
+            t.run(iterations, record).unwrap();
+            t.params().to_vec()
+        }
+        Some(n) => {
+            let mut t = trainer.with_mode(Threads(mode, n)).unwrap();
+            t.run(iterations, record).unwrap();
+            t.params().to_vec()
+        }
+    };
+    (losses, params)
 }
 
 #[test]
@@ -487,11 +505,17 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut short),
     };
-    let result = SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)
-        .unwrap()
-        .with_reverse_mode(&mut short, Checkpoints::Sqrt);
+    let result = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Reverse(Checkpoints::Sqrt));
     assert!(matches!(result, Err(Error::Length { .. })));
 
     let mut model: Model2 = init(5, 0.5);
@@ -501,18 +525,21 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
-    assert_eq!(trainer.gradient_mode(), GradientMode::Forward);
-    let trainer = trainer
-        .with_cheaper_mode(&mut tape, Checkpoints::Sqrt)
-        .unwrap();
-    assert_eq!(
-        trainer.gradient_mode(),
-        GradientMode::Reverse(Checkpoints::Sqrt)
-    );
+    let trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
+    assert_eq!(*trainer.mode(), Forward);
+    // The cheaper mode is reverse mode here: the tape must be long enough.
+    assert!(!forward_is_cheaper(P2, 4));
+    let trainer = trainer.with_mode(Cheaper(Checkpoints::Sqrt)).unwrap();
+    assert_eq!(*trainer.mode(), Cheaper(Checkpoints::Sqrt));
 
     type Linear = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
     const LP: usize = Linear::PARAMS; // 4 parameters, K = 4: one pass
@@ -528,13 +555,20 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats4,
+        scratch: Scratch::new(&mut stats4, &mut tape),
     };
-    let trainer = SeriesTrainer::new(&mut linear, &mut adam, problem, SeriesConfig::default(), ws)
-        .unwrap()
-        .with_cheaper_mode(&mut tape, Checkpoints::Sqrt)
-        .unwrap();
-    assert_eq!(trainer.gradient_mode(), GradientMode::Forward);
+    let trainer = Trainer::new(
+        &mut linear,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Cheaper(Checkpoints::Sqrt))
+    .unwrap();
+    assert!(forward_is_cheaper(LP, 4)); // forward mode: no tape needed
+    assert_eq!(*trainer.mode(), Cheaper(Checkpoints::Sqrt));
 }
 
 #[test]

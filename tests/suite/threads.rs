@@ -10,6 +10,7 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, Sosri, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, Real};
 
@@ -287,7 +288,7 @@ mod training {
     use super::*;
     use std::ops::ControlFlow;
     use tinysde::train::{
-        Adam, AdamConfig, GradientMode, NoiseMode, TrainConfig, Trainer, Training, Workspace,
+        Adam, AdamConfig, GradientMode, NoiseMode, TrainConfig, Trainer, Workspace,
     };
 
     const P: usize = SeedModel::PARAMS;
@@ -318,26 +319,35 @@ mod training {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let mut trainer = Trainer::new(&mut model, adam, problem, loss, config(), ws).unwrap();
-        if reverse {
-            trainer = trainer
-                .with_reverse_mode(&mut tape, Checkpoints::All)
-                .unwrap();
-        }
-        if let Some(t) = threads {
-            trainer = trainer.with_threads(t);
-            assert_eq!(trainer.threads(), Some(t));
-        }
-        let mut losses = Vec::new();
-        trainer
-            .run(iterations, |p| {
-                losses.push(p.loss.to_bits());
-                ControlFlow::Continue(())
-            })
+        let trainer = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, adam, fit, config(), ws))
             .unwrap();
-        (losses, bits(trainer.params()))
+        let mode = if reverse {
+            GradientMode::Reverse(Checkpoints::All)
+        } else {
+            GradientMode::Forward
+        };
+        let mut losses = Vec::new();
+        let record = |p: &tinysde::train::Progress| {
+            losses.push(p.loss.to_bits());
+            ControlFlow::Continue(())
+        };
+        let params = match threads {
+            None => {
+                let mut trainer = trainer.with_mode(mode).unwrap();
+                trainer.run(iterations, record).unwrap();
+                bits(trainer.params())
+            }
+            Some(t) => {
+                let mut trainer = trainer.with_mode(Threads(mode, t)).unwrap();
+                assert_eq!(trainer.threads(), t);
+                trainer.run(iterations, record).unwrap();
+                bits(trainer.params())
+            }
+        };
+        (losses, params)
     }
 
     #[test]
@@ -368,14 +378,19 @@ mod training {
         let data = seed_data();
         let loss = MeanSquaredError::new(&data).unwrap();
         let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
-        let mut training = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.005))
+        let mut training = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.005)))
             .unwrap()
             .with_config(config())
             .unwrap();
         assert_eq!(
-            training.gradient_mode(),
-            GradientMode::Reverse(Checkpoints::All)
+            *training.mode(),
+            Threads(tinysde::grad::Cheaper(Checkpoints::All), 1)
         );
+        assert!(!tinysde::train::forward_is_cheaper(
+            P,
+            tinysde::train::TRAINING_LANES
+        ));
         if let Some(t) = threads {
             training = training.with_threads(t);
         }
@@ -413,14 +428,21 @@ mod training {
         let loss = MeanSquaredError::new(&data).unwrap();
         let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
         let new = || {
-            Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01))
+            EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
                 .unwrap()
                 .with_config(config())
                 .unwrap()
         };
         let mut a = new();
         let mut b = new();
-        let go = |t: &mut Training<'_, SeedModel, Sosri, MeanSquaredError<'_, 1>, _, 1>| {
+        fn go<F, O, Md, St, const K: usize>(t: &mut Trainer<'_, F, O, Md, St, K, 1>) -> Vec<u32>
+        where
+            St: tinysde::train::Storage,
+            F: tinysde::train::FitGradient<St::Model, Md, K, 1>,
+            O: tinysde::train::Optimizer,
+            Md: Copy,
+        {
             let mut losses = Vec::new();
             t.run(15, |p| {
                 losses.push(p.loss.to_bits());
@@ -428,7 +450,7 @@ mod training {
             })
             .unwrap();
             losses
-        };
+        }
         assert_eq!(go(&mut a), go(&mut b));
         let best = a.best_model();
         // The copy has the best parameters; the state is still at the current ones.
@@ -465,7 +487,11 @@ mod training {
         // An optimizer of the wrong size.
         let small = Adam::new(AdamConfig::lr(0.01), vec![0.0; 3], vec![0.0; 3]).unwrap();
         assert!(matches!(
-            Training::new(seed_model(), problem, loss, small),
+            EnsembleFit::new(problem, loss).and_then(|fit| Trainer::owned(
+                seed_model(),
+                fit,
+                small
+            )),
             Err(Error::Length {
                 expected: P,
                 found: 3,
@@ -473,9 +499,13 @@ mod training {
             })
         ));
         // An invalid learning rate.
-        assert!(Training::new(seed_model(), problem, loss, AdamConfig::lr(f32::NAN)).is_err());
+        assert!(EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(f32::NAN)))
+            .is_err());
         // A bad clipping norm.
-        let t = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01)).unwrap();
+        let t = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
+            .unwrap();
         let bad = TrainConfig {
             clip_norm: Some(-1.0),
             ..config()
@@ -483,6 +513,8 @@ mod training {
         assert!(matches!(t.with_config(bad), Err(Error::OutOfRange { .. })));
         // Data of the wrong length.
         let short = MeanSquaredError::new(&data[..3]).unwrap();
-        assert!(Training::new(seed_model(), problem, short, AdamConfig::lr(0.01)).is_err());
+        assert!(EnsembleFit::new(problem, short)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
+            .is_err());
     }
 }

@@ -4,13 +4,13 @@
 use std::ops::ControlFlow;
 
 use rand_core::Rng;
-use tinysde::grad::{loss_value, Loss, Problem};
+use tinysde::grad::{loss_value, Loss, Problem, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Solver, Sosri, TimeGrid};
 use tinysde::train::{
-    clip_global_norm, global_norm, iteration_seed, Adam, AdamConfig, GrowingWindow,
+    clip_global_norm, global_norm, iteration_seed, Adam, AdamConfig, EnsembleFit, GrowingWindow,
     MeanSquaredError, NoiseMode, Optimizer, Progress, Sgd, SgdConfig, TrainConfig, Trainer,
     Workspace,
 };
@@ -242,9 +242,11 @@ fn trainer_stops_on_request_and_keeps_the_best_parameters() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+    let mut trainer = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
+        .unwrap();
     let mut seen: Vec<Progress> = Vec::new();
     let report = trainer
         .run(1000, |p| {
@@ -343,15 +345,16 @@ fn fixed_noise_makes_the_objective_deterministic() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut []),
         };
         let config = TrainConfig {
             noise,
             clip_norm: None,
         };
         let loss = MeanSquaredError::new(&DECAY).unwrap();
-        let mut t =
-            Trainer::new(&mut model, &mut sgd, tiny_problem(&TIMES), loss, config, ws).unwrap();
+        let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut sgd, fit, config, ws))
+            .unwrap();
         let mut losses = Vec::new();
         t.run(4, |p| {
             losses.push(p.loss);
@@ -376,18 +379,12 @@ fn growing_window_runs_its_stages_and_tracks_the_best_on_the_last() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let loss = MeanSquaredError::new(&DECAY).unwrap();
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     let schedule = GrowingWindow {
         start: 2,
         add: 1,
@@ -438,21 +435,15 @@ fn trainer_can_fit_the_initial_state() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let loss = MeanSquaredError::new(&data).unwrap();
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        problem,
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     assert_eq!(t.params()[TP], 2.0);
     let report = t.run(150, |_| ControlFlow::Continue(())).unwrap();
-    let u0 = t.problem().u0()[0];
+    let u0 = t.fit().problem().u0()[0];
     assert_eq!(t.params()[TP], u0);
     assert!(report.best_loss < 0.05, "{report:?}");
     assert!((u0 - 0.5).abs() < 0.3, "u0 = {u0}");
@@ -492,17 +483,11 @@ fn non_finite_gradient_stops_training_and_keeps_the_best() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     let mut seen = Vec::new();
     let err = t
         .run(500, |p| {
@@ -540,9 +525,11 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
                 params: &mut params,
                 grad: &mut grad,
                 best: &mut best,
-                stats: $stats,
+                scratch: Scratch::new($stats, &mut []),
             };
-            Trainer::new(&mut model, &mut adam, $problem, $loss, $config, ws).err()
+            EnsembleFit::new($problem, $loss)
+                .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, $config, ws))
+                .err()
         }};
     }
     let short_data = MeanSquaredError::new(&DECAY[..3]).unwrap();
@@ -607,17 +594,11 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        ok_loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), ok_loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     for bad in [
         GrowingWindow {
             start: 0,
@@ -637,8 +618,8 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
     ] {
         assert!(t.run_schedule(&bad, |_| ControlFlow::Continue(())).is_err());
     }
-    assert!(t.set_trajectories(0).is_err());
-    assert_eq!(t.problem().trajectories(), 8);
+    assert!(t.fit_mut().set_trajectories(0).is_err());
+    assert_eq!(t.fit().problem().trajectories(), 8);
     assert_eq!(t.iteration(), 0);
     assert_eq!(model_bits(t.model()), model0);
     assert_eq!(**t.optimizer(), adam0);
@@ -705,13 +686,15 @@ fn train_seed_task(schedule: Option<GrowingWindow>, iterations: u32) -> (f32, f3
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fresh { seed: 1 },
         clip_norm: None,
     };
-    let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+    let mut t = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
+        .unwrap();
     let go = |_: &Progress| ControlFlow::Continue(());
     let report = match schedule {
         None => t.run(iterations, go),

@@ -74,7 +74,7 @@ where
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fixed {
@@ -83,8 +83,8 @@ where
         clip_norm: None,
     };
     {
-        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws)?
-            .with_reverse_mode(&mut tape, TRAIN_CHECKPOINTS)?;
+        let mut trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))?
+            .with_mode(Reverse(TRAIN_CHECKPOINTS))?;
         let mut last = board.clock.now();
         let report = &mut board.report;
         let clock = &mut board.clock;

@@ -86,7 +86,7 @@ fn main() -> ! {
                 best: opaque(&mut best[..]),
                 stats: opaque(&mut stats[..]),
             };
-            let trainer = Trainer::new(&mut model, adam, problem, loss, config, ws)
+            let trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
                 .and_then(|t| t.with_reverse_mode(opaque(&mut tape[..]), checkpoints));
             if let Ok(mut trainer) = trainer {
                 keep(trainer.run(opaque(5), |p| {

@@ -108,7 +108,7 @@ fn main() -> ! {
                 opaque([0.0f32; P]),
             ) {
                 let config = opaque(SeriesConfig::default());
-                if let Ok(mut trainer) = SeriesTrainer::new(&mut model, adam, problem, config, ws) {
+                if let Ok(mut trainer) = Trainer::new(&mut model, adam, SeriesFit::new(problem).with_window_seed(config.window_seed), config.train, ws) {
                     keep(trainer.run(opaque(3), |p| {
                         keep(p.loss);
                         ControlFlow::Continue(())

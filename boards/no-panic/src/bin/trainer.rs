@@ -42,7 +42,7 @@ fn main() -> ! {
                 best: opaque(&mut best[..]),
                 stats: opaque(&mut stats[..]),
             };
-            if let Ok(mut trainer) = Trainer::new(&mut model, adam, problem, loss, config, ws) {
+            if let Ok(mut trainer) = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws)) {
                 keep(trainer.run(opaque(5), |p| {
                     keep(p.loss);
                     ControlFlow::Continue(())
