@@ -452,7 +452,10 @@ where
 
 /// The pass of [`forward_passes`] for gradient entries `start .. start + chunk.len()`:
 /// returns the loss value, writes the entries into `chunk` once all of them are finite.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel shared by the serial and threaded forward modes; its public form is loss_and_gradient"
+)]
 pub(crate) fn forward_pass<const K: usize, M, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     params: usize,

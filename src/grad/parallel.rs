@@ -242,7 +242,10 @@ where
 
 /// [`reverse_gradient_parallel`], keeping every trajectory's checkpoints when
 /// they take at most `keep_bytes`.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "private worker of Threads(Reverse): each argument is a distinct borrowed input of the pass"
+)]
 fn reverse_parallel<S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,

@@ -181,7 +181,10 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 ///
 /// Cost: about four to five ensemble solves on `f32` whatever the number of parameters (see the
 /// [module documentation](self)).
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel behind loss_and_gradient(Reverse); the public entry groups these as objective, mode and scratch"
+)]
 pub(crate) fn checkpoint_gradient<const K: usize, S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,

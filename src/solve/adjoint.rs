@@ -30,7 +30,10 @@ pub trait StepVjp<S: SdeVjp<D, T>, const D: usize, T: PlainReal = f32>: Step<T, 
     /// For the step from `(t, u)` of size `h` with increments `inc`: replaces `u_bar` (the
     /// cotangent of the step's result) by the cotangent of `u`, and adds the cotangent of
     /// the SDE's parameters into `params_bar` (length `S::PARAMS`).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
+    )]
     fn step_vjp(
         &self,
         sde: &S,
@@ -151,7 +154,10 @@ impl<T: PlainReal, S: MilsteinVjp<D, T>, const D: usize> StepVjp<S, D, T> for Mi
 
 impl<const N: usize> SriTableau<N> {
     /// The vector–Jacobian product of [`SriTableau::step`] (see [`StepVjp::step_vjp`]).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
+    )]
     pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
@@ -300,7 +306,10 @@ impl<const N: usize> SriTableau<N> {
 
 impl<const N: usize> SraTableau<N> {
     /// The vector–Jacobian product of [`SraTableau::step`] (see [`StepVjp::step_vjp`]).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
+    )]
     pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
@@ -746,7 +755,10 @@ impl<M: Method> Solver<M> {
     /// [`Error::Diverged`] names the group's first non-finite lane and the last step before
     /// that save time (every state is followed by a save, so the backward pass, which
     /// recomputes the same states, meets only finite ones).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
+    )]
     pub(crate) fn forward_with_checkpoints<S, N, X, const D: usize>(
         &self,
         sde: &S,
@@ -793,7 +805,10 @@ impl<M: Method> Solver<M> {
     /// `save_bar(i, u)` of the state saved there and applies every step's [`StepVjp`] in
     /// reverse. Adds the parameter cotangent into `params_bar` and the cotangent of `u0`
     /// into `u0_bar` (each lane its trajectory's).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
+    )]
     pub(crate) fn backward_from_checkpoints<S, N, X, const D: usize>(
         &self,
         sde: &S,
@@ -849,7 +864,10 @@ impl<M: Method> Solver<M> {
     /// [`Solver::forward_with_checkpoints`], then [`Solver::backward_from_checkpoints`].
     /// Inputs must be checked by the caller (noise kind, save times); a short `states` is
     /// [`Error::Length`].
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
+    )]
     pub(crate) fn adjoint_trajectory<S, N, X, const D: usize>(
         &self,
         sde: &S,
@@ -912,7 +930,10 @@ impl<M: Method> Solver<M> {
     /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c =`
     /// [`Checkpoints::kept`]`(last)`, the final state last. Inputs must be checked by the
     /// caller.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
+    )]
     pub(crate) fn ensemble_with_checkpoints<S, N, const D: usize>(
         &self,
         sde: &S,
@@ -1020,7 +1041,10 @@ where
 
     /// Evenly spaced checkpoints: walks back segment by segment, each recomputed from its
     /// checkpoint into `segment` (`min(interval, last)` rows). Returns the cotangent of `u0`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private checkpoint-schedule driver: each argument is a distinct buffer or input"
+    )]
     fn by_segments(
         mut self,
         u0: &[X; D],

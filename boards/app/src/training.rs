@@ -6,10 +6,10 @@ use core::ops::ControlFlow;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use tinysde::grad::Problem;
+use tinysde::grad::{Problem, Reverse, Scratch};
 use tinysde::solve::{Checkpoints, Solver, TimeGrid};
 use tinysde::train::{
-    Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
+    Adam, AdamConfig, EnsembleFit, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -83,7 +83,8 @@ where
         clip_norm: None,
     };
     {
-        let mut trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))?
+        let fit = EnsembleFit::new(problem, loss)?;
+        let mut trainer = Trainer::new(&mut model, &mut adam, fit, config, ws)?
             .with_mode(Reverse(TRAIN_CHECKPOINTS))?;
         let mut last = board.clock.now();
         let report = &mut board.report;

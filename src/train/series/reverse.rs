@@ -173,38 +173,13 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 /// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
 /// (the lowest index); `grad`, `stats` and `tape` then hold partial results.
 ///
-/// ```
-/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{Checkpoints, EulerMaruyama};
-/// use tinysde::train::{
-///     series_forward, series_reverse, Series, SeriesProblem,
-/// };
-/// use tinysde::{Dual, Real};
-///
-/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
-/// let times = [0.0, 0.5, 1.5, 2.0, 3.0];
-/// let values = [[1.0], [0.8], [0.5], [0.3], [0.2]];
-/// let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
-/// let noise = Brownian::new(3);
-/// let mut stats = [[Dual::<4>::ZERO; 1]; 2];
-/// let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len(Model::PARAMS, Checkpoints::All)];
-/// let mut g_rev = [0.0f32; Model::PARAMS];
-/// let l_rev = series_reverse(
-///     &problem, &model, &noise, problem.batch(0), Checkpoints::All, &mut stats, &mut tape, &mut g_rev,
-/// )?;
-/// let mut g_fwd = [0.0f32; Model::PARAMS];
-/// let l_fwd = series_forward(&problem, &model, &noise, problem.batch(0), &mut stats, &mut g_fwd)?;
-/// assert_eq!(l_rev, l_fwd); // the same loss bits
-/// for (r, f) in g_rev.iter().zip(&g_fwd) {
-///     assert!((r - f).abs() <= 1e-4 * (1.0 + f.abs()));
-/// }
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-#[allow(clippy::too_many_arguments)]
+/// Public through [`loss_and_gradient`](crate::grad::loss_and_gradient) with
+/// [`Reverse`](crate::grad::Reverse) on [`SeriesWindows`](crate::grad::SeriesWindows)
+/// (its example compares the two modes).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel behind loss_and_gradient(Reverse) on SeriesWindows"
+)]
 pub(crate) fn series_reverse<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
@@ -292,7 +267,10 @@ fn short_tape(expected: usize, found: usize) -> Error {
 /// One window's adjoint: its loss sum and observation count, and its parameter cotangent
 /// written (not added) into `partial`. `tape` holds the window's statistics, their
 /// cotangents and the states; its length was checked for this window.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "private per-window step of series_reverse: each argument is a distinct buffer or input"
+)]
 fn window_adjoint<const K: usize, S, M, N, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,

@@ -1,6 +1,6 @@
 //! No panic path in `reverse::loss_and_gradient` (the discrete adjoint of Euler–Maruyama
 //! and Milstein, 8 lanes for the loss's derivatives, any checkpoints, a tape of any length) and in `Trainer::run` with
-//! `Trainer::with_reverse_mode` (the firmware's on-device training).
+//! `Trainer::with_mode(Reverse(..))` (the firmware's on-device training).
 #![no_std]
 #![no_main]
 
@@ -11,7 +11,9 @@ use tinysde::grad::{reverse, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
-use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
+use tinysde::train::{
+    Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace,
+};
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
@@ -84,10 +86,11 @@ fn main() -> ! {
                 params: opaque(&mut params[..]),
                 grad: opaque(&mut grad[..]),
                 best: opaque(&mut best[..]),
-                stats: opaque(&mut stats[..]),
+                scratch: Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
             };
-            let trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
-                .and_then(|t| t.with_reverse_mode(opaque(&mut tape[..]), checkpoints));
+            let trainer = EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
+                .and_then(|t| t.with_mode(Reverse(checkpoints)));
             if let Ok(mut trainer) = trainer {
                 keep(trainer.run(opaque(5), |p| {
                     keep(p.loss);

@@ -1,6 +1,6 @@
 //! No panic path in the grids through any save times (`TimeGrid::through`,
 //! `TimeGrid::with_max_step`) and the windowed series fit (`series_loss_and_gradient`,
-//! `series_loss_value`, `score_series`, `SeriesTrainer`, the Gaussian likelihood).
+//! `series_loss_value`, `score_series`, `Trainer` on a `SeriesFit`, the Gaussian likelihood).
 #![no_std]
 #![no_main]
 
@@ -13,7 +13,7 @@ use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{
     score_series, series_loss_value, Adam, AdamConfig, CalibrationScore,
-    GaussianNll, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
+    GaussianNll, Series, SeriesFit, SeriesProblem, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
@@ -100,15 +100,16 @@ fn main() -> ! {
                 params: opaque(&mut params[..]),
                 grad: opaque(&mut grad[..]),
                 best: opaque(&mut best[..]),
-                stats: opaque(&mut stats[..]),
+                scratch: Scratch::new(opaque(&mut stats[..]), &mut []),
             };
             if let Ok(adam) = Adam::new(
                 AdamConfig::lr(opaque(5e-4)),
                 opaque([0.0f32; P]),
                 opaque([0.0f32; P]),
             ) {
-                let config = opaque(SeriesConfig::default());
-                if let Ok(mut trainer) = Trainer::new(&mut model, adam, SeriesFit::new(problem).with_window_seed(config.window_seed), config.train, ws) {
+                let config = opaque(TrainConfig::default());
+                let fit = SeriesFit::new(problem).with_window_seed(opaque(0));
+                if let Ok(mut trainer) = Trainer::new(&mut model, adam, fit, config, ws) {
                     keep(trainer.run(opaque(3), |p| {
                         keep(p.loss);
                         ControlFlow::Continue(())
