@@ -485,10 +485,8 @@ fn one_step_score(model: &Linear, times: &[f32], values: &[[f32; 1]]) -> Calibra
     let mut samples = vec![0.0f32; 200];
     let mut score = CalibrationScore::new(0.9).unwrap();
     score_series(
-        &problem,
+        &SeriesWindows::new(&problem, &Brownian::new(77), problem.all_windows()),
         model,
-        &Brownian::new(77),
-        problem.all_windows(),
         &mut paths,
         &mut samples,
         &mut score,

@@ -16,6 +16,7 @@ use core::ops::ControlFlow;
 use rand_core::Rng;
 use tinysde::grad::Problem;
 use tinysde::grad::Scratch;
+use tinysde::grad::SeriesWindows;
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
@@ -126,10 +127,8 @@ fn one_step(
     let mut score = CalibrationScore::new(0.9).unwrap();
     let starts = (targets.start - 1)..(targets.end - 1);
     score_series(
-        &problem,
+        &SeriesWindows::new(&problem, &Brownian::new(99), starts),
         model,
-        &Brownian::new(99),
-        starts,
         &mut paths,
         &mut samples,
         &mut score,

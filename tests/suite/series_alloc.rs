@@ -66,10 +66,8 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
     let mut score = CalibrationScore::new(0.9).unwrap();
     let (count, result) = allocations(|| {
         score_series(
-            &problem,
+            &SeriesWindows::new(&problem, &Brownian::new(4), problem.batch(5)),
             &model,
-            &Brownian::new(4),
-            problem.batch(5),
             &mut paths,
             &mut samples,
             &mut score,

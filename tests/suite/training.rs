@@ -735,3 +735,85 @@ fn seed_task_growing_window_cuts_the_loss_tenfold() {
     );
     assert!(after * 10.0 <= before, "{before} -> {after}");
 }
+
+/// The clipping norm is checked by one function everywhere: `clip_global_norm`, a trainer
+/// on an ensemble fit or a series fit (caller buffers), and the owned trainer's
+/// `with_config` all refuse a subnormal norm (and accept `f32::MIN_POSITIVE`), before
+/// anything is written.
+#[test]
+fn every_trainer_refuses_a_subnormal_clipping_norm() {
+    use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    let subnormal = f32::MIN_POSITIVE / 2.0;
+    assert!(subnormal > 0.0 && !subnormal.is_normal());
+    let mut g = [3.0f32, 4.0];
+    assert!(matches!(
+        clip_global_norm(&mut g, subnormal),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert_eq!(g, [3.0, 4.0]);
+    assert!(clip_global_norm(&mut g, f32::MIN_POSITIVE).is_ok());
+
+    let config = |norm: f32| TrainConfig {
+        clip_norm: Some(norm),
+        ..TrainConfig::default()
+    };
+    let mut stats = [[Dual::<4>::ZERO; 1]; 8];
+    let (mut params, mut grad, mut best) = ([7.0; TP], [7.0; TP], [7.0; TP]);
+    let loss = MeanSquaredError::new(&DECAY).unwrap();
+    for (norm, ok) in [(subnormal, false), (f32::MIN_POSITIVE, true)] {
+        // An ensemble fit.
+        let mut model = tiny_model();
+        let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; TP], [0.0; TP]).unwrap();
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            scratch: Scratch::new(&mut stats, &mut []),
+        };
+        let fit = EnsembleFit::new(tiny_problem(&TIMES), loss).unwrap();
+        let r = Trainer::new(&mut model, &mut adam, fit, config(norm), ws);
+        assert_eq!(r.is_ok(), ok, "ensemble fit, norm {norm:e}");
+        if !ok {
+            assert!(matches!(r, Err(Error::OutOfRange { .. })));
+            assert_eq!(bits(&params), bits(&[7.0; TP]));
+        }
+    }
+    let times: Vec<f32> = (0..8).map(|i| i as f32 * 0.25).collect();
+    let values: Vec<[f32; 1]> = (0..8).map(|i| [1.0 / (1.0 + i as f32)]).collect();
+    let problem = SeriesProblem::new(
+        EulerMaruyama,
+        Series::new(&times, &values).unwrap(),
+        0.05,
+        4,
+    )
+    .unwrap();
+    for (norm, ok) in [(subnormal, false), (f32::MIN_POSITIVE, true)] {
+        // A series fit (before this check was shared, this one accepted subnormal norms).
+        let mut model = tiny_model();
+        let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; TP], [0.0; TP]).unwrap();
+        let (mut params, mut grad, mut best) = ([7.0; TP], [7.0; TP], [7.0; TP]);
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            scratch: Scratch::new(&mut stats, &mut []),
+        };
+        let r = Trainer::new(
+            &mut model,
+            &mut adam,
+            SeriesFit::new(problem),
+            config(norm),
+            ws,
+        );
+        assert_eq!(r.is_ok(), ok, "series fit, norm {norm:e}");
+        drop(r);
+        if !ok {
+            assert_eq!(bits(&params), bits(&[7.0; TP]));
+        }
+        // The owned trainer.
+        let owned = Trainer::owned(tiny_model(), SeriesFit::new(problem), AdamConfig::lr(0.05))
+            .unwrap()
+            .with_config(config(norm));
+        assert_eq!(owned.is_ok(), ok, "owned trainer, norm {norm:e}");
+    }
+}

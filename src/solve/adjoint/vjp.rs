@@ -142,7 +142,7 @@ impl<const N: usize> SriTableau<N> {
         clippy::too_many_arguments,
         reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
     )]
-    pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
+    pub(crate) fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
         t: f32,
@@ -294,7 +294,7 @@ impl<const N: usize> SraTableau<N> {
         clippy::too_many_arguments,
         reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
     )]
-    pub fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
+    pub(crate) fn step_vjp<T: PlainReal, S: SdeVjp<D, T>, const D: usize>(
         &self,
         sde: &S,
         t: f32,

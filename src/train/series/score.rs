@@ -1,6 +1,7 @@
 //! Calibration scores of a series' window forecasts.
 
 use crate::error::{check_len, Error};
+use crate::grad::SeriesWindows;
 use crate::nn::ParamSeed;
 use crate::noise::NoiseSource;
 use crate::sde::Sde;
@@ -14,19 +15,40 @@ use crate::train::metrics::CalibrationScore;
 use super::*;
 
 /// Scores the model's window forecasts against the observations: for every window of
-/// `starts`, an ensemble of [`SeriesProblem::trajectories`] from the observed start, and
+/// `windows` (a [`SeriesWindows`]: the problem, the noise and the starts), an ensemble of
+/// [`SeriesProblem::trajectories`] from the observed start, and
 /// for every present observation of the window the coverage of the central band and the
 /// CRPS of the ensemble's samples, added to `score` (see [`CalibrationScore`]). With
 /// `window = 1` this scores the one-step-ahead forecasts.
 ///
 /// Scratch: `paths` of `trajectories * window` rows, `samples` of `trajectories` entries.
 /// `score` is updated only if every window succeeds.
-#[allow(clippy::too_many_arguments)]
+///
+/// ```
+/// use tinysde::grad::SeriesWindows;
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::EulerMaruyama;
+/// use tinysde::train::{score_series, CalibrationScore, Series, SeriesProblem};
+///
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.write_params(&[-0.5, 0.0, 0.0, 0.3])?; // du = -0.5 u dt + 0.3 dW
+/// let times = [0.0, 0.5, 1.0, 1.5];
+/// let values = [[1.0], [0.8], [0.6], [0.5]];
+/// let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 64)?;
+/// let noise = Brownian::new(1);
+/// let windows = SeriesWindows::new(&problem, &noise, problem.all_windows());
+/// let (mut paths, mut samples) = ([[0.0f32; 1]; 64], [0.0f32; 64]);
+/// let mut score = CalibrationScore::new(0.9)?;
+/// score_series(&windows, &model, &mut paths, &mut samples, &mut score)?;
+/// assert_eq!(score.count(), 3); // three one-step-ahead forecasts
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn score_series<S, M, N, I, const D: usize>(
-    problem: &SeriesProblem<'_, M, D>,
+    windows: &SeriesWindows<'_, M, N, I, D>,
     model: &S,
-    noise: &N,
-    starts: I,
     paths: &mut [[f32; D]],
     samples: &mut [f32],
     score: &mut CalibrationScore,
@@ -37,6 +59,7 @@ where
     N: NoiseSource,
     I: Iterator<Item = usize> + Clone,
 {
+    let (problem, noise, starts) = (windows.problem, windows.noise, windows.starts.clone());
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
     let m = problem.trajectories;
     let l = problem.window;

@@ -3,8 +3,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinysde::grad::{Ensemble, Forward, Scratch};
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Forward, Scratch};
 use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::MeanSquaredError;
@@ -27,7 +27,13 @@ fn main() -> ! {
         let solver = Solver::new(EulerMaruyama, grid);
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
             let problem = problem.with_u0_gradient(opaque(true));
-            let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Forward, &mut Scratch::new(opaque(&mut stats[..]), &mut []), opaque(&mut grad[..]));
+            let r = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
+                &model,
+                Forward,
+                &mut Scratch::new(opaque(&mut stats[..]), &mut []),
+                opaque(&mut grad[..]),
+            );
             keep(r);
             keep(loss_value(
                 &problem,

@@ -6,7 +6,7 @@
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
-use tinysde::grad::{Ensemble, Reverse, Scratch, loss_and_gradient};
+use tinysde::grad::{loss_and_gradient, Ensemble, Reverse, Scratch};
 use tinysde::grad::{reverse, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
@@ -46,7 +46,13 @@ fn main() -> ! {
             let problem = problem.with_u0_gradient(opaque(true));
             keep(reverse::tape_len(&problem, checkpoints));
             keep(reverse::tape_len_keep_all(&problem, checkpoints));
-            let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse(checkpoints), &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])), opaque(&mut grad[..]));
+            let r = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
+                &model,
+                Reverse(checkpoints),
+                &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
+                opaque(&mut grad[..]),
+            );
             keep(r);
         }
     }
@@ -59,7 +65,13 @@ fn main() -> ! {
     ) {
         let solver = Solver::new(Milstein, grid);
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
-            let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse(checkpoints), &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])), opaque(&mut grad[..]));
+            let r = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
+                &model,
+                Reverse(checkpoints),
+                &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
+                opaque(&mut grad[..]),
+            );
             keep(r);
         }
     }

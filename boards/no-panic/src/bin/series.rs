@@ -6,14 +6,14 @@
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
-use tinysde::grad::{SeriesWindows, Forward, Scratch, loss_and_gradient};
+use tinysde::grad::{loss_and_gradient, Forward, Scratch, SeriesWindows};
 use tinysde::grad::{loss_value, Problem};
 use tinysde::nn::{ParamSeed, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::{
-    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore,
-    GaussianNll, Series, SeriesFit, SeriesProblem, TrainConfig, Trainer, Workspace,
+    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, Series,
+    SeriesFit, SeriesProblem, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
@@ -78,7 +78,13 @@ fn main() -> ! {
             .and_then(|p| p.with_batch(opaque(4)))
         {
             let batch = problem.batch(opaque(5));
-            keep(loss_and_gradient(&SeriesWindows::new(&problem, &noise, batch), &model, Forward, &mut Scratch::new(opaque(&mut stats[..]), &mut []), opaque(&mut grad[..])));
+            keep(loss_and_gradient(
+                &SeriesWindows::new(&problem, &noise, batch),
+                &model,
+                Forward,
+                &mut Scratch::new(opaque(&mut stats[..]), &mut []),
+                opaque(&mut grad[..]),
+            ));
             keep(series_loss_value(
                 &problem,
                 &model,
@@ -87,10 +93,8 @@ fn main() -> ! {
                 opaque(&mut stats32[..]),
             ));
             keep(score_series(
-                &problem,
+                &SeriesWindows::new(&problem, &noise, problem.all_windows()),
                 &model,
-                &noise,
-                problem.all_windows(),
                 opaque(&mut paths[..]),
                 opaque(&mut samples[..]),
                 &mut score,

@@ -44,7 +44,9 @@ fn main() -> ! {
                 best: opaque(&mut best[..]),
                 scratch: Scratch::new(opaque(&mut stats[..]), &mut []),
             };
-            if let Ok(mut trainer) = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws)) {
+            if let Ok(mut trainer) = EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
+            {
                 keep(trainer.run(opaque(5), |p| {
                     keep(p.loss);
                     ControlFlow::Continue(())
