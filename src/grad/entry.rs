@@ -40,7 +40,8 @@ use std::vec::Vec;
 /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
 /// let problem = Problem::new(solver, [1.5], 8, &times)?.with_u0_gradient(true);
 /// let loss = MeanSquaredError::new(&data)?;
-/// let objective = Ensemble::new(&problem, &loss, &Brownian::new(1));
+/// let noise = Brownian::new(1);
+/// let objective = Ensemble::new(&problem, &loss, &noise);
 /// assert_eq!(objective.gradient_len(4), 5); // 4 parameters and u0
 /// assert_eq!(objective.stats_len(), 4); // mean and variance rows
 /// assert!(objective.tape_len(4, Checkpoints::All) >= 16);
@@ -77,7 +78,8 @@ pub trait Objective<const D: usize> {
 /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
 /// let problem = Problem::new(solver, [1.5], 16, &times)?.with_u0_gradient(true);
 /// let loss = MeanSquaredError::new(&data)?;
-/// let objective = Ensemble::new(&problem, &loss, &Brownian::new(3));
+/// let noise = Brownian::new(3);
+/// let objective = Ensemble::new(&problem, &loss, &noise);
 ///
 /// // Forward mode into the caller's buffers, K = 1 and K = 5: the same bits.
 /// let mut g1 = [0.0f32; Model::PARAMS + 1];
@@ -113,6 +115,21 @@ pub struct Ensemble<'a, M, L, N, const D: usize> {
 
 impl<'a, M, L, N, const D: usize> Ensemble<'a, M, L, N, D> {
     /// The loss `loss` of `problem`'s ensemble on `noise`.
+    ///
+    /// ```
+    /// # use tinysde::grad::{Ensemble, Problem};
+    /// # use tinysde::noise::Brownian;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::MeanSquaredError;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let loss = MeanSquaredError::new(&data)?;
+    /// let noise = Brownian::new(1);
+    /// let objective = Ensemble::new(&problem, &loss, &noise);
+    /// assert_eq!(objective.problem.trajectories(), 8);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(problem: &'a Problem<'a, M, D>, loss: &'a L, noise: &'a N) -> Self {
         Self {
             problem,
@@ -177,6 +194,19 @@ pub struct SeriesWindows<'a, M, N, I, const D: usize> {
 
 impl<'a, M, N, I, const D: usize> SeriesWindows<'a, M, N, I, D> {
     /// The windows of `problem` starting at `starts`, on `noise`.
+    ///
+    /// ```
+    /// use tinysde::grad::SeriesWindows;
+    /// use tinysde::noise::Brownian;
+    /// use tinysde::solve::EulerMaruyama;
+    /// use tinysde::train::{Series, SeriesProblem};
+    /// let (times, values) = ([0.0, 0.5, 1.0], [[1.0], [0.8], [0.7]]);
+    /// let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
+    /// let noise = Brownian::new(1);
+    /// let windows = SeriesWindows::new(&problem, &noise, problem.all_windows());
+    /// assert_eq!(windows.starts.clone().count(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(problem: &'a SeriesProblem<'a, M, D>, noise: &'a N, starts: I) -> Self {
         Self {
             problem,
@@ -201,6 +231,29 @@ impl<M: Method + Copy, N, I, const D: usize> Objective<D> for SeriesWindows<'_, 
 /// Forward-mode sensitivity: `ceil(len / K)` passes carrying K tangents each (K from the
 /// [`Scratch`]'s type; lanes never interact, so the gradient has the same bits for every
 /// K), constant memory: [`Objective::stats_len`] rows of `Dual<K>`, no tape.
+///
+/// ```
+/// # use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::noise::Brownian;
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::MeanSquaredError;
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let loss = MeanSquaredError::new(&data)?;
+/// # let noise = Brownian::new(1);
+/// # let objective = Ensemble::new(&problem, &loss, &noise);
+/// # let model = Model::default();
+/// let mut scratch = Scratch::<4, 1>::owned();
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// use tinysde::grad::Forward;
+/// let loss = loss_and_gradient(&objective, &model, Forward, &mut scratch, &mut grad)?;
+/// assert!(loss.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Forward;
 
@@ -208,18 +261,86 @@ pub struct Forward;
 /// to five `f32` solves whatever the gradient's length, and a tape of
 /// [`Objective::tape_len`] rows (see [`reverse`](super::reverse)). The loss value has
 /// forward mode's bits, the gradient equals it to rounding.
+///
+/// ```
+/// # use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::noise::Brownian;
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::MeanSquaredError;
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let loss = MeanSquaredError::new(&data)?;
+/// # let noise = Brownian::new(1);
+/// # let objective = Ensemble::new(&problem, &loss, &noise);
+/// # let model = Model::default();
+/// let mut scratch = Scratch::<4, 1>::owned();
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// use tinysde::grad::Reverse;
+/// let loss = loss_and_gradient(&objective, &model, Reverse(Checkpoints::Sqrt), &mut scratch, &mut grad)?;
+/// assert!(loss.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reverse(pub Checkpoints);
 
 /// Reverse mode for an [`Ensemble`] solved by [`ReversibleHeun`]: the backward pass
 /// rebuilds each state from the next one, so the tape has four rows per save time
 /// whatever the number of steps ([`reverse::reversible_heun_tape_len`](super::reverse::reversible_heun_tape_len)).
+///
+/// ```
+/// use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Reversible, Scratch};
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+/// use tinysde::train::MeanSquaredError;
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 16)?);
+/// let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// let loss = MeanSquaredError::new(&data)?;
+/// let noise = Brownian::new(1);
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// let objective = Ensemble::new(&problem, &loss, &noise);
+/// let l = loss_and_gradient(&objective, &Model::default(), Reversible, &mut Scratch::<4, 1>::owned(), &mut grad)?;
+/// assert!(l.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reversible;
 
 /// Whichever of [`Forward`] and [`Reverse`] (with these checkpoints) is estimated cheaper
 /// for this gradient length and K ([`forward_is_cheaper`](crate::train::forward_is_cheaper)):
 /// forward mode for a few parameters, reverse mode beyond.
+///
+/// ```
+/// # use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::noise::Brownian;
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::MeanSquaredError;
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let loss = MeanSquaredError::new(&data)?;
+/// # let noise = Brownian::new(1);
+/// # let objective = Ensemble::new(&problem, &loss, &noise);
+/// # let model = Model::default();
+/// let mut scratch = Scratch::<4, 1>::owned();
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// use tinysde::grad::Cheaper;
+/// // 4 parameters, K = 4: one forward pass is the cheaper mode.
+/// assert!(tinysde::train::forward_is_cheaper(Model::PARAMS, 4));
+/// let loss = loss_and_gradient(&objective, &model, Cheaper(Checkpoints::All), &mut scratch, &mut grad)?;
+/// assert!(loss.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cheaper(pub Checkpoints);
 
@@ -229,6 +350,31 @@ pub struct Cheaper(pub Checkpoints);
 /// The bits do not depend on the number of threads; `grad` is written only on success.
 /// Threaded reverse mode on an ensemble sums the trajectories' cotangents in trajectory
 /// order, so its gradient equals the serial one to rounding (the loss bit for bit).
+///
+/// ```
+/// # use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::noise::Brownian;
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::MeanSquaredError;
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let loss = MeanSquaredError::new(&data)?;
+/// # let noise = Brownian::new(1);
+/// # let objective = Ensemble::new(&problem, &loss, &noise);
+/// # let model = Model::default();
+/// let mut scratch = Scratch::<4, 1>::owned();
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// use tinysde::grad::{Forward, Threads};
+/// let mut serial = [0.0f32; Model::PARAMS];
+/// loss_and_gradient(&objective, &model, Forward, &mut scratch, &mut serial)?;
+/// loss_and_gradient(&objective, &model, Threads(Forward, 2), &mut scratch, &mut grad)?;
+/// assert_eq!(grad, serial); // forward mode on threads: the serial bits
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threads<Md>(pub Md, pub usize);
@@ -372,6 +518,15 @@ pub struct Scratch<'a, const K: usize, const D: usize> {
 impl<'a, const K: usize, const D: usize> Scratch<'a, K, D> {
     /// The caller's buffers: `stats` of at least [`Objective::stats_len`] rows and `tape`
     /// of at least [`Objective::tape_len`] rows for reverse modes (empty for [`Forward`]).
+    ///
+    /// ```
+    /// use tinysde::grad::Scratch;
+    /// use tinysde::{Dual, Real};
+    /// let (mut stats, mut tape) = ([[Dual::<4>::ZERO; 1]; 4], [[0.0f32; 1]; 64]);
+    /// let scratch = Scratch::new(&mut stats, &mut tape);
+    /// # let _ = scratch;
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(stats: &'a mut [[Dual<K>; D]], tape: &'a mut [[f32; D]]) -> Self {
         Self {
             stats: Buf::Slice(stats),
@@ -380,6 +535,13 @@ impl<'a, const K: usize, const D: usize> Scratch<'a, K, D> {
     }
 
     /// Owned buffers, empty until a call sizes them (feature `std`).
+    ///
+    /// ```
+    /// use tinysde::grad::Scratch;
+    /// let scratch = Scratch::<8, 2>::owned(); // empty until a gradient sizes it
+    /// # let _ = scratch;
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[cfg(feature = "std")]
     pub fn owned() -> Scratch<'static, K, D> {
         Scratch {
@@ -421,6 +583,30 @@ impl<'a, const K: usize, const D: usize> Scratch<'a, K, D> {
 /// [`Scratch`] of `K` lanes: implemented by [`Forward`], [`Reverse`], [`Reversible`],
 /// [`Cheaper`] and [`Threads`] for the objectives and models they apply to. Call it
 /// through [`loss_and_gradient`].
+///
+/// ```
+/// # use tinysde::grad::{loss_and_gradient, Ensemble, Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::noise::Brownian;
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::MeanSquaredError;
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let loss = MeanSquaredError::new(&data)?;
+/// # let noise = Brownian::new(1);
+/// # let objective = Ensemble::new(&problem, &loss, &noise);
+/// # let model = Model::default();
+/// let mut scratch = Scratch::<4, 1>::owned();
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// use tinysde::grad::{Forward, Mode};
+/// // A mode is a value; `loss_and_gradient` calls its `Mode` implementation.
+/// let loss = Forward.loss_and_gradient(&objective, &model, &mut scratch, &mut grad)?;
+/// assert!(loss.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait Mode<O, S, const K: usize, const D: usize> {
     /// See [`loss_and_gradient`].
     fn loss_and_gradient(
@@ -465,7 +651,8 @@ pub trait Mode<O, S, const K: usize, const D: usize> {
 /// let loss = MeanSquaredError::new(&data)?;
 /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
 /// let problem = Problem::new(solver, [1.0], 16, &times)?;
-/// let objective = Ensemble::new(&problem, &loss, &Brownian::new(5));
+/// let noise = Brownian::new(5);
+/// let objective = Ensemble::new(&problem, &loss, &noise);
 /// let mut grad = [0.0f32; Model::PARAMS];
 /// let mut scratch = Scratch::<8, 1>::owned();
 /// let l = loss_and_gradient(&objective, &model, Cheaper(Checkpoints::All), &mut scratch, &mut grad)?;

@@ -15,6 +15,15 @@ use super::series::{check_method, Batch, SeriesProblem};
 
 /// One training iteration as a fit sees it: its number (counting from 0 over the trainer's
 /// life) and its Brownian path (from [`NoiseMode`](super::NoiseMode)).
+///
+/// ```
+/// use tinysde::noise::Brownian;
+/// use tinysde::train::{iteration_seed, Iteration, NoiseMode};
+/// // What the trainer passes for iteration 3 with fresh noise from seed 0:
+/// let it = Iteration { number: 3, noise: NoiseMode::Fresh { seed: 0 }.brownian(3) };
+/// assert_eq!(it.noise, Brownian::new(iteration_seed(0, 3)));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Iteration {
     /// The iteration's number.
@@ -68,6 +77,29 @@ pub trait Fit<S, const D: usize> {
 }
 
 /// A [`Fit`] whose loss and gradient the mode `Md` computes with `Dual<K>` scratch.
+///
+/// ```
+/// # use tinysde::grad::Problem;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{EnsembleFit, MeanSquaredError};
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// use tinysde::grad::{Forward, Scratch};
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::train::{FitGradient, Iteration};
+/// use tinysde::{Dual, Real};
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+/// let mut stats = [[Dual::<4>::ZERO; 1]; 4];
+/// let mut grad = [0.0f32; Model::PARAMS];
+/// let it = Iteration { number: 0, noise: Brownian::new(1) };
+/// let loss = fit.loss_and_gradient(&Model::default(), Forward, it, &mut Scratch::new(&mut stats, &mut []), &mut grad)?;
+/// assert!(loss.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait FitGradient<S, Md, const K: usize, const D: usize>: Fit<S, D> {
     /// The loss of `model` at `iteration` and its gradient into `grad`
     /// ([`Fit::params_len`] entries), as [`loss_and_gradient`](crate::grad::loss_and_gradient).
@@ -107,6 +139,18 @@ pub struct EnsembleFit<'a, M, L, const D: usize> {
 impl<'a, M: Method, L: Loss<D>, const D: usize> EnsembleFit<'a, M, L, D> {
     /// `loss` of `problem`'s ensemble (errors: the loss rejects the save times, for the
     /// built-in losses one data row per save time).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{EnsembleFit, MeanSquaredError};
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// assert_eq!(fit.problem().save_times(), &times);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(problem: Problem<'a, M, D>, loss: L) -> Result<Self, Error> {
         loss.check(problem.save_times().len())?;
         Ok(Self { problem, loss })
@@ -115,14 +159,52 @@ impl<'a, M: Method, L: Loss<D>, const D: usize> EnsembleFit<'a, M, L, D> {
 
 impl<'a, M: Method, L, const D: usize> EnsembleFit<'a, M, L, D> {
     /// The problem (its initial state follows training when it is trained).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{EnsembleFit, MeanSquaredError};
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// let fit = EnsembleFit::new(problem.with_u0_gradient(true), MeanSquaredError::new(&data)?)?;
+    /// assert!(fit.problem().u0_gradient());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn problem(&self) -> &Problem<'a, M, D> {
         &self.problem
     }
     /// The loss.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{EnsembleFit, MeanSquaredError};
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// assert_eq!(fit.loss().data(), &data);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn loss(&self) -> &L {
         &self.loss
     }
     /// Changes the number of trajectories per iteration (`>= 1`; unchanged on error).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{EnsembleFit, MeanSquaredError};
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// let mut fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// assert!(fit.set_trajectories(0).is_err());
+    /// fit.set_trajectories(32)?;
+    /// assert_eq!(fit.problem().trajectories(), 32);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn set_trajectories(&mut self, trajectories: usize) -> Result<(), Error> {
         self.problem.set_trajectories(trajectories)
     }
@@ -208,6 +290,17 @@ pub struct SeriesFit<'a, M, const D: usize> {
 
 impl<'a, M, const D: usize> SeriesFit<'a, M, D> {
     /// The windows of `problem`, window seed 0.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65]];
+    /// # let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
+    /// let fit = SeriesFit::new(problem);
+    /// assert_eq!(fit.window_seed(), 0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(problem: SeriesProblem<'a, M, D>) -> Self {
         Self {
             problem,
@@ -215,6 +308,18 @@ impl<'a, M, const D: usize> SeriesFit<'a, M, D> {
         }
     }
     /// Chooses each iteration's windows from `seed` instead.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65]];
+    /// # let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
+    /// assert_ne!(problem.batch(1).count(), 0);
+    /// let fit = SeriesFit::new(problem.with_batch(1)?).with_window_seed(42);
+    /// assert_eq!(fit.window_seed(), 42);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[must_use]
     pub fn with_window_seed(self, seed: u64) -> Self {
         Self {
@@ -223,10 +328,31 @@ impl<'a, M, const D: usize> SeriesFit<'a, M, D> {
         }
     }
     /// The problem.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65]];
+    /// # let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
+    /// let fit = SeriesFit::new(problem);
+    /// assert_eq!(fit.problem().trajectories(), 16);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn problem(&self) -> &SeriesProblem<'a, M, D> {
         &self.problem
     }
     /// The seed of the window choice.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65]];
+    /// # let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
+    /// assert_eq!(SeriesFit::new(problem).with_window_seed(9).window_seed(), 9);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn window_seed(&self) -> u64 {
         self.window_seed
     }

@@ -19,6 +19,14 @@ use crate::sde::Sde;
 use super::training::{IntoOptimizer, TRAINING_LANES};
 
 /// Training options.
+///
+/// ```
+/// use tinysde::train::{NoiseMode, TrainConfig};
+/// let config = TrainConfig { noise: NoiseMode::Fixed { seed: 1 }, clip_norm: Some(10.0) };
+/// assert_eq!(TrainConfig::default().clip_norm, None);
+/// # let _ = config;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrainConfig {
@@ -37,6 +45,22 @@ pub struct TrainConfig {
 /// - `scratch`: the gradient's [`Scratch`]: statistics rows of `Dual<K>` (its `K` sets how
 ///   many parameters each forward pass differentiates) and, for a serial reverse mode, a
 ///   tape ([`Fit::stats_len`], [`Fit::tape_len`]).
+///
+/// ```
+/// use tinysde::grad::Scratch;
+/// use tinysde::train::Workspace;
+/// use tinysde::{Dual, Real};
+/// let (mut params, mut grad, mut best) = ([0.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
+/// let (mut stats, mut tape) = ([[Dual::<4>::ZERO; 1]; 4], [[0.0f32; 1]; 40]);
+/// let ws = Workspace {
+///     params: &mut params,
+///     grad: &mut grad,
+///     best: &mut best,
+///     scratch: Scratch::new(&mut stats, &mut tape), // `&mut []` for forward mode
+/// };
+/// # let _ = ws;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Workspace<'a, const K: usize, const D: usize> {
     /// The current flat parameters (the model is kept equal to them).
@@ -56,6 +80,28 @@ mod sealed {
 
 /// Where a [`Trainer`]'s model and flat vectors live: [`Borrowed`] (the caller's, from a
 /// [`Workspace`]) or [`Owned`] (feature `std`). Sealed.
+///
+/// ```
+/// # use core::ops::ControlFlow;
+/// # use tinysde::grad::Problem;
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+/// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+/// use tinysde::train::Storage;
+/// fn parameter_count<St: Storage>(state: &St) -> usize {
+///     state.params().len()
+/// }
+/// # let _ = parameter_count::<tinysde::train::Owned<Model>>;
+/// assert_eq!(trainer.params().len(), Model::PARAMS);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait Storage: sealed::Sealed {
     /// The model trained.
     type Model;
@@ -72,6 +118,15 @@ pub trait Storage: sealed::Sealed {
 }
 
 /// A [`Storage`]'s model and flat vectors, borrowed mutably at once.
+///
+/// ```
+/// use tinysde::train::{Held, Owned, Storage};
+/// fn zero_gradient<S>(held: Held<'_, S>) {
+///     held.grad.fill(0.0);
+/// }
+/// # let _ = zero_gradient::<f32>;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Held<'s, S> {
     /// The model.
@@ -85,6 +140,30 @@ pub struct Held<'s, S> {
 }
 
 /// The caller's model and slices ([`Trainer::new`]).
+///
+/// ```
+/// # use tinysde::grad::{Problem, Scratch};
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace};
+/// # use tinysde::{Dual, Real};
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let fit = EnsembleFit::new(Problem::new(solver, [1.5], 8, &times)?, MeanSquaredError::new(&data)?)?;
+/// let mut model = Model::default();
+/// let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; 4], [0.0; 4])?;
+/// let (mut params, mut grad, mut best) = ([7.0; 4], [7.0; 4], [7.0; 4]);
+/// use tinysde::grad::Forward;
+/// use tinysde::train::Borrowed;
+/// let mut stats = [[Dual::<4>::ZERO; 1]; 4];
+/// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+/// let trainer: Trainer<'_, _, _, Forward, Borrowed<'_, Model>, 4, 1> =
+///     Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws)?;
+/// # let _ = trainer;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Borrowed<'a, S> {
     model: &'a mut S,
@@ -120,6 +199,25 @@ impl<S> Storage for Borrowed<'_, S> {
 }
 
 /// An owned model and vectors ([`Trainer::owned`], feature `std`).
+///
+/// ```
+/// # use core::ops::ControlFlow;
+/// # use tinysde::grad::Problem;
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+/// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+/// use tinysde::train::Owned;
+/// let trainer: Trainer<'_, _, _, _, Owned<Model>, 8, 1> = trainer;
+/// # let _ = trainer;
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Clone, Debug)]
 pub struct Owned<S> {
@@ -175,6 +273,28 @@ impl<S> Owned<S> {
 }
 
 /// What the callback sees after each loss evaluation.
+///
+/// ```
+/// # use core::ops::ControlFlow;
+/// # use tinysde::grad::Problem;
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+/// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+/// let mut seen = Vec::new();
+/// trainer.run(3, |p| {
+///     seen.push((p.iteration, p.stage, p.window));
+///     ControlFlow::Continue(())
+/// })?;
+/// assert_eq!(seen, [(0, 0, 2), (1, 0, 2), (2, 0, 2)]);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Progress {
@@ -189,6 +309,25 @@ pub struct Progress {
 }
 
 /// The outcome of [`Trainer::run`] or [`Trainer::run_schedule`].
+///
+/// ```
+/// # use core::ops::ControlFlow;
+/// # use tinysde::grad::Problem;
+/// # use tinysde::nn::{Dense, Identity, Parameters};
+/// # use tinysde::sde::NeuralSde;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+/// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+/// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+/// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+/// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+/// let report = trainer.run(3, |_| ControlFlow::Continue(()))?;
+/// assert_eq!(report.iterations, 3);
+/// assert!(!report.stopped && report.best_loss <= report.last_loss);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Report {
@@ -296,6 +435,27 @@ where
     /// support for the model's noise kind and the clipping norm (`K = 0` is refused at
     /// compile time). Then copies the model's parameters (and the initial state, if
     /// trained) into `params` and `best`.
+    ///
+    /// ```
+    /// # use tinysde::grad::{Problem, Scratch};
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace};
+    /// # use tinysde::{Dual, Real};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let fit = EnsembleFit::new(Problem::new(solver, [1.5], 8, &times)?, MeanSquaredError::new(&data)?)?;
+    /// let mut model = Model::default();
+    /// let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; 4], [0.0; 4])?;
+    /// let (mut params, mut grad, mut best) = ([7.0; 4], [7.0; 4], [7.0; 4]);
+    /// let mut stats = [[Dual::<4>::ZERO; 1]; 3]; // 2 rows per save time: 4 needed
+    /// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+    /// assert!(Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws).is_err());
+    /// assert_eq!(params, [7.0; 4]); // untouched
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(
         model: &'a mut S,
         optimizer: O,
@@ -324,6 +484,28 @@ where
     }
 
     /// Gives back the workspace (the model and optimizer borrows end with the trainer).
+    ///
+    /// ```
+    /// # use tinysde::grad::{Problem, Scratch};
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace};
+    /// # use tinysde::{Dual, Real};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let fit = EnsembleFit::new(Problem::new(solver, [1.5], 8, &times)?, MeanSquaredError::new(&data)?)?;
+    /// let mut model = Model::default();
+    /// let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; 4], [0.0; 4])?;
+    /// let (mut params, mut grad, mut best) = ([7.0; 4], [7.0; 4], [7.0; 4]);
+    /// let mut stats = [[Dual::<4>::ZERO; 1]; 4];
+    /// let ws = Workspace { params: &mut params, grad: &mut grad, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+    /// let trainer = Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws)?;
+    /// let ws = trainer.into_workspace();
+    /// assert_eq!(ws.params, &[0.0; 4]); // the default model's parameters, read in
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn into_workspace(self) -> Workspace<'a, K, D> {
         let Borrowed {
             params, grad, best, ..
@@ -374,6 +556,25 @@ where
     /// Errors (the trainer is dropped, nothing else changes): the caller's scratch is
     /// shorter than the mode needs ([`Fit::tape_len`] rows of tape for a serial reverse
     /// mode, on all save times, so every window of a schedule fits).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::grad::Forward;
+    /// let trainer = trainer.with_mode(Forward)?;
+    /// assert_eq!(*trainer.mode(), Forward);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_mode<Md2: TapeNeed>(
         self,
         mode: Md2,
@@ -396,6 +597,25 @@ where
 
     /// Uses `config` (noise per iteration, gradient clipping). Errors (the trainer is
     /// dropped): a clipping norm that is not finite, normal and `> 0`.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::train::TrainConfig;
+    /// let subnormal = TrainConfig { clip_norm: Some(f32::MIN_POSITIVE / 2.0), ..TrainConfig::default() };
+    /// assert!(trainer.with_config(subnormal).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_config(mut self, config: TrainConfig) -> Result<Self, Error> {
         check_config(&config)?;
         self.config = config;
@@ -404,12 +624,51 @@ where
 
     /// The best parameters seen (flat, model then initial state) and their loss
     /// (`f32::INFINITY` before any iteration, when they are the starting parameters).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// assert_eq!(trainer.best().1, f32::INFINITY); // before any iteration
+    /// trainer.run(5, |_| ControlFlow::Continue(()))?;
+    /// let (best, loss) = trainer.best();
+    /// assert!(loss.is_finite() && best.len() == Model::PARAMS);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn best(&self) -> (&[f32], f32) {
         (self.state.best(), self.record.best_loss)
     }
 
     /// Puts the best parameters into `params`, the model (and the initial state, if
     /// trained).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(5, |_| ControlFlow::Continue(()))?;
+    /// trainer.restore_best();
+    /// assert_eq!(trainer.params(), trainer.best().0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn restore_best(&mut self) {
         let held = self.state.parts();
         copy(held.params, held.best);
@@ -419,6 +678,27 @@ where
     /// A copy of the model with the best parameters seen written in (the initial state of
     /// the best parameters, if trained, is in [`best`](Trainer::best)); training is not
     /// disturbed.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(5, |_| ControlFlow::Continue(()))?;
+    /// let best = trainer.best_model();
+    /// let mut p = [0.0; Model::PARAMS];
+    /// best.read_params(&mut p)?;
+    /// assert_eq!(&p[..], trainer.best().0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn best_model(&self) -> St::Model
     where
         St::Model: Clone + Parameters,
@@ -430,56 +710,256 @@ where
     }
 
     /// The current flat parameters.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// assert_eq!(trainer.params(), &[0.0; Model::PARAMS][..]); // the default model's
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn params(&self) -> &[f32] {
         self.state.params()
     }
 
     /// The last gradient computed.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(1, |_| ControlFlow::Continue(()))?;
+    /// assert!(trainer.gradient().iter().any(|g| *g != 0.0));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn gradient(&self) -> &[f32] {
         self.state.grad()
     }
 
     /// The model (at the current parameters).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(5, |_| ControlFlow::Continue(()))?;
+    /// let mut p = [1.0; Model::PARAMS];
+    /// trainer.model().read_params(&mut p)?;
+    /// assert_eq!(&p[..], trainer.params()); // the model follows the parameters
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn model(&self) -> &St::Model {
         self.state.model()
     }
 
     /// The optimizer.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::train::Optimizer;
+    /// assert_eq!(trainer.optimizer().num_params(), Model::PARAMS);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn optimizer(&self) -> &O {
         &self.optimizer
     }
 
     /// The optimizer, for changing its learning rate or resetting it between phases.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.optimizer_mut().set_lr(0.01)?;
+    /// assert_eq!(trainer.optimizer().config().lr, 0.01);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn optimizer_mut(&mut self) -> &mut O {
         &mut self.optimizer
     }
 
     /// The fit (an [`EnsembleFit`]'s problem has the trained initial state).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// assert_eq!(trainer.fit().problem().trajectories(), 8);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn fit(&self) -> &F {
         &self.fit
     }
 
     /// The fit, for example to change an [`EnsembleFit`]'s number of trajectories.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.fit_mut().set_trajectories(16)?;
+    /// assert_eq!(trainer.fit().problem().trajectories(), 16);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn fit_mut(&mut self) -> &mut F {
         &mut self.fit
     }
 
     /// The options.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// assert_eq!(*trainer.config(), tinysde::train::TrainConfig::default());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
 
     /// Changes how noise is drawn per iteration.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::train::NoiseMode;
+    /// trainer.set_noise(NoiseMode::Fixed { seed: 7 });
+    /// assert_eq!(trainer.config().noise, NoiseMode::Fixed { seed: 7 });
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn set_noise(&mut self, noise: NoiseMode) {
         self.config.noise = noise;
     }
 
     /// The number of iterations run so far (the next iteration's number).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(4, |_| ControlFlow::Continue(()))?;
+    /// trainer.run(2, |_| ControlFlow::Continue(()))?;
+    /// assert_eq!(trainer.iteration(), 6);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn iteration(&self) -> u32 {
         self.record.iteration
     }
 
     /// How gradients are computed.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::grad::{Cheaper, Threads};
+    /// use tinysde::solve::Checkpoints;
+    /// assert_eq!(*trainer.mode(), Threads(Cheaper(Checkpoints::All), 1)); // the owned default
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn mode(&self) -> &Md {
         &self.mode
     }
@@ -495,6 +975,27 @@ where
     /// Runs `iterations` iterations on the whole fit (all save times, or every window's
     /// observations). Calls continue the iteration count (and so the noise and window
     /// sequences) where the previous one stopped.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// let report = trainer.run(10, |p| {
+    ///     if p.iteration == 4 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// })?;
+    /// assert!(report.stopped);
+    /// assert_eq!(report.iterations, 5);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn run<C>(&mut self, iterations: u32, mut callback: C) -> Result<Report, Error>
     where
         C: FnMut(&Progress) -> ControlFlow<()>,
@@ -616,6 +1117,30 @@ where
     /// Runs a growing-window schedule: for each window of [`GrowingWindow::windows`],
     /// `iters_per_stage` iterations on the first `window` save times. The schedule is
     /// validated before anything runs.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// use tinysde::train::GrowingWindow;
+    /// let mut windows = Vec::new();
+    /// let schedule = GrowingWindow { start: 1, add: 1, iters_per_stage: 2 };
+    /// trainer.run_schedule(&schedule, |p| {
+    ///     windows.push(p.window);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(windows, [1, 1, 2, 2]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn run_schedule<C>(
         &mut self,
         schedule: &GrowingWindow,
@@ -720,6 +1245,28 @@ where
 {
     /// The model, with the best parameters seen written in (and the training state
     /// dropped).
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// trainer.run(5, |_| ControlFlow::Continue(()))?;
+    /// let best = trainer.best().0.to_vec();
+    /// let model = trainer.into_best_model();
+    /// let mut p = [0.0; Model::PARAMS];
+    /// model.read_params(&mut p)?;
+    /// assert_eq!(&p[..], &best[..]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn into_best_model(self) -> S {
         let mut state = self.state;
         let held = state.parts();
@@ -734,6 +1281,24 @@ impl<'a, F, O, Md, St, const K: usize, const D: usize> Trainer<'a, F, O, Threads
     /// Spreads each gradient over `threads` threads (0: as many as
     /// [`std::thread::available_parallelism`] reports; feature `std`): the bits do not
     /// depend on it.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// let trainer = trainer.with_threads(2);
+    /// assert_eq!(trainer.threads(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[must_use]
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.mode.1 = threads;
@@ -741,6 +1306,23 @@ impl<'a, F, O, Md, St, const K: usize, const D: usize> Trainer<'a, F, O, Threads
     }
 
     /// The number of threads of the mode.
+    ///
+    /// ```
+    /// # use core::ops::ControlFlow;
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::nn::{Dense, Identity, Parameters};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, Trainer};
+    /// # type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+    /// # let (times, data) = ([0.5, 1.0], [[1.0], [0.8]]);
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 16)?);
+    /// # let problem = Problem::new(solver, [1.5], 8, &times)?;
+    /// # let fit = EnsembleFit::new(problem, MeanSquaredError::new(&data)?)?;
+    /// # let mut trainer = Trainer::owned(Model::default(), fit, AdamConfig::lr(0.05))?;
+    /// assert_eq!(trainer.threads(), 1); // the owned default
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn threads(&self) -> usize {
         self.mode.1
     }

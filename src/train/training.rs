@@ -13,6 +13,15 @@ pub const TRAINING_LANES: usize = 8;
 
 /// What becomes an [`Optimizer`] for `params` parameters: a configuration ([`AdamConfig`],
 /// [`SgdConfig`]: the state is allocated), or an optimizer already built (its size is checked).
+///
+/// ```
+/// use tinysde::train::{Adam, AdamConfig, IntoOptimizer, Optimizer};
+/// let adam = AdamConfig::lr(0.01).into_optimizer(5)?; // state allocated for 5 parameters
+/// assert_eq!(adam.num_params(), 5);
+/// let built = Adam::new(AdamConfig::lr(0.01), vec![0.0; 3], vec![0.0; 3])?;
+/// assert!(built.into_optimizer(5).is_err()); // a wrong size
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait IntoOptimizer {
     /// The optimizer it becomes.
     type Optimizer: Optimizer;

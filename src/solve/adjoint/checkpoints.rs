@@ -132,6 +132,14 @@ pub(super) fn next_snapshot(a: u32, end: u32, free: u32) -> Option<u32> {
 impl Checkpoints {
     /// The checkpoint interval for a solve of `steps` steps (`>= 1`). Binomial snapshots
     /// are not evenly spaced; for them this is 1.
+    ///
+    /// ```
+    /// use tinysde::solve::Checkpoints;
+    /// assert_eq!(Checkpoints::All.interval(100), 1);
+    /// assert_eq!(Checkpoints::Every(7).interval(100), 7);
+    /// assert_eq!(Checkpoints::Sqrt.interval(100), 10);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn interval(self, steps: u32) -> u32 {
         match self {
             Checkpoints::All | Checkpoints::Binomial(_) => 1,
@@ -170,6 +178,13 @@ impl Checkpoints {
 
     /// The number of states (rows of `D` floats) a trajectory's backward pass needs for a
     /// solve of `steps` steps: checkpoints plus one segment, or the binomial snapshots.
+    ///
+    /// ```
+    /// use tinysde::solve::Checkpoints;
+    /// assert_eq!(Checkpoints::All.states(100), 101);
+    /// assert_eq!(Checkpoints::Binomial(4).states(100), 4);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn states(self, steps: u32) -> usize {
         self.kept(steps).saturating_add(self.scratch(steps))
     }
@@ -179,6 +194,13 @@ impl Checkpoints {
     /// tests count them). With every trajectory's checkpoints kept by the statistics pass
     /// ([`tape_len_keep_all`](crate::grad::reverse::tape_len_keep_all)) the forward pass is
     /// that pass, and the per-trajectory cost is `forward_steps - steps`.
+    ///
+    /// ```
+    /// use tinysde::solve::Checkpoints;
+    /// assert_eq!(Checkpoints::All.forward_steps(100), 100); // no recomputation
+    /// assert!(Checkpoints::Binomial(4).forward_steps(100) > 100);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn forward_steps(self, steps: u32) -> u64 {
         let n = u64::from(steps);
         match self {

@@ -10,6 +10,22 @@ use super::*;
 ///
 /// `T` is `f32` (the default) or [`F32x<L>`](crate::lanes::F32x) (L trajectories, one per
 /// lane, each with the bits of the `f32` computation).
+///
+/// ```
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::noise::Increment;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::solve::{EulerMaruyama, StepVjp};
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.write_params(&[-0.5, 0.0, 0.0, 0.2])?; // du = -0.5 u dt + 0.2 dW
+/// let inc = Increment::<1> { dw: [0.1], dz: [0.0] };
+/// let (mut u_bar, mut p_bar) = ([1.0f32], [0.0f32; Model::PARAMS]);
+/// EulerMaruyama.step_vjp(&model, 0.0, 0.1, &[2.0], &inc, &mut u_bar, &mut p_bar);
+/// assert!((u_bar[0] - 0.95).abs() < 1e-6); // d(u + h a u)/du = 1 + h a
+/// assert!((p_bar[0] - 0.2).abs() < 1e-6); // d/da = h u
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub trait StepVjp<S: SdeVjp<D, T>, const D: usize, T: PlainReal = f32>: Step<T, S, D> {
     /// For the step from `(t, u)` of size `h` with increments `inc`: replaces `u_bar` (the
     /// cotangent of the step's result) by the cotangent of `u`, and adds the cotangent of

@@ -226,6 +226,26 @@ where
 /// ensemble per window on `f32`; bit-identical to the value
 /// [`Forward`](crate::grad::Forward) returns). `stats`: at least [`SeriesProblem::stats_len`]
 /// rows. Errors as [`Forward`](crate::grad::Forward).
+///
+/// ```
+/// # use tinysde::solve::EulerMaruyama;
+/// # use tinysde::train::{Series, SeriesProblem};
+/// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+/// # let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+/// use tinysde::nn::{Dense, Identity, Parameters};
+/// use tinysde::noise::Brownian;
+/// use tinysde::sde::NeuralSde;
+/// use tinysde::train::series_loss_value;
+/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
+/// let mut model = Model::default();
+/// model.write_params(&[-0.5, 0.0, 0.0, 0.2])?;
+/// let mut stats = [[0.0f32; 1]; 2];
+/// let nll = series_loss_value(&problem, &model, &Brownian::new(1), problem.all_windows(), &mut stats)?;
+/// assert!(nll.is_finite());
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn series_loss_value<S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,

@@ -32,6 +32,18 @@ pub enum SeriesObjective {
 /// Windows of a [`Series`] to fit: the method, the maximum step, trajectories per window,
 /// the window length, the batch size and the objective. Built validated by
 /// [`SeriesProblem::new`]; builders validate too and leave the problem unchanged on error.
+///
+/// ```
+/// # use tinysde::solve::EulerMaruyama;
+/// # use tinysde::train::{Series, SeriesProblem};
+/// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+/// # let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+/// let problem = problem.with_window(2)?.with_batch(2)?;
+/// assert_eq!((problem.window(), problem.stats_len()), (2, 4));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SeriesProblem<'a, M, const D: usize> {
     pub(super) method: M,
@@ -48,6 +60,18 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     /// the Gaussian likelihood with variance floor `1e-6`, each integrated by `method` in
     /// steps of at most `max_step` (finite, `> 0`) with `trajectories >= 1` trajectories.
     /// Errors also if no row can start a window.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// assert!(SeriesProblem::new(EulerMaruyama, series, 0.0, 16).is_err()); // step must be > 0
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.window(), 1); // one step ahead
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(
         method: M,
         series: Series<'a, D>,
@@ -91,6 +115,18 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
 
     /// Windows of `window >= 1` observations after the start (the series must have a
     /// fully observed row with `window` rows after it).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert!(problem.with_window(5).is_err()); // at most rows - 1
+    /// assert_eq!(problem.with_window(3)?.all_windows().count(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_window(self, window: usize) -> Result<Self, Error> {
         if window == 0 || window >= self.series.len() {
             return Err(Error::OutOfRange {
@@ -103,6 +139,19 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     }
 
     /// `batch >= 1` windows per loss evaluation (all usable windows if there are not more).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let problem = problem.with_batch(2)?;
+    /// assert_eq!(problem.batch(0).count(), 2);
+    /// assert!(problem.with_batch(0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_batch(self, batch: usize) -> Result<Self, Error> {
         if batch == 0 {
             return Err(Error::OutOfRange {
@@ -113,6 +162,20 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     }
 
     /// The objective (a Gaussian likelihood's floor must be finite and `> 0`).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::train::SeriesObjective;
+    /// assert!(problem.with_objective(SeriesObjective::GaussianNll { var_floor: 0.0 }).is_err());
+    /// let mse = problem.with_objective(SeriesObjective::MeanSquaredError)?;
+    /// assert_eq!(mse.objective(), SeriesObjective::MeanSquaredError);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_objective(self, objective: SeriesObjective) -> Result<Self, Error> {
         if let SeriesObjective::GaussianNll { var_floor } = objective {
             check_var_floor(var_floor)?;
@@ -121,6 +184,18 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     }
 
     /// Changes the number of trajectories per window (`>= 1`).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_trajectories(64)?.trajectories(), 64);
+    /// assert!(problem.with_trajectories(0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_trajectories(self, trajectories: usize) -> Result<Self, Error> {
         if trajectories == 0 {
             return Err(Error::OutOfRange {
@@ -134,26 +209,93 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     }
 
     /// The series.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.series().len(), 5);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn series(&self) -> &Series<'a, D> {
         &self.series
     }
     /// The window length (observations after each start).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_window(2)?.window(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn window(&self) -> usize {
         self.window
     }
     /// Trajectories per window.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.trajectories(), 16);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn trajectories(&self) -> usize {
         self.trajectories
     }
     /// The maximum step.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.max_step(), 0.1);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn max_step(&self) -> f32 {
         self.max_step
     }
     /// The objective.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::train::SeriesObjective;
+    /// assert!(matches!(problem.objective(), SeriesObjective::GaussianNll { .. })); // the default
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn objective(&self) -> SeriesObjective {
         self.objective
     }
     /// Statistics scratch rows needed: `2 * window`.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_window(3)?.stats_len(), 6);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn stats_len(&self) -> usize {
         2 * self.window
     }
@@ -165,6 +307,18 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
 
     /// Whether a window can start at row `start`: the row is fully observed and `window`
     /// rows follow it.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert!(problem.is_start(0) && problem.is_start(3));
+    /// assert!(!problem.is_start(4)); // no observation after the last row
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn is_start(&self, start: usize) -> bool {
         start < self.positions() && self.series.row_present(start)
     }
@@ -173,6 +327,20 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     /// the batch is at least the number of rows that could start one, otherwise `batch`
     /// starts each drawn uniformly from the possible rows (by SplitMix64 of the seed and
     /// the draw's index), moved forward to the next usable row if that one is not.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let problem = problem.with_batch(3)?;
+    /// let a: Vec<usize> = problem.batch(7).collect();
+    /// assert_eq!(a, problem.batch(7).collect::<Vec<_>>()); // a pure function of the seed
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn batch(&self, seed: u64) -> Batch<'a, D> {
         let positions = self.positions();
         Batch {
@@ -186,6 +354,17 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     }
 
     /// Every usable window start, in order (for scoring the whole series).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.all_windows().collect::<Vec<_>>(), [0, 1, 2, 3]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn all_windows(&self) -> Batch<'a, D> {
         let positions = self.positions();
         Batch {
@@ -261,6 +440,18 @@ pub(super) fn bad_start() -> Error {
 
 /// The window starts of one loss evaluation: an iterator made by [`SeriesProblem::batch`]
 /// or [`SeriesProblem::all_windows`]. Cloning it replays the same starts.
+///
+/// ```
+/// # use tinysde::solve::EulerMaruyama;
+/// # use tinysde::train::{Series, SeriesProblem};
+/// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+/// # let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+/// let batch = problem.all_windows();
+/// assert_eq!(batch.clone().count(), batch.count()); // cloning replays the starts
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a, const D: usize> {
     pub(super) series: Series<'a, D>,

@@ -101,6 +101,19 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
     /// their cotangents), and one trajectory's checkpoints and segment
     /// ([`Checkpoints::states`]) for the window with the most steps. Scans every window
     /// once (the windows' steps differ on an uneven series).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::solve::Checkpoints;
+    /// let all = problem.reverse_tape_len(4, Checkpoints::All);
+    /// assert!(problem.reverse_tape_len(4, Checkpoints::Binomial(2)) <= all);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn reverse_tape_len(&self, params: usize, checkpoints: Checkpoints) -> usize {
         self.tape_fixed_rows(params)
             .saturating_add(self.widest(checkpoints, WindowPlan::one_at_a_time))
@@ -115,6 +128,19 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
     /// [`Checkpoints::Binomial`]). With [`Checkpoints::All`] and short windows (the one-step-ahead fit
     /// takes a few steps per window) this is small and the cheapest setting: no
     /// recomputation at all.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::solve::Checkpoints;
+    /// let c = Checkpoints::Sqrt;
+    /// assert!(problem.reverse_tape_len_keep_all(4, c) >= problem.reverse_tape_len(4, c));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn reverse_tape_len_keep_all(&self, params: usize, checkpoints: Checkpoints) -> usize {
         let m = self.trajectories;
         self.tape_fixed_rows(params)
