@@ -1,5 +1,5 @@
 //! No panic path in the grids through any save times (`TimeGrid::through`,
-//! `TimeGrid::with_max_step`) and the windowed series fit (`series_loss_and_gradient`,
+//! `TimeGrid::with_max_step`) and the windowed series fit (`loss_and_gradient` on `SeriesWindows`,
 //! `series_loss_value`, `score_series`, `Trainer` on a `SeriesFit`, the Gaussian likelihood).
 #![no_std]
 #![no_main]
