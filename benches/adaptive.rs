@@ -22,7 +22,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use tinysde::nn::ParamSeed;
 use tinysde::noise::{Brownian, BrownianTree, NoiseSource};
 use tinysde::sde::Sde;
-use tinysde::solve::{Adaptive, Solver, Sosri, TimeGrid};
+use tinysde::solve::{self, Adaptive, SolveRequest, Solver, Sosri, TimeGrid};
 use tinysde::{NoiseKind, Real};
 
 const K: f64 = 40.0;
@@ -67,9 +67,14 @@ fn adaptive_error(tree: &BrownianTree, tol: f32) -> (f64, f64) {
     let (mut errors, mut steps) = ([0.0; 2], 0u64);
     for m in 0..TRAJECTORIES {
         let mut out = [[0.0f32; 1]; 2];
-        let stats = solver
-            .solve(&Switch, tree, m, &[1.0], &TIMES, &mut out, ParamSeed::NONE)
-            .unwrap();
+        let stats = solve::solve(
+            &solver,
+            &Switch,
+            tree,
+            &SolveRequest::new([1.0], &TIMES).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         steps += stats.accepted + stats.rejected;
         for (i, &t) in TIMES.iter().enumerate() {
             let j = tree.index_of(t).unwrap();
@@ -88,9 +93,14 @@ fn fixed_error(noise: &Brownian, steps: u32) -> f64 {
     let mut errors = [0.0; 2];
     for m in 0..TRAJECTORIES {
         let mut out = [[0.0f32; 1]; 2];
-        if solver
-            .solve(&Switch, noise, m, &[1.0], &TIMES, &mut out, ParamSeed::NONE)
-            .is_err()
+        if solve::solve(
+            &solver,
+            &Switch,
+            noise,
+            &SolveRequest::new([1.0], &TIMES).trajectory(m),
+            &mut out,
+        )
+        .is_err()
         {
             return f64::INFINITY;
         }
@@ -155,9 +165,14 @@ fn adaptive_vs_fixed(c: &mut Criterion) {
         b.iter(|| {
             let mut out = [[0.0f32; 1]; 2];
             for m in 0..100 {
-                adaptive
-                    .solve(&Switch, &tree, m, &[1.0], &TIMES, &mut out, ParamSeed::NONE)
-                    .unwrap();
+                solve::solve(
+                    &adaptive,
+                    &Switch,
+                    &tree,
+                    &SolveRequest::new([1.0], &TIMES).trajectory(m),
+                    &mut out,
+                )
+                .unwrap();
             }
             black_box(out)
         })
@@ -169,17 +184,14 @@ fn adaptive_vs_fixed(c: &mut Criterion) {
             b.iter(|| {
                 let mut out = [[0.0f32; 1]; 2];
                 for m in 0..100 {
-                    fixed
-                        .solve(
-                            &Switch,
-                            &noise,
-                            m,
-                            &[1.0],
-                            &TIMES,
-                            &mut out,
-                            ParamSeed::NONE,
-                        )
-                        .unwrap();
+                    solve::solve(
+                        &fixed,
+                        &Switch,
+                        &noise,
+                        &SolveRequest::new([1.0], &TIMES).trajectory(m),
+                        &mut out,
+                    )
+                    .unwrap();
                 }
                 black_box(out)
             })

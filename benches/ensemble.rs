@@ -31,11 +31,13 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme};
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
-use tinysde::F32x;
+use tinysde::solve::{
+    self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, LaneIntegrator, Method, Solver, Sosri,
+    TimeGrid,
+};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -63,31 +65,24 @@ fn run_ensemble<const L: usize, Mt>(
     var: &mut [[f32; 1]; 7],
 ) -> Result<(), tinysde::Error>
 where
-    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
+    Mt: Method,
+    Solver<Mt>: LaneIntegrator<L, f32, SeedModel, Brownian, 1, Stats = ()>,
 {
     if L == 1 {
-        solver.ensemble(
+        solve::simulate_into(
+            &solver,
             model,
             noise,
-            u0,
-            trajectories,
-            &TIMES,
-            mean,
-            var,
-            None,
-            ParamSeed::NONE,
+            &EnsembleRequest::new(*u0, trajectories, &TIMES),
+            EnsembleBuffers::new(mean, var),
         )
     } else {
-        solver.ensemble_lanes::<L, _, _, _, 1>(
+        solve::simulate_into(
+            &solver,
             model,
             noise,
-            u0,
-            trajectories,
-            &TIMES,
-            mean,
-            var,
-            None,
-            ParamSeed::NONE,
+            &EnsembleRequest::new(*u0, trajectories, &TIMES).in_lanes::<L>(),
+            EnsembleBuffers::new(mean, var),
         )
     }
 }
@@ -100,7 +95,8 @@ fn measure<const L: usize, Mt>(
     calls: usize,
 ) -> Result<(), String>
 where
-    Mt: Method + Step<f32, SeedModel, 1> + Step<F32x<L>, SeedModel, 1>,
+    Mt: Method,
+    Solver<Mt>: LaneIntegrator<L, f32, SeedModel, Brownian, 1, Stats = ()>,
 {
     let mut model = SeedModel::default();
     tinysde::nn::init(&mut model, &mut rng_from_seed(1), InitScheme::GlorotUniform)

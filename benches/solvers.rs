@@ -23,10 +23,10 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, LaneIntegrator, Method,
+    Milstein, Rk4, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid, PARALLEL_LANES,
 };
-use tinysde::{F32x, NoiseKind, Real};
+use tinysde::{NoiseKind, Real};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -50,8 +50,9 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 
 fn bench_method<Mt, S>(c: &mut Criterion, method: Mt, sde: &S)
 where
-    Mt: Method + Step<f32, S, 1> + Step<F32x<8>, S, 1> + Copy + Sync,
-    S: Sde<f32, 1> + Sde<F32x<8>, 1> + Sync,
+    Mt: Method + Copy + Sync,
+    S: Sde<f32, 1> + Sync,
+    Solver<Mt>: LaneIntegrator<PARALLEL_LANES, f32, S, Brownian, 1, Stats = ()>,
 {
     let solver = Solver::new(method, TimeGrid::new(-3.0, 3.0, STEPS).unwrap());
     let noise = Brownian::new(3);
@@ -61,9 +62,14 @@ where
     let mut out = [[0.0f32; 1]; 7];
     group.bench_function("M=1", |b| {
         b.iter(|| {
-            solver
-                .solve(sde, &noise, 0, &u0, &TIMES, &mut out, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &solver,
+                sde,
+                &noise,
+                &SolveRequest::new(u0, &TIMES),
+                &mut out,
+            )
+            .unwrap();
             black_box(&out);
         })
     });
@@ -71,39 +77,30 @@ where
     let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
     group.bench_function("M=100 serial", |b| {
         b.iter(|| {
-            solver
-                .ensemble(
-                    sde,
-                    &noise,
-                    &u0,
-                    M,
-                    &TIMES,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
-                )
-                .unwrap();
+            solve::simulate_into(
+                &solver,
+                sde,
+                &noise,
+                &EnsembleRequest::new(u0, M, &TIMES),
+                EnsembleBuffers::new(&mut mean, &mut var),
+            )
+            .unwrap();
             black_box((&mean, &var));
         })
     });
     #[cfg(feature = "std")]
     group.bench_function("M=100 threaded", |b| {
         b.iter(|| {
-            solver
-                .ensemble_parallel(
-                    sde,
-                    &noise,
-                    &u0,
-                    M,
-                    &TIMES,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
-                    0,
-                )
-                .unwrap();
+            solve::simulate_into(
+                &solver,
+                sde,
+                &noise,
+                &EnsembleRequest::new(u0, M, &TIMES)
+                    .in_lanes::<PARALLEL_LANES>()
+                    .on_threads(0),
+                EnsembleBuffers::new(&mut mean, &mut var),
+            )
+            .unwrap();
             black_box((&mean, &var));
         })
     });

@@ -14,10 +14,10 @@
 //! [`Real`]: `f32` for values, [`Dual<K>`] for values with K tangents.
 //!
 //! ```
-//! use tinysde::nn::{init, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+//! use tinysde::nn::{init, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme};
 //! use tinysde::noise::{rng_from_seed, Brownian};
 //! use tinysde::sde::NeuralSde;
-//! use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+//! use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
 //!
 //! // The seed task's model: a 1-D neural SDE with diagonal noise.
 //! type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -30,7 +30,8 @@
 //! let save_times = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 //! let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
 //! let noise = Brownian::new(42);
-//! solver.ensemble(&model, &noise, &[1.0], 64, &save_times, &mut mean, &mut var, None, ParamSeed::NONE)?;
+//! let request = EnsembleRequest::new([1.0], 64, &save_times);
+//! solve::simulate_into(&solver, &model, &noise, &request, EnsembleBuffers::new(&mut mean, &mut var))?;
 //! assert_eq!(mean[0], [1.0]); // the first save time is the initial state
 //! assert!(var[6][0] > 0.0);
 //! # Ok::<(), tinysde::Error>(())

@@ -3,7 +3,7 @@
 use rand_core::Rng;
 use tinysde::noise::Brownian;
 use tinysde::sde::FixedSde;
-use tinysde::solve::{EnsembleRequest, Solver, TimeGrid};
+use tinysde::solve::{self, EnsembleRequest, Solver, TimeGrid};
 use tinysde::{NoiseKind, Real};
 
 use super::fit::Method;
@@ -80,7 +80,7 @@ pub fn spiral(
         .collect();
     let solver = Solver::new(Method::default(), grid);
     let request = EnsembleRequest::new(SPIRAL_U0, trajectories, &times);
-    let ensemble = solver.simulate(&TrueSpiral, &Brownian::new(seed), &request)?;
+    let ensemble = solve::simulate(&solver, &TrueSpiral, &Brownian::new(seed), &request)?;
     Ok(SpiralData {
         mean: ensemble.mean,
         var: ensemble.variance,

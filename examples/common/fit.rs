@@ -6,12 +6,10 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinysde::grad::reverse::REVERSE_LANES;
 use tinysde::grad::{loss_value, Loss, Problem, Scratch};
-use tinysde::nn::{
-    Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
-};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
-use tinysde::solve::{Solver, Step, StepVjp, TimeGrid};
+use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp, TimeGrid};
 use tinysde::train::{
     Adam, AdamConfig, EnsembleFit, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress,
     Series, SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace, TRAINING_LANES,
@@ -298,16 +296,16 @@ where
     let mut mean = vec![[0.0; D]; n];
     let mut var = vec![[0.0; D]; n];
     let mut flat = vec![[0.0; D]; n * trajectories];
-    solver.ensemble(
+    solve::simulate_into(
+        &solver,
         model,
         &Brownian::new(seed),
-        &u0,
-        trajectories,
-        times,
-        &mut mean,
-        &mut var,
-        Some(&mut flat),
-        ParamSeed::NONE,
+        &EnsembleRequest::new(u0, trajectories, times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut flat),
+        },
     )?;
     let paths = flat.chunks(n).map(<[[f32; D]]>::to_vec).collect();
     Ok(Samples {
@@ -336,16 +334,16 @@ where
     let mut mean = vec![[0.0; D]; n];
     let mut var = vec![[0.0; D]; n];
     let mut flat = vec![[0.0; D]; n * trajectories];
-    solver.ensemble(
+    solve::simulate_into(
+        &solver,
         model,
         &Brownian::new(seed),
-        &u0,
-        trajectories,
-        &times,
-        &mut mean,
-        &mut var,
-        Some(&mut flat),
-        ParamSeed::NONE,
+        &EnsembleRequest::new(u0, trajectories, &times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut flat),
+        },
     )?;
     let paths = flat.chunks(n).map(<[[f32; D]]>::to_vec).collect();
     Ok(Samples {
@@ -488,19 +486,18 @@ where
         var.resize(n, [0.0; D]);
         flat.resize(n * trajectories, [0.0; D]);
         let noise = Brownian::new(seed ^ (from as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        solver
-            .ensemble(
-                model,
-                &noise,
-                &values[from],
-                trajectories,
-                saves,
-                &mut mean,
-                &mut var,
-                Some(&mut flat),
-                ParamSeed::NONE,
-            )
-            .map_err(|e| format!("prediction of rows {}..={to}: {e}", from + 1))?;
+        solve::simulate_into(
+            &solver,
+            model,
+            &noise,
+            &EnsembleRequest::new(values[from], trajectories, saves),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut flat),
+            },
+        )
+        .map_err(|e| format!("prediction of rows {}..={to}: {e}", from + 1))?;
         for i in 0..n {
             for (m, s) in samples.iter_mut().enumerate() {
                 *s = flat[m * n + i];

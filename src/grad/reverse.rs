@@ -88,11 +88,13 @@ pub use super::parallel::REVERSE_LANES;
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
-use crate::nn::{ParamSeed, Parameters};
+use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::{PlainReal, Real};
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, LaneGroup, Method, ReversibleHeun, StepVjp};
+use crate::solve::{
+    Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
+};
 
 /// The number of rows (`[f32; D]`) the `tape` of [`Reverse`](super::Reverse) needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
@@ -255,17 +257,8 @@ where
                     states,
                 )
             } else {
-                solver.ensemble(
-                    model,
-                    noise,
-                    &u0,
-                    trajectories,
-                    times,
-                    mean,
-                    var,
-                    None,
-                    ParamSeed::NONE,
-                )
+                let job = crate::solve::Job::new(model, noise, u0, times);
+                solver.ensemble_job(&job, trajectories, EnsembleBuffers::new(mean, var))
             }
         },
         |m, states, save_bar, u0_bar, params_bar| {
@@ -493,11 +486,10 @@ pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, Reversible
 /// checkpoints: it rebuilds each earlier state from the later one by undoing the step
 /// algebraically, with the same noise. The gradient is that of the discrete solution up
 /// to the rounding of the rebuilt states (in the tests, within 1e-4 of forward mode's on
-/// the same problem). The loss value has the bits of [`Solver::ensemble_reversible`]'s
-/// statistics. Arguments, errors and cost as [`Reverse`](super::Reverse); `tape` has at least
+/// the same problem). The loss value has the bits of the statistics
+/// [`simulate_into`](crate::solve::simulate_into()) computes with the same solver.
+/// Arguments, errors and cost as [`Reverse`](super::Reverse); `tape` has at least
 /// [`reversible_heun_tape_len`] rows.
-///
-/// [`Solver::ensemble_reversible`]: crate::solve::Solver::ensemble_reversible
 pub(crate) fn reversible_gradient<const K: usize, S, N, L, const D: usize>(
     problem: &Problem<'_, ReversibleHeun, D>,
     model: &S,
@@ -539,15 +531,13 @@ where
         grad,
         S::PARAMS,
         |mean, var, _states| {
-            solver.ensemble_reversible(
+            let request = EnsembleRequest::new(problem.u0(), problem.trajectories(), times);
+            crate::solve::simulate_into(
+                solver,
                 model,
                 noise,
-                &problem.u0(),
-                problem.trajectories(),
-                times,
-                mean,
-                var,
-                ParamSeed::NONE,
+                &request,
+                EnsembleBuffers::new(mean, var),
             )
         },
         |m, _states, save_bar, u0_bar, params_bar| {

@@ -39,6 +39,83 @@ pub fn rng_from_seed(seed: u64) -> NoiseRng {
     NoiseRng::seed_from_u64(seed)
 }
 
+/// A generator seeded from 16 bytes, e.g. read from a board's hardware RNG (any `rand_core`
+/// version, or none: nrf-hal's `Rng::random`, a TRNG register read four times).
+///
+/// The bytes are xoshiro128++'s state, four little-endian `u32` words (all zeros, which
+/// xoshiro cannot use, is replaced by `rng_from_seed(0)`'s state). To reproduce a run on the
+/// host, log the 16 bytes; or draw a `u64` from the hardware RNG and use [`rng_from_seed`].
+///
+/// ```
+/// use rand_core::Rng;
+/// let mut a = tinysde::noise::rng_from_bytes([7; 16]);
+/// let mut b = tinysde::noise::rng_from_bytes([7; 16]);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// ```
+pub fn rng_from_bytes(seed: [u8; 16]) -> NoiseRng {
+    NoiseRng::from_seed(seed)
+}
+
+/// A rand_core 0.9 generator used as a rand_core 0.10 [`Rng`] (feature `rand_core_09`).
+///
+/// tinysde takes rand_core 0.10 generators ([`init`](crate::nn::init)); the embedded HALs'
+/// hardware RNGs (nrf-hal's `Rng`, rp2040-hal's `RingOscillator`, ...) implement rand_core
+/// 0.9's `RngCore`. Wrap one (or a `&mut` to one) to pass it on: each call is forwarded, so
+/// the words drawn are exactly the wrapped generator's.
+///
+/// ```
+/// # #[cfg(feature = "rand_core_09")] {
+/// use tinysde::nn::{init, Dense, InitScheme, Tanh};
+/// use tinysde::noise::Rng09;
+/// // Stands for a HAL's hardware RNG (it implements rand_core 0.9).
+/// struct Counter(u32);
+/// impl rand_core_09::RngCore for Counter {
+///     fn next_u32(&mut self) -> u32 { self.0 = self.0.wrapping_add(0x9E37_79B9); self.0 }
+///     fn next_u64(&mut self) -> u64 { u64::from(self.next_u32()) << 32 | u64::from(self.next_u32()) }
+///     fn fill_bytes(&mut self, dst: &mut [u8]) { dst.iter_mut().for_each(|b| *b = self.next_u32() as u8) }
+/// }
+/// let mut hardware = Counter(0);
+/// let mut layer = Dense::<2, 3, Tanh>::default();
+/// init(&mut layer, &mut Rng09(&mut hardware), InitScheme::GlorotUniform).unwrap();
+/// // Or seed tinysde's generator once from it (reproducible: log the seed).
+/// let mut rng = tinysde::noise::rng_from_rng09(&mut hardware);
+/// # let _ = &mut rng;
+/// # }
+/// ```
+#[cfg(feature = "rand_core_09")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rng09<R>(pub R);
+
+#[cfg(feature = "rand_core_09")]
+impl<R: rand_core_09::RngCore> rand_core::TryRng for Rng09<R> {
+    type Error = core::convert::Infallible;
+
+    #[inline]
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.0.next_u32())
+    }
+
+    #[inline]
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.0.next_u64())
+    }
+
+    #[inline]
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+/// tinysde's generator seeded with 16 bytes from a rand_core 0.9 generator (feature
+/// `rand_core_09`): [`rng_from_bytes`] of `rng.fill_bytes`.
+#[cfg(feature = "rand_core_09")]
+pub fn rng_from_rng09<R: rand_core_09::RngCore + ?Sized>(rng: &mut R) -> NoiseRng {
+    let mut seed = [0u8; 16];
+    rng.fill_bytes(&mut seed);
+    rng_from_bytes(seed)
+}
+
 /// One round of SplitMix64: a bijective 64-bit mixer.
 #[inline]
 pub const fn splitmix64(x: u64) -> u64 {
@@ -704,3 +781,120 @@ fn check_step_size(h: f32) -> Result<(), Error> {
 
 /// `sqrt(3)` rounded to `f32`.
 pub(crate) const SQRT_3: f32 = 1.732_050_8;
+
+#[cfg(test)]
+mod seeding_tests {
+    use super::*;
+    use crate::nn::{init, Dense, InitScheme, Tanh};
+
+    /// xoshiro128++ seeded through SplitMix64, written out from the published algorithms
+    /// (independently of rand_xoshiro): the words every existing seed must keep producing.
+    struct Reference([u32; 4]);
+
+    impl Reference {
+        fn from_u64(seed: u64) -> Self {
+            let a = splitmix64(seed);
+            let b = splitmix64(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            Reference([a as u32, (a >> 32) as u32, b as u32, (b >> 32) as u32])
+        }
+
+        fn next(&mut self) -> u32 {
+            let s = &mut self.0;
+            let out = s[0].wrapping_add(s[3]).rotate_left(7).wrapping_add(s[0]);
+            let t = s[1] << 9;
+            s[2] ^= s[0];
+            s[3] ^= s[1];
+            s[1] ^= s[2];
+            s[0] ^= s[3];
+            s[2] ^= t;
+            s[3] = s[3].rotate_left(11);
+            out
+        }
+    }
+
+    #[test]
+    fn every_seed_keeps_its_bits() {
+        for seed in [0u64, 1, 2, 7, 42, 0xDEAD_BEEF, u64::MAX] {
+            let mut ours = rng_from_seed(seed);
+            let mut reference = Reference::from_u64(seed);
+            for _ in 0..64 {
+                assert_eq!(ours.next_u32(), reference.next(), "seed {seed}");
+            }
+        }
+        // The first words of seed 1 (the README's init seed), written down.
+        let mut rng = rng_from_seed(1);
+        let first: [u32; 4] = core::array::from_fn(|_| rng.next_u32());
+        assert_eq!(first, FIRST_WORDS_OF_SEED_1);
+    }
+
+    #[test]
+    fn bytes_are_the_state_words() {
+        let mut bytes = [0u8; 16];
+        let state = Reference::from_u64(42).0;
+        for (chunk, word) in bytes.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        let mut from_bytes = rng_from_bytes(bytes);
+        let mut from_seed = rng_from_seed(42);
+        for _ in 0..64 {
+            assert_eq!(from_bytes.next_u32(), from_seed.next_u32());
+        }
+        // The all-zero state, which xoshiro cannot leave, is replaced (not silently stuck).
+        let mut zero = rng_from_bytes([0; 16]);
+        assert!((0..4).any(|_| zero.next_u32() != 0));
+    }
+
+    const FIRST_WORDS_OF_SEED_1: [u32; 4] = [0x7FF7_8DE4, 0x9A17_0265, 0xDAC1_27B8, 0x9859_E914];
+
+    #[cfg(feature = "rand_core_09")]
+    #[test]
+    fn a_rand_core_09_generator_initializes_with_the_same_bits() {
+        /// A rand_core 0.9 generator (what the HALs implement) replaying xoshiro128++.
+        struct Hal(Reference);
+        impl rand_core_09::RngCore for Hal {
+            fn next_u32(&mut self) -> u32 {
+                self.0.next()
+            }
+            fn next_u64(&mut self) -> u64 {
+                let lo = u64::from(self.0.next());
+                lo | u64::from(self.0.next()) << 32
+            }
+            fn fill_bytes(&mut self, dst: &mut [u8]) {
+                for chunk in dst.chunks_mut(4) {
+                    let word = self.0.next().to_le_bytes();
+                    chunk.copy_from_slice(&word[..chunk.len()]);
+                }
+            }
+        }
+        for seed in [1u64, 2, 7] {
+            let mut direct = Dense::<3, 5, Tanh>::default();
+            init(
+                &mut direct,
+                &mut rng_from_seed(seed),
+                InitScheme::GlorotUniform,
+            )
+            .unwrap();
+            let mut hal = Hal(Reference::from_u64(seed));
+            let mut wrapped = Dense::<3, 5, Tanh>::default();
+            init(
+                &mut wrapped,
+                &mut Rng09(&mut hal),
+                InitScheme::GlorotUniform,
+            )
+            .unwrap();
+            let bits = |d: &Dense<3, 5, Tanh>| d.weight.map(|row| row.map(f32::to_bits));
+            assert_eq!(bits(&direct), bits(&wrapped), "seed {seed}");
+            // u64 draws go through unchanged too.
+            let mut a = rng_from_seed(seed);
+            let mut b = Rng09(Hal(Reference::from_u64(seed)));
+            assert_eq!(a.next_u64(), rand_core::Rng::next_u64(&mut b));
+        }
+        // Seeding from 16 drawn bytes is rng_from_bytes of those bytes.
+        let mut hal = Hal(Reference::from_u64(9));
+        let mut bytes = [0u8; 16];
+        rand_core_09::RngCore::fill_bytes(&mut Hal(Reference::from_u64(9)), &mut bytes);
+        let mut expect = rng_from_bytes(bytes);
+        let mut got = rng_from_rng09(&mut hal);
+        assert_eq!(expect.next_u64(), got.next_u64());
+    }
+}

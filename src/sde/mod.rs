@@ -11,7 +11,7 @@
 //! ```
 //! use tinysde::noise::Brownian;
 //! use tinysde::sde::FixedSde;
-//! use tinysde::solve::{EnsembleBuffers, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
+//! use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Solver, TimeGrid};
 //! use tinysde::{NoiseKind, Real};
 //!
 //! /// Geometric Brownian motion du = a u dt + b u dW (Itô).
@@ -28,7 +28,7 @@
 //! let times = [0.5, 1.0];
 //! let (mut mean, mut variance) = ([[0.0f32; 1]; 2], [[0.0f32; 1]; 2]);
 //! let out = EnsembleBuffers { mean: &mut mean, variance: &mut variance, paths: None };
-//! solver.simulate_into(&gbm, &Brownian::new(1), &EnsembleRequest::new([1.0], 400, &times), out)?;
+//! solve::simulate_into(&solver, &gbm, &Brownian::new(1), &EnsembleRequest::new([1.0], 400, &times), out)?;
 //! // E u(1) = e^0.5 = 1.65
 //! assert!((mean[1][0] - 0.5f32.exp()).abs() < 0.05);
 //! # Ok::<(), tinysde::Error>(())

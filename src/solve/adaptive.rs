@@ -1,12 +1,10 @@
 //! Adaptive time stepping with error control (see [`Adaptive`]).
 
-use super::{
-    check_statistics_finite, finish_variance, restore_on_error, statistics_fit, welford_update,
-    BACKUP_ROWS,
-};
+use super::engine::Tally;
+use super::integrator::Job;
 use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
 use super::{Method, Sosra, Sosri, Sra1, Sriw1, Step};
-use crate::error::{check_len, Error, NoiseKind};
+use crate::error::{Error, NoiseKind};
 use crate::math;
 use crate::nn::ParamSeed;
 use crate::noise::{BrownianTree, Increment, TreeCache};
@@ -16,6 +14,27 @@ use crate::sde::Sde;
 /// A method with an embedded error estimate: one step that also reports, per component,
 /// an estimate of its local error (from values only, so a solve over
 /// [`Dual`](crate::Dual)s takes exactly the steps the `f32` solve takes).
+///
+/// ```
+/// use tinysde::nn::ParamSeed;
+/// use tinysde::noise::Increment;
+/// use tinysde::solve::{Embedded, Sosri, Step};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Gbm; // du = u dt + u dW
+/// impl FixedSde<1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+/// }
+/// let inc = Increment { dw: [0.01f32], dz: [0.0] };
+/// let mut estimate = [0.0f32];
+/// let u = Sosri.step_with_estimate(&Gbm, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE, &mut estimate);
+/// // The same step as `Step::step`, with a non-negative estimate of its error.
+/// assert_eq!(u, Sosri.step(&Gbm, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE));
+/// assert!(estimate[0] >= 0.0 && estimate[0].is_finite());
+/// ```
 pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, S, D> {
     /// The order in `h` the estimate is controlled with (the step-size exponents are
     /// `0.7 / ORDER` and `0.4 / ORDER`).
@@ -23,7 +42,10 @@ pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, 
 
     /// [`Step::step`], writing the non-negative error estimate of each component into
     /// `estimate`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments and the estimate's output"
+    )]
     fn step_with_estimate(
         &self,
         sde: &S,
@@ -90,6 +112,14 @@ embedded_sra!(Sra1, SRA1);
 /// method's [`Embedded::ESTIMATE_ORDER`]), the factor clamped to
 /// `[min_factor, max_factor]`, and not above 1 right after a rejection. A rejected step is
 /// retried with `h * max(min_factor, safety * err^(-1 / p))`.
+///
+/// ```
+/// use tinysde::solve::{Adaptive, AdaptiveOptions, Sosra};
+/// let options = AdaptiveOptions { abstol: 1e-4, reltol: 1e-3, max_steps: 10_000, ..AdaptiveOptions::default() };
+/// let solver = Adaptive::with_options(Sosra, options)?;
+/// assert_eq!(solver.options.max_steps, 10_000);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdaptiveOptions {
@@ -135,6 +165,13 @@ impl Default for AdaptiveOptions {
 
 impl AdaptiveOptions {
     /// Checks every setting; the error names the first bad one.
+    ///
+    /// ```
+    /// use tinysde::solve::AdaptiveOptions;
+    /// assert!(AdaptiveOptions::default().validate().is_ok());
+    /// let bad = AdaptiveOptions { safety: 1.5, ..AdaptiveOptions::default() };
+    /// assert!(matches!(bad.validate(), Err(tinysde::Error::OutOfRange { .. })));
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |what| Err(Error::OutOfRange { what });
         if !(self.abstol >= 0.0 && self.abstol.is_finite()) {
@@ -175,6 +212,32 @@ impl AdaptiveOptions {
 
 /// What an adaptive solve did: steps accepted and rejected (summed over an ensemble's
 /// trajectories).
+///
+/// ```
+/// use tinysde::noise::BrownianTree;
+/// use tinysde::solve::{self, Adaptive, EnsembleRequest, SolveRequest, Sosri, Tally};
+/// use tinysde::sde::FixedSde;
+/// use tinysde::{NoiseKind, Real};
+///
+/// struct Gbm; // du = u dt + u dW
+/// impl FixedSde<1> for Gbm {
+///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+///     fn diffusion<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [u[0]] }
+/// }
+/// let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
+/// let tree = BrownianTree::new(7, 0.0, 1.0, 14)?;
+/// let times = [1.0];
+/// // An ensemble reports the sum of its trajectories' steps.
+/// let mut sum = tinysde::solve::AdaptiveStats::default();
+/// for m in 0..4 {
+///     let request = SolveRequest::new([1.0f32], &times).trajectory(m);
+///     sum.add(solve::solve(&solver, &Gbm, &tree, &request, &mut [[0.0f32; 1]])?);
+/// }
+/// let ensemble = solve::simulate(&solver, &Gbm, &tree, &EnsembleRequest::new([1.0f32], 4, &times))?;
+/// assert_eq!(ensemble.stats, sum);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdaptiveStats {
@@ -184,7 +247,7 @@ pub struct AdaptiveStats {
     pub rejected: u64,
 }
 
-impl AdaptiveStats {
+impl Tally for AdaptiveStats {
     fn add(&mut self, other: AdaptiveStats) {
         self.accepted += other.accepted;
         self.rejected += other.rejected;
@@ -200,13 +263,18 @@ impl AdaptiveStats {
 /// between two grid points, and a rejected step is retried on the same path: rejection
 /// cannot bias the statistics, and no rejected-noise memory is needed. Save times are
 /// stepped to exactly (at the grid point nearest each one, within half a grid spacing); no
-/// interpolation.
+/// interpolation. It integrates with [`solve`](super::solve()),
+/// [`simulate_into`](super::simulate_into()) and [`simulate`](super::simulate()), one
+/// trajectory at a time or on [`Threads`](super::Threads) (not in lanes: adaptive steps
+/// differ between trajectories), and reports [`AdaptiveStats`]. Over
+/// [`Dual`](crate::Dual)s the statistics carry the derivative through the accepted steps
+/// (step sizes are decided from values only).
 ///
 /// ```
 /// use tinysde::nn::ParamSeed;
 /// use tinysde::noise::BrownianTree;
 /// use tinysde::sde::Sde;
-/// use tinysde::solve::{Adaptive, Sosri};
+/// use tinysde::solve::{self, Adaptive, SolveRequest, Sosri};
 /// use tinysde::{NoiseKind, Real};
 ///
 /// struct Gbm; // du = 1.01 u dt + 0.87 u dW (Itô)
@@ -218,7 +286,7 @@ impl AdaptiveStats {
 /// let solver = Adaptive::new(Sosri, 1e-3, 1e-3)?;
 /// let tree = BrownianTree::new(5, 0.0, 1.0, 20)?;
 /// let mut out = [[0.0f32; 1]; 2];
-/// let stats = solver.solve(&Gbm, &tree, 0, &[0.5], &[0.5, 1.0], &mut out, ParamSeed::NONE)?;
+/// let stats = solve::solve(&solver, &Gbm, &tree, &SolveRequest::new([0.5], &[0.5, 1.0]), &mut out)?;
 /// // The exact solution on the same path.
 /// let w1 = tree.increment::<1>(0, 0, tree.intervals())?.dw[0];
 /// let exact = 0.5 * (1.01f32 - 0.87 * 0.87 / 2.0 + 0.87 * w1).exp();
@@ -240,6 +308,13 @@ const MIN_NORM: f32 = 1e-4;
 impl<M: Method> Adaptive<M> {
     /// `method` with tolerances `abstol` and `reltol` and default controller settings.
     /// Errors for a negative or non-finite tolerance, or both zero.
+    ///
+    /// ```
+    /// use tinysde::solve::{Adaptive, Sosri};
+    /// assert_eq!(Adaptive::new(Sosri, 1e-3, 1e-2)?.options.reltol, 1e-2);
+    /// assert!(Adaptive::new(Sosri, 0.0, 0.0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(method: M, abstol: f32, reltol: f32) -> Result<Self, Error> {
         Self::with_options(
             method,
@@ -252,6 +327,14 @@ impl<M: Method> Adaptive<M> {
     }
 
     /// `method` with the given options, checked by [`AdaptiveOptions::validate`].
+    ///
+    /// ```
+    /// use tinysde::solve::{Adaptive, AdaptiveOptions, Sriw1};
+    /// let options = AdaptiveOptions { initial_step: Some(0.5), ..AdaptiveOptions::default() };
+    /// assert!(Adaptive::with_options(Sriw1, options).is_ok());
+    /// let options = AdaptiveOptions { initial_step: Some(-1.0), ..AdaptiveOptions::default() };
+    /// assert!(Adaptive::with_options(Sriw1, options).is_err());
+    /// ```
     pub fn with_options(method: M, options: AdaptiveOptions) -> Result<Self, Error> {
         options.validate()?;
         Ok(Self { method, options })
@@ -259,7 +342,7 @@ impl<M: Method> Adaptive<M> {
 
     /// Validates a solve's inputs without touching anything; returns the grid index of
     /// the last save time (0 for none).
-    fn check<T: Real<Value = f32>, const D: usize>(
+    pub(crate) fn check<T: Real<Value = f32>, const D: usize>(
         &self,
         noise: NoiseKind,
         tree: &BrownianTree,
@@ -290,18 +373,13 @@ impl<M: Method> Adaptive<M> {
         Ok(last.unwrap_or(0))
     }
 
-    /// Integrates trajectory `trajectory` from `u0` to grid point `last`, calling
-    /// `on_save(i, u)` at each save time. Inputs must already be checked.
-    #[allow(clippy::too_many_arguments)]
-    fn run<T, S, const D: usize>(
+    /// Integrates trajectory `trajectory` of the job from its `u0` to grid point `last`,
+    /// calling `on_save(i, u)` at each save time. Inputs must already be checked.
+    pub(crate) fn run<T, S, const D: usize>(
         &self,
-        sde: &S,
-        tree: &BrownianTree,
+        job: &Job<'_, T, S, BrownianTree, D>,
         trajectory: usize,
-        u0: &[T; D],
-        save_times: &[f32],
         last: u32,
-        seed: ParamSeed,
         mut on_save: impl FnMut(usize, &[T; D]),
     ) -> Result<AdaptiveStats, Error>
     where
@@ -309,6 +387,7 @@ impl<M: Method> Adaptive<M> {
         S: Sde<T, D>,
         M: Embedded<T, S, D>,
     {
+        let (sde, tree, save_times, seed) = (job.sde, job.noise, job.save_times, job.seed);
         let opt = &self.options;
         let spacing = tree.spacing();
         let intervals = tree.intervals();
@@ -333,7 +412,7 @@ impl<M: Method> Adaptive<M> {
         // (Two slots and an index: swapping the slots would copy them.)
         let mut caches = [TreeCache::<D>::EMPTY; 2];
         let mut start_slot = 0;
-        let mut u = *u0;
+        let mut u = job.u0;
         let mut j = 0u32;
         let mut next = 0usize;
         let mut next_j = save_times.first().and_then(|&t| tree.index_of(t));
@@ -428,391 +507,6 @@ impl<M: Method> Adaptive<M> {
                 after_reject = true;
             }
         }
-    }
-
-    /// Solves one trajectory (number `trajectory` of the tree) from `u0` over the tree's
-    /// span, writing the state at each of `save_times` into `out` (same length). Save times
-    /// must be strictly increasing, in the span, and on distinct grid points of the tree
-    /// (each is reached at its nearest grid point); the integration stops at the last one.
-    ///
-    /// Bad input (options, noise kind, non-finite `u0`, save times, `out` length) is an
-    /// error before anything runs. [`Error::MaxSteps`], [`Error::StepSizeTooSmall`] and
-    /// [`Error::Diverged`] (non-finite state even at the minimum step) stop the solve.
-    /// `out` is written only on success: after any error it is what the caller passed in.
-    /// (Up to 32 save times the states wait in a stack buffer; beyond that a first pass
-    /// checks that the solve succeeds before a second one, identical, writes.)
-    #[allow(clippy::too_many_arguments)]
-    pub fn solve<T, S, const D: usize>(
-        &self,
-        sde: &S,
-        tree: &BrownianTree,
-        trajectory: usize,
-        u0: &[T; D],
-        save_times: &[f32],
-        out: &mut [[T; D]],
-        seed: ParamSeed,
-    ) -> Result<AdaptiveStats, Error>
-    where
-        T: Real<Value = f32>,
-        S: Sde<T, D>,
-        M: Embedded<T, S, D>,
-    {
-        let last = self.check(S::NOISE, tree, u0, save_times)?;
-        check_len("saved states", save_times.len(), out.len())?;
-        let run = |on_save: &mut dyn FnMut(usize, &[T; D])| {
-            self.run(sde, tree, trajectory, u0, save_times, last, seed, on_save)
-        };
-        if save_times.len() <= BACKUP_ROWS {
-            let mut rows = [[T::ZERO; D]; BACKUP_ROWS];
-            let stats = run(&mut |i, u| {
-                if let Some(slot) = rows.get_mut(i) {
-                    *slot = *u;
-                }
-            })?;
-            for (slot, row) in out.iter_mut().zip(&rows) {
-                *slot = *row;
-            }
-            Ok(stats)
-        } else {
-            run(&mut |_, _| {})?;
-            run(&mut |i, u| {
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = *u;
-                }
-            })
-        }
-    }
-
-    /// Solves trajectories `0..trajectories` of the tree from `u0` and writes the sample
-    /// mean and variance (divisor `n - 1`) at each save time, and optionally every path,
-    /// as [`Solver::ensemble`](super::Solver::ensemble) does. Returns the steps summed
-    /// over trajectories. Over [`Dual`](crate::Dual)s the statistics carry the derivative
-    /// through the accepted steps (step sizes are decided from values only).
-    ///
-    /// Errors as [`Adaptive::solve`] (the first failing trajectory's), zero trajectories,
-    /// and [`Error::StatisticsOverflow`]. `mean`, `var` and `paths` are written
-    /// only on success. (Without `paths` and up to 32 save times a stack copy of `mean`
-    /// and `var` is restored on error; otherwise a first pass checks every trajectory, and
-    /// bounds the states so that the statistics provably fit, before a second one writes.)
-    #[allow(clippy::too_many_arguments)]
-    pub fn ensemble<T, S, const D: usize>(
-        &self,
-        sde: &S,
-        tree: &BrownianTree,
-        u0: &[T; D],
-        trajectories: usize,
-        save_times: &[f32],
-        mean: &mut [[T; D]],
-        var: &mut [[T; D]],
-        paths: Option<&mut [[T; D]]>,
-        seed: ParamSeed,
-    ) -> Result<AdaptiveStats, Error>
-    where
-        T: Real<Value = f32>,
-        S: Sde<T, D>,
-        M: Embedded<T, S, D>,
-    {
-        let last = self.check_ensemble(
-            S::NOISE,
-            tree,
-            u0,
-            trajectories,
-            save_times,
-            mean.len(),
-            var.len(),
-            paths.as_deref().map(<[_]>::len),
-        )?;
-        if paths.is_none() && save_times.len() <= BACKUP_ROWS {
-            return restore_on_error(mean, var, |mean, var| {
-                self.ensemble_into(
-                    sde,
-                    tree,
-                    u0,
-                    trajectories,
-                    save_times,
-                    last,
-                    mean,
-                    var,
-                    None,
-                    seed,
-                )
-            });
-        }
-        let (mut value_bound, mut tangent_bound) = (0.0f32, 0.0f32);
-        for m in 0..trajectories {
-            self.run(sde, tree, m, u0, save_times, last, seed, |_, u| {
-                for x in u {
-                    value_bound = value_bound.max(x.value().abs());
-                    for lane in 0..T::TANGENTS {
-                        tangent_bound = tangent_bound.max(x.tangent(lane).abs());
-                    }
-                }
-            })?;
-        }
-        if !statistics_fit(value_bound, tangent_bound, trajectories) {
-            // Rare (states beyond about 1e18): compute the statistics exactly, a block of
-            // save times at a time on the stack, and name the first that overflows.
-            let mut first = 0;
-            while first < save_times.len() {
-                let mut block_mean = [[T::ZERO; D]; BACKUP_ROWS];
-                let mut block_var = [[T::ZERO; D]; BACKUP_ROWS];
-                for m in 0..trajectories {
-                    let count = (m + 1) as f32;
-                    self.run(sde, tree, m, u0, save_times, last, seed, |i, u| {
-                        let row = i.wrapping_sub(first);
-                        if let (Some(mean), Some(var)) =
-                            (block_mean.get_mut(row), block_var.get_mut(row))
-                        {
-                            welford_update(mean, var, u, count);
-                        }
-                    })?;
-                }
-                let rows = (save_times.len() - first).min(BACKUP_ROWS);
-                let mean_rows = block_mean.get(..rows).unwrap_or(&[]);
-                let var_rows = block_var.get_mut(..rows).unwrap_or(&mut []);
-                finish_variance(var_rows, trajectories);
-                check_statistics_finite(mean_rows, var_rows).map_err(|e| match e {
-                    Error::StatisticsOverflow { index } => Error::StatisticsOverflow {
-                        index: index + first,
-                    },
-                    e => e,
-                })?;
-                first += BACKUP_ROWS;
-            }
-        }
-        self.ensemble_into(
-            sde,
-            tree,
-            u0,
-            trajectories,
-            save_times,
-            last,
-            mean,
-            var,
-            paths,
-            seed,
-        )
-    }
-
-    /// The ensemble on checked inputs, accumulated directly into the buffers (which hold
-    /// partial results after an error).
-    #[allow(clippy::too_many_arguments)]
-    fn ensemble_into<T, S, const D: usize>(
-        &self,
-        sde: &S,
-        tree: &BrownianTree,
-        u0: &[T; D],
-        trajectories: usize,
-        save_times: &[f32],
-        last: u32,
-        mean: &mut [[T; D]],
-        var: &mut [[T; D]],
-        mut paths: Option<&mut [[T; D]]>,
-        seed: ParamSeed,
-    ) -> Result<AdaptiveStats, Error>
-    where
-        T: Real<Value = f32>,
-        S: Sde<T, D>,
-        M: Embedded<T, S, D>,
-    {
-        let n_save = save_times.len();
-        mean.fill([T::ZERO; D]);
-        var.fill([T::ZERO; D]);
-        let mut stats = AdaptiveStats::default();
-        for m in 0..trajectories {
-            let count = (m + 1) as f32;
-            let one = self.run(sde, tree, m, u0, save_times, last, seed, |i, u| {
-                if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
-                    welford_update(mean, var, u, count);
-                }
-                if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i)) {
-                    *slot = *u;
-                }
-            })?;
-            stats.add(one);
-        }
-        finish_variance(var, trajectories);
-        check_statistics_finite(mean, var)?;
-        Ok(stats)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn check_ensemble<T: Real<Value = f32>, const D: usize>(
-        &self,
-        noise: NoiseKind,
-        tree: &BrownianTree,
-        u0: &[T; D],
-        trajectories: usize,
-        save_times: &[f32],
-        mean_len: usize,
-        var_len: usize,
-        paths_len: Option<usize>,
-    ) -> Result<u32, Error> {
-        let last = self.check(noise, tree, u0, save_times)?;
-        if trajectories == 0 {
-            return Err(Error::OutOfRange {
-                what: "number of trajectories must be >= 1",
-            });
-        }
-        let n_save = save_times.len();
-        check_len("ensemble mean", n_save, mean_len)?;
-        check_len("ensemble variance", n_save, var_len)?;
-        if let Some(len) = paths_len {
-            check_len("ensemble paths", trajectories.saturating_mul(n_save), len)?;
-        }
-        Ok(last)
-    }
-}
-
-#[cfg(feature = "std")]
-impl<M: Method + Sync> Adaptive<M> {
-    /// [`Adaptive::ensemble`] on `threads` threads (0: all available), bit-identical to it
-    /// whatever the number of threads, errors included (feature `std`). Each thread
-    /// integrates a contiguous run of trajectories into a scratch buffer (this allocates);
-    /// the calling thread folds them into the statistics in trajectory order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn ensemble_parallel<T, S, const D: usize>(
-        &self,
-        sde: &S,
-        tree: &BrownianTree,
-        u0: &[T; D],
-        trajectories: usize,
-        save_times: &[f32],
-        mean: &mut [[T; D]],
-        var: &mut [[T; D]],
-        mut paths: Option<&mut [[T; D]]>,
-        seed: ParamSeed,
-        threads: usize,
-    ) -> Result<AdaptiveStats, Error>
-    where
-        T: Real<Value = f32> + Send + Sync,
-        S: Sde<T, D> + Sync,
-        M: Embedded<T, S, D>,
-    {
-        let last = self.check_ensemble(
-            S::NOISE,
-            tree,
-            u0,
-            trajectories,
-            save_times,
-            mean.len(),
-            var.len(),
-            paths.as_deref().map(<[_]>::len),
-        )?;
-        let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-        .min(trajectories);
-        let n_save = save_times.len();
-        if threads <= 1 || n_save == 0 {
-            return self.ensemble(
-                sde,
-                tree,
-                u0,
-                trajectories,
-                save_times,
-                mean,
-                var,
-                paths,
-                seed,
-            );
-        }
-        type Outcome = (usize, Result<AdaptiveStats, Error>);
-        let block = (super::PARALLEL_BLOCK_BYTES / core::mem::size_of::<[T; D]>().max(1) / n_save)
-            .max(threads)
-            .min(trajectories);
-        let mut states = std::vec![[T::ZERO; D]; block * n_save];
-        let mut outcomes: std::vec::Vec<Outcome> =
-            std::vec![(0, Ok(AdaptiveStats::default())); block];
-        // Restored on error: the buffers are written only on success.
-        let (saved_mean, saved_var) = (mean.to_vec(), var.to_vec());
-        let saved_paths = paths.as_deref().map(<[_]>::to_vec);
-        mean.fill([T::ZERO; D]);
-        var.fill([T::ZERO; D]);
-        let mut stats = AdaptiveStats::default();
-        let mut failure = None;
-        let mut start = 0;
-        while start < trajectories && failure.is_none() {
-            let len = block.min(trajectories - start);
-            let per = len.div_ceil(threads);
-            std::thread::scope(|scope| {
-                let chunks = states
-                    .chunks_mut(per * n_save)
-                    .zip(outcomes.chunks_mut(per))
-                    .take(len.div_ceil(per))
-                    .enumerate();
-                for (c, (rows, outs)) in chunks {
-                    let first = start + c * per;
-                    // The last chunk of the block may run past the trajectories left.
-                    let count = per.min(len - c * per);
-                    scope.spawn(move || {
-                        let rows = rows.chunks_mut(n_save).zip(outs).take(count);
-                        for (k, (row, out)) in rows.enumerate() {
-                            let mut saved = 0;
-                            let result = self.run(
-                                sde,
-                                tree,
-                                first + k,
-                                u0,
-                                save_times,
-                                last,
-                                seed,
-                                |i, u| {
-                                    if let Some(slot) = row.get_mut(i) {
-                                        *slot = *u;
-                                        saved = i + 1;
-                                    }
-                                },
-                            );
-                            let failed = result.is_err();
-                            *out = (saved, result);
-                            if failed {
-                                break;
-                            }
-                        }
-                    });
-                }
-            });
-            for (k, ((saved, result), rows)) in outcomes
-                .iter()
-                .zip(states.chunks(n_save))
-                .take(len)
-                .enumerate()
-            {
-                let m = start + k;
-                let count = (m + 1) as f32;
-                let stat_rows = mean.iter_mut().zip(var.iter_mut());
-                for (i, (u, (mean, var))) in rows.iter().zip(stat_rows).enumerate().take(*saved) {
-                    welford_update(mean, var, u, count);
-                    if let Some(slot) = paths.as_deref_mut().and_then(|p| p.get_mut(m * n_save + i))
-                    {
-                        *slot = *u;
-                    }
-                }
-                match result {
-                    Ok(one) => stats.add(*one),
-                    Err(e) => {
-                        failure = Some(*e);
-                        break;
-                    }
-                }
-            }
-            start += len;
-        }
-        if failure.is_none() {
-            finish_variance(var, trajectories);
-            failure = check_statistics_finite(mean, var).err();
-        }
-        if let Some(e) = failure {
-            mean.copy_from_slice(&saved_mean);
-            var.copy_from_slice(&saved_var);
-            if let (Some(p), Some(saved)) = (paths, saved_paths) {
-                p.copy_from_slice(&saved);
-            }
-            return Err(e);
-        }
-        Ok(stats)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::sde::Sde;
 /// use tinysde::nn::ParamSeed;
 /// use tinysde::noise::Brownian;
 /// use tinysde::sde::Sde;
-/// use tinysde::solve::{EulerHeun, Solver, TimeGrid};
+/// use tinysde::solve::{self, EulerHeun, Solver, SolveRequest, TimeGrid};
 /// use tinysde::{NoiseKind, Real};
 ///
 /// /// du = a u dt + b u o dW (Stratonovich): u(t) = u0 exp(a t + b W(t)).
@@ -36,7 +36,7 @@ use crate::sde::Sde;
 /// }
 /// let solver = Solver::new(EulerHeun, TimeGrid::new(0.0, 1.0, 1000).unwrap());
 /// let mut out = [[0.0f32; 1]];
-/// solver.solve(&Gbm, &Brownian::new(3), 0, &[0.5], &[1.0], &mut out, ParamSeed::NONE).unwrap();
+/// solve::solve(&solver, &Gbm, &Brownian::new(3), &SolveRequest::new([0.5], &[1.0]), &mut out).unwrap();
 /// assert!(out[0][0] > 0.0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

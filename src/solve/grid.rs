@@ -11,6 +11,14 @@ use crate::error::Error;
 use crate::math;
 
 /// How a [`TimeGrid`] places its steps.
+///
+/// ```
+/// use tinysde::solve::{Spacing, TimeGrid};
+/// assert_eq!(TimeGrid::new(0.0, 1.0, 10)?.spacing(), Spacing::Uniform);
+/// assert_eq!(TimeGrid::through(0.0, 1.0, 10)?.spacing(), Spacing::Through);
+/// assert_eq!(TimeGrid::with_max_step(0.0, 1.0, 0.1)?.spacing(), Spacing::MaxStep);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Spacing {
@@ -84,6 +92,14 @@ const SNAP_ULPS: f32 = 16.0;
 impl TimeGrid {
     /// `steps` equal steps from `t0` to `t1`. Errors if the span is empty, reversed or not
     /// finite, or `steps` is zero.
+    ///
+    /// ```
+    /// use tinysde::solve::TimeGrid;
+    /// let grid = TimeGrid::new(-3.0, 3.0, 60)?;
+    /// assert_eq!((grid.t0(), grid.t1(), grid.steps()), (-3.0, 3.0, 60));
+    /// assert!(TimeGrid::new(1.0, 0.0, 10).is_err() && TimeGrid::new(0.0, 1.0, 0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(t0: f32, t1: f32, steps: u32) -> Result<Self, Error> {
         Self::build(t0, t1, steps, Spacing::Uniform)
     }
@@ -91,6 +107,13 @@ impl TimeGrid {
     /// Steps of size (about) `h` from `t0` to `t1`: the number of steps is `(t1 - t0) / h`
     /// rounded to the nearest integer, which must put the last point within `h / 1000` of
     /// `t1`. Errors for a non-positive or non-finite `h`.
+    ///
+    /// ```
+    /// use tinysde::solve::TimeGrid;
+    /// assert_eq!(TimeGrid::with_step(0.0, 2.0, 0.25)?.steps(), 8);
+    /// assert!(TimeGrid::with_step(0.0, 1.0, 0.3).is_err()); // 3.33 steps
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_step(t0: f32, t1: f32, h: f32) -> Result<Self, Error> {
         check_step(h)?;
         check_span(t0, t1)?;
@@ -178,29 +201,63 @@ impl TimeGrid {
     }
 
     /// Start time.
+    ///
+    /// ```
+    /// assert_eq!(tinysde::solve::TimeGrid::new(-1.0, 1.0, 4)?.t0(), -1.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn t0(&self) -> f32 {
         self.t0
     }
     /// End time.
+    ///
+    /// ```
+    /// assert_eq!(tinysde::solve::TimeGrid::new(-1.0, 1.0, 4)?.t1(), 1.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn t1(&self) -> f32 {
         self.t1
     }
     /// The spacing.
+    ///
+    /// ```
+    /// use tinysde::solve::{Spacing, TimeGrid};
+    /// assert_eq!(TimeGrid::with_step(0.0, 1.0, 0.5)?.spacing(), Spacing::Uniform);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn spacing(&self) -> Spacing {
         self.spacing
     }
     /// Number of steps of the nominal uniform grid (for [`Spacing::Through`] the budget,
     /// for [`Spacing::MaxStep`] the number of `h_max` steps that cover the span). The steps
     /// actually taken depend on the save times: see [`TimeGrid::plan`].
+    ///
+    /// ```
+    /// use tinysde::solve::TimeGrid;
+    /// assert_eq!(TimeGrid::with_max_step(0.0, 1.0, 0.3)?.steps(), 4); // 4 steps of 0.3 cover [0, 1]
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn steps(&self) -> u32 {
         self.steps
     }
     /// Step size of the nominal uniform grid (for [`Spacing::MaxStep`]: `h_max`).
+    ///
+    /// ```
+    /// assert_eq!(tinysde::solve::TimeGrid::new(0.0, 2.0, 8)?.h(), 0.25);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn h(&self) -> f32 {
         self.h
     }
     /// Time of point `k` of the nominal uniform grid: `t0 + k h` (exactly `t1` at
     /// `k = steps`). On a uniform grid these are the step times.
+    ///
+    /// ```
+    /// let grid = tinysde::solve::TimeGrid::new(0.0, 1.0, 3)?;
+    /// assert_eq!((grid.time(0), grid.time(3), grid.time(99)), (0.0, 1.0, 1.0));
+    /// assert_eq!(grid.time(1), 1.0f32 / 3.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[inline]
     pub fn time(&self, k: u32) -> f32 {
         if k >= self.steps {
@@ -245,6 +302,13 @@ impl TimeGrid {
     /// of point `t0 + k h` (matched by integer index, not by an absolute epsilon); on the
     /// other spacings, the step index `t` would get as the first save time, for any `t`
     /// in the span.
+    ///
+    /// ```
+    /// let grid = tinysde::solve::TimeGrid::new(0.0, 1.0, 10)?;
+    /// assert_eq!(grid.index_of(0.3), Some(3)); // 0.3 is within a few ulps of 3 * 0.1
+    /// assert_eq!(grid.index_of(0.35), None);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn index_of(&self, t: f32) -> Option<u32> {
         self.boundary(t, Anchor::START).map(|a| a.k)
     }
@@ -252,6 +316,14 @@ impl TimeGrid {
     /// Checks that `save_times` are strictly increasing and fit this grid (in the span; on
     /// a uniform grid, grid points), and returns the step index of the last one (0 for an
     /// empty list): the number of steps a solve up to the last save time takes.
+    ///
+    /// ```
+    /// use tinysde::{solve::TimeGrid, Error};
+    /// let grid = TimeGrid::new(0.0, 1.0, 10)?;
+    /// assert_eq!(grid.check_save_times(&[0.2, 0.5]), Ok(5));
+    /// assert_eq!(grid.check_save_times(&[0.5, 0.2]), Err(Error::SaveTime { index: 1 }));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn check_save_times(&self, save_times: &[f32]) -> Result<u32, Error> {
         let mut anchor = Anchor::START;
         for (index, &t) in save_times.iter().enumerate() {
@@ -264,6 +336,16 @@ impl TimeGrid {
     }
 
     /// The step plan for `save_times`, validated as by [`TimeGrid::check_save_times`].
+    ///
+    /// ```
+    /// use tinysde::solve::{PlanEvent, TimeGrid};
+    /// // Save times off the nominal grid: the steps before each one shrink to reach it.
+    /// let grid = TimeGrid::through(0.0, 1.0, 4)?;
+    /// let steps = grid.plan(&[0.3, 1.0])?.filter(|e| matches!(e, PlanEvent::Step(_))).count();
+    /// assert!(steps >= 4);
+    /// assert!(TimeGrid::new(0.0, 1.0, 4)?.plan(&[0.3]).is_err()); // not a point of the uniform grid
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn plan<'a>(&self, save_times: &'a [f32]) -> Result<StepPlan<'a>, Error> {
         self.check_save_times(save_times)?;
         Ok(self.plan_unchecked(save_times))
@@ -391,6 +473,13 @@ impl Anchor {
 }
 
 /// One step of a plan: advance the state from `t` to `t + h`, drawing the noise of step `k`.
+///
+/// ```
+/// use tinysde::solve::TimeGrid;
+/// let step = TimeGrid::new(0.0, 1.0, 4)?.cursor(&[1.0])?.step(2).unwrap();
+/// assert_eq!((step.k, step.t, step.h, step.sqrt_h), (2, 0.5, 0.25, 0.5));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PlannedStep {
@@ -406,6 +495,13 @@ pub struct PlannedStep {
 }
 
 /// What a solver does next on a [`StepPlan`].
+///
+/// ```
+/// use tinysde::solve::{PlanEvent, TimeGrid};
+/// let events: Vec<PlanEvent> = TimeGrid::new(0.0, 1.0, 2)?.plan(&[1.0])?.collect();
+/// assert!(matches!(events[..], [PlanEvent::Step(_), PlanEvent::Step(_), PlanEvent::Save(0)]));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PlanEvent {
@@ -571,6 +667,15 @@ impl TimeGrid {
 /// queries in the same or a later segment cost O(1) per segment moved, an earlier one
 /// re-walks the save times from the start, O(S). A backward pass over a whole plan costs
 /// O(S^2) segment computations in all (a few flops each), none per step.
+///
+/// ```
+/// use tinysde::solve::TimeGrid;
+/// let mut cursor = TimeGrid::new(0.0, 1.0, 10)?.cursor(&[0.5, 1.0])?;
+/// // Backward, as a reverse pass walks it.
+/// let saves: Vec<_> = (0..=cursor.last()).rev().filter_map(|k| cursor.save_at(k)).collect();
+/// assert_eq!(saves, [1, 0]);
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct PlanCursor<'a> {
     grid: TimeGrid,
@@ -617,11 +722,24 @@ impl SaveHint {
 
 impl PlanCursor<'_> {
     /// The step index of the last save time (the plan has steps `0..last()`).
+    ///
+    /// ```
+    /// let grid = tinysde::solve::TimeGrid::new(0.0, 1.0, 10)?;
+    /// assert_eq!(grid.cursor(&[0.2, 0.7])?.last(), 7);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn last(&self) -> u32 {
         self.last
     }
 
     /// Step `k` of the plan, `None` for `k >= last()`.
+    ///
+    /// ```
+    /// let mut cursor = tinysde::solve::TimeGrid::new(0.0, 1.0, 10)?.cursor(&[0.5])?;
+    /// assert_eq!(cursor.step(4).map(|s| s.k), Some(4));
+    /// assert_eq!(cursor.step(5), None);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[inline]
     pub fn step(&mut self, k: u32) -> Option<PlannedStep> {
         if k >= self.last {
@@ -648,6 +766,12 @@ impl PlanCursor<'_> {
 
     /// The index `i` of the save time `save_times[i]` at which the plan saves the state
     /// reached after `k` steps, if any (at most one save time falls on each step index).
+    ///
+    /// ```
+    /// let mut cursor = tinysde::solve::TimeGrid::new(0.0, 1.0, 10)?.cursor(&[0.0, 0.5])?;
+    /// assert_eq!((cursor.save_at(0), cursor.save_at(3), cursor.save_at(5)), (Some(0), None, Some(1)));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[inline]
     pub fn save_at(&mut self, k: u32) -> Option<usize> {
         if k > self.last {

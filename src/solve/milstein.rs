@@ -35,7 +35,7 @@ use crate::sde::Sde;
 /// use tinysde::nn::ParamSeed;
 /// use tinysde::noise::Brownian;
 /// use tinysde::sde::Sde;
-/// use tinysde::solve::{Milstein, Solver, TimeGrid};
+/// use tinysde::solve::{self, Milstein, Solver, SolveRequest, TimeGrid};
 /// use tinysde::{NoiseKind, Real};
 ///
 /// struct Gbm; // du = 1.01 u dt + 0.87 u dW (Itô)
@@ -46,7 +46,7 @@ use crate::sde::Sde;
 /// }
 /// let solver = Solver::new(Milstein, TimeGrid::new(0.0, 1.0, 100).unwrap());
 /// let mut out = [[0.0f32; 1]];
-/// solver.solve(&Gbm, &Brownian::new(5), 0, &[0.5], &[1.0], &mut out, ParamSeed::NONE).unwrap();
+/// solve::solve(&solver, &Gbm, &Brownian::new(5), &SolveRequest::new([0.5], &[1.0]), &mut out).unwrap();
 /// assert!(out[0][0] > 0.0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

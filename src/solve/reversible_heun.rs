@@ -5,8 +5,9 @@
 #![allow(clippy::needless_range_loop)] // the step formulas index several arrays by component
 
 use super::adjoint::off_plan;
+use super::integrator::Job;
 use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Solver};
-use crate::error::{check_len, Error, NoiseKind};
+use crate::error::{Error, NoiseKind};
 use crate::lanes::Mask;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
@@ -29,15 +30,16 @@ use crate::sde::{Sde, SdeVjp};
 /// ones by rounding only. Strong order 0.5 in general, 1.0 for additive noise (and for
 /// commutative noise in the tests of this crate); weak order 1. Any noise kind.
 ///
-/// The solution is saved at the save times; it is not a [`Step`](super::Step) method
-/// (its state is twice the SDE's), so it has its own entry points on [`Solver`]:
-/// [`Solver::solve_reversible`] and [`Solver::ensemble_reversible`].
+/// The solution is saved at the save times. It is not a [`Step`](super::Step) method (its
+/// state is twice the SDE's): `Solver<ReversibleHeun>` is an [`Integrator`](super::Integrator)
+/// of its own, run by [`solve`](super::solve()), [`simulate_into`](super::simulate_into())
+/// and [`simulate`](super::simulate()) one trajectory at a time or on threads (not in lanes).
 ///
 /// ```
 /// use tinysde::nn::ParamSeed;
 /// use tinysde::noise::Brownian;
 /// use tinysde::sde::Sde;
-/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+/// use tinysde::solve::{self, ReversibleHeun, SolveRequest, Solver, TimeGrid};
 /// use tinysde::{NoiseKind, Real};
 ///
 /// /// du = u o dW (Stratonovich): u(t) = u0 exp(W(t)).
@@ -49,7 +51,7 @@ use crate::sde::{Sde, SdeVjp};
 /// }
 /// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
 /// let mut out = [[0.0f32; 1]];
-/// solver.solve_reversible(&Gbm, &Brownian::new(3), 0, &[1.0], &[1.0], &mut out, ParamSeed::NONE)?;
+/// solve::solve(&solver, &Gbm, &Brownian::new(3), &SolveRequest::new([1.0], &[1.0]), &mut out)?;
 /// assert!(out[0][0] > 0.0);
 /// # Ok::<(), tinysde::Error>(())
 /// ```
@@ -144,7 +146,10 @@ impl<const D: usize> RevState<f32, D> {
     /// The vector–Jacobian product of the step from `(y, z)` = `self` at `t`: given the
     /// cotangents of the next `y` and `z`, returns those of `self.y` and `self.z` and adds
     /// the parameter cotangent into `params_bar`. `next` is the step's result.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the step's inputs and its three cotangent outputs"
+    )]
     #[inline]
     pub(crate) fn step_vjp<S: SdeVjp<D>>(
         &self,
@@ -196,16 +201,12 @@ pub(crate) fn rev_increment<N: NoiseSource, S: Sde<T, D>, T: Real, const D: usiz
 }
 
 impl Solver<ReversibleHeun> {
-    /// Integrates trajectory `trajectory`, calling `on_save(i, y)` at each save time.
-    #[allow(clippy::too_many_arguments)]
-    fn run_reversible<T, S, N, const D: usize>(
+    /// Integrates trajectory `trajectory` of the job, calling `on_save(i, y)` at each save
+    /// time. Inputs must already be checked. The state is checked after every step.
+    pub(crate) fn run_reversible<T, S, N, const D: usize>(
         &self,
-        sde: &S,
-        noise: &N,
+        job: &Job<'_, T, S, N, D>,
         trajectory: usize,
-        u0: &[T; D],
-        save_times: &[f32],
-        seed: ParamSeed,
         mut on_save: impl FnMut(usize, &[T; D]),
     ) -> Result<(), Error>
     where
@@ -213,8 +214,9 @@ impl Solver<ReversibleHeun> {
         S: Sde<T, D>,
         N: NoiseSource,
     {
-        let mut state = RevState::start(sde, self.grid.t0(), u0, seed);
-        for event in self.grid.plan_unchecked(save_times) {
+        let (sde, seed) = (job.sde, job.seed);
+        let mut state = RevState::start(sde, self.grid.t0(), &job.u0, seed);
+        for event in self.grid.plan_unchecked(job.save_times) {
             let PlannedStep { k, t, h, .. } = match event {
                 PlanEvent::Save(i) => {
                     on_save(i, &state.y);
@@ -222,7 +224,7 @@ impl Solver<ReversibleHeun> {
                 }
                 PlanEvent::Step(step) => step,
             };
-            let inc = rev_increment::<N, S, T, D>(noise, trajectory, k, h)?;
+            let inc = rev_increment::<N, S, T, D>(job.noise, trajectory, k, h)?;
             state = state.step(sde, t, h, &inc, seed);
             if !state.is_finite() {
                 return Err(Error::Diverged {
@@ -234,81 +236,14 @@ impl Solver<ReversibleHeun> {
         Ok(())
     }
 
-    /// [`Solver::solve`] for reversible Heun: one trajectory, the solution `y` at each save
-    /// time, on any [`TimeGrid`](super::TimeGrid) spacing. Errors as [`Solver::solve`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn solve_reversible<T, S, N, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        trajectory: usize,
-        u0: &[T; D],
-        save_times: &[f32],
-        out: &mut [[T; D]],
-        seed: ParamSeed,
-    ) -> Result<(), Error>
-    where
-        T: Real,
-        S: Sde<T, D>,
-        N: NoiseSource,
-    {
-        self.check(S::NOISE, u0, save_times)?;
-        check_len("saved states", save_times.len(), out.len())?;
-        self.run_reversible(sde, noise, trajectory, u0, save_times, seed, |i, y| {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = *y;
-            }
-        })
-    }
-
-    /// [`Solver::ensemble`] for reversible Heun: mean and sample variance of trajectories
-    /// `0..trajectories` at the save times, by Welford's update in trajectory order.
-    /// Errors as [`Solver::ensemble`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn ensemble_reversible<T, S, N, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        u0: &[T; D],
-        trajectories: usize,
-        save_times: &[f32],
-        mean: &mut [[T; D]],
-        var: &mut [[T; D]],
-        seed: ParamSeed,
-    ) -> Result<(), Error>
-    where
-        T: Real,
-        S: Sde<T, D>,
-        N: NoiseSource,
-    {
-        self.check_ensemble(
-            S::NOISE,
-            u0,
-            trajectories,
-            save_times,
-            mean.len(),
-            var.len(),
-            None,
-        )?;
-        mean.fill([T::ZERO; D]);
-        var.fill([T::ZERO; D]);
-        for m in 0..trajectories {
-            let count = (m + 1) as f32;
-            self.run_reversible(sde, noise, m, u0, save_times, seed, |i, u| {
-                if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
-                    super::welford_update(mean, var, u, count);
-                }
-            })?;
-        }
-        super::finish_variance(var, trajectories);
-        Ok(())
-    }
-
     /// One trajectory's gradient in O(1) memory: integrates to grid index `last` keeping
     /// only the final state, then walks back, rebuilding each earlier state by
     /// [`RevState::unstep`] and applying the step's vector–Jacobian product; adds
     /// `save_bar(i, y)` at save time `i`. Inputs must be checked by the caller.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-internal gradient pass: a solve's inputs and its two cotangent outputs"
+    )]
     pub(crate) fn reversible_adjoint_trajectory<S, N, const D: usize>(
         &self,
         sde: &S,

@@ -26,7 +26,7 @@ use crate::sde::Sde;
 /// use tinysde::nn::ParamSeed;
 /// use tinysde::noise::Brownian;
 /// use tinysde::sde::Sde;
-/// use tinysde::solve::{Rk4, Solver, TimeGrid};
+/// use tinysde::solve::{self, Rk4, Solver, SolveRequest, TimeGrid};
 /// use tinysde::{NoiseKind, Real};
 ///
 /// struct Growth; // du = u dt: u(1) = e
@@ -37,7 +37,7 @@ use crate::sde::Sde;
 /// }
 /// let solver = Solver::new(Rk4, TimeGrid::new(0.0, 1.0, 20).unwrap());
 /// let mut out = [[0.0f32; 1]];
-/// solver.solve(&Growth, &Brownian::new(1), 0, &[1.0], &[1.0], &mut out, ParamSeed::NONE).unwrap();
+/// solve::solve(&solver, &Growth, &Brownian::new(1), &SolveRequest::new([1.0], &[1.0]), &mut out).unwrap();
 /// assert!((out[0][0] - core::f32::consts::E).abs() < 1e-5);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -93,7 +93,10 @@ impl<const N: usize> SraTableau<N> {
     /// [`SraTableau::step`], also writing with `estimate` the embedded error estimate of
     /// each component (values only): `|h sum_i alpha_i (f_i - f_0)|` plus
     /// `|sum_i beta2_i chi2 g_i|`, the order-1.5 term an order-1 scheme lacks.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments and the estimate's output"
+    )]
     #[inline]
     pub(super) fn step_estimating<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
@@ -194,7 +197,7 @@ sra_method!(
     /// use tinysde::nn::ParamSeed;
     /// use tinysde::noise::Brownian;
     /// use tinysde::sde::Sde;
-    /// use tinysde::solve::{Solver, Sra1, TimeGrid};
+    /// use tinysde::solve::{self, Solver, Sra1, SolveRequest, TimeGrid};
     /// use tinysde::{Error, NoiseKind, Real};
     ///
     /// /// Ornstein–Uhlenbeck: du = -u dt + 0.3 dW.
@@ -206,7 +209,7 @@ sra_method!(
     /// }
     /// let solver = Solver::new(Sra1, TimeGrid::new(0.0, 1.0, 32).unwrap());
     /// let mut out = [[0.0f32; 1]];
-    /// solver.solve(&Ou, &Brownian::new(2), 0, &[1.0], &[1.0], &mut out, ParamSeed::NONE).unwrap();
+    /// solve::solve(&solver, &Ou, &Brownian::new(2), &SolveRequest::new([1.0], &[1.0]), &mut out).unwrap();
     /// assert!(out[0][0].is_finite());
     /// ```
     Sra1,
@@ -226,7 +229,7 @@ sra_method!(
     /// use tinysde::nn::ParamSeed;
     /// use tinysde::noise::Brownian;
     /// use tinysde::sde::Sde;
-    /// use tinysde::solve::{Solver, Sosra, TimeGrid};
+    /// use tinysde::solve::{self, Solver, Sosra, SolveRequest, TimeGrid};
     /// use tinysde::{Error, NoiseKind, Real};
     ///
     /// struct Gbm; // multiplicative noise: not additive
@@ -237,7 +240,7 @@ sra_method!(
     /// }
     /// let solver = Solver::new(Sosra, TimeGrid::new(0.0, 1.0, 32).unwrap());
     /// let mut out = [[7.0f32; 1]];
-    /// let err = solver.solve(&Gbm, &Brownian::new(2), 0, &[1.0], &[1.0], &mut out, ParamSeed::NONE);
+    /// let err = solve::solve(&solver, &Gbm, &Brownian::new(2), &SolveRequest::new([1.0], &[1.0]), &mut out);
     /// assert_eq!(err, Err(Error::UnsupportedNoise { method: "SOSRA", noise: NoiseKind::Diagonal }));
     /// assert_eq!(out, [[7.0]]);
     /// ```

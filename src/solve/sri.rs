@@ -259,7 +259,10 @@ impl<const N: usize> SriTableau<N> {
     /// only): `|h sum_i alpha_i (f_i - f_0)|`, the drift quadrature's departure from Euler's,
     /// plus `|sum_i (beta3_i chi2 + beta4_i chi3) g_i|`, the order-1.5 stochastic terms an
     /// order-1 scheme lacks (Rackauckas & Nie 2017's natural embedding).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "Step::step's arguments, the stage plan and the estimate's output"
+    )]
     #[inline]
     pub(super) fn step_planned<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
@@ -402,7 +405,7 @@ sri_method!(
     /// use tinysde::nn::ParamSeed;
     /// use tinysde::noise::Brownian;
     /// use tinysde::sde::Sde;
-    /// use tinysde::solve::{Solver, Sriw1, TimeGrid};
+    /// use tinysde::solve::{self, Solver, Sriw1, SolveRequest, TimeGrid};
     /// use tinysde::{NoiseKind, Real};
     ///
     /// struct Gbm; // du = 1.01 u dt + 0.87 u dW (Itô)
@@ -413,7 +416,7 @@ sri_method!(
     /// }
     /// let solver = Solver::new(Sriw1, TimeGrid::new(0.0, 1.0, 64).unwrap());
     /// let mut out = [[0.0f32; 1]];
-    /// solver.solve(&Gbm, &Brownian::new(5), 0, &[0.5], &[1.0], &mut out, ParamSeed::NONE).unwrap();
+    /// solve::solve(&solver, &Gbm, &Brownian::new(5), &SolveRequest::new([0.5], &[1.0]), &mut out).unwrap();
     /// assert!(out[0][0] > 0.0);
     /// ```
     Sriw1,
@@ -430,10 +433,10 @@ sri_method!(
     /// evaluations per step, and the second increment `dZ`.
     ///
     /// ```
-    /// use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed};
+    /// use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme};
     /// use tinysde::noise::{rng_from_seed, Brownian};
     /// use tinysde::sde::NeuralSde;
-    /// use tinysde::solve::{Solver, Sosri, TimeGrid};
+    /// use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Sosri, TimeGrid};
     ///
     /// type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
     /// type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
@@ -442,8 +445,8 @@ sri_method!(
     /// let solver = Solver::new(Sosri, TimeGrid::new(-3.0, 3.0, 60).unwrap());
     /// let times = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
     /// let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
-    /// solver
-    ///     .ensemble(&model, &Brownian::new(1), &[0.05], 16, &times, &mut mean, &mut var, None, ParamSeed::NONE)
+    /// let request = EnsembleRequest::new([0.05], 16, &times);
+    /// solve::simulate_into(&solver, &model, &Brownian::new(1), &request, EnsembleBuffers::new(&mut mean, &mut var))
     ///     .unwrap();
     /// assert_eq!(mean[0], [0.05]);
     /// assert!(var[6][0] >= 0.0);

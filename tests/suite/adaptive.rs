@@ -5,7 +5,10 @@
 use tinysde::nn::ParamSeed;
 use tinysde::noise::{BrownianTree, Increment, MAX_TREE_DEPTH};
 use tinysde::sde::Sde;
-use tinysde::solve::{Adaptive, AdaptiveOptions, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid};
+use tinysde::solve::{
+    self, Adaptive, AdaptiveOptions, EnsembleBuffers, EnsembleRequest, Seeded, SolveRequest,
+    Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid,
+};
 use tinysde::{Dual, Error, NoiseKind, Real};
 
 // ---------------------------------------------------------------- test SDEs
@@ -284,9 +287,14 @@ where
     let (mut err, mut acc, mut rej) = (0.0, 0.0, 0.0);
     for m in 0..n {
         let mut out = [[0.0f32; 1]];
-        let stats = solver
-            .solve(&Gbm, &tree, m, &[0.5], &[1.0], &mut out, ParamSeed::NONE)
-            .unwrap();
+        let stats = solve::solve(
+            &solver,
+            &Gbm,
+            &tree,
+            &SolveRequest::new([0.5], &[1.0]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         let exact = gbm_exact(0.5, 1.0, w_at(&tree, m, tree.intervals()));
         err += (out[0][0] as f64 - exact).abs();
         acc += stats.accepted as f64;
@@ -349,17 +357,14 @@ where
     let (mut err, mut acc) = (0.0, 0.0);
     for m in 0..n {
         let mut out = [[0.0f32; 1]];
-        let stats = solver
-            .solve(
-                &AdditiveProblem,
-                &tree,
-                m,
-                &[1.0],
-                &[1.0],
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        let stats = solve::solve(
+            &solver,
+            &AdditiveProblem,
+            &tree,
+            &SolveRequest::new([1.0], &[1.0]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         let w = w_at(&tree, m, tree.intervals());
         let (a, b, s) = (AA as f64, AB as f64, 2f64.sqrt());
         let exact = 1.0 / s + b * (1.0 + a * w) / s;
@@ -433,9 +438,14 @@ fn strong_errors_against_exact_solutions_fall_with_the_tolerance() {
         let mut total = 0.0;
         for m in 0..n {
             let mut out = [[0.0f32; 1]; 4];
-            solver
-                .solve(sde, &tree, m, &[u0], &times, &mut out, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &solver,
+                sde,
+                &tree,
+                &SolveRequest::new([u0], &times).trajectory(m),
+                &mut out,
+            )
+            .unwrap();
             let mut worst = 0.0f64;
             for (t, u) in times.iter().zip(&out) {
                 let w = w_at(&tree, m, tree.index_of(*t).unwrap());
@@ -471,9 +481,14 @@ fn pure_brownian_motion_is_reproduced_at_every_save_time() {
     let solver = Adaptive::new(Sosri, 1e-3, 1e-3).unwrap();
     for m in 0..20 {
         let mut out = [[f32::NAN; 1]; 6];
-        let stats = solver
-            .solve(&Bm, &tree, m, &[0.0], &times, &mut out, ParamSeed::NONE)
-            .unwrap();
+        let stats = solve::solve(
+            &solver,
+            &Bm,
+            &tree,
+            &SolveRequest::new([0.0], &times).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         // A constant diffusion makes the estimate exactly zero: no rejection, and steps
         // grow up to the save times.
         assert_eq!(stats.rejected, 0);
@@ -501,19 +516,14 @@ fn weak_moments_are_unbiased_under_heavy_rejection() {
     let times = [0.5, 1.0];
     let n = 20_000;
     let (mut mean, mut var) = ([[0.0f32; 2]; 2], [[0.0f32; 2]; 2]);
-    let stats = solver
-        .ensemble(
-            &GbmAndWitness,
-            &tree,
-            &[0.5, 0.0],
-            n,
-            &times,
-            &mut mean,
-            &mut var,
-            None,
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    let stats = solve::simulate_into(
+        &solver,
+        &GbmAndWitness,
+        &tree,
+        &EnsembleRequest::new([0.5, 0.0], n, &times),
+        EnsembleBuffers::new(&mut mean, &mut var),
+    )
+    .unwrap();
     let ratio = stats.rejected as f64 / stats.accepted as f64;
     eprintln!(
         "accepted {} rejected {} ({ratio:.2} per accepted step)",
@@ -557,21 +567,26 @@ fn forward_mode_gradients_follow_the_accepted_steps() {
     let solver = Adaptive::new(Sosri, 1e-4, 1e-4).unwrap();
     for m in 0..10 {
         let mut plain = [[0.0f32; 1]; 4];
-        let s_plain = solver
-            .solve(&Gbm, &tree, m, &[0.5], &times, &mut plain, ParamSeed::NONE)
-            .unwrap();
+        let s_plain = solve::solve(
+            &solver,
+            &Gbm,
+            &tree,
+            &SolveRequest::new([0.5], &times).trajectory(m),
+            &mut plain,
+        )
+        .unwrap();
         let mut dual = [[Dual::<2>::ZERO; 1]; 4];
-        let s_dual = solver
-            .solve(
-                &Gbm,
-                &tree,
-                m,
-                &[Dual::constant(0.5)],
-                &times,
-                &mut dual,
-                ParamSeed::window(0),
-            )
-            .unwrap();
+        let s_dual = solve::solve(
+            &solver,
+            &Seeded {
+                sde: &Gbm,
+                seed: ParamSeed::window(0),
+            },
+            &tree,
+            &SolveRequest::new([Dual::constant(0.5)], &times).trajectory(m),
+            &mut dual,
+        )
+        .unwrap();
         // The same steps, the same values, bit for bit.
         assert_eq!(s_plain, s_dual);
         for (p, d) in plain.iter().zip(&dual) {
@@ -579,17 +594,17 @@ fn forward_mode_gradients_follow_the_accepted_steps() {
         }
         // One lane at a time gives the same tangents.
         let mut lane1 = [[Dual::<1>::ZERO; 1]; 4];
-        solver
-            .solve(
-                &Gbm,
-                &tree,
-                m,
-                &[Dual::constant(0.5)],
-                &times,
-                &mut lane1,
-                ParamSeed::window(1),
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &Seeded {
+                sde: &Gbm,
+                seed: ParamSeed::window(1),
+            },
+            &tree,
+            &SolveRequest::new([Dual::constant(0.5)], &times).trajectory(m),
+            &mut lane1,
+        )
+        .unwrap();
         let (mut g_a, mut g_b, mut e_a, mut e_b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for (i, &t) in times.iter().enumerate() {
             assert_eq!(lane1[i][0].tangent(0), dual[i][0].tangent(1));
@@ -624,19 +639,17 @@ fn ensemble_statistics_carry_the_gradient_training_needs() {
     let solver = Adaptive::new(Sosri, 1e-4, 1e-4).unwrap();
     let zero = [Dual::<2>::ZERO];
     let (mut mean, mut var) = ([zero; 2], [zero; 2]);
-    solver
-        .ensemble(
-            &Gbm,
-            &tree,
-            &[Dual::constant(0.5)],
-            n,
-            &times,
-            &mut mean,
-            &mut var,
-            None,
-            ParamSeed::window(0),
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &Seeded {
+            sde: &Gbm,
+            seed: ParamSeed::window(0),
+        },
+        &tree,
+        &EnsembleRequest::new([Dual::constant(0.5)], n, &times),
+        EnsembleBuffers::new(&mut mean, &mut var),
+    )
+    .unwrap();
     let b = B as f64;
     for (i, &t) in times.iter().enumerate() {
         let j = tree.index_of(t).unwrap();
@@ -681,36 +694,33 @@ fn parallel_ensembles_are_bit_identical_to_serial() {
     let n = 37;
     let (mut mean, mut var, mut paths) =
         ([[0.0f32; 1]; 3], [[0.0f32; 1]; 3], vec![[0.0f32; 1]; n * 3]);
-    let stats = solver
-        .ensemble(
-            &Gbm,
-            &tree,
-            &[0.5],
-            n,
-            &times,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    let stats = solve::simulate_into(
+        &solver,
+        &Gbm,
+        &tree,
+        &EnsembleRequest::new([0.5], n, &times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
+    )
+    .unwrap();
     for threads in [1, 2, 3, 0] {
         let (mut m2, mut v2, mut p2) =
             ([[0.0f32; 1]; 3], [[0.0f32; 1]; 3], vec![[0.0f32; 1]; n * 3]);
-        let s2 = solver
-            .ensemble_parallel(
-                &Gbm,
-                &tree,
-                &[0.5],
-                n,
-                &times,
-                &mut m2,
-                &mut v2,
-                Some(&mut p2),
-                ParamSeed::NONE,
-                threads,
-            )
-            .unwrap();
+        let s2 = solve::simulate_into(
+            &solver,
+            &Gbm,
+            &tree,
+            &EnsembleRequest::new([0.5], n, &times).on_threads(threads),
+            EnsembleBuffers {
+                mean: &mut m2,
+                variance: &mut v2,
+                paths: Some(&mut p2),
+            },
+        )
+        .unwrap();
         assert_eq!(
             (mean, var, &paths, stats),
             (m2, v2, &p2, s2),
@@ -719,9 +729,14 @@ fn parallel_ensembles_are_bit_identical_to_serial() {
     }
     // Each path is the single-trajectory solve.
     let mut out = [[0.0f32; 1]; 3];
-    solver
-        .solve(&Gbm, &tree, 17, &[0.5], &times, &mut out, ParamSeed::NONE)
-        .unwrap();
+    solve::solve(
+        &solver,
+        &Gbm,
+        &tree,
+        &SolveRequest::new([0.5], &times).trajectory(17),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(&out[..], &paths[17 * 3..18 * 3]);
 }
 
@@ -734,9 +749,14 @@ fn adaptive_takes_fewer_steps_than_fixed_on_a_sharp_transient() {
     let (mut err, mut steps) = (0.0f64, 0u64);
     for m in 0..n {
         let mut out = [[0.0f32; 1]];
-        let s = solver
-            .solve(&Switch, &tree, m, &[1.0], &[0.6], &mut out, ParamSeed::NONE)
-            .unwrap();
+        let s = solve::solve(
+            &solver,
+            &Switch,
+            &tree,
+            &SolveRequest::new([1.0], &[0.6]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         steps += s.accepted + s.rejected;
         let exact = switch_exact(1.0, 0.6, w_at(&tree, m, tree.index_of(0.6).unwrap()));
         err += (out[0][0] as f64 / exact - 1.0).abs();
@@ -749,17 +769,14 @@ fn adaptive_takes_fewer_steps_than_fixed_on_a_sharp_transient() {
     let mut fixed_err = 0.0f64;
     for m in 0..n {
         let mut out = [[0.0f32; 1]];
-        fixed
-            .solve(
-                &Switch,
-                &noise,
-                m,
-                &[1.0],
-                &[0.6],
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &fixed,
+            &Switch,
+            &noise,
+            &SolveRequest::new([1.0], &[0.6]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         let w: f64 = (0..fixed_steps)
             .map(|k| {
                 use tinysde::noise::NoiseSource;
@@ -851,9 +868,14 @@ fn bad_tolerances_and_options_are_typed_errors() {
     solver.options.abstol = f32::NAN;
     let tree = BrownianTree::new(0, 0.0, 1.0, 10).unwrap();
     let mut out = [[7.0f32; 1]];
-    assert!(solver
-        .solve(&Gbm, &tree, 0, &[0.5], &[1.0], &mut out, ParamSeed::NONE)
-        .is_err());
+    assert!(solve::solve(
+        &solver,
+        &Gbm,
+        &tree,
+        &SolveRequest::new([0.5], &[1.0]),
+        &mut out
+    )
+    .is_err());
     assert_eq!(out, [[7.0]]);
 }
 
@@ -863,7 +885,7 @@ fn bad_solve_inputs_are_typed_errors_and_touch_nothing() {
     let tree = BrownianTree::new(0, 0.0, 1.0, 10).unwrap();
     let mut out = [[7.0f32; 1]; 2];
     let run = |times: &[f32], u0: f32, out: &mut [[f32; 1]]| {
-        solver.solve(&Gbm, &tree, 0, &[u0], times, out, ParamSeed::NONE)
+        solve::solve(&solver, &Gbm, &tree, &SolveRequest::new([u0], times), out)
     };
     assert_eq!(
         run(&[0.5, 1.5], 0.5, &mut out),
@@ -897,14 +919,12 @@ fn bad_solve_inputs_are_typed_errors_and_touch_nothing() {
     // SOSRA needs additive noise.
     let sosra = Adaptive::new(Sosra, 1e-3, 1e-3).unwrap();
     assert_eq!(
-        sosra.solve(
+        solve::solve(
+            &sosra,
             &Gbm,
             &tree,
-            0,
-            &[0.5],
-            &[1.0],
-            &mut out[..1],
-            ParamSeed::NONE
+            &SolveRequest::new([0.5], &[1.0]),
+            &mut out[..1]
         ),
         Err(Error::UnsupportedNoise {
             method: "SOSRA",
@@ -914,16 +934,12 @@ fn bad_solve_inputs_are_typed_errors_and_touch_nothing() {
     assert_eq!(out, [[7.0]; 2]);
     let (mut mean, mut var) = ([[7.0f32; 1]; 2], [[7.0f32; 1]; 2]);
     assert!(matches!(
-        solver.ensemble(
+        solve::simulate_into(
+            &solver,
             &Gbm,
             &tree,
-            &[0.5],
-            0,
-            &[0.5, 1.0],
-            &mut mean,
-            &mut var,
-            None,
-            ParamSeed::NONE
+            &EnsembleRequest::new([0.5], 0, &[0.5, 1.0]),
+            EnsembleBuffers::new(&mut mean, &mut var)
         ),
         Err(Error::OutOfRange { .. })
     ));
@@ -945,7 +961,13 @@ fn step_budget_and_minimum_step_are_typed_errors() {
     )
     .unwrap();
     let mut out = [[7.0f32; 1]; 2];
-    let e = few.solve(&Gbm, &tree, 0, &[0.5], &times, &mut out, ParamSeed::NONE);
+    let e = solve::solve(
+        &few,
+        &Gbm,
+        &tree,
+        &SolveRequest::new([0.5], &times),
+        &mut out,
+    );
     assert!(
         matches!(e, Err(Error::MaxSteps { trajectory: 0, t }) if t > 0.0 && t < 1.0),
         "{e:?}"
@@ -955,47 +977,42 @@ fn step_budget_and_minimum_step_are_typed_errors() {
     // Ensembles too: with the statistics kept on the stack, with paths (two passes), and
     // threaded. Trajectory 0 reaches the first save time before failing.
     let (mut mean, mut var, mut paths) = ([[7.0f32; 1]; 2], [[7.0f32; 1]; 2], [[7.0f32; 1]; 8]);
-    let e = few.ensemble(
+    let e = solve::simulate_into(
+        &few,
         &Gbm,
         &tree,
-        &[0.5],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
+        &EnsembleRequest::new([0.5], 4, &times),
+        EnsembleBuffers::new(&mut mean, &mut var),
     );
     assert!(
         matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
         "{e:?}"
     );
-    let e = few.ensemble(
+    let e = solve::simulate_into(
+        &few,
         &Gbm,
         &tree,
-        &[0.5],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        Some(&mut paths),
-        ParamSeed::NONE,
+        &EnsembleRequest::new([0.5], 4, &times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
     );
     assert!(
         matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
         "{e:?}"
     );
-    let e = few.ensemble_parallel(
+    let e = solve::simulate_into(
+        &few,
         &Gbm,
         &tree,
-        &[0.5],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        Some(&mut paths),
-        ParamSeed::NONE,
-        2,
+        &EnsembleRequest::new([0.5], 4, &times).on_threads(2),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
     );
     assert!(
         matches!(e, Err(Error::MaxSteps { trajectory: 0, .. })),
@@ -1006,17 +1023,21 @@ fn step_budget_and_minimum_step_are_typed_errors() {
     let many: Vec<f32> = (1..=40).map(|k| k as f32 / 40.0).collect();
     let ok = Adaptive::new(Sosri, 1e-3, 1e-3).unwrap();
     let mut long = vec![[0.0f32; 1]; 40];
-    ok.solve(&Gbm, &tree, 1, &[0.5], &many, &mut long, ParamSeed::NONE)
-        .unwrap();
-    let mut short = [[0.0f32; 1]; 2];
-    ok.solve(
+    solve::solve(
+        &ok,
         &Gbm,
         &tree,
-        1,
-        &[0.5],
-        &[many[19], many[39]],
+        &SolveRequest::new([0.5], &many).trajectory(1),
+        &mut long,
+    )
+    .unwrap();
+    let mut short = [[0.0f32; 1]; 2];
+    solve::solve(
+        &ok,
+        &Gbm,
+        &tree,
+        &SolveRequest::new([0.5], &[many[19], many[39]]).trajectory(1),
         &mut short,
-        ParamSeed::NONE,
     )
     .unwrap();
     assert!((short[1][0] - long[39][0]).abs() < 1e-3 * long[39][0].abs());
@@ -1033,7 +1054,13 @@ fn step_budget_and_minimum_step_are_typed_errors() {
     )
     .unwrap();
     let mut out = [[7.0f32; 1]];
-    let e = coarse.solve(&Gbm, &tree, 3, &[0.5], &[1.0], &mut out, ParamSeed::NONE);
+    let e = solve::solve(
+        &coarse,
+        &Gbm,
+        &tree,
+        &SolveRequest::new([0.5], &[1.0]).trajectory(3),
+        &mut out,
+    );
     assert!(
         matches!(e, Err(Error::StepSizeTooSmall { trajectory: 3, .. })),
         "{e:?}"
@@ -1057,49 +1084,49 @@ fn adaptive_solves_and_ensembles_allocate_nothing() {
     let sra1 = Adaptive::new(Sra1, 1e-4, 1e-4).unwrap();
     let (count, ()) = alloc_counter::allocations(|| {
         let mut out = [[0.0f32; 1]; 3];
-        sosri
-            .solve(&Gbm, &tree, 0, &[0.5], &times, &mut out, ParamSeed::NONE)
-            .unwrap();
-        sra1.solve(
+        solve::solve(
+            &sosri,
+            &Gbm,
+            &tree,
+            &SolveRequest::new([0.5], &times),
+            &mut out,
+        )
+        .unwrap();
+        solve::solve(
+            &sra1,
             &AdditiveProblem,
             &tree,
-            0,
-            &[1.0],
-            &times,
+            &SolveRequest::new([1.0], &times),
             &mut out,
-            ParamSeed::NONE,
         )
         .unwrap();
         let (mut mean, mut var, mut paths) =
             ([[0.0f32; 1]; 3], [[0.0f32; 1]; 3], [[0.0f32; 1]; 24]);
-        sosri
-            .ensemble(
-                &Gbm,
-                &tree,
-                &[0.5],
-                8,
-                &times,
-                &mut mean,
-                &mut var,
-                Some(&mut paths),
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::simulate_into(
+            &sosri,
+            &Gbm,
+            &tree,
+            &EnsembleRequest::new([0.5], 8, &times),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut paths),
+            },
+        )
+        .unwrap();
         let zero = [Dual::<2>::ZERO];
         let (mut mean, mut var) = ([zero; 3], [zero; 3]);
-        sosri
-            .ensemble(
-                &Gbm,
-                &tree,
-                &[Dual::constant(0.5)],
-                8,
-                &times,
-                &mut mean,
-                &mut var,
-                None,
-                ParamSeed::window(0),
-            )
-            .unwrap();
+        solve::simulate_into(
+            &sosri,
+            &Seeded {
+                sde: &Gbm,
+                seed: ParamSeed::window(0),
+            },
+            &tree,
+            &EnsembleRequest::new([Dual::constant(0.5)], 8, &times),
+            EnsembleBuffers::new(&mut mean, &mut var),
+        )
+        .unwrap();
         std::hint::black_box((&out, &mean, &var, &paths));
     });
     assert_eq!(count, 0);
@@ -1143,19 +1170,17 @@ fn training_through_adaptive_ensembles_recovers_gbm_rates() {
     for _ in 0..120 {
         let zero = [Dual::<2>::ZERO];
         let (mut mean, mut var) = ([zero; 4], [zero; 4]);
-        solver
-            .ensemble(
-                &model,
-                &tree,
-                &[Dual::constant(u0 as f32)],
-                128,
-                &times,
-                &mut mean,
-                &mut var,
-                None,
-                ParamSeed::window(0),
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            &Seeded {
+                sde: &model,
+                seed: ParamSeed::window(0),
+            },
+            &tree,
+            &EnsembleRequest::new([Dual::constant(u0 as f32)], 128, &times),
+            EnsembleBuffers::new(&mut mean, &mut var),
+        )
+        .unwrap();
         let mut loss = Dual::<2>::ZERO;
         for (i, &(m, v)) in target.iter().enumerate() {
             let dm = mean[i][0] - m as f32;
@@ -1194,41 +1219,36 @@ fn overflowing_statistics_are_typed_errors_and_touch_nothing() {
     let times = [0.5, 1.0];
     let (mut mean, mut var, mut paths) = ([[7.0f32; 1]; 2], [[7.0f32; 1]; 2], [[7.0f32; 1]; 8]);
     // The variance at t = 0.5 (index 0) is already about 1e50.
-    let e = solver.ensemble(
+    let e = solve::simulate_into(
+        &solver,
         &Huge,
         &tree,
-        &[0.0],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
+        &EnsembleRequest::new([0.0], 4, &times),
+        EnsembleBuffers::new(&mut mean, &mut var),
     );
     assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
-    let e = solver.ensemble(
+    let e = solve::simulate_into(
+        &solver,
         &Huge,
         &tree,
-        &[0.0],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        Some(&mut paths),
-        ParamSeed::NONE,
+        &EnsembleRequest::new([0.0], 4, &times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
     );
     assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
-    let e = solver.ensemble_parallel(
+    let e = solve::simulate_into(
+        &solver,
         &Huge,
         &tree,
-        &[0.0],
-        4,
-        &times,
-        &mut mean,
-        &mut var,
-        Some(&mut paths),
-        ParamSeed::NONE,
-        2,
+        &EnsembleRequest::new([0.0], 4, &times).on_threads(2),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
     );
     assert_eq!(e, Err(Error::StatisticsOverflow { index: 0 }));
     assert_eq!((mean, var, paths), ([[7.0]; 2], [[7.0]; 2], [[7.0]; 8]));
@@ -1248,24 +1268,24 @@ fn adaptive_requests_compute_the_same_ensemble() {
         vec![[0.0f32; 1]; n],
         vec![[0.0f32; 1]; m * n],
     );
-    let stats = solver
-        .ensemble(
-            &Gbm,
-            &tree,
-            &[1.0],
-            m,
-            &times,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    let stats = solve::simulate_into(
+        &solver,
+        &Gbm,
+        &tree,
+        &EnsembleRequest::new([1.0], m, &times),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
+    )
+    .unwrap();
     for threads in [1, 3] {
         let request = EnsembleRequest::new([1.0f32], m, &times)
             .with_paths()
-            .with_threads(threads);
-        let (ensemble, s) = solver.simulate(&Gbm, &tree, &request).unwrap();
+            .on_threads(threads);
+        let ensemble = solve::simulate(&solver, &Gbm, &tree, &request).unwrap();
+        let s = ensemble.stats;
         assert_eq!(
             (ensemble.mean.clone(), ensemble.variance.clone()),
             (mean.clone(), var.clone())
@@ -1284,7 +1304,7 @@ fn adaptive_requests_compute_the_same_ensemble() {
         paths: Some(&mut paths2),
     };
     let request = EnsembleRequest::new([1.0f32], m, &times);
-    solver.simulate_into(&Gbm, &tree, &request, out).unwrap();
+    solve::simulate_into(&solver, &Gbm, &tree, &request, out).unwrap();
     assert_eq!((mean2, var2, paths2), (mean, var, paths));
     // A save time off the tree's range: an error, and the buffers as they were.
     let (mut mean3, mut var3) = (vec![[7.0f32; 1]; 2], vec![[7.0f32; 1]; 2]);
@@ -1294,7 +1314,7 @@ fn adaptive_requests_compute_the_same_ensemble() {
         paths: None,
     };
     let bad = EnsembleRequest::new([1.0f32], m, &[0.5, 2.0]);
-    assert!(solver.simulate_into(&Gbm, &tree, &bad, out).is_err());
+    assert!(solve::simulate_into(&solver, &Gbm, &tree, &bad, out).is_err());
     assert_eq!((mean3, var3), (vec![[7.0f32; 1]; 2], vec![[7.0f32; 1]; 2]));
-    assert!(solver.simulate(&Gbm, &tree, &bad).is_err());
+    assert!(solve::simulate(&solver, &Gbm, &tree, &bad).is_err());
 }

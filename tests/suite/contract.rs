@@ -14,7 +14,10 @@ use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Cube, Dense, Identity, Layer, ParamSeed, Parameters, Relu};
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
-use tinysde::solve::{EulerMaruyama, Milstein, Solver, TimeGrid, BACKUP_ROWS};
+use tinysde::solve::{
+    self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Milstein, SolveRequest, Solver,
+    TimeGrid, BACKUP_ROWS, PARALLEL_LANES,
+};
 use tinysde::train::EnsembleFit;
 use tinysde::train::{
     clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
@@ -55,16 +58,12 @@ fn each_case_of_the_adversarial_report_returns_a_typed_error_or_the_right_answer
     // 1. A diverging ensemble leaves mean and var as they were.
     let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 10).unwrap());
     let (mut mean, mut var) = ([[SENTINEL]; 2], [[SENTINEL]; 2]);
-    let r = solver.ensemble(
+    let r = solve::simulate_into(
+        &solver,
         &Cubic,
         &Brownian::new(0),
-        &[100.0],
-        4,
-        &[0.0, 1.0],
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
+        &EnsembleRequest::new([100.0], 4, &[0.0, 1.0]),
+        EnsembleBuffers::new(&mut mean, &mut var),
     );
     assert!(
         matches!(r, Err(Error::Diverged { trajectory: 0, .. })),
@@ -361,15 +360,9 @@ proptest! {
         let mut var = vec![[SENTINEL]; n];
         let mut paths = vec![[SENTINEL]; trajectories * n];
         let r = if milstein {
-            Solver::new(Milstein, grid).ensemble(
-                &m, &noise, &[u0], trajectories, &times, &mut mean, &mut var,
-                with_paths.then_some(&mut paths[..]), ParamSeed::NONE,
-            )
+            solve::simulate_into(&Solver::new(Milstein, grid), &m, &noise, &EnsembleRequest::new([u0], trajectories, &times), EnsembleBuffers { mean: &mut mean, variance: &mut var, paths: with_paths.then_some(&mut paths[..]) })
         } else {
-            Solver::new(EulerMaruyama, grid).ensemble(
-                &m, &noise, &[u0], trajectories, &times, &mut mean, &mut var,
-                with_paths.then_some(&mut paths[..]), ParamSeed::NONE,
-            )
+            solve::simulate_into(&Solver::new(EulerMaruyama, grid), &m, &noise, &EnsembleRequest::new([u0], trajectories, &times), EnsembleBuffers { mean: &mut mean, variance: &mut var, paths: with_paths.then_some(&mut paths[..]) })
         };
         match r {
             Err(_) => {
@@ -383,10 +376,9 @@ proptest! {
                     let mut out = vec![[SENTINEL]; n];
                     let solver = Solver::new(EulerMaruyama, grid);
                     if milstein {
-                        Solver::new(Milstein, grid)
-                            .solve(&m, &noise, t, &[u0], &times, &mut out, ParamSeed::NONE)
+                        solve::solve(&Solver::new(Milstein, grid), &m, &noise, &SolveRequest::new([u0], &times).trajectory(t), &mut out)
                     } else {
-                        solver.solve(&m, &noise, t, &[u0], &times, &mut out, ParamSeed::NONE)
+                        solve::solve(&solver, &m, &noise, &SolveRequest::new([u0], &times).trajectory(t), &mut out)
                     }
                     .unwrap();
                     for (s, o) in sum.iter_mut().zip(&out) {
@@ -404,7 +396,7 @@ proptest! {
         }
         // One trajectory: the same contract.
         let mut out = vec![[SENTINEL]; n];
-        match Solver::new(EulerMaruyama, grid).solve(&m, &noise, 0, &[u0], &times, &mut out, ParamSeed::NONE) {
+        match solve::solve(&Solver::new(EulerMaruyama, grid), &m, &noise, &SolveRequest::new([u0], &times), &mut out) {
             Err(_) => prop_assert!(out.iter().all(|x| x[0].to_bits() == SENTINEL.to_bits())),
             Ok(()) => prop_assert!(out.iter().all(|x| x[0].is_finite())),
         }
@@ -554,25 +546,23 @@ fn long_save_lists_and_paths_are_still_written_only_on_success() {
             vec![[SENTINEL]; n],
         );
         let mut paths = vec![[SENTINEL]; 3 * n];
-        let r = solver.ensemble(
+        let r = solve::simulate_into(
+            &solver,
             &Cubic,
             &Brownian::new(2),
-            &[u0],
-            3,
-            &times,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
+            &EnsembleRequest::new([u0], 3, &times),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut paths),
+            },
         );
-        let s = solver.solve(
+        let s = solve::solve(
+            &solver,
             &Cubic,
             &Brownian::new(2),
-            1,
-            &[u0],
-            &times,
+            &SolveRequest::new([u0], &times).trajectory(1),
             &mut out,
-            ParamSeed::NONE,
         );
         if u0 == 100.0 {
             assert!(
@@ -743,19 +733,57 @@ proptest! {
         let n = times.len();
         for_each_method!(grid, |solver| {
             let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
-            let serial = solver.ensemble(&m, &noise, &[u0], trajectories, &times, &mut mean, &mut var, None, ParamSeed::NONE);
+            let serial = solve::simulate_into(&solver, &m, &noise, &EnsembleRequest::new([u0], trajectories, &times), EnsembleBuffers::new(&mut mean, &mut var));
             match serial {
                 Err(_) => prop_assert!(mean.iter().chain(&var).all(|x| x[0].to_bits() == SENTINEL.to_bits())),
                 Ok(()) => prop_assert!(mean.iter().chain(&var).all(|x| x[0].is_finite())),
             }
             let (mut pmean, mut pvar) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
-            let threaded = solver.ensemble_parallel(
-                &m, &noise, &[u0], trajectories, &times, &mut pmean, &mut pvar, None, ParamSeed::NONE, 3,
-            );
+            let threaded = solve::simulate_into(&solver, &m, &noise, &EnsembleRequest::new([u0], trajectories, &times).in_lanes::<PARALLEL_LANES>().on_threads(3), EnsembleBuffers::new(&mut pmean, &mut pvar));
             prop_assert_eq!(threaded, serial);
             prop_assert_eq!(bits(&pmean), bits(&mean));
             prop_assert_eq!(bits(&pvar), bits(&var));
         });
+    }
+
+    /// Reversible Heun (not a lane method) one at a time and on threads, with and without
+    /// paths: the same contract (its ensemble once left the statistics half-written).
+    #[test]
+    fn reversible_heun_serial_and_threaded_is_a_typed_error_leaving_the_buffers_or_finite(
+        params in proptest::collection::vec(mostly_tame(), P),
+        u0 in mostly_tame(),
+        times in save_times(),
+        trajectories in 0usize..5,
+        with_paths in any::<bool>(),
+    ) {
+        use tinysde::solve::ReversibleHeun;
+        let Some(m) = model(params.clone().try_into().unwrap()) else { return Ok(()) };
+        let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 8).unwrap());
+        let noise = Brownian::new(8);
+        let n = times.len();
+        let request = EnsembleRequest::new([u0], trajectories, &times);
+        let run = |threads: Option<usize>| {
+            let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+            let mut paths = vec![[SENTINEL]; n * trajectories];
+            let mut out = EnsembleBuffers::new(&mut mean, &mut var);
+            if with_paths {
+                out = out.with_paths(&mut paths);
+            }
+            let r = match threads {
+                None => solve::simulate_into(&solver, &m, &noise, &request, out),
+                Some(t) => solve::simulate_into(&solver, &m, &noise, &request.on_threads(t), out),
+            };
+            (r, bits(&mean), bits(&var), bits(&paths))
+        };
+        let serial = run(None);
+        let untouched = |rows: &[[u32; 1]]| rows.iter().all(|x| x[0] == SENTINEL.to_bits());
+        match serial.0 {
+            Err(_) => prop_assert!(untouched(&serial.1) && untouched(&serial.2) && untouched(&serial.3)),
+            Ok(()) => prop_assert!(serial.1.iter().chain(&serial.2).all(|x| f32::from_bits(x[0]).is_finite())),
+        }
+        for threads in [1, 3] {
+            prop_assert_eq!(&run(Some(threads)), &serial);
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Solver, Sosra, Sosri, Sra1, Sriw1, Step, TimeGrid,
+    self, EulerHeun, EulerMaruyama, Integrator, Method, Milstein, SolveRequest, Solver, Sosra,
+    Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{NoiseKind, Real};
 
@@ -127,7 +128,8 @@ fn strong_errors<M, S, const D: usize, const C: usize>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, S, D> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, D>,
     S: Sde<f32, D>,
 {
     let finest = *levels.end();
@@ -140,9 +142,14 @@ where
             let mut total = 0.0;
             for (m, w) in w1.iter().enumerate() {
                 let mut out = [[0.0f32; D]];
-                solver
-                    .solve(sde, &noise, m, &u0, &[1.0], &mut out, ParamSeed::NONE)
-                    .unwrap();
+                solve::solve(
+                    &solver,
+                    sde,
+                    &noise,
+                    &SolveRequest::new(u0, &[1.0]).trajectory(m),
+                    &mut out,
+                )
+                .unwrap();
                 for (i, &x) in out[0].iter().enumerate() {
                     total += (f64::from(x) - exact(w[i % C], i)).abs();
                 }
@@ -162,7 +169,8 @@ fn strong_errors_1d<M, S>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, S, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, 1>,
     S: Sde<f32, 1>,
 {
     strong_errors::<M, S, 1, 1>(method, sde, [u0], |w, _| exact(w), levels, trajectories)
@@ -305,24 +313,22 @@ fn errors_against_fine_solution<M>(
     trajectories: usize,
 ) -> Vec<(f64, f64)>
 where
-    M: Method + Step<f32, NonlinearAdditive, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, NonlinearAdditive, Coarsened<Brownian>, 1>,
 {
     let fine = Brownian::new(SEED);
     let solve = |steps: u32, factor: u32, m: usize| {
         let noise = Coarsened::new(fine, factor).unwrap();
         let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, steps).unwrap());
         let mut out = [[0.0f32; 1]];
-        solver
-            .solve(
-                &NonlinearAdditive,
-                &noise,
-                m,
-                &[0.5],
-                &[1.0],
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &NonlinearAdditive,
+            &noise,
+            &SolveRequest::new([0.5], &[1.0]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         f64::from(out[0][0])
     };
     let best: Vec<f64> = (0..trajectories)
@@ -362,17 +368,14 @@ fn euler_maruyama_has_weak_order_one() {
             let mut bias = 0.0;
             for (m, w) in w1.iter().enumerate() {
                 let mut out = [[0.0f32; 1]];
-                solver
-                    .solve(
-                        &Linear,
-                        &noise,
-                        m,
-                        &[0.5],
-                        &[1.0],
-                        &mut out,
-                        ParamSeed::NONE,
-                    )
-                    .unwrap();
+                solve::solve(
+                    &solver,
+                    &Linear,
+                    &noise,
+                    &SolveRequest::new([0.5], &[1.0]).trajectory(m),
+                    &mut out,
+                )
+                .unwrap();
                 bias += f64::from(out[0][0]) - linear_ito(w[0]);
             }
             let bias = bias / trajectories as f64;

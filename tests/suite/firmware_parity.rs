@@ -28,11 +28,12 @@ use std::fmt::Write as _;
 use tinysde::grad::Scratch;
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
 use tinysde::grad::{Ensemble, Forward, Reverse};
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, ParamSeed, Parameters};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{
-    Adaptive, AdaptiveStats, Checkpoints, EulerMaruyama, Solver, Sosri, TimeGrid,
+    self, Adaptive, AdaptiveStats, Checkpoints, EnsembleBuffers, EnsembleRequest, EulerMaruyama,
+    SolveRequest, Solver, Sosri, TimeGrid,
 };
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
@@ -107,16 +108,12 @@ fn solver(steps: u32) -> Solver<EulerMaruyama> {
 fn forecast(model: &SeedModel, u0: f32) -> Result<([f32; SAVES], [f32; SAVES]), Error> {
     let mut mean = [[0.0f32; 1]; SAVES];
     let mut var = [[0.0f32; 1]; SAVES];
-    solver(STEPS).ensemble(
+    solve::simulate_into(
+        &solver(STEPS),
         model,
         &Brownian::new(NOISE_SEED),
-        &[u0],
-        TRAJECTORIES,
-        &SAVE_TIMES,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
+        &EnsembleRequest::new([u0], TRAJECTORIES, &SAVE_TIMES),
+        EnsembleBuffers::new(&mut mean, &mut var),
     )?;
     Ok((mean.map(|m| m[0]), var.map(|v| tinysde::math::sqrt(v[0]))))
 }
@@ -132,16 +129,12 @@ fn adaptive_forecast(
     let solver = Adaptive::new(Sosri, tol, tol)?;
     let mut mean = [[0.0f32; 1]; SAVES];
     let mut var = [[0.0f32; 1]; SAVES];
-    let stats = solver.ensemble(
+    let stats = solve::simulate_into(
+        &solver,
         model,
         &tree,
-        &[u0],
-        ADAPTIVE_TRAJECTORIES,
-        &SAVE_TIMES,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
+        &EnsembleRequest::new([u0], ADAPTIVE_TRAJECTORIES, &SAVE_TIMES),
+        EnsembleBuffers::new(&mut mean, &mut var),
     )?;
     Ok((mean.map(|m| m[0]), var.map(|v| v[0]), stats))
 }
@@ -300,17 +293,14 @@ fn forecast_properties() {
     // The ensemble statistics are those of the individual trajectories (solved one by one).
     let mut paths = vec![[0.0f32; 1]; TRAJECTORIES * SAVES];
     for (m, chunk) in paths.chunks_mut(SAVES).enumerate() {
-        solver(STEPS)
-            .solve(
-                &model,
-                &Brownian::new(NOISE_SEED),
-                m,
-                &[u0],
-                &SAVE_TIMES,
-                chunk,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver(STEPS),
+            &model,
+            &Brownian::new(NOISE_SEED),
+            &SolveRequest::new([u0], &SAVE_TIMES).trajectory(m),
+            chunk,
+        )
+        .unwrap();
     }
     for i in 0..SAVES {
         let xs: Vec<f64> = (0..TRAJECTORIES)
@@ -509,9 +499,14 @@ fn adaptive_forecast_properties() {
     let mut paths = vec![[[0.0f32; 1]; SAVES]; ADAPTIVE_TRAJECTORIES];
     let mut total = AdaptiveStats::default();
     for (m, path) in paths.iter_mut().enumerate() {
-        let s = solver
-            .solve(&model, &tree, m, &[u0], &SAVE_TIMES, path, ParamSeed::NONE)
-            .unwrap();
+        let s = solve::solve(
+            &solver,
+            &model,
+            &tree,
+            &SolveRequest::new([u0], &SAVE_TIMES).trajectory(m),
+            path,
+        )
+        .unwrap();
         total.accepted += s.accepted;
         total.rejected += s.rejected;
     }

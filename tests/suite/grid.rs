@@ -9,7 +9,8 @@ use tinysde::nn::ParamSeed;
 use tinysde::noise::{normal_from_bits, splitmix64, Brownian, Increment, NoiseSource};
 use tinysde::sde::Sde;
 use tinysde::solve::{
-    EulerMaruyama, Method, Milstein, PlanEvent, PlannedStep, Solver, Sosri, Spacing, Step, TimeGrid,
+    self, EulerMaruyama, Integrator, Method, Milstein, PlanEvent, PlannedStep, SolveRequest,
+    Solver, Sosri, Spacing, Step, TimeGrid,
 };
 use tinysde::{Error, NoiseKind, Real};
 
@@ -82,9 +83,14 @@ fn the_uniform_grid_steps_exactly_as_before() {
         for m in 0..3 {
             let mut out = vec![[0.0f32]; times.len()];
             let solver = Solver::new(Sosri, grid);
-            solver
-                .solve(&Gbm, &noise, m, &[0.5], &times, &mut out, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &solver,
+                &Gbm,
+                &noise,
+                &SolveRequest::new([0.5], &times).trajectory(m),
+                &mut out,
+            )
+            .unwrap();
             let old = solve_the_old_way(&Sosri, &grid, &noise, m, &save_steps);
             let new: Vec<f32> = out.iter().map(|u| u[0]).collect();
             assert_eq!(
@@ -96,9 +102,14 @@ fn the_uniform_grid_steps_exactly_as_before() {
             let through = TimeGrid::through(grid.t0(), grid.t1(), grid.steps()).unwrap();
             assert_eq!(steps_of(&through, &times), steps_of(&grid, &times));
             let mut out2 = vec![[0.0f32]; times.len()];
-            Solver::new(Sosri, through)
-                .solve(&Gbm, &noise, m, &[0.5], &times, &mut out2, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &Solver::new(Sosri, through),
+                &Gbm,
+                &noise,
+                &SolveRequest::new([0.5], &times).trajectory(m),
+                &mut out2,
+            )
+            .unwrap();
             assert_eq!(out, out2);
         }
     }
@@ -145,17 +156,14 @@ fn the_spiral_save_times_take_one_hundred_steps() {
     assert_eq!(steps_of(&with_max, &times).len(), 116);
     // A 2-D solve through them saves the right number of states.
     let mut out = vec![[0.0f32]; 30];
-    Solver::new(Sosri, grid)
-        .solve(
-            &Gbm,
-            &Brownian::new(1),
-            0,
-            &[0.5],
-            &times,
-            &mut out,
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::solve(
+        &Solver::new(Sosri, grid),
+        &Gbm,
+        &Brownian::new(1),
+        &SolveRequest::new([0.5], &times),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out[0], [0.5]);
     assert!(out.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
 }
@@ -422,11 +430,15 @@ fn nodes(grid: &TimeGrid, times: &[f32]) -> Vec<f32> {
 }
 
 /// Mean over trajectories of the largest error at the save times, for each budget.
-fn strong_errors_on_uneven_grids<M: Method + Step<f32, Gbm, 1> + Copy>(
+fn strong_errors_on_uneven_grids<M>(
     method: M,
     budgets: &[u32],
     trajectories: usize,
-) -> Vec<(f64, f64)> {
+) -> Vec<(f64, f64)>
+where
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, Gbm, PathOnNodes, 1>,
+{
     let times = [0.13f32, 0.37, 0.52, 0.71, 0.88, 1.0];
     let grids: Vec<TimeGrid> = budgets
         .iter()
@@ -458,9 +470,14 @@ fn strong_errors_on_uneven_grids<M: Method + Step<f32, Gbm, 1> + Copy>(
         let mut total = 0.0f64;
         for m in 0..trajectories {
             let mut out = [[0.0f32]; 6];
-            solver
-                .solve(&Gbm, &noise, m, &[0.5], &times, &mut out, ParamSeed::NONE)
-                .unwrap();
+            solve::solve(
+                &solver,
+                &Gbm,
+                &noise,
+                &SolveRequest::new([0.5], &times).trajectory(m),
+                &mut out,
+            )
+            .unwrap();
             let mut worst = 0.0f64;
             for (t, u) in times.iter().zip(out) {
                 let wt = noise.w[m][&t.to_bits()];

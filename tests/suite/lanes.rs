@@ -9,8 +9,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Laye
 use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid, PARALLEL_LANES,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, LaneIntegrator, Method,
+    Milstein, Rk4, Seeded, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid, PARALLEL_LANES,
 };
 use tinysde::{Directional, Dual, Error, NoiseKind, Real, Widen};
 
@@ -67,7 +67,7 @@ fn bits<T: Real<Value = f32>, const D: usize>(rows: &[[T; D]]) -> Vec<u32> {
 
 /// Runs the one-lane ensemble and the `L`-lane one (and, with paths, the threaded one)
 /// and asserts the same result bits.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the cases of one comparison")]
 fn assert_lanes_match<const L: usize, M, S, T, const D: usize>(
     method: M,
     sde: &S,
@@ -78,61 +78,33 @@ fn assert_lanes_match<const L: usize, M, S, T, const D: usize>(
     with_paths: bool,
     seed: ParamSeed,
 ) where
-    M: Method
-        + Step<T, S, D>
-        + Step<<T as Widen<L>>::Wide, S, D>
-        + Step<<T as Widen<PARALLEL_LANES>>::Wide, S, D>
-        + Sync,
-    S: Sde<T, D>
-        + Sde<<T as Widen<L>>::Wide, D>
-        + Sde<<T as Widen<PARALLEL_LANES>>::Wide, D>
-        + Sync,
+    M: Method + Sync,
+    S: Sde<T, D> + Sync,
     T: Widen<L> + Widen<PARALLEL_LANES> + Send + Sync,
-    <T as Widen<PARALLEL_LANES>>::Wide: Send + Sync,
+    for<'a> Solver<M>: LaneIntegrator<L, T, Seeded<'a, S>, Brownian, D, Stats = ()>
+        + LaneIntegrator<PARALLEL_LANES, T, Seeded<'a, S>, Brownian, D>,
 {
     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, steps).unwrap());
     let noise = Brownian::new(11);
+    let sde = Seeded { sde, seed };
     let n = save_times.len();
+    let request = EnsembleRequest::new(u0, trajectories, save_times);
     let run = |how: &str| {
         let mut mean = vec![[T::ZERO; D]; n];
         let mut var = vec![[T::ZERO; D]; n];
         let mut paths = with_paths.then(|| vec![[T::ZERO; D]; n * trajectories]);
-        let p = paths.as_deref_mut();
+        let out = EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: paths.as_deref_mut(),
+        };
         let r = match how {
-            "one" => solver.ensemble(
-                sde,
-                &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
-            ),
-            "lanes" => solver.ensemble_lanes::<L, T, S, Brownian, D>(
-                sde,
-                &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
-            ),
-            _ => solver.ensemble_parallel(
-                sde,
-                &noise,
-                &u0,
-                trajectories,
-                save_times,
-                &mut mean,
-                &mut var,
-                p,
-                seed,
-                3,
-            ),
+            "one" => solve::simulate_into(&solver, &sde, &noise, &request, out),
+            "lanes" => solve::simulate_into(&solver, &sde, &noise, &request.in_lanes::<L>(), out),
+            _ => {
+                let threaded = request.in_lanes::<PARALLEL_LANES>().on_threads(3);
+                solve::simulate_into(&solver, &sde, &noise, &threaded, out)
+            }
         };
         (r, bits(&mean), bits(&var), paths.map(|p| bits(&p)))
     };
@@ -375,38 +347,34 @@ fn a_diverging_lane_reports_the_serial_error_and_writes_nothing() {
             let (mut mean, mut var) = (vec![sentinel; 3], vec![sentinel; 3]);
             let mut paths = vec![sentinel; 3 * 29];
             let r = match lanes {
-                1 => solver.ensemble(
+                1 => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    Some(&mut paths),
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times),
+                    EnsembleBuffers {
+                        mean: &mut mean,
+                        variance: &mut var,
+                        paths: Some(&mut paths),
+                    },
                 ),
-                4 => solver.ensemble_lanes::<4, _, _, _, 1>(
+                4 => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    Some(&mut paths),
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times).in_lanes::<4>(),
+                    EnsembleBuffers {
+                        mean: &mut mean,
+                        variance: &mut var,
+                        paths: Some(&mut paths),
+                    },
                 ),
-                _ => solver.ensemble_lanes::<16, _, _, _, 1>(
+                _ => solve::simulate_into(
+                    &solver,
                     &Cubic,
                     &noise,
-                    &[0.0],
-                    29,
-                    &times,
-                    &mut mean,
-                    &mut var,
-                    None,
-                    ParamSeed::NONE,
+                    &EnsembleRequest::new([0.0], 29, &times).in_lanes::<16>(),
+                    EnsembleBuffers::new(&mut mean, &mut var),
                 ),
             };
             let untouched = mean
@@ -656,24 +624,27 @@ fn the_request_api_computes_the_same_ensemble() {
     let (m, n) = (21, FEW_TIMES.len());
     let (mut mean, mut var, mut paths) =
         (vec![[0.0f32]; n], vec![[0.0f32]; n], vec![[0.0f32]; n * m]);
-    solver
-        .ensemble(
-            &model,
-            &noise,
-            &[0.3],
-            m,
-            &FEW_TIMES,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &model,
+        &noise,
+        &EnsembleRequest::new([0.3], m, &FEW_TIMES),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
+    )
+    .unwrap();
     let request = EnsembleRequest::new([0.3f32], m, &FEW_TIMES);
     for threads in [0, 1, 3] {
-        let got = solver
-            .simulate(&model, &noise, &request.with_paths().with_threads(threads))
-            .unwrap();
+        let got = solve::simulate(
+            &solver,
+            &model,
+            &noise,
+            &request.with_paths().on_threads(threads),
+        )
+        .unwrap();
         assert_eq!(bits(&got.mean), bits(&mean));
         assert_eq!(bits(&got.variance), bits(&var));
         assert_eq!(got.paths.as_deref().map(bits), Some(bits(&paths)));
@@ -681,7 +652,9 @@ fn the_request_api_computes_the_same_ensemble() {
         assert_eq!(got.path(21), None);
     }
     assert_eq!(
-        solver.simulate(&model, &noise, &request).unwrap().paths,
+        solve::simulate(&solver, &model, &noise, &request)
+            .unwrap()
+            .paths,
         None
     );
     let (mut mean2, mut var2) = (vec![[0.0f32]; n], vec![[0.0f32]; n]);
@@ -690,12 +663,12 @@ fn the_request_api_computes_the_same_ensemble() {
         variance: &mut var2,
         paths: None,
     };
-    solver.simulate_into(&model, &noise, &request, out).unwrap();
+    solve::simulate_into(&solver, &model, &noise, &request, out).unwrap();
     assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
     // Bad requests are typed errors, buffers untouched.
     let bad = EnsembleRequest::new([f32::NAN], m, &FEW_TIMES);
     assert!(matches!(
-        solver.simulate(&model, &noise, &bad),
+        solve::simulate(&solver, &model, &noise, &bad),
         Err(Error::NonFinite { .. })
     ));
     let out = EnsembleBuffers {
@@ -703,18 +676,18 @@ fn the_request_api_computes_the_same_ensemble() {
         variance: &mut var2,
         paths: None,
     };
-    assert!(solver
-        .simulate_into(
-            &model,
-            &noise,
-            &EnsembleRequest::new([0.3], 0, &FEW_TIMES),
-            out
-        )
-        .is_err());
+    assert!(solve::simulate_into(
+        &solver,
+        &model,
+        &noise,
+        &EnsembleRequest::new([0.3], 0, &FEW_TIMES),
+        out
+    )
+    .is_err());
     assert_eq!((bits(&mean2), bits(&var2)), (bits(&mean), bits(&var)));
     let huge = EnsembleRequest::new([0.3f32], usize::MAX / 2, &FEW_TIMES).with_paths();
     assert!(matches!(
-        solver.simulate(&model, &noise, &huge),
+        solve::simulate(&solver, &model, &noise, &huge),
         Err(Error::OutOfRange { .. })
     ));
 }

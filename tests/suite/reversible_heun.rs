@@ -9,7 +9,9 @@ use tinysde::nn::{
 };
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
-use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+use tinysde::solve::{
+    self, EnsembleBuffers, EnsembleRequest, ReversibleHeun, Seeded, SolveRequest, Solver, TimeGrid,
+};
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -53,9 +55,14 @@ fn strong_error<S: Sde<f32, 1>>(sde: &S, k: u32, exact: impl Fn(&[f64]) -> f64) 
         let noise = Coarsened::new(fine, 1 << (FINE - k)).unwrap();
         let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1 << k).unwrap());
         let mut out = [[0.0f32; 1]];
-        solver
-            .solve_reversible(sde, &noise, path, &[0.5], &[1.0], &mut out, ParamSeed::NONE)
-            .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &noise,
+            &SolveRequest::new([0.5], &[1.0]).trajectory(path),
+            &mut out,
+        )
+        .unwrap();
         total += (out[0][0] as f64 - exact(&dw)).abs();
     }
     total / PATHS as f64
@@ -140,9 +147,14 @@ fn rebuilt_states_match_the_forward_ones() {
     let times: Vec<f32> = (1..=steps).map(|k| solver.grid.time(k)).collect();
     let mut forward = vec![[0.0f32; 1]; times.len()];
     let noise = Brownian::new(9);
-    solver
-        .solve_reversible(&m, &noise, 0, &[0.7], &times, &mut forward, ParamSeed::NONE)
-        .unwrap();
+    solve::solve(
+        &solver,
+        &m,
+        &noise,
+        &SolveRequest::new([0.7], &times),
+        &mut forward,
+    )
+    .unwrap();
     let rebuilt = rebuild(&m, &solver, &noise, 0, 0.7);
     assert_eq!(rebuilt.len(), times.len() + 1);
     let mut worst = 0.0f32;
@@ -247,18 +259,17 @@ fn gradient_matches_forward_mode_on(grid: TimeGrid, times: &[f32; 4]) {
             u0[0].add_param_tangent(Model::PARAMS - start, Dual::ONE);
         }
         let (mut mean, mut v) = ([[Dual::<8>::ZERO; 1]; 4], [[Dual::<8>::ZERO; 1]; 4]);
-        solver
-            .ensemble_reversible(
-                &m,
-                &noise,
-                &u0,
-                16,
-                times,
-                &mut mean,
-                &mut v,
-                ParamSeed::window(start),
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            &Seeded {
+                sde: &m,
+                seed: ParamSeed::window(start),
+            },
+            &noise,
+            &EnsembleRequest::new(u0, 16, times),
+            EnsembleBuffers::new(&mut mean, &mut v),
+        )
+        .unwrap();
         let l = loss.eval(&mean, &v);
         if start == 0 {
             assert_eq!(l.v.to_bits(), value.to_bits(), "loss bits");
@@ -300,14 +311,12 @@ fn bad_inputs_are_errors() {
     assert!(matches!(e, Err(Error::Length { expected: 8, .. })), "{e:?}");
     assert!(grad.iter().all(|&g| g == 9.0) && tape.iter().all(|t| t[0] == 3.0));
     let mut out = [[0.0f32; 1]; 1];
-    let bad = solver.solve_reversible(
+    let bad = solve::solve(
+        &solver,
         &m,
         &Brownian::new(1),
-        0,
-        &[0.5],
-        &[0.33],
+        &SolveRequest::new([0.5], &[0.33]),
         &mut out,
-        ParamSeed::NONE,
     );
     assert!(matches!(bad, Err(Error::SaveTime { index: 0 })), "{bad:?}");
 }
@@ -321,34 +330,28 @@ fn solves_on_grids_through_the_save_times() {
     let on_grid = [0.25f32, 0.5, 0.75, 1.0];
     let uniform = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 40).unwrap());
     let mut expected = [[0.0f32; 1]; 4];
-    uniform
-        .solve_reversible(
-            &Linear,
-            &noise,
-            3,
-            &[0.5],
-            &on_grid,
-            &mut expected,
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::solve(
+        &uniform,
+        &Linear,
+        &noise,
+        &SolveRequest::new([0.5], &on_grid).trajectory(3),
+        &mut expected,
+    )
+    .unwrap();
     for grid in [
         TimeGrid::through(0.0, 1.0, 40).unwrap(),
         TimeGrid::with_max_step(0.0, 1.0, 0.025).unwrap(),
     ] {
         let solver = Solver::new(ReversibleHeun, grid);
         let mut out = [[0.0f32; 1]; 4];
-        solver
-            .solve_reversible(
-                &Linear,
-                &noise,
-                3,
-                &[0.5],
-                &on_grid,
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &Linear,
+            &noise,
+            &SolveRequest::new([0.5], &on_grid).trajectory(3),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out.map(|u| u[0].to_bits()),
             expected.map(|u| u[0].to_bits())
@@ -356,27 +359,96 @@ fn solves_on_grids_through_the_save_times() {
         // Off-grid save times: accepted (the uniform grid refuses them).
         let mut one = [[0.0f32; 1]; 2];
         let uneven = [0.33f32, 1.0];
-        solver
-            .solve_reversible(
-                &Linear,
-                &noise,
-                3,
-                &[0.5],
-                &uneven,
-                &mut one,
-                ParamSeed::NONE,
-            )
-            .unwrap();
-        assert!(one.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
-        let e = uniform.solve_reversible(
+        solve::solve(
+            &solver,
             &Linear,
             &noise,
-            3,
-            &[0.5],
-            &uneven,
+            &SolveRequest::new([0.5], &uneven).trajectory(3),
             &mut one,
-            ParamSeed::NONE,
+        )
+        .unwrap();
+        assert!(one.iter().all(|u| u[0].is_finite() && u[0] > 0.0));
+        let e = solve::solve(
+            &uniform,
+            &Linear,
+            &noise,
+            &SolveRequest::new([0.5], &uneven).trajectory(3),
+            &mut one,
         );
         assert!(matches!(e, Err(Error::SaveTime { index: 0 })), "{e:?}");
+    }
+}
+
+/// `du = u^3 dt + dW`: a path that wanders far enough from 0 blows up in finite time.
+struct Explosive;
+impl<T: Real> Sde<T, 1> for Explosive {
+    const NOISE: NoiseKind = NoiseKind::Additive;
+    fn drift(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [u[0] * u[0] * u[0]]
+    }
+    fn diffusion(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] {
+        [T::ONE]
+    }
+}
+
+/// An ensemble whose later trajectory diverges, after earlier ones have been folded into
+/// the statistics, returns the error of the one-trajectory solve and leaves the mean, the
+/// variance and the paths as they were: one at a time and on threads, few save times (the
+/// stack copy) and many (the checking pass). Reversible Heun's ensemble once returned the
+/// error with the statistics half-written.
+#[test]
+fn a_diverging_ensemble_writes_nothing() {
+    const SENTINEL: f32 = -1234.5678;
+    let trajectories = 16;
+    let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 4.0, 512).unwrap());
+    let few: Vec<f32> = (1..=8).map(|k| k as f32 * 0.5).collect();
+    let many: Vec<f32> = (1..=64).map(|k| k as f32 / 16.0).collect();
+    let solve_one = |noise: &Brownian, m: usize| {
+        let mut out = [[0.0f32; 1]; 8];
+        let request = SolveRequest::new([0.0f32], &few).trajectory(m);
+        solve::solve(&solver, &Explosive, noise, &request, &mut out)
+    };
+    // A seed whose trajectory 0 survives and a later one diverges.
+    let noise = (0..64)
+        .map(Brownian::new)
+        .find(|noise| {
+            solve_one(noise, 0).is_ok() && (1..trajectories).any(|m| solve_one(noise, m).is_err())
+        })
+        .expect("a seed with trajectory 0 finite and a later one diverging");
+    let first_error = (0..trajectories)
+        .map(|m| solve_one(&noise, m))
+        .find(Result::is_err)
+        .unwrap();
+    assert!(
+        matches!(first_error, Err(Error::Diverged { .. })),
+        "{first_error:?}"
+    );
+    for times in [&few, &many] {
+        let n = times.len();
+        let request = EnsembleRequest::new([0.0f32], trajectories, times);
+        for with_paths in [false, true] {
+            for threads in [None, Some(1), Some(3)] {
+                let (mut mean, mut var) = (vec![[SENTINEL]; n], vec![[SENTINEL]; n]);
+                let mut paths = vec![[SENTINEL]; n * trajectories];
+                let mut out = EnsembleBuffers::new(&mut mean, &mut var);
+                if with_paths {
+                    out = out.with_paths(&mut paths);
+                }
+                let got = match threads {
+                    None => solve::simulate_into(&solver, &Explosive, &noise, &request, out),
+                    Some(t) => {
+                        let request = request.on_threads(t);
+                        solve::simulate_into(&solver, &Explosive, &noise, &request, out)
+                    }
+                };
+                assert_eq!(
+                    got, first_error,
+                    "{n} save times, paths {with_paths}, {threads:?}"
+                );
+                let untouched =
+                    |rows: &[[f32; 1]]| rows.iter().all(|x| x[0].to_bits() == SENTINEL.to_bits());
+                assert!(untouched(&mean) && untouched(&var) && untouched(&paths));
+            }
+        }
     }
 }

@@ -17,12 +17,10 @@ use rand_core::Rng;
 use tinysde::grad::Problem;
 use tinysde::grad::Scratch;
 use tinysde::grad::SeriesWindows;
-use tinysde::nn::{
-    Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
-};
+use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
-use tinysde::solve::{Solver, Sosri, TimeGrid};
+use tinysde::solve::{self, SolveRequest, Solver, Sosri, TimeGrid};
 use tinysde::train::{
     score_series, Adam, AdamConfig, CalibrationScore, MeanSquaredError, NoiseMode, Series,
     SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace,
@@ -148,17 +146,14 @@ fn whole_path(
     let mut samples_at: Vec<Vec<f32>> = vec![Vec::new(); TIMES.len()];
     let noise = Brownian::new(98);
     for m in 0..SCORE_TRAJECTORIES {
-        solver
-            .solve(
-                model,
-                &noise,
-                m,
-                &data[0],
-                &TIMES,
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            model,
+            &noise,
+            &SolveRequest::new(data[0], &TIMES).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         for (s, u) in samples_at.iter_mut().zip(&out) {
             s.push(u[0]);
         }

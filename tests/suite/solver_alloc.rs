@@ -5,8 +5,8 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::{rng_from_seed, Brownian, Coarsened};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1, Step,
-    TimeGrid,
+    self, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Integrator, Method, Milstein,
+    Rk4, Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{Dual, NoiseKind, Real};
 
@@ -35,51 +35,61 @@ const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 /// `Dual<4>`, from noise sources fine and coarsened.
 fn solve_and_ensemble<M, S>(method: M, sde: &S) -> usize
 where
-    M: Method + Step<f32, S, 1> + Step<Dual<4>, S, 1> + Copy,
+    M: Method + Copy,
     S: Sde<f32, 1> + Sde<Dual<4>, 1>,
+    Solver<M>: Integrator<f32, S, Brownian, 1>
+        + Integrator<f32, S, Coarsened<Brownian>, 1>
+        + for<'a> Integrator<Dual<4>, Seeded<'a, S>, Brownian, 1>,
 {
     let solver = Solver::new(method, TimeGrid::new(-3.0, 3.0, 60).unwrap());
     let fine = Brownian::new(1);
     let coarse = Coarsened::new(fine, 3).unwrap();
     allocations(|| {
         let mut out = [[0.0f32; 1]; 7];
-        solver
-            .solve(sde, &fine, 0, &[0.05], &TIMES, &mut out, ParamSeed::NONE)
-            .unwrap();
-        solver
-            .solve(sde, &coarse, 0, &[0.05], &TIMES, &mut out, ParamSeed::NONE)
-            .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &fine,
+            &SolveRequest::new([0.05], &TIMES),
+            &mut out,
+        )
+        .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &coarse,
+            &SolveRequest::new([0.05], &TIMES),
+            &mut out,
+        )
+        .unwrap();
         let (mut mean, mut var, mut paths) =
             ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7], [[0.0f32; 1]; 56]);
-        solver
-            .ensemble(
-                sde,
-                &fine,
-                &[0.05],
-                8,
-                &TIMES,
-                &mut mean,
-                &mut var,
-                Some(&mut paths),
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            sde,
+            &fine,
+            &EnsembleRequest::new([0.05], 8, &TIMES),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut paths),
+            },
+        )
+        .unwrap();
         let zero = [Dual::<4>::constant(0.0)];
         let (mut mean, mut var) = ([zero; 7], [zero; 7]);
         let u0 = [Dual::<4>::constant(0.05)];
-        solver
-            .ensemble(
+        solve::simulate_into(
+            &solver,
+            &Seeded {
                 sde,
-                &fine,
-                &u0,
-                8,
-                &TIMES,
-                &mut mean,
-                &mut var,
-                None,
-                ParamSeed::window(3),
-            )
-            .unwrap();
+                seed: ParamSeed::window(3),
+            },
+            &fine,
+            &EnsembleRequest::new(u0, 8, &TIMES),
+            EnsembleBuffers::new(&mut mean, &mut var),
+        )
+        .unwrap();
         std::hint::black_box((&out, &mean, &var, &paths));
     })
     .0

@@ -8,10 +8,11 @@ use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Para
 use tinysde::noise::{rng_from_seed, Brownian, Coarsened, Increment, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
-    Calculus, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1, Sriw1,
+    self, Calculus, EnsembleBuffers, EnsembleRequest, EulerHeun, EulerMaruyama, Integrator,
+    LaneIntegrator, Method, Milstein, Rk4, Seeded, SolveRequest, Solver, Sosra, Sosri, Sra1, Sriw1,
     Step, TimeGrid, PARALLEL_LANES,
 };
-use tinysde::{Directional, Dual, Error, F32x, NoiseKind, Real, Widen};
+use tinysde::{Directional, Dual, Error, NoiseKind, Real, Widen};
 
 // ---------------------------------------------------------------- test SDEs
 
@@ -106,8 +107,12 @@ fn ensemble_modes() -> Vec<Option<usize>> {
     }
 }
 
-/// `Solver::ensemble` (`threads = None`) or `Solver::ensemble_parallel` (feature `std`).
-#[allow(clippy::too_many_arguments)]
+/// An ensemble one trajectory at a time (`threads = None`) or in lane groups on threads
+/// (feature `std`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a test helper mirroring the request's fields"
+)]
 fn run_ensemble<M, S, T, const D: usize>(
     solver: &Solver<M>,
     sde: &S,
@@ -115,33 +120,24 @@ fn run_ensemble<M, S, T, const D: usize>(
     u0: &[T; D],
     trajectories: usize,
     times: &[f32],
-    mean: &mut [[T; D]],
-    var: &mut [[T; D]],
-    paths: Option<&mut [[T; D]]>,
-    seed: ParamSeed,
+    out: EnsembleBuffers<'_, T, D>,
     threads: Option<usize>,
 ) -> Result<(), Error>
 where
-    M: Method + Step<T, S, D> + Step<T::Wide, S, D> + Sync,
-    S: Sde<T, D> + Sde<T::Wide, D> + Sync,
+    M: Sync,
+    Solver<M>: Integrator<T, S, Brownian, D, Stats = ()>
+        + LaneIntegrator<PARALLEL_LANES, T, S, Brownian, D>,
+    S: Sde<T, D> + Sync,
     T: Widen<PARALLEL_LANES> + Send + Sync,
-    T::Wide: Send + Sync,
 {
+    let request = EnsembleRequest::new(*u0, trajectories, times);
     match threads {
-        None => solver.ensemble(sde, noise, u0, trajectories, times, mean, var, paths, seed),
+        None => solve::simulate_into(solver, sde, noise, &request, out),
         #[cfg(feature = "std")]
-        Some(t) => solver.ensemble_parallel(
-            sde,
-            noise,
-            u0,
-            trajectories,
-            times,
-            mean,
-            var,
-            paths,
-            seed,
-            t,
-        ),
+        Some(t) => {
+            let request = request.in_lanes::<PARALLEL_LANES>().on_threads(t);
+            solve::simulate_into(solver, sde, noise, &request, out)
+        }
         #[cfg(not(feature = "std"))]
         Some(_) => unreachable!("threaded ensembles need feature std"),
     }
@@ -153,7 +149,8 @@ where
 /// saved state is bit for bit the running f32 sum of the increments the noise source gives.
 fn assert_reproduces_brownian_motion<M, S, const D: usize>(method: M, sde: &S)
 where
-    M: Method + Step<f32, S, D> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Brownian, D>,
     S: Sde<f32, D>,
 {
     let noise = Brownian::new(11);
@@ -162,9 +159,14 @@ where
     let solver = Solver::new(method, grid);
     for m in [0, 1, 7] {
         let mut out = vec![[f32::NAN; D]; times.len()];
-        solver
-            .solve(sde, &noise, m, &[0.0; D], &times, &mut out, ParamSeed::NONE)
-            .unwrap();
+        solve::solve(
+            &solver,
+            sde,
+            &noise,
+            &SolveRequest::new([0.0; D], &times).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         let mut w = [0.0f32; D];
         for (k, saved) in out.iter().enumerate() {
             assert_eq!(
@@ -343,17 +345,14 @@ fn rk4_integrates_the_drift_alone_with_order_four_and_draws_no_noise() {
         };
         let solver = Solver::new(Rk4, TimeGrid::new(0.0, 1.0, steps).unwrap());
         let mut out = [[0.0f32; 1]];
-        solver
-            .solve(
-                &GrowthNanNoise,
-                &noise,
-                0,
-                &[1.0],
-                &[1.0],
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &GrowthNanNoise,
+            &noise,
+            &SolveRequest::new([1.0], &[1.0]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(noise.calls.get(), 0, "RK4 drew noise");
         // For du = u, RK4 multiplies by 1 + h + h^2/2 + h^3/6 + h^4/24 per step.
         let h = 1.0 / f64::from(steps);
@@ -374,14 +373,12 @@ fn rk4_integrates_the_drift_alone_with_order_four_and_draws_no_noise() {
     };
     let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 4).unwrap());
     let mut out = [[0.0f32; 1]];
-    let err = solver.solve(
+    let err = solve::solve(
+        &solver,
         &GrowthNanNoise,
         &noise,
-        0,
-        &[1.0],
-        &[1.0],
+        &SolveRequest::new([1.0], &[1.0]),
         &mut out,
-        ParamSeed::NONE,
     );
     // The state is checked at each save time, so the report names the last step of the
     // save interval in which it became non-finite (here the only interval, steps 0..=3).
@@ -488,17 +485,17 @@ fn milstein_gradients_are_exact_through_the_correction() {
     for m in 0..4 {
         let mut out = [[Dual::<2>::constant(0.0); 1]];
         let u0 = [Dual::<2>::constant(0.5)];
-        solver
-            .solve(
-                &Gbm::<false>,
-                &noise,
-                m,
-                &u0,
-                &[1.0],
-                &mut out,
-                ParamSeed::window(0),
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &Seeded {
+                sde: &Gbm::<false>,
+                seed: ParamSeed::window(0),
+            },
+            &noise,
+            &SolveRequest::new(u0, &[1.0]).trajectory(m),
+            &mut out,
+        )
+        .unwrap();
         let (a, b, h) = (1.01f64, 0.87f64, f64::from(grid.h()));
         let (mut u, mut da, mut db) = (0.5f64, 0.0, 0.0);
         for k in 0..grid.steps() {
@@ -544,37 +541,30 @@ fn scalar_noise_broadcasts_one_increment_to_every_component() {
     let noise = Brownian::new(21);
     let grid = TimeGrid::new(0.0, 1.0, 32).unwrap();
     let times = [0.25, 0.5, 1.0];
-    fn both<M: Method + Step<f32, Gbm<true>, 2> + Step<f32, Gbm<false>, 1> + Copy>(
-        method: M,
-        grid: TimeGrid,
-        noise: &Brownian,
-        times: &[f32; 3],
-    ) {
+    fn both<M: Method + Copy>(method: M, grid: TimeGrid, noise: &Brownian, times: &[f32; 3])
+    where
+        Solver<M>:
+            Integrator<f32, Gbm<true>, Brownian, 2> + Integrator<f32, Gbm<false>, Brownian, 1>,
+    {
         let solver = Solver::new(method, grid);
         let mut two = [[0.0f32; 2]; 3];
         let mut one = [[0.0f32; 1]; 3];
-        solver
-            .solve(
-                &Gbm::<true>,
-                noise,
-                3,
-                &[0.5, 0.5],
-                times,
-                &mut two,
-                ParamSeed::NONE,
-            )
-            .unwrap();
-        solver
-            .solve(
-                &Gbm::<false>,
-                noise,
-                3,
-                &[0.5],
-                times,
-                &mut one,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &Gbm::<true>,
+            noise,
+            &SolveRequest::new([0.5, 0.5], times).trajectory(3),
+            &mut two,
+        )
+        .unwrap();
+        solve::solve(
+            &solver,
+            &Gbm::<false>,
+            noise,
+            &SolveRequest::new([0.5], times).trajectory(3),
+            &mut one,
+        )
+        .unwrap();
         for (t, o) in two.iter().zip(&one) {
             assert_eq!(t[0].to_bits(), o[0].to_bits(), "{}", M::NAME);
             assert_eq!(t[1].to_bits(), o[0].to_bits(), "{}", M::NAME);
@@ -593,21 +583,21 @@ fn scalar_noise_broadcasts_one_increment_to_every_component() {
 fn same_seed_gives_the_same_bits_and_another_seed_does_not() {
     let model = seed_model();
     let grid = TimeGrid::new(-3.0, 3.0, 120).unwrap();
-    fn check<M: Method + Step<f32, S, 1> + Copy, S: Sde<f32, 1>>(m: M, s: &S, g: TimeGrid) {
+    fn check<M: Method + Copy, S: Sde<f32, 1>>(m: M, s: &S, g: TimeGrid)
+    where
+        Solver<M>: Integrator<f32, S, Brownian, 1>,
+    {
         let solver = Solver::new(m, g);
         let run = |seed: u64, trajectory: usize| {
             let mut out = [[0.0f32; 1]; 7];
-            solver
-                .solve(
-                    s,
-                    &Brownian::new(seed),
-                    trajectory,
-                    &[0.05],
-                    &SEED_TIMES,
-                    &mut out,
-                    ParamSeed::NONE,
-                )
-                .unwrap();
+            solve::solve(
+                &solver,
+                s,
+                &Brownian::new(seed),
+                &SolveRequest::new([0.05], &SEED_TIMES).trajectory(trajectory),
+                &mut out,
+            )
+            .unwrap();
             bits(&out)
         };
         assert_eq!(run(1, 0), run(1, 0), "{}", M::NAME);
@@ -634,37 +624,36 @@ fn parallel_ensemble_is_bit_identical_to_the_serial_one() {
         let mut mean = [[0.0f32; 1]; 7];
         let mut var = [[0.0f32; 1]; 7];
         let mut paths = vec![[0.0f32; 1]; 7 * trajectories];
-        solver
-            .ensemble(
-                &model,
-                &noise,
-                &[0.05],
-                trajectories,
-                &SEED_TIMES,
-                &mut mean,
-                &mut var,
-                Some(&mut paths),
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::simulate_into(
+            &solver,
+            &model,
+            &noise,
+            &EnsembleRequest::new([0.05], trajectories, &SEED_TIMES),
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: Some(&mut paths),
+            },
+        )
+        .unwrap();
         for threads in [0usize, 1, 2, 3, 5, 64] {
             let mut pmean = [[f32::NAN; 1]; 7];
             let mut pvar = [[f32::NAN; 1]; 7];
             let mut ppaths = vec![[f32::NAN; 1]; 7 * trajectories];
-            solver
-                .ensemble_parallel(
-                    &model,
-                    &noise,
-                    &[0.05],
-                    trajectories,
-                    &SEED_TIMES,
-                    &mut pmean,
-                    &mut pvar,
-                    Some(&mut ppaths),
-                    ParamSeed::NONE,
-                    threads,
-                )
-                .unwrap();
+            solve::simulate_into(
+                &solver,
+                &model,
+                &noise,
+                &EnsembleRequest::new([0.05], trajectories, &SEED_TIMES)
+                    .in_lanes::<PARALLEL_LANES>()
+                    .on_threads(threads),
+                EnsembleBuffers {
+                    mean: &mut pmean,
+                    variance: &mut pvar,
+                    paths: Some(&mut ppaths),
+                },
+            )
+            .unwrap();
             assert_eq!(
                 bits(&pmean),
                 bits(&mean),
@@ -686,20 +675,20 @@ fn parallel_ensemble_is_bit_identical_to_the_serial_one() {
     let mut mean = [[0.0f32; 1]; 7];
     let mut var = [[0.0f32; 1]; 7];
     let mut paths = vec![[0.0f32; 1]; 7 * 37];
-    solver
-        .ensemble_parallel(
-            &model,
-            &noise,
-            &[0.05],
-            37,
-            &SEED_TIMES,
-            &mut mean,
-            &mut var,
-            Some(&mut paths),
-            ParamSeed::NONE,
-            2,
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &model,
+        &noise,
+        &EnsembleRequest::new([0.05], 37, &SEED_TIMES)
+            .in_lanes::<PARALLEL_LANES>()
+            .on_threads(2),
+        EnsembleBuffers {
+            mean: &mut mean,
+            variance: &mut var,
+            paths: Some(&mut paths),
+        },
+    )
+    .unwrap();
     let last: Vec<f64> = (0..37).map(|m| f64::from(paths[m * 7 + 6][0])).collect();
     let avg = last.iter().sum::<f64>() / 37.0;
     let sample_var = last.iter().map(|x| (x - avg) * (x - avg)).sum::<f64>() / 36.0;
@@ -717,34 +706,31 @@ fn parallel_ensemble_over_duals_is_bit_identical_to_the_serial_one() {
     let u0 = [Dual::<2>::constant(0.5); 2];
     let zero = [Dual::<2>::constant(0.0); 2];
     let (mut mean, mut var) = ([zero; 3], [zero; 3]);
-    solver
-        .ensemble(
-            &Gbm::<false>,
-            &noise,
-            &u0,
-            29,
-            &times,
-            &mut mean,
-            &mut var,
-            None,
-            ParamSeed::window(0),
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &Seeded {
+            sde: &Gbm::<false>,
+            seed: ParamSeed::window(0),
+        },
+        &noise,
+        &EnsembleRequest::new(u0, 29, &times),
+        EnsembleBuffers::new(&mut mean, &mut var),
+    )
+    .unwrap();
     let (mut pmean, mut pvar) = ([zero; 3], [zero; 3]);
-    solver
-        .ensemble_parallel(
-            &Gbm::<false>,
-            &noise,
-            &u0,
-            29,
-            &times,
-            &mut pmean,
-            &mut pvar,
-            None,
-            ParamSeed::window(0),
-            2,
-        )
-        .unwrap();
+    solve::simulate_into(
+        &solver,
+        &Seeded {
+            sde: &Gbm::<false>,
+            seed: ParamSeed::window(0),
+        },
+        &noise,
+        &EnsembleRequest::new(u0, 29, &times)
+            .in_lanes::<PARALLEL_LANES>()
+            .on_threads(2),
+        EnsembleBuffers::new(&mut pmean, &mut pvar),
+    )
+    .unwrap();
     assert_eq!(pmean, mean);
     assert_eq!(pvar, var);
     assert!(mean[2][0].t[1] != 0.0, "the tangents were carried");
@@ -757,17 +743,14 @@ fn coarsened_noise_shares_one_path_across_step_sizes() {
     fn brownian_path<N: NoiseSource>(steps: u32, noise: &N, times: &[f32; 4]) -> [[f32; 1]; 4] {
         let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, steps).unwrap());
         let mut out = [[0.0f32; 1]; 4];
-        solver
-            .solve(
-                &BmDiagonal,
-                noise,
-                2,
-                &[0.0],
-                times,
-                &mut out,
-                ParamSeed::NONE,
-            )
-            .unwrap();
+        solve::solve(
+            &solver,
+            &BmDiagonal,
+            noise,
+            &SolveRequest::new([0.0], times).trajectory(2),
+            &mut out,
+        )
+        .unwrap();
         out
     }
     let run_fine = brownian_path(64, &fine, &times);
@@ -782,28 +765,22 @@ fn coarsened_noise_shares_one_path_across_step_sizes() {
     let model = seed_model();
     let solver = Solver::new(Sosri, TimeGrid::new(-3.0, 3.0, 30).unwrap());
     let (mut a, mut b) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
-    solver
-        .solve(
-            &model,
-            &fine,
-            1,
-            &[0.05],
-            &SEED_TIMES,
-            &mut a,
-            ParamSeed::NONE,
-        )
-        .unwrap();
-    solver
-        .solve(
-            &model,
-            &same,
-            1,
-            &[0.05],
-            &SEED_TIMES,
-            &mut b,
-            ParamSeed::NONE,
-        )
-        .unwrap();
+    solve::solve(
+        &solver,
+        &model,
+        &fine,
+        &SolveRequest::new([0.05], &SEED_TIMES).trajectory(1),
+        &mut a,
+    )
+    .unwrap();
+    solve::solve(
+        &solver,
+        &model,
+        &same,
+        &SolveRequest::new([0.05], &SEED_TIMES).trajectory(1),
+        &mut b,
+    )
+    .unwrap();
     assert_eq!(bits(&a), bits(&b));
 }
 
@@ -826,14 +803,22 @@ fn assert_rejected<M, S, const D: usize>(
     expected_solve: Option<Error>,
     expected_ensemble: Error,
 ) where
-    M: Method + Step<f32, S, D> + Step<F32x<PARALLEL_LANES>, S, D> + Copy + Sync,
-    S: Sde<f32, D> + Sde<F32x<PARALLEL_LANES>, D> + Sync,
+    M: Method + Copy + Sync,
+    Solver<M>: Integrator<f32, S, Brownian, D, Stats = ()>
+        + LaneIntegrator<PARALLEL_LANES, f32, S, Brownian, D>,
+    S: Sde<f32, D> + Sync,
 {
     let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 10).unwrap());
     let noise = Brownian::new(1);
     if let Some(expected) = expected_solve {
         let mut out = vec![[SENTINEL; D]; out_len];
-        let r = solver.solve(sde, &noise, 0, &u0, times, &mut out, ParamSeed::NONE);
+        let r = solve::solve(
+            &solver,
+            sde,
+            &noise,
+            &SolveRequest::new(u0, times),
+            &mut out,
+        );
         assert_eq!(r, Err(expected));
         assert!(out.iter().flatten().all(|&x| x == SENTINEL), "solve wrote");
     }
@@ -848,10 +833,11 @@ fn assert_rejected<M, S, const D: usize>(
             &u0,
             trajectories,
             times,
-            &mut mean,
-            &mut var,
-            paths.as_deref_mut(),
-            ParamSeed::NONE,
+            EnsembleBuffers {
+                mean: &mut mean,
+                variance: &mut var,
+                paths: paths.as_deref_mut(),
+            },
             threads,
         );
         assert_eq!(r, Err(expected_ensemble), "threads {threads:?}");
@@ -1114,14 +1100,12 @@ fn divergence_names_the_trajectory_and_the_step() {
 
     // One trajectory: `out` is written only on success, so it is left untouched.
     let mut out = vec![[SENTINEL]; times.len()];
-    let r = solver.solve(
+    let r = solve::solve(
+        &solver,
         &Cubic,
         &noise,
-        first,
-        &[0.0],
-        &times,
+        &SolveRequest::new([0.0], &times).trajectory(first),
         &mut out,
-        ParamSeed::NONE,
     );
     assert_eq!(
         r,
@@ -1140,16 +1124,16 @@ fn divergence_names_the_trajectory_and_the_step() {
         vec![[SENTINEL]; n],
         vec![[SENTINEL]; n * 40],
     );
-    let r = solver.ensemble(
+    let r = solve::simulate_into(
+        &solver,
         &Cubic,
         &noise,
-        &[0.0],
-        40,
-        &times,
-        &mut serial.0,
-        &mut serial.1,
-        Some(&mut serial.2),
-        ParamSeed::NONE,
+        &EnsembleRequest::new([0.0], 40, &times),
+        EnsembleBuffers {
+            mean: &mut serial.0,
+            variance: &mut serial.1,
+            paths: Some(&mut serial.2),
+        },
     );
     assert_eq!(
         r,
@@ -1174,10 +1158,11 @@ fn divergence_names_the_trajectory_and_the_step() {
             &[0.0],
             40,
             &times,
-            &mut par.0,
-            &mut par.1,
-            Some(&mut par.2),
-            ParamSeed::NONE,
+            EnsembleBuffers {
+                mean: &mut par.0,
+                variance: &mut par.1,
+                paths: Some(&mut par.2),
+            },
             threads,
         );
         assert_eq!(
@@ -1229,19 +1214,21 @@ fn a_fixed_sde_solves_as_the_same_sde_written_with_a_seed() {
     use tinysde::solve::{EnsembleRequest, EulerHeun, EulerMaruyama, Milstein, Sosri, Sriw1};
     fn same<M>(method: M)
     where
-        M: tinysde::solve::Method
-            + tinysde::solve::Step<f32, FixedGbm, 1>
-            + tinysde::solve::Step<F32x<PARALLEL_LANES>, FixedGbm, 1>
-            + tinysde::solve::Step<f32, SeededGbm, 1>
-            + tinysde::solve::Step<F32x<PARALLEL_LANES>, SeededGbm, 1>
-            + Sync,
+        M: Method + Sync,
+        Solver<M>: Integrator<f32, FixedGbm, Brownian, 1, Stats = ()>
+            + LaneIntegrator<PARALLEL_LANES, f32, FixedGbm, Brownian, 1>
+            + Integrator<f32, SeededGbm, Brownian, 1, Stats = ()>
+            + LaneIntegrator<PARALLEL_LANES, f32, SeededGbm, Brownian, 1>,
     {
         let solver = Solver::new(method, TimeGrid::new(0.0, 1.0, 50).unwrap());
         let times = [0.2, 1.0];
-        let request = EnsembleRequest::new([1.0f32], 21, &times).with_paths();
+        let request = EnsembleRequest::new([1.0f32], 21, &times)
+            .with_paths()
+            .in_lanes::<PARALLEL_LANES>()
+            .on_threads(0);
         let noise = Brownian::new(9);
-        let fixed = solver.simulate(&FixedGbm, &noise, &request).unwrap();
-        let seeded = solver.simulate(&SeededGbm, &noise, &request).unwrap();
+        let fixed = solve::simulate(&solver, &FixedGbm, &noise, &request).unwrap();
+        let seeded = solve::simulate(&solver, &SeededGbm, &noise, &request).unwrap();
         assert_eq!(fixed, seeded);
         assert!(fixed.mean[1][0] > 1.0 && fixed.variance[1][0] > 0.0);
     }

@@ -2,9 +2,8 @@
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::BrownianTree;
-use tinysde::solve::{Adaptive, AdaptiveStats, Sosri};
+use tinysde::solve::{self, Adaptive, AdaptiveStats, EnsembleBuffers, EnsembleRequest, Sosri};
 use tinysde::Error;
 
 use crate::report::Event;
@@ -38,17 +37,7 @@ pub fn forecast(
     let solver = Adaptive::new(Sosri, seed::ADAPTIVE_TOLERANCE, seed::ADAPTIVE_TOLERANCE)?;
     let mut mean = [[0.0f32; 1]; SAVES];
     let mut var = [[0.0f32; 1]; SAVES];
-    let stats = solver.ensemble(
-        model,
-        &tree,
-        &u0,
-        trajectories,
-        &seed::SAVE_TIMES,
-        &mut mean,
-        &mut var,
-        None,
-        ParamSeed::NONE,
-    )?;
+    let stats = solve::simulate_into(&solver, model, &tree, &EnsembleRequest::new(u0, trajectories, &seed::SAVE_TIMES), EnsembleBuffers::new(&mut mean, &mut var))?;
     Ok(AdaptiveForecast {
         mean: mean.map(|m| m[0]),
         var: var.map(|v| v[0]),

@@ -19,8 +19,8 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{Sde, SdeVjp};
 use tinysde::solve::{
-    Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Rk4, Solver, Sosra, Sosri, Sra1,
-    Sriw1, Step, TimeGrid,
+    self, Checkpoints, EulerHeun, EulerMaruyama, Integrator, Method, Milstein, Rk4, SolveRequest,
+    Solver, Sosra, Sosri, Sra1, Sriw1, TimeGrid,
 };
 use tinysde::{Dual, Error, NoiseKind, Real};
 
@@ -290,7 +290,8 @@ const FINE: u32 = 256;
 /// all on the Brownian paths of the fine grid (coarse increments are sums of fine ones).
 fn strong_error<M, S>(method: M, sde: &S, problem: Problem1, factor: u32) -> Result<f32, Error>
 where
-    M: Method + Step<f32, S, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, S, Coarsened<Brownian>, 1>,
     S: Sde<f32, 1>,
 {
     let fine = Brownian::new(0xC0FFEE);
@@ -304,14 +305,12 @@ where
             w += fine.increment::<1>(m, k, h, false)?.dw[0];
         }
         let mut out = [[0.0f32; 1]; 1];
-        solver.solve(
+        solve::solve(
+            &solver,
             sde,
             &coarse,
-            m,
-            &[problem.u0()],
-            &[1.0],
+            &SolveRequest::new([problem.u0()], &[1.0]).trajectory(m),
             &mut out,
-            ParamSeed::NONE,
         )?;
         total += (out[0][0] - problem.exact(w)).abs();
     }
@@ -326,7 +325,9 @@ where
 /// noise and the SRA methods reach 2 on this additive problem.)
 fn strong_order<M>(method: M, problem: Problem1, name: &'static str) -> CheckResult
 where
-    M: Method + Step<f32, Gbm, 1> + Step<f32, Additive, 1> + Copy,
+    M: Method + Copy,
+    Solver<M>: Integrator<f32, Gbm, Coarsened<Brownian>, 1>
+        + Integrator<f32, Additive, Coarsened<Brownian>, 1>,
 {
     let gbm = Gbm { a: GBM_A, b: GBM_B };
     let errors = match problem {
@@ -355,14 +356,12 @@ fn rk4_order() -> CheckResult {
     let error = |steps: u32| -> Result<f32, Error> {
         let solver = Solver::new(Rk4, TimeGrid::new(0.0, 1.0, steps)?);
         let mut out = [[0.0f32; 1]; 1];
-        solver.solve(
+        solve::solve(
+            &solver,
             &ode,
             &Brownian::new(1),
-            0,
-            &[0.5],
-            &[1.0],
+            &SolveRequest::new([0.5], &[1.0]),
             &mut out,
-            ParamSeed::NONE,
         )?;
         Ok((out[0][0] - exact).abs())
     };

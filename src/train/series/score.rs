@@ -2,7 +2,6 @@
 
 use crate::error::{check_len, Error};
 use crate::grad::SeriesWindows;
-use crate::nn::ParamSeed;
 use crate::noise::NoiseSource;
 use crate::sde::Sde;
 use crate::solve::Step;
@@ -80,7 +79,7 @@ where
         };
         // Trajectory j of the window is the same draw as in the loss's ensemble.
         for (j, row) in paths.chunks_mut(l).enumerate().take(m) {
-            solver.solve(model, &shifted, j, &u0, saves, row, ParamSeed::NONE)?;
+            solver.solve_job(&crate::solve::Job::new(model, &shifted, u0, saves), j, row)?;
         }
         let (data, mask) = problem.targets(s);
         for (i, y) in data.iter().enumerate() {

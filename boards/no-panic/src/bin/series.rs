@@ -8,9 +8,9 @@ use core::ops::ControlFlow;
 use cortex_m_rt::entry;
 use tinysde::grad::{loss_and_gradient, Forward, Scratch, SeriesWindows};
 use tinysde::grad::{loss_value, Problem};
-use tinysde::nn::{ParamSeed, Parameters};
+use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
-use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
 use tinysde::train::{
     score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, Series,
     SeriesFit, SeriesProblem, TrainConfig, Trainer, Workspace,
@@ -36,15 +36,7 @@ fn main() -> ! {
     .into_iter()
     .flatten()
     {
-        keep(Solver::new(EulerMaruyama, grid).solve(
-            &model,
-            &noise,
-            opaque(1),
-            &opaque([1.0f32]),
-            opaque(&times[..]),
-            opaque(&mut out[..]),
-            ParamSeed::NONE,
-        ));
+        keep(solve::solve(&Solver::new(EulerMaruyama, grid), &model, &noise, &SolveRequest::new(opaque([1.0f32]), opaque(&times[..])).trajectory(opaque(1)), opaque(&mut out[..])));
         // The Gaussian likelihood as a plain loss.
         if let (Ok(loss), Ok(problem)) = (
             GaussianNll::masked(opaque(&values[..]), opaque(&mask[..])),

@@ -3,9 +3,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;
-use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
 #[entry]
@@ -14,15 +13,7 @@ fn main() -> ! {
     let times = opaque([0.0f32; 40]);
     let mut out = [[0.0f32; 1]; 40];
     if let Ok(grid) = TimeGrid::new(opaque(-3.0), opaque(3.0), opaque(60)) {
-        let r = Solver::new(EulerMaruyama, grid).solve(
-            &model,
-            &Brownian::new(opaque(1)),
-            opaque(5),
-            &opaque([1.0f32]),
-            opaque(&times[..]),
-            opaque(&mut out[..]),
-            ParamSeed::NONE,
-        );
+        let r = solve::solve(&Solver::new(EulerMaruyama, grid), &model, &Brownian::new(opaque(1)), &SolveRequest::new(opaque([1.0f32]), opaque(&times[..])).trajectory(opaque(5)), opaque(&mut out[..]));
         keep(r);
     }
     keep(&out);
