@@ -145,6 +145,15 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     /// A problem using all of `save_times` (non-empty, strictly increasing times that
     /// fit the solver's grid), `trajectories >= 1` trajectories from the finite state `u0`, and
     /// the gradient with respect to the model parameters only.
+    ///
+    /// ```
+    /// use tinysde::grad::Problem;
+    /// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 10)?);
+    /// assert!(Problem::new(solver, [1.0], 8, &[0.5, 2.0]).is_err()); // a save time past the grid
+    /// assert!(Problem::new(solver, [1.0], 0, &[0.5, 1.0]).is_err()); // no trajectories
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(
         solver: Solver<M>,
         u0: [f32; D],
@@ -175,6 +184,18 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
 
     /// Uses only the first `window` save times (`1 ..= save_times.len()`): the solve stops
     /// at the last of them and the loss sees only their statistics.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// let first_two = problem.with_window(2)?;
+    /// assert_eq!(first_two.active_save_times(), &[0.5, 1.0]);
+    /// assert!(problem.with_window(4).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_window(mut self, window: usize) -> Result<Self, Error> {
         self.set_window(window)?;
         Ok(self)
@@ -182,6 +203,16 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
 
     /// Whether the gradient also covers the initial state: if so, its entries
     /// `PARAMS .. PARAMS + D` are the derivatives with respect to `u0[0..D]`.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_u0_gradient(true).gradient_len(10), 11);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[must_use]
     pub fn with_u0_gradient(mut self, on: bool) -> Self {
         self.u0_gradient = on;
@@ -189,6 +220,17 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// Replaces the initial state (must be finite).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_u0([2.0])?.u0(), [2.0]);
+    /// assert!(problem.with_u0([f32::NAN]).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_u0(mut self, u0: [f32; D]) -> Result<Self, Error> {
         check_u0(&u0)?;
         self.u0 = u0;
@@ -196,44 +238,134 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// Replaces the number of trajectories (must be >= 1).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_trajectories(100)?.trajectories(), 100);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_trajectories(mut self, trajectories: usize) -> Result<Self, Error> {
         self.set_trajectories(trajectories)?;
         Ok(self)
     }
 
     /// The solver.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.solver().grid.steps(), 30);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn solver(&self) -> &Solver<M> {
         &self.solver
     }
     /// The initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.u0(), [1.0]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn u0(&self) -> [f32; D] {
         self.u0
     }
     /// The number of trajectories in the ensemble.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.trajectories(), 8);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn trajectories(&self) -> usize {
         self.trajectories
     }
     /// All save times.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_window(1)?.save_times(), &times); // all of them, whatever the window
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn save_times(&self) -> &'a [f32] {
         self.save_times
     }
     /// The number of save times in use.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.window(), 3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn window(&self) -> usize {
         self.window
     }
     /// The save times in use: the first [`window`](Problem::window) of them.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_window(1)?.active_save_times(), &[0.5]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn active_save_times(&self) -> &'a [f32] {
         self.save_times
             .get(..self.window)
             .unwrap_or(self.save_times)
     }
     /// Whether the gradient includes the initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert!(!problem.u0_gradient());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn u0_gradient(&self) -> bool {
         self.u0_gradient
     }
 
     /// The length of the gradient (and of the flat parameter vector a trainer optimizes)
     /// for a model with `params` parameters: `params`, plus `D` with the initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.gradient_len(10), 10);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn gradient_len(&self, params: usize) -> usize {
         if self.u0_gradient {
             params + D
@@ -243,6 +375,16 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// The number of statistics rows a scratch buffer needs: twice the number of save times.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.stats_len(), 6); // mean and variance at 3 save times
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn stats_len(&self) -> usize {
         2 * self.save_times.len()
     }

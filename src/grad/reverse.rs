@@ -99,6 +99,18 @@ use crate::solve::{
 /// The number of rows (`[f32; D]`) the `tape` of [`Reverse`](super::Reverse) needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
 /// segment ([`Checkpoints::states`] for the steps up to the last save time).
+///
+/// ```
+/// # use tinysde::grad::Problem;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # let times = [0.5, 1.0, 1.5];
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+/// let problem = Problem::new(solver, [1.0], 8, &times)?;
+/// use tinysde::grad::reverse;
+/// use tinysde::solve::Checkpoints;
+/// assert!(reverse::tape_len(&problem, Checkpoints::Sqrt) < reverse::tape_len(&problem, Checkpoints::All));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn tape_len<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
@@ -121,6 +133,19 @@ pub fn tape_len<M: Method, const D: usize>(
 /// It then skips the per-trajectory forward pass (one solve fewer, the same bits). With
 /// [`Checkpoints::All`] that is every state of every trajectory (`M × N` rows); with
 /// [`Checkpoints::Sqrt`] about `M sqrt(N)`.
+///
+/// ```
+/// # use tinysde::grad::Problem;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # let times = [0.5, 1.0, 1.5];
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+/// let problem = Problem::new(solver, [1.0], 8, &times)?;
+/// use tinysde::grad::reverse;
+/// use tinysde::solve::Checkpoints;
+/// let c = Checkpoints::Sqrt;
+/// assert!(reverse::tape_len_keep_all(&problem, c) > reverse::tape_len(&problem, c));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn tape_len_keep_all<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
@@ -475,6 +500,15 @@ impl<'r, const D: usize> SaveCotangent<'r, D> {
 
 /// The number of rows (`[f32; D]`) the `tape` of [`Reversible`](super::Reversible) needs: four per save
 /// time (mean, variance and their cotangents). No states are kept.
+///
+/// ```
+/// use tinysde::grad::{reverse, Problem};
+/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
+/// let problem = Problem::new(solver, [1.0], 16, &[0.5, 1.0])?;
+/// assert_eq!(reverse::reversible_heun_tape_len(&problem), 8); // 1000 steps, 8 rows
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, ReversibleHeun, D>) -> usize {
     4 * problem.save_times().len()
 }
