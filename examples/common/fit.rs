@@ -5,15 +5,14 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinysde::grad::reverse::REVERSE_LANES;
-use tinysde::grad::{loss_value, Loss, Problem};
+use tinysde::grad::{loss_value, Loss, Problem, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp, TimeGrid};
 use tinysde::train::{
-    Adam, AdamConfig, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress, Series,
-    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Training, Workspace,
-    TRAINING_LANES,
+    Adam, AdamConfig, EnsembleFit, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress,
+    Series, SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace, TRAINING_LANES,
 };
 use tinysde::{Dual, Error, F32x, Real};
 
@@ -193,7 +192,8 @@ where
         noise: NoiseMode::Fresh { seed: noise_seed },
         clip_norm: None,
     };
-    let mut training = Training::new(model.clone(), problem, loss, AdamConfig::lr(lr))?
+    let fit = EnsembleFit::new(problem, loss)?;
+    let mut training = Trainer::owned(model.clone(), fit, AdamConfig::lr(lr))?
         .with_config(config)?
         .with_threads(threads);
     let mut history = History::default();
@@ -218,7 +218,7 @@ where
             for ph in phases {
                 training.optimizer_mut().reset();
                 training.optimizer_mut().set_lr(ph.lr)?;
-                training.set_trajectories(ph.trajectories)?;
+                training.fit_mut().set_trajectories(ph.trajectories)?;
                 report = Some(training.run(ph.iterations, &mut record)?);
             }
             report
@@ -354,7 +354,7 @@ where
     })
 }
 
-/// How to fit one observed series by windows ([`tinysde::train::SeriesTrainer`]).
+/// How to fit one observed series by windows ([`tinysde::train::SeriesFit`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SeriesFit {
     /// The objective: the Gaussian likelihood (calibrated noise) or the MSE of the mean.
@@ -404,28 +404,22 @@ where
     let adam = Adam::new(AdamConfig::lr(how.lr), vec![0.0; p], vec![0.0; p])?;
     let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
     let mut stats = vec![[Dual::<K>::ZERO; D]; problem.stats_len()];
-    let ws = Workspace {
-        params: &mut params,
-        grad: &mut grad,
-        best: &mut best,
-        stats: &mut stats,
-    };
-    let config = SeriesConfig {
-        train: TrainConfig {
-            noise: NoiseMode::Fresh { seed: how.seed },
-            clip_norm: Some(100.0),
-        },
-        window_seed: how.seed ^ 0x5EED,
-    };
     let mut tape = match how.gradient {
         GradientMode::Reverse(c) => vec![[0.0; D]; problem.reverse_tape_len_keep_all(p, c)],
         GradientMode::Forward => Vec::new(),
     };
-    let trainer = SeriesTrainer::new(model, adam, problem, config, ws)?;
-    let mut trainer = match how.gradient {
-        GradientMode::Reverse(c) => trainer.with_reverse_mode(&mut tape, c)?,
-        GradientMode::Forward => trainer,
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
+    let config = TrainConfig {
+        noise: NoiseMode::Fresh { seed: how.seed },
+        clip_norm: Some(100.0),
+    };
+    let fit = tinysde::train::SeriesFit::new(problem).with_window_seed(how.seed ^ 0x5EED);
+    let mut trainer = Trainer::new(model, adam, fit, config, ws)?.with_mode(how.gradient)?;
     let mut history = History::default();
     let report = trainer.run(how.iterations, |p: &Progress| {
         history.losses.push(p.loss);

@@ -8,7 +8,9 @@
 //! adversarial report that this suite was written for.
 
 use proptest::prelude::*;
+use tinysde::grad::Forward;
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Cube, Dense, Identity, Layer, ParamSeed, Parameters, Relu};
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
@@ -16,6 +18,7 @@ use tinysde::solve::{
     self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Milstein, SolveRequest, Solver,
     TimeGrid, BACKUP_ROWS, PARALLEL_LANES,
 };
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
 };
@@ -77,11 +80,10 @@ fn each_case_of_the_adversarial_report_returns_a_typed_error_or_the_right_answer
     let mut grad = [SENTINEL; P];
     let mut stats = [[Dual::<1>::ZERO; 1]; 4];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &Brownian::new(0)),
         &m,
-        &Brownian::new(0),
-        &loss,
-        &mut stats,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -425,7 +427,7 @@ proptest! {
         // must be untouched after any error.
         let mut grad = vec![SENTINEL; grad_len];
         let mut stats = [[Dual::<{ P + 1 }>::ZERO; 1]; 4];
-        let r = loss_and_gradient(&problem, &m, &noise, &loss, &mut stats, &mut grad);
+        let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &m, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad);
         let mut stats32 = [[0.0f32; 1]; 4];
         let value = loss_value(&problem, &m, &noise, &loss, &mut stats32);
         match r {
@@ -436,7 +438,7 @@ proptest! {
                 // K = 1 lane per pass gives the same bits.
                 let mut g1 = vec![SENTINEL; grad_len];
                 let mut stats1 = [[Dual::<1>::ZERO; 1]; 4];
-                match loss_and_gradient(&problem, &m, &noise, &loss, &mut stats1, &mut g1) {
+                match loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &m, Forward, &mut Scratch::new(&mut stats1, &mut []), &mut g1) {
                     Ok(l1) => {
                         prop_assert_eq!(l1, l);
                         prop_assert_eq!(bits1(&g1), bits1(&grad));
@@ -627,11 +629,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     // Both parameters in one pass: the error comes from the first pass, grad is untouched.
     let mut grad = [SENTINEL; 2];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        &mut [[Dual::<2>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<2>::ZERO; 1]; 4], &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -641,11 +642,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     // leaves entry 1 untouched, exactly as documented.
     let mut grad = [SENTINEL; 2];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        &mut [[Dual::<1>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<1>::ZERO; 1]; 4], &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -667,11 +667,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     }
     let mut plain = [0.0f32; 2];
     loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &Plain,
-        &noise,
-        &loss,
-        &mut [[Dual::<1>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<1>::ZERO; 1]; 4], &mut []),
         &mut plain,
     )
     .unwrap();
@@ -809,8 +808,8 @@ proptest! {
         let mut stats = [[Dual::<2>::ZERO; 1]; 4];
         let before = m;
         let mut adam_copy = adam.clone();
-        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, stats: &mut stats };
-        let trainer = Trainer::new(&mut m, &mut adam_copy, problem, loss, config, ws);
+        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+        let trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut m, &mut adam_copy, fit, config, ws));
         let mut trainer = match trainer {
             Err(_) => {
                 prop_assert_eq!(m, before);
