@@ -102,7 +102,10 @@ fn check8(base: u32, fast: bool, t: &mut Tally) {
             fail("quick_sigmoid: one lane, 8 lanes and Dual values differ", x);
         }
         if !same(ds.t[0], dual_sigmoid_lanes.t[0].0[j]) {
-            fail("quick_sigmoid: Dual derivatives on f32 and 8 lanes differ", x);
+            fail(
+                "quick_sigmoid: Dual derivatives on f32 and 8 lanes differ",
+                x,
+            );
         }
         if x.is_nan() {
             if !y.is_nan() || !s.is_nan() {
@@ -173,7 +176,10 @@ fn main() {
         ("quick_tanh", QUICK_TANH_MAX_ERROR),
         ("quick_tanh derivative", QUICK_TANH_DERIVATIVE_MAX_ERROR),
         ("quick_sigmoid", QUICK_SIGMOID_MAX_ERROR),
-        ("quick_sigmoid derivative", QUICK_SIGMOID_DERIVATIVE_MAX_ERROR),
+        (
+            "quick_sigmoid derivative",
+            QUICK_SIGMOID_DERIVATIVE_MAX_ERROR,
+        ),
         ("fast_tanh", tinysde::nn::FAST_TANH_MAX_ERROR),
         ("fast_sigmoid", tinysde::nn::FAST_SIGMOID_MAX_ERROR),
     ];
@@ -194,7 +200,9 @@ fn main() {
     println!(
         "property failures: {}{}",
         t.failures,
-        t.first_failure.map(|f| format!(" (first: {f})")).unwrap_or_default()
+        t.first_failure
+            .map(|f| format!(" (first: {f})"))
+            .unwrap_or_default()
     );
     println!(
         "2^32 inputs on {threads} threads in {:.1} s",

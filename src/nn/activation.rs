@@ -329,7 +329,11 @@ pub(super) fn each<V: Copy, const N: usize>(mut a: [V; N], f: impl Fn(V) -> V) -
 
 /// `f(a_i, b_i)` for every element.
 #[inline(always)]
-pub(super) fn pairwise<V: Copy, const N: usize>(a: [V; N], b: [V; N], f: impl Fn(V, V) -> V) -> [V; N] {
+pub(super) fn pairwise<V: Copy, const N: usize>(
+    a: [V; N],
+    b: [V; N],
+    f: impl Fn(V, V) -> V,
+) -> [V; N] {
     let mut out = a;
     for (o, b) in out.iter_mut().zip(b) {
         *o = f(*o, b);
