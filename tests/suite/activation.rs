@@ -527,7 +527,7 @@ fn weights_files_name_the_quick_activations() {
         (Dense<1, 8, QuickSigmoid>, Dense<8, 1, Identity>),
     >;
     let mut fast = Fast::default();
-    let before = fast.clone();
+    let before = fast;
     assert!(weights::read_into(&mut fast, &bytes).is_err());
     assert_eq!(fast, before, "untouched on error");
 }
