@@ -258,7 +258,11 @@ fn apply<T: Real>(r: &Rational, x: T) -> T {
 #[inline(always)]
 fn apply_array<T: Real, const N: usize>(r: &Rational, x: &mut [T; N]) {
     if T::TANGENTS == 0 {
-        if let Some(y) = lanes_each(x, |v| values_each(r, v)) {
+        if let Some(y) = lanes_each(
+            x,
+            #[inline(always)]
+            |v| values_each(r, v),
+        ) {
             *x = y;
             return;
         }
