@@ -7,6 +7,7 @@
 
 mod alloc_counter;
 
+mod activation;
 mod adaptive;
 mod adjoint_binomial;
 mod adjoint_milstein;
