@@ -7,7 +7,9 @@
 //! anomaly check), and updates the ensemble with the reading through the observation model.
 //! [`Forecaster::forecast`] gives the mean and the quantiles of the ensemble at any later
 //! times, in the user's units. The model, its scaling, its solver and the forecast defaults
-//! come from one file ([`file`]).
+//! come from one file ([`file`]). [`Forecaster::observe_with`] and
+//! [`Forecaster::forecast_with`] also hand out the predictive samples (for scores such as the
+//! CRPS); `fit_csv` computes its host forecast with them.
 //!
 //! # What it computes
 //!
@@ -573,7 +575,8 @@ where
     /// the previous reading's in `f32` ([`ForecastError::BadTime`]), `t` not after the
     /// previous reading ([`ForecastError::TimeOrder`]), a value NaN, infinite or outside
     /// its transform's domain ([`ForecastError::BadValue`]), the ensemble diverging
-    /// ([`Error::Diverged`]).
+    /// ([`Error::Diverged`]), a time so far ahead that the steps to it overflow a `u32`
+    /// ([`Error::OutOfRange`]).
     pub fn observe(&mut self, t: f64, values: &[Option<f64>; C]) -> Result<Outcome, Error> {
         self.observe_checked(t, values, &mut [])
     }
@@ -586,6 +589,23 @@ where
         t: f64,
         values: &[Option<f64>; C],
         checks: &mut [Check],
+    ) -> Result<Outcome, Error> {
+        self.observe_with(t, values, checks, |_, _, _| {})
+    }
+
+    /// [`Forecaster::observe_checked`], also handing the prediction of the reading to
+    /// `visit(c, samples, summary)` for every column `c`, present or missing, once the
+    /// forecaster has a state to predict from: the column's predictive samples in model
+    /// units, sorted, and `[mean, quantiles...]` in the user's units, the numbers
+    /// [`Forecaster::forecast`] gives for the reading's time. (For scores that need the
+    /// samples, as `fit_csv`'s CRPS.) `visit` may have been called when an error is
+    /// returned after the prediction (a diverging update); the forecaster is unchanged then.
+    pub fn observe_with(
+        &mut self,
+        t: f64,
+        values: &[Option<f64>; C],
+        checks: &mut [Check],
+        mut visit: impl FnMut(usize, &[f32], &[f64]),
     ) -> Result<Outcome, Error> {
         if !(checks.is_empty() || checks.len() == C) {
             return Err(ForecastError::Output.into());
@@ -670,15 +690,19 @@ where
         }
         self.propagate(pending + 1, |_, _, _| Ok(()))?;
 
-        // Check each present column against its predicted band.
+        // Predict each column; check each present one against its predicted band (from
+        // the first level to the last).
         let levels = self.defaults.levels();
-        let (lo_p, hi_p) = (
-            levels.first().copied().unwrap_or(0.05),
-            levels.last().copied().unwrap_or(0.95),
-        );
+        let v = 1 + levels.len();
         let columns = self.columns;
         let Parts { work, column, .. } = self.buffers.parts();
+        let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         for (c, col) in columns.iter().enumerate() {
+            column_samples(work, col, seed, index, c, column);
+            let (mean, sd) = mean_sd(column);
+            let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
+            summarize(col, levels, column, s)?;
+            visit(c, column, s);
             let (Some(&true), Some(&y), Some(&x), Some(check)) = (
                 present.get(c),
                 z.get(c),
@@ -687,11 +711,11 @@ where
             ) else {
                 continue;
             };
-            column_samples(work, col, seed, index, c, column);
-            let (mean, sd) = mean_sd(column);
-            let mut s = [0.0f64; 3];
-            summarize(col, &[lo_p, hi_p], column, &mut s)?;
-            let [m, lower, upper] = s;
+            let (m, lower, upper) = match s {
+                [m, lower, .., upper] => (*m, *lower, *upper),
+                [m, q] => (*m, *q, *q),
+                _ => continue,
+            };
             let d = y - mean;
             check.mean = m;
             check.lower = lower;
@@ -757,7 +781,8 @@ where
     /// after the last reading or the previous horizon ([`ForecastError::TimeOrder`] /
     /// [`ForecastError::BadTime`]), more times than the buffer holds with the readings
     /// since the last update ([`ForecastError::Capacity`]), a wrong `out` length
-    /// ([`ForecastError::Output`]), the ensemble diverging ([`Error::Diverged`]).
+    /// ([`ForecastError::Output`]), the ensemble diverging ([`Error::Diverged`]), a horizon
+    /// so far ahead that the steps to it overflow a `u32` ([`Error::OutOfRange`]).
     pub fn forecast(&mut self, horizons: &[f64], out: &mut [f64]) -> Result<(), Error> {
         let v = self.values_per_column();
         if Some(out.len()) != horizons.len().checked_mul(C * v) {

@@ -15,6 +15,7 @@ mod contract;
 mod convergence;
 mod examples;
 mod firmware_parity;
+mod forecast;
 mod gradient;
 mod grid;
 mod lanes;
