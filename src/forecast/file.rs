@@ -9,7 +9,7 @@
 //!
 //! [`ModelFile::parse`] reads version 1 and version 2 files without allocating and returns
 //! a view borrowing the bytes (every section is validated once, so the accessors cannot
-//! fail); [`write`] writes a version 2 file into a caller's buffer.
+//! fail); [`write()`] writes a version 2 file into a caller's buffer.
 //!
 //! ```
 //! use tinysde::forecast::file::{self, Column, Defaults, Deployment, ModelFile, SolverSpec,
@@ -247,7 +247,7 @@ impl Defaults {
     }
 }
 
-/// Everything besides the model that a deployable file carries (for [`write`]).
+/// Everything besides the model that a deployable file carries (for [`write()`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Deployment<'a> {
     /// The state dimension `D` of the model (`>= columns.len()`; more is latent state).
@@ -284,7 +284,7 @@ fn forecast_len(levels: usize) -> usize {
     13 + 4 * levels
 }
 
-/// The size in bytes of the model file of `M` with `deployment` (what [`write`] writes).
+/// The size in bytes of the model file of `M` with `deployment` (what [`write()`] writes).
 pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
     let d = deployment;
     let model = 8 + weights::description_len::<M>() + 4 * M::PARAMS;

@@ -7,7 +7,7 @@
 //! anomaly check), and updates the ensemble with the reading through the observation model.
 //! [`Forecaster::forecast`] gives the mean and the quantiles of the ensemble at any later
 //! times, in the user's units. The model, its scaling, its solver and the forecast defaults
-//! come from one file ([`file`]). [`Forecaster::observe_with`] and
+//! come from one file ([`mod@file`]). [`Forecaster::observe_with`] and
 //! [`Forecaster::forecast_with`] also hand out the predictive samples (for scores such as the
 //! CRPS); `fit_csv` computes its host forecast with them.
 //!
