@@ -134,7 +134,8 @@ pub struct Cli {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Forecast with this saved model file (fit_csv.tsm) instead of training.
+    /// Forecast with this saved model file (fit_csv.tsm) instead of training: its scaling,
+    /// solver, paths and noise seed (--eval-trajectories is not used).
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub model: Option<PathBuf>,
     /// Continue training from this saved model file (fit_csv.tsm): its parameters, scaling

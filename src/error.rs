@@ -264,13 +264,6 @@ pub enum ForecastError {
     /// A time is not finite, or maps to a model time that is not finite or not after the
     /// previous one in `f32`.
     BadTime,
-    /// A reading has the wrong number of columns.
-    Columns {
-        /// The observed columns of the model.
-        expected: usize,
-        /// The reading's.
-        found: usize,
-    },
     /// A reading's value is NaN or infinite (or not finite after its transform, e.g. the
     /// logarithm of a value `<= 0`): column index.
     BadValue(usize),
@@ -294,12 +287,6 @@ impl fmt::Display for ForecastError {
             ForecastError::TimeOrder => f.write_str("reading time is not after the previous one"),
             ForecastError::BadTime => {
                 f.write_str("time is not finite or not increasing in the model's f32 time")
-            }
-            ForecastError::Columns { expected, found } => {
-                write!(
-                    f,
-                    "reading has {found} columns, the model observes {expected}"
-                )
             }
             ForecastError::BadValue(c) => write!(
                 f,

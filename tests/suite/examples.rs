@@ -687,6 +687,18 @@ fn command_lines_parse_with_help_exit_codes_and_exact_iterations() {
     assert!(fit_csv::Settings::from_cli(&cli)
         .unwrap_err()
         .contains("--delimiter"));
+    // A saved model: forecast with it, or continue training from it, not both.
+    for (flag, start) in [
+        ("--model", fit_csv::Start::Forecast(PathBuf::from("m.tsm"))),
+        ("--resume", fit_csv::Start::Resume(PathBuf::from("m.tsm"))),
+    ] {
+        let cli = fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", flag, "m.tsm"]).unwrap();
+        assert_eq!(fit_csv::Settings::from_cli(&cli).unwrap().start, start);
+    }
+    let e =
+        fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", "--model", "m.tsm", "--resume", "m.tsm"])
+            .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
 }
 
 #[test]
