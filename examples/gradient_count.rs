@@ -14,7 +14,7 @@
 
 use std::process::ExitCode;
 
-use tinysde::grad::{reverse, Problem};
+use tinysde::grad::{loss_and_gradient, reverse, Ensemble, Problem, Reverse, Scratch, Threads};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, Init, InitScheme, Parameters, QuickSigmoid,
     QuickTanh,
@@ -51,14 +51,12 @@ where
     let mut grad = vec![0.0f32; S::PARAMS];
     let mut value = 0.0;
     for _ in 0..evaluations {
-        value = reverse::loss_and_gradient_parallel(
-            &problem,
+        value = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             std::hint::black_box(&model),
-            &noise,
-            &loss,
-            Checkpoints::All,
+            Threads(Reverse(Checkpoints::All), 1),
+            &mut Scratch::<8, 1>::owned(),
             &mut grad,
-            1,
         )?;
     }
     Ok((value, grad[0]))

@@ -5,7 +5,7 @@
 //! reverse mode against forward mode on a model using them, and their names in weights files.
 
 use tinysde::grad::reverse::REVERSE_LANES;
-use tinysde::grad::{loss_and_gradient, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, Ensemble, Forward, Problem, Reverse, Scratch, Threads};
 use tinysde::lanes::{F32x, WIDE_LANES};
 use tinysde::nn::{
     init, quick_sigmoid, quick_tanh, Activation, Backward, Cube, Dense, FastTanh, Identity,
@@ -17,7 +17,7 @@ use tinysde::noise::{rng_from_seed, Brownian};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid};
 use tinysde::train::MeanSquaredError;
-use tinysde::{Directional, Dual, Real};
+use tinysde::{Directional, Dual};
 
 /// Bits, with every NaN as one (Rust leaves a NaN result's sign and payload unspecified).
 fn bits(v: f32) -> u32 {
@@ -441,21 +441,22 @@ fn reverse_equals_forward_on_a_model_with_quick_activations() {
         let problem = Problem::new(solver, [1.0], 16, &TIMES).unwrap();
         let loss = MeanSquaredError::new(&DATA).unwrap();
         let noise = Brownian::new(17);
-        let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
+        let objective = Ensemble::new(&problem, &loss, &noise);
         let mut forward = vec![0.0f32; Quick::PARAMS];
-        let lf =
-            loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut forward).unwrap();
-        let mut stats = vec![[Dual::<3>::ZERO; 1]; problem.stats_len()];
-        let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::Sqrt)];
-        let mut serial = vec![0.0f32; Quick::PARAMS];
-        let lr = reverse::loss_and_gradient(
-            &problem,
+        let lf = loss_and_gradient(
+            &objective,
             &model,
-            &noise,
-            &loss,
-            Checkpoints::Sqrt,
-            &mut stats,
-            &mut tape,
+            Forward,
+            &mut Scratch::<8, 1>::owned(),
+            &mut forward,
+        )
+        .unwrap();
+        let mut serial = vec![0.0f32; Quick::PARAMS];
+        let lr = loss_and_gradient(
+            &objective,
+            &model,
+            Reverse(Checkpoints::Sqrt),
+            &mut Scratch::<3, 1>::owned(),
             &mut serial,
         )
         .unwrap();
@@ -471,14 +472,12 @@ fn reverse_equals_forward_on_a_model_with_quick_activations() {
         // On lanes (each lane its trajectory's f32 computation), one and two threads.
         let threaded = |threads| {
             let mut g = vec![0.0f32; Quick::PARAMS];
-            let l = reverse::loss_and_gradient_parallel(
-                &problem,
+            let l = loss_and_gradient(
+                &objective,
                 &model,
-                &noise,
-                &loss,
-                Checkpoints::Sqrt,
+                Threads(Reverse(Checkpoints::Sqrt), threads),
+                &mut Scratch::<3, 1>::owned(),
                 &mut g,
-                threads,
             )
             .unwrap();
             (
