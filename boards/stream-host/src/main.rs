@@ -1,0 +1,199 @@
+//! The streaming firmware's records, computed on the host.
+//!
+//! Runs `tinysde_app::stream::run` (the code of the QEMU streaming firmware, feature
+//! `stream` of `boards/qemu`) on the host with the same model file and recorded readings
+//! (`TINYSDE_MODEL`, `TINYSDE_READINGS` at build time, as for the firmware) and prints the
+//! same `STREAM_CONFIG`, `OBSERVE` and `PREDICT` records, every number as its bits in hex;
+//! `boards/ci.sh` compares them with each emulated core's byte for byte.
+//!
+//! ```sh
+//! cd boards && TINYSDE_MODEL=target/nile/fit_csv.weights TINYSDE_READINGS=examples/data/nile.csv \
+//!     cargo run --release -p tinysde-stream-host            # hex records
+//! cargo run --release -p tinysde-stream-host -- --decimal  # the same, in decimal
+//! ```
+//!
+//! Exit status: 0, or 2 (the model file does not load), 3 (a reading or forecast failed).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use tinysde_app::model;
+use tinysde_app::sensor::Replay;
+use tinysde_app::stream::{self, StreamError, StreamEvent, StreamReport};
+use tinysde_app::NoClock;
+
+/// Prints the records as the firmware does (hex), or in decimal for people.
+struct Print {
+    decimal: bool,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl StreamReport for Print {
+    fn event(&mut self, event: &StreamEvent) {
+        if !self.decimal {
+            stream::write_record(event, &mut |b| {
+                let _ = self.out.write_all(b);
+            });
+            return;
+        }
+        let line = match *event {
+            StreamEvent::Config {
+                params,
+                dim,
+                paths,
+                horizons,
+                max_step,
+                time_unit,
+                seed,
+                file_crc,
+            } => format!(
+                "model {} ({params} parameters, {dim} columns, crc32 {file_crc:#010x}), {paths} paths, {horizons} horizons of {time_unit} time units, steps <= {max_step}, seed {seed:#x}",
+                model::MODEL_PATH
+            ),
+            StreamEvent::Observed {
+                index,
+                reading,
+                observation,
+            } => format!(
+                "reading {index} t = {}: {:?} band {:?} {}",
+                reading.time,
+                reading.values,
+                observation.band.map(|b| (b.q[0], b.q[2])),
+                if observation.outside { "OUTSIDE" } else { "" }
+            ),
+            StreamEvent::Forecast {
+                index,
+                horizon,
+                band,
+            } => format!(
+                "  forecast {index}+{horizon} t = {}: mean {:?} q05 {:?} q50 {:?} q95 {:?}",
+                band.time, band.mean, band.q[0], band.q[1], band.q[2]
+            ),
+        };
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    fn cost(&mut self, _index: u32, _units: u32) {}
+}
+
+fn main() -> ExitCode {
+    let decimal = std::env::args().any(|a| a == "--decimal");
+    let mut print = Print {
+        decimal,
+        out: std::io::stdout().lock(),
+    };
+    let result = stream::run(
+        model::MODEL_FILE,
+        stream::NOISE_SEED,
+        &mut Replay::new(),
+        &mut print,
+        &mut NoClock,
+        u32::MAX,
+    );
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(StreamError::Load(e)) => {
+            eprintln!("{}: {e}", model::MODEL_PATH);
+            ExitCode::from(2)
+        }
+        Err(StreamError::Forecast { index, error }) => {
+            eprintln!("reading {index}: {error}");
+            ExitCode::from(3)
+        }
+        Err(StreamError::Sensor(never)) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tinysde::Error;
+    use tinysde_app::model::{self, D};
+    use tinysde_app::stream::{Band, Forecaster, HORIZONS, NOISE_SEED};
+
+    fn forecaster() -> Forecaster {
+        Forecaster::new(model::load(model::MODEL_FILE).unwrap(), NOISE_SEED)
+    }
+
+    fn band() -> Band {
+        Band {
+            time: 0.0,
+            mean: [0.0; D],
+            q: [[0.0; D]; 3],
+        }
+    }
+
+    /// A forecast of the next interval, to compare states.
+    fn next(f: &Forecaster, t: f64) -> Band {
+        let mut out = [band()];
+        f.forecast(&[t + model::TIME_UNIT], &mut out).unwrap();
+        out[0]
+    }
+
+    const T: f64 = model::TIME_ORIGIN;
+
+    #[test]
+    fn bad_readings_are_typed_errors_and_change_nothing() {
+        let mut f = forecaster();
+        let x = [Some(model::COLUMN_MEAN[0]); D];
+        f.observe(T, &x).unwrap();
+        let before = next(&f, T);
+        let n = f.readings();
+        let mut nan = x;
+        nan[0] = Some(f64::NAN);
+        let mut inf = x;
+        inf[0] = Some(f64::INFINITY);
+        for (t, v) in [(T + 1.0, nan), (T + 1.0, inf), (f64::NAN, x), (T, x), (T - 1.0, x)] {
+            let e = f.observe(t, &v).unwrap_err();
+            assert!(
+                matches!(e, Error::NonFinite { .. } | Error::OutOfRange { .. }),
+                "{e:?}"
+            );
+            assert_eq!(f.readings(), n);
+            assert_eq!(next(&f, T).mean[0].to_bits(), before.mean[0].to_bits());
+            assert_eq!(next(&f, T).q, before.q);
+        }
+    }
+
+    #[test]
+    fn bad_horizons_are_typed_errors_and_leave_out_untouched() {
+        let f = forecaster();
+        let mut out = [band()];
+        assert!(matches!(
+            f.forecast(&[T + 1.0], &mut out),
+            Err(Error::OutOfRange { .. })
+        ));
+        let mut f = forecaster();
+        f.observe(T, &[Some(model::COLUMN_MEAN[0]); D]).unwrap();
+        let mut too_many = [band(); HORIZONS + 1];
+        let times = [T + 1.0; HORIZONS + 1];
+        assert!(matches!(
+            f.forecast(&times, &mut too_many),
+            Err(Error::Length { .. })
+        ));
+        assert!(matches!(
+            f.forecast(&[T], &mut out),
+            Err(Error::SaveTime { index: 0 })
+        ));
+        assert!(matches!(
+            f.forecast(&[T + 2.0 * model::TIME_UNIT, T + model::TIME_UNIT], &mut [band(); 2]),
+            Err(Error::SaveTime { index: 1 })
+        ));
+        assert_eq!(out[0], band());
+    }
+
+    #[test]
+    fn a_missing_value_keeps_the_forecast_origin_and_bands_are_ordered() {
+        let mut f = forecaster();
+        let x = [Some(model::COLUMN_MEAN[0]); D];
+        f.observe(T, &x).unwrap();
+        let before = next(&f, T);
+        assert!(before.q[0][0] <= before.q[1][0] && before.q[1][0] <= before.q[2][0]);
+        // A reading with nothing measured: checked against nothing, the origin stays.
+        let o = f.observe(T + model::TIME_UNIT, &[None; D]).unwrap();
+        assert!(!o.outside && o.band.is_some());
+        assert_eq!(next(&f, T), before);
+        // A value far outside the band is flagged.
+        let far = [Some(o.band.unwrap().q[2][0] + 1e3 * model::COLUMN_STD[0]); D];
+        assert!(f.observe(T + 2.0 * model::TIME_UNIT, &far).unwrap().outside);
+    }
+}
