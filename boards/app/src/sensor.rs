@@ -99,6 +99,11 @@ impl<S: Sample> Periodic<S> {
     pub fn source(&mut self) -> &mut S {
         &mut self.source
     }
+
+    /// Gives the source back.
+    pub fn into_source(self) -> S {
+        self.source
+    }
 }
 
 impl<S: Sample> Sensor<1> for Periodic<S> {
