@@ -335,7 +335,9 @@ where
         let index = forecaster.readings();
         let fail = |error| StreamError::Forecast { index, error };
         let a = clock.now();
-        let observation = forecaster.observe(reading.time, &reading.values).map_err(fail)?;
+        let observation = forecaster
+            .observe(reading.time, &reading.values)
+            .map_err(fail)?;
         let mut times = [0.0f64; HORIZONS];
         for (j, t) in times.iter_mut().enumerate() {
             *t = reading.time + (j + 1) as f64 * model::TIME_UNIT;
@@ -562,6 +564,11 @@ impl StreamReport for DefmtStreamReport {
     }
 
     fn cost(&mut self, index: u32, units: u32) {
-        defmt::info!("cost: observe + forecast [{=u32}]: {=u32} {=str}", index, units, self.unit);
+        defmt::info!(
+            "cost: observe + forecast [{=u32}]: {=u32} {=str}",
+            index,
+            units,
+            self.unit
+        );
     }
 }

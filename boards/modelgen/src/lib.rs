@@ -81,9 +81,9 @@ pub fn read_file_info(bytes: &[u8]) -> Result<FileInfo, String> {
     match version {
         1 => {
             let len = u32_at(bytes, 10).ok_or("truncated before the description length")? as usize;
-            let text = bytes
-                .get(14..14 + len)
-                .ok_or_else(|| format!("truncated inside the description ({len} bytes declared)"))?;
+            let text = bytes.get(14..14 + len).ok_or_else(|| {
+                format!("truncated inside the description ({len} bytes declared)")
+            })?;
             let description = String::from_utf8(text.to_vec())
                 .map_err(|_| "the description is not ASCII".to_string())?;
             let params = u32_at(bytes, 14 + len).ok_or("truncated before the parameter count")?;
@@ -233,7 +233,10 @@ impl Shape {
 
 /// Parses a model description. Errors name the position and what was found there.
 pub fn parse_description(text: &str) -> Result<Shape, String> {
-    let mut p = Parser { s: text.as_bytes(), at: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        at: 0,
+    };
     p.word("neural_sde(")?;
     let drift = p.net()?;
     p.word(",")?;
@@ -254,14 +257,15 @@ impl Parser<'_> {
     fn error(&self, expected: &str) -> String {
         let rest = String::from_utf8_lossy(self.s.get(self.at..).unwrap_or(&[]));
         let rest: String = rest.chars().take(40).collect();
-        format!(
-            "at byte {}: expected {expected}, found \"{rest}\"",
-            self.at
-        )
+        format!("at byte {}: expected {expected}, found \"{rest}\"", self.at)
     }
 
     fn word(&mut self, w: &str) -> Result<(), String> {
-        if self.s.get(self.at..).is_some_and(|r| r.starts_with(w.as_bytes())) {
+        if self
+            .s
+            .get(self.at..)
+            .is_some_and(|r| r.starts_with(w.as_bytes()))
+        {
             self.at += w.len();
             Ok(())
         } else {
@@ -386,12 +390,11 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
     let _ = writeln!(s, "pub type Drift = {drift};");
     let _ = writeln!(s, "/// The diffusion network of the model file.");
     let _ = writeln!(s, "pub type Diffusion = {diffusion};");
+    let _ = writeln!(s, "/// The model of the file: `{}`.", info.description);
     let _ = writeln!(
         s,
-        "/// The model of the file: `{}`.",
-        info.description
+        "pub type Model = tinysde::sde::NeuralSde<Drift, Diffusion>;"
     );
-    let _ = writeln!(s, "pub type Model = tinysde::sde::NeuralSde<Drift, Diffusion>;");
     let _ = writeln!(s, "/// The state dimension.");
     let _ = writeln!(s, "pub const D: usize = {d};");
     let _ = writeln!(s, "/// Number of parameters.");
@@ -400,8 +403,15 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
     let _ = writeln!(s, "pub const DESCRIPTION: &str = {:?};", info.description);
     let _ = writeln!(s, "/// The file's format version.");
     let _ = writeln!(s, "pub const FILE_VERSION: u16 = {};", info.version);
-    let _ = writeln!(s, "/// The model file the firmware was built with (its path at build time).");
-    let _ = writeln!(s, "pub const MODEL_PATH: &str = {:?};", path.display().to_string());
+    let _ = writeln!(
+        s,
+        "/// The model file the firmware was built with (its path at build time)."
+    );
+    let _ = writeln!(
+        s,
+        "pub const MODEL_PATH: &str = {:?};",
+        path.display().to_string()
+    );
     let _ = writeln!(s, "/// The model file's bytes, linked into flash.");
     let _ = writeln!(
         s,
@@ -479,21 +489,29 @@ pub fn parse_scaling_json(json: &str, d: usize) -> Result<Scaling, String> {
     for c in 0..d {
         let (mean, end) =
             json_number_after(json, "mean", at).ok_or(format!("no values[{c}].mean"))?;
-        let (std, end) = json_number_after(json, "std", end).ok_or(format!("no values[{c}].std"))?;
+        let (std, end) =
+            json_number_after(json, "std", end).ok_or(format!("no values[{c}].std"))?;
         columns.push((mean, std));
         at = end;
     }
     let marker = "steps of at most ";
-    let s = json.find(marker).ok_or("no solver step (\"steps of at most ...\")")? + marker.len();
+    let s = json
+        .find(marker)
+        .ok_or("no solver step (\"steps of at most ...\")")?
+        + marker.len();
     let rest = &json[s..];
     let len = rest.find(' ').unwrap_or(rest.len());
     let max_step: f32 = rest[..len]
         .parse()
         .map_err(|_| format!("solver step \"{}\" is not a number", &rest[..len]))?;
     if !(unit > 0.0 && unit.is_finite() && t0.is_finite() && max_step > 0.0 && max_step.is_finite())
-        || columns.iter().any(|&(m, s)| !(m.is_finite() && s > 0.0 && s.is_finite()))
+        || columns
+            .iter()
+            .any(|&(m, s)| !(m.is_finite() && s > 0.0 && s.is_finite()))
     {
-        return Err("a time unit, step or standard deviation that is not positive and finite".into());
+        return Err(
+            "a time unit, step or standard deviation that is not positive and finite".into(),
+        );
     }
     Ok(Scaling {
         t0,
@@ -519,12 +537,27 @@ pub fn scaling_source(s: &Scaling) -> String {
     );
     let _ = writeln!(out, "pub const SCALING_SOURCE: &str = {:?};", s.source);
     let _ = writeln!(out, "/// Time origin, in the data's time units (model time `tau = (t - TIME_ORIGIN) / TIME_UNIT`).");
-    let _ = writeln!(out, "pub const TIME_ORIGIN: f64 = f64::from_bits({:#x});", s.t0.to_bits());
+    let _ = writeln!(
+        out,
+        "pub const TIME_ORIGIN: f64 = f64::from_bits({:#x});",
+        s.t0.to_bits()
+    );
     let _ = writeln!(out, "/// Data time units per model time unit.");
-    let _ = writeln!(out, "pub const TIME_UNIT: f64 = f64::from_bits({:#x});", s.unit.to_bits());
+    let _ = writeln!(
+        out,
+        "pub const TIME_UNIT: f64 = f64::from_bits({:#x});",
+        s.unit.to_bits()
+    );
     let _ = writeln!(out, "/// Largest solver step, in model time.");
-    let _ = writeln!(out, "pub const MAX_STEP: f32 = f32::from_bits({:#x});", s.max_step.to_bits());
-    let _ = writeln!(out, "/// Per state component: the data mean (`z = (x - mean) / std`).");
+    let _ = writeln!(
+        out,
+        "pub const MAX_STEP: f32 = f32::from_bits({:#x});",
+        s.max_step.to_bits()
+    );
+    let _ = writeln!(
+        out,
+        "/// Per state component: the data mean (`z = (x - mean) / std`)."
+    );
     let _ = writeln!(
         out,
         "pub const COLUMN_MEAN: [f64; {d}] = [{}];",
@@ -572,7 +605,10 @@ pub fn parse_csv(text: &str) -> Result<Series, String> {
             .collect();
         let Some(names) = names.as_ref() else {
             if cells.len() < 2 {
-                return Err(format!("line {}: a header of a time and at least one value column, found \"{line}\"", n + 1));
+                return Err(format!(
+                    "line {}: a header of a time and at least one value column, found \"{line}\"",
+                    n + 1
+                ));
             }
             names = Some(cells.iter().skip(1).map(|c| c.to_string()).collect());
             continue;
@@ -623,11 +659,8 @@ pub fn parse_time(cell: &str) -> Result<f64, String> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }
-    let (Some(y), Some(m), Some(d)) = (
-        num(&cell[0..4]),
-        num(&cell[5..7]),
-        num(&cell[8..10]),
-    ) else {
+    let (Some(y), Some(m), Some(d)) = (num(&cell[0..4]), num(&cell[5..7]), num(&cell[8..10]))
+    else {
         return Err(bad());
     };
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
@@ -713,7 +746,10 @@ pub fn readings_source(source: Option<&Path>, series: Option<&Series>) -> String
         out,
         "/// The readings' values, as `f64` bits; `None`: missing."
     );
-    let _ = write!(out, "pub static READING_VALUES: [[Option<u64>; {c}]; {n}] = [");
+    let _ = write!(
+        out,
+        "pub static READING_VALUES: [[Option<u64>; {c}]; {n}] = ["
+    );
     for row in &s.values {
         let _ = write!(out, "[");
         for v in row {
@@ -752,7 +788,8 @@ pub fn generate(root: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, String> {
     let custom = std::env::var(ENV_MODEL).ok().filter(|v| !v.is_empty());
     let model = resolve(root, custom.as_deref().unwrap_or(DEFAULT_MODEL));
     println!("cargo:rerun-if-changed={}", model.display());
-    let bytes = std::fs::read(&model).map_err(|e| format!("{ENV_MODEL}: {}: {e}", model.display()))?;
+    let bytes =
+        std::fs::read(&model).map_err(|e| format!("{ENV_MODEL}: {}: {e}", model.display()))?;
     let model_rs = model_source(&model, &bytes).map_err(|e| format!("{}: {e}", model.display()))?;
     std::fs::write(out_dir.join("model.rs"), model_rs).map_err(|e| e.to_string())?;
 
@@ -804,7 +841,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
         let bytes = std::fs::read(&path).unwrap();
         let info = read_file_info(&bytes).unwrap();
-        assert_eq!((info.version, info.description.as_str(), info.params), (1, SEED, 122));
+        assert_eq!(
+            (info.version, info.description.as_str(), info.params),
+            (1, SEED, 122)
+        );
         let src = model_source(&path, &bytes).unwrap();
         assert!(src.contains("pub const PARAMS: usize = 122;"));
         assert!(src.contains("pub const D: usize = 1;"));
@@ -812,28 +852,39 @@ mod tests {
 
     #[test]
     fn errors_say_what_was_found() {
-        let e = parse_description("neural_sde(chain(dense(1,20,gelu),dense(20,1,identity)),dense(1,1,identity))")
-            .unwrap()
-            .drift
-            .rust_type()
-            .unwrap_err();
+        let e = parse_description(
+            "neural_sde(chain(dense(1,20,gelu),dense(20,1,identity)),dense(1,1,identity))",
+        )
+        .unwrap()
+        .drift
+        .rust_type()
+        .unwrap_err();
         assert!(e.contains("unknown activation \"gelu\""), "{e}");
         let e = parse_description("neural_sde(conv(1,2),dense(1,1,identity))").unwrap_err();
-        assert!(e.contains("at byte 11") && e.contains("found \"conv(1,2)"), "{e}");
+        assert!(
+            e.contains("at byte 11") && e.contains("found \"conv(1,2)"),
+            "{e}"
+        );
         let e = parse_description("neural_sde(dense(1,2,tanh),dense(1,1,identity))")
             .unwrap()
             .state_dim()
             .unwrap_err();
         assert!(e.contains("drift maps 1 -> 2"), "{e}");
-        let e = parse_description("neural_sde(chain(dense(1,2,tanh),dense(3,1,identity)),dense(1,1,identity))")
-            .unwrap()
-            .state_dim()
-            .unwrap_err();
+        let e = parse_description(
+            "neural_sde(chain(dense(1,2,tanh),dense(3,1,identity)),dense(1,1,identity))",
+        )
+        .unwrap()
+        .state_dim()
+        .unwrap_err();
         assert!(e.contains("layer 2 takes 3 inputs"), "{e}");
         assert!(parse_description(&format!("{SEED}x")).is_err());
         assert!(parse_description("neural_sde(dense(0,1,tanh),dense(1,1,tanh))").is_err());
-        assert!(read_file_info(b"TSDEWGT\0\x07\x00").unwrap_err().contains("version 7"));
-        assert!(read_file_info(b"PK\x03\x04").unwrap_err().contains("not a tinysde model file"));
+        assert!(read_file_info(b"TSDEWGT\0\x07\x00")
+            .unwrap_err()
+            .contains("version 7"));
+        assert!(read_file_info(b"PK\x03\x04")
+            .unwrap_err()
+            .contains("not a tinysde model file"));
         // A truncation anywhere in the header is an error, never a panic.
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
         let bytes = std::fs::read(path).unwrap();
@@ -844,7 +895,10 @@ mod tests {
 
     #[test]
     fn csv_times_values_and_missing() {
-        let s = parse_csv("# c\nyear,a,b\n1871,1120,\n1872,NA,3.5\n\n2000-03-01,1,2\n1970-01-02T01:00Z,0,0\n").unwrap();
+        let s = parse_csv(
+            "# c\nyear,a,b\n1871,1120,\n1872,NA,3.5\n\n2000-03-01,1,2\n1970-01-02T01:00Z,0,0\n",
+        )
+        .unwrap();
         assert_eq!(s.names, ["a", "b"]);
         assert_eq!(s.times, [1871.0, 1872.0, 951_868_800.0, 90_000.0]);
         assert_eq!(s.values[0], [Some(1120.0), None]);

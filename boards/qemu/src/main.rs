@@ -504,7 +504,10 @@ fn selftest() -> ! {
 
 #[entry]
 // The streaming firmware leaves the seed run below it unreachable.
-#[cfg_attr(feature = "stream", allow(unreachable_code, unused_variables, unused_mut))]
+#[cfg_attr(
+    feature = "stream",
+    allow(unreachable_code, unused_variables, unused_mut)
+)]
 fn main() -> ! {
     let mut board = Board {
         led: NoLed,

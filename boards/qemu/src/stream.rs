@@ -80,7 +80,14 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
         }
     };
     let mut sensor = Replay::new();
-    let result = stream::run(file, stream::NOISE_SEED, &mut sensor, &mut Text, clock, u32::MAX);
+    let result = stream::run(
+        file,
+        stream::NOISE_SEED,
+        &mut sensor,
+        &mut Text,
+        clock,
+        u32::MAX,
+    );
     let mut l = Line::new();
     l.str("STACK").dec(tinysde_app::stack::peak_bytes());
     l.emit();

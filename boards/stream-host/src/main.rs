@@ -142,7 +142,13 @@ mod tests {
         nan[0] = Some(f64::NAN);
         let mut inf = x;
         inf[0] = Some(f64::INFINITY);
-        for (t, v) in [(T + 1.0, nan), (T + 1.0, inf), (f64::NAN, x), (T, x), (T - 1.0, x)] {
+        for (t, v) in [
+            (T + 1.0, nan),
+            (T + 1.0, inf),
+            (f64::NAN, x),
+            (T, x),
+            (T - 1.0, x),
+        ] {
             let e = f.observe(t, &v).unwrap_err();
             assert!(
                 matches!(e, Error::NonFinite { .. } | Error::OutOfRange { .. }),
@@ -175,7 +181,10 @@ mod tests {
             Err(Error::SaveTime { index: 0 })
         ));
         assert!(matches!(
-            f.forecast(&[T + 2.0 * model::TIME_UNIT, T + model::TIME_UNIT], &mut [band(); 2]),
+            f.forecast(
+                &[T + 2.0 * model::TIME_UNIT, T + model::TIME_UNIT],
+                &mut [band(); 2]
+            ),
             Err(Error::SaveTime { index: 1 })
         ));
         assert_eq!(out[0], band());
