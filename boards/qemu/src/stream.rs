@@ -13,7 +13,8 @@
 //! ERROR <stage> <kind> <a> <b>
 //! ```
 //!
-//! Scenarios (first semihosting argument): none (the run), `corrupt` (one bit of the model
+//! Scenarios (first semihosting argument): none (the run), a decimal number `N` (the run
+//! over the first `N` readings only: the soft-float Cortex-M0 in CI), `corrupt` (one bit of the model
 //! file's parameters flipped: `ERROR load weights_checksum`, exit 2), `truncated` (7 bytes
 //! short: `ERROR load weights_truncated`, exit 2).
 
@@ -51,10 +52,25 @@ fn error(stage: &str, e: &tinysde::Error) {
     l.emit();
 }
 
+/// A scenario of decimal digits only (at most 9): the number of readings to take.
+fn parse_limit(scenario: &[u8]) -> Option<u32> {
+    if scenario.is_empty() || scenario.len() > 9 {
+        return None;
+    }
+    scenario.iter().try_fold(0u32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })
+}
+
 /// Runs the streaming firmware on `scenario` and exits.
 pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8; 1024]) -> ! {
+    let limit = match parse_limit(scenario) {
+        Some(n) => n,
+        None => u32::MAX,
+    };
     let file: &[u8] = match scenario {
         b"" => model::MODEL_FILE,
+        _ if limit != u32::MAX => model::MODEL_FILE,
         b"corrupt" => {
             let n = model::MODEL_FILE.len();
             let at = n.saturating_sub(4 + 4 * model::PARAMS);
@@ -86,7 +102,7 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
         &mut sensor,
         &mut Text,
         clock,
-        u32::MAX,
+        limit,
     );
     let mut l = Line::new();
     l.str("STACK").dec(tinysde_app::stack::peak_bytes());

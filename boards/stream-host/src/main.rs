@@ -12,6 +12,12 @@
 //! cargo run --release -p tinysde-stream-host -- --decimal  # the same, in decimal
 //! ```
 //!
+//! With `--csv` it prints instead, for each reading after the first, the band it was
+//! checked against as `fit_csv`'s `forecast.csv` writes a row's values (`mean,q05,q50,q95`
+//! per column, 7 significant digits, without the time column): built with a model
+//! `fit_csv --eval-trajectories 32` wrote, the lines equal `forecast.csv`'s value columns
+//! for the data rows after the first (`boards/ci.sh` checks it).
+//!
 //! Exit status: 0, or 2 (the model file does not load), 3 (a reading or forecast failed).
 
 use std::io::Write as _;
@@ -22,15 +28,47 @@ use tinysde_app::sensor::Replay;
 use tinysde_app::stream::{self, StreamError, StreamEvent, StreamReport};
 use tinysde_app::NoClock;
 
-/// Prints the records as the firmware does (hex), or in decimal for people.
+/// How [`Print`] writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// The firmware's records (hex).
+    Hex,
+    /// The same, in decimal for people.
+    Decimal,
+    /// `fit_csv`'s `forecast.csv` values of each checked reading's band.
+    Csv,
+}
+
+/// `x` rounded to 7 significant digits and written briefly, as `fit_csv` writes `forecast.csv`.
+fn significant(x: f64) -> String {
+    format!("{x:.6e}")
+        .parse::<f64>()
+        .map_or(x.to_string(), |r| r.to_string())
+}
+
+/// Prints the records as the firmware does (hex), in decimal for people, or as `forecast.csv`.
 struct Print {
-    decimal: bool,
+    mode: Mode,
     out: std::io::StdoutLock<'static>,
 }
 
 impl StreamReport for Print {
     fn event(&mut self, event: &StreamEvent) {
-        if !self.decimal {
+        if self.mode == Mode::Csv {
+            if let StreamEvent::Observed {
+                observation: stream::Observation { band: Some(b), .. },
+                ..
+            } = *event
+            {
+                let cells: Vec<String> = (0..model::D)
+                    .flat_map(|c| [b.mean[c], b.q[0][c], b.q[1][c], b.q[2][c]])
+                    .map(significant)
+                    .collect();
+                let _ = writeln!(self.out, "{}", cells.join(","));
+            }
+            return;
+        }
+        if self.mode == Mode::Hex {
             stream::write_record(event, &mut |b| {
                 let _ = self.out.write_all(b);
             });
@@ -77,9 +115,18 @@ impl StreamReport for Print {
 }
 
 fn main() -> ExitCode {
-    let decimal = std::env::args().any(|a| a == "--decimal");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = match args.first().map(String::as_str) {
+        None => Mode::Hex,
+        Some("--decimal") => Mode::Decimal,
+        Some("--csv") => Mode::Csv,
+        Some(other) => {
+            eprintln!("unknown argument {other:?} (expected none, --decimal or --csv)");
+            return ExitCode::from(10);
+        }
+    };
     let mut print = Print {
-        decimal,
+        mode,
         out: std::io::stdout().lock(),
     };
     let result = stream::run(
