@@ -428,7 +428,16 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
             sc.source = json.display().to_string();
             sc
         }
-        _ => Scaling::identity(d),
+        _ => {
+            if info.version == 1 && !path.ends_with(DEFAULT_MODEL) {
+                println!(
+                    "cargo:warning={}: no fit_csv.json beside it: the firmware forecasts in the model's own units (no data scaling, steps of at most {})",
+                    path.display(),
+                    Scaling::identity(d).max_step
+                );
+            }
+            Scaling::identity(d)
+        }
     };
     s.push_str(&scaling_source(&scaling));
     Ok(s)

@@ -18,6 +18,9 @@
 //! `fit_csv --eval-trajectories 32` wrote, the lines equal `forecast.csv`'s value columns
 //! for the data rows after the first (`boards/ci.sh` checks it).
 //!
+//! `--decode FILE` reads records the firmware printed (a QEMU run's output) and writes
+//! them in decimal for people (other lines as they are); `boards/run-model.sh` uses it.
+//!
 //! Exit status: 0, or 2 (the model file does not load), 3 (a reading or forecast failed).
 
 use std::io::Write as _;
@@ -27,6 +30,59 @@ use tinysde_app::model;
 use tinysde_app::sensor::Replay;
 use tinysde_app::stream::{self, StreamError, StreamEvent, StreamReport};
 use tinysde_app::NoClock;
+
+/// A hex token of the records as the number it stands for: 16 digits an `f64`'s bits, 8
+/// an `f32`'s, `-` none; anything else as it is.
+fn number(token: &str) -> String {
+    let bits = u64::from_str_radix(token, 16);
+    match (token.len(), bits) {
+        (16, Ok(b)) => f64::from_bits(b).to_string(),
+        (8, Ok(b)) => f32::from_bits(b as u32).to_string(),
+        _ => token.to_string(),
+    }
+}
+
+/// One line of firmware output in decimal: `STREAM_CONFIG`, `OBSERVE` and `PREDICT`
+/// records decoded, other lines unchanged.
+fn decode(line: &str) -> String {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let n = |i: usize| w.get(i).map_or(String::from("?"), |t| number(t));
+    match w.first().copied() {
+        Some("STREAM_CONFIG") if w.len() == 9 => format!(
+            "model: {} parameters, {} column(s); {} paths, {} horizons of {} time units, steps <= {}, noise seed 0x{}, file crc32 0x{}",
+            w[1], w[2], w[3], w[4], n(6), n(5), w[7].trim_start_matches('0'), w[8]
+        ),
+        Some("OBSERVE") if w.len() >= 4 => {
+            let mut s = format!("reading {:>4} t = {}:", w[1], n(2));
+            for c in 0..(w.len() - 4) / 3 {
+                let (v, lo, hi) = (n(3 + 3 * c), n(4 + 3 * c), n(5 + 3 * c));
+                s.push_str(&if lo == "-" {
+                    format!(" {v}")
+                } else {
+                    format!(" {v} (band {lo} .. {hi})")
+                });
+            }
+            s.push(' ');
+            s.push_str(w[w.len() - 1]);
+            s
+        }
+        Some("PREDICT") if w.len() >= 4 => {
+            let mut s = format!("  forecast +{} t = {}:", w[2], n(3));
+            for c in 0..(w.len() - 4) / 4 {
+                let at = 4 + 4 * c;
+                s.push_str(&format!(
+                    " mean {} [5% {}, 50% {}, 95% {}]",
+                    n(at),
+                    n(at + 1),
+                    n(at + 2),
+                    n(at + 3)
+                ));
+            }
+            s
+        }
+        _ => line.to_string(),
+    }
+}
 
 /// How [`Print`] writes.
 #[derive(Clone, Copy, PartialEq)]
@@ -120,8 +176,29 @@ fn main() -> ExitCode {
         None => Mode::Hex,
         Some("--decimal") => Mode::Decimal,
         Some("--csv") => Mode::Csv,
+        Some("--decode") => {
+            let Some(path) = args.get(1) else {
+                eprintln!("--decode needs the file of firmware records");
+                return ExitCode::from(10);
+            };
+            return match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let mut out = std::io::stdout().lock();
+                    for line in text.lines() {
+                        let _ = writeln!(out, "{}", decode(line));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    ExitCode::from(10)
+                }
+            };
+        }
         Some(other) => {
-            eprintln!("unknown argument {other:?} (expected none, --decimal or --csv)");
+            eprintln!(
+                "unknown argument {other:?} (expected none, --decimal, --csv or --decode FILE)"
+            );
             return ExitCode::from(10);
         }
     };
