@@ -209,12 +209,13 @@ impl Forecaster {
                     *v = flat.get(m * n + i).map_or(0.0, |s| s[c]);
                 }
                 let (mean_c, std_c) = (model::COLUMN_MEAN[c], model::COLUMN_STD[c]);
-                // As fit_csv: the mean of the samples in f64, then back to the data's units.
-                let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / PATHS as f64;
-                band.mean[c] = mean_c + f64::from(m as f32) * std_c;
                 for (q, &p) in band.q.iter_mut().zip(QUANTILES.iter()) {
                     q[c] = mean_c + f64::from(ensemble_quantile(&mut column, p)?) * std_c;
                 }
+                // As fit_csv: after the quantiles (which sort the samples), the mean of the
+                // sorted samples in f64, then back to the data's units.
+                let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / PATHS as f64;
+                band.mean[c] = mean_c + f64::from(m as f32) * std_c;
             }
         }
         for (o, b) in out.iter_mut().zip(bands.iter()) {
