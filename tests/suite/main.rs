@@ -18,6 +18,7 @@ mod firmware_parity;
 mod gradient;
 mod grid;
 mod lanes;
+mod model_file;
 mod nn;
 mod nn_alloc;
 mod noise;
