@@ -6,10 +6,16 @@
 //!
 //! - [`Model`] (with [`Drift`] and [`Diffusion`]): the `NeuralSde` type of the description;
 //! - [`D`] (state dimension), [`PARAMS`], [`DESCRIPTION`], [`FILE_VERSION`];
+//! - the data scaling ([`TIME_ORIGIN`], [`TIME_UNIT`], [`COLUMN_MEAN`], [`COLUMN_STD`]),
+//!   the solver step ([`MAX_STEP`]) and the forecast defaults ([`PATHS`], [`NOISE_SEED`],
+//!   [`QUANTILES`]): from a version-2 file's own sections; for a version-1 file from the
+//!   `fit_csv.json` beside it (else none: the seed model works in the data's units), with
+//!   32 paths, seed `0xC5F` and the 5, 50 and 95 % quantiles;
 //! - [`MODEL_FILE`]: the file's bytes, linked into flash with `include_bytes!`.
 //!
 //! ```sh
 //! TINYSDE_MODEL=target/nile/fit_csv.weights cargo build --release   # in boards/qemu
+//! TINYSDE_MODEL=target/nile/model.tsm cargo build --release          # a version-2 file
 //! ```
 //!
 //! A description the generator does not know (an unknown layer or activation, layers that
@@ -27,6 +33,11 @@ include!(concat!(env!("OUT_DIR"), "/model.rs"));
 /// parameters.
 pub fn load(bytes: &[u8]) -> Result<Model, Error> {
     let mut model = Model::default();
-    tinysde::weights::read_into(&mut model, bytes)?;
+    if FILE_VERSION == 2 {
+        // The deployable model file: every section checked, then the model part loaded.
+        tinysde::forecast::file::ModelFile::parse(bytes)?.load_into(&mut model)?;
+    } else {
+        tinysde::weights::read_into(&mut model, bytes)?;
+    }
     Ok(model)
 }

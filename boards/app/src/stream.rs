@@ -2,7 +2,8 @@
 //!
 //! [`run`] reads a [`Sensor`] until it ends (a replayed series) or forever (a real
 //! sensor): each reading goes to the forecaster ([`Forecaster::observe`]), which first
-//! checks it against the band predicted for its time (the 5-95 % quantiles of the ensemble
+//! checks it against the band predicted for its time (the first and last of the model file's
+//! quantiles, 5 and 95 % by default, of the ensemble
 //! propagated from the last reading: outside is a surprise), then the forecast of the next
 //! [`HORIZONS`] data intervals is reported ([`Forecaster::forecast`]): mean and the 5, 50
 //! and 95 % quantiles in the data's units.
@@ -25,16 +26,11 @@ use crate::model::{self, Model, D};
 use crate::sensor::{Reading, Sensor};
 use crate::Cycles;
 
-/// Paths of the forecast ensemble.
-pub const PATHS: usize = 32;
+pub use crate::model::{NOISE_SEED, PATHS, Q, QUANTILES};
 /// Forecast horizons after each reading (one per data interval).
 pub const HORIZONS: usize = 3;
-/// The quantile levels reported with each forecast.
-pub const QUANTILES: [f32; 3] = [0.05, 0.5, 0.95];
-/// The default noise seed (that of `fit_csv`'s host forecast).
-pub const NOISE_SEED: u64 = 0xC5F;
 
-/// A forecast at one time: per column, the ensemble mean and the 5, 50 and 95 % quantiles,
+/// A forecast at one time: per column, the ensemble mean and the quantiles of [`QUANTILES`],
 /// in the data's units.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Band {
@@ -43,14 +39,14 @@ pub struct Band {
     /// Ensemble mean per column.
     pub mean: [f64; D],
     /// Quantiles per level of [`QUANTILES`], per column.
-    pub q: [[f64; D]; 3],
+    pub q: [[f64; D]; Q],
 }
 
 impl Band {
     const ZERO: Self = Self {
         time: 0.0,
         mean: [0.0; D],
-        q: [[0.0; D]; 3],
+        q: [[0.0; D]; Q],
     };
 }
 
@@ -59,7 +55,7 @@ impl Band {
 pub struct Observation {
     /// The band predicted for this reading (none for the first reading).
     pub band: Option<Band>,
-    /// Whether a measured column lies outside its 5-95 % band.
+    /// Whether a measured column lies outside its band (first to last quantile).
     pub outside: bool,
 }
 
@@ -141,7 +137,7 @@ impl Forecaster {
             let [b] = out;
             for (c, v) in values.iter().enumerate() {
                 if let Some(x) = *v {
-                    outside |= x < b.q[0][c] || x > b.q[2][c];
+                    outside |= x < b.q[0][c] || x > b.q[Q - 1][c];
                 }
             }
             band = Some(b);
@@ -369,8 +365,8 @@ where
 ///
 /// ```text
 /// STREAM_CONFIG <params> <dim> <paths> <horizons> <max_step f32> <time_unit f64> <seed> <file crc>
-/// OBSERVE <index> <time> (<value|-> <q05|-> <q95|->) per column <ok|OUTSIDE|first>
-/// PREDICT <index> <horizon> <time> (<mean> <q05> <q50> <q95>) per column
+/// OBSERVE <index> <time> (<value|-> <first quantile|-> <last quantile|->) per column <ok|OUTSIDE|first>
+/// PREDICT <index> <horizon> <time> (<mean> <each quantile of QUANTILES>) per column
 /// ```
 pub fn write_record(event: &StreamEvent, sink: &mut dyn FnMut(&[u8])) {
     let mut l = Text::new();
@@ -404,7 +400,7 @@ pub fn write_record(event: &StreamEvent, sink: &mut dyn FnMut(&[u8])) {
             for c in 0..D {
                 l.opt(reading.values.get(c).copied().flatten());
                 l.opt(observation.band.map(|b| b.q[0][c]));
-                l.opt(observation.band.map(|b| b.q[2][c]));
+                l.opt(observation.band.map(|b| b.q[Q - 1][c]));
             }
             l.str(match (observation.band, observation.outside) {
                 (None, _) => " first",
@@ -544,12 +540,12 @@ impl StreamReport for DefmtStreamReport {
                 match observation.band {
                     None => defmt::info!("reading[{=u32}] t = {=f64}: {=f64} (first)", index, reading.time, x),
                     Some(b) if observation.outside => defmt::warn!(
-                        "reading[{=u32}] t = {=f64}: {=f64} OUTSIDE its 5-95% band [{=f64}, {=f64}]",
-                        index, reading.time, x, b.q[0][0], b.q[2][0]
+                        "reading[{=u32}] t = {=f64}: {=f64} OUTSIDE its band [{=f64}, {=f64}]",
+                        index, reading.time, x, b.q[0][0], b.q[Q - 1][0]
                     ),
                     Some(b) => defmt::info!(
                         "reading[{=u32}] t = {=f64}: {=f64} within [{=f64}, {=f64}]",
-                        index, reading.time, x, b.q[0][0], b.q[2][0]
+                        index, reading.time, x, b.q[0][0], b.q[Q - 1][0]
                     ),
                 }
             }
@@ -558,8 +554,8 @@ impl StreamReport for DefmtStreamReport {
                 horizon,
                 band,
             } => defmt::info!(
-                "forecast[{=u32}+{=u32}] t = {=f64}: mean {=f64}, 5% {=f64}, 50% {=f64}, 95% {=f64}",
-                index, horizon, band.time, band.mean[0], band.q[0][0], band.q[1][0], band.q[2][0]
+                "forecast[{=u32}+{=u32}] t = {=f64}: mean {=f64}, band [{=f64}, {=f64}] (quantiles {=[?]})",
+                index, horizon, band.time, band.mean[0], band.q[0][0], band.q[Q - 1][0], QUANTILES
             ),
         }
     }

@@ -48,7 +48,7 @@ pub const ACTIVATIONS: &[(&str, &str)] = &[
 ];
 
 /// What the generator needs from a model file's header.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FileInfo {
     /// The format version.
     pub version: u16,
@@ -56,6 +56,202 @@ pub struct FileInfo {
     pub description: String,
     /// The number of parameters the file stores.
     pub params: usize,
+    /// Version 2: what the file's `STAT`, `COLS`, `TIME`, `SOLV` and `FCST` sections say
+    /// (`None` for version 1, whose scaling `fit_csv` writes beside it in `fit_csv.json`).
+    pub deployment: Option<Deployment>,
+}
+
+/// The deployment sections of a version-2 model file (docs/weights-format.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    /// `STAT`: state dimension.
+    pub state_dim: usize,
+    /// `STAT`: per observed column, the state coordinate and the observation noise.
+    pub observed: Vec<(usize, f32)>,
+    /// `COLS`: per column, transform (0 affine, 1 log), mean, std, name.
+    pub columns: Vec<(u8, f64, f64, String)>,
+    /// `TIME`: origin and unit.
+    pub t0: f64,
+    /// `TIME`: user time units per model time unit.
+    pub unit: f64,
+    /// `SOLV`: step rule, largest step and method name.
+    pub solver: (u8, f32, String),
+    /// `FCST`: paths, noise seed, quantile levels.
+    pub paths: u32,
+    /// `FCST`: noise seed.
+    pub seed: u64,
+    /// `FCST`: quantile levels.
+    pub levels: Vec<f32>,
+}
+
+/// A little-endian reader over a section's payload.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn f32(&mut self) -> Option<f32> {
+        self.u32().map(f32::from_bits)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.u64().map(f64::from_bits)
+    }
+    fn name(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// Reads a version-2 file's sections (the library checks the checksum and every value's
+/// range at run time; this reads what the generated code needs and says what is missing).
+fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
+    let total = u32_at(bytes, 12).ok_or("truncated before the file length")? as usize;
+    if bytes.len() != total || total < 20 {
+        return Err(format!(
+            "the header says {total} bytes but the file has {}",
+            bytes.len()
+        ));
+    }
+    let mut sections = std::collections::BTreeMap::new();
+    let mut c = Cursor {
+        b: &bytes[..total - 4],
+        at: 16,
+    };
+    while c.at < total - 4 {
+        let tag = c.take(4).ok_or("a section header overruns the file")?;
+        let tag = String::from_utf8_lossy(tag).into_owned();
+        let n = c.u32().ok_or("a section header overruns the file")? as usize;
+        let payload = c
+            .take(n)
+            .ok_or_else(|| format!("section {tag} overruns the file"))?;
+        sections.insert(tag, payload);
+    }
+    let get = |tag: &str| {
+        sections.get(tag).map(|b| Cursor { b, at: 0 }).ok_or_else(|| {
+            format!(
+                "version-2 file without a {tag} section (the firmware needs MODL, STAT, COLS, TIME, SOLV and FCST; found {:?})",
+                sections.keys().collect::<Vec<_>>()
+            )
+        })
+    };
+    let bad = |tag: &str| format!("section {tag} is too short");
+    let mut m = get("MODL")?;
+    let len = m.u32().ok_or_else(|| bad("MODL"))? as usize;
+    let description = String::from_utf8(m.take(len).ok_or_else(|| bad("MODL"))?.to_vec())
+        .map_err(|_| "the description is not ASCII".to_string())?;
+    let params = m.u32().ok_or_else(|| bad("MODL"))? as usize;
+    let mut st = get("STAT")?;
+    let state_dim = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+    let count = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+    let mut observed = Vec::new();
+    for _ in 0..count {
+        let index = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+        st.u16().ok_or_else(|| bad("STAT"))?;
+        observed.push((index, st.f32().ok_or_else(|| bad("STAT"))?));
+    }
+    let mut co = get("COLS")?;
+    let n = co.u16().ok_or_else(|| bad("COLS"))? as usize;
+    let mut columns = Vec::new();
+    for _ in 0..n {
+        let transform = co.u8().ok_or_else(|| bad("COLS"))?;
+        co.u8().ok_or_else(|| bad("COLS"))?;
+        let mean = co.f64().ok_or_else(|| bad("COLS"))?;
+        let std = co.f64().ok_or_else(|| bad("COLS"))?;
+        columns.push((transform, mean, std, co.name().ok_or_else(|| bad("COLS"))?));
+    }
+    let mut ti = get("TIME")?;
+    ti.u16().ok_or_else(|| bad("TIME"))?;
+    let t0 = ti.f64().ok_or_else(|| bad("TIME"))?;
+    let unit = ti.f64().ok_or_else(|| bad("TIME"))?;
+    let mut so = get("SOLV")?;
+    let rule = so.u8().ok_or_else(|| bad("SOLV"))?;
+    so.u8().ok_or_else(|| bad("SOLV"))?;
+    let h = so.f32().ok_or_else(|| bad("SOLV"))?;
+    let method = so.name().ok_or_else(|| bad("SOLV"))?;
+    let mut fc = get("FCST")?;
+    let paths = fc.u32().ok_or_else(|| bad("FCST"))?;
+    let seed = fc.u64().ok_or_else(|| bad("FCST"))?;
+    let q = fc.u8().ok_or_else(|| bad("FCST"))?;
+    let levels = (0..q)
+        .map(|_| fc.f32())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("FCST"))?;
+    Ok((
+        description,
+        params,
+        Deployment {
+            state_dim,
+            observed,
+            columns,
+            t0,
+            unit,
+            solver: (rule, h, method),
+            paths,
+            seed,
+            levels,
+        },
+    ))
+}
+
+/// What this firmware's forecaster takes from a version-2 file: every state coordinate
+/// observed in order without observation noise, affine transforms, SOSRI with steps of at
+/// most `h`, 1 to 1024 paths, 2 to 16 increasing quantile levels in (0, 1).
+pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
+    if d.state_dim != dim {
+        return Err(format!(
+            "STAT says {} state components but the description has {dim}",
+            d.state_dim
+        ));
+    }
+    let full: Vec<(usize, f32)> = (0..dim).map(|i| (i, 0.0)).collect();
+    if d.observed != full || d.columns.len() != dim {
+        return Err(format!(
+            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed exactly, in order (latent state and observation noise need the library forecaster)",
+            d.observed,
+            d.columns.len()
+        ));
+    }
+    if let Some(c) = d.columns.iter().find(|c| c.0 != 0) {
+        return Err(format!(
+            "column {:?} has transform {} (log): this firmware takes affine transforms only",
+            c.3, c.0
+        ));
+    }
+    if d.solver.0 != 0 || d.solver.2 != "SOSRI" {
+        return Err(format!(
+            "solver {:?} with step rule {}: this firmware's forecaster solves with SOSRI, steps of at most h",
+            d.solver.2, d.solver.0
+        ));
+    }
+    if !(1..=1024).contains(&d.paths)
+        || !(2..=16).contains(&d.levels.len())
+        || !d.levels.windows(2).all(|w| w[0] < w[1])
+        || d.levels.iter().any(|&p| !(p > 0.0 && p < 1.0))
+    {
+        return Err(format!(
+            "forecast defaults: {} paths, quantile levels {:?} (this firmware takes 1 to 1024 paths and 2 to 16 increasing levels in (0, 1))",
+            d.paths, d.levels
+        ));
+    }
+    Ok(())
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -91,10 +287,20 @@ pub fn read_file_info(bytes: &[u8]) -> Result<FileInfo, String> {
                 version,
                 description,
                 params: params as usize,
+                deployment: None,
+            })
+        }
+        2 => {
+            let (description, params, deployment) = read_v2(bytes)?;
+            Ok(FileInfo {
+                version,
+                description,
+                params,
+                deployment: Some(deployment),
             })
         }
         v => Err(format!(
-            "model file format version {v}: this generator reads version 1"
+            "model file format version {v}: this generator reads versions 1 and 2"
         )),
     }
 }
@@ -418,7 +624,25 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
         "pub static MODEL_FILE: &[u8] = include_bytes!({:?});",
         path.display().to_string()
     );
+    let defaults = match &info.deployment {
+        Some(dep) => {
+            check_deployment(dep, d)?;
+            (dep.paths, dep.seed, dep.levels.clone())
+        }
+        None => (32, 0xC5F, vec![0.05, 0.5, 0.95]),
+    };
+    s.push_str(&defaults_source(defaults.0, defaults.1, &defaults.2));
     let scaling = match path.parent().map(|p| p.join("fit_csv.json")) {
+        _ if info.deployment.is_some() => {
+            let dep = info.deployment.as_ref().ok_or("no deployment")?;
+            Scaling {
+                t0: dep.t0,
+                unit: dep.unit,
+                max_step: dep.solver.1,
+                columns: dep.columns.iter().map(|c| (c.1, c.2)).collect(),
+                source: format!("{} (version 2)", path.display()),
+            }
+        }
         Some(json) if json.is_file() && info.version == 1 => {
             println!("cargo:rerun-if-changed={}", json.display());
             let text =
@@ -529,6 +753,34 @@ pub fn parse_scaling_json(json: &str, d: usize) -> Result<Scaling, String> {
         columns,
         source: String::new(),
     })
+}
+
+/// The generated forecast defaults (appended to `model.rs`): the file's `FCST` section for
+/// version 2, else 32 paths, seed `0xC5F` (fit_csv's host forecast) and the 5, 50 and 95 %
+/// quantiles.
+pub fn defaults_source(paths: u32, seed: u64, levels: &[f32]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "/// Forecast ensemble paths (the file's default).");
+    let _ = writeln!(out, "pub const PATHS: usize = {paths};");
+    let _ = writeln!(out, "/// Noise seed of the forecasts (the file's default).");
+    let _ = writeln!(out, "pub const NOISE_SEED: u64 = {seed:#x};");
+    let _ = writeln!(out, "/// Number of quantile levels.");
+    let _ = writeln!(out, "pub const Q: usize = {};", levels.len());
+    let _ = writeln!(
+        out,
+        "/// Quantile levels of the forecasts; a reading's band runs from the first to the last."
+    );
+    let _ = writeln!(
+        out,
+        "pub const QUANTILES: [f32; {}] = [{}];",
+        levels.len(),
+        levels
+            .iter()
+            .map(|p| format!("f32::from_bits({:#x})", p.to_bits()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
 }
 
 /// The generated Rust source for a scaling (appended to `model.rs`).

@@ -64,10 +64,7 @@ fn parse_limit(scenario: &[u8]) -> Option<u32> {
 
 /// Runs the streaming firmware on `scenario` and exits.
 pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8; 1024]) -> ! {
-    let limit = match parse_limit(scenario) {
-        Some(n) => n,
-        None => u32::MAX,
-    };
+    let limit = parse_limit(scenario).unwrap_or(u32::MAX);
     let file: &[u8] = match scenario {
         b"" => model::MODEL_FILE,
         _ if limit != u32::MAX => model::MODEL_FILE,

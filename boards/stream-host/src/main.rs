@@ -18,6 +18,11 @@
 //! `fit_csv --eval-trajectories 32` wrote, the lines equal `forecast.csv`'s value columns
 //! for the data rows after the first (`boards/ci.sh` checks it).
 //!
+//! `--write-v2 FILE` writes the model it was built with (a version-1 file and the scaling
+//! `fit_csv.json` beside it) as a version-2 model file (the same model, scaling, step and
+//! forecast defaults in one file); `boards/ci.sh` builds the firmware from both and
+//! compares.
+//!
 //! `--decode FILE` reads records the firmware printed (a QEMU run's output) and writes
 //! them in decimal for people (other lines as they are); `boards/run-model.sh` uses it.
 //!
@@ -84,6 +89,55 @@ fn decode(line: &str) -> String {
     }
 }
 
+/// Writes the model the program was built with, with its scaling, solver step and forecast
+/// defaults (from a version-1 file and the `fit_csv.json` beside it), as a version-2 model
+/// file (`tinysde::forecast::file::write`) at `path`; returns its length.
+fn write_v2(path: &str) -> Result<usize, String> {
+    use tinysde::forecast::file::{
+        encoded_len, write, Column, Defaults, Deployment, SolverSpec, TimeAxis, TimeFormat,
+        Transform,
+    };
+    use tinysde_app::sensor::recorded;
+    let loaded = model::load(model::MODEL_FILE).map_err(|e| e.to_string())?;
+    let names: Vec<String> = (0..model::D)
+        .map(|c| {
+            recorded::COLUMN_NAMES
+                .get(c)
+                .map_or(format!("x{c}"), |n| n.to_string())
+        })
+        .collect();
+    let columns: Vec<Column> = (0..model::D)
+        .map(|c| Column {
+            name: &names[c],
+            transform: Transform::Affine,
+            mean: model::COLUMN_MEAN[c],
+            std: model::COLUMN_STD[c],
+            state_index: c as u16,
+            noise: 0.0,
+        })
+        .collect();
+    let deployment = Deployment {
+        state_dim: model::D as u16,
+        columns: &columns,
+        time: TimeAxis {
+            name: "time",
+            format: TimeFormat::Number,
+            t0: model::TIME_ORIGIN,
+            unit: model::TIME_UNIT,
+        },
+        solver: SolverSpec {
+            method: "SOSRI",
+            max_step: model::MAX_STEP,
+        },
+        defaults: Defaults::new(model::PATHS as u32, model::NOISE_SEED, &model::QUANTILES)
+            .map_err(|e| e.to_string())?,
+    };
+    let mut out = vec![0u8; encoded_len::<model::Model>(&deployment)];
+    let n = write(&loaded, &deployment, &mut out).map_err(|e| e.to_string())?;
+    std::fs::write(path, &out[..n]).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
 /// How [`Print`] writes.
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -117,7 +171,7 @@ impl StreamReport for Print {
             } = *event
             {
                 let cells: Vec<String> = (0..model::D)
-                    .flat_map(|c| [b.mean[c], b.q[0][c], b.q[1][c], b.q[2][c]])
+                    .flat_map(|c| std::iter::once(b.mean[c]).chain(b.q.iter().map(move |q| q[c])))
                     .map(significant)
                     .collect();
                 let _ = writeln!(self.out, "{}", cells.join(","));
@@ -152,7 +206,7 @@ impl StreamReport for Print {
                 "reading {index} t = {}: {:?} band {:?} {}",
                 reading.time,
                 reading.values,
-                observation.band.map(|b| (b.q[0], b.q[2])),
+                observation.band.map(|b| (b.q[0], b.q[model::Q - 1])),
                 if observation.outside { "OUTSIDE" } else { "" }
             ),
             StreamEvent::Forecast {
@@ -160,8 +214,8 @@ impl StreamReport for Print {
                 horizon,
                 band,
             } => format!(
-                "  forecast {index}+{horizon} t = {}: mean {:?} q05 {:?} q50 {:?} q95 {:?}",
-                band.time, band.mean, band.q[0], band.q[1], band.q[2]
+                "  forecast {index}+{horizon} t = {}: mean {:?} quantiles {:?} at {:?}",
+                band.time, band.mean, band.q, model::QUANTILES
             ),
         };
         let _ = writeln!(self.out, "{line}");
@@ -176,6 +230,22 @@ fn main() -> ExitCode {
         None => Mode::Hex,
         Some("--decimal") => Mode::Decimal,
         Some("--csv") => Mode::Csv,
+        Some("--write-v2") => {
+            let Some(path) = args.get(1) else {
+                eprintln!("--write-v2 needs the output file");
+                return ExitCode::from(10);
+            };
+            return match write_v2(path) {
+                Ok(n) => {
+                    eprintln!("wrote {path} ({n} bytes, model file version 2)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Some("--decode") => {
             let Some(path) = args.get(1) else {
                 eprintln!("--decode needs the file of firmware records");
@@ -242,7 +312,7 @@ mod tests {
         Band {
             time: 0.0,
             mean: [0.0; D],
-            q: [[0.0; D]; 3],
+            q: [[0.0; D]; model::Q],
         }
     }
 
@@ -320,13 +390,13 @@ mod tests {
         let x = [Some(model::COLUMN_MEAN[0]); D];
         f.observe(T, &x).unwrap();
         let before = next(&f, T);
-        assert!(before.q[0][0] <= before.q[1][0] && before.q[1][0] <= before.q[2][0]);
+        assert!(before.q.windows(2).all(|w| w[0][0] <= w[1][0]));
         // A reading with nothing measured: checked against nothing, the origin stays.
         let o = f.observe(T + model::TIME_UNIT, &[None; D]).unwrap();
         assert!(!o.outside && o.band.is_some());
         assert_eq!(next(&f, T), before);
         // A value far outside the band is flagged.
-        let far = [Some(o.band.unwrap().q[2][0] + 1e3 * model::COLUMN_STD[0]); D];
+        let far = [Some(o.band.unwrap().q[model::Q - 1][0] + 1e3 * model::COLUMN_STD[0]); D];
         assert!(f.observe(T + 2.0 * model::TIME_UNIT, &far).unwrap().outside);
     }
 }
