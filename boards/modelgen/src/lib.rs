@@ -1111,6 +1111,99 @@ mod tests {
         assert!(src.contains("pub const D: usize = 1;"));
     }
 
+    /// A version-2 file around the committed seed model's bytes (sections as
+    /// docs/weights-format.md lays them out; the checksum is the library's to check).
+    fn seed_v2(transform: u8, noise: f32, sections: &[&str]) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
+        let v1 = std::fs::read(path).unwrap();
+        let name = |b: &mut Vec<u8>, s: &str| {
+            b.extend((s.len() as u16).to_le_bytes());
+            b.extend(s.as_bytes());
+        };
+        let mut stat = vec![1, 0, 1, 0, 0, 0, 0, 0];
+        stat.extend(noise.to_le_bytes());
+        let mut cols = vec![1, 0, transform, 0];
+        cols.extend(919.35f64.to_le_bytes());
+        cols.extend(168.5f64.to_le_bytes());
+        name(&mut cols, "flow");
+        let mut time = vec![0, 0];
+        time.extend(1871.0f64.to_le_bytes());
+        time.extend(1.0f64.to_le_bytes());
+        name(&mut time, "year");
+        let mut solv = vec![0, 0];
+        solv.extend(0.5f32.to_le_bytes());
+        name(&mut solv, "SOSRI");
+        let mut fcst = 16u32.to_le_bytes().to_vec();
+        fcst.extend(7u64.to_le_bytes());
+        fcst.push(2);
+        fcst.extend(0.1f32.to_le_bytes());
+        fcst.extend(0.9f32.to_le_bytes());
+        let all = [
+            ("MODL", v1[10..v1.len() - 4].to_vec()),
+            ("STAT", stat),
+            ("COLS", cols),
+            ("TIME", time),
+            ("SOLV", solv),
+            ("FCST", fcst),
+        ];
+        let mut body = Vec::new();
+        for (tag, payload) in all.iter().filter(|(t, _)| sections.contains(t)) {
+            body.extend(tag.as_bytes());
+            body.extend((payload.len() as u32).to_le_bytes());
+            body.extend(payload);
+        }
+        let mut file = b"TSDEWGT\0".to_vec();
+        file.extend(2u16.to_le_bytes());
+        file.extend(0u16.to_le_bytes());
+        file.extend(((16 + body.len() + 4) as u32).to_le_bytes());
+        file.extend(body);
+        file.extend([0; 4]);
+        file
+    }
+
+    const ALL: [&str; 6] = ["MODL", "STAT", "COLS", "TIME", "SOLV", "FCST"];
+
+    #[test]
+    fn a_version_2_file_gives_its_scaling_step_and_defaults() {
+        let bytes = seed_v2(0, 0.0, &ALL);
+        let src = model_source(Path::new("m.tsm"), &bytes).unwrap();
+        for line in [
+            "pub const PARAMS: usize = 122;",
+            "pub const FILE_VERSION: u16 = 2;",
+            "pub const PATHS: usize = 16;",
+            "pub const NOISE_SEED: u64 = 0x7;",
+            "pub const Q: usize = 2;",
+            &format!(
+                "pub const TIME_ORIGIN: f64 = f64::from_bits({:#x});",
+                1871.0f64.to_bits()
+            ),
+            &format!(
+                "pub const MAX_STEP: f32 = f32::from_bits({:#x});",
+                0.5f32.to_bits()
+            ),
+            &format!(
+                "pub const COLUMN_STD: [f64; 1] = [f64::from_bits({:#x})];",
+                168.5f64.to_bits()
+            ),
+        ] {
+            assert!(src.contains(line), "{line} not in\n{src}");
+        }
+    }
+
+    #[test]
+    fn a_version_2_file_the_firmware_cannot_forecast_is_refused() {
+        let e = model_source(Path::new("m.tsm"), &seed_v2(1, 0.0, &ALL)).unwrap_err();
+        assert!(e.contains("transform 1 (log)"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.5, &ALL)).unwrap_err();
+        assert!(e.contains("observed exactly"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL[..5])).unwrap_err();
+        assert!(e.contains("without a FCST section"), "{e}");
+        let mut short = seed_v2(0, 0.0, &ALL);
+        short.pop();
+        let e = model_source(Path::new("m.tsm"), &short).unwrap_err();
+        assert!(e.contains("the header says"), "{e}");
+    }
+
     #[test]
     fn errors_say_what_was_found() {
         let e = parse_description(
