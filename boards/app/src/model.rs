@@ -30,14 +30,10 @@ include!(concat!(env!("OUT_DIR"), "/model.rs"));
 ///
 /// Errors (nothing is loaded): bad magic, unsupported version, truncated, checksum
 /// mismatch, a description or parameter count other than [`Model`]'s, non-finite
-/// parameters.
+/// parameters; for a version-2 file also a missing, malformed or unknown critical section.
 pub fn load(bytes: &[u8]) -> Result<Model, Error> {
     let mut model = Model::default();
-    if FILE_VERSION == 2 {
-        // The deployable model file: every section checked, then the model part loaded.
-        tinysde::forecast::file::ModelFile::parse(bytes)?.load_into(&mut model)?;
-    } else {
-        tinysde::weights::read_into(&mut model, bytes)?;
-    }
+    // Version 1, or a version-2 model file (every section checked, then its model part).
+    tinysde::weights::read_into(&mut model, bytes)?;
     Ok(model)
 }

@@ -447,11 +447,16 @@ impl Text {
         self.buf.get(..self.len).unwrap_or(&[])
     }
 
-    #[inline(never)]
     fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+
+    /// Appends ASCII bytes (what `hex` and `dec` build: no UTF-8 check to link).
+    #[inline(never)]
+    fn bytes(&mut self, s: &[u8]) -> &mut Self {
         let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
         let n = s.len().min(free.len());
-        if let (Some(dst), Some(src)) = (free.get_mut(..n), s.as_bytes().get(..n)) {
+        if let (Some(dst), Some(src)) = (free.get_mut(..n), s.get(..n)) {
             dst.copy_from_slice(src);
             self.len += n;
         }
@@ -470,7 +475,7 @@ impl Text {
                 .unwrap_or(b'?');
         }
         let s = digits.get(..nibbles as usize + 1).unwrap_or(&[]);
-        self.str(core::str::from_utf8(s).unwrap_or("?"))
+        self.bytes(s)
     }
 
     /// ` ` and `x` in decimal.
@@ -493,7 +498,7 @@ impl Text {
         if let Some(d) = digits.get_mut(i) {
             *d = b' ';
         }
-        self.str(core::str::from_utf8(digits.get(i..).unwrap_or(&[])).unwrap_or("?"))
+        self.bytes(digits.get(i..).unwrap_or(&[]))
     }
 
     /// ` ` and the bits of `x` as 16 hex digits, or ` -` for none.
