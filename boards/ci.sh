@@ -534,6 +534,10 @@ for c in "${cores[@]}"; do
     fi
 done
 [ "$stream_ram" -le 8192 ] || fail "Cortex-M4F streaming firmware: RAM + stack $stream_ram B > 8 KB"
+ok "Cortex-M4F streaming firmware: RAM + stack $stream_ram B, within 8 KB"
+# Reported, not gated: the flash target (24 KB) is not met (SOSRI, the ensemble, the f64
+# soft-float routines of the data scaling and the text records; see README.md).
+echo "Cortex-M4F streaming firmware: flash without the replayed series $stream_flash B (target 24 576 B$([ "$stream_flash" -le 24576 ] && echo ": met" || echo ": not met"))"
 step "parity, per core"
 for line in "${parity_lines[@]}"; do echo "$line"; done
 echo

@@ -33,7 +33,12 @@ include!(concat!(env!("OUT_DIR"), "/model.rs"));
 /// parameters; for a version-2 file also a missing, malformed or unknown critical section.
 pub fn load(bytes: &[u8]) -> Result<Model, Error> {
     let mut model = Model::default();
-    // Version 1, or a version-2 model file (every section checked, then its model part).
-    tinysde::weights::read_into(&mut model, bytes)?;
+    if FILE_VERSION == 2 {
+        // The deployable model file: every section checked, then its model part loaded.
+        tinysde::forecast::file::ModelFile::parse(bytes)?.load_into(&mut model)?;
+    } else {
+        // Version 1 (a build for a version-1 file need not link the version-2 reader).
+        tinysde::weights::read_into(&mut model, bytes)?;
+    }
     Ok(model)
 }
