@@ -344,6 +344,11 @@ ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile mode
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- \
     --write-v2 "$nile/nile.tsm")
 TINYSDE_MODEL="$nile/nile.tsm"
+# With a version-2 file the host tests also run the library's streaming forecaster
+# (tinysde::forecast::Forecaster) beside the firmware's over the whole series: the same
+# bands and forecasts, bit for bit.
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
+ok "Nile, version-2 file: the library's streaming forecaster gives the firmware forecaster's bands and forecasts bit for bit"
 build qemu thumbv7em-none-eabihf qemu-m4-stream-v2 --features stream,no-panic
 unset TINYSDE_MODEL TINYSDE_READINGS
 build_seconds=$((build_seconds + SECONDS - t))

@@ -2,19 +2,22 @@
 //!
 //! [`run`] reads a [`Sensor`] until it ends (a replayed series) or forever (a real
 //! sensor): each reading goes to the forecaster ([`Forecaster::observe`]), which first
-//! checks it against the band predicted for its time (the first and last of the model file's
-//! quantiles, 5 and 95 % by default, of the ensemble
-//! propagated from the last reading: outside is a surprise), then the forecast of the next
-//! [`HORIZONS`] data intervals is reported ([`Forecaster::forecast`]): mean and the 5, 50
-//! and 95 % quantiles in the data's units.
+//! checks it against the band predicted for its time (the first and last of the model
+//! file's quantiles, 5 and 95 % by default, of the ensemble propagated from the last
+//! reading: outside is a surprise), then the forecast of the next [`HORIZONS`] data
+//! intervals is reported ([`Forecaster::forecast`]): mean and the quantiles of
+//! [`QUANTILES`] in the data's units.
 //!
 //! The forecaster is the one of `fit_csv`'s host forecast (`examples/common/fit.rs`,
 //! `predict_rows`): an ensemble of [`PATHS`] SOSRI paths of the model from the last fully
 //! observed reading (scaled with the model file's scaling), steps of at most
 //! [`crate::model::MAX_STEP`], the Brownian paths of `NOISE_SEED ^ index * φ`, quantiles by
-//! `tinysde::train::ensemble_quantile`. Until the library has its own streaming
-//! forecaster and the version-2 model file carries the scaling, this module is the one
-//! place that implements it (its API is what the boards call).
+//! `tinysde::train::ensemble_quantile`. It stands in for the library's
+//! `tinysde::forecast::Forecaster`, which gives the same bits (a host test in
+//! `boards/stream-host` compares them reading by reading over the Nile series) but takes
+//! only version-2 files (`fit_csv` writes version 1 and `fit_csv.json` today) and its
+//! noise seed only from the file (the boards seed from their hardware). The boards call
+//! this module's API ([`run`]), so the switch stays inside it.
 
 use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;

@@ -399,4 +399,60 @@ mod tests {
         let far = [Some(o.band.unwrap().q[model::Q - 1][0] + 1e3 * model::COLUMN_STD[0]); D];
         assert!(f.observe(T + 2.0 * model::TIME_UNIT, &far).unwrap().outside);
     }
+
+    /// Built from a version-2 model file (`TINYSDE_MODEL=....tsm`): the library's streaming
+    /// forecaster (`tinysde::forecast::Forecaster`) against this firmware's, reading by
+    /// reading over the recorded series: the band each reading is checked against, and the
+    /// forecasts of the next horizons. (Skipped for a version-1 file, which the library's
+    /// forecaster does not take.)
+    #[test]
+    fn the_library_forecaster_gives_the_same_bands() {
+        use tinysde::forecast::file::ModelFile;
+        use tinysde::forecast::{Arrays, Check, Forecaster as Library};
+        use tinysde::solve::Sosri;
+        use tinysde_app::sensor::{Replay, Sensor};
+        if model::FILE_VERSION != 2 {
+            return;
+        }
+        let file = ModelFile::parse(model::MODEL_FILE).unwrap();
+        let mut lib = Library::<model::Model, Sosri, D, D, Arrays<D, { model::PATHS }, 8>>::new(
+            model::Model::default(),
+            Sosri,
+            &file,
+            Arrays::new(),
+        )
+        .unwrap();
+        let mut ours = forecaster();
+        let mut replay = Replay::new();
+        let mut compared = 0;
+        while let Some(r) = replay.read().unwrap() {
+            let mut checks = [Check::default(); D];
+            let outcome = lib.observe_checked(r.time, &r.values, &mut checks).unwrap();
+            let o = ours.observe(r.time, &r.values).unwrap();
+            if let Some(b) = o.band {
+                assert_eq!(
+                    (checks[0].lower, checks[0].upper, checks[0].mean),
+                    (b.q[0][0], b.q[model::Q - 1][0], b.mean[0]),
+                    "reading at {}",
+                    r.time
+                );
+                assert_eq!(outcome.outside != 0, o.outside);
+                compared += 1;
+            }
+            let times: [f64; HORIZONS] =
+                core::array::from_fn(|j| r.time + (j + 1) as f64 * model::TIME_UNIT);
+            let mut lib_out = [0.0f64; HORIZONS * D * (1 + model::Q)];
+            lib.forecast(&times, &mut lib_out).unwrap();
+            let mut our_out = [band(); HORIZONS];
+            ours.forecast(&times, &mut our_out).unwrap();
+            for (j, b) in our_out.iter().enumerate() {
+                let v = &lib_out[j * (1 + model::Q)..(j + 1) * (1 + model::Q)];
+                assert_eq!(v[0], b.mean[0], "forecast {j} after {}", r.time);
+                for q in 0..model::Q {
+                    assert_eq!(v[1 + q], b.q[q][0], "forecast {j} after {}", r.time);
+                }
+            }
+        }
+        assert!(compared > 0);
+    }
 }
