@@ -19,9 +19,12 @@
 #[cfg(not(feature = "inference-only"))]
 pub mod adaptive;
 pub mod checks;
+pub mod model;
 pub mod report;
 pub mod seed;
+pub mod sensor;
 pub mod stack;
+pub mod stream;
 #[cfg(not(feature = "inference-only"))]
 pub mod training;
 

@@ -48,6 +48,9 @@ use cortex_m_semihosting::{nr, syscall, syscall1};
 use tinysde_app::report::error_code;
 use tinysde_app::{seed, Board, Cycles, Event, Plan, Report};
 
+#[cfg(feature = "stream")]
+mod stream;
+
 /// Exit statuses besides the stages' codes.
 #[cfg(not(feature = "no-panic"))]
 const EXIT_CHECK_FAILED: u32 = 6;
@@ -500,6 +503,11 @@ fn selftest() -> ! {
 }
 
 #[entry]
+// The streaming firmware leaves the seed run below it unreachable.
+#[cfg_attr(
+    feature = "stream",
+    allow(unreachable_code, unused_variables, unused_mut)
+)]
 fn main() -> ! {
     let mut board = Board {
         led: NoLed,
@@ -516,6 +524,9 @@ fn main() -> ! {
     let Some(buf) = cortex_m::singleton!(: [u8; 1024] = [0; 1024]) else {
         exit(EXIT_BAD_SCENARIO)
     };
+    // The streaming firmware: the model and readings chosen at build time.
+    #[cfg(feature = "stream")]
+    stream::main(scenario, &mut board.clock, buf);
     match scenario {
         b"" => {}
         #[cfg(not(feature = "no-panic"))]
