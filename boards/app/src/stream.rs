@@ -19,9 +19,8 @@
 //! noise seed only from the file (the boards seed from their hardware). The boards call
 //! this module's API ([`run`]), so the switch stays inside it.
 
-use tinysde::nn::ParamSeed;
 use tinysde::noise::Brownian;
-use tinysde::solve::{Solver, Sosri, TimeGrid};
+use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Sosri, TimeGrid};
 use tinysde::train::ensemble_quantile;
 use tinysde::Error;
 
@@ -188,16 +187,16 @@ impl Forecaster {
         let mut mean = [[0.0f32; D]; HORIZONS];
         let mut var = [[0.0f32; D]; HORIZONS];
         let mut flat = [[0.0f32; D]; PATHS * HORIZONS];
-        solver.ensemble(
+        solve::simulate_into(
+            &solver,
             &self.model,
             &noise,
-            &z0,
-            PATHS,
-            saves,
-            mean.get_mut(..n).unwrap_or(&mut []),
-            var.get_mut(..n).unwrap_or(&mut []),
-            Some(flat.get_mut(..n * PATHS).unwrap_or(&mut [])),
-            ParamSeed::NONE,
+            &EnsembleRequest::new(z0, PATHS, saves),
+            EnsembleBuffers {
+                mean: mean.get_mut(..n).unwrap_or(&mut []),
+                variance: var.get_mut(..n).unwrap_or(&mut []),
+                paths: Some(flat.get_mut(..n * PATHS).unwrap_or(&mut [])),
+            },
         )?;
         let mut bands = [Band::ZERO; HORIZONS];
         let mut column = [0.0f32; PATHS];
