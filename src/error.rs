@@ -170,6 +170,9 @@ impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WeightsError::BadMagic => f.write_str("not a tinysde weights file (bad magic)"),
+            WeightsError::UnsupportedVersion(2) => f.write_str(
+                "format version 2 (a deployable model file): read it with forecast::file::ModelFile",
+            ),
             WeightsError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             WeightsError::Truncated => f.write_str("truncated"),
             WeightsError::ShapeMismatch => f.write_str("written for a different model shape"),

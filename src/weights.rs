@@ -440,8 +440,11 @@ fn le_u32(bytes: &[u8], at: usize) -> Result<u32, Error> {
 
 /// Checks a blob's magic, version, length and checksum, without any model, and returns its
 /// parts. Errors as described in the module docs. A version 2 file (a deployable model
-/// file, [`crate::forecast::file`]) is accepted too: its `MODL` section is returned, after
-/// the checks of [`crate::forecast::file::ModelFile::parse`].
+/// file) is refused with `UnsupportedVersion(2)`: read it with
+/// [`ModelFile::parse`](crate::forecast::file::ModelFile::parse), whose
+/// [`model`](crate::forecast::file::ModelFile::model) is this blob and whose `load_into`
+/// is [`read_into`]. Keeping the two readers apart keeps the version 2 reader (about 3.8 KB
+/// of Cortex-M4F flash) out of firmware that loads only version 1 files.
 ///
 /// ```
 /// use tinysde::nn::{Dense, Identity};
@@ -458,9 +461,6 @@ pub fn inspect(bytes: &[u8]) -> Result<Blob<'_>, Error> {
         return Err(WeightsError::BadMagic.into());
     }
     let version = le_u16(bytes, MAGIC.len())?;
-    if version == crate::forecast::file::VERSION {
-        return crate::forecast::file::ModelFile::parse(bytes).map(|f| f.model());
-    }
     if version != VERSION {
         return Err(WeightsError::UnsupportedVersion(version).into());
     }
