@@ -61,7 +61,9 @@ where
     let (problem, noise, starts) = (windows.problem, windows.noise, windows.starts.clone());
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
     let m = problem.trajectories;
-    let l = problem.window;
+    // `window >= 1` by construction; `max` lets the compiler see it too (no panic path in
+    // `chunks_mut`).
+    let l = problem.window.max(1);
     check_len(
         "paths scratch (trajectories * window)",
         m.saturating_mul(l),
