@@ -823,8 +823,8 @@ pub(crate) fn restore_on_error<T: Real, R, const D: usize>(
 const PARALLEL_BLOCK_BYTES: usize = 4 << 20;
 
 /// Lanes per pass of the threaded ensemble ([`Solver::ensemble_parallel`]):
-/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (the seed model's ensemble takes
-/// 22 instead of 25 ns per trajectory-step there), else 8.
+/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (faster there: the README's
+/// benchmarks), else 8.
 #[cfg(feature = "std")]
 pub const PARALLEL_LANES: usize = crate::lanes::WIDE_LANES;
 

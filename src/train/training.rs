@@ -239,8 +239,9 @@ where
     L: Loss<D> + Sync,
     O: Optimizer,
 {
-    /// [`Training::new`] in forward mode only, for methods without an adjoint (Milstein,
-    /// RK4); [`with_gradient_mode`](Training::with_gradient_mode) is then not available.
+    /// [`Training::new`] in forward mode only, for methods without an adjoint (RK4; every
+    /// other fixed-step method, Milstein included, has one);
+    /// [`with_gradient_mode`](Training::with_gradient_mode) is then not available.
     pub fn forward<B: IntoOptimizer<Optimizer = O>>(
         model: S,
         problem: Problem<'a, M, D>,

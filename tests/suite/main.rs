@@ -13,6 +13,7 @@ mod adjoint_milstein;
 mod calibration;
 mod contract;
 mod convergence;
+mod docs_figures;
 mod examples;
 mod firmware_parity;
 mod gradient;
