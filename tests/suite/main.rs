@@ -14,6 +14,7 @@ mod adjoint_milstein;
 mod calibration;
 mod contract;
 mod convergence;
+mod docs_figures;
 mod examples;
 mod firmware_parity;
 mod forecast;

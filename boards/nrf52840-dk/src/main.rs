@@ -4,7 +4,7 @@
 //! (mean and standard deviation at the save times), CPU cycles per Euler–Maruyama step and
 //! per gradient from the DWT cycle counter, the on-device training loss, peak stack. LED1
 //! (P0.13, active low) is the heartbeat; on a typed error it blinks the stage's code
-//! (2 load, 3 forecast, 4 bench, 5 train) forever.
+//! (2 load, 3 forecast, 4 bench, 5 train, 7 adaptive) forever.
 #![no_std]
 #![no_main]
 

@@ -29,7 +29,7 @@
 //! 4 bench, 5 train, 7 adaptive), 6 if an on-target check failed, 9 on a hard fault. The first word of
 //! the semihosting command line after the program name picks a scenario: none (the normal
 //! run), `short` (the normal run with one training iteration instead of five: what CI
-//! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
+//! runs on the soft-float Cortex-M0, where an iteration is about 180 million instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
 //! (one flipped bit in the weights), `truncated`, `mismatch` (a blob written for another
 //! model shape), `diverge` (valid weights whose drift blows the state up), `calibrate`
 //! (checks that the clock counts instructions).
