@@ -65,7 +65,7 @@ impl<M: Method> Solver<M> {
     }
 
     /// A pass's forward solve to grid index `last`: calls `on_save(i, u)` at the save times
-    /// exactly as [`Solver::ensemble`] does (so statistics folded from it have its bits),
+    /// exactly as [`simulate_into`](crate::solve::simulate_into) does (so statistics folded from it have its bits),
     /// keeps the states `checkpoints` asks for in `kept` ([`Checkpoints::kept`] rows) and
     /// returns the final state. Like the ensembles it checks finiteness at the save times:
     /// [`Error::Diverged`] names the group's first non-finite lane and the last step before
@@ -241,7 +241,7 @@ impl<M: Method> Solver<M> {
         )
     }
 
-    /// [`Solver::ensemble`] on `f32` (the same statistics, bit for bit) that also keeps
+    /// [`simulate_into`](crate::solve::simulate_into) on `f32` (the same statistics, bit for bit) that also keeps
     /// every trajectory's checkpoints and final state: trajectory `m` uses rows
     /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c =`
     /// [`Checkpoints::kept`]`(last)`, the final state last. Inputs must be checked by the
