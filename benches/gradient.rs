@@ -12,7 +12,7 @@
 //!   (4 per save interval), mean + variance matching.
 //!
 //! Both gradients also on 1 and 2 threads (`_threads/.../T=`), and one training iteration of
-//! the spiral's second phase (the owned `Training`, SOSRI, 29 steps) on 1 and 2 threads.
+//! the spiral's second phase (the owned `Trainer`, SOSRI, 29 steps) on 1 and 2 threads.
 //!
 //! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
 //! `cargo bench --bench gradient -- reverse`; threads only: `cargo bench --bench gradient -- T=`.
@@ -22,12 +22,13 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, loss_value, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
+use tinysde::grad::{Ensemble, Forward, Reverse, Scratch, Threads};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, Sosri, TimeGrid};
-use tinysde::train::{AdamConfig, MeanSquaredError, MomentMatching, Training};
+use tinysde::train::{AdamConfig, EnsembleFit, MeanSquaredError, MomentMatching, Trainer};
 use tinysde::{Dual, Real};
 
 type SeedModel = NeuralSde<
@@ -60,7 +61,7 @@ fn seed_task(c: &mut Criterion) {
             group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
-                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)
                             .unwrap(),
                     )
                 })
@@ -81,9 +82,7 @@ fn seed_task(c: &mut Criterion) {
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
-                        reverse::loss_and_gradient(
-                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
-                        )
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse($c), &mut Scratch::new(&mut stats, &mut tape), &mut grad)
                         .unwrap(),
                     )
                 })
@@ -109,14 +108,12 @@ fn seed_task(c: &mut Criterion) {
         group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    reverse::loss_and_gradient_parallel(
-                        &problem,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
                         &model,
-                        &noise,
-                        &loss,
-                        Checkpoints::All,
+                        Threads(Reverse(Checkpoints::All), threads),
+                        &mut Scratch::<8, 1>::owned(),
                         &mut grad,
-                        threads,
                     )
                     .unwrap(),
                 )
@@ -126,8 +123,12 @@ fn seed_task(c: &mut Criterion) {
         group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    loss_and_gradient_parallel(
-                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
+                        &model,
+                        Threads(Forward, threads),
+                        &mut Scratch::new(&mut stats, &mut []),
+                        &mut grad,
                     )
                     .unwrap(),
                 )
@@ -153,14 +154,11 @@ fn seed_task(c: &mut Criterion) {
     group.bench_function("reverse/milstein_all_kept", |b| {
         b.iter(|| {
             black_box(
-                reverse::loss_and_gradient(
-                    &milstein,
+                loss_and_gradient(
+                    &Ensemble::new(&milstein, &loss, &noise),
                     &model,
-                    &noise,
-                    &loss,
-                    Checkpoints::All,
-                    &mut stats,
-                    &mut tape,
+                    Reverse(Checkpoints::All),
+                    &mut Scratch::new(&mut stats, &mut tape),
                     &mut grad,
                 )
                 .unwrap(),
@@ -201,7 +199,7 @@ fn spiral(c: &mut Criterion) {
             group.bench_function(concat!("forward/K=", $k), |b| {
                 b.iter(|| {
                     black_box(
-                        loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad)
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)
                             .unwrap(),
                     )
                 })
@@ -222,9 +220,7 @@ fn spiral(c: &mut Criterion) {
             group.bench_function(concat!("reverse/", $name), |b| {
                 b.iter(|| {
                     black_box(
-                        reverse::loss_and_gradient(
-                            &problem, &model, &noise, &loss, $c, &mut stats, &mut tape, &mut grad,
-                        )
+                        loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &model, Reverse($c), &mut Scratch::new(&mut stats, &mut tape), &mut grad)
                         .unwrap(),
                     )
                 })
@@ -245,14 +241,12 @@ fn spiral(c: &mut Criterion) {
         group.bench_function(format!("reverse_threads/all/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    reverse::loss_and_gradient_parallel(
-                        &problem,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
                         &model,
-                        &noise,
-                        &loss,
-                        Checkpoints::All,
+                        Threads(Reverse(Checkpoints::All), threads),
+                        &mut Scratch::<8, 2>::owned(),
                         &mut grad,
-                        threads,
                     )
                     .unwrap(),
                 )
@@ -262,8 +256,12 @@ fn spiral(c: &mut Criterion) {
         group.bench_function(format!("forward_threads/K=16/T={threads}"), |b| {
             b.iter(|| {
                 black_box(
-                    loss_and_gradient_parallel(
-                        &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+                    loss_and_gradient(
+                        &Ensemble::new(&problem, &loss, &noise),
+                        &model,
+                        Threads(Forward, threads),
+                        &mut Scratch::new(&mut stats, &mut []),
+                        &mut grad,
                     )
                     .unwrap(),
                 )
@@ -279,7 +277,7 @@ fn spiral(c: &mut Criterion) {
 }
 
 /// One training iteration of the spiral tutorial's second phase (SOSRI, 29 steps, 100
-/// trajectories, Adam): the owned `Training` in reverse mode on 1 and 2 threads.
+/// trajectories, Adam): the owned `Trainer` in reverse mode on 1 and 2 threads.
 fn spiral_iteration(c: &mut Criterion) {
     let mut model = SpiralModel::default();
     model
@@ -299,7 +297,8 @@ fn spiral_iteration(c: &mut Criterion) {
     let problem = Problem::new(solver, [2.0, 0.0], 100, &times).unwrap();
     let mut group = c.benchmark_group("training_iteration/spiral_M100_SOSRI29");
     for threads in [1, 2] {
-        let mut training = Training::new(model, problem, &loss, AdamConfig::lr(1e-4))
+        let mut training = EnsembleFit::new(problem, &loss)
+            .and_then(|fit| Trainer::owned(model, fit, AdamConfig::lr(1e-4)))
             .unwrap()
             .with_threads(threads);
         group.bench_function(format!("reverse/T={threads}"), |b| {

@@ -10,17 +10,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use tinysde::grad::{loss_and_gradient, Forward, Reverse, Scratch, SeriesWindows, Threads};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, Sosri};
-use tinysde::train::{
-    series_loss_and_gradient, series_loss_and_gradient_reverse, Series, SeriesProblem,
-};
-#[cfg(feature = "std")]
-use tinysde::train::{
-    series_loss_and_gradient_parallel, series_loss_and_gradient_reverse_parallel,
-};
+use tinysde::train::{Series, SeriesProblem};
 use tinysde::{Dual, Real};
 
 type SeedModel = NeuralSde<
@@ -49,12 +44,11 @@ fn long_series(c: &mut Criterion) {
     let mut stats = vec![[Dual::<32>::ZERO; 1]; problem.stats_len()];
     c.bench_function("series/seed_model_100k_rows_batch64_M32_window1", |b| {
         b.iter(|| {
-            series_loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &SeriesWindows::new(&problem, &noise, problem.batch(5)),
                 &model,
-                &noise,
-                problem.batch(5),
-                &mut stats,
+                Forward,
+                &mut Scratch::new(&mut stats, &mut []),
                 &mut grad,
             )
             .map(black_box)
@@ -66,13 +60,12 @@ fn long_series(c: &mut Criterion) {
         "series/seed_model_100k_rows_batch64_M32_window1_2threads",
         |b| {
             b.iter(|| {
-                series_loss_and_gradient_parallel::<32, _, _, _, _, 1>(
-                    &problem,
+                loss_and_gradient(
+                    &SeriesWindows::new(&problem, &noise, problem.batch(5)),
                     &model,
-                    &noise,
-                    problem.batch(5),
+                    Threads(Forward, 2),
+                    &mut Scratch::<32, 1>::owned(),
                     &mut grad,
-                    2,
                 )
                 .map(black_box)
             })
@@ -86,14 +79,11 @@ fn long_series(c: &mut Criterion) {
         "series/seed_model_100k_rows_batch64_M32_window1_reverse",
         |b| {
             b.iter(|| {
-                series_loss_and_gradient_reverse(
-                    &problem,
+                loss_and_gradient(
+                    &SeriesWindows::new(&problem, &noise, problem.batch(5)),
                     &model,
-                    &noise,
-                    problem.batch(5),
-                    Checkpoints::All,
-                    &mut stats,
-                    &mut tape,
+                    Reverse(Checkpoints::All),
+                    &mut Scratch::new(&mut stats, &mut tape),
                     &mut grad,
                 )
                 .map(black_box)
@@ -106,14 +96,12 @@ fn long_series(c: &mut Criterion) {
         "series/seed_model_100k_rows_batch64_M32_window1_reverse_2threads",
         |b| {
             b.iter(|| {
-                series_loss_and_gradient_reverse_parallel::<32, _, _, _, _, 1>(
-                    &problem,
+                loss_and_gradient(
+                    &SeriesWindows::new(&problem, &noise, problem.batch(5)),
                     &model,
-                    &noise,
-                    problem.batch(5),
-                    Checkpoints::All,
+                    Threads(Reverse(Checkpoints::All), 2),
+                    &mut Scratch::<32, 1>::owned(),
                     &mut grad,
-                    2,
                 )
                 .map(black_box)
             })

@@ -25,11 +25,12 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use tinysde::grad::reverse::REVERSE_LANES;
-use tinysde::grad::{loss_value, reverse, Problem};
+use tinysde::grad::{loss_value, reverse, Forward, Problem, Reverse, Scratch, Threads};
 use tinysde::nn::{Cube, Dense, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     Adam, AdamConfig, MomentMatching, NoiseMode, Optimizer, TrainConfig, Trainer, Workspace,
 };
@@ -90,33 +91,44 @@ where
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fresh { seed: 5 },
         clip_norm: None,
     };
     let (start, start_cpu) = (Instant::now(), cpu_time::thread_cpu_seconds());
-    let mut trainer = Trainer::new(&mut model, adam, problem, &loss, config, ws)?;
+    let trainer = Trainer::new(
+        &mut model,
+        adam,
+        EnsembleFit::new(problem, &loss)?,
+        config,
+        ws,
+    )?;
+    // The protocol's phases, in either gradient mode.
+    macro_rules! phases {
+        ($trainer:expr) => {{
+            let mut trainer = $trainer;
+            for (lr, n, iterations) in PHASES {
+                trainer.optimizer_mut().reset();
+                trainer.optimizer_mut().set_lr(lr)?;
+                trainer.fit_mut().set_trajectories(n)?;
+                trainer.run(iterations, |_| ControlFlow::Continue(()))?;
+            }
+            trainer.restore_best();
+        }};
+    }
     if reverse_mode {
         // One thread: the reverse mode then runs its trajectories 8 per pass, on lanes.
-        trainer = trainer
-            .with_reverse_mode(&mut tape, Checkpoints::All)?
-            .with_threads(1);
+        phases!(trainer.with_mode(Threads(Reverse(Checkpoints::All), 1))?);
+    } else {
+        phases!(trainer.with_mode(Forward)?);
     }
-    for (lr, n, iterations) in PHASES {
-        trainer.optimizer_mut().reset();
-        trainer.optimizer_mut().set_lr(lr)?;
-        trainer.set_trajectories(n)?;
-        trainer.run(iterations, |_| ControlFlow::Continue(()))?;
-    }
-    trainer.restore_best();
     let seconds = start.elapsed().as_secs_f64();
     let cpu = match (start_cpu, cpu_time::thread_cpu_seconds()) {
         (Some(a), Some(b)) => format!(" cpu_seconds={:.3}", b - a),
         _ => String::new(),
     };
-    drop(trainer);
     let last = eval(&model)?;
     println!(
         "tinysde spiral mode={} method={name} seconds={seconds:.3}{cpu} final_loss={last:.4} \

@@ -18,10 +18,12 @@
 use core::ops::ControlFlow;
 
 use tinysde::grad::Problem;
+use tinysde::grad::Scratch;
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::rng_from_seed;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
@@ -84,13 +86,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut []),
         };
         let config = TrainConfig {
             noise: NoiseMode::Fresh { seed: 1 },
             clip_norm: Some(100.0),
         };
-        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws)?;
+        let mut trainer = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))?;
         let report = trainer.run(iterations, |p| {
             if p.iteration % 50 == 0 {
                 println!("iteration {:4}: loss {:.4}", p.iteration, p.loss);

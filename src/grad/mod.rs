@@ -16,8 +16,8 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
-//! With feature `std`, `loss_and_gradient_parallel` spreads the passes over threads (each
-//! pass is the serial computation), and `reverse::loss_and_gradient_parallel` splits the
+//! With feature `std`, `forward_gradient_parallel` spreads the passes over threads (each
+//! pass is the serial computation), and `parallel_reverse_PLACEHOLDER` splits the
 //! trajectories over threads and folds their results in trajectory order: the bits do not
 //! depend on the number of threads.
 //!
@@ -46,7 +46,8 @@
 //! let problem = Problem::new(solver, [1.0], 8, &save_times)?;
 //! let mut stats = [[Dual::<4>::ZERO; 1]; 4]; // 2 * save_times.len() rows; K = 4 lanes
 //! let mut grad = [0.0f32; Model::PARAMS];
-//! let loss = loss_and_gradient(&problem, &model, &Brownian::new(7), &Final, &mut stats, &mut grad)?;
+//! let objective = Ensemble::new(&problem, &Final, &Brownian::new(7));
+//! let loss = loss_and_gradient(&objective, &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)?;
 //! assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
 //! # Ok::<(), tinysde::Error>(())
 //! ```
@@ -55,8 +56,13 @@
 mod parallel;
 pub mod reverse;
 
+mod entry;
 #[cfg(feature = "std")]
-pub use parallel::loss_and_gradient_parallel;
+pub use entry::Threads;
+pub use entry::{
+    loss_and_gradient, Cheaper, Ensemble, Forward, GradientMode, Mode, Objective, Reverse,
+    Reversible, Scratch, SeriesWindows, TapeNeed,
+};
 
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
@@ -139,6 +145,15 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     /// A problem using all of `save_times` (non-empty, strictly increasing times that
     /// fit the solver's grid), `trajectories >= 1` trajectories from the finite state `u0`, and
     /// the gradient with respect to the model parameters only.
+    ///
+    /// ```
+    /// use tinysde::grad::Problem;
+    /// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 10)?);
+    /// assert!(Problem::new(solver, [1.0], 8, &[0.5, 2.0]).is_err()); // a save time past the grid
+    /// assert!(Problem::new(solver, [1.0], 0, &[0.5, 1.0]).is_err()); // no trajectories
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(
         solver: Solver<M>,
         u0: [f32; D],
@@ -169,6 +184,18 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
 
     /// Uses only the first `window` save times (`1 ..= save_times.len()`): the solve stops
     /// at the last of them and the loss sees only their statistics.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// let first_two = problem.with_window(2)?;
+    /// assert_eq!(first_two.active_save_times(), &[0.5, 1.0]);
+    /// assert!(problem.with_window(4).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_window(mut self, window: usize) -> Result<Self, Error> {
         self.set_window(window)?;
         Ok(self)
@@ -176,6 +203,16 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
 
     /// Whether the gradient also covers the initial state: if so, its entries
     /// `PARAMS .. PARAMS + D` are the derivatives with respect to `u0[0..D]`.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_u0_gradient(true).gradient_len(10), 11);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[must_use]
     pub fn with_u0_gradient(mut self, on: bool) -> Self {
         self.u0_gradient = on;
@@ -183,6 +220,17 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// Replaces the initial state (must be finite).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_u0([2.0])?.u0(), [2.0]);
+    /// assert!(problem.with_u0([f32::NAN]).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_u0(mut self, u0: [f32; D]) -> Result<Self, Error> {
         check_u0(&u0)?;
         self.u0 = u0;
@@ -190,44 +238,134 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// Replaces the number of trajectories (must be >= 1).
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_trajectories(100)?.trajectories(), 100);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn with_trajectories(mut self, trajectories: usize) -> Result<Self, Error> {
         self.set_trajectories(trajectories)?;
         Ok(self)
     }
 
     /// The solver.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.solver().grid.steps(), 30);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn solver(&self) -> &Solver<M> {
         &self.solver
     }
     /// The initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.u0(), [1.0]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn u0(&self) -> [f32; D] {
         self.u0
     }
     /// The number of trajectories in the ensemble.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.trajectories(), 8);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn trajectories(&self) -> usize {
         self.trajectories
     }
     /// All save times.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_window(1)?.save_times(), &times); // all of them, whatever the window
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn save_times(&self) -> &'a [f32] {
         self.save_times
     }
     /// The number of save times in use.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.window(), 3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn window(&self) -> usize {
         self.window
     }
     /// The save times in use: the first [`window`](Problem::window) of them.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.with_window(1)?.active_save_times(), &[0.5]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn active_save_times(&self) -> &'a [f32] {
         self.save_times
             .get(..self.window)
             .unwrap_or(self.save_times)
     }
     /// Whether the gradient includes the initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert!(!problem.u0_gradient());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn u0_gradient(&self) -> bool {
         self.u0_gradient
     }
 
     /// The length of the gradient (and of the flat parameter vector a trainer optimizes)
     /// for a model with `params` parameters: `params`, plus `D` with the initial state.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.gradient_len(10), 10);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn gradient_len(&self, params: usize) -> usize {
         if self.u0_gradient {
             params + D
@@ -237,6 +375,16 @@ impl<'a, M: Method, const D: usize> Problem<'a, M, D> {
     }
 
     /// The number of statistics rows a scratch buffer needs: twice the number of save times.
+    ///
+    /// ```
+    /// # use tinysde::grad::Problem;
+    /// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+    /// # let times = [0.5, 1.0, 1.5];
+    /// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+    /// let problem = Problem::new(solver, [1.0], 8, &times)?;
+    /// assert_eq!(problem.stats_len(), 6); // mean and variance at 3 save times
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn stats_len(&self) -> usize {
         2 * self.save_times.len()
     }
@@ -355,36 +503,7 @@ fn check_buffers<S: Parameters, M: Method, L: Loss<D>, const D: usize>(
 /// is untouched. `stats` is scratch: its contents are unspecified after any call.
 ///
 /// Cost: `ceil(len / K)` ensemble solves, each carrying K tangents.
-///
-/// ```
-/// use tinysde::grad::{loss_and_gradient, Problem};
-/// use tinysde::nn::{Dense, Identity, Parameters};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
-/// use tinysde::train::MeanSquaredError;
-/// use tinysde::{Dual, Real};
-///
-/// // du = (a u + b) dt + (c u + d) dW; gradient in a, b, c, d and u0
-/// type Model = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.write_params(&[-0.5, 0.2, 0.1, 0.05])?;
-/// let times = [0.5, 1.0];
-/// let data = [[1.0], [0.8]];
-/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
-/// let problem = Problem::new(solver, [1.5], 16, &times)?.with_u0_gradient(true);
-/// let loss = MeanSquaredError::new(&data)?;
-/// let noise = Brownian::new(3);
-///
-/// let mut g1 = [0.0f32; Model::PARAMS + 1];
-/// let mut g5 = [0.0f32; Model::PARAMS + 1];
-/// let l1 = loss_and_gradient(&problem, &model, &noise, &loss, &mut [[Dual::<1>::ZERO; 1]; 4], &mut g1)?;
-/// let l5 = loss_and_gradient(&problem, &model, &noise, &loss, &mut [[Dual::<5>::ZERO; 1]; 4], &mut g5)?;
-/// assert_eq!((l1, g1), (l5, g5)); // one lane at a time or all five at once: same bits
-/// assert!(g1[4] > 0.0); // starting higher raises the mean above the data
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-pub fn loss_and_gradient<const K: usize, S, M, N, L, const D: usize>(
+pub(crate) fn forward_gradient<const K: usize, S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -398,11 +517,7 @@ where
     N: NoiseSource,
     L: Loss<D>,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),
@@ -479,7 +594,10 @@ where
 
 /// The pass of [`forward_passes`] for gradient entries `start .. start + chunk.len()`:
 /// returns the loss value, writes the entries into `chunk` once all of them are finite.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel shared by the serial and threaded forward modes; its public form is loss_and_gradient"
+)]
 pub(crate) fn forward_pass<const K: usize, M, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     params: usize,

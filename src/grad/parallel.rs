@@ -71,35 +71,7 @@ fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize,
 /// the caller passed in (the passes write into a copy). `stats` (`Dual<K>` rows, at least
 /// [`Problem::stats_len`]) serves the calling thread; the others allocate their own, and
 /// the copy of the gradient.
-///
-/// ```
-/// use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, Problem};
-/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
-/// use tinysde::train::MeanSquaredError;
-/// use tinysde::{Dual, Real};
-///
-/// type Model = NeuralSde<(Dense<1, 4, Tanh>, Dense<4, 1, Identity>), Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
-/// let times = [0.5, 1.0];
-/// let data = [[0.9], [0.7]];
-/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 50)?);
-/// let problem = Problem::new(solver, [1.0], 13, &times)?;
-/// let (loss, noise) = (MeanSquaredError::new(&data)?, Brownian::new(4));
-/// let mut stats = [[Dual::<2>::ZERO; 1]; 4]; // 15 parameters: 8 passes of 2
-/// let mut serial = [0.0f32; Model::PARAMS];
-/// let l = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut serial)?;
-/// for threads in [1, 2, 3] {
-///     let mut grad = [0.0f32; Model::PARAMS];
-///     let lt = loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats, &mut grad, threads)?;
-///     assert_eq!((lt, grad), (l, serial)); // the same bits on any number of threads
-/// }
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-pub fn loss_and_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
+pub(crate) fn forward_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -114,11 +86,7 @@ where
     N: NoiseSource + Sync,
     L: Loss<D> + Sync,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),
@@ -190,8 +158,8 @@ where
 
 /// Trajectories per pass of the threaded reverse mode: each pass runs the forward and
 /// backward solves of this many trajectories at once, one per lane of [`F32x`]:
-/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (the seed task's gradient takes
-/// 6.3 instead of 7.6 ms there), else 8.
+/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (faster there: the README's
+/// benchmarks), else 8.
 pub const REVERSE_LANES: usize = crate::lanes::WIDE_LANES;
 
 /// The lane scalar of the threaded reverse mode.
@@ -213,7 +181,7 @@ struct LanePass<const D: usize> {
     outcome: Result<(), Error>,
 }
 
-/// [`reverse::loss_and_gradient`](super::reverse::loss_and_gradient) on `threads` threads
+/// [`Reverse`](crate::grad::Reverse)(super::reverse::checkpoint_gradient) on `threads` threads
 /// (0: as many as [`std::thread::available_parallelism`] reports), with bits that do not
 /// depend on the number of threads (feature `std`).
 ///
@@ -245,41 +213,7 @@ struct LanePass<const D: usize> {
 /// Errors: those of the serial function (the lowest diverging trajectory's, a non-finite
 /// loss or gradient entry, and every input error before anything runs); `grad` is
 /// written only on success: after any error it is bit-identical to what the caller passed in.
-///
-/// ```
-/// use tinysde::grad::{reverse, Problem};
-/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, TimeGrid};
-/// use tinysde::train::MeanSquaredError;
-/// use tinysde::{Dual, Real};
-///
-/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
-/// let times = [0.5, 1.0];
-/// let data = [[0.9], [0.7]];
-/// let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
-/// let problem = Problem::new(solver, [1.0], 16, &times)?;
-/// let (loss, noise) = (MeanSquaredError::new(&data)?, Brownian::new(5));
-/// let mut one = [0.0f32; Model::PARAMS];
-/// let l1 = reverse::loss_and_gradient_parallel(&problem, &model, &noise, &loss, Checkpoints::All, &mut one, 1)?;
-/// let mut three = [0.0f32; Model::PARAMS];
-/// let l3 = reverse::loss_and_gradient_parallel(&problem, &model, &noise, &loss, Checkpoints::Sqrt, &mut three, 3)?;
-/// assert_eq!((l1, one), (l3, three)); // any threads, any checkpoints: the same bits
-///
-/// // The serial function: the same loss bits, the gradient to rounding.
-/// let (mut stats, mut tape) = ([[Dual::<4>::ZERO; 1]; 4], [[0.0f32; 1]; 128]);
-/// let mut serial = [0.0f32; Model::PARAMS];
-/// let l = reverse::loss_and_gradient(&problem, &model, &noise, &loss, Checkpoints::All, &mut stats, &mut tape, &mut serial)?;
-/// assert_eq!(l, l1);
-/// for (s, p) in serial.iter().zip(&one) {
-///     assert!((s - p).abs() <= 1e-5 * (1.0 + s.abs()));
-/// }
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-pub fn reverse_loss_and_gradient_parallel<S, M, N, L, const D: usize>(
+pub(crate) fn reverse_gradient_parallel<S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -306,9 +240,12 @@ where
     )
 }
 
-/// [`reverse_loss_and_gradient_parallel`], keeping every trajectory's checkpoints when
+/// [`reverse_gradient_parallel`], keeping every trajectory's checkpoints when
 /// they take at most `keep_bytes`.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "private worker of Threads(Reverse): each argument is a distinct borrowed input of the pass"
+)]
 fn reverse_parallel<S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,

@@ -1,6 +1,7 @@
 //! Reverse-mode gradients: the discrete adjoint of the solver, from checkpoints.
 //!
-//! The same loss and the same gradient as [`loss_and_gradient`](super::loss_and_gradient),
+//! Reverse mode of [`Reverse`](super::Reverse)(super::loss_and_gradient) ([`Reverse`](super::Reverse),
+//! [`Reversible`](super::Reversible)): the same loss and the same gradient as forward mode,
 //! at a cost that does not grow with the number of parameters. The scheme, in passes over
 //! the ensemble of `M` trajectories of `N` steps:
 //!
@@ -29,15 +30,15 @@
 //! Memory per trajectory: [`Checkpoints::states`] rows of `D` floats (`N` rows with
 //! [`Checkpoints::All`], about `2 sqrt(N)` with [`Checkpoints::Sqrt`]), plus four rows per
 //! save time for the statistics and their cotangents; all of it in the caller's `tape`
-//! buffer ([`tape_len`]). Nothing allocates. [`reversible_heun`] needs no checkpoints at
-//! all: its backward pass rebuilds the states.
+//! buffer ([`tape_len`]). Nothing allocates. [`Reversible`](super::Reversible) needs no
+//! checkpoints at all: its backward pass rebuilds the states.
 //!
-//! On the host (feature `std`), [`loss_and_gradient_parallel`] runs the same scheme on
+//! On the host (feature `std`), [`Threads`](super::Threads)`(`[`Reverse`](super::Reverse)`)` runs the same scheme on
 //! lanes: [`REVERSE_LANES`] trajectories per forward and backward pass (8, or 16 with
 //! AVX-512), one per lane of [`F32x`](crate::lanes::F32x), each lane computing exactly what the
 //! `f32` code computes for its trajectory, on any number of threads. Each trajectory's
 //! parameter cotangent is summed into the gradient in trajectory order, so its bits do not
-//! depend on the thread count; this function instead adds every step of every trajectory
+//! depend on the thread count; the serial mode instead adds every step of every trajectory
 //! into one running sum (no scratch of `P` floats per trajectory, which `no_std` callers
 //! would have to place), so the two agree to rounding, not bit for bit.
 //!
@@ -47,7 +48,7 @@
 //! [`MilsteinVjp`](crate::sde::MilsteinVjp), as [`NeuralSde`](crate::sde::NeuralSde) does.
 //!
 //! ```
-//! use tinysde::grad::{loss_and_gradient, reverse, Problem};
+//! use tinysde::grad::{loss_and_gradient, reverse, Ensemble, Forward, Problem, Reverse, Scratch};
 //! use tinysde::nn::{Dense, Identity, Parameters, Tanh};
 //! use tinysde::noise::Brownian;
 //! use tinysde::sde::NeuralSde;
@@ -64,17 +65,17 @@
 //! let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 100)?);
 //! let problem = Problem::new(solver, [1.0], 16, &times)?.with_u0_gradient(true);
 //! let noise = Brownian::new(5);
+//! let objective = Ensemble::new(&problem, &loss, &noise);
 //!
 //! let mut stats = [[Dual::<4>::ZERO; 1]; 4];
 //! let mut tape = [[0.0f32; 1]; 64];
 //! assert!(tape.len() >= reverse::tape_len(&problem, Checkpoints::Sqrt));
 //! let mut g_rev = [0.0f32; Model::PARAMS + 1];
-//! let l_rev = reverse::loss_and_gradient(
-//!     &problem, &model, &noise, &loss, Checkpoints::Sqrt, &mut stats, &mut tape, &mut g_rev,
-//! )?;
+//! let mut scratch = Scratch::new(&mut stats, &mut tape);
+//! let l_rev = loss_and_gradient(&objective, &model, Reverse(Checkpoints::Sqrt), &mut scratch, &mut g_rev)?;
 //!
 //! let mut g_fwd = [0.0f32; Model::PARAMS + 1];
-//! let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd)?;
+//! let l_fwd = loss_and_gradient(&objective, &model, Forward, &mut scratch, &mut g_fwd)?;
 //! assert_eq!(l_rev, l_fwd); // the same loss bits
 //! for (r, f) in g_rev.iter().zip(&g_fwd) {
 //!     assert!((r - f).abs() <= 1e-4 * (1.0 + f.abs()));
@@ -83,9 +84,7 @@
 //! ```
 
 #[cfg(feature = "std")]
-pub use super::parallel::{
-    reverse_loss_and_gradient_parallel as loss_and_gradient_parallel, REVERSE_LANES,
-};
+pub use super::parallel::REVERSE_LANES;
 use super::{check_buffers, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
@@ -97,9 +96,21 @@ use crate::solve::{
     Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
 };
 
-/// The number of rows (`[f32; D]`) the `tape` of [`loss_and_gradient`] needs: four per
+/// The number of rows (`[f32; D]`) the `tape` of [`Reverse`](super::Reverse) needs: four per
 /// save time (mean, variance and their cotangents) plus one trajectory's checkpoints and
 /// segment ([`Checkpoints::states`] for the steps up to the last save time).
+///
+/// ```
+/// # use tinysde::grad::Problem;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # let times = [0.5, 1.0, 1.5];
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+/// let problem = Problem::new(solver, [1.0], 8, &times)?;
+/// use tinysde::grad::reverse;
+/// use tinysde::solve::Checkpoints;
+/// assert!(reverse::tape_len(&problem, Checkpoints::Sqrt) < reverse::tape_len(&problem, Checkpoints::All));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn tape_len<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
@@ -116,12 +127,25 @@ pub fn tape_len<M: Method, const D: usize>(
         .saturating_add(checkpoints.states(last))
 }
 
-/// A tape length (rows of `[f32; D]`) with which [`loss_and_gradient`] keeps the
+/// A tape length (rows of `[f32; D]`) with which [`Reverse`](super::Reverse) keeps the
 /// checkpoints of every trajectory from its statistics pass, instead of one trajectory's:
 /// four rows per save time, `ceil(steps / interval) + 1` per trajectory, and one segment.
 /// It then skips the per-trajectory forward pass (one solve fewer, the same bits). With
 /// [`Checkpoints::All`] that is every state of every trajectory (`M × N` rows); with
 /// [`Checkpoints::Sqrt`] about `M sqrt(N)`.
+///
+/// ```
+/// # use tinysde::grad::Problem;
+/// # use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
+/// # let times = [0.5, 1.0, 1.5];
+/// # let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.5, 30)?);
+/// let problem = Problem::new(solver, [1.0], 8, &times)?;
+/// use tinysde::grad::reverse;
+/// use tinysde::solve::Checkpoints;
+/// let c = Checkpoints::Sqrt;
+/// assert!(reverse::tape_len_keep_all(&problem, c) > reverse::tape_len(&problem, c));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn tape_len_keep_all<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
@@ -166,7 +190,7 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 
 /// The loss of `model` on `problem` and its gradient, by the discrete adjoint (reverse mode).
 ///
-/// Arguments and result as [`loss_and_gradient`](super::loss_and_gradient): the loss value
+/// Arguments and result as [`Reverse`](super::Reverse)(super::loss_and_gradient): the loss value
 /// has the same bits as forward mode's and [`loss_value`](super::loss_value)'s, and the
 /// gradient (parameters, then `u0` if asked) equals forward mode's up to rounding.
 /// `stats` (`Dual<K>` rows, at least [`Problem::stats_len`]) is scratch for the loss's
@@ -184,8 +208,11 @@ fn carve<const D: usize>(tape: &mut [[f32; D]], n: usize) -> Option<Rows<'_, D>>
 ///
 /// Cost: about four to five ensemble solves on `f32` whatever the number of parameters (see the
 /// [module documentation](self)).
-#[allow(clippy::too_many_arguments)]
-pub fn loss_and_gradient<const K: usize, S, M, N, L, const D: usize>(
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel behind loss_and_gradient(Reverse); the public entry groups these as objective, mode and scratch"
+)]
+pub(crate) fn checkpoint_gradient<const K: usize, S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -201,11 +228,7 @@ where
     N: NoiseSource,
     L: Loss<D>,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_buffers::<S, M, L, D>(
         problem,
         stats.len(),
@@ -475,8 +498,17 @@ impl<'r, const D: usize> SaveCotangent<'r, D> {
     }
 }
 
-/// The number of rows (`[f32; D]`) the `tape` of [`reversible_heun`] needs: four per save
+/// The number of rows (`[f32; D]`) the `tape` of [`Reversible`](super::Reversible) needs: four per save
 /// time (mean, variance and their cotangents). No states are kept.
+///
+/// ```
+/// use tinysde::grad::{reverse, Problem};
+/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
+/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
+/// let problem = Problem::new(solver, [1.0], 16, &[0.5, 1.0])?;
+/// assert_eq!(reverse::reversible_heun_tape_len(&problem), 8); // 1000 steps, 8 rows
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, ReversibleHeun, D>) -> usize {
     4 * problem.save_times().len()
 }
@@ -484,39 +516,15 @@ pub fn reversible_heun_tape_len<const D: usize>(problem: &Problem<'_, Reversible
 /// The loss and its gradient for a problem solved by [`ReversibleHeun`], in memory that does
 /// not depend on the number of steps.
 ///
-/// The scheme of [`loss_and_gradient`], except that a trajectory's backward pass keeps no
+/// The scheme of [`Reverse`](super::Reverse), except that a trajectory's backward pass keeps no
 /// checkpoints: it rebuilds each earlier state from the later one by undoing the step
 /// algebraically, with the same noise. The gradient is that of the discrete solution up
 /// to the rounding of the rebuilt states (in the tests, within 1e-4 of forward mode's on
 /// the same problem). The loss value has the bits of the statistics
-/// [`simulate_into`](crate::solve::simulate_into()) computes with the same solver. Arguments, errors and cost as [`loss_and_gradient`]; `tape` has at least
+/// [`simulate_into`](crate::solve::simulate_into()) computes with the same solver.
+/// Arguments, errors and cost as [`Reverse`](super::Reverse); `tape` has at least
 /// [`reversible_heun_tape_len`] rows.
-///
-/// ```
-/// use tinysde::grad::{reverse, Problem};
-/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{ReversibleHeun, Solver, TimeGrid};
-/// use tinysde::train::MeanSquaredError;
-/// use tinysde::{Dual, Real};
-///
-/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
-/// let times = [0.5, 1.0];
-/// let data = [[0.9], [0.7]];
-/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
-/// let problem = Problem::new(solver, [1.0], 16, &times)?;
-/// let mut stats = [[Dual::<4>::ZERO; 1]; 4];
-/// let mut tape = [[0.0f32; 1]; 8]; // 1000 steps, still 8 rows
-/// let mut grad = [0.0f32; Model::PARAMS];
-/// let loss = MeanSquaredError::new(&data)?;
-/// let l = reverse::reversible_heun(&problem, &model, &Brownian::new(5), &loss, &mut stats, &mut tape, &mut grad)?;
-/// assert!(l.is_finite() && grad.iter().any(|g| *g != 0.0));
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-pub fn reversible_heun<const K: usize, S, N, L, const D: usize>(
+pub(crate) fn reversible_gradient<const K: usize, S, N, L, const D: usize>(
     problem: &Problem<'_, ReversibleHeun, D>,
     model: &S,
     noise: &N,
@@ -530,11 +538,7 @@ where
     N: NoiseSource,
     L: Loss<D>,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     check_buffers::<S, ReversibleHeun, L, D>(
         problem,
         stats.len(),

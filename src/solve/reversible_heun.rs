@@ -25,7 +25,7 @@ use crate::sde::{Sde, SdeVjp};
 /// One drift and one diffusion evaluation per step (those at `z'` are reused by the next
 /// step). The step can be undone exactly in exact arithmetic,
 /// `z = 2 y' - z' - f(t + h, z') h - g(t + h, z') dW`, then `y` from the second line, which
-/// is what the backward pass of [`reverse::reversible_heun`](crate::grad::reverse::reversible_heun)
+/// is what the backward pass of [`Reversible`](crate::grad::Reversible)
 /// does instead of keeping states: in `f32` the rebuilt states differ from the forward
 /// ones by rounding only. Strong order 0.5 in general, 1.0 for additive noise (and for
 /// commutative noise in the tests of this crate); weak order 1. Any noise kind.

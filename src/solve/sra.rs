@@ -77,27 +77,8 @@ pub const SOSRA: SraTableau<3> = SraTableau {
 impl<const N: usize> SraTableau<N> {
     /// One step of the method from `(t, u)` of size `h` with increments `inc`. Only valid
     /// for additive noise (the solver checks the SDE's declared noise kind).
-    ///
-    /// ```
-    /// use tinysde::solve::{Sosra, Step, SOSRA};
-    /// use tinysde::nn::ParamSeed;
-    /// use tinysde::noise::Increment;
-    /// use tinysde::sde::FixedSde;
-    /// use tinysde::{NoiseKind, Real};
-    ///
-    /// struct Ou; // du = -u dt + 0.5 dW
-    /// impl FixedSde<1> for Ou {
-    ///     const NOISE: NoiseKind = NoiseKind::Additive;
-    ///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
-    ///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
-    /// }
-    /// let inc = Increment { dw: [0.1f32], dz: [0.05] };
-    /// // The tableau's step is the method's.
-    /// let u = SOSRA.step(&Ou, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE);
-    /// assert_eq!(u, Sosra.step(&Ou, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE));
-    /// ```
     #[inline]
-    pub fn step<T: Real, S: Sde<T, D>, const D: usize>(
+    pub(crate) fn step<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
         sde: &S,
         t: f32,

@@ -236,43 +236,9 @@ impl<const N: usize> SriTableau<N> {
 
     /// One step of the method from `(t, u)` of size `h` with increments `inc` (for scalar
     /// noise every channel holds the shared increment; the formula is then Rößler's
-    /// scalar-noise scheme, of strong order 1.5 for any diffusion).
-    ///
-    /// With `h <= 0` the terms `chi1` and `chi3` (which divide by `sqrt h` and `h`) are
-    /// taken as zero instead of producing NaN.
-    ///
-    /// ```
-    /// use tinysde::solve::{Sosri, Step, SOSRI};
-    /// use tinysde::nn::ParamSeed;
-    /// use tinysde::noise::Increment;
-    /// use tinysde::sde::FixedSde;
-    /// use tinysde::{NoiseKind, Real};
-    ///
-    /// struct Ou; // du = -u dt + 0.5 dW
-    /// impl FixedSde<1> for Ou {
-    ///     const NOISE: NoiseKind = NoiseKind::Additive;
-    ///     fn drift<T: Real>(&self, _: f32, u: &[T; 1]) -> [T; 1] { [-u[0]] }
-    ///     fn diffusion<T: Real>(&self, _: f32, _: &[T; 1]) -> [T; 1] { [T::cst(0.5)] }
-    /// }
-    /// let inc = Increment { dw: [0.1f32], dz: [0.05] };
-    /// // The tableau's step is the method's.
-    /// let u = SOSRI.step(&Ou, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE);
-    /// assert_eq!(u, Sosri.step(&Ou, 0.0, 0.01, &[1.0f32], &inc, ParamSeed::NONE));
-    /// ```
-    #[inline]
-    pub fn step<T: Real, S: Sde<T, D>, const D: usize>(
-        &self,
-        sde: &S,
-        t: f32,
-        h: f32,
-        u: &[T; D],
-        inc: &Increment<D, T::Value>,
-        seed: ParamSeed,
-    ) -> [T; D] {
-        self.step_planned(&self.plan(), sde, t, h, u, inc, seed, None)
-    }
-
-    /// [`SriTableau::step`] with the stage plan given (a constant for the built-in methods).
+    /// scalar-noise scheme, of strong order 1.5 for any diffusion), with the stage plan
+    /// given (a constant for the built-in methods). With `h <= 0` the terms `chi1` and `chi3`
+    /// (which divide by `sqrt h` and `h`) are taken as zero instead of producing NaN.
     ///
     /// With `estimate`, also writes the embedded error estimate of each component (values
     /// only): `|h sum_i alpha_i (f_i - f_0)|`, the drift quadrature's departure from Euler's,

@@ -13,29 +13,28 @@
 //!   too). Missing data: pass a mask (`[bool; D]` per row, `true` = present).
 //! - One observed series: [`Series`] (times, values, mask) and [`SeriesProblem`] (windows of
 //!   consecutive observations, each simulated from its observed start: the one-step-ahead
-//!   likelihood for `window = 1`), [`series_loss_and_gradient`] (forward mode),
-//!   [`series_loss_and_gradient_reverse`] (reverse mode), [`SeriesTrainer`] (either mode;
-//!   mini-batches of windows chosen from a seed; memory independent of the length).
+//!   likelihood for `window = 1`); its gradient through
+//!   [`SeriesWindows`](crate::grad::SeriesWindows) in any mode; mini-batches of windows
+//!   chosen from a seed; memory independent of the length.
 //! - Calibration: [`CalibrationScore`] (coverage of a central band, mean CRPS),
 //!   [`crps_gaussian`], [`crps_ensemble`], [`gaussian_band`], [`ensemble_band`],
 //!   [`ensemble_quantile`], [`score_series`].
 //! - Optimizers implement [`Optimizer`]: [`Adam`] ([`AdamConfig`]) and [`Sgd`]
 //!   ([`SgdConfig`]), with state in caller-provided buffers (`[f32; P]`, `&mut [f32]`, ...);
 //!   [`clip_global_norm`] / [`global_norm`].
-//! - [`Trainer`]: iterations of gradient, callback ([`Progress`] -> `ControlFlow`), best
-//!   parameters, update; noise per iteration by [`NoiseMode`] (fresh path from
-//!   [`iteration_seed`], or fixed); [`Trainer::run`] for plain training,
-//!   [`Trainer::run_schedule`] for a [`GrowingWindow`]. Buffers in a [`Workspace`].
-//!   With feature `std`, `Trainer::with_threads` computes each gradient on several
-//!   threads (bits independent of the thread count).
-//! - `Training` (feature `std`): the same loop on an owned state (model, optimizer from an
-//!   `AdamConfig` or `SgdConfig` through `IntoOptimizer`, every buffer, the cheaper gradient
-//!   mode): `Training::new(model, problem, loss, AdamConfig::lr(0.01))?.run(300, callback)`;
-//!   `best_model()` evaluates the best parameters without restoring them.
+//! - One [`Trainer`] for everything: it fits a [`Fit`] ([`EnsembleFit`]: a problem and a
+//!   loss, the initial state optionally trained; [`SeriesFit`]: a series' windows), in a
+//!   gradient mode given as a value ([`Trainer::with_mode`]: `Forward`, `Reverse(..)`,
+//!   `Cheaper(..)`, [`GradientMode`], `Threads(..)`), its state in the caller's buffers
+//!   ([`Trainer::new`] with a [`Workspace`]) or owned (`Trainer::owned(model, fit,
+//!   AdamConfig::lr(0.01))`, feature `std`). Iterations of gradient, callback
+//!   ([`Progress`] -> `ControlFlow`), best parameters, update; noise per iteration by
+//!   [`NoiseMode`] (fresh path from [`iteration_seed`], or fixed); [`Trainer::run`], and
+//!   [`Trainer::run_schedule`] for a [`GrowingWindow`]. The loop is written once.
 //!
-//! Nothing here but `Training` and the threaded paths allocates or needs `std`; every size
-//! is checked and every bad input is a typed [`Error`](crate::Error) that leaves the
-//! caller's data unchanged.
+//! Nothing here but the owned trainer and the threaded modes allocates or needs `std`;
+//! every size is checked and every bad input is a typed [`Error`](crate::Error) that leaves
+//! the caller's data unchanged.
 //!
 //! Hyperparameters that fit the seed task (`tests/suite/training.rs`, both cut the loss more than
 //! tenfold): SOSRI with 5 steps per unit time on `[-3, 3]`, 16 trajectories per iteration,
@@ -45,6 +44,7 @@
 //! it is initialized with `Uniform { limit: 0.01 }` instead of Glorot: Glorot weights
 //! saturate every tanh unit for `u > 2` and training stalls on a straight-line fit.
 
+mod fit;
 mod loss;
 mod metrics;
 mod optim;
@@ -54,7 +54,9 @@ mod trainer;
 #[cfg(feature = "std")]
 mod training;
 
+pub use crate::grad::GradientMode;
 pub use crate::grad::Loss;
+pub use fit::{EnsembleFit, Fit, FitGradient, Iteration, SeriesFit};
 pub use loss::{GaussianNll, MeanSquaredError, MomentMatching};
 pub use metrics::{
     crps_ensemble, crps_gaussian, ensemble_band, ensemble_quantile, gaussian_band, normal_cdf,
@@ -62,14 +64,14 @@ pub use metrics::{
 };
 pub use optim::{clip_global_norm, global_norm, Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use schedule::{iteration_seed, GrowingWindow, NoiseMode, Windows};
-pub use series::{
-    score_series, series_loss_and_gradient, series_loss_and_gradient_reverse, series_loss_value,
-    Batch, Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer,
-};
+pub use series::{score_series, series_loss_value, Batch, Series, SeriesObjective, SeriesProblem};
+pub(crate) use series::{series_forward, series_reverse};
 #[cfg(feature = "std")]
-pub use series::{series_loss_and_gradient_parallel, series_loss_and_gradient_reverse_parallel};
+pub(crate) use series::{series_forward_parallel, series_reverse_parallel};
+#[cfg(feature = "std")]
+pub use trainer::Owned;
 pub use trainer::{
-    forward_is_cheaper, GradientMode, Progress, Report, TrainConfig, Trainer, Workspace,
+    forward_is_cheaper, Borrowed, Held, Progress, Report, Storage, TrainConfig, Trainer, Workspace,
 };
 #[cfg(feature = "std")]
-pub use training::{IntoOptimizer, Training, TRAINING_LANES};
+pub use training::{IntoOptimizer, TRAINING_LANES};

@@ -392,6 +392,30 @@ pub fn global_norm(x: &[f32]) -> f32 {
     scale * root
 }
 
+/// Checks a clipping norm, the one check every trainer and [`clip_global_norm`] use: it
+/// must be finite ([`Error::NonFinite`]), `> 0` and normal, that is at least
+/// `f32::MIN_POSITIVE` ([`Error::OutOfRange`]: a subnormal norm would make the scale factor
+/// lose precision).
+pub(crate) fn check_clip_norm(max_norm: f32) -> Result<(), Error> {
+    if !max_norm.is_finite() {
+        return Err(Error::NonFinite {
+            what: "clipping norm",
+            index: 0,
+        });
+    }
+    if max_norm <= 0.0 {
+        return Err(Error::OutOfRange {
+            what: "clipping norm must be > 0",
+        });
+    }
+    if !max_norm.is_normal() {
+        return Err(Error::OutOfRange {
+            what: "clipping norm must be at least f32::MIN_POSITIVE (not subnormal)",
+        });
+    }
+    Ok(())
+}
+
 /// Scales `grad` so that its global norm is at most `max_norm` (finite and normal: at least
 /// `f32::MIN_POSITIVE`; up to one
 /// or two roundings); returns the norm before clipping, saturated at `f32::MAX` when it
@@ -410,22 +434,7 @@ pub fn global_norm(x: &[f32]) -> f32 {
 /// assert!((huge[0] - core::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
 /// ```
 pub fn clip_global_norm(grad: &mut [f32], max_norm: f32) -> Result<f32, Error> {
-    if !max_norm.is_finite() {
-        return Err(Error::NonFinite {
-            what: "clipping norm",
-            index: 0,
-        });
-    }
-    if max_norm <= 0.0 {
-        return Err(Error::OutOfRange {
-            what: "clipping norm must be > 0",
-        });
-    }
-    if !max_norm.is_normal() {
-        return Err(Error::OutOfRange {
-            what: "clipping norm must be at least f32::MIN_POSITIVE (not subnormal)",
-        });
-    }
+    check_clip_norm(max_norm)?;
     if let Some(index) = grad.iter().position(|g| !g.is_finite()) {
         return Err(Error::NonFinite {
             what: "gradient",

@@ -5,7 +5,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tinysde::grad::{loss_and_gradient, Reverse};
 use tinysde::grad::{reverse, Loss, Problem};
+use tinysde::grad::{Ensemble, Scratch, SeriesWindows};
 use tinysde::nn::{
     Backward, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed,
     Parameters, Tanh,
@@ -98,14 +100,11 @@ where
     let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
     let mut tape = vec![[0.0f32; 1]; tape_len];
     let mut grad = vec![0.0f32; problem.gradient_len(S::PARAMS)];
-    let l = reverse::loss_and_gradient(
-        problem,
+    let l = loss_and_gradient(
+        &Ensemble::new(problem, loss, &Brownian::new(23)),
         model,
-        &Brownian::new(23),
-        loss,
-        checkpoints,
-        &mut stats,
-        &mut tape,
+        Reverse(checkpoints),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )?;
     Ok((l.to_bits(), grad.iter().map(|g| g.to_bits()).collect()))
@@ -363,14 +362,11 @@ fn binomial_tape_lengths() {
     let mut stats = vec![[Dual::<4>::ZERO; 1]; p.stats_len()];
     let mut tape = vec![[5.0f32; 1]; need - 1];
     let mut grad = vec![7.0f32; Small::PARAMS];
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &mse, &Brownian::new(1)),
         &model,
-        &Brownian::new(1),
-        &mse,
-        c,
-        &mut stats,
-        &mut tape,
+        Reverse(c),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     assert!(
@@ -384,7 +380,7 @@ fn binomial_tape_lengths() {
 /// as every state kept, with one trajectory's tape or every trajectory's.
 #[test]
 fn series_reverse_mode_takes_binomial_checkpoints() {
-    use tinysde::train::{series_loss_and_gradient_reverse, Series, SeriesProblem};
+    use tinysde::train::{Series, SeriesProblem};
     let model = small_model(3);
     let times = [0.0f32, 0.5, 1.5, 2.0, 3.0, 3.2];
     let values = [[1.0f32], [0.8], [0.5], [0.3], [0.2], [0.25]];
@@ -395,14 +391,11 @@ fn series_reverse_mode_takes_binomial_checkpoints() {
         let mut stats = [[Dual::<4>::ZERO; 1]; 2];
         let mut tape = vec![[0.0f32; 1]; len];
         let mut g = [0.0f32; Small::PARAMS];
-        let l = series_loss_and_gradient_reverse(
-            &problem,
+        let l = loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, problem.batch(0)),
             &model,
-            &noise,
-            problem.batch(0),
-            c,
-            &mut stats,
-            &mut tape,
+            Reverse(c),
+            &mut Scratch::new(&mut stats, &mut tape),
             &mut g,
         )
         .unwrap();

@@ -6,6 +6,8 @@
 //! numbers, and no allocation.
 
 use tinysde::grad::{loss_and_gradient, loss_value, reverse, Loss, Problem};
+use tinysde::grad::{Ensemble, Scratch};
+use tinysde::grad::{Forward, Reverse};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed, Parameters, Relu,
     Sigmoid, Softplus, TangentBackward, Tanh,
@@ -13,6 +15,7 @@ use tinysde::nn::{
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{MilsteinVjp, NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{Checkpoints, Milstein, Solver, StepVjp, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Directional, Dual, NoiseKind, Real};
 
@@ -393,14 +396,11 @@ where
     let mut stats = vec![[Dual::<3>::ZERO; D]; problem.stats_len()];
     let mut tape = vec![[0.0f32; D]; tape_len];
     let mut grad = vec![0.0f32; problem.gradient_len(S::PARAMS)];
-    let l = reverse::loss_and_gradient(
-        problem,
+    let l = loss_and_gradient(
+        &Ensemble::new(problem, loss, noise),
         model,
-        noise,
-        loss,
-        checkpoints,
-        &mut stats,
-        &mut tape,
+        Reverse(checkpoints),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap();
@@ -422,7 +422,14 @@ fn assert_modes_agree<S, L, const D: usize>(
     let noise = Brownian::new(17);
     let mut stats = vec![[Dual::<8>::ZERO; D]; problem.stats_len()];
     let mut gf = vec![0.0f32; problem.gradient_len(S::PARAMS)];
-    let lf = loss_and_gradient(problem, model, &noise, loss, &mut stats, &mut gf).unwrap();
+    let lf = loss_and_gradient(
+        &Ensemble::new(problem, loss, &noise),
+        model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut gf,
+    )
+    .unwrap();
     let c = Checkpoints::Sqrt;
     let (lr, gr) = reverse_gradient(
         problem,
@@ -548,14 +555,11 @@ fn gbm_milstein_gradient_is_the_closed_form_and_converges() {
             let c = Checkpoints::Binomial(3);
             let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, c)];
             let mut grad = [0.0f32; 2];
-            reverse::loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &Ensemble::new(&problem, &HalfSquares, &noise),
                 &model,
-                &noise,
-                &HalfSquares,
-                c,
-                &mut stats,
-                &mut tape,
+                Reverse(c),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut grad,
             )
             .unwrap();
@@ -667,8 +671,12 @@ fn milstein_reverse_allocates_nothing() {
         assert!(reverse::tape_len(&p, c) <= 64);
         let mut grad = [0.0f32; Small::PARAMS + 1];
         let (count, result) = allocations(|| {
-            reverse::loss_and_gradient(
-                &p, &model, &noise, &mse, c, &mut stats, &mut tape, &mut grad,
+            loss_and_gradient(
+                &Ensemble::new(&p, &mse, &noise),
+                &model,
+                Reverse(c),
+                &mut Scratch::new(&mut stats, &mut tape),
+                &mut grad,
             )
         });
         assert!(result.is_ok(), "{result:?}");
@@ -707,24 +715,18 @@ fn trainer_trains_milstein_in_reverse_mode() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let trainer = Trainer::new(
-            &mut model,
-            &mut adam,
-            problem,
-            mse,
-            TrainConfig::default(),
-            ws,
-        )
-        .unwrap();
-        let mut trainer = if reverse_mode {
-            let t = trainer.with_reverse_mode(&mut tape, c).unwrap();
-            assert_eq!(t.gradient_mode(), GradientMode::Reverse(c));
-            t
+        let mode = if reverse_mode {
+            GradientMode::Reverse(c)
         } else {
-            trainer
+            GradientMode::Forward
         };
+        let mut trainer = EnsembleFit::new(problem, mse)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+            .and_then(|t| t.with_mode(mode))
+            .unwrap();
+        assert_eq!(*trainer.mode(), mode);
         let mut run = Vec::new();
         trainer
             .run(30, |p| {

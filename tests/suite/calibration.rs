@@ -4,16 +4,18 @@
 use core::ops::ControlFlow;
 
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Scratch, SeriesWindows};
+use tinysde::grad::{Forward, Threads};
 use tinysde::nn::{Dense, Identity, InitScheme, ParamSeed, Parameters, Sigmoid, Tanh};
 use tinysde::noise::{normal_from_bits, splitmix64, Brownian};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Method, Solver, Sosri, Step, TimeGrid};
 use tinysde::train::{
     crps_ensemble, crps_gaussian, ensemble_band, gaussian_band, normal_cdf, normal_quantile,
-    score_series, series_loss_and_gradient, series_loss_and_gradient_parallel, series_loss_value,
-    Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode, Series, SeriesConfig,
-    SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Workspace,
+    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, NoiseMode,
+    Series, SeriesObjective, SeriesProblem, TrainConfig, Workspace,
 };
+use tinysde::train::{SeriesFit, Trainer};
 use tinysde::{Dual, Error, Real};
 
 fn normals(seed: u64, n: usize) -> Vec<f32> {
@@ -190,7 +192,7 @@ fn with_params(p: &[f32]) -> Small {
 }
 
 /// Checks `grad` against a fourth-order central difference of `loss_at` on the same noise
-/// (common random numbers). Same error budget as tests/gradient.rs: f32 losses with ~1e-6
+/// (common random numbers). Same error budget as tests/suite/gradient.rs: f32 losses with ~1e-6
 /// relative rounding, step 2e-2, tolerance 2e-4 max|g| + 2e-3 |g_i|.
 fn check_fd(p: &[f32], grad: &[f32], loss_at: impl Fn(&[f32]) -> f64) {
     let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
@@ -228,7 +230,14 @@ fn gaussian_likelihood_gradient_matches_finite_differences() {
     let noise = Brownian::new(11);
     let mut grad = [0.0f32; SMALL_P];
     let mut stats = [[Dual::<8>::ZERO; 1]; 8];
-    let value = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad).unwrap();
+    let value = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     let mut p = [0.0f32; SMALL_P];
     model.read_params(&mut p).unwrap();
     let f = |q: &[f32]| {
@@ -280,13 +289,25 @@ where
     let batch = problem.batch(99);
     let mut grad = [0.0f32; SMALL_P];
     let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
-    let value =
-        series_loss_and_gradient(&problem, &model, &noise, batch, &mut stats, &mut grad).unwrap();
+    let value = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, batch),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     // Any lane count: same bits.
     let mut grad3 = [0.0f32; SMALL_P];
     let mut stats3 = vec![[Dual::<3>::ZERO; 1]; problem.stats_len()];
-    let value3 =
-        series_loss_and_gradient(&problem, &model, &noise, batch, &mut stats3, &mut grad3).unwrap();
+    let value3 = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, batch),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats3, &mut []),
+        &mut grad3,
+    )
+    .unwrap();
     assert_eq!((value, grad), (value3, grad3));
     let mut p = [0.0f32; SMALL_P];
     model.read_params(&mut p).unwrap();
@@ -298,13 +319,12 @@ where
     // On threads: same bits, whatever the number of threads.
     for threads in [1, 2, 3, 7] {
         let mut grad_t = [0.0f32; SMALL_P];
-        let value_t = series_loss_and_gradient_parallel::<3, _, _, _, _, 1>(
-            &problem,
+        let value_t = loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, batch),
             &model,
-            &noise,
-            batch,
+            Threads(Forward, threads),
+            &mut Scratch::<3, 1>::owned(),
             &mut grad_t,
-            threads,
         )
         .unwrap();
         assert_eq!((value_t, grad_t), (value, grad), "{threads} threads");
@@ -435,21 +455,23 @@ fn train_linear_on(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let config = SeriesConfig {
-        train: TrainConfig {
-            noise: NoiseMode::Fresh { seed: 3 },
-            clip_norm: Some(10.0),
-        },
-        window_seed: 4,
+    let config_train = TrainConfig {
+        noise: NoiseMode::Fresh { seed: 3 },
+        clip_norm: Some(10.0),
     };
+    let config_seed = 4;
     {
-        let mut trainer = SeriesTrainer::new(&mut model, &mut adam, problem, config, ws).unwrap();
+        let fit = SeriesFit::new(problem).with_window_seed(config_seed);
+        let trainer = Trainer::new(&mut model, &mut adam, fit, config_train, ws).unwrap();
         let go = |_: &_| ControlFlow::Continue(());
         match threads {
-            None => trainer.run(iterations, go),
-            Some(n) => trainer.run_parallel(iterations, n, go),
+            None => trainer.with_mode(Forward).unwrap().run(iterations, go),
+            Some(n) => trainer
+                .with_mode(Threads(Forward, n))
+                .unwrap()
+                .run(iterations, go),
         }
         .unwrap();
     }
@@ -463,10 +485,8 @@ fn one_step_score(model: &Linear, times: &[f32], values: &[[f32; 1]]) -> Calibra
     let mut samples = vec![0.0f32; 200];
     let mut score = CalibrationScore::new(0.9).unwrap();
     score_series(
-        &problem,
+        &SeriesWindows::new(&problem, &Brownian::new(77), problem.all_windows()),
         model,
-        &Brownian::new(77),
-        problem.all_windows(),
         &mut paths,
         &mut samples,
         &mut score,

@@ -8,7 +8,9 @@
 //! adversarial report that this suite was written for.
 
 use proptest::prelude::*;
+use tinysde::grad::Forward;
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Cube, Dense, Identity, Layer, ParamSeed, Parameters, Relu};
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
@@ -16,6 +18,7 @@ use tinysde::solve::{
     self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, Milstein, SolveRequest, Solver,
     TimeGrid, BACKUP_ROWS, PARALLEL_LANES,
 };
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     clip_global_norm, Adam, AdamConfig, MeanSquaredError, Optimizer, Sgd, SgdConfig,
 };
@@ -77,11 +80,10 @@ fn each_case_of_the_adversarial_report_returns_a_typed_error_or_the_right_answer
     let mut grad = [SENTINEL; P];
     let mut stats = [[Dual::<1>::ZERO; 1]; 4];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &Brownian::new(0)),
         &m,
-        &Brownian::new(0),
-        &loss,
-        &mut stats,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -425,7 +427,7 @@ proptest! {
         // must be untouched after any error.
         let mut grad = vec![SENTINEL; grad_len];
         let mut stats = [[Dual::<{ P + 1 }>::ZERO; 1]; 4];
-        let r = loss_and_gradient(&problem, &m, &noise, &loss, &mut stats, &mut grad);
+        let r = loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &m, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad);
         let mut stats32 = [[0.0f32; 1]; 4];
         let value = loss_value(&problem, &m, &noise, &loss, &mut stats32);
         match r {
@@ -436,7 +438,7 @@ proptest! {
                 // K = 1 lane per pass gives the same bits.
                 let mut g1 = vec![SENTINEL; grad_len];
                 let mut stats1 = [[Dual::<1>::ZERO; 1]; 4];
-                match loss_and_gradient(&problem, &m, &noise, &loss, &mut stats1, &mut g1) {
+                match loss_and_gradient(&Ensemble::new(&problem, &loss, &noise), &m, Forward, &mut Scratch::new(&mut stats1, &mut []), &mut g1) {
                     Ok(l1) => {
                         prop_assert_eq!(l1, l);
                         prop_assert_eq!(bits1(&g1), bits1(&grad));
@@ -627,11 +629,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     // Both parameters in one pass: the error comes from the first pass, grad is untouched.
     let mut grad = [SENTINEL; 2];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        &mut [[Dual::<2>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<2>::ZERO; 1]; 4], &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -641,11 +642,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     // leaves entry 1 untouched, exactly as documented.
     let mut grad = [SENTINEL; 2];
     let r = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        &mut [[Dual::<1>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<1>::ZERO; 1]; 4], &mut []),
         &mut grad,
     );
     assert!(matches!(r, Err(Error::Diverged { .. })), "{r:?}");
@@ -667,11 +667,10 @@ fn a_gradient_keeps_only_finished_passes_when_a_later_derivative_overflows() {
     }
     let mut plain = [0.0f32; 2];
     loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &loss, &noise),
         &Plain,
-        &noise,
-        &loss,
-        &mut [[Dual::<1>::ZERO; 1]; 4],
+        Forward,
+        &mut Scratch::new(&mut [[Dual::<1>::ZERO; 1]; 4], &mut []),
         &mut plain,
     )
     .unwrap();
@@ -809,8 +808,8 @@ proptest! {
         let mut stats = [[Dual::<2>::ZERO; 1]; 4];
         let before = m;
         let mut adam_copy = adam.clone();
-        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, stats: &mut stats };
-        let trainer = Trainer::new(&mut m, &mut adam_copy, problem, loss, config, ws);
+        let ws = Workspace { params: &mut p, grad: &mut g, best: &mut best, scratch: Scratch::new(&mut stats, &mut []) };
+        let trainer = EnsembleFit::new(problem, loss).and_then(|fit| Trainer::new(&mut m, &mut adam_copy, fit, config, ws));
         let mut trainer = match trainer {
             Err(_) => {
                 prop_assert_eq!(m, before);
@@ -835,6 +834,165 @@ proptest! {
                 Error::Diverged { .. } | Error::NonFiniteGradient { .. } | Error::UpdateOverflow { .. }
                     | Error::StatisticsOverflow { .. }
             ), "{e:?}"),
+        }
+    }
+}
+
+// ---- The deployable model file and the streaming forecaster (tinysde::forecast) ----
+
+mod forecast_contract {
+    use super::{cases, model, mostly_tame, nasty, Model};
+    use proptest::prelude::*;
+    use tinysde::forecast::file::{
+        self, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, TimeFormat, Transform,
+    };
+    use tinysde::forecast::{Arrays, Check, Forecaster};
+    use tinysde::solve::EulerMaruyama;
+    use tinysde::{Error, ForecastError};
+
+    type F = Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 8, 4>>;
+
+    fn file_of(m: &Model, noise: f32, transform: Transform) -> Vec<u8> {
+        let columns = [Column {
+            name: "x",
+            transform,
+            mean: 1.0,
+            std: 2.0,
+            state_index: 0,
+            noise,
+        }];
+        let d = Deployment {
+            state_dim: 1,
+            columns: &columns,
+            time: TimeAxis {
+                name: "t",
+                format: TimeFormat::Number,
+                t0: 0.0,
+                unit: 0.5,
+            },
+            solver: SolverSpec {
+                method: "EulerMaruyama",
+                max_step: 0.25,
+            },
+            defaults: Defaults::new(8, 3, &[0.05, 0.5, 0.95]).unwrap(),
+        };
+        file::to_vec(m, &d).unwrap()
+    }
+
+    /// The observable state: ensemble bits, reading count, last time bits.
+    fn state(f: &F) -> (Option<Vec<u32>>, u64, Option<u64>) {
+        (
+            f.ensemble()
+                .map(|e| e.iter().map(|u| u[0].to_bits()).collect()),
+            f.readings(),
+            f.last_time().map(f64::to_bits),
+        )
+    }
+
+    fn time() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => (0u32..40).prop_map(|k| f64::from(k) * 0.25),
+            1 => nasty().prop_map(f64::from),
+            1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(1e300), Just(1e-300)],
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            6 => (-3.0f64..3.0).prop_map(Some),
+            1 => Just(None),
+            1 => nasty().prop_map(|x| Some(f64::from(x))),
+            1 => prop_oneof![Just(Some(f64::NAN)), Just(Some(1e300)), Just(Some(-1e300))],
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn a_model_file_with_any_bytes_changed_is_refused_or_reads_consistently(
+            params in proptest::array::uniform4(mostly_tame()),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(), noise in 0.0f32..2.0, log in any::<bool>(),
+        ) {
+            let Some(m) = model(params) else { return Ok(()) };
+            let transform = if log { Transform::Log } else { Transform::Affine };
+            let mut bytes = file_of(&m, noise, transform);
+            let n = bytes.len();
+            for &(at, b) in &edits {
+                bytes[at % n] = b;
+            }
+            let cut = if cut % 4 == 0 { cut % (n + 1) } else { n };
+            match ModelFile::parse(&bytes[..cut]) {
+                Err(e) => prop_assert!(matches!(e, Error::Weights(_) | Error::Length { .. }), "{e:?}"),
+                Ok(f) => {
+                    // Only an unchanged file (an edit that wrote the same byte) reads.
+                    prop_assert_eq!(cut, n);
+                    prop_assert_eq!(&bytes, &file_of(&m, noise, transform));
+                    prop_assert_eq!(f.column(0).map(|c| c.transform), Some(transform));
+                    let mut loaded = Model::default();
+                    prop_assert!(f.load_into(&mut loaded).is_ok());
+                    prop_assert_eq!(loaded, m);
+                }
+            }
+        }
+
+        #[test]
+        fn readings_and_forecasts_are_a_typed_error_with_the_state_unchanged_or_finite(
+            params in proptest::array::uniform4(mostly_tame()),
+            noise in prop_oneof![Just(0.0f32), 0.0f32..1.0],
+            readings in proptest::collection::vec((time(), value()), 0..8),
+            horizons in proptest::collection::vec(time(), 0..4),
+        ) {
+            let Some(m) = model(params) else { return Ok(()) };
+            let bytes = file_of(&m, noise, Transform::Affine);
+            let file = ModelFile::parse(&bytes).unwrap();
+            let mut f: F = Forecaster::new(Model::default(), EulerMaruyama, &file, Arrays::new()).unwrap();
+            for &(t, x) in &readings {
+                let before = state(&f);
+                let last = f.last_time();
+                let mut checks = [Check { mean: -9.0, ..Check::default() }];
+                match f.observe_checked(t, &[x], &mut checks) {
+                    Err(e) => {
+                        prop_assert_eq!(state(&f), before);
+                        prop_assert_eq!(checks[0].mean, -9.0);
+                        prop_assert!(matches!(e, Error::Forecast(_) | Error::Diverged { .. } | Error::OutOfRange { .. }), "{e:?}");
+                    }
+                    Ok(outcome) => {
+                        prop_assert!(t.is_finite());
+                        prop_assert!(last.is_none_or(|l| t > l));
+                        prop_assert!(x.is_none_or(f64::is_finite));
+                        prop_assert_eq!(outcome.updated, x.is_some());
+                        prop_assert_eq!(f.readings(), before.1 + 1);
+                        if let Some(e) = f.ensemble() {
+                            prop_assert!(e.iter().all(|u| u[0].is_finite()));
+                        }
+                        if outcome.checked != 0 {
+                            let c = checks[0];
+                            prop_assert!(c.lower <= c.upper);
+                            prop_assert_eq!(c.outside, x.is_some_and(|x| x < c.lower || x > c.upper));
+                        }
+                    }
+                }
+            }
+            let before = state(&f);
+            let mut out = vec![-9.0f64; horizons.len() * 4];
+            match f.forecast(&horizons, &mut out) {
+                Err(e) => {
+                    prop_assert!(out.iter().all(|&v| v == -9.0));
+                    prop_assert!(matches!(e, Error::Forecast(_) | Error::Diverged { .. } | Error::OutOfRange { .. }), "{e:?}");
+                    if f.ensemble().is_none() {
+                        prop_assert_eq!(e, Error::Forecast(ForecastError::NoState));
+                    }
+                }
+                Ok(()) => {
+                    for row in out.chunks(4) {
+                        prop_assert!(row.iter().all(|v| v.is_finite()));
+                        prop_assert!(row[1] <= row[2] && row[2] <= row[3]);
+                    }
+                }
+            }
+            prop_assert_eq!(state(&f), before);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The firmware's numbers, computed on the host.
 //!
-//! The QEMU firmware (`boards/qemu-mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
+//! The QEMU firmware (`boards/qemu`, on the Cortex-M4F `mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
 //! ensemble forecast of the seed model and a few on-device training iterations, and prints
 //! `CONFIG`, `FORECAST` and `TRAIN` records with every `f32` as its bit pattern. This test
 //! loads the same file, computes the same records with the same library code, checks their
@@ -25,7 +25,9 @@ mod checks;
 use core::ops::ControlFlow;
 use std::fmt::Write as _;
 
+use tinysde::grad::Scratch;
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
+use tinysde::grad::{Ensemble, Forward, Reverse};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, Parameters};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
@@ -36,6 +38,7 @@ use tinysde::solve::{
 use tinysde::train::{
     Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
+use tinysde::train::{EnsembleFit, GradientMode};
 use tinysde::{weights, Dual, Error, Real, WeightsError};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -174,7 +177,7 @@ fn train_in_mode(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fixed {
@@ -182,10 +185,12 @@ fn train_in_mode(
         },
         clip_norm: None,
     };
-    let mut trainer = Trainer::new(model, &mut adam, problem, loss, config, ws)?;
-    if tape_rows.is_some() {
-        trainer = trainer.with_reverse_mode(&mut tape, TRAIN_CHECKPOINTS)?;
-    }
+    let mode = match tape_rows {
+        Some(_) => GradientMode::Reverse(TRAIN_CHECKPOINTS),
+        None => GradientMode::Forward,
+    };
+    let fit = EnsembleFit::new(problem, loss)?;
+    let mut trainer = Trainer::new(model, &mut adam, fit, config, ws)?.with_mode(mode)?;
     let mut losses = Vec::new();
     trainer.run(TRAIN_ITERATIONS, |p| {
         losses.push(p.loss);
@@ -199,7 +204,7 @@ fn hex(x: f32) -> String {
 }
 
 /// The records the QEMU firmware prints, in its format.
-fn expected_records() -> String {
+pub(crate) fn expected_records() -> String {
     let bytes = blob();
     let model = load(&bytes).expect("the committed weights load into the seed model");
     let u0 = data()[0];
@@ -370,18 +375,22 @@ fn the_firmware_gradient_agrees_between_modes() {
     let mut stats = [[Dual::<LANES>::ZERO; 1]; 2 * SAVES];
     let mut tape = vec![[0.0f32; 1]; TAPE_ROWS];
     let (mut g_rev, mut g_fwd) = ([0.0f32; PARAMS], [0.0f32; PARAMS]);
-    let l_rev = reverse::loss_and_gradient(
-        &problem,
+    let l_rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        TRAIN_CHECKPOINTS,
-        &mut stats,
-        &mut tape,
+        Reverse(TRAIN_CHECKPOINTS),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut g_rev,
     )
     .unwrap();
-    let l_fwd = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut g_fwd).unwrap();
+    let l_fwd = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut g_fwd,
+    )
+    .unwrap();
     assert_eq!(l_rev.to_bits(), l_fwd.to_bits());
     let scale = g_fwd.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     assert!(scale > 0.0, "a zero gradient proves nothing");

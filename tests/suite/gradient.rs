@@ -2,7 +2,9 @@
 //! against the closed-form pathwise gradient of geometric Brownian motion, bit-identical
 //! for every lane count, and input checking.
 
+use tinysde::grad::Forward;
 use tinysde::grad::{loss_and_gradient, loss_value, Loss, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Dense, Identity, InitScheme, ParamSeed, Parameters, Sigmoid, Tanh};
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{NeuralSde, Sde};
@@ -86,7 +88,14 @@ where
     let n = problem.gradient_len(SMALL_P);
     let mut grad = vec![0.0f32; n];
     let mut stats = [[Dual::<8>::ZERO; 1]; 8];
-    let value = loss_and_gradient(&problem, &model, &noise, loss, &mut stats, &mut grad).unwrap();
+    let value = loss_and_gradient(
+        &Ensemble::new(&problem, loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
 
     let mut p = vec![0.0f32; n];
     model.read_params(&mut p[..SMALL_P]).unwrap();
@@ -164,7 +173,14 @@ fn gradient_bits_do_not_depend_on_lanes() {
     ) -> (u32, Vec<u32>) {
         let mut grad = vec![0.0f32; n];
         let mut stats = vec![[Dual::<K>::ZERO; 1]; problem.stats_len()];
-        let v = loss_and_gradient(problem, model, noise, loss, &mut stats, &mut grad).unwrap();
+        let v = loss_and_gradient(
+            &Ensemble::new(problem, loss, noise),
+            model,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
+        )
+        .unwrap();
         (v.to_bits(), grad.iter().map(|g| g.to_bits()).collect())
     }
     let one = run::<1>(&problem, &model, &noise, &loss, n);
@@ -229,11 +245,10 @@ where
         let mut stats = [[Dual::<2>::ZERO; 1]; 8];
         let mut grad = [0.0f32; 2];
         loss_and_gradient(
-            &problem,
+            &Ensemble::new(&problem, &HalfSquares, &noise),
             &model,
-            &noise,
-            &HalfSquares,
-            &mut stats,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
             &mut grad,
         )
         .unwrap();
@@ -305,7 +320,13 @@ fn bad_inputs_are_errors_and_touch_nothing() {
 
     // gradient buffer of the wrong length
     let mut grad = sentinel;
-    let e = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad[..]);
+    let e = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad[..],
+    );
     assert!(
         matches!(
             e,
@@ -322,7 +343,13 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     // statistics scratch too short
     let mut grad = [1.25f32; SMALL_P];
     let mut short = [[Dual::<4>::constant(7.0); 1]; 7];
-    let e = loss_and_gradient(&problem, &model, &noise, &loss, &mut short, &mut grad);
+    let e = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut short, &mut []),
+        &mut grad,
+    );
     assert!(
         matches!(
             e,
@@ -338,7 +365,13 @@ fn bad_inputs_are_errors_and_touch_nothing() {
 
     // data length not matching the save times
     let loss3 = MeanSquaredError::new(&DATA[..3]).unwrap();
-    let e = loss_and_gradient(&problem, &model, &noise, &loss3, &mut stats, &mut grad);
+    let e = loss_and_gradient(
+        &Ensemble::new(&problem, &loss3, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    );
     assert!(
         matches!(
             e,
@@ -384,16 +417,29 @@ fn window_equals_truncated_problem() {
     let mut g_short = [0.0f32; SMALL_P];
     let l_full = MeanSquaredError::new(&DATA).unwrap();
     let l_short = MeanSquaredError::new(&DATA[..2]).unwrap();
-    let a = loss_and_gradient(&full, &model, &noise, &l_full, &mut stats, &mut g_full).unwrap();
-    let b = loss_and_gradient(&short, &model, &noise, &l_short, &mut stats, &mut g_short).unwrap();
+    let a = loss_and_gradient(
+        &Ensemble::new(&full, &l_full, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut g_full,
+    )
+    .unwrap();
+    let b = loss_and_gradient(
+        &Ensemble::new(&short, &l_short, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut g_short,
+    )
+    .unwrap();
     assert_eq!(a.to_bits(), b.to_bits());
     assert_eq!(g_full, g_short);
     let c = loss_and_gradient(
-        &small_problem(&TIMES),
+        &Ensemble::new(&small_problem(&TIMES), &l_full, &noise),
         &model,
-        &noise,
-        &l_full,
-        &mut stats,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
         &mut g_short,
     )
     .unwrap();

@@ -4,6 +4,8 @@
 //! gradient; checkpoint independence; input checking; no allocation.
 
 use tinysde::grad::{loss_and_gradient, loss_value, reverse, Loss, Problem};
+use tinysde::grad::{Ensemble, Scratch};
+use tinysde::grad::{Forward, Reverse, Threads};
 use tinysde::nn::{
     Backward, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed,
     Parameters, Relu, Sigmoid, Softplus, Tanh,
@@ -14,6 +16,7 @@ use tinysde::solve::{
     Checkpoints, EulerHeun, EulerMaruyama, Method, Solver, Sosra, Sosri, Spacing, Sra1, Sriw1,
     Step, StepVjp, TimeGrid,
 };
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, NoiseKind, PlainReal, Real};
 
@@ -279,14 +282,11 @@ where
     let mut stats = vec![[Dual::<3>::ZERO; 1]; problem.stats_len()];
     let mut tape = vec![[0.0f32; 1]; len];
     let mut grad = vec![0.0f32; problem.gradient_len(S::PARAMS)];
-    let l = reverse::loss_and_gradient(
-        problem,
+    let l = loss_and_gradient(
+        &Ensemble::new(problem, loss, noise),
         model,
-        noise,
-        loss,
-        checkpoints,
-        &mut stats,
-        &mut tape,
+        Reverse(checkpoints),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap();
@@ -306,7 +306,14 @@ where
 {
     let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
     let mut grad = vec![0.0f32; problem.gradient_len(S::PARAMS)];
-    let l = loss_and_gradient(problem, model, noise, loss, &mut stats, &mut grad).unwrap();
+    let l = loss_and_gradient(
+        &Ensemble::new(problem, loss, noise),
+        model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     (l, grad)
 }
 
@@ -547,7 +554,7 @@ fn checkpoints_do_not_change_the_bits() {
 }
 
 /// Against a fourth-order central difference of the f32 loss on the same noise. Error
-/// budget as in tests/gradient.rs: ~5e-5 |L| of rounding noise in the quotient at step
+/// budget as in tests/suite/gradient.rs: ~5e-5 |L| of rounding noise in the quotient at step
 /// 2e-2, so the tolerance is `2e-4 max|g| + 2e-3 |g_i|`.
 #[test]
 fn reverse_matches_finite_differences() {
@@ -659,14 +666,11 @@ where
         let mut stats = [[Dual::<2>::ZERO; 1]; 8];
         let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::Sqrt)];
         let mut grad = [0.0f32; 2];
-        reverse::loss_and_gradient(
-            &problem,
+        loss_and_gradient(
+            &Ensemble::new(&problem, &HalfSquares, &noise),
             &model,
-            &noise,
-            &HalfSquares,
-            Checkpoints::Sqrt,
-            &mut stats,
-            &mut tape,
+            Reverse(Checkpoints::Sqrt),
+            &mut Scratch::new(&mut stats, &mut tape),
             &mut grad,
         )
         .unwrap();
@@ -726,14 +730,11 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     let mut stats = vec![[Dual::<4>::ZERO; 1]; 8];
     let mut grad = vec![7.0f32; Small::PARAMS];
     let mut tape = vec![[5.0f32; 1]; need - 1];
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &mse, &noise),
         &model,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     assert!(
@@ -743,53 +744,41 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     assert!(grad.iter().all(|&g| g == 7.0) && tape.iter().all(|t| t[0] == 5.0));
     let mut tape = vec![[5.0f32; 1]; need];
     let mut short = vec![7.0f32; Small::PARAMS - 1];
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &mse, &noise),
         &model,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut short,
     );
     assert!(matches!(e, Err(Error::Length { .. })), "{e:?}");
     let mut few = vec![[Dual::<4>::ZERO; 1]; 7];
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &mse, &noise),
         &model,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut few,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut few, &mut tape),
         &mut grad,
     );
     assert!(matches!(e, Err(Error::Length { .. })), "{e:?}");
     let short_data = [[1.0f32]; 3];
     let bad_loss = MeanSquaredError::new(&short_data).unwrap();
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &bad_loss, &noise),
         &model,
-        &noise,
-        &bad_loss,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     assert!(e.is_err());
     assert!(grad.iter().all(|&g| g == 7.0) && tape.iter().all(|t| t[0] == 5.0));
     // SRA on a diagonal-noise model: unsupported noise.
     let sra = problem(Sra1, 1.0);
-    let e = reverse::loss_and_gradient(
-        &sra,
+    let e = loss_and_gradient(
+        &Ensemble::new(&sra, &mse, &noise),
         &model,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     assert!(matches!(e, Err(Error::UnsupportedNoise { .. })), "{e:?}");
@@ -802,14 +791,11 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     match tp {
         Err(e) => assert!(matches!(e, Error::SaveTime { index: 3 }), "{e:?}"),
         Ok(tp) => {
-            let e = reverse::loss_and_gradient(
-                &tp,
+            let e = loss_and_gradient(
+                &Ensemble::new(&tp, &mse, &noise),
                 &model,
-                &noise,
-                &mse,
-                Checkpoints::Sqrt,
-                &mut stats,
-                &mut tape,
+                Reverse(Checkpoints::Sqrt),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut grad,
             );
             assert!(matches!(e, Err(Error::SaveTime { index: 3 })), "{e:?}");
@@ -819,14 +805,11 @@ fn bad_inputs_are_errors_and_touch_nothing() {
     // A diverging model is reported as such, not returned as numbers.
     let wild = Gbm { p: [1e30, 0.5] };
     let mut g2 = [7.0f32; 2];
-    let e = reverse::loss_and_gradient(
-        &p,
+    let e = loss_and_gradient(
+        &Ensemble::new(&p, &mse, &noise),
         &wild,
-        &noise,
-        &mse,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut g2,
     );
     assert!(
@@ -846,14 +829,11 @@ fn reverse_gradient_allocates_nothing() {
     assert!(reverse::tape_len(&p, Checkpoints::Sqrt) <= 64);
     let mut grad = [0.0f32; Small::PARAMS + 1];
     let (count, result) = allocations(|| {
-        reverse::loss_and_gradient(
-            &p,
+        loss_and_gradient(
+            &Ensemble::new(&p, &mse, &noise),
             &model,
-            &noise,
-            &mse,
-            Checkpoints::Sqrt,
-            &mut stats,
-            &mut tape,
+            Reverse(Checkpoints::Sqrt),
+            &mut Scratch::new(&mut stats, &mut tape),
             &mut grad,
         )
     });
@@ -883,26 +863,19 @@ fn cheaper_mode_trains_in_reverse_on_uneven_grids() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let trainer = Trainer::new(
-            &mut model,
-            &mut adam,
-            problem,
-            mse,
-            TrainConfig::default(),
-            ws,
-        )
-        .unwrap();
-        let mut trainer = if reverse_mode {
-            let t = trainer
-                .with_cheaper_mode(&mut tape, Checkpoints::All)
-                .unwrap();
-            assert_eq!(t.gradient_mode(), GradientMode::Reverse(Checkpoints::All));
-            t
+        // The cheaper mode for this model is reverse mode.
+        assert!(!tinysde::train::forward_is_cheaper(P, 4));
+        let mode = if reverse_mode {
+            GradientMode::Reverse(Checkpoints::All)
         } else {
-            trainer
+            GradientMode::Forward
         };
+        let mut trainer = EnsembleFit::new(problem, mse)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+            .and_then(|t| t.with_mode(mode))
+            .unwrap();
         let mut run = Vec::new();
         trainer
             .run(30, |p| {
@@ -948,29 +921,30 @@ fn non_finite_losses_and_gradients_are_the_same_typed_errors_in_both_modes() {
         let loss = Overflowing { spike };
         let mut stats = vec![[Dual::<4>::ZERO; 1]; problem.stats_len()];
         let mut grad = vec![0.0f32; Additive::PARAMS];
-        let forward = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad);
+        let forward = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
+            &model,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
+        );
         let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::All)];
         let mut grad = vec![0.0f32; Additive::PARAMS];
-        let serial = reverse::loss_and_gradient(
-            &problem,
+        let serial = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             &model,
-            &noise,
-            &loss,
-            Checkpoints::All,
-            &mut stats,
-            &mut tape,
+            Reverse(Checkpoints::All),
+            &mut Scratch::new(&mut stats, &mut tape),
             &mut grad,
         );
         let sentinel = vec![1.25f32; Additive::PARAMS];
         let mut grad = sentinel.clone();
-        let threaded = reverse::loss_and_gradient_parallel(
-            &problem,
+        let threaded = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             &model,
-            &noise,
-            &loss,
-            Checkpoints::All,
+            Threads(Reverse(Checkpoints::All), 2),
+            &mut Scratch::<8, 1>::owned(),
             &mut grad,
-            2,
         );
         assert_eq!(forward, Err(expected), "forward, spike {spike}");
         assert_eq!(serial, Err(expected), "reverse, spike {spike}");

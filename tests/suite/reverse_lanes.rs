@@ -2,7 +2,9 @@
 //! by lane, the bits of the `f32` computation on that lane's inputs; and the threaded
 //! reverse mode (which runs 8 trajectories per pass) reports the serial function's errors.
 
+use tinysde::grad::{loss_and_gradient, Reverse, Threads};
 use tinysde::grad::{reverse, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::lanes::{F32x, Lanes};
 use tinysde::nn::{
     Backward, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Layer, ParamSeed,
@@ -308,26 +310,21 @@ fn a_diverging_lane_pass_reports_the_serial_error() {
         let mut stats = vec![[Dual::<2>::ZERO; 1]; problem.stats_len()];
         let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::All)];
         let mut serial = [0.0f32; 2];
-        let serial_result = reverse::loss_and_gradient(
-            &problem,
+        let serial_result = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             &model,
-            &noise,
-            &loss,
-            Checkpoints::All,
-            &mut stats,
-            &mut tape,
+            Reverse(Checkpoints::All),
+            &mut Scratch::new(&mut stats, &mut tape),
             &mut serial,
         );
         for threads in [1, 2] {
             let mut grad = [7.0f32; 2];
-            let threaded = reverse::loss_and_gradient_parallel(
-                &problem,
+            let threaded = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
                 &model,
-                &noise,
-                &loss,
-                Checkpoints::Sqrt,
+                Threads(Reverse(Checkpoints::Sqrt), threads),
+                &mut Scratch::<8, 1>::owned(),
                 &mut grad,
-                threads,
             );
             match (&serial_result, &threaded) {
                 (Err(e), Err(t)) => {

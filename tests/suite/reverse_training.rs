@@ -5,11 +5,13 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rand_core::Rng;
-use tinysde::grad::{loss_value, reverse, Loss, Problem};
+use tinysde::grad::Scratch;
+use tinysde::grad::{loss_value, reverse, Cheaper, Loss, Problem, Reverse};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{Checkpoints, EulerMaruyama, Method, Solver, Sosri, Step, StepVjp, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     forward_is_cheaper, Adam, AdamConfig, GradientMode, MeanSquaredError, MomentMatching,
     NoiseMode, Optimizer, Sgd, SgdConfig, TrainConfig, Trainer, Workspace,
@@ -28,7 +30,7 @@ fn seed_data() -> [[f32; 1]; 7] {
     SEED_TIMES.map(|x| [x.exp() + 2.0 * ((rng.next_u32() >> 8) as f32 / 16_777_216.0)])
 }
 
-/// As in tests/training.rs: Glorot, except the first drift layer (its input is u^3).
+/// As in tests/suite/training.rs: Glorot, except the first drift layer (its input is u^3).
 fn seed_model() -> SeedModel {
     let mut model = SeedModel::default();
     let mut rng = tinysde::noise::rng_from_seed(7);
@@ -72,19 +74,22 @@ where
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fixed { seed: 4 },
         clip_norm: Some(10.0),
     };
-    let mut t = Trainer::new(&mut model, &mut sgd, problem, loss, config, ws).unwrap();
-    if reverse_mode {
-        t = t.with_reverse_mode(&mut tape, Checkpoints::Sqrt).unwrap();
-        assert_eq!(t.gradient_mode(), GradientMode::Reverse(Checkpoints::Sqrt));
+    let mode = if reverse_mode {
+        GradientMode::Reverse(Checkpoints::Sqrt)
     } else {
-        assert_eq!(t.gradient_mode(), GradientMode::Forward);
-    }
+        GradientMode::Forward
+    };
+    let mut t = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut sgd, fit, config, ws))
+        .and_then(|t| t.with_mode(mode))
+        .unwrap();
+    assert_eq!(*t.mode(), mode);
     let mut losses = Vec::new();
     t.run(iterations, |p| {
         losses.push(p.loss);
@@ -170,42 +175,31 @@ fn the_cheaper_mode_is_chosen_by_size_and_lanes() {
         params: &mut p,
         grad: &mut g,
         best: &mut b,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let t = Trainer::new(
-        &mut tiny,
-        &mut adam,
-        problem,
-        &loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap()
-    .with_cheaper_mode(&mut tape, Checkpoints::Sqrt)
-    .unwrap();
-    assert_eq!(t.gradient_mode(), GradientMode::Forward);
+    let t = EnsembleFit::new(problem, &loss)
+        .and_then(|fit| Trainer::new(&mut tiny, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap()
+        .with_mode(Cheaper(Checkpoints::Sqrt))
+        .unwrap();
+    assert!(forward_is_cheaper(4, 4)); // so forward mode: the tape is not needed
+    assert_eq!(*t.mode(), Cheaper(Checkpoints::Sqrt));
 
     let mut model = seed_model();
     let mut adam = Adam::new(AdamConfig::lr(0.01), [0.0; SP], [0.0; SP]).unwrap();
     let (mut p, mut g, mut b) = ([0.0; SP], [0.0; SP], [0.0; SP]);
     let mut stats = [[Dual::<16>::ZERO; 1]; 4];
+    let mut tape = [[0.0f32; 1]; 7];
     let ws = Workspace {
         params: &mut p,
         grad: &mut g,
         best: &mut b,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let mut tape = [[0.0f32; 1]; 7];
-    let r = Trainer::new(
-        &mut model,
-        &mut adam,
-        problem,
-        &loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap()
-    .with_cheaper_mode(&mut tape, Checkpoints::Sqrt);
+    let r = EnsembleFit::new(problem, &loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap()
+        .with_mode(Cheaper(Checkpoints::Sqrt));
     // Reverse mode is chosen, and a short tape is an error.
     assert!(matches!(r, Err(tinysde::Error::Length { .. })));
 }
@@ -221,7 +215,7 @@ fn eval<S: Sde<f32, 1> + Parameters, M: Method + Step<f32, S, 1> + Copy>(
     loss_value(&p, model, &Brownian::new(99), loss, &mut stats).unwrap()
 }
 
-/// The seed task's recipe (tests/training.rs) in reverse mode cuts the loss tenfold too.
+/// The seed task's recipe (tests/suite/training.rs) in reverse mode cuts the loss tenfold too.
 #[test]
 fn seed_task_trains_in_reverse_mode() {
     let start = Instant::now();
@@ -239,15 +233,16 @@ fn seed_task_trains_in_reverse_mode() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fresh { seed: 1 },
         clip_norm: None,
     };
-    let mut t = Trainer::new(&mut model, &mut adam, problem, &loss, config, ws)
+    let mut t = EnsembleFit::new(problem, &loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
         .unwrap()
-        .with_reverse_mode(&mut tape, Checkpoints::Sqrt)
+        .with_mode(Reverse(Checkpoints::Sqrt))
         .unwrap();
     t.run(300, |_| ControlFlow::Continue(())).unwrap();
     t.restore_best();
@@ -299,13 +294,17 @@ fn a_model_with_4000_parameters_trains() {
             params: &mut p,
             grad: &mut g,
             best: &mut b,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let mut t =
-            Trainer::new(model, &mut adam, problem, &loss, TrainConfig::default(), ws).unwrap();
-        if reverse_mode {
-            t = t.with_reverse_mode(&mut tape, Checkpoints::Sqrt).unwrap();
-        }
+        let mode = if reverse_mode {
+            GradientMode::Reverse(Checkpoints::Sqrt)
+        } else {
+            GradientMode::Forward
+        };
+        let mut t = EnsembleFit::new(problem, &loss)
+            .and_then(|fit| Trainer::new(model, &mut adam, fit, TrainConfig::default(), ws))
+            .and_then(|t| t.with_mode(mode))
+            .unwrap();
         let start = Instant::now();
         t.run(iterations, |_| ControlFlow::Continue(())).unwrap();
         t.restore_best();

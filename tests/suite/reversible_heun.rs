@@ -1,7 +1,9 @@
 //! Reversible Heun: strong convergence (Stratonovich), the rebuilt backward states against
 //! the forward ones, and its O(1)-memory gradient against forward mode on the same solve.
 
+use tinysde::grad::{loss_and_gradient, Reversible};
 use tinysde::grad::{reverse, Loss, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, ParamSeed, Parameters,
 };
@@ -238,8 +240,12 @@ fn gradient_matches_forward_mode_on(grid: TimeGrid, times: &[f32; 4]) {
     let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
     let mut tape = vec![[0.0f32; 1]; reverse::reversible_heun_tape_len(&problem)];
     let mut grad = vec![0.0f32; Model::PARAMS + 1];
-    let value = reverse::reversible_heun(
-        &problem, &m, &noise, &loss, &mut stats, &mut tape, &mut grad,
+    let value = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &m,
+        Reversible,
+        &mut Scratch::new(&mut stats, &mut tape),
+        &mut grad,
     )
     .unwrap();
 
@@ -295,13 +301,11 @@ fn bad_inputs_are_errors() {
     let mut stats = [[Dual::<4>::ZERO; 1]; 4];
     let mut tape = [[3.0f32; 1]; 7];
     let mut grad = [9.0f32; Model::PARAMS];
-    let e = reverse::reversible_heun(
-        &problem,
+    let e = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &Brownian::new(1)),
         &m,
-        &Brownian::new(1),
-        &loss,
-        &mut stats,
-        &mut tape,
+        Reversible,
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     assert!(matches!(e, Err(Error::Length { expected: 8, .. })), "{e:?}");

@@ -15,14 +15,17 @@ use core::ops::ControlFlow;
 
 use rand_core::Rng;
 use tinysde::grad::Problem;
+use tinysde::grad::Scratch;
+use tinysde::grad::SeriesWindows;
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{self, SolveRequest, Solver, Sosri, TimeGrid};
 use tinysde::train::{
     score_series, Adam, AdamConfig, CalibrationScore, MeanSquaredError, NoiseMode, Series,
-    SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, TrainConfig, Trainer, Workspace,
+    SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace,
 };
+use tinysde::train::{EnsembleFit, SeriesFit};
 use tinysde::{Dual, Real};
 
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
@@ -72,10 +75,12 @@ fn fit_mean(data: &[[f32; 1]]) -> SeedModel {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     {
-        let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config(), ws).unwrap();
+        let mut t = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config(), ws))
+            .unwrap();
         t.run(300, |_| ControlFlow::Continue(())).unwrap();
         t.restore_best();
     }
@@ -97,14 +102,11 @@ fn fit_likelihood(data: &[[f32; 1]]) -> SeedModel {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
-    };
-    let cfg = SeriesConfig {
-        train: config(),
-        window_seed: 0,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     {
-        let mut t = SeriesTrainer::new(&mut model, &mut adam, problem, cfg, ws).unwrap();
+        let mut t =
+            Trainer::new(&mut model, &mut adam, SeriesFit::new(problem), config(), ws).unwrap();
         t.run(600, |_| ControlFlow::Continue(())).unwrap();
     }
     model
@@ -123,10 +125,8 @@ fn one_step(
     let mut score = CalibrationScore::new(0.9).unwrap();
     let starts = (targets.start - 1)..(targets.end - 1);
     score_series(
-        &problem,
+        &SeriesWindows::new(&problem, &Brownian::new(99), starts),
         model,
-        &Brownian::new(99),
-        starts,
         &mut paths,
         &mut samples,
         &mut score,

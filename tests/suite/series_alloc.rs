@@ -3,14 +3,16 @@
 
 use std::ops::ControlFlow;
 
+use tinysde::grad::{loss_and_gradient, Forward};
+use tinysde::grad::{Scratch, SeriesWindows};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::Sosri;
 use tinysde::train::{
-    score_series, series_loss_and_gradient, Adam, AdamConfig, CalibrationScore, Series,
-    SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
+    score_series, Adam, AdamConfig, CalibrationScore, Series, SeriesProblem, Workspace,
 };
+use tinysde::train::{SeriesFit, TrainConfig, Trainer};
 use tinysde::{Dual, Real};
 
 use crate::alloc_counter;
@@ -48,12 +50,11 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
     let mut grad = [0.0f32; P];
     let mut stats = [[Dual::<32>::ZERO; 1]; 6];
     let (count, value) = allocations(|| {
-        series_loss_and_gradient(
-            &problem,
+        loss_and_gradient(
+            &SeriesWindows::new(&problem, &Brownian::new(2), problem.batch(3)),
             &model,
-            &Brownian::new(2),
-            problem.batch(3),
-            &mut stats,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
             &mut grad,
         )
     });
@@ -65,10 +66,8 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
     let mut score = CalibrationScore::new(0.9).unwrap();
     let (count, result) = allocations(|| {
         score_series(
-            &problem,
+            &SeriesWindows::new(&problem, &Brownian::new(4), problem.batch(5)),
             &model,
-            &Brownian::new(4),
-            problem.batch(5),
             &mut paths,
             &mut samples,
             &mut score,
@@ -84,10 +83,16 @@ fn windowed_training_on_a_long_series_allocates_nothing() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
+    let mut trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
     let (count, report) = allocations(|| trainer.run(3, |_| ControlFlow::Continue(())));
     assert_eq!(count, 0, "training iterations allocated");
     assert_eq!(report.unwrap().iterations, 3);

@@ -5,6 +5,8 @@
 
 use std::ops::ControlFlow;
 
+use tinysde::grad::{loss_and_gradient, Cheaper, Forward, Reverse, Threads};
+use tinysde::grad::{Scratch, SeriesWindows};
 use tinysde::nn::{
     Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters, Sigmoid, Tanh,
 };
@@ -14,10 +16,10 @@ use tinysde::solve::{
     Checkpoints, EulerHeun, EulerMaruyama, Method, Milstein, Sosri, Sriw1, StepVjp,
 };
 use tinysde::train::{
-    series_loss_and_gradient, series_loss_and_gradient_reverse,
-    series_loss_and_gradient_reverse_parallel, series_loss_value, Adam, AdamConfig, GradientMode,
-    Series, SeriesConfig, SeriesObjective, SeriesProblem, SeriesTrainer, Workspace,
+    forward_is_cheaper, series_loss_value, Adam, AdamConfig, GradientMode, Series, SeriesObjective,
+    SeriesProblem, Workspace,
 };
+use tinysde::train::{SeriesFit, TrainConfig, Trainer};
 use tinysde::{Dual, Error, Real};
 
 use crate::alloc_counter::allocations;
@@ -97,8 +99,14 @@ where
     let batch = problem.batch(5);
     let mut stats = vec![[Dual::<8>::ZERO; 2]; problem.stats_len()];
     let mut g_fwd = [0.0f32; P2];
-    let l_fwd =
-        series_loss_and_gradient(problem, &model, &noise, batch, &mut stats, &mut g_fwd).unwrap();
+    let l_fwd = loss_and_gradient(
+        &SeriesWindows::new(problem, &noise, batch),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut g_fwd,
+    )
+    .unwrap();
     let mut plain = vec![[0.0f32; 2]; problem.stats_len()];
     let l_value = series_loss_value(problem, &model, &noise, batch, &mut plain).unwrap();
     assert_eq!(l_fwd.to_bits(), l_value.to_bits(), "{what}: forward value");
@@ -119,14 +127,11 @@ where
             };
             let mut tape = vec![[0.0f32; 2]; rows];
             let mut g_rev = [0.0f32; P2];
-            let l_rev = series_loss_and_gradient_reverse(
-                problem,
+            let l_rev = loss_and_gradient(
+                &SeriesWindows::new(problem, &noise, batch),
                 &model,
-                &noise,
-                batch,
-                checkpoints,
-                &mut stats,
-                &mut tape,
+                Reverse(checkpoints),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut g_rev,
             )
             .unwrap();
@@ -141,14 +146,12 @@ where
             if keep_all && checkpoints == Checkpoints::Sqrt {
                 for threads in [1, 2, 3] {
                     let mut g_par = [0.0f32; P2];
-                    let l_par = series_loss_and_gradient_reverse_parallel::<8, _, _, _, _, 2>(
-                        problem,
+                    let l_par = loss_and_gradient(
+                        &SeriesWindows::new(problem, &noise, batch),
                         &model,
-                        &noise,
-                        batch,
-                        checkpoints,
+                        Threads(Reverse(checkpoints), threads),
+                        &mut Scratch::<8, 2>::owned(),
                         &mut g_par,
-                        threads,
                     )
                     .unwrap();
                     assert_eq!(
@@ -228,14 +231,11 @@ fn reverse_gradient_matches_finite_differences() {
     let mut stats = vec![[Dual::<4>::ZERO; 2]; problem.stats_len()];
     let mut tape = vec![[0.0f32; 2]; problem.reverse_tape_len(P2, Checkpoints::Sqrt)];
     let mut grad = [0.0f32; P2];
-    series_loss_and_gradient_reverse(
-        &problem,
+    loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, problem.all_windows()),
         &model,
-        &noise,
-        problem.all_windows(),
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap();
@@ -298,14 +298,11 @@ fn reverse_mode_on_a_long_series_allocates_nothing() {
     for checkpoints in [Checkpoints::Sqrt, Checkpoints::All] {
         let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len(SEED_P, checkpoints)];
         let (count, value) = allocations(|| {
-            series_loss_and_gradient_reverse(
-                &problem,
+            loss_and_gradient(
+                &SeriesWindows::new(&problem, &Brownian::new(2), problem.batch(3)),
                 &model,
-                &Brownian::new(2),
-                problem.batch(3),
-                checkpoints,
-                &mut stats,
-                &mut tape,
+                Reverse(checkpoints),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut grad,
             )
         });
@@ -324,13 +321,18 @@ fn reverse_mode_on_a_long_series_allocates_nothing() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let mut trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)
-            .unwrap()
-            .with_reverse_mode(&mut tape, Checkpoints::All)
-            .unwrap();
+    let mut trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Reverse(Checkpoints::All))
+    .unwrap();
     let (count, report) = allocations(|| trainer.run(3, |_| ControlFlow::Continue(())));
     assert_eq!(count, 0, "reverse-mode training iterations allocated");
     assert_eq!(report.unwrap().iterations, 3);
@@ -362,26 +364,38 @@ fn train_seed(
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
-    let mut trainer = match (mode, threads) {
-        (None, _) => trainer,
-        (Some(c), None) => trainer.with_reverse_mode(&mut tape, c).unwrap(),
-        (Some(c), Some(_)) => trainer.with_reverse_mode_parallel(&mut tape, c).unwrap(),
+    let trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
+    let mode = match mode {
+        None => GradientMode::Forward,
+        Some(c) => GradientMode::Reverse(c),
     };
     let mut losses = Vec::new();
     let record = |p: &tinysde::train::Progress| {
         losses.push(p.loss);
         ControlFlow::Continue(())
     };
-    match threads {
-        None => trainer.run(iterations, record),
-        Some(t) => trainer.run_parallel(iterations, t, record),
-    }
-    .unwrap();
-    (losses, trainer.params().to_vec())
+    let params = match threads {
+        None => {
+            let mut t = trainer.with_mode(mode).unwrap();
+            t.run(iterations, record).unwrap();
+            t.params().to_vec()
+        }
+        Some(n) => {
+            let mut t = trainer.with_mode(Threads(mode, n)).unwrap();
+            t.run(iterations, record).unwrap();
+            t.params().to_vec()
+        }
+    };
+    (losses, params)
 }
 
 #[test]
@@ -432,14 +446,11 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
     let mut stats = vec![[Dual::<4>::ZERO; 2]; problem.stats_len()];
     let mut tape = vec![[7.0f32; 2]; needed - 1];
     let mut grad = [3.0f32; P2];
-    let err = series_loss_and_gradient_reverse(
-        &problem,
+    let err = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, problem.all_windows()),
         &model,
-        &noise,
-        problem.all_windows(),
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap_err();
@@ -450,14 +461,11 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
     assert!(grad.iter().all(|&g| g == 3.0) && tape.iter().all(|r| *r == [7.0; 2]));
     // A start that cannot start a window (row 5 is missing): refused, nothing written.
     let mut tape = vec![[7.0f32; 2]; needed];
-    let err = series_loss_and_gradient_reverse(
-        &problem,
+    let err = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, [0, 5].into_iter()),
         &model,
-        &noise,
-        [0, 5].into_iter(),
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap_err();
@@ -466,28 +474,23 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
     // Wrong gradient length.
     let mut short_grad = [0.0f32; P2 - 1];
     assert!(matches!(
-        series_loss_and_gradient_reverse(
-            &problem,
+        loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, problem.all_windows()),
             &model,
-            &noise,
-            problem.all_windows(),
-            Checkpoints::Sqrt,
-            &mut stats,
-            &mut tape,
-            &mut short_grad,
+            Reverse(Checkpoints::Sqrt),
+            &mut Scratch::new(&mut stats, &mut tape),
+            &mut short_grad
         ),
         Err(Error::Length { .. })
     ));
     // The same errors on threads.
     assert!(matches!(
-        series_loss_and_gradient_reverse_parallel::<4, _, _, _, _, 2>(
-            &problem,
+        loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, [0, 5].into_iter()),
             &model,
-            &noise,
-            [0, 5].into_iter(),
-            Checkpoints::Sqrt,
-            &mut grad,
-            2,
+            Threads(Reverse(Checkpoints::Sqrt), 2),
+            &mut Scratch::<4, 2>::owned(),
+            &mut grad
         ),
         Err(Error::OutOfRange { .. })
     ));
@@ -502,11 +505,17 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut short),
     };
-    let result = SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws)
-        .unwrap()
-        .with_reverse_mode(&mut short, Checkpoints::Sqrt);
+    let result = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Reverse(Checkpoints::Sqrt));
     assert!(matches!(result, Err(Error::Length { .. })));
 
     let mut model: Model2 = init(5, 0.5);
@@ -516,18 +525,21 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let trainer =
-        SeriesTrainer::new(&mut model, &mut adam, problem, SeriesConfig::default(), ws).unwrap();
-    assert_eq!(trainer.gradient_mode(), GradientMode::Forward);
-    let trainer = trainer
-        .with_cheaper_mode(&mut tape, Checkpoints::Sqrt)
-        .unwrap();
-    assert_eq!(
-        trainer.gradient_mode(),
-        GradientMode::Reverse(Checkpoints::Sqrt)
-    );
+    let trainer = Trainer::new(
+        &mut model,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap();
+    assert_eq!(*trainer.mode(), Forward);
+    // The cheaper mode is reverse mode here: the tape must be long enough.
+    assert!(!forward_is_cheaper(P2, 4));
+    let trainer = trainer.with_mode(Cheaper(Checkpoints::Sqrt)).unwrap();
+    assert_eq!(*trainer.mode(), Cheaper(Checkpoints::Sqrt));
 
     type Linear = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
     const LP: usize = Linear::PARAMS; // 4 parameters, K = 4: one pass
@@ -543,13 +555,20 @@ fn gradient_modes_are_chosen_and_bad_tapes_are_refused() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats4,
+        scratch: Scratch::new(&mut stats4, &mut tape),
     };
-    let trainer = SeriesTrainer::new(&mut linear, &mut adam, problem, SeriesConfig::default(), ws)
-        .unwrap()
-        .with_cheaper_mode(&mut tape, Checkpoints::Sqrt)
-        .unwrap();
-    assert_eq!(trainer.gradient_mode(), GradientMode::Forward);
+    let trainer = Trainer::new(
+        &mut linear,
+        &mut adam,
+        SeriesFit::new(problem),
+        TrainConfig::default(),
+        ws,
+    )
+    .unwrap()
+    .with_mode(Cheaper(Checkpoints::Sqrt))
+    .unwrap();
+    assert!(forward_is_cheaper(LP, 4)); // forward mode: no tape needed
+    assert_eq!(*trainer.mode(), Cheaper(Checkpoints::Sqrt));
 }
 
 #[test]
@@ -566,38 +585,32 @@ fn a_diverging_window_is_the_same_error_serially_and_on_threads() {
     let mut stats = [[Dual::<4>::ZERO; 1]; 2];
     let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len(4, Checkpoints::Sqrt)];
     let mut grad = [0.0f32; 4];
-    let serial = series_loss_and_gradient_reverse(
-        &problem,
+    let serial = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, problem.all_windows()),
         &model,
-        &noise,
-        problem.all_windows(),
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     )
     .unwrap_err();
     assert!(matches!(serial, Error::Diverged { .. }), "{serial:?}");
     for threads in [1, 2, 4] {
-        let threaded = series_loss_and_gradient_reverse_parallel::<4, _, _, _, _, 1>(
-            &problem,
+        let threaded = loss_and_gradient(
+            &SeriesWindows::new(&problem, &noise, problem.all_windows()),
             &model,
-            &noise,
-            problem.all_windows(),
-            Checkpoints::Sqrt,
+            Threads(Reverse(Checkpoints::Sqrt), threads),
+            &mut Scratch::<4, 1>::owned(),
             &mut grad,
-            threads,
         )
         .unwrap_err();
         assert_eq!(threaded, serial, "{threads} threads");
     }
     // Forward mode reports the same trajectory and save interval.
-    let forward = series_loss_and_gradient(
-        &problem,
+    let forward = loss_and_gradient(
+        &SeriesWindows::new(&problem, &noise, problem.all_windows()),
         &model,
-        &noise,
-        problem.all_windows(),
-        &mut stats,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
         &mut grad,
     );
     assert!(

@@ -3,11 +3,14 @@
 //! and leave the caller's gradient untouched.
 
 use rand_core::Rng;
-use tinysde::grad::{loss_and_gradient, loss_and_gradient_parallel, reverse, Problem};
+use tinysde::grad::{loss_and_gradient, reverse, Problem};
+use tinysde::grad::{Ensemble, Scratch};
+use tinysde::grad::{Forward, Reverse, Threads};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Solver, Sosri, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{MeanSquaredError, MomentMatching};
 use tinysde::{Dual, Error, Real};
 
@@ -60,12 +63,23 @@ fn forward_mode_on_threads_has_the_serial_bits() {
     let noise = Brownian::new(11);
     let mut stats = [[Dual::<16>::ZERO; 1]; 14];
     let mut serial = [0.0f32; SeedModel::PARAMS + 1];
-    let l = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut serial).unwrap();
+    let l = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut serial,
+    )
+    .unwrap();
     assert!(serial.iter().all(|g| *g != 0.0));
     for threads in THREADS {
         let mut grad = [0.0f32; SeedModel::PARAMS + 1];
-        let lt = loss_and_gradient_parallel(
-            &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+        let lt = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
+            &model,
+            Threads(Forward, threads),
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
         )
         .unwrap();
         assert_eq!(lt.to_bits(), l.to_bits(), "{threads} threads");
@@ -74,8 +88,14 @@ fn forward_mode_on_threads_has_the_serial_bits() {
     // Other lane counts too (lanes never interact).
     let mut grad = [0.0f32; SeedModel::PARAMS + 1];
     let mut stats5 = [[Dual::<5>::ZERO; 1]; 14];
-    let lt = loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats5, &mut grad, 3)
-        .unwrap();
+    let lt = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Threads(Forward, 3),
+        &mut Scratch::new(&mut stats5, &mut []),
+        &mut grad,
+    )
+    .unwrap();
     assert_eq!((lt.to_bits(), bits(&grad)), (l.to_bits(), bits(&serial)));
 }
 
@@ -109,12 +129,24 @@ fn reverse_mode_on_threads_has_bits_independent_of_the_thread_count() {
         reference.unwrap()
     };
     let (l_bits, g_bits) = run(&|grad, threads, c| {
-        reverse::loss_and_gradient_parallel(&problem, &model, &noise, &mse, c, grad, threads)
-            .unwrap()
+        loss_and_gradient(
+            &Ensemble::new(&problem, &mse, &noise),
+            &model,
+            Threads(Reverse(c), threads),
+            &mut Scratch::<8, 1>::owned(),
+            grad,
+        )
+        .unwrap()
     });
     let (lm_bits, gm_bits) = run(&|grad, threads, c| {
-        reverse::loss_and_gradient_parallel(&problem, &model, &noise, &moments, c, grad, threads)
-            .unwrap()
+        loss_and_gradient(
+            &Ensemble::new(&problem, &moments, &noise),
+            &model,
+            Threads(Reverse(c), threads),
+            &mut Scratch::<8, 1>::owned(),
+            grad,
+        )
+        .unwrap()
     });
     assert_ne!(g_bits, gm_bits);
 
@@ -125,25 +157,19 @@ fn reverse_mode_on_threads_has_bits_independent_of_the_thread_count() {
     for (loss_bits, grad_bits, mean_only) in [(l_bits, &g_bits, true), (lm_bits, &gm_bits, false)] {
         let mut serial = [0.0f32; SeedModel::PARAMS + 1];
         let l = if mean_only {
-            reverse::loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &Ensemble::new(&problem, &mse, &noise),
                 &model,
-                &noise,
-                &mse,
-                Checkpoints::All,
-                &mut stats,
-                &mut tape,
+                Reverse(Checkpoints::All),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut serial,
             )
         } else {
-            reverse::loss_and_gradient(
-                &problem,
+            loss_and_gradient(
+                &Ensemble::new(&problem, &moments, &noise),
                 &model,
-                &noise,
-                &moments,
-                Checkpoints::All,
-                &mut stats,
-                &mut tape,
+                Reverse(Checkpoints::All),
+                &mut Scratch::new(&mut stats, &mut tape),
                 &mut serial,
             )
         }
@@ -182,7 +208,13 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
 
     let mut stats = [[Dual::<2>::ZERO; 1]; 6];
     let mut grad = sentinel;
-    let serial = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut grad);
+    let serial = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    );
     let Err(Error::Diverged { trajectory, .. }) = serial else {
         panic!("the model should diverge: {serial:?}");
     };
@@ -191,14 +223,11 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
         "a later trajectory diverges first: {trajectory}"
     );
     let mut tape = vec![[0.0f32; 1]; reverse::tape_len_keep_all(&problem, Checkpoints::All)];
-    let serial_rev = reverse::loss_and_gradient(
-        &problem,
+    let serial_rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        Checkpoints::All,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::All),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     );
     // The same trajectory; forward mode checks finiteness once per save interval, so the
@@ -206,19 +235,21 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
     assert!(matches!(serial_rev, Err(Error::Diverged { trajectory: t, .. }) if t == trajectory));
     for threads in THREADS {
         let mut grad = sentinel;
-        let fwd = loss_and_gradient_parallel(
-            &problem, &model, &noise, &loss, &mut stats, &mut grad, threads,
+        let fwd = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
+            &model,
+            Threads(Forward, threads),
+            &mut Scratch::new(&mut stats, &mut []),
+            &mut grad,
         );
         assert_eq!(fwd, serial, "{threads} threads");
         assert_eq!(bits(&grad), bits(&sentinel));
-        let rev = reverse::loss_and_gradient_parallel(
-            &problem,
+        let rev = loss_and_gradient(
+            &Ensemble::new(&problem, &loss, &noise),
             &model,
-            &noise,
-            &loss,
-            Checkpoints::Sqrt,
+            Threads(Reverse(Checkpoints::Sqrt), threads),
+            &mut Scratch::<8, 1>::owned(),
             &mut grad,
-            threads,
         );
         assert_eq!(rev, serial_rev, "{threads} threads");
         assert_eq!(bits(&grad), bits(&sentinel));
@@ -226,18 +257,27 @@ fn errors_are_the_serial_ones_and_leave_the_gradient_untouched() {
 
     // Input errors: as serially, before anything runs.
     let mut short = [7.25f32; 3];
-    let fwd =
-        loss_and_gradient_parallel(&problem, &model, &noise, &loss, &mut stats, &mut short, 2);
-    let rev = reverse::loss_and_gradient_parallel(
-        &problem,
+    let fwd = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
         &model,
-        &noise,
-        &loss,
-        Checkpoints::All,
+        Threads(Forward, 2),
+        &mut Scratch::new(&mut stats, &mut []),
         &mut short,
-        2,
     );
-    let expected = loss_and_gradient(&problem, &model, &noise, &loss, &mut stats, &mut short);
+    let rev = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Threads(Reverse(Checkpoints::All), 2),
+        &mut Scratch::<8, 1>::owned(),
+        &mut short,
+    );
+    let expected = loss_and_gradient(
+        &Ensemble::new(&problem, &loss, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut short,
+    );
     assert!(matches!(expected, Err(Error::Length { .. })));
     assert_eq!(fwd, expected);
     assert_eq!(rev, expected);
@@ -248,7 +288,7 @@ mod training {
     use super::*;
     use std::ops::ControlFlow;
     use tinysde::train::{
-        Adam, AdamConfig, GradientMode, NoiseMode, TrainConfig, Trainer, Training, Workspace,
+        Adam, AdamConfig, GradientMode, NoiseMode, TrainConfig, Trainer, Workspace,
     };
 
     const P: usize = SeedModel::PARAMS;
@@ -279,26 +319,35 @@ mod training {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut tape),
         };
-        let mut trainer = Trainer::new(&mut model, adam, problem, loss, config(), ws).unwrap();
-        if reverse {
-            trainer = trainer
-                .with_reverse_mode(&mut tape, Checkpoints::All)
-                .unwrap();
-        }
-        if let Some(t) = threads {
-            trainer = trainer.with_threads(t);
-            assert_eq!(trainer.threads(), Some(t));
-        }
-        let mut losses = Vec::new();
-        trainer
-            .run(iterations, |p| {
-                losses.push(p.loss.to_bits());
-                ControlFlow::Continue(())
-            })
+        let trainer = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, adam, fit, config(), ws))
             .unwrap();
-        (losses, bits(trainer.params()))
+        let mode = if reverse {
+            GradientMode::Reverse(Checkpoints::All)
+        } else {
+            GradientMode::Forward
+        };
+        let mut losses = Vec::new();
+        let record = |p: &tinysde::train::Progress| {
+            losses.push(p.loss.to_bits());
+            ControlFlow::Continue(())
+        };
+        let params = match threads {
+            None => {
+                let mut trainer = trainer.with_mode(mode).unwrap();
+                trainer.run(iterations, record).unwrap();
+                bits(trainer.params())
+            }
+            Some(t) => {
+                let mut trainer = trainer.with_mode(Threads(mode, t)).unwrap();
+                assert_eq!(trainer.threads(), t);
+                trainer.run(iterations, record).unwrap();
+                bits(trainer.params())
+            }
+        };
+        (losses, params)
     }
 
     #[test]
@@ -329,14 +378,19 @@ mod training {
         let data = seed_data();
         let loss = MeanSquaredError::new(&data).unwrap();
         let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
-        let mut training = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.005))
+        let mut training = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.005)))
             .unwrap()
             .with_config(config())
             .unwrap();
         assert_eq!(
-            training.gradient_mode(),
-            GradientMode::Reverse(Checkpoints::All)
+            *training.mode(),
+            Threads(tinysde::grad::Cheaper(Checkpoints::All), 1)
         );
+        assert!(!tinysde::train::forward_is_cheaper(
+            P,
+            tinysde::train::TRAINING_LANES
+        ));
         if let Some(t) = threads {
             training = training.with_threads(t);
         }
@@ -374,14 +428,21 @@ mod training {
         let loss = MeanSquaredError::new(&data).unwrap();
         let problem = seed_problem(&SEED_TIMES).with_u0_gradient(false);
         let new = || {
-            Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01))
+            EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
                 .unwrap()
                 .with_config(config())
                 .unwrap()
         };
         let mut a = new();
         let mut b = new();
-        let go = |t: &mut Training<'_, SeedModel, Sosri, MeanSquaredError<'_, 1>, _, 1>| {
+        fn go<F, O, Md, St, const K: usize>(t: &mut Trainer<'_, F, O, Md, St, K, 1>) -> Vec<u32>
+        where
+            St: tinysde::train::Storage,
+            F: tinysde::train::FitGradient<St::Model, Md, K, 1>,
+            O: tinysde::train::Optimizer,
+            Md: Copy,
+        {
             let mut losses = Vec::new();
             t.run(15, |p| {
                 losses.push(p.loss.to_bits());
@@ -389,7 +450,7 @@ mod training {
             })
             .unwrap();
             losses
-        };
+        }
         assert_eq!(go(&mut a), go(&mut b));
         let best = a.best_model();
         // The copy has the best parameters; the state is still at the current ones.
@@ -426,7 +487,11 @@ mod training {
         // An optimizer of the wrong size.
         let small = Adam::new(AdamConfig::lr(0.01), vec![0.0; 3], vec![0.0; 3]).unwrap();
         assert!(matches!(
-            Training::new(seed_model(), problem, loss, small),
+            EnsembleFit::new(problem, loss).and_then(|fit| Trainer::owned(
+                seed_model(),
+                fit,
+                small
+            )),
             Err(Error::Length {
                 expected: P,
                 found: 3,
@@ -434,9 +499,13 @@ mod training {
             })
         ));
         // An invalid learning rate.
-        assert!(Training::new(seed_model(), problem, loss, AdamConfig::lr(f32::NAN)).is_err());
+        assert!(EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(f32::NAN)))
+            .is_err());
         // A bad clipping norm.
-        let t = Training::new(seed_model(), problem, loss, AdamConfig::lr(0.01)).unwrap();
+        let t = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
+            .unwrap();
         let bad = TrainConfig {
             clip_norm: Some(-1.0),
             ..config()
@@ -444,6 +513,8 @@ mod training {
         assert!(matches!(t.with_config(bad), Err(Error::OutOfRange { .. })));
         // Data of the wrong length.
         let short = MeanSquaredError::new(&data[..3]).unwrap();
-        assert!(Training::new(seed_model(), problem, short, AdamConfig::lr(0.01)).is_err());
+        assert!(EnsembleFit::new(problem, short)
+            .and_then(|fit| Trainer::owned(seed_model(), fit, AdamConfig::lr(0.01)))
+            .is_err());
     }
 }

@@ -2,11 +2,14 @@
 
 use std::ops::ControlFlow;
 
+use tinysde::grad::Forward;
 use tinysde::grad::{loss_and_gradient, Problem};
+use tinysde::grad::{Ensemble, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Solver, Sosri, TimeGrid};
+use tinysde::train::EnsembleFit;
 use tinysde::train::{
     Adam, AdamConfig, GrowingWindow, MeanSquaredError, TrainConfig, Trainer, Workspace,
 };
@@ -40,11 +43,10 @@ fn gradient_and_training_iterations_allocate_nothing() {
 
     let (count, value) = allocations(|| {
         loss_and_gradient(
-            &problem,
+            &Ensemble::new(&problem, &loss, &Brownian::new(2)),
             &model,
-            &Brownian::new(2),
-            &loss,
-            &mut stats,
+            Forward,
+            &mut Scratch::new(&mut stats, &mut []),
             &mut grad,
         )
     });
@@ -58,14 +60,16 @@ fn gradient_and_training_iterations_allocate_nothing() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let config = TrainConfig {
         clip_norm: Some(5.0),
         ..TrainConfig::default()
     };
     let (count, total) = allocations(|| {
-        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+        let mut trainer = EnsembleFit::new(problem, loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
+            .unwrap();
         let mut total = 0.0f32;
         trainer
             .run(3, |p| {

@@ -4,13 +4,13 @@
 use std::ops::ControlFlow;
 
 use rand_core::Rng;
-use tinysde::grad::{loss_value, Loss, Problem};
+use tinysde::grad::{loss_value, Loss, Problem, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Solver, Sosri, TimeGrid};
 use tinysde::train::{
-    clip_global_norm, global_norm, iteration_seed, Adam, AdamConfig, GrowingWindow,
+    clip_global_norm, global_norm, iteration_seed, Adam, AdamConfig, EnsembleFit, GrowingWindow,
     MeanSquaredError, NoiseMode, Optimizer, Progress, Sgd, SgdConfig, TrainConfig, Trainer,
     Workspace,
 };
@@ -242,9 +242,11 @@ fn trainer_stops_on_request_and_keeps_the_best_parameters() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+    let mut trainer = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
+        .unwrap();
     let mut seen: Vec<Progress> = Vec::new();
     let report = trainer
         .run(1000, |p| {
@@ -343,15 +345,16 @@ fn fixed_noise_makes_the_objective_deterministic() {
             params: &mut params,
             grad: &mut grad,
             best: &mut best,
-            stats: &mut stats,
+            scratch: Scratch::new(&mut stats, &mut []),
         };
         let config = TrainConfig {
             noise,
             clip_norm: None,
         };
         let loss = MeanSquaredError::new(&DECAY).unwrap();
-        let mut t =
-            Trainer::new(&mut model, &mut sgd, tiny_problem(&TIMES), loss, config, ws).unwrap();
+        let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+            .and_then(|fit| Trainer::new(&mut model, &mut sgd, fit, config, ws))
+            .unwrap();
         let mut losses = Vec::new();
         t.run(4, |p| {
             losses.push(p.loss);
@@ -376,18 +379,12 @@ fn growing_window_runs_its_stages_and_tracks_the_best_on_the_last() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let loss = MeanSquaredError::new(&DECAY).unwrap();
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     let schedule = GrowingWindow {
         start: 2,
         add: 1,
@@ -438,21 +435,15 @@ fn trainer_can_fit_the_initial_state() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let loss = MeanSquaredError::new(&data).unwrap();
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        problem,
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     assert_eq!(t.params()[TP], 2.0);
     let report = t.run(150, |_| ControlFlow::Continue(())).unwrap();
-    let u0 = t.problem().u0()[0];
+    let u0 = t.fit().problem().u0()[0];
     assert_eq!(t.params()[TP], u0);
     assert!(report.best_loss < 0.05, "{report:?}");
     assert!((u0 - 0.5).abs() < 0.3, "u0 = {u0}");
@@ -492,17 +483,11 @@ fn non_finite_gradient_stops_training_and_keeps_the_best() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     let mut seen = Vec::new();
     let err = t
         .run(500, |p| {
@@ -540,9 +525,11 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
                 params: &mut params,
                 grad: &mut grad,
                 best: &mut best,
-                stats: $stats,
+                scratch: Scratch::new($stats, &mut []),
             };
-            Trainer::new(&mut model, &mut adam, $problem, $loss, $config, ws).err()
+            EnsembleFit::new($problem, $loss)
+                .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, $config, ws))
+                .err()
         }};
     }
     let short_data = MeanSquaredError::new(&DECAY[..3]).unwrap();
@@ -607,17 +594,11 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
-    let mut t = Trainer::new(
-        &mut model,
-        &mut adam,
-        tiny_problem(&TIMES),
-        ok_loss,
-        TrainConfig::default(),
-        ws,
-    )
-    .unwrap();
+    let mut t = EnsembleFit::new(tiny_problem(&TIMES), ok_loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .unwrap();
     for bad in [
         GrowingWindow {
             start: 0,
@@ -637,8 +618,8 @@ fn bad_input_is_an_error_and_leaves_model_and_optimizer_untouched() {
     ] {
         assert!(t.run_schedule(&bad, |_| ControlFlow::Continue(())).is_err());
     }
-    assert!(t.set_trajectories(0).is_err());
-    assert_eq!(t.problem().trajectories(), 8);
+    assert!(t.fit_mut().set_trajectories(0).is_err());
+    assert_eq!(t.fit().problem().trajectories(), 8);
     assert_eq!(t.iteration(), 0);
     assert_eq!(model_bits(t.model()), model0);
     assert_eq!(**t.optimizer(), adam0);
@@ -705,13 +686,15 @@ fn train_seed_task(schedule: Option<GrowingWindow>, iterations: u32) -> (f32, f3
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut []),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fresh { seed: 1 },
         clip_norm: None,
     };
-    let mut t = Trainer::new(&mut model, &mut adam, problem, loss, config, ws).unwrap();
+    let mut t = EnsembleFit::new(problem, loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, config, ws))
+        .unwrap();
     let go = |_: &Progress| ControlFlow::Continue(());
     let report = match schedule {
         None => t.run(iterations, go),
@@ -751,4 +734,86 @@ fn seed_task_growing_window_cuts_the_loss_tenfold() {
         start.elapsed().as_secs_f64()
     );
     assert!(after * 10.0 <= before, "{before} -> {after}");
+}
+
+/// The clipping norm is checked by one function everywhere: `clip_global_norm`, a trainer
+/// on an ensemble fit or a series fit (caller buffers), and the owned trainer's
+/// `with_config` all refuse a subnormal norm (and accept `f32::MIN_POSITIVE`), before
+/// anything is written.
+#[test]
+fn every_trainer_refuses_a_subnormal_clipping_norm() {
+    use tinysde::train::{Series, SeriesFit, SeriesProblem};
+    let subnormal = f32::MIN_POSITIVE / 2.0;
+    assert!(subnormal > 0.0 && !subnormal.is_normal());
+    let mut g = [3.0f32, 4.0];
+    assert!(matches!(
+        clip_global_norm(&mut g, subnormal),
+        Err(Error::OutOfRange { .. })
+    ));
+    assert_eq!(g, [3.0, 4.0]);
+    assert!(clip_global_norm(&mut g, f32::MIN_POSITIVE).is_ok());
+
+    let config = |norm: f32| TrainConfig {
+        clip_norm: Some(norm),
+        ..TrainConfig::default()
+    };
+    let mut stats = [[Dual::<4>::ZERO; 1]; 8];
+    let (mut params, mut grad, mut best) = ([7.0; TP], [7.0; TP], [7.0; TP]);
+    let loss = MeanSquaredError::new(&DECAY).unwrap();
+    for (norm, ok) in [(subnormal, false), (f32::MIN_POSITIVE, true)] {
+        // An ensemble fit.
+        let mut model = tiny_model();
+        let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; TP], [0.0; TP]).unwrap();
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            scratch: Scratch::new(&mut stats, &mut []),
+        };
+        let fit = EnsembleFit::new(tiny_problem(&TIMES), loss).unwrap();
+        let r = Trainer::new(&mut model, &mut adam, fit, config(norm), ws);
+        assert_eq!(r.is_ok(), ok, "ensemble fit, norm {norm:e}");
+        if !ok {
+            assert!(matches!(r, Err(Error::OutOfRange { .. })));
+            assert_eq!(bits(&params), bits(&[7.0; TP]));
+        }
+    }
+    let times: Vec<f32> = (0..8).map(|i| i as f32 * 0.25).collect();
+    let values: Vec<[f32; 1]> = (0..8).map(|i| [1.0 / (1.0 + i as f32)]).collect();
+    let problem = SeriesProblem::new(
+        EulerMaruyama,
+        Series::new(&times, &values).unwrap(),
+        0.05,
+        4,
+    )
+    .unwrap();
+    for (norm, ok) in [(subnormal, false), (f32::MIN_POSITIVE, true)] {
+        // A series fit (before this check was shared, this one accepted subnormal norms).
+        let mut model = tiny_model();
+        let mut adam = Adam::new(AdamConfig::lr(0.05), [0.0; TP], [0.0; TP]).unwrap();
+        let (mut params, mut grad, mut best) = ([7.0; TP], [7.0; TP], [7.0; TP]);
+        let ws = Workspace {
+            params: &mut params,
+            grad: &mut grad,
+            best: &mut best,
+            scratch: Scratch::new(&mut stats, &mut []),
+        };
+        let r = Trainer::new(
+            &mut model,
+            &mut adam,
+            SeriesFit::new(problem),
+            config(norm),
+            ws,
+        );
+        assert_eq!(r.is_ok(), ok, "series fit, norm {norm:e}");
+        drop(r);
+        if !ok {
+            assert_eq!(bits(&params), bits(&[7.0; TP]));
+        }
+        // The owned trainer.
+        let owned = Trainer::owned(tiny_model(), SeriesFit::new(problem), AdamConfig::lr(0.05))
+            .unwrap()
+            .with_config(config(norm));
+        assert_eq!(owned.is_ok(), ok, "owned trainer, norm {norm:e}");
+    }
 }

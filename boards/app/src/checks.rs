@@ -2,7 +2,7 @@
 //! solve per method, a gradient in forward and in reverse mode), each asserting a real property and reporting the
 //! numbers it computed.
 //!
-//! The same file is compiled into the host test `tests/firmware_parity.rs` (through
+//! The same file is compiled into the host test `tests/suite/firmware_parity.rs` (through
 //! `#[path]`), so the host computes the very same records with the same code; `boards/ci.sh`
 //! requires every check to pass on every emulated core and the records to be identical to
 //! the host's bit for bit. It depends on nothing but `core` and `tinysde`.
@@ -10,7 +10,8 @@
 //! Every property is exact or has a stated tolerance; the checks are deterministic (fixed
 //! seeds), so a pass on one target with the same bits is a pass on every target.
 
-use tinysde::grad::{loss_and_gradient, loss_value, reverse, Loss, Problem};
+use tinysde::grad::{loss_and_gradient, loss_value, Loss, Problem};
+use tinysde::grad::{Ensemble, Forward, Reverse, Scratch};
 use tinysde::nn::{
     fast_sigmoid, fast_tanh, Dense, FastSigmoid, FastTanh, Identity, Layer, ParamSeed, Parameters,
     FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
@@ -445,8 +446,13 @@ fn gradient() -> CheckResult {
     let model = Gbm { a: GBM_A, b: GBM_B };
     let mut grad = [0.0f32; 2];
     let mut stats = [[Dual::<2>::ZERO; 1]; 8];
-    let Ok(value) = loss_and_gradient(&problem, &model, &noise, &HalfSquare, &mut stats, &mut grad)
-    else {
+    let Ok(value) = loss_and_gradient(
+        &Ensemble::new(&problem, &HalfSquare, &noise),
+        &model,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
+        &mut grad,
+    ) else {
         return fail;
     };
     let loss_at = |a: f32, b: f32| -> Option<f32> {
@@ -500,25 +506,21 @@ fn gradient_reverse() -> CheckResult {
     let mut stats = [[Dual::<3>::ZERO; 1]; 8];
     let mut forward = [0.0f32; 3];
     let Ok(forward_value) = loss_and_gradient(
-        &problem,
+        &Ensemble::new(&problem, &HalfSquare, &noise),
         &model,
-        &noise,
-        &HalfSquare,
-        &mut stats,
+        Forward,
+        &mut Scratch::new(&mut stats, &mut []),
         &mut forward,
     ) else {
         return fail;
     };
     let mut tape = [[0.0f32; 1]; 32];
     let mut grad = [0.0f32; 3];
-    let Ok(value) = reverse::loss_and_gradient(
-        &problem,
+    let Ok(value) = loss_and_gradient(
+        &Ensemble::new(&problem, &HalfSquare, &noise),
         &model,
-        &noise,
-        &HalfSquare,
-        Checkpoints::Sqrt,
-        &mut stats,
-        &mut tape,
+        Reverse(Checkpoints::Sqrt),
+        &mut Scratch::new(&mut stats, &mut tape),
         &mut grad,
     ) else {
         return fail;

@@ -6,10 +6,10 @@ use core::ops::ControlFlow;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use tinysde::grad::Problem;
+use tinysde::grad::{Problem, Reverse, Scratch};
 use tinysde::solve::{Checkpoints, Solver, TimeGrid};
 use tinysde::train::{
-    Adam, AdamConfig, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
+    Adam, AdamConfig, EnsembleFit, MeanSquaredError, NoiseMode, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Error, Real};
 
@@ -74,7 +74,7 @@ where
         params: &mut params,
         grad: &mut grad,
         best: &mut best,
-        stats: &mut stats,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
     let config = TrainConfig {
         noise: NoiseMode::Fixed {
@@ -83,8 +83,9 @@ where
         clip_norm: None,
     };
     {
-        let mut trainer = Trainer::new(&mut model, &mut adam, problem, loss, config, ws)?
-            .with_reverse_mode(&mut tape, TRAIN_CHECKPOINTS)?;
+        let fit = EnsembleFit::new(problem, loss)?;
+        let mut trainer = Trainer::new(&mut model, &mut adam, fit, config, ws)?
+            .with_mode(Reverse(TRAIN_CHECKPOINTS))?;
         let mut last = board.clock.now();
         let report = &mut board.report;
         let clock = &mut board.clock;

@@ -95,19 +95,32 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
     }
 
     /// The number of rows (`[f32; D]`) the `tape` of
-    /// [`series_loss_and_gradient_reverse`] needs for a model of `params` parameters, so
+    /// [`Reverse`](crate::grad::Reverse) needs for a model of `params` parameters, so
     /// that every usable window of the series fits: a partial gradient
     /// (`ceil(params / D)` rows), four rows per window observation (mean, variance and
     /// their cotangents), and one trajectory's checkpoints and segment
     /// ([`Checkpoints::states`]) for the window with the most steps. Scans every window
     /// once (the windows' steps differ on an uneven series).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::solve::Checkpoints;
+    /// let all = problem.reverse_tape_len(4, Checkpoints::All);
+    /// assert!(problem.reverse_tape_len(4, Checkpoints::Binomial(2)) <= all);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn reverse_tape_len(&self, params: usize, checkpoints: Checkpoints) -> usize {
         self.tape_fixed_rows(params)
             .saturating_add(self.widest(checkpoints, WindowPlan::one_at_a_time))
     }
 
     /// A tape length (rows of `[f32; D]`) with which
-    /// [`series_loss_and_gradient_reverse`] keeps every trajectory's checkpoints from a
+    /// [`Reverse`](crate::grad::Reverse) keeps every trajectory's checkpoints from a
     /// window's statistics pass and so skips the per-trajectory forward pass (the same
     /// bits, one solve fewer per window): [`reverse_tape_len`](Self::reverse_tape_len)
     /// with `trajectories × (kept + 1)` state rows instead of one trajectory's (`kept`:
@@ -115,6 +128,19 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
     /// [`Checkpoints::Binomial`]). With [`Checkpoints::All`] and short windows (the one-step-ahead fit
     /// takes a few steps per window) this is small and the cheapest setting: no
     /// recomputation at all.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::solve::Checkpoints;
+    /// let c = Checkpoints::Sqrt;
+    /// assert!(problem.reverse_tape_len_keep_all(4, c) >= problem.reverse_tape_len(4, c));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn reverse_tape_len_keep_all(&self, params: usize, checkpoints: Checkpoints) -> usize {
         let m = self.trajectories;
         self.tape_fixed_rows(params)
@@ -147,7 +173,7 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 /// The series loss over the windows starting at `starts` and its gradient with respect to
 /// the model's parameters, by the discrete adjoint (reverse mode).
 ///
-/// The same loss as [`series_loss_and_gradient`](super::series_loss_and_gradient) (the
+/// The same loss as [`Forward`](crate::grad::Forward)(super::series_forward) (the
 /// same bits) and the same gradient up to rounding, at a cost that does not grow with the
 /// number of parameters: about three to five `f32` solves per window instead of
 /// `ceil(PARAMS / K)` solves carrying `K` tangents. Per window: its ensemble's statistics
@@ -155,7 +181,7 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 /// [`Dual<K>`], then every trajectory's discrete adjoint from the cotangents of its saved
 /// states (the scheme of [`crate::grad::reverse`]). Each window's parameter cotangent is
 /// summed on its own and added to `grad` in window order, which lets the threaded
-/// variant, `series_loss_and_gradient_reverse_parallel` (feature `std`), give the same
+/// variant, `series_reverse_parallel` (feature `std`), give the same
 /// bits on any number of threads.
 ///
 /// `stats` (`Dual<K>` rows, at least [`SeriesProblem::stats_len`]) is scratch for the
@@ -173,39 +199,14 @@ impl<M: Method + Copy, const D: usize> SeriesProblem<'_, M, D> {
 /// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
 /// (the lowest index); `grad`, `stats` and `tape` then hold partial results.
 ///
-/// ```
-/// use tinysde::nn::{Dense, Identity, Parameters, Tanh};
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::NeuralSde;
-/// use tinysde::solve::{Checkpoints, EulerMaruyama};
-/// use tinysde::train::{
-///     series_loss_and_gradient, series_loss_and_gradient_reverse, Series, SeriesProblem,
-/// };
-/// use tinysde::{Dual, Real};
-///
-/// type Model = NeuralSde<(Dense<1, 8, Tanh>, Dense<8, 1, Identity>), Dense<1, 1, Identity>>;
-/// let mut model = Model::default();
-/// model.init(&mut tinysde::noise::rng_from_seed(1), tinysde::nn::InitScheme::GlorotUniform)?;
-/// let times = [0.0, 0.5, 1.5, 2.0, 3.0];
-/// let values = [[1.0], [0.8], [0.5], [0.3], [0.2]];
-/// let problem = SeriesProblem::new(EulerMaruyama, Series::new(&times, &values)?, 0.1, 16)?;
-/// let noise = Brownian::new(3);
-/// let mut stats = [[Dual::<4>::ZERO; 1]; 2];
-/// let mut tape = vec![[0.0f32; 1]; problem.reverse_tape_len(Model::PARAMS, Checkpoints::All)];
-/// let mut g_rev = [0.0f32; Model::PARAMS];
-/// let l_rev = series_loss_and_gradient_reverse(
-///     &problem, &model, &noise, problem.batch(0), Checkpoints::All, &mut stats, &mut tape, &mut g_rev,
-/// )?;
-/// let mut g_fwd = [0.0f32; Model::PARAMS];
-/// let l_fwd = series_loss_and_gradient(&problem, &model, &noise, problem.batch(0), &mut stats, &mut g_fwd)?;
-/// assert_eq!(l_rev, l_fwd); // the same loss bits
-/// for (r, f) in g_rev.iter().zip(&g_fwd) {
-///     assert!((r - f).abs() <= 1e-4 * (1.0 + f.abs()));
-/// }
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn series_loss_and_gradient_reverse<const K: usize, S, M, N, I, const D: usize>(
+/// Public through [`loss_and_gradient`](crate::grad::loss_and_gradient) with
+/// [`Reverse`](crate::grad::Reverse) on [`SeriesWindows`](crate::grad::SeriesWindows)
+/// (its example compares the two modes).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "crate-internal kernel behind loss_and_gradient(Reverse) on SeriesWindows"
+)]
+pub(crate) fn series_reverse<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -221,11 +222,7 @@ where
     N: NoiseSource,
     I: Iterator<Item = usize> + Clone,
 {
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     let params = S::PARAMS;
     check_len("gradient", params, grad.len())?;
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
@@ -296,7 +293,10 @@ fn short_tape(expected: usize, found: usize) -> Error {
 /// One window's adjoint: its loss sum and observation count, and its parameter cotangent
 /// written (not added) into `partial`. `tape` holds the window's statistics, their
 /// cotangents and the states; its length was checked for this window.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "private per-window step of series_reverse: each argument is a distinct buffer or input"
+)]
 fn window_adjoint<const K: usize, S, M, N, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
@@ -472,7 +472,7 @@ const ROUND_BYTES: usize = 4 << 20;
 #[cfg(feature = "std")]
 const KEEP_ALL_ROWS: usize = 1 << 20;
 
-/// [`series_loss_and_gradient_reverse`] on several threads (feature `std`), bit-identical
+/// [`Reverse`](crate::grad::Reverse) on several threads (feature `std`), bit-identical
 /// to it whatever the number of threads.
 ///
 /// The windows are independent: each thread computes the partial gradients of a share of
@@ -481,10 +481,10 @@ const KEEP_ALL_ROWS: usize = 1 << 20;
 /// `2 × window` rows of `Dual<K>`), and the partials are added to the gradient in window
 /// order, as the serial function adds them. Worth it when a batch has at least as many
 /// windows as threads. `threads`: 0 for as many as the machine has. Errors as
-/// [`series_loss_and_gradient_reverse`] (the lowest failing window's error, which is the
+/// [`Reverse`](crate::grad::Reverse) (the lowest failing window's error, which is the
 /// serial function's).
 #[cfg(feature = "std")]
-pub fn series_loss_and_gradient_reverse_parallel<const K: usize, S, M, N, I, const D: usize>(
+pub(crate) fn series_reverse_parallel<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -502,11 +502,7 @@ where
     use std::vec;
     use std::vec::Vec;
 
-    if K == 0 {
-        return Err(Error::OutOfRange {
-            what: "Dual<K> needs K >= 1 lanes",
-        });
-    }
+    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     let params = S::PARAMS;
     check_len("gradient", params, grad.len())?;
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;

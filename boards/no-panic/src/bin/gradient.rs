@@ -4,6 +4,7 @@
 
 use cortex_m_rt::entry;
 use tinysde::grad::{loss_and_gradient, loss_value, Problem};
+use tinysde::grad::{Ensemble, Forward, Scratch};
 use tinysde::noise::Brownian;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
 use tinysde::train::MeanSquaredError;
@@ -27,11 +28,10 @@ fn main() -> ! {
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
             let problem = problem.with_u0_gradient(opaque(true));
             let r = loss_and_gradient(
-                &problem,
+                &Ensemble::new(&problem, &loss, &noise),
                 &model,
-                &noise,
-                &loss,
-                opaque(&mut stats[..]),
+                Forward,
+                &mut Scratch::new(opaque(&mut stats[..]), &mut []),
                 opaque(&mut grad[..]),
             );
             keep(r);

@@ -1,16 +1,19 @@
 //! No panic path in `reverse::loss_and_gradient` (the discrete adjoint of Euler–Maruyama
 //! and Milstein, 8 lanes for the loss's derivatives, any checkpoints, a tape of any length) and in `Trainer::run` with
-//! `Trainer::with_reverse_mode` (the firmware's on-device training).
+//! `Trainer::with_mode(Reverse(..))` (the firmware's on-device training).
 #![no_std]
 #![no_main]
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
+use tinysde::grad::{loss_and_gradient, Ensemble, Reverse, Scratch};
 use tinysde::grad::{reverse, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, TimeGrid};
-use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
+use tinysde::train::{
+    Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace,
+};
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
@@ -43,14 +46,11 @@ fn main() -> ! {
             let problem = problem.with_u0_gradient(opaque(true));
             keep(reverse::tape_len(&problem, checkpoints));
             keep(reverse::tape_len_keep_all(&problem, checkpoints));
-            let r = reverse::loss_and_gradient(
-                &problem,
+            let r = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
                 &model,
-                &noise,
-                &loss,
-                checkpoints,
-                opaque(&mut stats[..]),
-                opaque(&mut tape[..]),
+                Reverse(checkpoints),
+                &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
                 opaque(&mut grad[..]),
             );
             keep(r);
@@ -65,14 +65,11 @@ fn main() -> ! {
     ) {
         let solver = Solver::new(Milstein, grid);
         if let Ok(problem) = Problem::new(solver, opaque([1.0f32]), opaque(8), opaque(&times[..])) {
-            let r = reverse::loss_and_gradient(
-                &problem,
+            let r = loss_and_gradient(
+                &Ensemble::new(&problem, &loss, &noise),
                 &model,
-                &noise,
-                &loss,
-                checkpoints,
-                opaque(&mut stats[..]),
-                opaque(&mut tape[..]),
+                Reverse(checkpoints),
+                &mut Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
                 opaque(&mut grad[..]),
             );
             keep(r);
@@ -101,10 +98,11 @@ fn main() -> ! {
                 params: opaque(&mut params[..]),
                 grad: opaque(&mut grad[..]),
                 best: opaque(&mut best[..]),
-                stats: opaque(&mut stats[..]),
+                scratch: Scratch::new(opaque(&mut stats[..]), opaque(&mut tape[..])),
             };
-            let trainer = Trainer::new(&mut model, adam, problem, loss, config, ws)
-                .and_then(|t| t.with_reverse_mode(opaque(&mut tape[..]), checkpoints));
+            let trainer = EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
+                .and_then(|t| t.with_mode(Reverse(checkpoints)));
             if let Ok(mut trainer) = trainer {
                 keep(trainer.run(opaque(5), |p| {
                     keep(p.loss);

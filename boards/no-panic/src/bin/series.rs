@@ -1,18 +1,19 @@
 //! No panic path in the grids through any save times (`TimeGrid::through`,
-//! `TimeGrid::with_max_step`) and the windowed series fit (`series_loss_and_gradient`,
-//! `series_loss_value`, `score_series`, `SeriesTrainer`, the Gaussian likelihood).
+//! `TimeGrid::with_max_step`) and the windowed series fit (`loss_and_gradient` on `SeriesWindows`,
+//! `series_loss_value`, `score_series`, `Trainer` on a `SeriesFit`, the Gaussian likelihood).
 #![no_std]
 #![no_main]
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
+use tinysde::grad::{loss_and_gradient, Forward, Scratch, SeriesWindows};
 use tinysde::grad::{loss_value, Problem};
 use tinysde::nn::Parameters;
 use tinysde::noise::Brownian;
 use tinysde::solve::{self, EulerMaruyama, SolveRequest, Solver, TimeGrid};
 use tinysde::train::{
-    score_series, series_loss_and_gradient, series_loss_value, Adam, AdamConfig, CalibrationScore,
-    GaussianNll, Series, SeriesConfig, SeriesProblem, SeriesTrainer, Workspace,
+    score_series, series_loss_value, Adam, AdamConfig, CalibrationScore, GaussianNll, Series,
+    SeriesFit, SeriesProblem, TrainConfig, Trainer, Workspace,
 };
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
@@ -69,12 +70,11 @@ fn main() -> ! {
             .and_then(|p| p.with_batch(opaque(4)))
         {
             let batch = problem.batch(opaque(5));
-            keep(series_loss_and_gradient(
-                &problem,
+            keep(loss_and_gradient(
+                &SeriesWindows::new(&problem, &noise, batch),
                 &model,
-                &noise,
-                batch,
-                opaque(&mut stats[..]),
+                Forward,
+                &mut Scratch::new(opaque(&mut stats[..]), &mut []),
                 opaque(&mut grad[..]),
             ));
             keep(series_loss_value(
@@ -85,10 +85,8 @@ fn main() -> ! {
                 opaque(&mut stats32[..]),
             ));
             keep(score_series(
-                &problem,
+                &SeriesWindows::new(&problem, &noise, problem.all_windows()),
                 &model,
-                &noise,
-                problem.all_windows(),
                 opaque(&mut paths[..]),
                 opaque(&mut samples[..]),
                 &mut score,
@@ -98,15 +96,16 @@ fn main() -> ! {
                 params: opaque(&mut params[..]),
                 grad: opaque(&mut grad[..]),
                 best: opaque(&mut best[..]),
-                stats: opaque(&mut stats[..]),
+                scratch: Scratch::new(opaque(&mut stats[..]), &mut []),
             };
             if let Ok(adam) = Adam::new(
                 AdamConfig::lr(opaque(5e-4)),
                 opaque([0.0f32; P]),
                 opaque([0.0f32; P]),
             ) {
-                let config = opaque(SeriesConfig::default());
-                if let Ok(mut trainer) = SeriesTrainer::new(&mut model, adam, problem, config, ws) {
+                let config = opaque(TrainConfig::default());
+                let fit = SeriesFit::new(problem).with_window_seed(opaque(0));
+                if let Ok(mut trainer) = Trainer::new(&mut model, adam, fit, config, ws) {
                     keep(trainer.run(opaque(3), |p| {
                         keep(p.loss);
                         ControlFlow::Continue(())

@@ -5,10 +5,12 @@
 
 use core::ops::ControlFlow;
 use cortex_m_rt::entry;
-use tinysde::grad::Problem;
+use tinysde::grad::{Problem, Scratch};
 use tinysde::nn::Parameters;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
-use tinysde::train::{Adam, AdamConfig, MeanSquaredError, TrainConfig, Trainer, Workspace};
+use tinysde::train::{
+    Adam, AdamConfig, EnsembleFit, MeanSquaredError, TrainConfig, Trainer, Workspace,
+};
 use tinysde::{Dual, Real};
 use tinysde_no_panic::{keep, opaque, seed::Model};
 
@@ -40,9 +42,11 @@ fn main() -> ! {
                 params: opaque(&mut params[..]),
                 grad: opaque(&mut grad[..]),
                 best: opaque(&mut best[..]),
-                stats: opaque(&mut stats[..]),
+                scratch: Scratch::new(opaque(&mut stats[..]), &mut []),
             };
-            if let Ok(mut trainer) = Trainer::new(&mut model, adam, problem, loss, config, ws) {
+            if let Ok(mut trainer) = EnsembleFit::new(problem, loss)
+                .and_then(|fit| Trainer::new(&mut model, adam, fit, config, ws))
+            {
                 keep(trainer.run(opaque(5), |p| {
                     keep(p.loss);
                     ControlFlow::Continue(())

@@ -1,0 +1,573 @@
+//! Windows of a series to fit ([`SeriesProblem`]), the batches of starts each iteration uses
+//! ([`Batch`]), and the per-window pieces the gradient passes share.
+
+use crate::error::{Error, NoiseKind};
+use crate::lanes::Lanes;
+use crate::noise::{lane_by_lane, splitmix64, Increment, NoiseSource, StepSize};
+use crate::real::Real;
+use crate::solve::{Method, Solver, TimeGrid};
+use crate::train::loss::{check_var_floor, GaussianNll, MeanSquaredError};
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the sibling pieces of the series module"
+)]
+use super::*;
+
+/// What a window's ensemble is scored by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SeriesObjective {
+    /// The Gaussian negative log-likelihood of the observations ([`GaussianNll`]), with a
+    /// variance floor (finite, `> 0`): fits the noise to the data's scatter.
+    GaussianNll {
+        /// Added to every ensemble variance.
+        var_floor: f32,
+    },
+    /// The squared error of the ensemble mean ([`MeanSquaredError`], the seed article's
+    /// loss): fits the mean only; the noise is not constrained.
+    MeanSquaredError,
+}
+
+/// Windows of a [`Series`] to fit: the method, the maximum step, trajectories per window,
+/// the window length, the batch size and the objective. Built validated by
+/// [`SeriesProblem::new`]; builders validate too and leave the problem unchanged on error.
+///
+/// ```
+/// # use tinysde::solve::EulerMaruyama;
+/// # use tinysde::train::{Series, SeriesProblem};
+/// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+/// # let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+/// let problem = problem.with_window(2)?.with_batch(2)?;
+/// assert_eq!((problem.window(), problem.stats_len()), (2, 4));
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeriesProblem<'a, M, const D: usize> {
+    pub(super) method: M,
+    pub(super) series: Series<'a, D>,
+    pub(super) max_step: f32,
+    pub(super) trajectories: usize,
+    pub(super) window: usize,
+    pub(super) batch: usize,
+    pub(super) objective: SeriesObjective,
+}
+
+impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
+    /// One-step-ahead windows (`window = 1`) of `series`, all of them per batch, scored by
+    /// the Gaussian likelihood with variance floor `1e-6`, each integrated by `method` in
+    /// steps of at most `max_step` (finite, `> 0`) with `trajectories >= 1` trajectories.
+    /// Errors also if no row can start a window.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// assert!(SeriesProblem::new(EulerMaruyama, series, 0.0, 16).is_err()); // step must be > 0
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.window(), 1); // one step ahead
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn new(
+        method: M,
+        series: Series<'a, D>,
+        max_step: f32,
+        trajectories: usize,
+    ) -> Result<Self, Error> {
+        if !(max_step > 0.0 && max_step.is_finite()) {
+            return Err(Error::OutOfRange {
+                what: "maximum step must be positive and finite",
+            });
+        }
+        if trajectories == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of trajectories must be >= 1",
+            });
+        }
+        let problem = Self {
+            method,
+            series,
+            max_step,
+            trajectories,
+            window: 1,
+            batch: usize::MAX,
+            objective: SeriesObjective::GaussianNll {
+                var_floor: crate::train::loss::DEFAULT_VAR_FLOOR,
+            },
+        };
+        problem.check_some_start()?;
+        Ok(problem)
+    }
+
+    pub(super) fn check_some_start(&self) -> Result<(), Error> {
+        if (0..self.positions()).any(|s| self.series.row_present(s)) {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange {
+                what: "no fully observed row has a full window after it",
+            })
+        }
+    }
+
+    /// Windows of `window >= 1` observations after the start (the series must have a
+    /// fully observed row with `window` rows after it).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert!(problem.with_window(5).is_err()); // at most rows - 1
+    /// assert_eq!(problem.with_window(3)?.all_windows().count(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_window(self, window: usize) -> Result<Self, Error> {
+        if window == 0 || window >= self.series.len() {
+            return Err(Error::OutOfRange {
+                what: "window must be between 1 and the number of rows - 1",
+            });
+        }
+        let changed = Self { window, ..self };
+        changed.check_some_start()?;
+        Ok(changed)
+    }
+
+    /// `batch >= 1` windows per loss evaluation (all usable windows if there are not more).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let problem = problem.with_batch(2)?;
+    /// assert_eq!(problem.batch(0).count(), 2);
+    /// assert!(problem.with_batch(0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_batch(self, batch: usize) -> Result<Self, Error> {
+        if batch == 0 {
+            return Err(Error::OutOfRange {
+                what: "batch must be >= 1 window",
+            });
+        }
+        Ok(Self { batch, ..self })
+    }
+
+    /// The objective (a Gaussian likelihood's floor must be finite and `> 0`).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::train::SeriesObjective;
+    /// assert!(problem.with_objective(SeriesObjective::GaussianNll { var_floor: 0.0 }).is_err());
+    /// let mse = problem.with_objective(SeriesObjective::MeanSquaredError)?;
+    /// assert_eq!(mse.objective(), SeriesObjective::MeanSquaredError);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_objective(self, objective: SeriesObjective) -> Result<Self, Error> {
+        if let SeriesObjective::GaussianNll { var_floor } = objective {
+            check_var_floor(var_floor)?;
+        }
+        Ok(Self { objective, ..self })
+    }
+
+    /// Changes the number of trajectories per window (`>= 1`).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_trajectories(64)?.trajectories(), 64);
+    /// assert!(problem.with_trajectories(0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_trajectories(self, trajectories: usize) -> Result<Self, Error> {
+        if trajectories == 0 {
+            return Err(Error::OutOfRange {
+                what: "number of trajectories must be >= 1",
+            });
+        }
+        Ok(Self {
+            trajectories,
+            ..self
+        })
+    }
+
+    /// The series.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.series().len(), 5);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn series(&self) -> &Series<'a, D> {
+        &self.series
+    }
+    /// The window length (observations after each start).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_window(2)?.window(), 2);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn window(&self) -> usize {
+        self.window
+    }
+    /// Trajectories per window.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.trajectories(), 16);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn trajectories(&self) -> usize {
+        self.trajectories
+    }
+    /// The maximum step.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.max_step(), 0.1);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn max_step(&self) -> f32 {
+        self.max_step
+    }
+    /// The objective.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// use tinysde::train::SeriesObjective;
+    /// assert!(matches!(problem.objective(), SeriesObjective::GaussianNll { .. })); // the default
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn objective(&self) -> SeriesObjective {
+        self.objective
+    }
+    /// Statistics scratch rows needed: `2 * window`.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.with_window(3)?.stats_len(), 6);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn stats_len(&self) -> usize {
+        2 * self.window
+    }
+
+    /// The number of rows a window could start at (`len - window`), usable or not.
+    pub(super) fn positions(&self) -> usize {
+        self.series.len().saturating_sub(self.window)
+    }
+
+    /// Whether a window can start at row `start`: the row is fully observed and `window`
+    /// rows follow it.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert!(problem.is_start(0) && problem.is_start(3));
+    /// assert!(!problem.is_start(4)); // no observation after the last row
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn is_start(&self, start: usize) -> bool {
+        start < self.positions() && self.series.row_present(start)
+    }
+
+    /// The windows of one loss evaluation, chosen by `seed`: every usable start in order if
+    /// the batch is at least the number of rows that could start one, otherwise `batch`
+    /// starts each drawn uniformly from the possible rows (by SplitMix64 of the seed and
+    /// the draw's index), moved forward to the next usable row if that one is not.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let problem = problem.with_batch(3)?;
+    /// let a: Vec<usize> = problem.batch(7).collect();
+    /// assert_eq!(a, problem.batch(7).collect::<Vec<_>>()); // a pure function of the seed
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn batch(&self, seed: u64) -> Batch<'a, D> {
+        let positions = self.positions();
+        Batch {
+            series: self.series,
+            positions,
+            all: self.batch >= positions,
+            remaining: self.batch.min(positions),
+            next: 0,
+            key: splitmix64(seed),
+        }
+    }
+
+    /// Every usable window start, in order (for scoring the whole series).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// assert_eq!(problem.all_windows().collect::<Vec<_>>(), [0, 1, 2, 3]);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn all_windows(&self) -> Batch<'a, D> {
+        let positions = self.positions();
+        Batch {
+            series: self.series,
+            positions,
+            all: true,
+            remaining: positions,
+            next: 0,
+            key: 0,
+        }
+    }
+
+    /// The solver, grid and save times of the window starting at `start` (unchecked).
+    pub(super) fn window_solver(&self, start: usize) -> Result<(Solver<M>, &'a [f32]), Error> {
+        let times = self.series.times;
+        let (t0, saves) = match (times.get(start), times.get(start + 1..=start + self.window)) {
+            (Some(&t0), Some(saves)) => (t0, saves),
+            _ => return Err(bad_start()),
+        };
+        let t1 = saves.last().copied().unwrap_or(t0);
+        let grid = TimeGrid::with_max_step(t0, t1, self.max_step)?;
+        Ok((Solver::new(self.method, grid), saves))
+    }
+
+    /// The observations (and mask) a window's ensemble is compared with.
+    pub(super) fn targets(&self, start: usize) -> (&'a [[f32; D]], Option<&'a [[bool; D]]>) {
+        let range = start + 1..=start + self.window;
+        let data = self.series.values.get(range.clone()).unwrap_or(&[]);
+        let mask = self.series.mask.map(|m| m.get(range).unwrap_or(&[]));
+        (data, mask)
+    }
+
+    /// A window's loss sum and number of present observations.
+    pub(super) fn window_sum<T: Real>(
+        &self,
+        start: usize,
+        mean: &[[T; D]],
+        var: &[[T; D]],
+    ) -> (T, usize) {
+        let (data, mask) = self.targets(start);
+        match self.objective {
+            SeriesObjective::GaussianNll { var_floor } => {
+                GaussianNll::unchecked(data, mask, var_floor).sum(mean, var)
+            }
+            SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
+        }
+    }
+
+    /// Checks every start of `starts` before anything runs; returns how many there are.
+    pub(super) fn check_starts<I: Iterator<Item = usize>>(
+        &self,
+        starts: I,
+    ) -> Result<usize, Error> {
+        let mut n = 0;
+        for s in starts {
+            if !self.is_start(s) {
+                return Err(bad_start());
+            }
+            // Validates the window's grid (e.g. too many steps) before anything is written.
+            let (solver, saves) = self.window_solver(s)?;
+            solver.grid.check_save_times(saves)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+pub(super) fn bad_start() -> Error {
+    Error::OutOfRange {
+        what: "window start must be a fully observed row with a full window after it",
+    }
+}
+
+/// The window starts of one loss evaluation: an iterator made by [`SeriesProblem::batch`]
+/// or [`SeriesProblem::all_windows`]. Cloning it replays the same starts.
+///
+/// ```
+/// # use tinysde::solve::EulerMaruyama;
+/// # use tinysde::train::{Series, SeriesProblem};
+/// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+/// # let series = Series::new(&times, &values)?;
+/// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+/// let batch = problem.all_windows();
+/// assert_eq!(batch.clone().count(), batch.count()); // cloning replays the starts
+/// # Ok::<(), tinysde::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a, const D: usize> {
+    pub(super) series: Series<'a, D>,
+    pub(super) positions: usize,
+    pub(super) all: bool,
+    pub(super) remaining: usize,
+    pub(super) next: usize,
+    pub(super) key: u64,
+}
+
+impl<const D: usize> Iterator for Batch<'_, D> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.all {
+            while self.next < self.positions {
+                let s = self.next;
+                self.next += 1;
+                if self.series.row_present(s) {
+                    return Some(s);
+                }
+            }
+            return None;
+        }
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let draw = splitmix64(self.key ^ splitmix64(self.next as u64));
+        self.next += 1;
+        // Multiply-shift maps 64 random bits to 0..positions without modulo bias worth
+        // mentioning and without a division (same bits on 32- and 64-bit targets).
+        let first = ((u128::from(draw) * self.positions as u128) >> 64) as usize;
+        (0..self.positions)
+            .map(|i| (first + i) % self.positions)
+            .find(|&s| self.series.row_present(s))
+    }
+}
+
+/// A noise source's trajectories `offset ..` as trajectories `0 ..`: each window draws its
+/// own part of one Brownian family.
+pub(super) struct Shifted<'n, N> {
+    pub(super) inner: &'n N,
+    pub(super) offset: usize,
+}
+
+impl<N: NoiseSource> NoiseSource for Shifted<'_, N> {
+    #[inline]
+    fn increment<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        h: f32,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        self.inner
+            .increment(self.offset.wrapping_add(trajectory), step, h, with_dz)
+    }
+
+    #[inline]
+    fn increment_sized<const C: usize>(
+        &self,
+        trajectory: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C>, Error> {
+        self.inner
+            .increment_sized(self.offset.wrapping_add(trajectory), step, size, with_dz)
+    }
+
+    #[inline]
+    fn increment_lanes<const C: usize, V: Lanes>(
+        &self,
+        first: usize,
+        count: usize,
+        step: u32,
+        size: StepSize,
+        with_dz: bool,
+    ) -> Result<Increment<C, V>, Error> {
+        // The inner source's lanes are the shifted ones unless the shift wraps around
+        // inside the group; then lane by lane, each lane shifted on its own.
+        match self.offset.checked_add(first) {
+            Some(start) if start.checked_add(count).is_some() => self
+                .inner
+                .increment_lanes(start, count, step, size, with_dz),
+            _ => lane_by_lane(self, first, count, step, size, with_dz),
+        }
+    }
+}
+
+pub(crate) fn check_method<M: Method>(noise: NoiseKind) -> Result<(), Error> {
+    if M::supports(noise) {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedNoise {
+            method: M::NAME,
+            noise,
+        })
+    }
+}
+
+/// The mean and variance halves of a statistics scratch.
+pub(super) type MeanVar<'s, T, const D: usize> = (&'s mut [[T; D]], &'s mut [[T; D]]);
+
+/// The mean and variance halves of a statistics scratch of at least `2 n` rows.
+pub(super) fn split_stats<T, const D: usize>(
+    stats: &mut [[T; D]],
+    n: usize,
+) -> Result<MeanVar<'_, T, D>, Error> {
+    let short = Error::Length {
+        what: "statistics scratch (2 rows per window observation)",
+        expected: 2 * n,
+        found: stats.len(),
+    };
+    let (mean, rest) = stats.split_at_mut_checked(n).ok_or(short)?;
+    let (var, _) = rest.split_at_mut_checked(n).ok_or(short)?;
+    Ok((mean, var))
+}
