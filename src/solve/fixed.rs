@@ -90,9 +90,23 @@ impl<M: Method> Solver<M> {
     /// non-finite state stays non-finite: every method adds its update to the state). On
     /// failure the error names the lowest non-finite lane's trajectory and the last step
     /// taken; with one lane that is the serial path's error.
-    fn run<T, X, S, N, const D: usize>(
+    ///
+    /// The SDE and the noise are separate reference arguments, not the job's fields: as
+    /// arguments they are known not to alias the caller's buffers that `on_save` writes, so
+    /// the optimizer keeps what it derives from them (a model's weights packed for the
+    /// step) out of the step loop (measured: 7 % fewer instructions for the seed model's
+    /// Euler–Maruyama ensemble than through the job's fields).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the SDE and the noise as reference arguments (see above)"
+    )]
+    #[inline]
+    fn run<X, S, N, const D: usize>(
         &self,
-        job: &Job<'_, T, S, N, D>,
+        sde: &S,
+        noise: &N,
+        seed: ParamSeed,
+        save_times: &[f32],
         first: usize,
         count: usize,
         u0: &[X; D],
@@ -106,7 +120,7 @@ impl<M: Method> Solver<M> {
     {
         let mut u = *u0;
         let mut last_step = 0;
-        for event in self.grid.plan_unchecked(job.save_times) {
+        for event in self.grid.plan_unchecked(save_times) {
             match event {
                 PlanEvent::Save(i) => {
                     check_finite(&u, first, count, last_step)?;
@@ -115,7 +129,7 @@ impl<M: Method> Solver<M> {
                 PlanEvent::Step(step) => {
                     let inc = if M::USES_NOISE {
                         lane_increment::<N, S, X, D, X::Value>(
-                            job.noise,
+                            noise,
                             first,
                             count,
                             step.k,
@@ -128,9 +142,7 @@ impl<M: Method> Solver<M> {
                             dz: [<X::Value as Lanes>::ZERO; D],
                         }
                     };
-                    u = self
-                        .method
-                        .step(job.sde, step.t, step.h, &u, &inc, job.seed);
+                    u = self.method.step(sde, step.t, step.h, &u, &inc, seed);
                     last_step = step.k;
                 }
             }
@@ -143,8 +155,11 @@ impl<M: Method> Solver<M> {
     ///
     /// On error the group's trajectories are run again one at a time, so the error is the
     /// one the one-lane integration returns (the lowest diverging trajectory and its step).
+    /// `sde` and `noise` are the job's, as reference arguments (see [`Solver::run`]).
     fn for_each_state<T, X, S, N, const D: usize>(
         &self,
+        sde: &S,
+        noise: &N,
         job: &Job<'_, T, S, N, D>,
         lanes: &Chunks<T, X, D>,
         range: core::ops::Range<usize>,
@@ -161,15 +176,25 @@ impl<M: Method> Solver<M> {
         let mut first = range.start;
         while first < range.end {
             let count = width.min(range.end - first);
-            let result = self.run(job, first, count, &lanes.wide_u0, |i, u| {
-                for j in 0..count {
-                    visit(first + j, i, &(lanes.extract)(u, j));
-                }
-            });
+            let (seed, times) = (job.seed, job.save_times);
+            let result = self.run(
+                sde,
+                noise,
+                seed,
+                times,
+                first,
+                count,
+                &lanes.wide_u0,
+                |i, u| {
+                    for j in 0..count {
+                        visit(first + j, i, &(lanes.extract)(u, j));
+                    }
+                },
+            );
             if let Err(e) = result {
                 if width > 1 {
                     for m in first..first + count {
-                        self.run(job, m, 1, &job.u0, |_, _| {})?;
+                        self.run(sde, noise, seed, times, m, 1, &job.u0, |_, _| {})?;
                     }
                 }
                 return Err(e);
@@ -301,8 +326,9 @@ where
         range: core::ops::Range<usize>,
         visit: impl FnMut(usize, usize, &[T; D]),
     ) -> Result<(), Error> {
+        let job = self.job;
         self.solver
-            .for_each_state(self.job, &self.lanes, range, visit)
+            .for_each_state(job.sde, job.noise, job, &self.lanes, range, visit)
     }
 }
 
