@@ -10,8 +10,9 @@
 //! - `fit_exp --help` names every file `fit_exp` writes;
 //! - the soft-float training figure of boards/HARDWARE.md is boards/README.md's measurement.
 //!
-//! The QEMU instruction counts and sizes in boards/ are measured by `boards/ci.sh`; timings
-//! depend on the machine and name their command instead.
+//! Not checked here: the QEMU instruction counts and sizes in boards/ and the README are
+//! printed by `boards/ci.sh`, which does not compare them with the text yet; timings depend
+//! on the machine and name their command instead.
 
 use std::path::{Component, Path, PathBuf};
 
