@@ -143,6 +143,17 @@ impl Column<'_> {
 
     /// The reading of model value `z`: `mean + std * z` in `f64`, then `exp` (in `f32`)
     /// for [`Transform::Log`].
+    ///
+    /// ```
+    /// use tinysde::forecast::file::{Column, Transform};
+    /// // Log-scaled counts: model values map back to positive readings only.
+    /// let c = Column { name: "n", transform: Transform::Log, mean: 2.0, std: 0.5,
+    ///     state_index: 0, noise: 0.0 };
+    /// assert!(c.user_value(-40.0) > 0.0);
+    /// let z = c.model_value(20.0).unwrap();
+    /// assert!((c.user_value(z) - 20.0).abs() < 1e-4);
+    /// assert_eq!(c.model_value(0.0), None); // log of a non-positive reading
+    /// ```
     pub fn user_value(&self, z: f32) -> f64 {
         let y = self.mean + self.std * f64::from(z);
         match self.transform {
@@ -165,6 +176,14 @@ pub enum TimeFormat {
 }
 
 /// The time axis: model time `tau = ((t - t0) / unit) as f32`, computed in `f64`.
+///
+/// ```
+/// use tinysde::forecast::file::{TimeAxis, TimeFormat};
+/// // Daily readings as Unix seconds, one model time unit per day from 2026-01-01.
+/// let axis = TimeAxis { name: "date", format: TimeFormat::Date, t0: 1_767_225_600.0, unit: 86_400.0 };
+/// assert_eq!(axis.tau(1_767_225_600.0 + 3.0 * 86_400.0), 3.0);
+/// assert_eq!(axis.time(3.0), 1_767_225_600.0 + 3.0 * 86_400.0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimeAxis<'a> {
     /// The time column's name.
@@ -199,6 +218,15 @@ pub struct SolverSpec<'a> {
 }
 
 /// The forecast defaults: ensemble size, noise seed and quantile levels.
+///
+/// ```
+/// use tinysde::forecast::file::Defaults;
+/// let d = Defaults::new(32, 0xC5F, &[0.05, 0.5, 0.95])?;
+/// assert_eq!((d.paths, d.levels()), (32, &[0.05, 0.5, 0.95][..]));
+/// assert!(Defaults::new(32, 1, &[0.5, 0.5]).is_err()); // levels must increase strictly
+/// assert!(Defaults::new(0, 1, &[0.5]).is_err()); // at least one path
+/// # Ok::<(), tinysde::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Defaults {

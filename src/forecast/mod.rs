@@ -483,7 +483,7 @@ where
     }
 
     /// The ensemble at its anchor (model units), if a reading has set it.
-    pub fn ensemble(&self) -> Option<&[[f32; D]]> {
+    pub fn member_states(&self) -> Option<&[[f32; D]]> {
         self.anchor.map(|_| self.buffers.anchor())
     }
 

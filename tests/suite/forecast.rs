@@ -184,7 +184,7 @@ fn readings_and_forecasts_equal_the_direct_ensemble_computation_bit_for_bit() {
     for &(t, x) in &data {
         g.observe(t, &[x]).unwrap();
     }
-    assert_eq!(f.ensemble(), g.ensemble());
+    assert_eq!(f.member_states(), g.member_states());
     g.forecast(&horizons, &mut again).unwrap();
     assert_eq!(bits(&out), bits(&again));
 }
@@ -193,20 +193,20 @@ fn readings_and_forecasts_equal_the_direct_ensemble_computation_bit_for_bit() {
 fn a_fully_observed_exact_reading_resets_every_member() {
     let bytes = nile_file(16, &[0.05, 0.5, 0.95], 0.0);
     let mut f: F1<16, 4> = forecaster(&bytes);
-    assert!(f.ensemble().is_none());
+    assert!(f.member_states().is_none());
     assert_eq!(
         f.forecast(&[1872.0], &mut [0.0; 4]).unwrap_err(),
         Error::Forecast(ForecastError::NoState)
     );
     // A missing first reading sets nothing.
     assert!(!f.observe(1870.0, &[None]).unwrap().updated);
-    assert!(f.ensemble().is_none());
+    assert!(f.member_states().is_none());
     f.observe(1871.0, &[Some(1000.0)]).unwrap();
     let z = NILE[0].model_value(1000.0).unwrap();
-    assert!(f.ensemble().unwrap().iter().all(|u| u[0] == z));
+    assert!(f.member_states().unwrap().iter().all(|u| u[0] == z));
     f.observe(1872.5, &[Some(800.0)]).unwrap();
     let z = NILE[0].model_value(800.0).unwrap();
-    assert!(f.ensemble().unwrap().iter().all(|u| u[0] == z));
+    assert!(f.member_states().unwrap().iter().all(|u| u[0] == z));
 }
 
 /// What a forecaster's state determines, as bits: its ensemble at the anchor, its reading
@@ -223,7 +223,7 @@ where
     B: tinysde::forecast::Buffers<D>,
 {
     let ensemble = f
-        .ensemble()
+        .member_states()
         .map(|e| e.iter().map(|u| u.map(f32::to_bits)).collect())
         .unwrap_or_default();
     let last = f.last_time();
@@ -357,7 +357,7 @@ fn missing_readings_fill_the_time_buffer_then_move_the_anchor() {
     let bytes = nile_file(8, &[0.05, 0.5, 0.95], 0.0);
     let mut f: F1<8, 2> = forecaster(&bytes);
     f.observe(1871.0, &[Some(1000.0)]).unwrap();
-    let first = f.ensemble().unwrap().to_vec();
+    let first = f.member_states().unwrap().to_vec();
     f.observe(1872.0, &[None]).unwrap();
     // One pending time; with the buffer of 2, one horizon fits, two do not.
     f.forecast(&[1873.0], &mut [0.0; 4]).unwrap();
@@ -365,10 +365,10 @@ fn missing_readings_fill_the_time_buffer_then_move_the_anchor() {
         f.forecast(&[1873.0, 1874.0], &mut [0.0; 8]).unwrap_err(),
         Error::Forecast(ForecastError::Capacity { .. })
     ));
-    assert_eq!(f.ensemble().unwrap(), &first[..]);
+    assert_eq!(f.member_states().unwrap(), &first[..]);
     // The second missing reading fills the buffer: the ensemble there becomes the anchor.
     f.observe(1873.0, &[None]).unwrap();
-    let moved = f.ensemble().unwrap().to_vec();
+    let moved = f.member_states().unwrap().to_vec();
     assert_ne!(moved, first);
     assert!(moved.iter().all(|u| u[0].is_finite()));
     f.forecast(&[1874.0, 1875.0], &mut [0.0; 8]).unwrap();
@@ -446,11 +446,11 @@ fn observation_noise_widens_the_band_and_keeps_a_spread_after_an_update() {
     }
     // Exact observation: every member at the reading. Noisy: a spread about it.
     assert!(e
-        .ensemble()
+        .member_states()
         .unwrap()
         .iter()
-        .all(|u| u[0] == e.ensemble().unwrap()[0][0]));
-    let members: Vec<f32> = n.ensemble().unwrap().iter().map(|u| u[0]).collect();
+        .all(|u| u[0] == e.member_states().unwrap()[0][0]));
+    let members: Vec<f32> = n.member_states().unwrap().iter().map(|u| u[0]).collect();
     let mean = members.iter().sum::<f32>() / 200.0;
     let sd = (members.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / 200.0).sqrt();
     assert!(sd > 0.05 && sd < 0.5, "posterior sd {sd}");
@@ -487,9 +487,9 @@ fn a_latent_coordinate_moves_with_its_regression_on_the_observed_one() {
         Forecaster::new(Seed2::default(), Sosri, &file, Vecs::new(300, 4)).unwrap();
     f.observe(1871.0, &[Some(0.3)]).unwrap();
     // The first reading: observed coordinate set, latent one at 0.
-    assert!(f.ensemble().unwrap().iter().all(|u| u == &[0.0, 0.3]));
+    assert!(f.member_states().unwrap().iter().all(|u| u == &[0.0, 0.3]));
     f.observe(1873.0, &[Some(0.8)]).unwrap();
-    let post = f.ensemble().unwrap();
+    let post = f.member_states().unwrap();
     assert!(post.iter().all(|u| u[1] == 0.8));
     assert!(post.iter().all(|u| u[0].is_finite()));
     // The latent coordinate kept a spread (it was not reset), and varies across members.
