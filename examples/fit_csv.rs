@@ -766,7 +766,7 @@ fn fit_table<const D: usize, const K: usize>(
             })
             .map_err(|e| format!("{file}:{}: prediction of this row: {e}", table.lines[i]))?;
     }
-    if all_times.len() > rows && forecaster.ensemble().is_some() {
+    if all_times.len() > rows && forecaster.member_states().is_some() {
         forecaster
             .forecast_with(&all_times[rows..], |j, c, samples, summary| {
                 record(rows + j, c, samples, summary)

@@ -882,7 +882,7 @@ mod forecast_contract {
     /// The observable state: ensemble bits, reading count, last time bits.
     fn state(f: &F) -> (Option<Vec<u32>>, u64, Option<u64>) {
         (
-            f.ensemble()
+            f.member_states()
                 .map(|e| e.iter().map(|u| u[0].to_bits()).collect()),
             f.readings(),
             f.last_time().map(f64::to_bits),
@@ -964,7 +964,7 @@ mod forecast_contract {
                         prop_assert!(x.is_none_or(f64::is_finite));
                         prop_assert_eq!(outcome.updated, x.is_some());
                         prop_assert_eq!(f.readings(), before.1 + 1);
-                        if let Some(e) = f.ensemble() {
+                        if let Some(e) = f.member_states() {
                             prop_assert!(e.iter().all(|u| u[0].is_finite()));
                         }
                         if outcome.checked != 0 {
@@ -981,7 +981,7 @@ mod forecast_contract {
                 Err(e) => {
                     prop_assert!(out.iter().all(|&v| v == -9.0));
                     prop_assert!(matches!(e, Error::Forecast(_) | Error::Diverged { .. } | Error::OutOfRange { .. }), "{e:?}");
-                    if f.ensemble().is_none() {
+                    if f.member_states().is_none() {
                         prop_assert_eq!(e, Error::Forecast(ForecastError::NoState));
                     }
                 }

@@ -31,7 +31,7 @@ fn main() -> ! {
             keep(fc.observe(opaque(2.0), &opaque([None])));
             let mut out = [0.0f64; 12];
             keep(fc.forecast(opaque(&[3.0, 4.0, 5.0][..]), opaque(&mut out[..])));
-            keep((&checks, &out, fc.ensemble().map(|e| e.len())));
+            keep((&checks, &out, fc.member_states().map(|e| e.len())));
         }
     }
     // Writing a file.
