@@ -12,7 +12,9 @@
 //! `CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes held the core.
 //!
 //! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes] [calls]` (defaults
-//! em, 100, 600, 1, 0). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or
+//! em, 100, 600, 1, 0). With `TINYSDE_BENCH_ACTIVATIONS=quick` in the environment the model's
+//! activations are `QuickTanh` and `QuickSigmoid` instead (the line then says
+//! `activations=quick`). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or
 //! 16 runs `Solver::ensemble_lanes` with that many trajectories per pass.
 //!
 //! With `calls` > 0 nothing is timed: the solve runs exactly `calls` times and the line says
@@ -31,9 +33,11 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme};
+use tinysde::nn::{
+    Cube, Dense, FastSigmoid, FastTanh, Identity, Init, InitScheme, QuickSigmoid, QuickTanh,
+};
 use tinysde::noise::{rng_from_seed, Brownian};
-use tinysde::sde::NeuralSde;
+use tinysde::sde::{NeuralSde, Sde};
 use tinysde::solve::{
     self, EnsembleBuffers, EnsembleRequest, EulerMaruyama, LaneIntegrator, Method, Solver, Sosri,
     TimeGrid,
@@ -42,6 +46,11 @@ use tinysde::solve::{
 type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
 type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
 type SeedModel = NeuralSde<Drift, Diffusion>;
+/// The seed model with the quick activations.
+type QuickModel = NeuralSde<
+    (Cube<1>, Dense<1, 20, QuickTanh>, Dense<20, 1, Identity>),
+    (Dense<1, 20, QuickSigmoid>, Dense<20, 1, Identity>),
+>;
 
 const TIMES: [f32; 7] = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0];
 const SAMPLES: usize = 21;
@@ -55,9 +64,9 @@ const DEFAULT_LANES: usize = 1;
 /// pass as SIMD lanes (`Solver::ensemble_lanes`). Kept to this one function so that
 /// switching the benchmark to another ensemble entry point is a one-line change.
 #[allow(clippy::too_many_arguments)]
-fn run_ensemble<const L: usize, Mt>(
+fn run_ensemble<const L: usize, Mt, S>(
     solver: &Solver<Mt>,
-    model: &SeedModel,
+    model: &S,
     noise: &Brownian,
     u0: &[f32; 1],
     trajectories: usize,
@@ -65,8 +74,9 @@ fn run_ensemble<const L: usize, Mt>(
     var: &mut [[f32; 1]; 7],
 ) -> Result<(), tinysde::Error>
 where
+    S: Sde<f32, 1>,
     Mt: Method,
-    Solver<Mt>: LaneIntegrator<L, f32, SeedModel, Brownian, 1, Stats = ()>,
+    Solver<Mt>: LaneIntegrator<L, f32, S, Brownian, 1, Stats = ()>,
 {
     if L == 1 {
         solve::simulate_into(
@@ -97,8 +107,36 @@ fn measure<const L: usize, Mt>(
 where
     Mt: Method,
     Solver<Mt>: LaneIntegrator<L, f32, SeedModel, Brownian, 1, Stats = ()>,
+    Solver<Mt>: LaneIntegrator<L, f32, QuickModel, Brownian, 1, Stats = ()>,
 {
-    let mut model = SeedModel::default();
+    if std::env::var("TINYSDE_BENCH_ACTIVATIONS").is_ok_and(|v| v == "quick") {
+        measure_model::<L, Mt, QuickModel>(
+            method,
+            name,
+            trajectories,
+            steps,
+            calls,
+            " activations=quick",
+        )
+    } else {
+        measure_model::<L, Mt, SeedModel>(method, name, trajectories, steps, calls, "")
+    }
+}
+
+fn measure_model<const L: usize, Mt, S>(
+    method: Mt,
+    name: &str,
+    trajectories: usize,
+    steps: u32,
+    calls: usize,
+    label: &str,
+) -> Result<(), String>
+where
+    S: Sde<f32, 1> + Init + Default,
+    Mt: Method,
+    Solver<Mt>: LaneIntegrator<L, f32, S, Brownian, 1, Stats = ()>,
+{
+    let mut model = S::default();
     tinysde::nn::init(&mut model, &mut rng_from_seed(1), InitScheme::GlorotUniform)
         .map_err(|e| format!("init: {e}"))?;
     let grid = TimeGrid::new(-3.0, 3.0, steps).map_err(|e| format!("time grid: {e}"))?;
@@ -107,7 +145,7 @@ where
     let u0 = [tinysde::math::exp(-3.0) + 1.0];
     let (mut mean, mut var) = ([[0.0f32; 1]; 7], [[0.0f32; 1]; 7]);
     let mut solve = || -> Result<(), String> {
-        run_ensemble::<L, _>(
+        run_ensemble::<L, _, _>(
             &solver,
             black_box(&model),
             &noise,
@@ -126,7 +164,7 @@ where
             solve()?;
         }
         println!(
-            "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L} \
+            "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L}{label} \
              calls={calls} mean_at_t1={:.4}",
             mean[6][0]
         );
@@ -162,7 +200,7 @@ where
         .map_or("n/a".to_string(), |s| format!("{s:.9}"));
     let ns_per_step = seconds * 1e9 / (trajectories as f64 * f64::from(steps));
     println!(
-        "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L} seconds={seconds:.9} \
+        "tinysde ensemble method={name} M={trajectories} steps={steps} lanes={L}{label} seconds={seconds:.9} \
          cpu_seconds={cpu_seconds} min_seconds={:.9} ns_per_trajectory_step={ns_per_step:.1} \
          samples={SAMPLES} solves_per_sample={per_sample} mean_at_t1={:.4}",
         wall[0], mean[6][0]

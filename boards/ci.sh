@@ -295,6 +295,99 @@ parity_lines+=("$line")
 echo "$line"
 qemu_seconds=$((qemu_seconds + SECONDS - t))
 
+# ------------------------------------- a fit_csv model of a public series, streaming
+# From data to device (issue 20): fit_csv fits the Nile series (examples/data/nile.csv);
+# the QEMU streaming firmware is built from its model file (TINYSDE_MODEL: the model type
+# is generated from the file's description at build time) with the series replayed from
+# flash (TINYSDE_READINGS), and each reading's band and the forecast of the next three
+# are compared bit for bit with the host's (boards/stream-host: the same app code on the
+# host); the host's bands in turn equal fit_csv's own forecast.csv. The sensor firmware
+# of both real boards is built from the same file (compile only: no board is attached).
+step "from data to device: a fit_csv model of the Nile series, streaming on every core"
+t=$SECONDS
+nile="$out/nile"
+rm -rf "$nile"
+# The test profile (optimized) reuses the root crate's build of the host test above; the
+# model's bits are the same in any profile.
+(cd "$root" && cargo run --profile test --features std --example fit_csv -- \
+    examples/data/nile.csv --out "$nile" --eval-trajectories 32)
+[ -s "$nile/fit_csv.weights" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
+export TINYSDE_MODEL="$nile/fit_csv.weights" TINYSDE_READINGS="$root/examples/data/nile.csv"
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host) \
+    >"$out/nile-host.txt"
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --csv) \
+    >"$out/nile-host.csv"
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
+nile_readings=$(grep -c '^OBSERVE ' "$out/nile-host.txt" || true)
+[ "$nile_readings" = 100 ] || fail "the host streamed $nile_readings Nile readings, not 100"
+# forecast.csv: a header, the first row (nothing to predict it from), then one row per
+# reading predicted from the one before; its value columns to 7 significant digits.
+if ! diff -u <(tail -n +3 "$nile/forecast.csv" | head -n "$((nile_readings - 1))" | cut -d, -f2-) \
+    "$out/nile-host.csv"; then
+    fail "the streaming forecaster's bands differ from fit_csv's forecast.csv (above: - fit_csv, + stream)"
+fi
+ok "Nile: the streaming forecaster's $((nile_readings - 1)) one-step bands (mean, 5/50/95 %) equal fit_csv's forecast.csv"
+for c in "${cores[@]}"; do
+    IFS='|' read -r key label triple _ <<<"$c"
+    # The inference build with the unlinkable panic handler: no panic path in load,
+    # observe, forecast and report.
+    build qemu "$triple" "qemu-$key-stream" --features stream,no-panic
+done
+ok "streaming firmware for the Nile model builds and links with --features no-panic on the Cortex-M0, M4F and M33"
+build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk-stream --features stream
+ok "nrf52840-dk sensor firmware (TEMP, hardware RNG seed) builds with the Nile model"
+build rpi-pico thumbv6m-none-eabi rpi-pico-stream --features stream
+ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile model"
+# The same model as one version-2 file (model, scaling, solver step and forecast defaults
+# together, tinysde::forecast::file), written by the host program from the version-1 file
+# and its fit_csv.json: the M4F firmware built from it must give the same records.
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- \
+    --write-v2 "$nile/nile.tsm")
+TINYSDE_MODEL="$nile/nile.tsm"
+# With a version-2 file the host tests also run the library's streaming forecaster
+# (tinysde::forecast::Forecaster) beside the firmware's over the whole series: the same
+# bands and forecasts, bit for bit.
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
+ok "Nile, version-2 file: the library's streaming forecaster gives the firmware forecaster's bands and forecasts bit for bit"
+build qemu thumbv7em-none-eabihf qemu-m4-stream-v2 --features stream,no-panic
+unset TINYSDE_MODEL TINYSDE_READINGS
+build_seconds=$((build_seconds + SECONDS - t))
+t=$SECONDS
+run m4 m4-stream-v2 0 "$out/qemu-m4-stream-v2.elf"
+if ! diff -u <(grep -E '^(OBSERVE|PREDICT) ' "$out/nile-host.txt") \
+    <(grep -E '^(OBSERVE|PREDICT) ' "$out/m4-stream-v2.txt"); then
+    fail "Cortex-M4F: the firmware built from the version-2 model file differs from the version-1 records"
+fi
+for scenario in corrupt truncated; do
+    run m4 "m4-stream-v2-$scenario" 2 "$out/qemu-m4-stream-v2.elf" "$scenario"
+done
+ok "Cortex-M4F: the Nile model as a version-2 file ($(stat -c %s "$nile/nile.tsm") bytes) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
+qemu_seconds=$((qemu_seconds + SECONDS - t))
+# The soft-float Cortex-M0 streams the first 25 readings (about 2.6e8 instructions each).
+stream_limit() { [ "$1" = m0 ] && echo 25 || echo "$nile_readings"; }
+for c in "${cores[@]}"; do
+    IFS='|' read -r key label triple machine _ <<<"$c"
+    t=$SECONDS
+    n=$(stream_limit "$key")
+    run "$key" "$key-stream" 0 "$out/qemu-$key-stream.elf" "$n"
+    grep -q "^STREAM_DONE $n\$" "$out/$key-stream.txt" || fail "$label: the streaming run did not take $n readings"
+    grep -E '^(STREAM_CONFIG|OBSERVE|PREDICT) ' "$out/$key-stream.txt" >"$out/$key-stream-records.txt"
+    awk -v n="$n" '$1 == "STREAM_CONFIG" || (($1 == "OBSERVE" || $1 == "PREDICT") && $2 < n)' \
+        "$out/nile-host.txt" >"$out/$key-stream-expected.txt"
+    if ! diff -u "$out/$key-stream-expected.txt" "$out/$key-stream-records.txt"; then
+        fail "$label: streaming records differ from the host's (above: - host, + firmware)"
+    fi
+    run "$key" "$key-stream-corrupt" 2 "$out/qemu-$key-stream.elf" corrupt
+    grep -q '^ERROR load weights_checksum' "$out/$key-stream-corrupt.txt" || fail "$label: corrupt model file"
+    run "$key" "$key-stream-truncated" 2 "$out/qemu-$key-stream.elf" truncated
+    grep -q '^ERROR load weights_truncated' "$out/$key-stream-truncated.txt" || fail "$label: truncated model file"
+    outside=$(grep -c ' OUTSIDE$' "$out/$key-stream-records.txt" || true)
+    line="ok: $label ($machine, $triple): Nile fit_csv model streaming, $n readings ($outside outside their band) and $((3 * n)) forecasts identical bit for bit with the host; bad model files exit 2"
+    parity_lines+=("$line")
+    echo "$line"
+    qemu_seconds=$((qemu_seconds + SECONDS - t))
+done
+
 # ------------------------------------------------------------------------ reports
 step "report: sizes (bytes)"
 # flash = vector table + boot2 + .text + .rodata + .data (its initial values live in flash);
@@ -420,6 +513,36 @@ for c in "${cores[@]}"; do
 done
 ok "training: Cortex-M4F $train_m4 instructions per iteration (budget $train_budget_m4, forward mode 85.1e6), RAM + stack <= $ram_stack_budget bytes on every core"
 
+# The streaming forecaster firmware (issue 20): the Nile model is seed-sized (122
+# parameters), 32 paths, 3 quantiles, forecasts of 3 horizons after each reading.
+# Instructions per reading: observe (the reading checked against its predicted band) and
+# the forecast of the next three; flash with and without the replayed series (the sensor
+# firmware of a real board has no recorded series); budgets on the M4F: flash <= 24 KB,
+# static RAM + peak stack <= 8 KB.
+step "report: streaming forecaster firmware (Nile model, 122 parameters, 32 paths, 3 quantiles)"
+llvm_nm="$(dirname "$llvm_size")/llvm-nm"
+flash_of() { "$llvm_size" -A "$1" | awk '{ s[$1] = $2 } END { print s[".vector_table"] + s[".text"] + s[".rodata"] + s[".data"] }'; }
+series_of() { "$llvm_nm" -S --radix=d "$1" | awk '/recorded.*READING_(TIMES|VALUES)/ { n += $2 } END { print n + 0 }'; }
+printf "%-22s %8s %14s %8s %8s %10s %18s\n" core flash "flash-series" RAM stack "RAM+stack" "instr./reading"
+for c in "${cores[@]}"; do
+    IFS='|' read -r key label _ <<<"$c"
+    elf="$out/qemu-$key-stream.elf"
+    flash=$(flash_of "$elf")
+    series=$(series_of "$elf")
+    ram=$(static_ram "$elf")
+    stack=$(peak_stack "$out/$key-stream.txt")
+    printf "%-22s %8s %14s %8s %8s %10s %18s\n" "$label" "$flash" "$((flash - series))" "$ram" "$stack" \
+        "$((ram + stack))" "$(per_item "$out/$key-stream.txt" stream_step)"
+    if [ "$key" = m4 ]; then
+        stream_flash=$((flash - series))
+        stream_ram=$((ram + stack))
+    fi
+done
+[ "$stream_ram" -le 8192 ] || fail "Cortex-M4F streaming firmware: RAM + stack $stream_ram B > 8 KB"
+ok "Cortex-M4F streaming firmware: RAM + stack $stream_ram B, within 8 KB"
+# Reported, not gated: the flash target (24 KB) is not met (SOSRI, the ensemble, the f64
+# soft-float routines of the data scaling and the text records; see README.md).
+echo "Cortex-M4F streaming firmware: flash without the replayed series $stream_flash B (target 24 576 B$([ "$stream_flash" -le 24576 ] && echo ": met" || echo ": not met"))"
 step "parity, per core"
 for line in "${parity_lines[@]}"; do echo "$line"; done
 echo

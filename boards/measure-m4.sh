@@ -6,9 +6,31 @@
 # ci.sh computes them. It does not compare records with the host: ci.sh does that.
 #
 #   bash boards/measure-m4.sh
+#   M4_ACTIVATIONS=quick bash boards/measure-m4.sh
+#
+# With M4_ACTIVATIONS=quick it measures the seed model with QuickTanh/QuickSigmoid instead of
+# FastTanh/FastSigmoid: it copies the repository's files to a temporary directory, changes the
+# firmware's seed model types there (and the quick activations' names to the fast ones', so
+# that the seed weights file, written for FastTanh/FastSigmoid, loads) and measures that copy
+# (its own target directory, boards/target/m4-quick unless BOARDS_TARGET_DIR says otherwise).
+# Same weights, other activations: the counts are those of the quick activations up to which
+# units fall beyond the clamps.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ "${M4_ACTIVATIONS:-fast}" = quick ] && [ -z "${M4_QUICK_COPY:-}" ]; then
+    copy="$(mktemp -d)"
+    trap 'rm -rf "$copy"' EXIT
+    (cd "$here/.." && git ls-files -co --exclude-standard | grep -v -e '^target/' -e '^boards/target/' |
+        tar -cf - -T -) | tar -xf - -C "$copy"
+    sed -i 's/FastSigmoid, FastTanh,/QuickSigmoid as FastSigmoid, QuickTanh as FastTanh,/' \
+        "$copy/boards/app/src/seed.rs"
+    grep -q 'QuickTanh as FastTanh' "$copy/boards/app/src/seed.rs" || { echo "seed.rs not changed" >&2; exit 1; }
+    sed -i 's/"quick_tanh";/"fast_tanh";/; s/"quick_sigmoid";/"fast_sigmoid";/' "$copy/src/nn/quick.rs"
+    M4_QUICK_COPY=1 BOARDS_TARGET_DIR="${BOARDS_TARGET_DIR:-$here/target/m4-quick}" \
+        bash "$copy/boards/measure-m4.sh"
+    exit
+fi
 boards_target="${BOARDS_TARGET_DIR:-$here/target}"
 out="$boards_target/m4"
 triple=thumbv7em-none-eabihf

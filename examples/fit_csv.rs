@@ -33,10 +33,20 @@
 //! them apart.
 //!
 //! **Outputs** (in `--out DIR`, default `target/fit_csv`; all files appear together, or none
-//! if anything fails): `fit_csv.weights`, `fit_csv.json`, `fit_csv_fit.png` (data, model
-//! mean and 5-95 % band), `fit_csv_loss.png`, and `forecast.csv` with columns
-//! `time,mean,q05,q50,q95`: one row per data time in the file's own time format, then
-//! `--horizon` rows spaced by the median interval.
+//! if anything fails): `fit_csv.tsm` (the deployable model file: the model with its scaling,
+//! solver and forecast defaults, `docs/weights-format.md` version 2), `fit_csv.weights`,
+//! `fit_csv.json`, `fit_csv_fit.png` (data, model mean and 5-95 % band), `fit_csv_loss.png`,
+//! and `forecast.csv` with columns `time,mean,q05,q50,q95`: one row per data time in the
+//! file's own time format, then `--horizon` rows spaced by the median interval.
+//!
+//! **Predictions are the streaming forecaster's** (`tinysde::forecast::Forecaster`, made from
+//! `fit_csv.tsm`): the rows are observed one by one and each is predicted before it is
+//! observed, so a device running the same file on the same readings computes the same bits.
+//!
+//! **Saved models.** `--model FILE.tsm` forecasts the CSV (the same series, or its
+//! continuation) with a saved model file instead of training: its scaling, solver and paths,
+//! then `--horizon` rows; it writes `forecast.csv` and `fit_csv_fit.png`. `--resume
+//! FILE.tsm` starts training from the file's parameters, with its scaling and solver step.
 //!
 //! Exit codes: 0 success, 1 a problem with the data or the run (one-line message on stderr,
 //! nothing written), 2 a problem with the command line.
@@ -52,8 +62,12 @@ use clap::Parser;
 use common::csv::{self as table_csv, Table, TimeFormat};
 use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
+use tinysde::forecast::file::{
+    self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
+};
+use tinysde::forecast::{Forecaster, Vecs};
 use tinysde::solve::Checkpoints;
-use tinysde::train::{ensemble_quantile, CalibrationScore, GradientMode, SeriesObjective};
+use tinysde::train::{CalibrationScore, GradientMode, SeriesObjective};
 
 /// Fit a neural SDE to a time series in a CSV file; write the weights, plots and a forecast.
 ///
@@ -120,6 +134,14 @@ pub struct Cli {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Forecast with this saved model file (fit_csv.tsm) instead of training: its scaling,
+    /// solver, paths and noise seed (--eval-trajectories is not used).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub model: Option<PathBuf>,
+    /// Continue training from this saved model file (fit_csv.tsm): its parameters, scaling
+    /// and solver step.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
 }
 
 /// The training loss.
@@ -192,6 +214,21 @@ pub struct Settings {
     pub seeds: (u64, u64),
     /// The CSV reader's options.
     pub csv: table_csv::Options,
+    /// What the run starts from: a new model, or a saved model file to forecast with or to
+    /// continue training.
+    pub start: Start,
+}
+
+/// What a run starts from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// A new model, trained on the CSV.
+    #[default]
+    Fresh,
+    /// A saved model file (`fit_csv.tsm`): forecast only, no training.
+    Forecast(PathBuf),
+    /// A saved model file: training continues from its parameters, with its scaling.
+    Resume(PathBuf),
 }
 
 impl Default for Settings {
@@ -210,6 +247,7 @@ impl Default for Settings {
             holdout: 0,
             seeds: (1, 7),
             csv: table_csv::Options::default(),
+            start: Start::Fresh,
         }
     }
 }
@@ -247,6 +285,11 @@ impl Settings {
             holdout: cli.holdout,
             seeds: (cli.seed, cli.seed.wrapping_add(6)),
             csv: table_csv::Options { delimiter },
+            start: match (&cli.model, &cli.resume) {
+                (Some(m), _) => Start::Forecast(m.clone()),
+                (None, Some(r)) => Start::Resume(r.clone()),
+                (None, None) => Start::Fresh,
+            },
         })
     }
 }
@@ -319,6 +362,53 @@ impl Scaling {
             columns,
         }
     }
+    /// The scaling a saved model file carries (`path` names it in errors), for `table`:
+    /// the same time format and as many value columns, each an affine map of its state
+    /// coordinate.
+    pub fn of_file(file: &ModelFile<'_>, table: &Table, path: &str) -> Result<Self, String> {
+        let not_ours = |what: &str| {
+            format!("{path}: {what}: not a model file of fit_csv (format version 2, fit_csv.tsm)")
+        };
+        let time = file.time().ok_or_else(|| not_ours("no time axis"))?;
+        let time_format = match time.format {
+            model_file::TimeFormat::Number => TimeFormat::Number,
+            model_file::TimeFormat::Date => TimeFormat::Date,
+            model_file::TimeFormat::DateTime => TimeFormat::DateTime,
+        };
+        if time_format != table.time_format {
+            return Err(format!(
+                "{path}: the model's times are {}, the CSV's are {}",
+                format_name(time_format),
+                format_name(table.time_format)
+            ));
+        }
+        let n = file.column_count().ok_or_else(|| not_ours("no columns"))?;
+        if n != table.value_columns() {
+            return Err(format!(
+                "{path}: the model observes {n} value column(s), the CSV has {}",
+                table.value_columns()
+            ));
+        }
+        let columns = (0..n)
+            .map(|c| {
+                let col = file.column(c).ok_or_else(|| not_ours("no column scaling"))?;
+                if col.transform != Transform::Affine || usize::from(col.state_index) != c {
+                    return Err(format!(
+                        "{path}: column {} is not an affine map of state coordinate {c} (fit_csv reads those only)",
+                        c + 2
+                    ));
+                }
+                Ok((table.names[c + 1].clone(), col.mean, col.std))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self {
+            time_format,
+            t0: time.t0,
+            time_unit: time.unit,
+            columns,
+        })
+    }
+
     /// Model time of file time `t`.
     pub fn tau(&self, t: f64) -> f32 {
         ((t - self.t0) / self.time_unit) as f32
@@ -338,11 +428,7 @@ impl Scaling {
 
     /// The scaling as the JSON document `fit_csv.json` (see `docs/weights-format.md`).
     pub fn to_json(&self, time_name: &str, extra: &[(&str, String)]) -> String {
-        let format = match self.time_format {
-            TimeFormat::Number => "number",
-            TimeFormat::Date => "date",
-            TimeFormat::DateTime => "datetime",
-        };
+        let format = format_name(self.time_format);
         let mut s = String::from("{\n  \"format\": \"tinysde-scaling\",\n  \"version\": 1,\n");
         let _ = writeln!(s, "  \"time\": {{");
         let _ = writeln!(s, "    \"name\": {},", json_string(time_name));
@@ -369,6 +455,20 @@ impl Scaling {
         s
     }
 }
+
+/// The name of a time format in `fit_csv.json`.
+fn format_name(format: TimeFormat) -> &'static str {
+    match format {
+        TimeFormat::Number => "number",
+        TimeFormat::Date => "date",
+        TimeFormat::DateTime => "datetime",
+    }
+}
+
+/// The noise seed of the predictions (the model file's forecast default).
+pub const FORECAST_SEED: u64 = 0xC5F;
+/// The quantile levels of the predictions (5 %, median, 95 %).
+pub const LEVELS: [f32; 3] = [0.05, 0.5, 0.95];
 
 fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
@@ -406,9 +506,17 @@ pub fn median_gap(times: &[f64]) -> f64 {
 pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Result<Summary, String> {
     let table = table_csv::read(csv, settings.csv)?;
     let file = csv.display().to_string();
+    let saved = match &settings.start {
+        Start::Fresh => None,
+        Start::Forecast(p) | Start::Resume(p) => Some((
+            p.display().to_string(),
+            std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?,
+        )),
+    };
+    let saved = saved.as_ref().map(|(p, b)| (p.as_str(), b.as_slice()));
     match table.value_columns() {
-        1 => fit_table::<1, 61>(&file, &table, settings, out, progress),
-        2 => fit_table::<2, 68>(&file, &table, settings, out, progress),
+        1 => fit_table::<1, 61>(&file, &table, settings, saved, out, progress),
+        2 => fit_table::<2, 68>(&file, &table, settings, saved, out, progress),
         n => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
         )),
@@ -419,10 +527,39 @@ fn fit_table<const D: usize, const K: usize>(
     file: &str,
     table: &Table,
     settings: &Settings,
+    saved: Option<(&str, &[u8])>,
     out: &Path,
     progress: bool,
 ) -> Result<Summary, String> {
-    let scaling = Scaling::of(table);
+    let saved = match saved {
+        Some((path, bytes)) => Some((
+            path,
+            bytes,
+            ModelFile::parse(bytes).map_err(|e| format!("{path}: {e}"))?,
+        )),
+        None => None,
+    };
+    let forecast_only = matches!(settings.start, Start::Forecast(_));
+    let scaling = match &saved {
+        Some((path, _, f)) => Scaling::of_file(f, table, path)?,
+        None => Scaling::of(table),
+    };
+    // The paths of the predictions: the saved file's when forecasting with it.
+    let paths = match (&saved, forecast_only) {
+        (Some((path, _, f)), true) => {
+            let d = f
+                .defaults()
+                .ok_or_else(|| format!("{path}: no forecast defaults"))?;
+            if d.levels() != LEVELS {
+                return Err(format!(
+                    "{path}: quantile levels {:?}; fit_csv reports 0.05, 0.5 and 0.95",
+                    d.levels()
+                ));
+            }
+            d.paths as usize
+        }
+        _ => settings.eval_trajectories,
+    };
     let rows = table.times.len();
     let gap = median_gap(&table.times);
     // Guards against runs that would take hours or exhaust memory: each step is at most half
@@ -439,13 +576,12 @@ fn fit_table<const D: usize, const K: usize>(
             table_csv::format_number(((table.times[i + 1] - table.times[i]) / gap).round())
         ));
     }
-    if (settings.horizon as usize).saturating_mul(settings.eval_trajectories) > MAX_FORECAST_SAMPLES
-    {
+    if (settings.horizon as usize).saturating_mul(paths) > MAX_FORECAST_SAMPLES {
         return Err(format!(
             "--horizon {} with {} paths would keep {} samples; keep horizon x eval-trajectories at most {MAX_FORECAST_SAMPLES}",
             settings.horizon,
-            settings.eval_trajectories,
-            settings.horizon as usize * settings.eval_trajectories
+            paths,
+            settings.horizon as usize * paths
         ));
     }
     let mut all_times = table.times.clone();
@@ -482,7 +618,6 @@ fn fit_table<const D: usize, const K: usize>(
             c + 2
         ));
     }
-    let present: Vec<bool> = mask.iter().map(|m| m.iter().all(|&p| p)).collect();
     if settings.holdout + 2 > rows {
         return Err(format!(
             "{file}: --holdout {} leaves fewer than 2 of the {rows} rows for training",
@@ -491,7 +626,14 @@ fn fit_table<const D: usize, const K: usize>(
     }
     let train_rows = rows - settings.holdout;
     let data_taus = &taus[..train_rows];
-    let max_step = 0.5 * (gap / scaling.time_unit) as f32;
+    let max_step = match &saved {
+        Some((path, _, f)) => {
+            f.solver()
+                .ok_or_else(|| format!("{path}: no solver section"))?
+                .max_step
+        }
+        None => 0.5 * (gap / scaling.time_unit) as f32,
+    };
     let objective = match settings.loss {
         LossKind::Calibrated => SeriesObjective::GaussianNll {
             var_floor: settings.var_floor,
@@ -509,65 +651,131 @@ fn fit_table<const D: usize, const K: usize>(
         seed: settings.seeds.1,
         gradient: settings.gradient.mode(),
     };
-    let mut model: Model<D> = fit::new_seed_model(settings.seeds.0).map_err(|e| e.to_string())?;
+    let mut model: Model<D> = match &saved {
+        Some((path, _, f)) => {
+            let mut m = Model::<D>::default();
+            f.load_into(&mut m).map_err(|e| format!("{path}: {e}"))?;
+            m
+        }
+        None => fit::new_seed_model(settings.seeds.0).map_err(|e| e.to_string())?,
+    };
     let outputs = common::output::Outputs::new(out)?;
-    let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
-    let history = fit::train_series::<K, _, D>(
-        &mut model,
-        data_taus,
-        &data[..train_rows],
-        &mask[..train_rows],
-        &how,
-        &bar,
-    )
-    .map_err(|e| format!("{file}: training failed: {e}"))?;
-    bar.finish_and_clear();
+    let history = if forecast_only {
+        History::default()
+    } else {
+        let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
+        let history = fit::train_series::<K, _, D>(
+            &mut model,
+            data_taus,
+            &data[..train_rows],
+            &mask[..train_rows],
+            &how,
+            &bar,
+        )
+        .map_err(|e| format!("{file}: training failed: {e}"))?;
+        bar.finish_and_clear();
+        history
+    };
 
-    // Every row predicted from the last fully observed row before it; scores on the data.
+    // The deployable model file: the model with its scaling, solver and forecast defaults
+    // (when forecasting with a saved file: that file).
+    let columns: Vec<Column<'_>> = scaling
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, (name, mean, std))| Column {
+            name,
+            transform: Transform::Affine,
+            mean: *mean,
+            std: *std,
+            state_index: c as u16,
+            noise: 0.0,
+        })
+        .collect();
+    let deployment = Deployment {
+        state_dim: D as u16,
+        columns: &columns,
+        time: TimeAxis {
+            name: &table.names[0],
+            format: match scaling.time_format {
+                TimeFormat::Number => model_file::TimeFormat::Number,
+                TimeFormat::Date => model_file::TimeFormat::Date,
+                TimeFormat::DateTime => model_file::TimeFormat::DateTime,
+            },
+            t0: scaling.t0,
+            unit: scaling.time_unit,
+        },
+        solver: SolverSpec {
+            method: <fit::Method as tinysde::solve::Method>::NAME,
+            max_step,
+        },
+        defaults: Defaults::new(paths as u32, FORECAST_SEED, &LEVELS).map_err(|e| e.to_string())?,
+    };
+    let tsm = match &saved {
+        Some((_, bytes, _)) if forecast_only => bytes.to_vec(),
+        _ => model_file::to_vec(&model, &deployment).map_err(|e| format!("model file: {e}"))?,
+    };
+
+    // Every row predicted before it is observed, by the streaming forecaster of the model
+    // file: from the last fully observed row before it, then the horizon; scores on the data.
     let mut bands: Vec<Band> = (0..D).map(|_| Band::empty(all_times.len())).collect();
     let mut scores: Vec<CalibrationScore> = (0..D)
         .map(|_| CalibrationScore::new(0.9))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let mut held_out = scores.clone();
-    let mut column = vec![0.0f32; settings.eval_trajectories];
-    let eval_bar = fit::progress_bar(all_times.len() as u64, "forecast", progress);
-    fit::predict_rows(
-        &model,
-        &taus,
-        &data,
-        &present,
-        max_step,
-        settings.eval_trajectories,
-        0xC5F,
-        |i, samples| {
-            eval_bar.set_position(i as u64);
-            for c in 0..D {
-                for (v, s) in column.iter_mut().zip(samples) {
-                    *v = s[c];
-                }
-                let q = |column: &mut [f32], p: f32| {
-                    ensemble_quantile(column, p).map(|z| scaling.x(c, z))
-                };
-                let err = |e: tinysde::Error| format!("{file}: row {i}: {e}");
-                bands[c].q05[i] = Some(q(&mut column, 0.05).map_err(err)?);
-                bands[c].q50[i] = Some(q(&mut column, 0.5).map_err(err)?);
-                bands[c].q95[i] = Some(q(&mut column, 0.95).map_err(err)?);
-                let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / column.len() as f64;
-                bands[c].mean[i] = Some(scaling.x(c, m as f32));
-                if i < rows && mask[i][c] {
-                    let score = if i < train_rows {
-                        &mut scores[c]
-                    } else {
-                        &mut held_out[c]
-                    };
-                    score.add_ensemble(data[i][c], &mut column).map_err(err)?;
-                }
+    let mut column = vec![0.0f32; paths];
+    let mut failure = None;
+    let mut record = |i: usize, c: usize, samples: &[f32], summary: &[f64]| {
+        if failure.is_some() {
+            return;
+        }
+        if let [mean, q05, q50, q95] = *summary {
+            bands[c].mean[i] = Some(mean);
+            bands[c].q05[i] = Some(q05);
+            bands[c].q50[i] = Some(q50);
+            bands[c].q95[i] = Some(q95);
+        }
+        if i < rows && mask[i][c] {
+            let score = if i < train_rows {
+                &mut scores[c]
+            } else {
+                &mut held_out[c]
+            };
+            column.copy_from_slice(samples);
+            if let Err(e) = score.add_ensemble(data[i][c], &mut column) {
+                failure = Some(format!("{file}: row {i}: {e}"));
             }
-            Ok(())
-        },
+        }
+    };
+    let parsed = ModelFile::parse(&tsm).map_err(|e| format!("model file: {e}"))?;
+    let mut forecaster: Forecaster<Model<D>, fit::Method, D, D, Vecs<D>> = Forecaster::new(
+        Model::default(),
+        fit::Method::default(),
+        &parsed,
+        Vecs::new(paths, all_times.len()),
     )
-    .map_err(|e| format!("{file}: {e}"))?;
+    .map_err(|e| format!("model file: {e}"))?;
+    let eval_bar = fit::progress_bar(all_times.len() as u64, "forecast", progress);
+    for (i, (&t, row)) in table.times.iter().zip(&table.rows).enumerate() {
+        eval_bar.set_position(i as u64);
+        let values: [Option<f64>; D] = core::array::from_fn(|c| row[c]);
+        forecaster
+            .observe_with(t, &values, &mut [], |c, samples, summary| {
+                record(i, c, samples, summary)
+            })
+            .map_err(|e| format!("{file}:{}: prediction of this row: {e}", table.lines[i]))?;
+    }
+    if all_times.len() > rows && forecaster.ensemble().is_some() {
+        forecaster
+            .forecast_with(&all_times[rows..], |j, c, samples, summary| {
+                record(rows + j, c, samples, summary)
+            })
+            .map_err(|e| format!("{file}: forecast past the last row: {e}"))?;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     eval_bar.finish_and_clear();
     let coverage_of = |scores: &[CalibrationScore]| -> Vec<f64> {
         scores
@@ -593,14 +801,31 @@ fn fit_table<const D: usize, const K: usize>(
         "fit_csv_fit.png",
         &fit_plot(table, &scaling, &all_times, &bands, settings.horizon)?,
     )?;
-    outputs.add("fit_csv_loss.png", &loss_plot(&history, settings)?)?;
-    let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<D>>()];
-    tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
-    outputs.add("fit_csv.weights", &blob)?;
     outputs.add(
         "forecast.csv",
         forecast_csv(table, &all_times, &bands).as_bytes(),
     )?;
+    if forecast_only {
+        let files = outputs.commit()?;
+        return Ok(Summary {
+            dims: D,
+            rows,
+            missing: table.missing(),
+            max_step: f64::from(max_step) * scaling.time_unit,
+            time_unit: table.time_format.unit(),
+            history,
+            coverage,
+            crps,
+            holdout_coverage,
+            holdout_crps,
+            files,
+        });
+    }
+    outputs.add("fit_csv_loss.png", &loss_plot(&history, settings)?)?;
+    let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<D>>()];
+    tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
+    outputs.add("fit_csv.weights", &blob)?;
+    outputs.add("fit_csv.tsm", &tsm)?;
     let list = |v: &[f64]| {
         format!(
             "[{}]",
@@ -880,17 +1105,24 @@ fn main() -> ExitCode {
                 table_csv::format_number(s.max_step),
                 s.time_unit,
             );
-            println!(
-                "training: {} iterations ({} loss, {} mode) in {:.1} s, last loss {:.4}",
-                s.history.losses.len(),
-                settings.loss.name(),
-                match settings.gradient {
-                    GradientKind::Reverse => "reverse",
-                    GradientKind::Forward => "forward",
-                },
-                s.history.seconds,
-                s.history.losses.last().copied().unwrap_or(f32::NAN),
-            );
+            match &settings.start {
+                Start::Forecast(m) => println!("forecast with {} (no training)", m.display()),
+                start => println!(
+                    "training{}: {} iterations ({} loss, {} mode) in {:.1} s, last loss {:.4}",
+                    match start {
+                        Start::Resume(m) => format!(" from {}", m.display()),
+                        _ => String::new(),
+                    },
+                    s.history.losses.len(),
+                    settings.loss.name(),
+                    match settings.gradient {
+                        GradientKind::Reverse => "reverse",
+                        GradientKind::Forward => "forward",
+                    },
+                    s.history.seconds,
+                    s.history.losses.last().copied().unwrap_or(f32::NAN),
+                ),
+            }
             for (c, (cov, crps)) in s.coverage.iter().zip(&s.crps).enumerate() {
                 println!(
                     "column {}: {:.1} % of the observations inside their predicted 5-95 % band (one step ahead); mean CRPS {:.4}",

@@ -437,8 +437,8 @@ fn loss_plot(
 #[derive(clap::Parser, Debug)]
 #[command(name = "fit_exp", version)]
 #[command(
-    after_help = "Writes fit_exp_fit.png, fit_exp_loss.png and fit_exp.weights into the output directory \
-(all together, or nothing on failure). Exit codes: 0 success; 1 failed run; 2 bad command line."
+    after_help = "Writes fit_exp_fit.png, fit_exp_loss.png, fit_exp.weights and fit_exp_calibrated.weights into \
+the output directory (all together, or nothing on failure). Exit codes: 0 success; 1 failed run; 2 bad command line."
 )]
 struct Cli {
     #[command(flatten)]

@@ -1,5 +1,6 @@
-//! Prints what a tinysde weights file holds: its model description, parameter count and
-//! the first parameters, after checking its magic, version, length and checksum.
+//! Prints what a tinysde weights file (version 1) or deployable model file (version 2)
+//! holds: its model description, parameter count, the first parameters and a version 2
+//! file's sections, after checking its magic, version, length and checksum.
 //!
 //! ```text
 //! cargo run --example inspect_weights -- target/fit_exp/fit_exp.weights
@@ -34,13 +35,18 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        match tinysde::weights::inspect(&bytes) {
-            Ok(blob) => {
+        // Version 1 (weights) or version 2 (a deployable model file, whose model part is
+        // the same blob and whose sections are listed).
+        let parsed = match tinysde::weights::inspect(&bytes) {
+            Ok(blob) => Ok((tinysde::weights::VERSION, blob, None)),
+            Err(e) => tinysde::forecast::file::ModelFile::parse(&bytes)
+                .map(|f| (f.version(), f.model(), Some(f)))
+                .map_err(|_| e),
+        };
+        match parsed {
+            Ok((version, blob, file)) => {
                 let crc = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or([0; 4]));
-                println!(
-                    "{path}: tinysde weights, format version {}",
-                    tinysde::weights::VERSION
-                );
+                println!("{path}: tinysde weights, format version {version}");
                 println!(
                     "  size:        {} bytes, CRC-32 {crc:08x} (valid)",
                     bytes.len()
@@ -54,6 +60,15 @@ fn main() -> ExitCode {
                 let head: Vec<String> = blob.params().take(6).map(|p| format!("{p:e}")).collect();
                 let more = if blob.param_count() > 6 { ", ..." } else { "" };
                 println!("  values:      [{}{more}]", head.join(", "));
+                if let Some(file) = file {
+                    let tags: Vec<String> = file
+                        .sections()
+                        .map(|(tag, payload)| {
+                            format!("{} ({} B)", String::from_utf8_lossy(&tag), payload.len())
+                        })
+                        .collect();
+                    println!("  sections:    {}", tags.join(", "));
+                }
             }
             Err(e) => {
                 eprintln!("error: {path}: {e}");

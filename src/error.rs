@@ -121,6 +121,8 @@ pub enum Error {
         /// Time at the start of the rejected step.
         t: f32,
     },
+    /// A streaming forecaster refused a reading or a request (its state is unchanged).
+    Forecast(ForecastError),
 }
 
 /// What was wrong with a weights blob.
@@ -144,6 +146,14 @@ pub enum WeightsError {
         /// The blob's.
         found: u32,
     },
+    /// A model file (format version 2) lacks a section the reader needs (its tag).
+    MissingSection([u8; 4]),
+    /// A model file section is malformed: a wrong length, a value out of its range, or a
+    /// section twice (its tag).
+    BadSection([u8; 4]),
+    /// A model file holds a section this reader does not know and may not skip (a tag
+    /// starting with an upper-case letter).
+    UnknownSection([u8; 4]),
 }
 
 impl fmt::Display for NoiseKind {
@@ -160,12 +170,22 @@ impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WeightsError::BadMagic => f.write_str("not a tinysde weights file (bad magic)"),
+            WeightsError::UnsupportedVersion(2) => f.write_str(
+                "format version 2 (a deployable model file): read it with forecast::file::ModelFile",
+            ),
             WeightsError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             WeightsError::Truncated => f.write_str("truncated"),
             WeightsError::ShapeMismatch => f.write_str("written for a different model shape"),
             WeightsError::Checksum => f.write_str("checksum mismatch (corrupted)"),
             WeightsError::ParamCount { expected, found } => {
                 write!(f, "has {found} parameters, the model has {expected}")
+            }
+            WeightsError::MissingSection(tag) => {
+                write!(f, "no section {}", TagText(tag))
+            }
+            WeightsError::BadSection(tag) => write!(f, "malformed section {}", TagText(tag)),
+            WeightsError::UnknownSection(tag) => {
+                write!(f, "unknown required section {}", TagText(tag))
             }
         }
     }
@@ -231,11 +251,80 @@ impl fmt::Display for Error {
                     "trajectory {trajectory} cannot meet the tolerance at t = {t} with the minimum step size"
                 )
             }
+            Error::Forecast(e) => write!(f, "forecaster: {e}"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+/// Why a streaming forecaster ([`crate::forecast`]) refused a reading or a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ForecastError {
+    /// A reading's time is not after the previous reading's (repeated or out of order).
+    TimeOrder,
+    /// A time is not finite, or maps to a model time that is not finite or not after the
+    /// previous one in `f32`.
+    BadTime,
+    /// A reading's value is NaN or infinite (or not finite after its transform, e.g. the
+    /// logarithm of a value `<= 0`): column index.
+    BadValue(usize),
+    /// No reading has set the ensemble yet: nothing to forecast from.
+    NoState,
+    /// More times than the forecaster's fixed time buffer holds (readings since the last
+    /// update plus the requested horizons).
+    Capacity {
+        /// The buffer's capacity.
+        capacity: usize,
+        /// The times needed.
+        needed: usize,
+    },
+    /// The output buffer's length does not match the request.
+    Output,
+}
+
+impl fmt::Display for ForecastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForecastError::TimeOrder => f.write_str("reading time is not after the previous one"),
+            ForecastError::BadTime => {
+                f.write_str("time is not finite or not increasing in the model's f32 time")
+            }
+            ForecastError::BadValue(c) => write!(
+                f,
+                "reading column {c} is not a finite value of its transform"
+            ),
+            ForecastError::NoState => f.write_str("no reading yet to forecast from"),
+            ForecastError::Capacity { capacity, needed } => {
+                write!(f, "needs {needed} times, the fixed buffer holds {capacity}")
+            }
+            ForecastError::Output => f.write_str("output buffer length does not match the request"),
+        }
+    }
+}
+
+impl From<ForecastError> for Error {
+    fn from(e: ForecastError) -> Self {
+        Error::Forecast(e)
+    }
+}
+
+/// A section tag shown as text (its bytes if printable ASCII, else escaped).
+struct TagText<'a>(&'a [u8; 4]);
+
+impl fmt::Display for TagText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0 {
+            if b.is_ascii_graphic() {
+                write!(f, "{}", b as char)?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl From<WeightsError> for Error {
     fn from(e: WeightsError) -> Self {

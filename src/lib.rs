@@ -58,6 +58,7 @@
 pub mod directional;
 pub mod dual;
 pub mod error;
+pub mod forecast;
 pub mod grad;
 // Lane loops index fixed-size arrays by `0..L`: in bounds by construction, and the form
 // the compiler turns into vector instructions most reliably.
@@ -78,7 +79,7 @@ pub mod weights;
 
 pub use directional::Directional;
 pub use dual::Dual;
-pub use error::{Error, NoiseKind, WeightsError};
+pub use error::{Error, ForecastError, NoiseKind, WeightsError};
 pub use lanes::{F32x, Lanes, Mask};
 pub use real::{MaskOf, PlainReal, Real, Widen};
 

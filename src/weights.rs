@@ -253,7 +253,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     crc32_finish(crc32_update(CRC_INIT, bytes))
 }
 
-const CRC_INIT: u32 = 0xFFFF_FFFF;
+pub(crate) const CRC_INIT: u32 = 0xFFFF_FFFF;
 
 /// CRC-32 of every 4-bit value, for the reflected polynomial 0xEDB88320.
 #[allow(
@@ -285,7 +285,7 @@ const CRC_NIBBLE: [u32; 16] = {
     clippy::indexing_slicing,
     reason = "the index is masked to 4 bits, the table has 16 entries"
 )]
-fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
+pub(crate) fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         crc = (crc >> 4) ^ CRC_NIBBLE[(crc & 0xF) as usize];
@@ -295,7 +295,7 @@ fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
 }
 
 #[inline]
-fn crc32_finish(crc: u32) -> u32 {
+pub(crate) fn crc32_finish(crc: u32) -> u32 {
     crc ^ 0xFFFF_FFFF
 }
 
@@ -393,6 +393,14 @@ pub struct Blob<'a> {
 }
 
 impl<'a> Blob<'a> {
+    /// A blob of a description and the parameters' bytes (4 per parameter).
+    pub(crate) const fn from_parts(description: &'a [u8], params: &'a [u8]) -> Self {
+        Self {
+            description,
+            params,
+        }
+    }
+
     /// The shape description as stored (ASCII for blobs written by tinysde).
     pub fn description(&self) -> &'a [u8] {
         self.description
@@ -431,7 +439,12 @@ fn le_u32(bytes: &[u8], at: usize) -> Result<u32, Error> {
 }
 
 /// Checks a blob's magic, version, length and checksum, without any model, and returns its
-/// parts. Errors as described in the module docs.
+/// parts. Errors as described in the module docs. A version 2 file (a deployable model
+/// file) is refused with `UnsupportedVersion(2)`: read it with
+/// [`ModelFile::parse`](crate::forecast::file::ModelFile::parse), whose
+/// [`model`](crate::forecast::file::ModelFile::model) is this blob and whose `load_into`
+/// is [`read_into`]. Keeping the two readers apart keeps the version 2 reader (about 3.8 KB
+/// of Cortex-M4F flash) out of firmware that loads only version 1 files.
 ///
 /// ```
 /// use tinysde::nn::{Dense, Identity};
@@ -519,7 +532,11 @@ pub fn matches_shape<M: Describe + ?Sized>(description: &[u8]) -> bool {
 /// assert!(tinysde::weights::read_into(&mut loaded, &buf[..n]).is_err());
 /// ```
 pub fn read_into<M: Describe + ?Sized>(model: &mut M, bytes: &[u8]) -> Result<(), Error> {
-    let blob = inspect(bytes)?;
+    load_blob(model, &inspect(bytes)?)
+}
+
+/// Loads a checked blob's parameters into `model` (the model checks of [`read_into`]).
+pub(crate) fn load_blob<M: Describe + ?Sized>(model: &mut M, blob: &Blob<'_>) -> Result<(), Error> {
     if !matches_shape::<M>(blob.description) {
         return Err(WeightsError::ShapeMismatch.into());
     }

@@ -16,6 +16,9 @@
 # note), PEERS_NATIVE=1 (build the Rust side with RUSTFLAGS="-C target-cpu=native", in its own
 # target directory, target/native unless CARGO_TARGET_DIR says otherwise, so the default
 # build is left alone; the peers' JIT always compiles for the host CPU).
+# TINYSDE_BENCH_ACTIVATIONS=quick runs the ensemble pairs (bench:ensemble) with the seed model's
+# QuickTanh/QuickSigmoid instead of FastTanh/FastSigmoid (the Rust lines then say
+# `activations=quick`); the criterion pairs (seed_task*) and spiral_em keep theirs.
 #
 # seed_task: diffrax with the Brownian increments drawn up front (one per step, as tinysde
 # draws them); seed_task_vbt: diffrax with its VirtualBrownianTree (what its SDE examples

@@ -3,7 +3,7 @@
 use rand_core::Rng;
 use tinysde::noise::Brownian;
 use tinysde::sde::FixedSde;
-use tinysde::solve::{self, EnsembleRequest, Solver, TimeGrid};
+use tinysde::solve::{self, EnsembleRequest, Solver, TimeGrid, PARALLEL_LANES};
 use tinysde::{NoiseKind, Real};
 
 use super::fit::Method;
@@ -79,7 +79,10 @@ pub fn spiral(
         .map(|i| grid.time(i * steps_per_save))
         .collect();
     let solver = Solver::new(Method::default(), grid);
-    let request = EnsembleRequest::new(SPIRAL_U0, trajectories, &times);
+    // Lane groups on every core (the bits of one trajectory at a time).
+    let request = EnsembleRequest::new(SPIRAL_U0, trajectories, &times)
+        .in_lanes::<PARALLEL_LANES>()
+        .on_threads(0);
     let ensemble = solve::simulate(&solver, &TrueSpiral, &Brownian::new(seed), &request)?;
     Ok(SpiralData {
         mean: ensemble.mean,

@@ -9,7 +9,7 @@ use tinysde::grad::{loss_value, Loss, Problem, Scratch};
 use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
-use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp, TimeGrid};
+use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp};
 use tinysde::train::{
     Adam, AdamConfig, EnsembleFit, GradientMode, GrowingWindow, NoiseMode, Optimizer, Progress,
     Series, SeriesObjective, SeriesProblem, TrainConfig, Trainer, Workspace, TRAINING_LANES,
@@ -434,77 +434,4 @@ where
     history.best_loss = report.best_loss;
     history.seconds = start.elapsed().as_secs_f64();
     Ok(history)
-}
-
-/// Ensemble predictions of a series' rows, each from the last fully observed row before it:
-/// for row `i >= 1` of `times` (the data times, then any forecast times after the last),
-/// `trajectories` paths of `model` from `values[j]` at `times[j]`, `j` the last row before
-/// `i` with `present[j]` (`present` covers the data rows), in steps of at most `max_step`.
-/// `visit(i, samples)` receives each predicted row's samples (`samples[m]`: path `m`); rows
-/// with no observed row before them are skipped. Rows sharing a start share one ensemble;
-/// each ensemble's noise comes from its own seed, derived from `seed` and the start row.
-#[allow(clippy::too_many_arguments)]
-pub fn predict_rows<S, const D: usize>(
-    model: &S,
-    times: &[f32],
-    values: &[[f32; D]],
-    present: &[bool],
-    max_step: f32,
-    trajectories: usize,
-    seed: u64,
-    mut visit: impl FnMut(usize, &[[f32; D]]) -> Result<(), String>,
-) -> Result<(), String>
-where
-    S: Sde<f32, D>,
-    Method: Step<f32, S, D>,
-{
-    let mut mean = Vec::new();
-    let mut var = Vec::new();
-    let mut flat = Vec::new();
-    let mut samples = vec![[0.0f32; D]; trajectories];
-    let Some(mut from) = present.iter().position(|&p| p) else {
-        return Ok(());
-    };
-    while from + 1 < times.len() {
-        // The rows predicted from `from`: up to and including the next fully observed row.
-        let mut to = from + 1;
-        while to < present.len() && !present[to] {
-            to += 1;
-        }
-        let to = to.min(times.len() - 1);
-        let to = if to >= present.len() {
-            times.len() - 1
-        } else {
-            to
-        };
-        let saves = &times[from + 1..=to];
-        let n = saves.len();
-        let grid = TimeGrid::with_max_step(times[from], times[to], max_step)
-            .map_err(|e| format!("rows {from}..{to}: {e}"))?;
-        let solver = Solver::new(Method::default(), grid);
-        mean.resize(n, [0.0; D]);
-        var.resize(n, [0.0; D]);
-        flat.resize(n * trajectories, [0.0; D]);
-        let noise = Brownian::new(seed ^ (from as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        solve::simulate_into(
-            &solver,
-            model,
-            &noise,
-            &EnsembleRequest::new(values[from], trajectories, saves),
-            EnsembleBuffers {
-                mean: &mut mean,
-                variance: &mut var,
-                paths: Some(&mut flat),
-            },
-        )
-        .map_err(|e| format!("prediction of rows {}..={to}: {e}", from + 1))?;
-        for i in 0..n {
-            for (m, s) in samples.iter_mut().enumerate() {
-                *s = flat[m * n + i];
-            }
-            visit(from + 1 + i, &samples)?;
-        }
-        from = to;
-    }
-    Ok(())
 }

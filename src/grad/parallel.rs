@@ -158,8 +158,8 @@ where
 
 /// Trajectories per pass of the threaded reverse mode: each pass runs the forward and
 /// backward solves of this many trajectories at once, one per lane of [`F32x`]:
-/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (the seed task's gradient takes
-/// 6.3 instead of 7.6 ms there), else 8.
+/// [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512 (faster there: the README's
+/// benchmarks), else 8.
 pub const REVERSE_LANES: usize = crate::lanes::WIDE_LANES;
 
 /// The lane scalar of the threaded reverse mode.

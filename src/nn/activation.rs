@@ -207,7 +207,7 @@ const B6: f32 = 1.198_258_4e-6;
 /// comparisons and passes through, so a blow-up stays visible; two comparisons only, which
 /// keeps the fast activations as cheap as the clamps they replace.
 #[inline(always)]
-fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
+pub(super) fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
     // Two independent selects (not an else-if chain): they compile to conditional moves.
     let x = T::select(x.lt(T::cst(lo)), T::cst(lo), x);
     T::select(x.gt(T::cst(hi)), T::cst(hi), x)
@@ -215,7 +215,7 @@ fn clamp_keeping_nan<T: Real>(x: T, lo: f32, hi: f32) -> T {
 
 /// [`clamp_keeping_nan`] on lane values.
 #[inline(always)]
-fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
+pub(super) fn clamp_lanes_keeping_nan<V: Lanes>(x: V, lo: f32, hi: f32) -> V {
     x.at_least(V::splat(lo)).at_most(V::splat(hi))
 }
 
@@ -266,7 +266,7 @@ fn fast_tanh_clamped<V: Lanes>(x: V) -> V {
 /// `f` of the elements' lane values, for a scalar of several lanes that is its value (the
 /// lanes type itself); `None` for others (one lane keeps its branchy per-element path).
 #[inline(always)]
-fn lanes_each<T: Real, const N: usize>(
+pub(super) fn lanes_each<T: Real, const N: usize>(
     x: &[T; N],
     f: impl FnOnce([T::Value; N]) -> [T::Value; N],
 ) -> Option<[T; N]> {
@@ -320,7 +320,7 @@ fn tanh_rational_parts_each<V: Lanes, const N: usize>(
 
 /// `f(a_i)` for every element (a plain loop: `array::map` is not always inlined).
 #[inline(always)]
-fn each<V: Copy, const N: usize>(mut a: [V; N], f: impl Fn(V) -> V) -> [V; N] {
+pub(super) fn each<V: Copy, const N: usize>(mut a: [V; N], f: impl Fn(V) -> V) -> [V; N] {
     for o in a.iter_mut() {
         *o = f(*o);
     }
@@ -329,7 +329,11 @@ fn each<V: Copy, const N: usize>(mut a: [V; N], f: impl Fn(V) -> V) -> [V; N] {
 
 /// `f(a_i, b_i)` for every element.
 #[inline(always)]
-fn pairwise<V: Copy, const N: usize>(a: [V; N], b: [V; N], f: impl Fn(V, V) -> V) -> [V; N] {
+pub(super) fn pairwise<V: Copy, const N: usize>(
+    a: [V; N],
+    b: [V; N],
+    f: impl Fn(V, V) -> V,
+) -> [V; N] {
     let mut out = a;
     for (o, b) in out.iter_mut().zip(b) {
         *o = f(*o, b);

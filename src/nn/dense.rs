@@ -466,7 +466,7 @@ pub(super) fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{FastSigmoid, FastTanh, Identity, Tanh};
+    use crate::nn::{FastSigmoid, FastTanh, Identity, QuickSigmoid, QuickTanh, Tanh};
 
     /// Weights and biases spread over `[-span, span]` (a fixed pattern, some exactly zero),
     /// so that pre-activations fall inside and far outside the fast activations' clamps.
@@ -545,6 +545,10 @@ mod tests {
             check_pair::<Identity, 1, 2>(span);
             check_pair::<FastTanh, 3, 20>(span);
             check_pair::<FastSigmoid, 6, 13>(span);
+            check_pair::<QuickTanh, 1, 20>(span);
+            check_pair::<QuickSigmoid, 1, 20>(span);
+            check_pair::<QuickTanh, 2, 35>(span);
+            check_pair::<QuickSigmoid, 3, 13>(span);
             check_pair::<Tanh, 2, 24>(span);
         }
     }

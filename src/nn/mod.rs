@@ -23,6 +23,7 @@ mod chain;
 mod dense;
 mod init;
 mod map;
+mod quick;
 
 pub use activation::{
     fast_sigmoid, fast_tanh, Activation, FastSigmoid, FastTanh, Identity, Relu, Sigmoid, Softplus,
@@ -32,6 +33,10 @@ pub use backward::{Backward, TangentBackward};
 pub use dense::Dense;
 pub use init::{init, Init, InitScheme};
 pub use map::{Cube, Pow};
+pub use quick::{
+    quick_sigmoid, quick_tanh, QuickSigmoid, QuickTanh, QUICK_SIGMOID_DERIVATIVE_MAX_ERROR,
+    QUICK_SIGMOID_MAX_ERROR, QUICK_TANH_DERIVATIVE_MAX_ERROR, QUICK_TANH_MAX_ERROR,
+};
 
 use crate::error::{check_len, Error};
 use crate::real::Real;

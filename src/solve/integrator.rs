@@ -28,7 +28,9 @@ use core::ops::Range;
 
 /// An integration's inputs: the SDE, the noise, the initial state and the save times (and,
 /// inside the crate, the parameter tangents a gradient pass seeds). Built by the public
-/// calls from their requests; integrators and executions receive it.
+/// calls from their requests; integrators and executions receive it (hidden: only the
+/// crate builds one).
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Job<'a, T, S, N, const D: usize> {
     pub(crate) sde: &'a S,

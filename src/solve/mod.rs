@@ -13,6 +13,21 @@
 //! grid: steps are counted by an integer `k` from `t0` and each step's time comes from `k`
 //! (never from accumulated floats).
 //!
+//! How an ensemble runs is a type, not a run-time flag: the firmware's one-at-a-time form
+//! then never instantiates lane or thread code (its flash budget is checked by
+//! `boards/ci.sh`), and each form states exactly the bounds it needs (lanes need an SDE and
+//! a method over the wide scalar; threads need `Sync`). A combination that means nothing is
+//! a compile error rather than a silent fallback: [`InLanes`] runs only the fixed-step
+//! [`Solver`] with a [`Step`] method (adaptive steps differ between trajectories, and
+//! reversible Heun's state is not a lane state); [`Threads`] runs every integrator, each
+//! thread one trajectory at a time or in lane groups.
+//!
+//! `Solver<M>` is an [`Integrator`] for each method of this crate (one impl per method, as
+//! reversible Heun's `Solver<ReversibleHeun>` integrates differently); code generic over
+//! the method states the integrator it needs as a bound, e.g.
+//! `Solver<M>: Integrator<f32, S, Brownian, 1>` or, for lanes,
+//! `Solver<M>: LaneIntegrator<8, f32, S, Brownian, 1>` (see [`LaneIntegrator`]).
+//!
 //! Files: `method.rs` (what a method is), `fixed.rs` (the fixed-step solver), `adaptive.rs`,
 //! `reversible_heun.rs`, `integrator.rs` (the integrator and execution abstractions),
 //! `engine.rs` (checks, statistics and written-only-on-success, once), `threads.rs` (the

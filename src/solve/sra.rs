@@ -78,7 +78,7 @@ impl<const N: usize> SraTableau<N> {
     /// One step of the method from `(t, u)` of size `h` with increments `inc`. Only valid
     /// for additive noise (the solver checks the SDE's declared noise kind).
     #[inline]
-    pub fn step<T: Real, S: Sde<T, D>, const D: usize>(
+    pub(crate) fn step<T: Real, S: Sde<T, D>, const D: usize>(
         &self,
         sde: &S,
         t: f32,

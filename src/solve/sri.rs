@@ -236,24 +236,9 @@ impl<const N: usize> SriTableau<N> {
 
     /// One step of the method from `(t, u)` of size `h` with increments `inc` (for scalar
     /// noise every channel holds the shared increment; the formula is then Rößler's
-    /// scalar-noise scheme, of strong order 1.5 for any diffusion).
-    ///
-    /// With `h <= 0` the terms `chi1` and `chi3` (which divide by `sqrt h` and `h`) are
-    /// taken as zero instead of producing NaN.
-    #[inline]
-    pub fn step<T: Real, S: Sde<T, D>, const D: usize>(
-        &self,
-        sde: &S,
-        t: f32,
-        h: f32,
-        u: &[T; D],
-        inc: &Increment<D, T::Value>,
-        seed: ParamSeed,
-    ) -> [T; D] {
-        self.step_planned(&self.plan(), sde, t, h, u, inc, seed, None)
-    }
-
-    /// [`SriTableau::step`] with the stage plan given (a constant for the built-in methods).
+    /// scalar-noise scheme, of strong order 1.5 for any diffusion), with the stage plan
+    /// given (a constant for the built-in methods). With `h <= 0` the terms `chi1` and `chi3`
+    /// (which divide by `sqrt h` and `h`) are taken as zero instead of producing NaN.
     ///
     /// With `estimate`, also writes the embedded error estimate of each component (values
     /// only): `|h sum_i alpha_i (f_i - f_0)|`, the drift quadrature's departure from Euler's,

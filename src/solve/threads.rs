@@ -14,7 +14,7 @@ const PARALLEL_BLOCK_BYTES: usize = 4 << 20;
 
 /// Lanes per pass for threads of lane groups (`Threads<InLanes<PARALLEL_LANES>>`, see
 /// [`Threads`](super::Threads)): [`WIDE_LANES`](crate::lanes::WIDE_LANES), 16 with AVX-512
-/// (the seed model's ensemble takes 22 instead of 25 ns per trajectory-step there), else 8.
+/// (faster there: the README's benchmarks), else 8.
 pub const PARALLEL_LANES: usize = crate::lanes::WIDE_LANES;
 
 /// The ensemble of trajectories `0..trajectories` on `threads` threads (0: as many as

@@ -192,7 +192,7 @@ fn with_params(p: &[f32]) -> Small {
 }
 
 /// Checks `grad` against a fourth-order central difference of `loss_at` on the same noise
-/// (common random numbers). Same error budget as tests/gradient.rs: f32 losses with ~1e-6
+/// (common random numbers). Same error budget as tests/suite/gradient.rs: f32 losses with ~1e-6
 /// relative rounding, step 2e-2, tolerance 2e-4 max|g| + 2e-3 |g_i|.
 fn check_fd(p: &[f32], grad: &[f32], loss_at: impl Fn(&[f32]) -> f64) {
     let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));

@@ -837,3 +837,162 @@ proptest! {
         }
     }
 }
+
+// ---- The deployable model file and the streaming forecaster (tinysde::forecast) ----
+
+mod forecast_contract {
+    use super::{cases, model, mostly_tame, nasty, Model};
+    use proptest::prelude::*;
+    use tinysde::forecast::file::{
+        self, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, TimeFormat, Transform,
+    };
+    use tinysde::forecast::{Arrays, Check, Forecaster};
+    use tinysde::solve::EulerMaruyama;
+    use tinysde::{Error, ForecastError};
+
+    type F = Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 8, 4>>;
+
+    fn file_of(m: &Model, noise: f32, transform: Transform) -> Vec<u8> {
+        let columns = [Column {
+            name: "x",
+            transform,
+            mean: 1.0,
+            std: 2.0,
+            state_index: 0,
+            noise,
+        }];
+        let d = Deployment {
+            state_dim: 1,
+            columns: &columns,
+            time: TimeAxis {
+                name: "t",
+                format: TimeFormat::Number,
+                t0: 0.0,
+                unit: 0.5,
+            },
+            solver: SolverSpec {
+                method: "EulerMaruyama",
+                max_step: 0.25,
+            },
+            defaults: Defaults::new(8, 3, &[0.05, 0.5, 0.95]).unwrap(),
+        };
+        file::to_vec(m, &d).unwrap()
+    }
+
+    /// The observable state: ensemble bits, reading count, last time bits.
+    fn state(f: &F) -> (Option<Vec<u32>>, u64, Option<u64>) {
+        (
+            f.ensemble()
+                .map(|e| e.iter().map(|u| u[0].to_bits()).collect()),
+            f.readings(),
+            f.last_time().map(f64::to_bits),
+        )
+    }
+
+    fn time() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => (0u32..40).prop_map(|k| f64::from(k) * 0.25),
+            1 => nasty().prop_map(f64::from),
+            1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(1e300), Just(1e-300)],
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            6 => (-3.0f64..3.0).prop_map(Some),
+            1 => Just(None),
+            1 => nasty().prop_map(|x| Some(f64::from(x))),
+            1 => prop_oneof![Just(Some(f64::NAN)), Just(Some(1e300)), Just(Some(-1e300))],
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn a_model_file_with_any_bytes_changed_is_refused_or_reads_consistently(
+            params in proptest::array::uniform4(mostly_tame()),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(), noise in 0.0f32..2.0, log in any::<bool>(),
+        ) {
+            let Some(m) = model(params) else { return Ok(()) };
+            let transform = if log { Transform::Log } else { Transform::Affine };
+            let mut bytes = file_of(&m, noise, transform);
+            let n = bytes.len();
+            for &(at, b) in &edits {
+                bytes[at % n] = b;
+            }
+            let cut = if cut % 4 == 0 { cut % (n + 1) } else { n };
+            match ModelFile::parse(&bytes[..cut]) {
+                Err(e) => prop_assert!(matches!(e, Error::Weights(_) | Error::Length { .. }), "{e:?}"),
+                Ok(f) => {
+                    // Only an unchanged file (an edit that wrote the same byte) reads.
+                    prop_assert_eq!(cut, n);
+                    prop_assert_eq!(&bytes, &file_of(&m, noise, transform));
+                    prop_assert_eq!(f.column(0).map(|c| c.transform), Some(transform));
+                    let mut loaded = Model::default();
+                    prop_assert!(f.load_into(&mut loaded).is_ok());
+                    prop_assert_eq!(loaded, m);
+                }
+            }
+        }
+
+        #[test]
+        fn readings_and_forecasts_are_a_typed_error_with_the_state_unchanged_or_finite(
+            params in proptest::array::uniform4(mostly_tame()),
+            noise in prop_oneof![Just(0.0f32), 0.0f32..1.0],
+            readings in proptest::collection::vec((time(), value()), 0..8),
+            horizons in proptest::collection::vec(time(), 0..4),
+        ) {
+            let Some(m) = model(params) else { return Ok(()) };
+            let bytes = file_of(&m, noise, Transform::Affine);
+            let file = ModelFile::parse(&bytes).unwrap();
+            let mut f: F = Forecaster::new(Model::default(), EulerMaruyama, &file, Arrays::new()).unwrap();
+            for &(t, x) in &readings {
+                let before = state(&f);
+                let last = f.last_time();
+                let mut checks = [Check { mean: -9.0, ..Check::default() }];
+                match f.observe_checked(t, &[x], &mut checks) {
+                    Err(e) => {
+                        prop_assert_eq!(state(&f), before);
+                        prop_assert_eq!(checks[0].mean, -9.0);
+                        prop_assert!(matches!(e, Error::Forecast(_) | Error::Diverged { .. } | Error::OutOfRange { .. }), "{e:?}");
+                    }
+                    Ok(outcome) => {
+                        prop_assert!(t.is_finite());
+                        prop_assert!(last.is_none_or(|l| t > l));
+                        prop_assert!(x.is_none_or(f64::is_finite));
+                        prop_assert_eq!(outcome.updated, x.is_some());
+                        prop_assert_eq!(f.readings(), before.1 + 1);
+                        if let Some(e) = f.ensemble() {
+                            prop_assert!(e.iter().all(|u| u[0].is_finite()));
+                        }
+                        if outcome.checked != 0 {
+                            let c = checks[0];
+                            prop_assert!(c.lower <= c.upper);
+                            prop_assert_eq!(c.outside, x.is_some_and(|x| x < c.lower || x > c.upper));
+                        }
+                    }
+                }
+            }
+            let before = state(&f);
+            let mut out = vec![-9.0f64; horizons.len() * 4];
+            match f.forecast(&horizons, &mut out) {
+                Err(e) => {
+                    prop_assert!(out.iter().all(|&v| v == -9.0));
+                    prop_assert!(matches!(e, Error::Forecast(_) | Error::Diverged { .. } | Error::OutOfRange { .. }), "{e:?}");
+                    if f.ensemble().is_none() {
+                        prop_assert_eq!(e, Error::Forecast(ForecastError::NoState));
+                    }
+                }
+                Ok(()) => {
+                    for row in out.chunks(4) {
+                        prop_assert!(row.iter().all(|v| v.is_finite()));
+                        prop_assert!(row[1] <= row[2] && row[2] <= row[3]);
+                    }
+                }
+            }
+            prop_assert_eq!(state(&f), before);
+        }
+    }
+}

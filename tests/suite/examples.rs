@@ -477,6 +477,7 @@ fn fit_csv_fits_unequally_spaced_data() {
         listing(&out),
         [
             "fit_csv.json",
+            "fit_csv.tsm",
             "fit_csv.weights",
             "fit_csv_fit.png",
             "fit_csv_loss.png",
@@ -521,6 +522,50 @@ fn fit_csv_fits_unequally_spaced_data() {
         let v: Vec<f64> = l.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
         assert!(v[1] <= v[2] && v[2] <= v[3] && v[1] < v[3], "{l}");
     }
+    // The deployable model file holds the same model, and forecasting with it (--model,
+    // no training) gives forecast.csv byte for byte; --resume continues training from it.
+    let tsm = out.join("fit_csv.tsm");
+    let mut from_file = fit::Model::<1>::default();
+    weights::read_into(&mut from_file, &std::fs::read(&tsm).unwrap()).unwrap();
+    assert_eq!(encode(&from_file), bytes);
+    let again = dir.join("again");
+    let only = fit_csv::Settings {
+        start: fit_csv::Start::Forecast(tsm.clone()),
+        ..settings.clone()
+    };
+    let s = fit_csv::run(&path, &only, &again, false).unwrap();
+    assert!(s.history.losses.is_empty());
+    assert_eq!(listing(&again), ["fit_csv_fit.png", "forecast.csv"]);
+    assert_eq!(
+        std::fs::read_to_string(again.join("forecast.csv")).unwrap(),
+        forecast
+    );
+    let resumed = dir.join("resumed");
+    let resume = fit_csv::Settings {
+        start: fit_csv::Start::Resume(tsm.clone()),
+        iterations: 4,
+        ..settings.clone()
+    };
+    let s = fit_csv::run(&path, &resume, &resumed, false).unwrap();
+    assert_eq!(s.history.losses.len(), 4);
+    let json = std::fs::read_to_string(resumed.join("fit_csv.json")).unwrap();
+    assert!(json.contains("\"t0\": 0.0") && json.contains("\"unit\": 5.0"));
+    // A model file of another shape or no model file: a one-line error, nothing written.
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "t,a,b\n0,1,2\n1,2,3\n2,3,4\n").unwrap();
+    let none = dir.join("none");
+    let e = fit_csv::run(&wide, &only, &none, false).unwrap_err();
+    assert!(
+        e.contains("observes 1 value column(s), the CSV has 2"),
+        "{e}"
+    );
+    let v1 = fit_csv::Settings {
+        start: fit_csv::Start::Forecast(out.join("fit_csv.weights")),
+        ..settings.clone()
+    };
+    let e = fit_csv::run(&path, &v1, &none, false).unwrap_err();
+    assert!(e.contains("not a model file of fit_csv"), "{e}");
+    assert!(!none.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -602,7 +647,7 @@ fn fit_csv_handles_dates_gaps_and_extreme_values_without_hanging() {
     let files = rx
         .recv_timeout(std::time::Duration::from_secs(120))
         .expect("fit_csv hung on values near 1e38");
-    assert_eq!(files, Ok(5));
+    assert_eq!(files, Ok(6));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -642,6 +687,18 @@ fn command_lines_parse_with_help_exit_codes_and_exact_iterations() {
     assert!(fit_csv::Settings::from_cli(&cli)
         .unwrap_err()
         .contains("--delimiter"));
+    // A saved model: forecast with it, or continue training from it, not both.
+    for (flag, start) in [
+        ("--model", fit_csv::Start::Forecast(PathBuf::from("m.tsm"))),
+        ("--resume", fit_csv::Start::Resume(PathBuf::from("m.tsm"))),
+    ] {
+        let cli = fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", flag, "m.tsm"]).unwrap();
+        assert_eq!(fit_csv::Settings::from_cli(&cli).unwrap().start, start);
+    }
+    let e =
+        fit_csv::Cli::try_parse_from(["fit_csv", "a.csv", "--model", "m.tsm", "--resume", "m.tsm"])
+            .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
 }
 
 #[test]

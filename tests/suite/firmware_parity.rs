@@ -1,6 +1,6 @@
 //! The firmware's numbers, computed on the host.
 //!
-//! The QEMU firmware (`boards/qemu-mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
+//! The QEMU firmware (`boards/qemu`, on the Cortex-M4F `mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
 //! ensemble forecast of the seed model and a few on-device training iterations, and prints
 //! `CONFIG`, `FORECAST` and `TRAIN` records with every `f32` as its bit pattern. This test
 //! loads the same file, computes the same records with the same library code, checks their
@@ -204,7 +204,7 @@ fn hex(x: f32) -> String {
 }
 
 /// The records the QEMU firmware prints, in its format.
-fn expected_records() -> String {
+pub(crate) fn expected_records() -> String {
     let bytes = blob();
     let model = load(&bytes).expect("the committed weights load into the seed model");
     let u0 = data()[0];

@@ -7,17 +7,21 @@
 
 mod alloc_counter;
 
+mod activation;
 mod adaptive;
 mod adjoint_binomial;
 mod adjoint_milstein;
 mod calibration;
 mod contract;
 mod convergence;
+mod docs_figures;
 mod examples;
 mod firmware_parity;
+mod forecast;
 mod gradient;
 mod grid;
 mod lanes;
+mod model_file;
 mod nn;
 mod nn_alloc;
 mod noise;

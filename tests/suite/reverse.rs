@@ -554,7 +554,7 @@ fn checkpoints_do_not_change_the_bits() {
 }
 
 /// Against a fourth-order central difference of the f32 loss on the same noise. Error
-/// budget as in tests/gradient.rs: ~5e-5 |L| of rounding noise in the quotient at step
+/// budget as in tests/suite/gradient.rs: ~5e-5 |L| of rounding noise in the quotient at step
 /// 2e-2, so the tolerance is `2e-4 max|g| + 2e-3 |g_i|`.
 #[test]
 fn reverse_matches_finite_differences() {

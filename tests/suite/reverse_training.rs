@@ -30,7 +30,7 @@ fn seed_data() -> [[f32; 1]; 7] {
     SEED_TIMES.map(|x| [x.exp() + 2.0 * ((rng.next_u32() >> 8) as f32 / 16_777_216.0)])
 }
 
-/// As in tests/training.rs: Glorot, except the first drift layer (its input is u^3).
+/// As in tests/suite/training.rs: Glorot, except the first drift layer (its input is u^3).
 fn seed_model() -> SeedModel {
     let mut model = SeedModel::default();
     let mut rng = tinysde::noise::rng_from_seed(7);
@@ -215,7 +215,7 @@ fn eval<S: Sde<f32, 1> + Parameters, M: Method + Step<f32, S, 1> + Copy>(
     loss_value(&p, model, &Brownian::new(99), loss, &mut stats).unwrap()
 }
 
-/// The seed task's recipe (tests/training.rs) in reverse mode cuts the loss tenfold too.
+/// The seed task's recipe (tests/suite/training.rs) in reverse mode cuts the loss tenfold too.
 #[test]
 fn seed_task_trains_in_reverse_mode() {
     let start = Instant::now();

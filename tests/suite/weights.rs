@@ -259,10 +259,11 @@ fn every_single_bit_flip_is_rejected() {
 #[test]
 fn bad_version_is_reported() {
     let mut bytes = encode(&seeded_model(1));
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    // (Version 2 is the deployable model file: tests/suite/model_file.rs.)
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     assert_eq!(
         weights::inspect(&bytes).unwrap_err(),
-        Error::Weights(WeightsError::UnsupportedVersion(2))
+        Error::Weights(WeightsError::UnsupportedVersion(3))
     );
     assert_eq!(
         weights::inspect(b"PNG\x89....").unwrap_err(),

@@ -2,7 +2,7 @@
 //! solve per method, a gradient in forward and in reverse mode), each asserting a real property and reporting the
 //! numbers it computed.
 //!
-//! The same file is compiled into the host test `tests/firmware_parity.rs` (through
+//! The same file is compiled into the host test `tests/suite/firmware_parity.rs` (through
 //! `#[path]`), so the host computes the very same records with the same code; `boards/ci.sh`
 //! requires every check to pass on every emulated core and the records to be identical to
 //! the host's bit for bit. It depends on nothing but `core` and `tinysde`.

@@ -4,7 +4,7 @@
 //! `include_bytes!`), runs an ensemble forecast (mean and standard deviation at the save
 //! times) and an adaptive one (SOSRI with error control on a Brownian tree; not in the
 //! inference-only build), measures what a step and a gradient cost on the board's clock, then trains on
-//! the device for a few iterations (forward-mode gradient, Adam) and reports the loss
+//! the device for a few iterations (reverse-mode gradient, Adam) and reports the loss
 //! falling. It is generic over embedded-hal 1.0 (an [`OutputPin`] heartbeat LED and a
 //! [`DelayNs`]), a [`Cycles`] clock and a [`Report`] sink, so each board crate is only
 //! its clocks, pins, logger and linker script.
@@ -19,9 +19,12 @@
 #[cfg(not(feature = "inference-only"))]
 pub mod adaptive;
 pub mod checks;
+pub mod model;
 pub mod report;
 pub mod seed;
+pub mod sensor;
 pub mod stack;
+pub mod stream;
 #[cfg(not(feature = "inference-only"))]
 pub mod training;
 

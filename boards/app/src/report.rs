@@ -190,6 +190,14 @@ pub fn error_code(e: &Error) -> (&'static str, u32, u32) {
             WeightsError::ParamCount { expected, found } => {
                 ("weights_param_count", expected, found)
             }
+            // Version-2 model files: the section's tag as a little-endian word.
+            WeightsError::MissingSection(tag) => {
+                ("model_missing_section", u32::from_le_bytes(tag), 0)
+            }
+            WeightsError::BadSection(tag) => ("model_bad_section", u32::from_le_bytes(tag), 0),
+            WeightsError::UnknownSection(tag) => {
+                ("model_unknown_section", u32::from_le_bytes(tag), 0)
+            }
         },
         _ => ("other", 0, 0),
     }

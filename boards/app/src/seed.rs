@@ -1,7 +1,7 @@
 //! The seed model, its weights and the fixed configuration of the firmware run.
 //!
 //! Everything the forecast depends on is a constant here, so that the host test
-//! `tests/firmware_parity.rs` in the tinysde crate can compute the very same numbers. The
+//! `tests/suite/firmware_parity.rs` in the tinysde crate can compute the very same numbers. The
 //! firmware prints a `CONFIG` record with these values (as bit patterns) and the host test
 //! prints the same record from its own copy: `boards/ci.sh` compares the two, so the copies
 //! cannot drift apart unnoticed.

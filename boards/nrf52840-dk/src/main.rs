@@ -4,7 +4,7 @@
 //! (mean and standard deviation at the save times), CPU cycles per Euler–Maruyama step and
 //! per gradient from the DWT cycle counter, the on-device training loss, peak stack. LED1
 //! (P0.13, active low) is the heartbeat; on a typed error it blinks the stage's code
-//! (2 load, 3 forecast, 4 bench, 5 train) forever.
+//! (2 load, 3 forecast, 4 bench, 5 train, 7 adaptive) forever.
 #![no_std]
 #![no_main]
 
@@ -19,6 +19,9 @@ use nrf52840_hal::Delay;
 use panic_probe as _;
 use tinysde_app::report::DefmtReport;
 use tinysde_app::{blink_error, Board, Cycles, Plan};
+
+#[cfg(feature = "stream")]
+mod stream;
 
 /// The upper 32 bits of the cycle count behind the defmt timestamps, and the last count seen.
 static CYCLES_HIGH: AtomicU32 = AtomicU32::new(0);
@@ -48,6 +51,8 @@ impl Cycles for CycleCounter {
 }
 
 #[entry]
+// The sensor firmware leaves the seed run below it unreachable.
+#[cfg_attr(feature = "stream", allow(unreachable_code, unused_variables))]
 fn main() -> ! {
     let (Some(mut core), Some(p)) = (pac::CorePeripherals::take(), pac::Peripherals::take()) else {
         defmt::error!("peripherals already taken");
@@ -64,6 +69,9 @@ fn main() -> ! {
     let port0 = p0::Parts::new(p.P0);
     // LED1 is wired to P0.13 and lights when the pin is low: start it off (high).
     let led = port0.p0_13.into_push_pull_output(Level::High).degrade();
+    // The sensor firmware: die temperature in, forecasts with their band out.
+    #[cfg(feature = "stream")]
+    stream::main(p.TEMP, p.RNG, Delay::new(core.SYST), led);
     let mut board = Board {
         led,
         led_active_high: false,

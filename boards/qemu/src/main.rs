@@ -29,7 +29,7 @@
 //! 4 bench, 5 train, 7 adaptive), 6 if an on-target check failed, 9 on a hard fault. The first word of
 //! the semihosting command line after the program name picks a scenario: none (the normal
 //! run), `short` (the normal run with one training iteration instead of five: what CI
-//! runs on the soft-float Cortex-M0, where an iteration is 3.1e9 instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
+//! runs on the soft-float Cortex-M0, where an iteration is about 180 million instructions), `selftest` (the tests that run on the target, `tinysde_app::checks`), `corrupt`
 //! (one flipped bit in the weights), `truncated`, `mismatch` (a blob written for another
 //! model shape), `diverge` (valid weights whose drift blows the state up), `calibrate`
 //! (checks that the clock counts instructions).
@@ -47,6 +47,9 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{nr, syscall, syscall1};
 use tinysde_app::report::error_code;
 use tinysde_app::{seed, Board, Cycles, Event, Plan, Report};
+
+#[cfg(feature = "stream")]
+mod stream;
 
 /// Exit statuses besides the stages' codes.
 #[cfg(not(feature = "no-panic"))]
@@ -500,6 +503,11 @@ fn selftest() -> ! {
 }
 
 #[entry]
+// The streaming firmware leaves the seed run below it unreachable.
+#[cfg_attr(
+    feature = "stream",
+    allow(unreachable_code, unused_variables, unused_mut)
+)]
 fn main() -> ! {
     let mut board = Board {
         led: NoLed,
@@ -516,6 +524,9 @@ fn main() -> ! {
     let Some(buf) = cortex_m::singleton!(: [u8; 1024] = [0; 1024]) else {
         exit(EXIT_BAD_SCENARIO)
     };
+    // The streaming firmware: the model and readings chosen at build time.
+    #[cfg(feature = "stream")]
+    stream::main(scenario, &mut board.clock, buf);
     match scenario {
         b"" => {}
         #[cfg(not(feature = "no-panic"))]

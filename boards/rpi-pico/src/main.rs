@@ -37,6 +37,9 @@ defmt::timestamp!("{=u64:us}", {
     }
 });
 
+#[cfg(feature = "stream")]
+mod stream;
+
 /// The Pico's crystal.
 const XTAL_FREQ_HZ: u32 = 12_000_000;
 
@@ -55,6 +58,8 @@ impl Cycles for TimerCycles {
 }
 
 #[hal::entry]
+// The sensor firmware leaves the seed run below it unreachable.
+#[cfg_attr(feature = "stream", allow(unreachable_code))]
 fn main() -> ! {
     let Some(mut p) = pac::Peripherals::take() else {
         loop {
@@ -82,6 +87,19 @@ fn main() -> ! {
     let led = pins.gpio25.into_push_pull_output();
     let cycles_per_us = clocks.system_clock.freq().to_MHz();
     defmt::info!("system clock {=u32} MHz", cycles_per_us);
+    // The sensor firmware: die temperature in, forecasts with their band out.
+    #[cfg(feature = "stream")]
+    stream::main(
+        p.ADC,
+        p.ROSC,
+        &mut p.RESETS,
+        timer,
+        TimerCycles {
+            timer,
+            cycles_per_us,
+        },
+        led,
+    );
 
     let mut board = Board {
         led,

@@ -1,0 +1,44 @@
+//! The model the firmware was built with, chosen at build time.
+//!
+//! `build.rs` reads the model file named by the environment variable `TINYSDE_MODEL`
+//! (default: the seed model, `boards/app/model/seed.tsw`) and generates this module's items
+//! from the file's own model description, so nothing is kept in sync by hand:
+//!
+//! - [`Model`] (with [`Drift`] and [`Diffusion`]): the `NeuralSde` type of the description;
+//! - [`D`] (state dimension), [`PARAMS`], [`DESCRIPTION`], [`FILE_VERSION`];
+//! - the data scaling ([`TIME_ORIGIN`], [`TIME_UNIT`], [`COLUMN_MEAN`], [`COLUMN_STD`]),
+//!   the solver step ([`MAX_STEP`]) and the forecast defaults ([`PATHS`], [`NOISE_SEED`],
+//!   [`QUANTILES`]): from a version-2 file's own sections; for a version-1 file from the
+//!   `fit_csv.json` beside it (else none: the seed model works in the data's units), with
+//!   32 paths, seed `0xC5F` and the 5, 50 and 95 % quantiles;
+//! - [`MODEL_FILE`]: the file's bytes, linked into flash with `include_bytes!`.
+//!
+//! ```sh
+//! TINYSDE_MODEL=target/nile/fit_csv.weights cargo build --release   # in boards/qemu
+//! TINYSDE_MODEL=target/nile/model.tsm cargo build --release          # a version-2 file
+//! ```
+//!
+//! A description the generator does not know (an unknown layer or activation, layers that
+//! do not fit together, a parameter count that does not match) fails the build with a
+//! message naming what it found.
+
+use tinysde::Error;
+
+include!(concat!(env!("OUT_DIR"), "/model.rs"));
+
+/// Checks [`MODEL_FILE`] (or another blob) and loads it into a fresh [`Model`].
+///
+/// Errors (nothing is loaded): bad magic, unsupported version, truncated, checksum
+/// mismatch, a description or parameter count other than [`Model`]'s, non-finite
+/// parameters; for a version-2 file also a missing, malformed or unknown critical section.
+pub fn load(bytes: &[u8]) -> Result<Model, Error> {
+    let mut model = Model::default();
+    if FILE_VERSION == 2 {
+        // The deployable model file: every section checked, then its model part loaded.
+        tinysde::forecast::file::ModelFile::parse(bytes)?.load_into(&mut model)?;
+    } else {
+        // Version 1 (a build for a version-1 file need not link the version-2 reader).
+        tinysde::weights::read_into(&mut model, bytes)?;
+    }
+    Ok(model)
+}

@@ -1,0 +1,1266 @@
+//! Build-time code generation for the tinysde firmware: the model is chosen when the
+//! firmware is built, and its Rust type comes from the model file itself.
+//!
+//! `boards/app/build.rs` calls [`generate`]: it reads the model file named by the
+//! environment variable [`ENV_MODEL`] (default: the seed model, `boards/app/model/seed.tsw`),
+//! parses the model description it carries (the canonical text of
+//! `tinysde::weights::Describe`, e.g.
+//! `neural_sde(chain(pow(1,3),dense(1,20,fast_tanh),dense(20,1,identity)),chain(dense(1,20,fast_sigmoid),dense(20,1,identity)))`)
+//! and writes into `OUT_DIR`:
+//!
+//! - `model.rs`: `Drift`, `Diffusion` and `Model` (the `NeuralSde` type of the
+//!   description), `D` (state dimension), `PARAMS`, `DESCRIPTION`, `FILE_VERSION` and
+//!   `MODEL_FILE` (the file's bytes, `include_bytes!`d into flash);
+//! - `readings.rs`: the series named by [`ENV_READINGS`] (a CSV file: a time column, then
+//!   value columns) as `READING_TIMES` / `READING_VALUES` arrays, replayed by the QEMU
+//!   firmware in place of a sensor.
+//!
+//! A description the generator does not know, a file it cannot read or a CSV it cannot
+//! parse is an `Err` naming what was found; build.rs turns it into a build error.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the model file (absolute, or relative to the
+/// repository root: the directory `fit_csv` runs in).
+pub const ENV_MODEL: &str = "TINYSDE_MODEL";
+/// The environment variable naming the CSV series the QEMU firmware replays (absolute, or
+/// relative to the repository root). Unset: the seed data for the seed model, no readings
+/// for any other model.
+pub const ENV_READINGS: &str = "TINYSDE_READINGS";
+/// The default model file, relative to the repository root.
+pub const DEFAULT_MODEL: &str = "boards/app/model/seed.tsw";
+/// The default readings (for the default model), relative to the repository root.
+pub const DEFAULT_READINGS: &str = "examples/data/seed.csv";
+
+/// The magic of a tinysde model (weights) file.
+pub const MAGIC: &[u8; 8] = b"TSDEWGT\0";
+
+/// Activation names of the model description and the `tinysde::nn` types they stand for.
+pub const ACTIVATIONS: &[(&str, &str)] = &[
+    ("identity", "Identity"),
+    ("tanh", "Tanh"),
+    ("sigmoid", "Sigmoid"),
+    ("relu", "Relu"),
+    ("softplus", "Softplus"),
+    ("fast_tanh", "FastTanh"),
+    ("fast_sigmoid", "FastSigmoid"),
+];
+
+/// What the generator needs from a model file's header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileInfo {
+    /// The format version.
+    pub version: u16,
+    /// The model description (ASCII).
+    pub description: String,
+    /// The number of parameters the file stores.
+    pub params: usize,
+    /// Version 2: what the file's `STAT`, `COLS`, `TIME`, `SOLV` and `FCST` sections say
+    /// (`None` for version 1, whose scaling `fit_csv` writes beside it in `fit_csv.json`).
+    pub deployment: Option<Deployment>,
+}
+
+/// The deployment sections of a version-2 model file (docs/weights-format.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    /// `STAT`: state dimension.
+    pub state_dim: usize,
+    /// `STAT`: per observed column, the state coordinate and the observation noise.
+    pub observed: Vec<(usize, f32)>,
+    /// `COLS`: per column, transform (0 affine, 1 log), mean, std, name.
+    pub columns: Vec<(u8, f64, f64, String)>,
+    /// `TIME`: origin and unit.
+    pub t0: f64,
+    /// `TIME`: user time units per model time unit.
+    pub unit: f64,
+    /// `SOLV`: step rule, largest step and method name.
+    pub solver: (u8, f32, String),
+    /// `FCST`: paths, noise seed, quantile levels.
+    pub paths: u32,
+    /// `FCST`: noise seed.
+    pub seed: u64,
+    /// `FCST`: quantile levels.
+    pub levels: Vec<f32>,
+}
+
+/// A little-endian reader over a section's payload.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn f32(&mut self) -> Option<f32> {
+        self.u32().map(f32::from_bits)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.u64().map(f64::from_bits)
+    }
+    fn name(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// Reads a version-2 file's sections (the library checks the checksum and every value's
+/// range at run time; this reads what the generated code needs and says what is missing).
+fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
+    let total = u32_at(bytes, 12).ok_or("truncated before the file length")? as usize;
+    if bytes.len() != total || total < 20 {
+        return Err(format!(
+            "the header says {total} bytes but the file has {}",
+            bytes.len()
+        ));
+    }
+    let mut sections = std::collections::BTreeMap::new();
+    let mut c = Cursor {
+        b: &bytes[..total - 4],
+        at: 16,
+    };
+    while c.at < total - 4 {
+        let tag = c.take(4).ok_or("a section header overruns the file")?;
+        let tag = String::from_utf8_lossy(tag).into_owned();
+        let n = c.u32().ok_or("a section header overruns the file")? as usize;
+        let payload = c
+            .take(n)
+            .ok_or_else(|| format!("section {tag} overruns the file"))?;
+        sections.insert(tag, payload);
+    }
+    let get = |tag: &str| {
+        sections.get(tag).map(|b| Cursor { b, at: 0 }).ok_or_else(|| {
+            format!(
+                "version-2 file without a {tag} section (the firmware needs MODL, STAT, COLS, TIME, SOLV and FCST; found {:?})",
+                sections.keys().collect::<Vec<_>>()
+            )
+        })
+    };
+    let bad = |tag: &str| format!("section {tag} is too short");
+    let mut m = get("MODL")?;
+    let len = m.u32().ok_or_else(|| bad("MODL"))? as usize;
+    let description = String::from_utf8(m.take(len).ok_or_else(|| bad("MODL"))?.to_vec())
+        .map_err(|_| "the description is not ASCII".to_string())?;
+    let params = m.u32().ok_or_else(|| bad("MODL"))? as usize;
+    let mut st = get("STAT")?;
+    let state_dim = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+    let count = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+    let mut observed = Vec::new();
+    for _ in 0..count {
+        let index = st.u16().ok_or_else(|| bad("STAT"))? as usize;
+        st.u16().ok_or_else(|| bad("STAT"))?;
+        observed.push((index, st.f32().ok_or_else(|| bad("STAT"))?));
+    }
+    let mut co = get("COLS")?;
+    let n = co.u16().ok_or_else(|| bad("COLS"))? as usize;
+    let mut columns = Vec::new();
+    for _ in 0..n {
+        let transform = co.u8().ok_or_else(|| bad("COLS"))?;
+        co.u8().ok_or_else(|| bad("COLS"))?;
+        let mean = co.f64().ok_or_else(|| bad("COLS"))?;
+        let std = co.f64().ok_or_else(|| bad("COLS"))?;
+        columns.push((transform, mean, std, co.name().ok_or_else(|| bad("COLS"))?));
+    }
+    let mut ti = get("TIME")?;
+    ti.u16().ok_or_else(|| bad("TIME"))?;
+    let t0 = ti.f64().ok_or_else(|| bad("TIME"))?;
+    let unit = ti.f64().ok_or_else(|| bad("TIME"))?;
+    let mut so = get("SOLV")?;
+    let rule = so.u8().ok_or_else(|| bad("SOLV"))?;
+    so.u8().ok_or_else(|| bad("SOLV"))?;
+    let h = so.f32().ok_or_else(|| bad("SOLV"))?;
+    let method = so.name().ok_or_else(|| bad("SOLV"))?;
+    let mut fc = get("FCST")?;
+    let paths = fc.u32().ok_or_else(|| bad("FCST"))?;
+    let seed = fc.u64().ok_or_else(|| bad("FCST"))?;
+    let q = fc.u8().ok_or_else(|| bad("FCST"))?;
+    let levels = (0..q)
+        .map(|_| fc.f32())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("FCST"))?;
+    Ok((
+        description,
+        params,
+        Deployment {
+            state_dim,
+            observed,
+            columns,
+            t0,
+            unit,
+            solver: (rule, h, method),
+            paths,
+            seed,
+            levels,
+        },
+    ))
+}
+
+/// What this firmware's forecaster takes from a version-2 file: every state coordinate
+/// observed in order without observation noise, affine transforms, SOSRI with steps of at
+/// most `h`, 1 to 1024 paths, 2 to 16 increasing quantile levels in (0, 1).
+pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
+    if d.state_dim != dim {
+        return Err(format!(
+            "STAT says {} state components but the description has {dim}",
+            d.state_dim
+        ));
+    }
+    let full: Vec<(usize, f32)> = (0..dim).map(|i| (i, 0.0)).collect();
+    if d.observed != full || d.columns.len() != dim {
+        return Err(format!(
+            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed exactly, in order (latent state and observation noise need the library forecaster)",
+            d.observed,
+            d.columns.len()
+        ));
+    }
+    if let Some(c) = d.columns.iter().find(|c| c.0 != 0) {
+        return Err(format!(
+            "column {:?} has transform {} (log): this firmware takes affine transforms only",
+            c.3, c.0
+        ));
+    }
+    if d.solver.0 != 0 || d.solver.2 != "SOSRI" {
+        return Err(format!(
+            "solver {:?} with step rule {}: this firmware's forecaster solves with SOSRI, steps of at most h",
+            d.solver.2, d.solver.0
+        ));
+    }
+    if !(1..=1024).contains(&d.paths)
+        || !(2..=16).contains(&d.levels.len())
+        || !d.levels.windows(2).all(|w| w[0] < w[1])
+        || d.levels.iter().any(|&p| !(p > 0.0 && p < 1.0))
+    {
+        return Err(format!(
+            "forecast defaults: {} paths, quantile levels {:?} (this firmware takes 1 to 1024 paths and 2 to 16 increasing levels in (0, 1))",
+            d.paths, d.levels
+        ));
+    }
+    Ok(())
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads the version, the description and the parameter count of a model file (format
+/// version 1: magic, version, description length and text, parameter count, parameters,
+/// CRC-32; see docs/weights-format.md). The checksum and the parameters are left to the
+/// library's loader, which checks them on the device (and the host) at run time.
+pub fn read_file_info(bytes: &[u8]) -> Result<FileInfo, String> {
+    if bytes.get(..8) != Some(&MAGIC[..]) {
+        return Err(format!(
+            "not a tinysde model file: it starts with {:02x?}, not the magic \"TSDEWGT\\0\"",
+            bytes.get(..8).unwrap_or(bytes)
+        ));
+    }
+    let version = u16_at(bytes, 8).ok_or("truncated before the version")?;
+    match version {
+        1 => {
+            let len = u32_at(bytes, 10).ok_or("truncated before the description length")? as usize;
+            let text = bytes.get(14..14 + len).ok_or_else(|| {
+                format!("truncated inside the description ({len} bytes declared)")
+            })?;
+            let description = String::from_utf8(text.to_vec())
+                .map_err(|_| "the description is not ASCII".to_string())?;
+            let params = u32_at(bytes, 14 + len).ok_or("truncated before the parameter count")?;
+            Ok(FileInfo {
+                version,
+                description,
+                params: params as usize,
+                deployment: None,
+            })
+        }
+        2 => {
+            let (description, params, deployment) = read_v2(bytes)?;
+            Ok(FileInfo {
+                version,
+                description,
+                params,
+                deployment: Some(deployment),
+            })
+        }
+        v => Err(format!(
+            "model file format version {v}: this generator reads versions 1 and 2"
+        )),
+    }
+}
+
+/// A network of the description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// `dense(I,O,activation)`.
+    Dense {
+        /// Inputs.
+        inputs: usize,
+        /// Outputs.
+        outputs: usize,
+        /// The activation's description name.
+        activation: String,
+    },
+    /// `pow(D,P)`: `u -> u^P` elementwise on `D` components.
+    Pow {
+        /// Components.
+        dim: usize,
+        /// The power.
+        power: i32,
+    },
+    /// `chain(a,b,...)`: layers one after the other (2 to 6, as tinysde's tuples).
+    Chain(Vec<Net>),
+}
+
+impl Net {
+    /// Input and output dimension; an error if a chain's layers do not fit together.
+    pub fn dims(&self) -> Result<(usize, usize), String> {
+        match self {
+            Net::Dense {
+                inputs, outputs, ..
+            } => Ok((*inputs, *outputs)),
+            Net::Pow { dim, .. } => Ok((*dim, *dim)),
+            Net::Chain(layers) => {
+                let mut dims = layers.iter().map(Net::dims);
+                let (first_in, mut out) = dims.next().ok_or("an empty chain")??;
+                for (i, d) in dims.enumerate() {
+                    let (i_n, o_n) = d?;
+                    if i_n != out {
+                        return Err(format!(
+                            "chain layer {} takes {i_n} inputs but the layer before gives {out}",
+                            i + 2
+                        ));
+                    }
+                    out = o_n;
+                }
+                Ok((first_in, out))
+            }
+        }
+    }
+
+    /// Number of parameters (dense: `I O + O`; pow: none).
+    pub fn params(&self) -> usize {
+        match self {
+            Net::Dense {
+                inputs, outputs, ..
+            } => inputs * outputs + outputs,
+            Net::Pow { .. } => 0,
+            Net::Chain(layers) => layers.iter().map(Net::params).sum(),
+        }
+    }
+
+    /// The Rust type (paths into `tinysde::nn`).
+    pub fn rust_type(&self) -> Result<String, String> {
+        match self {
+            Net::Dense {
+                inputs,
+                outputs,
+                activation,
+            } => {
+                let ty = ACTIVATIONS
+                    .iter()
+                    .find(|(name, _)| name == activation)
+                    .map(|(_, ty)| *ty)
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown activation \"{activation}\" (known: {})",
+                            ACTIVATIONS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })?;
+                Ok(format!(
+                    "tinysde::nn::Dense<{inputs}, {outputs}, tinysde::nn::{ty}>"
+                ))
+            }
+            Net::Pow { dim, power } => Ok(format!("tinysde::nn::Pow<{dim}, {power}>")),
+            Net::Chain(layers) => {
+                if !(2..=6).contains(&layers.len()) {
+                    return Err(format!(
+                        "a chain of {} layers (tinysde chains 2 to 6)",
+                        layers.len()
+                    ));
+                }
+                let parts = layers
+                    .iter()
+                    .map(Net::rust_type)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(format!("({})", parts.join(", ")))
+            }
+        }
+    }
+}
+
+/// A model description: `neural_sde(drift,diffusion)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// The drift network.
+    pub drift: Net,
+    /// The diffusion network.
+    pub diffusion: Net,
+}
+
+impl Shape {
+    /// The state dimension `D` (both networks map `D` to `D`: diagonal noise).
+    pub fn state_dim(&self) -> Result<usize, String> {
+        let (fi, fo) = self.drift.dims()?;
+        let (gi, go) = self.diffusion.dims()?;
+        if fi != fo || gi != go || fi != gi {
+            return Err(format!(
+                "the drift maps {fi} -> {fo} and the diffusion {gi} -> {go}; a neural SDE needs both D -> D"
+            ));
+        }
+        Ok(fi)
+    }
+
+    /// Number of parameters: the drift's, then the diffusion's.
+    pub fn params(&self) -> usize {
+        self.drift.params() + self.diffusion.params()
+    }
+}
+
+/// Parses a model description. Errors name the position and what was found there.
+pub fn parse_description(text: &str) -> Result<Shape, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        at: 0,
+    };
+    p.word("neural_sde(")?;
+    let drift = p.net()?;
+    p.word(",")?;
+    let diffusion = p.net()?;
+    p.word(")")?;
+    if p.at != p.s.len() {
+        return Err(p.error("the end of the description"));
+    }
+    Ok(Shape { drift, diffusion })
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, expected: &str) -> String {
+        let rest = String::from_utf8_lossy(self.s.get(self.at..).unwrap_or(&[]));
+        let rest: String = rest.chars().take(40).collect();
+        format!("at byte {}: expected {expected}, found \"{rest}\"", self.at)
+    }
+
+    fn word(&mut self, w: &str) -> Result<(), String> {
+        if self
+            .s
+            .get(self.at..)
+            .is_some_and(|r| r.starts_with(w.as_bytes()))
+        {
+            self.at += w.len();
+            Ok(())
+        } else {
+            Err(self.error(&format!("\"{w}\"")))
+        }
+    }
+
+    fn int(&mut self) -> Result<i64, String> {
+        let start = self.at;
+        if self.s.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.at])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| {
+                self.at = start;
+                self.error("an integer")
+            })
+    }
+
+    fn size(&mut self) -> Result<usize, String> {
+        let at = self.at;
+        let n = self.int()?;
+        usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+            self.at = at;
+            self.error("a positive size")
+        })
+    }
+
+    fn name(&mut self) -> String {
+        let start = self.at;
+        while self
+            .s
+            .get(self.at)
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        {
+            self.at += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.at]).into_owned()
+    }
+
+    fn net(&mut self) -> Result<Net, String> {
+        let start = self.at;
+        let name = self.name();
+        match name.as_str() {
+            "dense" => {
+                self.word("(")?;
+                let inputs = self.size()?;
+                self.word(",")?;
+                let outputs = self.size()?;
+                self.word(",")?;
+                let at = self.at;
+                let activation = self.name();
+                if activation.is_empty() {
+                    self.at = at;
+                    return Err(self.error("an activation name"));
+                }
+                self.word(")")?;
+                Ok(Net::Dense {
+                    inputs,
+                    outputs,
+                    activation,
+                })
+            }
+            "pow" => {
+                self.word("(")?;
+                let dim = self.size()?;
+                self.word(",")?;
+                let at = self.at;
+                let power = i32::try_from(self.int()?).map_err(|_| {
+                    self.at = at;
+                    self.error("a power that fits an i32")
+                })?;
+                self.word(")")?;
+                Ok(Net::Pow { dim, power })
+            }
+            "chain" => {
+                self.word("(")?;
+                let mut layers = vec![self.net()?];
+                while self.s.get(self.at) == Some(&b',') {
+                    self.at += 1;
+                    layers.push(self.net()?);
+                }
+                self.word(")")?;
+                Ok(Net::Chain(layers))
+            }
+            _ => {
+                self.at = start;
+                Err(self.error("a layer: dense(I,O,activation), pow(D,P) or chain(...)"))
+            }
+        }
+    }
+}
+
+/// The generated Rust source of `model.rs` for the model file at `path` with contents
+/// `bytes`.
+pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
+    let info = read_file_info(bytes)?;
+    let shape = parse_description(&info.description)
+        .map_err(|e| format!("model description {e}\n  description: {}", info.description))?;
+    let d = shape.state_dim()?;
+    let drift = shape.drift.rust_type()?;
+    let diffusion = shape.diffusion.rust_type()?;
+    if shape.params() != info.params {
+        return Err(format!(
+            "the description has {} parameters but the file stores {}",
+            shape.params(),
+            info.params
+        ));
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// Generated by tinysde-modelgen from {} (do not edit).",
+        path.display()
+    );
+    let _ = writeln!(s, "/// The drift network of the model file.");
+    let _ = writeln!(s, "pub type Drift = {drift};");
+    let _ = writeln!(s, "/// The diffusion network of the model file.");
+    let _ = writeln!(s, "pub type Diffusion = {diffusion};");
+    let _ = writeln!(s, "/// The model of the file: `{}`.", info.description);
+    let _ = writeln!(
+        s,
+        "pub type Model = tinysde::sde::NeuralSde<Drift, Diffusion>;"
+    );
+    let _ = writeln!(s, "/// The state dimension.");
+    let _ = writeln!(s, "pub const D: usize = {d};");
+    let _ = writeln!(s, "/// Number of parameters.");
+    let _ = writeln!(s, "pub const PARAMS: usize = {};", info.params);
+    let _ = writeln!(s, "/// The model description the type was generated from.");
+    let _ = writeln!(s, "pub const DESCRIPTION: &str = {:?};", info.description);
+    let _ = writeln!(s, "/// The file's format version.");
+    let _ = writeln!(s, "pub const FILE_VERSION: u16 = {};", info.version);
+    let _ = writeln!(
+        s,
+        "/// The model file the firmware was built with (its path at build time)."
+    );
+    let _ = writeln!(
+        s,
+        "pub const MODEL_PATH: &str = {:?};",
+        path.display().to_string()
+    );
+    let _ = writeln!(s, "/// The model file's bytes, linked into flash.");
+    let _ = writeln!(
+        s,
+        "pub static MODEL_FILE: &[u8] = include_bytes!({:?});",
+        path.display().to_string()
+    );
+    let defaults = match &info.deployment {
+        Some(dep) => {
+            check_deployment(dep, d)?;
+            (dep.paths, dep.seed, dep.levels.clone())
+        }
+        None => (32, 0xC5F, vec![0.05, 0.5, 0.95]),
+    };
+    s.push_str(&defaults_source(defaults.0, defaults.1, &defaults.2));
+    let scaling = match path.parent().map(|p| p.join("fit_csv.json")) {
+        _ if info.deployment.is_some() => {
+            let dep = info.deployment.as_ref().ok_or("no deployment")?;
+            Scaling {
+                t0: dep.t0,
+                unit: dep.unit,
+                max_step: dep.solver.1,
+                columns: dep.columns.iter().map(|c| (c.1, c.2)).collect(),
+                source: format!("{} (version 2)", path.display()),
+            }
+        }
+        Some(json) if json.is_file() && info.version == 1 => {
+            println!("cargo:rerun-if-changed={}", json.display());
+            let text =
+                std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+            let mut sc =
+                parse_scaling_json(&text, d).map_err(|e| format!("{}: {e}", json.display()))?;
+            sc.source = json.display().to_string();
+            sc
+        }
+        _ => {
+            if info.version == 1 && !path.ends_with(DEFAULT_MODEL) {
+                println!(
+                    "cargo:warning={}: no fit_csv.json beside it: the firmware forecasts in the model's own units (no data scaling, steps of at most {})",
+                    path.display(),
+                    Scaling::identity(d).max_step
+                );
+            }
+            Scaling::identity(d)
+        }
+    };
+    s.push_str(&scaling_source(&scaling));
+    Ok(s)
+}
+
+/// The data scaling of a version-1 model file, which does not carry it: `fit_csv` writes
+/// it beside the weights as `fit_csv.json` (see docs/weights-format.md). Model time is
+/// `tau = (t - t0) / unit`, model state `z_c = (x_c - mean_c) / std_c`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scaling {
+    /// Time origin, in the file's time units.
+    pub t0: f64,
+    /// File time units per model time unit.
+    pub unit: f64,
+    /// Largest solver step, in model time.
+    pub max_step: f32,
+    /// Per column: mean and standard deviation.
+    pub columns: Vec<(f64, f64)>,
+    /// Where it came from (empty: the identity scaling).
+    pub source: String,
+}
+
+impl Scaling {
+    /// No scaling (the seed model works in the data's own units), steps of at most 0.1
+    /// (the seed firmware's step).
+    pub fn identity(d: usize) -> Self {
+        Self {
+            t0: 0.0,
+            unit: 1.0,
+            max_step: 0.1,
+            columns: vec![(0.0, 1.0); d],
+            source: String::new(),
+        }
+    }
+}
+
+/// The number after `"key":` at or after byte `from` of `json`, and where it ends.
+fn json_number_after(json: &str, key: &str, from: usize) -> Option<(f64, usize)> {
+    let pat = format!("\"{key}\"");
+    let at = from + json.get(from..)?.find(&pat)? + pat.len();
+    let rest = json.get(at..)?.trim_start().strip_prefix(':')?.trim_start();
+    let start = json.len() - rest.len();
+    let len = rest
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(rest.len());
+    Some((rest.get(..len)?.parse().ok()?, start + len))
+}
+
+/// Reads the scaling of `fit_csv.json` (its `time.t0`, `time.unit`, the `values`' `mean`
+/// and `std`, and the solver's step from `"solver": "SOSRI, steps of at most <h> (model
+/// time)"`) for a state of dimension `d`.
+pub fn parse_scaling_json(json: &str, d: usize) -> Result<Scaling, String> {
+    let time = json.find("\"time\"").ok_or("no \"time\" key")?;
+    let (t0, _) = json_number_after(json, "t0", time).ok_or("no time.t0")?;
+    let (unit, _) = json_number_after(json, "unit", time).ok_or("no time.unit")?;
+    let mut at = json.find("\"values\"").ok_or("no \"values\" key")?;
+    let mut columns = Vec::new();
+    for c in 0..d {
+        let (mean, end) =
+            json_number_after(json, "mean", at).ok_or(format!("no values[{c}].mean"))?;
+        let (std, end) =
+            json_number_after(json, "std", end).ok_or(format!("no values[{c}].std"))?;
+        columns.push((mean, std));
+        at = end;
+    }
+    let marker = "steps of at most ";
+    let s = json
+        .find(marker)
+        .ok_or("no solver step (\"steps of at most ...\")")?
+        + marker.len();
+    let rest = &json[s..];
+    let len = rest.find(' ').unwrap_or(rest.len());
+    let max_step: f32 = rest[..len]
+        .parse()
+        .map_err(|_| format!("solver step \"{}\" is not a number", &rest[..len]))?;
+    if !(unit > 0.0 && unit.is_finite() && t0.is_finite() && max_step > 0.0 && max_step.is_finite())
+        || columns
+            .iter()
+            .any(|&(m, s)| !(m.is_finite() && s > 0.0 && s.is_finite()))
+    {
+        return Err(
+            "a time unit, step or standard deviation that is not positive and finite".into(),
+        );
+    }
+    Ok(Scaling {
+        t0,
+        unit,
+        max_step,
+        columns,
+        source: String::new(),
+    })
+}
+
+/// The generated forecast defaults (appended to `model.rs`): the file's `FCST` section for
+/// version 2, else 32 paths, seed `0xC5F` (fit_csv's host forecast) and the 5, 50 and 95 %
+/// quantiles.
+pub fn defaults_source(paths: u32, seed: u64, levels: &[f32]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "/// Forecast ensemble paths (the file's default).");
+    let _ = writeln!(out, "pub const PATHS: usize = {paths};");
+    let _ = writeln!(out, "/// Noise seed of the forecasts (the file's default).");
+    let _ = writeln!(out, "pub const NOISE_SEED: u64 = {seed:#x};");
+    let _ = writeln!(out, "/// Number of quantile levels.");
+    let _ = writeln!(out, "pub const Q: usize = {};", levels.len());
+    let _ = writeln!(
+        out,
+        "/// Quantile levels of the forecasts; a reading's band runs from the first to the last."
+    );
+    let _ = writeln!(
+        out,
+        "pub const QUANTILES: [f32; {}] = [{}];",
+        levels.len(),
+        levels
+            .iter()
+            .map(|p| format!("f32::from_bits({:#x})", p.to_bits()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
+}
+
+/// The generated Rust source for a scaling (appended to `model.rs`).
+pub fn scaling_source(s: &Scaling) -> String {
+    let mut out = String::new();
+    let f64s = |v: &mut dyn Iterator<Item = f64>| {
+        v.map(|x| format!("f64::from_bits({:#x})", x.to_bits()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let d = s.columns.len();
+    let _ = writeln!(
+        out,
+        "/// Where the scaling came from (`fit_csv.json` beside a version-1 file; empty: none, the model works in the data's units)."
+    );
+    let _ = writeln!(out, "pub const SCALING_SOURCE: &str = {:?};", s.source);
+    let _ = writeln!(out, "/// Time origin, in the data's time units (model time `tau = (t - TIME_ORIGIN) / TIME_UNIT`).");
+    let _ = writeln!(
+        out,
+        "pub const TIME_ORIGIN: f64 = f64::from_bits({:#x});",
+        s.t0.to_bits()
+    );
+    let _ = writeln!(out, "/// Data time units per model time unit.");
+    let _ = writeln!(
+        out,
+        "pub const TIME_UNIT: f64 = f64::from_bits({:#x});",
+        s.unit.to_bits()
+    );
+    let _ = writeln!(out, "/// Largest solver step, in model time.");
+    let _ = writeln!(
+        out,
+        "pub const MAX_STEP: f32 = f32::from_bits({:#x});",
+        s.max_step.to_bits()
+    );
+    let _ = writeln!(
+        out,
+        "/// Per state component: the data mean (`z = (x - mean) / std`)."
+    );
+    let _ = writeln!(
+        out,
+        "pub const COLUMN_MEAN: [f64; {d}] = [{}];",
+        f64s(&mut s.columns.iter().map(|c| c.0))
+    );
+    let _ = writeln!(out, "/// Per state component: the data standard deviation.");
+    let _ = writeln!(
+        out,
+        "pub const COLUMN_STD: [f64; {d}] = [{}];",
+        f64s(&mut s.columns.iter().map(|c| c.1))
+    );
+    out
+}
+
+/// A series read from a CSV file: a time column and value columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// The value columns' names.
+    pub names: Vec<String>,
+    /// Times: numbers as written, dates and date-times as Unix seconds (UTC).
+    pub times: Vec<f64>,
+    /// Values per row (`None`: empty cell or `NA`).
+    pub values: Vec<Vec<Option<f64>>>,
+}
+
+/// Parses a CSV series as `fit_csv` reads it (a subset): `#` comment lines and blank lines
+/// skipped, a header row of names, then rows of a time and values separated by commas;
+/// a time is a number, a date `YYYY-MM-DD` or a date-time `YYYY-MM-DDTHH:MM[:SS][Z]`
+/// (UTC); an empty value or `NA` is missing.
+pub fn parse_csv(text: &str) -> Result<Series, String> {
+    let mut names: Option<Vec<String>> = None;
+    let mut series = Series {
+        names: Vec::new(),
+        times: Vec::new(),
+        values: Vec::new(),
+    };
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').trim())
+            .collect();
+        let Some(names) = names.as_ref() else {
+            if cells.len() < 2 {
+                return Err(format!(
+                    "line {}: a header of a time and at least one value column, found \"{line}\"",
+                    n + 1
+                ));
+            }
+            names = Some(cells.iter().skip(1).map(|c| c.to_string()).collect());
+            continue;
+        };
+        if cells.len() != names.len() + 1 {
+            return Err(format!(
+                "line {}: {} cells, the header has {}",
+                n + 1,
+                cells.len(),
+                names.len() + 1
+            ));
+        }
+        let t = parse_time(cells[0]).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let mut row = Vec::with_capacity(names.len());
+        for c in &cells[1..] {
+            if c.is_empty() || c.eq_ignore_ascii_case("na") {
+                row.push(None);
+            } else {
+                match c.parse::<f64>() {
+                    Ok(x) if x.is_finite() => row.push(Some(x)),
+                    _ => return Err(format!("line {}: \"{c}\" is not a finite number", n + 1)),
+                }
+            }
+        }
+        series.times.push(t);
+        series.values.push(row);
+    }
+    series.names = names.ok_or("no header row")?;
+    Ok(series)
+}
+
+/// A time cell: a number, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS][Z]` (Unix seconds, UTC).
+pub fn parse_time(cell: &str) -> Result<f64, String> {
+    if let Ok(x) = cell.parse::<f64>() {
+        return if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(format!("\"{cell}\" is not a finite time"))
+        };
+    }
+    let bad = || format!("\"{cell}\" is neither a number nor a date YYYY-MM-DD[THH:MM[:SS][Z]]");
+    let num = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let b = cell.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let (Some(y), Some(m), Some(d)) = (num(&cell[0..4]), num(&cell[5..7]), num(&cell[8..10]))
+    else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m, d) as f64 * 86_400.0;
+    let rest = &cell[10..];
+    if rest.is_empty() {
+        return Ok(days);
+    }
+    let clock = rest
+        .strip_prefix('T')
+        .or_else(|| rest.strip_prefix(' '))
+        .ok_or_else(bad)?;
+    let clock = clock.strip_suffix('Z').unwrap_or(clock);
+    let parts: Vec<&str> = clock.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return Err(bad());
+    }
+    let (Some(hh), Some(mm)) = (num(parts[0]), num(parts[1])) else {
+        return Err(bad());
+    };
+    let ss: f64 = match parts.get(2) {
+        None => 0.0,
+        Some(s) => s.parse().map_err(|_| bad())?,
+    };
+    Ok(days + (hh * 3600 + mm * 60) as f64 + ss)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The generated Rust source of `readings.rs`: the series (or none) as arrays in flash,
+/// every number as its exact bit pattern.
+pub fn readings_source(source: Option<&Path>, series: Option<&Series>) -> String {
+    let empty = Series {
+        names: vec!["value".into()],
+        times: Vec::new(),
+        values: Vec::new(),
+    };
+    let s = series.unwrap_or(&empty);
+    let n = s.times.len();
+    let c = s.names.len();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "// Generated by tinysde-modelgen from {} (do not edit).",
+        source.map_or("no readings".into(), |p| p.display().to_string())
+    );
+    let _ = writeln!(out, "/// Number of recorded readings.");
+    let _ = writeln!(out, "pub const READINGS: usize = {n};");
+    let _ = writeln!(out, "/// Value columns per reading.");
+    let _ = writeln!(out, "pub const COLUMNS: usize = {c};");
+    let _ = writeln!(out, "/// The value columns' names.");
+    let _ = writeln!(out, "pub const COLUMN_NAMES: [&str; {c}] = {:?};", s.names);
+    let _ = writeln!(
+        out,
+        "/// The CSV the readings were recorded from (its path at build time; empty if none)."
+    );
+    let _ = writeln!(
+        out,
+        "pub const READINGS_SOURCE: &str = {:?};",
+        source.map_or(String::new(), |p| p.display().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "/// The readings' times in the CSV's units (dates: Unix seconds), as `f64` bits."
+    );
+    let _ = write!(out, "pub static READING_TIMES: [u64; {n}] = [");
+    for t in &s.times {
+        let _ = write!(out, "{:#x}, ", t.to_bits());
+    }
+    let _ = writeln!(out, "];");
+    let _ = writeln!(
+        out,
+        "/// The readings' values, as `f64` bits; `None`: missing."
+    );
+    let _ = write!(
+        out,
+        "pub static READING_VALUES: [[Option<u64>; {c}]; {n}] = ["
+    );
+    for row in &s.values {
+        let _ = write!(out, "[");
+        for v in row {
+            match v {
+                Some(x) => {
+                    let _ = write!(out, "Some({:#x}), ", x.to_bits());
+                }
+                None => {
+                    let _ = write!(out, "None, ");
+                }
+            }
+        }
+        let _ = write!(out, "], ");
+    }
+    let _ = writeln!(out, "];");
+    out
+}
+
+/// Resolves a path from an environment variable: absolute as is, relative against `root`.
+pub fn resolve(root: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}
+
+/// What build.rs does: reads the model file named by [`ENV_MODEL`] (default
+/// [`DEFAULT_MODEL`]) and the readings named by [`ENV_READINGS`], writes `model.rs` and
+/// `readings.rs` into `out_dir`, and prints the `cargo:` lines (rerun triggers). `root` is
+/// the repository root. Returns the files it read.
+pub fn generate(root: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    println!("cargo:rerun-if-env-changed={ENV_MODEL}");
+    println!("cargo:rerun-if-env-changed={ENV_READINGS}");
+    let custom = std::env::var(ENV_MODEL).ok().filter(|v| !v.is_empty());
+    let model = resolve(root, custom.as_deref().unwrap_or(DEFAULT_MODEL));
+    println!("cargo:rerun-if-changed={}", model.display());
+    let bytes =
+        std::fs::read(&model).map_err(|e| format!("{ENV_MODEL}: {}: {e}", model.display()))?;
+    let model_rs = model_source(&model, &bytes).map_err(|e| format!("{}: {e}", model.display()))?;
+    std::fs::write(out_dir.join("model.rs"), model_rs).map_err(|e| e.to_string())?;
+
+    let readings = match std::env::var(ENV_READINGS).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(resolve(root, &v)),
+        None if custom.is_none() => Some(resolve(root, DEFAULT_READINGS)),
+        None => None,
+    };
+    let series = match &readings {
+        Some(p) => {
+            println!("cargo:rerun-if-changed={}", p.display());
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("{ENV_READINGS}: {}: {e}", p.display()))?;
+            Some(parse_csv(&text).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    std::fs::write(
+        out_dir.join("readings.rs"),
+        readings_source(readings.as_deref(), series.as_ref()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok([Some(model), readings].into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "neural_sde(chain(pow(1,3),dense(1,20,fast_tanh),dense(20,1,identity)),chain(dense(1,20,fast_sigmoid),dense(20,1,identity)))";
+
+    #[test]
+    fn seed_description_gives_the_seed_type() {
+        let shape = parse_description(SEED).unwrap();
+        assert_eq!(shape.state_dim().unwrap(), 1);
+        assert_eq!(shape.params(), 122);
+        assert_eq!(
+            shape.drift.rust_type().unwrap(),
+            "(tinysde::nn::Pow<1, 3>, tinysde::nn::Dense<1, 20, tinysde::nn::FastTanh>, tinysde::nn::Dense<20, 1, tinysde::nn::Identity>)"
+        );
+        assert_eq!(
+            shape.diffusion.rust_type().unwrap(),
+            "(tinysde::nn::Dense<1, 20, tinysde::nn::FastSigmoid>, tinysde::nn::Dense<20, 1, tinysde::nn::Identity>)"
+        );
+    }
+
+    #[test]
+    fn the_committed_seed_file_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
+        let bytes = std::fs::read(&path).unwrap();
+        let info = read_file_info(&bytes).unwrap();
+        assert_eq!(
+            (info.version, info.description.as_str(), info.params),
+            (1, SEED, 122)
+        );
+        let src = model_source(&path, &bytes).unwrap();
+        assert!(src.contains("pub const PARAMS: usize = 122;"));
+        assert!(src.contains("pub const D: usize = 1;"));
+    }
+
+    /// A version-2 file around the committed seed model's bytes (sections as
+    /// docs/weights-format.md lays them out; the checksum is the library's to check).
+    fn seed_v2(transform: u8, noise: f32, sections: &[&str]) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
+        let v1 = std::fs::read(path).unwrap();
+        let name = |b: &mut Vec<u8>, s: &str| {
+            b.extend((s.len() as u16).to_le_bytes());
+            b.extend(s.as_bytes());
+        };
+        let mut stat = vec![1, 0, 1, 0, 0, 0, 0, 0];
+        stat.extend(noise.to_le_bytes());
+        let mut cols = vec![1, 0, transform, 0];
+        cols.extend(919.35f64.to_le_bytes());
+        cols.extend(168.5f64.to_le_bytes());
+        name(&mut cols, "flow");
+        let mut time = vec![0, 0];
+        time.extend(1871.0f64.to_le_bytes());
+        time.extend(1.0f64.to_le_bytes());
+        name(&mut time, "year");
+        let mut solv = vec![0, 0];
+        solv.extend(0.5f32.to_le_bytes());
+        name(&mut solv, "SOSRI");
+        let mut fcst = 16u32.to_le_bytes().to_vec();
+        fcst.extend(7u64.to_le_bytes());
+        fcst.push(2);
+        fcst.extend(0.1f32.to_le_bytes());
+        fcst.extend(0.9f32.to_le_bytes());
+        let all = [
+            ("MODL", v1[10..v1.len() - 4].to_vec()),
+            ("STAT", stat),
+            ("COLS", cols),
+            ("TIME", time),
+            ("SOLV", solv),
+            ("FCST", fcst),
+        ];
+        let mut body = Vec::new();
+        for (tag, payload) in all.iter().filter(|(t, _)| sections.contains(t)) {
+            body.extend(tag.as_bytes());
+            body.extend((payload.len() as u32).to_le_bytes());
+            body.extend(payload);
+        }
+        let mut file = b"TSDEWGT\0".to_vec();
+        file.extend(2u16.to_le_bytes());
+        file.extend(0u16.to_le_bytes());
+        file.extend(((16 + body.len() + 4) as u32).to_le_bytes());
+        file.extend(body);
+        file.extend([0; 4]);
+        file
+    }
+
+    const ALL: [&str; 6] = ["MODL", "STAT", "COLS", "TIME", "SOLV", "FCST"];
+
+    #[test]
+    fn a_version_2_file_gives_its_scaling_step_and_defaults() {
+        let bytes = seed_v2(0, 0.0, &ALL);
+        let src = model_source(Path::new("m.tsm"), &bytes).unwrap();
+        for line in [
+            "pub const PARAMS: usize = 122;",
+            "pub const FILE_VERSION: u16 = 2;",
+            "pub const PATHS: usize = 16;",
+            "pub const NOISE_SEED: u64 = 0x7;",
+            "pub const Q: usize = 2;",
+            &format!(
+                "pub const TIME_ORIGIN: f64 = f64::from_bits({:#x});",
+                1871.0f64.to_bits()
+            ),
+            &format!(
+                "pub const MAX_STEP: f32 = f32::from_bits({:#x});",
+                0.5f32.to_bits()
+            ),
+            &format!(
+                "pub const COLUMN_STD: [f64; 1] = [f64::from_bits({:#x})];",
+                168.5f64.to_bits()
+            ),
+        ] {
+            assert!(src.contains(line), "{line} not in\n{src}");
+        }
+    }
+
+    #[test]
+    fn a_version_2_file_the_firmware_cannot_forecast_is_refused() {
+        let e = model_source(Path::new("m.tsm"), &seed_v2(1, 0.0, &ALL)).unwrap_err();
+        assert!(e.contains("transform 1 (log)"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.5, &ALL)).unwrap_err();
+        assert!(e.contains("observed exactly"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL[..5])).unwrap_err();
+        assert!(e.contains("without a FCST section"), "{e}");
+        let mut short = seed_v2(0, 0.0, &ALL);
+        short.pop();
+        let e = model_source(Path::new("m.tsm"), &short).unwrap_err();
+        assert!(e.contains("the header says"), "{e}");
+    }
+
+    #[test]
+    fn errors_say_what_was_found() {
+        let e = parse_description(
+            "neural_sde(chain(dense(1,20,gelu),dense(20,1,identity)),dense(1,1,identity))",
+        )
+        .unwrap()
+        .drift
+        .rust_type()
+        .unwrap_err();
+        assert!(e.contains("unknown activation \"gelu\""), "{e}");
+        let e = parse_description("neural_sde(conv(1,2),dense(1,1,identity))").unwrap_err();
+        assert!(
+            e.contains("at byte 11") && e.contains("found \"conv(1,2)"),
+            "{e}"
+        );
+        let e = parse_description("neural_sde(dense(1,2,tanh),dense(1,1,identity))")
+            .unwrap()
+            .state_dim()
+            .unwrap_err();
+        assert!(e.contains("drift maps 1 -> 2"), "{e}");
+        let e = parse_description(
+            "neural_sde(chain(dense(1,2,tanh),dense(3,1,identity)),dense(1,1,identity))",
+        )
+        .unwrap()
+        .state_dim()
+        .unwrap_err();
+        assert!(e.contains("layer 2 takes 3 inputs"), "{e}");
+        assert!(parse_description(&format!("{SEED}x")).is_err());
+        assert!(parse_description("neural_sde(dense(0,1,tanh),dense(1,1,tanh))").is_err());
+        assert!(read_file_info(b"TSDEWGT\0\x07\x00")
+            .unwrap_err()
+            .contains("version 7"));
+        assert!(read_file_info(b"PK\x03\x04")
+            .unwrap_err()
+            .contains("not a tinysde model file"));
+        // A truncation anywhere in the header is an error, never a panic.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
+        let bytes = std::fs::read(path).unwrap();
+        for n in 0..18 + SEED.len() {
+            assert!(read_file_info(&bytes[..n]).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn csv_times_values_and_missing() {
+        let s = parse_csv(
+            "# c\nyear,a,b\n1871,1120,\n1872,NA,3.5\n\n2000-03-01,1,2\n1970-01-02T01:00Z,0,0\n",
+        )
+        .unwrap();
+        assert_eq!(s.names, ["a", "b"]);
+        assert_eq!(s.times, [1871.0, 1872.0, 951_868_800.0, 90_000.0]);
+        assert_eq!(s.values[0], [Some(1120.0), None]);
+        assert_eq!(s.values[1], [None, Some(3.5)]);
+        assert!(parse_csv("t,a\n1,2,3\n").unwrap_err().contains("3 cells"));
+        assert!(parse_csv("t,a\nx,2\n").unwrap_err().contains("\"x\""));
+        let src = readings_source(None, Some(&s));
+        assert!(src.contains("pub const READINGS: usize = 4;"));
+        assert!(src.contains("Some(0x40918000000000"), "{src}");
+    }
+}
