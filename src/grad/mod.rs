@@ -16,13 +16,16 @@
 //! the caller. The number of lanes `K` is taken from the scratch's type; since lanes never
 //! interact, the gradient has the same bits for every `K`.
 //!
-//! With feature `std`, `forward_gradient_parallel` spreads the passes over threads (each
-//! pass is the serial computation), and `parallel_reverse_PLACEHOLDER` splits the
+//! One entry point computes every gradient: [`loss_and_gradient`] of an [`Objective`]
+//! ([`Ensemble`], [`SeriesWindows`]) in a mode given as a value ([`Forward`], [`Reverse`],
+//! [`Reversible`], [`Cheaper`], [`GradientMode`]), in a [`Scratch`] of the caller's slices
+//! or owned. With feature `std`, `Threads(Forward, n)` spreads the passes over threads
+//! (each pass is the serial computation), and `Threads(Reverse(..), n)` splits the
 //! trajectories over threads and folds their results in trajectory order: the bits do not
 //! depend on the number of threads.
 //!
 //! ```
-//! use tinysde::grad::{loss_and_gradient, Loss, Problem};
+//! use tinysde::grad::{loss_and_gradient, Ensemble, Forward, Loss, Problem, Scratch};
 //! use tinysde::nn::{Dense, Identity, Parameters, Tanh};
 //! use tinysde::noise::Brownian;
 //! use tinysde::sde::NeuralSde;
@@ -46,7 +49,8 @@
 //! let problem = Problem::new(solver, [1.0], 8, &save_times)?;
 //! let mut stats = [[Dual::<4>::ZERO; 1]; 4]; // 2 * save_times.len() rows; K = 4 lanes
 //! let mut grad = [0.0f32; Model::PARAMS];
-//! let objective = Ensemble::new(&problem, &Final, &Brownian::new(7));
+//! let noise = Brownian::new(7);
+//! let objective = Ensemble::new(&problem, &Final, &noise);
 //! let loss = loss_and_gradient(&objective, &model, Forward, &mut Scratch::new(&mut stats, &mut []), &mut grad)?;
 //! assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
 //! # Ok::<(), tinysde::Error>(())
