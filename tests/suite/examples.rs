@@ -526,7 +526,11 @@ fn fit_csv_fits_unequally_spaced_data() {
     // no training) gives forecast.csv byte for byte; --resume continues training from it.
     let tsm = out.join("fit_csv.tsm");
     let mut from_file = fit::Model::<1>::default();
-    weights::read_into(&mut from_file, &std::fs::read(&tsm).unwrap()).unwrap();
+    let tsm_bytes = std::fs::read(&tsm).unwrap();
+    tinysde::forecast::file::ModelFile::parse(&tsm_bytes)
+        .unwrap()
+        .load_into(&mut from_file)
+        .unwrap();
     assert_eq!(encode(&from_file), bytes);
     let again = dir.join("again");
     let only = fit_csv::Settings {
