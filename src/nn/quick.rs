@@ -330,7 +330,7 @@ pub fn quick_tanh<T: Real>(x: T) -> T {
 
 /// The logistic sigmoid `1 / (1 + e^-x)` as `1/2 + tanh(x/2) / 2` with [`quick_tanh`]'s
 /// rational function, the halvings folded into the coefficients and the polynomials
-/// evaluated split around `x⁴` (see the [module](self)), clamped to `±12`: what
+/// evaluated split around `x⁴` (where the Cortex-M4F needs fewer instructions), clamped to `±12`: what
 /// `quick_tanh` costs plus one addition. In `(0, 1)` (beyond the clamp it stays at its
 /// values at `±12`, `1 - 4e-6` and `4e-6`); error at most [`QUICK_SIGMOID_MAX_ERROR`]; on
 /// `Dual` the exact derivative of the approximation, within
