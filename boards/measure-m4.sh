@@ -5,6 +5,15 @@
 # per Brownian increment, per drift + diffusion and per training iteration, computed as
 # ci.sh computes them. It does not compare records with the host: ci.sh does that.
 #
+# Then it compares what it measured with the M4F figures quoted in boards/README.md (the
+# "Numbers" table's Cortex-M4F row, the firmware table's M4F inference row and the M4F
+# column of the instructions-per-step table: flash, static RAM, peak stack, RAM + stack,
+# instructions per EM step, per Brownian increment, per drift + diffusion, per training
+# iteration) and fails on the first mismatch: sizes and instruction counts exactly (QEMU's
+# -icount makes them deterministic), the training iteration at the precision quoted (millions
+# to two decimals). With M4_ACTIVATIONS=quick (another model than the one quoted) or
+# M4_CHECK=0 it only prints.
+#
 #   bash boards/measure-m4.sh
 #   M4_ACTIVATIONS=quick bash boards/measure-m4.sh
 #
@@ -68,3 +77,39 @@ echo "drift + diffusion    $(per_item "$out/full.txt" drift_diffusion)"
 echo "training iteration   $(per_item "$out/full.txt" train_iteration)"
 grep -E '^(FORECAST|TRAIN) ' "$out/full.txt" >"$out/records.txt"
 echo "records (FORECAST, TRAIN) in $out/records.txt"
+
+[ -z "${M4_QUICK_COPY:-}" ] && [ "${M4_CHECK:-1}" != 0 ] || exit 0
+readme="$here/README.md"
+# field <row prefix> <column>: the cell of the README table row that starts with the prefix
+# (columns counted from 1 after the leading `|`), spaces removed (`13 456` -> `13456`).
+field() {
+    awk -F'|' -v key="$1" -v col="$(($2 + 1))" '
+        index($0, key) == 1 { v = $col; gsub(/ /, "", v); print v; found = 1; exit }
+        END { if (!found) exit 1 }' "$readme" ||
+        { echo "boards/README.md: no row starting with '$1'" >&2; exit 1; }
+}
+# check <what> <quoted> <measured>: fail on a mismatch.
+check() {
+    if [ "$2" != "$3" ]; then
+        echo "boards/README.md is stale: $1 quoted $2, measured $3 (bash boards/measure-m4.sh)" >&2
+        exit 1
+    fi
+}
+millions() { awk -v n="$1" 'BEGIN { printf "%.2fmillion", n / 1e6 }'; }
+train=$(per_item "$out/full.txt" train_iteration)
+drift=$(per_item "$out/full.txt" drift_diffusion)
+numbers='| Cortex-M4F (`mps2-an386`) |'
+check "inference flash (Numbers table)" "$(field "$numbers" 2)" "$flash"
+check "inference RAM + stack (Numbers table)" "$(field "$numbers" 3)" "$ram+$stack=$((ram + stack))"
+check "instructions per EM step (Numbers table)" "$(field "$numbers" 4)" "$step"
+check "instructions per training iteration (Numbers table)" "$(field "$numbers" 5)" "$(millions "$train")"
+firmware='| M4F inference (no-panic'
+check "M4F inference flash (firmware table)" "$(field "$firmware" 2)" "$flash"
+check "M4F inference static RAM (firmware table)" "$(field "$firmware" 3)" "$ram"
+check "M4F inference peak stack (firmware table)" "$(field "$firmware" 4)" "$stack"
+check "M4F inference RAM + stack (firmware table)" "$(field "$firmware" 5)" "$((ram + stack))"
+check "EM step (instructions table)" "$(field '| one EM step inside the ensemble' 3)" "$step"
+check "Brownian increment (instructions table)" "$(field '| one Brownian increment' 3)" "$noise"
+check "drift + diffusion (instructions table)" "$(field '| one drift + diffusion evaluation' 3)" "$drift"
+check "training iteration (instructions table)" "$(field '| one training iteration' 3)" "$(millions "$train")"
+echo "boards/README.md: its M4F figures (12) are the measured ones"

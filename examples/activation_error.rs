@@ -6,7 +6,8 @@
 //! it checks, for every input, the properties the docs state: the value of one trajectory
 //! (the Cortex-M path, with its branch), of 8 lanes and of `Dual<1>` (on `f32` and on 8
 //! lanes) are the same bits, as is the derivative on both; `quick_tanh` is exactly odd and
-//! within `(-1, 1)`; `quick_sigmoid(x) == 0.5 + 0.5 * quick_tanh(0.5 * x)` within `(0, 1)`.
+//! within `(-1, 1)`; `quick_sigmoid` within `(0, 1)` and within `SIGMOID_FROM_TANH` of
+//! `0.5 + 0.5 * quick_tanh(0.5 * x)` (the same rational function, evaluated otherwise).
 //! Exits non-zero if an error exceeds the bound in the docs or a property fails.
 //!
 //!     cargo run --release --example activation_error
@@ -56,6 +57,11 @@ impl Worst {
         }
     }
 }
+
+/// How far `quick_sigmoid(x)` may be from `0.5 + 0.5 * quick_tanh(0.5 * x)`: the same
+/// rational function with the polynomials evaluated in another order (a few units in the
+/// last place of values below 1).
+const SIGMOID_FROM_TANH: f32 = 2.5e-7;
 
 /// Tanh value, tanh derivative, sigmoid value, sigmoid derivative; fast tanh, fast sigmoid.
 const MEASURES: usize = 6;
@@ -122,8 +128,12 @@ fn check8(base: u32, fast: bool, t: &mut Tally) {
         if !(s > 0.0 && s < 1.0) {
             fail("quick_sigmoid outside (0, 1)", x);
         }
-        if !same(s, 0.5 + 0.5 * quick_tanh(0.5 * x)) {
-            fail("quick_sigmoid(x) != 0.5 + 0.5 quick_tanh(x / 2)", x);
+        let from_tanh = 0.5 + 0.5 * quick_tanh(0.5 * x);
+        if (s - from_tanh).abs() > SIGMOID_FROM_TANH {
+            fail(
+                "|quick_sigmoid(x) - (0.5 + 0.5 quick_tanh(x / 2))| > SIGMOID_FROM_TANH",
+                x,
+            );
         }
         let x64 = f64::from(x);
         let th = x64.tanh();

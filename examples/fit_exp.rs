@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Data: `y = exp(x) + U[0, 2)` at `x = -3, -2, ..., 3` (x plays the role of time; fixed
-//! seed). Model: drift `u -> u^3 -> Dense(1, 20, fast tanh) -> Dense(20, 1)`, diffusion
-//! `u -> Dense(1, 20, fast sigmoid) -> Dense(20, 1)`, solved by SOSRI with 5 steps per unit
+//! seed). Model: drift `u -> u^3 -> Dense(1, 20, quick tanh) -> Dense(20, 1)`, diffusion
+//! `u -> Dense(1, 20, quick sigmoid) -> Dense(20, 1)` (`QuickTanh`, `QuickSigmoid`), solved by SOSRI with 5 steps per unit
 //! of time from `u0 = data[0]`. Loss: mean squared error between the mean of 16 sampled
 //! trajectories (a fresh Brownian path every iteration) and the data; Adam, learning rate
 //! 0.002, gradients in reverse mode (the discrete adjoint) on all cores (`--threads N` for
@@ -48,8 +48,12 @@ use std::process::ExitCode;
 
 use common::fit::{self, History, Method, Model, Schedule};
 use common::plot::{self, Chart, Item, Legend};
+use tinysde::nn::{QuickSigmoid, QuickTanh};
 use tinysde::solve::{Solver, TimeGrid};
 use tinysde::train::{CalibrationScore, GrowingWindow, MeanSquaredError, SeriesObjective};
+
+/// The seed task's model with the quick activations (new models' default).
+pub type ExpModel = Model<1, QuickTanh, QuickSigmoid>;
 
 /// Everything that sets the size of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,11 +129,11 @@ pub struct Summary {
     /// See `plain_score`.
     pub window_score: f32,
     /// The trained (growing-window) model.
-    pub model: Model<1>,
+    pub model: ExpModel,
     /// Calibrated training (one-step-ahead Gaussian likelihood).
     pub calibrated: History,
     /// The calibrated model.
-    pub calibrated_model: Model<1>,
+    pub calibrated_model: ExpModel,
     /// Per model (plain, growing window, calibrated): the fraction of the six data points
     /// after the first inside the model's 5-95 % band, and their mean CRPS, from
     /// `eval_trajectories` paths started at the first point.
@@ -154,7 +158,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
     let solver = Solver::new(Method::default(), grid);
     let u0 = data[0];
     let loss = MeanSquaredError::new(&data).map_err(|e| format!("data: {e}"))?;
-    let initial: Model<1> = fit::new_model(settings.init_seed).map_err(|e| e.to_string())?;
+    let initial: ExpModel = fit::new_model(settings.init_seed).map_err(|e| e.to_string())?;
     let outputs = common::output::Outputs::new(out)?;
 
     let plain_schedule = Schedule::Phases(vec![fit::Phase {
@@ -209,7 +213,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
     .map_err(|e| format!("growing-window training: {e}"))?;
     bar.finish();
 
-    let score = |m: &Model<1>| {
+    let score = |m: &ExpModel| {
         fit::evaluate(
             m,
             solver,
@@ -226,7 +230,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
     let window_score = score(&model)?;
 
     // The calibrated model: the likelihood of each point given the one before it.
-    let mut calibrated: Model<1> =
+    let mut calibrated: ExpModel =
         fit::new_seed_model(settings.init_seed).map_err(|e| e.to_string())?;
     let bar = fit::progress_bar(
         u64::from(settings.calibrated_iterations),
@@ -283,7 +287,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         ("fit_exp.weights", &model),
         ("fit_exp_calibrated.weights", &calibrated),
     ] {
-        let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<1>>()];
+        let mut blob = vec![0u8; tinysde::weights::encoded_len::<ExpModel>()];
         tinysde::weights::write(m, &mut blob).map_err(|e| format!("weights: {e}"))?;
         outputs.add(name, &blob)?;
     }
@@ -310,12 +314,12 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
 fn fit_plot(
     times: &[f32],
     data: &[[f32; 1]],
-    [plain, window, calibrated]: [&Model<1>; 3],
+    [plain, window, calibrated]: [&ExpModel; 3],
     solver: Solver<Method>,
     u0: [f32; 1],
     trajectories: usize,
 ) -> Result<Vec<u8>, String> {
-    let sample = |m: &Model<1>| {
+    let sample = |m: &ExpModel| {
         fit::sample(m, solver, u0, trajectories, EVAL_SEED).map_err(|e| format!("sampling: {e}"))
     };
     let (p, s, c) = (sample(plain)?, sample(window)?, sample(calibrated)?);

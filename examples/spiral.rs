@@ -9,7 +9,7 @@
 //! `du = ((u.^3)' A)' dt + 0.2 u .* dW` with `A = [-0.1 2.0; -2.0 -0.1]`. Data: the mean and
 //! variance of 10,000 paths at 30 equally spaced times (SOSRI, 10 steps between saves).
 //!
-//! Model: drift `u -> u.^3 -> Dense(2, 50, tanh) -> Dense(50, 2)`, diffusion `Dense(2, 2)`
+//! Model: drift `u -> u.^3 -> Dense(2, 50, quick tanh) -> Dense(50, 2)`, diffusion `Dense(2, 2)`
 //! (linear), diagonal noise, SOSRI with [`Settings::steps_per_save`] steps between save
 //! times. Loss: sum of squared errors of the means plus sum of squared errors of the
 //! variances, over `n` sampled paths. Training, as in the tutorial: Adam(0.025) with n = 10
@@ -30,13 +30,13 @@ use std::process::ExitCode;
 
 use common::fit::{self, History, Method, Phase, Schedule};
 use common::plot::{self, Chart, Item, Legend};
-use tinysde::nn::{Cube, Dense, Identity, Tanh};
+use tinysde::nn::{Cube, Dense, Identity, QuickTanh};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Solver, TimeGrid};
 use tinysde::train::MomentMatching;
 
-/// The tutorial's drift network.
-pub type Drift = (Cube<2>, Dense<2, 50, Tanh>, Dense<50, 2, Identity>);
+/// The tutorial's drift network (its tanh units `QuickTanh`, new models' default).
+pub type Drift = (Cube<2>, Dense<2, 50, QuickTanh>, Dense<50, 2, Identity>);
 /// The tutorial's diffusion network (linear).
 pub type Diffusion = Dense<2, 2, Identity>;
 /// The model.

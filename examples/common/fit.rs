@@ -6,7 +6,9 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinysde::grad::reverse::REVERSE_LANES;
 use tinysde::grad::{loss_value, Loss, Problem, Scratch};
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::nn::{
+    Activation, Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters,
+};
 use tinysde::noise::Brownian;
 use tinysde::sde::{NeuralSde, Sde, SdeVjp};
 use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Step, StepVjp};
@@ -20,13 +22,16 @@ use tinysde::{Dual, Error, F32x, Real};
 /// seed article and DiffEqFlux.
 pub type Method = tinysde::solve::Sosri;
 
-/// The seed task's drift network on a `D`-dimensional state: `u -> u^3 -> 20 fast-tanh
-/// units -> D outputs`.
-pub type Drift<const D: usize> = (Cube<D>, Dense<D, 20, FastTanh>, Dense<20, D, Identity>);
-/// The seed task's diffusion network: `u -> 20 fast-sigmoid units -> D outputs`.
-pub type Diffusion<const D: usize> = (Dense<D, 20, FastSigmoid>, Dense<20, D, Identity>);
-/// The seed task's neural SDE (diagonal noise).
-pub type Model<const D: usize> = NeuralSde<Drift<D>, Diffusion<D>>;
+/// The seed task's drift network on a `D`-dimensional state: `u -> u^3 -> 20 tanh units
+/// (`A`, by default `FastTanh`) -> D outputs`.
+pub type Drift<const D: usize, A = FastTanh> = (Cube<D>, Dense<D, 20, A>, Dense<20, D, Identity>);
+/// The seed task's diffusion network: `u -> 20 sigmoid units (`S`, by default
+/// `FastSigmoid`) -> D outputs`.
+pub type Diffusion<const D: usize, S = FastSigmoid> = (Dense<D, 20, S>, Dense<20, D, Identity>);
+/// The seed task's neural SDE (diagonal noise), with the activations `A` (drift) and `S`
+/// (diffusion).
+pub type Model<const D: usize, A = FastTanh, S = FastSigmoid> =
+    NeuralSde<Drift<D, A>, Diffusion<D, S>>;
 
 /// A model with Glorot-uniform weights drawn from `seed` and zero biases.
 pub fn new_model<M: tinysde::nn::Init + Default>(seed: u64) -> Result<M, Error> {
@@ -43,12 +48,14 @@ pub fn new_model<M: tinysde::nn::Init + Default>(seed: u64) -> Result<M, Error> 
 /// biases, and the drift's hidden-to-output weights shrunk to `U(-0.01, 0.01)`: the model
 /// starts close to pure noise, so fitting a series' scatter does not first have to undo a
 /// large random drift.
-pub fn new_seed_model<const D: usize>(seed: u64) -> Result<Model<D>, Error>
+pub fn new_seed_model<const D: usize, A: Activation, S: Activation>(
+    seed: u64,
+) -> Result<Model<D, A, S>, Error>
 where
-    Model<D>: tinysde::nn::Init + Default,
+    Model<D, A, S>: tinysde::nn::Init + Default,
     Dense<20, D, Identity>: tinysde::nn::Init,
 {
-    let mut m = Model::<D>::default();
+    let mut m = Model::<D, A, S>::default();
     let mut rng = tinysde::noise::rng_from_seed(seed);
     tinysde::nn::init(&mut m, &mut rng, InitScheme::GlorotUniform)?;
     tinysde::nn::init(

@@ -193,7 +193,8 @@ fn quick_activations_give_the_same_bits_on_every_scalar_and_width() {
 }
 
 /// The documented bounds on the sample, against f64; the properties the docs state: tanh
-/// exactly odd and in (-1, 1), the sigmoid in (0, 1) and exactly `0.5 + 0.5 quick_tanh(x/2)`,
+/// exactly odd and in (-1, 1), the sigmoid in (0, 1) and within a few units in the last
+/// place of `0.5 + 0.5 quick_tanh(x/2)` (the same rational, evaluated otherwise),
 /// NaN passing through.
 #[test]
 fn quick_activations_stay_within_their_documented_error_bounds() {
@@ -208,10 +209,10 @@ fn quick_activations_stay_within_their_documented_error_bounds() {
         assert_eq!(quick_tanh(-x).to_bits(), (-y).to_bits(), "odd at {x:e}");
         assert!(y > -1.0 && y < 1.0, "tanh range at {x:e}");
         assert!(s > 0.0 && s < 1.0, "sigmoid range at {x:e}");
-        assert_eq!(
-            s.to_bits(),
-            (0.5 + 0.5 * quick_tanh(0.5 * x)).to_bits(),
-            "at {x:e}"
+        let from_tanh = 0.5 + 0.5 * quick_tanh(0.5 * x);
+        assert!(
+            (s - from_tanh).abs() <= 2.5e-7,
+            "{s} vs {from_tanh} at {x:e}"
         );
         let dt = quick_tanh(Dual::<1>::variable(x, 0)).t[0];
         let ds = quick_sigmoid(Dual::<1>::variable(x, 0)).t[0];

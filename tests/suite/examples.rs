@@ -193,8 +193,13 @@ fn fit_exp_trains_and_writes_valid_outputs() {
 
     // The weights file holds the trained model, bit for bit.
     let bytes = std::fs::read(dir.join("fit_exp.weights")).unwrap();
-    let mut loaded = fit::Model::<1>::default();
+    let mut loaded = fit_exp::ExpModel::default();
     weights::read_into(&mut loaded, &bytes).unwrap();
+    // The file names the quick activations: the fast-activation model refuses it.
+    assert_eq!(
+        weights::read_into(&mut fit::Model::<1>::default(), &bytes),
+        Err(Error::Weights(WeightsError::ShapeMismatch))
+    );
     assert_eq!(param_bits(&loaded), param_bits(&s.model));
     // A corrupted file is refused, and the model keeps its parameters.
     let mut bad = bytes.clone();
