@@ -311,8 +311,8 @@ rm -rf "$nile"
 # model's bits are the same in any profile.
 (cd "$root" && cargo run --profile test --features std --example fit_csv -- \
     examples/data/nile.csv --out "$nile" --eval-trajectories 32)
-[ -s "$nile/fit_csv.weights" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
-export TINYSDE_MODEL="$nile/fit_csv.weights" TINYSDE_READINGS="$root/examples/data/nile.csv"
+[ -s "$nile/fit_csv.tsm" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
+export TINYSDE_MODEL="$nile/fit_csv.tsm" TINYSDE_READINGS="$root/examples/data/nile.csv"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host) \
     >"$out/nile-host.txt"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --csv) \
@@ -338,30 +338,25 @@ build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk-stream --features stream
 ok "nrf52840-dk sensor firmware (TEMP, hardware RNG seed) builds with the Nile model"
 build rpi-pico thumbv6m-none-eabi rpi-pico-stream --features stream
 ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile model"
-# The same model as one version-2 file (model, scaling, solver step and forecast defaults
-# together, tinysde::forecast::file), written by the host program from the version-1 file
-# and its fit_csv.json: the M4F firmware built from it must give the same records.
-(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- \
-    --write-v2 "$nile/nile.tsm")
-TINYSDE_MODEL="$nile/nile.tsm"
-# With a version-2 file the host tests also run the library's streaming forecaster
-# (tinysde::forecast::Forecaster) beside the firmware's over the whole series: the same
-# bands and forecasts, bit for bit.
+# The same model as a version-1 file (fit_csv.weights, with the scaling of the fit_csv.json
+# beside it): the firmware writes the equivalent version-2 file at load time and must give
+# the same records on the M4F.
+TINYSDE_MODEL="$nile/fit_csv.weights"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
-ok "Nile, version-2 file: the library's streaming forecaster gives the firmware forecaster's bands and forecasts bit for bit"
-build qemu thumbv7em-none-eabihf qemu-m4-stream-v2 --features stream,no-panic
+ok "Nile, version-1 file: the stream-host tests pass with the model file converted at load time"
+build qemu thumbv7em-none-eabihf qemu-m4-stream-v1 --features stream,no-panic
 unset TINYSDE_MODEL TINYSDE_READINGS
 build_seconds=$((build_seconds + SECONDS - t))
 t=$SECONDS
-run m4 m4-stream-v2 0 "$out/qemu-m4-stream-v2.elf"
+run m4 m4-stream-v1 0 "$out/qemu-m4-stream-v1.elf"
 if ! diff -u <(grep -E '^(OBSERVE|PREDICT) ' "$out/nile-host.txt") \
-    <(grep -E '^(OBSERVE|PREDICT) ' "$out/m4-stream-v2.txt"); then
-    fail "Cortex-M4F: the firmware built from the version-2 model file differs from the version-1 records"
+    <(grep -E '^(OBSERVE|PREDICT) ' "$out/m4-stream-v1.txt"); then
+    fail "Cortex-M4F: the firmware built from the version-1 model file differs from the version-2 records"
 fi
 for scenario in corrupt truncated; do
-    run m4 "m4-stream-v2-$scenario" 2 "$out/qemu-m4-stream-v2.elf" "$scenario"
+    run m4 "m4-stream-v1-$scenario" 2 "$out/qemu-m4-stream-v1.elf" "$scenario"
 done
-ok "Cortex-M4F: the Nile model as a version-2 file ($(stat -c %s "$nile/nile.tsm") bytes) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
+ok "Cortex-M4F: the Nile model as a version-1 file ($(stat -c %s "$nile/fit_csv.weights") bytes and fit_csv.json) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
 qemu_seconds=$((qemu_seconds + SECONDS - t))
 # The soft-float Cortex-M0 streams the first 25 readings (about 2.6e8 instructions each).
 stream_limit() { [ "$1" = m0 ] && echo 25 || echo "$nile_readings"; }
