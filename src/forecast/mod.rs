@@ -82,6 +82,7 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+pub mod adapt;
 pub mod file;
 
 use crate::error::{Error, ForecastError, NoiseKind, WeightsError};
