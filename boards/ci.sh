@@ -338,6 +338,12 @@ build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk-stream --features stream
 ok "nrf52840-dk sensor firmware (TEMP, hardware RNG seed) builds with the Nile model"
 build rpi-pico thumbv6m-none-eabi rpi-pico-stream --features stream
 ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile model"
+# On-device adaptation (feature adapt, tinysde::forecast::adapt): one step after the
+# first 16 readings, 8 paths on 8 of the ring's 15 windows; the host computes the same
+# record (loss bits, CRC-32 of the parameters before and after the step).
+build qemu thumbv7em-none-eabihf qemu-m4-adapt --features adapt
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --adapt) \
+    >"$out/nile-host-adapt.txt"
 # The same model as a version-1 file (fit_csv.weights, with the scaling of the fit_csv.json
 # beside it): the firmware writes the equivalent version-2 file at load time and must give
 # the same records on the M4F.
@@ -358,6 +364,20 @@ for scenario in corrupt truncated; do
 done
 ok "Cortex-M4F: the Nile model as a version-1 file ($(stat -c %s "$nile/fit_csv.weights") bytes and fit_csv.json) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
 qemu_seconds=$((qemu_seconds + SECONDS - t))
+run m4 m4-adapt 0 "$out/qemu-m4-adapt.elf" adapt
+if ! diff -u "$out/nile-host-adapt.txt" <(grep '^ADAPT_STEP ' "$out/m4-adapt.txt"); then
+    fail "Cortex-M4F: the adaptation step differs from the host's (above: - host, + firmware)"
+fi
+adapt_instr=$(awk '$1 == "COST" && $2 == "adapt_step" { print $4 }' "$out/m4-adapt.txt")
+adapt_ram=$(( $("$llvm_size" -A "$out/qemu-m4-adapt.elf" |
+    awk '{ s[$1] = $2 } END { print s[".data"] + s[".bss"] + s[".uninit"] }') +
+    $(awk '$1 == "STACK" { print $2 }' "$out/m4-adapt.txt") ))
+[ -n "$adapt_instr" ] && [ "$adapt_instr" -le 5000000 ] ||
+    fail "Cortex-M4F: one adaptation step took ${adapt_instr:-?} instructions > 5e6"
+[ "$adapt_ram" -le 16384 ] || fail "Cortex-M4F adaptation firmware: RAM + stack $adapt_ram B > 16 KB"
+line="ok: Cortex-M4F (mps2-an386): one on-device adaptation step (16 readings, 8 paths, 8 windows) $adapt_instr instructions (<= 5e6), RAM + stack $adapt_ram B (<= 16 KB), loss and parameters bit for bit the host's"
+parity_lines+=("$line")
+echo "$line"
 # The soft-float Cortex-M0 streams the first 25 readings (about 2.6e8 instructions each).
 stream_limit() { [ "$1" = m0 ] && echo 25 || echo "$nile_readings"; }
 for c in "${cores[@]}"; do

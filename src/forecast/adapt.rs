@@ -4,7 +4,8 @@
 //! time and scaled state, the forecaster's own units) and, when switched on, takes a few
 //! gradient steps of the calibrated loss on them after every `every`-th new reading: the
 //! Gaussian negative log-likelihood of each one-step-ahead window of the ring
-//! ([`SeriesProblem`] over the ring, [`SeriesWindows`] of all its windows), simulated with
+//! ([`SeriesProblem`] over the ring, [`SeriesWindows`] of all its windows or a batch of
+//! them, [`AdaptConfig::windows`]), simulated with
 //! the forecaster's own method and step on `paths` trajectories, its gradient by reverse
 //! mode ([`Reverse`]`(`[`Checkpoints::All`]`)`: the windows are a few steps long). Each step
 //! moves the parameter vector by `learning_rate` along the normalized negative gradient
@@ -87,16 +88,21 @@ pub struct AdaptConfig {
     pub paths: usize,
     /// Adapt after every `every`-th fully observed reading once the ring is full (`>= 1`).
     pub every: u32,
+    /// Windows of the ring per step (`>= 1`; `usize::MAX`: all `R - 1`): fewer, drawn
+    /// afresh each step ([`SeriesProblem::batch`], a pure function of the seed and the
+    /// step), make a step cheaper in proportion.
+    pub windows: usize,
 }
 
 impl Default for AdaptConfig {
-    /// One step of length `0.05` per new reading, 8 paths.
+    /// One step of length `0.05` per new reading, 8 paths, all windows.
     fn default() -> Self {
         Self {
             steps: 1,
             learning_rate: 0.05,
             paths: 8,
             every: 1,
+            windows: usize::MAX,
         }
     }
 }
@@ -140,11 +146,12 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
         if config.steps == 0
             || config.paths == 0
             || config.every == 0
+            || config.windows == 0
             || !(lr.is_finite() && lr > 0.0)
             || R < 2
         {
             return Err(Error::OutOfRange {
-                what: "adaptation: steps, paths, every >= 1, learning rate finite > 0, ring >= 2",
+                what: "adaptation: steps, paths, every, windows >= 1, learning rate finite > 0, ring >= 2",
             });
         }
         Ok(Self {
@@ -215,7 +222,8 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
             Series::new(times, values)?,
             max_step,
             self.config.paths,
-        )
+        )?
+        .with_batch(self.config.windows)
     }
 
     /// Rows of `stats` a step needs with a full ring (for [`Workspace::stats`]).
@@ -226,14 +234,17 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
         self.full_problem_len(f, |p| p.stats_len())
     }
 
-    /// Rows of `tape` a step needs with a full ring (for [`Workspace::tape`]).
+    /// Rows of `tape` a step needs with a full ring (for [`Workspace::tape`]): enough to
+    /// keep every trajectory's states from a window's statistics pass
+    /// ([`SeriesProblem::reverse_tape_len_keep_all`], one solve fewer per window; a step
+    /// also runs, more slowly, with [`SeriesProblem::reverse_tape_len`] rows).
     pub fn tape_len<M, Meth, const C: usize, B>(&self, f: &Forecaster<M, Meth, D, C, B>) -> usize
     where
         M: Parameters,
         Meth: Method + Copy,
     {
         self.full_problem_len(f, |p| {
-            p.reverse_tape_len(<M as Parameters>::PARAMS, Checkpoints::All)
+            p.reverse_tape_len_keep_all(<M as Parameters>::PARAMS, Checkpoints::All)
         })
     }
 
@@ -332,7 +343,7 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
         let problem = self.problem(f.method, f.max_step)?;
         let k = self.steps.wrapping_add(1);
         let noise = Brownian::new(f.defaults.seed ^ k.wrapping_mul(GOLDEN));
-        let windows = SeriesWindows::new(&problem, &noise, problem.all_windows());
+        let windows = SeriesWindows::new(&problem, &noise, problem.batch(f.defaults.seed ^ k));
         let mut scratch = Scratch::new(&mut *work.stats, &mut *work.tape);
         let loss = loss_and_gradient(
             &windows,
@@ -432,6 +443,7 @@ mod tests {
             learning_rate: 0.1,
             paths: 8,
             every: 1,
+            windows: usize::MAX,
         };
         let mut adapt = Adaptation::<1, 16>::new(config).unwrap();
         adapt.set_enabled(on);
@@ -500,6 +512,10 @@ mod tests {
             },
             AdaptConfig {
                 every: 0,
+                ..AdaptConfig::default()
+            },
+            AdaptConfig {
+                windows: 0,
                 ..AdaptConfig::default()
             },
             AdaptConfig {

@@ -169,6 +169,12 @@ impl Forecaster {
         &self.inner
     }
 
+    /// The library's forecaster inside, to change (the on-device adaptation refines its
+    /// model).
+    pub fn library_mut(&mut self) -> &mut Library {
+        &mut self.inner
+    }
+
     /// Readings taken so far.
     pub fn readings(&self) -> u32 {
         u32::try_from(self.inner.readings()).unwrap_or(u32::MAX)

@@ -23,6 +23,10 @@
 //! forecast defaults in one file); `boards/ci.sh` builds the firmware from both and
 //! compares.
 //!
+//! `--adapt` prints the `ADAPT_STEP` record of one on-device adaptation step after the
+//! first readings (`tinysde_app::adapt::measure`), as the QEMU firmware's `adapt`
+//! scenario does.
+//!
 //! `--decode FILE` reads records the firmware printed (a QEMU run's output) and writes
 //! them in decimal for people (other lines as they are); `boards/run-model.sh` uses it.
 //!
@@ -246,6 +250,29 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some("--adapt") => {
+            // The record of the QEMU firmware's `adapt` scenario (feature `adapt` of
+            // boards/qemu): one adaptation step after the first RING readings.
+            let m = tinysde_app::adapt::measure(
+                model::MODEL_FILE,
+                stream::NOISE_SEED,
+                &mut Replay::new(),
+                &mut NoClock,
+            );
+            return match m {
+                Ok(m) => {
+                    let mut out = std::io::stdout().lock();
+                    tinysde_app::adapt::write_record(&m, &mut |b| {
+                        let _ = out.write_all(b);
+                    });
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("adaptation: {e}");
+                    ExitCode::from(3)
+                }
+            };
+        }
         Some("--decode") => {
             let Some(path) = args.get(1) else {
                 eprintln!("--decode needs the file of firmware records");
@@ -267,7 +294,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "unknown argument {other:?} (expected none, --decimal, --csv or --decode FILE)"
+                "unknown argument {other:?} (expected none, --decimal, --csv, --adapt or --decode FILE)"
             );
             return ExitCode::from(10);
         }
@@ -423,6 +450,46 @@ mod tests {
             Forecaster::load(short, NOISE_SEED).unwrap_err(),
             Error::Weights(WeightsError::Truncated | WeightsError::Checksum)
         ));
+    }
+
+    /// One adaptation step after the ring is filled: the scratch constants fit, the loss
+    /// is finite, the parameters move, and a replay gives the same bits.
+    #[test]
+    fn one_adaptation_step_moves_the_model_reproducibly() {
+        use tinysde_app::adapt::{measure, Adapting, RING};
+        let run = || {
+            measure(
+                model::MODEL_FILE,
+                NOISE_SEED,
+                &mut Replay::new(),
+                &mut NoClock,
+            )
+        };
+        let (a, b) = (run().unwrap(), run().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.readings, RING as u32);
+        assert!(a.loss.is_finite());
+        assert_ne!(a.crc_before, a.crc_after);
+        // Switched off, the ring fills and the forecasts stay the plain forecaster's.
+        let mut adapting = Adapting::new(forecaster()).unwrap();
+        let mut plain = forecaster();
+        let mut replay = Replay::new();
+        for _ in 0..2 * RING {
+            let r = replay.read().unwrap().unwrap();
+            let (outcome, loss) = adapting.observe(r.time, &r.values).unwrap();
+            assert!(outcome.updated && loss.is_none());
+            plain.observe(r.time, &r.values).unwrap();
+        }
+        assert_eq!(next(adapting.forecaster()), next(&mut plain));
+        assert_eq!(adapting.adaptation().steps_taken(), 0);
+        // Switched on: one step per reading, and the forecasts change.
+        adapting.set_enabled(true);
+        let r = replay.read().unwrap().unwrap();
+        let (_, loss) = adapting.observe(r.time, &r.values).unwrap();
+        plain.observe(r.time, &r.values).unwrap();
+        assert!(loss.is_some_and(f32::is_finite));
+        assert_eq!(adapting.adaptation().steps_taken(), 1);
+        assert_ne!(next(adapting.forecaster()), next(&mut plain));
     }
 
     /// Readings: the first complete, then `missing` with every column missing, then
