@@ -29,7 +29,7 @@ pub const ADAPT_PATHS: usize = 8;
 /// Rows of the reverse pass's statistics scratch (checked at run time).
 pub const STATS_ROWS: usize = 8;
 /// Rows of the reverse pass's tape (checked at run time).
-pub const TAPE_ROWS: usize = 64 + PARAMS;
+pub const TAPE_ROWS: usize = 128 + PARAMS;
 
 /// Windows of the ring per adaptation step (of `RING - 1`; a fresh batch each step).
 pub const ADAPT_WINDOWS: usize = 8;
