@@ -80,12 +80,18 @@ flip-link --version 2>/dev/null || true
 # -------------------------------------------------------------------------- builds
 # build <board dir> <target triple> <name> [cargo args...]: release build, ELF copied to
 # $out/<name>.elf (builds of one board share a path in the target dir).
+# build <dir> <triple> <name> [--profile-stream] [cargo args...]: the release profile, or
+# with --profile-stream the `stream` profile (release at opt-level 2, boards/Cargo.toml).
 build() {
-    local dir=$1 triple=$2 name=$3
+    local dir=$1 triple=$2 name=$3 profile=release
     shift 3
-    echo "--- $name: (cd $dir && cargo build --release --target $triple $*)"
-    (cd "$here/$dir" && CARGO_TARGET_DIR="$boards_target" cargo build --release --target "$triple" "$@")
-    cp "$boards_target/$triple/release/$dir" "$out/$name.elf"
+    if [ "${1:-}" = --profile-stream ]; then
+        profile=stream
+        shift
+    fi
+    echo "--- $name: (cd $dir && cargo build --profile $profile --target $triple $*)"
+    (cd "$here/$dir" && CARGO_TARGET_DIR="$boards_target" cargo build --profile "$profile" --target "$triple" "$@")
+    cp "$boards_target/$triple/$profile/$dir" "$out/$name.elf"
 }
 
 step "build (release)"
@@ -331,7 +337,7 @@ for c in "${cores[@]}"; do
     IFS='|' read -r key label triple _ <<<"$c"
     # The inference build with the unlinkable panic handler: no panic path in load,
     # observe, forecast and report.
-    build qemu "$triple" "qemu-$key-stream" --features stream,no-panic
+    build qemu "$triple" "qemu-$key-stream" --profile-stream --features stream,no-panic
 done
 ok "streaming firmware for the Nile model builds and links with --features no-panic on the Cortex-M0, M4F and M33"
 build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk-stream --features stream
@@ -341,7 +347,7 @@ ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile mode
 # On-device adaptation (feature adapt, tinysde::forecast::adapt): one step after the
 # first 16 readings, 8 paths on 8 of the ring's 15 windows; the host computes the same
 # record (loss bits, CRC-32 of the parameters before and after the step).
-build qemu thumbv7em-none-eabihf qemu-m4-adapt --features adapt
+build qemu thumbv7em-none-eabihf qemu-m4-adapt --profile-stream --features adapt
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --adapt) \
     >"$out/nile-host-adapt.txt"
 # The same model as a version-1 file (fit_csv.weights, with the scaling of the fit_csv.json
@@ -350,7 +356,7 @@ build qemu thumbv7em-none-eabihf qemu-m4-adapt --features adapt
 TINYSDE_MODEL="$nile/fit_csv.weights"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
 ok "Nile, version-1 file: the stream-host tests pass with the model file converted at load time"
-build qemu thumbv7em-none-eabihf qemu-m4-stream-v1 --features stream,no-panic
+build qemu thumbv7em-none-eabihf qemu-m4-stream-v1 --profile-stream --features stream,no-panic
 unset TINYSDE_MODEL TINYSDE_READINGS
 build_seconds=$((build_seconds + SECONDS - t))
 t=$SECONDS

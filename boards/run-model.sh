@@ -53,10 +53,10 @@ out="$boards_target/run-model"
 mkdir -p "$out"
 
 echo "=== building the streaming firmware for the $label with $TINYSDE_MODEL" >&2
-(cd "$here/qemu" && cargo build --release --quiet --target "$triple" --features stream)
+(cd "$here/qemu" && cargo build --profile stream --quiet --target "$triple" --features stream)
 echo "=== running it under QEMU" >&2
 status=0
-(cd "$here/qemu" && cargo run --release --quiet --target "$triple" --features stream) \
+(cd "$here/qemu" && cargo run --profile stream --quiet --target "$triple" --features stream) \
     >"$out/firmware.txt" || status=$?
 echo "=== computing the same records on the host" >&2
 (cd "$here" && cargo build --release --quiet -p tinysde-stream-host)
