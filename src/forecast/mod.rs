@@ -558,6 +558,7 @@ where
 
     /// Moves the anchor ensemble into the working one through `times[..saves]`, calling
     /// `at_save(i, members)` at each (after checking that every member is finite).
+    #[inline(never)]
     fn propagate(
         &mut self,
         saves: usize,
