@@ -58,6 +58,9 @@ pub struct Adapting {
 impl Adapting {
     /// `forecaster` with an empty ring, adaptation switched off. Errors
     /// ([`Error::Length`]) if the scratch constants are too small for the model's step.
+    // Inlined into each caller: returned by value it would cost a second copy of the
+    // struct (about 2.3 KB of stack on the M4F) once two callers exist.
+    #[inline(always)]
     pub fn new(forecaster: Forecaster) -> Result<Self, Error> {
         let adaptation = Adaptation::new(CONFIG)?;
         let lib = forecaster.library();
@@ -229,6 +232,93 @@ pub fn write_record(m: &Measured, sink: &mut dyn FnMut(&[u8])) {
             }
         }
     }
+    put(b"\n");
+    sink(line.get(..n).unwrap_or(&[]));
+}
+
+/// The offset [`level_shift`] adds in CI (`boards/ci.sh`, the Nile series: about 2.4 of
+/// its standard deviations), in the data's units.
+pub const SHIFT_OFFSET: f64 = 400.0;
+
+/// Readings streamed before [`level_shift`] adds its offset (the ring's, then 8 more).
+pub const SHIFT_AT: u32 = RING as u32 + 8;
+/// Readings after the shift within which the band must cover the new level (the bound of
+/// the library's host test `after_a_level_shift_the_band_covers_the_new_level`).
+pub const SHIFT_WITHIN: u32 = 12;
+
+/// Streams `sensor`'s readings through the forecaster loaded from `file`, adaptation
+/// switched on if `on`, with `offset` added to every value from reading [`SHIFT_AT`] on,
+/// for at most [`SHIFT_AT`] + [`SHIFT_WITHIN`] readings; the first reading after the shift
+/// (counted from it, 0 = the first shifted one) that lay inside its predicted band, or
+/// `None`, and the adaptation steps taken.
+///
+/// Errors: the file's, a reading's, a step's; [`Error::OutOfRange`] if the sensor ends
+/// before [`SHIFT_AT`] + [`SHIFT_WITHIN`] readings.
+pub fn level_shift<S: Sensor<D>>(
+    file: &[u8],
+    seed: u64,
+    sensor: &mut S,
+    offset: f64,
+    on: bool,
+) -> Result<(Option<u32>, u64), Error> {
+    let mut a = Adapting::new(Forecaster::load(file, seed)?)?;
+    a.set_enabled(on);
+    for i in 0..SHIFT_AT + SHIFT_WITHIN {
+        let Ok(Some(mut r)) = sensor.read() else {
+            return Err(Error::OutOfRange {
+                what: "the readings end before the level-shift run is over",
+            });
+        };
+        if i >= SHIFT_AT {
+            for v in r.values.iter_mut().flatten() {
+                *v += offset;
+            }
+        }
+        let (outcome, _) = a.observe(r.time, &r.values)?;
+        if i >= SHIFT_AT && outcome.checked > 0 && outcome.outside == 0 {
+            return Ok((Some(i - SHIFT_AT), a.adaptation().steps_taken()));
+        }
+    }
+    Ok((None, a.adaptation().steps_taken()))
+}
+
+/// `LEVEL_SHIFT <on|off> <first covered reading after the shift, or -> <steps taken>`:
+/// the record of [`level_shift`] that the QEMU firmware and the host print.
+pub fn write_shift_record(on: bool, r: (Option<u32>, u64), sink: &mut dyn FnMut(&[u8])) {
+    let mut line = [0u8; 48];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        for &b in s {
+            if let Some(slot) = line.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+    };
+    let dec = |put: &mut dyn FnMut(&[u8]), x: u64| {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        let mut v = x;
+        loop {
+            i -= 1;
+            if let Some(s) = d.get_mut(i) {
+                *s = b'0' + (v % 10) as u8;
+            }
+            v /= 10;
+            if v == 0 || i == 0 {
+                break;
+            }
+        }
+        put(d.get(i..).unwrap_or(&[]));
+    };
+    put(b"LEVEL_SHIFT ");
+    put(if on { b"on " } else { b"off " });
+    match r.0 {
+        Some(k) => dec(&mut put, u64::from(k)),
+        None => put(b"-"),
+    }
+    put(b" ");
+    dec(&mut put, r.1);
     put(b"\n");
     sink(line.get(..n).unwrap_or(&[]));
 }

@@ -17,7 +17,9 @@
 //! over the first `N` readings only: the soft-float Cortex-M0 in CI), `corrupt` (one bit of the model
 //! file's parameters flipped: `ERROR load weights_checksum`, exit 2), `truncated` (7 bytes
 //! short: `ERROR load weights_truncated`, exit 2), `adapt` (feature `adapt`: one timed
-//! on-device adaptation step, `ADAPT_STEP` and `COST adapt_step`).
+//! on-device adaptation step, `ADAPT_STEP` and `COST adapt_step`), `level-shift` (feature
+//! `adapt`: the series with `SHIFT_OFFSET` added halfway, without and with adaptation,
+//! `LEVEL_SHIFT` records as `tinysde_app::adapt::write_shift_record`).
 
 use tinysde_app::model;
 use tinysde_app::report::error_code;
@@ -68,6 +70,10 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
     #[cfg(feature = "adapt")]
     if scenario == b"adapt" {
         adapt(clock);
+    }
+    #[cfg(feature = "adapt")]
+    if scenario == b"level-shift" {
+        level_shift();
     }
     let limit = parse_limit(scenario).unwrap_or(u32::MAX);
     let file: &[u8] = match scenario {
@@ -151,6 +157,34 @@ fn adapt(clock: &mut InstructionClock) -> ! {
             3
         }
     };
+    let mut l = Line::new();
+    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
+    l.emit();
+    exit(code)
+}
+
+/// The `level-shift` scenario (feature `adapt`): `tinysde_app::adapt::level_shift` with
+/// `SHIFT_OFFSET`, adaptation off then on: two `LEVEL_SHIFT` records, `STACK`; exit 0, or
+/// 3 with `ERROR adapt ...`.
+#[cfg(feature = "adapt")]
+fn level_shift() -> ! {
+    let mut code = 0;
+    for on in [false, true] {
+        match tinysde_app::adapt::level_shift(
+            model::MODEL_FILE,
+            stream::NOISE_SEED,
+            &mut Replay::new(),
+            tinysde_app::adapt::SHIFT_OFFSET,
+            on,
+        ) {
+            Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| write_stdout(b)),
+            Err(e) => {
+                error("adapt", &e);
+                code = 3;
+                break;
+            }
+        }
+    }
     let mut l = Line::new();
     l.str("STACK").dec(tinysde_app::stack::peak_bytes());
     l.emit();

@@ -273,6 +273,38 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some("--level-shift") => {
+            // The record of the QEMU firmware's `level-shift` scenario (feature `adapt`):
+            // the recorded series with OFFSET (default SHIFT_OFFSET) added from reading
+            // SHIFT_AT on, without and with adaptation.
+            let offset = match args.get(1).map(|a| a.parse::<f64>()) {
+                None => tinysde_app::adapt::SHIFT_OFFSET,
+                Some(Ok(x)) => x,
+                Some(Err(_)) => {
+                    eprintln!("--level-shift takes an offset (a number)");
+                    return ExitCode::from(10);
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            for on in [false, true] {
+                match tinysde_app::adapt::level_shift(
+                    model::MODEL_FILE,
+                    stream::NOISE_SEED,
+                    &mut Replay::new(),
+                    offset,
+                    on,
+                ) {
+                    Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| {
+                        let _ = out.write_all(b);
+                    }),
+                    Err(e) => {
+                        eprintln!("level shift: {e}");
+                        return ExitCode::from(3);
+                    }
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         Some("--decode") => {
             let Some(path) = args.get(1) else {
                 eprintln!("--decode needs the file of firmware records");
@@ -294,7 +326,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "unknown argument {other:?} (expected none, --decimal, --csv, --adapt or --decode FILE)"
+                "unknown argument {other:?} (expected none, --decimal, --csv, --adapt, --level-shift [OFFSET] or --decode FILE)"
             );
             return ExitCode::from(10);
         }
@@ -450,6 +482,37 @@ mod tests {
             Forecaster::load(short, NOISE_SEED).unwrap_err(),
             Error::Weights(WeightsError::Truncated | WeightsError::Checksum)
         ));
+    }
+
+    /// The level shift: switched off no step is taken; switched on one step per reading
+    /// once the ring is full, the band covers the shifted level within `SHIFT_WITHIN`
+    /// readings, and a replay gives the same result.
+    #[test]
+    fn after_a_level_shift_the_adapted_band_covers_the_new_level() {
+        use tinysde_app::adapt::{level_shift, RING, SHIFT_AT, SHIFT_OFFSET, SHIFT_WITHIN};
+        use tinysde_app::sensor::recorded;
+        if recorded::READINGS < (SHIFT_AT + SHIFT_WITHIN) as usize {
+            return; // a recorded series too short (the seed data's 8 rows)
+        }
+        let run = |on| {
+            level_shift(
+                model::MODEL_FILE,
+                NOISE_SEED,
+                &mut Replay::new(),
+                SHIFT_OFFSET,
+                on,
+            )
+            .unwrap()
+        };
+        let (off, steps_off) = run(false);
+        assert_eq!(steps_off, 0);
+        assert!(off.is_some_and(|k| k <= SHIFT_WITHIN));
+        let (on, steps_on) = run(true);
+        let k = on.expect("with adaptation the band never covered the shifted level");
+        assert!(k <= SHIFT_WITHIN, "covered at +{k}");
+        // One step per reading from the one that filled the ring to the covered one.
+        assert_eq!(steps_on, u64::from(SHIFT_AT + k + 1) - (RING as u64 - 1));
+        assert_eq!(run(true), (on, steps_on));
     }
 
     /// One adaptation step after the ring is filled: the scratch constants fit, the loss
