@@ -80,12 +80,18 @@ flip-link --version 2>/dev/null || true
 # -------------------------------------------------------------------------- builds
 # build <board dir> <target triple> <name> [cargo args...]: release build, ELF copied to
 # $out/<name>.elf (builds of one board share a path in the target dir).
+# build <dir> <triple> <name> [--profile-stream] [cargo args...]: the release profile, or
+# with --profile-stream the `stream` profile (release at opt-level 2, boards/Cargo.toml).
 build() {
-    local dir=$1 triple=$2 name=$3
+    local dir=$1 triple=$2 name=$3 profile=release
     shift 3
-    echo "--- $name: (cd $dir && cargo build --release --target $triple $*)"
-    (cd "$here/$dir" && CARGO_TARGET_DIR="$boards_target" cargo build --release --target "$triple" "$@")
-    cp "$boards_target/$triple/release/$dir" "$out/$name.elf"
+    if [ "${1:-}" = --profile-stream ]; then
+        profile=stream
+        shift
+    fi
+    echo "--- $name: (cd $dir && cargo build --profile $profile --target $triple $*)"
+    (cd "$here/$dir" && CARGO_TARGET_DIR="$boards_target" cargo build --profile "$profile" --target "$triple" "$@")
+    cp "$boards_target/$triple/$profile/$dir" "$out/$name.elf"
 }
 
 step "build (release)"
@@ -311,8 +317,8 @@ rm -rf "$nile"
 # model's bits are the same in any profile.
 (cd "$root" && cargo run --profile test --features std --example fit_csv -- \
     examples/data/nile.csv --out "$nile" --eval-trajectories 32)
-[ -s "$nile/fit_csv.weights" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
-export TINYSDE_MODEL="$nile/fit_csv.weights" TINYSDE_READINGS="$root/examples/data/nile.csv"
+[ -s "$nile/fit_csv.tsm" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
+export TINYSDE_MODEL="$nile/fit_csv.tsm" TINYSDE_READINGS="$root/examples/data/nile.csv"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host) \
     >"$out/nile-host.txt"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --csv) \
@@ -331,38 +337,71 @@ for c in "${cores[@]}"; do
     IFS='|' read -r key label triple _ <<<"$c"
     # The inference build with the unlinkable panic handler: no panic path in load,
     # observe, forecast and report.
-    build qemu "$triple" "qemu-$key-stream" --features stream,no-panic
+    build qemu "$triple" "qemu-$key-stream" --profile-stream --features stream,no-panic
 done
 ok "streaming firmware for the Nile model builds and links with --features no-panic on the Cortex-M0, M4F and M33"
 build nrf52840-dk thumbv7em-none-eabihf nrf52840-dk-stream --features stream
 ok "nrf52840-dk sensor firmware (TEMP, hardware RNG seed) builds with the Nile model"
 build rpi-pico thumbv6m-none-eabi rpi-pico-stream --features stream
 ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile model"
-# The same model as one version-2 file (model, scaling, solver step and forecast defaults
-# together, tinysde::forecast::file), written by the host program from the version-1 file
-# and its fit_csv.json: the M4F firmware built from it must give the same records.
-(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- \
-    --write-v2 "$nile/nile.tsm")
-TINYSDE_MODEL="$nile/nile.tsm"
-# With a version-2 file the host tests also run the library's streaming forecaster
-# (tinysde::forecast::Forecaster) beside the firmware's over the whole series: the same
-# bands and forecasts, bit for bit.
+# On-device adaptation (feature adapt, tinysde::forecast::adapt): one step after the
+# first 16 readings, 8 paths on 8 of the ring's 15 windows; the host computes the same
+# record (loss bits, CRC-32 of the parameters before and after the step).
+build qemu thumbv7em-none-eabihf qemu-m4-adapt --profile-stream --features adapt
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --adapt) \
+    >"$out/nile-host-adapt.txt"
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --level-shift) \
+    >"$out/nile-host-level-shift.txt"
+# The same model as a version-1 file (fit_csv.weights, with the scaling of the fit_csv.json
+# beside it): the firmware writes the equivalent version-2 file at load time and must give
+# the same records on the M4F.
+TINYSDE_MODEL="$nile/fit_csv.weights"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
-ok "Nile, version-2 file: the library's streaming forecaster gives the firmware forecaster's bands and forecasts bit for bit"
-build qemu thumbv7em-none-eabihf qemu-m4-stream-v2 --features stream,no-panic
+ok "Nile, version-1 file: the stream-host tests pass with the model file converted at load time"
+build qemu thumbv7em-none-eabihf qemu-m4-stream-v1 --profile-stream --features stream,no-panic
 unset TINYSDE_MODEL TINYSDE_READINGS
 build_seconds=$((build_seconds + SECONDS - t))
 t=$SECONDS
-run m4 m4-stream-v2 0 "$out/qemu-m4-stream-v2.elf"
+run m4 m4-stream-v1 0 "$out/qemu-m4-stream-v1.elf"
 if ! diff -u <(grep -E '^(OBSERVE|PREDICT) ' "$out/nile-host.txt") \
-    <(grep -E '^(OBSERVE|PREDICT) ' "$out/m4-stream-v2.txt"); then
-    fail "Cortex-M4F: the firmware built from the version-2 model file differs from the version-1 records"
+    <(grep -E '^(OBSERVE|PREDICT) ' "$out/m4-stream-v1.txt"); then
+    fail "Cortex-M4F: the firmware built from the version-1 model file differs from the version-2 records"
 fi
 for scenario in corrupt truncated; do
-    run m4 "m4-stream-v2-$scenario" 2 "$out/qemu-m4-stream-v2.elf" "$scenario"
+    run m4 "m4-stream-v1-$scenario" 2 "$out/qemu-m4-stream-v1.elf" "$scenario"
 done
-ok "Cortex-M4F: the Nile model as a version-2 file ($(stat -c %s "$nile/nile.tsm") bytes) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
+ok "Cortex-M4F: the Nile model as a version-1 file ($(stat -c %s "$nile/fit_csv.weights") bytes and fit_csv.json) streams the same $nile_readings readings bit for bit; corrupt and truncated files exit 2"
 qemu_seconds=$((qemu_seconds + SECONDS - t))
+run m4 m4-adapt 0 "$out/qemu-m4-adapt.elf" adapt
+if ! diff -u "$out/nile-host-adapt.txt" <(grep '^ADAPT_STEP ' "$out/m4-adapt.txt"); then
+    fail "Cortex-M4F: the adaptation step differs from the host's (above: - host, + firmware)"
+fi
+adapt_instr=$(awk '$1 == "COST" && $2 == "adapt_step" { print $4 }' "$out/m4-adapt.txt")
+adapt_ram=$(( $("$llvm_size" -A "$out/qemu-m4-adapt.elf" |
+    awk '{ s[$1] = $2 } END { print s[".data"] + s[".bss"] + s[".uninit"] }') +
+    $(awk '$1 == "STACK" { print $2 }' "$out/m4-adapt.txt") ))
+[ -n "$adapt_instr" ] && [ "$adapt_instr" -le 5000000 ] ||
+    fail "Cortex-M4F: one adaptation step took ${adapt_instr:-?} instructions > 5e6"
+[ "$adapt_ram" -le 16384 ] || fail "Cortex-M4F adaptation firmware: RAM + stack $adapt_ram B > 16 KB"
+line="ok: Cortex-M4F (mps2-an386): one on-device adaptation step (16 readings, 8 paths, 8 windows) $adapt_instr instructions (<= 5e6), RAM + stack $adapt_ram B (<= 16 KB), loss and parameters bit for bit the host's"
+parity_lines+=("$line")
+echo "$line"
+# The level shift (tinysde_app::adapt::level_shift): the Nile series with SHIFT_OFFSET (400)
+# added from reading 24 on, adaptation off and on; the firmware's LEVEL_SHIFT records must
+# be the host's, and with adaptation the band must cover the new level within 12 readings
+# (the bound of the library's host test). Not evidence that adaptation helps on this model:
+# the forecaster's ensemble update alone follows the shift as fast (the "off" record).
+run m4 m4-level-shift 0 "$out/qemu-m4-adapt.elf" level-shift
+if ! diff -u "$out/nile-host-level-shift.txt" <(grep '^LEVEL_SHIFT ' "$out/m4-level-shift.txt"); then
+    fail "Cortex-M4F: the level-shift run differs from the host's (above: - host, + firmware)"
+fi
+read -r _ _ shift_on shift_steps < <(grep '^LEVEL_SHIFT on ' "$out/m4-level-shift.txt")
+read -r _ _ shift_off _ < <(grep '^LEVEL_SHIFT off ' "$out/m4-level-shift.txt")
+[ "$shift_on" != - ] && [ "$shift_on" -le 12 ] ||
+    fail "Cortex-M4F: with adaptation the band did not cover the shifted level within 12 readings ($shift_on)"
+line="ok: Cortex-M4F (mps2-an386): level shift (+400 from reading 24): with adaptation ($shift_steps steps) the band covers the new level at reading +$shift_on (<= 12; without: +$shift_off), records bit for bit the host's"
+parity_lines+=("$line")
+echo "$line"
 # The soft-float Cortex-M0 streams the first 25 readings (about 2.6e8 instructions each).
 stream_limit() { [ "$1" = m0 ] && echo 25 || echo "$nile_readings"; }
 for c in "${cores[@]}"; do
@@ -540,8 +579,14 @@ for c in "${cores[@]}"; do
 done
 [ "$stream_ram" -le 8192 ] || fail "Cortex-M4F streaming firmware: RAM + stack $stream_ram B > 8 KB"
 ok "Cortex-M4F streaming firmware: RAM + stack $stream_ram B, within 8 KB"
-# Reported, not gated: the flash target (24 KB) is not met (SOSRI, the ensemble, the f64
-# soft-float routines of the data scaling and the text records; see README.md).
+# Reported, not gated: the flash target (24 KB) is not met. Where the M4F's ~36.4 KB go
+# (llvm-nm --size-sort, stream profile): the library forecaster's propagation with the model
+# and noise ~12.8 KB (Forecaster::propagate is #[inline(never)], which saved 248 B, but it
+# is generic over its at_save closure, so observe and forecast still get one copy each,
+# 1,986 + 1,568 B; one copy would need a `&mut dyn FnMut` argument), the version-2 file reader
+# ~5.2 KB, f64 soft float ~3.3 KB (the scaling, the f64 mean and time axis), the hex
+# records ~2.3 KB, SOSRI ~2.2 KB, the time grid ~1.6 KB, noise ~1.6 KB, memcpy/memclr
+# ~1.4 KB, quantiles ~1.3 KB, libm ~0.9 KB.
 echo "Cortex-M4F streaming firmware: flash without the replayed series $stream_flash B (target 24 576 B$([ "$stream_flash" -le 24576 ] && echo ": met" || echo ": not met"))"
 step "parity, per core"
 for line in "${parity_lines[@]}"; do echo "$line"; done

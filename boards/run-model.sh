@@ -3,9 +3,9 @@
 #
 #   bash boards/run-model.sh MODEL [CSV] [--core m0|m4|m33]
 #
-# MODEL: a model file written by `fit_csv` (e.g. target/nile/fit_csv.weights after
-# `cargo run --release --example fit_csv -- examples/data/nile.csv --out target/nile`; its
-# scaling is read from the fit_csv.json beside it). CSV: the readings the firmware replays
+# MODEL: a model file written by `fit_csv` (e.g. target/nile/fit_csv.tsm after
+# `cargo run --release --example fit_csv -- examples/data/nile.csv --out target/nile`; or
+# its fit_csv.weights, scaled by the fit_csv.json beside it). CSV: the readings the firmware replays
 # from flash in place of a sensor (the series the model was fitted on, or its continuation;
 # a time column, then one column per state component). --core: the emulated Cortex-M (QEMU
 # microbit, mps2-an386 or mps2-an505; default m4, the M4F).
@@ -53,10 +53,10 @@ out="$boards_target/run-model"
 mkdir -p "$out"
 
 echo "=== building the streaming firmware for the $label with $TINYSDE_MODEL" >&2
-(cd "$here/qemu" && cargo build --release --quiet --target "$triple" --features stream)
+(cd "$here/qemu" && cargo build --profile stream --quiet --target "$triple" --features stream)
 echo "=== running it under QEMU" >&2
 status=0
-(cd "$here/qemu" && cargo run --release --quiet --target "$triple" --features stream) \
+(cd "$here/qemu" && cargo run --profile stream --quiet --target "$triple" --features stream) \
     >"$out/firmware.txt" || status=$?
 echo "=== computing the same records on the host" >&2
 (cd "$here" && cargo build --release --quiet -p tinysde-stream-host)

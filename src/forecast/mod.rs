@@ -82,6 +82,7 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+pub mod adapt;
 pub mod file;
 
 use crate::error::{Error, ForecastError, NoiseKind, WeightsError};
@@ -467,6 +468,53 @@ where
         })
     }
 
+    /// The same forecaster with the noise seed `seed` in place of the file's (the
+    /// forecast defaults' `seed`): a board seeds its forecasts from its hardware random
+    /// number generator this way. Everything else, including the forecaster's state, stays
+    /// as it is; the noise of every later propagation, update and forecast is keyed by the
+    /// new seed (see the module docs), so a forecaster with the file's own seed gives the
+    /// host's numbers and one with another seed independent ones.
+    ///
+    /// ```
+    /// # use tinysde::forecast::file::{self, Column, Defaults, Deployment, ModelFile,
+    /// #     SolverSpec, TimeAxis, TimeFormat, Transform};
+    /// # use tinysde::forecast::{Arrays, Forecaster};
+    /// # use tinysde::nn::{Dense, FastSigmoid, FastTanh, Identity, InitScheme};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::Sosri;
+    /// # type Model = NeuralSde<(Dense<1, 8, FastTanh>, Dense<8, 1, Identity>),
+    /// #                        (Dense<1, 8, FastSigmoid>, Dense<8, 1, Identity>)>;
+    /// # let mut model = Model::default();
+    /// # model.init(&mut tinysde::noise::rng_from_seed(1), InitScheme::GlorotUniform)?;
+    /// # let columns = [Column { name: "temp", transform: Transform::Affine, mean: 20.0,
+    /// #     std: 2.0, state_index: 0, noise: 0.0 }];
+    /// # let deployment = Deployment { state_dim: 1, columns: &columns,
+    /// #     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
+    /// #     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
+    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])? };
+    /// # let bytes = file::to_vec(&model, &deployment)?;
+    /// type F = Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>;
+    /// let file = ModelFile::parse(&bytes)?; // a file whose forecast seed is 7
+    /// let mut host = F::new(Model::default(), Sosri, &file, Arrays::new())?;
+    /// let mut same = F::new(Model::default(), Sosri, &file, Arrays::new())?.with_seed(7);
+    /// let mut board = F::new(Model::default(), Sosri, &file, Arrays::new())?
+    ///     .with_seed(0x5EED_0F_B0A2D); // e.g. from the board's random number generator
+    /// assert_eq!(board.defaults().seed, 0x5EED_0F_B0A2D);
+    /// let (mut a, mut b, mut c) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+    /// for (f, out) in [(&mut host, &mut a), (&mut same, &mut b), (&mut board, &mut c)] {
+    ///     f.observe(0.0, &[Some(20.5)])?;
+    ///     f.forecast(&[60.0], out)?;
+    /// }
+    /// assert_eq!(a, b); // the file's own seed: the host's numbers
+    /// assert_ne!(a, c); // another seed: other Brownian paths
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.defaults.seed = seed;
+        self
+    }
+
     /// The model.
     pub fn model(&self) -> &M {
         &self.model
@@ -510,6 +558,7 @@ where
 
     /// Moves the anchor ensemble into the working one through `times[..saves]`, calling
     /// `at_save(i, members)` at each (after checking that every member is finite).
+    #[inline(never)]
     fn propagate(
         &mut self,
         saves: usize,

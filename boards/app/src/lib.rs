@@ -16,6 +16,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "adapt")]
+pub mod adapt;
 #[cfg(not(feature = "inference-only"))]
 pub mod adaptive;
 pub mod checks;

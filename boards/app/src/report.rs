@@ -6,7 +6,7 @@
 //! `f32` as its bit pattern in hex, so `boards/ci.sh` can compare them byte for byte with
 //! the host's numbers without any decoder.
 
-use tinysde::{Error, WeightsError};
+use tinysde::{Error, ForecastError, WeightsError};
 
 /// The stage of the run an error came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +198,16 @@ pub fn error_code(e: &Error) -> (&'static str, u32, u32) {
             WeightsError::UnknownSection(tag) => {
                 ("model_unknown_section", u32::from_le_bytes(tag), 0)
             }
+        },
+        Error::Forecast(f) => match f {
+            ForecastError::TimeOrder => ("forecast_time_order", 0, 0),
+            ForecastError::BadTime => ("forecast_bad_time", 0, 0),
+            ForecastError::BadValue(c) => ("forecast_bad_value", c as u32, 0),
+            ForecastError::NoState => ("forecast_no_state", 0, 0),
+            ForecastError::Capacity { capacity, needed } => {
+                ("forecast_capacity", capacity as u32, needed as u32)
+            }
+            ForecastError::Output => ("forecast_output", 0, 0),
         },
         _ => ("other", 0, 0),
     }

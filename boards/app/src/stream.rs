@@ -8,21 +8,21 @@
 //! intervals is reported ([`Forecaster::forecast`]): mean and the quantiles of
 //! [`QUANTILES`] in the data's units.
 //!
-//! The forecaster is the one of `fit_csv`'s host forecast (`examples/common/fit.rs`,
-//! `predict_rows`): an ensemble of [`PATHS`] SOSRI paths of the model from the last fully
-//! observed reading (scaled with the model file's scaling), steps of at most
-//! [`crate::model::MAX_STEP`], the Brownian paths of `NOISE_SEED ^ index * φ`, quantiles by
-//! `tinysde::train::ensemble_quantile`. It stands in for the library's
-//! `tinysde::forecast::Forecaster`, which gives the same bits (a host test in
-//! `boards/stream-host` compares them reading by reading over the Nile series) but takes
-//! only version-2 files (`fit_csv` writes version 1 and `fit_csv.json` today) and its
-//! noise seed only from the file (the boards seed from their hardware). The boards call
-//! this module's API ([`run`]), so the switch stays inside it.
+//! The forecaster is the library's ([`tinysde::forecast::Forecaster`], here [`Library`]):
+//! an ensemble of [`PATHS`] members of the generated [`Model`] stepped with SOSRI in steps
+//! of at most the file's `max_step`, the data scaling, time axis and quantile levels of the
+//! model file, the noise seed given at run time ([`NOISE_SEED`], the file's, for the host's
+//! numbers; the real boards seed from their hardware). Its numbers are `fit_csv`'s host
+//! forecast bit for bit (`boards/ci.sh` compares the bands with `fit_csv`'s
+//! `forecast.csv`). This module keeps the firmware's view of it: a [`Band`] per reading and
+//! horizon, and [`run`], the loop the boards call. A version-1 model file (the seed model,
+//! or `fit_csv.weights` with the `fit_csv.json` beside it) is turned into the equivalent
+//! version-2 file at load time from the constants generated at build time.
 
-use tinysde::noise::Brownian;
-use tinysde::solve::{self, EnsembleBuffers, EnsembleRequest, Solver, Sosri, TimeGrid};
-use tinysde::train::ensemble_quantile;
-use tinysde::Error;
+use tinysde::forecast::file::{self, ModelFile};
+use tinysde::forecast::{Arrays, Check};
+use tinysde::solve::Sosri;
+use tinysde::{Error, ForecastError};
 
 use crate::model::{self, Model, D};
 use crate::sensor::{Reading, Sensor};
@@ -31,6 +31,16 @@ use crate::Cycles;
 pub use crate::model::{NOISE_SEED, PATHS, Q, QUANTILES};
 /// Forecast horizons after each reading (one per data interval).
 pub const HORIZONS: usize = 3;
+
+/// The forecaster's time buffer: the readings with a missing column since the last
+/// complete one, plus the [`HORIZONS`] of a forecast (the forecasts after the 6th and 7th
+/// such reading in a row are skipped; the 8th becomes the new origin, see
+/// [`tinysde::forecast`]).
+pub const TIMES: usize = HORIZONS + 5;
+
+/// The library's streaming forecaster over the firmware's model: [`D`] state components,
+/// all observed, [`PATHS`] members, [`TIMES`] times, SOSRI.
+pub type Library = tinysde::forecast::Forecaster<Model, Sosri, D, D, Arrays<D, PATHS, TIMES>>;
 
 /// A forecast at one time: per column, the ensemble mean and the quantiles of [`QUANTILES`],
 /// in the data's units.
@@ -45,177 +55,174 @@ pub struct Band {
 }
 
 impl Band {
-    const ZERO: Self = Self {
+    /// All zero (a placeholder to write into).
+    pub const ZERO: Self = Self {
         time: 0.0,
         mean: [0.0; D],
         q: [[0.0; D]; Q],
     };
+
+    /// Column `c`'s `[mean, quantiles...]` (as the library hands them out) into the band.
+    fn set(&mut self, c: usize, summary: &[f64]) {
+        if let (Some((&m, qs)), Some(mean)) = (summary.split_first(), self.mean.get_mut(c)) {
+            *mean = m;
+            for (level, &v) in self.q.iter_mut().zip(qs) {
+                if let Some(slot) = level.get_mut(c) {
+                    *slot = v;
+                }
+            }
+        }
+    }
 }
 
 /// What [`Forecaster::observe`] found.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Observation {
-    /// The band predicted for this reading (none for the first reading).
+    /// The band predicted for this reading (none before the first complete reading).
     pub band: Option<Band>,
     /// Whether a measured column lies outside its band (first to last quantile).
     pub outside: bool,
 }
 
-/// The streaming forecaster over the model the firmware was built with (fixed memory:
-/// the model, the last fully observed reading and a counter; forecasts use the stack).
+/// The streaming forecaster of the firmware: the library's ([`Library`]) with its results
+/// as [`Band`]s (fixed memory: the model, the ensemble and the time buffer).
 #[derive(Clone, Debug)]
 pub struct Forecaster {
-    model: Model,
-    seed: u64,
-    readings: u32,
-    last_time: Option<f64>,
-    /// The last fully observed reading: its index, model time and scaled state.
-    from: Option<(u32, f32, [f32; D])>,
+    inner: Library,
 }
 
-/// Model time of data time `t`.
-fn tau(t: f64) -> f32 {
-    ((t - model::TIME_ORIGIN) / model::TIME_UNIT) as f32
+/// Room for the version-2 file of a version-1 one ([`file::encoded_len`]: header, checksum
+/// and six section headers; the model's description and parameters; the scaling of [`D`]
+/// unnamed columns, the time axis, the solver and the [`Q`] levels).
+const V2_BUFFER: usize = 160 + model::DESCRIPTION.len() + 4 * model::PARAMS + 28 * D + 4 * Q;
+
+/// The bytes of the version-2 file equivalent to a version-1 [`model::MODEL_FILE`] with
+/// the generated scaling and defaults, written into `buf`; the file's length.
+fn v2_of_v1(model: &Model, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut columns = [file::Column {
+        name: "",
+        transform: file::Transform::Affine,
+        mean: 0.0,
+        std: 1.0,
+        state_index: 0,
+        noise: 0.0,
+    }; D];
+    for (c, col) in columns.iter_mut().enumerate() {
+        col.mean = model::COLUMN_MEAN.get(c).copied().unwrap_or(0.0);
+        col.std = model::COLUMN_STD.get(c).copied().unwrap_or(1.0);
+        col.state_index = c as u16;
+    }
+    let deployment = file::Deployment {
+        state_dim: D as u16,
+        columns: &columns,
+        time: file::TimeAxis {
+            name: "time",
+            format: file::TimeFormat::Number,
+            t0: model::TIME_ORIGIN,
+            unit: model::TIME_UNIT,
+        },
+        solver: file::SolverSpec {
+            method: "SOSRI",
+            max_step: model::MAX_STEP,
+        },
+        defaults: file::Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
+    };
+    file::write(model, &deployment, buf)
 }
 
 impl Forecaster {
-    /// A forecaster of `model` whose Brownian paths come from `seed` ([`NOISE_SEED`] for
-    /// the host's numbers; a hardware random seed for independent forecasts).
-    pub fn new(model: Model, seed: u64) -> Self {
-        Self {
-            model,
-            seed,
-            readings: 0,
-            last_time: None,
-            from: None,
-        }
+    /// The forecaster of the model file `bytes` (the firmware's [`model::MODEL_FILE`], or
+    /// a copy) whose Brownian paths come from `seed` ([`NOISE_SEED`] for the host's
+    /// numbers; a hardware random seed for independent forecasts).
+    ///
+    /// Errors (typed, from the library): a corrupt or truncated file, a model other than
+    /// [`Model`], a missing section.
+    pub fn load(bytes: &[u8], seed: u64) -> Result<Self, Error> {
+        let inner = if model::FILE_VERSION == 2 {
+            Library::new(
+                Model::default(),
+                Sosri,
+                &ModelFile::parse(bytes)?,
+                Arrays::new(),
+            )?
+        } else {
+            // A version-1 file: checked and loaded as such, then written as version 2 with
+            // the scaling and defaults generated from the fit_csv.json beside it.
+            let loaded = model::load(bytes)?;
+            let mut buf = [0u8; V2_BUFFER];
+            let n = v2_of_v1(&loaded, &mut buf)?;
+            let v2 = buf.get(..n).unwrap_or(&[]);
+            Library::new(
+                Model::default(),
+                Sosri,
+                &ModelFile::parse(v2)?,
+                Arrays::new(),
+            )?
+        };
+        Ok(Self {
+            inner: inner.with_seed(seed),
+        })
+    }
+
+    /// The library's forecaster inside.
+    pub fn library(&self) -> &Library {
+        &self.inner
+    }
+
+    /// The library's forecaster inside, to change (the on-device adaptation refines its
+    /// model).
+    pub fn library_mut(&mut self) -> &mut Library {
+        &mut self.inner
     }
 
     /// Readings taken so far.
     pub fn readings(&self) -> u32 {
-        self.readings
+        u32::try_from(self.inner.readings()).unwrap_or(u32::MAX)
     }
 
-    /// Takes a reading: checks it against the band predicted for its time, then starts the
-    /// next forecasts from it (if every column was measured).
+    /// Takes a reading: checks it against the band predicted for its time, then updates
+    /// the ensemble with it (if every column was measured): [`Library::observe_with`].
     ///
-    /// Errors (the forecaster is unchanged): [`Error::NonFinite`] for a non-finite time or
-    /// value, or a value whose scaled form overflows `f32`; [`Error::OutOfRange`] for a time
-    /// not after the last reading's; errors of the prediction (a diverging model).
+    /// Errors (the forecaster is unchanged): the library's ([`ForecastError::BadTime`],
+    /// [`ForecastError::TimeOrder`], [`ForecastError::BadValue`], a diverging ensemble).
     pub fn observe(&mut self, time: f64, values: &[Option<f64>; D]) -> Result<Observation, Error> {
-        if !time.is_finite() || !tau(time).is_finite() {
-            return Err(Error::NonFinite {
-                what: "reading time",
-                index: 0,
-            });
-        }
-        if self.last_time.is_some_and(|last| time <= last) {
-            return Err(Error::OutOfRange {
-                what: "reading time must be after the last reading's",
-            });
-        }
-        let mut z = [0.0f32; D];
-        let mut complete = true;
-        for (c, (v, zc)) in values.iter().zip(z.iter_mut()).enumerate() {
-            match v {
-                Some(x) => {
-                    let s = ((x - model::COLUMN_MEAN[c]) / model::COLUMN_STD[c]) as f32;
-                    if !x.is_finite() || !s.is_finite() {
-                        return Err(Error::NonFinite {
-                            what: "reading value",
-                            index: c,
-                        });
-                    }
-                    *zc = s;
-                }
-                None => complete = false,
-            }
-        }
-        let mut band = None;
-        let mut outside = false;
-        if self.from.is_some() {
-            let mut out = [Band::ZERO];
-            self.forecast(&[time], &mut out)?;
-            let [b] = out;
-            for (c, v) in values.iter().enumerate() {
-                if let Some(x) = *v {
-                    outside |= x < b.q[0][c] || x > b.q[Q - 1][c];
-                }
-            }
-            band = Some(b);
-        }
-        if complete {
-            self.from = Some((self.readings, tau(time), z));
-        }
-        self.readings = self.readings.saturating_add(1);
-        self.last_time = Some(time);
-        Ok(Observation { band, outside })
+        let mut band = Band::ZERO;
+        let mut predicted = false;
+        let outcome =
+            self.inner
+                .observe_with(time, values, &mut [] as &mut [Check], |c, _, summary| {
+                    band.set(c, summary);
+                    predicted = true;
+                })?;
+        band.time = time;
+        Ok(Observation {
+            band: predicted.then_some(band),
+            outside: outcome.outside != 0,
+        })
     }
 
-    /// Forecasts at `times` (data units, increasing, after the last fully observed reading;
-    /// at most [`HORIZONS`]) into `out` (same length).
+    /// Forecasts at `times` (data units, increasing, after the last reading; at most
+    /// [`HORIZONS`]) into `out` (same length): [`Library::forecast_with`].
     ///
-    /// Errors (`out` untouched): [`Error::Length`] for `out` of another length or more than
-    /// [`HORIZONS`] times; [`Error::OutOfRange`] before any complete reading; [`Error::SaveTime`]
-    /// for times not increasing or not after the last complete reading; solver errors.
-    pub fn forecast(&self, times: &[f64], out: &mut [Band]) -> Result<(), Error> {
+    /// Errors (`out` untouched): [`ForecastError::Output`] for `out` of another length or
+    /// more than [`HORIZONS`] times; the library's otherwise ([`ForecastError::NoState`]
+    /// before any complete reading, [`ForecastError::TimeOrder`] /
+    /// [`ForecastError::BadTime`] for times not increasing, [`ForecastError::Capacity`]
+    /// after too many readings with a missing column).
+    pub fn forecast(&mut self, times: &[f64], out: &mut [Band]) -> Result<(), Error> {
         let n = times.len();
-        if n != out.len() || n == 0 || n > HORIZONS {
-            return Err(Error::Length {
-                what: "forecast times",
-                expected: out.len().min(HORIZONS),
-                found: n,
-            });
+        if n != out.len() || n > HORIZONS {
+            return Err(ForecastError::Output.into());
         }
-        let Some((index, tau0, z0)) = self.from else {
-            return Err(Error::OutOfRange {
-                what: "no complete reading to forecast from yet",
-            });
-        };
-        let mut taus = [0.0f32; HORIZONS];
-        let mut prev = tau0;
-        for (i, (&t, s)) in times.iter().zip(taus.iter_mut()).enumerate() {
-            *s = tau(t);
-            if !s.is_finite() || *s <= prev {
-                return Err(Error::SaveTime { index: i });
-            }
-            prev = *s;
-        }
-        let saves = taus.get(..n).unwrap_or(&[]);
-        let solver = Solver::new(Sosri, TimeGrid::with_max_step(tau0, prev, model::MAX_STEP)?);
-        let noise = Brownian::new(self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut mean = [[0.0f32; D]; HORIZONS];
-        let mut var = [[0.0f32; D]; HORIZONS];
-        let mut flat = [[0.0f32; D]; PATHS * HORIZONS];
-        solve::simulate_into(
-            &solver,
-            &self.model,
-            &noise,
-            &EnsembleRequest::new(z0, PATHS, saves),
-            EnsembleBuffers {
-                mean: mean.get_mut(..n).unwrap_or(&mut []),
-                variance: var.get_mut(..n).unwrap_or(&mut []),
-                paths: Some(flat.get_mut(..n * PATHS).unwrap_or(&mut [])),
-            },
-        )?;
         let mut bands = [Band::ZERO; HORIZONS];
-        let mut column = [0.0f32; PATHS];
-        for (i, (band, &t)) in bands.iter_mut().zip(times).enumerate() {
-            band.time = t;
-            for c in 0..D {
-                for (m, v) in column.iter_mut().enumerate() {
-                    *v = flat.get(m * n + i).map_or(0.0, |s| s[c]);
-                }
-                let (mean_c, std_c) = (model::COLUMN_MEAN[c], model::COLUMN_STD[c]);
-                for (q, &p) in band.q.iter_mut().zip(QUANTILES.iter()) {
-                    q[c] = mean_c + f64::from(ensemble_quantile(&mut column, p)?) * std_c;
-                }
-                // As fit_csv: after the quantiles (which sort the samples), the mean of the
-                // sorted samples in f64, then back to the data's units.
-                let m = column.iter().map(|&v| f64::from(v)).sum::<f64>() / PATHS as f64;
-                band.mean[c] = mean_c + f64::from(m as f32) * std_c;
-            }
+        for (b, &t) in bands.iter_mut().zip(times) {
+            b.time = t;
         }
+        self.inner.forecast_with(times, |j, c, _, summary| {
+            if let Some(b) = bands.get_mut(j) {
+                b.set(c, summary);
+            }
+        })?;
         for (o, b) in out.iter_mut().zip(bands.iter()) {
             *o = *b;
         }
@@ -300,8 +307,10 @@ fn stored_crc(file: &[u8]) -> u32 {
 
 /// The streaming firmware: loads `file` into the generated [`Model`], then for each
 /// reading of `sensor` (at most `limit`): observe it, forecast the next [`HORIZONS`] data
-/// intervals, report both and the clock units they took. Returns the readings taken when
-/// the sensor ends or `limit` is reached; the first error ends the run.
+/// intervals, report both and the clock units they took (no forecast while there is no
+/// complete reading to forecast from, or after too many readings with a missing column in
+/// a row: see [`TIMES`]). Returns the readings taken when the sensor ends or `limit` is
+/// reached; the first other error ends the run.
 pub fn run<S, R, C>(
     file: &[u8],
     seed: u64,
@@ -325,8 +334,7 @@ where
         seed,
         file_crc: stored_crc(file),
     });
-    let model = model::load(file).map_err(StreamError::Load)?;
-    let mut forecaster = Forecaster::new(model, seed);
+    let mut forecaster = Forecaster::load(file, seed).map_err(StreamError::Load)?;
     while forecaster.readings() < limit {
         let Some(reading) = sensor.read().map_err(StreamError::Sensor)? else {
             break;
@@ -342,14 +350,20 @@ where
             *t = reading.time + (j + 1) as f64 * model::TIME_UNIT;
         }
         let mut bands = [Band::ZERO; HORIZONS];
-        forecaster.forecast(&times, &mut bands).map_err(fail)?;
+        // Nothing to forecast from yet (no complete reading), or too many readings with a
+        // missing column in a row for the time buffer: no forecast after this reading.
+        let forecasts = match forecaster.forecast(&times, &mut bands) {
+            Ok(()) => HORIZONS,
+            Err(Error::Forecast(ForecastError::NoState | ForecastError::Capacity { .. })) => 0,
+            Err(e) => return Err(fail(e)),
+        };
         let units = clock.now().wrapping_sub(a);
         report.event(&StreamEvent::Observed {
             index,
             reading,
             observation,
         });
-        for (j, band) in bands.iter().enumerate() {
+        for (j, band) in bands.iter().take(forecasts).enumerate() {
             report.event(&StreamEvent::Forecast {
                 index,
                 horizon: j as u32 + 1,

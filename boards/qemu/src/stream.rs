@@ -16,7 +16,10 @@
 //! Scenarios (first semihosting argument): none (the run), a decimal number `N` (the run
 //! over the first `N` readings only: the soft-float Cortex-M0 in CI), `corrupt` (one bit of the model
 //! file's parameters flipped: `ERROR load weights_checksum`, exit 2), `truncated` (7 bytes
-//! short: `ERROR load weights_truncated`, exit 2).
+//! short: `ERROR load weights_truncated`, exit 2), `adapt` (feature `adapt`: one timed
+//! on-device adaptation step, `ADAPT_STEP` and `COST adapt_step`), `level-shift` (feature
+//! `adapt`: the series with `SHIFT_OFFSET` added halfway, without and with adaptation,
+//! `LEVEL_SHIFT` records as `tinysde_app::adapt::write_shift_record`).
 
 use tinysde_app::model;
 use tinysde_app::report::error_code;
@@ -64,6 +67,14 @@ fn parse_limit(scenario: &[u8]) -> Option<u32> {
 
 /// Runs the streaming firmware on `scenario` and exits.
 pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8; 1024]) -> ! {
+    #[cfg(feature = "adapt")]
+    if scenario == b"adapt" {
+        adapt(clock);
+    }
+    #[cfg(feature = "adapt")]
+    if scenario == b"level-shift" {
+        level_shift();
+    }
     let limit = parse_limit(scenario).unwrap_or(u32::MAX);
     let file: &[u8] = match scenario {
         b"" => model::MODEL_FILE,
@@ -120,4 +131,62 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
         }
         Err(StreamError::Sensor(never)) => match never {},
     }
+}
+
+/// The `adapt` scenario (feature `adapt`): one on-device adaptation step after the first
+/// readings, timed: `ADAPT_STEP ...` (as `tinysde_app::adapt::write_record`), `COST
+/// adapt_step 1 <instructions>`, `STACK <peak bytes>`; exit 0, or 3 with `ERROR adapt ...`.
+#[cfg(feature = "adapt")]
+fn adapt(clock: &mut InstructionClock) -> ! {
+    let m = tinysde_app::adapt::measure(
+        model::MODEL_FILE,
+        stream::NOISE_SEED,
+        &mut Replay::new(),
+        clock,
+    );
+    let code = match m {
+        Ok(m) => {
+            tinysde_app::adapt::write_record(&m, &mut |bytes| write_stdout(bytes));
+            let mut l = Line::new();
+            l.str("COST adapt_step").dec(1).dec(m.units);
+            l.emit();
+            0
+        }
+        Err(e) => {
+            error("adapt", &e);
+            3
+        }
+    };
+    let mut l = Line::new();
+    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
+    l.emit();
+    exit(code)
+}
+
+/// The `level-shift` scenario (feature `adapt`): `tinysde_app::adapt::level_shift` with
+/// `SHIFT_OFFSET`, adaptation off then on: two `LEVEL_SHIFT` records, `STACK`; exit 0, or
+/// 3 with `ERROR adapt ...`.
+#[cfg(feature = "adapt")]
+fn level_shift() -> ! {
+    let mut code = 0;
+    for on in [false, true] {
+        match tinysde_app::adapt::level_shift(
+            model::MODEL_FILE,
+            stream::NOISE_SEED,
+            &mut Replay::new(),
+            tinysde_app::adapt::SHIFT_OFFSET,
+            on,
+        ) {
+            Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| write_stdout(b)),
+            Err(e) => {
+                error("adapt", &e);
+                code = 3;
+                break;
+            }
+        }
+    }
+    let mut l = Line::new();
+    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
+    l.emit();
+    exit(code)
 }

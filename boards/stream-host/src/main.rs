@@ -23,6 +23,10 @@
 //! forecast defaults in one file); `boards/ci.sh` builds the firmware from both and
 //! compares.
 //!
+//! `--adapt` prints the `ADAPT_STEP` record of one on-device adaptation step after the
+//! first readings (`tinysde_app::adapt::measure`), as the QEMU firmware's `adapt`
+//! scenario does.
+//!
 //! `--decode FILE` reads records the firmware printed (a QEMU run's output) and writes
 //! them in decimal for people (other lines as they are); `boards/run-model.sh` uses it.
 //!
@@ -246,6 +250,61 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some("--adapt") => {
+            // The record of the QEMU firmware's `adapt` scenario (feature `adapt` of
+            // boards/qemu): one adaptation step after the first RING readings.
+            let m = tinysde_app::adapt::measure(
+                model::MODEL_FILE,
+                stream::NOISE_SEED,
+                &mut Replay::new(),
+                &mut NoClock,
+            );
+            return match m {
+                Ok(m) => {
+                    let mut out = std::io::stdout().lock();
+                    tinysde_app::adapt::write_record(&m, &mut |b| {
+                        let _ = out.write_all(b);
+                    });
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("adaptation: {e}");
+                    ExitCode::from(3)
+                }
+            };
+        }
+        Some("--level-shift") => {
+            // The record of the QEMU firmware's `level-shift` scenario (feature `adapt`):
+            // the recorded series with OFFSET (default SHIFT_OFFSET) added from reading
+            // SHIFT_AT on, without and with adaptation.
+            let offset = match args.get(1).map(|a| a.parse::<f64>()) {
+                None => tinysde_app::adapt::SHIFT_OFFSET,
+                Some(Ok(x)) => x,
+                Some(Err(_)) => {
+                    eprintln!("--level-shift takes an offset (a number)");
+                    return ExitCode::from(10);
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            for on in [false, true] {
+                match tinysde_app::adapt::level_shift(
+                    model::MODEL_FILE,
+                    stream::NOISE_SEED,
+                    &mut Replay::new(),
+                    offset,
+                    on,
+                ) {
+                    Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| {
+                        let _ = out.write_all(b);
+                    }),
+                    Err(e) => {
+                        eprintln!("level shift: {e}");
+                        return ExitCode::from(3);
+                    }
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         Some("--decode") => {
             let Some(path) = args.get(1) else {
                 eprintln!("--decode needs the file of firmware records");
@@ -267,7 +326,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "unknown argument {other:?} (expected none, --decimal, --csv or --decode FILE)"
+                "unknown argument {other:?} (expected none, --decimal, --csv, --adapt, --level-shift [OFFSET] or --decode FILE)"
             );
             return ExitCode::from(10);
         }
@@ -300,26 +359,23 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use tinysde::Error;
+    use tinysde::{Error, ForecastError, WeightsError};
     use tinysde_app::model::{self, D};
-    use tinysde_app::stream::{Band, Forecaster, HORIZONS, NOISE_SEED};
+    use tinysde_app::sensor::{Reading, Replay, Sensor};
+    use tinysde_app::stream::{
+        self, Band, Forecaster, StreamEvent, StreamReport, HORIZONS, NOISE_SEED, TIMES,
+    };
+    use tinysde_app::NoClock;
 
     fn forecaster() -> Forecaster {
-        Forecaster::new(model::load(model::MODEL_FILE).unwrap(), NOISE_SEED)
+        Forecaster::load(model::MODEL_FILE, NOISE_SEED).unwrap()
     }
 
-    fn band() -> Band {
-        Band {
-            time: 0.0,
-            mean: [0.0; D],
-            q: [[0.0; D]; model::Q],
-        }
-    }
-
-    /// A forecast of the next interval, to compare states.
-    fn next(f: &Forecaster, t: f64) -> Band {
-        let mut out = [band()];
-        f.forecast(&[t + model::TIME_UNIT], &mut out).unwrap();
+    /// A forecast of the next interval after the last reading, to compare states.
+    fn next(f: &mut Forecaster) -> Band {
+        let t = f.library().last_time().unwrap() + model::TIME_UNIT;
+        let mut out = [Band::ZERO];
+        f.forecast(&[t], &mut out).unwrap();
         out[0]
     }
 
@@ -330,129 +386,256 @@ mod tests {
         let mut f = forecaster();
         let x = [Some(model::COLUMN_MEAN[0]); D];
         f.observe(T, &x).unwrap();
-        let before = next(&f, T);
+        let before = next(&mut f);
         let n = f.readings();
         let mut nan = x;
         nan[0] = Some(f64::NAN);
         let mut inf = x;
         inf[0] = Some(f64::INFINITY);
-        for (t, v) in [
-            (T + 1.0, nan),
-            (T + 1.0, inf),
-            (f64::NAN, x),
-            (T, x),
-            (T - 1.0, x),
+        for (t, v, expected) in [
+            (T + 1.0, nan, ForecastError::BadValue(0)),
+            (T + 1.0, inf, ForecastError::BadValue(0)),
+            (f64::NAN, x, ForecastError::BadTime),
+            (T, x, ForecastError::TimeOrder),
+            (T - 1.0, x, ForecastError::TimeOrder),
         ] {
             let e = f.observe(t, &v).unwrap_err();
-            assert!(
-                matches!(e, Error::NonFinite { .. } | Error::OutOfRange { .. }),
-                "{e:?}"
-            );
+            assert_eq!(e, Error::Forecast(expected), "reading at {t}");
             assert_eq!(f.readings(), n);
-            assert_eq!(next(&f, T).mean[0].to_bits(), before.mean[0].to_bits());
-            assert_eq!(next(&f, T).q, before.q);
+            assert_eq!(next(&mut f), before);
         }
     }
 
     #[test]
     fn bad_horizons_are_typed_errors_and_leave_out_untouched() {
-        let f = forecaster();
-        let mut out = [band()];
-        assert!(matches!(
-            f.forecast(&[T + 1.0], &mut out),
-            Err(Error::OutOfRange { .. })
-        ));
         let mut f = forecaster();
+        let mut out = [Band::ZERO];
+        assert_eq!(
+            f.forecast(&[T + 1.0], &mut out),
+            Err(Error::Forecast(ForecastError::NoState))
+        );
         f.observe(T, &[Some(model::COLUMN_MEAN[0]); D]).unwrap();
-        let mut too_many = [band(); HORIZONS + 1];
+        let mut too_many = [Band::ZERO; HORIZONS + 1];
         let times = [T + 1.0; HORIZONS + 1];
-        assert!(matches!(
+        assert_eq!(
             f.forecast(&times, &mut too_many),
-            Err(Error::Length { .. })
-        ));
-        assert!(matches!(
+            Err(Error::Forecast(ForecastError::Output))
+        );
+        assert_eq!(
             f.forecast(&[T], &mut out),
-            Err(Error::SaveTime { index: 0 })
-        ));
-        assert!(matches!(
+            Err(Error::Forecast(ForecastError::TimeOrder))
+        );
+        assert_eq!(
             f.forecast(
                 &[T + 2.0 * model::TIME_UNIT, T + model::TIME_UNIT],
-                &mut [band(); 2]
+                &mut [Band::ZERO; 2]
             ),
-            Err(Error::SaveTime { index: 1 })
-        ));
-        assert_eq!(out[0], band());
+            Err(Error::Forecast(ForecastError::TimeOrder))
+        );
+        assert_eq!(out[0], Band::ZERO);
+        assert!(too_many.iter().all(|b| *b == Band::ZERO));
     }
 
     #[test]
-    fn a_missing_value_keeps_the_forecast_origin_and_bands_are_ordered() {
+    fn a_missing_value_keeps_the_ensemble_and_bands_are_ordered() {
         let mut f = forecaster();
         let x = [Some(model::COLUMN_MEAN[0]); D];
         f.observe(T, &x).unwrap();
-        let before = next(&f, T);
+        let before = next(&mut f);
         assert!(before.q.windows(2).all(|w| w[0][0] <= w[1][0]));
-        // A reading with nothing measured: checked against nothing, the origin stays.
+        let states = f.library().member_states().unwrap().to_vec();
+        // A reading with nothing measured: predicted, checked against nothing, no update.
         let o = f.observe(T + model::TIME_UNIT, &[None; D]).unwrap();
         assert!(!o.outside && o.band.is_some());
-        assert_eq!(next(&f, T), before);
+        assert_eq!(f.library().member_states().unwrap(), &states[..]);
         // A value far outside the band is flagged.
         let far = [Some(o.band.unwrap().q[model::Q - 1][0] + 1e3 * model::COLUMN_STD[0]); D];
         assert!(f.observe(T + 2.0 * model::TIME_UNIT, &far).unwrap().outside);
+        assert_ne!(f.library().member_states().unwrap(), &states[..]);
     }
 
-    /// Built from a version-2 model file (`TINYSDE_MODEL=....tsm`): the library's streaming
-    /// forecaster (`tinysde::forecast::Forecaster`) against this firmware's, reading by
-    /// reading over the recorded series: the band each reading is checked against, and the
-    /// forecasts of the next horizons. (Skipped for a version-1 file, which the library's
-    /// forecaster does not take.)
     #[test]
-    fn the_library_forecaster_gives_the_same_bands() {
-        use tinysde::forecast::file::ModelFile;
-        use tinysde::forecast::{Arrays, Check, Forecaster as Library};
-        use tinysde::solve::Sosri;
-        use tinysde_app::sensor::{Replay, Sensor};
-        if model::FILE_VERSION != 2 {
-            return;
+    fn the_seed_given_at_run_time_keys_the_noise() {
+        let first = Replay::new().read().unwrap().unwrap();
+        let mut bands = Vec::new();
+        for seed in [NOISE_SEED, NOISE_SEED, NOISE_SEED ^ 1] {
+            let mut f = Forecaster::load(model::MODEL_FILE, seed).unwrap();
+            assert_eq!(f.library().defaults().seed, seed);
+            f.observe(first.time, &first.values).unwrap();
+            bands.push(next(&mut f));
         }
-        let file = ModelFile::parse(model::MODEL_FILE).unwrap();
-        let mut lib = Library::<model::Model, Sosri, D, D, Arrays<D, { model::PATHS }, 8>>::new(
-            model::Model::default(),
-            Sosri,
-            &file,
-            Arrays::new(),
+        assert_eq!(bands[0], bands[1]);
+        assert_ne!(bands[0], bands[2]);
+    }
+
+    #[test]
+    fn corrupt_and_truncated_model_files_are_typed_errors() {
+        let mut bytes = model::MODEL_FILE.to_vec();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x10;
+        assert_eq!(
+            Forecaster::load(&bytes, NOISE_SEED).unwrap_err(),
+            Error::Weights(WeightsError::Checksum)
+        );
+        let short = &model::MODEL_FILE[..model::MODEL_FILE.len() - 7];
+        assert!(matches!(
+            Forecaster::load(short, NOISE_SEED).unwrap_err(),
+            Error::Weights(WeightsError::Truncated | WeightsError::Checksum)
+        ));
+    }
+
+    /// The level shift: switched off no step is taken; switched on one step per reading
+    /// once the ring is full, the band covers the shifted level within `SHIFT_WITHIN`
+    /// readings, and a replay gives the same result.
+    #[test]
+    fn after_a_level_shift_the_adapted_band_covers_the_new_level() {
+        use tinysde_app::adapt::{level_shift, RING, SHIFT_AT, SHIFT_OFFSET, SHIFT_WITHIN};
+        use tinysde_app::sensor::recorded;
+        if recorded::READINGS < (SHIFT_AT + SHIFT_WITHIN) as usize {
+            return; // a recorded series too short (the seed data's 8 rows)
+        }
+        let run = |on| {
+            level_shift(
+                model::MODEL_FILE,
+                NOISE_SEED,
+                &mut Replay::new(),
+                SHIFT_OFFSET,
+                on,
+            )
+            .unwrap()
+        };
+        let (off, steps_off) = run(false);
+        assert_eq!(steps_off, 0);
+        assert!(off.is_some_and(|k| k <= SHIFT_WITHIN));
+        let (on, steps_on) = run(true);
+        let k = on.expect("with adaptation the band never covered the shifted level");
+        assert!(k <= SHIFT_WITHIN, "covered at +{k}");
+        // One step per reading from the one that filled the ring to the covered one.
+        assert_eq!(steps_on, u64::from(SHIFT_AT + k + 1) - (RING as u64 - 1));
+        assert_eq!(run(true), (on, steps_on));
+    }
+
+    /// One adaptation step after the ring is filled: the scratch constants fit, the loss
+    /// is finite, the parameters move, and a replay gives the same bits.
+    #[test]
+    fn one_adaptation_step_moves_the_model_reproducibly() {
+        use tinysde_app::adapt::{measure, Adapting, RING};
+        use tinysde_app::sensor::recorded;
+        if recorded::READINGS <= 2 * RING {
+            return; // a recorded series too short for the ring (the seed data's 8 rows)
+        }
+        let run = || {
+            measure(
+                model::MODEL_FILE,
+                NOISE_SEED,
+                &mut Replay::new(),
+                &mut NoClock,
+            )
+        };
+        let (a, b) = (run().unwrap(), run().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.readings, RING as u32);
+        assert!(a.loss.is_finite());
+        assert_ne!(a.crc_before, a.crc_after);
+        // Switched off, the ring fills and the forecasts stay the plain forecaster's.
+        let mut adapting = Adapting::new(forecaster()).unwrap();
+        let mut plain = forecaster();
+        let mut replay = Replay::new();
+        for _ in 0..2 * RING {
+            let r = replay.read().unwrap().unwrap();
+            let (outcome, loss) = adapting.observe(r.time, &r.values).unwrap();
+            assert!(outcome.updated && loss.is_none());
+            plain.observe(r.time, &r.values).unwrap();
+        }
+        assert_eq!(next(adapting.forecaster()), next(&mut plain));
+        assert_eq!(adapting.adaptation().steps_taken(), 0);
+        // Switched on: one step per reading, and the forecasts change.
+        adapting.set_enabled(true);
+        let r = replay.read().unwrap().unwrap();
+        let (_, loss) = adapting.observe(r.time, &r.values).unwrap();
+        plain.observe(r.time, &r.values).unwrap();
+        assert!(loss.is_some_and(f32::is_finite));
+        assert_eq!(adapting.adaptation().steps_taken(), 1);
+        assert_ne!(next(adapting.forecaster()), next(&mut plain));
+    }
+
+    /// Readings: the first complete, then `missing` with every column missing, then
+    /// complete ones again, one data interval apart.
+    struct Gappy {
+        next: u32,
+        missing: u32,
+        total: u32,
+    }
+
+    impl Sensor<D> for Gappy {
+        type Error = core::convert::Infallible;
+        fn read(&mut self) -> Result<Option<Reading<D>>, Self::Error> {
+            if self.next == self.total {
+                return Ok(None);
+            }
+            let i = self.next;
+            self.next += 1;
+            let gap = (1..=self.missing).contains(&i);
+            Ok(Some(Reading {
+                time: T + f64::from(i) * model::TIME_UNIT,
+                values: [(!gap).then_some(model::COLUMN_MEAN[0]); D],
+            }))
+        }
+    }
+
+    #[derive(Default)]
+    struct Count {
+        observed: u32,
+        forecasts: Vec<u32>,
+    }
+
+    impl StreamReport for Count {
+        fn event(&mut self, event: &StreamEvent) {
+            match *event {
+                StreamEvent::Observed { .. } => self.observed += 1,
+                StreamEvent::Forecast { index, .. } => self.forecasts.push(index),
+                StreamEvent::Config { .. } => {}
+            }
+        }
+        fn cost(&mut self, _: u32, _: u32) {}
+    }
+
+    /// A run of readings with a missing column longer than the time buffer: the run goes
+    /// on, without forecasts after the readings whose pending times leave no room for the
+    /// horizons, and forecasts again after the next complete reading.
+    #[test]
+    fn a_long_gap_skips_forecasts_and_the_run_goes_on() {
+        let missing = TIMES as u32 + 2;
+        let total = missing + 3;
+        let mut sensor = Gappy {
+            next: 0,
+            missing,
+            total,
+        };
+        let mut count = Count::default();
+        let n = stream::run(
+            model::MODEL_FILE,
+            NOISE_SEED,
+            &mut sensor,
+            &mut count,
+            &mut NoClock,
+            u32::MAX,
         )
         .unwrap();
-        let mut ours = forecaster();
-        let mut replay = Replay::new();
-        let mut compared = 0;
-        while let Some(r) = replay.read().unwrap() {
-            let mut checks = [Check::default(); D];
-            let outcome = lib.observe_checked(r.time, &r.values, &mut checks).unwrap();
-            let o = ours.observe(r.time, &r.values).unwrap();
-            if let Some(b) = o.band {
-                assert_eq!(
-                    (checks[0].lower, checks[0].upper, checks[0].mean),
-                    (b.q[0][0], b.q[model::Q - 1][0], b.mean[0]),
-                    "reading at {}",
-                    r.time
-                );
-                assert_eq!(outcome.outside != 0, o.outside);
-                compared += 1;
-            }
-            let times: [f64; HORIZONS] =
-                core::array::from_fn(|j| r.time + (j + 1) as f64 * model::TIME_UNIT);
-            let mut lib_out = [0.0f64; HORIZONS * D * (1 + model::Q)];
-            lib.forecast(&times, &mut lib_out).unwrap();
-            let mut our_out = [band(); HORIZONS];
-            ours.forecast(&times, &mut our_out).unwrap();
-            for (j, b) in our_out.iter().enumerate() {
-                let v = &lib_out[j * (1 + model::Q)..(j + 1) * (1 + model::Q)];
-                assert_eq!(v[0], b.mean[0], "forecast {j} after {}", r.time);
-                for q in 0..model::Q {
-                    assert_eq!(v[1 + q], b.q[q][0], "forecast {j} after {}", r.time);
-                }
-            }
-        }
-        assert!(compared > 0);
+        assert_eq!((n, count.observed), (total, total));
+        // Pending readings after reading i (1 ..= missing): i, until the TIMES-th in a row,
+        // which becomes the origin (0 pending): i % TIMES.
+        let skipped: Vec<u32> = (0..total)
+            .filter(|i| !count.forecasts.contains(i))
+            .collect();
+        let expected: Vec<u32> = (1..=missing)
+            .filter(|&i| (i as usize % TIMES) + HORIZONS > TIMES)
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(skipped, expected);
+        assert_eq!(
+            count.forecasts.len(),
+            HORIZONS * (total as usize - expected.len())
+        );
     }
 }

@@ -1,0 +1,324 @@
+//! On-device adaptation of the streaming forecaster (feature `adapt`, off by default):
+//! `tinysde::forecast::adapt` over the firmware's model, in fixed memory.
+//!
+//! [`Adapting`] is the streaming [`Forecaster`] with an [`Adaptation`] of [`RING`] readings
+//! and [`ADAPT_PATHS`] paths per window, one gradient step per new reading once the ring
+//! is full (switched on by [`Adapting::set_enabled`]), and the buffers one step works in
+//! (gradient, parameters, the reverse pass's [`STATS_ROWS`] statistics rows and
+//! [`TAPE_ROWS`] tape rows: about `3 * 4 * PARAMS + 8 * (STATS_ROWS + TAPE_ROWS)` bytes).
+//!
+//! [`measure`] is what `boards/ci.sh` runs under QEMU: the first [`RING`] readings fill
+//! the ring, then one adaptation step is timed; its loss and the adapted parameters (as a
+//! CRC-32 of their bits) are reported, and the host (`boards/stream-host --adapt`) must
+//! print the same.
+
+use tinysde::forecast::adapt::{AdaptConfig, Adaptation, Workspace};
+use tinysde::forecast::Outcome;
+use tinysde::nn::Parameters;
+use tinysde::{Dual, Error, Real};
+
+use crate::model::{D, PARAMS};
+use crate::sensor::Sensor;
+use crate::stream::Forecaster;
+use crate::Cycles;
+
+/// Readings in the adaptation's ring (the windows of one step: `RING - 1`).
+pub const RING: usize = 16;
+/// Trajectories per window of the adaptation's loss.
+pub const ADAPT_PATHS: usize = 8;
+/// Rows of the reverse pass's statistics scratch (checked at run time).
+pub const STATS_ROWS: usize = 8;
+/// Rows of the reverse pass's tape (checked at run time).
+pub const TAPE_ROWS: usize = 128 + PARAMS;
+
+/// Windows of the ring per adaptation step (of `RING - 1`; a fresh batch each step).
+pub const ADAPT_WINDOWS: usize = 8;
+
+/// The adaptation's configuration: one step of length `0.05` per new reading,
+/// [`ADAPT_PATHS`] paths on [`ADAPT_WINDOWS`] windows.
+pub const CONFIG: AdaptConfig = AdaptConfig {
+    steps: 1,
+    learning_rate: 0.05,
+    paths: ADAPT_PATHS,
+    every: 1,
+    windows: ADAPT_WINDOWS,
+};
+
+/// The streaming forecaster with on-device adaptation (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Adapting {
+    forecaster: Forecaster,
+    adaptation: Adaptation<D, RING>,
+    grad: [f32; PARAMS],
+    params: [f32; PARAMS],
+    stats: [[Dual<1>; D]; STATS_ROWS],
+    tape: [[f32; D]; TAPE_ROWS],
+}
+
+impl Adapting {
+    /// `forecaster` with an empty ring, adaptation switched off. Errors
+    /// ([`Error::Length`]) if the scratch constants are too small for the model's step.
+    // Inlined into each caller: returned by value it would cost a second copy of the
+    // struct (about 2.3 KB of stack on the M4F) once two callers exist.
+    #[inline(always)]
+    pub fn new(forecaster: Forecaster) -> Result<Self, Error> {
+        let adaptation = Adaptation::new(CONFIG)?;
+        let lib = forecaster.library();
+        let (stats, tape) = (adaptation.stats_len(lib), adaptation.tape_len(lib));
+        if stats > STATS_ROWS || tape > TAPE_ROWS {
+            return Err(Error::Length {
+                what: "adaptation scratch rows (STATS_ROWS, TAPE_ROWS)",
+                expected: stats.max(tape),
+                found: STATS_ROWS.min(TAPE_ROWS),
+            });
+        }
+        Ok(Self {
+            forecaster,
+            adaptation,
+            grad: [0.0; PARAMS],
+            params: [0.0; PARAMS],
+            stats: [[Dual::ZERO; D]; STATS_ROWS],
+            tape: [[0.0; D]; TAPE_ROWS],
+        })
+    }
+
+    /// The switch (off by default).
+    pub fn set_enabled(&mut self, on: bool) {
+        self.adaptation.set_enabled(on);
+    }
+
+    /// The forecaster (its model adapted).
+    pub fn forecaster(&mut self) -> &mut Forecaster {
+        &mut self.forecaster
+    }
+
+    /// The adaptation's state.
+    pub fn adaptation(&self) -> &Adaptation<D, RING> {
+        &self.adaptation
+    }
+
+    /// The library forecaster's `observe` with the reading recorded in the ring and, when
+    /// switched on, the adaptation step ([`Adaptation::observe`]); the loss of the step, if
+    /// one was taken.
+    pub fn observe(
+        &mut self,
+        time: f64,
+        values: &[Option<f64>; D],
+    ) -> Result<(Outcome, Option<f32>), Error> {
+        let mut work = Workspace {
+            grad: &mut self.grad,
+            params: &mut self.params,
+            stats: &mut self.stats,
+            tape: &mut self.tape,
+        };
+        self.adaptation
+            .observe(self.forecaster.library_mut(), time, values, &mut work)
+    }
+
+    /// One adaptation step on the ring now (switched on or not); its loss.
+    pub fn step(&mut self) -> Result<f32, Error> {
+        let mut work = Workspace {
+            grad: &mut self.grad,
+            params: &mut self.params,
+            stats: &mut self.stats,
+            tape: &mut self.tape,
+        };
+        self.adaptation
+            .step(self.forecaster.library_mut(), &mut work)
+    }
+
+    /// The CRC-32 of the model's parameters' bits (little-endian), to compare models.
+    pub fn params_crc(&mut self) -> u32 {
+        let mut bytes = [0u8; 4 * PARAMS];
+        let lib = self.forecaster.library();
+        if lib.model().read_params(&mut self.params).is_ok() {
+            for (b, p) in bytes.chunks_exact_mut(4).zip(self.params.iter()) {
+                b.copy_from_slice(&p.to_bits().to_le_bytes());
+            }
+        }
+        tinysde::weights::crc32(&bytes)
+    }
+}
+
+/// What [`measure`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// Readings taken (the ring's).
+    pub readings: u32,
+    /// The loss of the step (before it).
+    pub loss: f32,
+    /// The CRC-32 of the parameters before and after the step.
+    pub crc_before: u32,
+    /// After.
+    pub crc_after: u32,
+    /// Clock units the step took.
+    pub units: u32,
+}
+
+/// Loads `file`, fills the ring with the first [`RING`] readings of `sensor` (adaptation
+/// off), then times one adaptation step.
+///
+/// Errors: the file's, a reading's, the step's; [`Error::OutOfRange`] if the sensor ends
+/// before the ring is full.
+pub fn measure<S: Sensor<D>, C: Cycles>(
+    file: &[u8],
+    seed: u64,
+    sensor: &mut S,
+    clock: &mut C,
+) -> Result<Measured, Error> {
+    let mut a = Adapting::new(Forecaster::load(file, seed)?)?;
+    while a.adaptation().len() < RING {
+        let Ok(Some(r)) = sensor.read() else {
+            return Err(Error::OutOfRange {
+                what: "the readings end before the adaptation's ring is full",
+            });
+        };
+        a.observe(r.time, &r.values)?;
+    }
+    let crc_before = a.params_crc();
+    let t0 = clock.now();
+    let loss = a.step()?;
+    let units = clock.now().wrapping_sub(t0);
+    Ok(Measured {
+        readings: a.forecaster().readings(),
+        loss,
+        crc_before,
+        crc_after: a.params_crc(),
+        units,
+    })
+}
+
+/// `ADAPT_STEP <readings> <paths> <loss f32 bits> <crc before> <crc after>`: the record
+/// the QEMU firmware and the host print (hex as in [`crate::stream::write_record`]).
+pub fn write_record(m: &Measured, sink: &mut dyn FnMut(&[u8])) {
+    let mut line = [0u8; 64];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        for &b in s {
+            if let Some(slot) = line.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+    };
+    put(b"ADAPT_STEP");
+    for (x, digits) in [
+        (m.readings, 0),
+        (ADAPT_PATHS as u32, 0),
+        (m.loss.to_bits(), 8),
+        (m.crc_before, 8),
+        (m.crc_after, 8),
+    ] {
+        put(b" ");
+        if digits == 0 {
+            let mut d = [0u8; 10];
+            let mut i = d.len();
+            let mut v = x;
+            loop {
+                i -= 1;
+                if let Some(s) = d.get_mut(i) {
+                    *s = b'0' + (v % 10) as u8;
+                }
+                v /= 10;
+                if v == 0 || i == 0 {
+                    break;
+                }
+            }
+            put(d.get(i..).unwrap_or(&[]));
+        } else {
+            for k in (0..8).rev() {
+                let nib = ((x >> (4 * k)) & 0xF) as usize;
+                put(b"0123456789abcdef".get(nib..=nib).unwrap_or(b"?"));
+            }
+        }
+    }
+    put(b"\n");
+    sink(line.get(..n).unwrap_or(&[]));
+}
+
+/// The offset [`level_shift`] adds in CI (`boards/ci.sh`, the Nile series: about 2.4 of
+/// its standard deviations), in the data's units.
+pub const SHIFT_OFFSET: f64 = 400.0;
+
+/// Readings streamed before [`level_shift`] adds its offset (the ring's, then 8 more).
+pub const SHIFT_AT: u32 = RING as u32 + 8;
+/// Readings after the shift within which the band must cover the new level (the bound of
+/// the library's host test `after_a_level_shift_the_band_covers_the_new_level`).
+pub const SHIFT_WITHIN: u32 = 12;
+
+/// Streams `sensor`'s readings through the forecaster loaded from `file`, adaptation
+/// switched on if `on`, with `offset` added to every value from reading [`SHIFT_AT`] on,
+/// for at most [`SHIFT_AT`] + [`SHIFT_WITHIN`] readings; the first reading after the shift
+/// (counted from it, 0 = the first shifted one) that lay inside its predicted band, or
+/// `None`, and the adaptation steps taken.
+///
+/// Errors: the file's, a reading's, a step's; [`Error::OutOfRange`] if the sensor ends
+/// before [`SHIFT_AT`] + [`SHIFT_WITHIN`] readings.
+pub fn level_shift<S: Sensor<D>>(
+    file: &[u8],
+    seed: u64,
+    sensor: &mut S,
+    offset: f64,
+    on: bool,
+) -> Result<(Option<u32>, u64), Error> {
+    let mut a = Adapting::new(Forecaster::load(file, seed)?)?;
+    a.set_enabled(on);
+    for i in 0..SHIFT_AT + SHIFT_WITHIN {
+        let Ok(Some(mut r)) = sensor.read() else {
+            return Err(Error::OutOfRange {
+                what: "the readings end before the level-shift run is over",
+            });
+        };
+        if i >= SHIFT_AT {
+            for v in r.values.iter_mut().flatten() {
+                *v += offset;
+            }
+        }
+        let (outcome, _) = a.observe(r.time, &r.values)?;
+        if i >= SHIFT_AT && outcome.checked > 0 && outcome.outside == 0 {
+            return Ok((Some(i - SHIFT_AT), a.adaptation().steps_taken()));
+        }
+    }
+    Ok((None, a.adaptation().steps_taken()))
+}
+
+/// `LEVEL_SHIFT <on|off> <first covered reading after the shift, or -> <steps taken>`:
+/// the record of [`level_shift`] that the QEMU firmware and the host print.
+pub fn write_shift_record(on: bool, r: (Option<u32>, u64), sink: &mut dyn FnMut(&[u8])) {
+    let mut line = [0u8; 48];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        for &b in s {
+            if let Some(slot) = line.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+    };
+    let dec = |put: &mut dyn FnMut(&[u8]), x: u64| {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        let mut v = x;
+        loop {
+            i -= 1;
+            if let Some(s) = d.get_mut(i) {
+                *s = b'0' + (v % 10) as u8;
+            }
+            v /= 10;
+            if v == 0 || i == 0 {
+                break;
+            }
+        }
+        put(d.get(i..).unwrap_or(&[]));
+    };
+    put(b"LEVEL_SHIFT ");
+    put(if on { b"on " } else { b"off " });
+    match r.0 {
+        Some(k) => dec(&mut put, u64::from(k)),
+        None => put(b"-"),
+    }
+    put(b" ");
+    dec(&mut put, r.1);
+    put(b"\n");
+    sink(line.get(..n).unwrap_or(&[]));
+}
