@@ -260,8 +260,8 @@ mod fit_csv_period {
 
     #[test]
     fn bad_periods_are_command_line_errors() {
-        for bad in ["0", "-3", "nan", "inf", "1e400", "12x", "", "0y"] {
-            let e = settings_of(&["--period", bad]).unwrap_err();
+        for bad in ["0", "-3", "nan", "inf", "1e400", "12x", "", "0y", "-1d"] {
+            let e = settings_of(&[&format!("--period={bad}")]).unwrap_err();
             assert!(e.starts_with(&format!("--period {bad}:")), "{bad}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
