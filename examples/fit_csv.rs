@@ -26,6 +26,12 @@
 //! or by the squared error of their mean (`--loss mse`, the seed article's loss). Memory
 //! does not grow with the series' length; missing values are left out.
 //!
+//! **Time features** (`--period P`, up to two): a seasonal model
+//! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
+//! `2 pi t / P`, `P` in the file's time units (seconds for dates, or with a suffix `h`, `d`,
+//! `w`, `y`: `--period 1y`), networks `[u, features] -> Dense(20, quick tanh) -> Dense(D)`
+//! and `-> Dense(20, quick sigmoid) -> Dense(D)`. The periods are stored in the model file.
+//!
 //! **Predictions and scores.** Every row is predicted from the last fully observed row
 //! before it (`--eval-trajectories` paths): the band in the plot, the rows of
 //! `forecast.csv`, and the printed coverage of the 5-95 % band and mean CRPS. `--horizon`
@@ -66,8 +72,13 @@ use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
 };
 use tinysde::forecast::{Forecaster, Vecs};
+use tinysde::nn::{Dense, Identity, InitScheme, QuickSigmoid, QuickTanh};
+use tinysde::sde::{Sde, SdeVjp, Seasonal};
 use tinysde::solve::Checkpoints;
+use tinysde::solve::{Step, StepVjp};
 use tinysde::train::{CalibrationScore, GradientMode, SeriesObjective};
+use tinysde::weights::Describe;
+use tinysde::Dual;
 
 /// Fit a neural SDE to a time series in a CSV file; write the weights, plots and a forecast.
 ///
@@ -142,6 +153,36 @@ pub struct Cli {
     /// and solver step.
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
+    /// A cycle the drift and diffusion see as sin/cos of the time (up to 2, e.g. a year and
+    /// a day): in the file's time units (the numbers; seconds for dates), or for dates and
+    /// date-times with a suffix h, d, w or y (365.2425 days), e.g. `--period 1y`.
+    #[arg(long, value_name = "P", conflicts_with_all = ["model", "resume"])]
+    pub period: Vec<String>,
+    /// How values map to the model: `log` fits the logarithm of positive values (bands
+    /// stay positive; CRPS and coverage are still scored on the values).
+    #[arg(long, value_enum, default_value_t = TransformKind::Affine,
+          conflicts_with_all = ["model", "resume"])]
+    pub transform: TransformKind,
+}
+
+/// How values map to the model's state.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TransformKind {
+    /// Standardized values.
+    #[default]
+    Affine,
+    /// Standardized logarithms (positive values only).
+    Log,
+}
+
+impl TransformKind {
+    /// The model file's transform.
+    pub fn transform(self) -> Transform {
+        match self {
+            TransformKind::Affine => Transform::Affine,
+            TransformKind::Log => Transform::Log,
+        }
+    }
 }
 
 /// The training loss.
@@ -217,6 +258,38 @@ pub struct Settings {
     /// What the run starts from: a new model, or a saved model file to forecast with or to
     /// continue training.
     pub start: Start,
+    /// The periods of the time features (file time units, seconds for dates), each with
+    /// whether it was written with a unit suffix (dates only); at most [`MAX_PERIODS`].
+    pub periods: Vec<(f64, bool)>,
+    /// The value transform of a new model.
+    pub transform: TransformKind,
+}
+
+/// The most periods `--period` takes.
+pub const MAX_PERIODS: usize = 2;
+
+/// Parses a `--period` value: a positive finite number of file time units, or for date
+/// times a number with a suffix `h`, `d`, `w` or `y` (365.2425 days), in seconds.
+pub fn parse_period(text: &str) -> Result<(f64, bool), String> {
+    let bad = || {
+        format!(
+            "--period {text}: must be a positive number of the file's time units (seconds for dates), or a number with h, d, w or y"
+        )
+    };
+    let (number, scale) = match text.char_indices().last() {
+        Some((i, 'h')) => (&text[..i], 3_600.0),
+        Some((i, 'd')) => (&text[..i], 86_400.0),
+        Some((i, 'w')) => (&text[..i], 7.0 * 86_400.0),
+        Some((i, 'y')) => (&text[..i], 365.2425 * 86_400.0),
+        _ => (text, 1.0),
+    };
+    let p: f64 = number.trim().parse().map_err(|_| bad())?;
+    let p = p * scale;
+    if p.is_finite() && p > 0.0 {
+        Ok((p, scale != 1.0))
+    } else {
+        Err(bad())
+    }
 }
 
 /// What a run starts from.
@@ -248,6 +321,8 @@ impl Default for Settings {
             seeds: (1, 7),
             csv: table_csv::Options::default(),
             start: Start::Fresh,
+            periods: Vec::new(),
+            transform: TransformKind::Affine,
         }
     }
 }
@@ -265,6 +340,17 @@ impl Settings {
         if !(cli.lr.is_finite() && cli.lr > 0.0) {
             return Err(format!("--lr {}: must be a positive number", cli.lr));
         }
+        if cli.period.len() > MAX_PERIODS {
+            return Err(format!(
+                "--period given {} times; fit_csv takes at most {MAX_PERIODS}",
+                cli.period.len()
+            ));
+        }
+        let periods = cli
+            .period
+            .iter()
+            .map(|p| parse_period(p))
+            .collect::<Result<Vec<_>, String>>()?;
         if !(cli.var_floor.is_finite() && cli.var_floor > 0.0) {
             return Err(format!(
                 "--var-floor {}: must be a positive number",
@@ -290,6 +376,8 @@ impl Settings {
                 (None, Some(r)) => Start::Resume(r.clone()),
                 (None, None) => Start::Fresh,
             },
+            periods,
+            transform: cli.transform,
         })
     }
 }
@@ -331,12 +419,52 @@ pub struct Scaling {
     pub t0: f64,
     /// File time units per model time unit.
     pub time_unit: f64,
-    /// Per value column: name, mean and standard deviation of the observed values.
+    /// Per value column: name, mean and standard deviation of the observed values (of
+    /// their logarithms for a log column).
     pub columns: Vec<(String, f64, f64)>,
+    /// Per value column: the transform (affine, or log then affine).
+    pub transforms: Vec<Transform>,
 }
 
 impl Scaling {
-    /// Scaling from the table.
+    /// Scaling from the table, every column with `transform`; the log transform needs
+    /// positive values (an error naming the first other one).
+    pub fn with_transform(table: &Table, transform: Transform, file: &str) -> Result<Self, String> {
+        if transform == Transform::Log {
+            for (row, line) in table.rows.iter().zip(&table.lines) {
+                if let Some((c, x)) = row
+                    .iter()
+                    .enumerate()
+                    .find_map(|(c, x)| x.filter(|&x| x <= 0.0).map(|x| (c, x)))
+                {
+                    return Err(format!(
+                        "{file}:{line}: column {}: {} is not positive; --transform log needs positive values",
+                        c + 2,
+                        table_csv::format_number(x)
+                    ));
+                }
+            }
+        }
+        let mut s = Self::of(&Table {
+            rows: table
+                .rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|x| match transform {
+                            Transform::Affine => *x,
+                            Transform::Log => x.map(|x| f64::from(tinysde::math::ln(x as f32))),
+                        })
+                        .collect()
+                })
+                .collect(),
+            ..table.clone()
+        });
+        s.transforms = vec![transform; s.columns.len()];
+        Ok(s)
+    }
+
+    /// Scaling from the table (affine columns).
     pub fn of(table: &Table) -> Self {
         let t0 = table.times[0];
         let last = table.times[table.times.len() - 1];
@@ -355,11 +483,13 @@ impl Scaling {
                 (table.names[c + 1].clone(), m, s)
             })
             .collect();
+        let transforms = vec![Transform::Affine; table.value_columns()];
         Self {
             time_format: table.time_format,
             t0,
             time_unit,
             columns,
+            transforms,
         }
     }
     /// The scaling a saved model file carries (`path` names it in errors), for `table`:
@@ -392,20 +522,27 @@ impl Scaling {
         let columns = (0..n)
             .map(|c| {
                 let col = file.column(c).ok_or_else(|| not_ours("no column scaling"))?;
-                if col.transform != Transform::Affine || usize::from(col.state_index) != c {
+                if usize::from(col.state_index) != c {
                     return Err(format!(
-                        "{path}: column {} is not an affine map of state coordinate {c} (fit_csv reads those only)",
+                        "{path}: column {} does not observe state coordinate {c} (fit_csv reads those only)",
                         c + 2
                     ));
                 }
                 Ok((table.names[c + 1].clone(), col.mean, col.std))
             })
             .collect::<Result<_, String>>()?;
+        let transforms = (0..n)
+            .map(|c| {
+                file.column(c)
+                    .map_or(Transform::Affine, |col| col.transform)
+            })
+            .collect();
         Ok(Self {
             time_format,
             t0: time.t0,
             time_unit: time.unit,
             columns,
+            transforms,
         })
     }
 
@@ -417,13 +554,24 @@ impl Scaling {
     pub fn time(&self, tau: f32) -> f64 {
         self.t0 + f64::from(tau) * self.time_unit
     }
-    /// Model value of column `c`'s value `x`.
+    /// Column `c` as the model file's column (the forecaster's map).
+    pub fn column(&self, c: usize) -> Column<'_> {
+        Column {
+            name: &self.columns[c].0,
+            transform: self.transforms[c],
+            mean: self.columns[c].1,
+            std: self.columns[c].2,
+            state_index: c as u16,
+            noise: 0.0,
+        }
+    }
+    /// Model value of column `c`'s value `x` (NaN where there is none).
     pub fn z(&self, c: usize, x: f64) -> f32 {
-        ((x - self.columns[c].1) / self.columns[c].2) as f32
+        self.column(c).model_value(x).unwrap_or(f32::NAN)
     }
     /// Column `c`'s value of model value `z`.
     pub fn x(&self, c: usize, z: f32) -> f64 {
-        self.columns[c].1 + f64::from(z) * self.columns[c].2
+        self.column(c).user_value(z)
     }
 
     /// The scaling as the JSON document `fit_csv.json` (see `docs/weights-format.md`).
@@ -514,23 +662,105 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         )),
     };
     let saved = saved.as_ref().map(|(p, b)| (p.as_str(), b.as_slice()));
-    match table.value_columns() {
-        1 => fit_table::<1, 61>(&file, &table, settings, saved, out, progress),
-        2 => fit_table::<2, 68>(&file, &table, settings, saved, out, progress),
-        n => Err(format!(
+    // The number of periods: the command line's, or the saved model's.
+    let periods = match saved {
+        Some((path, bytes)) => saved_periods(path, bytes)?,
+        None => settings.periods.len(),
+    };
+    let s = settings;
+    match (table.value_columns(), periods) {
+        (1, 0) => fit_table::<Model<1>, 1, 61>(&file, &table, s, saved, out, progress),
+        (2, 0) => fit_table::<Model<2>, 2, 68>(&file, &table, s, saved, out, progress),
+        (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
+        (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, &table, s, saved, out, progress),
+        (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, &table, s, saved, out, progress),
+        (2, 2) => fit_table::<SeasonalModel<2, 6, 2>, 2, 44>(&file, &table, s, saved, out, progress),
+        (1 | 2, h) => Err(format!("the model has {h} periods; fit_csv handles at most {MAX_PERIODS}")),
+        (n, _) => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
         )),
     }
 }
 
-fn fit_table<const D: usize, const K: usize>(
+/// The number of periods of a saved model file's model (0 for the seed network).
+fn saved_periods(path: &str, bytes: &[u8]) -> Result<usize, String> {
+    let file = ModelFile::parse(bytes).map_err(|e| format!("{path}: {e}"))?;
+    let description = file.model().description_str().unwrap_or("");
+    match description.strip_prefix("seasonal(") {
+        None => Ok(0),
+        Some(rest) => rest
+            .split(',')
+            .next()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| format!("{path}: model {description:?}: no period count")),
+    }
+}
+
+/// The drift network of fit_csv's seasonal model: the state and `2 H` time features (`E`
+/// inputs) -> 20 quick-tanh units -> `D` outputs.
+pub type SeasonalDrift<const E: usize, const D: usize> =
+    (Dense<E, 20, QuickTanh>, Dense<20, D, Identity>);
+/// The diffusion network of fit_csv's seasonal model: `E` inputs -> 20 quick-sigmoid units
+/// -> `D` outputs.
+pub type SeasonalDiffusion<const E: usize, const D: usize> =
+    (Dense<E, 20, QuickSigmoid>, Dense<20, D, Identity>);
+/// fit_csv's model with `H` periods on a `D`-dimensional state (`E = D + 2 H`).
+pub type SeasonalModel<const H: usize, const E: usize, const D: usize> =
+    Seasonal<H, SeasonalDrift<E, D>, SeasonalDiffusion<E, D>>;
+
+/// A model fit_csv trains: the seed network or the seasonal one.
+pub trait CsvModel: Default + Describe {
+    /// A new model for `periods` (model time units), weights drawn from `seed`: Glorot
+    /// uniform, the output layers shrunk to `U(-0.01, 0.01)` (close to pure noise).
+    fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String>;
+}
+
+impl<const D: usize> CsvModel for Model<D>
+where
+    Model<D>: Default + Describe + tinysde::nn::Init,
+    Dense<20, D, Identity>: tinysde::nn::Init,
+{
+    fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String> {
+        if !periods.is_empty() {
+            return Err("the seed network has no time features".into());
+        }
+        fit::new_seed_model(seed).map_err(|e| e.to_string())
+    }
+}
+
+impl<const H: usize, const E: usize, const D: usize> CsvModel for SeasonalModel<H, E, D>
+where
+    SeasonalModel<H, E, D>: Default + Describe + tinysde::nn::Init,
+    Dense<20, D, Identity>: tinysde::nn::Init,
+{
+    fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String> {
+        let periods: [f32; H] = periods
+            .try_into()
+            .map_err(|_| format!("{} periods for a model of {H}", periods.len()))?;
+        let mut m = Self::default();
+        m.set_periods(periods).map_err(|e| e.to_string())?;
+        let mut rng = tinysde::noise::rng_from_seed(seed);
+        let e = |e: tinysde::Error| e.to_string();
+        tinysde::nn::init(&mut m, &mut rng, InitScheme::GlorotUniform).map_err(e)?;
+        let limit = InitScheme::Uniform { limit: 0.01 };
+        tinysde::nn::init(&mut m.drift.1, &mut rng, limit).map_err(e)?;
+        tinysde::nn::init(&mut m.diffusion.1, &mut rng, limit).map_err(e)?;
+        Ok(m)
+    }
+}
+
+fn fit_table<M, const D: usize, const K: usize>(
     file: &str,
     table: &Table,
     settings: &Settings,
     saved: Option<(&str, &[u8])>,
     out: &Path,
     progress: bool,
-) -> Result<Summary, String> {
+) -> Result<Summary, String>
+where
+    M: CsvModel + Sde<f32, D> + Sde<Dual<K>, D> + SdeVjp<D>,
+    fit::Method: Step<f32, M, D> + Step<Dual<K>, M, D> + StepVjp<M, D>,
+{
     let saved = match saved {
         Some((path, bytes)) => Some((
             path,
@@ -542,7 +772,7 @@ fn fit_table<const D: usize, const K: usize>(
     let forecast_only = matches!(settings.start, Start::Forecast(_));
     let scaling = match &saved {
         Some((path, _, f)) => Scaling::of_file(f, table, path)?,
-        None => Scaling::of(table),
+        None => Scaling::with_transform(table, settings.transform.transform(), file)?,
     };
     // The paths of the predictions: the saved file's when forecasting with it.
     let paths = match (&saved, forecast_only) {
@@ -651,20 +881,38 @@ fn fit_table<const D: usize, const K: usize>(
         seed: settings.seeds.1,
         gradient: settings.gradient.mode(),
     };
-    let mut model: Model<D> = match &saved {
+    let mut model: M = match &saved {
         Some((path, _, f)) => {
-            let mut m = Model::<D>::default();
+            let mut m = M::default();
             f.load_into(&mut m).map_err(|e| format!("{path}: {e}"))?;
             m
         }
-        None => fit::new_seed_model(settings.seeds.0).map_err(|e| e.to_string())?,
+        None => {
+            // The periods in model time units.
+            let mut periods = Vec::new();
+            for &(p, suffix) in &settings.periods {
+                if suffix && table.time_format == TimeFormat::Number {
+                    return Err(format!(
+                        "{file}: the times are plain numbers: give --period in their units, without a suffix"
+                    ));
+                }
+                let model_p = (p / scaling.time_unit) as f32;
+                if !(model_p.is_finite() && model_p > 0.0) {
+                    return Err(format!(
+                        "{file}: --period {p} is {model_p} median intervals: out of range"
+                    ));
+                }
+                periods.push(model_p);
+            }
+            M::fresh(settings.seeds.0, &periods).map_err(|e| format!("{file}: {e}"))?
+        }
     };
     let outputs = common::output::Outputs::new(out)?;
     let history = if forecast_only {
         History::default()
     } else {
         let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
-        let history = fit::train_series::<K, _, D>(
+        let history = fit::train_series::<K, M, D>(
             &mut model,
             data_taus,
             &data[..train_rows],
@@ -685,7 +933,7 @@ fn fit_table<const D: usize, const K: usize>(
         .enumerate()
         .map(|(c, (name, mean, std))| Column {
             name,
-            transform: Transform::Affine,
+            transform: scaling.transforms[c],
             mean: *mean,
             std: *std,
             state_index: c as u16,
@@ -742,15 +990,25 @@ fn fit_table<const D: usize, const K: usize>(
             } else {
                 &mut held_out[c]
             };
-            column.copy_from_slice(samples);
-            if let Err(e) = score.add_ensemble(data[i][c], &mut column) {
+            // Log columns are scored on the values themselves (the CRPS of the samples mapped
+            // back), affine ones in model units (the CRPS scales back by the std).
+            let observed = if scaling.transforms[c] == Transform::Log {
+                for (o, &z) in column.iter_mut().zip(samples) {
+                    *o = scaling.x(c, z) as f32;
+                }
+                table.rows[i][c].map_or(f32::NAN, |x| x as f32)
+            } else {
+                column.copy_from_slice(samples);
+                data[i][c]
+            };
+            if let Err(e) = score.add_ensemble(observed, &mut column) {
                 failure = Some(format!("{file}: row {i}: {e}"));
             }
         }
     };
     let parsed = ModelFile::parse(&tsm).map_err(|e| format!("model file: {e}"))?;
-    let mut forecaster: Forecaster<Model<D>, fit::Method, D, D, Vecs<D>> = Forecaster::new(
-        Model::default(),
+    let mut forecaster: Forecaster<M, fit::Method, D, D, Vecs<D>> = Forecaster::new(
+        M::default(),
         fit::Method::default(),
         &parsed,
         Vecs::new(paths, all_times.len()),
@@ -788,9 +1046,12 @@ fn fit_table<const D: usize, const K: usize>(
     let crps_of = |scores: &[CalibrationScore]| -> Vec<f64> {
         scores
             .iter()
-            .zip(&scaling.columns)
+            .zip(scaling.columns.iter().zip(&scaling.transforms))
             .filter(|(s, _)| s.count() > 0)
-            .map(|(s, col)| f64::from(s.mean_crps()) * col.2)
+            .map(|(s, (col, t))| {
+                let unit = if *t == Transform::Log { 1.0 } else { col.2 };
+                f64::from(s.mean_crps()) * unit
+            })
             .collect()
     };
     let (coverage, crps) = (coverage_of(&scores), crps_of(&scores));
@@ -822,7 +1083,7 @@ fn fit_table<const D: usize, const K: usize>(
         });
     }
     outputs.add("fit_csv_loss.png", &loss_plot(&history, settings)?)?;
-    let mut blob = vec![0u8; tinysde::weights::encoded_len::<Model<D>>()];
+    let mut blob = vec![0u8; tinysde::weights::encoded_len::<M>()];
     tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
     outputs.add("fit_csv.weights", &blob)?;
     outputs.add("fit_csv.tsm", &tsm)?;
@@ -838,7 +1099,7 @@ fn fit_table<const D: usize, const K: usize>(
     let extra = [
         (
             "model",
-            json_string(&format!("fit_csv.weights: {}", description::<Model<D>>())),
+            json_string(&format!("fit_csv.weights: {}", description::<M>())),
         ),
         (
             "solver",

@@ -38,6 +38,7 @@
 //! which parameters carry tangents in forward mode (see [`ParamSeed`]), as
 //! [`NeuralSde`] does.
 
+mod seasonal;
 mod vjp;
 
 use rand_core::Rng;
@@ -46,6 +47,7 @@ use crate::nn::{Init, InitScheme, Layer, ParamSeed, Parameters};
 use crate::real::Real;
 
 pub use crate::error::NoiseKind;
+pub use seasonal::Seasonal;
 pub use vjp::{MilsteinVjp, SdeVjp};
 
 /// An SDE on a `D`-dimensional state, evaluated over the scalar `T`.

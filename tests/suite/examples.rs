@@ -9,7 +9,7 @@
 
 #[allow(dead_code)]
 #[path = "../../examples/fit_csv.rs"]
-mod fit_csv;
+pub(crate) mod fit_csv;
 #[allow(dead_code)]
 #[path = "../../examples/fit_exp.rs"]
 mod fit_exp;
@@ -26,7 +26,7 @@ use tinysde::weights;
 use tinysde::{Error, WeightsError};
 
 /// A fresh, empty temporary directory for one test.
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tinysde-examples-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

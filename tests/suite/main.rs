@@ -30,6 +30,7 @@ mod reverse_grids;
 mod reverse_lanes;
 mod reverse_training;
 mod reversible_heun;
+mod seasonal;
 mod seed_calibration;
 mod series_alloc;
 mod series_reverse;

@@ -45,6 +45,8 @@ pub const ACTIVATIONS: &[(&str, &str)] = &[
     ("softplus", "Softplus"),
     ("fast_tanh", "FastTanh"),
     ("fast_sigmoid", "FastSigmoid"),
+    ("quick_tanh", "QuickTanh"),
+    ("quick_sigmoid", "QuickSigmoid"),
 ];
 
 /// What the generator needs from a model file's header.
@@ -409,9 +411,12 @@ impl Net {
     }
 }
 
-/// A model description: `neural_sde(drift,diffusion)`.
+/// A model description: `neural_sde(drift,diffusion)`, or `seasonal(H,drift,diffusion)`
+/// (`tinysde::sde::Seasonal`: the networks also see sin/cos of the time in `H` periods).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
+    /// The number of periods of a seasonal model (`None`: a plain `neural_sde`).
+    pub periods: Option<usize>,
     /// The drift network.
     pub drift: Net,
     /// The diffusion network.
@@ -419,21 +424,36 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The state dimension `D` (both networks map `D` to `D`: diagonal noise).
+    /// The state dimension `D`: both networks map `D` to `D` (diagonal noise), or for a
+    /// seasonal model `D + 2 H` to `D`.
     pub fn state_dim(&self) -> Result<usize, String> {
         let (fi, fo) = self.drift.dims()?;
         let (gi, go) = self.diffusion.dims()?;
-        if fi != fo || gi != go || fi != gi {
-            return Err(format!(
-                "the drift maps {fi} -> {fo} and the diffusion {gi} -> {go}; a neural SDE needs both D -> D"
-            ));
+        let extra = 2 * self.periods.unwrap_or(0);
+        if fi != fo + extra || gi != go + extra || fo != go {
+            return Err(match self.periods {
+                None => format!(
+                    "the drift maps {fi} -> {fo} and the diffusion {gi} -> {go}; a neural SDE needs both D -> D"
+                ),
+                Some(h) => format!(
+                    "the drift maps {fi} -> {fo} and the diffusion {gi} -> {go}; a seasonal SDE of {h} periods needs both D + {extra} -> D"
+                ),
+            });
         }
-        Ok(fi)
+        Ok(fo)
     }
 
-    /// Number of parameters: the drift's, then the diffusion's.
+    /// Number of parameters: the periods (seasonal), the drift's, then the diffusion's.
     pub fn params(&self) -> usize {
-        self.drift.params() + self.diffusion.params()
+        self.periods.unwrap_or(0) + self.drift.params() + self.diffusion.params()
+    }
+
+    /// The Rust type of the model, given the names of its drift and diffusion types.
+    pub fn model_type(&self, drift: &str, diffusion: &str) -> String {
+        match self.periods {
+            None => format!("tinysde::sde::NeuralSde<{drift}, {diffusion}>"),
+            Some(h) => format!("tinysde::sde::Seasonal<{h}, {drift}, {diffusion}>"),
+        }
     }
 }
 
@@ -443,7 +463,15 @@ pub fn parse_description(text: &str) -> Result<Shape, String> {
         s: text.as_bytes(),
         at: 0,
     };
-    p.word("neural_sde(")?;
+    let periods = if p.word("seasonal(").is_ok() {
+        let h = p.size()?;
+        p.word(",")?;
+        Some(h)
+    } else {
+        p.word("neural_sde(")
+            .map_err(|_| p.error("\"neural_sde(\" or \"seasonal(\""))?;
+        None
+    };
     let drift = p.net()?;
     p.word(",")?;
     let diffusion = p.net()?;
@@ -451,7 +479,11 @@ pub fn parse_description(text: &str) -> Result<Shape, String> {
     if p.at != p.s.len() {
         return Err(p.error("the end of the description"));
     }
-    Ok(Shape { drift, diffusion })
+    Ok(Shape {
+        periods,
+        drift,
+        diffusion,
+    })
 }
 
 struct Parser<'a> {
@@ -599,7 +631,8 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
     let _ = writeln!(s, "/// The model of the file: `{}`.", info.description);
     let _ = writeln!(
         s,
-        "pub type Model = tinysde::sde::NeuralSde<Drift, Diffusion>;"
+        "pub type Model = {};",
+        shape.model_type("Drift", "Diffusion")
     );
     let _ = writeln!(s, "/// The state dimension.");
     let _ = writeln!(s, "pub const D: usize = {d};");
@@ -1095,6 +1128,35 @@ mod tests {
             shape.diffusion.rust_type().unwrap(),
             "(tinysde::nn::Dense<1, 20, tinysde::nn::FastSigmoid>, tinysde::nn::Dense<20, 1, tinysde::nn::Identity>)"
         );
+    }
+
+    #[test]
+    fn a_seasonal_description_gives_the_seasonal_type() {
+        let text = "seasonal(1,chain(dense(3,20,quick_tanh),dense(20,1,identity)),chain(dense(3,20,quick_sigmoid),dense(20,1,identity)))";
+        let shape = parse_description(text).unwrap();
+        assert_eq!(shape.periods, Some(1));
+        assert_eq!(shape.state_dim().unwrap(), 1);
+        assert_eq!(shape.params(), 1 + 101 + 101);
+        assert_eq!(
+            shape.drift.rust_type().unwrap(),
+            "(tinysde::nn::Dense<3, 20, tinysde::nn::QuickTanh>, tinysde::nn::Dense<20, 1, tinysde::nn::Identity>)"
+        );
+        assert_eq!(
+            shape.model_type("Drift", "Diffusion"),
+            "tinysde::sde::Seasonal<1, Drift, Diffusion>"
+        );
+        // Two state coordinates and two periods: 2 + 4 inputs.
+        let two = "seasonal(2,dense(6,2,identity),dense(6,2,identity))";
+        assert_eq!(parse_description(two).unwrap().state_dim().unwrap(), 2);
+        // Networks that do not take the features are refused, as is a period count of 0.
+        let e = parse_description("seasonal(1,dense(1,1,identity),dense(1,1,identity))")
+            .unwrap()
+            .state_dim()
+            .unwrap_err();
+        assert!(e.contains("D + 2 -> D"), "{e}");
+        assert!(parse_description("seasonal(0,dense(1,1,identity),dense(1,1,identity))").is_err());
+        let e = parse_description("stochastic(dense(1,1,identity))").unwrap_err();
+        assert!(e.contains("\"neural_sde(\" or \"seasonal(\""), "{e}");
     }
 
     #[test]
