@@ -31,6 +31,13 @@
 //! `2 pi t / P`, `P` in the file's time units (seconds for dates, or with a suffix `h`, `d`,
 //! `w`, `y`: `--period 1y`), networks `[u, features] -> Dense(20, quick tanh) -> Dense(D)`
 //! and `-> Dense(20, quick sigmoid) -> Dense(D)`. The periods are stored in the model file.
+//! **Without `--period`** a new model detects at most one period from the training rows
+//! only (never the held-out ones; `detect_period`): the highest peak `L >= 2` rows,
+//! `L <= m/3`, of the autocorrelation of the first differences (`m` of them) if it is at
+//! least `max(0.3, 4/sqrt(m))`, reduced to its fundamental (a peak at two years whose half
+//! is also a peak is a year), times the median interval; for dates a period within 3 % of
+//! a year is a year. A trend, a random walk or white noise detect none. The summary prints
+//! the period used; `--period none` turns detection off.
 //!
 //! **Predictions and scores.** Every row is predicted from the last fully observed row
 //! before it (`--eval-trajectories` paths): the band in the plot, the rows of
@@ -155,7 +162,9 @@ pub struct Cli {
     pub resume: Option<PathBuf>,
     /// A cycle the drift and diffusion see as sin/cos of the time (up to 2, e.g. a year and
     /// a day): in the file's time units (the numbers; seconds for dates), or for dates and
-    /// date-times with a suffix h, d, w or y (365.2425 days), e.g. `--period 1y`.
+    /// date-times with a suffix h, d, w or y (365.2425 days), e.g. `--period 1y`. Without
+    /// it, one period is detected from the training rows (the autocorrelation of the
+    /// differences: a peak of at least 0.3); `--period none` turns that off.
     #[arg(long, value_name = "P", conflicts_with_all = ["model", "resume"])]
     pub period: Vec<String>,
     /// How values map to the model: `log` fits the logarithm of positive values (bands
@@ -263,6 +272,9 @@ pub struct Settings {
     pub periods: Vec<(f64, bool)>,
     /// The value transform of a new model.
     pub transform: TransformKind,
+    /// Without `periods`: whether a new model detects a period from the training rows
+    /// ([`detect_period`]); `--period none` turns it off.
+    pub detect_period: bool,
 }
 
 /// The most periods `--period` takes.
@@ -323,6 +335,7 @@ impl Default for Settings {
             start: Start::Fresh,
             periods: Vec::new(),
             transform: TransformKind::Affine,
+            detect_period: true,
         }
     }
 }
@@ -346,9 +359,14 @@ impl Settings {
                 cli.period.len()
             ));
         }
+        let none = cli.period.iter().any(|p| p == "none");
+        if none && cli.period.len() > 1 {
+            return Err("--period none: give it alone (no other --period)".into());
+        }
         let periods = cli
             .period
             .iter()
+            .filter(|p| *p != "none")
             .map(|p| parse_period(p))
             .collect::<Result<Vec<_>, String>>()?;
         if !(cli.var_floor.is_finite() && cli.var_floor > 0.0) {
@@ -378,6 +396,7 @@ impl Settings {
             },
             periods,
             transform: cli.transform,
+            detect_period: !none,
         })
     }
 }
@@ -406,6 +425,11 @@ pub struct Summary {
     pub holdout_coverage: Vec<f64>,
     /// See `holdout_coverage`.
     pub holdout_crps: Vec<f64>,
+    /// The periods of the time features (file time units, seconds for dates): the given
+    /// ones, or the detected one, or none.
+    pub periods: Vec<f64>,
+    /// The period detected from the training rows (without `--period`), if any.
+    pub detected: Option<Detected>,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
@@ -662,13 +686,27 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         )),
     };
     let saved = saved.as_ref().map(|(p, b)| (p.as_str(), b.as_slice()));
+    // Without --period, a new model's period is detected from the training rows only.
+    let mut detected = None;
+    let detecting;
+    let settings = if saved.is_none() && settings.periods.is_empty() && settings.detect_period {
+        let train = table.times.len().saturating_sub(settings.holdout);
+        detected = detect_table_period(&table, train);
+        detecting = Settings {
+            periods: detected.iter().map(|d| (d.period, false)).collect(),
+            ..settings.clone()
+        };
+        &detecting
+    } else {
+        settings
+    };
     // The number of periods: the command line's, or the saved model's.
     let periods = match saved {
         Some((path, bytes)) => saved_periods(path, bytes)?,
         None => settings.periods.len(),
     };
     let s = settings;
-    match (table.value_columns(), periods) {
+    let summary = match (table.value_columns(), periods) {
         (1, 0) => fit_table::<Model<1>, 1, 61>(&file, &table, s, saved, out, progress),
         (2, 0) => fit_table::<Model<2>, 2, 68>(&file, &table, s, saved, out, progress),
         (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
@@ -679,7 +717,129 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         (n, _) => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
         )),
+    };
+    summary.map(|mut s| {
+        s.detected = detected;
+        s
+    })
+}
+
+/// A period found in a series by [`detect_period`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Detected {
+    /// The period in the times' units (seconds for dates).
+    pub period: f64,
+    /// The period in rows (median intervals).
+    pub lags: f64,
+    /// The autocorrelation of the differenced series at the highest peak.
+    pub acf: f64,
+}
+
+/// The least autocorrelation peak [`detect_period`] accepts (and at least `3 / sqrt(m)`
+/// for `m` differences: three standard errors of white noise).
+pub const PERIOD_ACF_THRESHOLD: f64 = 0.3;
+
+/// Detects the period of the first `train` rows of a table (the training rows only: never
+/// the held-out ones): [`detect_period`] on each value column, the stronger peak wins; for
+/// dates a period within 3 % of a year (365.2425 days) is taken as one year.
+pub fn detect_table_period(table: &Table, train: usize) -> Option<Detected> {
+    let train = train.min(table.times.len());
+    let times = &table.times[..train];
+    let best = (0..table.value_columns())
+        .filter_map(|c| {
+            let values: Vec<Option<f64>> = table.rows[..train].iter().map(|r| r[c]).collect();
+            detect_period(times, &values)
+        })
+        .max_by(|a, b| a.acf.total_cmp(&b.acf))?;
+    let year = 365.2425 * 86_400.0;
+    if table.time_format != TimeFormat::Number && (best.period / year - 1.0).abs() < 0.03 {
+        return Some(Detected {
+            period: year,
+            ..best
+        });
     }
+    Some(best)
+}
+
+/// Detects a period in a (nearly) regularly sampled series, deterministically, from the
+/// autocorrelation `r(L)` of its first differences (a trend or a random walk leaves none):
+///
+/// 1. `r(L)` for lags `1..=m/3 + 1`: the sum over the pairs of observed differences (`m`
+///    of them) of the centred products, over `m` times their variance.
+/// 2. The highest local maximum `L* >= 2` (`r(L*) > r(L*-1)`, `r(L*) >= r(L*+1)`,
+///    `L* <= m/3`); none if `r(L*)` is below `max(`[`PERIOD_ACF_THRESHOLD`]`, 4/sqrt(m))`.
+///    `L*` is refined by a parabola through `r(L*-1), r(L*), r(L*+1)`.
+/// 3. The fundamental: the largest `k >= 2` such that every `j L*/k`, `j < k`, has a
+///    local maximum at least `0.8 r(L*)` within one lag (a peak at two or four years is
+///    one at a year); the period is `L*/k` rows (`L*` if none), times the median interval.
+///
+/// `values` are the rows' values (`None`: missing). Fewer than 12 observed differences, or
+/// fewer than 3 distinct values, detect nothing.
+pub fn detect_period(times: &[f64], values: &[Option<f64>]) -> Option<Detected> {
+    let diffs: Vec<Option<f64>> = values
+        .windows(2)
+        .map(|w| match (w[0], w[1]) {
+            (Some(a), Some(b)) if (b - a).is_finite() => Some(b - a),
+            _ => None,
+        })
+        .collect();
+    let observed: Vec<f64> = diffs.iter().flatten().copied().collect();
+    let m = observed.len();
+    if m < 12 {
+        return None;
+    }
+    let mean = observed.iter().sum::<f64>() / m as f64;
+    let var = observed
+        .iter()
+        .map(|d| (d - mean) * (d - mean))
+        .sum::<f64>()
+        / m as f64;
+    if !(var > 0.0 && var.is_finite()) {
+        return None;
+    }
+    let max_lag = m / 3;
+    let r: Vec<f64> = (0..=max_lag + 1)
+        .map(|lag| {
+            let mut sum = 0.0;
+            for (a, b) in diffs.iter().zip(diffs.iter().skip(lag)) {
+                if let (Some(a), Some(b)) = (a, b) {
+                    sum += (a - mean) * (b - mean);
+                }
+            }
+            // The usual (biased) estimator: divided by all m, so that the long lags' few
+            // pairs do not make peaks out of noise.
+            sum / m as f64 / var
+        })
+        .collect();
+    let peak = |l: usize| l >= 2 && l + 1 < r.len() && r[l] > r[l - 1] && r[l] >= r[l + 1];
+    let top = (2..=max_lag)
+        .filter(|&l| peak(l))
+        .max_by(|&a, &b| r[a].total_cmp(&r[b]).then(b.cmp(&a)))?;
+    if r[top] < PERIOD_ACF_THRESHOLD.max(4.0 / (m as f64).sqrt()) {
+        return None;
+    }
+    let (a, b, c) = (r[top - 1], r[top], r[top + 1]);
+    let curvature = a - 2.0 * b + c;
+    let shift = if curvature < 0.0 {
+        (0.5 * (a - c) / curvature).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    let lags = top as f64 + shift;
+    let near_peak = |x: f64| {
+        let l = x.round() as usize;
+        (l.saturating_sub(1)..=l + 1).any(|l| peak(l) && r[l] >= 0.8 * r[top])
+    };
+    let k = (2..=(lags / 2.0) as usize)
+        .rev()
+        .find(|&k| (1..k).all(|j| near_peak(j as f64 * lags / k as f64)))
+        .unwrap_or(1);
+    let lags = lags / k as f64;
+    Some(Detected {
+        period: lags * median_gap(times),
+        lags,
+        acf: r[top],
+    })
 }
 
 /// The number of periods of a saved model file's model (0 for the seed network).
@@ -713,6 +873,8 @@ pub trait CsvModel: Default + Describe {
     /// A new model for `periods` (model time units), weights drawn from `seed`: Glorot
     /// uniform, the output layers shrunk to `U(-0.01, 0.01)` (close to pure noise).
     fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String>;
+    /// The model's periods (model time units).
+    fn model_periods(&self) -> Vec<f32>;
 }
 
 impl<const D: usize> CsvModel for Model<D>
@@ -725,6 +887,9 @@ where
             return Err("the seed network has no time features".into());
         }
         fit::new_seed_model(seed).map_err(|e| e.to_string())
+    }
+    fn model_periods(&self) -> Vec<f32> {
+        Vec::new()
     }
 }
 
@@ -746,6 +911,9 @@ where
         tinysde::nn::init(&mut m.drift.1, &mut rng, limit).map_err(e)?;
         tinysde::nn::init(&mut m.diffusion.1, &mut rng, limit).map_err(e)?;
         Ok(m)
+    }
+    fn model_periods(&self) -> Vec<f32> {
+        self.periods().to_vec()
     }
 }
 
@@ -1079,10 +1247,21 @@ where
             crps,
             holdout_coverage,
             holdout_crps,
+            periods: model
+                .model_periods()
+                .iter()
+                .map(|&p| f64::from(p) * scaling.time_unit)
+                .collect(),
+            detected: None,
             files,
         });
     }
     outputs.add("fit_csv_loss.png", &loss_plot(&history, settings)?)?;
+    let periods_used: Vec<f64> = model
+        .model_periods()
+        .iter()
+        .map(|&p| f64::from(p) * scaling.time_unit)
+        .collect();
     let mut blob = vec![0u8; tinysde::weights::encoded_len::<M>()];
     tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
     outputs.add("fit_csv.weights", &blob)?;
@@ -1124,6 +1303,7 @@ where
         ("holdout_rows", settings.holdout.to_string()),
         ("holdout_coverage_90", list(&holdout_coverage)),
         ("holdout_crps", list(&holdout_crps)),
+        ("periods", list(&periods_used)),
     ];
     outputs.add(
         "fit_csv.json",
@@ -1141,6 +1321,8 @@ where
         crps,
         holdout_coverage,
         holdout_crps,
+        periods: periods_used,
+        detected: None,
         files,
     })
 }
@@ -1383,6 +1565,21 @@ fn main() -> ExitCode {
                     s.history.seconds,
                     s.history.losses.last().copied().unwrap_or(f32::NAN),
                 ),
+            }
+            let periods: Vec<String> = s.periods.iter().map(|&p| significant(p)).collect();
+            match (&s.detected, periods.is_empty()) {
+                (Some(d), _) => println!(
+                    "time features: period {} ({}; {:.2} rows), detected from the training rows (autocorrelation {:.2} of the differences); --period none turns it off",
+                    periods.join(", "),
+                    s.time_unit,
+                    d.lags,
+                    d.acf
+                ),
+                (None, false) => println!("time features: period(s) {} ({})", periods.join(", "), s.time_unit),
+                (None, true) if settings.detect_period && settings.start == Start::Fresh => {
+                    println!("time features: none (no period detected in the training rows)")
+                }
+                (None, true) => println!("time features: none"),
             }
             for (c, (cov, crps)) in s.coverage.iter().zip(&s.crps).enumerate() {
                 println!(

@@ -297,6 +297,7 @@ mod fit_csv_period {
             iterations: 150,
             eval_trajectories: 100,
             holdout: 36,
+            detect_period: false,
             ..fit_csv::Settings::default()
         };
         let seasonal = fit_csv::Settings {
@@ -327,6 +328,139 @@ mod fit_csv_period {
         assert!(e.contains("without a suffix"), "{e}");
         assert!(!dir.join("none").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `n` values of a pseudo-random generator, uniform in [-0.5, 0.5).
+    fn noise(n: usize, seed: u64) -> Vec<f64> {
+        let mut r = seed;
+        (0..n)
+            .map(|_| {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((r >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    fn detect(values: &[f64]) -> Option<fit_csv::Detected> {
+        let times: Vec<f64> = (0..values.len()).map(|i| 2.0 * i as f64).collect();
+        let values: Vec<Option<f64>> = values.iter().map(|&x| Some(x)).collect();
+        fit_csv::detect_period(&times, &values)
+    }
+
+    #[test]
+    fn detection_finds_the_period_of_a_season_and_none_in_noise_or_a_random_walk() {
+        // A 12-row season with scatter and a trend (times spaced by 2: period 24).
+        let e = noise(240, 3);
+        let season: Vec<f64> = (0..240)
+            .map(|i| {
+                let phase = std::f64::consts::TAU * i as f64 / 12.0;
+                0.05 * i as f64 + 3.0 * phase.sin() + 0.6 * e[i]
+            })
+            .collect();
+        let d = detect(&season).expect("a period");
+        assert!((d.lags - 12.0).abs() < 0.2, "{d:?}");
+        assert!((d.period - 24.0).abs() < 0.4, "{d:?}");
+        // A 7.5-row cycle: not a whole number of rows.
+        let cycle: Vec<f64> = (0..300)
+            .map(|i| (std::f64::consts::TAU * i as f64 / 7.5).sin() + 0.3 * e[i % 240])
+            .collect();
+        let d = detect(&cycle).expect("a period");
+        assert!((d.lags - 7.5).abs() < 0.3, "{d:?}");
+        // White noise and random walks of several seeds and lengths: none.
+        for seed in 1..=20 {
+            for n in [40, 100, 400] {
+                let white = noise(n, seed);
+                assert_eq!(detect(&white), None, "white noise, seed {seed}, {n} rows");
+                let walk: Vec<f64> = white
+                    .iter()
+                    .scan(0.0, |s, x| {
+                        *s += x;
+                        Some(*s)
+                    })
+                    .collect();
+                assert_eq!(detect(&walk), None, "random walk, seed {seed}, {n} rows");
+            }
+        }
+        // Too short, or constant: none.
+        assert_eq!(detect(&season[..10]), None);
+        assert_eq!(detect(&[1.0; 50]), None);
+    }
+
+    #[test]
+    fn fit_csv_detects_a_period_from_the_training_rows_only_unless_told_not_to() {
+        let dir = temp_dir("detect");
+        // 120 rows of noise, then 120 rows with a 12-row season: with the last 120 rows held
+        // out nothing is detected (they are never looked at); with 12 held out, 12 is.
+        let e = noise(240, 5);
+        let mut text = String::from("t,x\n");
+        for (i, e) in e.iter().enumerate() {
+            let season = if i >= 120 {
+                3.0 * (std::f64::consts::TAU * i as f64 / 12.0).sin()
+            } else {
+                0.0
+            };
+            text.push_str(&format!("{i},{:.4}\n", 10.0 + season + e));
+        }
+        let path = dir.join("late.csv");
+        std::fs::write(&path, text).unwrap();
+        let settings = fit_csv::Settings {
+            iterations: 2,
+            trajectories: 2,
+            eval_trajectories: 20,
+            holdout: 120,
+            ..fit_csv::Settings::default()
+        };
+        assert!(settings.detect_period, "on by default");
+        let s = fit_csv::run(&path, &settings, &dir.join("a"), false).unwrap();
+        assert_eq!((s.detected, s.periods.len()), (None, 0));
+        let table = fit_exp_csv(&path);
+        assert_eq!(fit_csv::detect_table_period(&table, 120), None);
+        let d = fit_csv::detect_table_period(&table, 228).expect("a period");
+        let short = fit_csv::Settings {
+            holdout: 12,
+            ..settings.clone()
+        };
+        let s = fit_csv::run(&path, &short, &dir.join("b"), false).unwrap();
+        assert_eq!(s.detected, Some(d));
+        assert!((d.period - 12.0).abs() < 0.3, "{d:?}");
+        // The model file carries the detected period (in model time: one unit per row).
+        let tsm = std::fs::read(dir.join("b/fit_csv.tsm")).unwrap();
+        let file = tinysde::forecast::file::ModelFile::parse(&tsm).unwrap();
+        let description = file.model().description_str().unwrap();
+        assert!(description.starts_with("seasonal(1,"), "{description}");
+        assert_eq!(s.periods.len(), 1);
+        assert!(
+            (s.periods[0] - d.period).abs() < 1e-4 * d.period,
+            "{:?}",
+            s.periods
+        );
+        let json = std::fs::read_to_string(dir.join("b/fit_csv.json")).unwrap();
+        assert!(json.contains("\"periods\": ["), "{json}");
+        // --period none: no detection, the seed network.
+        let none = settings_of(&["--period", "none"]).unwrap();
+        assert!(!none.detect_period && none.periods.is_empty());
+        assert!(settings_of(&["--period", "none", "--period", "12"]).is_err());
+        let off = fit_csv::Settings {
+            detect_period: false,
+            ..short.clone()
+        };
+        let s = fit_csv::run(&path, &off, &dir.join("c"), false).unwrap();
+        assert_eq!((s.detected, s.periods.len()), (None, 0));
+        // A given period is used as given, not detected.
+        let given = fit_csv::Settings {
+            periods: vec![(6.0, false)],
+            ..short
+        };
+        let s = fit_csv::run(&path, &given, &dir.join("d"), false).unwrap();
+        assert_eq!(s.detected, None);
+        assert!((s.periods[0] - 6.0).abs() < 1e-5, "{:?}", s.periods);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fit_exp_csv(path: &std::path::Path) -> fit_csv::common::csv::Table {
+        fit_csv::common::csv::read(path, fit_csv::common::csv::Options::default()).unwrap()
     }
 
     #[test]
