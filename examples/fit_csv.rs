@@ -17,7 +17,7 @@
 //! written to `fit_csv.json` next to the weights (documented in `docs/weights-format.md`).
 //!
 //! **Model and training.** The seed task's network on a D-dimensional state (drift `u ->
-//! u^3 -> Dense(D, 20, fast tanh) -> Dense(20, D)`, diffusion `u -> Dense(D, 20, fast
+//! u^3 -> Dense(D, 20, quick tanh) -> Dense(20, D)`, diffusion `u -> Dense(D, 20, quick
 //! sigmoid) -> Dense(20, D)`), SOSRI with steps of at most half a median interval. The
 //! series is cut into windows (`--window` observations after an observed start row); each
 //! iteration draws `--batch` windows, starts `--trajectories` paths at each window's observed
@@ -31,13 +31,15 @@
 //! `2 pi t / P`, `P` in the file's time units (seconds for dates, or with a suffix `h`, `d`,
 //! `w`, `y`: `--period 1y`), networks `[u, features] -> Dense(20, quick tanh) -> Dense(D)`
 //! and `-> Dense(20, quick sigmoid) -> Dense(D)`. The periods are stored in the model file.
+//!
 //! **Without `--period`** a new model detects at most one period from the training rows
 //! only (never the held-out ones; `detect_period`): the highest peak `L >= 2` rows,
 //! `L <= m/3`, of the autocorrelation of the first differences (`m` of them) if it is at
 //! least `max(0.3, 4/sqrt(m))`, reduced to its fundamental (a peak at two years whose half
-//! is also a peak is a year), times the median interval; for dates a period within 3 % of
-//! a year is a year. A trend, a random walk or white noise detect none. The summary prints
-//! the period used; `--period none` turns detection off.
+//! is also a peak is a year; within 0.1 rows of a whole number of rows, that number), times
+//! the median interval; for dates a period within 3 % of a year is a year. A trend, a
+//! random walk or white noise detect none. The summary and `fit_csv.json` (`periods`)
+//! give the period used; `--period none` turns detection off.
 //!
 //! **Predictions and scores.** Every row is predicted from the last fully observed row
 //! before it (`--eval-trajectories` paths): the band in the plot, the rows of
@@ -707,8 +709,8 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
     };
     let s = settings;
     let summary = match (table.value_columns(), periods) {
-        (1, 0) => fit_table::<Model<1>, 1, 61>(&file, &table, s, saved, out, progress),
-        (2, 0) => fit_table::<Model<2>, 2, 68>(&file, &table, s, saved, out, progress),
+        (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, &table, s, saved, out, progress),
+        (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, &table, s, saved, out, progress),
         (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
         (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, &table, s, saved, out, progress),
         (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, &table, s, saved, out, progress),
@@ -771,7 +773,8 @@ pub fn detect_table_period(table: &Table, train: usize) -> Option<Detected> {
 ///    `L*` is refined by a parabola through `r(L*-1), r(L*), r(L*+1)`.
 /// 3. The fundamental: the largest `k >= 2` such that every `j L*/k`, `j < k`, has a
 ///    local maximum at least `0.8 r(L*)` within one lag (a peak at two or four years is
-///    one at a year); the period is `L*/k` rows (`L*` if none), times the median interval.
+///    one at a year); the period is `L*/k` rows (`L*` if none; rounded to a whole number
+///    of rows if within 0.1 of one), times the median interval.
 ///
 /// `values` are the rows' values (`None`: missing). Fewer than 12 observed differences, or
 /// fewer than 3 distinct values, detect nothing.
@@ -835,6 +838,13 @@ pub fn detect_period(times: &[f64], values: &[Option<f64>]) -> Option<Detected> 
         .find(|&k| (1..k).all(|j| near_peak(j as f64 * lags / k as f64)))
         .unwrap_or(1);
     let lags = lags / k as f64;
+    // Within a tenth of a row of a whole number of rows: that number (a month's year is
+    // 12 rows, not 11.98: over decades the difference shifts the season's phase).
+    let lags = if (lags - lags.round()).abs() < 0.1 {
+        lags.round()
+    } else {
+        lags
+    };
     Some(Detected {
         period: lags * median_gap(times),
         lags,
@@ -877,9 +887,12 @@ pub trait CsvModel: Default + Describe {
     fn model_periods(&self) -> Vec<f32>;
 }
 
-impl<const D: usize> CsvModel for Model<D>
+/// fit_csv's model without periods: the seed task's network with the quick activations.
+pub type SeedModel<const D: usize> = Model<D, QuickTanh, QuickSigmoid>;
+
+impl<const D: usize> CsvModel for SeedModel<D>
 where
-    Model<D>: Default + Describe + tinysde::nn::Init,
+    SeedModel<D>: Default + Describe + tinysde::nn::Init,
     Dense<20, D, Identity>: tinysde::nn::Init,
 {
     fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String> {

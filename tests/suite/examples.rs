@@ -536,10 +536,10 @@ fn fit_csv_fits_unequally_spaced_data() {
     assert_eq!(decode_png(&out.join("fit_csv_fit.png")).0, 900);
     assert_eq!(decode_png(&out.join("fit_csv_loss.png")).0, 900);
     let bytes = std::fs::read(out.join("fit_csv.weights")).unwrap();
-    let mut m = fit::Model::<1>::default();
+    let mut m = fit_csv::SeedModel::<1>::default();
     weights::read_into(&mut m, &bytes).unwrap();
     assert_eq!(encode(&m), bytes);
-    let mut m2 = fit::Model::<2>::default();
+    let mut m2 = fit_csv::SeedModel::<2>::default();
     assert_eq!(
         weights::read_into(&mut m2, &bytes),
         Err(Error::Weights(WeightsError::ShapeMismatch))
@@ -574,7 +574,7 @@ fn fit_csv_fits_unequally_spaced_data() {
     // The deployable model file holds the same model, and forecasting with it (--model,
     // no training) gives forecast.csv byte for byte; --resume continues training from it.
     let tsm = out.join("fit_csv.tsm");
-    let mut from_file = fit::Model::<1>::default();
+    let mut from_file = fit_csv::SeedModel::<1>::default();
     let tsm_bytes = std::fs::read(&tsm).unwrap();
     tinysde::forecast::file::ModelFile::parse(&tsm_bytes)
         .unwrap()
