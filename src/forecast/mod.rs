@@ -82,6 +82,8 @@
 //! # Ok::<(), tinysde::Error>(())
 //! ```
 
+#[cfg(feature = "libm")]
+pub mod baseline;
 pub mod file;
 
 use crate::error::{Error, ForecastError, NoiseKind, WeightsError};
