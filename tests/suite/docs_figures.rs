@@ -29,7 +29,7 @@ fn read(rel: &str) -> String {
 }
 
 /// Prose with line breaks, comment markers and runs of spaces folded into single spaces.
-fn folded(text: &str) -> String {
+pub(crate) fn folded(text: &str) -> String {
     text.lines()
         .map(|l| {
             let t = l.trim_start();
