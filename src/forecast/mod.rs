@@ -83,6 +83,8 @@
 //! ```
 
 pub mod adapt;
+#[cfg(feature = "libm")]
+pub mod baseline;
 pub mod file;
 
 use crate::error::{Error, ForecastError, NoiseKind, WeightsError};
