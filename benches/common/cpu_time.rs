@@ -11,7 +11,7 @@ pub fn thread_cpu_seconds() -> Option<f64> {
         seconds: i64,
         nanoseconds: i64,
     }
-    extern "C" {
+    unsafe extern "C" {
         fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
     }
     const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
