@@ -135,11 +135,23 @@ impl Gaussian {
     }
 
     /// The 5 % and 95 % quantiles.
+    ///
+    /// ```
+    /// let (lo, hi) = tinysde::forecast::baseline::Gaussian::new(0.0, 1.0)?.band();
+    /// assert!((hi - 1.644_853_6).abs() < 1e-6 && lo == -hi);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn band(&self) -> (f64, f64) {
         (self.mean - Z95 * self.sd, self.mean + Z95 * self.sd)
     }
 
     /// Whether `y` lies in the 5-95 % band (bounds included).
+    ///
+    /// ```
+    /// let g = tinysde::forecast::baseline::Gaussian::new(10.0, 1.0)?;
+    /// assert!(g.covers(11.5) && !g.covers(12.0));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn covers(&self, y: f64) -> bool {
         let (lo, hi) = self.band();
         lo <= y && y <= hi
@@ -275,6 +287,15 @@ impl Persistence {
     /// Fits `s_d^2` to the observed pairs of a training series (`unit`: the time of one
     /// interval). Errors: see the [module docs](self); fewer than
     /// [`MIN_PERSISTENCE_PAIRS`] pairs is an [`Error::Length`].
+    ///
+    /// ```
+    /// use tinysde::forecast::baseline::{OneStep, Persistence};
+    /// let (times, values) = ([0.0, 1.0, 2.0, 3.0], [Some(1.0), Some(2.0), None, Some(3.0)]);
+    /// let p = Persistence::fit(&times, &values, 1.0)?; // pairs (0, 1) and (1, 3), gaps 1 and 2
+    /// assert_eq!((p.pairs, p.var), (2, 0.75)); // (1^2 / 1 + 1^2 / 2) / 2
+    /// assert_eq!(p.predict(3.0, 2.0)?.mean, 3.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn fit(times: &[f64], values: &[Option<f64>], unit: f64) -> Result<Self, Error> {
         let (mut sum, mut n) = (0.0f64, 0usize);
         for_each_pair(times, values, unit, |k, yj, yi| {
@@ -312,6 +333,19 @@ impl Ar1 {
     /// (`unit`: the time of one interval). Errors: see the [module docs](self); fewer than
     /// [`MIN_AR1_PAIRS`] such pairs is an [`Error::Length`], predecessors that do not vary
     /// an [`Error::OutOfRange`].
+    ///
+    /// ```
+    /// use tinysde::forecast::baseline::Ar1;
+    /// // y_{n+1} = 1 + 0.5 y_n exactly: the fit recovers it with no residual.
+    /// let mut y = [Some(0.0); 6];
+    /// for n in 1..6 {
+    ///     y[n] = Some(1.0 + 0.5 * y[n - 1].unwrap());
+    /// }
+    /// let ar = Ar1::fit(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &y, 1.0)?;
+    /// assert!((ar.phi - 0.5).abs() < 1e-12 && (ar.intercept - 1.0).abs() < 1e-12);
+    /// assert!((ar.mean().unwrap() - 2.0).abs() < 1e-12);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn fit(times: &[f64], values: &[Option<f64>], unit: f64) -> Result<Self, Error> {
         let one_step = |k: f64| (0.5..=1.5).contains(&k);
         // Two passes: the means, then the centred sums (numerically stable).
