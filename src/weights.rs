@@ -132,22 +132,15 @@ fn write_int(sink: &mut dyn FnMut(&[u8]), n: i64) {
     sink(&buf[i..]);
 }
 
-/// Writes `open` and then the integers `ns` separated by commas (the start of a layer's
-/// description, as `dense(20,1`).
-fn write_head(sink: &mut dyn FnMut(&[u8]), open: &[u8], ns: &[i64]) {
-    sink(open);
-    for (k, &n) in ns.iter().enumerate() {
-        if k > 0 {
-            sink(b",");
-        }
-        write_int(sink, n);
-    }
-}
-
 impl<const I: usize, const O: usize, A: Activation> Describe for Dense<I, O, A> {
     /// `dense(I,O,<activation name>)`.
     fn describe(sink: &mut dyn FnMut(&[u8])) {
-        write_head(sink, b"dense(", &[I as i64, O as i64]);
+        // The integers one by one: each call folds to constants; a loop over a slice of them
+        // links a 64-bit division into every firmware (+2.7 KB on the M4F).
+        sink(b"dense(");
+        write_int(sink, I as i64);
+        sink(b",");
+        write_int(sink, O as i64);
         sink(b",");
         sink(A::NAME.as_bytes());
         sink(b")");
@@ -171,7 +164,10 @@ impl<const I: usize, const O: usize, A: Activation> Describe for Dense<I, O, A> 
 impl<const D: usize, const P: i32> Describe for Pow<D, P> {
     /// `pow(D,P)`.
     fn describe(sink: &mut dyn FnMut(&[u8])) {
-        write_head(sink, b"pow(", &[D as i64, P as i64]);
+        sink(b"pow(");
+        write_int(sink, D as i64);
+        sink(b",");
+        write_int(sink, P as i64);
         sink(b")");
     }
     fn visit_params(&self, _f: &mut dyn FnMut(f32)) {}
