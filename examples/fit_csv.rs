@@ -77,6 +77,7 @@ use clap::Parser;
 use common::csv::{self as table_csv, Table, TimeFormat};
 use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
+use tinysde::forecast::baseline::{Ar1, OneStep, OneStepScore, Persistence};
 use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
 };
@@ -432,6 +433,8 @@ pub struct Summary {
     pub periods: Vec<f64>,
     /// The period detected from the training rows (without `--period`), if any.
     pub detected: Option<Detected>,
+    /// Persistence's and AR(1)'s scores on the same rows (or why there are none).
+    pub baselines: Result<Baselines, String>,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
@@ -1237,6 +1240,7 @@ where
     };
     let (coverage, crps) = (coverage_of(&scores), crps_of(&scores));
     let (holdout_coverage, holdout_crps) = (coverage_of(&held_out), crps_of(&held_out));
+    let baselines = baseline_scores(table, train_rows, gap);
 
     let mut outputs = outputs;
     outputs.add(
@@ -1266,6 +1270,7 @@ where
                 .map(|&p| f64::from(p) * scaling.time_unit)
                 .collect(),
             detected: None,
+            baselines,
             files,
         });
     }
@@ -1318,6 +1323,7 @@ where
         ("holdout_crps", list(&holdout_crps)),
         ("periods", list(&periods_used)),
     ];
+    let extra: Vec<(&str, String)> = extra.into_iter().chain(baseline_json(&baselines)).collect();
     outputs.add(
         "fit_csv.json",
         scaling.to_json(&table.names[0], &extra).as_bytes(),
@@ -1336,6 +1342,7 @@ where
         holdout_crps,
         periods: periods_used,
         detected: None,
+        baselines,
         files,
     })
 }
@@ -1611,6 +1618,7 @@ fn main() -> ExitCode {
                     crps
                 );
             }
+            print_baselines(&s, settings.holdout);
             for f in &s.files {
                 println!("wrote {}", f.display());
             }
@@ -1621,5 +1629,160 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Persistence's and AR(1)'s one-step-ahead scores on one value column (file units).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaselineScores {
+    /// The fitted persistence model.
+    pub persistence_fit: Persistence,
+    /// The fitted AR(1) model.
+    pub ar1_fit: Ar1,
+    /// Persistence on the training rows (all rows without a holdout), the rows tinysde's
+    /// in-sample scores cover.
+    pub persistence: OneStepScore,
+    /// AR(1) on the same rows.
+    pub ar1: OneStepScore,
+    /// Persistence on the held-out rows (empty without a holdout).
+    pub holdout_persistence: OneStepScore,
+    /// AR(1) on the held-out rows.
+    pub holdout_ar1: OneStepScore,
+}
+
+/// The baselines of every value column.
+pub type Baselines = Vec<BaselineScores>;
+
+/// Fits persistence and AR(1) (`tinysde::forecast::baseline`) to each value column's
+/// training rows (the first `train_rows`), time unit `gap` (the median interval), and
+/// scores them one step ahead on the rows fit_csv's model is scored on: every observed
+/// value after the first fully observed row, predicted from the last fully observed row
+/// before it (the streaming forecaster's anchor).
+pub fn baseline_scores(table: &Table, train_rows: usize, gap: f64) -> Result<Baselines, String> {
+    let train_times = table.times.get(..train_rows).ok_or("no training rows")?;
+    (0..table.value_columns())
+        .map(|c| {
+            let values: Vec<Option<f64>> = table.rows.iter().map(|r| r[c]).collect();
+            let name = &table.names[c + 1];
+            let persistence_fit = Persistence::fit(train_times, &values[..train_rows], gap)
+                .map_err(|e| format!("{name}: persistence: {e}"))?;
+            let ar1_fit = Ar1::fit(train_times, &values[..train_rows], gap)
+                .map_err(|e| format!("{name}: AR(1): {e}"))?;
+            let mut scores = [OneStepScore::new(); 4];
+            let mut anchor: Option<(f64, f64)> = None;
+            for (i, (&t, row)) in table.times.iter().zip(&table.rows).enumerate() {
+                if let (Some(y), Some((ta, ya))) = (row[c], anchor) {
+                    let held = usize::from(i >= train_rows) * 2;
+                    let models: [&dyn OneStep; 2] = [&persistence_fit, &ar1_fit];
+                    for (m, model) in models.into_iter().enumerate() {
+                        let g = model
+                            .predict(ya, (t - ta) / gap)
+                            .map_err(|e| format!("{name}: row {i}: baseline: {e}"))?;
+                        scores[held + m]
+                            .add(&g, y)
+                            .map_err(|e| format!("{name}: row {i}: baseline: {e}"))?;
+                    }
+                }
+                if row.iter().all(Option::is_some) {
+                    anchor = row[c].map(|y| (t, y));
+                }
+            }
+            let [persistence, ar1, holdout_persistence, holdout_ar1] = scores;
+            Ok(BaselineScores {
+                persistence_fit,
+                ar1_fit,
+                persistence,
+                ar1,
+                holdout_persistence,
+                holdout_ar1,
+            })
+        })
+        .collect()
+}
+
+/// The baselines' entries of `fit_csv.json`: per column, like `crps` and `coverage_90`.
+fn baseline_json(baselines: &Result<Baselines, String>) -> Vec<(&'static str, String)> {
+    let Ok(b) = baselines else {
+        return vec![(
+            "baselines",
+            json_string(baselines.as_ref().err().map_or("", |e| e)),
+        )];
+    };
+    let list = |f: &dyn Fn(&BaselineScores) -> f64| {
+        format!(
+            "[{}]",
+            b.iter()
+                .map(|s| json_number(f(s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    vec![
+        ("persistence_crps", list(&|s| s.persistence.mean_crps())),
+        (
+            "persistence_coverage_90",
+            list(&|s| s.persistence.coverage()),
+        ),
+        ("ar1_crps", list(&|s| s.ar1.mean_crps())),
+        ("ar1_coverage_90", list(&|s| s.ar1.coverage())),
+        ("ar1_phi", list(&|s| s.ar1_fit.phi)),
+        (
+            "holdout_persistence_crps",
+            list(&|s| s.holdout_persistence.mean_crps()),
+        ),
+        (
+            "holdout_persistence_coverage_90",
+            list(&|s| s.holdout_persistence.coverage()),
+        ),
+        ("holdout_ar1_crps", list(&|s| s.holdout_ar1.mean_crps())),
+        (
+            "holdout_ar1_coverage_90",
+            list(&|s| s.holdout_ar1.coverage()),
+        ),
+    ]
+}
+
+/// Prints the baselines beside the model's scores: on the held-out rows with a holdout,
+/// else on all predicted rows (in-sample).
+fn print_baselines(s: &Summary, holdout: usize) {
+    let b = match &s.baselines {
+        Ok(b) => b,
+        Err(e) => {
+            println!("baselines (persistence, AR(1)): none: {e}");
+            return;
+        }
+    };
+    let sets = if holdout > 0 {
+        (
+            &s.holdout_crps,
+            &s.holdout_coverage,
+            format!("{holdout} held-out rows"),
+        )
+    } else {
+        (
+            &s.crps,
+            &s.coverage,
+            "all predicted rows, in-sample".to_string(),
+        )
+    };
+    let (crps, coverage, rows) = sets;
+    for (c, ((base, &model_crps), &model_cov)) in b.iter().zip(crps).zip(coverage).enumerate() {
+        let (p, a) = if holdout > 0 {
+            (&base.holdout_persistence, &base.holdout_ar1)
+        } else {
+            (&base.persistence, &base.ar1)
+        };
+        println!(
+            "column {}, {rows}: mean CRPS tinysde {:.4}, persistence {:.4}, AR(1) {:.4} (phi {:.3}); inside the 5-95 % band {:.1} %, {:.1} %, {:.1} %; tinysde / better baseline {:.3}",
+            c + 2,
+            model_crps,
+            p.mean_crps(),
+            a.mean_crps(),
+            base.ar1_fit.phi,
+            100.0 * model_cov,
+            100.0 * p.coverage(),
+            100.0 * a.coverage(),
+            model_crps / p.mean_crps().min(a.mean_crps()),
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
+use crate::dual::{chain_rule_functions, forward_mode_arithmetic};
 use crate::lanes::Mask;
 use crate::real::{MaskOf, Real};
 
@@ -48,107 +49,21 @@ impl<T: Real> Directional<T> {
     }
 }
 
-impl<T: Real> Add for Directional<T> {
-    type Output = Self;
+impl<T: Real> Directional<T> {
+    /// The tangent mapped by `f`.
     #[inline]
-    fn add(self, o: Self) -> Self {
-        Self {
-            v: self.v + o.v,
-            d: self.d + o.d,
-        }
+    fn map_t(self, f: impl Fn(T) -> T) -> T {
+        f(self.d)
     }
-}
-impl<T: Real> Sub for Directional<T> {
-    type Output = Self;
+
+    /// The tangents of `self` and `o` combined by `f`.
     #[inline]
-    fn sub(self, o: Self) -> Self {
-        Self {
-            v: self.v - o.v,
-            d: self.d - o.d,
-        }
-    }
-}
-impl<T: Real> Mul for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn mul(self, o: Self) -> Self {
-        Self {
-            v: self.v * o.v,
-            d: self.d * o.v + self.v * o.d,
-        }
-    }
-}
-impl<T: Real> Div for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn div(self, o: Self) -> Self {
-        let q = self.v / o.v;
-        Self {
-            v: q,
-            d: (self.d - q * o.d) / o.v,
-        }
-    }
-}
-impl<T: Real> Neg for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn neg(self) -> Self {
-        Self {
-            v: -self.v,
-            d: -self.d,
-        }
-    }
-}
-impl<T: Real> Add<f32> for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn add(self, c: f32) -> Self {
-        Self {
-            v: self.v + c,
-            d: self.d,
-        }
-    }
-}
-impl<T: Real> Sub<f32> for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn sub(self, c: f32) -> Self {
-        Self {
-            v: self.v - c,
-            d: self.d,
-        }
-    }
-}
-impl<T: Real> Mul<f32> for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn mul(self, c: f32) -> Self {
-        Self {
-            v: self.v * c,
-            d: self.d * c,
-        }
-    }
-}
-impl<T: Real> Div<f32> for Directional<T> {
-    type Output = Self;
-    #[inline]
-    fn div(self, c: f32) -> Self {
-        Self {
-            v: self.v / c,
-            d: self.d / c,
-        }
+    fn zip_t(self, o: Self, f: impl Fn(T, T) -> T) -> T {
+        f(self.d, o.d)
     }
 }
 
-macro_rules! assign_ops {
-    ($($tr:ident $m:ident $op:tt),*) => {$(
-        impl<T: Real> $tr for Directional<T> {
-            #[inline]
-            fn $m(&mut self, o: Self) { *self = *self $op o; }
-        }
-    )*};
-}
-assign_ops!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
+forward_mode_arithmetic!([T: Real] Directional<T>, d);
 
 impl<T: Real> Real for Directional<T> {
     type Value = T::Value;
@@ -204,47 +119,7 @@ impl<T: Real> Real for Directional<T> {
         let dv = T::select(s.gt(T::ZERO), T::ONE / (s * 2.0), T::ZERO);
         self.chain(s, dv)
     }
-    #[inline]
-    fn exp(self) -> Self {
-        let e = self.v.exp();
-        self.chain(e, e)
-    }
-    #[inline]
-    fn ln(self) -> Self {
-        self.chain(self.v.ln(), T::ONE / self.v)
-    }
-    #[inline]
-    fn tanh(self) -> Self {
-        let y = self.v.tanh();
-        self.chain(y, T::ONE - y * y)
-    }
-    #[inline]
-    fn sigmoid(self) -> Self {
-        let s = self.v.sigmoid();
-        self.chain(s, s * (T::ONE - s))
-    }
-    #[inline]
-    fn sin(self) -> Self {
-        self.chain(self.v.sin(), self.v.cos())
-    }
-    #[inline]
-    fn cos(self) -> Self {
-        self.chain(self.v.cos(), -self.v.sin())
-    }
-    #[inline]
-    fn powi(self, n: i32) -> Self {
-        let dv = if n == 0 {
-            T::ZERO
-        } else {
-            // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x.
-            let below = match n.checked_sub(1) {
-                Some(m) => self.v.powi(m),
-                None => self.v.powi(n) / self.v,
-            };
-            below * n as f32
-        };
-        self.chain(self.v.powi(n), dv)
-    }
+    chain_rule_functions!(T);
     #[inline]
     fn is_finite(self) -> MaskOf<T> {
         self.v.is_finite().and(self.d.is_finite())

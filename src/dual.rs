@@ -75,117 +75,21 @@ fn zip<const K: usize, V: Copy>(a: [V; K], b: [V; K], f: impl Fn(V, V) -> V) -> 
     out
 }
 
-impl<const K: usize, V: Lanes> Add for Dual<K, V> {
-    type Output = Self;
+impl<const K: usize, V: Lanes> Dual<K, V> {
+    /// The tangents mapped by `f`.
     #[inline]
-    fn add(self, o: Self) -> Self {
-        Self {
-            v: self.v + o.v,
-            t: zip(self.t, o.t, |a, b| a + b),
-        }
+    fn map_t(self, f: impl Fn(V) -> V) -> [V; K] {
+        self.t.map(f)
+    }
+
+    /// The tangents of `self` and `o` combined by `f`.
+    #[inline]
+    fn zip_t(self, o: Self, f: impl Fn(V, V) -> V) -> [V; K] {
+        zip(self.t, o.t, f)
     }
 }
 
-impl<const K: usize, V: Lanes> Sub for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn sub(self, o: Self) -> Self {
-        Self {
-            v: self.v - o.v,
-            t: zip(self.t, o.t, |a, b| a - b),
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Mul for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn mul(self, o: Self) -> Self {
-        let (a, b) = (self.v, o.v);
-        Self {
-            v: a * b,
-            t: zip(self.t, o.t, |ta, tb| ta * b + a * tb),
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Div for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn div(self, o: Self) -> Self {
-        // (a/b)' = (a' - (a/b) b') / b
-        let q = self.v / o.v;
-        Self {
-            v: q,
-            t: zip(self.t, o.t, |ta, tb| (ta - q * tb) / o.v),
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Neg for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn neg(self) -> Self {
-        Self {
-            v: -self.v,
-            t: self.t.map(|x| -x),
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Add<f32> for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn add(self, c: f32) -> Self {
-        Self {
-            v: self.v + c,
-            t: self.t,
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Sub<f32> for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn sub(self, c: f32) -> Self {
-        Self {
-            v: self.v - c,
-            t: self.t,
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Mul<f32> for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn mul(self, c: f32) -> Self {
-        Self {
-            v: self.v * c,
-            t: self.t.map(|x| x * c),
-        }
-    }
-}
-
-impl<const K: usize, V: Lanes> Div<f32> for Dual<K, V> {
-    type Output = Self;
-    #[inline]
-    fn div(self, c: f32) -> Self {
-        Self {
-            v: self.v / c,
-            t: self.t.map(|x| x / c),
-        }
-    }
-}
-
-macro_rules! assign_ops {
-    ($($tr:ident $m:ident $op:tt),*) => {$(
-        impl<const K: usize, V: Lanes> $tr for Dual<K, V> {
-            #[inline]
-            fn $m(&mut self, o: Self) { *self = *self $op o; }
-        }
-    )*};
-}
-assign_ops!(AddAssign add_assign +, SubAssign sub_assign -, MulAssign mul_assign *, DivAssign div_assign /);
+forward_mode_arithmetic!([const K: usize, V: Lanes] Dual<K, V>, t);
 
 impl<const K: usize, V: Lanes> Real for Dual<K, V> {
     type Value = V;
@@ -235,47 +139,7 @@ impl<const K: usize, V: Lanes> Real for Dual<K, V> {
         let d = V::select(s.gt(V::ZERO), V::splat(0.5) / s, V::ZERO);
         self.chain(s, d)
     }
-    #[inline]
-    fn exp(self) -> Self {
-        let e = self.v.exp();
-        self.chain(e, e)
-    }
-    #[inline]
-    fn ln(self) -> Self {
-        self.chain(self.v.ln(), V::ONE / self.v)
-    }
-    #[inline]
-    fn tanh(self) -> Self {
-        let y = self.v.tanh();
-        self.chain(y, V::ONE - y * y)
-    }
-    #[inline]
-    fn sigmoid(self) -> Self {
-        let s = self.v.sigmoid();
-        self.chain(s, s * (V::ONE - s))
-    }
-    #[inline]
-    fn sin(self) -> Self {
-        self.chain(self.v.sin(), self.v.cos())
-    }
-    #[inline]
-    fn cos(self) -> Self {
-        self.chain(self.v.cos(), -self.v.sin())
-    }
-    #[inline]
-    fn powi(self, n: i32) -> Self {
-        let d = if n == 0 {
-            V::ZERO
-        } else {
-            // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x (both are 0, 1 or inf).
-            let below = match n.checked_sub(1) {
-                Some(m) => self.v.powi(m),
-                None => self.v.powi(n) / self.v,
-            };
-            below * n as f32
-        };
-        self.chain(self.v.powi(n), d)
-    }
+    chain_rule_functions!(V);
     #[inline]
     fn is_finite(self) -> V::Mask {
         self.t
@@ -287,3 +151,130 @@ impl<const K: usize, V: Lanes> Real for Dual<K, V> {
         Some(self.chain(fv, dv))
     }
 }
+
+/// The elementary functions of a forward-mode number by the chain rule, from its
+/// `chain(value, derivative)` (the value and the tangents times `derivative`): `exp`, `ln`,
+/// `tanh`, `sigmoid`, `sin`, `cos` and `powi` of [`Dual`] and
+/// [`Directional`](crate::directional::Directional), written once. `$s` names the value's
+/// scalar type.
+macro_rules! chain_rule_functions {
+    ($s:ident) => {
+        #[inline]
+        fn exp(self) -> Self {
+            let e = self.v.exp();
+            self.chain(e, e)
+        }
+        #[inline]
+        fn ln(self) -> Self {
+            self.chain(self.v.ln(), $s::ONE / self.v)
+        }
+        #[inline]
+        fn tanh(self) -> Self {
+            let y = self.v.tanh();
+            self.chain(y, $s::ONE - y * y)
+        }
+        #[inline]
+        fn sigmoid(self) -> Self {
+            let s = self.v.sigmoid();
+            self.chain(s, s * ($s::ONE - s))
+        }
+        #[inline]
+        fn sin(self) -> Self {
+            self.chain(self.v.sin(), self.v.cos())
+        }
+        #[inline]
+        fn cos(self) -> Self {
+            self.chain(self.v.cos(), -self.v.sin())
+        }
+        #[inline]
+        fn powi(self, n: i32) -> Self {
+            let d = if n == 0 {
+                $s::ZERO
+            } else {
+                // n - 1 overflows for i32::MIN; then x^(n-1) = x^n / x (both are 0, 1 or inf).
+                let below = match n.checked_sub(1) {
+                    Some(m) => self.v.powi(m),
+                    None => self.v.powi(n) / self.v,
+                };
+                below * n as f32
+            };
+            self.chain(self.v.powi(n), d)
+        }
+    };
+}
+pub(crate) use chain_rule_functions;
+
+/// `+ - * /` and negation of a forward-mode number (with another or with an `f32`
+/// constant) and the compound assignments, for [`Dual`] and
+/// [`Directional`](crate::directional::Directional), written once: the value by the
+/// operation, the tangents by its derivative (`(a b)' = a' b + a b'`,
+/// `(a / b)' = (a' - (a / b) b') / b`; a constant shifts the value or scales both). `$t`
+/// names the tangent field; the type provides `map_t(f)` and `zip_t(o, f)` over it.
+macro_rules! forward_mode_arithmetic {
+    ([$($gen:tt)*] $ty:ty, $t:ident) => {
+        forward_mode_arithmetic!(@binary [$($gen)*] $ty, $t,
+            Add add |a, b| q = a + b, |ta, tb| ta + tb;
+            Sub sub |a, b| q = a - b, |ta, tb| ta - tb;
+            Mul mul |a, b| q = a * b, |ta, tb| ta * b + a * tb;
+            Div div |a, b| q = a / b, |ta, tb| (ta - q * tb) / b
+        );
+        // A constant shifts the value (the tangents stay) or scales value and tangents.
+        forward_mode_arithmetic!(@shift [$($gen)*] $ty, Add add +, Sub sub -);
+        forward_mode_arithmetic!(@scale [$($gen)*] $ty, $t, Mul mul *, Div div /);
+        forward_mode_arithmetic!(@assign [$($gen)*] $ty,
+            AddAssign add_assign +, SubAssign sub_assign -,
+            MulAssign mul_assign *, DivAssign div_assign /
+        );
+        impl<$($gen)*> Neg for $ty {
+            type Output = Self;
+            #[inline]
+            fn neg(self) -> Self {
+                Self { v: -self.v, $t: self.map_t(|x| -x) }
+            }
+        }
+    };
+    (@binary $gen:tt $ty:ty, $t:ident, $(
+        $tr:ident $m:ident |$a:ident, $b:ident| $q:ident = $value:expr,
+        |$ta:ident, $tb:ident| $tangent:expr
+    );*) => {$(
+        forward_mode_arithmetic!(@impl $gen $tr for $ty {
+            type Output = Self;
+            #[inline]
+            fn $m(self, o: Self) -> Self {
+                let ($a, $b) = (self.v, o.v);
+                let $q = $value;
+                Self { v: $q, $t: self.zip_t(o, |$ta, $tb| $tangent) }
+            }
+        });
+    )*};
+    (@shift $gen:tt $ty:ty, $($tr:ident $m:ident $op:tt),*) => {$(
+        forward_mode_arithmetic!(@impl $gen $tr<f32> for $ty {
+            type Output = Self;
+            #[inline]
+            fn $m(self, c: f32) -> Self {
+                Self { v: self.v $op c, ..self }
+            }
+        });
+    )*};
+    (@scale $gen:tt $ty:ty, $t:ident, $($tr:ident $m:ident $op:tt),*) => {$(
+        forward_mode_arithmetic!(@impl $gen $tr<f32> for $ty {
+            type Output = Self;
+            #[inline]
+            fn $m(self, c: f32) -> Self {
+                Self { v: self.v $op c, $t: self.map_t(|x| x $op c) }
+            }
+        });
+    )*};
+    (@assign $gen:tt $ty:ty, $($tr:ident $m:ident $op:tt),*) => {$(
+        forward_mode_arithmetic!(@impl $gen $tr for $ty {
+            #[inline]
+            fn $m(&mut self, o: Self) {
+                *self = *self $op o;
+            }
+        });
+    )*};
+    (@impl [$($gen:tt)*] $($item:tt)*) => {
+        impl<$($gen)*> $($item)*
+    };
+}
+pub(crate) use forward_mode_arithmetic;

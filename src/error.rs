@@ -332,6 +332,39 @@ impl From<WeightsError> for Error {
     }
 }
 
+/// Returns [`Error::NonFinite`] (`what`, index 0) unless the setting or input `x` is finite.
+#[inline]
+pub(crate) fn check_finite_value(x: f32, what: &'static str) -> Result<(), Error> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite { what, index: 0 })
+    }
+}
+
+/// [`check_finite_value`], then [`Error::OutOfRange`] (`range`, e.g. "learning rate must be
+/// > 0") unless `x > 0`.
+pub(crate) fn check_positive(x: f32, what: &'static str, range: &'static str) -> Result<(), Error> {
+    check_finite_value(x, what)?;
+    if x <= 0.0 {
+        return Err(Error::OutOfRange { what: range });
+    }
+    Ok(())
+}
+
+/// [`check_finite_value`], then [`Error::OutOfRange`] (`range`) unless `x >= 0`.
+pub(crate) fn check_non_negative(
+    x: f32,
+    what: &'static str,
+    range: &'static str,
+) -> Result<(), Error> {
+    check_finite_value(x, what)?;
+    if x < 0.0 {
+        return Err(Error::OutOfRange { what: range });
+    }
+    Ok(())
+}
+
 /// Returns an [`Error::Length`] unless `found == expected`.
 #[inline]
 pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {

@@ -13,6 +13,10 @@ compile_error!("tinysde needs a math backend: enable feature `libm` (default) or
 use micromath::F32Ext as _;
 
 /// Square root.
+///
+/// ```
+/// assert!((tinysde::math::sqrt(2.25) - 1.5).abs() < 1e-6);
+/// ```
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -22,6 +26,10 @@ pub fn sqrt(x: f32) -> f32 {
 }
 
 /// Natural exponential.
+///
+/// ```
+/// assert!((tinysde::math::exp(1.0) - core::f32::consts::E).abs() < 1e-5);
+/// ```
 #[inline]
 pub fn exp(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -31,6 +39,10 @@ pub fn exp(x: f32) -> f32 {
 }
 
 /// Natural logarithm.
+///
+/// ```
+/// assert!((tinysde::math::ln(core::f32::consts::E) - 1.0).abs() < 1e-6);
+/// ```
 #[inline]
 pub fn ln(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -40,6 +52,10 @@ pub fn ln(x: f32) -> f32 {
 }
 
 /// Hyperbolic tangent.
+///
+/// ```
+/// assert!((tinysde::math::tanh(0.5) - 0.462_117_16).abs() < 1e-5);
+/// ```
 #[inline]
 pub fn tanh(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -54,6 +70,10 @@ pub fn tanh(x: f32) -> f32 {
 }
 
 /// Sine.
+///
+/// ```
+/// assert!((tinysde::math::sin(core::f32::consts::FRAC_PI_2) - 1.0).abs() < 1e-6);
+/// ```
 #[inline]
 pub fn sin(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -63,6 +83,10 @@ pub fn sin(x: f32) -> f32 {
 }
 
 /// Cosine.
+///
+/// ```
+/// assert!((tinysde::math::cos(core::f32::consts::PI) + 1.0).abs() < 1e-6);
+/// ```
 #[inline]
 pub fn cos(x: f32) -> f32 {
     #[cfg(feature = "micromath")]
@@ -73,6 +97,11 @@ pub fn cos(x: f32) -> f32 {
 
 /// `x` to the integer power `n` by binary exponentiation (the same multiplications on
 /// every target, unlike `powf`).
+///
+/// ```
+/// assert_eq!(tinysde::math::powi(1.5, 3), 3.375);
+/// assert_eq!(tinysde::math::powi(2.0, -2), 0.25);
+/// ```
 #[inline]
 pub fn powi(x: f32, n: i32) -> f32 {
     let mut base = if n < 0 { 1.0 / x } else { x };

@@ -68,7 +68,7 @@
 //! assert_eq!(err, tinysde::Error::Weights(tinysde::WeightsError::ShapeMismatch));
 //! ```
 
-use crate::error::{Error, WeightsError};
+use crate::error::{check_len, Error, WeightsError};
 use crate::nn::{Activation, Dense, Parameters, Pow};
 use crate::sde::NeuralSde;
 
@@ -135,6 +135,8 @@ fn write_int(sink: &mut dyn FnMut(&[u8]), n: i64) {
 impl<const I: usize, const O: usize, A: Activation> Describe for Dense<I, O, A> {
     /// `dense(I,O,<activation name>)`.
     fn describe(sink: &mut dyn FnMut(&[u8])) {
+        // The integers one by one: each call folds to constants; a loop over a slice of them
+        // links a 64-bit division into every firmware (+2.7 KB on the M4F).
         sink(b"dense(");
         write_int(sink, I as i64);
         sink(b",");
@@ -299,6 +301,28 @@ pub(crate) fn crc32_finish(crc: u32) -> u32 {
     crc ^ 0xFFFF_FFFF
 }
 
+/// Checks the parameters `model` visits before any of them is written: each finite
+/// ([`Error::NonFinite`] with the first bad index), and as many as `M::PARAMS`
+/// ([`Error::Length`]: a hand-written [`Describe`] that disagrees with its `Parameters`).
+/// The weights blob's and the model file's writers both start with it.
+pub(crate) fn check_params<M: Describe + ?Sized>(model: &M) -> Result<(), Error> {
+    let mut index = 0usize;
+    let mut bad = None;
+    model.visit_params(&mut |x| {
+        if bad.is_none() && !x.is_finite() {
+            bad = Some(index);
+        }
+        index += 1;
+    });
+    if let Some(index) = bad {
+        return Err(Error::NonFinite {
+            what: "parameters",
+            index,
+        });
+    }
+    check_len("visited parameters", M::PARAMS, index)
+}
+
 /// Writes `model` as a weights blob at the start of `out` and returns the number of bytes
 /// written ([`encoded_len`]). `out` may be longer; the rest is left as it was.
 ///
@@ -329,28 +353,7 @@ pub fn write<M: Describe + ?Sized>(model: &M, out: &mut [u8]) -> Result<usize, E
             what: "model description or parameter count exceeds u32",
         });
     };
-    let mut index = 0usize;
-    let mut bad = None;
-    model.visit_params(&mut |x| {
-        if bad.is_none() && !x.is_finite() {
-            bad = Some(index);
-        }
-        index += 1;
-    });
-    if let Some(index) = bad {
-        return Err(Error::NonFinite {
-            what: "parameters",
-            index,
-        });
-    }
-    if index != M::PARAMS {
-        // A hand-written `Describe` that disagrees with its `Parameters`.
-        return Err(Error::Length {
-            what: "visited parameters",
-            expected: M::PARAMS,
-            found: index,
-        });
-    }
+    check_params(model)?;
 
     let body = total - 4;
     let mut pos = 0usize;

@@ -424,27 +424,7 @@ pub fn write<M: Describe + ?Sized>(
     // The model part: a version 1 blob's body, written by the v1 writer into the tail of
     // `out` first would disturb it on error; write the v1 blob to check the parameters,
     // then copy its body. Parameters are checked by visiting them.
-    let mut index = 0usize;
-    let mut bad = None;
-    model.visit_params(&mut |x| {
-        if bad.is_none() && !x.is_finite() {
-            bad = Some(index);
-        }
-        index += 1;
-    });
-    if let Some(index) = bad {
-        return Err(Error::NonFinite {
-            what: "parameters",
-            index,
-        });
-    }
-    if index != M::PARAMS {
-        return Err(Error::Length {
-            what: "visited parameters",
-            expected: M::PARAMS,
-            found: index,
-        });
-    }
+    weights::check_params(model)?;
     let d = deployment;
     let desc_len = weights::description_len::<M>();
     let mut w = Cursor {

@@ -83,6 +83,8 @@
 //! ```
 
 pub mod adapt;
+#[cfg(feature = "libm")]
+pub mod baseline;
 pub mod file;
 
 use crate::error::{Error, ForecastError, NoiseKind, WeightsError};
@@ -156,18 +158,25 @@ impl<const D: usize, const N: usize, const T: usize> Default for Arrays<D, N, T>
     }
 }
 
-impl<const D: usize, const N: usize, const T: usize> Buffers<D> for Arrays<D, N, T> {
-    fn parts(&mut self) -> Parts<'_, D> {
-        Parts {
-            anchor: &mut self.anchor,
-            work: &mut self.work,
-            column: &mut self.column,
-            times: &mut self.times,
+/// [`Buffers`] of a type with the four fields `anchor`, `work`, `column` and `times`.
+macro_rules! buffers_from_fields {
+    () => {
+        fn parts(&mut self) -> Parts<'_, D> {
+            Parts {
+                anchor: &mut self.anchor,
+                work: &mut self.work,
+                column: &mut self.column,
+                times: &mut self.times,
+            }
         }
-    }
-    fn anchor(&self) -> &[[f32; D]] {
-        &self.anchor
-    }
+        fn anchor(&self) -> &[[f32; D]] {
+            &self.anchor
+        }
+    };
+}
+
+impl<const D: usize, const N: usize, const T: usize> Buffers<D> for Arrays<D, N, T> {
+    buffers_from_fields!();
 }
 
 /// [`Buffers`] in vectors sized at run time (feature `std`).
@@ -195,17 +204,7 @@ impl<const D: usize> Vecs<D> {
 
 #[cfg(feature = "std")]
 impl<const D: usize> Buffers<D> for Vecs<D> {
-    fn parts(&mut self) -> Parts<'_, D> {
-        Parts {
-            anchor: &mut self.anchor,
-            work: &mut self.work,
-            column: &mut self.column,
-            times: &mut self.times,
-        }
-    }
-    fn anchor(&self) -> &[[f32; D]] {
-        &self.anchor
-    }
+    buffers_from_fields!();
 }
 
 /// One observed column as the forecaster uses it (the file's [`Column`] without its name).

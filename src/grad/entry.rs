@@ -902,6 +902,7 @@ where
             (self.0).0,
             grad,
             self.1,
+            super::parallel::KEEP_ALL_BYTES,
         )
     }
 }

@@ -452,30 +452,39 @@ fn split_stats<T, const D: usize>(
     Ok((mean, var))
 }
 
-/// Validates the buffers of a loss evaluation without touching anything.
-fn check_buffers<S: Parameters, M: Method, L: Loss<D>, const D: usize>(
+/// Validates the buffers of a loss evaluation over the scalar `T` without touching
+/// anything: the gradient's length (if there is one), the statistics scratch, the loss's
+/// number of save times, and the noise kind `S` declares over `T`.
+fn check_buffers<T: Real, S: Sde<T, D> + Parameters, M: Method, L: Loss<D>, const D: usize>(
     problem: &Problem<'_, M, D>,
+    loss: &L,
     stats_len: usize,
     grad_len: Option<usize>,
-    loss: &L,
-    noise: crate::error::NoiseKind,
 ) -> Result<(), Error> {
     if let Some(found) = grad_len {
         check_len("gradient", problem.gradient_len(S::PARAMS), found)?;
     }
-    let needed = problem.stats_len();
-    if stats_len < needed {
-        return Err(Error::Length {
-            what: "statistics scratch (2 rows per save time)",
-            expected: needed,
-            found: stats_len,
-        });
-    }
+    let stats_what = "statistics scratch (2 rows per save time)";
+    check_room(stats_what, problem.stats_len(), stats_len)?;
     loss.check(problem.save_times.len())?;
+    let noise = <S as Sde<T, D>>::NOISE;
     if !M::supports(noise) {
         return Err(Error::UnsupportedNoise {
             method: M::NAME,
             noise,
+        });
+    }
+    Ok(())
+}
+
+/// Returns an [`Error::Length`] if the scratch `what` has fewer than `needed` rows (more
+/// is fine).
+fn check_room(what: &'static str, needed: usize, found: usize) -> Result<(), Error> {
+    if found < needed {
+        return Err(Error::Length {
+            what,
+            expected: needed,
+            found,
         });
     }
     Ok(())
@@ -522,52 +531,16 @@ where
     L: Loss<D>,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<S, M, L, D>(
-        problem,
-        stats.len(),
-        Some(grad.len()),
-        loss,
-        <S as Sde<Dual<K>, D>>::NOISE,
-    )?;
+    check_buffers::<Dual<K>, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
     let trajectories = problem.trajectories;
-    forward_passes(
-        problem,
-        S::PARAMS,
-        loss,
-        stats,
-        grad,
-        |u0, times, mean, var, seed| {
-            problem
-                .solver
-                .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
-        },
-    )
-}
-
-/// Runs `ensemble(u0, save_times, mean, var, seed)` once per pass of K gradient entries
-/// and writes each pass's entries into `grad` once the whole pass succeeded (see
-/// [`loss_and_gradient`] for what that leaves after an error). Inputs are checked by the
-/// caller.
-fn forward_passes<const K: usize, M, L, const D: usize>(
-    problem: &Problem<'_, M, D>,
-    params: usize,
-    loss: &L,
-    stats: &mut [[Dual<K>; D]],
-    grad: &mut [f32],
-    mut ensemble: impl FnMut(
-        &[Dual<K>; D],
-        &[f32],
-        &mut [[Dual<K>; D]],
-        &mut [[Dual<K>; D]],
-        ParamSeed,
-    ) -> Result<(), Error>,
-) -> Result<f32, Error>
-where
-    M: Method,
-    L: Loss<D>,
-{
-    let n = problem.window;
-    let (mean, var) = split_stats(stats, n)?;
+    let mut ensemble = |u0: &_, times: &_, mean: &mut _, var: &mut _, seed| {
+        problem
+            .solver
+            .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
+    };
+    // One pass of K gradient entries at a time; each pass's entries are written into `grad`
+    // once the whole pass succeeded (see `loss_and_gradient` for what an error leaves).
+    let (mean, var) = split_stats(stats, problem.window)?;
     let mut value = f32::NAN;
     let mut start = 0usize;
     // A model with no parameters and no u0 gradient still gets its loss value.
@@ -577,7 +550,7 @@ where
         let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
         let l = forward_pass(
             problem,
-            params,
+            S::PARAMS,
             loss,
             mean,
             var,
@@ -596,7 +569,7 @@ where
     Ok(value)
 }
 
-/// The pass of [`forward_passes`] for gradient entries `start .. start + chunk.len()`:
+/// The pass of [`forward_gradient`] for gradient entries `start .. start + chunk.len()`:
 /// returns the loss value, writes the entries into `chunk` once all of them are finite.
 #[allow(
     clippy::too_many_arguments,
@@ -690,7 +663,7 @@ where
     N: NoiseSource,
     L: Loss<D>,
 {
-    check_buffers::<S, M, L, D>(problem, stats.len(), None, loss, <S as Sde<f32, D>>::NOISE)?;
+    check_buffers::<f32, S, _, _, D>(problem, loss, stats.len(), None)?;
     let n = problem.window;
     let (mean, var) = split_stats(stats, n)?;
     problem.solver.ensemble_scratch(

@@ -25,7 +25,7 @@ const COTANGENT_BLOCK_BYTES: usize = 4 << 20;
 /// Up to this many bytes, the reverse-mode forward pass keeps every trajectory's
 /// checkpoints (no second forward pass per trajectory); beyond, each trajectory is solved
 /// again from `u0` before its backward pass (the same bits, one solve dearer).
-const KEEP_ALL_BYTES: usize = 64 << 20;
+pub(crate) const KEEP_ALL_BYTES: usize = 64 << 20;
 
 /// The number of threads to use: `threads`, or all the machine has for 0; never more than
 /// `items` nor fewer than one.
@@ -87,13 +87,7 @@ where
     L: Loss<D> + Sync,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<S, M, L, D>(
-        problem,
-        stats.len(),
-        Some(grad.len()),
-        loss,
-        <S as Sde<Dual<K>, D>>::NOISE,
-    )?;
+    check_buffers::<Dual<K>, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
     let n = problem.window;
     let trajectories = problem.trajectories;
     let mut result = grad.to_vec();
@@ -213,40 +207,15 @@ struct LanePass<const D: usize> {
 /// Errors: those of the serial function (the lowest diverging trajectory's, a non-finite
 /// loss or gradient entry, and every input error before anything runs); `grad` is
 /// written only on success: after any error it is bit-identical to what the caller passed in.
-pub(crate) fn reverse_gradient_parallel<S, M, N, L, const D: usize>(
-    problem: &Problem<'_, M, D>,
-    model: &S,
-    noise: &N,
-    loss: &L,
-    checkpoints: Checkpoints,
-    grad: &mut [f32],
-    threads: usize,
-) -> Result<f32, Error>
-where
-    S: SdeVjp<D> + SdeVjp<D, Wide> + Parameters + Sync,
-    M: StepVjp<S, D> + StepVjp<S, D, Wide> + Sync,
-    N: NoiseSource + Sync,
-    L: Loss<D>,
-{
-    reverse_parallel(
-        problem,
-        model,
-        noise,
-        loss,
-        checkpoints,
-        grad,
-        threads,
-        KEEP_ALL_BYTES,
-    )
-}
-
-/// [`reverse_gradient_parallel`], keeping every trajectory's checkpoints when
-/// they take at most `keep_bytes`.
+///
+/// It keeps every trajectory's checkpoints when they take at most `keep_bytes`
+/// ([`KEEP_ALL_BYTES`] from [`loss_and_gradient`](super::loss_and_gradient); the tests
+/// force the re-solving path with less).
 #[allow(
     clippy::too_many_arguments,
-    reason = "private worker of Threads(Reverse): each argument is a distinct borrowed input of the pass"
+    reason = "crate-internal kernel of Threads(Reverse): each argument is a distinct borrowed input of the pass"
 )]
-fn reverse_parallel<S, M, N, L, const D: usize>(
+pub(crate) fn reverse_gradient_parallel<S, M, N, L, const D: usize>(
     problem: &Problem<'_, M, D>,
     model: &S,
     noise: &N,
@@ -262,13 +231,7 @@ where
     N: NoiseSource + Sync,
     L: Loss<D>,
 {
-    check_buffers::<S, M, L, D>(
-        problem,
-        problem.stats_len(),
-        Some(grad.len()),
-        loss,
-        <S as Sde<f32, D>>::NOISE,
-    )?;
+    check_buffers::<f32, S, _, _, D>(problem, loss, problem.stats_len(), Some(grad.len()))?;
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
@@ -524,7 +487,7 @@ mod tests {
         let noise = Brownian::new(8);
         let run = |checkpoints, threads, keep_bytes| {
             let mut grad = std::vec![0.0f32; Model::PARAMS + 1];
-            let l = reverse_parallel(
+            let l = reverse_gradient_parallel(
                 &problem,
                 &model,
                 &noise,

@@ -85,13 +85,13 @@
 
 #[cfg(feature = "std")]
 pub use super::parallel::REVERSE_LANES;
-use super::{check_buffers, split_stats, Loss, Problem};
+use super::{check_buffers, check_room, split_stats, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
 use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::{PlainReal, Real};
-use crate::sde::{Sde, SdeVjp};
+use crate::sde::SdeVjp;
 use crate::solve::{
     Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
 };
@@ -115,16 +115,20 @@ pub fn tape_len<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
 ) -> usize {
+    let (last, rows) = tape_base(problem);
+    rows.saturating_add(checkpoints.states(last))
+}
+
+/// What every tape length starts from: the step of the last save time (0 when the save
+/// times are bad: the gradient call then fails its own check) and the four rows per save
+/// time (mean, variance and their cotangents).
+fn tape_base<M: Method, const D: usize>(problem: &Problem<'_, M, D>) -> (u32, usize) {
     let last = problem
         .solver()
         .grid
         .check_save_times(problem.save_times())
         .unwrap_or(0);
-    problem
-        .save_times()
-        .len()
-        .saturating_mul(4)
-        .saturating_add(checkpoints.states(last))
+    (last, problem.save_times().len().saturating_mul(4))
 }
 
 /// A tape length (rows of `[f32; D]`) with which [`Reverse`](super::Reverse) keeps the
@@ -150,18 +154,10 @@ pub fn tape_len_keep_all<M: Method, const D: usize>(
     problem: &Problem<'_, M, D>,
     checkpoints: Checkpoints,
 ) -> usize {
-    let last = problem
-        .solver()
-        .grid
-        .check_save_times(problem.save_times())
-        .unwrap_or(0);
+    let (last, rows) = tape_base(problem);
     let per_trajectory = checkpoints.kept(last).saturating_add(1);
     // Saturating: an absurd step count must fail the tape-length check, not wrap past it.
-    problem
-        .save_times()
-        .len()
-        .saturating_mul(4)
-        .saturating_add(problem.trajectories().saturating_mul(per_trajectory))
+    rows.saturating_add(problem.trajectories().saturating_mul(per_trajectory))
         .saturating_add(checkpoints.scratch(last))
 }
 
@@ -229,21 +225,9 @@ where
     L: Loss<D>,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<S, M, L, D>(
-        problem,
-        stats.len(),
-        Some(grad.len()),
-        loss,
-        <S as Sde<f32, D>>::NOISE,
-    )?;
-    let needed = tape_len(problem, checkpoints);
-    if tape.len() < needed {
-        return Err(Error::Length {
-            what: "reverse-mode tape (reverse::tape_len rows)",
-            expected: needed,
-            found: tape.len(),
-        });
-    }
+    check_buffers::<f32, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
+    let what = "reverse-mode tape (reverse::tape_len rows)";
+    check_room(what, tape_len(problem, checkpoints), tape.len())?;
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;
@@ -539,21 +523,9 @@ where
     L: Loss<D>,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<S, ReversibleHeun, L, D>(
-        problem,
-        stats.len(),
-        Some(grad.len()),
-        loss,
-        <S as Sde<f32, D>>::NOISE,
-    )?;
-    let needed = reversible_heun_tape_len(problem);
-    if tape.len() < needed {
-        return Err(Error::Length {
-            what: "reverse-mode tape (reverse::reversible_heun_tape_len rows)",
-            expected: needed,
-            found: tape.len(),
-        });
-    }
+    check_buffers::<f32, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
+    let what = "reverse-mode tape (reverse::reversible_heun_tape_len rows)";
+    check_room(what, reversible_heun_tape_len(problem), tape.len())?;
     let solver = problem.solver();
     let times = problem.active_save_times();
     let last = solver.grid.check_save_times(times)?;

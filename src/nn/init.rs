@@ -43,17 +43,11 @@ pub fn init<M: Init + ?Sized, R: Rng + ?Sized>(
     scheme: InitScheme,
 ) -> Result<(), Error> {
     if let InitScheme::Uniform { limit } = scheme {
-        if !limit.is_finite() {
-            return Err(Error::NonFinite {
-                what: "initialization limit",
-                index: 0,
-            });
-        }
-        if limit < 0.0 {
-            return Err(Error::OutOfRange {
-                what: "initialization limit must be >= 0",
-            });
-        }
+        crate::error::check_non_negative(
+            limit,
+            "initialization limit",
+            "initialization limit must be >= 0",
+        )?;
     }
     model.init_unchecked(rng, scheme);
     Ok(())

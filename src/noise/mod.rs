@@ -10,7 +10,7 @@
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 
-use crate::error::Error;
+use crate::error::{check_positive, Error};
 use crate::lanes::Lanes;
 use crate::math;
 
@@ -765,18 +765,7 @@ impl<S: NoiseSource> NoiseSource for Coarsened<S> {
 
 /// The step size of an increment must be finite and positive.
 fn check_step_size(h: f32) -> Result<(), Error> {
-    if !h.is_finite() {
-        return Err(Error::NonFinite {
-            what: "noise step size",
-            index: 0,
-        });
-    }
-    if h <= 0.0 {
-        return Err(Error::OutOfRange {
-            what: "noise step size must be > 0",
-        });
-    }
-    Ok(())
+    check_positive(h, "noise step size", "noise step size must be > 0")
 }
 
 /// `sqrt(3)` rounded to `f32`.

@@ -178,6 +178,14 @@ impl<const C: usize> Node<C> {
 impl BrownianTree {
     /// A tree on `[t0, t1]` bisected `depth` times (`1..=MAX_TREE_DEPTH`), for every
     /// trajectory, identified by `seed`. Errors for a bad span or depth.
+    ///
+    /// ```
+    /// use tinysde::noise::BrownianTree;
+    /// let tree = BrownianTree::new(9, 0.0, 2.0, 3)?; // 8 intervals of 0.25
+    /// assert_eq!((tree.intervals(), tree.spacing()), (8, 0.25));
+    /// assert!(BrownianTree::new(9, 1.0, 1.0, 3).is_err()); // an empty span
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn new(seed: u64, t0: f32, t1: f32, depth: u32) -> Result<Self, Error> {
         if !(t0.is_finite() && t1.is_finite() && t1 > t0 && (t1 - t0).is_finite()) {
             return Err(Error::TimeSpan { t0, t1 });
@@ -237,31 +245,73 @@ impl BrownianTree {
     }
 
     /// The seed.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.seed(), 9);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn seed(&self) -> u64 {
         self.seed
     }
     /// Start of the span.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!((tree.t0(), tree.t1()), (0.0, 2.0));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn t0(&self) -> f32 {
         self.t0
     }
     /// End of the span.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.t1(), 2.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn t1(&self) -> f32 {
         self.t1
     }
     /// Number of bisections from the span to a grid interval.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.depth(), 3);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn depth(&self) -> u32 {
         self.depth
     }
     /// Number of grid intervals, `2^depth`.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.intervals(), 8);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn intervals(&self) -> u32 {
         1 << self.depth
     }
     /// Grid spacing, `(t1 - t0) / 2^depth`.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.spacing(), 0.25);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub const fn spacing(&self) -> f32 {
         self.spacing
     }
 
     /// Time of grid point `index`: `t0 + index * spacing` (exactly `t1` at the last point).
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!((tree.time(3), tree.time(8)), (0.75, 2.0));
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     #[inline]
     pub fn time(&self, index: u32) -> f32 {
         if index >= self.intervals() {
@@ -272,6 +322,13 @@ impl BrownianTree {
     }
 
     /// The grid point nearest to `t`, if `t` is finite and in `[t0, t1]`.
+    ///
+    /// ```
+    /// # let tree = tinysde::noise::BrownianTree::new(9, 0.0, 2.0, 3)?;
+    /// assert_eq!(tree.index_of(0.8), Some(3));
+    /// assert_eq!(tree.index_of(2.5), None);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn index_of(&self, t: f32) -> Option<u32> {
         if !(t.is_finite() && t >= self.t0 && t <= self.t1) {
             return None;

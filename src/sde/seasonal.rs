@@ -2,6 +2,7 @@
 
 use rand_core::Rng;
 
+use super::vjp::network_vjp;
 use super::{Sde, SdeVjp};
 use crate::nn::{Backward, Init, InitScheme, Layer, ParamSeed, Parameters};
 use crate::real::{PlainReal, Real};
@@ -144,18 +145,6 @@ fn check_periods(periods: &[f32]) -> Result<(), crate::Error> {
     }
 }
 
-impl<const H: usize, F: Init, G: Init> Seasonal<H, F, G> {
-    /// Initializes both networks by `scheme`, drift first (the periods are kept). See
-    /// [`crate::nn::init`].
-    pub fn init<R: Rng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        scheme: InitScheme,
-    ) -> Result<(), crate::Error> {
-        crate::nn::init(self, rng, scheme)
-    }
-}
-
 impl<const H: usize, F: Init, G: Init> Init for Seasonal<H, F, G> {
     fn init_unchecked<R: Rng + ?Sized>(&mut self, rng: &mut R, scheme: InitScheme) {
         self.drift.init_unchecked(rng, scheme);
@@ -260,14 +249,9 @@ where
         u_bar: &mut [T; D],
         params_bar: &mut [T],
     ) {
-        let x = self.input(t, u);
-        let (_, cache) = self.drift.forward_cached(&x);
+        // The features depend on neither the state nor a trained parameter.
         let rest = params_bar.get_mut(H..).unwrap_or(&mut []);
-        let x_bar = self.drift.backward(&x, &cache, f_bar, rest);
-        // The features do not depend on the state or on a trained parameter.
-        for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
-            *ub += xb;
-        }
+        network_vjp(&self.drift, &self.input(t, u), f_bar, u_bar, rest);
     }
 
     #[inline]
@@ -279,12 +263,7 @@ where
         u_bar: &mut [T; D],
         params_bar: &mut [T],
     ) {
-        let x = self.input(t, u);
-        let (_, cache) = self.diffusion.forward_cached(&x);
         let rest = params_bar.get_mut(H + F::PARAMS..).unwrap_or(&mut []);
-        let x_bar = self.diffusion.backward(&x, &cache, g_bar, rest);
-        for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
-            *ub += xb;
-        }
+        network_vjp(&self.diffusion, &self.input(t, u), g_bar, u_bar, rest);
     }
 }

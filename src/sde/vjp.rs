@@ -75,6 +75,27 @@ pub trait SdeVjp<const D: usize, T: PlainReal = f32>: Sde<T, D> + Parameters {
     );
 }
 
+/// One network's vector-Jacobian product at input `x`: adds the parameters' cotangents into
+/// `params_bar` and the cotangents of the first `D` inputs (the state) into `u_bar`; inputs
+/// past the state (a [`Seasonal`](super::Seasonal) model's time features) are constants.
+#[inline]
+pub(crate) fn network_vjp<T, L, const D: usize, const E: usize>(
+    network: &L,
+    x: &[T; E],
+    out_bar: &[T; D],
+    u_bar: &mut [T; D],
+    params_bar: &mut [T],
+) where
+    T: PlainReal,
+    L: Backward<T> + Layer<T, Input = [T; E], Output = [T; D]>,
+{
+    let (_, cache) = network.forward_cached(x);
+    let x_bar = network.backward(x, &cache, out_bar, params_bar);
+    for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
+        *ub += xb;
+    }
+}
+
 impl<T: PlainReal, F, G, const D: usize> SdeVjp<D, T> for NeuralSde<F, G>
 where
     F: Backward<T> + Layer<T, Input = [T; D], Output = [T; D]>,
@@ -89,11 +110,7 @@ where
         u_bar: &mut [T; D],
         params_bar: &mut [T],
     ) {
-        let (_, cache) = self.drift.forward_cached(u);
-        let x_bar = self.drift.backward(u, &cache, f_bar, params_bar);
-        for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
-            *ub += xb;
-        }
+        network_vjp(&self.drift, u, f_bar, u_bar, params_bar);
     }
 
     #[inline]
@@ -105,12 +122,8 @@ where
         u_bar: &mut [T; D],
         params_bar: &mut [T],
     ) {
-        let (_, cache) = self.diffusion.forward_cached(u);
         let rest = params_bar.get_mut(F::PARAMS..).unwrap_or(&mut []);
-        let x_bar = self.diffusion.backward(u, &cache, g_bar, rest);
-        for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
-            *ub += xb;
-        }
+        network_vjp(&self.diffusion, u, g_bar, u_bar, rest);
     }
 }
 

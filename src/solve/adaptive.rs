@@ -2,8 +2,7 @@
 
 use super::engine::Tally;
 use super::integrator::Job;
-use super::{sri::StagePlan, SOSRA, SOSRI, SRA1, SRIW1};
-use super::{Method, Sosra, Sosri, Sra1, Sriw1, Step};
+use super::{Method, Step};
 use crate::error::{Error, NoiseKind};
 use crate::math;
 use crate::nn::ParamSeed;
@@ -57,52 +56,6 @@ pub trait Embedded<T: Real<Value = f32>, S: Sde<T, D>, const D: usize>: Step<T, 
         estimate: &mut [f32; D],
     ) -> [T; D];
 }
-
-macro_rules! embedded_sri {
-    ($name:ident, $tableau:ident) => {
-        impl<T: Real<Value = f32>, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
-            #[inline]
-            fn step_with_estimate(
-                &self,
-                sde: &S,
-                t: f32,
-                h: f32,
-                u: &[T; D],
-                inc: &Increment<D>,
-                seed: ParamSeed,
-                estimate: &mut [f32; D],
-            ) -> [T; D] {
-                const PLAN: StagePlan<4> = $tableau.plan();
-                $tableau.step_planned(&PLAN, sde, t, h, u, inc, seed, Some(estimate))
-            }
-        }
-    };
-}
-
-macro_rules! embedded_sra {
-    ($name:ident, $tableau:ident) => {
-        impl<T: Real<Value = f32>, S: Sde<T, D>, const D: usize> Embedded<T, S, D> for $name {
-            #[inline]
-            fn step_with_estimate(
-                &self,
-                sde: &S,
-                t: f32,
-                h: f32,
-                u: &[T; D],
-                inc: &Increment<D>,
-                seed: ParamSeed,
-                estimate: &mut [f32; D],
-            ) -> [T; D] {
-                $tableau.step_estimating(sde, t, h, u, inc, seed, Some(estimate))
-            }
-        }
-    };
-}
-
-embedded_sri!(Sosri, SOSRI);
-embedded_sri!(Sriw1, SRIW1);
-embedded_sra!(Sosra, SOSRA);
-embedded_sra!(Sra1, SRA1);
 
 /// Tolerances and step-size controller settings of an adaptive solve.
 ///

@@ -9,6 +9,8 @@
 //! computes. It runs on `f32` for one trajectory or on [`F32x<L>`](crate::lanes::F32x) for L
 //! trajectories at once, each lane with the bits of the `f32` computation.
 
+#![allow(clippy::indexing_slicing, reason = "const-size loops")]
+
 use super::{
     check_finite, lane_increment, EulerHeun, EulerMaruyama, Method, Milstein, PlanCursor,
     PlanEvent, PlannedStep, Solver, Sosra, Sosri, Sra1, SraTableau, SriTableau, Sriw1, Step, SOSRA,

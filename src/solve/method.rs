@@ -83,3 +83,98 @@ pub trait Step<T: Real, S: Sde<T, D>, const D: usize>: Method {
         seed: ParamSeed,
     ) -> [T; D];
 }
+
+/// Declares a built-in method (a unit struct) and implements [`Method`] for it from its name, calculus, orders, whether it
+/// needs `dZ` (and whether it uses noise at all) and the noise kinds it accepts (a pattern);
+/// given a step body, also [`Step`] over any scalar `T`, SDE `S: Sde<T, D>` (and an optional
+/// further bound on `S`) and dimension `D`: the trait's signature is written here once and
+/// the body names the step's arguments. Given a `step_estimating` body instead (a step that
+/// writes its error estimate into `estimate: Option<&mut [T::Value; D]>` when there is one),
+/// [`Step`] with `None` and [`Embedded`](super::Embedded) with the caller's estimate.
+macro_rules! builtin_method {
+    ($(#[$attr:meta])* pub struct $method:ident: $($spec:tt)*) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $method;
+
+        builtin_method!($method, $($spec)*);
+    };
+    (
+        $method:ty, $name:literal, $calculus:ident, strong $strong:literal, weak $weak:literal,
+        dz $dz:literal $(, noise $uses:literal)?, supports $noise:pat
+    ) => {
+        impl $crate::solve::Method for $method {
+            const NAME: &'static str = $name;
+            const CALCULUS: $crate::solve::Calculus = $crate::solve::Calculus::$calculus;
+            const STRONG_ORDER: f32 = $strong;
+            const WEAK_ORDER: f32 = $weak;
+            const NEEDS_DZ: bool = $dz;
+            $(const USES_NOISE: bool = $uses;)?
+            fn supports(noise: $crate::error::NoiseKind) -> bool {
+                matches!(noise, $noise)
+            }
+        }
+    };
+    (
+        $method:ty, $name:literal, $calculus:ident, strong $strong:literal, weak $weak:literal,
+        dz $dz:literal $(, noise $uses:literal)?, supports $noise:pat,
+        step($sde:ident, $t:ident, $h:ident, $u:ident, $inc:ident, $seed:ident)
+        $(where S: $bound:path)? $body:block
+    ) => {
+        builtin_method!(
+            $method, $name, $calculus, strong $strong, weak $weak, dz $dz $(, noise $uses)?,
+            supports $noise
+        );
+        impl<T, S, const D: usize> $crate::solve::Step<T, S, D> for $method
+        where
+            T: $crate::real::Real,
+            S: $crate::sde::Sde<T, D> $(+ $bound)?,
+        {
+            #[inline]
+            fn step(
+                &self,
+                $sde: &S,
+                $t: f32,
+                $h: f32,
+                $u: &[T; D],
+                $inc: &$crate::noise::Increment<D, T::Value>,
+                $seed: $crate::nn::ParamSeed,
+            ) -> [T; D] $body
+        }
+    };
+    (
+        $method:ty, $name:literal, $calculus:ident, strong $strong:literal, weak $weak:literal,
+        dz $dz:literal, supports $noise:pat,
+        step_estimating($sde:ident, $t:ident, $h:ident, $u:ident, $inc:ident, $seed:ident,
+            $estimate:ident) $body:block
+    ) => {
+        builtin_method!(
+            $method, $name, $calculus, strong $strong, weak $weak, dz $dz, supports $noise,
+            step($sde, $t, $h, $u, $inc, $seed) {
+                let $estimate: Option<&mut [T::Value; D]> = None;
+                $body
+            }
+        );
+        impl<T, S, const D: usize> $crate::solve::Embedded<T, S, D> for $method
+        where
+            T: $crate::real::Real<Value = f32>,
+            S: $crate::sde::Sde<T, D>,
+        {
+            #[inline]
+            fn step_with_estimate(
+                &self,
+                $sde: &S,
+                $t: f32,
+                $h: f32,
+                $u: &[T; D],
+                $inc: &$crate::noise::Increment<D>,
+                $seed: $crate::nn::ParamSeed,
+                estimate: &mut [f32; D],
+            ) -> [T; D] {
+                let $estimate = Some(estimate);
+                $body
+            }
+        }
+    };
+}
+pub(super) use builtin_method;

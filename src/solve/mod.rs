@@ -55,50 +55,17 @@
 
 mod adaptive;
 mod ensemble;
-// The adjoints index their stage and state arrays in loops over const sizes, like the
-// methods they differentiate.
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
+// The methods and their adjoints index their tableaus and state arrays in loops over const
+// sizes (each file allows `clippy::indexing_slicing` for it): in bounds by construction, and
+// checked in the compiled code by the no-panic proofs (boards/no-panic).
 mod adjoint;
-// The methods index their tableaus and state arrays in loops over const sizes: in bounds
-// by construction, and checked in the compiled code by the no-panic proofs (boards/no-panic).
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod euler_heun;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod euler_maruyama;
 mod grid;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod milstein;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod reversible_heun;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod rk4;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod sra;
-#[allow(
-    clippy::indexing_slicing,
-    reason = "const-size loops over tableaus and states"
-)]
 mod sri;
 
 mod engine;

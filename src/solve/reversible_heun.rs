@@ -2,72 +2,64 @@
 //! Neural SDEs"): an algebraically reversible Stratonovich method, so a backward pass can
 //! rebuild every state from the last one and gradients need O(1) memory in the steps.
 
+#![allow(clippy::indexing_slicing, reason = "const-size loops")]
 #![allow(clippy::needless_range_loop)] // the step formulas index several arrays by component
 
 use super::adjoint::off_plan;
 use super::integrator::Job;
-use super::{increment, Calculus, Method, PlanCursor, PlanEvent, PlannedStep, Solver};
-use crate::error::{Error, NoiseKind};
+use super::method::builtin_method;
+use super::{increment, PlanCursor, PlanEvent, PlannedStep, Solver};
+use crate::error::Error;
 use crate::lanes::Mask;
 use crate::nn::ParamSeed;
 use crate::noise::{Increment, NoiseSource};
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 
-/// Reversible Heun (Stratonovich). It carries the solution `y` and an auxiliary state `z`
-/// (both start at `u0`), and the drift and diffusion at `z`:
-///
-/// ```text
-/// z' = 2 y - z + f(t, z) h + g(t, z) dW
-/// y' = y + (f(t, z) + f(t + h, z')) h/2 + (g(t, z) + g(t + h, z')) dW/2
-/// ```
-///
-/// One drift and one diffusion evaluation per step (those at `z'` are reused by the next
-/// step). The step can be undone exactly in exact arithmetic,
-/// `z = 2 y' - z' - f(t + h, z') h - g(t + h, z') dW`, then `y` from the second line, which
-/// is what the backward pass of [`Reversible`](crate::grad::Reversible)
-/// does instead of keeping states: in `f32` the rebuilt states differ from the forward
-/// ones by rounding only. Strong order 0.5 in general, 1.0 for additive noise (and for
-/// commutative noise in the tests of this crate); weak order 1. Any noise kind.
-///
-/// The solution is saved at the save times. It is not a [`Step`](super::Step) method (its
-/// state is twice the SDE's): `Solver<ReversibleHeun>` is an [`Integrator`](super::Integrator)
-/// of its own, run by [`solve`](super::solve()), [`simulate_into`](super::simulate_into())
-/// and [`simulate`](super::simulate()) one trajectory at a time or on threads (not in lanes).
-///
-/// ```
-/// use tinysde::nn::ParamSeed;
-/// use tinysde::noise::Brownian;
-/// use tinysde::sde::Sde;
-/// use tinysde::solve::{self, ReversibleHeun, SolveRequest, Solver, TimeGrid};
-/// use tinysde::{NoiseKind, Real};
-///
-/// /// du = u o dW (Stratonovich): u(t) = u0 exp(W(t)).
-/// struct Gbm;
-/// impl<T: Real> Sde<T, 1> for Gbm {
-///     const NOISE: NoiseKind = NoiseKind::Diagonal;
-///     fn drift(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] { [T::ZERO] }
-///     fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0]] }
-/// }
-/// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
-/// let mut out = [[0.0f32; 1]];
-/// solve::solve(&solver, &Gbm, &Brownian::new(3), &SolveRequest::new([1.0], &[1.0]), &mut out)?;
-/// assert!(out[0][0] > 0.0);
-/// # Ok::<(), tinysde::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReversibleHeun;
-
-impl Method for ReversibleHeun {
-    const NAME: &'static str = "ReversibleHeun";
-    const CALCULUS: Calculus = Calculus::Stratonovich;
-    const STRONG_ORDER: f32 = 0.5;
-    const WEAK_ORDER: f32 = 1.0;
-    const NEEDS_DZ: bool = false;
-    fn supports(_noise: NoiseKind) -> bool {
-        true
-    }
-}
+builtin_method!(
+    /// Reversible Heun (Stratonovich). It carries the solution `y` and an auxiliary state `z`
+    /// (both start at `u0`), and the drift and diffusion at `z`:
+    ///
+    /// ```text
+    /// z' = 2 y - z + f(t, z) h + g(t, z) dW
+    /// y' = y + (f(t, z) + f(t + h, z')) h/2 + (g(t, z) + g(t + h, z')) dW/2
+    /// ```
+    ///
+    /// One drift and one diffusion evaluation per step (those at `z'` are reused by the next
+    /// step). The step can be undone exactly in exact arithmetic,
+    /// `z = 2 y' - z' - f(t + h, z') h - g(t + h, z') dW`, then `y` from the second line, which
+    /// is what the backward pass of [`Reversible`](crate::grad::Reversible)
+    /// does instead of keeping states: in `f32` the rebuilt states differ from the forward
+    /// ones by rounding only. Strong order 0.5 in general, 1.0 for additive noise (and for
+    /// commutative noise in the tests of this crate); weak order 1. Any noise kind.
+    ///
+    /// The solution is saved at the save times. It is not a [`Step`](super::Step) method (its
+    /// state is twice the SDE's): `Solver<ReversibleHeun>` is an [`Integrator`](super::Integrator)
+    /// of its own, run by [`solve`](super::solve()), [`simulate_into`](super::simulate_into())
+    /// and [`simulate`](super::simulate()) one trajectory at a time or on threads (not in lanes).
+    ///
+    /// ```
+    /// use tinysde::nn::ParamSeed;
+    /// use tinysde::noise::Brownian;
+    /// use tinysde::sde::Sde;
+    /// use tinysde::solve::{self, ReversibleHeun, SolveRequest, Solver, TimeGrid};
+    /// use tinysde::{NoiseKind, Real};
+    ///
+    /// /// du = u o dW (Stratonovich): u(t) = u0 exp(W(t)).
+    /// struct Gbm;
+    /// impl<T: Real> Sde<T, 1> for Gbm {
+    ///     const NOISE: NoiseKind = NoiseKind::Diagonal;
+    ///     fn drift(&self, _: f32, _: &[T; 1], _: ParamSeed) -> [T; 1] { [T::ZERO] }
+    ///     fn diffusion(&self, _: f32, u: &[T; 1], _: ParamSeed) -> [T; 1] { [u[0]] }
+    /// }
+    /// let solver = Solver::new(ReversibleHeun, TimeGrid::new(0.0, 1.0, 1000)?);
+    /// let mut out = [[0.0f32; 1]];
+    /// solve::solve(&solver, &Gbm, &Brownian::new(3), &SolveRequest::new([1.0], &[1.0]), &mut out)?;
+    /// assert!(out[0][0] > 0.0);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub struct ReversibleHeun: "ReversibleHeun", Stratonovich, strong 0.5, weak 1.0, dz false, supports _
+);
 
 /// The state of a reversible Heun solve: the solution, the auxiliary state, and the drift
 /// and diffusion at the auxiliary state.

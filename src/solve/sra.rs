@@ -1,7 +1,9 @@
 //! Rößler's SRA family (strong order 1.5 for additive noise): one generic step driven by a
 //! tableau, and the methods SRA1 and SOSRA as data.
 
-use super::{Calculus, Method, Step};
+#![allow(clippy::indexing_slicing, reason = "const-size loops")]
+
+use super::method::builtin_method;
 use crate::error::NoiseKind;
 use crate::lanes::Lanes;
 use crate::nn::ParamSeed;
@@ -75,23 +77,9 @@ pub const SOSRA: SraTableau<3> = SraTableau {
 };
 
 impl<const N: usize> SraTableau<N> {
-    /// One step of the method from `(t, u)` of size `h` with increments `inc`. Only valid
-    /// for additive noise (the solver checks the SDE's declared noise kind).
-    #[inline]
-    pub(crate) fn step<T: Real, S: Sde<T, D>, const D: usize>(
-        &self,
-        sde: &S,
-        t: f32,
-        h: f32,
-        u: &[T; D],
-        inc: &Increment<D, T::Value>,
-        seed: ParamSeed,
-    ) -> [T; D] {
-        self.step_estimating(sde, t, h, u, inc, seed, None)
-    }
-
-    /// [`SraTableau::step`], also writing with `estimate` the embedded error estimate of
-    /// each component (values only): `|h sum_i alpha_i (f_i - f_0)|` plus
+    /// One step of the method from `(t, u)` of size `h` with increments `inc` (only valid
+    /// for additive noise: the solver checks the SDE's declared noise kind), also writing
+    /// with `estimate` the embedded error estimate of each component (values only): `|h sum_i alpha_i (f_i - f_0)|` plus
     /// `|sum_i beta2_i chi2 g_i|`, the order-1.5 term an order-1 scheme lacks.
     #[allow(
         clippy::too_many_arguments,
@@ -155,35 +143,13 @@ impl<const N: usize> SraTableau<N> {
 
 macro_rules! sra_method {
     ($(#[$doc:meta])* $name:ident, $label:literal, $tableau:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct $name;
-
-        impl Method for $name {
-            const NAME: &'static str = $label;
-            const CALCULUS: Calculus = Calculus::Both;
-            const STRONG_ORDER: f32 = 1.5;
-            const WEAK_ORDER: f32 = 2.0;
-            const NEEDS_DZ: bool = true;
-            fn supports(noise: NoiseKind) -> bool {
-                noise == NoiseKind::Additive
+        builtin_method!(
+            $(#[$doc])*
+            pub struct $name: $label, Both, strong 1.5, weak 2.0, dz true, supports NoiseKind::Additive,
+            step_estimating(sde, t, h, u, inc, seed, estimate) {
+                $tableau.step_estimating(sde, t, h, u, inc, seed, estimate)
             }
-        }
-
-        impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for $name {
-            #[inline]
-            fn step(
-                &self,
-                sde: &S,
-                t: f32,
-                h: f32,
-                u: &[T; D],
-                inc: &Increment<D, T::Value>,
-                seed: ParamSeed,
-            ) -> [T; D] {
-                $tableau.step(sde, t, h, u, inc, seed)
-            }
-        }
+        );
     };
 }
 

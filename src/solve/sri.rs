@@ -1,7 +1,9 @@
 //! Rößler's SRI family (strong order 1.5 for diagonal and scalar Itô noise): one generic
 //! step driven by a tableau, and the methods SRIW1 and SOSRI as data.
 
-use super::{Calculus, Method, Step};
+#![allow(clippy::indexing_slicing, reason = "const-size loops")]
+
+use super::method::builtin_method;
 use crate::error::NoiseKind;
 use crate::lanes::Lanes;
 use crate::math;
@@ -260,17 +262,7 @@ impl<const N: usize> SriTableau<N> {
         seed: ParamSeed,
         mut estimate: Option<&mut [T::Value; D]>,
     ) -> [T; D] {
-        let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
-        let zero = <T::Value as Lanes>::ZERO;
-        let (mut chi1, mut chi2, mut chi3) = ([zero; D], [zero; D], [zero; D]);
-        for k in 0..D {
-            let dw = inc.dw[k];
-            chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
-            if sqrt_h > 0.0 {
-                chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
-                chi3[k] = (dw * dw * dw - dw * (3.0 * h)) / (6.0 * h);
-            }
-        }
+        let (sqrt_h, chi1, chi2, chi3) = random_variables(h, inc);
 
         let mut f = [[T::ZERO; D]; N];
         let mut g = [[T::ZERO; D]; N];
@@ -341,41 +333,43 @@ impl<const N: usize> SriTableau<N> {
     }
 }
 
+/// The random variables of an SRI step from its increments, element-wise (the forward
+/// step's and its adjoint's): `(sqrt h, chi1, chi2, chi3)` with
+/// `chi1 = (dW^2 - h) / (2 sqrt h)`, `chi2 = (dW + dZ / sqrt 3) / 2` and
+/// `chi3 = (dW^3 - 3 h dW) / (6 h)`; for `h <= 0`, `sqrt h`, `chi1` and `chi3` are zero.
+#[allow(
+    clippy::type_complexity,
+    reason = "the four named variables of the scheme"
+)]
+#[inline]
+pub(super) fn random_variables<V: Lanes, const D: usize>(
+    h: f32,
+    inc: &Increment<D, V>,
+) -> (f32, [V; D], [V; D], [V; D]) {
+    let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
+    let (mut chi1, mut chi2, mut chi3) = ([V::ZERO; D], [V::ZERO; D], [V::ZERO; D]);
+    for k in 0..D {
+        let dw = inc.dw[k];
+        chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
+        if sqrt_h > 0.0 {
+            chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
+            chi3[k] = (dw * dw * dw - dw * (3.0 * h)) / (6.0 * h);
+        }
+    }
+    (sqrt_h, chi1, chi2, chi3)
+}
+
 macro_rules! sri_method {
     ($(#[$doc:meta])* $name:ident, $label:literal, $tableau:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct $name;
-
-        impl Method for $name {
-            const NAME: &'static str = $label;
-            const CALCULUS: Calculus = Calculus::Ito;
-            const STRONG_ORDER: f32 = 1.5;
-            const WEAK_ORDER: f32 = 2.0;
-            const NEEDS_DZ: bool = true;
-            fn supports(noise: NoiseKind) -> bool {
-                matches!(
-                    noise,
-                    NoiseKind::Diagonal | NoiseKind::Scalar | NoiseKind::Additive
-                )
-            }
-        }
-
-        impl<T: Real, S: Sde<T, D>, const D: usize> Step<T, S, D> for $name {
-            #[inline]
-            fn step(
-                &self,
-                sde: &S,
-                t: f32,
-                h: f32,
-                u: &[T; D],
-                inc: &Increment<D, T::Value>,
-                seed: ParamSeed,
-            ) -> [T; D] {
+        builtin_method!(
+            $(#[$doc])*
+            pub struct $name: $label, Ito, strong 1.5, weak 2.0, dz true,
+            supports NoiseKind::Diagonal | NoiseKind::Scalar | NoiseKind::Additive,
+            step_estimating(sde, t, h, u, inc, seed, estimate) {
                 const PLAN: StagePlan<4> = $tableau.plan();
-                $tableau.step_planned(&PLAN, sde, t, h, u, inc, seed, None)
+                $tableau.step_planned(&PLAN, sde, t, h, u, inc, seed, estimate)
             }
-        }
+        );
     };
 }
 

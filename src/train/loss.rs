@@ -7,7 +7,7 @@
 //! passed unchanged together with a mask built from `is_finite`). Without a mask every
 //! entry must be finite.
 
-use crate::error::{check_len, Error};
+use crate::error::{check_len, check_non_negative, check_positive, Error};
 use crate::grad::Loss;
 use crate::real::Real;
 
@@ -188,17 +188,7 @@ impl<'a, const D: usize> MomentMatching<'a, D> {
 
     /// Weights the variance term by `w` (finite, `>= 0`).
     pub fn with_var_weight(mut self, w: f32) -> Result<Self, Error> {
-        if !w.is_finite() {
-            return Err(Error::NonFinite {
-                what: "variance weight",
-                index: 0,
-            });
-        }
-        if w < 0.0 {
-            return Err(Error::OutOfRange {
-                what: "variance weight must be >= 0",
-            });
-        }
+        check_non_negative(w, "variance weight", "variance weight must be >= 0")?;
         self.var_weight = w;
         Ok(self)
     }
@@ -322,18 +312,7 @@ pub(crate) const DEFAULT_VAR_FLOOR: f32 = 1e-6;
 
 /// Checks a variance floor: finite and `> 0`.
 pub(crate) fn check_var_floor(floor: f32) -> Result<(), Error> {
-    if !floor.is_finite() {
-        return Err(Error::NonFinite {
-            what: "variance floor",
-            index: 0,
-        });
-    }
-    if floor <= 0.0 {
-        return Err(Error::OutOfRange {
-            what: "variance floor must be > 0",
-        });
-    }
-    Ok(())
+    check_positive(floor, "variance floor", "variance floor must be > 0")
 }
 
 impl<const D: usize> Loss<D> for GaussianNll<'_, D> {

@@ -13,7 +13,7 @@
 //! them over many observations without storing them. Nothing allocates; ensemble functions
 //! sort the caller's sample buffer in place.
 
-use crate::error::Error;
+use crate::error::{check_finite_value, check_non_negative, Error};
 use crate::math;
 
 /// `1 / sqrt(pi)`.
@@ -86,24 +86,8 @@ fn check_level(level: f32) -> Result<(), Error> {
 }
 
 fn check_gaussian(mean: f32, var: f32) -> Result<(), Error> {
-    if !mean.is_finite() {
-        return Err(Error::NonFinite {
-            what: "forecast mean",
-            index: 0,
-        });
-    }
-    if !var.is_finite() {
-        return Err(Error::NonFinite {
-            what: "forecast variance",
-            index: 0,
-        });
-    }
-    if var < 0.0 {
-        return Err(Error::OutOfRange {
-            what: "forecast variance must be >= 0",
-        });
-    }
-    Ok(())
+    check_finite_value(mean, "forecast mean")?;
+    check_non_negative(var, "forecast variance", "forecast variance must be >= 0")
 }
 
 /// The central band `(lower, upper)` holding probability `level` (in `(0, 1)`) of a normal
@@ -134,12 +118,7 @@ pub fn gaussian_band(mean: f32, var: f32, level: f32) -> Result<(f32, f32), Erro
 /// ```
 pub fn crps_gaussian(y: f32, mean: f32, var: f32) -> Result<f32, Error> {
     check_gaussian(mean, var)?;
-    if !y.is_finite() {
-        return Err(Error::NonFinite {
-            what: "observation",
-            index: 0,
-        });
-    }
+    check_finite_value(y, "observation")?;
     if var == 0.0 {
         return Ok((y - mean).abs());
     }
@@ -263,12 +242,7 @@ pub fn ensemble_band(samples: &mut [f32], level: f32) -> Result<(f32, f32), Erro
 /// # Ok::<(), tinysde::Error>(())
 /// ```
 pub fn crps_ensemble(y: f32, samples: &mut [f32]) -> Result<f32, Error> {
-    if !y.is_finite() {
-        return Err(Error::NonFinite {
-            what: "observation",
-            index: 0,
-        });
-    }
+    check_finite_value(y, "observation")?;
     sort_samples(samples)?;
     let m = samples.len() as f64;
     let (mut abs_err, mut spread) = (0.0f64, 0.0f64);

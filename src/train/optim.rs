@@ -4,7 +4,7 @@
 //! model's parameter count, a borrowed `&mut [f32]`, or (on the host) a `Vec<f32>`.
 //! Every operation checks lengths and finiteness first and changes nothing on error.
 
-use crate::error::{check_len, Error};
+use crate::error::{check_finite_value, check_len, check_positive, Error};
 use crate::math;
 
 /// A first-order optimizer: updates parameters in place from a gradient.
@@ -33,24 +33,11 @@ fn check_step(n: usize, params: &[f32], grad: &[f32]) -> Result<(), Error> {
 }
 
 fn check_lr(lr: f32) -> Result<(), Error> {
-    if !lr.is_finite() {
-        return Err(Error::NonFinite {
-            what: "learning rate",
-            index: 0,
-        });
-    }
-    if lr <= 0.0 {
-        return Err(Error::OutOfRange {
-            what: "learning rate must be > 0",
-        });
-    }
-    Ok(())
+    check_positive(lr, "learning rate", "learning rate must be > 0")
 }
 
 fn check_unit(x: f32, what: &'static str, range: &'static str) -> Result<(), Error> {
-    if !x.is_finite() {
-        return Err(Error::NonFinite { what, index: 0 });
-    }
+    check_finite_value(x, what)?;
     if !(0.0..1.0).contains(&x) {
         return Err(Error::OutOfRange { what: range });
     }
@@ -97,18 +84,7 @@ impl AdamConfig {
         check_lr(self.lr)?;
         check_unit(self.beta1, "beta1", "beta1 must be in [0, 1)")?;
         check_unit(self.beta2, "beta2", "beta2 must be in [0, 1)")?;
-        if !self.eps.is_finite() {
-            return Err(Error::NonFinite {
-                what: "eps",
-                index: 0,
-            });
-        }
-        if self.eps <= 0.0 {
-            return Err(Error::OutOfRange {
-                what: "eps must be > 0",
-            });
-        }
-        Ok(())
+        check_positive(self.eps, "eps", "eps must be > 0")
     }
 }
 
@@ -397,17 +373,7 @@ pub fn global_norm(x: &[f32]) -> f32 {
 /// `f32::MIN_POSITIVE` ([`Error::OutOfRange`]: a subnormal norm would make the scale factor
 /// lose precision).
 pub(crate) fn check_clip_norm(max_norm: f32) -> Result<(), Error> {
-    if !max_norm.is_finite() {
-        return Err(Error::NonFinite {
-            what: "clipping norm",
-            index: 0,
-        });
-    }
-    if max_norm <= 0.0 {
-        return Err(Error::OutOfRange {
-            what: "clipping norm must be > 0",
-        });
-    }
+    check_positive(max_norm, "clipping norm", "clipping norm must be > 0")?;
     if !max_norm.is_normal() {
         return Err(Error::OutOfRange {
             what: "clipping norm must be at least f32::MIN_POSITIVE (not subnormal)",

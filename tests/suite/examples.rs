@@ -500,6 +500,70 @@ fn fit_csv_refuses_bad_files_and_writes_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// fit_csv's baselines score the rows its model is scored on: every observed value after
+/// the first fully observed row, from the last fully observed row before it (for one column:
+/// the library's `score_one_step`), fitted on the training rows only.
+#[test]
+fn fit_csv_baselines_score_the_models_rows() {
+    use tinysde::forecast::baseline::{score_one_step, Ar1, OneStep, OneStepScore, Persistence};
+    let dir = temp_dir("fit_csv_baselines");
+    let one = dir.join("one.csv");
+    std::fs::write(
+        &one,
+        "t,y\n0,1\n1,3\n2,2\n3,\n4,5\n5,4\n6,6\n7,5\n8,8\n9,\n10,7\n11,9\n",
+    )
+    .unwrap();
+    let table = fit_csv::common::csv::read(&one, Default::default()).unwrap();
+    let b = fit_csv::baseline_scores(&table, 8, 1.0).unwrap();
+    let values: Vec<Option<f64>> = table.rows.iter().map(|r| r[0]).collect();
+    let p = Persistence::fit(&table.times[..8], &values[..8], 1.0).unwrap();
+    let a = Ar1::fit(&table.times[..8], &values[..8], 1.0).unwrap();
+    assert_eq!((b[0].persistence_fit, b[0].ar1_fit), (p, a));
+    assert_eq!(
+        b[0].persistence,
+        score_one_step(&p, &table.times, &values, 1.0, 0..8).unwrap()
+    );
+    assert_eq!(
+        b[0].ar1,
+        score_one_step(&a, &table.times, &values, 1.0, 0..8).unwrap()
+    );
+    assert_eq!(
+        b[0].holdout_ar1,
+        score_one_step(&a, &table.times, &values, 1.0, 8..12).unwrap()
+    );
+    assert_eq!(
+        (b[0].persistence.count(), b[0].holdout_persistence.count()),
+        (6, 3)
+    );
+
+    // Two columns: the anchor is the last row with both values.
+    let two = dir.join("two.csv");
+    std::fs::write(&two, "t,x,y\n0,1,2\n1,2,\n2,4,3\n3,3,5\n4,6,4\n5,5,7\n").unwrap();
+    let table = fit_csv::common::csv::read(&two, Default::default()).unwrap();
+    let b = fit_csv::baseline_scores(&table, 6, 1.0).unwrap();
+    // Column x: row 2 is predicted from row 0 (row 1 misses y), two intervals on.
+    let px = b[0].persistence_fit;
+    let mut want = OneStepScore::new();
+    for (y, (last, gap)) in [
+        (2.0, (1.0, 1.0)),
+        (4.0, (1.0, 2.0)),
+        (3.0, (4.0, 1.0)),
+        (6.0, (3.0, 1.0)),
+        (5.0, (6.0, 1.0)),
+    ] {
+        want.add(&px.predict(last, gap).unwrap(), y).unwrap();
+    }
+    assert_eq!(b[0].persistence, want);
+    assert_eq!(b[1].persistence.count(), 4);
+    // Too short to fit: the reason, not a failed run.
+    let short = dir.join("short.csv");
+    std::fs::write(&short, "t,y\n0,1\n1,2\n2,4\n").unwrap();
+    let table = fit_csv::common::csv::read(&short, Default::default()).unwrap();
+    assert!(fit_csv::baseline_scores(&table, 3, 1.0)
+        .unwrap_err()
+        .contains("AR(1)"));
+}
+
 #[test]
 fn fit_csv_fits_unequally_spaced_data() {
     let dir = temp_dir("fit_csv_ok");

@@ -11,6 +11,7 @@ mod activation;
 mod adaptive;
 mod adjoint_binomial;
 mod adjoint_milstein;
+mod baseline;
 mod calibration;
 mod contract;
 mod convergence;

@@ -27,7 +27,8 @@ const P: usize = Model::PARAMS;
 fn model(seed: u64, period: f32) -> Model {
     let mut m = Model::default();
     m.set_periods([period]).unwrap();
-    m.init(
+    tinysde::nn::init(
+        &mut m,
         &mut tinysde::noise::rng_from_seed(seed),
         InitScheme::Uniform { limit: 0.7 },
     )

@@ -169,19 +169,8 @@ impl<const N: usize> SriTableau<N> {
         params_bar: &mut [T],
     ) {
         let none = ParamSeed::NONE;
-        let sqrt_h = if h > 0.0 { math::sqrt(h) } else { 0.0 };
         let zero = <T as Real>::ZERO;
-        let mut chi1 = [zero; D];
-        let mut chi2 = [zero; D];
-        let mut chi3 = [zero; D];
-        for k in 0..D {
-            let dw = inc.dw[k];
-            chi2[k] = (dw + inc.dz[k] / SQRT_3) * 0.5;
-            if sqrt_h > 0.0 {
-                chi1[k] = (dw * dw - h) / (2.0 * sqrt_h);
-                chi3[k] = (dw * dw * dw - dw * (3.0 * h)) / (6.0 * h);
-            }
-        }
+        let (sqrt_h, chi1, chi2, chi3) = super::super::sri::random_variables(h, inc);
         // Which stages the forward step evaluates (as its stage plan does).
         let mut f_used = [false; N];
         let mut g_used = [false; N];
@@ -305,7 +294,7 @@ impl<const N: usize> SriTableau<N> {
 }
 
 impl<const N: usize> SraTableau<N> {
-    /// The vector–Jacobian product of [`SraTableau::step`] (see [`StepVjp::step_vjp`]).
+    /// The vector–Jacobian product of [`SraTableau::step_estimating`] (see [`StepVjp::step_vjp`]).
     #[allow(
         clippy::too_many_arguments,
         reason = "one step's vector-Jacobian product: step inputs (t, h, state, noise) and the cotangent buffers are distinct by nature"
