@@ -19,7 +19,7 @@ use tinysde::{Dual, Error, Real};
 
 use crate::model::{D, PARAMS};
 use crate::sensor::Sensor;
-use crate::stream::Forecaster;
+use crate::stream::{Forecaster, Text};
 use crate::Cycles;
 
 /// Readings in the adaptation's ring (the windows of one step: `RING - 1`).
@@ -191,49 +191,15 @@ pub fn measure<S: Sensor<D>, C: Cycles>(
 /// `ADAPT_STEP <readings> <paths> <loss f32 bits> <crc before> <crc after>`: the record
 /// the QEMU firmware and the host print (hex as in [`crate::stream::write_record`]).
 pub fn write_record(m: &Measured, sink: &mut dyn FnMut(&[u8])) {
-    let mut line = [0u8; 64];
-    let mut n = 0;
-    let mut put = |s: &[u8]| {
-        for &b in s {
-            if let Some(slot) = line.get_mut(n) {
-                *slot = b;
-                n += 1;
-            }
-        }
-    };
-    put(b"ADAPT_STEP");
-    for (x, digits) in [
-        (m.readings, 0),
-        (ADAPT_PATHS as u32, 0),
-        (m.loss.to_bits(), 8),
-        (m.crc_before, 8),
-        (m.crc_after, 8),
-    ] {
-        put(b" ");
-        if digits == 0 {
-            let mut d = [0u8; 10];
-            let mut i = d.len();
-            let mut v = x;
-            loop {
-                i -= 1;
-                if let Some(s) = d.get_mut(i) {
-                    *s = b'0' + (v % 10) as u8;
-                }
-                v /= 10;
-                if v == 0 || i == 0 {
-                    break;
-                }
-            }
-            put(d.get(i..).unwrap_or(&[]));
-        } else {
-            for k in (0..8).rev() {
-                let nib = ((x >> (4 * k)) & 0xF) as usize;
-                put(b"0123456789abcdef".get(nib..=nib).unwrap_or(b"?"));
-            }
-        }
-    }
-    put(b"\n");
-    sink(line.get(..n).unwrap_or(&[]));
+    let mut l = Text::new();
+    l.str("ADAPT_STEP")
+        .dec(m.readings)
+        .dec(ADAPT_PATHS as u32)
+        .hex(u64::from(m.loss.to_bits()), 8)
+        .hex(u64::from(m.crc_before), 8)
+        .hex(u64::from(m.crc_after), 8)
+        .str("\n");
+    sink(l.as_bytes());
 }
 
 /// The offset [`level_shift`] adds in CI (`boards/ci.sh`, the Nile series: about 2.4 of

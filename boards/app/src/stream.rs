@@ -445,31 +445,32 @@ pub fn write_record(event: &StreamEvent, sink: &mut dyn FnMut(&[u8])) {
     sink(l.as_bytes());
 }
 
-/// A line of text without `core::fmt` (a full line is cut short, never overrun).
-struct Text {
+/// A line of text without `core::fmt` (a full line is cut short, never overrun); the
+/// records of `stream` and `adapt` are written through it.
+pub(crate) struct Text {
     buf: [u8; 32 + 72 * D],
     len: usize,
 }
 
 impl Text {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             buf: [0; 32 + 72 * D],
             len: 0,
         }
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
 
-    fn str(&mut self, s: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())
     }
 
     /// Appends ASCII bytes (what `hex` and `dec` build: no UTF-8 check to link).
     #[inline(never)]
-    fn bytes(&mut self, s: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, s: &[u8]) -> &mut Self {
         let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
         let n = s.len().min(free.len());
         if let (Some(dst), Some(src)) = (free.get_mut(..n), s.get(..n)) {
@@ -481,7 +482,7 @@ impl Text {
 
     /// ` ` and `x` in `nibbles` lower-case hex digits.
     #[inline(never)]
-    fn hex(&mut self, x: u64, nibbles: u32) -> &mut Self {
+    pub(crate) fn hex(&mut self, x: u64, nibbles: u32) -> &mut Self {
         let mut digits = [b' '; 17];
         for (i, d) in digits.iter_mut().skip(1).take(nibbles as usize).enumerate() {
             let nibble = (x >> (4 * (nibbles as usize - 1 - i))) & 0xF;
@@ -496,7 +497,7 @@ impl Text {
 
     /// ` ` and `x` in decimal.
     #[inline(never)]
-    fn dec(&mut self, x: u32) -> &mut Self {
+    pub(crate) fn dec(&mut self, x: u32) -> &mut Self {
         let mut digits = [0u8; 11];
         let mut i = digits.len();
         let mut v = x;
