@@ -542,3 +542,113 @@ fn the_readmes_tour_length_is_the_one_it_states() {
         "the tour has {lines} lines of code; the README should say {stated:?}"
     );
 }
+
+/// The numbers written in `text`, thousands separators (`,` or a space before three digits)
+/// joined: `"1 032 + 1 748 = 2 780"` gives 1032, 1748, 2780; `"**3.11 M** (75.5 M)"` gives
+/// 3.11, 75.5.
+fn numbers_in(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let three_digits_follow = chars.len() >= i + 4
+            && chars[i + 1..i + 4].iter().all(char::is_ascii_digit)
+            && chars.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
+        if c.is_ascii_digit() || (c == '.' && !current.is_empty()) {
+            current.push(c);
+        } else if (c == ',' || c == ' ') && !current.is_empty() && three_digits_follow {
+            // a thousands separator: the group goes on
+        } else if !current.is_empty() {
+            out.push(
+                std::mem::take(&mut current)
+                    .trim_end_matches('.')
+                    .to_string(),
+            );
+        }
+        i += 1;
+    }
+    if !current.is_empty() {
+        out.push(current.trim_end_matches('.').to_string());
+    }
+    out
+}
+
+/// The cells of the table row of `text` that starts with `prefix`.
+fn row<'a>(text: &'a str, prefix: &str, file: &str) -> Vec<&'a str> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("{file}: no table row starting with {prefix:?}"));
+    line.trim_matches('|').split('|').map(str::trim).collect()
+}
+
+/// The README's firmware table restates boards/README.md's "Numbers" table (which
+/// boards/ci.sh and boards/measure-m4.sh produce): every figure is the same number, so the
+/// two cannot drift apart. Training RAM + stack is compared with the sentence of
+/// boards/README.md that states it per core.
+#[test]
+fn the_readmes_firmware_table_is_the_boards_one() {
+    let (readme, boards) = (read("README.md"), read("boards/README.md"));
+    let training_ram = folded(&boards);
+    let rows = [
+        (
+            "| Cortex-M0, soft float (`microbit`) |",
+            "| Cortex-M0, soft float (`microbit`) |",
+            Some("M0"),
+        ),
+        (
+            "| Cortex-M0, `micromath` |",
+            "| Cortex-M0, micromath |",
+            None,
+        ),
+        (
+            "| Cortex-M4F (`mps2-an386`) |",
+            "| Cortex-M4F (`mps2-an386`) |",
+            Some("M4F"),
+        ),
+        (
+            "| Cortex-M33 (`mps2-an505`) |",
+            "| Cortex-M33 (`mps2-an505`) |",
+            Some("M33"),
+        ),
+    ];
+    for (ours, theirs, core) in rows {
+        let (a, b) = (
+            row(&readme, ours, "README.md"),
+            row(&boards, theirs, "boards/README.md"),
+        );
+        let last = |cell: &str| numbers_in(cell).last().cloned();
+        let first = |cell: &str| numbers_in(cell).first().cloned();
+        // (what, README cell, boards cell): flash, RAM + stack (the sum), EM step, training
+        // iteration (millions; the README adds forward mode's figure in brackets), adaptive
+        // forecast (millions and per accepted step).
+        assert_eq!(first(a[1]), first(b[1]), "{ours} inference flash");
+        assert_eq!(last(a[2]), last(b[2]), "{ours} inference RAM + stack");
+        assert_eq!(first(a[3]), first(b[3]), "{ours} instructions per EM step");
+        assert_eq!(
+            first(a[4]),
+            first(b[4]),
+            "{ours} instructions per training iteration"
+        );
+        let (adaptive_ours, adaptive_theirs) = (numbers_in(a[6]), numbers_in(b[5]));
+        assert!(
+            !adaptive_ours.is_empty() && adaptive_theirs.starts_with(&adaptive_ours),
+            "{ours} adaptive forecast: {adaptive_ours:?} vs boards/README.md's {adaptive_theirs:?}"
+        );
+        if let Some(core) = core {
+            // "... measured M0 1 032 + 11 172 = 12 204 B, M4F ...": static + stack = total.
+            let stated = training_ram
+                .match_indices(&format!(" {core} "))
+                .filter_map(|(i, key)| {
+                    let rest = &training_ram[i + key.len()..];
+                    let sum = &rest[..rest.find(" B")?];
+                    (sum.contains(" + ") && sum.contains(" = "))
+                        .then(|| numbers_in(sum).last().cloned())?
+                })
+                .collect::<Vec<_>>();
+            assert_eq!(stated, [last(a[5]).unwrap()], "{ours} training RAM + stack");
+        }
+    }
+}
