@@ -557,11 +557,13 @@ where
 
     /// Moves the anchor ensemble into the working one through `times[..saves]`, calling
     /// `at_save(i, members)` at each (after checking that every member is finite).
+    /// `at_save` is a `dyn` closure and the function not inlined: one copy of the
+    /// ensemble's step loop serves `observe` and `forecast` (firmware flash).
     #[inline(never)]
     fn propagate(
         &mut self,
         saves: usize,
-        mut at_save: impl FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error>,
+        at_save: &mut dyn FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let Some((t_anchor, segment)) = self.anchor else {
             return Err(ForecastError::NoState.into());
@@ -736,7 +738,7 @@ where
                 }
             }
         }
-        self.propagate(pending + 1, |_, _, _| Ok(()))?;
+        self.propagate(pending + 1, &mut |_, _, _| Ok(()))?;
 
         // Predict each column; check each present one against its predicted band (from
         // the first level to the last).
@@ -892,7 +894,7 @@ where
         let readings = self.readings;
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         let v = 1 + defaults.levels().len();
-        self.propagate(needed, |i, work, column| {
+        self.propagate(needed, &mut |i, work, column| {
             let Some(j) = i.checked_sub(pending) else {
                 return Ok(());
             };
