@@ -352,6 +352,8 @@ build qemu thumbv7em-none-eabihf qemu-m4-adapt --profile-stream --features adapt
     >"$out/nile-host-adapt.txt"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --level-shift) \
     >"$out/nile-host-level-shift.txt"
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --noise-change) \
+    >"$out/nile-host-noise-change.txt"
 # The same model as a version-1 file (fit_csv.weights, with the scaling of the fit_csv.json
 # beside it): the firmware writes the equivalent version-2 file at load time and must give
 # the same records on the M4F.
@@ -400,6 +402,41 @@ read -r _ _ shift_off _ < <(grep '^LEVEL_SHIFT off ' "$out/m4-level-shift.txt")
 [ "$shift_on" != - ] && [ "$shift_on" -le 12 ] ||
     fail "Cortex-M4F: with adaptation the band did not cover the shifted level within 12 readings ($shift_on)"
 line="ok: Cortex-M4F (mps2-an386): level shift (+400 from reading 24): with adaptation ($shift_steps steps) the band covers the new level at reading +$shift_on (<= 12; without: +$shift_off), records bit for bit the host's"
+parity_lines+=("$line")
+echo "$line"
+# The noise change (tinysde_app::adapt::noise_change): the Nile series with CHANGE_NOISE
+# (300) times a pseudo-random sign added from reading 24 on, adaptation off and on; over
+# the 76 changed readings, each reading's 5-95 % band (predicted before it was seen) is
+# scored: readings inside, and the interval score (width + 20 x the distance outside).
+# The records must be the host's, and with adaptation the mean interval score must be at
+# least a quarter lower and more readings inside: the ensemble update alone cannot widen
+# the band, adaptation (the model's diffusion) does.
+run m4 m4-noise-change 0 "$out/qemu-m4-adapt.elf" noise-change
+if ! diff -u "$out/nile-host-noise-change.txt" <(grep '^NOISE_CHANGE ' "$out/m4-noise-change.txt"); then
+    fail "Cortex-M4F: the noise-change run differs from the host's (above: - host, + firmware)"
+fi
+noise_change=$(awk '
+    function hexval(h,   i, v) {
+        v = 0
+        for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+        return v
+    }
+    function f64(h,   hi, lo, s, e, m) {
+        hi = hexval(substr(h, 1, 8)); lo = hexval(substr(h, 9, 8)); s = 1
+        if (hi >= 2147483648) { s = -1; hi -= 2147483648 }
+        e = int(hi / 1048576); m = (hi - e * 1048576) * 4294967296 + lo
+        return s * (1 + m / 4503599627370496) * 2 ^ (e - 1023)
+    }
+    $1 == "NOISE_CHANGE" { n[$2] = $3; in_[$2] = $4; is[$2] = f64($5) / $3; steps[$2] = $6 }
+    END {
+        ok = (n["on"] > 0 && is["on"] <= 0.75 * is["off"] && in_["on"] > in_["off"])
+        printf "%d|over %d changed readings: mean interval score %.1f without adaptation, %.1f with (%.0f %%), inside their band %d (%.1f %%) without, %d (%.1f %%) with (%d steps)\n", \
+            ok, n["on"], is["off"], is["on"], 100 * is["on"] / is["off"], in_["off"], 100 * in_["off"] / n["off"], \
+            in_["on"], 100 * in_["on"] / n["on"], steps["on"]
+    }' "$out/m4-noise-change.txt")
+[ "${noise_change%%|*}" = 1 ] ||
+    fail "Cortex-M4F noise change: adaptation does not score better (${noise_change#*|})"
+line="ok: Cortex-M4F (mps2-an386): noise change (+-300 from reading 24): ${noise_change#*|}; records bit for bit the host's"
 parity_lines+=("$line")
 echo "$line"
 # The soft-float Cortex-M0 streams the first 25 readings (about 2.6e8 instructions each).

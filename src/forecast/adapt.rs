@@ -74,7 +74,7 @@ use crate::train::{Series, SeriesProblem};
 use crate::weights::Describe;
 use crate::Dual;
 
-use super::{Buffers, Forecaster, Outcome, GOLDEN};
+use super::{Buffers, Check, Forecaster, Outcome, GOLDEN};
 
 /// How the adaptation learns (validated by [`Adaptation::new`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -285,7 +285,29 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
         Meth: StepVjp<M, D> + Copy,
         B: Buffers<D>,
     {
-        let outcome = f.observe(t, values)?;
+        self.observe_checked(f, t, values, &mut [], work)
+    }
+
+    /// [`Adaptation::observe`] with [`Forecaster::observe_checked`]: each checked column's
+    /// [`Check`] (its predicted band, before any step this reading triggers) into
+    /// `checks[c]` (`checks` empty or `C` long).
+    ///
+    /// Errors: as [`Adaptation::observe`]; [`ForecastError`](crate::ForecastError)`::Output`
+    /// for `checks` of another length.
+    pub fn observe_checked<M, Meth, const C: usize, B>(
+        &mut self,
+        f: &mut Forecaster<M, Meth, D, C, B>,
+        t: f64,
+        values: &[Option<f64>; C],
+        checks: &mut [Check],
+        work: &mut Workspace<'_, D>,
+    ) -> Result<(Outcome, Option<f32>), Error>
+    where
+        M: SdeVjp<D> + Describe,
+        Meth: StepVjp<M, D> + Copy,
+        B: Buffers<D>,
+    {
+        let outcome = f.observe_checked(t, values, checks)?;
         if !outcome.updated {
             return Ok((outcome, None));
         }
