@@ -346,8 +346,11 @@ build rpi-pico thumbv6m-none-eabi rpi-pico-stream --features stream
 ok "rpi-pico sensor firmware (ADC temperature channel) builds with the Nile model"
 # On-device adaptation (feature adapt, tinysde::forecast::adapt): one step after the
 # first 16 readings, 8 paths on 8 of the ring's 15 windows; the host computes the same
-# record (loss bits, CRC-32 of the parameters before and after the step).
-build qemu thumbv7em-none-eabihf qemu-m4-adapt --profile-stream --features adapt
+# record (loss bits, CRC-32 of the parameters before and after the step). Built with the
+# unlinkable panic handler: no panic path in load, observe, the adaptation step and the
+# scenarios (boards/no-panic/src/bin/adapt.rs proves the library's entry points alone).
+build qemu thumbv7em-none-eabihf qemu-m4-adapt --profile-stream --features adapt,no-panic
+ok "Cortex-M4F adaptation firmware links with --features no-panic (no reachable panic)"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --adapt) \
     >"$out/nile-host-adapt.txt"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --level-shift) \

@@ -330,7 +330,10 @@ impl<const D: usize, const R: usize> Adaptation<D, R> {
         self.push(tau, z);
         self.recorded += 1;
         let mut loss = None;
-        if self.enabled && self.len == R && self.recorded % u64::from(self.config.every) == 0 {
+        if self.enabled
+            && self.len == R
+            && self.recorded.checked_rem(u64::from(self.config.every)) == Some(0)
+        {
             for _ in 0..self.config.steps {
                 loss = Some(self.step(f, work)?);
             }
