@@ -283,6 +283,11 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     pending: usize,
 }
 
+/// What `Forecaster::propagate` calls at each save time: the save's index, the members
+/// there and a scratch column.
+type AtSave<'a, const D: usize> =
+    dyn FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error> + 'a;
+
 /// The increments of step `k` for member `m` (scalar noise: one shared channel).
 #[inline]
 fn increment<M: Sde<f32, D>, const D: usize>(
@@ -560,11 +565,7 @@ where
     /// `at_save` is a `dyn` closure and the function not inlined: one copy of the
     /// ensemble's step loop serves `observe` and `forecast` (firmware flash).
     #[inline(never)]
-    fn propagate(
-        &mut self,
-        saves: usize,
-        at_save: &mut dyn FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    fn propagate(&mut self, saves: usize, at_save: &mut AtSave<'_, D>) -> Result<(), Error> {
         let Some((t_anchor, segment)) = self.anchor else {
             return Err(ForecastError::NoState.into());
         };
