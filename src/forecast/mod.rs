@@ -283,6 +283,11 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     pending: usize,
 }
 
+/// What `Forecaster::propagate` calls at each save time: the save's index, the members
+/// there and a scratch column.
+type AtSave<'a, const D: usize> =
+    dyn FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error> + 'a;
+
 /// The increments of step `k` for member `m` (scalar noise: one shared channel).
 #[inline]
 fn increment<M: Sde<f32, D>, const D: usize>(
@@ -557,12 +562,10 @@ where
 
     /// Moves the anchor ensemble into the working one through `times[..saves]`, calling
     /// `at_save(i, members)` at each (after checking that every member is finite).
+    /// `at_save` is a `dyn` closure and the function not inlined: one copy of the
+    /// ensemble's step loop serves `observe` and `forecast` (firmware flash).
     #[inline(never)]
-    fn propagate(
-        &mut self,
-        saves: usize,
-        mut at_save: impl FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    fn propagate(&mut self, saves: usize, at_save: &mut AtSave<'_, D>) -> Result<(), Error> {
         let Some((t_anchor, segment)) = self.anchor else {
             return Err(ForecastError::NoState.into());
         };
@@ -736,7 +739,7 @@ where
                 }
             }
         }
-        self.propagate(pending + 1, |_, _, _| Ok(()))?;
+        self.propagate(pending + 1, &mut |_, _, _| Ok(()))?;
 
         // Predict each column; check each present one against its predicted band (from
         // the first level to the last).
@@ -892,7 +895,7 @@ where
         let readings = self.readings;
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         let v = 1 + defaults.levels().len();
-        self.propagate(needed, |i, work, column| {
+        self.propagate(needed, &mut |i, work, column| {
             let Some(j) = i.checked_sub(pending) else {
                 return Ok(());
             };

@@ -13,7 +13,7 @@
 //! print the same.
 
 use tinysde::forecast::adapt::{AdaptConfig, Adaptation, Workspace};
-use tinysde::forecast::Outcome;
+use tinysde::forecast::{Check, Outcome};
 use tinysde::nn::Parameters;
 use tinysde::{Dual, Error, Real};
 
@@ -115,6 +115,29 @@ impl Adapting {
             .observe(self.forecaster.library_mut(), time, values, &mut work)
     }
 
+    /// [`Adapting::observe`], also writing each column's check against its predicted band
+    /// (mean, band ends, inside or not) into `checks`: [`Adaptation::observe_checked`].
+    pub fn observe_checked(
+        &mut self,
+        time: f64,
+        values: &[Option<f64>; D],
+        checks: &mut [Check; D],
+    ) -> Result<(Outcome, Option<f32>), Error> {
+        let mut work = Workspace {
+            grad: &mut self.grad,
+            params: &mut self.params,
+            stats: &mut self.stats,
+            tape: &mut self.tape,
+        };
+        self.adaptation.observe_checked(
+            self.forecaster.library_mut(),
+            time,
+            values,
+            checks,
+            &mut work,
+        )
+    }
+
     /// One adaptation step on the ring now (switched on or not); its loss.
     pub fn step(&mut self) -> Result<f32, Error> {
         let mut work = Workspace {
@@ -212,6 +235,41 @@ pub const SHIFT_AT: u32 = RING as u32 + 8;
 /// the library's host test `after_a_level_shift_the_band_covers_the_new_level`).
 pub const SHIFT_WITHIN: u32 = 12;
 
+/// Streams the first `n` readings of `sensor` through the forecaster loaded from `file`,
+/// adaptation switched on if `on`, each reading first changed by `change(index, values)`;
+/// `visit(index, values, outcome, checks)` sees the (changed) reading and what the forecaster found for each (its band before
+/// any adaptation step the reading triggers) and ends the run by returning `true`. Returns
+/// the adaptation steps taken. The loop of [`level_shift`] and [`noise_change`].
+///
+/// Errors: the file's, a reading's, a step's; [`Error::OutOfRange`] if the sensor ends
+/// before `n` readings (and `visit` did not end the run).
+fn scenario<S: Sensor<D>>(
+    file: &[u8],
+    seed: u64,
+    sensor: &mut S,
+    on: bool,
+    n: u32,
+    mut change: impl FnMut(u32, &mut [Option<f64>; D]),
+    mut visit: impl FnMut(u32, &[Option<f64>; D], &Outcome, &[Check; D]) -> bool,
+) -> Result<u64, Error> {
+    let mut a = Adapting::new(Forecaster::load(file, seed)?)?;
+    a.set_enabled(on);
+    for i in 0..n {
+        let Ok(Some(mut r)) = sensor.read() else {
+            return Err(Error::OutOfRange {
+                what: "the readings end before the scenario is over",
+            });
+        };
+        change(i, &mut r.values);
+        let mut checks = [Check::default(); D];
+        let (outcome, _) = a.observe_checked(r.time, &r.values, &mut checks)?;
+        if visit(i, &r.values, &outcome, &checks) {
+            break;
+        }
+    }
+    Ok(a.adaptation().steps_taken())
+}
+
 /// Streams `sensor`'s readings through the forecaster loaded from `file`, adaptation
 /// switched on if `on`, with `offset` added to every value from reading [`SHIFT_AT`] on,
 /// for at most [`SHIFT_AT`] + [`SHIFT_WITHIN`] readings; the first reading after the shift
@@ -227,64 +285,154 @@ pub fn level_shift<S: Sensor<D>>(
     offset: f64,
     on: bool,
 ) -> Result<(Option<u32>, u64), Error> {
-    let mut a = Adapting::new(Forecaster::load(file, seed)?)?;
-    a.set_enabled(on);
-    for i in 0..SHIFT_AT + SHIFT_WITHIN {
-        let Ok(Some(mut r)) = sensor.read() else {
-            return Err(Error::OutOfRange {
-                what: "the readings end before the level-shift run is over",
-            });
-        };
-        if i >= SHIFT_AT {
-            for v in r.values.iter_mut().flatten() {
-                *v += offset;
+    let mut covered = None;
+    let steps = scenario(
+        file,
+        seed,
+        sensor,
+        on,
+        SHIFT_AT + SHIFT_WITHIN,
+        |i, values| {
+            if i >= SHIFT_AT {
+                for v in values.iter_mut().flatten() {
+                    *v += offset;
+                }
             }
-        }
-        let (outcome, _) = a.observe(r.time, &r.values)?;
-        if i >= SHIFT_AT && outcome.checked > 0 && outcome.outside == 0 {
-            return Ok((Some(i - SHIFT_AT), a.adaptation().steps_taken()));
-        }
-    }
-    Ok((None, a.adaptation().steps_taken()))
+        },
+        |i, _, outcome, _| {
+            if i >= SHIFT_AT && outcome.checked > 0 && outcome.outside == 0 {
+                covered = Some(i - SHIFT_AT);
+            }
+            covered.is_some()
+        },
+    )?;
+    Ok((covered, steps))
 }
 
 /// `LEVEL_SHIFT <on|off> <first covered reading after the shift, or -> <steps taken>`:
 /// the record of [`level_shift`] that the QEMU firmware and the host print.
 pub fn write_shift_record(on: bool, r: (Option<u32>, u64), sink: &mut dyn FnMut(&[u8])) {
-    let mut line = [0u8; 48];
-    let mut n = 0;
-    let mut put = |s: &[u8]| {
-        for &b in s {
-            if let Some(slot) = line.get_mut(n) {
-                *slot = b;
-                n += 1;
-            }
-        }
-    };
-    let dec = |put: &mut dyn FnMut(&[u8]), x: u64| {
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        let mut v = x;
-        loop {
-            i -= 1;
-            if let Some(s) = d.get_mut(i) {
-                *s = b'0' + (v % 10) as u8;
-            }
-            v /= 10;
-            if v == 0 || i == 0 {
-                break;
-            }
-        }
-        put(d.get(i..).unwrap_or(&[]));
-    };
-    put(b"LEVEL_SHIFT ");
-    put(if on { b"on " } else { b"off " });
+    let mut l = Text::new();
+    l.str("LEVEL_SHIFT").str(if on { " on" } else { " off" });
     match r.0 {
-        Some(k) => dec(&mut put, u64::from(k)),
-        None => put(b"-"),
+        Some(k) => l.dec(k),
+        None => l.str(" -"),
+    };
+    l.dec(u32::try_from(r.1).unwrap_or(u32::MAX)).str("\n");
+    sink(l.as_bytes());
+}
+
+/// The reading from which [`noise_change`] adds its noise (as [`SHIFT_AT`]).
+pub const CHANGE_AT: u32 = SHIFT_AT;
+/// The standard deviation of the noise [`noise_change`] adds in CI (`boards/ci.sh`, the
+/// Nile series), in the data's units.
+pub const CHANGE_NOISE: f64 = 300.0;
+/// The readings [`noise_change`] streams (the Nile series' 100).
+pub const CHANGE_END: u32 = 100;
+
+/// What [`noise_change`] measured over the readings from [`CHANGE_AT`] to [`CHANGE_END`]
+/// (first column): held-out scores of each reading's predicted band, the forecast made
+/// before the reading was seen (and before any adaptation step it triggers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scores {
+    /// Readings scored.
+    pub readings: u32,
+    /// Of these, inside their band (first to last quantile: 5-95 % by default).
+    pub inside: u32,
+    /// The sum of the readings' interval scores of the band (Gneiting and Raftery 2007,
+    /// for a central `1 - alpha` interval `[l, u]` and reading `x`: `(u - l) + (2 / alpha)
+    /// (l - x)` if `x < l`, `+ (2 / alpha) (x - u)` if `x > u`; lower is better; `alpha`
+    /// from the file's first and last levels), data units.
+    pub interval_score: f64,
+    /// Adaptation steps taken.
+    pub steps: u64,
+}
+
+/// The `i`-th value of a fixed pseudo-random sequence of `+1` and `-1` (from the bits of
+/// a SplitMix64 of `i`): the sign of the noise [`noise_change`] adds.
+fn sign(i: u32) -> f64 {
+    let mut z = u64::from(i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    if z >> 63 == 0 {
+        1.0
+    } else {
+        -1.0
     }
-    put(b" ");
-    dec(&mut put, r.1);
-    put(b"\n");
-    sink(line.get(..n).unwrap_or(&[]));
+}
+
+/// A change of noise level the model was not trained on: `sensor`'s readings with `noise`
+/// times a pseudo-random sign ([`sign`]) added to every value from reading [`CHANGE_AT`]
+/// on, streamed to [`CHANGE_END`], adaptation switched on if `on`; the held-out scores of
+/// the bands of the changed readings ([`Scores`]). The ensemble update alone moves the
+/// ensemble to each new reading but cannot widen the band: that takes the model's
+/// diffusion, which only adaptation changes.
+///
+/// Errors: the file's, a reading's, a step's; [`Error::OutOfRange`] if the sensor ends
+/// before [`CHANGE_END`] readings.
+pub fn noise_change<S: Sensor<D>>(
+    file: &[u8],
+    seed: u64,
+    sensor: &mut S,
+    noise: f64,
+    on: bool,
+) -> Result<Scores, Error> {
+    let levels = crate::model::QUANTILES;
+    let alpha = f64::from(levels.first().copied().unwrap_or(0.05))
+        + (1.0 - f64::from(levels.last().copied().unwrap_or(0.95)));
+    let mut scores = Scores {
+        readings: 0,
+        inside: 0,
+        interval_score: 0.0,
+        steps: 0,
+    };
+    scores.steps = scenario(
+        file,
+        seed,
+        sensor,
+        on,
+        CHANGE_END,
+        |i, values| {
+            if i >= CHANGE_AT {
+                for v in values.iter_mut().flatten() {
+                    *v += noise * sign(i);
+                }
+            }
+        },
+        |i, values, outcome, checks| {
+            let (Some(c), Some(Some(x))) = (checks.first(), values.first()) else {
+                return false;
+            };
+            if i >= CHANGE_AT && outcome.checked & 1 != 0 {
+                scores.readings += 1;
+                let (l, u, x) = (c.lower, c.upper, *x);
+                let mut s = u - l;
+                if x < l {
+                    s += 2.0 / alpha * (l - x);
+                } else if x > u {
+                    s += 2.0 / alpha * (x - u);
+                } else {
+                    scores.inside += 1;
+                }
+                scores.interval_score += s;
+            }
+            false
+        },
+    )?;
+    Ok(scores)
+}
+
+/// `NOISE_CHANGE <on|off> <readings> <inside> <interval score sum, f64 bits> <steps
+/// taken>`: the record of [`noise_change`] that the QEMU firmware and the host print.
+pub fn write_noise_record(on: bool, s: &Scores, sink: &mut dyn FnMut(&[u8])) {
+    let mut l = Text::new();
+    l.str("NOISE_CHANGE")
+        .str(if on { " on" } else { " off" })
+        .dec(s.readings)
+        .dec(s.inside)
+        .hex(s.interval_score.to_bits(), 16)
+        .dec(u32::try_from(s.steps).unwrap_or(u32::MAX))
+        .str("\n");
+    sink(l.as_bytes());
 }

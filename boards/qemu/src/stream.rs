@@ -19,7 +19,10 @@
 //! short: `ERROR load weights_truncated`, exit 2), `adapt` (feature `adapt`: one timed
 //! on-device adaptation step, `ADAPT_STEP` and `COST adapt_step`), `level-shift` (feature
 //! `adapt`: the series with `SHIFT_OFFSET` added halfway, without and with adaptation,
-//! `LEVEL_SHIFT` records as `tinysde_app::adapt::write_shift_record`).
+//! `LEVEL_SHIFT` records as `tinysde_app::adapt::write_shift_record`), `noise-change`
+//! (feature `adapt`: the series with `CHANGE_NOISE` times a pseudo-random sign added from
+//! reading `CHANGE_AT` on, without and with adaptation, `NOISE_CHANGE` records as
+//! `tinysde_app::adapt::write_noise_record`).
 
 use tinysde_app::model;
 use tinysde_app::report::error_code;
@@ -74,6 +77,10 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
     #[cfg(feature = "adapt")]
     if scenario == b"level-shift" {
         level_shift();
+    }
+    #[cfg(feature = "adapt")]
+    if scenario == b"noise-change" {
+        noise_change();
     }
     let limit = parse_limit(scenario).unwrap_or(u32::MAX);
     let file: &[u8] = match scenario {
@@ -178,6 +185,34 @@ fn level_shift() -> ! {
             on,
         ) {
             Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| write_stdout(b)),
+            Err(e) => {
+                error("adapt", &e);
+                code = 3;
+                break;
+            }
+        }
+    }
+    let mut l = Line::new();
+    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
+    l.emit();
+    exit(code)
+}
+
+/// The `noise-change` scenario (feature `adapt`): `tinysde_app::adapt::noise_change` with
+/// `CHANGE_NOISE`, adaptation off then on: two `NOISE_CHANGE` records, `STACK`; exit 0,
+/// or 3 with `ERROR adapt ...`.
+#[cfg(feature = "adapt")]
+fn noise_change() -> ! {
+    let mut code = 0;
+    for on in [false, true] {
+        match tinysde_app::adapt::noise_change(
+            model::MODEL_FILE,
+            stream::NOISE_SEED,
+            &mut Replay::new(),
+            tinysde_app::adapt::CHANGE_NOISE,
+            on,
+        ) {
+            Ok(s) => tinysde_app::adapt::write_noise_record(on, &s, &mut |b| write_stdout(b)),
             Err(e) => {
                 error("adapt", &e);
                 code = 3;
