@@ -13,7 +13,7 @@ use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, LaneGroup, Step, StepVjp};
+use crate::solve::{AdjointPass, Checkpoints, LaneGroup, Step, StepVjp, Tape};
 
 /// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
 /// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
@@ -241,6 +241,16 @@ where
     let n = problem.window();
     let u0 = problem.u0();
     let wide_u0 = u0.map(Wide::splat);
+    let base = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group: LaneGroup::one(0),
+        u0: &wide_u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     let zero = [<Wide as Lanes>::ZERO; D];
     let passes = trajectories.div_ceil(REVERSE_LANES);
     let threads = thread_count(threads, passes);
@@ -283,21 +293,11 @@ where
             } else {
                 (scratch.as_mut_slice(), empty)
             };
-            let run = solver.forward_with_checkpoints(
-                model,
-                noise,
-                pass.group,
-                &wide_u0,
-                times,
-                last,
-                checkpoints,
-                ckpt,
-                |i, u| {
-                    if let Some(slot) = saved.get_mut(i) {
-                        *slot = *u;
-                    }
-                },
-            );
+            let run = base.with(pass.group).forward(ckpt, |i, u| {
+                if let Some(slot) = saved.get_mut(i) {
+                    *slot = *u;
+                }
+            });
             pass.outcome = run.map(|final_state| {
                 if let Some(slot) = tail.first_mut() {
                     *slot = final_state;
@@ -351,42 +351,20 @@ where
             for pass in part.iter_mut() {
                 pass.params_bar = std::vec![<Wide as Lanes>::ZERO; params];
                 let save_bar = |i: usize, u: &[Wide; D]| save_bar.at(i, u);
-                pass.outcome = if keep {
-                    let empty: &mut [[Wide; D]] = &mut [];
-                    let (ckpt, final_state) = pass
-                        .kept
-                        .split_at_mut_checked(n_ckpt)
-                        .unwrap_or((empty, &mut []));
-                    solver.backward_from_checkpoints(
-                        model,
-                        noise,
-                        pass.group,
-                        &wide_u0,
-                        times,
-                        last,
-                        checkpoints,
-                        ckpt,
-                        final_state.first().unwrap_or(&wide_u0),
-                        &mut states,
-                        save_bar,
-                        &mut pass.u0_bar,
-                        &mut pass.params_bar,
-                    )
+                let tape = if keep {
+                    Tape::Kept {
+                        rows: &mut pass.kept,
+                        scratch: &mut states,
+                    }
                 } else {
-                    solver.adjoint_trajectory(
-                        model,
-                        noise,
-                        pass.group,
-                        &wide_u0,
-                        times,
-                        last,
-                        checkpoints,
-                        &mut states,
-                        save_bar,
-                        &mut pass.u0_bar,
-                        &mut pass.params_bar,
-                    )
+                    Tape::Recompute(&mut states)
                 };
+                pass.outcome = base.with(pass.group).adjoint(
+                    tape,
+                    save_bar,
+                    &mut pass.u0_bar,
+                    &mut pass.params_bar,
+                );
             }
         });
         for pass in chunk.iter_mut() {
@@ -438,18 +416,19 @@ where
         Err(e) => return e,
     };
     let mut scratch = std::vec![[0.0f32; D]; checkpoints.kept(last)];
+    let u0 = problem.u0();
+    let pass = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group,
+        u0: &u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     for m in group.first..group.first + group.count {
-        if let Err(e) = solver.forward_with_checkpoints(
-            model,
-            noise,
-            LaneGroup::one(m),
-            &problem.u0(),
-            times,
-            last,
-            checkpoints,
-            &mut scratch,
-            |_, _| {},
-        ) {
+        if let Err(e) = pass.one(m).forward(&mut scratch, |_, _| {}) {
             return e;
         }
     }

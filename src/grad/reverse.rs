@@ -93,7 +93,8 @@ use crate::noise::NoiseSource;
 use crate::real::{PlainReal, Real};
 use crate::sde::SdeVjp;
 use crate::solve::{
-    Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
+    kept_rows, AdjointPass, Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method,
+    ReversibleHeun, StepVjp, Tape,
 };
 
 /// The number of rows (`[f32; D]`) the `tape` of [`Reverse`](super::Reverse) needs: four per
@@ -235,6 +236,19 @@ where
     let segment = checkpoints.scratch(last);
     let trajectories = problem.trajectories();
     let u0 = problem.u0();
+    let pass = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group: LaneGroup {
+            first: 0,
+            count: trajectories,
+        },
+        u0: &u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     // With room for every trajectory's checkpoints, the statistics pass keeps them and the
     // per-trajectory forward pass is skipped (same bits: the states are recomputed by the
     // same code either way).
@@ -253,25 +267,14 @@ where
         S::PARAMS,
         |mean, var, states| {
             if keep_all {
-                solver.ensemble_with_checkpoints(
-                    model,
-                    noise,
-                    &u0,
-                    trajectories,
-                    times,
-                    last,
-                    checkpoints,
-                    mean,
-                    var,
-                    states,
-                )
+                pass.ensemble(mean, var, states)
             } else {
                 let job = crate::solve::Job::new(model, noise, u0, times);
                 solver.ensemble_job(&job, trajectories, EnsembleBuffers::new(mean, var))
             }
         },
         |m, states, save_bar, u0_bar, params_bar| {
-            if keep_all {
+            let tape = if keep_all {
                 // `keep_all` checked the length; the checked splits keep this panic-free.
                 let short = Error::Length {
                     what: "reverse-mode tape (reverse::tape_len_keep_all rows)",
@@ -280,43 +283,11 @@ where
                         .saturating_add(segment),
                     found: states.len(),
                 };
-                let (kept, rest) = states
-                    .split_at_mut_checked(trajectories.saturating_mul(per_trajectory))
-                    .ok_or(short)?;
-                let (ckpt, final_state) = kept
-                    .get_mut(m * per_trajectory..(m + 1) * per_trajectory)
-                    .and_then(|rows| rows.split_at_mut_checked(per_trajectory - 1))
-                    .ok_or(short)?;
-                solver.backward_from_checkpoints(
-                    model,
-                    noise,
-                    LaneGroup::one(m),
-                    &u0,
-                    times,
-                    last,
-                    checkpoints,
-                    ckpt,
-                    final_state.first().unwrap_or(&u0),
-                    rest,
-                    save_bar,
-                    u0_bar,
-                    params_bar,
-                )
+                kept_rows(states, trajectories, per_trajectory, m, short)?
             } else {
-                solver.adjoint_trajectory(
-                    model,
-                    noise,
-                    LaneGroup::one(m),
-                    &u0,
-                    times,
-                    last,
-                    checkpoints,
-                    states,
-                    save_bar,
-                    u0_bar,
-                    params_bar,
-                )
-            }
+                Tape::Recompute(states)
+            };
+            pass.one(m).adjoint(tape, save_bar, u0_bar, params_bar)
         },
     )
 }
