@@ -333,14 +333,10 @@ where
     }
 
     // 2. dL/dmean and dL/dvar by forward mode over the statistics, K entries at a time.
-    statistics_cotangents(
-        loss,
-        rows.mean,
-        rows.var,
-        stats,
-        rows.mean_bar,
-        rows.var_bar,
-    )?;
+    let (mean_d, var_d) = split_stats(stats, n)?;
+    let eval = |mean: &_, var: &_| loss.eval::<Dual<K>>(mean, var);
+    let (mean, var) = (&*rows.mean, &*rows.var);
+    statistics_cotangents(eval, mean, var, mean_d, var_d, rows.mean_bar, rows.var_bar);
 
     // 3. Per trajectory: forward with checkpoints, backward through every step.
     grad.fill(0.0);
@@ -368,18 +364,19 @@ where
 }
 
 /// Step 2 of the scheme: `dL/dmean` into `mean_bar` and `dL/dvar` into `var_bar`, by
-/// evaluating the loss on `Dual<K>` over the statistics, K of their entries at a time
-/// (`stats` is scratch of at least twice `mean.len()` rows).
-pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
-    loss: &L,
+/// evaluating the loss `eval` on `Dual<K>` over the statistics, K of their entries at a
+/// time (`mean_d` and `var_d` are their dual scratch, as long as `mean`). The ensemble and
+/// the series adjoints share it.
+pub(crate) fn statistics_cotangents<const K: usize, const D: usize>(
+    eval: impl Fn(&[[Dual<K>; D]], &[[Dual<K>; D]]) -> Dual<K>,
     mean: &[[f32; D]],
     var: &[[f32; D]],
-    stats: &mut [[Dual<K>; D]],
+    mean_d: &mut [[Dual<K>; D]],
+    var_d: &mut [[Dual<K>; D]],
     mean_bar: &mut [[f32; D]],
     var_bar: &mut [[f32; D]],
-) -> Result<(), Error> {
+) {
     let n = mean.len();
-    let (mean_d, var_d) = split_stats(stats, n)?;
     let entries = 2 * n * D;
     let mut start = 0;
     while start < entries {
@@ -395,7 +392,7 @@ pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
                 dst.add_param_tangent(e - start, Dual::ONE);
             }
         }
-        let l = loss.eval::<Dual<K>>(mean_d, var_d);
+        let l = eval(mean_d, var_d);
         for (e, bar) in mean_bar
             .iter_mut()
             .flatten()
@@ -408,7 +405,6 @@ pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
         }
         start += K;
     }
-    Ok(())
 }
 
 /// The cotangent of one trajectory's state at a save time, from the cotangents of the

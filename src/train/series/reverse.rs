@@ -27,9 +27,10 @@
 use super::{bad_start, check_method, finite_loss, split_stats, SeriesProblem, Shifted};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
-use crate::grad::reverse::SaveCotangent;
+use crate::grad::reverse::{statistics_cotangents, SaveCotangent};
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
+#[cfg(feature = "std")]
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
 use crate::solve::{kept_rows, AdjointPass, Checkpoints, LaneGroup, Method, Solver, StepVjp, Tape};
@@ -374,34 +375,8 @@ where
     let (sum, count) = problem.window_sum::<f32>(start, mean, var);
 
     // 2. d(sum)/d(mean) and d(sum)/d(var) by forward mode over the statistics.
-    let entries = 2 * n * D;
-    let mut first = 0;
-    while first < entries {
-        for (e, (dst, &src)) in mean_d
-            .iter_mut()
-            .flatten()
-            .zip(mean.iter().flatten())
-            .chain(var_d.iter_mut().flatten().zip(var.iter().flatten()))
-            .enumerate()
-        {
-            *dst = Dual::constant(src);
-            if e >= first && e - first < K {
-                dst.add_param_tangent(e - first, Dual::ONE);
-            }
-        }
-        let (l, _) = problem.window_sum::<Dual<K>>(start, mean_d, var_d);
-        for (e, bar) in mean_bar
-            .iter_mut()
-            .flatten()
-            .chain(var_bar.iter_mut().flatten())
-            .enumerate()
-            .skip(first)
-            .take(K)
-        {
-            *bar = l.tangent(e - first);
-        }
-        first += K;
-    }
+    let eval = |mean: &_, var: &_| problem.window_sum::<Dual<K>>(start, mean, var).0;
+    statistics_cotangents(eval, mean, var, mean_d, var_d, mean_bar, var_bar);
 
     // 3. Every trajectory backward from the cotangents of its saved states.
     partial.fill(0.0);
