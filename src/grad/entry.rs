@@ -674,61 +674,57 @@ where
     mode.loss_and_gradient(objective, model, scratch, grad)
 }
 
-impl<M, L, N, S, const K: usize, const D: usize> Mode<Ensemble<'_, M, L, N, D>, S, K, D> for Forward
-where
-    S: Sde<Dual<K>, D> + Parameters,
-    M: Step<Dual<K>, S, D>,
-    N: NoiseSource,
-    L: Loss<D>,
-{
-    fn loss_and_gradient(
-        self,
-        o: &Ensemble<'_, M, L, N, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+/// Implements [`Mode`] for a mode on an objective: the trait's signature is written here
+/// once. The invocation gives the impl's generics (besides `S`, `K`, `D`), the mode, the
+/// objective, the bounds, and the body as a closure naming the mode and the arguments.
+macro_rules! mode {
+    ($(#[$attr:meta])*
+     impl<$($g:ident),*> $mode:ty, $obj:ty where [$($bound:tt)*]
+     |$this:pat_param, $o:ident, $model:ident, $scratch:pat_param, $grad:ident| $body:block) => {
+        $(#[$attr])*
+        impl<$($g,)* S, const K: usize, const D: usize> Mode<$obj, S, K, D> for $mode
+        where
+            $($bound)*
+        {
+            fn loss_and_gradient(
+                self,
+                $o: &$obj,
+                $model: &S,
+                $scratch: &mut Scratch<'_, K, D>,
+                $grad: &mut [f32],
+            ) -> Result<f32, Error> {
+                let $this = self;
+                $body
+            }
+        }
+    };
+}
+
+mode! {
+    impl<M, L, N> Forward, Ensemble<'_, M, L, N, D>
+    where [S: Sde<Dual<K>, D> + Parameters, M: Step<Dual<K>, S, D>, N: NoiseSource, L: Loss<D>]
+    |_, o, model, scratch, grad| {
         let (stats, _) = scratch.parts(o.problem.stats_len(), 0);
-        super::forward_gradient(o.problem, model, o.noise, o.loss, stats, grad)
+        o.forward_gradient(model, stats, grad)
     }
 }
 
-impl<M, L, N, S, const K: usize, const D: usize> Mode<Ensemble<'_, M, L, N, D>, S, K, D> for Reverse
-where
-    S: SdeVjp<D> + Parameters,
-    M: StepVjp<S, D>,
-    N: NoiseSource,
-    L: Loss<D>,
-{
-    fn loss_and_gradient(
-        self,
-        o: &Ensemble<'_, M, L, N, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
-        let tape = super::reverse::tape_len(o.problem, self.0);
+mode! {
+    impl<M, L, N> Reverse, Ensemble<'_, M, L, N, D>
+    where [S: SdeVjp<D> + Parameters, M: StepVjp<S, D>, N: NoiseSource, L: Loss<D>]
+    |Reverse(checkpoints), o, model, scratch, grad| {
+        let tape = super::reverse::tape_len(o.problem, checkpoints);
         let (stats, tape) = scratch.parts(o.problem.stats_len(), tape);
         super::reverse::checkpoint_gradient(
-            o.problem, model, o.noise, o.loss, self.0, stats, tape, grad,
+            o.problem, model, o.noise, o.loss, checkpoints, stats, tape, grad,
         )
     }
 }
 
-impl<L, N, S, const K: usize, const D: usize> Mode<Ensemble<'_, ReversibleHeun, L, N, D>, S, K, D>
-    for Reversible
-where
-    S: SdeVjp<D> + Parameters,
-    N: NoiseSource,
-    L: Loss<D>,
-{
-    fn loss_and_gradient(
-        self,
-        o: &Ensemble<'_, ReversibleHeun, L, N, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    impl<L, N> Reversible, Ensemble<'_, ReversibleHeun, L, N, D>
+    where [S: SdeVjp<D> + Parameters, N: NoiseSource, L: Loss<D>]
+    |_, o, model, scratch, grad| {
         let tape = super::reverse::reversible_heun_tape_len(o.problem);
         let (stats, tape) = scratch.parts(o.problem.stats_len(), tape);
         super::reverse::reversible_gradient(o.problem, model, o.noise, o.loss, stats, tape, grad)
@@ -740,111 +736,67 @@ fn forward_is_cheaper<const K: usize>(len: usize) -> bool {
     crate::train::forward_is_cheaper(len, K)
 }
 
-impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for Cheaper
-where
-    O: Objective<D>,
-    S: Parameters,
-    Forward: Mode<O, S, K, D>,
-    Reverse: Mode<O, S, K, D>,
-{
-    fn loss_and_gradient(
-        self,
-        objective: &O,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    impl<O> Cheaper, O
+    where [O: Objective<D>, S: Parameters, Forward: Mode<O, S, K, D>, Reverse: Mode<O, S, K, D>]
+    |Cheaper(checkpoints), objective, model, scratch, grad| {
         if forward_is_cheaper::<K>(objective.gradient_len(S::PARAMS)) {
             Forward.loss_and_gradient(objective, model, scratch, grad)
         } else {
-            Reverse(self.0).loss_and_gradient(objective, model, scratch, grad)
+            Reverse(checkpoints).loss_and_gradient(objective, model, scratch, grad)
         }
     }
 }
 
-impl<M, N, I, S, const K: usize, const D: usize> Mode<SeriesWindows<'_, M, N, I, D>, S, K, D>
-    for Forward
-where
-    S: Sde<Dual<K>, D> + Parameters,
-    M: Step<Dual<K>, S, D> + Copy,
-    N: NoiseSource,
-    I: Iterator<Item = usize> + Clone,
-{
-    fn loss_and_gradient(
-        self,
-        o: &SeriesWindows<'_, M, N, I, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    impl<M, N, I> Forward, SeriesWindows<'_, M, N, I, D>
+    where [
+        S: Sde<Dual<K>, D> + Parameters,
+        M: Step<Dual<K>, S, D> + Copy,
+        N: NoiseSource,
+        I: Iterator<Item = usize> + Clone,
+    ]
+    |_, o, model, scratch, grad| {
         let (stats, _) = scratch.parts(o.problem.stats_len(), 0);
         crate::train::series_forward(o.problem, model, o.noise, o.starts.clone(), stats, grad)
     }
 }
 
-impl<M, N, I, S, const K: usize, const D: usize> Mode<SeriesWindows<'_, M, N, I, D>, S, K, D>
-    for Reverse
-where
-    S: SdeVjp<D> + Parameters,
-    M: StepVjp<S, D> + Copy,
-    N: NoiseSource,
-    I: Iterator<Item = usize> + Clone,
-{
-    fn loss_and_gradient(
-        self,
-        o: &SeriesWindows<'_, M, N, I, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
-        let tape = o.problem.reverse_tape_len(S::PARAMS, self.0);
+mode! {
+    impl<M, N, I> Reverse, SeriesWindows<'_, M, N, I, D>
+    where [
+        S: SdeVjp<D> + Parameters,
+        M: StepVjp<S, D> + Copy,
+        N: NoiseSource,
+        I: Iterator<Item = usize> + Clone,
+    ]
+    |Reverse(checkpoints), o, model, scratch, grad| {
+        let tape = o.problem.reverse_tape_len(S::PARAMS, checkpoints);
         let (stats, tape) = scratch.parts(o.problem.stats_len(), tape);
         let starts = o.starts.clone();
-        crate::train::series_reverse(o.problem, model, o.noise, starts, self.0, stats, tape, grad)
+        crate::train::series_reverse(o.problem, model, o.noise, starts, checkpoints, stats, tape, grad)
     }
 }
 
-impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for GradientMode
-where
-    O: Objective<D>,
-    Forward: Mode<O, S, K, D>,
-    Reverse: Mode<O, S, K, D>,
-{
-    fn loss_and_gradient(
-        self,
-        objective: &O,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
-        match self {
+mode! {
+    impl<O> GradientMode, O
+    where [O: Objective<D>, Forward: Mode<O, S, K, D>, Reverse: Mode<O, S, K, D>]
+    |this, objective, model, scratch, grad| {
+        match this {
             GradientMode::Forward => Forward.loss_and_gradient(objective, model, scratch, grad),
-            GradientMode::Reverse(c) => {
-                Reverse(c).loss_and_gradient(objective, model, scratch, grad)
-            }
+            GradientMode::Reverse(c) => Reverse(c).loss_and_gradient(objective, model, scratch, grad),
         }
     }
 }
 
-#[cfg(feature = "std")]
-impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for Threads<GradientMode>
-where
-    O: Objective<D>,
-    Threads<Forward>: Mode<O, S, K, D>,
-    Threads<Reverse>: Mode<O, S, K, D>,
-{
-    fn loss_and_gradient(
-        self,
-        objective: &O,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
-        match self {
-            Threads(GradientMode::Forward, t) => {
-                Threads(Forward, t).loss_and_gradient(objective, model, scratch, grad)
-            }
-            Threads(GradientMode::Reverse(c), t) => {
+mode! {
+    #[cfg(feature = "std")]
+    impl<O> Threads<GradientMode>, O
+    where [O: Objective<D>, Threads<Forward>: Mode<O, S, K, D>, Threads<Reverse>: Mode<O, S, K, D>]
+    |Threads(mode, t), objective, model, scratch, grad| {
+        match mode {
+            GradientMode::Forward => Threads(Forward, t).loss_and_gradient(objective, model, scratch, grad),
+            GradientMode::Reverse(c) => {
                 Threads(Reverse(c), t).loss_and_gradient(objective, model, scratch, grad)
             }
         }
@@ -855,134 +807,86 @@ where
 #[cfg(feature = "std")]
 type Wide = F32x<REVERSE_LANES>;
 
-#[cfg(feature = "std")]
-impl<M, L, N, S, const K: usize, const D: usize> Mode<Ensemble<'_, M, L, N, D>, S, K, D>
-    for Threads<Forward>
-where
-    S: Sde<Dual<K>, D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + Sync,
-    N: NoiseSource + Sync,
-    L: Loss<D> + Sync,
-{
-    fn loss_and_gradient(
-        self,
-        o: &Ensemble<'_, M, L, N, D>,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    #[cfg(feature = "std")]
+    impl<M, L, N> Threads<Forward>, Ensemble<'_, M, L, N, D>
+    where [
+        S: Sde<Dual<K>, D> + Parameters + Sync,
+        M: Step<Dual<K>, S, D> + Sync,
+        N: NoiseSource + Sync,
+        L: Loss<D> + Sync,
+    ]
+    |Threads(_, threads), o, model, scratch, grad| {
         let (stats, _) = scratch.parts(o.problem.stats_len(), 0);
-        super::parallel::forward_gradient_parallel(
-            o.problem, model, o.noise, o.loss, stats, grad, self.1,
-        )
+        super::parallel::forward_gradient_parallel(o, model, stats, grad, threads)
     }
 }
 
-#[cfg(feature = "std")]
-impl<M, L, N, S, const K: usize, const D: usize> Mode<Ensemble<'_, M, L, N, D>, S, K, D>
-    for Threads<Reverse>
-where
-    S: SdeVjp<D> + SdeVjp<D, Wide> + Parameters + Sync,
-    M: StepVjp<S, D> + StepVjp<S, D, Wide> + Sync,
-    N: NoiseSource + Sync,
-    L: Loss<D>,
-{
-    fn loss_and_gradient(
-        self,
-        o: &Ensemble<'_, M, L, N, D>,
-        model: &S,
-        _scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    #[cfg(feature = "std")]
+    impl<M, L, N> Threads<Reverse>, Ensemble<'_, M, L, N, D>
+    where [
+        S: SdeVjp<D> + SdeVjp<D, Wide> + Parameters + Sync,
+        M: StepVjp<S, D> + StepVjp<S, D, Wide> + Sync,
+        N: NoiseSource + Sync,
+        L: Loss<D>,
+    ]
+    |Threads(Reverse(checkpoints), threads), o, model, _, grad| {
+        let keep = super::parallel::KEEP_ALL_BYTES;
         super::parallel::reverse_gradient_parallel(
-            o.problem,
-            model,
-            o.noise,
-            o.loss,
-            (self.0).0,
-            grad,
-            self.1,
-            super::parallel::KEEP_ALL_BYTES,
+            o.problem, model, o.noise, o.loss, checkpoints, grad, threads, keep,
         )
     }
 }
 
-#[cfg(feature = "std")]
-impl<M, N, I, S, const K: usize, const D: usize> Mode<SeriesWindows<'_, M, N, I, D>, S, K, D>
-    for Threads<Forward>
-where
-    S: Sde<Dual<K>, D> + Parameters + Sync,
-    M: Step<Dual<K>, S, D> + Copy + Sync,
-    N: NoiseSource + Sync,
-    I: Iterator<Item = usize> + Clone + Send + Sync,
-{
-    fn loss_and_gradient(
-        self,
-        o: &SeriesWindows<'_, M, N, I, D>,
-        model: &S,
-        _scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    #[cfg(feature = "std")]
+    impl<M, N, I> Threads<Forward>, SeriesWindows<'_, M, N, I, D>
+    where [
+        S: Sde<Dual<K>, D> + Parameters + Sync,
+        M: Step<Dual<K>, S, D> + Copy + Sync,
+        N: NoiseSource + Sync,
+        I: Iterator<Item = usize> + Clone + Send + Sync,
+    ]
+    |Threads(_, threads), o, model, _, grad| {
+        let starts = o.starts.clone();
         crate::train::series_forward_parallel::<K, S, M, N, I, D>(
-            o.problem,
-            model,
-            o.noise,
-            o.starts.clone(),
-            grad,
-            self.1,
+            o.problem, model, o.noise, starts, grad, threads,
         )
     }
 }
 
-#[cfg(feature = "std")]
-impl<M, N, I, S, const K: usize, const D: usize> Mode<SeriesWindows<'_, M, N, I, D>, S, K, D>
-    for Threads<Reverse>
-where
-    S: SdeVjp<D> + Parameters + Sync,
-    M: StepVjp<S, D> + Copy + Sync,
-    N: NoiseSource + Sync,
-    I: Iterator<Item = usize> + Clone,
-{
-    fn loss_and_gradient(
-        self,
-        o: &SeriesWindows<'_, M, N, I, D>,
-        model: &S,
-        _scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
+mode! {
+    #[cfg(feature = "std")]
+    impl<M, N, I> Threads<Reverse>, SeriesWindows<'_, M, N, I, D>
+    where [
+        S: SdeVjp<D> + Parameters + Sync,
+        M: StepVjp<S, D> + Copy + Sync,
+        N: NoiseSource + Sync,
+        I: Iterator<Item = usize> + Clone,
+    ]
+    |Threads(Reverse(checkpoints), threads), o, model, _, grad| {
+        let starts = o.starts.clone();
         crate::train::series_reverse_parallel::<K, S, M, N, I, D>(
-            o.problem,
-            model,
-            o.noise,
-            o.starts.clone(),
-            (self.0).0,
-            grad,
-            self.1,
+            o.problem, model, o.noise, starts, checkpoints, grad, threads,
         )
     }
 }
 
-#[cfg(feature = "std")]
-impl<O, S, const K: usize, const D: usize> Mode<O, S, K, D> for Threads<Cheaper>
-where
-    O: Objective<D>,
-    S: Parameters,
-    Threads<Forward>: Mode<O, S, K, D>,
-    Threads<Reverse>: Mode<O, S, K, D>,
-{
-    fn loss_and_gradient(
-        self,
-        objective: &O,
-        model: &S,
-        scratch: &mut Scratch<'_, K, D>,
-        grad: &mut [f32],
-    ) -> Result<f32, Error> {
-        let Threads(Cheaper(checkpoints), threads) = self;
+mode! {
+    #[cfg(feature = "std")]
+    impl<O> Threads<Cheaper>, O
+    where [
+        O: Objective<D>,
+        S: Parameters,
+        Threads<Forward>: Mode<O, S, K, D>,
+        Threads<Reverse>: Mode<O, S, K, D>,
+    ]
+    |Threads(Cheaper(checkpoints), threads), objective, model, scratch, grad| {
         if forward_is_cheaper::<K>(objective.gradient_len(S::PARAMS)) {
             Threads(Forward, threads).loss_and_gradient(objective, model, scratch, grad)
         } else {
-            Threads(Reverse(checkpoints), threads)
-                .loss_and_gradient(objective, model, scratch, grad)
+            Threads(Reverse(checkpoints), threads).loss_and_gradient(objective, model, scratch, grad)
         }
     }
 }

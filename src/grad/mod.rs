@@ -490,141 +490,125 @@ fn check_room(what: &'static str, needed: usize, found: usize) -> Result<(), Err
     Ok(())
 }
 
-/// The loss of `model` on `problem` and its gradient, by forward-mode sensitivity.
-///
-/// `grad` must have length [`Problem::gradient_len`]`(S::PARAMS)`; it receives
-/// `dL/dparam[i]` in the model's flat parameter order, then (if the problem asks for it)
-/// `dL/du0[d]`. `stats` is scratch of at least [`Problem::stats_len`] rows; its element
-/// type `Dual<K>` chooses how many parameters are differentiated per pass (K). The noise
-/// source is replayed identically in every pass, so it must be a pure function of
-/// `(trajectory, step)`, as [`Brownian`](crate::noise::Brownian) is.
-///
-/// Returns the loss value (bit-identical to [`loss_value`] on `f32`).
-///
-/// Errors: wrong `grad` or `stats` length, a loss that rejects the number of save times, an
-/// unsupported noise kind: returned before anything is written. A solve that diverges
-/// returns [`Error::Diverged`] (or the noise source's error), a non-finite loss
-/// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
-/// with its index.
-///
-/// What `grad` holds after an error, exactly: the gradient is computed in passes of K
-/// entries, and a pass's entries are written only once the whole pass succeeded. Every
-/// error of the first pass (all input errors, a diverging state value, a non-finite loss,
-/// a noise error) therefore leaves `grad` untouched, bit for bit. Only a *tangent* that
-/// overflows in a later pass (the state stays finite, a derivative does not) stops at the
-/// pass starting at entry `s`: then `grad[..s]` holds the finished entries and `grad[s..]`
-/// is untouched. `stats` is scratch: its contents are unspecified after any call.
-///
-/// Cost: `ceil(len / K)` ensemble solves, each carrying K tangents.
-pub(crate) fn forward_gradient<const K: usize, S, M, N, L, const D: usize>(
-    problem: &Problem<'_, M, D>,
-    model: &S,
-    noise: &N,
-    loss: &L,
-    stats: &mut [[Dual<K>; D]],
-    grad: &mut [f32],
-) -> Result<f32, Error>
+impl<M, L, N, const D: usize> Ensemble<'_, M, L, N, D>
 where
-    S: Sde<Dual<K>, D> + Parameters,
-    M: Step<Dual<K>, S, D>,
     N: NoiseSource,
     L: Loss<D>,
 {
-    const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<Dual<K>, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
-    let trajectories = problem.trajectories;
-    let mut ensemble = |u0: &_, times: &_, mean: &mut _, var: &mut _, seed| {
-        problem
-            .solver
-            .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
-    };
-    // One pass of K gradient entries at a time; each pass's entries are written into `grad`
-    // once the whole pass succeeded (see `loss_and_gradient` for what an error leaves).
-    let (mean, var) = split_stats(stats, problem.window)?;
-    let mut value = f32::NAN;
-    let mut start = 0usize;
-    // A model with no parameters and no u0 gradient still gets its loss value.
-    let total = grad.len();
-    loop {
-        let end = total.min(start.saturating_add(K));
-        let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
-        let l = forward_pass(
-            problem,
-            S::PARAMS,
-            loss,
+    /// The loss of `model` on `problem` and its gradient, by forward-mode sensitivity.
+    ///
+    /// `grad` must have length [`Problem::gradient_len`]`(S::PARAMS)`; it receives
+    /// `dL/dparam[i]` in the model's flat parameter order, then (if the problem asks for it)
+    /// `dL/du0[d]`. `stats` is scratch of at least [`Problem::stats_len`] rows; its element
+    /// type `Dual<K>` chooses how many parameters are differentiated per pass (K). The noise
+    /// source is replayed identically in every pass, so it must be a pure function of
+    /// `(trajectory, step)`, as [`Brownian`](crate::noise::Brownian) is.
+    ///
+    /// Returns the loss value (bit-identical to [`loss_value`] on `f32`).
+    ///
+    /// Errors: wrong `grad` or `stats` length, a loss that rejects the number of save times, an
+    /// unsupported noise kind: returned before anything is written. A solve that diverges
+    /// returns [`Error::Diverged`] (or the noise source's error), a non-finite loss
+    /// [`Error::NonFiniteLoss`], a non-finite gradient entry [`Error::NonFiniteGradientEntry`]
+    /// with its index.
+    ///
+    /// What `grad` holds after an error, exactly: the gradient is computed in passes of K
+    /// entries, and a pass's entries are written only once the whole pass succeeded. Every
+    /// error of the first pass (all input errors, a diverging state value, a non-finite loss,
+    /// a noise error) therefore leaves `grad` untouched, bit for bit. Only a *tangent* that
+    /// overflows in a later pass (the state stays finite, a derivative does not) stops at the
+    /// pass starting at entry `s`: then `grad[..s]` holds the finished entries and `grad[s..]`
+    /// is untouched. `stats` is scratch: its contents are unspecified after any call.
+    ///
+    /// Cost: `ceil(len / K)` ensemble solves, each carrying K tangents.
+    pub(crate) fn forward_gradient<const K: usize, S>(
+        &self,
+        model: &S,
+        stats: &mut [[Dual<K>; D]],
+        grad: &mut [f32],
+    ) -> Result<f32, Error>
+    where
+        S: Sde<Dual<K>, D> + Parameters,
+        M: Step<Dual<K>, S, D>,
+    {
+        const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
+        check_buffers::<Dual<K>, S, _, _, D>(
+            self.problem,
+            self.loss,
+            stats.len(),
+            Some(grad.len()),
+        )?;
+        // One pass of K gradient entries at a time; each pass's entries are written into `grad`
+        // once the whole pass succeeded (see `loss_and_gradient` for what an error leaves).
+        let (mean, var) = split_stats(stats, self.problem.window)?;
+        let mut value = f32::NAN;
+        let mut start = 0usize;
+        // A model with no parameters and no u0 gradient still gets its loss value.
+        let total = grad.len();
+        loop {
+            let end = total.min(start.saturating_add(K));
+            let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
+            let l = self.forward_pass(model, mean, var, start, chunk)?;
+            if start == 0 {
+                value = l;
+            }
+            start = start.saturating_add(K);
+            if start >= total {
+                break;
+            }
+        }
+        Ok(value)
+    }
+
+    /// The pass of [`forward_gradient`] for gradient entries `start .. start + chunk.len()`:
+    /// returns the loss value, writes the entries into `chunk` once all of them are finite.
+    pub(crate) fn forward_pass<const K: usize, S>(
+        &self,
+        model: &S,
+        mean: &mut [[Dual<K>; D]],
+        var: &mut [[Dual<K>; D]],
+        start: usize,
+        chunk: &mut [f32],
+    ) -> Result<f32, Error>
+    where
+        S: Sde<Dual<K>, D> + Parameters,
+        M: Step<Dual<K>, S, D>,
+    {
+        let problem = self.problem;
+        let mut u0 = [Dual::<K>::ZERO; D];
+        for (d, (x, &v)) in u0.iter_mut().zip(&problem.u0).enumerate() {
+            *x = Dual::constant(v);
+            let index = S::PARAMS + d;
+            if problem.u0_gradient && index >= start && index - start < K {
+                x.add_param_tangent(index - start, Dual::ONE);
+            }
+        }
+        problem.solver.ensemble_scratch(
+            model,
+            self.noise,
+            &u0,
+            problem.trajectories,
+            problem.active_save_times(),
             mean,
             var,
-            start,
-            chunk,
-            &mut ensemble,
+            ParamSeed::window(start),
         )?;
-        if start == 0 {
-            value = l;
+        let l = self.loss.eval::<Dual<K>>(mean, var);
+        if start == 0 && !l.v.is_finite() {
+            return Err(Error::NonFiniteLoss);
         }
-        start = start.saturating_add(K);
-        if start >= total {
-            break;
+        // The whole chunk is checked before any of it is written.
+        let lanes = chunk.len();
+        if let Some(lane) = (0..lanes).find(|&lane| !l.tangent(lane).is_finite()) {
+            return Err(Error::NonFiniteGradientEntry {
+                index: start.saturating_add(lane),
+            });
         }
-    }
-    Ok(value)
-}
-
-/// The pass of [`forward_gradient`] for gradient entries `start .. start + chunk.len()`:
-/// returns the loss value, writes the entries into `chunk` once all of them are finite.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "crate-internal kernel shared by the serial and threaded forward modes; its public form is loss_and_gradient"
-)]
-pub(crate) fn forward_pass<const K: usize, M, L, const D: usize>(
-    problem: &Problem<'_, M, D>,
-    params: usize,
-    loss: &L,
-    mean: &mut [[Dual<K>; D]],
-    var: &mut [[Dual<K>; D]],
-    start: usize,
-    chunk: &mut [f32],
-    ensemble: &mut impl FnMut(
-        &[Dual<K>; D],
-        &[f32],
-        &mut [[Dual<K>; D]],
-        &mut [[Dual<K>; D]],
-        ParamSeed,
-    ) -> Result<(), Error>,
-) -> Result<f32, Error>
-where
-    M: Method,
-    L: Loss<D>,
-{
-    let mut u0 = [Dual::<K>::ZERO; D];
-    for (d, (x, &v)) in u0.iter_mut().zip(&problem.u0).enumerate() {
-        *x = Dual::constant(v);
-        let index = params + d;
-        if problem.u0_gradient && index >= start && index - start < K {
-            x.add_param_tangent(index - start, Dual::ONE);
+        for (lane, g) in chunk.iter_mut().enumerate() {
+            *g = l.tangent(lane);
         }
+        Ok(l.v)
     }
-    ensemble(
-        &u0,
-        problem.active_save_times(),
-        mean,
-        var,
-        ParamSeed::window(start),
-    )?;
-    let l = loss.eval::<Dual<K>>(mean, var);
-    if start == 0 && !l.v.is_finite() {
-        return Err(Error::NonFiniteLoss);
-    }
-    // The whole chunk is checked before any of it is written.
-    let lanes = chunk.len();
-    if let Some(lane) = (0..lanes).find(|&lane| !l.tangent(lane).is_finite()) {
-        return Err(Error::NonFiniteGradientEntry {
-            index: start.saturating_add(lane),
-        });
-    }
-    for (lane, g) in chunk.iter_mut().enumerate() {
-        *g = l.tangent(lane);
-    }
-    Ok(l.v)
 }
 
 /// The loss of `model` on `problem` without derivatives (one ensemble solve on `f32`).

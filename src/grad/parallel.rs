@@ -5,7 +5,7 @@
 use std::vec::Vec;
 
 use super::reverse::{statistics_cotangents, SaveCotangent};
-use super::{check_buffers, forward_pass, split_stats, Loss, Problem};
+use super::{check_buffers, split_stats, Ensemble, Loss, Problem};
 use crate::dual::Dual;
 use crate::error::Error;
 use crate::lanes::{F32x, Lanes};
@@ -13,7 +13,7 @@ use crate::nn::Parameters;
 use crate::noise::NoiseSource;
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, LaneGroup, Step, StepVjp};
+use crate::solve::{AdjointPass, Checkpoints, LaneGroup, Step, StepVjp, Tape};
 
 /// Lanes of the `Dual` scratch that differentiates the loss in the statistics (reverse
 /// mode); lanes never interact, so the value only sets how many loss evaluations that takes.
@@ -72,10 +72,8 @@ fn for_each_chunk<T: Send>(items: &mut [T], threads: usize, work: impl Fn(usize,
 /// [`Problem::stats_len`]) serves the calling thread; the others allocate their own, and
 /// the copy of the gradient.
 pub(crate) fn forward_gradient_parallel<const K: usize, S, M, N, L, const D: usize>(
-    problem: &Problem<'_, M, D>,
+    o: &Ensemble<'_, M, L, N, D>,
     model: &S,
-    noise: &N,
-    loss: &L,
     stats: &mut [[Dual<K>; D]],
     grad: &mut [f32],
     threads: usize,
@@ -87,9 +85,8 @@ where
     L: Loss<D> + Sync,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_buffers::<Dual<K>, S, _, _, D>(problem, loss, stats.len(), Some(grad.len()))?;
-    let n = problem.window;
-    let trajectories = problem.trajectories;
+    check_buffers::<Dual<K>, S, _, _, D>(o.problem, o.loss, stats.len(), Some(grad.len()))?;
+    let n = o.problem.window;
     let mut result = grad.to_vec();
     // One chunk of K entries per pass; a gradient of length 0 still has its pass (the loss).
     let mut passes: Vec<(&mut [f32], Result<f32, Error>)> =
@@ -113,27 +110,9 @@ where
         let Ok((mean, var)) = split_stats(stats, n) else {
             return;
         };
-        let mut ensemble = |u0: &[Dual<K>; D],
-                            times: &[f32],
-                            mean: &mut [[Dual<K>; D]],
-                            var: &mut [[Dual<K>; D]],
-                            seed| {
-            problem
-                .solver
-                .ensemble_scratch(model, noise, u0, trajectories, times, mean, var, seed)
-        };
         for (j, (grad, outcome)) in chunk.iter_mut().enumerate() {
             let start = (first + j) * K;
-            *outcome = forward_pass(
-                problem,
-                S::PARAMS,
-                loss,
-                mean,
-                var,
-                start,
-                grad,
-                &mut ensemble,
-            );
+            *outcome = o.forward_pass(model, mean, var, start, grad);
         }
     });
     let mut value = f32::NAN;
@@ -241,6 +220,16 @@ where
     let n = problem.window();
     let u0 = problem.u0();
     let wide_u0 = u0.map(Wide::splat);
+    let base = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group: LaneGroup::one(0),
+        u0: &wide_u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     let zero = [<Wide as Lanes>::ZERO; D];
     let passes = trajectories.div_ceil(REVERSE_LANES);
     let threads = thread_count(threads, passes);
@@ -283,21 +272,11 @@ where
             } else {
                 (scratch.as_mut_slice(), empty)
             };
-            let run = solver.forward_with_checkpoints(
-                model,
-                noise,
-                pass.group,
-                &wide_u0,
-                times,
-                last,
-                checkpoints,
-                ckpt,
-                |i, u| {
-                    if let Some(slot) = saved.get_mut(i) {
-                        *slot = *u;
-                    }
-                },
-            );
+            let run = base.with(pass.group).forward(ckpt, |i, u| {
+                if let Some(slot) = saved.get_mut(i) {
+                    *slot = *u;
+                }
+            });
             pass.outcome = run.map(|final_state| {
                 if let Some(slot) = tail.first_mut() {
                     *slot = final_state;
@@ -333,7 +312,17 @@ where
     // 2. dL/dmean and dL/dvar.
     let mut stats = std::vec![[Dual::<STATISTICS_LANES>::ZERO; D]; 2 * n];
     let (mut mean_bar, mut var_bar) = (std::vec![[0.0f32; D]; n], std::vec![[0.0f32; D]; n]);
-    statistics_cotangents(loss, &mean, &var, &mut stats, &mut mean_bar, &mut var_bar)?;
+    let (mean_d, var_d) = split_stats(&mut stats, n)?;
+    let eval = |mean: &_, var: &_| loss.eval::<Dual<STATISTICS_LANES>>(mean, var);
+    statistics_cotangents(
+        eval,
+        &mean,
+        &var,
+        mean_d,
+        var_d,
+        &mut mean_bar,
+        &mut var_bar,
+    );
     let save_bar = SaveCotangent::new(&mean, &mean_bar, &var_bar, trajectories);
 
     // 3. Every pass backward into its trajectories' own cotangents (its lanes), a block at
@@ -351,42 +340,20 @@ where
             for pass in part.iter_mut() {
                 pass.params_bar = std::vec![<Wide as Lanes>::ZERO; params];
                 let save_bar = |i: usize, u: &[Wide; D]| save_bar.at(i, u);
-                pass.outcome = if keep {
-                    let empty: &mut [[Wide; D]] = &mut [];
-                    let (ckpt, final_state) = pass
-                        .kept
-                        .split_at_mut_checked(n_ckpt)
-                        .unwrap_or((empty, &mut []));
-                    solver.backward_from_checkpoints(
-                        model,
-                        noise,
-                        pass.group,
-                        &wide_u0,
-                        times,
-                        last,
-                        checkpoints,
-                        ckpt,
-                        final_state.first().unwrap_or(&wide_u0),
-                        &mut states,
-                        save_bar,
-                        &mut pass.u0_bar,
-                        &mut pass.params_bar,
-                    )
+                let tape = if keep {
+                    Tape::Kept {
+                        rows: &mut pass.kept,
+                        scratch: &mut states,
+                    }
                 } else {
-                    solver.adjoint_trajectory(
-                        model,
-                        noise,
-                        pass.group,
-                        &wide_u0,
-                        times,
-                        last,
-                        checkpoints,
-                        &mut states,
-                        save_bar,
-                        &mut pass.u0_bar,
-                        &mut pass.params_bar,
-                    )
+                    Tape::Recompute(&mut states)
                 };
+                pass.outcome = base.with(pass.group).adjoint(
+                    tape,
+                    save_bar,
+                    &mut pass.u0_bar,
+                    &mut pass.params_bar,
+                );
             }
         });
         for pass in chunk.iter_mut() {
@@ -438,18 +405,19 @@ where
         Err(e) => return e,
     };
     let mut scratch = std::vec![[0.0f32; D]; checkpoints.kept(last)];
+    let u0 = problem.u0();
+    let pass = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group,
+        u0: &u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     for m in group.first..group.first + group.count {
-        if let Err(e) = solver.forward_with_checkpoints(
-            model,
-            noise,
-            LaneGroup::one(m),
-            &problem.u0(),
-            times,
-            last,
-            checkpoints,
-            &mut scratch,
-            |_, _| {},
-        ) {
+        if let Err(e) = pass.one(m).forward(&mut scratch, |_, _| {}) {
             return e;
         }
     }

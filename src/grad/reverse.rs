@@ -93,7 +93,8 @@ use crate::noise::NoiseSource;
 use crate::real::{PlainReal, Real};
 use crate::sde::SdeVjp;
 use crate::solve::{
-    Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method, ReversibleHeun, StepVjp,
+    kept_rows, AdjointPass, Checkpoints, EnsembleBuffers, EnsembleRequest, LaneGroup, Method,
+    ReversibleHeun, StepVjp, Tape,
 };
 
 /// The number of rows (`[f32; D]`) the `tape` of [`Reverse`](super::Reverse) needs: four per
@@ -235,6 +236,19 @@ where
     let segment = checkpoints.scratch(last);
     let trajectories = problem.trajectories();
     let u0 = problem.u0();
+    let pass = AdjointPass {
+        solver,
+        sde: model,
+        noise,
+        group: LaneGroup {
+            first: 0,
+            count: trajectories,
+        },
+        u0: &u0,
+        save_times: times,
+        last,
+        checkpoints,
+    };
     // With room for every trajectory's checkpoints, the statistics pass keeps them and the
     // per-trajectory forward pass is skipped (same bits: the states are recomputed by the
     // same code either way).
@@ -253,25 +267,14 @@ where
         S::PARAMS,
         |mean, var, states| {
             if keep_all {
-                solver.ensemble_with_checkpoints(
-                    model,
-                    noise,
-                    &u0,
-                    trajectories,
-                    times,
-                    last,
-                    checkpoints,
-                    mean,
-                    var,
-                    states,
-                )
+                pass.ensemble(mean, var, states)
             } else {
                 let job = crate::solve::Job::new(model, noise, u0, times);
                 solver.ensemble_job(&job, trajectories, EnsembleBuffers::new(mean, var))
             }
         },
         |m, states, save_bar, u0_bar, params_bar| {
-            if keep_all {
+            let tape = if keep_all {
                 // `keep_all` checked the length; the checked splits keep this panic-free.
                 let short = Error::Length {
                     what: "reverse-mode tape (reverse::tape_len_keep_all rows)",
@@ -280,43 +283,11 @@ where
                         .saturating_add(segment),
                     found: states.len(),
                 };
-                let (kept, rest) = states
-                    .split_at_mut_checked(trajectories.saturating_mul(per_trajectory))
-                    .ok_or(short)?;
-                let (ckpt, final_state) = kept
-                    .get_mut(m * per_trajectory..(m + 1) * per_trajectory)
-                    .and_then(|rows| rows.split_at_mut_checked(per_trajectory - 1))
-                    .ok_or(short)?;
-                solver.backward_from_checkpoints(
-                    model,
-                    noise,
-                    LaneGroup::one(m),
-                    &u0,
-                    times,
-                    last,
-                    checkpoints,
-                    ckpt,
-                    final_state.first().unwrap_or(&u0),
-                    rest,
-                    save_bar,
-                    u0_bar,
-                    params_bar,
-                )
+                kept_rows(states, trajectories, per_trajectory, m, short)?
             } else {
-                solver.adjoint_trajectory(
-                    model,
-                    noise,
-                    LaneGroup::one(m),
-                    &u0,
-                    times,
-                    last,
-                    checkpoints,
-                    states,
-                    save_bar,
-                    u0_bar,
-                    params_bar,
-                )
-            }
+                Tape::Recompute(states)
+            };
+            pass.one(m).adjoint(tape, save_bar, u0_bar, params_bar)
         },
     )
 }
@@ -362,14 +333,10 @@ where
     }
 
     // 2. dL/dmean and dL/dvar by forward mode over the statistics, K entries at a time.
-    statistics_cotangents(
-        loss,
-        rows.mean,
-        rows.var,
-        stats,
-        rows.mean_bar,
-        rows.var_bar,
-    )?;
+    let (mean_d, var_d) = split_stats(stats, n)?;
+    let eval = |mean: &_, var: &_| loss.eval::<Dual<K>>(mean, var);
+    let (mean, var) = (&*rows.mean, &*rows.var);
+    statistics_cotangents(eval, mean, var, mean_d, var_d, rows.mean_bar, rows.var_bar);
 
     // 3. Per trajectory: forward with checkpoints, backward through every step.
     grad.fill(0.0);
@@ -397,18 +364,19 @@ where
 }
 
 /// Step 2 of the scheme: `dL/dmean` into `mean_bar` and `dL/dvar` into `var_bar`, by
-/// evaluating the loss on `Dual<K>` over the statistics, K of their entries at a time
-/// (`stats` is scratch of at least twice `mean.len()` rows).
-pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
-    loss: &L,
+/// evaluating the loss `eval` on `Dual<K>` over the statistics, K of their entries at a
+/// time (`mean_d` and `var_d` are their dual scratch, as long as `mean`). The ensemble and
+/// the series adjoints share it.
+pub(crate) fn statistics_cotangents<const K: usize, const D: usize>(
+    eval: impl Fn(&[[Dual<K>; D]], &[[Dual<K>; D]]) -> Dual<K>,
     mean: &[[f32; D]],
     var: &[[f32; D]],
-    stats: &mut [[Dual<K>; D]],
+    mean_d: &mut [[Dual<K>; D]],
+    var_d: &mut [[Dual<K>; D]],
     mean_bar: &mut [[f32; D]],
     var_bar: &mut [[f32; D]],
-) -> Result<(), Error> {
+) {
     let n = mean.len();
-    let (mean_d, var_d) = split_stats(stats, n)?;
     let entries = 2 * n * D;
     let mut start = 0;
     while start < entries {
@@ -424,7 +392,7 @@ pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
                 dst.add_param_tangent(e - start, Dual::ONE);
             }
         }
-        let l = loss.eval::<Dual<K>>(mean_d, var_d);
+        let l = eval(mean_d, var_d);
         for (e, bar) in mean_bar
             .iter_mut()
             .flatten()
@@ -437,7 +405,6 @@ pub(super) fn statistics_cotangents<const K: usize, L: Loss<D>, const D: usize>(
         }
         start += K;
     }
-    Ok(())
 }
 
 /// The cotangent of one trajectory's state at a save time, from the cotangents of the

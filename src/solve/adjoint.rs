@@ -30,6 +30,7 @@ mod vjp;
 
 pub(crate) use checkpoints::{off_plan, LaneGroup};
 pub use checkpoints::{Checkpoints, MAX_BINOMIAL_SNAPSHOTS};
+pub(crate) use driver::{kept_rows, AdjointPass, Tape};
 pub use vjp::StepVjp;
 
 // The pieces the submodules share (`use super::*`).

@@ -3,10 +3,10 @@
 //! the caller's [`EnsembleBuffers`]: no allocation, no_std) and [`simulate`] (an owned
 //! [`Ensemble`], feature `std`); what to compute is a request with defaults.
 
-use super::engine::{self, Runner};
+use super::engine;
 #[cfg(feature = "std")]
 use super::integrator::Threads;
-use super::integrator::{Execution, Integrator, Job, OneAtATime};
+use super::integrator::{Bound, Execution, Integrator, Job, OneAtATime};
 use super::InLanes;
 use crate::error::Error;
 use crate::real::Real;
@@ -312,36 +312,13 @@ where
 {
     integrator.check_inputs(noise, &request.u0, request.save_times)?;
     let job = Job::new(sde, noise, request.u0, request.save_times);
-    engine::solve(&One { integrator, job }, request.trajectory, out)
-}
-
-/// One trajectory at a time, for [`solve`] (which needs no `Real<Value = f32>`).
-struct One<'a, I, T, S, N, const D: usize> {
-    integrator: &'a I,
-    job: Job<'a, T, S, N, D>,
-}
-
-impl<I, T, S, N, const D: usize> Runner<T, D> for One<'_, I, T, S, N, D>
-where
-    T: Real,
-    S: Sde<T, D>,
-    I: Integrator<T, S, N, D>,
-{
-    type Stats = I::Stats;
-    fn width(&self) -> usize {
-        1
-    }
-    fn saves(&self) -> usize {
-        self.job.save_times.len()
-    }
-    #[inline]
-    fn for_each_state(
-        &self,
-        range: core::ops::Range<usize>,
-        visit: impl FnMut(usize, usize, &[T; D]),
-    ) -> Result<I::Stats, Error> {
-        self.integrator.run_trajectories(&self.job, range, visit)
-    }
+    // One trajectory at a time (which needs no `Real<Value = f32>`).
+    let runner = Bound {
+        sweep: &OneAtATime,
+        integrator,
+        job: &job,
+    };
+    engine::solve(&runner, request.trajectory, out)
 }
 
 /// Solves trajectories `0..request.trajectories` from `request.u0` and writes, at each save

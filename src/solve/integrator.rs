@@ -526,10 +526,13 @@ where
 }
 
 /// A sweep bound to its integrator and job: what the engine runs.
-struct Bound<'a, E, I, T, S, N, const D: usize> {
-    sweep: &'a E,
-    integrator: &'a I,
-    job: &'a Job<'a, T, S, N, D>,
+pub(super) struct Bound<'a, E, I, T, S, N, const D: usize> {
+    /// How the trajectories are integrated.
+    pub(super) sweep: &'a E,
+    /// The integrator.
+    pub(super) integrator: &'a I,
+    /// The job.
+    pub(super) job: &'a Job<'a, T, S, N, D>,
 }
 
 impl<E, I, T, S, N, const D: usize> Runner<T, D> for Bound<'_, E, I, T, S, N, D>

@@ -76,7 +76,7 @@ mod method;
 mod threads;
 
 pub use adaptive::{Adaptive, AdaptiveOptions, AdaptiveStats, Embedded};
-pub(crate) use adjoint::LaneGroup;
+pub(crate) use adjoint::{kept_rows, AdjointPass, LaneGroup, Tape};
 pub use adjoint::{Checkpoints, StepVjp, MAX_BINOMIAL_SNAPSHOTS};
 pub(crate) use engine::{finish_variance, welford_update};
 pub use engine::{Tally, BACKUP_ROWS};

@@ -40,63 +40,77 @@ impl<M: Method> Solver<M> {
             })
         }
     }
+}
 
+/// What one adjoint pass runs: the solver, the SDE and its noise, the trajectories (lanes of
+/// `X`), their start state, the save times with the grid index `last` of the last one, and
+/// the checkpoint schedule.
+pub(crate) struct AdjointPass<'a, M, S, N, X, const D: usize> {
+    /// The solver (method and grid).
+    pub(crate) solver: &'a Solver<M>,
+    /// The SDE (with its parameters).
+    pub(crate) sde: &'a S,
+    /// The noise the forward solve used.
+    pub(crate) noise: &'a N,
+    /// The trajectories of the pass.
+    pub(crate) group: LaneGroup,
+    /// The start state.
+    pub(crate) u0: &'a [X; D],
+    /// The save times (checked by the caller).
+    pub(crate) save_times: &'a [f32],
+    /// The grid index of the last save time.
+    pub(crate) last: u32,
+    /// Which states the forward pass keeps.
+    pub(crate) checkpoints: Checkpoints,
+}
+
+impl<M, S, N, X, const D: usize> AdjointPass<'_, M, S, N, X, D> {
+    /// The same pass for the trajectories of `group`.
+    pub(crate) const fn with(&self, group: LaneGroup) -> Self {
+        Self { group, ..*self }
+    }
+
+    /// The same pass for trajectory `m` alone.
+    pub(crate) const fn one(&self, m: usize) -> Self {
+        self.with(LaneGroup::one(m))
+    }
+}
+
+impl<M, S, N, X, const D: usize> AdjointPass<'_, M, S, N, X, D>
+where
+    X: PlainReal,
+    S: SdeVjp<D, X>,
+    M: Method + StepVjp<S, D, X>,
+    N: NoiseSource,
+{
     /// One planned step from `u` (finiteness is checked at the save times, by the forward
     /// pass).
     #[inline]
-    pub(super) fn adjoint_step<S, N, X, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        group: LaneGroup,
-        step: PlannedStep,
-        u: &[X; D],
-    ) -> Result<[X; D], Error>
-    where
-        X: PlainReal,
-        S: SdeVjp<D, X>,
-        M: StepVjp<S, D, X>,
-        N: NoiseSource,
-    {
-        let inc = Self::adjoint_increment::<S, N, X, D>(noise, group, step)?;
+    fn step(&self, step: PlannedStep, u: &[X; D]) -> Result<[X; D], Error> {
+        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(self.noise, self.group, step)?;
         Ok(self
+            .solver
             .method
-            .step(sde, step.t, step.h, u, &inc, ParamSeed::NONE))
+            .step(self.sde, step.t, step.h, u, &inc, ParamSeed::NONE))
     }
 
-    /// A pass's forward solve to grid index `last`: calls `on_save(i, u)` at the save times
+    /// The pass's forward solve to grid index `last`: calls `on_save(i, u)` at the save times
     /// exactly as [`simulate_into`](crate::solve::simulate_into) does (so statistics folded from it have its bits),
     /// keeps the states `checkpoints` asks for in `kept` ([`Checkpoints::kept`] rows) and
     /// returns the final state. Like the ensembles it checks finiteness at the save times:
     /// [`Error::Diverged`] names the group's first non-finite lane and the last step before
     /// that save time (every state is followed by a save, so the backward pass, which
     /// recomputes the same states, meets only finite ones).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
-    )]
-    pub(crate) fn forward_with_checkpoints<S, N, X, const D: usize>(
+    pub(crate) fn forward(
         &self,
-        sde: &S,
-        noise: &N,
-        group: LaneGroup,
-        u0: &[X; D],
-        save_times: &[f32],
-        last: u32,
-        checkpoints: Checkpoints,
         kept: &mut [[X; D]],
         mut on_save: impl FnMut(usize, &[X; D]),
-    ) -> Result<[X; D], Error>
-    where
-        X: PlainReal,
-        S: SdeVjp<D, X>,
-        M: StepVjp<S, D, X>,
-        N: NoiseSource,
-    {
-        let mut keeper = Keeper::new(checkpoints, last);
-        let mut u = *u0;
+    ) -> Result<[X; D], Error> {
+        let group = self.group;
+        let mut keeper = Keeper::new(self.checkpoints, self.last);
+        let mut u = *self.u0;
         let mut last_step = 0;
-        for event in self.grid.plan_unchecked(save_times) {
+        for event in self.solver.grid.plan_unchecked(self.save_times) {
             match event {
                 PlanEvent::Save(i) => {
                     check_finite(&u, group.first, group.count, last_step)?;
@@ -106,7 +120,7 @@ impl<M: Method> Solver<M> {
                     if let Some(slot) = keeper.row(step.k).and_then(|row| kept.get_mut(row)) {
                         *slot = u;
                     }
-                    u = self.adjoint_step(sde, noise, group, step, &u)?;
+                    u = self.step(step, &u)?;
                     last_step = step.k;
                 }
             }
@@ -114,45 +128,53 @@ impl<M: Method> Solver<M> {
         Ok(u)
     }
 
-    /// A pass's backward solve from the checkpoints `kept` by its forward pass (with the
-    /// same `checkpoints` and `last`) and its final state: recomputes the states it needs
-    /// (into `scratch`, [`Checkpoints::scratch`] rows, or for binomial snapshots in `kept`
-    /// itself) with the same noise, adds at every save time `save_times[i]` the cotangent
-    /// `save_bar(i, u)` of the state saved there and applies every step's [`StepVjp`] in
-    /// reverse. Adds the parameter cotangent into `params_bar` and the cotangent of `u0`
-    /// into `u0_bar` (each lane its trajectory's).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
-    )]
-    pub(crate) fn backward_from_checkpoints<S, N, X, const D: usize>(
+    /// The pass's discrete adjoint, backward from the save cotangents `save_bar(i, u)` (of
+    /// the state `u` saved at save time `i`) through every step's [`StepVjp`] in reverse.
+    /// Adds the parameter cotangent into `params_bar` and the cotangent of `u0` into
+    /// `u0_bar` (each lane its trajectory's).
+    ///
+    /// The states it needs come from `tape`: [`Tape::Kept`], the rows its forward pass kept
+    /// ([`Checkpoints::kept`]`(last)` checkpoints, then the final state) and a scratch
+    /// segment ([`Checkpoints::scratch`] rows); or [`Tape::Recompute`], room for the forward
+    /// pass first ([`Checkpoints::states`] rows). Inputs must be checked by the caller (noise
+    /// kind, save times); a short tape is [`Error::Length`].
+    pub(crate) fn adjoint(
         &self,
-        sde: &S,
-        noise: &N,
-        group: LaneGroup,
-        u0: &[X; D],
-        save_times: &[f32],
-        last: u32,
-        checkpoints: Checkpoints,
-        kept: &mut [[X; D]],
-        final_state: &[X; D],
-        scratch: &mut [[X; D]],
+        tape: Tape<'_, X, D>,
         save_bar: impl FnMut(usize, &[X; D]) -> [X; D],
         u0_bar: &mut [X; D],
         params_bar: &mut [X],
-    ) -> Result<(), Error>
-    where
-        X: PlainReal,
-        S: SdeVjp<D, X>,
-        M: StepVjp<S, D, X>,
-        N: NoiseSource,
-    {
+    ) -> Result<(), Error> {
+        let (checkpoints, last) = (self.checkpoints, self.last);
+        let (kept, final_state, scratch) = match tape {
+            Tape::Kept { rows, scratch } => {
+                let short = Error::Length {
+                    what: "adjoint tape (checkpoints and the final state)",
+                    expected: checkpoints.kept(last).saturating_add(1),
+                    found: rows.len(),
+                };
+                let (kept, tail) = rows
+                    .split_at_mut_checked(checkpoints.kept(last))
+                    .ok_or(short)?;
+                (kept, *tail.first().ok_or(short)?, scratch)
+            }
+            Tape::Recompute(states) => {
+                let short = Error::Length {
+                    what: "adjoint states (checkpoints plus one segment)",
+                    expected: checkpoints.states(last),
+                    found: states.len(),
+                };
+                let (kept, rest) = states
+                    .split_at_mut_checked(checkpoints.kept(last))
+                    .ok_or(short)?;
+                let scratch = rest.get_mut(..checkpoints.scratch(last)).ok_or(short)?;
+                let final_state = self.forward(kept, |_, _| {})?;
+                (kept, final_state, scratch)
+            }
+        };
         let walk = Walk {
-            solver: self,
-            sde,
-            noise,
-            group,
-            plan: self.grid.cursor_unchecked(save_times, last),
+            pass: self,
+            plan: self.solver.grid.cursor_unchecked(self.save_times, last),
             save_bar,
             u_bar: [<X as Real>::ZERO; D],
         };
@@ -160,14 +182,14 @@ impl<M: Method> Solver<M> {
             let snapshots = kept
                 .get_mut(..checkpoints.kept(last))
                 .ok_or(off_schedule())?;
-            walk.binomial(u0, last, snapshots, final_state, params_bar)?
+            walk.binomial(self.u0, last, snapshots, &final_state, params_bar)?
         } else {
             walk.by_segments(
-                u0,
+                self.u0,
                 last,
                 checkpoints.interval(last),
                 kept,
-                final_state,
+                &final_state,
                 scratch,
                 params_bar,
             )?
@@ -175,120 +197,38 @@ impl<M: Method> Solver<M> {
         axpy(u0_bar, 1.0, &u_bar);
         Ok(())
     }
+}
 
-    /// One pass's discrete adjoint in [`Checkpoints::states`]`(last)` rows of `states`:
-    /// [`Solver::forward_with_checkpoints`], then [`Solver::backward_from_checkpoints`].
-    /// Inputs must be checked by the caller (noise kind, save times); a short `states` is
-    /// [`Error::Length`].
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
-    )]
-    pub(crate) fn adjoint_trajectory<S, N, X, const D: usize>(
-        &self,
-        sde: &S,
-        noise: &N,
-        group: LaneGroup,
-        u0: &[X; D],
-        save_times: &[f32],
-        last: u32,
-        checkpoints: Checkpoints,
-        states: &mut [[X; D]],
-        save_bar: impl FnMut(usize, &[X; D]) -> [X; D],
-        u0_bar: &mut [X; D],
-        params_bar: &mut [X],
-    ) -> Result<(), Error>
-    where
-        X: PlainReal,
-        S: SdeVjp<D, X>,
-        M: StepVjp<S, D, X>,
-        N: NoiseSource,
-    {
-        let short = Error::Length {
-            what: "adjoint states (checkpoints plus one segment)",
-            expected: checkpoints.states(last),
-            found: states.len(),
-        };
-        let (kept, rest) = states
-            .split_at_mut_checked(checkpoints.kept(last))
-            .ok_or(short)?;
-        let scratch = rest.get_mut(..checkpoints.scratch(last)).ok_or(short)?;
-        let final_state = self.forward_with_checkpoints(
-            sde,
-            noise,
-            group,
-            u0,
-            save_times,
-            last,
-            checkpoints,
-            kept,
-            |_, _| {},
-        )?;
-        self.backward_from_checkpoints(
-            sde,
-            noise,
-            group,
-            u0,
-            save_times,
-            last,
-            checkpoints,
-            kept,
-            &final_state,
-            scratch,
-            save_bar,
-            u0_bar,
-            params_bar,
-        )
-    }
-
-    /// [`simulate_into`](crate::solve::simulate_into) on `f32` (the same statistics, bit for bit) that also keeps
-    /// every trajectory's checkpoints and final state: trajectory `m` uses rows
-    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states`, `c =`
+impl<M, S, N, const D: usize> AdjointPass<'_, M, S, N, f32, D>
+where
+    S: SdeVjp<D>,
+    M: Method + StepVjp<S, D>,
+    N: NoiseSource,
+{
+    /// [`simulate_into`](crate::solve::simulate_into) on `f32` (the same statistics, bit for
+    /// bit) of the `group.count` trajectories from `group.first` that also keeps every
+    /// trajectory's checkpoints and final state: trajectory `m` uses rows
+    /// `m * (c + 1) .. (m + 1) * (c + 1)` of `states` (see [`kept_rows`]), `c =`
     /// [`Checkpoints::kept`]`(last)`, the final state last. Inputs must be checked by the
     /// caller.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "crate-internal adjoint driver: each argument is a distinct buffer or input"
-    )]
-    pub(crate) fn ensemble_with_checkpoints<S, N, const D: usize>(
+    pub(crate) fn ensemble(
         &self,
-        sde: &S,
-        noise: &N,
-        u0: &[f32; D],
-        trajectories: usize,
-        save_times: &[f32],
-        last: u32,
-        checkpoints: Checkpoints,
         mean: &mut [[f32; D]],
         var: &mut [[f32; D]],
         states: &mut [[f32; D]],
-    ) -> Result<(), Error>
-    where
-        S: SdeVjp<D>,
-        M: StepVjp<S, D>,
-        N: NoiseSource,
-    {
-        let per = checkpoints.kept(last).saturating_add(1);
+    ) -> Result<(), Error> {
+        let trajectories = self.group.count;
+        let per = self.checkpoints.kept(self.last).saturating_add(1);
         mean.fill([0.0; D]);
         var.fill([0.0; D]);
         for (m, rows) in states.chunks_exact_mut(per).take(trajectories).enumerate() {
             let count = (m + 1) as f32;
             let (ckpt, tail) = rows.split_at_mut(per - 1);
-            let final_state = self.forward_with_checkpoints(
-                sde,
-                noise,
-                LaneGroup::one(m),
-                u0,
-                save_times,
-                last,
-                checkpoints,
-                ckpt,
-                |i, u| {
-                    if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
-                        crate::solve::welford_update(mean, var, u, count);
-                    }
-                },
-            )?;
+            let final_state = self.one(m).forward(ckpt, |i, u| {
+                if let (Some(mean), Some(var)) = (mean.get_mut(i), var.get_mut(i)) {
+                    crate::solve::welford_update(mean, var, u, count);
+                }
+            })?;
             if let Some(slot) = tail.first_mut() {
                 *slot = final_state;
             }
@@ -298,12 +238,44 @@ impl<M: Method> Solver<M> {
     }
 }
 
+/// Where [`AdjointPass::adjoint`] finds the states of its pass.
+pub(crate) enum Tape<'t, X, const D: usize> {
+    /// The rows the forward pass kept (checkpoints, then the final state) and a scratch
+    /// segment.
+    Kept {
+        /// [`Checkpoints::kept`]`(last) + 1` rows.
+        rows: &'t mut [[X; D]],
+        /// [`Checkpoints::scratch`]`(last)` rows.
+        scratch: &'t mut [[X; D]],
+    },
+    /// Room to rerun the forward pass: [`Checkpoints::states`]`(last)` rows.
+    Recompute(&'t mut [[X; D]]),
+}
+
+/// Trajectory `m`'s rows in a tape that keeps `trajectories` trajectories' checkpoints and
+/// final states (`per` rows each, as [`AdjointPass::ensemble`] writes them), then a scratch
+/// segment: its [`Tape::Kept`]. A short tape is `short`.
+pub(crate) fn kept_rows<X, const D: usize>(
+    states: &mut [[X; D]],
+    trajectories: usize,
+    per: usize,
+    m: usize,
+    short: Error,
+) -> Result<Tape<'_, X, D>, Error> {
+    let (kept, scratch) = states
+        .split_at_mut_checked(trajectories.saturating_mul(per))
+        .ok_or(short)?;
+    let rows = kept
+        .get_mut(m.saturating_mul(per)..m.saturating_add(1).saturating_mul(per))
+        .ok_or(short)?;
+    Ok(Tape::Kept { rows, scratch })
+}
+
 /// A backward walk over one pass's steps: what every checkpoint schedule shares.
 pub(super) struct Walk<'a, M, S, N, F, X, const D: usize> {
-    pub(super) solver: &'a Solver<M>,
-    pub(super) sde: &'a S,
-    pub(super) noise: &'a N,
-    pub(super) group: LaneGroup,
+    /// The pass it reverses.
+    pub(super) pass: &'a AdjointPass<'a, M, S, N, X, D>,
+    /// The save times and steps of the pass.
     pub(super) plan: PlanCursor<'a>,
     /// The cotangent of a state saved at save time `i`.
     pub(super) save_bar: F,
@@ -332,8 +304,7 @@ where
     #[inline]
     pub(super) fn advance(&mut self, k: u32, x: &[X; D]) -> Result<[X; D], Error> {
         let step = self.plan.step(k).ok_or(off_plan(k))?;
-        self.solver
-            .adjoint_step(self.sde, self.noise, self.group, step, x)
+        self.pass.step(step, x)
     }
 
     /// Undoes step `k` from its start state `uk`: the step's vector–Jacobian product, then
@@ -341,9 +312,10 @@ where
     #[inline]
     pub(super) fn undo(&mut self, k: u32, uk: &[X; D], params_bar: &mut [X]) -> Result<(), Error> {
         let step = self.plan.step(k).ok_or(off_plan(k))?;
-        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(self.noise, self.group, step)?;
-        self.solver.method.step_vjp(
-            self.sde,
+        let pass = self.pass;
+        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(pass.noise, pass.group, step)?;
+        pass.solver.method.step_vjp(
+            pass.sde,
             step.t,
             step.h,
             uk,

@@ -27,12 +27,13 @@
 use super::{bad_start, check_method, finite_loss, split_stats, SeriesProblem, Shifted};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
-use crate::grad::reverse::SaveCotangent;
+use crate::grad::reverse::{statistics_cotangents, SaveCotangent};
 use crate::nn::{ParamSeed, Parameters};
 use crate::noise::NoiseSource;
+#[cfg(feature = "std")]
 use crate::real::Real;
 use crate::sde::{Sde, SdeVjp};
-use crate::solve::{Checkpoints, LaneGroup, Method, Solver, StepVjp};
+use crate::solve::{kept_rows, AdjointPass, Checkpoints, LaneGroup, Method, Solver, StepVjp, Tape};
 
 /// The sizes of one window's reverse pass.
 #[derive(Clone, Copy)]
@@ -334,31 +335,31 @@ where
     let (mean_bar, rest) = rest.split_at_mut_checked(n).ok_or(short)?;
     let (var_bar, states) = rest.split_at_mut_checked(n).ok_or(short)?;
     let keep_all = states.len() >= plan.keep_all(trajectories);
+    let pass = AdjointPass {
+        solver: &solver,
+        sde: model,
+        noise: &shifted,
+        group: LaneGroup {
+            first: 0,
+            count: trajectories,
+        },
+        u0: &u0,
+        save_times: saves,
+        last,
+        checkpoints,
+    };
 
     // 1. The window's statistics and loss sum, exactly as `series_loss_value` has them.
     if keep_all {
-        solver
-            .ensemble_with_checkpoints(
-                model,
-                &shifted,
-                &u0,
-                trajectories,
-                saves,
-                last,
-                checkpoints,
-                mean,
-                var,
-                states,
-            )
-            .map_err(|e| match e {
-                // It checks every step; report as the ensembles do (the save interval's
-                // last step), so the error does not depend on the tape's length.
-                Error::Diverged { trajectory, step } => Error::Diverged {
-                    trajectory,
-                    step: interval_end(&solver, saves, step),
-                },
-                e => e,
-            })?;
+        pass.ensemble(mean, var, states).map_err(|e| match e {
+            // It checks every step; report as the ensembles do (the save interval's
+            // last step), so the error does not depend on the tape's length.
+            Error::Diverged { trajectory, step } => Error::Diverged {
+                trajectory,
+                step: interval_end(&solver, saves, step),
+            },
+            e => e,
+        })?;
     } else {
         solver.ensemble_scratch(
             model,
@@ -374,34 +375,8 @@ where
     let (sum, count) = problem.window_sum::<f32>(start, mean, var);
 
     // 2. d(sum)/d(mean) and d(sum)/d(var) by forward mode over the statistics.
-    let entries = 2 * n * D;
-    let mut first = 0;
-    while first < entries {
-        for (e, (dst, &src)) in mean_d
-            .iter_mut()
-            .flatten()
-            .zip(mean.iter().flatten())
-            .chain(var_d.iter_mut().flatten().zip(var.iter().flatten()))
-            .enumerate()
-        {
-            *dst = Dual::constant(src);
-            if e >= first && e - first < K {
-                dst.add_param_tangent(e - first, Dual::ONE);
-            }
-        }
-        let (l, _) = problem.window_sum::<Dual<K>>(start, mean_d, var_d);
-        for (e, bar) in mean_bar
-            .iter_mut()
-            .flatten()
-            .chain(var_bar.iter_mut().flatten())
-            .enumerate()
-            .skip(first)
-            .take(K)
-        {
-            *bar = l.tangent(e - first);
-        }
-        first += K;
-    }
+    let eval = |mean: &_, var: &_| problem.window_sum::<Dual<K>>(start, mean, var).0;
+    statistics_cotangents(eval, mean, var, mean_d, var_d, mean_bar, var_bar);
 
     // 3. Every trajectory backward from the cotangents of its saved states.
     partial.fill(0.0);
@@ -409,45 +384,13 @@ where
     let save_bar = |i: usize, u: &[f32; D]| save_cotangent.at(i, u);
     let mut u0_bar = [0.0f32; D]; // the start is observed, not trained
     for m in 0..trajectories {
-        if keep_all {
-            let per = plan.per_trajectory();
-            let kept_rows = trajectories.saturating_mul(per);
+        let tape = if keep_all {
             let short = short_tape(plan.keep_all(trajectories), states.len());
-            let (kept, scratch) = states.split_at_mut_checked(kept_rows).ok_or(short)?;
-            let (ckpt, final_state) = kept
-                .get_mut(m * per..(m + 1) * per)
-                .and_then(|rows| rows.split_at_mut_checked(per - 1))
-                .ok_or(short)?;
-            solver.backward_from_checkpoints(
-                model,
-                &shifted,
-                LaneGroup::one(m),
-                &u0,
-                saves,
-                last,
-                checkpoints,
-                ckpt,
-                final_state.first().unwrap_or(&u0),
-                scratch,
-                save_bar,
-                &mut u0_bar,
-                partial,
-            )?;
+            kept_rows(states, trajectories, plan.per_trajectory(), m, short)?
         } else {
-            solver.adjoint_trajectory(
-                model,
-                &shifted,
-                LaneGroup::one(m),
-                &u0,
-                saves,
-                last,
-                checkpoints,
-                states,
-                save_bar,
-                &mut u0_bar,
-                partial,
-            )?;
-        }
+            Tape::Recompute(states)
+        };
+        pass.one(m).adjoint(tape, save_bar, &mut u0_bar, partial)?;
     }
     Ok((sum, count))
 }
