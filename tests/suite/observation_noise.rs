@@ -345,11 +345,11 @@ mod fit_csv_defaults {
     #[test]
     fn noise_and_transform_options_parse_and_bad_ones_are_refused() {
         let s = settings_of(&[]).unwrap();
-        assert_eq!(s.noise, fit_csv::NoiseKind::Learned);
+        assert_eq!(s.noise, fit_csv::NoiseKind::None);
         assert_eq!(s.transform, fit_csv::TransformKind::Auto);
         assert_eq!(
-            settings_of(&["--noise", "none"]).unwrap().noise,
-            fit_csv::NoiseKind::None
+            settings_of(&["--noise", "learned"]).unwrap().noise,
+            fit_csv::NoiseKind::Learned
         );
         assert_eq!(
             settings_of(&["--transform", "affine"]).unwrap().transform,
@@ -414,6 +414,7 @@ mod fit_csv_defaults {
             trajectories: 8,
             eval_trajectories: 40,
             detect_period: false,
+            noise: fit_csv::NoiseKind::Learned,
             ..fit_csv::Settings::default()
         };
         let out = dir.join("learned");
