@@ -26,11 +26,25 @@
 //! or by the squared error of their mean (`--loss mse`, the seed article's loss). Memory
 //! does not grow with the series' length; missing values are left out.
 //!
+//! **Observation noise** (`--noise learned`, calibrated loss; not the default): the
+//! values are read as `y = u + e`, `e ~ N(0, s_c^2)` with a scale `s_c` per column learned
+//! with the model (log-parameterised, from 0.1 standardized units), so measurement scatter
+//! need not be explained as diffusion; the likelihood's variance is the paths' plus
+//! `s_c^2`, the model file's columns carry `s_c`, and the forecaster's bands are paths plus
+//! noise, its update the ensemble Kalman one. `--noise none` (the default): no observation
+//! noise (on benches/forecast learned noise let the filter lag CO2's trend: 2x worse).
+//!
 //! **Time features** (`--period P`, up to two): a seasonal model
 //! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
 //! `2 pi t / P`, `P` in the file's time units (seconds for dates, or with a suffix `h`, `d`,
 //! `w`, `y`: `--period 1y`), networks `[u, features] -> Dense(20, quick tanh) -> Dense(D)`
 //! and `-> Dense(20, quick sigmoid) -> Dense(D)`. The periods are stored in the model file.
+//!
+//! **Transform** (`--transform auto`, the default): a new model fits the logarithm of the
+//! values (standardized) when every value of the training rows is positive and the level
+//! grows (the mean of the last quarter of the training rows at least 1.5 times the first
+//! quarter's, every column; `grows`): growing seasons become constant ones and bands stay
+//! positive. Otherwise, or with `--transform affine`, the values themselves.
 //!
 //! **Without `--period`** a new model detects at most one period from the training rows
 //! only (never the held-out ones; `detect_period`): the highest peak `L >= 2` rows,
@@ -130,6 +144,14 @@ pub struct Cli {
     /// The training loss.
     #[arg(short, long, value_enum, default_value_t = LossKind::Calibrated)]
     pub loss: LossKind,
+    /// Observation noise (calibrated loss): `learned` fits a per-column measurement noise
+    /// `y = u + e`, `e ~ N(0, s^2)`, with the model (the band is paths plus noise; the model
+    /// file's columns carry `s`, and the forecaster updates its ensemble by the Kalman gain
+    /// instead of resetting it to each reading); `none` (the default: on the forecast
+    /// benchmark learned noise made the filter lag CO2's trend, 2x worse) explains all
+    /// scatter as diffusion.
+    #[arg(long, value_enum, default_value_t = NoiseKind::None)]
+    pub noise: NoiseKind,
     /// The calibrated loss's variance floor, in standardized units squared (keep it well
     /// below the squared one-step scatter of the standardized data).
     #[arg(long, value_name = "VAR", default_value_t = 1e-5)]
@@ -171,8 +193,11 @@ pub struct Cli {
     #[arg(long, value_name = "P", conflicts_with_all = ["model", "resume"])]
     pub period: Vec<String>,
     /// How values map to the model: `log` fits the logarithm of positive values (bands
-    /// stay positive; CRPS and coverage are still scored on the values).
-    #[arg(long, value_enum, default_value_t = TransformKind::Affine,
+    /// stay positive; CRPS and coverage are still scored on the values); `auto` (the
+    /// default) takes `log` when every value of the training rows is positive and the level
+    /// grows (the mean of the last quarter of the training rows at least 1.5 times that of
+    /// the first quarter, in every column), else `affine`.
+    #[arg(long, value_enum, default_value_t = TransformKind::Auto,
           conflicts_with_all = ["model", "resume"])]
     pub transform: TransformKind,
 }
@@ -180,21 +205,53 @@ pub struct Cli {
 /// How values map to the model's state.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TransformKind {
-    /// Standardized values.
+    /// `log` for positive series whose level grows ([`grows`]), else `affine`.
     #[default]
+    Auto,
+    /// Standardized values.
     Affine,
     /// Standardized logarithms (positive values only).
     Log,
 }
 
 impl TransformKind {
-    /// The model file's transform.
+    /// The model file's transform (`auto` unresolved: affine).
     pub fn transform(self) -> Transform {
         match self {
-            TransformKind::Affine => Transform::Affine,
+            TransformKind::Auto | TransformKind::Affine => Transform::Affine,
             TransformKind::Log => Transform::Log,
         }
     }
+}
+
+/// The ratio of the last quarter's mean to the first quarter's above which `--transform
+/// auto` takes the logarithm.
+pub const GROWTH_RATIO: f64 = 1.5;
+
+/// Whether the first `train` rows of `table` are positive and growing (`--transform auto`
+/// takes the logarithm then): every present value `> 0`, and in every column the mean of
+/// the present values among the last quarter of those rows at least [`GROWTH_RATIO`] times
+/// the mean among the first quarter (at least 8 rows; each quarter needs a value).
+pub fn grows(table: &Table, train: usize) -> bool {
+    let rows = &table.rows[..train.min(table.rows.len())];
+    if rows.len() < 8 {
+        return false;
+    }
+    let q = rows.len() / 4;
+    (0..table.value_columns()).all(|c| {
+        let values = |part: &[Vec<Option<f64>>]| -> Vec<f64> {
+            part.iter()
+                .filter_map(|r| r.get(c).copied().flatten())
+                .collect()
+        };
+        let all = values(rows);
+        let (first, last) = (values(&rows[..q]), values(&rows[rows.len() - q..]));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        all.iter().all(|&x| x > 0.0)
+            && !first.is_empty()
+            && !last.is_empty()
+            && mean(&last) >= GROWTH_RATIO * mean(&first)
+    })
 }
 
 /// The training loss.
@@ -207,6 +264,18 @@ pub enum LossKind {
     /// seed article's loss): fits the mean only; the band is not fitted.
     Mse,
 }
+
+/// Observation noise of the calibrated fit.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoiseKind {
+    /// A per-column noise scale learned with the model (`SeriesProblem::with_learned_noise`).
+    Learned,
+    /// No observation noise.
+    None,
+}
+
+/// The learned observation noise's initial scale, in standardized units.
+pub const INITIAL_NOISE: f32 = 0.1;
 
 /// How training gradients are computed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,6 +328,8 @@ pub struct Settings {
     pub gradient: GradientKind,
     /// The Gaussian likelihood's variance floor (standardized units squared).
     pub var_floor: f32,
+    /// Observation noise of the calibrated loss.
+    pub noise: NoiseKind,
     /// Forecast rows past the last time, spaced by the median interval.
     pub horizon: u32,
     /// Rows at the end left out of training and scored separately.
@@ -331,13 +402,14 @@ impl Default for Settings {
             loss: LossKind::Calibrated,
             gradient: GradientKind::Reverse,
             var_floor: 1e-5,
+            noise: NoiseKind::None,
             horizon: 0,
             holdout: 0,
             seeds: (1, 7),
             csv: table_csv::Options::default(),
             start: Start::Fresh,
             periods: Vec::new(),
-            transform: TransformKind::Affine,
+            transform: TransformKind::Auto,
             detect_period: true,
         }
     }
@@ -381,6 +453,7 @@ impl Settings {
         Ok(Self {
             iterations: cli.iterations,
             var_floor: cli.var_floor,
+            noise: cli.noise,
             lr: cli.lr,
             trajectories: cli.trajectories as usize,
             batch: cli.batch as usize,
@@ -433,6 +506,8 @@ pub struct Summary {
     pub periods: Vec<f64>,
     /// The period detected from the training rows (without `--period`), if any.
     pub detected: Option<Detected>,
+    /// Each column's value transform (`--transform auto` resolved).
+    pub transforms: Vec<Transform>,
     /// Persistence's and AR(1)'s scores on the same rows (or why there are none).
     pub baselines: Result<Baselines, String>,
     /// Files written.
@@ -702,6 +777,22 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
             ..settings.clone()
         };
         &detecting
+    } else {
+        settings
+    };
+    // `--transform auto`: the logarithm for positive, growing training rows.
+    let resolved;
+    let settings = if settings.transform == TransformKind::Auto {
+        let train = table.times.len().saturating_sub(settings.holdout);
+        resolved = Settings {
+            transform: if saved.is_none() && grows(&table, train) {
+                TransformKind::Log
+            } else {
+                TransformKind::Affine
+            },
+            ..settings.clone()
+        };
+        &resolved
     } else {
         settings
     };
@@ -1064,6 +1155,18 @@ where
         iterations: settings.iterations,
         seed: settings.seeds.1,
         gradient: settings.gradient.mode(),
+        noise: match (settings.loss, settings.noise) {
+            (LossKind::Calibrated, NoiseKind::Learned) => Some(
+                // Resuming: from the saved file's noise where it has one.
+                saved
+                    .as_ref()
+                    .and_then(|(_, _, f)| f.column(0))
+                    .map(|c| c.noise)
+                    .filter(|&n| n > 0.0)
+                    .unwrap_or(INITIAL_NOISE),
+            ),
+            _ => None,
+        },
     };
     let mut model: M = match &saved {
         Some((path, _, f)) => {
@@ -1121,7 +1224,8 @@ where
             mean: *mean,
             std: *std,
             state_index: c as u16,
-            noise: 0.0,
+            // The learned observation noise (model units), none without it.
+            noise: history.noise.get(c).copied().unwrap_or(0.0),
         })
         .collect();
     let deployment = Deployment {
@@ -1270,6 +1374,7 @@ where
                 .map(|&p| f64::from(p) * scaling.time_unit)
                 .collect(),
             detected: None,
+            transforms: scaling.transforms.clone(),
             baselines,
             files,
         });
@@ -1322,6 +1427,14 @@ where
         ("holdout_coverage_90", list(&holdout_coverage)),
         ("holdout_crps", list(&holdout_crps)),
         ("periods", list(&periods_used)),
+        (
+            "noise",
+            list(
+                &(0..D)
+                    .map(|c| f64::from(history.noise.get(c).copied().unwrap_or(0.0)))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
     ];
     let extra: Vec<(&str, String)> = extra.into_iter().chain(baseline_json(&baselines)).collect();
     outputs.add(
@@ -1342,6 +1455,7 @@ where
         holdout_crps,
         periods: periods_used,
         detected: None,
+        transforms: scaling.transforms.clone(),
         baselines,
         files,
     })
@@ -1600,6 +1714,23 @@ fn main() -> ExitCode {
                     println!("time features: none (no period detected in the training rows)")
                 }
                 (None, true) => println!("time features: none"),
+            }
+            if s.transforms.contains(&Transform::Log) {
+                println!(
+                    "values: logarithm{}",
+                    if settings.transform == TransformKind::Auto {
+                        " (--transform auto: positive values with a growing level; --transform affine turns it off)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if !s.history.noise.is_empty() {
+                let sd: Vec<String> = s.history.noise.iter().map(|&n| format!("{n:.4}")).collect();
+                println!(
+                    "observation noise (learned, standardized units): {}; --noise none turns it off",
+                    sd.join(", ")
+                );
             }
             for (c, (cov, crps)) in s.coverage.iter().zip(&s.crps).enumerate() {
                 println!(

@@ -84,6 +84,9 @@ pub struct Settings {
     pub calibrated_lr: f32,
     /// The Gaussian likelihood's variance floor.
     pub var_floor: f32,
+    /// The calibrated model's learned observation noise: its initial scale (`None`: no
+    /// observation noise, the data's scatter is explained by diffusion alone).
+    pub observation_noise: Option<f32>,
     /// Threads for the mean-only fits' gradients (0: all cores; the results do not depend
     /// on it).
     pub threads: usize,
@@ -106,6 +109,7 @@ impl Settings {
             calibrated_trajectories: 32,
             calibrated_lr: 0.005,
             var_floor: 1e-3,
+            observation_noise: Some(0.5),
             threads: 0,
         }
     }
@@ -249,6 +253,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         iterations: settings.calibrated_iterations,
         seed: settings.noise_seed,
         gradient: tinysde::train::GradientMode::Reverse(tinysde::solve::Checkpoints::All),
+        noise: settings.observation_noise,
     };
     let mask = vec![[true]; data.len()];
     let calibrated_hist =
@@ -257,9 +262,13 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
     bar.finish();
 
     let mut calibration = [(0.0, 0.0); 3];
+    let no_noise: &[f32] = &[];
+    let noises = [no_noise, no_noise, &calibrated_hist.noise];
     for (k, m) in [&plain, &model, &calibrated].into_iter().enumerate() {
+        // The predictive samples: paths plus the learned observation noise (calibrated).
         let s = fit::sample(m, solver, u0, settings.eval_trajectories, EVAL_SEED)
-            .map_err(|e| format!("sampling: {e}"))?;
+            .map_err(|e| format!("sampling: {e}"))?
+            .with_noise(noises[k]);
         let mut score = CalibrationScore::new(0.9).map_err(|e| e.to_string())?;
         for (&t, y) in times.iter().zip(&data).skip(1) {
             let i = solver.grid.index_of(t).unwrap_or(0) as usize;
@@ -276,6 +285,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         &times,
         &data,
         [&plain, &model, &calibrated],
+        &calibrated_hist.noise,
         solver,
         u0,
         settings.eval_trajectories,
@@ -315,6 +325,7 @@ fn fit_plot(
     times: &[f32],
     data: &[[f32; 1]],
     [plain, window, calibrated]: [&ExpModel; 3],
+    calibrated_noise: &[f32],
     solver: Solver<Method>,
     u0: [f32; 1],
     trajectories: usize,
@@ -322,7 +333,9 @@ fn fit_plot(
     let sample = |m: &ExpModel| {
         fit::sample(m, solver, u0, trajectories, EVAL_SEED).map_err(|e| format!("sampling: {e}"))
     };
-    let (p, s, c) = (sample(plain)?, sample(window)?, sample(calibrated)?);
+    let (p, s) = (sample(plain)?, sample(window)?);
+    // The calibrated band: quantiles of the paths plus the learned observation noise.
+    let c = sample(calibrated)?.with_noise(calibrated_noise);
     let at = |ys: &[f32]| -> Vec<(f32, f32)> {
         s.times.iter().copied().zip(ys.iter().copied()).collect()
     };
@@ -488,10 +501,14 @@ fn main() -> ExitCode {
                 s.window_score
             );
             println!(
-                "calibrated:     {:>4} iterations in {:5.1} s, last training loss {:8.4} (Gaussian NLL, one step ahead)",
+                "calibrated:     {:>4} iterations in {:5.1} s, last training loss {:8.4} (Gaussian NLL, one step ahead){}",
                 s.calibrated.losses.len(),
                 s.calibrated.seconds,
-                last(&s.calibrated)
+                last(&s.calibrated),
+                s.calibrated
+                    .noise
+                    .first()
+                    .map_or(String::new(), |sd| format!(", learned observation noise sd {sd:.3}"))
             );
             for (name, (coverage, crps)) in ["plain", "growing window", "calibrated"]
                 .iter()

@@ -146,6 +146,8 @@ pub struct History {
     pub best_loss: f32,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The learned observation noise's scale per column (empty if none was learned).
+    pub noise: Vec<f32>,
 }
 
 impl History {
@@ -273,6 +275,32 @@ pub struct Samples<const D: usize> {
 }
 
 impl<const D: usize> Samples<D> {
+    /// The predictive samples of observations `y = u + e`, `e ~ N(0, sd[d]^2)`: path `m`
+    /// plus `sd[d]` times the standard normal quantile at `(m + 1/2) / M` (the paths are
+    /// independent draws, so pairing them with evenly spread normal quantiles samples the
+    /// sum; deterministic). Without noise (`sd` empty or zero) the samples are unchanged.
+    pub fn with_noise(mut self, sd: &[f32]) -> Self {
+        if sd.iter().all(|&s| s == 0.0) {
+            return self;
+        }
+        let m = self.paths.len();
+        for (j, path) in self.paths.iter_mut().enumerate() {
+            let z = tinysde::train::normal_quantile((j as f32 + 0.5) / m as f32).unwrap_or(0.0);
+            for row in path.iter_mut() {
+                for (x, &s) in row.iter_mut().zip(sd) {
+                    *x += s * z;
+                }
+            }
+        }
+        for (v, mean) in self.var.iter_mut().zip(&self.mean) {
+            let _ = mean;
+            for (x, &s) in v.iter_mut().zip(sd) {
+                *x += s * s;
+            }
+        }
+        self
+    }
+
     /// The `q`-quantile (0..=1) of component `d` over the trajectories at each time.
     pub fn quantile(&self, d: usize, q: f32) -> Vec<f32> {
         (0..self.times.len())
@@ -383,6 +411,10 @@ pub struct SeriesFit {
     /// How gradients are computed: reverse mode (the tape keeps every trajectory's
     /// checkpoints of a window) or forward mode.
     pub gradient: GradientMode,
+    /// Learned observation noise (Gaussian likelihood only): its initial scale in every
+    /// column, trained with the model (`SeriesProblem::with_learned_noise`); `None`: no
+    /// observation noise.
+    pub noise: Option<f32>,
 }
 
 /// Fits `model` to the series (`times`, `values`, `mask`) as `how` says, reporting every
@@ -402,17 +434,21 @@ where
 {
     let start = Instant::now();
     let series = Series::masked(times, values, mask)?;
-    let problem = SeriesProblem::new(Method::default(), series, how.max_step, how.trajectories)?
-        .with_window(how.window)?
-        .with_batch(how.batch)?
-        .with_objective(how.objective)?;
+    let mut problem =
+        SeriesProblem::new(Method::default(), series, how.max_step, how.trajectories)?
+            .with_window(how.window)?
+            .with_batch(how.batch)?
+            .with_objective(how.objective)?;
+    if let Some(sd) = how.noise {
+        problem = problem.with_learned_noise([sd; D])?;
+    }
     let full_batch = problem.all_windows().count() <= how.batch;
-    let p = S::PARAMS;
+    let p = S::PARAMS + problem.noise_params();
     let adam = Adam::new(AdamConfig::lr(how.lr), vec![0.0; p], vec![0.0; p])?;
     let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
     let mut stats = vec![[Dual::<K>::ZERO; D]; problem.stats_len()];
     let mut tape = match how.gradient {
-        GradientMode::Reverse(c) => vec![[0.0; D]; problem.reverse_tape_len_keep_all(p, c)],
+        GradientMode::Reverse(c) => vec![[0.0; D]; problem.reverse_tape_len_keep_all(S::PARAMS, c)],
         GradientMode::Forward => Vec::new(),
     };
     let ws = Workspace {
@@ -437,6 +473,9 @@ where
     })?;
     if full_batch {
         trainer.restore_best();
+    }
+    if how.noise.is_some() {
+        history.noise = trainer.fit().problem().observation_noise().to_vec();
     }
     history.best_loss = report.best_loss;
     history.seconds = start.elapsed().as_secs_f64();

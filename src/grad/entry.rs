@@ -218,7 +218,7 @@ impl<'a, M, N, I, const D: usize> SeriesWindows<'a, M, N, I, D> {
 
 impl<M: Method + Copy, N, I, const D: usize> Objective<D> for SeriesWindows<'_, M, N, I, D> {
     fn gradient_len(&self, params: usize) -> usize {
-        params
+        params + self.problem.noise_params()
     }
     fn stats_len(&self) -> usize {
         self.problem.stats_len()

@@ -360,7 +360,7 @@ impl<'a, M, const D: usize> SeriesFit<'a, M, D> {
 
 impl<M: Method + Copy, S: Parameters, const D: usize> Fit<S, D> for SeriesFit<'_, M, D> {
     fn params_len(&self) -> usize {
-        S::PARAMS
+        S::PARAMS + self.problem.noise_params()
     }
     fn stats_len(&self) -> usize {
         self.problem.stats_len()
@@ -385,9 +385,17 @@ impl<M: Method + Copy, S: Parameters, const D: usize> Fit<S, D> for SeriesFit<'_
     }
     fn read_params(&self, model: &S, params: &mut [f32]) {
         model.read_unchecked(params);
+        // A learned observation noise's ln sd after the model's (none otherwise).
+        let noise = self.problem.log_noise();
+        let extra = params.get_mut(S::PARAMS..).unwrap_or(&mut []);
+        for (p, &l) in extra.iter_mut().zip(&noise) {
+            *p = l;
+        }
     }
     fn write_params(&mut self, model: &mut S, params: &[f32]) {
         model.write_unchecked(params);
+        self.problem
+            .set_log_noise(params.get(S::PARAMS..).unwrap_or(&[]));
     }
 }
 

@@ -245,6 +245,7 @@ pub struct GaussianNll<'a, const D: usize> {
     data: &'a [[f32; D]],
     mask: Option<&'a [[bool; D]]>,
     var_floor: f32,
+    noise_var: [f32; D],
 }
 
 /// `ln(2 pi)`.
@@ -276,6 +277,73 @@ impl<'a, const D: usize> GaussianNll<'a, D> {
         self.var_floor
     }
 
+    /// Adds observation noise: the data are `y = u + e` with `e ~ N(0, sd[d]^2)` in column
+    /// `d` (finite, `>= 0`), so the predictive variance of column `d` is the ensemble's
+    /// variance plus `sd[d]^2` (plus the floor). With all zeros (the default) the loss is
+    /// the one without noise, bit for bit.
+    ///
+    /// ```
+    /// use tinysde::grad::Loss;
+    /// use tinysde::train::GaussianNll;
+    /// let data = [[1.0f32]];
+    /// let plain = GaussianNll::new(&data)?.with_var_floor(1.0)?;
+    /// let noisy = GaussianNll::new(&data)?.with_var_floor(0.5)?.with_noise([0.5f32.sqrt()])?;
+    /// // floor 0.5 + noise variance 0.5 = floor 1 (up to rounding).
+    /// let (a, b): (f32, f32) = (plain.eval(&[[0.0]], &[[0.0]]), noisy.eval(&[[0.0]], &[[0.0]]));
+    /// assert!((a - b).abs() < 1e-6);
+    /// assert!(GaussianNll::new(&data)?.with_noise([-1.0]).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_noise(mut self, sd: [f32; D]) -> Result<Self, Error> {
+        self.noise_var = noise_variances(sd)?;
+        Ok(self)
+    }
+
+    /// The observation noise's variance per column (`sd^2`, zeros by default).
+    pub fn noise_var(&self) -> [f32; D] {
+        self.noise_var
+    }
+
+    /// The same loss with the noise variances `noise_var` (already checked).
+    pub(crate) fn with_noise_var(self, noise_var: [f32; D]) -> Self {
+        Self { noise_var, ..self }
+    }
+
+    /// `floor + noise_var[d]` per column: the variance added to the ensemble's (the floor
+    /// alone, bit for bit, where the noise is zero).
+    fn added(&self) -> [f32; D] {
+        let mut added = [self.var_floor; D];
+        for (a, &n) in added.iter_mut().zip(&self.noise_var) {
+            *a += n;
+        }
+        added
+    }
+
+    /// The derivative of [`sum`](Self::sum) with respect to each column's noise variance
+    /// (the same as with respect to the floor of that column alone):
+    /// `sum over present (i, d) of 1/2 (1/s - (y - mean)^2 / s^2)`, from the values of the
+    /// statistics (their tangents, if any, are ignored).
+    pub(crate) fn noise_cotangent<T: Real<Value = f32>>(
+        &self,
+        mean: &[[T; D]],
+        var: &[[T; D]],
+    ) -> [f32; D] {
+        let added = self.added();
+        let mut bar = [0.0f32; D];
+        for (i, ((mr, vr), yr)) in mean.iter().zip(var).zip(self.data).enumerate() {
+            for (d, ((&m, &v), &y)) in mr.iter().zip(vr).zip(yr).enumerate() {
+                if present(self.mask, i, d) {
+                    let s = v.value() + added.get(d).copied().unwrap_or(self.var_floor);
+                    let e = m.value() - y;
+                    if let Some(b) = bar.get_mut(d) {
+                        *b += (1.0 / s - e * e / (s * s)) * 0.5;
+                    }
+                }
+            }
+        }
+        bar
+    }
+
     /// A loss on data already checked (windows of a checked series).
     pub(crate) fn unchecked(
         data: &'a [[f32; D]],
@@ -286,17 +354,19 @@ impl<'a, const D: usize> GaussianNll<'a, D> {
             data,
             mask,
             var_floor,
+            noise_var: [0.0; D],
         }
     }
 
     /// The sum of the per-entry terms over present entries, and their number.
     pub(crate) fn sum<T: Real>(&self, mean: &[[T; D]], var: &[[T; D]]) -> (T, usize) {
+        let added = self.added();
         let mut sum = T::ZERO;
         let mut count = 0;
         for (i, ((mr, vr), yr)) in mean.iter().zip(var).zip(self.data).enumerate() {
             for (d, ((&m, &v), &y)) in mr.iter().zip(vr).zip(yr).enumerate() {
                 if present(self.mask, i, d) {
-                    let s = v + self.var_floor;
+                    let s = v + added.get(d).copied().unwrap_or(self.var_floor);
                     let e = m - y;
                     sum += (s.ln() + e * e / s + LN_2PI) * 0.5;
                     count += 1;
@@ -309,6 +379,16 @@ impl<'a, const D: usize> GaussianNll<'a, D> {
 
 /// The default variance floor of [`GaussianNll`].
 pub(crate) const DEFAULT_VAR_FLOOR: f32 = 1e-6;
+
+/// The variances `sd^2` of observation noise scales `sd` (each finite and `>= 0`).
+pub(crate) fn noise_variances<const D: usize>(sd: [f32; D]) -> Result<[f32; D], Error> {
+    let mut var = [0.0f32; D];
+    for (v, &s) in var.iter_mut().zip(&sd) {
+        check_non_negative(s, "observation noise", "observation noise must be >= 0")?;
+        *v = s * s;
+    }
+    Ok(var)
+}
 
 /// Checks a variance floor: finite and `> 0`.
 pub(crate) fn check_var_floor(floor: f32) -> Result<(), Error> {

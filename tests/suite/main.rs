@@ -26,6 +26,7 @@ mod model_file;
 mod nn;
 mod nn_alloc;
 mod noise;
+mod observation_noise;
 mod reverse;
 mod reverse_grids;
 mod reverse_lanes;

@@ -25,7 +25,8 @@ use super::*;
 /// `starts` is iterated once per pass (clone-replayed), so it must yield the same starts
 /// each time; [`SeriesProblem::batch`] does.
 ///
-/// `stats`: at least [`SeriesProblem::stats_len`] rows; `grad`: `S::PARAMS` entries.
+/// `stats`: at least [`SeriesProblem::stats_len`] rows; `grad`: `S::PARAMS` entries (and
+/// then the learned noise's, [`SeriesProblem::noise_params`]).
 /// Errors before anything is written: wrong lengths, a start that is not usable, an
 /// unsupported noise kind. A diverging window returns [`Error::Diverged`] (with the
 /// trajectory's number within its window), a non-finite loss [`Error::NonFiniteLoss`], a
@@ -48,16 +49,18 @@ where
     I: Iterator<Item = usize> + Clone,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_len("gradient", S::PARAMS, grad.len())?;
+    check_len("gradient", S::PARAMS + problem.noise_params(), grad.len())?;
     check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
     let (mean, var) = split_stats(stats, problem.window)?;
     problem.check_starts(starts.clone())?;
+    let (grad, noise_grad) = grad.split_at_mut(S::PARAMS);
     let mut value = f32::NAN;
     let mut start = 0;
     loop {
-        let l = series_pass(problem, model, noise, starts.clone(), mean, var, start)?;
+        let (l, bar, count) = series_pass(problem, model, noise, starts.clone(), mean, var, start)?;
         if start == 0 {
             value = finite_loss(l.v)?;
+            problem.write_noise_gradient(&bar, count, noise_grad);
         }
         let end = grad.len().min(start + K);
         let chunk = grad.get_mut(start..end).unwrap_or(&mut []);
@@ -67,10 +70,24 @@ where
             break;
         }
     }
+    check_noise_gradient(noise_grad, S::PARAMS)?;
     Ok(value)
 }
 
-/// One forward-mode pass: the series loss with tangents for parameters `start..start + K`.
+/// [`Error::NonFiniteGradientEntry`] for the first non-finite learned-noise entry
+/// (`offset`: the model's parameter count).
+pub(super) fn check_noise_gradient(noise_grad: &[f32], offset: usize) -> Result<(), Error> {
+    match noise_grad.iter().position(|g| !g.is_finite()) {
+        Some(i) => Err(Error::NonFiniteGradientEntry {
+            index: offset.saturating_add(i),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One forward-mode pass: the series loss with tangents for parameters `start..start + K`,
+/// the windows' summed noise cotangents (see [`SeriesProblem::window_noise_cotangent`]) and
+/// the number of observations.
 pub(super) fn series_pass<const K: usize, S, M, N, I, const D: usize>(
     problem: &SeriesProblem<'_, M, D>,
     model: &S,
@@ -79,7 +96,7 @@ pub(super) fn series_pass<const K: usize, S, M, N, I, const D: usize>(
     mean: &mut [[Dual<K>; D]],
     var: &mut [[Dual<K>; D]],
     start: usize,
-) -> Result<Dual<K>, Error>
+) -> Result<(Dual<K>, [f32; D], usize), Error>
 where
     S: Sde<Dual<K>, D> + Parameters,
     M: Step<Dual<K>, S, D> + Copy,
@@ -88,6 +105,7 @@ where
 {
     let mut total = Dual::<K>::ZERO;
     let mut count = 0usize;
+    let mut bar = [0.0f32; D];
     for s in starts {
         let (solver, saves) = problem.window_solver(s)?;
         let mut u0 = [Dual::<K>::ZERO; D];
@@ -113,12 +131,19 @@ where
         let (sum, c) = problem.window_sum(s, mean, var);
         total += sum;
         count += c;
+        if problem.noise.learned {
+            let b = problem.window_noise_cotangent(s, mean, var);
+            for (x, y) in bar.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
     }
-    Ok(if count == 0 {
+    let value = if count == 0 {
         Dual::ZERO
     } else {
         total / count as f32
-    })
+    };
+    Ok((value, bar, count))
 }
 
 pub(super) fn finite_loss(value: f32) -> Result<f32, Error> {
@@ -170,9 +195,10 @@ where
     I: Iterator<Item = usize> + Clone + Send + Sync,
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
-    check_len("gradient", S::PARAMS, grad.len())?;
+    check_len("gradient", S::PARAMS + problem.noise_params(), grad.len())?;
     check_method::<M>(<S as Sde<Dual<K>, D>>::NOISE)?;
     problem.check_starts(starts.clone())?;
+    let (grad, noise_grad) = grad.split_at_mut(S::PARAMS);
     let passes = grad.len().div_ceil(K).max(1);
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -180,8 +206,10 @@ where
     }
     .clamp(1, passes);
     let rows = problem.window;
-    // Pass p's result (the loss value of pass 0, or the error) at index p.
-    let mut outcomes: std::vec::Vec<Result<f32, Error>> = std::vec![Ok(0.0); passes];
+    // Pass p's result (the loss value, noise cotangents and count of pass 0, or the error)
+    // at index p.
+    let mut outcomes: std::vec::Vec<Result<(f32, [f32; D], usize), Error>> =
+        std::vec![Ok((0.0, [0.0; D], 0)); passes];
     let mut chunks: std::vec::Vec<&mut [f32]> = grad.chunks_mut(K).collect();
     if chunks.is_empty() {
         chunks.push(&mut []);
@@ -201,12 +229,12 @@ where
                     let pass_start = (group * per + j) * K;
                     *result =
                         series_pass(problem, model, noise, starts.clone(), mean, var, pass_start)
-                            .and_then(|l| {
+                            .and_then(|(l, bar, count)| {
                                 if pass_start == 0 {
                                     finite_loss(l.v)?; // checked before the lanes, as serially
                                 }
                                 write_lanes(&l, chunk, pass_start)?;
-                                Ok(l.v)
+                                Ok((l.v, bar, count))
                             });
                 }
             });
@@ -214,11 +242,13 @@ where
     });
     let mut value = f32::NAN;
     for (p, outcome) in outcomes.into_iter().enumerate() {
-        let v = outcome?;
+        let (v, bar, count) = outcome?;
         if p == 0 {
             value = finite_loss(v)?;
+            problem.write_noise_gradient(&bar, count, noise_grad);
         }
     }
+    check_noise_gradient(noise_grad, S::PARAMS)?;
     Ok(value)
 }
 

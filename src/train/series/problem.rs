@@ -1,7 +1,7 @@
 //! Windows of a series to fit ([`SeriesProblem`]), the batches of starts each iteration uses
 //! ([`Batch`]), and the per-window pieces the gradient passes share.
 
-use crate::error::{Error, NoiseKind};
+use crate::error::{check_positive, Error, NoiseKind};
 use crate::lanes::Lanes;
 use crate::noise::{lane_by_lane, splitmix64, Increment, NoiseSource, StepSize};
 use crate::real::Real;
@@ -53,6 +53,41 @@ pub struct SeriesProblem<'a, M, const D: usize> {
     pub(super) window: usize,
     pub(super) batch: usize,
     pub(super) objective: SeriesObjective,
+    pub(super) noise: ObservationNoise<D>,
+}
+
+/// Observation noise of a series fit: `y = u + e`, `e ~ N(0, sd[d]^2)` per column, fixed or
+/// learned (log-parameterised: the trained entries are `ln sd[d]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct ObservationNoise<const D: usize> {
+    /// `ln sd` per column (`-inf` for no noise).
+    pub(super) log_sd: [f32; D],
+    /// `sd^2` per column.
+    pub(super) var: [f32; D],
+    /// Whether the trainer trains `log_sd`.
+    pub(super) learned: bool,
+}
+
+impl<const D: usize> ObservationNoise<D> {
+    const NONE: Self = Self {
+        log_sd: [f32::NEG_INFINITY; D],
+        var: [0.0; D],
+        learned: false,
+    };
+
+    /// The noise with `ln sd = log_sd` (finite).
+    fn from_log_sd(log_sd: [f32; D], learned: bool) -> Self {
+        let mut var = [0.0f32; D];
+        for (v, &l) in var.iter_mut().zip(&log_sd) {
+            let sd = crate::math::exp(l);
+            *v = sd * sd;
+        }
+        Self {
+            log_sd,
+            var,
+            learned,
+        }
+    }
 }
 
 impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
@@ -98,6 +133,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             objective: SeriesObjective::GaussianNll {
                 var_floor: crate::train::loss::DEFAULT_VAR_FLOOR,
             },
+            noise: ObservationNoise::NONE,
         };
         problem.check_some_start()?;
         Ok(problem)
@@ -181,6 +217,108 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             check_var_floor(var_floor)?;
         }
         Ok(Self { objective, ..self })
+    }
+
+    /// Fixed observation noise: the Gaussian likelihood's predictive variance of column `d`
+    /// is the ensemble's plus `sd[d]^2` (each finite, `>= 0`; zeros, the default, leave
+    /// the loss as without noise, bit for bit). Not trained.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let noisy = problem.with_observation_noise([0.1])?;
+    /// assert!((noisy.observation_noise()[0] - 0.1).abs() < 1e-7);
+    /// assert_eq!(noisy.noise_params(), 0); // not trained
+    /// assert!(problem.with_observation_noise([f32::NAN]).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_observation_noise(self, sd: [f32; D]) -> Result<Self, Error> {
+        crate::train::loss::noise_variances(sd)?;
+        let mut log_sd = [0.0f32; D];
+        for (l, &s) in log_sd.iter_mut().zip(&sd) {
+            *l = crate::math::ln(s);
+        }
+        let mut noise = ObservationNoise::from_log_sd(log_sd, false);
+        noise.var = crate::train::loss::noise_variances(sd)?;
+        Ok(Self { noise, ..self })
+    }
+
+    /// Learned observation noise, starting from `sd` per column (each finite, `> 0`): as
+    /// [`with_observation_noise`](Self::with_observation_noise), and the gradient (and a
+    /// [`SeriesFit`](crate::train::SeriesFit)'s flat parameter vector) gets `D` more
+    /// entries after the model's, `ln sd[d]`: the noise is fitted with the model, so the
+    /// data's measurement scatter need not be explained as diffusion. The loss's gradient
+    /// in `ln sd[d]` is `2 sd[d]^2` times the sum over column `d`'s observations of
+    /// `d loss / d variance`.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let learned = problem.with_learned_noise([0.1])?;
+    /// assert_eq!(learned.noise_params(), 1); // ln sd, after the model's parameters
+    /// assert!(problem.with_learned_noise([0.0]).is_err()); // log-parameterised: > 0
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_learned_noise(self, sd: [f32; D]) -> Result<Self, Error> {
+        for &s in &sd {
+            check_positive(
+                s,
+                "observation noise",
+                "learned observation noise must be > 0",
+            )?;
+        }
+        let mut log_sd = [0.0f32; D];
+        for (l, &s) in log_sd.iter_mut().zip(&sd) {
+            *l = crate::math::ln(s);
+        }
+        Ok(Self {
+            noise: ObservationNoise::from_log_sd(log_sd, true),
+            ..self
+        })
+    }
+
+    /// The observation noise's scale per column (zeros without noise).
+    pub fn observation_noise(&self) -> [f32; D] {
+        let mut sd = [0.0f32; D];
+        for (s, &v) in sd.iter_mut().zip(&self.noise.var) {
+            *s = crate::math::sqrt(v);
+        }
+        sd
+    }
+
+    /// Entries the learned noise adds to the gradient: `D` with
+    /// [`with_learned_noise`](Self::with_learned_noise), else 0.
+    pub fn noise_params(&self) -> usize {
+        if self.noise.learned {
+            D
+        } else {
+            0
+        }
+    }
+
+    /// `ln sd` per column (the learned entries).
+    pub(crate) fn log_noise(&self) -> [f32; D] {
+        self.noise.log_sd
+    }
+
+    /// Sets the learned noise's `ln sd` from `log_sd` (its first `D` entries; finite values
+    /// as a trainer writes them). No effect unless the noise is learned.
+    pub(crate) fn set_log_noise(&mut self, log_sd: &[f32]) {
+        if self.noise.learned {
+            let mut l = self.noise.log_sd;
+            for (x, &v) in l.iter_mut().zip(log_sd) {
+                *x = v;
+            }
+            self.noise = ObservationNoise::from_log_sd(l, true);
+        }
     }
 
     /// Changes the number of trajectories per window (`>= 1`).
@@ -407,9 +545,45 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         let (data, mask) = self.targets(start);
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
-                GaussianNll::unchecked(data, mask, var_floor).sum(mean, var)
+                GaussianNll::unchecked(data, mask, var_floor)
+                    .with_noise_var(self.noise.var)
+                    .sum(mean, var)
             }
             SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
+        }
+    }
+
+    /// A window's derivative of its loss sum in each column's noise variance (zeros for the
+    /// squared error), from the values of its statistics.
+    pub(super) fn window_noise_cotangent<T: Real<Value = f32>>(
+        &self,
+        start: usize,
+        mean: &[[T; D]],
+        var: &[[T; D]],
+    ) -> [f32; D] {
+        let (data, mask) = self.targets(start);
+        match self.objective {
+            SeriesObjective::GaussianNll { var_floor } => {
+                GaussianNll::unchecked(data, mask, var_floor)
+                    .with_noise_var(self.noise.var)
+                    .noise_cotangent(mean, var)
+            }
+            SeriesObjective::MeanSquaredError => [0.0; D],
+        }
+    }
+
+    /// Writes the learned noise's gradient entries (`d loss / d ln sd`) from the windows'
+    /// summed noise cotangents and the observation count, into `noise_grad` (its first
+    /// [`noise_params`](Self::noise_params) entries).
+    pub(super) fn write_noise_gradient(
+        &self,
+        bar: &[f32; D],
+        count: usize,
+        noise_grad: &mut [f32],
+    ) {
+        let n = count.max(1) as f32;
+        for ((g, &b), &v) in noise_grad.iter_mut().zip(bar).zip(&self.noise.var) {
+            *g = b / n * (2.0 * v);
         }
     }
 

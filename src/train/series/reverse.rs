@@ -24,6 +24,7 @@
 //! same partials on any number of threads and adds them in the same order, so its bits do
 //! not depend on the thread count and equal the serial function's.
 
+use super::forward::check_noise_gradient;
 use super::{bad_start, check_method, finite_loss, split_stats, SeriesProblem, Shifted};
 use crate::dual::Dual;
 use crate::error::{check_len, Error};
@@ -225,7 +226,7 @@ where
 {
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     let params = S::PARAMS;
-    check_len("gradient", params, grad.len())?;
+    check_len("gradient", params + problem.noise_params(), grad.len())?;
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
     let (mean_d, var_d) = split_stats(stats, problem.window)?;
     let (needed, _) = problem.reverse_needs(starts.clone(), params, checkpoints)?;
@@ -241,9 +242,10 @@ where
         .get_mut(..params)
         .ok_or(short)?;
     grad.fill(0.0);
-    let (mut total, mut count) = (0.0f32, 0usize);
+    let (grad, noise_grad) = grad.split_at_mut(params);
+    let (mut total, mut count, mut bar) = (0.0f32, 0usize, [0.0f32; D]);
     for s in starts {
-        let (sum, c) = window_adjoint(
+        let (sum, c, b) = window_adjoint(
             problem,
             model,
             noise,
@@ -256,11 +258,22 @@ where
         )?;
         total += sum;
         count += c;
+        add_noise_cotangent(&mut bar, b);
         for (g, &p) in grad.iter_mut().zip(partial.iter()) {
             *g += p;
         }
     }
-    finish(total, count, grad)
+    let value = finish(total, count, grad)?;
+    problem.write_noise_gradient(&bar, count, noise_grad);
+    check_noise_gradient(noise_grad, params)?;
+    Ok(value)
+}
+
+/// Adds a window's noise cotangents to the running sum.
+fn add_noise_cotangent<const D: usize>(bar: &mut [f32; D], window: [f32; D]) {
+    for (x, y) in bar.iter_mut().zip(window) {
+        *x += y;
+    }
 }
 
 /// The loss from the windows' sums, and the gradient from the sum of their partials:
@@ -291,8 +304,9 @@ fn short_tape(expected: usize, found: usize) -> Error {
     }
 }
 
-/// One window's adjoint: its loss sum and observation count, and its parameter cotangent
-/// written (not added) into `partial`. `tape` holds the window's statistics, their
+/// One window's adjoint: its loss sum, observation count and noise cotangents (zeros
+/// unless the noise is learned), and its parameter cotangent written (not added) into
+/// `partial`. `tape` holds the window's statistics, their
 /// cotangents and the states; its length was checked for this window.
 #[allow(
     clippy::too_many_arguments,
@@ -308,7 +322,7 @@ fn window_adjoint<const K: usize, S, M, N, const D: usize>(
     var_d: &mut [[Dual<K>; D]],
     tape: &mut [[f32; D]],
     partial: &mut [f32],
-) -> Result<(f32, usize), Error>
+) -> Result<(f32, usize, [f32; D]), Error>
 where
     S: SdeVjp<D> + Parameters,
     M: StepVjp<S, D> + Copy,
@@ -373,6 +387,11 @@ where
         )?;
     }
     let (sum, count) = problem.window_sum::<f32>(start, mean, var);
+    let noise_bar = if problem.noise.learned {
+        problem.window_noise_cotangent::<f32>(start, mean, var)
+    } else {
+        [0.0; D]
+    };
 
     // 2. d(sum)/d(mean) and d(sum)/d(var) by forward mode over the statistics.
     let eval = |mean: &_, var: &_| problem.window_sum::<Dual<K>>(start, mean, var).0;
@@ -392,7 +411,7 @@ where
         };
         pass.one(m).adjoint(tape, save_bar, &mut u0_bar, partial)?;
     }
-    Ok((sum, count))
+    Ok((sum, count, noise_bar))
 }
 
 /// The last step of the save interval containing step `k` (the step after which the
@@ -447,7 +466,7 @@ where
 
     const { assert!(K > 0, "Dual<K> needs K >= 1 lanes") };
     let params = S::PARAMS;
-    check_len("gradient", params, grad.len())?;
+    check_len("gradient", params + problem.noise_params(), grad.len())?;
     check_method::<M>(<S as Sde<f32, D>>::NOISE)?;
     let starts: Vec<usize> = starts.collect();
     let (one, all) = problem.reverse_needs(starts.iter().copied(), params, checkpoints)?;
@@ -470,9 +489,11 @@ where
         .map(|_| vec![[Dual::<K>::ZERO; D]; problem.stats_len()])
         .collect();
     let mut partials = vec![0.0f32; round * width];
-    let mut outcomes: Vec<Result<(f32, usize), Error>> = vec![Ok((0.0, 0)); round];
+    let mut outcomes: Vec<Result<(f32, usize, [f32; D]), Error>> =
+        vec![Ok((0.0, 0, [0.0; D])); round];
     grad.fill(0.0);
-    let (mut total, mut count) = (0.0f32, 0usize);
+    let (grad, noise_grad) = grad.split_at_mut(params);
+    let (mut total, mut count, mut bar) = (0.0f32, 0usize, [0.0f32; D]);
     for windows in starts.chunks(round) {
         let per = windows.len().div_ceil(threads);
         let partials = partials.get_mut(..windows.len() * width).unwrap_or(&mut []);
@@ -509,13 +530,17 @@ where
             }
         });
         for (outcome, partial) in outcomes.iter().zip(partials.chunks(width)) {
-            let (sum, c) = (*outcome)?;
+            let (sum, c, b) = (*outcome)?;
             total += sum;
             count += c;
+            add_noise_cotangent(&mut bar, b);
             for (g, &p) in grad.iter_mut().zip(partial) {
                 *g += p;
             }
         }
     }
-    finish(total, count, grad)
+    let value = finish(total, count, grad)?;
+    problem.write_noise_gradient(&bar, count, noise_grad);
+    check_noise_gradient(noise_grad, params)?;
+    Ok(value)
 }
