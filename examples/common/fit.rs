@@ -292,8 +292,7 @@ impl<const D: usize> Samples<D> {
                 }
             }
         }
-        for (v, mean) in self.var.iter_mut().zip(&self.mean) {
-            let _ = mean;
+        for v in self.var.iter_mut() {
             for (x, &s) in v.iter_mut().zip(sd) {
                 *x += s * s;
             }
