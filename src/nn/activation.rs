@@ -307,6 +307,15 @@ fn tanh_rational_parts_each<V: Lanes, const N: usize>(
 ) -> ([V; N], [V; N], [V; N], [V; N]) {
     let x = each(v, |v| clamp_lanes_keeping_nan(v, -TANH_CLAMP, TANH_CLAMP));
     let x2 = pairwise(x, x, |a, b| a * b);
+    let (a, q) = tanh_rational_polynomials_each(x2);
+    (x, x2, a, q)
+}
+
+/// The numerator polynomial `a(x^2)` and the denominator `q(x^2)` of [`tanh_rational`] for
+/// every element, by its operations.
+#[inline(always)]
+#[allow(clippy::type_complexity, reason = "two arrays of the same shape")]
+fn tanh_rational_polynomials_each<V: Lanes, const N: usize>(x2: [V; N]) -> ([V; N], [V; N]) {
     let mut a = each(x2, |x2| x2 * A13 + A11);
     for c in [A9, A7, A5, A3, A1] {
         a = pairwise(a, x2, |a, x2| a * x2 + c);
@@ -315,7 +324,7 @@ fn tanh_rational_parts_each<V: Lanes, const N: usize>(
     for c in [B2, B0] {
         q = pairwise(q, x2, |q, x2| q * x2 + c);
     }
-    (x, x2, a, q)
+    (a, q)
 }
 
 /// `f(a_i)` for every element (a plain loop: `array::map` is not always inlined).
@@ -375,8 +384,26 @@ fn fast_tanh_ops<T: Real>(x: T) -> T {
 /// bits) and the exact derivative of the approximation, `(p' q - p q') / q^2`, with the
 /// clamps' derivative: 0 where a clamp is active, as the operation-by-operation rule gives
 /// (and 0 for a NaN argument, whose value is NaN anyway).
+///
+/// One lane (the Cortex-M) branches as [`fast_tanh_value`] does: inside the clamp (`x^2 <=
+/// TANH_CLAMP_SQUARED`) both clamps are the identity and the derivative is kept, so the
+/// rational function and its derivative at once; beyond it `±1` and 0; NaN by the
+/// clamped path. The same bits as the clamped path (tested), without its selects.
 #[inline(always)]
 fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
+    if V::WIDTH == 1 {
+        let x2 = v * v;
+        let c2 = V::splat(TANH_CLAMP_SQUARED);
+        if x2.le(c2).any() {
+            let (a, q) = tanh_rational_polynomials_each([x2]);
+            let ([y], [dy]) = fast_tanh_and_derivative_unclamped_each([v], [x2], a, q);
+            return (y, dy);
+        }
+        if x2.gt(c2).any() {
+            let sign = v.lane(0).to_bits() & 0x8000_0000;
+            return (V::splat(f32::from_bits(sign | 1.0f32.to_bits())), V::ZERO);
+        }
+    }
     let ([y], [dy]) = fast_tanh_and_derivative_each([v]);
     (y, dy)
 }
@@ -386,6 +413,29 @@ fn fast_tanh_and_derivative<V: Lanes>(v: V) -> (V, V) {
 #[inline(always)]
 fn fast_tanh_and_derivative_each<V: Lanes, const N: usize>(v: [V; N]) -> ([V; N], [V; N]) {
     let (x, x2, a, q) = tanh_rational_parts_each(v);
+    let (mut out, mut dy) = fast_tanh_and_derivative_unclamped_each(x, x2, a, q);
+    for ((o, d), &vi) in out.iter_mut().zip(dy.iter_mut()).zip(&v) {
+        let inside = vi
+            .ge(V::splat(-TANH_CLAMP))
+            .and(vi.le(V::splat(TANH_CLAMP)));
+        let passes = inside.and(o.ge(V::splat(-1.0))).and(o.le(V::ONE));
+        *d = V::select(passes, *d, V::ZERO);
+        *o = clamp_lanes_keeping_nan(*o, -1.0, 1.0);
+    }
+    (out, dy)
+}
+
+/// The rational function `y = x a(x^2) / q(x^2)` and its derivative `(p' q - p q') / q^2`
+/// for every element, from the (clamped) inputs `x`, `x2 = x^2` and the polynomials `a`,
+/// `q`: neither the output's clamp nor the clamps' zero derivative.
+#[inline(always)]
+#[allow(clippy::type_complexity, reason = "two arrays of the same shape")]
+fn fast_tanh_and_derivative_unclamped_each<V: Lanes, const N: usize>(
+    x: [V; N],
+    x2: [V; N],
+    a: [V; N],
+    q: [V; N],
+) -> ([V; N], [V; N]) {
     let p = pairwise(a, x, |a, x| a * x);
     let y = pairwise(p, q, |p, q| p / q);
     // p = x a(x^2), p' = a + 2 x^2 a'(x^2); q = b(x^2), q' = 2 x b'(x^2).
@@ -398,18 +448,8 @@ fn fast_tanh_and_derivative_each<V: Lanes, const N: usize>(v: [V; N]) -> ([V; N]
     let db = pairwise(db, x2, |db, x2| db * x2 + B2);
     let dp = pairwise(pairwise(x2, da, |x2, da| x2 * 2.0 * da), a, |t, a| a + t);
     let dq = pairwise(x, db, |x, db| x * 2.0 * db);
-    let mut dy = pairwise(pairwise(y, dq, |y, dq| y * dq), dp, |ydq, dp| dp - ydq);
-    dy = pairwise(dy, q, |n, q| n / q);
-    let mut out = y;
-    for ((o, d), &vi) in out.iter_mut().zip(dy.iter_mut()).zip(&v) {
-        let inside = vi
-            .ge(V::splat(-TANH_CLAMP))
-            .and(vi.le(V::splat(TANH_CLAMP)));
-        let passes = inside.and(o.ge(V::splat(-1.0))).and(o.le(V::ONE));
-        *d = V::select(passes, *d, V::ZERO);
-        *o = clamp_lanes_keeping_nan(*o, -1.0, 1.0);
-    }
-    (out, dy)
+    let dy = pairwise(pairwise(y, dq, |y, dq| y * dq), dp, |ydq, dp| dp - ydq);
+    (y, pairwise(dy, q, |n, q| n / q))
 }
 
 /// The logistic sigmoid as `0.5 + 0.5 * fast_tanh(x / 2)`: + - * / only, bit-identical on
@@ -440,5 +480,36 @@ fn fast_tanh_without_tangents<T: Real>(x: T) -> T {
     match x.chain_first_order(fast_tanh_value(x.value()), Lanes::ZERO) {
         Some(r) => r,
         None => fast_tanh_ops(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_one_lane_fast_tanh_derivative_path_gives_the_bits_of_the_clamped_one() {
+        // Every 997th f32 and the clamp's neighbourhood: values and derivatives bit for bit;
+        // NaN gives NaN with derivative 0 on both paths.
+        let b = TANH_CLAMP.to_bits();
+        let near = [TANH_CLAMP, f32::from_bits(b - 1), f32::from_bits(b + 1)];
+        let specials = near.into_iter().chain(near.map(|x| -x)).chain([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]);
+        let sweep = (0..=u32::MAX / 997).map(|k| f32::from_bits(k * 997));
+        for x in specials.chain(sweep) {
+            let (y, dy) = fast_tanh_and_derivative(x);
+            let ([want_y], [want_dy]) = fast_tanh_and_derivative_each([x]);
+            if x.is_nan() {
+                assert!(y.is_nan() && want_y.is_nan(), "{x}");
+                assert_eq!((dy, want_dy), (0.0, 0.0), "{x}");
+                continue;
+            }
+            assert_eq!(y.to_bits(), want_y.to_bits(), "value at {x}");
+            assert_eq!(dy.to_bits(), want_dy.to_bits(), "derivative at {x}");
+        }
     }
 }

@@ -227,6 +227,45 @@ fn values_and_derivatives_each<V: Lanes, const N: usize>(
 ) -> ([V; N], [V; N]) {
     let x = each(v, |v| clamp_lanes_keeping_nan(v, -r.clamp, r.clamp));
     let s = pairwise(x, x, |a, b| a * b);
+    let (y, mut dy) = unclamped_values_and_derivatives_each(r, x, s);
+    for (d, &vi) in dy.iter_mut().zip(&v) {
+        let inside = vi.ge(V::splat(-r.clamp)).and(vi.le(V::splat(r.clamp)));
+        *d = V::select(inside, *d, V::ZERO);
+    }
+    (y, dy)
+}
+
+/// The value and derivative of one lane value (the Cortex-M's [`Dual`](crate::Dual) path):
+/// inside the clamp (`x² <= clamp²`, exactly `|x| <= clamp`, where the clamp leaves `x` as
+/// it is and the derivative is kept) [`unclamped_values_and_derivatives_each`] at once;
+/// beyond it the constant value at the clamp with the input's sign and derivative 0; NaN
+/// through [`values_and_derivatives_each`]. The bits of `values_and_derivatives_each`, with
+/// one comparison and a branch instead of the clamp's and the mask's selects.
+#[inline(always)]
+fn value_and_derivative_one_lane<V: Lanes>(r: &Rational, x: V) -> (V, V) {
+    let s = x * x;
+    let c2 = V::splat(r.clamp_squared);
+    if s.le(c2).any() {
+        let ([y], [dy]) = unclamped_values_and_derivatives_each(r, [x], [s]);
+        return (y, dy);
+    }
+    if s.gt(c2).any() {
+        let q = quotient_at_clamp(r).to_bits() | (x.lane(0).to_bits() & 0x8000_0000);
+        return (offset(r, V::splat(f32::from_bits(q))), V::ZERO);
+    }
+    let ([y], [dy]) = values_and_derivatives_each(r, [x]);
+    (y, dy)
+}
+
+/// [`values_and_derivatives_each`] at inputs `x` already within the clamp, with `s = x²`:
+/// the values (offset included) and the derivatives `((x p)' - y q') / q`, unmasked.
+#[inline(always)]
+#[allow(clippy::type_complexity, reason = "two arrays of the same shape")]
+fn unclamped_values_and_derivatives_each<V: Lanes, const N: usize>(
+    r: &Rational,
+    x: [V; N],
+    s: [V; N],
+) -> ([V; N], [V; N]) {
     let (num, den) = parts_each(r, x, s);
     let y = pairwise(num, den, |n, d| n / d);
     let [d0, d1, d2] = r.dp;
@@ -237,11 +276,7 @@ fn values_and_derivatives_each<V: Lanes, const N: usize>(
     let dd = pairwise(dd, s, |a, s| a * s + e1);
     let dd = pairwise(dd, x, |a, x| a * x);
     let top = pairwise(dn, pairwise(y, dd, |y, d| y * d), |a, b| a - b);
-    let mut dy = pairwise(top, den, |t, d| t / d);
-    for (d, &vi) in dy.iter_mut().zip(&v) {
-        let inside = vi.ge(V::splat(-r.clamp)).and(vi.le(V::splat(r.clamp)));
-        *d = V::select(inside, *d, V::ZERO);
-    }
+    let dy = pairwise(top, den, |t, d| t / d);
     (each(y, |y| offset(r, y)), dy)
 }
 
@@ -265,7 +300,12 @@ fn apply<T: Real>(r: &Rational, x: T) -> T {
             None => ops(r, x),
         };
     }
-    let ([y], [dy]) = values_and_derivatives_each(r, [x.value()]);
+    let (y, dy) = if <T::Value as Lanes>::WIDTH == 1 {
+        value_and_derivative_one_lane(r, x.value())
+    } else {
+        let ([y], [dy]) = values_and_derivatives_each(r, [x.value()]);
+        (y, dy)
+    };
     match x.chain_first_order(y, dy) {
         Some(out) => out,
         None => ops(r, x),
@@ -413,6 +453,37 @@ mod tests {
                 for x in [x, -x] {
                     assert_eq!(value(r, x).to_bits(), lanes(x).to_bits(), "{x}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_lane_derivative_path_gives_the_bits_of_the_clamped_one() {
+        // Every 997th f32 (both signs, subnormals, the clamps' neighbourhoods, infinities)
+        // and the clamps and their neighbours exactly: values and derivatives bit for bit;
+        // NaN gives NaN with derivative 0 on both paths.
+        for r in [&TANH, &SIGMOID] {
+            let near = |c: f32| {
+                let b = c.to_bits();
+                [c, f32::from_bits(b - 1), f32::from_bits(b + 1)]
+            };
+            let specials = near(r.clamp).into_iter().chain(near(-r.clamp)).chain([
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+            ]);
+            let sweep = (0..=u32::MAX / 997).map(|k| f32::from_bits(k * 997));
+            for x in specials.chain(sweep) {
+                let (y, dy) = value_and_derivative_one_lane(r, x);
+                let ([want_y], [want_dy]) = values_and_derivatives_each(r, [x]);
+                if x.is_nan() {
+                    assert!(y.is_nan() && want_y.is_nan(), "{x}");
+                    assert_eq!((dy, want_dy), (0.0, 0.0), "{x}");
+                    continue;
+                }
+                assert_eq!(y.to_bits(), want_y.to_bits(), "value at {x}");
+                assert_eq!(dy.to_bits(), want_dy.to_bits(), "derivative at {x}");
             }
         }
     }

@@ -89,8 +89,7 @@ pub(crate) fn network_vjp<T, L, const D: usize, const E: usize>(
     T: PlainReal,
     L: Backward<T> + Layer<T, Input = [T; E], Output = [T; D]>,
 {
-    let (_, cache) = network.forward_cached(x);
-    let x_bar = network.backward(x, &cache, out_bar, params_bar);
+    let x_bar = network.vjp(x, out_bar, params_bar);
     for (ub, xb) in u_bar.iter_mut().zip(x_bar) {
         *ub += xb;
     }
