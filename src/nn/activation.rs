@@ -484,15 +484,19 @@ fn fast_tanh_without_tangents<T: Real>(x: T) -> T {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn the_one_lane_fast_tanh_derivative_path_gives_the_bits_of_the_clamped_one() {
-        // Every 997th f32 and the clamp's neighbourhood: values and derivatives bit for bit;
-        // NaN gives NaN with derivative 0 on both paths.
-        let b = TANH_CLAMP.to_bits();
-        let near = [TANH_CLAMP, f32::from_bits(b - 1), f32::from_bits(b + 1)];
+    /// `one_lane(x)` gives the bits of `clamped(x)`, value and derivative, at every 997th f32
+    /// (both signs, subnormals, infinities) and at `clamp` and its neighbours of both signs;
+    /// NaN gives NaN with derivative 0 on both paths.
+    pub(crate) fn assert_one_lane_path_is_the_clamped_one(
+        clamp: f32,
+        one_lane: impl Fn(f32) -> (f32, f32),
+        clamped: impl Fn(f32) -> (f32, f32),
+    ) {
+        let b = clamp.to_bits();
+        let near = [clamp, f32::from_bits(b - 1), f32::from_bits(b + 1)];
         let specials = near.into_iter().chain(near.map(|x| -x)).chain([
             0.0,
             -0.0,
@@ -501,8 +505,7 @@ mod tests {
         ]);
         let sweep = (0..=u32::MAX / 997).map(|k| f32::from_bits(k * 997));
         for x in specials.chain(sweep) {
-            let (y, dy) = fast_tanh_and_derivative(x);
-            let ([want_y], [want_dy]) = fast_tanh_and_derivative_each([x]);
+            let ((y, dy), (want_y, want_dy)) = (one_lane(x), clamped(x));
             if x.is_nan() {
                 assert!(y.is_nan() && want_y.is_nan(), "{x}");
                 assert_eq!((dy, want_dy), (0.0, 0.0), "{x}");
@@ -511,5 +514,13 @@ mod tests {
             assert_eq!(y.to_bits(), want_y.to_bits(), "value at {x}");
             assert_eq!(dy.to_bits(), want_dy.to_bits(), "derivative at {x}");
         }
+    }
+
+    #[test]
+    fn the_one_lane_fast_tanh_derivative_path_gives_the_bits_of_the_clamped_one() {
+        assert_one_lane_path_is_the_clamped_one(TANH_CLAMP, fast_tanh_and_derivative, |x| {
+            let ([y], [dy]) = fast_tanh_and_derivative_each([x]);
+            (y, dy)
+        });
     }
 }

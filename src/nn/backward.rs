@@ -584,18 +584,7 @@ mod tests {
     /// A layer's weights and biases spread over `[-span, span]` (a fixed pattern), so that
     /// pre-activations fall inside and beyond the quick activations' clamps.
     fn filled<const I: usize, const O: usize, A>(span: f32, seed: f32) -> Dense<I, O, A> {
-        let mut layer = Dense::<I, O, A>::zeros();
-        let mut k = seed;
-        for w in layer
-            .weight
-            .iter_mut()
-            .flatten()
-            .chain(layer.bias.iter_mut())
-        {
-            k += 1.0;
-            *w = span * ((k * 0.618_034).fract() * 2.0 - 1.0);
-        }
-        layer
+        crate::nn::dense::tests::spread(span, seed, 0)
     }
 
     /// `vjp` gives the bits of `forward_cached` then `backward`: the input cotangent and every

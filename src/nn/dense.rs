@@ -519,24 +519,34 @@ pub(super) fn dot<T: Real, const I: usize>(x: &[T; I], w: &[f32; I]) -> T {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::nn::{FastSigmoid, FastTanh, Identity, QuickSigmoid, QuickTanh, Tanh};
 
     /// Weights and biases spread over `[-span, span]` (a fixed pattern, some exactly zero),
     /// so that pre-activations fall inside and far outside the fast activations' clamps.
     fn filled<const I: usize, const O: usize, A>(span: f32) -> Dense<I, O, A> {
+        spread(span, 0.0, 7)
+    }
+
+    /// The `j`-th weight or bias (`j` from 1) `span * (2 frac(0.618034 (seed + j)) - 1)`, a
+    /// fixed pattern over `[-span, span]`; every `zero_every`-th exactly zero (0: none).
+    pub(crate) fn spread<const I: usize, const O: usize, A>(
+        span: f32,
+        seed: f32,
+        zero_every: usize,
+    ) -> Dense<I, O, A> {
         let mut layer = Dense::<I, O, A>::zeros();
-        let mut k = 0.0f32;
-        for w in layer
+        let mut k = seed;
+        let params = layer
             .weight
             .iter_mut()
             .flatten()
-            .chain(layer.bias.iter_mut())
-        {
+            .chain(layer.bias.iter_mut());
+        for (j, w) in (1..).zip(params) {
             k += 1.0;
             *w = span * ((k * 0.618_034).fract() * 2.0 - 1.0);
-            if k % 7.0 == 0.0 {
+            if zero_every != 0 && j % zero_every == 0 {
                 *w = 0.0;
             }
         }
