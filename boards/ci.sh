@@ -638,6 +638,101 @@ ok "Cortex-M4F streaming firmware: RAM + stack $stream_ram B, within 8 KB"
 # at 1.96x the instructions per reading (2.30 M against 1.18 M; the dense edit alone costs
 # +11 % at opt-level 2).
 echo "Cortex-M4F streaming firmware: flash without the replayed series $stream_flash B (target 24 576 B$([ "$stream_flash" -le 24576 ] && echo ": met" || echo ": not met"))"
+# ------------------------------------------------------------------------ figures
+# Every figure boards/README.md quotes from this run is the measured one (issue 23: docs that
+# cannot go stale): the "Numbers" table (every core), the firmware size table, the
+# instructions-per-step table (M0 and M33 columns; boards/measure-m4.sh checks the M4F's),
+# the training RAM + stack sentence and the streaming firmware table. Numbers are compared
+# with their spaces removed (`14 708` is 14708); millions as quoted: one decimal from 10
+# million, two below. The first mismatch fails the run. (The README's own firmware table is
+# compared with these tables by tests/suite/docs_figures.rs.)
+step "figures: boards/README.md quotes what this run measured"
+readme="$here/README.md"
+quoted() { # quoted <row prefix> <column>: the cell, spaces removed
+    awk -F'|' -v key="$1" -v col="$(($2 + 1))" '
+        index($0, key) == 1 { v = $col; gsub(/ /, "", v); print v; found = 1; exit }
+        END { if (!found) exit 1 }' "$readme" ||
+        fail "boards/README.md: no table row starting with '$1'"
+}
+expect() { # expect <what> <quoted> <measured>
+    [ "$2" = "$3" ] || fail "boards/README.md is stale: $1 quoted '$2', measured '$3' (bash boards/ci.sh)"
+}
+mil() { awk -v n="$1" 'BEGIN { if (n >= 1e7) printf "%.1fmillion", n / 1e6; else printf "%.2fmillion", n / 1e6 }'; }
+ram_stack() { local r s; r=$(static_ram "$1"); s=$2; echo "$r+$s=$((r + s))"; }
+grouped() { # 12204 -> "12 204"
+    awk -v n="$1" 'BEGIN { s = sprintf("%d", n); while (length(s) > 3 && match(s, /[0-9][0-9][0-9][0-9]([ ]|$)/)) { i = RSTART + 1; s = substr(s, 1, i - 1) " " substr(s, i) } print s }'
+}
+figures=0
+for c in "${cores[@]}" "m0-micromath|Cortex-M0 micromath"; do
+    IFS='|' read -r key label _ <<<"$c"
+    case $key in
+        m0) row='| Cortex-M0, soft float (`microbit`) |'; full="$out/m0-full.txt" ;;
+        m4) row='| Cortex-M4F (`mps2-an386`) |'; full="$out/m4-full.txt" ;;
+        m33) row='| Cortex-M33 (`mps2-an505`) |'; full="$out/m33-full.txt" ;;
+        m0-micromath) row='| Cortex-M0, micromath |'; full="$out/m0-micromath.txt" ;;
+    esac
+    if [ "$key" != m0-micromath ]; then
+        expect "$label inference flash" "$(quoted "$row" 2)" "$(flash_of "$out/qemu-$key-no-panic.elf")"
+        expect "$label inference RAM + stack" "$(quoted "$row" 3)" \
+            "$(ram_stack "$out/qemu-$key-no-panic.elf" "$(peak_stack "$out/$key-inference.txt")")"
+        figures=$((figures + 2))
+    fi
+    steps=$(adaptive_steps "$full")
+    adaptive="$(mil "$(per_item "$full" adaptive_forecast)")($(per_item "$full" adaptive_step)"
+    [ "$key" = m0-micromath ] && adaptive="$adaptive;${steps%+*}+${steps#*+}steps"
+    expect "$label instructions per EM step" "$(quoted "$row" 4)" "$(per_item "$full" em_step)"
+    expect "$label instructions per training iteration" "$(quoted "$row" 5)" "$(mil "$(per_item "$full" train_iteration)")"
+    expect "$label adaptive forecast" "$(quoted "$row" 6)" "$adaptive)"
+    expect "$label adaptive stack" "$(quoted "$row" 7)" "$(adaptive_stack "$full")"
+    figures=$((figures + 4))
+done
+# The instructions-per-step table: column 2 is the M0, 4 the M33.
+for c in "m0|2" "m33|4"; do
+    key=${c%|*}; col=${c#*|}; f="$out/$key-full.txt"
+    expect "$key EM step (instructions table)" "$(quoted '| one EM step inside the ensemble' "$col")" "$(per_item "$f" em_step)"
+    expect "$key Brownian increment (instructions table)" "$(quoted '| one Brownian increment' "$col")" "$(per_item "$f" noise_increment)"
+    expect "$key drift + diffusion (instructions table)" "$(quoted '| one drift + diffusion evaluation' "$col")" "$(per_item "$f" drift_diffusion)"
+    expect "$key training iteration (instructions table)" "$(quoted '| one training iteration' "$col")" "$(mil "$(per_item "$f" train_iteration)")"
+    expect "$key adaptive step (instructions table)" "$(quoted '| one accepted step of the adaptive forecast' "$col")" "$(per_item "$f" adaptive_step)"
+    figures=$((figures + 5))
+done
+# The firmware size table: flash, static RAM, peak stack, RAM + stack.
+for c in "m4|| M4F full (" "m33|| M33 full |" "m0|| M0 full (soft float) |"; do
+    key=${c%%|*}; row=${c#*|}; elf="$out/qemu-$key.elf"; f="$out/$key-full.txt"
+    ram=$(static_ram "$elf"); stack=$(peak_stack "$f")
+    expect "$row flash" "$(quoted "$row" 2)" "$(flash_of "$elf")"
+    expect "$row static RAM" "$(quoted "$row" 3)" "$ram"
+    expect "$row peak stack" "$(quoted "$row" 4)" "$stack"
+    expect "$row RAM + stack" "$(quoted "$row" 5)" "$((ram + stack))"
+    figures=$((figures + 4))
+done
+for c in "nrf52840-dk|| nRF52840 DK (full, defmt) |" "rpi-pico|| Pico, micromath (full, defmt) |" "rpi-pico-libm|| Pico, libm (full, defmt) |"; do
+    name=${c%%|*}; row=${c#*|}; elf="$out/$name.elf"
+    boot2=$("$llvm_size" -A "$elf" | awk '$1 == ".boot2" { print $2 + 0 }')
+    expect "$row flash" "$(quoted "$row" 2)" "$(($(flash_of "$elf") + ${boot2:-0}))"
+    expect "$row static RAM" "$(quoted "$row" 3)" "$(static_ram "$elf")"
+    figures=$((figures + 2))
+done
+# Training RAM + stack, per core, in the sentence "measured M0 1 032 + 11 172 = 12 204 B, ...".
+sentence=$(tr -s ' \n' '  ' <"$readme")
+for c in "m0|M0" "m4|M4F" "m33|M33"; do
+    key=${c%|*}; name=${c#*|}
+    ram=$(static_ram "$out/qemu-$key.elf"); stack=$(peak_stack "$out/$key-full.txt")
+    said="$name $(grouped "$ram") + $(grouped "$stack") = $(grouped $((ram + stack))) B"
+    case "$sentence" in *"$said"*) ;; *) fail "boards/README.md is stale: the training RAM + stack sentence should say '$said'" ;; esac
+    figures=$((figures + 1))
+done
+# The streaming firmware table: flash, flash without the series, RAM + stack, per reading.
+for c in "m0|| Cortex-M0 (soft float) |" "m4|| Cortex-M4F |" "m33|| Cortex-M33 |"; do
+    key=${c%%|*}; row=${c#*|}; elf="$out/qemu-$key-stream.elf"
+    flash=$(flash_of "$elf")
+    expect "streaming $row flash" "$(quoted "$row" 2)" "$flash"
+    expect "streaming $row flash without the series" "$(quoted "$row" 3)" "$((flash - $(series_of "$elf")))"
+    expect "streaming $row RAM + stack" "$(quoted "$row" 4)" "$(ram_stack "$elf" "$(peak_stack "$out/$key-stream.txt")")"
+    expect "streaming $row instructions per reading" "$(quoted "$row" 5)" "$(mil "$(per_item "$out/$key-stream.txt" stream_step)")"
+    figures=$((figures + 4))
+done
+ok "boards/README.md: its $figures figures from this run are the measured ones"
 step "parity, per core"
 for line in "${parity_lines[@]}"; do echo "$line"; done
 echo

@@ -644,7 +644,8 @@ fn the_readmes_firmware_table_is_the_boards_one() {
                 .filter_map(|(i, key)| {
                     let rest = &training_ram[i + key.len()..];
                     let sum = &rest[..rest.find(" B")?];
-                    (sum.contains(" + ") && sum.contains(" = "))
+                    let only_the_sum = sum.chars().all(|c| c.is_ascii_digit() || " +=".contains(c));
+                    (only_the_sum && sum.contains(" = "))
                         .then(|| numbers_in(sum).last().cloned())?
                 })
                 .collect::<Vec<_>>();
