@@ -46,6 +46,14 @@ fn check_unit(x: f32, what: &'static str, range: &'static str) -> Result<(), Err
 
 /// Adam's hyperparameters. `Default` is Flux's and PyTorch's: `lr = 1e-3`,
 /// `beta1 = 0.9`, `beta2 = 0.999`, `eps = 1e-8`.
+///
+/// ```
+/// use tinysde::train::AdamConfig;
+/// let config = AdamConfig::lr(0.05);
+/// assert_eq!((config.lr, config.beta1), (0.05, 0.9));
+/// assert!(config.validate().is_ok());
+/// assert!(AdamConfig { beta2: 1.0, ..config }.validate().is_err()); // beta2 in [0, 1)
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdamConfig {
@@ -225,6 +233,13 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> Optimizer for Adam<B> {
 }
 
 /// SGD's hyperparameters.
+///
+/// ```
+/// use tinysde::train::SgdConfig;
+/// assert!(SgdConfig { lr: 0.1, momentum: 0.9 }.validate().is_ok());
+/// assert!(SgdConfig { lr: 0.1, momentum: 1.0 }.validate().is_err()); // momentum in [0, 1)
+/// assert!(SgdConfig { lr: f32::NAN, momentum: 0.0 }.validate().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SgdConfig {
@@ -363,6 +378,16 @@ fn scaled_norm(x: &[f32]) -> (f32, f32) {
 /// by the largest magnitude). NaN if any entry is NaN, infinite if any is infinite, and
 /// also infinite when the norm itself exceeds `f32::MAX` (e.g. `[3e38, 3e38]`); clipping
 /// ([`clip_global_norm`]) handles that case correctly.
+///
+/// ```
+/// use tinysde::train::global_norm;
+/// assert_eq!(global_norm(&[3.0, 4.0]), 5.0);
+/// let tiny = global_norm(&[3e-30, 4e-30]); // the squares would underflow
+/// assert!((tiny / 5e-30 - 1.0).abs() < 1e-6);
+/// let huge = global_norm(&[3e30, 4e30]); // the squares would overflow
+/// assert!((huge / 5e30 - 1.0).abs() < 1e-6);
+/// assert!(global_norm(&[1.0, f32::NAN]).is_nan());
+/// ```
 pub fn global_norm(x: &[f32]) -> f32 {
     let (scale, root) = scaled_norm(x);
     scale * root

@@ -69,11 +69,26 @@ impl GrowingWindow {
     }
 
     /// The number of stages for `saves` save times.
+    ///
+    /// ```
+    /// use tinysde::train::GrowingWindow;
+    /// // The seed article: 2 points, then one more per stage, up to all 7.
+    /// assert_eq!(GrowingWindow::SEED_ARTICLE.stages(7)?, 6);
+    /// assert!(GrowingWindow::SEED_ARTICLE.stages(0).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn stages(&self, saves: usize) -> Result<usize, Error> {
         Ok(self.windows(saves)?.count())
     }
 
     /// The total number of iterations for `saves` save times (saturating).
+    ///
+    /// ```
+    /// use tinysde::train::GrowingWindow;
+    /// let schedule = GrowingWindow { start: 2, add: 1, iters_per_stage: 300 };
+    /// assert_eq!(schedule.total_iterations(7)?, 6 * 300);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
     pub fn total_iterations(&self, saves: usize) -> Result<u32, Error> {
         let stages = u32::try_from(self.stages(saves)?).unwrap_or(u32::MAX);
         Ok(stages.saturating_mul(self.iters_per_stage))
