@@ -208,8 +208,8 @@ where
     let rows = problem.window;
     // Pass p's result (the loss value, noise cotangents and count of pass 0, or the error)
     // at index p.
-    let mut outcomes: std::vec::Vec<Result<(f32, [f32; D], usize), Error>> =
-        std::vec![Ok((0.0, [0.0; D], 0)); passes];
+    type PassOutcome<const D: usize> = Result<(f32, [f32; D], usize), Error>;
+    let mut outcomes: std::vec::Vec<PassOutcome<D>> = std::vec![Ok((0.0, [0.0; D], 0)); passes];
     let mut chunks: std::vec::Vec<&mut [f32]> = grad.chunks_mut(K).collect();
     if chunks.is_empty() {
         chunks.push(&mut []);

@@ -489,8 +489,9 @@ where
         .map(|_| vec![[Dual::<K>::ZERO; D]; problem.stats_len()])
         .collect();
     let mut partials = vec![0.0f32; round * width];
-    let mut outcomes: Vec<Result<(f32, usize, [f32; D]), Error>> =
-        vec![Ok((0.0, 0, [0.0; D])); round];
+    // A round's windows: each one's loss, count and noise cotangents, or its error.
+    type WindowOutcome<const D: usize> = Result<(f32, usize, [f32; D]), Error>;
+    let mut outcomes: Vec<WindowOutcome<D>> = vec![Ok((0.0, 0, [0.0; D])); round];
     grad.fill(0.0);
     let (grad, noise_grad) = grad.split_at_mut(params);
     let (mut total, mut count, mut bar) = (0.0f32, 0usize, [0.0f32; D]);
