@@ -33,6 +33,15 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// fit_csv's settings for `fit_csv data.csv ARGS` (the command line's error as text).
+pub(crate) fn fit_csv_settings(args: &[&str]) -> Result<fit_csv::Settings, String> {
+    use clap::Parser;
+    let mut all = vec!["fit_csv", "data.csv"];
+    all.extend_from_slice(args);
+    let cli = fit_csv::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+    fit_csv::Settings::from_cli(&cli)
+}
+
 /// The names of the files in `dir` (empty if it does not exist).
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

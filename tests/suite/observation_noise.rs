@@ -331,16 +331,8 @@ fn bad_noise_is_a_typed_error() {
 /// fit_csv: the learned noise reaches the model file and its JSON; `--noise none` and
 /// `--transform auto`'s rule; bad values are command-line errors.
 mod fit_csv_defaults {
-    use crate::examples::{fit_csv, temp_dir};
-    use clap::Parser;
+    use crate::examples::{fit_csv, fit_csv_settings as settings_of, temp_dir};
     use tinysde::forecast::file::{ModelFile, Transform};
-
-    fn settings_of(args: &[&str]) -> Result<fit_csv::Settings, String> {
-        let mut all = vec!["fit_csv", "data.csv"];
-        all.extend_from_slice(args);
-        let cli = fit_csv::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
-        fit_csv::Settings::from_cli(&cli)
-    }
 
     #[test]
     fn noise_and_transform_options_parse_and_bad_ones_are_refused() {

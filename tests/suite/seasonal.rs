@@ -249,15 +249,7 @@ fn the_forecaster_equals_the_direct_ensemble_at_absolute_times_bit_for_bit() {
 }
 
 mod fit_csv_period {
-    use crate::examples::{fit_csv, temp_dir};
-    use clap::Parser;
-
-    fn settings_of(args: &[&str]) -> Result<fit_csv::Settings, String> {
-        let mut all = vec!["fit_csv", "data.csv"];
-        all.extend_from_slice(args);
-        let cli = fit_csv::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
-        fit_csv::Settings::from_cli(&cli)
-    }
+    use crate::examples::{fit_csv, fit_csv_settings as settings_of, temp_dir};
 
     #[test]
     fn bad_periods_are_command_line_errors() {
