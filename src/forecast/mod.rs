@@ -270,6 +270,8 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     t0: f64,
     unit: f64,
     max_step: f32,
+    /// The most solver steps one propagation may take (see `with_step_limit`).
+    step_limit: u32,
     defaults: file::Defaults,
     buffers: B,
     /// Readings accepted so far.
@@ -282,6 +284,11 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     /// Readings since the anchor (their model times are `times[..pending]`).
     pending: usize,
 }
+
+/// The most solver steps per member one [`Forecaster::observe`] or
+/// [`Forecaster::forecast`] takes unless [`Forecaster::with_step_limit`] says otherwise:
+/// 65,536 (a reading 16,384 time units ahead with four steps per unit).
+pub const DEFAULT_STEP_LIMIT: u32 = 1 << 16;
 
 /// What `Forecaster::propagate` calls at each save time: the save's index, the members
 /// there and a scratch column.
@@ -463,6 +470,7 @@ where
             t0: time.t0,
             unit: time.unit,
             max_step: solver.max_step,
+            step_limit: DEFAULT_STEP_LIMIT,
             defaults,
             buffers,
             readings: 0,
@@ -516,6 +524,49 @@ where
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.defaults.seed = seed;
+        self
+    }
+
+    /// The same forecaster taking at most `steps` solver steps per member in one
+    /// [`observe`](Forecaster::observe) or [`forecast`](Forecaster::forecast) (default
+    /// [`DEFAULT_STEP_LIMIT`]). The steps a call takes follow from the data: from the last
+    /// fully observed reading to the latest time asked for, in steps of the file's
+    /// `max_step`; a reading or horizon further ahead is refused with
+    /// [`Error::OutOfRange`], the forecaster unchanged, so one reading with a wrong clock
+    /// cannot stall a device (or a host) for hours.
+    ///
+    /// ```
+    /// # use tinysde::forecast::file::{self, Column, Defaults, Deployment, ModelFile,
+    /// #     SolverSpec, TimeAxis, TimeFormat, Transform};
+    /// # use tinysde::forecast::{Arrays, Forecaster};
+    /// # use tinysde::nn::{Dense, FastSigmoid, FastTanh, Identity};
+    /// # use tinysde::sde::NeuralSde;
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::Error;
+    /// # type Model = NeuralSde<(Dense<1, 8, FastTanh>, Dense<8, 1, Identity>),
+    /// #                        (Dense<1, 8, FastSigmoid>, Dense<8, 1, Identity>)>;
+    /// # let columns = [Column { name: "x", transform: Transform::Affine, mean: 0.0,
+    /// #     std: 1.0, state_index: 0, noise: 0.0 }];
+    /// # let deployment = Deployment { state_dim: 1, columns: &columns,
+    /// #     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
+    /// #     solver: SolverSpec { method: "EulerMaruyama", max_step: 0.5 },
+    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])? };
+    /// # let bytes = file::to_vec(&Model::default(), &deployment)?;
+    /// let file = ModelFile::parse(&bytes)?; // steps of at most 0.5 time units
+    /// let mut f: Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 4, 2>> =
+    ///     Forecaster::new(Model::default(), EulerMaruyama, &file, Arrays::new())?
+    ///         .with_step_limit(10);
+    /// f.observe(0.0, &[Some(1.0)])?;
+    /// let mut out = [0.0; 4];
+    /// f.forecast(&[5.0], &mut out)?; // 10 steps of 0.5: allowed
+    /// assert!(matches!(f.forecast(&[5.5], &mut out), Err(Error::OutOfRange { .. })));
+    /// assert!(matches!(f.observe(6.0, &[Some(1.0)]), Err(Error::OutOfRange { .. })));
+    /// assert_eq!(f.readings(), 1);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_step_limit(mut self, steps: u32) -> Self {
+        self.step_limit = steps;
         self
     }
 
@@ -584,6 +635,11 @@ where
         };
         let noise = Brownian::new(self.defaults.seed ^ segment.wrapping_mul(GOLDEN));
         let grid = TimeGrid::with_max_step(t_anchor, last, self.max_step)?;
+        if grid.steps() > self.step_limit {
+            return Err(Error::OutOfRange {
+                what: "time too far ahead: the steps to it exceed the forecaster's step limit",
+            });
+        }
         let mut last_step = 0;
         for event in grid.plan(saves)? {
             match event {

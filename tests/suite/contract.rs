@@ -893,6 +893,8 @@ mod forecast_contract {
         prop_oneof![
             6 => (0u32..40).prop_map(|k| f64::from(k) * 0.25),
             1 => nasty().prop_map(f64::from),
+            // Far from the others: millions of steps away, beyond the default step limit.
+            1 => -1e8f64..1e8,
             1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(1e300), Just(1e-300)],
         ]
     }
