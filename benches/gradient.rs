@@ -11,6 +11,11 @@
 //!   parameters, 100 trajectories, 30 save times on [0, 1], 116 Euler-Maruyama steps
 //!   (4 per save interval), mean + variance matching.
 //!
+//! - wide: a 4,402-parameter model (drift Dense<1,64,FastTanh>, Dense<64,64,FastTanh>,
+//!   Dense<64,1>; diffusion Dense<1,16,FastSigmoid>, Dense<16,1>), 16 trajectories, 40
+//!   Euler-Maruyama steps on [0, 1], MSE of the mean at 4 save times: forward mode (K = 32,
+//!   138 passes) against reverse mode (sqrt(N) checkpoints), the case reverse mode is for.
+//!
 //! Both gradients also on 1 and 2 threads (`_threads/.../T=`), and one training iteration of
 //! the spiral's second phase (the owned `Trainer`, SOSRI, 29 steps) on 1 and 2 threads.
 //!
@@ -308,6 +313,65 @@ fn spiral_iteration(c: &mut Criterion) {
     group.finish();
 }
 
+type WideModel = NeuralSde<
+    (
+        Dense<1, 64, FastTanh>,
+        Dense<64, 64, FastTanh>,
+        Dense<64, 1, Identity>,
+    ),
+    (Dense<1, 16, FastSigmoid>, Dense<16, 1, Identity>),
+>;
+
+fn wide(c: &mut Criterion) {
+    let mut model = WideModel::default();
+    model
+        .init(
+            &mut tinysde::noise::rng_from_seed(3),
+            InitScheme::GlorotUniform,
+        )
+        .unwrap();
+    let times = [0.25f32, 0.5, 0.75, 1.0];
+    let data = [[0.8f32], [0.65], [0.55], [0.5]];
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(0.0, 1.0, 40).unwrap());
+    let problem = Problem::new(solver, [1.0], 16, &times).unwrap();
+    let noise = Brownian::new(3);
+    let mut grad = vec![0.0f32; WideModel::PARAMS];
+    let mut group = c.benchmark_group(format!("gradient/wide_P{}_M16_EM40", WideModel::PARAMS));
+    let mut stats = vec![[Dual::<32>::ZERO; 1]; problem.stats_len()];
+    group.bench_function("forward/K=32", |b| {
+        b.iter(|| {
+            black_box(
+                loss_and_gradient(
+                    &Ensemble::new(&problem, &loss, &noise),
+                    &model,
+                    Forward,
+                    &mut Scratch::new(&mut stats, &mut []),
+                    &mut grad,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    let mut stats = vec![[Dual::<8>::ZERO; 1]; problem.stats_len()];
+    let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::Sqrt)];
+    group.bench_function("reverse/sqrt", |b| {
+        b.iter(|| {
+            black_box(
+                loss_and_gradient(
+                    &Ensemble::new(&problem, &loss, &noise),
+                    &model,
+                    Reverse(Checkpoints::Sqrt),
+                    &mut Scratch::new(&mut stats, &mut tape),
+                    &mut grad,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -318,6 +382,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seed_task, spiral, spiral_iteration
+    targets = seed_task, spiral, spiral_iteration, wide
 }
 criterion_main!(benches);

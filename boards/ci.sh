@@ -315,7 +315,7 @@ nile="$out/nile"
 rm -rf "$nile"
 # The test profile (optimized) reuses the root crate's build of the host test above; the
 # model's bits are the same in any profile.
-(cd "$root" && cargo run --profile test --features std --example fit_csv -- \
+(cd "$root" && cargo run --profile test --features examples --example fit_csv -- \
     examples/data/nile.csv --out "$nile" --eval-trajectories 32)
 [ -s "$nile/fit_csv.tsm" ] && [ -s "$nile/forecast.csv" ] || fail "fit_csv wrote no model file"
 export TINYSDE_MODEL="$nile/fit_csv.tsm" TINYSDE_READINGS="$root/examples/data/nile.csv"

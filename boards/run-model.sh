@@ -4,7 +4,7 @@
 #   bash boards/run-model.sh MODEL [CSV] [--core m0|m4|m33]
 #
 # MODEL: a model file written by `fit_csv` (e.g. target/nile/fit_csv.tsm after
-# `cargo run --release --example fit_csv -- examples/data/nile.csv --out target/nile`; or
+# `cargo run --release --features examples --example fit_csv -- examples/data/nile.csv --out target/nile`; or
 # its fit_csv.weights, scaled by the fit_csv.json beside it). CSV: the readings the firmware replays
 # from flash in place of a sensor (the series the model was fitted on, or its continuation;
 # a time column, then one column per state component). --core: the emulated Cortex-M (QEMU

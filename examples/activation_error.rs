@@ -10,7 +10,7 @@
 //! `0.5 + 0.5 * quick_tanh(0.5 * x)` (the same rational function, evaluated otherwise).
 //! Exits non-zero if an error exceeds the bound in the docs or a property fails.
 //!
-//!     cargo run --release --example activation_error
+//!     cargo run --release --features examples --example activation_error
 //!
 //! With `--fast` it measures `fast_tanh` and `fast_sigmoid` as well (values only).
 

@@ -7,9 +7,9 @@
 //! Everything is seeded, so the file is reproducible bit for bit:
 //!
 //! ```text
-//! cargo run --release --example firmware_weights              # 300 iterations
-//! cargo run --release --example firmware_weights -- 0         # the initialized model only
-//! cargo run --release --example firmware_weights -- 300 out.tsw
+//! cargo run --release --features examples --example firmware_weights              # 300 iterations
+//! cargo run --release --features examples --example firmware_weights -- 0         # the initialized model only
+//! cargo run --release --features examples --example firmware_weights -- 300 out.tsw
 //! ```
 //!
 //! The data set, save times and step count are the firmware's (`boards/app/src/seed.rs`);

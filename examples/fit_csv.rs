@@ -1,9 +1,9 @@
 //! Fit a neural SDE to your own time series from a CSV file, and forecast it.
 //!
 //! ```text
-//! cargo run --release --example fit_csv -- --help
-//! cargo run --release --example fit_csv -- examples/data/nile.csv --out target/nile
-//! cargo run --release --example fit_csv -- examples/data/co2.csv --horizon 104
+//! cargo run --release --features examples --example fit_csv -- --help
+//! cargo run --release --features examples --example fit_csv -- examples/data/nile.csv --out target/nile
+//! cargo run --release --features examples --example fit_csv -- examples/data/co2.csv --horizon 104
 //! ```
 //!
 //! **Input.** A CSV file: a time column, then one or two value columns (the format is in
@@ -111,7 +111,7 @@ use tinysde::Dual;
 #[derive(Parser, Debug, Clone, PartialEq)]
 #[command(name = "fit_csv", version)]
 #[command(
-    after_help = "Example:\n  cargo run --release --example fit_csv -- examples/data/nile.csv --out target/nile\n\n\
+    after_help = "Example:\n  cargo run --release --features examples --example fit_csv -- examples/data/nile.csv --out target/nile\n\n\
 Exit codes: 0 success; 1 bad data or failed run (nothing is written); 2 bad command line.\n\
 Progress bars go to stderr; --quiet (or the environment variable TINYSDE_NO_PROGRESS) turns them off."
 )]

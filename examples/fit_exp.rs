@@ -1,7 +1,7 @@
 //! The seed task: fit a one-dimensional neural SDE to seven noisy points of `exp(x)`.
 //!
 //! ```text
-//! cargo run --release --example fit_exp [--out DIR] [--quiet] [--threads N]    (default DIR: target/fit_exp)
+//! cargo run --release --features examples --example fit_exp [--out DIR] [--quiet] [--threads N]    (default DIR: target/fit_exp)
 //! ```
 //!
 //! Data: `y = exp(x) + U[0, 2)` at `x = -3, -2, ..., 3` (x plays the role of time; fixed

@@ -2,7 +2,7 @@
 //! evaluated a given number of times, for counting instructions with and without the quick
 //! activations:
 //!
-//!     cargo build --release --example gradient_count
+//!     cargo build --release --features examples --example gradient_count
 //!     valgrind --tool=callgrind target/release/examples/gradient_count fast 3
 //!     valgrind --tool=callgrind target/release/examples/gradient_count quick 3
 //!

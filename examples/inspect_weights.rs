@@ -3,7 +3,7 @@
 //! file's sections, after checking its magic, version, length and checksum.
 //!
 //! ```text
-//! cargo run --example inspect_weights -- target/fit_exp/fit_exp.weights
+//! cargo run --features examples --example inspect_weights -- target/fit_exp/fit_exp.weights
 //! ```
 //!
 //! Exits with a non-zero code and a one-line message if the file is missing, truncated,

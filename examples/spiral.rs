@@ -2,7 +2,7 @@
 //! from the mean and variance of 10,000 simulated paths.
 //!
 //! ```text
-//! cargo run --release --example spiral [OUT_DIR] [--threads N]    (default OUT_DIR: target/spiral)
+//! cargo run --release --features examples --example spiral [OUT_DIR] [--threads N]    (default OUT_DIR: target/spiral)
 //! ```
 //!
 //! True system (Itô, diagonal multiplicative noise) on `t in [0, 1]` from `u0 = [2, 0]`:
@@ -89,7 +89,7 @@ impl Settings {
         }
     }
 
-    /// What `cargo run --example spiral` runs: the tutorial's settings.
+    /// What `cargo run --release --features examples --example spiral` runs: the tutorial's settings.
     pub fn full() -> Self {
         Self::tutorial()
     }

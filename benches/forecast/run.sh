@@ -8,7 +8,7 @@
 #   FIT_CSV=/path/to/target/release/examples/fit_csv bash benches/forecast/run.sh
 #
 # Environment: FIT_CSV (the fit_csv command to measure; default: this worktree's, built
-# with `cargo build --release --example fit_csv`), FORECAST_VENV (default
+# with `cargo build --release --features examples --example fit_csv`), FORECAST_VENV (default
 # target/forecast-venv), FORECAST_OUT (where the exported series and fit_csv's outputs go,
 # default target/forecast-bench). Everything runs under `nice`: the machine may be shared.
 set -euo pipefail
@@ -22,7 +22,7 @@ fi
 "$VENV/bin/pip" install -q -r benches/forecast/requirements.txt
 
 if [ -z "${FIT_CSV:-}" ]; then
-  nice cargo build --release --example fit_csv >/dev/null 2>&1
+  nice cargo build --release --features examples --example fit_csv >/dev/null 2>&1
   FIT_CSV="${CARGO_TARGET_DIR:-target}/release/examples/fit_csv"
 fi
 echo "# fit_csv: $FIT_CSV ($("$FIT_CSV" --version 2>/dev/null || echo '?')); load average $(cut -d' ' -f1-3 /proc/loadavg)"

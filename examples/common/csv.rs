@@ -13,6 +13,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use jiff::civil::{Date, DateTime, Time};
+use jiff::{SignedDuration, Timestamp};
+
+/// 1970-01-01T00:00:00 UTC, as a civil date-time (times are seconds since then).
+const UNIX_EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+
 /// How the file writes its times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeFormat {
@@ -31,27 +37,25 @@ impl TimeFormat {
         match self {
             TimeFormat::Number => format_number(t),
             TimeFormat::Date | TimeFormat::DateTime => {
-                let day = (t / 86_400.0).floor();
-                let secs = t - day * 86_400.0;
-                let (y, m, d) = civil_from_days(day as i64);
-                if self == TimeFormat::Date && secs == 0.0 {
-                    format!("{y:04}-{m:02}-{d:02}")
-                } else {
-                    let whole = secs.floor();
-                    let (hh, mm, ss) = (
-                        (whole / 3600.0) as u32,
-                        ((whole % 3600.0) / 60.0) as u32,
-                        (whole % 60.0) as u32,
-                    );
-                    let frac = secs - whole;
-                    let mut s = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
-                    if frac > 5e-4 {
-                        let ms = ((frac * 1000.0).round() as u32).min(999);
-                        let _ = write!(s, ".{ms:03}");
-                    }
-                    s.push('Z');
-                    s
+                let whole = t.floor();
+                let Some(utc) = (whole.abs() < 1e15)
+                    .then(|| UNIX_EPOCH.checked_add(SignedDuration::from_secs(whole as i64)))
+                    .and_then(Result::ok)
+                else {
+                    // Beyond jiff's years -9999..=9999: the seconds themselves.
+                    return format_number(t);
+                };
+                let frac = t - whole;
+                if self == TimeFormat::Date && frac == 0.0 && utc.time() == Time::midnight() {
+                    return utc.date().to_string();
                 }
+                let mut s = utc.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+                if frac > 5e-4 {
+                    let ms = ((frac * 1000.0).round() as u32).min(999);
+                    let _ = write!(s, ".{ms:03}");
+                }
+                s.push('Z');
+                s
             }
         }
     }
@@ -364,7 +368,8 @@ fn parse_value(cell: &str, sep: char) -> Result<Option<f64>, String> {
     }
 }
 
-/// A time cell: a finite number, an ISO-8601 date, or an ISO-8601 date-time.
+/// A time cell: a finite number, an ISO-8601 date, or an ISO-8601 date-time (parsed by
+/// `jiff`; a date-time without a UTC offset is UTC).
 pub fn parse_time(cell: &str) -> Result<(f64, TimeFormat), String> {
     if cell.is_empty() {
         return Err("the time is empty (every row needs a time)".into());
@@ -376,109 +381,32 @@ pub fn parse_time(cell: &str) -> Result<(f64, TimeFormat), String> {
             Err(format!("\"{cell}\" is not a finite time"))
         };
     }
-    let bad = || {
-        format!(
-            "\"{cell}\" is neither a number nor an ISO-8601 date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])"
-        )
-    };
     let b = cell.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
+        return Err(format!(
+            "\"{cell}\" is neither a number nor an ISO-8601 date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])"
+        ));
     }
-    let num = |s: &str| -> Option<i64> {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
+    if b.len() == 10 {
+        let date: Date = cell
+            .parse()
+            .map_err(|_| format!("\"{cell}\" is not a valid calendar date"))?;
+        let midnight = date
+            .to_datetime(Time::midnight())
+            .duration_since(UNIX_EPOCH);
+        return Ok((midnight.as_secs() as f64, TimeFormat::Date));
+    }
+    let since_epoch = match cell.parse::<Timestamp>() {
+        Ok(t) => t.duration_since(Timestamp::UNIX_EPOCH),
+        Err(_) => cell
+            .parse::<DateTime>()
+            .map(|dt| dt.duration_since(UNIX_EPOCH))
+            .map_err(|e| {
+                format!(
+                    "\"{cell}\" is not a valid ISO-8601 date-time (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]): {e}"
+                )
+            })?,
     };
-    let (Some(y), Some(m), Some(d)) = (num(&cell[0..4]), num(&cell[5..7]), num(&cell[8..10]))
-    else {
-        return Err(bad());
-    };
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return Err(format!("\"{cell}\" is not a valid calendar date"));
-    }
-    let day_seconds = days_from_civil(y, m, d) as f64 * 86_400.0;
-    let rest = &cell[10..];
-    if rest.is_empty() {
-        return Ok((day_seconds, TimeFormat::Date));
-    }
-    let rest = rest
-        .strip_prefix('T')
-        .or_else(|| rest.strip_prefix(' '))
-        .ok_or_else(bad)?;
-    // Offset: Z, +HH:MM, -HH:MM, +HHMM (after the clock time).
-    let (clock, offset) = if let Some(c) = rest.strip_suffix('Z').or(rest.strip_suffix('z')) {
-        (c, 0i64)
-    } else if let Some(pos) = rest.rfind(['+', '-']) {
-        let (c, o) = rest.split_at(pos);
-        let sign = if o.starts_with('-') { -1 } else { 1 };
-        let digits: String = o[1..].chars().filter(|&ch| ch != ':').collect();
-        if digits.len() != 4 {
-            return Err(bad());
-        }
-        let (Some(oh), Some(om)) = (num(&digits[..2]), num(&digits[2..])) else {
-            return Err(bad());
-        };
-        (c, sign * (oh * 3600 + om * 60))
-    } else {
-        (rest, 0)
-    };
-    let parts: Vec<&str> = clock.split(':').collect();
-    if parts.len() < 2 || parts.len() > 3 {
-        return Err(bad());
-    }
-    let (Some(hh), Some(mm)) = (num(parts[0]), num(parts[1])) else {
-        return Err(bad());
-    };
-    let ss: f64 = match parts.get(2) {
-        None => 0.0,
-        Some(s) => {
-            let ok = s.len() >= 2
-                && s.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-                && s.as_bytes()[..2].iter().all(u8::is_ascii_digit);
-            s.parse().ok().filter(|_| ok).ok_or_else(bad)?
-        }
-    };
-    if hh > 23 || mm > 59 || !(0.0..61.0).contains(&ss) {
-        return Err(format!("\"{cell}\" is not a valid time of day"));
-    }
-    let t = day_seconds + (hh * 3600 + mm * 60 - offset) as f64 + ss;
-    Ok((t, TimeFormat::DateTime))
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let seconds = since_epoch.as_secs() as f64 + f64::from(since_epoch.subsec_nanos()) / 1e9;
+    Ok((seconds, TimeFormat::DateTime))
 }

@@ -366,10 +366,18 @@ fn csv_reads_missing_values_and_times_as_f64_dates_and_date_times() {
     let t = parse("mix.csv", "d,x\n2024-05-01,1\n2024-05-01T06:00:00Z,2\n").unwrap();
     assert_eq!(t.time_format, csv::TimeFormat::DateTime);
     assert_eq!(t.times[1] - t.times[0], 21_600.0);
-    // The calendar is right across centuries (400-year cycle, leap rules).
-    for days in [-719_468i64, -1, 0, 11_016, 10_957, 47_541, 2_932_896] {
-        let (y, m, d) = csv::civil_from_days(days);
-        assert_eq!(csv::days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+    // Dates are written back as they were read, across centuries (400-year cycle, leap
+    // rules), and a date is its midnight's Unix seconds.
+    for (days, date) in [
+        (-719_468i64, "0000-03-01"),
+        (-1, "1969-12-31"),
+        (11_016, "2000-02-29"),
+        (47_541, "2100-03-01"),
+        (2_932_896, "9999-12-31"),
+    ] {
+        let t = days as f64 * 86_400.0;
+        assert_eq!(csv::TimeFormat::Date.format(t), date);
+        assert_eq!(csv::parse_time(date), Ok((t, csv::TimeFormat::Date)));
     }
 }
 

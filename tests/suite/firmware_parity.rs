@@ -70,7 +70,7 @@ const ADAPTIVE_TOLERANCE: f32 = 1e-2;
 fn blob() -> Vec<u8> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw");
     std::fs::read(path).unwrap_or_else(|e| {
-        panic!("{path}: {e} (regenerate with `cargo run --release --example firmware_weights`)")
+        panic!("{path}: {e} (regenerate with `cargo run --release --features examples --example firmware_weights`)")
     })
 }
 

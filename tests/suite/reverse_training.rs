@@ -266,8 +266,9 @@ type Wide = NeuralSde<
 >;
 const WP: usize = Wide::PARAMS;
 
-/// A model with 4,000+ parameters trains on the host in reverse mode; the time per
-/// iteration of both modes is printed (forward mode for one iteration only).
+/// A model with 4,000+ parameters trains on the host in reverse mode (the case reverse mode
+/// is for: forward mode would need 138 passes of 32 lanes per gradient; the two modes' cost
+/// is measured by `cargo bench --bench gradient -- wide`).
 #[test]
 fn a_model_with_4000_parameters_trains() {
     const { assert!(WP > 4000) };
@@ -284,42 +285,27 @@ fn a_model_with_4000_parameters_trains() {
         )
         .unwrap();
     let before = eval(&model, &problem, &loss);
-
-    let run = |reverse_mode: bool, iterations: u32, model: &mut Wide| -> f64 {
-        let mut adam = Adam::new(AdamConfig::lr(0.002), vec![0.0; WP], vec![0.0; WP]).unwrap();
-        let (mut p, mut g, mut b) = (vec![0.0; WP], vec![0.0; WP], vec![0.0; WP]);
-        let mut stats = [[Dual::<32>::ZERO; 1]; 8];
-        let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::Sqrt)];
-        let ws = Workspace {
-            params: &mut p,
-            grad: &mut g,
-            best: &mut b,
-            scratch: Scratch::new(&mut stats, &mut tape),
-        };
-        let mode = if reverse_mode {
-            GradientMode::Reverse(Checkpoints::Sqrt)
-        } else {
-            GradientMode::Forward
-        };
-        let mut t = EnsembleFit::new(problem, &loss)
-            .and_then(|fit| Trainer::new(model, &mut adam, fit, TrainConfig::default(), ws))
-            .and_then(|t| t.with_mode(mode))
-            .unwrap();
-        let start = Instant::now();
-        t.run(iterations, |_| ControlFlow::Continue(())).unwrap();
-        t.restore_best();
-        assert_eq!(t.optimizer().num_params(), WP);
-        start.elapsed().as_secs_f64() / iterations as f64
+    let mut adam = Adam::new(AdamConfig::lr(0.002), vec![0.0; WP], vec![0.0; WP]).unwrap();
+    let (mut p, mut g, mut b) = (vec![0.0; WP], vec![0.0; WP], vec![0.0; WP]);
+    let mut stats = [[Dual::<32>::ZERO; 1]; 8];
+    let mut tape = vec![[0.0f32; 1]; reverse::tape_len(&problem, Checkpoints::Sqrt)];
+    let ws = Workspace {
+        params: &mut p,
+        grad: &mut g,
+        best: &mut b,
+        scratch: Scratch::new(&mut stats, &mut tape),
     };
-    let mut scratch = model;
-    let forward = run(false, 1, &mut scratch);
-    let reverse = run(true, 100, &mut model);
+    let mut t = EnsembleFit::new(problem, &loss)
+        .and_then(|fit| Trainer::new(&mut model, &mut adam, fit, TrainConfig::default(), ws))
+        .and_then(|t| t.with_mode(GradientMode::Reverse(Checkpoints::Sqrt)))
+        .unwrap();
+    t.run(100, |_| ControlFlow::Continue(())).unwrap();
+    t.restore_best();
+    assert_eq!(t.optimizer().num_params(), WP);
+    drop(t);
     let after = eval(&model, &problem, &loss);
-    eprintln!(
-        "{WP} parameters, 16 trajectories x 40 EM steps: {:.1} ms per iteration forward \
-         (K = 32), {:.2} ms reverse; loss {before} -> {after} in 100 reverse iterations",
-        forward * 1e3,
-        reverse * 1e3
+    assert!(
+        after < 0.5 * before,
+        "{before} -> {after} in 100 reverse iterations"
     );
-    assert!(after < 0.5 * before, "{before} -> {after}");
 }
