@@ -313,6 +313,10 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
             .zip(bias.chunks_exact(4))
             .zip(out.chunks_exact(4))
         {
+            if P::UNITS_IN_PAIRS {
+                unit_pairs_dot::<T, P, J>(rows, bias, out, x, acc);
+                continue;
+            }
             for (((a, w), &b), &v) in acc.iter_mut().zip(rows).zip(bias).zip(out) {
                 *a += hidden_unit::<T, P, J>(w, b, x) * v;
             }
@@ -320,6 +324,34 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
         done += G;
     }
     done
+}
+
+/// Four units of `rows`/`bias` at `x` in two pairs, each pair's pre-activations handed to
+/// [`Activation::apply_array`] together, unit `k` times `out[k]` into accumulator `k`: the
+/// operations of [`hidden_unit`] per unit (the same bits), for the activations that
+/// evaluate a pair for less ([`Activation::UNITS_IN_PAIRS`]).
+#[inline(always)]
+fn unit_pairs_dot<T: Real, P: Activation, const J: usize>(
+    rows: &[[f32; J]],
+    bias: &[f32],
+    out: &[f32],
+    x: &[T; J],
+    acc: &mut [T; 4],
+) {
+    let pairs = rows
+        .chunks_exact(2)
+        .zip(bias.chunks_exact(2))
+        .zip(out.chunks_exact(2));
+    for (accs, ((rows, bias), out)) in acc.chunks_exact_mut(2).zip(pairs) {
+        let mut z = [T::ZERO; 2];
+        for ((z, w), &b) in z.iter_mut().zip(rows).zip(bias) {
+            *z = T::cst(b) + dot(x, w);
+        }
+        P::apply_array(&mut z);
+        for ((a, h), &v) in accs.iter_mut().zip(z).zip(out) {
+            *a += h * v;
+        }
+    }
 }
 
 /// [`hidden_dot`], not inlined on 32-bit Arm (the Cortex-M): measured on the M4F, a call per
