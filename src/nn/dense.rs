@@ -303,15 +303,22 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
     acc: &mut [T; 4],
 ) -> usize {
     let mut done = 0;
+    // `as_chunks` (constant sizes) rather than `chunks_exact`: zipping `chunks_exact`
+    // iterators divides by their run-time chunk size where the zip is not inlined (at
+    // opt-level "s"), which links a division-by-zero panic into no-panic firmware.
     let groups = rows
-        .chunks_exact(G)
-        .zip(bias.chunks_exact(G))
-        .zip(out.chunks_exact(G));
+        .as_chunks::<G>()
+        .0
+        .iter()
+        .zip(bias.as_chunks::<G>().0)
+        .zip(out.as_chunks::<G>().0);
     for ((rows, bias), out) in groups {
         for ((rows, bias), out) in rows
-            .chunks_exact(4)
-            .zip(bias.chunks_exact(4))
-            .zip(out.chunks_exact(4))
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .zip(bias.as_chunks::<4>().0)
+            .zip(out.as_chunks::<4>().0)
         {
             for (((a, w), &b), &v) in acc.iter_mut().zip(rows).zip(bias).zip(out) {
                 *a += hidden_unit::<T, P, J>(w, b, x) * v;
