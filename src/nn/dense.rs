@@ -302,31 +302,23 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
     x: &[T; J],
     acc: &mut [T; 4],
 ) -> usize {
-    let mut done = 0;
-    // `as_chunks` (constant sizes) rather than `chunks_exact`: zipping `chunks_exact`
-    // iterators divides by their run-time chunk size where the zip is not inlined (at
-    // opt-level "s"), which links a division-by-zero panic into no-panic firmware.
-    let groups = rows
-        .as_chunks::<G>()
-        .0
-        .iter()
-        .zip(bias.as_chunks::<G>().0)
-        .zip(out.as_chunks::<G>().0);
-    for ((rows, bias), out) in groups {
-        for ((rows, bias), out) in rows
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .zip(bias.as_chunks::<4>().0)
-            .zip(out.as_chunks::<4>().0)
-        {
-            for (((a, w), &b), &v) in acc.iter_mut().zip(rows).zip(bias).zip(out) {
-                *a += hidden_unit::<T, P, J>(w, b, x) * v;
+    // Indices rather than zipped `chunks_exact` iterators: zipping those divides by their
+    // chunk size, a run-time value where the zip is not inlined (at opt-level "s"), which
+    // links a division-by-zero panic into no-panic firmware. Here `G` divides at compile
+    // time, and where the slices' lengths are known (every caller at opt-level 3) the loops
+    // fold as the zips did.
+    let groups = rows.len().min(bias.len()).min(out.len()) / G;
+    for k in 0..groups {
+        for q in 0..G / 4 {
+            for (i, a) in acc.iter_mut().enumerate() {
+                let u = k * G + 4 * q + i;
+                if let (Some(w), Some(&b), Some(&v)) = (rows.get(u), bias.get(u), out.get(u)) {
+                    *a += hidden_unit::<T, P, J>(w, b, x) * v;
+                }
             }
         }
-        done += G;
     }
-    done
+    groups * G
 }
 
 /// [`hidden_dot`], not inlined on 32-bit Arm (the Cortex-M): measured on the M4F, a call per

@@ -93,7 +93,7 @@ fn the_seed_model_from_its_parts_forecasts_the_files_bits() {
         let parsed = ModelFile::parse(&bytes).unwrap();
         type F = Forecaster<Seed, Sosri, 1, 1, Vecs<1>>;
         let mut host = F::new(Seed::default(), Sosri, &parsed, Vecs::new(32, 8)).unwrap();
-        let mut device = F::from_parts(model.clone(), Sosri, &d, Vecs::new(32, 8)).unwrap();
+        let mut device = F::from_parts(model, Sosri, &d, Vecs::new(32, 8)).unwrap();
         let a = trace(&mut host, &rows, 1.0);
         let b = trace(&mut device, &rows, 1.0);
         assert!(a.len() > 30 * 2 * 4, "{column:?}: too little traced");
