@@ -230,8 +230,9 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
 }
 
 /// What this firmware's forecaster takes from a version-2 file: every state coordinate
-/// observed in order without observation noise, affine transforms, SOSRI with steps of at
-/// most `h`, 1 to 1024 paths, 2 to 16 increasing quantile levels in (0, 1).
+/// observed, in order (no latent state), with or without observation noise, affine or log
+/// transforms, SOSRI with steps of at most `h`, 1 to 1024 paths, 2 to 16 increasing quantile
+/// levels in (0, 1).
 pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
     if d.state_dim != dim {
         return Err(format!(
@@ -239,17 +240,20 @@ pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
             d.state_dim
         ));
     }
-    let full: Vec<(usize, f32)> = (0..dim).map(|i| (i, 0.0)).collect();
-    if d.observed != full || d.columns.len() != dim {
+    let in_order = d.observed.len() == dim
+        && d.observed.iter().enumerate().all(|(i, &(index, noise))| {
+            index == i && noise.is_finite() && noise >= 0.0
+        });
+    if !in_order || d.columns.len() != dim {
         return Err(format!(
-            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed exactly, in order (latent state and observation noise need the library forecaster)",
+            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed, in order (latent state needs the library forecaster)",
             d.observed,
             d.columns.len()
         ));
     }
-    if let Some(c) = d.columns.iter().find(|c| c.0 != 0) {
+    if let Some(c) = d.columns.iter().find(|c| c.0 > 1) {
         return Err(format!(
-            "column {:?} has transform {} (log): this firmware takes affine transforms only",
+            "column {:?} has transform {}: this firmware takes affine (0) and log (1) transforms",
             c.3, c.0
         ));
     }
@@ -1410,11 +1414,48 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_file_gives_its_deployment_and_proof() {
+        let bytes = seed_v2(1, 0.25, &ALL);
+        let src = model_source(Path::new("m.tsm"), &bytes).unwrap();
+        let crc = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        for line in [
+            format!("pub const FILE_LEN: usize = {};", bytes.len()),
+            format!("pub const FILE_CRC: u32 = {crc:#010x};"),
+            // Header, the MODL section's tag and length, the description's length and
+            // text, the parameter count.
+            format!("pub const PARAMS_AT: usize = {};", 16 + 8 + 4 + SEED.len() + 4),
+            "name: \"flow\", transform: tinysde::forecast::file::Transform::Log".to_string(),
+            format!("noise: f32::from_bits({:#x})", 0.25f32.to_bits()),
+            "tinysde::forecast::file::TimeAxis { name: \"year\", format: tinysde::forecast::file::TimeFormat::Number".to_string(),
+            format!(
+                "tinysde::forecast::file::SolverSpec {{ method: \"SOSRI\", max_step: f32::from_bits({:#x}) }}",
+                0.5f32.to_bits()
+            ),
+        ] {
+            assert!(src.contains(&line), "{line} not in\n{src}");
+        }
+        // The parameters are where PARAMS_AT says.
+        let at = 16 + 8 + 4 + SEED.len() + 4;
+        let v1 = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw"))
+            .unwrap();
+        let v1_at = 14 + SEED.len() + 4;
+        assert_eq!(bytes[at..at + 4 * 122], v1[v1_at..v1_at + 4 * 122]);
+        assert!(model_source(Path::new("m.tsw"), &v1)
+            .unwrap()
+            .contains(&format!("pub const PARAMS_AT: usize = {v1_at};")));
+    }
+
+    #[test]
     fn a_version_2_file_the_firmware_cannot_forecast_is_refused() {
-        let e = model_source(Path::new("m.tsm"), &seed_v2(1, 0.0, &ALL)).unwrap_err();
-        assert!(e.contains("transform 1 (log)"), "{e}");
-        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.5, &ALL)).unwrap_err();
-        assert!(e.contains("observed exactly"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(2, 0.0, &ALL)).unwrap_err();
+        assert!(e.contains("transform 2"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, f32::NAN, &ALL)).unwrap_err();
+        assert!(e.contains("observed, in order"), "{e}");
+        // A corrupt file: the generator checks the checksum.
+        let mut bad = seed_v2(0, 0.0, &ALL);
+        bad[40] ^= 1;
+        let e = model_source(Path::new("m.tsm"), &bad).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
         let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL[..5])).unwrap_err();
         assert!(e.contains("without a FCST section"), "{e}");
         let mut short = seed_v2(0, 0.0, &ALL);
