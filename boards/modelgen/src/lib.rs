@@ -241,9 +241,10 @@ pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
         ));
     }
     let in_order = d.observed.len() == dim
-        && d.observed.iter().enumerate().all(|(i, &(index, noise))| {
-            index == i && noise.is_finite() && noise >= 0.0
-        });
+        && d.observed
+            .iter()
+            .enumerate()
+            .all(|(i, &(index, noise))| index == i && noise.is_finite() && noise >= 0.0);
     if !in_order || d.columns.len() != dim {
         return Err(format!(
             "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed, in order (latent state needs the library forecaster)",
