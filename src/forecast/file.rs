@@ -330,7 +330,7 @@ pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
     })
 }
 
-fn check_deployment(d: &Deployment<'_>) -> Result<(), Error> {
+pub(crate) fn check_deployment(d: &Deployment<'_>) -> Result<(), Error> {
     let bad = |what| Err(Error::OutOfRange { what });
     let cols = d.columns.len();
     if cols == 0 || cols > MAX_COLUMNS || cols > d.state_dim as usize {

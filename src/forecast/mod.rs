@@ -93,7 +93,7 @@ use crate::noise::{normal_from_bits, splitmix64, Brownian, Increment, NoiseSourc
 use crate::sde::Sde;
 use crate::solve::{PlanEvent, Step, TimeGrid};
 use crate::weights::Describe;
-use file::{Column, ModelFile, Transform};
+use file::{Column, Deployment, ModelFile, Transform};
 
 /// The constant by which reading indices and columns are spread over the noise keys.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -396,22 +396,103 @@ where
     /// has no scaling); `Meth` does not support `M`'s noise ([`Error::UnsupportedNoise`]);
     /// the buffers hold no member or no time, or their parts differ in length
     /// ([`Error::Length`]).
-    pub fn new(
-        mut model: M,
-        method: Meth,
-        file: &ModelFile<'_>,
-        mut buffers: B,
-    ) -> Result<Self, Error> {
+    pub fn new(model: M, method: Meth, file: &ModelFile<'_>, buffers: B) -> Result<Self, Error> {
         let need = |tag| Error::Weights(WeightsError::MissingSection(tag));
         let dim = file.state_dim().ok_or(need(file::tag::STATE))?;
         let count = file.column_count().ok_or(need(file::tag::STATE))?;
         let time = file.time().ok_or(need(file::tag::TIME))?;
         let solver = file.solver().ok_or(need(file::tag::SOLVER))?;
         let defaults = file.defaults().ok_or(need(file::tag::FORECAST))?;
-        if file.column(0).is_none() {
-            return Err(need(file::tag::COLUMNS));
-        }
+        let first = file.column(0).ok_or(need(file::tag::COLUMNS))?;
         if dim as usize != D || count != C || solver.method != Meth::NAME {
+            return Err(WeightsError::ShapeMismatch.into());
+        }
+        let mut columns = [first; C];
+        for (i, slot) in columns.iter_mut().enumerate() {
+            *slot = file.column(i).ok_or(need(file::tag::COLUMNS))?;
+        }
+        let deployment = Deployment {
+            state_dim: dim,
+            columns: &columns,
+            time,
+            solver,
+            defaults,
+        };
+        let mut f = Self::from_parts(model, method, &deployment, buffers)?;
+        file.load_into(&mut f.model)?;
+        Ok(f)
+    }
+
+    /// A forecaster for `model` (its parameters already set) with the scaling, time axis,
+    /// solver and forecast defaults of `deployment`: what [`Forecaster::new`] takes from a
+    /// model file, given directly. Firmware built for one model file makes `deployment`
+    /// from constants generated at build time and does not link the file reader; the
+    /// forecasts are bit for bit those of [`Forecaster::new`] from the file that
+    /// [`file::write`] makes of the same model and deployment.
+    ///
+    /// Errors, as [`Forecaster::new`]'s: a deployment [`file::write`] would refuse
+    /// ([`Error::OutOfRange`]: no column or more than the state dimension, a state index
+    /// out of range or observed twice, a scale, origin, unit, step or noise not finite or
+    /// not positive, bad quantile levels); a state dimension other than `D`, a column count
+    /// other than `C` or a method other than `Meth` ([`WeightsError::ShapeMismatch`]);
+    /// `Meth` does not support `M`'s noise ([`Error::UnsupportedNoise`]); buffers without a
+    /// member or a time, or parts of different lengths ([`Error::Length`]). `model` is taken
+    /// as it is (the ways to set its parameters, [`Parameters::write_params`] and the
+    /// weights readers, refuse values that are not finite; a model that diverges anyway is
+    /// [`Error::Diverged`] at the reading).
+    ///
+    /// [`Parameters::write_params`]: crate::nn::Parameters::write_params
+    ///
+    /// ```
+    /// use tinysde::forecast::file::{self, Column, Defaults, Deployment, ModelFile, SolverSpec,
+    ///     TimeAxis, TimeFormat, Transform};
+    /// use tinysde::forecast::{Arrays, Forecaster};
+    /// use tinysde::nn::{Dense, FastSigmoid, FastTanh, Identity, InitScheme};
+    /// use tinysde::sde::NeuralSde;
+    /// use tinysde::solve::Sosri;
+    ///
+    /// type Model = NeuralSde<(Dense<1, 8, FastTanh>, Dense<8, 1, Identity>),
+    ///                        (Dense<1, 8, FastSigmoid>, Dense<8, 1, Identity>)>;
+    /// type F = Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>;
+    /// let mut model = Model::default();
+    /// model.init(&mut tinysde::noise::rng_from_seed(1), InitScheme::GlorotUniform)?;
+    /// const COLUMNS: [Column<'static>; 1] = [Column { name: "temp", transform: Transform::Affine,
+    ///     mean: 20.0, std: 2.0, state_index: 0, noise: 0.0 }];
+    /// let deployment = Deployment {
+    ///     state_dim: 1,
+    ///     columns: &COLUMNS,
+    ///     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
+    ///     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
+    ///     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
+    /// };
+    /// // On the device: no file to read, the parts are constants.
+    /// let mut device = F::from_parts(model.clone(), Sosri, &deployment, Arrays::new())?;
+    /// // On the host: the file of the same model and deployment.
+    /// let bytes = file::to_vec(&model, &deployment)?;
+    /// let mut host = F::new(Model::default(), Sosri, &ModelFile::parse(&bytes)?, Arrays::new())?;
+    /// let (mut a, mut b) = ([0.0; 8], [0.0; 8]);
+    /// for (f, out) in [(&mut device, &mut a), (&mut host, &mut b)] {
+    ///     f.observe(0.0, &[Some(20.5)])?;
+    ///     f.observe(60.0, &[Some(21.0)])?;
+    ///     f.forecast(&[90.0, 120.0], out)?;
+    /// }
+    /// assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits)); // bit for bit
+    /// // What the file format refuses is refused here too.
+    /// let bad = Deployment { solver: SolverSpec { method: "SOSRI", max_step: 0.0 }, ..deployment };
+    /// assert!(F::from_parts(model.clone(), Sosri, &bad, Arrays::new()).is_err());
+    /// let other = Deployment { solver: SolverSpec { method: "EM", max_step: 0.5 }, ..deployment };
+    /// assert!(F::from_parts(model, Sosri, &other, Arrays::new()).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn from_parts(
+        model: M,
+        method: Meth,
+        deployment: &Deployment<'_>,
+        mut buffers: B,
+    ) -> Result<Self, Error> {
+        let d = deployment;
+        file::check_deployment(d)?;
+        if d.state_dim as usize != D || d.columns.len() != C || d.solver.method != Meth::NAME {
             return Err(WeightsError::ShapeMismatch.into());
         }
         if !Meth::supports(M::NOISE) {
@@ -427,8 +508,7 @@ where
             index: 0,
             noise: 0.0,
         }; C];
-        for (i, slot) in columns.iter_mut().enumerate() {
-            let c = file.column(i).ok_or(need(file::tag::COLUMNS))?;
+        for (slot, c) in columns.iter_mut().zip(d.columns) {
             *slot = ColumnMap {
                 transform: c.transform,
                 mean: c.mean,
@@ -462,16 +542,15 @@ where
                 }
             }
         }
-        file.load_into(&mut model)?;
         Ok(Self {
             model,
             method,
             columns,
-            t0: time.t0,
-            unit: time.unit,
-            max_step: solver.max_step,
+            t0: d.time.t0,
+            unit: d.time.unit,
+            max_step: d.solver.max_step,
             step_limit: DEFAULT_STEP_LIMIT,
-            defaults,
+            defaults: d.defaults,
             buffers,
             readings: 0,
             last: None,

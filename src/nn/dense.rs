@@ -302,31 +302,31 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
     x: &[T; J],
     acc: &mut [T; 4],
 ) -> usize {
-    let mut done = 0;
-    let groups = rows
-        .chunks_exact(G)
-        .zip(bias.chunks_exact(G))
-        .zip(out.chunks_exact(G));
-    for ((rows, bias), out) in groups {
-        for ((rows, bias), out) in rows
-            .chunks_exact(4)
-            .zip(bias.chunks_exact(4))
-            .zip(out.chunks_exact(4))
-        {
+    // Indices rather than zipped `chunks_exact` iterators: zipping those divides by their
+    // chunk size, a run-time value where the zip is not inlined (at opt-level "s"), which
+    // links a division-by-zero panic into no-panic firmware. Here `G` divides at compile
+    // time, and where the slices' lengths are known (every caller at opt-level 3) the loops
+    // fold as the zips did.
+    let groups = rows.len().min(bias.len()).min(out.len()) / G;
+    for k in 0..groups {
+        for q in 0..G / 4 {
+            let at = k * G + 4 * q;
             if P::UNITS_IN_PAIRS {
-                unit_pairs_dot::<T, P, J>(rows, bias, out, x, acc);
+                unit_pairs_dot::<T, P, J>(rows, bias, out, at, x, acc);
                 continue;
             }
-            for (((a, w), &b), &v) in acc.iter_mut().zip(rows).zip(bias).zip(out) {
-                *a += hidden_unit::<T, P, J>(w, b, x) * v;
+            for (i, a) in acc.iter_mut().enumerate() {
+                let u = at + i;
+                if let (Some(w), Some(&b), Some(&v)) = (rows.get(u), bias.get(u), out.get(u)) {
+                    *a += hidden_unit::<T, P, J>(w, b, x) * v;
+                }
             }
         }
-        done += G;
     }
-    done
+    groups * G
 }
 
-/// Four units of `rows`/`bias` at `x` in two pairs, each pair's pre-activations handed to
+/// Units `at..at + 4` of `rows`/`bias` at `x` in two pairs, each pair's pre-activations handed to
 /// [`Activation::apply_array`] together, unit `k` times `out[k]` into accumulator `k`: the
 /// operations of [`hidden_unit`] per unit (the same bits), for the activations that
 /// evaluate a pair for less ([`Activation::UNITS_IN_PAIRS`]).
@@ -335,21 +335,23 @@ fn unit_pairs_dot<T: Real, P: Activation, const J: usize>(
     rows: &[[f32; J]],
     bias: &[f32],
     out: &[f32],
+    at: usize,
     x: &[T; J],
     acc: &mut [T; 4],
 ) {
-    let pairs = rows
-        .chunks_exact(2)
-        .zip(bias.chunks_exact(2))
-        .zip(out.chunks_exact(2));
-    for (accs, ((rows, bias), out)) in acc.chunks_exact_mut(2).zip(pairs) {
+    // Indexed for the same reason as `unit_groups_dot`'s loops.
+    for pair in [0, 2] {
         let mut z = [T::ZERO; 2];
-        for ((z, w), &b) in z.iter_mut().zip(rows).zip(bias) {
-            *z = T::cst(b) + dot(x, w);
+        for (i, z) in z.iter_mut().enumerate() {
+            if let (Some(w), Some(&b)) = (rows.get(at + pair + i), bias.get(at + pair + i)) {
+                *z = T::cst(b) + dot(x, w);
+            }
         }
         P::apply_array(&mut z);
-        for ((a, h), &v) in accs.iter_mut().zip(z).zip(out) {
-            *a += h * v;
+        for (i, h) in z.into_iter().enumerate() {
+            if let (Some(a), Some(&v)) = (acc.get_mut(pair + i), out.get(at + pair + i)) {
+                *a += h * v;
+            }
         }
     }
 }

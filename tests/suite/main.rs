@@ -19,6 +19,7 @@ mod docs_figures;
 mod examples;
 mod firmware_parity;
 mod forecast;
+mod forecast_parts;
 mod gradient;
 mod grid;
 mod lanes;

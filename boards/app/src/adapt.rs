@@ -105,14 +105,7 @@ impl Adapting {
         time: f64,
         values: &[Option<f64>; D],
     ) -> Result<(Outcome, Option<f32>), Error> {
-        let mut work = Workspace {
-            grad: &mut self.grad,
-            params: &mut self.params,
-            stats: &mut self.stats,
-            tape: &mut self.tape,
-        };
-        self.adaptation
-            .observe(self.forecaster.library_mut(), time, values, &mut work)
+        self.observe_into(time, values, &mut [])
     }
 
     /// [`Adapting::observe`], also writing each column's check against its predicted band
@@ -122,6 +115,16 @@ impl Adapting {
         time: f64,
         values: &[Option<f64>; D],
         checks: &mut [Check; D],
+    ) -> Result<(Outcome, Option<f32>), Error> {
+        self.observe_into(time, values, checks)
+    }
+
+    /// Both: `checks` empty or [`D`] long.
+    fn observe_into(
+        &mut self,
+        time: f64,
+        values: &[Option<f64>; D],
+        checks: &mut [Check],
     ) -> Result<(Outcome, Option<f32>), Error> {
         let mut work = Workspace {
             grad: &mut self.grad,

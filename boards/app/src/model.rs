@@ -22,7 +22,9 @@
 //! do not fit together, a parameter count that does not match) fails the build with a
 //! message naming what it found.
 
-use tinysde::Error;
+use tinysde::forecast::file::{Defaults, Deployment};
+use tinysde::nn::Parameters;
+use tinysde::{Error, WeightsError};
 
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
@@ -41,4 +43,59 @@ pub fn load(bytes: &[u8]) -> Result<Model, Error> {
         tinysde::weights::read_into(&mut model, bytes)?;
     }
     Ok(model)
+}
+
+/// Checks that `bytes` are the model file the firmware was built from ([`FILE_LEN`] bytes
+/// whose CRC-32 is [`FILE_CRC`], the checksum they store) and loads their parameters
+/// (from [`PARAMS_AT`]) into a fresh [`Model`]; with [`deployment`], what
+/// `tinysde::forecast::Forecaster::from_parts` takes. No file reader is linked: the model
+/// type, the scaling and the defaults were generated from this file at build time, so its
+/// length and checksum prove which file it is.
+///
+/// Errors (nothing is loaded): fewer bytes ([`WeightsError::Truncated`]), more bytes
+/// ([`Error::Length`]), another checksum ([`WeightsError::Checksum`]), a parameter not
+/// finite ([`Error::NonFinite`]).
+pub fn load_built(bytes: &[u8]) -> Result<Model, Error> {
+    if bytes.len() < FILE_LEN {
+        return Err(WeightsError::Truncated.into());
+    }
+    if bytes.len() > FILE_LEN {
+        return Err(Error::Length {
+            what: "model file",
+            expected: FILE_LEN,
+            found: bytes.len(),
+        });
+    }
+    let body = FILE_LEN.saturating_sub(4);
+    let (Some(content), Some(stored)) = (bytes.get(..body), bytes.get(body..)) else {
+        return Err(WeightsError::Truncated.into());
+    };
+    if tinysde::weights::crc32(content) != FILE_CRC || stored != FILE_CRC.to_le_bytes() {
+        return Err(WeightsError::Checksum.into());
+    }
+    let mut params = [0.0f32; PARAMS];
+    let src = bytes.get(PARAMS_AT..).ok_or(WeightsError::Truncated)?;
+    for (p, b) in params.iter_mut().zip(src.chunks_exact(4)) {
+        if let Ok(b) = b.try_into() {
+            *p = f32::from_le_bytes(b);
+        }
+    }
+    let mut model = Model::default();
+    model.write_params(&params)?;
+    Ok(model)
+}
+
+/// The deployment generated from the model file ([`COLUMNS`], [`TIME`], [`SOLVER`] and
+/// the forecast defaults [`PATHS`], [`NOISE_SEED`], [`QUANTILES`]).
+///
+/// Errors ([`Error::OutOfRange`]): forecast defaults the library refuses (the generator
+/// checked them: not expected).
+pub fn deployment() -> Result<Deployment<'static>, Error> {
+    Ok(Deployment {
+        state_dim: D as u16,
+        columns: &COLUMNS,
+        time: TIME,
+        solver: SOLVER,
+        defaults: Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
+    })
 }

@@ -15,11 +15,12 @@
 //! numbers; the real boards seed from their hardware). Its numbers are `fit_csv`'s host
 //! forecast bit for bit (`boards/ci.sh` compares the bands with `fit_csv`'s
 //! `forecast.csv`). This module keeps the firmware's view of it: a [`Band`] per reading and
-//! horizon, and [`run`], the loop the boards call. A version-1 model file (the seed model,
-//! or `fit_csv.weights` with the `fit_csv.json` beside it) is turned into the equivalent
-//! version-2 file at load time from the constants generated at build time.
+//! horizon, and [`run`], the loop the boards call. The forecaster is made from constants
+//! generated at build time from the model file (`Forecaster::from_parts`): the file's bytes
+//! are only checked (length, CRC-32) and its parameters copied, for a version-2 file as
+//! for a version-1 one (the seed model, or `fit_csv.weights` with the `fit_csv.json`
+//! beside it).
 
-use tinysde::forecast::file::{self, ModelFile};
 use tinysde::forecast::{Arrays, Check};
 use tinysde::solve::Sosri;
 use tinysde::{Error, ForecastError};
@@ -91,74 +92,24 @@ pub struct Forecaster {
     inner: Library,
 }
 
-/// Room for the version-2 file of a version-1 one ([`file::encoded_len`]: header, checksum
-/// and six section headers; the model's description and parameters; the scaling of [`D`]
-/// unnamed columns, the time axis, the solver and the [`Q`] levels).
-const V2_BUFFER: usize = 160 + model::DESCRIPTION.len() + 4 * model::PARAMS + 28 * D + 4 * Q;
-
-/// The bytes of the version-2 file equivalent to a version-1 [`model::MODEL_FILE`] with
-/// the generated scaling and defaults, written into `buf`; the file's length.
-fn v2_of_v1(model: &Model, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut columns = [file::Column {
-        name: "",
-        transform: file::Transform::Affine,
-        mean: 0.0,
-        std: 1.0,
-        state_index: 0,
-        noise: 0.0,
-    }; D];
-    for (c, col) in columns.iter_mut().enumerate() {
-        col.mean = model::COLUMN_MEAN.get(c).copied().unwrap_or(0.0);
-        col.std = model::COLUMN_STD.get(c).copied().unwrap_or(1.0);
-        col.state_index = c as u16;
-    }
-    let deployment = file::Deployment {
-        state_dim: D as u16,
-        columns: &columns,
-        time: file::TimeAxis {
-            name: "time",
-            format: file::TimeFormat::Number,
-            t0: model::TIME_ORIGIN,
-            unit: model::TIME_UNIT,
-        },
-        solver: file::SolverSpec {
-            method: "SOSRI",
-            max_step: model::MAX_STEP,
-        },
-        defaults: file::Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
-    };
-    file::write(model, &deployment, buf)
-}
-
 impl Forecaster {
     /// The forecaster of the model file `bytes` (the firmware's [`model::MODEL_FILE`], or
     /// a copy) whose Brownian paths come from `seed` ([`NOISE_SEED`] for the host's
-    /// numbers; a hardware random seed for independent forecasts).
+    /// numbers; a hardware random seed for independent forecasts): the file is checked to
+    /// be the one the firmware was built from ([`model::load_built`]: length and CRC-32)
+    /// and its parameters loaded; the scaling, time axis, solver and defaults are the
+    /// constants generated from it ([`model::deployment`], `Library::from_parts`). No file
+    /// reader is linked; the forecasts are those of the library's `Forecaster::new` from
+    /// the file, bit for bit.
     ///
-    /// Errors (typed, from the library): a corrupt or truncated file, a model other than
-    /// [`Model`], a missing section.
+    /// Errors (typed, from the library): a corrupt, truncated or other file.
     pub fn load(bytes: &[u8], seed: u64) -> Result<Self, Error> {
-        let inner = if model::FILE_VERSION == 2 {
-            Library::new(
-                Model::default(),
-                Sosri,
-                &ModelFile::parse(bytes)?,
-                Arrays::new(),
-            )?
-        } else {
-            // A version-1 file: checked and loaded as such, then written as version 2 with
-            // the scaling and defaults generated from the fit_csv.json beside it.
-            let loaded = model::load(bytes)?;
-            let mut buf = [0u8; V2_BUFFER];
-            let n = v2_of_v1(&loaded, &mut buf)?;
-            let v2 = buf.get(..n).unwrap_or(&[]);
-            Library::new(
-                Model::default(),
-                Sosri,
-                &ModelFile::parse(v2)?,
-                Arrays::new(),
-            )?
-        };
+        let inner = Library::from_parts(
+            model::load_built(bytes)?,
+            Sosri,
+            &model::deployment()?,
+            Arrays::new(),
+        )?;
         Ok(Self {
             inner: inner.with_seed(seed),
         })

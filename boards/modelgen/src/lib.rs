@@ -58,6 +58,12 @@ pub struct FileInfo {
     pub description: String,
     /// The number of parameters the file stores.
     pub params: usize,
+    /// Where the parameters start: `4 * params` bytes of little-endian `f32` from here.
+    pub params_at: usize,
+    /// The file's length in bytes.
+    pub len: usize,
+    /// The file's stored CRC-32 (its last four bytes; checked against its content).
+    pub crc: u32,
     /// Version 2: what the file's `STAT`, `COLS`, `TIME`, `SOLV` and `FCST` sections say
     /// (`None` for version 1, whose scaling `fit_csv` writes beside it in `fit_csv.json`).
     pub deployment: Option<Deployment>,
@@ -72,6 +78,8 @@ pub struct Deployment {
     pub observed: Vec<(usize, f32)>,
     /// `COLS`: per column, transform (0 affine, 1 log), mean, std, name.
     pub columns: Vec<(u8, f64, f64, String)>,
+    /// `TIME`: format (0 number, 1 date, 2 date-time) and the time column's name.
+    pub time: (u8, String),
     /// `TIME`: origin and unit.
     pub t0: f64,
     /// `TIME`: user time units per model time unit.
@@ -124,7 +132,7 @@ impl<'a> Cursor<'a> {
 
 /// Reads a version-2 file's sections (the library checks the checksum and every value's
 /// range at run time; this reads what the generated code needs and says what is missing).
-fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
+fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
     let total = u32_at(bytes, 12).ok_or("truncated before the file length")? as usize;
     if bytes.len() != total || total < 20 {
         return Err(format!(
@@ -133,6 +141,7 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
         ));
     }
     let mut sections = std::collections::BTreeMap::new();
+    let mut offsets = std::collections::BTreeMap::new();
     let mut c = Cursor {
         b: &bytes[..total - 4],
         at: 16,
@@ -141,10 +150,12 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
         let tag = c.take(4).ok_or("a section header overruns the file")?;
         let tag = String::from_utf8_lossy(tag).into_owned();
         let n = c.u32().ok_or("a section header overruns the file")? as usize;
+        let at = c.at;
         let payload = c
             .take(n)
             .ok_or_else(|| format!("section {tag} overruns the file"))?;
-        sections.insert(tag, payload);
+        sections.insert(tag.clone(), payload);
+        offsets.insert(tag, at);
     }
     let get = |tag: &str| {
         sections.get(tag).map(|b| Cursor { b, at: 0 }).ok_or_else(|| {
@@ -160,6 +171,7 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
     let description = String::from_utf8(m.take(len).ok_or_else(|| bad("MODL"))?.to_vec())
         .map_err(|_| "the description is not ASCII".to_string())?;
     let params = m.u32().ok_or_else(|| bad("MODL"))? as usize;
+    let params_at = offsets.get("MODL").copied().unwrap_or(0) + m.at;
     let mut st = get("STAT")?;
     let state_dim = st.u16().ok_or_else(|| bad("STAT"))? as usize;
     let count = st.u16().ok_or_else(|| bad("STAT"))? as usize;
@@ -180,9 +192,11 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
         columns.push((transform, mean, std, co.name().ok_or_else(|| bad("COLS"))?));
     }
     let mut ti = get("TIME")?;
-    ti.u16().ok_or_else(|| bad("TIME"))?;
+    let format = ti.u8().ok_or_else(|| bad("TIME"))?;
+    ti.u8().ok_or_else(|| bad("TIME"))?;
     let t0 = ti.f64().ok_or_else(|| bad("TIME"))?;
     let unit = ti.f64().ok_or_else(|| bad("TIME"))?;
+    let time_name = ti.name().ok_or_else(|| bad("TIME"))?;
     let mut so = get("SOLV")?;
     let rule = so.u8().ok_or_else(|| bad("SOLV"))?;
     so.u8().ok_or_else(|| bad("SOLV"))?;
@@ -199,10 +213,12 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
     Ok((
         description,
         params,
+        params_at,
         Deployment {
             state_dim,
             observed,
             columns,
+            time: (format, time_name),
             t0,
             unit,
             solver: (rule, h, method),
@@ -214,8 +230,9 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, Deployment), String> {
 }
 
 /// What this firmware's forecaster takes from a version-2 file: every state coordinate
-/// observed in order without observation noise, affine transforms, SOSRI with steps of at
-/// most `h`, 1 to 1024 paths, 2 to 16 increasing quantile levels in (0, 1).
+/// observed, in order (no latent state), with or without observation noise, affine or log
+/// transforms, SOSRI with steps of at most `h`, 1 to 1024 paths, 2 to 16 increasing quantile
+/// levels in (0, 1).
 pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
     if d.state_dim != dim {
         return Err(format!(
@@ -223,17 +240,21 @@ pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
             d.state_dim
         ));
     }
-    let full: Vec<(usize, f32)> = (0..dim).map(|i| (i, 0.0)).collect();
-    if d.observed != full || d.columns.len() != dim {
+    let in_order = d.observed.len() == dim
+        && d.observed
+            .iter()
+            .enumerate()
+            .all(|(i, &(index, noise))| index == i && noise.is_finite() && noise >= 0.0);
+    if !in_order || d.columns.len() != dim {
         return Err(format!(
-            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed exactly, in order (latent state and observation noise need the library forecaster)",
+            "observation model {:?} with {} columns: this firmware forecasts models whose every state component is observed, in order (latent state needs the library forecaster)",
             d.observed,
             d.columns.len()
         ));
     }
-    if let Some(c) = d.columns.iter().find(|c| c.0 != 0) {
+    if let Some(c) = d.columns.iter().find(|c| c.0 > 1) {
         return Err(format!(
-            "column {:?} has transform {} (log): this firmware takes affine transforms only",
+            "column {:?} has transform {}: this firmware takes affine (0) and log (1) transforms",
             c.3, c.0
         ));
     }
@@ -264,10 +285,47 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Reads the version, the description and the parameter count of a model file (format
-/// version 1: magic, version, description length and text, parameter count, parameters,
-/// CRC-32; see docs/weights-format.md). The checksum and the parameters are left to the
-/// library's loader, which checks them on the device (and the host) at run time.
+/// The CRC-32 of `bytes` (IEEE 802.3, reflected, as the library's `weights::crc32`).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The checksum stored at `body` (the file's last four bytes), checked against the CRC-32
+/// of the bytes before it and against the file's length.
+fn checked_crc(bytes: &[u8], body: usize) -> Result<u32, String> {
+    if bytes.len() != body + 4 {
+        return Err(format!(
+            "the file has {} bytes where its header says {}",
+            bytes.len(),
+            body + 4
+        ));
+    }
+    let stored = u32_at(bytes, body).ok_or("truncated before the checksum")?;
+    let crc = crc32(&bytes[..body]);
+    if crc != stored {
+        return Err(format!(
+            "checksum mismatch: stored {stored:#010x}, the content's CRC-32 is {crc:#010x} (a corrupt file)"
+        ));
+    }
+    Ok(stored)
+}
+
+/// Reads the version, the description, the parameter count, where the parameters start
+/// and the checksum of a model file (format version 1: magic, version, description length
+/// and text, parameter count, parameters, CRC-32; version 2: the sections; see
+/// docs/weights-format.md), checking the checksum and the length. The parameters' values
+/// are left to the loader, which checks them on the device (and the host) at run time.
 pub fn read_file_info(bytes: &[u8]) -> Result<FileInfo, String> {
     if bytes.get(..8) != Some(&MAGIC[..]) {
         return Err(format!(
@@ -289,15 +347,21 @@ pub fn read_file_info(bytes: &[u8]) -> Result<FileInfo, String> {
                 version,
                 description,
                 params: params as usize,
+                params_at: 14 + len + 4,
+                len: bytes.len(),
+                crc: checked_crc(bytes, 14 + len + 4 + 4 * params as usize)?,
                 deployment: None,
             })
         }
         2 => {
-            let (description, params, deployment) = read_v2(bytes)?;
+            let (description, params, params_at, deployment) = read_v2(bytes)?;
             Ok(FileInfo {
                 version,
                 description,
                 params,
+                params_at,
+                len: bytes.len(),
+                crc: checked_crc(bytes, bytes.len().saturating_sub(4))?,
                 deployment: Some(deployment),
             })
         }
@@ -697,7 +761,104 @@ pub fn model_source(path: &Path, bytes: &[u8]) -> Result<String, String> {
         }
     };
     s.push_str(&scaling_source(&scaling));
+    s.push_str(&file_source(&info));
+    s.push_str(&deployment_source(&info, &scaling));
     Ok(s)
+}
+
+/// The generated deployment (appended to `model.rs`): the observed columns, the time axis
+/// and the solver as the library's `tinysde::forecast::file` types, for
+/// `Forecaster::from_parts`: a version-2 file's own sections; for a version-1 file its
+/// `scaling` (every component observed exactly, affine, SOSRI).
+pub fn deployment_source(info: &FileInfo, scaling: &Scaling) -> String {
+    let f64_ = |x: f64| format!("f64::from_bits({:#x})", x.to_bits());
+    let f32_ = |x: f32| format!("f32::from_bits({:#x})", x.to_bits());
+    // (transform, mean, std, name, state index, noise)
+    let columns: Vec<(u8, f64, f64, String, usize, f32)> = match &info.deployment {
+        Some(dep) => dep
+            .columns
+            .iter()
+            .zip(&dep.observed)
+            .map(|(c, o)| (c.0, c.1, c.2, c.3.clone(), o.0, o.1))
+            .collect(),
+        None => scaling
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (0, c.0, c.1, String::new(), i, 0.0))
+            .collect(),
+    };
+    let (format, name) = match &info.deployment {
+        Some(dep) => dep.time.clone(),
+        None => (0, "time".to_string()),
+    };
+    let method = match &info.deployment {
+        Some(dep) => dep.solver.2.clone(),
+        None => "SOSRI".to_string(),
+    };
+    let m = "tinysde::forecast::file";
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "/// The observed columns: transform, scaling, state coordinate and observation noise."
+    );
+    let _ = writeln!(
+        out,
+        "pub static COLUMNS: [{m}::Column<'static>; {}] = [",
+        columns.len()
+    );
+    for (t, mean, std, name, index, noise) in &columns {
+        let _ = writeln!(
+            out,
+            "    {m}::Column {{ name: {name:?}, transform: {m}::Transform::{}, mean: {}, std: {}, state_index: {index}, noise: {} }},",
+            if *t == 1 { "Log" } else { "Affine" },
+            f64_(*mean),
+            f64_(*std),
+            f32_(*noise)
+        );
+    }
+    let _ = writeln!(out, "];");
+    let _ = writeln!(
+        out,
+        "/// The time axis (model time `tau = (t - t0) / unit`)."
+    );
+    let _ = writeln!(
+        out,
+        "pub const TIME: {m}::TimeAxis<'static> = {m}::TimeAxis {{ name: {name:?}, format: {m}::TimeFormat::{}, t0: {}, unit: {} }};",
+        match format {
+            1 => "Date",
+            2 => "DateTime",
+            _ => "Number",
+        },
+        f64_(scaling.t0),
+        f64_(scaling.unit)
+    );
+    let _ = writeln!(out, "/// The solver: method and largest step (model time).");
+    let _ = writeln!(
+        out,
+        "pub const SOLVER: {m}::SolverSpec<'static> = {m}::SolverSpec {{ method: {method:?}, max_step: {} }};",
+        f32_(scaling.max_step)
+    );
+    out
+}
+
+/// The generated proof of which file the firmware was built from (appended to `model.rs`):
+/// its length, its checksum and where its parameters start.
+pub fn file_source(info: &FileInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "/// The model file's length in bytes.");
+    let _ = writeln!(out, "pub const FILE_LEN: usize = {};", info.len);
+    let _ = writeln!(
+        out,
+        "/// The model file's CRC-32 (its stored checksum, of every byte before it)."
+    );
+    let _ = writeln!(out, "pub const FILE_CRC: u32 = {:#010x};", info.crc);
+    let _ = writeln!(
+        out,
+        "/// Where the parameters start in the file: `4 * PARAMS` bytes of little-endian `f32`."
+    );
+    let _ = writeln!(out, "pub const PARAMS_AT: usize = {};", info.params_at);
+    out
 }
 
 /// The data scaling of a version-1 model file, which does not carry it: `fit_csv` writes
@@ -1174,7 +1335,7 @@ mod tests {
     }
 
     /// A version-2 file around the committed seed model's bytes (sections as
-    /// docs/weights-format.md lays them out; the checksum is the library's to check).
+    /// docs/weights-format.md lays them out).
     fn seed_v2(transform: u8, noise: f32, sections: &[&str]) -> Vec<u8> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw");
         let v1 = std::fs::read(path).unwrap();
@@ -1219,7 +1380,8 @@ mod tests {
         file.extend(0u16.to_le_bytes());
         file.extend(((16 + body.len() + 4) as u32).to_le_bytes());
         file.extend(body);
-        file.extend([0; 4]);
+        let crc = crc32(&file);
+        file.extend(crc.to_le_bytes());
         file
     }
 
@@ -1253,11 +1415,48 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_file_gives_its_deployment_and_proof() {
+        let bytes = seed_v2(1, 0.25, &ALL);
+        let src = model_source(Path::new("m.tsm"), &bytes).unwrap();
+        let crc = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        for line in [
+            format!("pub const FILE_LEN: usize = {};", bytes.len()),
+            format!("pub const FILE_CRC: u32 = {crc:#010x};"),
+            // Header, the MODL section's tag and length, the description's length and
+            // text, the parameter count.
+            format!("pub const PARAMS_AT: usize = {};", 16 + 8 + 4 + SEED.len() + 4),
+            "name: \"flow\", transform: tinysde::forecast::file::Transform::Log".to_string(),
+            format!("noise: f32::from_bits({:#x})", 0.25f32.to_bits()),
+            "tinysde::forecast::file::TimeAxis { name: \"year\", format: tinysde::forecast::file::TimeFormat::Number".to_string(),
+            format!(
+                "tinysde::forecast::file::SolverSpec {{ method: \"SOSRI\", max_step: f32::from_bits({:#x}) }}",
+                0.5f32.to_bits()
+            ),
+        ] {
+            assert!(src.contains(&line), "{line} not in\n{src}");
+        }
+        // The parameters are where PARAMS_AT says.
+        let at = 16 + 8 + 4 + SEED.len() + 4;
+        let v1 = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/model/seed.tsw"))
+            .unwrap();
+        let v1_at = 14 + SEED.len() + 4;
+        assert_eq!(bytes[at..at + 4 * 122], v1[v1_at..v1_at + 4 * 122]);
+        assert!(model_source(Path::new("m.tsw"), &v1)
+            .unwrap()
+            .contains(&format!("pub const PARAMS_AT: usize = {v1_at};")));
+    }
+
+    #[test]
     fn a_version_2_file_the_firmware_cannot_forecast_is_refused() {
-        let e = model_source(Path::new("m.tsm"), &seed_v2(1, 0.0, &ALL)).unwrap_err();
-        assert!(e.contains("transform 1 (log)"), "{e}");
-        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.5, &ALL)).unwrap_err();
-        assert!(e.contains("observed exactly"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(2, 0.0, &ALL)).unwrap_err();
+        assert!(e.contains("transform 2"), "{e}");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, f32::NAN, &ALL)).unwrap_err();
+        assert!(e.contains("observed, in order"), "{e}");
+        // A corrupt file: the generator checks the checksum.
+        let mut bad = seed_v2(0, 0.0, &ALL);
+        bad[40] ^= 1;
+        let e = model_source(Path::new("m.tsm"), &bad).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
         let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL[..5])).unwrap_err();
         assert!(e.contains("without a FCST section"), "{e}");
         let mut short = seed_v2(0, 0.0, &ALL);

@@ -74,13 +74,41 @@ pub fn main(scenario: &[u8], clock: &mut InstructionClock, buf: &'static mut [u8
     if scenario == b"adapt" {
         adapt(clock);
     }
+    // `tinysde_app::adapt::level_shift` with `SHIFT_OFFSET`: two `LEVEL_SHIFT` records.
     #[cfg(feature = "adapt")]
     if scenario == b"level-shift" {
-        level_shift();
+        off_and_on(
+            |on| {
+                let offset = tinysde_app::adapt::SHIFT_OFFSET;
+                let seed = stream::NOISE_SEED;
+                tinysde_app::adapt::level_shift(
+                    model::MODEL_FILE,
+                    seed,
+                    &mut Replay::new(),
+                    offset,
+                    on,
+                )
+            },
+            |on, r, sink| tinysde_app::adapt::write_shift_record(on, *r, sink),
+        );
     }
+    // `tinysde_app::adapt::noise_change` with `CHANGE_NOISE`: two `NOISE_CHANGE` records.
     #[cfg(feature = "adapt")]
     if scenario == b"noise-change" {
-        noise_change();
+        off_and_on(
+            |on| {
+                let noise = tinysde_app::adapt::CHANGE_NOISE;
+                let seed = stream::NOISE_SEED;
+                tinysde_app::adapt::noise_change(
+                    model::MODEL_FILE,
+                    seed,
+                    &mut Replay::new(),
+                    noise,
+                    on,
+                )
+            },
+            tinysde_app::adapt::write_noise_record,
+        );
     }
     let limit = parse_limit(scenario).unwrap_or(u32::MAX);
     let file: &[u8] = match scenario {
@@ -170,49 +198,18 @@ fn adapt(clock: &mut InstructionClock) -> ! {
     exit(code)
 }
 
-/// The `level-shift` scenario (feature `adapt`): `tinysde_app::adapt::level_shift` with
-/// `SHIFT_OFFSET`, adaptation off then on: two `LEVEL_SHIFT` records, `STACK`; exit 0, or
-/// 3 with `ERROR adapt ...`.
+/// The `level-shift` and `noise-change` scenarios (feature `adapt`): `run` (the scenario of
+/// `tinysde_app::adapt`) with adaptation off then on, each result written by `write` (its
+/// record), then `STACK`; exit 0, or 3 with `ERROR adapt ...`.
 #[cfg(feature = "adapt")]
-fn level_shift() -> ! {
+fn off_and_on<R>(
+    run: impl Fn(bool) -> Result<R, tinysde::Error>,
+    write: impl Fn(bool, &R, &mut dyn FnMut(&[u8])),
+) -> ! {
     let mut code = 0;
     for on in [false, true] {
-        match tinysde_app::adapt::level_shift(
-            model::MODEL_FILE,
-            stream::NOISE_SEED,
-            &mut Replay::new(),
-            tinysde_app::adapt::SHIFT_OFFSET,
-            on,
-        ) {
-            Ok(r) => tinysde_app::adapt::write_shift_record(on, r, &mut |b| write_stdout(b)),
-            Err(e) => {
-                error("adapt", &e);
-                code = 3;
-                break;
-            }
-        }
-    }
-    let mut l = Line::new();
-    l.str("STACK").dec(tinysde_app::stack::peak_bytes());
-    l.emit();
-    exit(code)
-}
-
-/// The `noise-change` scenario (feature `adapt`): `tinysde_app::adapt::noise_change` with
-/// `CHANGE_NOISE`, adaptation off then on: two `NOISE_CHANGE` records, `STACK`; exit 0,
-/// or 3 with `ERROR adapt ...`.
-#[cfg(feature = "adapt")]
-fn noise_change() -> ! {
-    let mut code = 0;
-    for on in [false, true] {
-        match tinysde_app::adapt::noise_change(
-            model::MODEL_FILE,
-            stream::NOISE_SEED,
-            &mut Replay::new(),
-            tinysde_app::adapt::CHANGE_NOISE,
-            on,
-        ) {
-            Ok(s) => tinysde_app::adapt::write_noise_record(on, &s, &mut |b| write_stdout(b)),
+        match run(on) {
+            Ok(r) => write(on, &r, &mut |b| write_stdout(b)),
             Err(e) => {
                 error("adapt", &e);
                 code = 3;
