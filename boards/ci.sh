@@ -324,7 +324,7 @@ export TINYSDE_MODEL="$nile/fit_csv.tsm" TINYSDE_READINGS="$root/examples/data/n
     >"$out/nile-host.txt"
 (cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo run --release --quiet -p tinysde-stream-host -- --csv) \
     >"$out/nile-host.csv"
-(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host)
+(cd "$here" && CARGO_TARGET_DIR="$boards_target" cargo test --release --quiet -p tinysde-stream-host -p tinysde-modelgen)
 nile_readings=$(grep -c '^OBSERVE ' "$out/nile-host.txt" || true)
 [ "$nile_readings" = 100 ] || fail "the host streamed $nile_readings Nile readings, not 100"
 # forecast.csv: a header, the first row (nothing to predict it from), then one row per

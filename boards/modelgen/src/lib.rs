@@ -892,41 +892,39 @@ impl Scaling {
     }
 }
 
-/// The number after `"key":` at or after byte `from` of `json`, and where it ends.
-fn json_number_after(json: &str, key: &str, from: usize) -> Option<(f64, usize)> {
-    let pat = format!("\"{key}\"");
-    let at = from + json.get(from..)?.find(&pat)? + pat.len();
-    let rest = json.get(at..)?.trim_start().strip_prefix(':')?.trim_start();
-    let start = json.len() - rest.len();
-    let len = rest
-        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-        .unwrap_or(rest.len());
-    Some((rest.get(..len)?.parse().ok()?, start + len))
-}
-
 /// Reads the scaling of `fit_csv.json` (its `time.t0`, `time.unit`, the `values`' `mean`
 /// and `std`, and the solver's step from `"solver": "SOSRI, steps of at most <h> (model
 /// time)"`) for a state of dimension `d`.
 pub fn parse_scaling_json(json: &str, d: usize) -> Result<Scaling, String> {
-    let time = json.find("\"time\"").ok_or("no \"time\" key")?;
-    let (t0, _) = json_number_after(json, "t0", time).ok_or("no time.t0")?;
-    let (unit, _) = json_number_after(json, "unit", time).ok_or("no time.unit")?;
-    let mut at = json.find("\"values\"").ok_or("no \"values\" key")?;
-    let mut columns = Vec::new();
-    for c in 0..d {
-        let (mean, end) =
-            json_number_after(json, "mean", at).ok_or(format!("no values[{c}].mean"))?;
-        let (std, end) =
-            json_number_after(json, "std", end).ok_or(format!("no values[{c}].std"))?;
-        columns.push((mean, std));
-        at = end;
+    let doc: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("not a JSON document: {e}"))?;
+    let number = |v: &serde_json::Value, what: &str| {
+        v.as_f64().ok_or_else(|| format!("no {what} (a number)"))
+    };
+    let t0 = number(&doc["time"]["t0"], "time.t0")?;
+    let unit = number(&doc["time"]["unit"], "time.unit")?;
+    let values = doc["values"].as_array().ok_or("no \"values\" list")?;
+    if values.len() != d {
+        return Err(format!(
+            "{} columns in \"values\", the model has {d}",
+            values.len()
+        ));
     }
+    let mut columns = Vec::new();
+    for (c, v) in values.iter().enumerate() {
+        let mean = number(&v["mean"], &format!("values[{c}].mean"))?;
+        let std = number(&v["std"], &format!("values[{c}].std"))?;
+        columns.push((mean, std));
+    }
+    let solver = doc["solver"]
+        .as_str()
+        .ok_or("no \"solver\" (\"SOSRI, steps of at most ...\")")?;
     let marker = "steps of at most ";
-    let s = json
+    let s = solver
         .find(marker)
         .ok_or("no solver step (\"steps of at most ...\")")?
         + marker.len();
-    let rest = &json[s..];
+    let rest = &solver[s..];
     let len = rest.find(' ').unwrap_or(rest.len());
     let max_step: f32 = rest[..len]
         .parse()
@@ -1275,6 +1273,33 @@ mod tests {
     use super::*;
 
     const SEED: &str = "neural_sde(chain(pow(1,3),dense(1,20,fast_tanh),dense(20,1,identity)),chain(dense(1,20,fast_sigmoid),dense(20,1,identity)))";
+
+    #[test]
+    fn fit_csv_json_gives_the_scaling_or_says_what_is_missing() {
+        // The layout fit_csv writes, keys in any order and spacing.
+        let json = r#"{"values": [ {"std": 168.9, "name": "flow", "mean": 919.35} ],
+            "solver": "SOSRI, steps of at most 0.25 (model time)",
+            "time": {"unit": 1.0, "t0": 1871, "format": "number", "name": "year"},
+            "format": "tinysde-scaling", "version": 1}"#;
+        let s = parse_scaling_json(json, 1).unwrap();
+        assert_eq!((s.t0, s.unit, s.max_step), (1871.0, 1.0, 0.25));
+        assert_eq!(s.columns, [(919.35, 168.9)]);
+        for (bad, says) in [
+            (json.replace("\"t0\"", "\"t1\""), "time.t0"),
+            (json.replace("\"std\"", "\"sd\""), "values[0].std"),
+            (json.replace("0.25 (", "x ("), "solver step"),
+            (json.replace("\"unit\": 1.0", "\"unit\": 0"), "not positive"),
+            (
+                json.replace("} ]", "}, {\"mean\": 0, \"std\": 1} ]"),
+                "2 columns",
+            ),
+            (json.replace("\"solver\"", "\"method\""), "solver"),
+            (json[..40].to_string(), "not a JSON document"),
+        ] {
+            let e = parse_scaling_json(&bad, 1).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn seed_description_gives_the_seed_type() {
