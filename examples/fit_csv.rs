@@ -270,6 +270,9 @@ pub enum LossKind {
 pub enum NoiseKind {
     /// A per-column noise scale learned with the model (`SeriesProblem::with_learned_noise`).
     Learned,
+    /// As `learned`, and each training window starts from a noisy reading as the
+    /// forecaster's ensemble does (`SeriesProblem::with_noisy_start`).
+    LearnedStart,
     /// No observation noise.
     None,
 }
@@ -1156,7 +1159,7 @@ where
         seed: settings.seeds.1,
         gradient: settings.gradient.mode(),
         noise: match (settings.loss, settings.noise) {
-            (LossKind::Calibrated, NoiseKind::Learned) => Some(
+            (LossKind::Calibrated, NoiseKind::Learned | NoiseKind::LearnedStart) => Some(
                 // Resuming: from the saved file's noise where it has one.
                 saved
                     .as_ref()
@@ -1167,6 +1170,7 @@ where
             ),
             _ => None,
         },
+        noisy_start: settings.noise == NoiseKind::LearnedStart,
     };
     let mut model: M = match &saved {
         Some((path, _, f)) => {

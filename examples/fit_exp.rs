@@ -266,6 +266,7 @@ pub fn run(settings: &Settings, out: &Path, progress: bool) -> Result<Summary, S
         seed: settings.noise_seed,
         gradient: tinysde::train::GradientMode::Reverse(tinysde::solve::Checkpoints::All),
         noise: settings.observation_noise,
+        noisy_start: false,
     };
     let mask = vec![[true]; data.len()];
     let calibrated_hist =
