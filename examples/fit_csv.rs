@@ -31,8 +31,12 @@
 //! with the model (log-parameterised, from 0.1 standardized units), so measurement scatter
 //! need not be explained as diffusion; the likelihood's variance is the paths' plus
 //! `s_c^2`, the model file's columns carry `s_c`, and the forecaster's bands are paths plus
-//! noise, its update the ensemble Kalman one. `--noise none` (the default): no observation
-//! noise (on benches/forecast learned noise let the filter lag CO2's trend: 2x worse).
+//! noise, its update the ensemble Kalman one. `--noise learned-start`: as `learned`, and each
+//! training window's start is a noisy reading too (`SeriesProblem::with_noisy_start`: its
+//! variance `s_c^2` is added to every prediction of the window), so that with `--window` of
+//! 2 or more the likelihood tells measurement scatter from diffusion. `--noise none` (the
+//! default): no observation noise (on benches/forecast learned noise let the filter lag
+//! CO2's and unemployment's movements: 2-4x worse there; see benches/forecast/README.md).
 //!
 //! **Time features** (`--period P`, up to two): a seasonal model
 //! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
@@ -147,9 +151,11 @@ pub struct Cli {
     /// Observation noise (calibrated loss): `learned` fits a per-column measurement noise
     /// `y = u + e`, `e ~ N(0, s^2)`, with the model (the band is paths plus noise; the model
     /// file's columns carry `s`, and the forecaster updates its ensemble by the Kalman gain
-    /// instead of resetting it to each reading); `none` (the default: on the forecast
-    /// benchmark learned noise made the filter lag CO2's trend, 2x worse) explains all
-    /// scatter as diffusion.
+    /// instead of resetting it to each reading); `learned-start` also treats each training
+    /// window's start as a noisy reading (with `--window` >= 2 this tells scatter from
+    /// diffusion); `none` (the default: on the forecast benchmark learned noise made the
+    /// filter lag CO2's trend and unemployment's turns, 2-4x worse) explains all scatter as
+    /// diffusion.
     #[arg(long, value_enum, default_value_t = NoiseKind::None)]
     pub noise: NoiseKind,
     /// The calibrated loss's variance floor, in standardized units squared (keep it well

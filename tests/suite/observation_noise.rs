@@ -452,6 +452,10 @@ mod fit_csv_defaults {
             fit_csv::NoiseKind::Learned
         );
         assert_eq!(
+            settings_of(&["--noise", "learned-start"]).unwrap().noise,
+            fit_csv::NoiseKind::LearnedStart
+        );
+        assert_eq!(
             settings_of(&["--transform", "affine"]).unwrap().transform,
             fit_csv::TransformKind::Affine
         );
