@@ -279,6 +279,11 @@ pub enum NoiseKind {
     /// As `learned`, and each training window starts from a noisy reading as the
     /// forecaster's ensemble does (`SeriesProblem::with_noisy_start`).
     LearnedStart,
+    /// Chosen by validation ([`auto_candidates`]): each candidate is fitted on the training
+    /// rows but the last [`validation_rows`], which it then predicts one step ahead as the
+    /// held-out rows are; the lowest mean CRPS (relative to the first candidate's, per
+    /// column) wins and is fitted on all training rows.
+    Auto,
     /// No observation noise.
     None,
 }
@@ -517,6 +522,12 @@ pub struct Summary {
     pub detected: Option<Detected>,
     /// Each column's value transform (`--transform auto` resolved).
     pub transforms: Vec<Transform>,
+    /// `--noise auto`: each candidate (noise, window) with its validation score (mean CRPS
+    /// relative to the first candidate's), in [`auto_candidates`]' order, and the number of
+    /// validation rows; empty otherwise (or when the training rows are too few to validate).
+    pub validation: Vec<((NoiseKind, usize), f64)>,
+    /// See `validation`.
+    pub validation_rows: usize,
     /// Persistence's and AR(1)'s scores on the same rows (or why there are none).
     pub baselines: Result<Baselines, String>,
     /// Files written.
@@ -810,8 +821,129 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         Some((path, bytes)) => saved_periods(path, bytes)?,
         None => settings.periods.len(),
     };
-    let s = settings;
-    let summary = match (table.value_columns(), periods) {
+    // `--noise auto`: the candidate that predicts the last training rows best.
+    let mut validation = Vec::new();
+    let mut validation_rows = 0;
+    let chosen;
+    let settings = if settings.noise == NoiseKind::Auto {
+        let (noise, window) = if saved.is_none() && settings.loss == LossKind::Calibrated {
+            let train = table.times.len().saturating_sub(settings.holdout);
+            validation_rows = validation_rows_of(train);
+            if validation_rows > 0 {
+                validation = validate(&file, &table, train, validation_rows, settings, periods)?;
+            }
+            validation
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or((NoiseKind::None, settings.window), |c| c.0)
+        } else {
+            (NoiseKind::None, settings.window)
+        };
+        chosen = Settings {
+            noise,
+            window,
+            ..settings.clone()
+        };
+        &chosen
+    } else {
+        settings
+    };
+    let summary = fit_any(&file, &table, settings, saved, periods, out, progress);
+    summary.map(|mut s| {
+        s.detected = detected;
+        s.validation = validation;
+        s.validation_rows = validation_rows;
+        s
+    })
+}
+
+/// `--noise auto`'s candidates (noise, window) for `--window W`: no noise at `W`, learned
+/// noise with noisy window starts at `W`, no noise at `2 W`.
+pub fn auto_candidates(window: usize) -> [(NoiseKind, usize); 3] {
+    [
+        (NoiseKind::None, window),
+        (NoiseKind::LearnedStart, window),
+        (NoiseKind::None, window.saturating_mul(2)),
+    ]
+}
+
+/// `--noise auto`'s validation rows for `train` training rows: 20 % of them, rounded, at
+/// most 200; 0 (no validation: no noise) if that leaves fewer than 8 rows to fit or
+/// validates fewer than 4.
+pub fn validation_rows_of(train: usize) -> usize {
+    let v = ((train as f64 * 0.2).round() as usize).min(200);
+    if v < 4 || train < v + 8 {
+        0
+    } else {
+        v
+    }
+}
+
+/// Fits each of [`auto_candidates`] on the first `train - rows` of `table`'s rows and scores
+/// it on the next `rows` (one step ahead, as the held-out rows are scored), into a temporary
+/// directory removed afterwards. Scores: the mean over columns of the candidate's CRPS over
+/// the first candidate's.
+fn validate(
+    file: &str,
+    table: &Table,
+    train: usize,
+    rows: usize,
+    settings: &Settings,
+    periods: usize,
+) -> Result<Vec<((NoiseKind, usize), f64)>, String> {
+    let sub = Table {
+        names: table.names.clone(),
+        time_format: table.time_format,
+        times: table.times[..train].to_vec(),
+        rows: table.rows[..train].to_vec(),
+        lines: table.lines[..train.min(table.lines.len())].to_vec(),
+    };
+    let mut first: Option<Vec<f64>> = None;
+    let mut scores = Vec::new();
+    for (k, (noise, window)) in auto_candidates(settings.window).into_iter().enumerate() {
+        let s = Settings {
+            noise,
+            window,
+            holdout: rows,
+            horizon: 0,
+            ..settings.clone()
+        };
+        let dir =
+            std::env::temp_dir().join(format!("fit_csv-validation-{}-{k}", std::process::id()));
+        let summary = fit_any(file, &sub, &s, None, periods, &dir, false);
+        let _ = std::fs::remove_dir_all(&dir);
+        let crps = summary?.holdout_crps;
+        let base = first.get_or_insert_with(|| crps.clone());
+        let ratios: Vec<f64> = crps
+            .iter()
+            .zip(base.iter())
+            .map(|(&c, &b)| if b > 0.0 { c / b } else { 1.0 })
+            .collect();
+        let score = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+        scores.push((
+            (noise, window),
+            if score.is_finite() {
+                score
+            } else {
+                f64::INFINITY
+            },
+        ));
+    }
+    Ok(scores)
+}
+
+/// The fit for the table's columns and the number of periods.
+fn fit_any(
+    file: &str,
+    table: &Table,
+    s: &Settings,
+    saved: Option<(&str, &[u8])>,
+    periods: usize,
+    out: &Path,
+    progress: bool,
+) -> Result<Summary, String> {
+    let file = file.to_string();
+    match (table.value_columns(), periods) {
         (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, &table, s, saved, out, progress),
         (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, &table, s, saved, out, progress),
         (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
@@ -822,11 +954,7 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         (n, _) => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
         )),
-    };
-    summary.map(|mut s| {
-        s.detected = detected;
-        s
-    })
+    }
 }
 
 /// A period found in a series by [`detect_period`].
@@ -1385,6 +1513,8 @@ where
                 .collect(),
             detected: None,
             transforms: scaling.transforms.clone(),
+            validation: Vec::new(),
+            validation_rows: 0,
             baselines,
             files,
         });
@@ -1466,6 +1596,8 @@ where
         periods: periods_used,
         detected: None,
         transforms: scaling.transforms.clone(),
+        validation: Vec::new(),
+        validation_rows: 0,
         baselines,
         files,
     })
@@ -1733,6 +1865,24 @@ fn main() -> ExitCode {
                     } else {
                         ""
                     }
+                );
+            }
+            if let Some(best) = s.validation.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+                let name = |(noise, window): (NoiseKind, usize)| {
+                    let n = clap::ValueEnum::to_possible_value(&noise)
+                        .map_or_else(String::new, |v| v.get_name().to_string());
+                    format!("--noise {n} --window {window}")
+                };
+                let list: Vec<String> = s
+                    .validation
+                    .iter()
+                    .map(|&(c, score)| format!("{} {score:.3}", name(c)))
+                    .collect();
+                println!(
+                    "--noise auto: chose {} by the CRPS on the last {} training rows (relative to the first): {}",
+                    name(best.0),
+                    s.validation_rows,
+                    list.join(", ")
                 );
             }
             if !s.history.noise.is_empty() {
