@@ -908,8 +908,13 @@ fn validate(
             horizon: 0,
             ..settings.clone()
         };
-        let dir =
-            std::env::temp_dir().join(format!("fit_csv-validation-{}-{k}", std::process::id()));
+        // Unique within the process too (runs may be concurrent in one process).
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "fit_csv-validation-{}-{run}-{k}",
+            std::process::id()
+        ));
         let summary = fit_any(file, &sub, &s, None, periods, &dir, false);
         let _ = std::fs::remove_dir_all(&dir);
         let crps = summary?.holdout_crps;

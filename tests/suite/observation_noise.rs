@@ -560,4 +560,86 @@ mod fit_csv_defaults {
         assert_eq!(s.transforms, [Transform::Log]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// `--noise auto`: three candidates validated on the last 20 % of the training rows (the
+    /// first scores 1 by definition), the best one then fitted on all training rows: the
+    /// same bits as running that candidate directly. Too few rows: no validation, no noise.
+    #[test]
+    fn noise_auto_fits_the_candidate_that_validates_best() {
+        assert_eq!(fit_csv::validation_rows_of(60), 12);
+        assert_eq!(fit_csv::validation_rows_of(2000), 200);
+        assert_eq!(fit_csv::validation_rows_of(11), 0);
+        assert_eq!(
+            fit_csv::auto_candidates(1),
+            [
+                (fit_csv::NoiseKind::None, 1),
+                (fit_csv::NoiseKind::LearnedStart, 1),
+                (fit_csv::NoiseKind::None, 2)
+            ]
+        );
+        let dir = temp_dir("fit_csv_auto");
+        let z = super::normals(9, 70);
+        let mut text = String::from("t,y\n");
+        let mut x = 0.0f64;
+        for (i, e) in z.iter().enumerate() {
+            x = 0.8 * x + f64::from(*e);
+            text.push_str(&format!("{i},{}\n", x + 0.5 * f64::from(z[69 - i])));
+        }
+        let path = dir.join("ar.csv");
+        std::fs::write(&path, text).unwrap();
+        let auto = fit_csv::Settings {
+            iterations: 20,
+            trajectories: 8,
+            eval_trajectories: 40,
+            detect_period: false,
+            holdout: 10,
+            noise: fit_csv::NoiseKind::Auto,
+            ..fit_csv::Settings::default()
+        };
+        let a = fit_csv::run(&path, &auto, &dir.join("auto"), false).unwrap();
+        assert_eq!(a.validation_rows, 12);
+        assert_eq!(a.validation.len(), 3);
+        assert_eq!(a.validation[0].1, 1.0);
+        assert!(a.validation.iter().all(|v| v.1.is_finite() && v.1 > 0.0));
+        let best = a
+            .validation
+            .iter()
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap()
+            .0;
+        let direct = fit_csv::Settings {
+            noise: best.0,
+            window: best.1,
+            ..auto.clone()
+        };
+        let d = fit_csv::run(&path, &direct, &dir.join("direct"), false).unwrap();
+        assert!(d.validation.is_empty());
+        assert_eq!(a.holdout_crps[0].to_bits(), d.holdout_crps[0].to_bits());
+        assert_eq!(a.history.noise, d.history.noise);
+        assert_eq!(
+            a.history.noise.is_empty(),
+            best.0 == fit_csv::NoiseKind::None
+        );
+        // No temporary directories left behind.
+        let leftovers = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("fit_csv-validation-{}-", std::process::id()))
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        // A short series: nothing to validate on, no noise.
+        let short = dir.join("short.csv");
+        std::fs::write(&short, "t,y\n0,1\n1,2\n2,1.5\n3,2.5\n4,2\n5,3\n").unwrap();
+        let whole = fit_csv::Settings {
+            holdout: 0,
+            ..auto.clone()
+        };
+        let s = fit_csv::run(&short, &whole, &dir.join("short"), false).unwrap();
+        assert!(s.validation.is_empty() && s.history.noise.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
