@@ -34,7 +34,11 @@
 //! noise, its update the ensemble Kalman one. `--noise learned-start`: as `learned`, and each
 //! training window's start is a noisy reading too (`SeriesProblem::with_noisy_start`: its
 //! variance `s_c^2` is added to every prediction of the window), so that with `--window` of
-//! 2 or more the likelihood tells measurement scatter from diffusion. `--noise none` (the
+//! 2 or more the likelihood tells measurement scatter from diffusion. `--noise auto`: chosen
+//! by validation among `none` and `learned-start` at `--window W` and `none` at `2 W`: each
+//! is fitted on the training rows but the last 20 % (at most 200) and predicts those one step
+//! ahead as the held-out rows are; the lowest CRPS is then fitted on all training rows (about
+//! 4x the training time; it is printed with each candidate's score). `--noise none` (the
 //! default): no observation noise (on benches/forecast learned noise let the filter lag
 //! CO2's and unemployment's movements: 2-4x worse there; see benches/forecast/README.md).
 //!
@@ -153,7 +157,8 @@ pub struct Cli {
     /// file's columns carry `s`, and the forecaster updates its ensemble by the Kalman gain
     /// instead of resetting it to each reading); `learned-start` also treats each training
     /// window's start as a noisy reading (with `--window` >= 2 this tells scatter from
-    /// diffusion); `none` (the default: on the forecast benchmark learned noise made the
+    /// diffusion); `auto` chooses among `none` and `learned-start` at `--window W` and `none`
+    /// at `2 W` by the CRPS on the last 20 % of the training rows; `none` (the default: on the forecast benchmark learned noise made the
     /// filter lag CO2's trend and unemployment's turns, 2-4x worse) explains all scatter as
     /// diffusion.
     #[arg(long, value_enum, default_value_t = NoiseKind::None)]
