@@ -530,7 +530,7 @@ pub struct Summary {
     /// `--noise auto`: each candidate (noise, window) with its validation score (mean CRPS
     /// relative to the first candidate's), in [`auto_candidates`]' order, and the number of
     /// validation rows; empty otherwise (or when the training rows are too few to validate).
-    pub validation: Vec<((NoiseKind, usize), f64)>,
+    pub validation: Validation,
     /// See `validation`.
     pub validation_rows: usize,
     /// Persistence's and AR(1)'s scores on the same rows (or why there are none).
@@ -862,6 +862,9 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
     })
 }
 
+/// `--noise auto`'s candidates `(noise, window)` with their validation scores.
+pub type Validation = Vec<((NoiseKind, usize), f64)>;
+
 /// `--noise auto`'s candidates (noise, window) for `--window W`: no noise at `W`, learned
 /// noise with noisy window starts at `W`, no noise at `2 W`.
 pub fn auto_candidates(window: usize) -> [(NoiseKind, usize); 3] {
@@ -895,7 +898,7 @@ fn validate(
     rows: usize,
     settings: &Settings,
     periods: usize,
-) -> Result<Vec<((NoiseKind, usize), f64)>, String> {
+) -> Result<Validation, String> {
     let sub = Table {
         names: table.names.clone(),
         time_format: table.time_format,
@@ -954,12 +957,12 @@ fn fit_any(
 ) -> Result<Summary, String> {
     let file = file.to_string();
     match (table.value_columns(), periods) {
-        (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, &table, s, saved, out, progress),
-        (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, &table, s, saved, out, progress),
-        (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
-        (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, &table, s, saved, out, progress),
-        (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, &table, s, saved, out, progress),
-        (2, 2) => fit_table::<SeasonalModel<2, 6, 2>, 2, 44>(&file, &table, s, saved, out, progress),
+        (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, table, s, saved, out, progress),
+        (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, table, s, saved, out, progress),
+        (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, table, s, saved, out, progress),
+        (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, table, s, saved, out, progress),
+        (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, table, s, saved, out, progress),
+        (2, 2) => fit_table::<SeasonalModel<2, 6, 2>, 2, 44>(&file, table, s, saved, out, progress),
         (1 | 2, h) => Err(format!("the model has {h} periods; fit_csv handles at most {MAX_PERIODS}")),
         (n, _) => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
