@@ -31,8 +31,16 @@
 //! with the model (log-parameterised, from 0.1 standardized units), so measurement scatter
 //! need not be explained as diffusion; the likelihood's variance is the paths' plus
 //! `s_c^2`, the model file's columns carry `s_c`, and the forecaster's bands are paths plus
-//! noise, its update the ensemble Kalman one. `--noise none` (the default): no observation
-//! noise (on benches/forecast learned noise let the filter lag CO2's trend: 2x worse).
+//! noise, its update the ensemble Kalman one. `--noise learned-start`: as `learned`, and each
+//! training window's start is a noisy reading too (`SeriesProblem::with_noisy_start`: its
+//! variance `s_c^2` is added to every prediction of the window), so that with `--window` of
+//! 2 or more the likelihood tells measurement scatter from diffusion. `--noise auto`: chosen
+//! by validation among `none` and `learned-start` at `--window W` and `none` at `2 W`: each
+//! is fitted on the training rows but the last 20 % (at most 200) and predicts those one step
+//! ahead as the held-out rows are; the lowest CRPS is then fitted on all training rows (about
+//! 4x the training time; it is printed with each candidate's score). `--noise none` (the
+//! default): no observation noise (on benches/forecast learned noise let the filter lag
+//! CO2's and unemployment's movements: 2-4x worse there; see benches/forecast/README.md).
 //!
 //! **Time features** (`--period P`, up to two): a seasonal model
 //! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
@@ -147,9 +155,12 @@ pub struct Cli {
     /// Observation noise (calibrated loss): `learned` fits a per-column measurement noise
     /// `y = u + e`, `e ~ N(0, s^2)`, with the model (the band is paths plus noise; the model
     /// file's columns carry `s`, and the forecaster updates its ensemble by the Kalman gain
-    /// instead of resetting it to each reading); `none` (the default: on the forecast
-    /// benchmark learned noise made the filter lag CO2's trend, 2x worse) explains all
-    /// scatter as diffusion.
+    /// instead of resetting it to each reading); `learned-start` also treats each training
+    /// window's start as a noisy reading (with `--window` >= 2 this tells scatter from
+    /// diffusion); `auto` chooses among `none` and `learned-start` at `--window W` and `none`
+    /// at `2 W` by the CRPS on the last 20 % of the training rows; `none` (the default: on the forecast benchmark learned noise made the
+    /// filter lag CO2's trend and unemployment's turns, 2-4x worse) explains all scatter as
+    /// diffusion.
     #[arg(long, value_enum, default_value_t = NoiseKind::None)]
     pub noise: NoiseKind,
     /// The calibrated loss's variance floor, in standardized units squared (keep it well
@@ -270,6 +281,14 @@ pub enum LossKind {
 pub enum NoiseKind {
     /// A per-column noise scale learned with the model (`SeriesProblem::with_learned_noise`).
     Learned,
+    /// As `learned`, and each training window starts from a noisy reading as the
+    /// forecaster's ensemble does (`SeriesProblem::with_noisy_start`).
+    LearnedStart,
+    /// Chosen by validation ([`auto_candidates`]): each candidate is fitted on the training
+    /// rows but the last [`validation_rows`], which it then predicts one step ahead as the
+    /// held-out rows are; the lowest mean CRPS (relative to the first candidate's, per
+    /// column) wins and is fitted on all training rows.
+    Auto,
     /// No observation noise.
     None,
 }
@@ -508,6 +527,12 @@ pub struct Summary {
     pub detected: Option<Detected>,
     /// Each column's value transform (`--transform auto` resolved).
     pub transforms: Vec<Transform>,
+    /// `--noise auto`: each candidate (noise, window) with its validation score (mean CRPS
+    /// relative to the first candidate's), in [`auto_candidates`]' order, and the number of
+    /// validation rows; empty otherwise (or when the training rows are too few to validate).
+    pub validation: Validation,
+    /// See `validation`.
+    pub validation_rows: usize,
     /// Persistence's and AR(1)'s scores on the same rows (or why there are none).
     pub baselines: Result<Baselines, String>,
     /// Files written.
@@ -801,23 +826,148 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
         Some((path, bytes)) => saved_periods(path, bytes)?,
         None => settings.periods.len(),
     };
-    let s = settings;
-    let summary = match (table.value_columns(), periods) {
-        (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, &table, s, saved, out, progress),
-        (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, &table, s, saved, out, progress),
-        (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, &table, s, saved, out, progress),
-        (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, &table, s, saved, out, progress),
-        (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, &table, s, saved, out, progress),
-        (2, 2) => fit_table::<SeasonalModel<2, 6, 2>, 2, 44>(&file, &table, s, saved, out, progress),
+    // `--noise auto`: the candidate that predicts the last training rows best.
+    let mut validation = Vec::new();
+    let mut validation_rows = 0;
+    let chosen;
+    let settings = if settings.noise == NoiseKind::Auto {
+        let (noise, window) = if saved.is_none() && settings.loss == LossKind::Calibrated {
+            let train = table.times.len().saturating_sub(settings.holdout);
+            validation_rows = validation_rows_of(train);
+            if validation_rows > 0 {
+                validation = validate(&file, &table, train, validation_rows, settings, periods)?;
+            }
+            validation
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or((NoiseKind::None, settings.window), |c| c.0)
+        } else {
+            (NoiseKind::None, settings.window)
+        };
+        chosen = Settings {
+            noise,
+            window,
+            ..settings.clone()
+        };
+        &chosen
+    } else {
+        settings
+    };
+    let summary = fit_any(&file, &table, settings, saved, periods, out, progress);
+    summary.map(|mut s| {
+        s.detected = detected;
+        s.validation = validation;
+        s.validation_rows = validation_rows;
+        s
+    })
+}
+
+/// `--noise auto`'s candidates `(noise, window)` with their validation scores.
+pub type Validation = Vec<((NoiseKind, usize), f64)>;
+
+/// `--noise auto`'s candidates (noise, window) for `--window W`: no noise at `W`, learned
+/// noise with noisy window starts at `W`, no noise at `2 W`.
+pub fn auto_candidates(window: usize) -> [(NoiseKind, usize); 3] {
+    [
+        (NoiseKind::None, window),
+        (NoiseKind::LearnedStart, window),
+        (NoiseKind::None, window.saturating_mul(2)),
+    ]
+}
+
+/// `--noise auto`'s validation rows for `train` training rows: 20 % of them, rounded, at
+/// most 200; 0 (no validation: no noise) if that leaves fewer than 8 rows to fit or
+/// validates fewer than 4.
+pub fn validation_rows_of(train: usize) -> usize {
+    let v = ((train as f64 * 0.2).round() as usize).min(200);
+    if v < 4 || train < v + 8 {
+        0
+    } else {
+        v
+    }
+}
+
+/// Fits each of [`auto_candidates`] on the first `train - rows` of `table`'s rows and scores
+/// it on the next `rows` (one step ahead, as the held-out rows are scored), into a temporary
+/// directory removed afterwards. Scores: the mean over columns of the candidate's CRPS over
+/// the first candidate's.
+fn validate(
+    file: &str,
+    table: &Table,
+    train: usize,
+    rows: usize,
+    settings: &Settings,
+    periods: usize,
+) -> Result<Validation, String> {
+    let sub = Table {
+        names: table.names.clone(),
+        time_format: table.time_format,
+        times: table.times[..train].to_vec(),
+        rows: table.rows[..train].to_vec(),
+        lines: table.lines[..train.min(table.lines.len())].to_vec(),
+    };
+    let mut first: Option<Vec<f64>> = None;
+    let mut scores = Vec::new();
+    for (k, (noise, window)) in auto_candidates(settings.window).into_iter().enumerate() {
+        let s = Settings {
+            noise,
+            window,
+            holdout: rows,
+            horizon: 0,
+            ..settings.clone()
+        };
+        // Unique within the process too (runs may be concurrent in one process).
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "fit_csv-validation-{}-{run}-{k}",
+            std::process::id()
+        ));
+        let summary = fit_any(file, &sub, &s, None, periods, &dir, false);
+        let _ = std::fs::remove_dir_all(&dir);
+        let crps = summary?.holdout_crps;
+        let base = first.get_or_insert_with(|| crps.clone());
+        let ratios: Vec<f64> = crps
+            .iter()
+            .zip(base.iter())
+            .map(|(&c, &b)| if b > 0.0 { c / b } else { 1.0 })
+            .collect();
+        let score = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+        scores.push((
+            (noise, window),
+            if score.is_finite() {
+                score
+            } else {
+                f64::INFINITY
+            },
+        ));
+    }
+    Ok(scores)
+}
+
+/// The fit for the table's columns and the number of periods.
+fn fit_any(
+    file: &str,
+    table: &Table,
+    s: &Settings,
+    saved: Option<(&str, &[u8])>,
+    periods: usize,
+    out: &Path,
+    progress: bool,
+) -> Result<Summary, String> {
+    let file = file.to_string();
+    match (table.value_columns(), periods) {
+        (1, 0) => fit_table::<SeedModel<1>, 1, 61>(&file, table, s, saved, out, progress),
+        (2, 0) => fit_table::<SeedModel<2>, 2, 68>(&file, table, s, saved, out, progress),
+        (1, 1) => fit_table::<SeasonalModel<1, 3, 1>, 1, 41>(&file, table, s, saved, out, progress),
+        (1, 2) => fit_table::<SeasonalModel<2, 5, 1>, 1, 41>(&file, table, s, saved, out, progress),
+        (2, 1) => fit_table::<SeasonalModel<1, 4, 2>, 2, 44>(&file, table, s, saved, out, progress),
+        (2, 2) => fit_table::<SeasonalModel<2, 6, 2>, 2, 44>(&file, table, s, saved, out, progress),
         (1 | 2, h) => Err(format!("the model has {h} periods; fit_csv handles at most {MAX_PERIODS}")),
         (n, _) => Err(format!(
             "{file}: has {n} value columns; fit_csv fits 1 or 2 (a one- or two-dimensional model): keep only the time column and the columns to fit"
         )),
-    };
-    summary.map(|mut s| {
-        s.detected = detected;
-        s
-    })
+    }
 }
 
 /// A period found in a series by [`detect_period`].
@@ -1156,7 +1306,7 @@ where
         seed: settings.seeds.1,
         gradient: settings.gradient.mode(),
         noise: match (settings.loss, settings.noise) {
-            (LossKind::Calibrated, NoiseKind::Learned) => Some(
+            (LossKind::Calibrated, NoiseKind::Learned | NoiseKind::LearnedStart) => Some(
                 // Resuming: from the saved file's noise where it has one.
                 saved
                     .as_ref()
@@ -1167,6 +1317,7 @@ where
             ),
             _ => None,
         },
+        noisy_start: settings.noise == NoiseKind::LearnedStart,
     };
     let mut model: M = match &saved {
         Some((path, _, f)) => {
@@ -1375,6 +1526,8 @@ where
                 .collect(),
             detected: None,
             transforms: scaling.transforms.clone(),
+            validation: Vec::new(),
+            validation_rows: 0,
             baselines,
             files,
         });
@@ -1456,6 +1609,8 @@ where
         periods: periods_used,
         detected: None,
         transforms: scaling.transforms.clone(),
+        validation: Vec::new(),
+        validation_rows: 0,
         baselines,
         files,
     })
@@ -1723,6 +1878,24 @@ fn main() -> ExitCode {
                     } else {
                         ""
                     }
+                );
+            }
+            if let Some(best) = s.validation.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+                let name = |(noise, window): (NoiseKind, usize)| {
+                    let n = clap::ValueEnum::to_possible_value(&noise)
+                        .map_or_else(String::new, |v| v.get_name().to_string());
+                    format!("--noise {n} --window {window}")
+                };
+                let list: Vec<String> = s
+                    .validation
+                    .iter()
+                    .map(|&(c, score)| format!("{} {score:.3}", name(c)))
+                    .collect();
+                println!(
+                    "--noise auto: chose {} by the CRPS on the last {} training rows (relative to the first): {}",
+                    name(best.0),
+                    s.validation_rows,
+                    list.join(", ")
                 );
             }
             if !s.history.noise.is_empty() {

@@ -10,7 +10,9 @@
 # Environment: FIT_CSV (the fit_csv command to measure; default: this worktree's, built
 # with `cargo build --release --features examples --example fit_csv`), FORECAST_VENV (default
 # target/forecast-venv), FORECAST_OUT (where the exported series and fit_csv's outputs go,
-# default target/forecast-bench). Everything runs under `nice`: the machine may be shared.
+# default target/forecast-bench), FORECAST_ARIMA_CACHE (a directory keeping each series'
+# auto-ARIMA result between runs; unset: none). Everything runs under `nice`: the machine
+# may be shared.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -414,6 +414,9 @@ pub struct SeriesFit {
     /// column, trained with the model (`SeriesProblem::with_learned_noise`); `None`: no
     /// observation noise.
     pub noise: Option<f32>,
+    /// Each window's start is a noisy observation too
+    /// (`SeriesProblem::with_noisy_start`; only with `noise`).
+    pub noisy_start: bool,
 }
 
 /// Fits `model` to the series (`times`, `values`, `mask`) as `how` says, reporting every
@@ -439,7 +442,9 @@ where
             .with_batch(how.batch)?
             .with_objective(how.objective)?;
     if let Some(sd) = how.noise {
-        problem = problem.with_learned_noise([sd; D])?;
+        problem = problem
+            .with_learned_noise([sd; D])?
+            .with_noisy_start(how.noisy_start);
     }
     let full_batch = problem.all_windows().count() <= how.batch;
     let p = S::PARAMS + problem.noise_params();

@@ -116,6 +116,16 @@ fn the_readmes_fit_exp_scores_are_the_full_runs() {
     };
     let [(plain_cover, plain_crps), (window_cover, window_crps), (cal_cover, cal_crps)] =
         s.calibration;
+    // Issue 22's target for the calibrated model: its band covers at least 5 of the 6
+    // points and its CRPS is below both mean-only fits'.
+    assert!(
+        (6.0 * cal_cover).round() >= 5.0,
+        "calibrated band covers {cal_cover}"
+    );
+    assert!(
+        cal_crps < plain_crps.min(window_crps),
+        "calibrated CRPS {cal_crps} vs mean-only {plain_crps} / {window_crps}"
+    );
     let mean_only = if points(plain_cover) == points(window_cover) {
         points(plain_cover)
     } else {

@@ -1,7 +1,8 @@
 //! Learned observation noise in the series likelihood (`SeriesProblem::with_learned_noise`):
 //! the gradient in `ln sd` against finite differences on common random numbers in every
 //! mode, zero noise keeping the loss's bits, the learned scale recovering a known noise
-//! level, the trainer training it, and bad input as typed errors.
+//! level (and, with noisy window starts, telling the noise from diffusion on a random walk),
+//! the trainer training it, and bad input as typed errors.
 
 use core::ops::ControlFlow;
 
@@ -65,12 +66,14 @@ fn noise_gradient_matches_finite_differences_in_every_mode() {
     let model = small_model(5);
     let noise = Brownian::new(9);
     let sd = 0.8f32;
-    for window in [1, 3] {
+    for (window, noisy_start) in [(1, false), (3, false), (1, true), (3, true)] {
         let base = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)
             .unwrap()
             .with_window(window)
-            .unwrap();
+            .unwrap()
+            .with_noisy_start(noisy_start);
         let learned = base.with_learned_noise([sd]).unwrap();
+        assert_eq!(learned.noisy_start(), noisy_start);
         assert_eq!(learned.noise_params(), 1);
         let loss_at = |log_sd: f32| -> f64 {
             let p = base.with_observation_noise([log_sd.exp()]).unwrap();
@@ -122,7 +125,7 @@ fn noise_gradient_matches_finite_differences_in_every_mode() {
             let g_noise = f64::from(g[P]);
             assert!(
                 (g_noise - fd).abs() <= 1e-3 * fd.abs() + 1e-5,
-                "mode {mode}, window {window}: d loss / d ln sd {g_noise} vs finite difference {fd}"
+                "mode {mode}, window {window}, noisy start {noisy_start}: d loss / d ln sd {g_noise} vs finite difference {fd}"
             );
             results.push((value, g));
         }
@@ -217,6 +220,100 @@ fn learned_noise_recovers_a_known_level() {
     assert!(
         (sd - f64::from(s)).abs() < 0.1 * f64::from(s),
         "learned {sd}, true {s}"
+    );
+}
+
+/// A noisy start adds the start's variance `sd^2` once more: the loss equals that without
+/// noisy starts at the scale `sd * sqrt(2)` (to rounding), and it is no change without noise.
+#[test]
+fn a_noisy_start_doubles_the_noise_variance() {
+    let (times, values) = series_data();
+    let series = Series::new(&times, &values).unwrap();
+    let model = small_model(3);
+    let noise = Brownian::new(6);
+    let base = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)
+        .unwrap()
+        .with_window(3)
+        .unwrap();
+    let mut stats = vec![[0.0f32; 1]; base.stats_len()];
+    let mut loss = |p: &SeriesProblem<'_, EulerMaruyama, 1>| {
+        series_loss_value(p, &model, &noise, p.all_windows(), &mut stats).unwrap()
+    };
+    let sd = 0.3f32;
+    let noisy = loss(
+        &base
+            .with_noisy_start(true)
+            .with_learned_noise([sd])
+            .unwrap(),
+    );
+    let wider = loss(&base.with_observation_noise([sd * 2f32.sqrt()]).unwrap());
+    assert!(
+        (noisy - wider).abs() <= 1e-5 * wider.abs(),
+        "{noisy} vs {wider}"
+    );
+    // The flag survives setting the noise after it, and is nothing without noise.
+    let plain = loss(&base);
+    assert_eq!(
+        loss(&base.with_noisy_start(true)).to_bits(),
+        plain.to_bits()
+    );
+    let off = loss(&base.with_learned_noise([sd]).unwrap());
+    assert_ne!(off.to_bits(), noisy.to_bits(), "the flag changed nothing");
+}
+
+/// A random walk seen through noise (`x_k+1 = x_k + sqrt(q) eta`, `y_k = x_k + s e_k`) and
+/// the model that knows its diffusion (`du = sqrt(q) dW`): windows of 4 steps predict
+/// `y_start+j` with variance `j q + 2 s^2`. With noisy starts the learned scale is the true
+/// `s` (within 12 %); with exact starts the likelihood's best scale carries the start's noise
+/// too, `s * sqrt(2)`, which a forecaster filtering with it would trust its readings too little
+/// with. Gradient steps on the `ln sd` entry alone.
+#[test]
+fn noisy_starts_tell_measurement_noise_from_diffusion() {
+    let (q, s, n) = (0.25f32, 0.4f32, 401);
+    let (eta, e) = (normals(21, n), normals(22, n));
+    let times: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let mut x = 0.0f32;
+    let values: Vec<[f32; 1]> = (0..n)
+        .map(|i| {
+            if i > 0 {
+                x += q.sqrt() * eta[i];
+            }
+            [x + s * e[i]]
+        })
+        .collect();
+    let series = Series::new(&times, &values).unwrap();
+    let mut model = Linear::default();
+    model.write_params(&[0.0, 0.0, 0.0, q.sqrt()]).unwrap();
+    let noise = Brownian::new(3);
+    let mut scratch = Scratch::<4, 1>::owned();
+    let learn = |noisy_start: bool, scratch: &mut Scratch<4, 1>| {
+        let mut sd = 1.0f32;
+        for _ in 0..120 {
+            let problem = SeriesProblem::new(EulerMaruyama, series, 1.0, 64)
+                .unwrap()
+                .with_window(4)
+                .unwrap()
+                .with_noisy_start(noisy_start)
+                .with_learned_noise([sd])
+                .unwrap();
+            let windows = SeriesWindows::new(&problem, &noise, problem.all_windows());
+            let mut g = [0.0f32; Linear::PARAMS + 1];
+            loss_and_gradient(&windows, &model, Reverse(Checkpoints::All), scratch, &mut g)
+                .unwrap();
+            sd = (sd.ln() - 0.5 * g[Linear::PARAMS]).exp();
+        }
+        f64::from(sd)
+    };
+    let (with, without) = (learn(true, &mut scratch), learn(false, &mut scratch));
+    let s = f64::from(s);
+    assert!(
+        (with - s).abs() < 0.12 * s,
+        "noisy starts: learned {with}, true {s}"
+    );
+    assert!(
+        without > 1.25 * s,
+        "exact starts: learned {without}, expected about {}",
+        s * 2f64.sqrt()
     );
 }
 
@@ -344,6 +441,10 @@ mod fit_csv_defaults {
             fit_csv::NoiseKind::Learned
         );
         assert_eq!(
+            settings_of(&["--noise", "learned-start"]).unwrap().noise,
+            fit_csv::NoiseKind::LearnedStart
+        );
+        assert_eq!(
             settings_of(&["--transform", "affine"]).unwrap().transform,
             fit_csv::TransformKind::Affine
         );
@@ -449,6 +550,88 @@ mod fit_csv_defaults {
         std::fs::write(&path, text).unwrap();
         let s = fit_csv::run(&path, &base, &dir.join("growing"), false).unwrap();
         assert_eq!(s.transforms, [Transform::Log]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `--noise auto`: three candidates validated on the last 20 % of the training rows (the
+    /// first scores 1 by definition), the best one then fitted on all training rows: the
+    /// same bits as running that candidate directly. Too few rows: no validation, no noise.
+    #[test]
+    fn noise_auto_fits_the_candidate_that_validates_best() {
+        assert_eq!(fit_csv::validation_rows_of(60), 12);
+        assert_eq!(fit_csv::validation_rows_of(2000), 200);
+        assert_eq!(fit_csv::validation_rows_of(11), 0);
+        assert_eq!(
+            fit_csv::auto_candidates(1),
+            [
+                (fit_csv::NoiseKind::None, 1),
+                (fit_csv::NoiseKind::LearnedStart, 1),
+                (fit_csv::NoiseKind::None, 2)
+            ]
+        );
+        let dir = temp_dir("fit_csv_auto");
+        let z = super::normals(9, 70);
+        let mut text = String::from("t,y\n");
+        let mut x = 0.0f64;
+        for (i, e) in z.iter().enumerate() {
+            x = 0.8 * x + f64::from(*e);
+            text.push_str(&format!("{i},{}\n", x + 0.5 * f64::from(z[69 - i])));
+        }
+        let path = dir.join("ar.csv");
+        std::fs::write(&path, text).unwrap();
+        let auto = fit_csv::Settings {
+            iterations: 20,
+            trajectories: 8,
+            eval_trajectories: 40,
+            detect_period: false,
+            holdout: 10,
+            noise: fit_csv::NoiseKind::Auto,
+            ..fit_csv::Settings::default()
+        };
+        let a = fit_csv::run(&path, &auto, &dir.join("auto"), false).unwrap();
+        assert_eq!(a.validation_rows, 12);
+        assert_eq!(a.validation.len(), 3);
+        assert_eq!(a.validation[0].1, 1.0);
+        assert!(a.validation.iter().all(|v| v.1.is_finite() && v.1 > 0.0));
+        let best = a
+            .validation
+            .iter()
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap()
+            .0;
+        let direct = fit_csv::Settings {
+            noise: best.0,
+            window: best.1,
+            ..auto.clone()
+        };
+        let d = fit_csv::run(&path, &direct, &dir.join("direct"), false).unwrap();
+        assert!(d.validation.is_empty());
+        assert_eq!(a.holdout_crps[0].to_bits(), d.holdout_crps[0].to_bits());
+        assert_eq!(a.history.noise, d.history.noise);
+        assert_eq!(
+            a.history.noise.is_empty(),
+            best.0 == fit_csv::NoiseKind::None
+        );
+        // No temporary directories left behind.
+        let leftovers = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("fit_csv-validation-{}-", std::process::id()))
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        // A short series: nothing to validate on, no noise.
+        let short = dir.join("short.csv");
+        std::fs::write(&short, "t,y\n0,1\n1,2\n2,1.5\n3,2.5\n4,2\n5,3\n").unwrap();
+        let whole = fit_csv::Settings {
+            holdout: 0,
+            ..auto.clone()
+        };
+        let s = fit_csv::run(&short, &whole, &dir.join("short"), false).unwrap();
+        assert!(s.validation.is_empty() && s.history.noise.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -66,6 +66,10 @@ pub(super) struct ObservationNoise<const D: usize> {
     pub(super) var: [f32; D],
     /// Whether the trainer trains `log_sd`.
     pub(super) learned: bool,
+    /// Whether each window's start is an observation too (`u_start ~ N(y_start, sd^2)`,
+    /// the forecaster's start from a reading): its variance `sd^2` is added to every
+    /// prediction of the window (the start carried unchanged to the window's times).
+    pub(super) noisy_start: bool,
 }
 
 impl<const D: usize> ObservationNoise<D> {
@@ -73,6 +77,7 @@ impl<const D: usize> ObservationNoise<D> {
         log_sd: [f32::NEG_INFINITY; D],
         var: [0.0; D],
         learned: false,
+        noisy_start: false,
     };
 
     /// The noise with `ln sd = log_sd` (finite).
@@ -86,7 +91,20 @@ impl<const D: usize> ObservationNoise<D> {
             log_sd,
             var,
             learned,
+            noisy_start: false,
         }
+    }
+
+    /// The variance the likelihood adds to each prediction: `sd^2`, twice that with a
+    /// noisy start.
+    pub(super) fn loss_var(&self) -> [f32; D] {
+        let mut v = self.var;
+        if self.noisy_start {
+            for x in v.iter_mut() {
+                *x += *x;
+            }
+        }
+        v
     }
 }
 
@@ -243,6 +261,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             *l = crate::math::ln(s);
         }
         let mut noise = ObservationNoise::from_log_sd(log_sd, false);
+        noise.noisy_start = self.noise.noisy_start;
         noise.var = crate::train::loss::noise_variances(sd)?;
         Ok(Self { noise, ..self })
     }
@@ -280,9 +299,46 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             *l = crate::math::ln(s);
         }
         Ok(Self {
-            noise: ObservationNoise::from_log_sd(log_sd, true),
+            noise: ObservationNoise {
+                noisy_start: self.noise.noisy_start,
+                ..ObservationNoise::from_log_sd(log_sd, true)
+            },
             ..self
         })
+    }
+
+    /// Treats each window's start as a noisy observation too (with
+    /// [`with_learned_noise`](Self::with_learned_noise) or
+    /// [`with_observation_noise`](Self::with_observation_noise)): the start state is
+    /// `y_start + e`, `e ~ N(0, sd^2)`, as the forecaster's ensemble starts from a reading,
+    /// and the likelihood of each of the window's observations adds that variance, carried
+    /// unchanged (a first-order approximation: exact for a random walk), to the paths'
+    /// and the observation's own: `2 sd^2` in all. Without it a window's start is exact and
+    /// one-step windows cannot tell measurement scatter from diffusion (both add to the
+    /// step's variance once); with it and windows of more than one step they can (the
+    /// scatter's share does not grow with the horizon), so the noise the forecaster's
+    /// Kalman update uses is the one in the data. No effect without observation noise.
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?.with_window(2)?;
+    /// let learned = problem.with_learned_noise([0.1])?.with_noisy_start(true);
+    /// assert!(learned.noisy_start());
+    /// assert_eq!(learned.noise_params(), 1);
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_noisy_start(mut self, noisy: bool) -> Self {
+        self.noise.noisy_start = noisy;
+        self
+    }
+
+    /// Whether each window's start is a noisy observation ([`with_noisy_start`](Self::with_noisy_start)).
+    pub fn noisy_start(&self) -> bool {
+        self.noise.noisy_start
     }
 
     /// The observation noise's scale per column (zeros without noise).
@@ -317,7 +373,10 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             for (x, &v) in l.iter_mut().zip(log_sd) {
                 *x = v;
             }
-            self.noise = ObservationNoise::from_log_sd(l, true);
+            self.noise = ObservationNoise {
+                noisy_start: self.noise.noisy_start,
+                ..ObservationNoise::from_log_sd(l, true)
+            };
         }
     }
 
@@ -546,7 +605,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.var)
+                    .with_noise_var(self.noise.loss_var())
                     .sum(mean, var)
             }
             SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
@@ -565,7 +624,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.var)
+                    .with_noise_var(self.noise.loss_var())
                     .noise_cotangent(mean, var)
             }
             SeriesObjective::MeanSquaredError => [0.0; D],
@@ -582,7 +641,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         noise_grad: &mut [f32],
     ) {
         let n = count.max(1) as f32;
-        for ((g, &b), &v) in noise_grad.iter_mut().zip(bar).zip(&self.noise.var) {
+        for ((g, &b), &v) in noise_grad.iter_mut().zip(bar).zip(&self.noise.loss_var()) {
             *g = b / n * (2.0 * v);
         }
     }
