@@ -8,13 +8,6 @@ use crate::real::Real;
 pub trait Activation: Copy + Default {
     /// A short stable name, recorded in weights files.
     const NAME: &'static str;
-    /// Whether the one-lane unit-by-unit layers (the Cortex-M targets: a hidden layer
-    /// feeding a one-output layer, one trajectory) hand this activation their units two at
-    /// a time, through [`apply_array`](Activation::apply_array) of 2 elements, rather than
-    /// one by one through [`apply`](Activation::apply). True for an activation whose pair
-    /// costs less than two singles ([`QuickSigmoid`](crate::nn::QuickSigmoid): one clamp
-    /// test for both); the results are the same either way.
-    const UNITS_IN_PAIRS: bool = false;
     /// Applies the function to one scalar.
     fn apply<T: Real>(x: T) -> T;
     /// Applies the function to every element of an array in place, with the same results as

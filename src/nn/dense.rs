@@ -310,13 +310,8 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
     let groups = rows.len().min(bias.len()).min(out.len()) / G;
     for k in 0..groups {
         for q in 0..G / 4 {
-            let at = k * G + 4 * q;
-            if P::UNITS_IN_PAIRS {
-                unit_pairs_dot::<T, P, J>(rows, bias, out, at, x, acc);
-                continue;
-            }
             for (i, a) in acc.iter_mut().enumerate() {
-                let u = at + i;
+                let u = k * G + 4 * q + i;
                 if let (Some(w), Some(&b), Some(&v)) = (rows.get(u), bias.get(u), out.get(u)) {
                     *a += hidden_unit::<T, P, J>(w, b, x) * v;
                 }
@@ -324,36 +319,6 @@ fn unit_groups_dot<T: Real, P: Activation, const J: usize, const G: usize>(
         }
     }
     groups * G
-}
-
-/// Units `at..at + 4` of `rows`/`bias` at `x` in two pairs, each pair's pre-activations handed to
-/// [`Activation::apply_array`] together, unit `k` times `out[k]` into accumulator `k`: the
-/// operations of [`hidden_unit`] per unit (the same bits), for the activations that
-/// evaluate a pair for less ([`Activation::UNITS_IN_PAIRS`]).
-#[inline(always)]
-fn unit_pairs_dot<T: Real, P: Activation, const J: usize>(
-    rows: &[[f32; J]],
-    bias: &[f32],
-    out: &[f32],
-    at: usize,
-    x: &[T; J],
-    acc: &mut [T; 4],
-) {
-    // Indexed for the same reason as `unit_groups_dot`'s loops.
-    for pair in [0, 2] {
-        let mut z = [T::ZERO; 2];
-        for (i, z) in z.iter_mut().enumerate() {
-            if let (Some(w), Some(&b)) = (rows.get(at + pair + i), bias.get(at + pair + i)) {
-                *z = T::cst(b) + dot(x, w);
-            }
-        }
-        P::apply_array(&mut z);
-        for (i, h) in z.into_iter().enumerate() {
-            if let (Some(a), Some(&v)) = (acc.get_mut(pair + i), out.get(at + pair + i)) {
-                *a += h * v;
-            }
-        }
-    }
 }
 
 /// [`hidden_dot`], not inlined on 32-bit Arm (the Cortex-M): measured on the M4F, a call per

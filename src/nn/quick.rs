@@ -312,30 +312,6 @@ fn apply<T: Real>(r: &Rational, x: T) -> T {
     }
 }
 
-/// [`apply`] of two one-lane scalars without tangents (the Cortex-M's unit-by-unit layers
-/// take their units in pairs): when `x0² + x1² <= clamp²` (both inside the clamp, neither
-/// NaN: the rounded sum of two non-negative numbers is at least each of them) both
-/// quotients at once, one comparison and branch for the two; otherwise each by [`apply`].
-/// The bits of [`apply`] element by element.
-#[inline(always)]
-fn pair_one_lane<T: Real>(r: &Rational, x: [T; 2]) -> [T; 2] {
-    let [a, b] = x;
-    let (va, vb) = (a.value(), b.value());
-    let (sa, sb) = (va * va, vb * vb);
-    if (sa + sb)
-        .le(<T::Value as Lanes>::splat(r.clamp_squared))
-        .any()
-    {
-        let zero = <T::Value as Lanes>::ZERO;
-        let ya = a.chain_first_order(offset(r, quotient(r, va, sa)), zero);
-        let yb = b.chain_first_order(offset(r, quotient(r, vb, sb)), zero);
-        if let (Some(ya), Some(yb)) = (ya, yb) {
-            return [ya, yb];
-        }
-    }
-    [apply(r, a), apply(r, b)]
-}
-
 /// The function of every element: lanes without tangents all elements operation by
 /// operation; `Dual` on lanes the values and derivatives of all elements together, then
 /// each element's tangents scaled once; one lane element by element (the Cortex-M keeps
@@ -351,11 +327,6 @@ fn apply_array<T: Real, const N: usize>(r: &Rational, x: &mut [T; N]) {
             *x = y;
             return;
         }
-        if let [a, b] = x.as_mut_slice() {
-            [*a, *b] = pair_one_lane(r, [*a, *b]);
-            return;
-        }
-
         for o in x.iter_mut() {
             *o = apply(r, *o);
         }
@@ -450,9 +421,6 @@ pub struct QuickSigmoid;
 
 impl Activation for QuickSigmoid {
     const NAME: &'static str = "quick_sigmoid";
-    // Measured on the M4F: one clamp test per pair saves about 1 instruction per unit (its
-    // wide clamp leaves most pairs inside); QuickTanh's narrower one does not gain.
-    const UNITS_IN_PAIRS: bool = true;
     #[inline(always)]
     fn apply<T: Real>(x: T) -> T {
         apply(&SIGMOID, x)
@@ -500,53 +468,6 @@ mod tests {
                     (y, dy)
                 },
             );
-        }
-    }
-
-    #[test]
-    fn a_one_lane_pair_gives_the_bits_of_its_two_singles() {
-        // Pairs whose squares sum to just below, at and beyond clamp² (one clamp test for
-        // both) and pairs with one member beyond the clamp, infinite or NaN (each alone),
-        // over a sweep of partners.
-        for r in [&TANH, &SIGMOID] {
-            let c = r.clamp;
-            let half = f32::from_bits((c * core::f32::consts::FRAC_1_SQRT_2).to_bits() + 1);
-            let b = c.to_bits();
-            let specials = [
-                0.0,
-                -0.0,
-                c,
-                -c,
-                f32::from_bits(b - 1),
-                f32::from_bits(b + 1),
-                half,
-                -f32::from_bits(half.to_bits() - 1),
-                f32::from_bits(half.to_bits() - 2),
-                0.3,
-                -1.7,
-                f32::MAX,
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                f32::NAN,
-            ];
-            let sweep = (0..=u32::MAX / 99_991).map(|k| f32::from_bits(k * 99_991));
-            let bits = |v: f32| {
-                if v.is_nan() {
-                    f32::NAN.to_bits()
-                } else {
-                    v.to_bits()
-                }
-            };
-            for a in specials {
-                for x in specials.into_iter().chain(sweep.clone()) {
-                    for (p, q) in [(a, x), (x, a)] {
-                        let mut pair = [p, q];
-                        apply_array(r, &mut pair);
-                        let want = [apply(r, p), apply(r, q)];
-                        assert_eq!(pair.map(bits), want.map(bits), "{p}, {q}");
-                    }
-                }
-            }
         }
     }
 }
