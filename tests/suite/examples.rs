@@ -3,10 +3,6 @@
 //! corrupted or mismatched weights are refused, and malformed CSV files are refused with
 //! a message naming the file and the problem, leaving no output behind.
 
-// Each example includes `examples/common` itself, so including three examples loads it
-// three times (as separate modules); that is intended.
-#![allow(clippy::duplicate_mod)]
-
 #[allow(dead_code)]
 #[path = "../../examples/fit_csv.rs"]
 pub(crate) mod fit_csv;

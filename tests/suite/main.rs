@@ -7,6 +7,11 @@
 
 mod alloc_counter;
 
+/// The examples' shared code, once for all three examples that tests/suite/examples.rs
+/// includes (each example uses this copy when compiled into the suite).
+#[path = "../../examples/common/mod.rs"]
+mod common;
+
 mod activation;
 mod adaptive;
 mod adjoint_binomial;
