@@ -104,6 +104,7 @@ use clap::Parser;
 use common::csv::{self as table_csv, Table, TimeFormat};
 use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
+use serde_json::{json, Value};
 use tinysde::forecast::baseline::{Ar1, OneStep, OneStepScore, Persistence};
 use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
@@ -708,32 +709,31 @@ impl Scaling {
         self.column(c).user_value(z)
     }
 
-    /// The scaling as the JSON document `fit_csv.json` (see `docs/weights-format.md`).
-    pub fn to_json(&self, time_name: &str, extra: &[(&str, String)]) -> String {
-        let format = format_name(self.time_format);
-        let mut s = String::from("{\n  \"format\": \"tinysde-scaling\",\n  \"version\": 1,\n");
-        let _ = writeln!(s, "  \"time\": {{");
-        let _ = writeln!(s, "    \"name\": {},", json_string(time_name));
-        let _ = writeln!(s, "    \"format\": \"{format}\",");
-        let _ = writeln!(s, "    \"t0\": {},", json_number(self.t0));
-        let _ = writeln!(s, "    \"unit\": {}", json_number(self.time_unit));
-        let _ = writeln!(s, "  }},");
-        let _ = writeln!(s, "  \"values\": [");
-        for (i, (name, m, sd)) in self.columns.iter().enumerate() {
-            let comma = if i + 1 < self.columns.len() { "," } else { "" };
-            let _ = writeln!(
-                s,
-                "    {{ \"name\": {}, \"mean\": {}, \"std\": {} }}{comma}",
-                json_string(name),
-                json_number(*m),
-                json_number(*sd)
-            );
+    /// The scaling as the JSON document `fit_csv.json` (see `docs/weights-format.md`), the
+    /// `extra` keys after it (a non-finite number is written as `null`).
+    pub fn to_json(&self, time_name: &str, extra: Vec<(&str, Value)>) -> String {
+        let mut doc = json!({
+            "format": "tinysde-scaling",
+            "version": 1,
+            "time": {
+                "name": time_name,
+                "format": format_name(self.time_format),
+                "t0": self.t0,
+                "unit": self.time_unit,
+            },
+            "values": self
+                .columns
+                .iter()
+                .map(|(name, mean, std)| json!({ "name": name, "mean": mean, "std": std }))
+                .collect::<Vec<_>>(),
+        });
+        if let Some(keys) = doc.as_object_mut() {
+            for (k, v) in extra {
+                keys.insert(k.to_string(), v);
+            }
         }
-        let _ = write!(s, "  ]");
-        for (k, v) in extra {
-            let _ = write!(s, ",\n  {}: {v}", json_string(k));
-        }
-        s.push_str("\n}\n");
+        let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        s.push('\n');
         s
     }
 }
@@ -751,31 +751,6 @@ fn format_name(format: TimeFormat) -> &'static str {
 pub const FORECAST_SEED: u64 = 0xC5F;
 /// The quantile levels of the predictions (5 %, median, 95 %).
 pub const LEVELS: [f32; 3] = [0.05, 0.5, 0.95];
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON number that reads back as the same `f64`.
-fn json_number(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:?}")
-    } else {
-        "null".into()
-    }
-}
 
 /// The median interval between consecutive times.
 pub fn median_gap(times: &[f64]) -> f64 {
@@ -1547,27 +1522,18 @@ where
     tinysde::weights::write(&model, &mut blob).map_err(|e| format!("weights: {e}"))?;
     outputs.add("fit_csv.weights", &blob)?;
     outputs.add("fit_csv.tsm", &tsm)?;
-    let list = |v: &[f64]| {
-        format!(
-            "[{}]",
-            v.iter()
-                .map(|&c| json_number(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
     let extra = [
         (
             "model",
-            json_string(&format!("fit_csv.weights: {}", description::<M>())),
+            json!(format!("fit_csv.weights: {}", description::<M>())),
         ),
         (
             "solver",
-            json_string(&format!("SOSRI, steps of at most {max_step} (model time)")),
+            json!(format!("SOSRI, steps of at most {max_step} (model time)")),
         ),
         (
             "training",
-            json_string(&format!(
+            json!(format!(
                 "{} iterations, {} loss, window {}, batch {}, {} paths per window, Adam({})",
                 history.losses.len(),
                 settings.loss.name(),
@@ -1577,27 +1543,25 @@ where
                 how.lr
             )),
         ),
-        ("rows", rows.to_string()),
-        ("missing", table.missing().to_string()),
-        ("coverage_90", list(&coverage)),
-        ("crps", list(&crps)),
-        ("holdout_rows", settings.holdout.to_string()),
-        ("holdout_coverage_90", list(&holdout_coverage)),
-        ("holdout_crps", list(&holdout_crps)),
-        ("periods", list(&periods_used)),
+        ("rows", json!(rows)),
+        ("missing", json!(table.missing())),
+        ("coverage_90", json!(coverage)),
+        ("crps", json!(crps)),
+        ("holdout_rows", json!(settings.holdout)),
+        ("holdout_coverage_90", json!(holdout_coverage)),
+        ("holdout_crps", json!(holdout_crps)),
+        ("periods", json!(periods_used)),
         (
             "noise",
-            list(
-                &(0..D)
-                    .map(|c| f64::from(history.noise.get(c).copied().unwrap_or(0.0)))
-                    .collect::<Vec<_>>(),
-            ),
+            json!((0..D)
+                .map(|c| f64::from(history.noise.get(c).copied().unwrap_or(0.0)))
+                .collect::<Vec<_>>()),
         ),
     ];
-    let extra: Vec<(&str, String)> = extra.into_iter().chain(baseline_json(&baselines)).collect();
+    let extra: Vec<(&str, Value)> = extra.into_iter().chain(baseline_json(&baselines)).collect();
     outputs.add(
         "fit_csv.json",
-        scaling.to_json(&table.names[0], &extra).as_bytes(),
+        scaling.to_json(&table.names[0], extra).as_bytes(),
     )?;
     let files = outputs.commit()?;
     Ok(Summary {
@@ -2010,22 +1974,11 @@ pub fn baseline_scores(table: &Table, train_rows: usize, gap: f64) -> Result<Bas
 }
 
 /// The baselines' entries of `fit_csv.json`: per column, like `crps` and `coverage_90`.
-fn baseline_json(baselines: &Result<Baselines, String>) -> Vec<(&'static str, String)> {
+fn baseline_json(baselines: &Result<Baselines, String>) -> Vec<(&'static str, Value)> {
     let Ok(b) = baselines else {
-        return vec![(
-            "baselines",
-            json_string(baselines.as_ref().err().map_or("", |e| e)),
-        )];
+        return vec![("baselines", json!(baselines.as_ref().err()))];
     };
-    let list = |f: &dyn Fn(&BaselineScores) -> f64| {
-        format!(
-            "[{}]",
-            b.iter()
-                .map(|s| json_number(f(s)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let list = |f: &dyn Fn(&BaselineScores) -> f64| json!(b.iter().map(f).collect::<Vec<_>>());
     vec![
         ("persistence_crps", list(&|s| s.persistence.mean_crps())),
         (

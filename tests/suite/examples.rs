@@ -632,15 +632,21 @@ fn fit_csv_fits_unequally_spaced_data() {
         Err(Error::Weights(WeightsError::ShapeMismatch))
     );
     let json = std::fs::read_to_string(out.join("fit_csv.json")).unwrap();
-    for want in [
-        "\"format\": \"tinysde-scaling\"",
-        "\"name\": \"minutes\"",
-        "\"t0\": 0.0",
-        "\"unit\": 5.0",
-        "{ \"name\": \"load\", \"mean\": 256.6666666666667, \"std\": ",
-    ] {
-        assert!(json.contains(want), "{want} not in {json}");
-    }
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["format"], "tinysde-scaling", "{json}");
+    assert_eq!(doc["time"]["name"], "minutes", "{json}");
+    assert_eq!(doc["time"]["t0"], 0.0, "{json}");
+    assert_eq!(doc["time"]["unit"], 5.0, "{json}");
+    assert_eq!(doc["values"][0]["name"], "load", "{json}");
+    assert_eq!(doc["values"][0]["mean"], 256.6666666666667, "{json}");
+    assert!(
+        doc["values"][0]["std"].as_f64().is_some_and(|s| s > 0.0),
+        "{json}"
+    );
+    assert!(
+        json.starts_with("{\n  \"format\": \"tinysde-scaling\",\n  \"version\": 1,"),
+        "{json}"
+    );
     // forecast.csv: the data times in the file's units, then the horizon by the median gap (5).
     let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
     let lines: Vec<&str> = forecast.lines().collect();
