@@ -54,6 +54,10 @@ pub struct SeriesProblem<'a, M, const D: usize> {
     pub(super) batch: usize,
     pub(super) objective: SeriesObjective,
     pub(super) noise: ObservationNoise<D>,
+    /// Whether each window's start is an observation too (`u_start ~ N(y_start, sd^2)`,
+    /// the forecaster's start from a reading): its variance `sd^2` is added to every
+    /// prediction of the window (the start carried unchanged to the window's times).
+    pub(super) noisy_start: bool,
 }
 
 /// Observation noise of a series fit: `y = u + e`, `e ~ N(0, sd[d]^2)` per column, fixed or
@@ -66,10 +70,6 @@ pub(super) struct ObservationNoise<const D: usize> {
     pub(super) var: [f32; D],
     /// Whether the trainer trains `log_sd`.
     pub(super) learned: bool,
-    /// Whether each window's start is an observation too (`u_start ~ N(y_start, sd^2)`,
-    /// the forecaster's start from a reading): its variance `sd^2` is added to every
-    /// prediction of the window (the start carried unchanged to the window's times).
-    pub(super) noisy_start: bool,
 }
 
 impl<const D: usize> ObservationNoise<D> {
@@ -77,7 +77,6 @@ impl<const D: usize> ObservationNoise<D> {
         log_sd: [f32::NEG_INFINITY; D],
         var: [0.0; D],
         learned: false,
-        noisy_start: false,
     };
 
     /// The noise with `ln sd = log_sd` (finite).
@@ -91,15 +90,14 @@ impl<const D: usize> ObservationNoise<D> {
             log_sd,
             var,
             learned,
-            noisy_start: false,
         }
     }
 
     /// The variance the likelihood adds to each prediction: `sd^2`, twice that with a
     /// noisy start.
-    pub(super) fn loss_var(&self) -> [f32; D] {
+    pub(super) fn loss_var(&self, noisy_start: bool) -> [f32; D] {
         let mut v = self.var;
-        if self.noisy_start {
+        if noisy_start {
             for x in v.iter_mut() {
                 *x += *x;
             }
@@ -152,6 +150,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
                 var_floor: crate::train::loss::DEFAULT_VAR_FLOOR,
             },
             noise: ObservationNoise::NONE,
+            noisy_start: false,
         };
         problem.check_some_start()?;
         Ok(problem)
@@ -261,7 +260,6 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             *l = crate::math::ln(s);
         }
         let mut noise = ObservationNoise::from_log_sd(log_sd, false);
-        noise.noisy_start = self.noise.noisy_start;
         noise.var = crate::train::loss::noise_variances(sd)?;
         Ok(Self { noise, ..self })
     }
@@ -299,10 +297,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             *l = crate::math::ln(s);
         }
         Ok(Self {
-            noise: ObservationNoise {
-                noisy_start: self.noise.noisy_start,
-                ..ObservationNoise::from_log_sd(log_sd, true)
-            },
+            noise: ObservationNoise::from_log_sd(log_sd, true),
             ..self
         })
     }
@@ -332,13 +327,13 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     /// # Ok::<(), tinysde::Error>(())
     /// ```
     pub fn with_noisy_start(mut self, noisy: bool) -> Self {
-        self.noise.noisy_start = noisy;
+        self.noisy_start = noisy;
         self
     }
 
     /// Whether each window's start is a noisy observation ([`with_noisy_start`](Self::with_noisy_start)).
     pub fn noisy_start(&self) -> bool {
-        self.noise.noisy_start
+        self.noisy_start
     }
 
     /// The observation noise's scale per column (zeros without noise).
@@ -373,10 +368,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             for (x, &v) in l.iter_mut().zip(log_sd) {
                 *x = v;
             }
-            self.noise = ObservationNoise {
-                noisy_start: self.noise.noisy_start,
-                ..ObservationNoise::from_log_sd(l, true)
-            };
+            self.noise = ObservationNoise::from_log_sd(l, true);
         }
     }
 
@@ -605,7 +597,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.loss_var())
+                    .with_noise_var(self.noise.loss_var(self.noisy_start))
                     .sum(mean, var)
             }
             SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
@@ -624,7 +616,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.loss_var())
+                    .with_noise_var(self.noise.loss_var(self.noisy_start))
                     .noise_cotangent(mean, var)
             }
             SeriesObjective::MeanSquaredError => [0.0; D],
@@ -641,7 +633,11 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         noise_grad: &mut [f32],
     ) {
         let n = count.max(1) as f32;
-        for ((g, &b), &v) in noise_grad.iter_mut().zip(bar).zip(&self.noise.loss_var()) {
+        for ((g, &b), &v) in noise_grad
+            .iter_mut()
+            .zip(bar)
+            .zip(&self.noise.loss_var(self.noisy_start))
+        {
             *g = b / n * (2.0 * v);
         }
     }
