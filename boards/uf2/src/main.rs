@@ -10,140 +10,21 @@
 //! UF2 (Microsoft's USB Flashing Format) is a sequence of 512-byte blocks, each carrying
 //! 256 bytes for one flash address, the RP2040's family ID and two magic numbers at each
 //! end. The ELF's loadable segments are placed at their load (physical) addresses -- for
-//! `.data` that is its initial values in flash -- and padded to whole 256-byte pages.
-//! Only flash (XIP, `0x1000_0000` and up) may be written: a segment with contents anywhere
-//! else is an error, since the boot ROM would drop it.
+//! `.data` that is its initial values in flash -- and padded to whole 256-byte pages. The
+//! conversion is `elf2flash-core`'s (the library behind `elf2flash`, a port of the Pico
+//! SDK's elf2uf2); this program only reads and writes the files.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// First magic number of every block ("UF2\n").
-const MAGIC_START0: u32 = 0x0A32_4655;
-/// Second magic number of every block.
-const MAGIC_START1: u32 = 0x9E5D_5157;
-/// Magic number that ends every block.
-const MAGIC_END: u32 = 0x0AB1_6F30;
-/// Flag: the block carries a family ID (in the field otherwise holding the file size).
-const FLAG_FAMILY_ID: u32 = 0x0000_2000;
-/// The RP2040's family ID.
-const RP2040_FAMILY: u32 = 0xE48B_FF56;
-/// Payload bytes per block (one flash page).
-const PAGE: u32 = 256;
-/// The RP2040's flash window (XIP), up to 16 MiB.
-const FLASH: std::ops::Range<u32> = 0x1000_0000..0x1100_0000;
+use elf2flash_core::{boards::RP2040, elf2uf2, Elf2Uf2Error, NoProgress};
 
-/// What went wrong, for the user.
-#[derive(Debug, PartialEq, Eq)]
-enum ConvertError {
-    /// Not a 32-bit little-endian ARM ELF file.
-    NotArmElf,
-    /// A header or segment points past the end of the file.
-    Truncated,
-    /// A segment with contents outside the flash window.
-    OutsideFlash { address: u32, size: u32 },
-    /// No loadable contents at all.
-    Empty,
-}
-
-impl std::fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConvertError::NotArmElf => write!(f, "not a 32-bit little-endian ARM ELF file"),
-            ConvertError::Truncated => write!(f, "the ELF file is truncated"),
-            ConvertError::OutsideFlash { address, size } => write!(
-                f,
-                "a segment of {size} bytes at {address:#010x} is outside the RP2040's flash \
-                 (0x10000000..0x11000000): the image would not boot"
-            ),
-            ConvertError::Empty => write!(f, "the ELF file has nothing to flash"),
-        }
-    }
-}
-
-fn u16_at(b: &[u8], at: usize) -> Result<u16, ConvertError> {
-    let s = b.get(at..at + 2).ok_or(ConvertError::Truncated)?;
-    Ok(u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Result<u32, ConvertError> {
-    let s = b.get(at..at + 4).ok_or(ConvertError::Truncated)?;
-    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// The flash pages the ELF's loadable segments fill (address -> 256 bytes, zero padded).
-fn pages(elf: &[u8]) -> Result<BTreeMap<u32, [u8; PAGE as usize]>, ConvertError> {
-    const PT_LOAD: u32 = 1;
-    const EM_ARM: u16 = 40;
-    if elf.get(..4) != Some(b"\x7fELF".as_slice())
-        || elf.get(4) != Some(&1) // 32-bit
-        || elf.get(5) != Some(&1) // little endian
-        || u16_at(elf, 18)? != EM_ARM
-    {
-        return Err(ConvertError::NotArmElf);
-    }
-    let phoff = u32_at(elf, 28)? as usize;
-    let phentsize = u16_at(elf, 42)? as usize;
-    let phnum = u16_at(elf, 44)? as usize;
-    let mut pages = BTreeMap::new();
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        let (kind, offset, paddr, filesz) = (
-            u32_at(elf, ph)?,
-            u32_at(elf, ph + 4)? as usize,
-            u32_at(elf, ph + 12)?,
-            u32_at(elf, ph + 16)?,
-        );
-        if kind != PT_LOAD || filesz == 0 {
-            continue;
-        }
-        let end = paddr.checked_add(filesz);
-        if !FLASH.contains(&paddr) || end.is_none_or(|e| e > FLASH.end) {
-            return Err(ConvertError::OutsideFlash {
-                address: paddr,
-                size: filesz,
-            });
-        }
-        let bytes = elf
-            .get(offset..offset + filesz as usize)
-            .ok_or(ConvertError::Truncated)?;
-        for (k, &byte) in bytes.iter().enumerate() {
-            let address = paddr + k as u32;
-            let page = pages
-                .entry(address / PAGE * PAGE)
-                .or_insert([0u8; PAGE as usize]);
-            page[(address % PAGE) as usize] = byte;
-        }
-    }
-    if pages.is_empty() {
-        return Err(ConvertError::Empty);
-    }
-    Ok(pages)
-}
-
-/// The UF2 image of an ELF file: one 512-byte block per 256-byte flash page.
-fn convert(elf: &[u8]) -> Result<Vec<u8>, ConvertError> {
-    let pages = pages(elf)?;
-    let total = pages.len() as u32;
-    let mut out = Vec::with_capacity(pages.len() * 512);
-    for (number, (address, data)) in pages.iter().enumerate() {
-        for word in [
-            MAGIC_START0,
-            MAGIC_START1,
-            FLAG_FAMILY_ID,
-            *address,
-            PAGE,
-            number as u32,
-            total,
-            RP2040_FAMILY,
-        ] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        out.extend_from_slice(data);
-        out.resize(out.len() + (476 - PAGE as usize), 0); // the data field is 476 bytes
-        out.extend_from_slice(&MAGIC_END.to_le_bytes());
-    }
-    Ok(out)
+/// The UF2 image of an ELF file for the RP2040: one 512-byte block per 256-byte flash page
+/// (`elf2flash-core`, which refuses contents outside the RP2040's flash and RAM).
+fn convert(elf: &[u8]) -> Result<Vec<u8>, Elf2Uf2Error> {
+    let mut image = Vec::new();
+    elf2uf2(elf, &mut image, &RP2040, NoProgress)?;
+    Ok(image)
 }
 
 fn main() -> ExitCode {
@@ -191,9 +72,13 @@ mod tests {
     fn elf(paddr: u32, data: &[u8]) -> Vec<u8> {
         let mut e = vec![0u8; 52 + 32];
         e[..4].copy_from_slice(b"\x7fELF");
-        e[4] = 1;
-        e[5] = 1;
-        e[18..20].copy_from_slice(&40u16.to_le_bytes());
+        e[4] = 1; // 32-bit
+        e[5] = 1; // little endian
+        e[6] = 1; // ELF version
+        e[16..18].copy_from_slice(&2u16.to_le_bytes()); // executable
+        e[18..20].copy_from_slice(&40u16.to_le_bytes()); // ARM
+        e[20..24].copy_from_slice(&1u32.to_le_bytes()); // ELF version
+        e[40..42].copy_from_slice(&52u16.to_le_bytes()); // header size
         e[28..32].copy_from_slice(&52u32.to_le_bytes()); // phoff
         e[42..44].copy_from_slice(&32u16.to_le_bytes()); // phentsize
         e[44..46].copy_from_slice(&1u16.to_le_bytes()); // phnum
@@ -211,6 +96,14 @@ mod tests {
     fn word(image: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(image[at..at + 4].try_into().unwrap())
     }
+
+    // The UF2 specification's constants, written out so that the test checks the format
+    // rather than the library against itself.
+    const MAGIC_START0: u32 = 0x0A32_4655;
+    const MAGIC_START1: u32 = 0x9E5D_5157;
+    const MAGIC_END: u32 = 0x0AB1_6F30;
+    const FLAG_FAMILY_ID: u32 = 0x0000_2000;
+    const RP2040_FAMILY: u32 = 0xE48B_FF56;
 
     #[test]
     fn a_segment_becomes_page_aligned_blocks() {
@@ -238,18 +131,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_input_is_a_typed_error() {
-        assert_eq!(convert(b"not an elf"), Err(ConvertError::NotArmElf));
-        assert_eq!(
-            convert(&elf(0x2000_0000, &[1, 2, 3])),
-            Err(ConvertError::OutsideFlash {
-                address: 0x2000_0000,
-                size: 3
-            })
-        );
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(convert(b"not an elf").is_err());
+        assert!(convert(&[]).is_err());
         let mut short = elf(0x1000_0000, &[1, 2, 3, 4]);
         short.truncate(short.len() - 2);
-        assert_eq!(convert(&short), Err(ConvertError::Truncated));
-        assert_eq!(convert(&elf(0x1000_0000, &[])), Err(ConvertError::Empty));
+        assert!(convert(&short).is_err());
+        assert!(matches!(
+            convert(&elf(0x1000_0000, &[])),
+            Err(Elf2Uf2Error::InputFileNoMemoryPagesError)
+        ));
+        let mut headers_only = elf(0x1000_0000, &[1, 2, 3, 4]);
+        headers_only.truncate(40);
+        assert!(convert(&headers_only).is_err());
     }
 }
