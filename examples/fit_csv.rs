@@ -123,7 +123,7 @@ use tinysde::Dual;
 /// The CSV has a time column (numbers, ISO-8601 dates or date-times) and one or two value
 /// columns; empty cells and NA are missing values. See docs/csv-format.md.
 #[derive(Parser, Debug, Clone, PartialEq)]
-#[command(name = "fit_csv", version)]
+#[command(name = "fit_csv", version, allow_negative_numbers = true)]
 #[command(
     after_help = "Example:\n  cargo run --release --features examples --example fit_csv -- examples/data/nile.csv --out target/nile\n\n\
 Exit codes: 0 success; 1 bad data or failed run (nothing is written); 2 bad command line.\n\

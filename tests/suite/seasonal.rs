@@ -258,6 +258,15 @@ mod fit_csv_period {
             assert!(e.starts_with(&format!("--period {bad}:")), "{bad}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
+        // A negative number after a space is the option's value, not an unknown flag.
+        for (flag, value) in [("--period", "-3"), ("--lr", "-1"), ("--var-floor", "-1")] {
+            let e = settings_of(&[flag, value]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{flag} {value}:")),
+                "{flag} {value}: {e}"
+            );
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
         let e = settings_of(&["--period", "1", "--period", "2", "--period", "3"]).unwrap_err();
         assert!(e.contains("at most 2"), "{e}");
         let s = settings_of(&["--period", "12", "--period", "1w"]).unwrap();
