@@ -108,6 +108,7 @@ use serde_json::{json, Value};
 use tinysde::forecast::baseline::{Ar1, OneStep, OneStepScore, Persistence};
 use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
+    Trend,
 };
 use tinysde::forecast::{Forecaster, Vecs};
 use tinysde::nn::{Dense, Identity, InitScheme, QuickSigmoid, QuickTanh};
@@ -217,6 +218,54 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = TransformKind::Auto,
           conflicts_with_all = ["model", "resume"])]
     pub transform: TransformKind,
+    /// A deterministic mean under the SDE, fitted by least squares on the training rows
+    /// (in model units, after the transform): `trend` a line, `season` a constant and
+    /// `--harmonics` harmonics of the (given or detected) period, `full` both, `none`
+    /// nothing; the SDE is trained on the residuals and the model file carries the mean.
+    #[arg(long, value_enum, default_value_t = MeanKind::None,
+          conflicts_with_all = ["model", "resume"])]
+    pub mean: MeanKind,
+    /// Harmonics of the period in the deterministic mean (`--mean season` or `full`).
+    #[arg(long, value_name = "K", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub harmonics: u8,
+}
+
+/// Which deterministic mean a new model has under its SDE ([`common::mean`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MeanKind {
+    /// None: the SDE models the values themselves.
+    #[default]
+    None,
+    /// A line: level and slope.
+    Trend,
+    /// A level and harmonics of the period (none without a period).
+    Season,
+    /// A line and harmonics of the period (a line without a period).
+    Full,
+}
+
+impl MeanKind {
+    /// The terms of the mean with `period` (model time units, if any) and `harmonics`;
+    /// `None` for no mean.
+    pub fn terms(self, period: Option<f32>, harmonics: usize) -> Option<common::mean::Terms> {
+        let season = period.map(|p| (p, harmonics));
+        match self {
+            MeanKind::None => None,
+            MeanKind::Trend => Some(common::mean::Terms {
+                slope: true,
+                season: None,
+            }),
+            MeanKind::Season => season.map(|s| common::mean::Terms {
+                slope: false,
+                season: Some(s),
+            }),
+            MeanKind::Full => Some(common::mean::Terms {
+                slope: true,
+                season,
+            }),
+        }
+    }
 }
 
 /// How values map to the model's state.
@@ -371,6 +420,10 @@ pub struct Settings {
     pub periods: Vec<(f64, bool)>,
     /// The value transform of a new model.
     pub transform: TransformKind,
+    /// The deterministic mean of a new model.
+    pub mean: MeanKind,
+    /// Its harmonics.
+    pub harmonics: usize,
     /// Without `periods`: whether a new model detects a period from the training rows
     /// ([`detect_period`]); `--period none` turns it off.
     pub detect_period: bool,
@@ -435,6 +488,8 @@ impl Default for Settings {
             start: Start::Fresh,
             periods: Vec::new(),
             transform: TransformKind::Auto,
+            mean: MeanKind::None,
+            harmonics: 2,
             detect_period: true,
         }
     }
@@ -497,6 +552,8 @@ impl Settings {
             },
             periods,
             transform: cli.transform,
+            mean: cli.mean,
+            harmonics: usize::from(cli.harmonics),
             detect_period: !none,
         })
     }
@@ -1261,6 +1318,41 @@ where
     }
     let train_rows = rows - settings.holdout;
     let data_taus = &taus[..train_rows];
+    // The deterministic mean under the SDE: the saved file's, or fitted on the training
+    // rows; the SDE trains on the residuals.
+    let trends: Vec<Trend> = match &saved {
+        Some((_, _, f)) if f.has_trend() => {
+            (0..D).map(|c| f.trend(c).unwrap_or(Trend::NONE)).collect()
+        }
+        Some(_) => Vec::new(),
+        None => {
+            let period = settings
+                .periods
+                .first()
+                .map(|&(p, _)| (p / scaling.time_unit) as f32);
+            match settings.mean.terms(period, settings.harmonics) {
+                None => Vec::new(),
+                Some(terms) => (0..D)
+                    .map(|c| {
+                        let values: Vec<f32> = data[..train_rows].iter().map(|z| z[c]).collect();
+                        common::mean::fit(&terms, data_taus, &values).ok_or_else(|| {
+                            format!("{file}: column {}: cannot fit the mean ({terms:?})", c + 2)
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+            }
+        }
+    };
+    let train_data: Vec<[f32; D]> = data[..train_rows]
+        .iter()
+        .zip(data_taus)
+        .map(|(z, &tau)| {
+            core::array::from_fn(|c| match trends.get(c) {
+                Some(t) => z[c] - t.at(tau),
+                None => z[c],
+            })
+        })
+        .collect();
     let max_step = match &saved {
         Some((path, _, f)) => {
             f.solver()
@@ -1333,7 +1425,7 @@ where
         let history = fit::train_series::<K, M, D>(
             &mut model,
             data_taus,
-            &data[..train_rows],
+            &train_data,
             &mask[..train_rows],
             &how,
             &bar,
@@ -1377,6 +1469,7 @@ where
             max_step,
         },
         defaults: Defaults::new(paths as u32, FORECAST_SEED, &LEVELS).map_err(|e| e.to_string())?,
+        trends: &trends,
     };
     let tsm = match &saved {
         Some((_, bytes, _)) if forecast_only => bytes.to_vec(),
@@ -1551,6 +1644,18 @@ where
         ("holdout_coverage_90", json!(holdout_coverage)),
         ("holdout_crps", json!(holdout_crps)),
         ("periods", json!(periods_used)),
+        (
+            "mean",
+            json!(trends
+                .iter()
+                .map(|t| json!({
+                    "level": t.level,
+                    "slope": t.slope,
+                    "period": t.period,
+                    "harmonics": t.coefficients[..usize::from(t.harmonics)],
+                }))
+                .collect::<Vec<_>>()),
+        ),
         (
             "noise",
             json!((0..D)

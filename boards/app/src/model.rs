@@ -97,5 +97,6 @@ pub fn deployment() -> Result<Deployment<'static>, Error> {
         time: TIME,
         solver: SOLVER,
         defaults: Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
+        trends: &[],
     })
 }

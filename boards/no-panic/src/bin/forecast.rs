@@ -59,6 +59,7 @@ fn main() -> ! {
                 max_step: opaque(0.5),
             },
             defaults,
+            trends: &[],
         };
         let mut out = [0u8; 1024];
         keep(file::write(&model, &d, opaque(&mut out[..])));
