@@ -216,8 +216,9 @@ struct ColumnMap {
     std: f64,
     index: usize,
     noise: f32,
-    /// The deterministic mean under the SDE, if the file has one.
-    trend: Option<Trend>,
+    /// The deterministic mean under the SDE ([`Trend::NONE`] without one: then it adds
+    /// and subtracts `+0.0`, which leaves every value's bits as they are).
+    trend: Trend,
 }
 
 impl ColumnMap {
@@ -329,16 +330,19 @@ fn obs_normal(seed: u64, stream: u64, m: usize, c: usize) -> f32 {
 }
 
 /// Fills `samples` with column `col`'s predictive samples from `members`, plus `mean` (the
-/// column's deterministic mean at the time, if it has one).
+/// column's deterministic mean at the time; computed as `x - (0 - mean)`, which is `x + mean`
+/// and for a mean of `+0.0` exactly `x`, a `-0.0` sample included).
+#[allow(clippy::too_many_arguments)]
 fn column_samples<const D: usize>(
     members: &[[f32; D]],
     col: &ColumnMap,
     seed: u64,
     stream: u64,
     c: usize,
-    mean: Option<f32>,
+    mean: f32,
     samples: &mut [f32],
 ) {
+    let neg = 0.0 - mean;
     for (m, (s, u)) in samples.iter_mut().zip(members).enumerate() {
         let x = u.get(col.index).copied().unwrap_or(f32::NAN);
         let x = if col.noise > 0.0 {
@@ -346,10 +350,7 @@ fn column_samples<const D: usize>(
         } else {
             x
         };
-        *s = match mean {
-            Some(m) => x + m,
-            None => x,
-        };
+        *s = x - neg;
     }
 }
 
@@ -520,7 +521,7 @@ where
             std: 1.0,
             index: 0,
             noise: 0.0,
-            trend: None,
+            trend: Trend::NONE,
         }; C];
         for (i, (slot, c)) in columns.iter_mut().zip(d.columns).enumerate() {
             *slot = ColumnMap {
@@ -529,7 +530,7 @@ where
                 std: c.std,
                 index: c.state_index as usize,
                 noise: c.noise,
-                trend: d.trends.get(i).copied(),
+                trend: d.trends.get(i).copied().unwrap_or(Trend::NONE),
             };
         }
         {
@@ -842,6 +843,9 @@ where
             }
         }
         let full = present.iter().all(|&p| p);
+        // Each column's deterministic mean at the reading (`+0.0` without one).
+        let means: [f32; C] =
+            core::array::from_fn(|c| self.columns.get(c).map_or(0.0, |col| col.trend.at(tau)));
         let index = self.readings;
         let seed = self.defaults.seed;
         let mut outcome = Outcome::default();
@@ -855,11 +859,8 @@ where
                 for (m, u) in anchor.iter_mut().enumerate() {
                     *u = [0.0; D];
                     for (c, col) in columns.iter().enumerate() {
-                        let y = z.get(c).copied().unwrap_or(0.0);
-                        let y = match col.trend {
-                            Some(t) => y - t.at(tau),
-                            None => y,
-                        };
+                        let y =
+                            z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                         let x = if col.noise > 0.0 {
                             y + col.noise * obs_normal(seed, index, m, c)
                         } else {
@@ -904,7 +905,7 @@ where
         let Parts { work, column, .. } = self.buffers.parts();
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         for (c, col) in columns.iter().enumerate() {
-            let mean = col.trend.map(|t| t.at(tau));
+            let mean = means.get(c).copied().unwrap_or(0.0);
             column_samples(work, col, seed, index, c, mean, column);
             let (mean, sd) = mean_sd(column);
             let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
@@ -944,12 +945,8 @@ where
         if full {
             // The ensemble update, column by column, in the working copy.
             for (c, col) in columns.iter().enumerate() {
-                let y = z.get(c).copied().unwrap_or(0.0);
                 // The SDE's state is the reading minus the column's mean.
-                let y = match col.trend {
-                    Some(t) => y - t.at(tau),
-                    None => y,
-                };
+                let y = z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                 update_column(work, column, col, y, seed, index, c);
             }
             if let Some(m) = work.iter().position(|u| u.iter().any(|x| !x.is_finite())) {
@@ -1062,7 +1059,7 @@ where
             };
             let stream = FORECAST_STREAM | (readings << 20) | j as u64;
             for (c, col) in columns.iter().enumerate() {
-                let mean = col.trend.map(|t| t.at(tau));
+                let mean = col.trend.at(tau);
                 column_samples(work, col, defaults.seed, stream, c, mean, column);
                 let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
                 summarize(col, defaults.levels(), column, s)?;
@@ -1086,7 +1083,7 @@ fn update_column<const D: usize>(
     let o = col.index;
     let n = work.len().max(1) as f32;
     // Predicted observations (with their noise) into `scratch`, and their innovations.
-    column_samples(work, col, seed, index, c, None, scratch);
+    column_samples(work, col, seed, index, c, 0.0, scratch);
     let mean_o = work
         .iter()
         .map(|u| u.get(o).copied().unwrap_or(0.0))
