@@ -37,13 +37,7 @@ pub fn forecast(
     let solver = Adaptive::new(Sosri, seed::ADAPTIVE_TOLERANCE, seed::ADAPTIVE_TOLERANCE)?;
     let mut mean = [[0.0f32; 1]; SAVES];
     let mut var = [[0.0f32; 1]; SAVES];
-    let stats = solve::simulate_into(
-        &solver,
-        model,
-        &tree,
-        &EnsembleRequest::new(u0, trajectories, &seed::SAVE_TIMES),
-        EnsembleBuffers::new(&mut mean, &mut var),
-    )?;
+    let stats = solve::simulate_into(&solver, model, &tree, &EnsembleRequest::new(u0, trajectories, &seed::SAVE_TIMES), EnsembleBuffers::new(&mut mean, &mut var))?;
     Ok(AdaptiveForecast {
         mean: mean.map(|m| m[0]),
         var: var.map(|v| v[0]),

@@ -102,18 +102,9 @@ pub fn forecast(
     );
     let mut mean = [[0.0f32; 1]; seed::SAVES];
     let mut var = [[0.0f32; 1]; seed::SAVES];
-    solve::simulate_into(
-        &solver,
-        model,
-        &Brownian::new(seed::NOISE_SEED),
-        &EnsembleRequest::new(
-            u0,
-            trajectories, // Opaque to the optimizer: the checks of the 7 save times stay one loop instead of
-            // being unrolled (a few hundred bytes of the inference firmware's 16 KB); same values.
-            black_box(&seed::SAVE_TIMES[..]),
-        ),
-        EnsembleBuffers::new(&mut mean, &mut var),
-    )?;
+    solve::simulate_into(&solver, model, &Brownian::new(seed::NOISE_SEED), &EnsembleRequest::new(u0, trajectories, // Opaque to the optimizer: the checks of the 7 save times stay one loop instead of
+        // being unrolled (a few hundred bytes of the inference firmware's 16 KB); same values.
+        black_box(&seed::SAVE_TIMES[..])), EnsembleBuffers::new(&mut mean, &mut var))?;
     let mut out = Forecast {
         mean: [0.0; seed::SAVES],
         std: [0.0; seed::SAVES],

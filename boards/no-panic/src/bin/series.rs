@@ -36,13 +36,7 @@ fn main() -> ! {
     .into_iter()
     .flatten()
     {
-        keep(solve::solve(
-            &Solver::new(EulerMaruyama, grid),
-            &model,
-            &noise,
-            &SolveRequest::new(opaque([1.0f32]), opaque(&times[..])).trajectory(opaque(1)),
-            opaque(&mut out[..]),
-        ));
+        keep(solve::solve(&Solver::new(EulerMaruyama, grid), &model, &noise, &SolveRequest::new(opaque([1.0f32]), opaque(&times[..])).trajectory(opaque(1)), opaque(&mut out[..])));
         // The Gaussian likelihood as a plain loss.
         if let (Ok(loss), Ok(problem)) = (
             GaussianNll::masked(opaque(&values[..]), opaque(&mask[..])),
