@@ -277,8 +277,8 @@ impl Trend {
             let q = frac(tau / self.period);
             for (k, &[s, c]) in self.coefficients.iter().take(h).enumerate() {
                 let (sin, cos) = sin_cos_turns(frac(q * (k + 1) as f32));
-                m = m + s * sin;
-                m = m + c * cos;
+                m += s * sin;
+                m += c * cos;
             }
         }
         m

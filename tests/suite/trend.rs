@@ -179,7 +179,7 @@ fn a_forecaster_with_a_mean_is_the_one_on_residuals_plus_the_mean_bit_for_bit() 
     let parsed = ModelFile::parse(&bytes).unwrap();
     let mut with: F<32> = Forecaster::new(Seed::default(), Sosri, &parsed, Arrays::new()).unwrap();
     let mut parts: F<32> =
-        Forecaster::from_parts(model.clone(), Sosri, &deployment(&TREND), Arrays::new()).unwrap();
+        Forecaster::from_parts(model, Sosri, &deployment(&TREND), Arrays::new()).unwrap();
     let mut without: F<32> =
         Forecaster::from_parts(model, Sosri, &deployment(&[]), Arrays::new()).unwrap();
     let t = &TREND[0];
@@ -276,7 +276,7 @@ fn the_model_file_round_trips_the_mean_and_refuses_bad_ones() {
             "{bad:?}"
         );
         assert!(buf.iter().all(|&b| b == 0xAA));
-        let r: Result<F<8>, _> = Forecaster::from_parts(model.clone(), Sosri, &d, Arrays::new());
+        let r: Result<F<8>, _> = Forecaster::from_parts(model, Sosri, &d, Arrays::new());
         assert!(matches!(r, Err(Error::OutOfRange { .. })));
     }
     // ... and when reading: a period of 0 with harmonics, a NaN slope (CRC fixed up).
@@ -293,5 +293,35 @@ fn the_model_file_round_trips_the_mean_and_refuses_bad_ones() {
             ModelFile::parse(&b).err(),
             Some(WeightsError::BadSection(file::tag::TREND).into())
         );
+    }
+}
+
+mod fit_csv_mean {
+    use crate::examples::{fit_csv, fit_csv_settings as settings_of};
+    use fit_csv::{is_calendar, Detected, MeanKind};
+
+    #[test]
+    fn auto_puts_only_calendar_seasons_in_the_mean() {
+        let d = |lags: f64, period: f64| Detected {
+            period,
+            lags,
+            acf: 0.5,
+        };
+        let number = crate::common::csv::TimeFormat::Number;
+        let date = crate::common::csv::TimeFormat::Date;
+        assert!(is_calendar(&d(12.0, 1.0), number)); // monthly data, a year of 12 rows
+        assert!(is_calendar(&d(4.0, 4.0), number));
+        assert!(!is_calendar(&d(10.47, 10.47), number)); // sunspots' cycle
+                                                         // Weekly dates: 52.18 rows, snapped to a year by the detection.
+        assert!(is_calendar(&d(52.18, 365.2425 * 86_400.0), date));
+        assert!(!is_calendar(&d(52.18, 52.18 * 7.0 * 86_400.0), date));
+        // The command line: auto by default, each kind by name, harmonics 1 to 4.
+        let s = settings_of(&[]).unwrap();
+        assert_eq!((s.mean, s.harmonics), (MeanKind::Auto, 3));
+        let s = settings_of(&["--mean", "full", "--harmonics", "2"]).unwrap();
+        assert_eq!((s.mean, s.harmonics), (MeanKind::Full, 2));
+        assert!(settings_of(&["--harmonics", "5"]).is_err());
+        assert!(settings_of(&["--mean", "cubic"]).is_err());
+        assert!(settings_of(&["--mean", "none", "--model", "m.tsm"]).is_err());
     }
 }
