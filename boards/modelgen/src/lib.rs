@@ -1463,6 +1463,11 @@ mod tests {
         fcst.push(2);
         fcst.extend(0.1f32.to_le_bytes());
         fcst.extend(0.9f32.to_le_bytes());
+        // One column: 1 harmonic, period 12, level 0.5, slope -0.25, [sin, cos] = [1.5, 2].
+        let mut trnd = vec![1, 0, 1, 0];
+        for x in [12.0f32, 0.5, -0.25, 1.5, 2.0] {
+            trnd.extend(x.to_le_bytes());
+        }
         let all = [
             ("MODL", v1[10..v1.len() - 4].to_vec()),
             ("STAT", stat),
@@ -1470,6 +1475,8 @@ mod tests {
             ("TIME", time),
             ("SOLV", solv),
             ("FCST", fcst),
+            ("TRND", trnd),
+            ("NEWS", vec![0]),
         ];
         let mut body = Vec::new();
         for (tag, payload) in all.iter().filter(|(t, _)| sections.contains(t)) {
@@ -1546,6 +1553,31 @@ mod tests {
         assert!(model_source(Path::new("m.tsw"), &v1)
             .unwrap()
             .contains(&format!("pub const PARAMS_AT: usize = {v1_at};")));
+    }
+
+    #[test]
+    fn a_trend_section_gives_the_deterministic_means() {
+        let f = |x: f32| format!("f32::from_bits({:#x})", x.to_bits());
+        let without = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL)).unwrap();
+        assert!(without.contains("pub static TRENDS: [tinysde::forecast::file::Trend; 0] = ["));
+        let mut with = ALL.to_vec();
+        with.push("TRND");
+        let src = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap();
+        let line = format!(
+            "tinysde::forecast::file::Trend {{ level: {}, slope: {}, period: {}, harmonics: 1, coefficients: [[{}, {}], [{z}, {z}], [{z}, {z}], [{z}, {z}], ] }},",
+            f(0.5),
+            f(-0.25),
+            f(12.0),
+            f(1.5),
+            f(2.0),
+            z = f(0.0)
+        );
+        assert!(src.contains("pub static TRENDS: [tinysde::forecast::file::Trend; 1] = ["));
+        assert!(src.contains(&line), "{line} not in\n{src}");
+        // A critical section the generator does not know is refused, as the library does.
+        with.push("NEWS");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap_err();
+        assert!(e.contains("\"NEWS\" is critical and unknown"), "{e}");
     }
 
     #[test]
