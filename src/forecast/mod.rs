@@ -31,6 +31,11 @@
 //!   missing column is checked but does not update (as `fit_csv`'s windows start only at
 //!   fully observed rows); the ensemble keeps moving through its time. If the fixed time
 //!   buffer fills up with such readings, the ensemble at the last one becomes the anchor.
+//! - **Deterministic mean.** A column with a [`file::Trend`] (the file's `TRND` section,
+//!   [`file::Deployment::trends`]) is read as its mean `m(tau)` plus the state: the update
+//!   uses the reading's model value minus `m(tau)` at the reading, and every predictive
+//!   sample below gets `m(tau)` at its time added back (as `x - (0 - m)`). Without one `m`
+//!   is `+0.0` and no bit changes.
 //! - **Statistics.** For a column the predictive samples are the members' observed
 //!   coordinate plus `r` times a standard normal (a pure function of the seed, the reading or
 //!   forecast index, the member and the column); the quantiles are
