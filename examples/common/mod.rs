@@ -9,6 +9,7 @@
 pub mod csv;
 pub mod data;
 pub mod fit;
+pub mod mean;
 pub mod metrics;
 pub mod output;
 pub mod plot;

@@ -41,7 +41,7 @@
 //! let deployment = Deployment { state_dim: 1, columns: &columns,
 //!     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
-//!     defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95])? };
+//!     defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95])?, trends: &[] };
 //! let bytes = file::to_vec(&model, &deployment)?;
 //! let mut f: Forecaster<Model, Sosri, 1, 1, Arrays<1, 16, 4>> =
 //!     Forecaster::new(Model::default(), Sosri, &ModelFile::parse(&bytes)?, Arrays::new())?;
@@ -442,6 +442,7 @@ mod tests {
                 max_step: 0.5,
             },
             defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95]).unwrap(),
+            trends: &[],
         };
         file::to_vec(&model, &deployment).unwrap()
     }

@@ -25,6 +25,7 @@
 //!     time: TimeAxis { name: "year", format: TimeFormat::Number, t0: 1871.0, unit: 1.0 },
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
 //!     defaults: Defaults::new(32, 0xC5F, &[0.05, 0.5, 0.95])?,
+//!     trends: &[], // no deterministic mean under the SDE
 //! };
 //! let mut buf = [0u8; 256];
 //! let n = file::write(&model, &deployment, &mut buf)?;
@@ -80,6 +81,9 @@ pub mod tag {
     pub const SOLVER: [u8; 4] = *b"SOLV";
     /// The forecast defaults: paths, noise seed, quantile levels.
     pub const FORECAST: [u8; 4] = *b"FCST";
+    /// Per observed column: a deterministic mean (trend and season) under the SDE
+    /// (optional, critical: a reader that does not know it refuses the file).
+    pub const TREND: [u8; 4] = *b"TRND";
 }
 
 /// How a column's values map to the model's state coordinate.
@@ -161,6 +165,152 @@ impl Column<'_> {
             Transform::Log => f64::from(math::exp(y as f32)),
         }
     }
+}
+
+/// The most harmonics of a [`Trend`]'s season.
+pub const MAX_HARMONICS: usize = 4;
+
+/// A column's deterministic mean under the SDE, in model units: the model value of a
+/// reading at model time `tau` is `m(tau) + u`, `u` the state coordinate the column
+/// observes, with
+///
+/// `m(tau) = level + slope * tau + sum_k (s_k sin(2 pi k tau / period) + c_k cos(2 pi k tau / period))`
+///
+/// for `k = 1 ..= harmonics`, `[s_k, c_k] = coefficients[k - 1]`. [`Trend::at`] defines the
+/// `f32` arithmetic (libm's `sinf`/`cosf`), so host and device compute the same bits.
+/// [`Trend::NONE`] (all zero) is no mean: a file without the `TRND` section, and the
+/// forecaster then computes exactly what it computed before the section existed.
+///
+/// ```
+/// use tinysde::forecast::file::Trend;
+/// // A line and one yearly harmonic on monthly data (period 12 model time units).
+/// let mut t = Trend { level: 1.0, slope: 0.5, period: 12.0, harmonics: 1, ..Trend::NONE };
+/// t.coefficients[0] = [2.0, 0.0];
+/// assert!(t.check().is_ok());
+/// assert_eq!(t.at(0.0), 1.0);
+/// assert!((t.at(3.0) - (1.0 + 1.5 + 2.0)).abs() < 1e-6); // a quarter period: sin = 1
+/// // A season needs a period.
+/// assert!(Trend { period: 0.0, ..t }.check().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Trend {
+    /// The constant (finite).
+    pub level: f32,
+    /// The slope per model time unit (finite).
+    pub slope: f32,
+    /// The season's period in model time units (finite; `> 0` if `harmonics > 0`).
+    pub period: f32,
+    /// The harmonics used, `0 ..= MAX_HARMONICS`.
+    pub harmonics: u8,
+    /// `[sin, cos]` coefficients of harmonic `k + 1` (finite; zero past `harmonics`).
+    pub coefficients: [[f32; 2]; MAX_HARMONICS],
+}
+
+impl Trend {
+    /// No mean: every field zero.
+    pub const NONE: Trend = Trend {
+        level: 0.0,
+        slope: 0.0,
+        period: 0.0,
+        harmonics: 0,
+        coefficients: [[0.0; 2]; MAX_HARMONICS],
+    };
+
+    /// Whether this is [`Trend::NONE`] (every field zero, either sign).
+    pub fn is_none(&self) -> bool {
+        self.level == 0.0
+            && self.slope == 0.0
+            && self.period == 0.0
+            && self.harmonics == 0
+            && self.coefficients.iter().flatten().all(|&x| x == 0.0)
+    }
+
+    /// Checks the fields: every number finite, `harmonics <= MAX_HARMONICS`, a period
+    /// `> 0` if there are harmonics (`>= 0` otherwise), the coefficients past `harmonics`
+    /// zero. [`Error::OutOfRange`] otherwise.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |what| Err(Error::OutOfRange { what });
+        let h = self.harmonics as usize;
+        if h > MAX_HARMONICS {
+            return bad("trend: at most 4 harmonics");
+        }
+        if !(self.level.is_finite()
+            && self.slope.is_finite()
+            && self.coefficients.iter().flatten().all(|x| x.is_finite()))
+        {
+            return bad("trend: level, slope and coefficients finite");
+        }
+        let period_ok = if h > 0 {
+            self.period.is_finite() && self.period > 0.0
+        } else {
+            self.period.is_finite() && self.period >= 0.0
+        };
+        if !period_ok {
+            return bad("trend: a season needs a finite period > 0 (0 or more without one)");
+        }
+        if self
+            .coefficients
+            .iter()
+            .skip(h)
+            .flatten()
+            .any(|&x| x != 0.0)
+        {
+            return bad("trend: coefficients past the harmonics used must be zero");
+        }
+        Ok(())
+    }
+
+    /// `m(tau)` in `f32`: `level + slope * tau`, then for each harmonic `k` in order
+    /// `+ s_k * sin(2 pi r_k)` and `+ c_k * cos(2 pi r_k)`, where `r_k = frac(k * q)`, `q =
+    /// frac(tau / period)`, `frac(x) = x - trunc(x)` (as [`crate::sde::Seasonal`]'s phase;
+    /// past `2^24` nothing is left to reduce). The sine and cosine of a fraction of a turn
+    /// are computed with `+ - *` only (the quadrant, then Taylor polynomials of degree 7
+    /// and 8 on at most an eighth of a turn, error below `4e-7`), not libm's `sinf`/`cosf`:
+    /// the same bits on every target, and a firmware whose model has no mean still fits
+    /// its flash budget (libm's argument reduction alone is 2.5 KB on a Cortex-M4F).
+    #[inline(never)]
+    pub fn at(&self, tau: f32) -> f32 {
+        let mut m = self.level + self.slope * tau;
+        let h = (self.harmonics as usize).min(MAX_HARMONICS);
+        if h > 0 {
+            let q = frac(tau / self.period);
+            for (k, &[s, c]) in self.coefficients.iter().take(h).enumerate() {
+                let (sin, cos) = sin_cos_turns(frac(q * (k + 1) as f32));
+                m += s * sin;
+                m += c * cos;
+            }
+        }
+        m
+    }
+}
+
+/// `(sin 2 pi q, cos 2 pi q)` for a fraction of a turn `q` (`|q| < 2^22`), with `+ - *`
+/// only: `q = n / 4 + r`, `n` the nearest quarter, `|r| <= 1/8`; Taylor polynomials in
+/// `x = 2 pi r` (`|x| <= pi / 4`), then the quadrant's rotation.
+fn sin_cos_turns(q: f32) -> (f32, f32) {
+    let k = q * 4.0;
+    let n = (k + if k >= 0.0 { 0.5 } else { -0.5 }) as i32;
+    let x = core::f32::consts::TAU * (q - n as f32 * 0.25);
+    let x2 = x * x;
+    let s = x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0 * (1.0 - x2 / 42.0)));
+    let c = 1.0 - x2 / 2.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 30.0 * (1.0 - x2 / 56.0)));
+    match n & 3 {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
+/// `x` minus its integer part (truncated toward zero; `x` itself past `2^24`).
+fn frac(x: f32) -> f32 {
+    let whole = if x.abs() < 16_777_216.0 {
+        x as i32 as f32
+    } else {
+        x
+    };
+    x - whole
 }
 
 /// How the user's times are written (informational for the forecaster: times are numbers).
@@ -288,6 +438,9 @@ pub struct Deployment<'a> {
     pub solver: SolverSpec<'a>,
     /// The forecast defaults.
     pub defaults: Defaults,
+    /// Each column's deterministic mean ([`Trend`]), in the order of `columns`; empty for
+    /// none (no `TRND` section: the file of a model without one is unchanged).
+    pub trends: &'a [Trend],
 }
 
 fn state_len(columns: usize) -> usize {
@@ -312,6 +465,12 @@ fn forecast_len(levels: usize) -> usize {
     13 + 4 * levels
 }
 
+fn trends_len(trends: &[Trend]) -> usize {
+    trends.iter().fold(2usize, |n, t| {
+        n.saturating_add(14 + 8 * t.harmonics as usize)
+    })
+}
+
 /// The size in bytes of the model file of `M` with `deployment` (what [`write()`] writes).
 pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
     let d = deployment;
@@ -325,6 +484,7 @@ pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
         forecast_len(d.defaults.levels().len()),
     ]
     .iter()
+    .chain((!d.trends.is_empty()).then(|| trends_len(d.trends)).iter())
     .fold(HEADER_LEN + 4, |n, &s| {
         n.saturating_add(SECTION_HEADER_LEN).saturating_add(s)
     })
@@ -363,6 +523,12 @@ pub(crate) fn check_deployment(d: &Deployment<'_>) -> Result<(), Error> {
     let s = &d.solver;
     if !(s.max_step.is_finite() && s.max_step > 0.0) || s.method.len() > u16::MAX as usize {
         return bad("solver step finite and > 0, name at most 65535 bytes");
+    }
+    if !(d.trends.is_empty() || d.trends.len() == cols) {
+        return bad("trends: none, or one per observed column");
+    }
+    for t in d.trends {
+        t.check()?;
     }
     // Revalidates the levels (a `Defaults` is only made by `new`, but cheaply so).
     Defaults::new(d.defaults.paths, d.defaults.seed, d.defaults.levels())?;
@@ -483,6 +649,20 @@ pub fn write<M: Describe + ?Sized>(
         w.put(&p.to_bits().to_le_bytes());
     }
 
+    if !d.trends.is_empty() {
+        w.section(tag::TREND, trends_len(d.trends));
+        w.put(&(d.trends.len() as u16).to_le_bytes());
+        for t in d.trends {
+            w.put(&[t.harmonics, 0]);
+            for x in [t.period, t.level, t.slope] {
+                w.put(&x.to_bits().to_le_bytes());
+            }
+            for x in t.coefficients.iter().take(t.harmonics as usize).flatten() {
+                w.put(&x.to_bits().to_le_bytes());
+            }
+        }
+    }
+
     let (end, crc) = (w.pos, weights::crc32_finish(w.crc));
     let out = w.out;
     match (end == total - 4, out.get_mut(total - 4..total)) {
@@ -576,6 +756,7 @@ pub struct ModelFile<'a> {
     time: Option<&'a [u8]>,
     solver: Option<&'a [u8]>,
     forecast: Option<&'a [u8]>,
+    trend: Option<&'a [u8]>,
     /// The sections (version 2), for [`ModelFile::sections`].
     body: &'a [u8],
 }
@@ -610,6 +791,7 @@ impl<'a> ModelFile<'a> {
                 time: None,
                 solver: None,
                 forecast: None,
+                trend: None,
                 body: &[],
             });
         }
@@ -651,6 +833,7 @@ impl<'a> ModelFile<'a> {
             time: None,
             solver: None,
             forecast: None,
+            trend: None,
             body,
         };
         let mut model = None;
@@ -663,6 +846,7 @@ impl<'a> ModelFile<'a> {
                 tag::TIME => &mut file.time,
                 tag::SOLVER => &mut file.solver,
                 tag::FORECAST => &mut file.forecast,
+                tag::TREND => &mut file.trend,
                 t if t[0].is_ascii_uppercase() => {
                     return Err(WeightsError::UnknownSection(t).into())
                 }
@@ -695,6 +879,14 @@ impl<'a> ModelFile<'a> {
         }
         if let Some(f) = file.forecast {
             parse_defaults(f).ok_or(WeightsError::BadSection(tag::FORECAST))?;
+        }
+        if let Some(t) = file.trend {
+            let Some((_, count)) = observed else {
+                return Err(WeightsError::MissingSection(tag::STATE).into());
+            };
+            if !check_trends(t, count) {
+                return Err(WeightsError::BadSection(tag::TREND).into());
+            }
         }
         Ok(file)
     }
@@ -776,6 +968,30 @@ impl<'a> ModelFile<'a> {
     /// The forecast defaults (from `FCST`).
     pub fn defaults(&self) -> Option<Defaults> {
         parse_defaults(self.forecast?)
+    }
+
+    /// Observed column `i`'s deterministic mean (from `TRND`): [`Trend::NONE`] for a file
+    /// without the section (a model without one), `None` past the last column or without
+    /// `STAT`.
+    pub fn trend(&self, i: usize) -> Option<Trend> {
+        if i >= self.column_count()? {
+            return None;
+        }
+        let Some(bytes) = self.trend else {
+            return Some(Trend::NONE);
+        };
+        let mut r = Reader { bytes };
+        r.u16()?;
+        for _ in 0..i {
+            let h = r.u8()? as usize;
+            r.take(13 + 8 * h)?;
+        }
+        read_trend(&mut r)
+    }
+
+    /// Whether the file has a `TRND` section (a deterministic mean under the SDE).
+    pub fn has_trend(&self) -> bool {
+        self.trend.is_some()
     }
 
     /// Every section of a version 2 file in order, as `(tag, payload)`, unknown optional
@@ -873,6 +1089,43 @@ fn check_columns(p: &[u8], count: usize) -> bool {
             {
                 return None;
             }
+        }
+        Some(())
+    })();
+    ok.is_some() && r.bytes.is_empty()
+}
+
+/// One column's entry of `TRND` (not checked).
+fn read_trend(r: &mut Reader<'_>) -> Option<Trend> {
+    let harmonics = r.u8()?;
+    let reserved = r.u8()?;
+    if reserved != 0 || harmonics as usize > MAX_HARMONICS {
+        return None;
+    }
+    let period = r.f32()?;
+    let level = r.f32()?;
+    let slope = r.f32()?;
+    let mut coefficients = [[0.0f32; 2]; MAX_HARMONICS];
+    for pair in coefficients.iter_mut().take(harmonics as usize) {
+        *pair = [r.f32()?, r.f32()?];
+    }
+    Some(Trend {
+        level,
+        slope,
+        period,
+        harmonics,
+        coefficients,
+    })
+}
+
+fn check_trends(p: &[u8], count: usize) -> bool {
+    let mut r = Reader { bytes: p };
+    let ok = (|| {
+        if r.u16()? as usize != count {
+            return None;
+        }
+        for _ in 0..count {
+            read_trend(&mut r)?.check().ok()?;
         }
         Some(())
     })();

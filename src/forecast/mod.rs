@@ -31,6 +31,11 @@
 //!   missing column is checked but does not update (as `fit_csv`'s windows start only at
 //!   fully observed rows); the ensemble keeps moving through its time. If the fixed time
 //!   buffer fills up with such readings, the ensemble at the last one becomes the anchor.
+//! - **Deterministic mean.** A column with a [`file::Trend`] (the file's `TRND` section,
+//!   [`file::Deployment::trends`]) is read as its mean `m(tau)` plus the state: the update
+//!   uses the reading's model value minus `m(tau)` at the reading, and every predictive
+//!   sample below gets `m(tau)` at its time added back (as `x - (0 - m)`). Without one `m`
+//!   is `+0.0` and no bit changes.
 //! - **Statistics.** For a column the predictive samples are the members' observed
 //!   coordinate plus `r` times a standard normal (a pure function of the seed, the reading or
 //!   forecast index, the member and the column); the quantiles are
@@ -63,6 +68,7 @@
 //!     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
 //!     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
+//!     trends: &[],
 //! };
 //! let bytes = file::to_vec(&model, &deployment)?;
 //!
@@ -93,7 +99,7 @@ use crate::noise::{normal_from_bits, splitmix64, Brownian, Increment, NoiseSourc
 use crate::sde::Sde;
 use crate::solve::{PlanEvent, Step, TimeGrid};
 use crate::weights::Describe;
-use file::{Column, Deployment, ModelFile, Transform};
+use file::{Column, Deployment, ModelFile, Transform, Trend};
 
 /// The constant by which reading indices and columns are spread over the noise keys.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -215,6 +221,9 @@ struct ColumnMap {
     std: f64,
     index: usize,
     noise: f32,
+    /// The deterministic mean under the SDE ([`Trend::NONE`] without one: then it adds
+    /// and subtracts `+0.0`, which leaves every value's bits as they are).
+    trend: Trend,
 }
 
 impl ColumnMap {
@@ -290,10 +299,10 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
 /// 65,536 (a reading 16,384 time units ahead with four steps per unit).
 pub const DEFAULT_STEP_LIMIT: u32 = 1 << 16;
 
-/// What `Forecaster::propagate` calls at each save time: the save's index, the members
-/// there and a scratch column.
+/// What `Forecaster::propagate` calls at each save time: the save's index and model time,
+/// the members there and a scratch column.
 type AtSave<'a, const D: usize> =
-    dyn FnMut(usize, &[[f32; D]], &mut [f32]) -> Result<(), Error> + 'a;
+    dyn FnMut(usize, f32, &[[f32; D]], &mut [f32]) -> Result<(), Error> + 'a;
 
 /// The increments of step `k` for member `m` (scalar noise: one shared channel).
 #[inline]
@@ -325,22 +334,28 @@ fn obs_normal(seed: u64, stream: u64, m: usize, c: usize) -> f32 {
     normal_from_bits(splitmix64(key.wrapping_add((c as u64).wrapping_mul(GOLDEN))) as u32)
 }
 
-/// Fills `samples` with column `col`'s predictive samples from `members`.
+/// Fills `samples` with column `col`'s predictive samples from `members`, plus `mean` (the
+/// column's deterministic mean at the time; computed as `x - (0 - mean)`, which is `x + mean`
+/// and for a mean of `+0.0` exactly `x`, a `-0.0` sample included).
+#[allow(clippy::too_many_arguments)]
 fn column_samples<const D: usize>(
     members: &[[f32; D]],
     col: &ColumnMap,
     seed: u64,
     stream: u64,
     c: usize,
+    mean: f32,
     samples: &mut [f32],
 ) {
+    let neg = 0.0 - mean;
     for (m, (s, u)) in samples.iter_mut().zip(members).enumerate() {
         let x = u.get(col.index).copied().unwrap_or(f32::NAN);
-        *s = if col.noise > 0.0 {
+        let x = if col.noise > 0.0 {
             x + col.noise * obs_normal(seed, stream, m, c)
         } else {
             x
         };
+        *s = x - neg;
     }
 }
 
@@ -408,8 +423,10 @@ where
             return Err(WeightsError::ShapeMismatch.into());
         }
         let mut columns = [first; C];
-        for (i, slot) in columns.iter_mut().enumerate() {
+        let mut trends = [Trend::NONE; C];
+        for (i, (slot, trend)) in columns.iter_mut().zip(trends.iter_mut()).enumerate() {
             *slot = file.column(i).ok_or(need(file::tag::COLUMNS))?;
+            *trend = file.trend(i).ok_or(need(file::tag::STATE))?;
         }
         let deployment = Deployment {
             state_dim: dim,
@@ -417,6 +434,7 @@ where
             time,
             solver,
             defaults,
+            trends: if file.has_trend() { &trends } else { &[] },
         };
         let mut f = Self::from_parts(model, method, &deployment, buffers)?;
         file.load_into(&mut f.model)?;
@@ -464,6 +482,7 @@ where
     ///     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
     ///     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
     ///     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
+    ///     trends: &[],
     /// };
     /// // On the device: no file to read, the parts are constants.
     /// let mut device = F::from_parts(model.clone(), Sosri, &deployment, Arrays::new())?;
@@ -507,14 +526,16 @@ where
             std: 1.0,
             index: 0,
             noise: 0.0,
+            trend: Trend::NONE,
         }; C];
-        for (slot, c) in columns.iter_mut().zip(d.columns) {
+        for (i, (slot, c)) in columns.iter_mut().zip(d.columns).enumerate() {
             *slot = ColumnMap {
                 transform: c.transform,
                 mean: c.mean,
                 std: c.std,
                 index: c.state_index as usize,
                 noise: c.noise,
+                trend: d.trends.get(i).copied().unwrap_or(Trend::NONE),
             };
         }
         {
@@ -582,7 +603,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
     /// #     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
-    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])? };
+    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?, trends: &[] };
     /// # let bytes = file::to_vec(&model, &deployment)?;
     /// type F = Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>;
     /// let file = ModelFile::parse(&bytes)?; // a file whose forecast seed is 7
@@ -629,7 +650,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
     /// #     solver: SolverSpec { method: "EulerMaruyama", max_step: 0.5 },
-    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])? };
+    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])?, trends: &[] };
     /// # let bytes = file::to_vec(&Model::default(), &deployment)?;
     /// let file = ModelFile::parse(&bytes)?; // steps of at most 0.5 time units
     /// let mut f: Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 4, 2>> =
@@ -691,7 +712,7 @@ where
     }
 
     /// Moves the anchor ensemble into the working one through `times[..saves]`, calling
-    /// `at_save(i, members)` at each (after checking that every member is finite).
+    /// `at_save(i, tau, members, column)` at each (after checking that every member is finite).
     /// `at_save` is a `dyn` closure and the function not inlined: one copy of the
     /// ensemble's step loop serves `observe` and `forecast` (firmware flash).
     #[inline(never)]
@@ -729,7 +750,8 @@ where
                             step: last_step,
                         });
                     }
-                    at_save(i, work, column)?;
+                    let tau = saves.get(i).copied().unwrap_or(f32::NAN);
+                    at_save(i, tau, work, column)?;
                 }
                 PlanEvent::Step(s) => {
                     let size = StepSize::planned(s.h, s.sqrt_h);
@@ -826,6 +848,9 @@ where
             }
         }
         let full = present.iter().all(|&p| p);
+        // Each column's deterministic mean at the reading (`+0.0` without one).
+        let means: [f32; C] =
+            core::array::from_fn(|c| self.columns.get(c).map_or(0.0, |col| col.trend.at(tau)));
         let index = self.readings;
         let seed = self.defaults.seed;
         let mut outcome = Outcome::default();
@@ -839,7 +864,8 @@ where
                 for (m, u) in anchor.iter_mut().enumerate() {
                     *u = [0.0; D];
                     for (c, col) in columns.iter().enumerate() {
-                        let y = z.get(c).copied().unwrap_or(0.0);
+                        let y =
+                            z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                         let x = if col.noise > 0.0 {
                             y + col.noise * obs_normal(seed, index, m, c)
                         } else {
@@ -874,7 +900,7 @@ where
                 }
             }
         }
-        self.propagate(pending + 1, &mut |_, _, _| Ok(()))?;
+        self.propagate(pending + 1, &mut |_, _, _, _| Ok(()))?;
 
         // Predict each column; check each present one against its predicted band (from
         // the first level to the last).
@@ -884,7 +910,8 @@ where
         let Parts { work, column, .. } = self.buffers.parts();
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         for (c, col) in columns.iter().enumerate() {
-            column_samples(work, col, seed, index, c, column);
+            let mean = means.get(c).copied().unwrap_or(0.0);
+            column_samples(work, col, seed, index, c, mean, column);
             let (mean, sd) = mean_sd(column);
             let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
             summarize(col, levels, column, s)?;
@@ -923,7 +950,8 @@ where
         if full {
             // The ensemble update, column by column, in the working copy.
             for (c, col) in columns.iter().enumerate() {
-                let y = z.get(c).copied().unwrap_or(0.0);
+                // The SDE's state is the reading minus the column's mean.
+                let y = z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                 update_column(work, column, col, y, seed, index, c);
             }
             if let Some(m) = work.iter().position(|u| u.iter().any(|x| !x.is_finite())) {
@@ -1030,13 +1058,14 @@ where
         let readings = self.readings;
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         let v = 1 + defaults.levels().len();
-        self.propagate(needed, &mut |i, work, column| {
+        self.propagate(needed, &mut |i, tau, work, column| {
             let Some(j) = i.checked_sub(pending) else {
                 return Ok(());
             };
             let stream = FORECAST_STREAM | (readings << 20) | j as u64;
             for (c, col) in columns.iter().enumerate() {
-                column_samples(work, col, defaults.seed, stream, c, column);
+                let mean = col.trend.at(tau);
+                column_samples(work, col, defaults.seed, stream, c, mean, column);
                 let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
                 summarize(col, defaults.levels(), column, s)?;
                 visit(j, c, column, s);
@@ -1059,7 +1088,7 @@ fn update_column<const D: usize>(
     let o = col.index;
     let n = work.len().max(1) as f32;
     // Predicted observations (with their noise) into `scratch`, and their innovations.
-    column_samples(work, col, seed, index, c, scratch);
+    column_samples(work, col, seed, index, c, 0.0, scratch);
     let mean_o = work
         .iter()
         .map(|u| u.get(o).copied().unwrap_or(0.0))

@@ -875,6 +875,7 @@ mod forecast_contract {
                 max_step: 0.25,
             },
             defaults: Defaults::new(8, 3, &[0.05, 0.5, 0.95]).unwrap(),
+            trends: &[],
         };
         file::to_vec(m, &d).unwrap()
     }

@@ -47,4 +47,5 @@ mod solvers;
 mod threads;
 mod train_alloc;
 mod training;
+mod trend;
 mod weights;

@@ -60,6 +60,7 @@ pub fn nile_deployment(columns: &'static [Column<'static>]) -> Deployment<'stati
             max_step: 0.5,
         },
         defaults: Defaults::new(32, 0xC5F, &[0.05, 0.5, 0.95]).unwrap(),
+        trends: &[],
     }
 }
 
@@ -128,6 +129,7 @@ fn round_trip_of_every_section() {
             max_step: 0.25,
         },
         defaults: Defaults::new(500, u64::MAX, &[0.01, 0.05, 0.5, 0.95, 0.99]).unwrap(),
+        trends: &[],
     };
     let bytes = file::to_vec(&model, &d).unwrap();
     assert_eq!(bytes.len(), file::encoded_len::<Seed>(&d));

@@ -157,6 +157,7 @@ fn deployment<'a>(columns: &'a [Column<'a>]) -> Deployment<'a> {
             max_step: 0.5,
         },
         defaults: Defaults::new(16, 0xC5F, &[0.05, 0.5, 0.95]).unwrap(),
+        trends: &[],
     }
 }
 

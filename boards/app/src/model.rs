@@ -85,8 +85,9 @@ pub fn load_built(bytes: &[u8]) -> Result<Model, Error> {
     Ok(model)
 }
 
-/// The deployment generated from the model file ([`COLUMNS`], [`TIME`], [`SOLVER`] and
-/// the forecast defaults [`PATHS`], [`NOISE_SEED`], [`QUANTILES`]).
+/// The deployment generated from the model file ([`COLUMNS`], [`TIME`], [`SOLVER`], the
+/// deterministic means [`TRENDS`] (empty for a model without one) and the forecast defaults
+/// [`PATHS`], [`NOISE_SEED`], [`QUANTILES`]).
 ///
 /// Errors ([`Error::OutOfRange`]): forecast defaults the library refuses (the generator
 /// checked them: not expected).
@@ -97,5 +98,6 @@ pub fn deployment() -> Result<Deployment<'static>, Error> {
         time: TIME,
         solver: SOLVER,
         defaults: Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
+        trends: &TRENDS,
     })
 }

@@ -92,7 +92,28 @@ pub struct Deployment {
     pub seed: u64,
     /// `FCST`: quantile levels.
     pub levels: Vec<f32>,
+    /// `TRND` (optional): per column, the deterministic mean under the SDE (see
+    /// [`Trend`]); empty without the section.
+    pub trends: Vec<Trend>,
 }
+
+/// One column's entry of a `TRND` section (docs/weights-format.md): harmonics, period,
+/// level, slope and the `[sin, cos]` coefficient of each harmonic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trend {
+    /// The season's period (model time units).
+    pub period: f32,
+    /// The level.
+    pub level: f32,
+    /// The slope per model time unit.
+    pub slope: f32,
+    /// `[sin, cos]` per harmonic (at most 4).
+    pub coefficients: Vec<[f32; 2]>,
+}
+
+/// The section tags this generator knows; any other critical tag (an upper-case first
+/// byte) is refused, as the library's reader refuses it.
+pub const KNOWN_SECTIONS: [&str; 7] = ["MODL", "STAT", "COLS", "TIME", "SOLV", "FCST", "TRND"];
 
 /// A little-endian reader over a section's payload.
 struct Cursor<'a> {
@@ -154,6 +175,11 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
         let payload = c
             .take(n)
             .ok_or_else(|| format!("section {tag} overruns the file"))?;
+        if tag.as_bytes()[0].is_ascii_uppercase() && !KNOWN_SECTIONS.contains(&tag.as_str()) {
+            return Err(format!(
+                "section {tag:?} is critical and unknown to this generator (it knows {KNOWN_SECTIONS:?})"
+            ));
+        }
         sections.insert(tag.clone(), payload);
         offsets.insert(tag, at);
     }
@@ -210,6 +236,28 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
         .map(|_| fc.f32())
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| bad("FCST"))?;
+    let mut trends = Vec::new();
+    if let Ok(mut tr) = get("TRND") {
+        let n = tr.u16().ok_or_else(|| bad("TRND"))? as usize;
+        for _ in 0..n {
+            let h = tr.u8().ok_or_else(|| bad("TRND"))? as usize;
+            tr.u8().ok_or_else(|| bad("TRND"))?;
+            let mut f = || tr.f32().ok_or_else(|| bad("TRND"));
+            let (period, level, slope) = (f()?, f()?, f()?);
+            if h > 4 {
+                return Err(format!("section TRND: {h} harmonics (at most 4)"));
+            }
+            let coefficients = (0..h)
+                .map(|_| Ok([f()?, f()?]))
+                .collect::<Result<Vec<_>, String>>()?;
+            trends.push(Trend {
+                period,
+                level,
+                slope,
+                coefficients,
+            });
+        }
+    }
     Ok((
         description,
         params,
@@ -225,6 +273,7 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
             paths,
             seed,
             levels,
+            trends,
         },
     ))
 }
@@ -257,6 +306,9 @@ pub fn check_deployment(d: &Deployment, dim: usize) -> Result<(), String> {
             "column {:?} has transform {}: this firmware takes affine (0) and log (1) transforms",
             c.3, c.0
         ));
+    }
+    if !(d.trends.is_empty() || d.trends.len() == dim) {
+        return Err(format!("TRND has {} columns, STAT {dim}", d.trends.len()));
     }
     if d.solver.0 != 0 || d.solver.2 != "SOSRI" {
         return Err(format!(
@@ -833,6 +885,31 @@ pub fn deployment_source(info: &FileInfo, scaling: &Scaling) -> String {
         f64_(scaling.t0),
         f64_(scaling.unit)
     );
+    let trends = info
+        .deployment
+        .as_ref()
+        .map_or(&[][..], |dep| &dep.trends[..]);
+    let _ = writeln!(
+        out,
+        "/// Each column's deterministic mean under the SDE (the file's `TRND`; none: empty)."
+    );
+    let _ = writeln!(out, "pub static TRENDS: [{m}::Trend; {}] = [", trends.len());
+    for t in trends {
+        let mut pairs = String::new();
+        for k in 0..4 {
+            let [a, b] = t.coefficients.get(k).copied().unwrap_or([0.0; 2]);
+            let _ = write!(pairs, "[{}, {}], ", f32_(a), f32_(b));
+        }
+        let _ = writeln!(
+            out,
+            "    {m}::Trend {{ level: {}, slope: {}, period: {}, harmonics: {}, coefficients: [{pairs}] }},",
+            f32_(t.level),
+            f32_(t.slope),
+            f32_(t.period),
+            t.coefficients.len()
+        );
+    }
+    let _ = writeln!(out, "];");
     let _ = writeln!(out, "/// The solver: method and largest step (model time).");
     let _ = writeln!(
         out,
@@ -1386,6 +1463,11 @@ mod tests {
         fcst.push(2);
         fcst.extend(0.1f32.to_le_bytes());
         fcst.extend(0.9f32.to_le_bytes());
+        // One column: 1 harmonic, period 12, level 0.5, slope -0.25, [sin, cos] = [1.5, 2].
+        let mut trnd = vec![1, 0, 1, 0];
+        for x in [12.0f32, 0.5, -0.25, 1.5, 2.0] {
+            trnd.extend(x.to_le_bytes());
+        }
         let all = [
             ("MODL", v1[10..v1.len() - 4].to_vec()),
             ("STAT", stat),
@@ -1393,6 +1475,8 @@ mod tests {
             ("TIME", time),
             ("SOLV", solv),
             ("FCST", fcst),
+            ("TRND", trnd),
+            ("NEWS", vec![0]),
         ];
         let mut body = Vec::new();
         for (tag, payload) in all.iter().filter(|(t, _)| sections.contains(t)) {
@@ -1469,6 +1553,31 @@ mod tests {
         assert!(model_source(Path::new("m.tsw"), &v1)
             .unwrap()
             .contains(&format!("pub const PARAMS_AT: usize = {v1_at};")));
+    }
+
+    #[test]
+    fn a_trend_section_gives_the_deterministic_means() {
+        let f = |x: f32| format!("f32::from_bits({:#x})", x.to_bits());
+        let without = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL)).unwrap();
+        assert!(without.contains("pub static TRENDS: [tinysde::forecast::file::Trend; 0] = ["));
+        let mut with = ALL.to_vec();
+        with.push("TRND");
+        let src = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap();
+        let line = format!(
+            "tinysde::forecast::file::Trend {{ level: {}, slope: {}, period: {}, harmonics: 1, coefficients: [[{}, {}], [{z}, {z}], [{z}, {z}], [{z}, {z}], ] }},",
+            f(0.5),
+            f(-0.25),
+            f(12.0),
+            f(1.5),
+            f(2.0),
+            z = f(0.0)
+        );
+        assert!(src.contains("pub static TRENDS: [tinysde::forecast::file::Trend; 1] = ["));
+        assert!(src.contains(&line), "{line} not in\n{src}");
+        // A critical section the generator does not know is refused, as the library does.
+        with.push("NEWS");
+        let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap_err();
+        assert!(e.contains("\"NEWS\" is critical and unknown"), "{e}");
     }
 
     #[test]

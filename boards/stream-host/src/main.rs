@@ -135,6 +135,7 @@ fn write_v2(path: &str) -> Result<usize, String> {
         },
         defaults: Defaults::new(model::PATHS as u32, model::NOISE_SEED, &model::QUANTILES)
             .map_err(|e| e.to_string())?,
+        trends: &[],
     };
     let mut out = vec![0u8; encoded_len::<model::Model>(&deployment)];
     let n = write(&loaded, &deployment, &mut out).map_err(|e| e.to_string())?;

@@ -5,7 +5,10 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinysde::forecast::file::{self, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, TimeFormat, Transform};
+use tinysde::forecast::file::{
+    self, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, TimeFormat, Transform,
+    Trend,
+};
 use tinysde::forecast::{Arrays, Check, Forecaster};
 use tinysde::solve::Sosri;
 use tinysde_no_panic::{keep, opaque, seed::Model};
@@ -23,6 +26,7 @@ fn main() -> ! {
         keep(f.solver());
         keep(f.defaults());
         keep(f.section(opaque(*b"note")));
+        keep(f.trend(opaque(0)));
         let forecaster: Result<Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>, _> =
             Forecaster::new(opaque(Model::default()), Sosri, &f, Arrays::new());
         if let Ok(mut fc) = forecaster {
@@ -44,6 +48,14 @@ fn main() -> ! {
         state_index: opaque(0),
         noise: opaque(0.0),
     }];
+    // A deterministic mean (a file's TRND section): its checks and evaluation.
+    let trends = [Trend {
+        level: opaque(0.1),
+        slope: opaque(0.01),
+        period: opaque(12.0),
+        harmonics: opaque(2),
+        coefficients: opaque([[0.5, 0.2], [0.1, 0.0], [0.0; 2], [0.0; 2]]),
+    }];
     if let Ok(defaults) = Defaults::new(opaque(32), opaque(1), opaque(&[0.05, 0.5, 0.95][..])) {
         let d = Deployment {
             state_dim: opaque(1),
@@ -59,6 +71,7 @@ fn main() -> ! {
                 max_step: opaque(0.5),
             },
             defaults,
+            trends: opaque(&trends[..]),
         };
         let mut out = [0u8; 1024];
         keep(file::write(&model, &d, opaque(&mut out[..])));
