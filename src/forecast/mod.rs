@@ -337,7 +337,10 @@ fn obs_normal(seed: u64, stream: u64, m: usize, c: usize) -> f32 {
 /// Fills `samples` with column `col`'s predictive samples from `members`, plus `mean` (the
 /// column's deterministic mean at the time; computed as `x - (0 - mean)`, which is `x + mean`
 /// and for a mean of `+0.0` exactly `x`, a `-0.0` sample included).
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a private helper of observe and forecast: the noise key parts (seed, stream, column) and the mean are separate values there"
+)]
 fn column_samples<const D: usize>(
     members: &[[f32; D]],
     col: &ColumnMap,
