@@ -105,18 +105,24 @@ use common::csv::{self as table_csv, Table, TimeFormat};
 use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 use tinysde::forecast::baseline::{Ar1, OneStep, OneStepScore, Persistence};
 use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
 };
 use tinysde::forecast::{Forecaster, Vecs};
+use tinysde::grad::Scratch;
+use tinysde::nn::Parameters;
 use tinysde::nn::{Dense, Identity, InitScheme, QuickSigmoid, QuickTanh};
 use tinysde::sde::{Sde, SdeVjp, Seasonal};
 use tinysde::solve::Checkpoints;
 use tinysde::solve::{Step, StepVjp};
-use tinysde::train::{CalibrationScore, GradientMode, SeriesObjective};
+use tinysde::train::{
+    Adam, AdamConfig, CalibrationScore, GradientMode, NoiseMode, Progress, Series, SeriesObjective,
+    SeriesProblem, TrainConfig, Trainer, Workspace,
+};
 use tinysde::weights::Describe;
-use tinysde::Dual;
+use tinysde::{Dual, Real};
 
 /// Fit a neural SDE to a time series in a CSV file; write the weights, plots and a forecast.
 ///
@@ -297,6 +303,10 @@ pub enum NoiseKind {
     Auto,
     /// No observation noise.
     None,
+    /// Trained through the forecaster's filter ([`train_filtered`]): the noise scale that
+    /// predicts the training rows best through the ensemble Kalman filter, and windows
+    /// started from the filter's analysis.
+    Filter,
 }
 
 /// The learned observation noise's initial scale, in standardized units.
@@ -1103,7 +1113,7 @@ pub type SeasonalModel<const H: usize, const E: usize, const D: usize> =
     Seasonal<H, SeasonalDrift<E, D>, SeasonalDiffusion<E, D>>;
 
 /// A model fit_csv trains: the seed network or the seasonal one.
-pub trait CsvModel: Default + Describe {
+pub trait CsvModel: Default + Describe + Clone {
     /// A new model for `periods` (model time units), weights drawn from `seed`: Glorot
     /// uniform, the output layers shrunk to `U(-0.01, 0.01)` (close to pure noise).
     fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String>;
@@ -1330,15 +1340,35 @@ where
         History::default()
     } else {
         let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
-        let history = fit::train_series::<K, M, D>(
-            &mut model,
-            data_taus,
-            &data[..train_rows],
-            &mask[..train_rows],
-            &how,
-            &bar,
-        )
-        .map_err(|e| format!("{file}: training failed: {e}"))?;
+        let history =
+            if settings.loss == LossKind::Calibrated && settings.noise == NoiseKind::Filter {
+                let filter = FilterRun {
+                    scaling: &scaling,
+                    table,
+                    train_rows,
+                    max_step,
+                    members: FILTER_MEMBERS,
+                };
+                train_filtered::<K, M, D>(
+                    &mut model,
+                    data_taus,
+                    &data[..train_rows],
+                    &mask[..train_rows],
+                    &how,
+                    &filter,
+                    &bar,
+                )
+            } else {
+                fit::train_series::<K, M, D>(
+                    &mut model,
+                    data_taus,
+                    &data[..train_rows],
+                    &mask[..train_rows],
+                    &how,
+                    &bar,
+                )
+            }
+            .map_err(|e| format!("{file}: training failed: {e}"))?;
         bar.finish_and_clear();
         history
     };
@@ -1583,6 +1613,348 @@ where
         baselines,
         files,
     })
+}
+
+/// Ensemble members of the filter runs inside [`train_filtered`].
+pub const FILTER_MEMBERS: usize = 64;
+/// At most this many of the last training rows score a noise candidate in [`train_filtered`].
+pub const FILTER_SCORED_ROWS: usize = 300;
+/// The observation-noise candidates of [`train_filtered`], as fractions of each column's
+/// one-step scatter `sqrt(mean squared difference / 2)` (standardized units): 0 (no noise)
+/// and steps of `sqrt 2` from 1/8 to 1.
+pub const NOISE_FRACTIONS: [f32; 8] = [0.0, 0.125, 0.177, 0.25, 0.354, 0.5, 0.707, 1.0];
+
+/// What [`filter_run`] needs besides the model: the scaling, the table and its training
+/// rows, the solver step and the ensemble size.
+pub struct FilterRun<'a> {
+    /// The model's scaling.
+    pub scaling: &'a Scaling,
+    /// The series.
+    pub table: &'a Table,
+    /// The training rows (the first ones).
+    pub train_rows: usize,
+    /// The solver's largest step (model time).
+    pub max_step: f32,
+    /// Ensemble members.
+    pub members: usize,
+}
+
+/// Runs the forecaster's filter (`Forecaster`, the ensemble Kalman update with observation
+/// noise `noise` per column, model units) with `model` over the training rows: returns the
+/// mean CRPS (model units, summed over columns) of its one-step predictions of the rows from
+/// `scored_from` on, and writes each row's analysis (the ensemble after the row's update:
+/// mean and variance per coordinate) into `analysis` if given (rows without an update get
+/// the observed values, or 0, with variance 0).
+pub fn filter_run<M, const D: usize>(
+    model: &M,
+    run: &FilterRun<'_>,
+    noise: [f32; D],
+    scored_from: usize,
+    seed: u64,
+    analysis: Option<(&mut [[f32; D]], &mut [[f32; D]])>,
+) -> Result<f64, tinysde::Error>
+where
+    M: Sde<f32, D> + Describe + Clone,
+    fit::Method: Step<f32, M, D>,
+{
+    let columns: Vec<Column<'_>> = (0..D)
+        .map(|c| Column {
+            noise: noise[c],
+            ..run.scaling.column(c)
+        })
+        .collect();
+    let deployment = Deployment {
+        state_dim: D as u16,
+        columns: &columns,
+        time: TimeAxis {
+            name: "t",
+            format: model_file::TimeFormat::Number,
+            t0: run.scaling.t0,
+            unit: run.scaling.time_unit,
+        },
+        solver: SolverSpec {
+            method: <fit::Method as tinysde::solve::Method>::NAME,
+            max_step: run.max_step,
+        },
+        defaults: Defaults::new(run.members as u32, seed, &LEVELS)?,
+    };
+    let rows = run.train_rows;
+    let mut forecaster: Forecaster<M, fit::Method, D, D, Vecs<D>> = Forecaster::from_parts(
+        model.clone(),
+        fit::Method::default(),
+        &deployment,
+        Vecs::new(run.members, rows.max(1)),
+    )?;
+    let mut scores: Vec<CalibrationScore> = (0..D)
+        .map(|_| CalibrationScore::new(0.9))
+        .collect::<Result<_, _>>()?;
+    let mut column = vec![0.0f32; run.members];
+    let mut failure = None;
+    let mut analysis = analysis;
+    for (i, (&t, row)) in run.table.times[..rows]
+        .iter()
+        .zip(&run.table.rows[..rows])
+        .enumerate()
+    {
+        let values: [Option<f64>; D] = core::array::from_fn(|c| row[c]);
+        let outcome = forecaster.observe_with(t, &values, &mut [], |c, samples, _| {
+            if i < scored_from || failure.is_some() {
+                return;
+            }
+            let Some(x) = values[c] else { return };
+            let Some(y) = run.scaling.column(c).model_value(x) else {
+                return;
+            };
+            column.copy_from_slice(samples);
+            if let Err(e) = scores[c].add_ensemble(y, &mut column) {
+                failure = Some(e);
+            }
+        })?;
+        if let Some((mean, var)) = analysis.as_mut() {
+            let (m, v) = match (outcome.updated, forecaster.member_states()) {
+                (true, Some(members)) => ensemble_moments(members),
+                _ => (
+                    core::array::from_fn(|c| {
+                        values[c]
+                            .and_then(|x| run.scaling.column(c).model_value(x))
+                            .filter(|z| z.is_finite())
+                            .unwrap_or(0.0)
+                    }),
+                    [0.0; D],
+                ),
+            };
+            mean[i] = m;
+            var[i] = v;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(scores
+        .iter()
+        .filter(|s| s.count() > 0)
+        .map(|s| f64::from(s.mean_crps()))
+        .sum())
+}
+
+/// Mean and variance (divisor `n`) of each coordinate of an ensemble, in `f64`.
+fn ensemble_moments<const D: usize>(members: &[[f32; D]]) -> ([f32; D], [f32; D]) {
+    let n = members.len().max(1) as f64;
+    let mean: [f64; D] =
+        core::array::from_fn(|c| members.iter().map(|u| f64::from(u[c])).sum::<f64>() / n);
+    let var: [f64; D] = core::array::from_fn(|c| {
+        members
+            .iter()
+            .map(|u| (f64::from(u[c]) - mean[c]).powi(2))
+            .sum::<f64>()
+            / n
+    });
+    (mean.map(|x| x as f32), var.map(|x| x as f32))
+}
+
+/// Each column's one-step scatter of the standardized training values: the root of half the
+/// mean squared difference between consecutive present values (1 if there is none).
+pub fn one_step_scatter<const D: usize>(values: &[[f32; D]], mask: &[[bool; D]]) -> [f32; D] {
+    core::array::from_fn(|c| {
+        let present: Vec<f64> = values
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| m[c])
+            .map(|(v, _)| f64::from(v[c]))
+            .collect();
+        let n = present.len().saturating_sub(1);
+        if n == 0 {
+            return 1.0;
+        }
+        let ms = present
+            .windows(2)
+            .map(|w| (w[1] - w[0]).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let s = (ms / 2.0).sqrt() as f32;
+        if s > 0.0 && s.is_finite() {
+            s
+        } else {
+            1.0
+        }
+    })
+}
+
+/// The candidate of [`NOISE_FRACTIONS`] (times `scatter`) whose filter predicts the last
+/// [`FILTER_SCORED_ROWS`] training rows best (lowest mean CRPS), and its score.
+fn choose_noise<M, const D: usize>(
+    model: &M,
+    run: &FilterRun<'_>,
+    scatter: [f32; D],
+    seed: u64,
+) -> Result<([f32; D], f64), tinysde::Error>
+where
+    M: Sde<f32, D> + Describe + Clone,
+    fit::Method: Step<f32, M, D>,
+{
+    let scored_from = run.train_rows.saturating_sub(FILTER_SCORED_ROWS);
+    let mut best = ([0.0f32; D], f64::INFINITY);
+    for &f in &NOISE_FRACTIONS {
+        let noise = scatter.map(|s| f * s);
+        // A candidate whose filter fails (diverges) is not chosen.
+        let score = filter_run(model, run, noise, scored_from, seed, None).unwrap_or(f64::INFINITY);
+        if score < best.1 {
+            best = (noise, score);
+        }
+    }
+    Ok(best)
+}
+
+/// The windows of `base` for the next phase of [`train_filtered`]: with the observation
+/// noise [`choose_noise`] picks for `model`, started from the filter's analysis with it
+/// (written into `mean` and `var`, which the problem then borrows); `base` itself if the
+/// noise is 0. Also whether there is noise.
+fn filtered_problem<'a, M, S, const D: usize>(
+    base: SeriesProblem<'a, M, D>,
+    model: &S,
+    run: &FilterRun<'_>,
+    scatter: [f32; D],
+    seed: u64,
+    mean: &'a mut [[f32; D]],
+    var: &'a mut [[f32; D]],
+) -> Result<(SeriesProblem<'a, M, D>, bool), tinysde::Error>
+where
+    M: tinysde::solve::Method + Copy,
+    S: Sde<f32, D> + Describe + Clone,
+    fit::Method: Step<f32, S, D>,
+{
+    let noise = choose_noise(model, run, scatter, seed)?.0;
+    if noise.iter().all(|&n| n == 0.0) {
+        return Ok((base, false));
+    }
+    let rows = mean.len();
+    filter_run(model, run, noise, rows, seed, Some((&mut *mean, &mut *var)))?;
+    let (mean, var): (&'a [[f32; D]], &'a [[f32; D]]) = (mean, var);
+    Ok((
+        base.with_observation_noise(noise)?
+            .with_start_states(mean, var)?,
+        true,
+    ))
+}
+
+/// Training through the forecaster's filter (`--noise filter`). Half the iterations as the
+/// plain fit (one-step windows from the observed rows, no observation noise); then, twice,
+/// the observation noise is chosen among [`NOISE_FRACTIONS`] of each column's one-step
+/// scatter ([`one_step_scatter`]) by the mean CRPS of the filter's one-step predictions of
+/// the last training rows ([`filter_run`], [`FILTER_MEMBERS`] members), the filter is run
+/// with it over every training row, and a quarter of the iterations train windows started
+/// from its analysis (`SeriesProblem::with_start_states`: the analysis mean, its variance
+/// added to the likelihood's with the observation noise's): the one-step predictions the
+/// forecaster makes, from where the filter is. The noise is chosen once more with the final
+/// model; the model file carries it. Without noise (0 chosen) the analysis is the observed
+/// row and the fit the plain one. Adam's state carries over between the phases.
+pub fn train_filtered<const K: usize, S, const D: usize>(
+    model: &mut S,
+    times: &[f32],
+    values: &[[f32; D]],
+    mask: &[[bool; D]],
+    how: &fit::SeriesFit,
+    run: &FilterRun<'_>,
+    bar: &indicatif::ProgressBar,
+) -> Result<History, tinysde::Error>
+where
+    S: Sde<Dual<K>, D> + Sde<f32, D> + SdeVjp<D> + Parameters + Describe + Clone,
+    fit::Method: Step<Dual<K>, S, D> + Step<f32, S, D> + StepVjp<S, D>,
+{
+    let start = std::time::Instant::now();
+    let series = Series::masked(times, values, mask)?;
+    let base = SeriesProblem::new(
+        fit::Method::default(),
+        series,
+        how.max_step,
+        how.trajectories,
+    )?
+    .with_window(how.window)?
+    .with_batch(how.batch)?
+    .with_objective(how.objective)?;
+    let full_batch = base.all_windows().count() <= how.batch;
+    let p = S::PARAMS;
+    let mut adam = Adam::new(AdamConfig::lr(how.lr), vec![0.0; p], vec![0.0; p])?;
+    let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+    let mut stats = vec![[Dual::<K>::ZERO; D]; base.stats_len()];
+    let mut tape = match how.gradient {
+        GradientMode::Reverse(c) => vec![[0.0; D]; base.reverse_tape_len_keep_all(S::PARAMS, c)],
+        GradientMode::Forward => Vec::new(),
+    };
+    let scatter = one_step_scatter(values, mask);
+    let rows = values.len();
+    // The analysis of each filtered phase (each borrowed by its phase's windows).
+    let (mut mean1, mut var1) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
+    let (mut mean2, mut var2) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
+    let mut history = History::default();
+    let ws = Workspace {
+        params: &mut params,
+        grad: &mut grad,
+        best: &mut best,
+        scratch: Scratch::new(&mut stats, &mut tape),
+    };
+    let config = TrainConfig {
+        noise: NoiseMode::Fresh { seed: how.seed },
+        clip_norm: Some(100.0),
+    };
+    let window_seed = how.seed ^ 0x5EED;
+    let fit = tinysde::train::SeriesFit::new(base).with_window_seed(window_seed);
+    let mut trainer =
+        Trainer::new(&mut *model, &mut adam, fit, config, ws)?.with_mode(how.gradient)?;
+    let first = how.iterations / 2;
+    let second = (how.iterations - first) / 2;
+    let third = how.iterations - first - second;
+    let mut noisy = false;
+    let mut train = |trainer: &mut Trainer<'_, _, _, _, _, K, D>,
+                     iterations: u32|
+     -> Result<(), tinysde::Error> {
+        if iterations > 0 {
+            let report = trainer.run(iterations, |p: &Progress| {
+                history.losses.push(p.loss);
+                history.windows.push(p.window);
+                bar.set_message(format!("{:.4}", p.loss));
+                bar.inc(1);
+                ControlFlow::Continue(())
+            })?;
+            history.best_loss = report.best_loss;
+        }
+        Ok(())
+    };
+    train(&mut trainer, first)?;
+    let (problem, with_noise) = filtered_problem(
+        base,
+        trainer.model(),
+        run,
+        scatter,
+        FORECAST_SEED ^ 1,
+        &mut mean1,
+        &mut var1,
+    )?;
+    noisy |= with_noise;
+    *trainer.fit_mut() = tinysde::train::SeriesFit::new(problem).with_window_seed(window_seed);
+    train(&mut trainer, second)?;
+    let (problem, with_noise) = filtered_problem(
+        base,
+        trainer.model(),
+        run,
+        scatter,
+        FORECAST_SEED ^ 2,
+        &mut mean2,
+        &mut var2,
+    )?;
+    noisy |= with_noise;
+    *trainer.fit_mut() = tinysde::train::SeriesFit::new(problem).with_window_seed(window_seed);
+    train(&mut trainer, third)?;
+    // The best parameters of a full batch are comparable only if every phase had the same
+    // windows (no noise).
+    if full_batch && !noisy {
+        trainer.restore_best();
+    }
+    drop(trainer);
+    let noise = choose_noise(&*model, run, scatter, FORECAST_SEED ^ 7)?.0;
+    history.noise = noise.to_vec();
+    history.seconds = start.elapsed().as_secs_f64();
+    Ok(history)
 }
 
 /// The longest interval between two times, in median intervals.

@@ -74,7 +74,7 @@ where
     let mut local = *score;
     for s in starts {
         let (solver, saves) = problem.window_solver(s)?;
-        let u0 = problem.series.values.get(s).copied().unwrap_or([0.0; D]);
+        let u0 = problem.start_value(s);
         let shifted = Shifted {
             inner: noise,
             offset: s.wrapping_mul(m),
