@@ -111,18 +111,17 @@ use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
 };
 use tinysde::forecast::{Forecaster, Vecs};
-use tinysde::grad::Scratch;
 use tinysde::nn::Parameters;
 use tinysde::nn::{Dense, Identity, InitScheme, QuickSigmoid, QuickTanh};
 use tinysde::sde::{Sde, SdeVjp, Seasonal};
 use tinysde::solve::Checkpoints;
 use tinysde::solve::{Step, StepVjp};
 use tinysde::train::{
-    Adam, AdamConfig, CalibrationScore, GradientMode, NoiseMode, Progress, Series, SeriesObjective,
-    SeriesProblem, TrainConfig, Trainer, Workspace,
+    AdamConfig, CalibrationScore, GradientMode, NoiseMode, Progress, Series, SeriesObjective,
+    SeriesProblem, TrainConfig, Trainer, TRAINING_LANES,
 };
 use tinysde::weights::Describe;
-use tinysde::{Dual, Real};
+use tinysde::Dual;
 
 /// Fit a neural SDE to a time series in a CSV file; write the weights, plots and a forecast.
 ///
@@ -1119,6 +1118,22 @@ pub trait CsvModel: Default + Describe + Clone {
     fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String>;
     /// The model's periods (model time units).
     fn model_periods(&self) -> Vec<f32>;
+    /// Multiplies coordinate `c` of the diffusion by `factor[c]` (the diffusion network's
+    /// output layer's weights and bias of output `c`: its output is linear).
+    fn scale_diffusion(&mut self, factor: &[f32]);
+}
+
+/// Multiplies output `o` of `layer` (weights and bias) by `factor[o]`.
+fn scale_outputs<const I: usize, const O: usize>(
+    layer: &mut Dense<I, O, Identity>,
+    factor: &[f32],
+) {
+    for ((w, b), &f) in layer.weight.iter_mut().zip(&mut layer.bias).zip(factor) {
+        for x in w.iter_mut() {
+            *x *= f;
+        }
+        *b *= f;
+    }
 }
 
 /// fit_csv's model without periods: the seed task's network with the quick activations.
@@ -1137,6 +1152,9 @@ where
     }
     fn model_periods(&self) -> Vec<f32> {
         Vec::new()
+    }
+    fn scale_diffusion(&mut self, factor: &[f32]) {
+        scale_outputs(&mut self.diffusion.1, factor);
     }
 }
 
@@ -1162,6 +1180,9 @@ where
     fn model_periods(&self) -> Vec<f32> {
         self.periods().to_vec()
     }
+    fn scale_diffusion(&mut self, factor: &[f32]) {
+        scale_outputs(&mut self.diffusion.1, factor);
+    }
 }
 
 fn fit_table<M, const D: usize, const K: usize>(
@@ -1173,8 +1194,9 @@ fn fit_table<M, const D: usize, const K: usize>(
     progress: bool,
 ) -> Result<Summary, String>
 where
-    M: CsvModel + Sde<f32, D> + Sde<Dual<K>, D> + SdeVjp<D>,
-    fit::Method: Step<f32, M, D> + Step<Dual<K>, M, D> + StepVjp<M, D>,
+    M: CsvModel + Sde<f32, D> + Sde<Dual<K>, D> + Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D>,
+    fit::Method:
+        Step<f32, M, D> + Step<Dual<K>, M, D> + Step<Dual<TRAINING_LANES>, M, D> + StepVjp<M, D>,
 {
     let saved = match saved {
         Some((path, bytes)) => Some((
@@ -1349,7 +1371,7 @@ where
                     max_step,
                     members: FILTER_MEMBERS,
                 };
-                train_filtered::<K, M, D>(
+                train_filtered::<M, D>(
                     &mut model,
                     data_taus,
                     &data[..train_rows],
@@ -1619,6 +1641,9 @@ where
 pub const FILTER_MEMBERS: usize = 64;
 /// At most this many of the last training rows score a noise candidate in [`train_filtered`].
 pub const FILTER_SCORED_ROWS: usize = 300;
+/// Rows the filter takes before the scored ones when it scores a candidate (the filter
+/// forgets its start within a few rows).
+pub const FILTER_BURN_IN: usize = 50;
 /// The observation-noise candidates of [`train_filtered`], as fractions of each column's
 /// one-step scatter `sqrt(mean squared difference / 2)` (standardized units): 0 (no noise)
 /// and steps of `sqrt 2` from 1/8 to 1.
@@ -1642,7 +1667,8 @@ pub struct FilterRun<'a> {
 /// Runs the forecaster's filter (`Forecaster`, the ensemble Kalman update with observation
 /// noise `noise` per column, model units) with `model` over the training rows: returns the
 /// mean CRPS (model units, summed over columns) of its one-step predictions of the rows from
-/// `scored_from` on, and writes each row's analysis (the ensemble after the row's update:
+/// `scored_from` on (starting [`FILTER_BURN_IN`] rows before them unless the analysis is
+/// asked for), and writes each row's analysis (the ensemble after the row's update:
 /// mean and variance per coordinate) into `analysis` if given (rows without an update get
 /// the observed values, or 0, with variance 0).
 pub fn filter_run<M, const D: usize>(
@@ -1690,11 +1716,18 @@ where
         .collect::<Result<_, _>>()?;
     let mut column = vec![0.0f32; run.members];
     let mut failure = None;
+    // Without the analysis only the scored rows and a burn-in before them are filtered.
+    let from = if analysis.is_some() {
+        0
+    } else {
+        scored_from.saturating_sub(FILTER_BURN_IN)
+    };
     let mut analysis = analysis;
     for (i, (&t, row)) in run.table.times[..rows]
         .iter()
         .zip(&run.table.rows[..rows])
         .enumerate()
+        .skip(from)
     {
         let values: [Option<f64>; D] = core::array::from_fn(|c| row[c]);
         let outcome = forecaster.observe_with(t, &values, &mut [], |c, samples, _| {
@@ -1780,75 +1813,124 @@ pub fn one_step_scatter<const D: usize>(values: &[[f32; D]], mask: &[[bool; D]])
     })
 }
 
-/// The candidate of [`NOISE_FRACTIONS`] (times `scatter`) whose filter predicts the last
-/// [`FILTER_SCORED_ROWS`] training rows best (lowest mean CRPS), and its score.
+/// The scales of the one-step variance [`choose_noise`] tries with each nonzero noise.
+pub const VARIANCE_SCALES: [f32; 5] = [1.0, 0.8, 1.25, 0.64, 1.56];
+/// The steps (noise factor, variance factor) [`choose_noise`] tries around the best nonzero
+/// candidate of its grid.
+pub const REFINE_STEPS: [(f32, f32); 8] = [
+    (0.84, 1.0),
+    (1.19, 1.0),
+    (1.0, 0.9),
+    (1.0, 1.11),
+    (0.84, 0.9),
+    (0.84, 1.11),
+    (1.19, 0.9),
+    (1.19, 1.11),
+];
+
+/// Each column's mean one-step diffusion variance of `model` over the training rows: the
+/// mean over fully observed rows `i` (but the last) of `g(tau_i, y_i)^2 (tau_(i+1) - tau_i)`.
+fn diffusion_variance<M: Sde<f32, D>, const D: usize>(
+    model: &M,
+    times: &[f32],
+    values: &[[f32; D]],
+    mask: &[[bool; D]],
+) -> [f32; D] {
+    let mut sum = [0.0f64; D];
+    let mut n = 0usize;
+    for i in 0..times.len().saturating_sub(1) {
+        if mask[i].iter().all(|&p| p) {
+            let g = model.diffusion(times[i], &values[i], tinysde::nn::ParamSeed::NONE);
+            let h = f64::from(times[i + 1] - times[i]);
+            for (s, x) in sum.iter_mut().zip(g) {
+                *s += f64::from(x) * f64::from(x) * h;
+            }
+            n += 1;
+        }
+    }
+    sum.map(|s| (s / n.max(1) as f64) as f32)
+}
+
+/// The observation noise and diffusion factors (per column) whose filter predicts the last
+/// [`FILTER_SCORED_ROWS`] training rows best (lowest mean CRPS; [`filter_run`] with the
+/// same random numbers for every candidate), and its score. The candidates: no noise with
+/// the model as it is, and each nonzero noise `r` of [`NOISE_FRACTIONS`] times `scatter`
+/// with the diffusion scaled so that the one-step variance the model explains without the
+/// noise, `V = g^2 + 2 current^2` (paths from a reading that is itself noisy, to a noisy
+/// reading; `g^2` from [`diffusion_variance`], `current` the noise the model was trained
+/// with), times each of [`VARIANCE_SCALES`], is shared between paths and noise:
+/// `g'^2 = max(s V - 2 r^2, s V / 100)`.
+#[allow(clippy::too_many_arguments, reason = "the pieces of one search")]
 fn choose_noise<M, const D: usize>(
     model: &M,
     run: &FilterRun<'_>,
     scatter: [f32; D],
+    current: [f32; D],
+    series: (&[f32], &[[f32; D]], &[[bool; D]]),
     seed: u64,
-) -> Result<([f32; D], f64), tinysde::Error>
+) -> Result<([f32; D], [f32; D], f64), tinysde::Error>
 where
-    M: Sde<f32, D> + Describe + Clone,
+    M: CsvModel + Sde<f32, D>,
     fit::Method: Step<f32, M, D>,
 {
     let scored_from = run.train_rows.saturating_sub(FILTER_SCORED_ROWS);
-    let mut best = ([0.0f32; D], f64::INFINITY);
-    for &f in &NOISE_FRACTIONS {
+    let g2 = diffusion_variance(model, series.0, series.1, series.2);
+    let v: [f32; D] = core::array::from_fn(|c| g2[c] + 2.0 * current[c] * current[c]);
+    let candidate = |f: f32, scale: f32| -> ([f32; D], [f32; D], f64) {
         let noise = scatter.map(|s| f * s);
+        let factor: [f32; D] = core::array::from_fn(|c| {
+            if scale == 0.0 || !(g2[c] > 0.0) {
+                return 1.0;
+            }
+            let target = (scale * v[c] - 2.0 * noise[c] * noise[c]).max(scale * v[c] / 100.0);
+            (target / g2[c]).sqrt()
+        });
+        let mut scaled = model.clone();
+        scaled.scale_diffusion(&factor);
         // A candidate whose filter fails (diverges) is not chosen.
-        let score = filter_run(model, run, noise, scored_from, seed, None).unwrap_or(f64::INFINITY);
-        if score < best.1 {
-            best = (noise, score);
+        let score =
+            filter_run(&scaled, run, noise, scored_from, seed, None).unwrap_or(f64::INFINITY);
+        (noise, factor, score)
+    };
+    let mut best = ([0.0f32; D], [1.0f32; D], f64::INFINITY);
+    let mut at = (0.0f32, 0.0f32);
+    for &f in &NOISE_FRACTIONS {
+        let scales: &[f32] = if f == 0.0 { &[0.0] } else { &VARIANCE_SCALES };
+        for &scale in scales {
+            let c = candidate(f, scale);
+            if c.2 < best.2 {
+                best = c;
+                at = (f, scale);
+            }
+        }
+    }
+    // A finer step around a nonzero best: noise by 2^(1/4), variance by 10 %.
+    if at.0 > 0.0 {
+        let (f0, s0) = at;
+        for (df, ds) in REFINE_STEPS {
+            let c = candidate(f0 * df, s0 * ds);
+            if c.2 < best.2 {
+                best = c;
+            }
         }
     }
     Ok(best)
 }
 
-/// The windows of `base` for the next phase of [`train_filtered`]: with the observation
-/// noise [`choose_noise`] picks for `model`, started from the filter's analysis with it
-/// (written into `mean` and `var`, which the problem then borrows); `base` itself if the
-/// noise is 0. Also whether there is noise.
-fn filtered_problem<'a, M, S, const D: usize>(
-    base: SeriesProblem<'a, M, D>,
-    model: &S,
-    run: &FilterRun<'_>,
-    scatter: [f32; D],
-    seed: u64,
-    mean: &'a mut [[f32; D]],
-    var: &'a mut [[f32; D]],
-) -> Result<(SeriesProblem<'a, M, D>, bool), tinysde::Error>
-where
-    M: tinysde::solve::Method + Copy,
-    S: Sde<f32, D> + Describe + Clone,
-    fit::Method: Step<f32, S, D>,
-{
-    let noise = choose_noise(model, run, scatter, seed)?.0;
-    if noise.iter().all(|&n| n == 0.0) {
-        return Ok((base, false));
-    }
-    let rows = mean.len();
-    filter_run(model, run, noise, rows, seed, Some((&mut *mean, &mut *var)))?;
-    let (mean, var): (&'a [[f32; D]], &'a [[f32; D]]) = (mean, var);
-    Ok((
-        base.with_observation_noise(noise)?
-            .with_start_states(mean, var)?,
-        true,
-    ))
-}
-
 /// Training through the forecaster's filter (`--noise filter`). Half the iterations as the
-/// plain fit (one-step windows from the observed rows, no observation noise); then, twice,
-/// the observation noise is chosen among [`NOISE_FRACTIONS`] of each column's one-step
-/// scatter ([`one_step_scatter`]) by the mean CRPS of the filter's one-step predictions of
-/// the last training rows ([`filter_run`], [`FILTER_MEMBERS`] members), the filter is run
-/// with it over every training row, and a quarter of the iterations train windows started
-/// from its analysis (`SeriesProblem::with_start_states`: the analysis mean, its variance
-/// added to the likelihood's with the observation noise's): the one-step predictions the
-/// forecaster makes, from where the filter is. The noise is chosen once more with the final
-/// model; the model file carries it. Without noise (0 chosen) the analysis is the observed
-/// row and the fit the plain one. Adam's state carries over between the phases.
-pub fn train_filtered<const K: usize, S, const D: usize>(
+/// plain fit (one-step windows from the observed rows, no observation noise); then, twice:
+/// the observation noise and a factor of the diffusion are chosen by the filter's one-step
+/// predictions of the last training rows ([`choose_noise`]: noise among [`NOISE_FRACTIONS`]
+/// of each column's one-step scatter, [`one_step_scatter`]; factor among
+/// [`DIFFUSION_FACTORS`]); if the noise is not 0, the diffusion is scaled, the filter is
+/// run with the noise over every training row ([`filter_run`]), and a quarter of the
+/// iterations train windows started from its analysis (`SeriesProblem::with_start_states`:
+/// the analysis mean, its variance added to the likelihood's with the noise's): the
+/// one-step predictions the forecaster makes, from where the filter is. The choice is made
+/// once more for the final model; the model file carries that noise. Until a noise is
+/// chosen the fit is the plain one bit for bit (`--noise none`; one trainer); Adam's state
+/// carries over into the filtered phases.
+pub fn train_filtered<S, const D: usize>(
     model: &mut S,
     times: &[f32],
     values: &[[f32; D]],
@@ -1858,8 +1940,8 @@ pub fn train_filtered<const K: usize, S, const D: usize>(
     bar: &indicatif::ProgressBar,
 ) -> Result<History, tinysde::Error>
 where
-    S: Sde<Dual<K>, D> + Sde<f32, D> + SdeVjp<D> + Parameters + Describe + Clone,
-    fit::Method: Step<Dual<K>, S, D> + Step<f32, S, D> + StepVjp<S, D>,
+    S: CsvModel + Sde<Dual<TRAINING_LANES>, D> + Sde<f32, D> + SdeVjp<D> + Parameters,
+    fit::Method: Step<Dual<TRAINING_LANES>, S, D> + Step<f32, S, D> + StepVjp<S, D>,
 {
     let start = std::time::Instant::now();
     let series = Series::masked(times, values, mask)?;
@@ -1873,39 +1955,20 @@ where
     .with_batch(how.batch)?
     .with_objective(how.objective)?;
     let full_batch = base.all_windows().count() <= how.batch;
-    let p = S::PARAMS;
-    let mut adam = Adam::new(AdamConfig::lr(how.lr), vec![0.0; p], vec![0.0; p])?;
-    let (mut params, mut grad, mut best) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
-    let mut stats = vec![[Dual::<K>::ZERO; D]; base.stats_len()];
-    let mut tape = match how.gradient {
-        GradientMode::Reverse(c) => vec![[0.0; D]; base.reverse_tape_len_keep_all(S::PARAMS, c)],
-        GradientMode::Forward => Vec::new(),
-    };
     let scatter = one_step_scatter(values, mask);
     let rows = values.len();
-    // The analysis of each filtered phase (each borrowed by its phase's windows).
+    // Each filtered phase's analysis (its windows borrow them).
     let (mut mean1, mut var1) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
     let (mut mean2, mut var2) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
     let mut history = History::default();
-    let ws = Workspace {
-        params: &mut params,
-        grad: &mut grad,
-        best: &mut best,
-        scratch: Scratch::new(&mut stats, &mut tape),
-    };
-    let config = TrainConfig {
-        noise: NoiseMode::Fresh { seed: how.seed },
-        clip_norm: Some(100.0),
-    };
     let window_seed = how.seed ^ 0x5EED;
-    let fit = tinysde::train::SeriesFit::new(base).with_window_seed(window_seed);
-    let mut trainer =
-        Trainer::new(&mut *model, &mut adam, fit, config, ws)?.with_mode(how.gradient)?;
     let first = how.iterations / 2;
     let second = (how.iterations - first) / 2;
     let third = how.iterations - first - second;
     let mut noisy = false;
-    let mut train = |trainer: &mut Trainer<'_, _, _, _, _, K, D>,
+    let mut trained_noise = [0.0f32; D];
+    let series = (times, values, mask);
+    let mut train = |trainer: &mut Trainer<'_, _, _, _, _, TRAINING_LANES, D>,
                      iterations: u32|
      -> Result<(), tinysde::Error> {
         if iterations > 0 {
@@ -1920,38 +1983,69 @@ where
         }
         Ok(())
     };
+    let config = |seed: u64| TrainConfig {
+        noise: NoiseMode::Fresh { seed },
+        clip_norm: Some(100.0),
+    };
+    let fit = tinysde::train::SeriesFit::new(base).with_window_seed(window_seed);
+    let mut trainer = Trainer::owned(model.clone(), fit, AdamConfig::lr(how.lr))?
+        .with_config(config(how.seed))?
+        .with_mode(how.gradient)?;
     train(&mut trainer, first)?;
-    let (problem, with_noise) = filtered_problem(
-        base,
-        trainer.model(),
-        run,
-        scatter,
-        FORECAST_SEED ^ 1,
-        &mut mean1,
-        &mut var1,
-    )?;
-    noisy |= with_noise;
-    *trainer.fit_mut() = tinysde::train::SeriesFit::new(problem).with_window_seed(window_seed);
-    train(&mut trainer, second)?;
-    let (problem, with_noise) = filtered_problem(
-        base,
-        trainer.model(),
-        run,
-        scatter,
-        FORECAST_SEED ^ 2,
-        &mut mean2,
-        &mut var2,
-    )?;
-    noisy |= with_noise;
-    *trainer.fit_mut() = tinysde::train::SeriesFit::new(problem).with_window_seed(window_seed);
-    train(&mut trainer, third)?;
-    // The best parameters of a full batch are comparable only if every phase had the same
-    // windows (no noise).
+    // A filtered phase: the noise and diffusion factor the filter predicts best with; if
+    // the noise is not 0, a new trainer (Adam's state kept) on windows from the analysis.
+    macro_rules! phase {
+        ($n:expr, $mean:ident, $var:ident, $iterations:expr) => {
+            let seed = FORECAST_SEED ^ $n;
+            let current = trainer.model().clone();
+            let (noise, factor, _) =
+                choose_noise(&current, run, scatter, trained_noise, series, seed)?;
+            if noise.iter().any(|&n| n > 0.0) {
+                noisy = true;
+                trained_noise = noise;
+                let adam = trainer.optimizer().clone();
+                let mut scaled = current;
+                scaled.scale_diffusion(&factor);
+                filter_run(
+                    &scaled,
+                    run,
+                    noise,
+                    rows,
+                    seed,
+                    Some((&mut $mean, &mut $var)),
+                )?;
+                let problem = base
+                    .with_observation_noise(noise)?
+                    .with_start_states(&$mean, &$var)?;
+                let fit = tinysde::train::SeriesFit::new(problem)
+                    .with_window_seed(window_seed.wrapping_add($n));
+                let noise_seed = how
+                    .seed
+                    .wrapping_add(0x9E37_79B9_7F4A_7C15_u64.wrapping_mul($n));
+                trainer = Trainer::owned(scaled, fit, adam)?
+                    .with_config(config(noise_seed))?
+                    .with_mode(how.gradient)?;
+            }
+            train(&mut trainer, $iterations)?;
+        };
+    }
+    phase!(1, mean1, var1, second);
+    phase!(2, mean2, var2, third);
+    // The best parameters of a full batch compare like with like only in the plain fit.
     if full_batch && !noisy {
         trainer.restore_best();
     }
+    *model = trainer.model().clone();
     drop(trainer);
-    let noise = choose_noise(&*model, run, scatter, FORECAST_SEED ^ 7)?.0;
+    let (noise, factor, _) = choose_noise(
+        &*model,
+        run,
+        scatter,
+        trained_noise,
+        series,
+        FORECAST_SEED ^ 3,
+    )?;
+    model.scale_diffusion(&factor);
     history.noise = noise.to_vec();
     history.seconds = start.elapsed().as_secs_f64();
     Ok(history)
