@@ -41,6 +41,13 @@
 //! 4x the training time; it is printed with each candidate's score). `--noise none` (the
 //! default): no observation noise (on benches/forecast learned noise let the filter lag
 //! CO2's and unemployment's movements: 2-4x worse there; see benches/forecast/README.md).
+//! `--noise filter`: trained through the forecaster's filter (`train_filtered`): half the
+//! iterations as `none`, then twice the noise and a scale of the diffusion are chosen by the
+//! CRPS of the ensemble Kalman filter's one-step predictions of the last 300 training rows
+//! (noise 0, or 1/8 to 1 of the series' one-step scatter, with the diffusion taking the rest
+//! of the one-step variance), and if a noise is chosen a quarter of the iterations train
+//! windows started from the filter's analysis (its mean; its variance added to the
+//! likelihood's with the noise's); the last choice, for the final model, is the file's.
 //!
 //! **Time features** (`--period P`, up to two): a seasonal model
 //! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
@@ -169,9 +176,12 @@ pub struct Cli {
     /// instead of resetting it to each reading); `learned-start` also treats each training
     /// window's start as a noisy reading (with `--window` >= 2 this tells scatter from
     /// diffusion); `auto` chooses among `none` and `learned-start` at `--window W` and `none`
-    /// at `2 W` by the CRPS on the last 20 % of the training rows; `none` (the default: on the forecast benchmark learned noise made the
-    /// filter lag CO2's trend and unemployment's turns, 2-4x worse) explains all scatter as
-    /// diffusion.
+    /// at `2 W` by the CRPS on the last 20 % of the training rows; `filter` trains through
+    /// the forecaster's filter: the noise (and the diffusion's scale) that predicts the last
+    /// training rows best through the ensemble Kalman filter, and windows started from the
+    /// filter's analysis (about 2x the training time); `none` (the default: on the forecast
+    /// benchmark learned noise made the filter lag CO2's trend and unemployment's turns,
+    /// 2-4x worse) explains all scatter as diffusion.
     #[arg(long, value_enum, default_value_t = NoiseKind::None)]
     pub noise: NoiseKind,
     /// The calibrated loss's variance floor, in standardized units squared (keep it well
@@ -1664,6 +1674,9 @@ pub struct FilterRun<'a> {
     pub members: usize,
 }
 
+/// Where [`filter_run`] writes each row's analysis: its mean and variance.
+pub type Analysis<'a, const D: usize> = (&'a mut [[f32; D]], &'a mut [[f32; D]]);
+
 /// Runs the forecaster's filter (`Forecaster`, the ensemble Kalman update with observation
 /// noise `noise` per column, model units) with `model` over the training rows: returns the
 /// mean CRPS (model units, summed over columns) of its one-step predictions of the rows from
@@ -1677,7 +1690,7 @@ pub fn filter_run<M, const D: usize>(
     noise: [f32; D],
     scored_from: usize,
     seed: u64,
-    analysis: Option<(&mut [[f32; D]], &mut [[f32; D]])>,
+    analysis: Option<Analysis<'_, D>>,
 ) -> Result<f64, tinysde::Error>
 where
     M: Sde<f32, D> + Describe + Clone,
@@ -1879,7 +1892,7 @@ where
     let candidate = |f: f32, scale: f32| -> ([f32; D], [f32; D], f64) {
         let noise = scatter.map(|s| f * s);
         let factor: [f32; D] = core::array::from_fn(|c| {
-            if scale == 0.0 || !(g2[c] > 0.0) {
+            if scale == 0.0 || g2[c].is_nan() || g2[c] <= 0.0 {
                 return 1.0;
             }
             let target = (scale * v[c] - 2.0 * noise[c] * noise[c]).max(scale * v[c] / 100.0);
