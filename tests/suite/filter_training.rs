@@ -291,7 +291,12 @@ fn fitted_diffusion(out: &std::path::Path) -> f64 {
 /// diffusion within 60 % and closer to the truth than `--noise learned`'s (one-step windows
 /// from the raw readings), whose noise is more than 25 % off: it explains the scatter as
 /// diffusion.
+///
+/// Ignored by default: about 70 s of CPU in the test profile (two full fits of 500 rows;
+/// 2.3 s and 0.5 s with the release build). Run it with
+/// `cargo test --features std --test suite -- --ignored filter_training`.
 #[test]
+#[ignore = "two full fit_csv fits of 500 rows: about 70 s of CPU in the test profile"]
 fn filter_training_recovers_a_local_level_models_noise_and_diffusion() {
     let dir = temp_dir("filter-local-level");
     let (q, r) = (0.1, 0.2);
@@ -328,6 +333,39 @@ fn filter_training_recovers_a_local_level_models_noise_and_diffusion() {
         (learned / r - 1.0).abs() > 0.25,
         "--noise learned: observation noise {learned} (truth {r})"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A short `--noise filter` fit: the model file's column carries the chosen noise, and with a
+/// noise the fit is not the plain one.
+#[test]
+fn a_short_filter_fit_writes_its_noise_into_the_model_file() {
+    let dir = temp_dir("filter-short");
+    let csv = local_level_csv(&dir, 0.1, 0.2, 120, 3);
+    let run = |noise: fit_csv::NoiseKind| {
+        let out = dir.join(format!("{noise:?}"));
+        let settings = fit_csv::Settings {
+            noise,
+            iterations: 40,
+            detect_period: false,
+            transform: fit_csv::TransformKind::Affine,
+            eval_trajectories: 20,
+            holdout: 20,
+            ..fit_csv::Settings::default()
+        };
+        let summary = fit_csv::run(&csv, &settings, &out, false).unwrap();
+        let bytes = std::fs::read(out.join("fit_csv.tsm")).unwrap();
+        let file = tinysde::forecast::file::ModelFile::parse(&bytes).unwrap();
+        (summary, file.column(0).unwrap().noise)
+    };
+    let (filtered, noise) = run(fit_csv::NoiseKind::Filter);
+    assert_eq!(filtered.history.noise.len(), 1);
+    assert_eq!(noise, filtered.history.noise[0]);
+    assert!(noise > 0.0 && noise.is_finite(), "noise {noise}");
+    assert_eq!(filtered.history.losses.len(), 40);
+    let (plain, plain_noise) = run(fit_csv::NoiseKind::None);
+    assert_eq!(plain_noise, 0.0);
+    assert_ne!(plain.holdout_crps, filtered.holdout_crps);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
