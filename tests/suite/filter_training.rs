@@ -341,16 +341,16 @@ fn filter_training_recovers_a_local_level_models_noise_and_diffusion() {
 #[test]
 fn a_short_filter_fit_writes_its_noise_into_the_model_file() {
     let dir = temp_dir("filter-short");
-    let csv = local_level_csv(&dir, 0.1, 0.2, 120, 3);
+    let csv = local_level_csv(&dir, 0.1, 0.2, 40, 3);
     let run = |noise: fit_csv::NoiseKind| {
         let out = dir.join(format!("{noise:?}"));
         let settings = fit_csv::Settings {
             noise,
-            iterations: 40,
+            iterations: 8,
             detect_period: false,
             transform: fit_csv::TransformKind::Affine,
             eval_trajectories: 20,
-            holdout: 20,
+            holdout: 8,
             ..fit_csv::Settings::default()
         };
         let summary = fit_csv::run(&csv, &settings, &out, false).unwrap();
@@ -362,7 +362,7 @@ fn a_short_filter_fit_writes_its_noise_into_the_model_file() {
     assert_eq!(filtered.history.noise.len(), 1);
     assert_eq!(noise, filtered.history.noise[0]);
     assert!(noise > 0.0 && noise.is_finite(), "noise {noise}");
-    assert_eq!(filtered.history.losses.len(), 40);
+    assert_eq!(filtered.history.losses.len(), 8);
     let (plain, plain_noise) = run(fit_csv::NoiseKind::None);
     assert_eq!(plain_noise, 0.0);
     assert_ne!(plain.holdout_crps, filtered.holdout_crps);
