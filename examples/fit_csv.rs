@@ -41,6 +41,13 @@
 //! 4x the training time; it is printed with each candidate's score). `--noise none` (the
 //! default): no observation noise (on benches/forecast learned noise let the filter lag
 //! CO2's and unemployment's movements: 2-4x worse there; see benches/forecast/README.md).
+//! `--noise filter`: trained through the forecaster's filter (`train_filtered`): half the
+//! iterations as `none`, then twice the noise and a scale of the diffusion are chosen by the
+//! CRPS of the ensemble Kalman filter's one-step predictions of the last 300 training rows
+//! (noise 0, or 1/8 to 1 of the series' one-step scatter, with the diffusion taking the rest
+//! of the one-step variance), and if a noise is chosen a quarter of the iterations train
+//! windows started from the filter's analysis (its mean; its variance added to the
+//! likelihood's with the noise's); the last choice, for the final model, is the file's.
 //!
 //! **Time features** (`--period P`, up to two): a seasonal model
 //! (`tinysde::sde::Seasonal`) whose drift and diffusion also see `sin` and `cos` of
@@ -119,17 +126,22 @@ use common::csv::{self as table_csv, Table, TimeFormat};
 use common::fit::{self, History, Model};
 use common::plot::{self, Chart, Item, Legend};
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 use tinysde::forecast::baseline::{Ar1, OneStep, OneStepScore, Persistence};
 use tinysde::forecast::file::{
     self as model_file, Column, Defaults, Deployment, ModelFile, SolverSpec, TimeAxis, Transform,
     Trend,
 };
 use tinysde::forecast::{Forecaster, Vecs};
+use tinysde::nn::Parameters;
 use tinysde::nn::{Dense, Identity, InitScheme, QuickSigmoid, QuickTanh};
 use tinysde::sde::{Sde, SdeVjp, Seasonal};
 use tinysde::solve::Checkpoints;
 use tinysde::solve::{Step, StepVjp};
-use tinysde::train::{CalibrationScore, GradientMode, SeriesObjective};
+use tinysde::train::{
+    AdamConfig, CalibrationScore, GradientMode, NoiseMode, Progress, Series, SeriesObjective,
+    SeriesProblem, TrainConfig, Trainer, TRAINING_LANES,
+};
 use tinysde::weights::Describe;
 use tinysde::Dual;
 
@@ -179,9 +191,12 @@ pub struct Cli {
     /// instead of resetting it to each reading); `learned-start` also treats each training
     /// window's start as a noisy reading (with `--window` >= 2 this tells scatter from
     /// diffusion); `auto` chooses among `none` and `learned-start` at `--window W` and `none`
-    /// at `2 W` by the CRPS on the last 20 % of the training rows; `none` (the default: on the forecast benchmark learned noise made the
-    /// filter lag CO2's trend and unemployment's turns, 2-4x worse) explains all scatter as
-    /// diffusion.
+    /// at `2 W` by the CRPS on the last 20 % of the training rows; `filter` trains through
+    /// the forecaster's filter: the noise (and the diffusion's scale) that predicts the last
+    /// training rows best through the ensemble Kalman filter, and windows started from the
+    /// filter's analysis (about 2x the training time); `none` (the default: on the forecast
+    /// benchmark learned noise made the filter lag CO2's trend and unemployment's turns,
+    /// 2-4x worse) explains all scatter as diffusion.
     #[arg(long, value_enum, default_value_t = NoiseKind::None)]
     pub noise: NoiseKind,
     /// The calibrated loss's variance floor, in standardized units squared (keep it well
@@ -365,6 +380,10 @@ pub enum NoiseKind {
     Auto,
     /// No observation noise.
     None,
+    /// Trained through the forecaster's filter ([`train_filtered`]): the noise scale that
+    /// predicts the training rows best through the ensemble Kalman filter, and windows
+    /// started from the filter's analysis.
+    Filter,
 }
 
 /// The learned observation noise's initial scale, in standardized units.
@@ -1209,12 +1228,28 @@ pub type SeasonalModel<const H: usize, const E: usize, const D: usize> =
     Seasonal<H, SeasonalDrift<E, D>, SeasonalDiffusion<E, D>>;
 
 /// A model fit_csv trains: the seed network or the seasonal one.
-pub trait CsvModel: Default + Describe {
+pub trait CsvModel: Default + Describe + Clone {
     /// A new model for `periods` (model time units), weights drawn from `seed`: Glorot
     /// uniform, the output layers shrunk to `U(-0.01, 0.01)` (close to pure noise).
     fn fresh(seed: u64, periods: &[f32]) -> Result<Self, String>;
     /// The model's periods (model time units).
     fn model_periods(&self) -> Vec<f32>;
+    /// Multiplies coordinate `c` of the diffusion by `factor[c]` (the diffusion network's
+    /// output layer's weights and bias of output `c`: its output is linear).
+    fn scale_diffusion(&mut self, factor: &[f32]);
+}
+
+/// Multiplies output `o` of `layer` (weights and bias) by `factor[o]`.
+fn scale_outputs<const I: usize, const O: usize>(
+    layer: &mut Dense<I, O, Identity>,
+    factor: &[f32],
+) {
+    for ((w, b), &f) in layer.weight.iter_mut().zip(&mut layer.bias).zip(factor) {
+        for x in w.iter_mut() {
+            *x *= f;
+        }
+        *b *= f;
+    }
 }
 
 /// fit_csv's model without periods: the seed task's network with the quick activations.
@@ -1233,6 +1268,9 @@ where
     }
     fn model_periods(&self) -> Vec<f32> {
         Vec::new()
+    }
+    fn scale_diffusion(&mut self, factor: &[f32]) {
+        scale_outputs(&mut self.diffusion.1, factor);
     }
 }
 
@@ -1258,6 +1296,9 @@ where
     fn model_periods(&self) -> Vec<f32> {
         self.periods().to_vec()
     }
+    fn scale_diffusion(&mut self, factor: &[f32]) {
+        scale_outputs(&mut self.diffusion.1, factor);
+    }
 }
 
 fn fit_table<M, const D: usize, const K: usize>(
@@ -1269,8 +1310,9 @@ fn fit_table<M, const D: usize, const K: usize>(
     progress: bool,
 ) -> Result<Summary, String>
 where
-    M: CsvModel + Sde<f32, D> + Sde<Dual<K>, D> + SdeVjp<D>,
-    fit::Method: Step<f32, M, D> + Step<Dual<K>, M, D> + StepVjp<M, D>,
+    M: CsvModel + Sde<f32, D> + Sde<Dual<K>, D> + Sde<Dual<TRAINING_LANES>, D> + SdeVjp<D>,
+    fit::Method:
+        Step<f32, M, D> + Step<Dual<K>, M, D> + Step<Dual<TRAINING_LANES>, M, D> + StepVjp<M, D>,
 {
     let saved = match saved {
         Some((path, bytes)) => Some((
@@ -1471,15 +1513,36 @@ where
         History::default()
     } else {
         let bar = fit::progress_bar(u64::from(settings.iterations), "fit_csv", progress);
-        let history = fit::train_series::<K, M, D>(
-            &mut model,
-            data_taus,
-            &train_data,
-            &mask[..train_rows],
-            &how,
-            &bar,
-        )
-        .map_err(|e| format!("{file}: training failed: {e}"))?;
+        let history =
+            if settings.loss == LossKind::Calibrated && settings.noise == NoiseKind::Filter {
+                let filter = FilterRun {
+                    scaling: &scaling,
+                    table,
+                    train_rows,
+                    max_step,
+                    members: FILTER_MEMBERS,
+                    trends: &trends,
+                };
+                train_filtered::<M, D>(
+                    &mut model,
+                    data_taus,
+                    &train_data,
+                    &mask[..train_rows],
+                    &how,
+                    &filter,
+                    &bar,
+                )
+            } else {
+                fit::train_series::<K, M, D>(
+                    &mut model,
+                    data_taus,
+                    &train_data,
+                    &mask[..train_rows],
+                    &how,
+                    &bar,
+                )
+            }
+            .map_err(|e| format!("{file}: training failed: {e}"))?;
         bar.finish_and_clear();
         history
     };
@@ -1739,6 +1802,426 @@ where
         baselines,
         files,
     })
+}
+
+/// Ensemble members of the filter runs inside [`train_filtered`].
+pub const FILTER_MEMBERS: usize = 64;
+/// At most this many of the last training rows score a noise candidate in [`train_filtered`].
+pub const FILTER_SCORED_ROWS: usize = 300;
+/// Rows the filter takes before the scored ones when it scores a candidate (the filter
+/// forgets its start within a few rows).
+pub const FILTER_BURN_IN: usize = 50;
+/// The observation-noise candidates of [`train_filtered`], as fractions of each column's
+/// one-step scatter `sqrt(mean squared difference / 2)` (standardized units): 0 (no noise)
+/// and steps of `sqrt 2` from 1/8 to 1.
+pub const NOISE_FRACTIONS: [f32; 8] = [0.0, 0.125, 0.177, 0.25, 0.354, 0.5, 0.707, 1.0];
+
+/// What [`filter_run`] needs besides the model: the scaling, the table and its training
+/// rows, the solver step and the ensemble size.
+pub struct FilterRun<'a> {
+    /// The model's scaling.
+    pub scaling: &'a Scaling,
+    /// The series.
+    pub table: &'a Table,
+    /// The training rows (the first ones).
+    pub train_rows: usize,
+    /// The solver's largest step (model time).
+    pub max_step: f32,
+    /// Ensemble members.
+    pub members: usize,
+    /// The deterministic mean under the SDE per column (empty: none), as in the model file.
+    pub trends: &'a [Trend],
+}
+
+/// Where [`filter_run`] writes each row's analysis: its mean and variance.
+pub type Analysis<'a, const D: usize> = (&'a mut [[f32; D]], &'a mut [[f32; D]]);
+
+/// Runs the forecaster's filter (`Forecaster`, the ensemble Kalman update with observation
+/// noise `noise` per column, model units) with `model` over the training rows: returns the
+/// mean CRPS (model units, summed over columns) of its one-step predictions of the rows from
+/// `scored_from` on (starting [`FILTER_BURN_IN`] rows before them unless the analysis is
+/// asked for), and writes each row's analysis (the ensemble after the row's update:
+/// mean and variance per coordinate) into `analysis` if given (rows without an update get
+/// the observed values, or 0, with variance 0).
+pub fn filter_run<M, const D: usize>(
+    model: &M,
+    run: &FilterRun<'_>,
+    noise: [f32; D],
+    scored_from: usize,
+    seed: u64,
+    analysis: Option<Analysis<'_, D>>,
+) -> Result<f64, tinysde::Error>
+where
+    M: Sde<f32, D> + Describe + Clone,
+    fit::Method: Step<f32, M, D>,
+{
+    let columns: Vec<Column<'_>> = (0..D)
+        .map(|c| Column {
+            noise: noise[c],
+            ..run.scaling.column(c)
+        })
+        .collect();
+    let deployment = Deployment {
+        state_dim: D as u16,
+        columns: &columns,
+        time: TimeAxis {
+            name: "t",
+            format: model_file::TimeFormat::Number,
+            t0: run.scaling.t0,
+            unit: run.scaling.time_unit,
+        },
+        solver: SolverSpec {
+            method: <fit::Method as tinysde::solve::Method>::NAME,
+            max_step: run.max_step,
+        },
+        defaults: Defaults::new(run.members as u32, seed, &LEVELS)?,
+        trends: run.trends,
+    };
+    let rows = run.train_rows;
+    let mut forecaster: Forecaster<M, fit::Method, D, D, Vecs<D>> = Forecaster::from_parts(
+        model.clone(),
+        fit::Method::default(),
+        &deployment,
+        Vecs::new(run.members, rows.max(1)),
+    )?;
+    let mut scores: Vec<CalibrationScore> = (0..D)
+        .map(|_| CalibrationScore::new(0.9))
+        .collect::<Result<_, _>>()?;
+    let mut column = vec![0.0f32; run.members];
+    let mut failure = None;
+    // Without the analysis only the scored rows and a burn-in before them are filtered.
+    let from = if analysis.is_some() {
+        0
+    } else {
+        scored_from.saturating_sub(FILTER_BURN_IN)
+    };
+    let mut analysis = analysis;
+    for (i, (&t, row)) in run.table.times[..rows]
+        .iter()
+        .zip(&run.table.rows[..rows])
+        .enumerate()
+        .skip(from)
+    {
+        let values: [Option<f64>; D] = core::array::from_fn(|c| row[c]);
+        let outcome = forecaster.observe_with(t, &values, &mut [], |c, samples, _| {
+            if i < scored_from || failure.is_some() {
+                return;
+            }
+            let Some(x) = values[c] else { return };
+            let Some(y) = run.scaling.column(c).model_value(x) else {
+                return;
+            };
+            column.copy_from_slice(samples);
+            if let Err(e) = scores[c].add_ensemble(y, &mut column) {
+                failure = Some(e);
+            }
+        })?;
+        if let Some((mean, var)) = analysis.as_mut() {
+            let (m, v) = match (outcome.updated, forecaster.member_states()) {
+                (true, Some(members)) => ensemble_moments(members),
+                _ => (
+                    core::array::from_fn(|c| {
+                        values[c]
+                            .and_then(|x| run.scaling.column(c).model_value(x))
+                            .filter(|z| z.is_finite())
+                            .unwrap_or(0.0)
+                    }),
+                    [0.0; D],
+                ),
+            };
+            mean[i] = m;
+            var[i] = v;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(scores
+        .iter()
+        .filter(|s| s.count() > 0)
+        .map(|s| f64::from(s.mean_crps()))
+        .sum())
+}
+
+/// Mean and variance (divisor `n`) of each coordinate of an ensemble, in `f64`.
+fn ensemble_moments<const D: usize>(members: &[[f32; D]]) -> ([f32; D], [f32; D]) {
+    let n = members.len().max(1) as f64;
+    let mean: [f64; D] =
+        core::array::from_fn(|c| members.iter().map(|u| f64::from(u[c])).sum::<f64>() / n);
+    let var: [f64; D] = core::array::from_fn(|c| {
+        members
+            .iter()
+            .map(|u| (f64::from(u[c]) - mean[c]).powi(2))
+            .sum::<f64>()
+            / n
+    });
+    (mean.map(|x| x as f32), var.map(|x| x as f32))
+}
+
+/// Each column's one-step scatter of the standardized training values: the root of half the
+/// mean squared difference between consecutive present values (1 if there is none).
+pub fn one_step_scatter<const D: usize>(values: &[[f32; D]], mask: &[[bool; D]]) -> [f32; D] {
+    core::array::from_fn(|c| {
+        let present: Vec<f64> = values
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| m[c])
+            .map(|(v, _)| f64::from(v[c]))
+            .collect();
+        let n = present.len().saturating_sub(1);
+        if n == 0 {
+            return 1.0;
+        }
+        let ms = present
+            .windows(2)
+            .map(|w| (w[1] - w[0]).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let s = (ms / 2.0).sqrt() as f32;
+        if s > 0.0 && s.is_finite() {
+            s
+        } else {
+            1.0
+        }
+    })
+}
+
+/// The scales of the one-step variance [`choose_noise`] tries with each nonzero noise.
+pub const VARIANCE_SCALES: [f32; 5] = [1.0, 0.8, 1.25, 0.64, 1.56];
+/// The steps (noise factor, variance factor) [`choose_noise`] tries around the best nonzero
+/// candidate of its grid.
+pub const REFINE_STEPS: [(f32, f32); 8] = [
+    (0.84, 1.0),
+    (1.19, 1.0),
+    (1.0, 0.9),
+    (1.0, 1.11),
+    (0.84, 0.9),
+    (0.84, 1.11),
+    (1.19, 0.9),
+    (1.19, 1.11),
+];
+
+/// Each column's mean one-step diffusion variance of `model` over the training rows: the
+/// mean over fully observed rows `i` (but the last) of `g(tau_i, y_i)^2 (tau_(i+1) - tau_i)`.
+fn diffusion_variance<M: Sde<f32, D>, const D: usize>(
+    model: &M,
+    times: &[f32],
+    values: &[[f32; D]],
+    mask: &[[bool; D]],
+) -> [f32; D] {
+    let mut sum = [0.0f64; D];
+    let mut n = 0usize;
+    for i in 0..times.len().saturating_sub(1) {
+        if mask[i].iter().all(|&p| p) {
+            let g = model.diffusion(times[i], &values[i], tinysde::nn::ParamSeed::NONE);
+            let h = f64::from(times[i + 1] - times[i]);
+            for (s, x) in sum.iter_mut().zip(g) {
+                *s += f64::from(x) * f64::from(x) * h;
+            }
+            n += 1;
+        }
+    }
+    sum.map(|s| (s / n.max(1) as f64) as f32)
+}
+
+/// The observation noise and diffusion factors (per column) whose filter predicts the last
+/// [`FILTER_SCORED_ROWS`] training rows best (lowest mean CRPS; [`filter_run`] with the
+/// same random numbers for every candidate), and its score. The candidates: no noise with
+/// the model as it is, and each nonzero noise `r` of [`NOISE_FRACTIONS`] times `scatter`
+/// with the diffusion scaled so that the one-step variance the model explains without the
+/// noise, `V = g^2 + 2 current^2` (paths from a reading that is itself noisy, to a noisy
+/// reading; `g^2` from [`diffusion_variance`], `current` the noise the model was trained
+/// with), times each of [`VARIANCE_SCALES`], is shared between paths and noise:
+/// `g'^2 = max(s V - 2 r^2, s V / 100)`.
+#[allow(clippy::too_many_arguments, reason = "the pieces of one search")]
+fn choose_noise<M, const D: usize>(
+    model: &M,
+    run: &FilterRun<'_>,
+    scatter: [f32; D],
+    current: [f32; D],
+    series: (&[f32], &[[f32; D]], &[[bool; D]]),
+    seed: u64,
+) -> Result<([f32; D], [f32; D], f64), tinysde::Error>
+where
+    M: CsvModel + Sde<f32, D>,
+    fit::Method: Step<f32, M, D>,
+{
+    let scored_from = run.train_rows.saturating_sub(FILTER_SCORED_ROWS);
+    let g2 = diffusion_variance(model, series.0, series.1, series.2);
+    let v: [f32; D] = core::array::from_fn(|c| g2[c] + 2.0 * current[c] * current[c]);
+    let candidate = |f: f32, scale: f32| -> ([f32; D], [f32; D], f64) {
+        let noise = scatter.map(|s| f * s);
+        let factor: [f32; D] = core::array::from_fn(|c| {
+            if scale == 0.0 || g2[c].is_nan() || g2[c] <= 0.0 {
+                return 1.0;
+            }
+            let target = (scale * v[c] - 2.0 * noise[c] * noise[c]).max(scale * v[c] / 100.0);
+            (target / g2[c]).sqrt()
+        });
+        let mut scaled = model.clone();
+        scaled.scale_diffusion(&factor);
+        // A candidate whose filter fails (diverges) is not chosen.
+        let score =
+            filter_run(&scaled, run, noise, scored_from, seed, None).unwrap_or(f64::INFINITY);
+        (noise, factor, score)
+    };
+    let mut best = ([0.0f32; D], [1.0f32; D], f64::INFINITY);
+    let mut at = (0.0f32, 0.0f32);
+    for &f in &NOISE_FRACTIONS {
+        let scales: &[f32] = if f == 0.0 { &[0.0] } else { &VARIANCE_SCALES };
+        for &scale in scales {
+            let c = candidate(f, scale);
+            if c.2 < best.2 {
+                best = c;
+                at = (f, scale);
+            }
+        }
+    }
+    // A finer step around a nonzero best: noise by 2^(1/4), variance by 10 %.
+    if at.0 > 0.0 {
+        let (f0, s0) = at;
+        for (df, ds) in REFINE_STEPS {
+            let c = candidate(f0 * df, s0 * ds);
+            if c.2 < best.2 {
+                best = c;
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Training through the forecaster's filter (`--noise filter`). Half the iterations as the
+/// plain fit (one-step windows from the observed rows, no observation noise); then, twice:
+/// the observation noise and a factor of the diffusion are chosen by the filter's one-step
+/// predictions of the last training rows ([`choose_noise`]: noise among [`NOISE_FRACTIONS`]
+/// of each column's one-step scatter, [`one_step_scatter`]; factor among
+/// [`DIFFUSION_FACTORS`]); if the noise is not 0, the diffusion is scaled, the filter is
+/// run with the noise over every training row ([`filter_run`]), and a quarter of the
+/// iterations train windows started from its analysis (`SeriesProblem::with_start_states`:
+/// the analysis mean, its variance added to the likelihood's with the noise's): the
+/// one-step predictions the forecaster makes, from where the filter is. The choice is made
+/// once more for the final model; the model file carries that noise. Until a noise is
+/// chosen the fit is the plain one bit for bit (`--noise none`; one trainer); Adam's state
+/// carries over into the filtered phases.
+pub fn train_filtered<S, const D: usize>(
+    model: &mut S,
+    times: &[f32],
+    values: &[[f32; D]],
+    mask: &[[bool; D]],
+    how: &fit::SeriesFit,
+    run: &FilterRun<'_>,
+    bar: &indicatif::ProgressBar,
+) -> Result<History, tinysde::Error>
+where
+    S: CsvModel + Sde<Dual<TRAINING_LANES>, D> + Sde<f32, D> + SdeVjp<D> + Parameters,
+    fit::Method: Step<Dual<TRAINING_LANES>, S, D> + Step<f32, S, D> + StepVjp<S, D>,
+{
+    let start = std::time::Instant::now();
+    let series = Series::masked(times, values, mask)?;
+    let base = SeriesProblem::new(
+        fit::Method::default(),
+        series,
+        how.max_step,
+        how.trajectories,
+    )?
+    .with_window(how.window)?
+    .with_batch(how.batch)?
+    .with_objective(how.objective)?;
+    let full_batch = base.all_windows().count() <= how.batch;
+    let scatter = one_step_scatter(values, mask);
+    let rows = values.len();
+    // Each filtered phase's analysis (its windows borrow them).
+    let (mut mean1, mut var1) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
+    let (mut mean2, mut var2) = (vec![[0.0f32; D]; rows], vec![[0.0f32; D]; rows]);
+    let mut history = History::default();
+    let window_seed = how.seed ^ 0x5EED;
+    let first = how.iterations / 2;
+    let second = (how.iterations - first) / 2;
+    let third = how.iterations - first - second;
+    let mut noisy = false;
+    let mut trained_noise = [0.0f32; D];
+    let series = (times, values, mask);
+    let mut train = |trainer: &mut Trainer<'_, _, _, _, _, TRAINING_LANES, D>,
+                     iterations: u32|
+     -> Result<(), tinysde::Error> {
+        if iterations > 0 {
+            let report = trainer.run(iterations, |p: &Progress| {
+                history.losses.push(p.loss);
+                history.windows.push(p.window);
+                bar.set_message(format!("{:.4}", p.loss));
+                bar.inc(1);
+                ControlFlow::Continue(())
+            })?;
+            history.best_loss = report.best_loss;
+        }
+        Ok(())
+    };
+    let config = |seed: u64| TrainConfig {
+        noise: NoiseMode::Fresh { seed },
+        clip_norm: Some(100.0),
+    };
+    let fit = tinysde::train::SeriesFit::new(base).with_window_seed(window_seed);
+    let mut trainer = Trainer::owned(model.clone(), fit, AdamConfig::lr(how.lr))?
+        .with_config(config(how.seed))?
+        .with_mode(how.gradient)?;
+    train(&mut trainer, first)?;
+    // A filtered phase: the noise and diffusion factor the filter predicts best with; if
+    // the noise is not 0, a new trainer (Adam's state kept) on windows from the analysis.
+    macro_rules! phase {
+        ($n:expr, $mean:ident, $var:ident, $iterations:expr) => {
+            let seed = FORECAST_SEED ^ $n;
+            let current = trainer.model().clone();
+            let (noise, factor, _) =
+                choose_noise(&current, run, scatter, trained_noise, series, seed)?;
+            if noise.iter().any(|&n| n > 0.0) {
+                noisy = true;
+                trained_noise = noise;
+                let adam = trainer.optimizer().clone();
+                let mut scaled = current;
+                scaled.scale_diffusion(&factor);
+                filter_run(
+                    &scaled,
+                    run,
+                    noise,
+                    rows,
+                    seed,
+                    Some((&mut $mean, &mut $var)),
+                )?;
+                let problem = base
+                    .with_observation_noise(noise)?
+                    .with_start_states(&$mean, &$var)?;
+                let fit = tinysde::train::SeriesFit::new(problem)
+                    .with_window_seed(window_seed.wrapping_add($n));
+                let noise_seed = how
+                    .seed
+                    .wrapping_add(0x9E37_79B9_7F4A_7C15_u64.wrapping_mul($n));
+                trainer = Trainer::owned(scaled, fit, adam)?
+                    .with_config(config(noise_seed))?
+                    .with_mode(how.gradient)?;
+            }
+            train(&mut trainer, $iterations)?;
+        };
+    }
+    phase!(1, mean1, var1, second);
+    phase!(2, mean2, var2, third);
+    // The best parameters of a full batch compare like with like only in the plain fit.
+    if full_batch && !noisy {
+        trainer.restore_best();
+    }
+    *model = trainer.model().clone();
+    drop(trainer);
+    let (noise, factor, _) = choose_noise(
+        &*model,
+        run,
+        scatter,
+        trained_noise,
+        series,
+        FORECAST_SEED ^ 3,
+    )?;
+    model.scale_diffusion(&factor);
+    history.noise = noise.to_vec();
+    history.seconds = start.elapsed().as_secs_f64();
+    Ok(history)
 }
 
 /// The longest interval between two times, in median intervals.

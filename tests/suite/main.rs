@@ -22,6 +22,7 @@ mod contract;
 mod convergence;
 mod docs_figures;
 mod examples;
+mod filter_training;
 mod firmware_parity;
 mod forecast;
 mod forecast_parts;

@@ -109,10 +109,8 @@ where
     for s in starts {
         let (solver, saves) = problem.window_solver(s)?;
         let mut u0 = [Dual::<K>::ZERO; D];
-        if let Some(row) = problem.series.values.get(s) {
-            for (x, &v) in u0.iter_mut().zip(row) {
-                *x = Dual::constant(v);
-            }
+        for (x, v) in u0.iter_mut().zip(problem.start_value(s)) {
+            *x = Dual::constant(v);
         }
         let shifted = Shifted {
             inner: noise,
@@ -295,7 +293,7 @@ where
     let (mut total, mut count) = (0.0f32, 0usize);
     for s in starts {
         let (solver, saves) = problem.window_solver(s)?;
-        let u0 = problem.series.values.get(s).copied().unwrap_or([0.0; D]);
+        let u0 = problem.start_value(s);
         let shifted = Shifted {
             inner: noise,
             offset: s.wrapping_mul(problem.trajectories),

@@ -58,6 +58,17 @@ pub struct SeriesProblem<'a, M, const D: usize> {
     /// the forecaster's start from a reading): its variance `sd^2` is added to every
     /// prediction of the window (the start carried unchanged to the window's times).
     pub(super) noisy_start: bool,
+    /// Where each window's ensemble starts instead of the observed row: a filter's
+    /// analysis mean and variance per row ([`SeriesProblem::with_start_states`]).
+    pub(super) start_states: Option<StartStates<'a, D>>,
+}
+
+/// The start distribution of every row's window: mean and variance per row and column (one
+/// row per series row, all finite, variances `>= 0`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct StartStates<'a, const D: usize> {
+    pub(super) mean: &'a [[f32; D]],
+    pub(super) var: &'a [[f32; D]],
 }
 
 /// Observation noise of a series fit: `y = u + e`, `e ~ N(0, sd[d]^2)` per column, fixed or
@@ -151,6 +162,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
             },
             noise: ObservationNoise::NONE,
             noisy_start: false,
+            start_states: None,
         };
         problem.check_some_start()?;
         Ok(problem)
@@ -334,6 +346,94 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
     /// Whether each window's start is a noisy observation ([`with_noisy_start`](Self::with_noisy_start)).
     pub fn noisy_start(&self) -> bool {
         self.noisy_start
+    }
+
+    /// Starts each window from a distribution over the state instead of the observed row,
+    /// as a filter does: the window starting at row `s` starts every trajectory at
+    /// `mean[s]`, and the Gaussian likelihood of each of its observations adds `var[s]`
+    /// (per column) to the predictive variance, carried unchanged to the window's times (a
+    /// first-order approximation, exact for a random walk), beside the observation noise.
+    /// Meant for the analysis (the updated ensemble's mean and variance) of an ensemble
+    /// Kalman filter run over the series with the current model and observation noise
+    /// (`fit_csv` takes them from [`Forecaster::member_states`](crate::forecast::Forecaster::member_states)
+    /// after each reading): training then scores the one-step predictions the filter makes,
+    /// from where the filter is, not from the noisy reading. They are data here (constant
+    /// with respect to the parameters). With `mean` the observed values and `var` zero it
+    /// is the fit without them, bit for bit.
+    ///
+    /// Errors, the problem unchanged: `mean` or `var` not one row per series row
+    /// ([`Error::Length`]), an entry not finite ([`Error::NonFinite`]), a negative variance
+    /// ([`Error::OutOfRange`]).
+    ///
+    /// ```
+    /// # use tinysde::solve::EulerMaruyama;
+    /// # use tinysde::train::{Series, SeriesProblem};
+    /// # let times = [0.0, 0.5, 1.0, 1.5, 2.0];
+    /// # let values = [[1.0], [0.8], [0.7], [0.65], [0.6]];
+    /// # let series = Series::new(&times, &values)?;
+    /// let problem = SeriesProblem::new(EulerMaruyama, series, 0.1, 16)?;
+    /// let mean = [[0.95], [0.82], [0.7], [0.66], [0.6]];
+    /// let var = [[0.01]; 5];
+    /// let filtered = problem.with_start_states(&mean, &var)?;
+    /// assert_eq!(filtered.start_state(1), Some(([0.82], [0.01])));
+    /// assert!(problem.with_start_states(&mean[..4], &var[..4]).is_err()); // one per row
+    /// assert!(problem.with_start_states(&mean, &[[-0.01]; 5]).is_err());
+    /// # Ok::<(), tinysde::Error>(())
+    /// ```
+    pub fn with_start_states(
+        self,
+        mean: &'a [[f32; D]],
+        var: &'a [[f32; D]],
+    ) -> Result<Self, Error> {
+        let rows = self.series.len();
+        crate::error::check_len("start state means", rows, mean.len())?;
+        crate::error::check_len("start state variances", rows, var.len())?;
+        for (index, (m, v)) in mean.iter().zip(var).enumerate() {
+            if m.iter().chain(v).any(|x| !x.is_finite()) {
+                return Err(Error::NonFinite {
+                    what: "start state",
+                    index,
+                });
+            }
+            if v.iter().any(|&x| x < 0.0) {
+                return Err(Error::OutOfRange {
+                    what: "start state variances must be >= 0",
+                });
+            }
+        }
+        Ok(Self {
+            start_states: Some(StartStates { mean, var }),
+            ..self
+        })
+    }
+
+    /// The start distribution (mean, variance) of the window at row `row`, if the problem
+    /// has start states ([`with_start_states`](Self::with_start_states)) and the row exists.
+    pub fn start_state(&self, row: usize) -> Option<([f32; D], [f32; D])> {
+        let s = self.start_states?;
+        Some((*s.mean.get(row)?, *s.var.get(row)?))
+    }
+
+    /// Where the window at row `start` starts: its start state's mean, else the observed
+    /// row (zeros for a row that does not exist).
+    pub(super) fn start_value(&self, start: usize) -> [f32; D] {
+        match self.start_states {
+            Some(s) => s.mean.get(start).copied(),
+            None => self.series.values.get(start).copied(),
+        }
+        .unwrap_or([0.0; D])
+    }
+
+    /// The variance the likelihood adds to every prediction of the window at `start`: the
+    /// observation noise's ([`ObservationNoise::loss_var`]) plus the start state's.
+    fn window_added_var(&self, start: usize) -> [f32; D] {
+        let mut v = self.noise.loss_var(self.noisy_start);
+        if let Some((_, var)) = self.start_state(start) {
+            for (x, s) in v.iter_mut().zip(var) {
+                *x += s;
+            }
+        }
+        v
     }
 
     /// The observation noise's scale per column (zeros without noise).
@@ -597,7 +697,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.loss_var(self.noisy_start))
+                    .with_noise_var(self.window_added_var(start))
                     .sum(mean, var)
             }
             SeriesObjective::MeanSquaredError => MeanSquaredError::unchecked(data, mask).sum(mean),
@@ -616,7 +716,7 @@ impl<'a, M: Method + Copy, const D: usize> SeriesProblem<'a, M, D> {
         match self.objective {
             SeriesObjective::GaussianNll { var_floor } => {
                 GaussianNll::unchecked(data, mask, var_floor)
-                    .with_noise_var(self.noise.loss_var(self.noisy_start))
+                    .with_noise_var(self.window_added_var(start))
                     .noise_cotangent(mean, var)
             }
             SeriesObjective::MeanSquaredError => [0.0; D],

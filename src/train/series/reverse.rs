@@ -333,12 +333,7 @@ where
     let last = solver.grid.check_save_times(saves)?;
     let plan = WindowPlan::new(last, checkpoints);
     let trajectories = problem.trajectories;
-    let u0 = problem
-        .series
-        .values
-        .get(start)
-        .copied()
-        .unwrap_or([0.0; D]);
+    let u0 = problem.start_value(start);
     let shifted = Shifted {
         inner: noise,
         offset: start.wrapping_mul(trajectories),

@@ -15,7 +15,8 @@ use super::*;
 
 /// Scores the model's window forecasts against the observations: for every window of
 /// `windows` (a [`SeriesWindows`]: the problem, the noise and the starts), an ensemble of
-/// [`SeriesProblem::trajectories`] from the observed start, and
+/// [`SeriesProblem::trajectories`] from the window's start (the observed row, or its start
+/// state's mean with [`SeriesProblem::with_start_states`]), and
 /// for every present observation of the window the coverage of the central band and the
 /// CRPS of the ensemble's samples, added to `score` (see [`CalibrationScore`]). With
 /// `window = 1` this scores the one-step-ahead forecasts.
@@ -74,7 +75,7 @@ where
     let mut local = *score;
     for s in starts {
         let (solver, saves) = problem.window_solver(s)?;
-        let u0 = problem.series.values.get(s).copied().unwrap_or([0.0; D]);
+        let u0 = problem.start_value(s);
         let shifted = Shifted {
             inner: noise,
             offset: s.wrapping_mul(m),
