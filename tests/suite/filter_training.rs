@@ -296,7 +296,7 @@ fn fitted_diffusion(out: &std::path::Path) -> f64 {
 /// 2.3 s and 0.5 s with the release build). Run it with
 /// `cargo test --features std --test suite -- --ignored filter_training`.
 #[test]
-#[ignore = "two full fit_csv fits of 500 rows: about 70 s of CPU in the test profile"]
+#[ignore = "two full fit_csv fits of 500 rows: about 70 s of CPU in the test profile; .ci/run runs it with --ignored"]
 fn filter_training_recovers_a_local_level_models_noise_and_diffusion() {
     let dir = temp_dir("filter-local-level");
     let (q, r) = (0.1, 0.2);
