@@ -83,17 +83,36 @@ pub trait Backward<T: PlainReal = f32>: Layer<T> {
         let (_, cache) = self.forward_cached(x);
         self.backward(x, &cache, y_bar, params_bar)
     }
+
+    /// [`forward_cached`](Backward::forward_cached), then `then` on the output and the
+    /// cache where the forward pass wrote them: the same values, handed over by reference
+    /// instead of returned. [`Dense`] overrides it to fill its pair in place, so that a
+    /// chain's [`vjp`](Backward::vjp) does not copy a hidden layer's outputs and
+    /// derivatives from the layer's pair into its own (on the host's lanes a `memcpy` of
+    /// both arrays per network evaluation of reverse mode).
+    ///
+    /// ```
+    /// use tinysde::nn::{Backward, Dense, Identity};
+    /// let layer = Dense::<2, 1, Identity>::new([[1.0, 2.0]], [0.5]);
+    /// let y = layer.forward_cached_then(&[3.0f32, 4.0], |y, _cache| *y);
+    /// assert_eq!(y, layer.forward_cached(&[3.0, 4.0]).0);
+    /// ```
+    #[inline(always)]
+    fn forward_cached_then<R>(
+        &self,
+        x: &Self::Input,
+        then: impl FnOnce(&Self::Output, &Self::Cache) -> R,
+    ) -> R {
+        let (y, cache) = self.forward_cached(x);
+        then(&y, &cache)
+    }
 }
 
-impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {
-    /// The activation's derivative at each pre-activation.
-    type Cache = [T; O];
-
+impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
+    /// [`Backward::forward_cached`]'s outputs `y` and activation derivatives `dy`, written
+    /// into the caller's arrays (every element).
     #[inline(always)]
-    fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
-        // Built in the returned value itself, which the optimizer then writes in place.
-        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
-        let (y, dy) = (&mut out.0, &mut out.1);
+    fn fill_cached<T: PlainReal>(&self, x: &[T; I], y: &mut [T; O], dy: &mut [T; O]) {
         let mut done = 0;
         if <T as Lanes>::WIDTH > 1 {
             // Several lanes: four outputs' pre-activations, then their activations and
@@ -129,7 +148,26 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
             let z = A::apply(Dual::<1, T::Value>::variable(T::cst(b) + dot(x, row), 0));
             (*yo, *dyo) = (z.v, z.t[0]);
         }
+    }
+}
+
+impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {
+    /// The activation's derivative at each pre-activation.
+    type Cache = [T; O];
+
+    #[inline(always)]
+    fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
+        // Built in the returned value itself, which the optimizer then writes in place.
+        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
+        self.fill_cached(x, &mut out.0, &mut out.1);
         out
+    }
+
+    #[inline(always)]
+    fn forward_cached_then<R>(&self, x: &[T; I], then: impl FnOnce(&[T; O], &[T; O]) -> R) -> R {
+        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
+        self.fill_cached(x, &mut out.0, &mut out.1);
+        then(&out.0, &out.1)
     }
 
     #[inline(always)]
@@ -212,19 +250,16 @@ macro_rules! chain_backward {
 
             #[inline(always)]
             fn vjp(&self, x: &Self::Input, y_bar: &Self::Output, params_bar: &mut [T]) -> Self::Input {
-                // Each member's output and cache stay in the pair its forward pass returned
-                // (taken apart by reference: moving them out would copy the arrays).
+                // Each member's output and cache stay where its forward pass wrote them
+                // (`forward_cached_then`: moving them out would copy the arrays), and the
+                // backward passes run inside the innermost member's continuation.
                 let ($a, $($b,)* $z) = self;
-                let $ca = $a.forward_cached(x);
-                let ($ya, $ca) = (&$ca.0, &$ca.1);
-                $(
-                    let $cb = $b.forward_cached($bin);
-                    let ($yb, $cb) = (&$cb.0, &$cb.1);
-                )*
-                let $cz = $z.forward_cached($zin);
-                let $cz = &$cz.1;
-                chain_backward!(@backward x, y_bar, params_bar, $a $ca $ya; $Z $z $cz $zin;
-                    $($RB $rb $rcb $rbin),*)
+                $a.forward_cached_then(x, |$ya, $ca| {
+                    chain_backward!(@nest [$($b $yb $cb $bin),*] $z $cz $zin => {
+                        chain_backward!(@backward x, y_bar, params_bar, $a $ca $ya; $Z $z $cz $zin;
+                            $($RB $rb $rcb $rbin),*)
+                    })
+                })
             }
 
             #[inline(always)]
@@ -241,6 +276,17 @@ macro_rules! chain_backward {
                     $($RB $rb $rcb $rbin),*)
             }
         }
+    };
+    // The middle members' and the last member's cached forward passes, each inside the
+    // previous one's continuation, then `$body` with every output and cache in scope.
+    (@nest [] $z:ident $cz:ident $zin:ident => $body:block) => {
+        $z.forward_cached_then($zin, |_, $cz| $body)
+    };
+    (@nest [$b:ident $yb:ident $cb:ident $bin:ident $(, $rb:ident $ryb:ident $rcb:ident $rbin:ident)*]
+        $z:ident $cz:ident $zin:ident => $body:block) => {
+        $b.forward_cached_then($bin, |$yb, $cb| {
+            chain_backward!(@nest [$($rb $ryb $rcb $rbin),*] $z $cz $zin => $body)
+        })
     };
     // The members' backward passes in reverse order, given references to their caches and
     // inner outputs (`backward` and `vjp` share it).
