@@ -172,8 +172,26 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
 
     #[inline(always)]
     fn backward(&self, x: &[T; I], cache: &[T; O], y_bar: &[T; O], params_bar: &mut [T]) -> [T; I] {
-        let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
         let mut x_bar = [<T as Real>::ZERO; I];
+        if let Some(whole) = params_bar.get_mut(..I * O + O) {
+            // Every parameter cotangent there (the usual case): rows of `I` weights and the
+            // biases walked alongside the outputs, no bounds check per output. The same
+            // operations in the same order as the general loop below.
+            let (w_bar, b_bar) = whole.split_at_mut(I * O);
+            let rows = self.weight.iter().zip(cache).zip(y_bar);
+            for (((row, &d), &yb), (wb, bb)) in rows.zip(w_bar.chunks_exact_mut(I).zip(b_bar)) {
+                let z_bar = d * yb;
+                for (wbi, &xi) in wb.iter_mut().zip(x) {
+                    *wbi += z_bar * xi;
+                }
+                *bb += z_bar;
+                for (xbi, &wi) in x_bar.iter_mut().zip(row) {
+                    *xbi += z_bar * wi;
+                }
+            }
+            return x_bar;
+        }
+        let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
         for (o, ((row, &d), &yb)) in self.weight.iter().zip(cache).zip(y_bar).enumerate() {
             let z_bar = d * yb;
             if let Some(wb) = w_bar.get_mut(o * I..(o + 1) * I) {
@@ -683,5 +701,52 @@ mod tests {
             check::<F32x<4>, _, 1, 1, 61>(&drift, &lanes);
             check::<F32x<4>, _, 1, 1, 69>(&deep, &lanes);
         }
+    }
+    /// `Dense::backward` with every parameter cotangent at hand (the loop without bounds
+    /// checks) gives the bits of the general loop that fills a shorter slice as far as it
+    /// goes: the same input cotangent, the same entries where both write, nothing written
+    /// past the layer's parameters; and each entry is its definition (`d y_bar x` for a
+    /// weight, `d y_bar` for a bias, added to the starting value).
+    fn check_whole_and_short<T, const I: usize, const O: usize>(
+        layer: &Dense<I, O, QuickTanh>,
+        x: &[T; I],
+    ) where
+        T: PlainReal + PartialEq + core::fmt::Debug,
+    {
+        let params = I * O + O;
+        let y_bar: [T; O] = core::array::from_fn(|o| T::cst(0.5 - o as f32 * 0.25));
+        let start =
+            |n: usize| -> Vec<T> { (0..n).map(|j| T::cst(j as f32 * 0.125 - 1.0)).collect() };
+        let (_, cache) = layer.forward_cached(x);
+        let mut longer = start(params + 2);
+        let x_whole = layer.backward(x, &cache, &y_bar, &mut longer);
+        let mut short = start(params - 1);
+        let x_short = layer.backward(x, &cache, &y_bar, &mut short);
+        assert_eq!(x_whole, x_short);
+        assert_eq!(longer[..params - 1], short[..]);
+        assert_eq!(longer[params..], start(params + 2)[params..]);
+        let first = start(params);
+        for o in 0..O {
+            let z_bar = cache[o] * y_bar[o];
+            for i in 0..I {
+                assert_eq!(longer[o * I + i], first[o * I + i] + z_bar * x[i]);
+            }
+            assert_eq!(longer[I * O + o], first[I * O + o] + z_bar);
+        }
+    }
+
+    #[test]
+    #[allow(clippy::indexing_slicing, reason = "test indices within the arrays")]
+    fn dense_backward_with_every_cotangent_gives_the_bits_of_the_general_loop() {
+        let layer = filled::<3, 5, QuickTanh>(2.0, 1.0);
+        check_whole_and_short::<f32, 3, 5>(&layer, &[0.3, -1.2, 2.0]);
+        check_whole_and_short::<F32x<4>, 3, 5>(
+            &layer,
+            &[
+                F32x([0.3, -4.0, 0.0, 1.5]),
+                F32x([-1.2, 0.5, 9.0, -0.1]),
+                F32x([2.0, 0.0, -2.5, 0.7]),
+            ],
+        );
     }
 }
