@@ -19,6 +19,12 @@
 //! Both gradients also on 1 and 2 threads (`_threads/.../T=`), and one training iteration of
 //! the spiral's second phase (the owned `Trainer`, SOSRI, 29 steps) on 1 and 2 threads.
 //!
+//! - seed task, quick: the seed task as its example (`examples/fit_exp.rs`) runs it, with
+//!   `QuickTanh`/`QuickSigmoid` instead of `FastTanh`/`FastSigmoid` (group
+//!   `gradient/seed_task_quick_M100_EM600`): reverse mode on lanes keeping every state
+//!   (`reverse_threads/all/T=1`, the protocol of the diffrax pair `seed_task_quick` in
+//!   benches/peers/run.sh) and the loss alone (`value`).
+//!
 //! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
 //! `cargo bench --bench gradient -- reverse`; threads only: `cargo bench --bench gradient -- T=`.
 
@@ -29,7 +35,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tinysde::grad::{loss_and_gradient, loss_value, reverse, Problem};
 use tinysde::grad::{Ensemble, Forward, Reverse, Scratch, Threads};
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::nn::{
+    Cube, Dense, FastSigmoid, FastTanh, Identity, Init, InitScheme, Parameters, QuickSigmoid,
+    QuickTanh,
+};
 use tinysde::noise::Brownian;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{Checkpoints, EulerMaruyama, Milstein, Solver, Sosri, TimeGrid};
@@ -40,19 +49,31 @@ type SeedModel = NeuralSde<
     (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>),
     (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>),
 >;
+/// The seed model with the activations of the seed task's example (`examples/fit_exp.rs`).
+type QuickSeedModel = NeuralSde<
+    (Cube<1>, Dense<1, 20, QuickTanh>, Dense<20, 1, Identity>),
+    (Dense<1, 20, QuickSigmoid>, Dense<20, 1, Identity>),
+>;
 type SpiralModel =
     NeuralSde<(Cube<2>, Dense<2, 50, FastTanh>, Dense<50, 2, Identity>), Dense<2, 2, Identity>>;
 
-fn seed_task(c: &mut Criterion) {
-    let mut model = SeedModel::default();
-    model
-        .init(
-            &mut tinysde::noise::rng_from_seed(1),
-            InitScheme::GlorotUniform,
-        )
-        .unwrap();
+/// A seed model of type `S` (Glorot-uniform weights, seed 1), the seed task's save times
+/// t = -3, ..., 3 and its data `e^t + 1` there.
+fn seed_setup<S: Init + Default>() -> (S, Vec<f32>, Vec<[f32; 1]>) {
+    let mut model = S::default();
+    tinysde::nn::init(
+        &mut model,
+        &mut tinysde::noise::rng_from_seed(1),
+        InitScheme::GlorotUniform,
+    )
+    .unwrap();
     let times: Vec<f32> = (-3..=3).map(|x| x as f32).collect();
     let data: Vec<[f32; 1]> = times.iter().map(|&x| [x.exp() + 1.0]).collect();
+    (model, times, data)
+}
+
+fn seed_task(c: &mut Criterion) {
+    let (model, times, data) = seed_setup::<SeedModel>();
     let loss = MeanSquaredError::new(&data).unwrap();
     let solver = Solver::new(EulerMaruyama, TimeGrid::new(-3.0, 3.0, 600).unwrap());
     let problem = Problem::new(solver, data[0], 100, &times).unwrap();
@@ -172,6 +193,37 @@ fn seed_task(c: &mut Criterion) {
     });
     group.bench_function("milstein_value", |b| {
         b.iter(|| black_box(loss_value(&milstein, &model, &noise, &loss, &mut plain).unwrap()))
+    });
+    group.finish();
+}
+
+/// The seed task with the example's quick activations: reverse mode on lanes keeping every
+/// state on one thread (the diffrax pair's protocol), and the loss alone.
+fn seed_task_quick(c: &mut Criterion) {
+    let (model, times, data) = seed_setup::<QuickSeedModel>();
+    let loss = MeanSquaredError::new(&data).unwrap();
+    let solver = Solver::new(EulerMaruyama, TimeGrid::new(-3.0, 3.0, 600).unwrap());
+    let problem = Problem::new(solver, data[0], 100, &times).unwrap();
+    let noise = Brownian::new(3);
+    let mut grad = vec![0.0f32; QuickSeedModel::PARAMS];
+    let mut group = c.benchmark_group("gradient/seed_task_quick_M100_EM600");
+    group.bench_function("reverse_threads/all/T=1", |b| {
+        b.iter(|| {
+            black_box(
+                loss_and_gradient(
+                    &Ensemble::new(&problem, &loss, &noise),
+                    &model,
+                    Threads(Reverse(Checkpoints::All), 1),
+                    &mut Scratch::<8, 1>::owned(),
+                    &mut grad,
+                )
+                .unwrap(),
+            )
+        })
+    });
+    let mut plain = vec![[0.0f32; 1]; problem.stats_len()];
+    group.bench_function("value", |b| {
+        b.iter(|| black_box(loss_value(&problem, &model, &noise, &loss, &mut plain).unwrap()))
     });
     group.finish();
 }
@@ -382,6 +434,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = seed_task, spiral, spiral_iteration, wide
+    targets = seed_task, seed_task_quick, spiral, spiral_iteration, wide
 }
 criterion_main!(benches);

@@ -18,15 +18,18 @@
 # build is left alone; the peers' JIT always compiles for the host CPU).
 # TINYSDE_BENCH_ACTIVATIONS=quick runs the ensemble pairs (bench:ensemble) with the seed model's
 # QuickTanh/QuickSigmoid instead of FastTanh/FastSigmoid (the Rust lines then say
-# `activations=quick`); the criterion pairs (seed_task*) and spiral_em keep theirs.
+# `activations=quick`); the criterion pairs (seed_task, seed_task_vbt) and spiral_em keep theirs
+# (seed_task_quick has the quick ones always).
 #
 # seed_task: diffrax with the Brownian increments drawn up front (one per step, as tinysde
 # draws them); seed_task_vbt: diffrax with its VirtualBrownianTree (what its SDE examples
-# use; each step queries the tree). ensemble_em_M*: the seed model's ensemble (mean and
-# variance at 7 times), Euler-Maruyama, 600 steps, M trajectories (jax.vmap on the diffrax
-# side), one trajectory at a time (Solver::ensemble) or, with "_lanes8"/"_lanes16", 8 or 16
-# per pass (Solver::ensemble_lanes; 16 fills one AVX-512 register per operation); these rows
-# also show the time per trajectory-step of each side.
+# use; each step queries the tree); seed_task_quick: the seed task as its example runs it,
+# the Rust side with QuickTanh/QuickSigmoid (group gradient/seed_task_quick_M100_EM600), the
+# diffrax side unchanged (exact tanh and sigmoid, as in seed_task). ensemble_em_M*: the seed
+# model's ensemble (mean and variance at 7 times), Euler-Maruyama, 600 steps, M trajectories
+# (jax.vmap on the diffrax side), one trajectory at a time (Solver::ensemble) or, with
+# "_lanes8"/"_lanes16", 8 or 16 per pass (Solver::ensemble_lanes; 16 fills one AVX-512
+# register per operation); these rows also show the time per trajectory-step of each side.
 # The second table compares tinysde with itself: SOSRI against Euler-Maruyama (no peer has
 # SOSRI), and 8 lanes against one.
 #
@@ -63,6 +66,7 @@ figure() {
 PAIRS=(
   "seed_task|gradient/seed_task_M100_EM600/reverse_threads/all/T=1|benches/peers/seed_task_diffrax.py increments"
   "seed_task_vbt|gradient/seed_task_M100_EM600/reverse_threads/all/T=1|benches/peers/seed_task_diffrax.py tree"
+  "seed_task_quick|gradient/seed_task_quick_M100_EM600/reverse_threads/all/T=1|benches/peers/seed_task_diffrax.py increments"
   "spiral_em|bench:spiral_protocol reverse em|benches/peers/spiral_diffrax.py"
   "ensemble_em_M100|bench:ensemble em 100 600|benches/peers/ensemble_diffrax.py 100 600|60000"
   "ensemble_em_M1|bench:ensemble em 1 600|benches/peers/ensemble_diffrax.py 1 600|600"

@@ -83,17 +83,36 @@ pub trait Backward<T: PlainReal = f32>: Layer<T> {
         let (_, cache) = self.forward_cached(x);
         self.backward(x, &cache, y_bar, params_bar)
     }
+
+    /// [`forward_cached`](Backward::forward_cached), then `then` on the output and the
+    /// cache where the forward pass wrote them: the same values, handed over by reference
+    /// instead of returned. [`Dense`] overrides it to fill its pair in place, so that a
+    /// chain's [`vjp`](Backward::vjp) does not copy a hidden layer's outputs and
+    /// derivatives from the layer's pair into its own (on the host's lanes a `memcpy` of
+    /// both arrays per network evaluation of reverse mode).
+    ///
+    /// ```
+    /// use tinysde::nn::{Backward, Dense, Identity};
+    /// let layer = Dense::<2, 1, Identity>::new([[1.0, 2.0]], [0.5]);
+    /// let y = layer.forward_cached_then(&[3.0f32, 4.0], |y, _cache| *y);
+    /// assert_eq!(y, layer.forward_cached(&[3.0, 4.0]).0);
+    /// ```
+    #[inline(always)]
+    fn forward_cached_then<R>(
+        &self,
+        x: &Self::Input,
+        then: impl FnOnce(&Self::Output, &Self::Cache) -> R,
+    ) -> R {
+        let (y, cache) = self.forward_cached(x);
+        then(&y, &cache)
+    }
 }
 
-impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {
-    /// The activation's derivative at each pre-activation.
-    type Cache = [T; O];
-
+impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
+    /// [`Backward::forward_cached`]'s outputs `y` and activation derivatives `dy`, written
+    /// into the caller's arrays (every element).
     #[inline(always)]
-    fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
-        // Built in the returned value itself, which the optimizer then writes in place.
-        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
-        let (y, dy) = (&mut out.0, &mut out.1);
+    fn fill_cached<T: PlainReal>(&self, x: &[T; I], y: &mut [T; O], dy: &mut [T; O]) {
         let mut done = 0;
         if <T as Lanes>::WIDTH > 1 {
             // Several lanes: four outputs' pre-activations, then their activations and
@@ -129,13 +148,50 @@ impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> fo
             let z = A::apply(Dual::<1, T::Value>::variable(T::cst(b) + dot(x, row), 0));
             (*yo, *dyo) = (z.v, z.t[0]);
         }
+    }
+}
+
+impl<T: PlainReal, const I: usize, const O: usize, A: Activation> Backward<T> for Dense<I, O, A> {
+    /// The activation's derivative at each pre-activation.
+    type Cache = [T; O];
+
+    #[inline(always)]
+    fn forward_cached(&self, x: &[T; I]) -> ([T; O], [T; O]) {
+        // Built in the returned value itself, which the optimizer then writes in place.
+        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
+        self.fill_cached(x, &mut out.0, &mut out.1);
         out
     }
 
     #[inline(always)]
+    fn forward_cached_then<R>(&self, x: &[T; I], then: impl FnOnce(&[T; O], &[T; O]) -> R) -> R {
+        let mut out = ([<T as Real>::ZERO; O], [<T as Real>::ZERO; O]);
+        self.fill_cached(x, &mut out.0, &mut out.1);
+        then(&out.0, &out.1)
+    }
+
+    #[inline(always)]
     fn backward(&self, x: &[T; I], cache: &[T; O], y_bar: &[T; O], params_bar: &mut [T]) -> [T; I] {
-        let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
         let mut x_bar = [<T as Real>::ZERO; I];
+        if let Some(whole) = params_bar.get_mut(..I * O + O) {
+            // Every parameter cotangent there (the usual case): rows of `I` weights and the
+            // biases walked alongside the outputs, no bounds check per output. The same
+            // operations in the same order as the general loop below.
+            let (w_bar, b_bar) = whole.split_at_mut(I * O);
+            let rows = self.weight.iter().zip(cache).zip(y_bar);
+            for (((row, &d), &yb), (wb, bb)) in rows.zip(w_bar.chunks_exact_mut(I).zip(b_bar)) {
+                let z_bar = d * yb;
+                for (wbi, &xi) in wb.iter_mut().zip(x) {
+                    *wbi += z_bar * xi;
+                }
+                *bb += z_bar;
+                for (xbi, &wi) in x_bar.iter_mut().zip(row) {
+                    *xbi += z_bar * wi;
+                }
+            }
+            return x_bar;
+        }
+        let (w_bar, b_bar) = params_bar.split_at_mut((I * O).min(params_bar.len()));
         for (o, ((row, &d), &yb)) in self.weight.iter().zip(cache).zip(y_bar).enumerate() {
             let z_bar = d * yb;
             if let Some(wb) = w_bar.get_mut(o * I..(o + 1) * I) {
@@ -212,19 +268,16 @@ macro_rules! chain_backward {
 
             #[inline(always)]
             fn vjp(&self, x: &Self::Input, y_bar: &Self::Output, params_bar: &mut [T]) -> Self::Input {
-                // Each member's output and cache stay in the pair its forward pass returned
-                // (taken apart by reference: moving them out would copy the arrays).
+                // Each member's output and cache stay where its forward pass wrote them
+                // (`forward_cached_then`: moving them out would copy the arrays), and the
+                // backward passes run inside the innermost member's continuation.
                 let ($a, $($b,)* $z) = self;
-                let $ca = $a.forward_cached(x);
-                let ($ya, $ca) = (&$ca.0, &$ca.1);
-                $(
-                    let $cb = $b.forward_cached($bin);
-                    let ($yb, $cb) = (&$cb.0, &$cb.1);
-                )*
-                let $cz = $z.forward_cached($zin);
-                let $cz = &$cz.1;
-                chain_backward!(@backward x, y_bar, params_bar, $a $ca $ya; $Z $z $cz $zin;
-                    $($RB $rb $rcb $rbin),*)
+                $a.forward_cached_then(x, |$ya, $ca| {
+                    chain_backward!(@nest [$($b $yb $cb $bin),*] $z $cz $zin => {
+                        chain_backward!(@backward x, y_bar, params_bar, $a $ca $ya; $Z $z $cz $zin;
+                            $($RB $rb $rcb $rbin),*)
+                    })
+                })
             }
 
             #[inline(always)]
@@ -241,6 +294,17 @@ macro_rules! chain_backward {
                     $($RB $rb $rcb $rbin),*)
             }
         }
+    };
+    // The middle members' and the last member's cached forward passes, each inside the
+    // previous one's continuation, then `$body` with every output and cache in scope.
+    (@nest [] $z:ident $cz:ident $zin:ident => $body:block) => {
+        $z.forward_cached_then($zin, |_, $cz| $body)
+    };
+    (@nest [$b:ident $yb:ident $cb:ident $bin:ident $(, $rb:ident $ryb:ident $rcb:ident $rbin:ident)*]
+        $z:ident $cz:ident $zin:ident => $body:block) => {
+        $b.forward_cached_then($bin, |$yb, $cb| {
+            chain_backward!(@nest [$($rb $ryb $rcb $rbin),*] $z $cz $zin => $body)
+        })
     };
     // The members' backward passes in reverse order, given references to their caches and
     // inner outputs (`backward` and `vjp` share it).
@@ -637,5 +701,52 @@ mod tests {
             check::<F32x<4>, _, 1, 1, 61>(&drift, &lanes);
             check::<F32x<4>, _, 1, 1, 69>(&deep, &lanes);
         }
+    }
+    /// `Dense::backward` with every parameter cotangent at hand (the loop without bounds
+    /// checks) gives the bits of the general loop that fills a shorter slice as far as it
+    /// goes: the same input cotangent, the same entries where both write, nothing written
+    /// past the layer's parameters; and each entry is its definition (`d y_bar x` for a
+    /// weight, `d y_bar` for a bias, added to the starting value).
+    fn check_whole_and_short<T, const I: usize, const O: usize>(
+        layer: &Dense<I, O, QuickTanh>,
+        x: &[T; I],
+    ) where
+        T: PlainReal + PartialEq + core::fmt::Debug,
+    {
+        let params = I * O + O;
+        let y_bar: [T; O] = core::array::from_fn(|o| T::cst(0.5 - o as f32 * 0.25));
+        let start =
+            |n: usize| -> Vec<T> { (0..n).map(|j| T::cst(j as f32 * 0.125 - 1.0)).collect() };
+        let (_, cache) = layer.forward_cached(x);
+        let mut longer = start(params + 2);
+        let x_whole = layer.backward(x, &cache, &y_bar, &mut longer);
+        let mut short = start(params - 1);
+        let x_short = layer.backward(x, &cache, &y_bar, &mut short);
+        assert_eq!(x_whole, x_short);
+        assert_eq!(longer[..params - 1], short[..]);
+        assert_eq!(longer[params..], start(params + 2)[params..]);
+        let first = start(params);
+        for o in 0..O {
+            let z_bar = cache[o] * y_bar[o];
+            for i in 0..I {
+                assert_eq!(longer[o * I + i], first[o * I + i] + z_bar * x[i]);
+            }
+            assert_eq!(longer[I * O + o], first[I * O + o] + z_bar);
+        }
+    }
+
+    #[test]
+    #[allow(clippy::indexing_slicing, reason = "test indices within the arrays")]
+    fn dense_backward_with_every_cotangent_gives_the_bits_of_the_general_loop() {
+        let layer = filled::<3, 5, QuickTanh>(2.0, 1.0);
+        check_whole_and_short::<f32, 3, 5>(&layer, &[0.3, -1.2, 2.0]);
+        check_whole_and_short::<F32x<4>, 3, 5>(
+            &layer,
+            &[
+                F32x([0.3, -4.0, 0.0, 1.5]),
+                F32x([-1.2, 0.5, 9.0, -0.1]),
+                F32x([2.0, 0.0, -2.5, 0.7]),
+            ],
+        );
     }
 }

@@ -84,14 +84,15 @@ where
     N: NoiseSource,
 {
     /// One planned step from `u` (finiteness is checked at the save times, by the forward
-    /// pass).
+    /// pass), with the pass's SDE and noise given as `sde` and `noise`: the loops that call
+    /// it take them as reference arguments (see [`forward`](Self::forward)).
     #[inline]
-    fn step(&self, step: PlannedStep, u: &[X; D]) -> Result<[X; D], Error> {
-        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(self.noise, self.group, step)?;
+    fn step(&self, sde: &S, noise: &N, step: PlannedStep, u: &[X; D]) -> Result<[X; D], Error> {
+        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(noise, self.group, step)?;
         Ok(self
             .solver
             .method
-            .step(self.sde, step.t, step.h, u, &inc, ParamSeed::NONE))
+            .step(sde, step.t, step.h, u, &inc, ParamSeed::NONE))
     }
 
     /// The pass's forward solve to grid index `last`: calls `on_save(i, u)` at the save times
@@ -103,6 +104,22 @@ where
     /// recomputes the same states, meets only finite ones).
     pub(crate) fn forward(
         &self,
+        kept: &mut [[X; D]],
+        on_save: impl FnMut(usize, &[X; D]),
+    ) -> Result<[X; D], Error> {
+        self.forward_with(self.sde, self.noise, kept, on_save)
+    }
+
+    /// [`forward`](Self::forward) with the pass's SDE and noise as reference arguments: as
+    /// arguments they are known not to alias the rows and statistics the loop writes, so the
+    /// optimizer keeps what it derives from them out of the step loop (as in the ensembles'
+    /// `Solver::run`; measured on the seed task's reverse mode: the noise's per-trajectory
+    /// keys were recomputed every step through the pass's fields).
+    #[inline]
+    fn forward_with(
+        &self,
+        sde: &S,
+        noise: &N,
         kept: &mut [[X; D]],
         mut on_save: impl FnMut(usize, &[X; D]),
     ) -> Result<[X; D], Error> {
@@ -120,7 +137,7 @@ where
                     if let Some(slot) = keeper.row(step.k).and_then(|row| kept.get_mut(row)) {
                         *slot = u;
                     }
-                    u = self.step(step, &u)?;
+                    u = self.step(sde, noise, step, &u)?;
                     last_step = step.k;
                 }
             }
@@ -182,9 +199,19 @@ where
             let snapshots = kept
                 .get_mut(..checkpoints.kept(last))
                 .ok_or(off_schedule())?;
-            walk.binomial(self.u0, last, snapshots, &final_state, params_bar)?
+            walk.binomial(
+                self.sde,
+                self.noise,
+                self.u0,
+                last,
+                snapshots,
+                &final_state,
+                params_bar,
+            )?
         } else {
             walk.by_segments(
+                self.sde,
+                self.noise,
                 self.u0,
                 last,
                 checkpoints.interval(last),
@@ -300,41 +327,53 @@ where
         }
     }
 
-    /// Step `k` forward from `x`.
+    /// Step `k` forward from `x` (the pass's SDE and noise given, see
+    /// [`by_segments`](Self::by_segments)).
     #[inline]
-    pub(super) fn advance(&mut self, k: u32, x: &[X; D]) -> Result<[X; D], Error> {
+    pub(super) fn advance(
+        &mut self,
+        sde: &S,
+        noise: &N,
+        k: u32,
+        x: &[X; D],
+    ) -> Result<[X; D], Error> {
         let step = self.plan.step(k).ok_or(off_plan(k))?;
-        self.pass.step(step, x)
+        self.pass.step(sde, noise, step, x)
     }
 
     /// Undoes step `k` from its start state `uk`: the step's vector–Jacobian product, then
     /// the save cotangent of `uk`.
-    #[inline]
-    pub(super) fn undo(&mut self, k: u32, uk: &[X; D], params_bar: &mut [X]) -> Result<(), Error> {
+    #[inline(always)]
+    pub(super) fn undo(
+        &mut self,
+        sde: &S,
+        noise: &N,
+        k: u32,
+        uk: &[X; D],
+        params_bar: &mut [X],
+    ) -> Result<(), Error> {
         let step = self.plan.step(k).ok_or(off_plan(k))?;
         let pass = self.pass;
-        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(pass.noise, pass.group, step)?;
-        pass.solver.method.step_vjp(
-            pass.sde,
-            step.t,
-            step.h,
-            uk,
-            &inc,
-            &mut self.u_bar,
-            params_bar,
-        );
+        let inc = Solver::<M>::adjoint_increment::<S, N, X, D>(noise, pass.group, step)?;
+        pass.solver
+            .method
+            .step_vjp(sde, step.t, step.h, uk, &inc, &mut self.u_bar, params_bar);
         self.add_save(k, uk);
         Ok(())
     }
 
     /// Evenly spaced checkpoints: walks back segment by segment, each recomputed from its
     /// checkpoint into `segment` (`min(interval, last)` rows). Returns the cotangent of `u0`.
+    /// `sde` and `noise` are the pass's, as reference arguments (see
+    /// [`AdjointPass::forward_with`]): what the steps derive from them stays out of the loop.
     #[allow(
         clippy::too_many_arguments,
         reason = "private checkpoint-schedule driver: each argument is a distinct buffer or input"
     )]
     pub(super) fn by_segments(
         mut self,
+        sde: &S,
+        noise: &N,
         u0: &[X; D],
         last: u32,
         interval: u32,
@@ -353,13 +392,13 @@ where
             let mut x = checkpoints.get(seg).copied().unwrap_or(*u0);
             for (j, slot) in segment.iter_mut().enumerate().take((k1 - k0) as usize) {
                 if j > 0 {
-                    x = self.advance(k0 + j as u32 - 1, &x)?;
+                    x = self.advance(sde, noise, k0 + j as u32 - 1, &x)?;
                 }
                 *slot = x;
             }
             for k in (k0..k1).rev() {
                 let uk = segment.get((k - k0) as usize).copied().unwrap_or(*u0);
-                self.undo(k, &uk, params_bar)?;
+                self.undo(sde, noise, k, &uk, params_bar)?;
             }
         }
         Ok(self.u_bar)
@@ -371,9 +410,16 @@ where
     /// while snapshots are free, reversed step by step from its start otherwise, and then
     /// the level below resumes with the range up to the position just reversed. The
     /// snapshots of the first descent were stored by the forward pass. Returns the
-    /// cotangent of `u0`.
+    /// cotangent of `u0`. `sde` and `noise` are the pass's (see
+    /// [`by_segments`](Self::by_segments)).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private checkpoint-schedule driver: each argument is a distinct buffer or input"
+    )]
     pub(super) fn binomial(
         mut self,
+        sde: &S,
+        noise: &N,
         u0: &[X; D],
         last: u32,
         snapshots: &mut [[X; D]],
@@ -395,7 +441,7 @@ where
                 if !first_descent {
                     let mut x = held;
                     for k in a..split {
-                        x = self.advance(k, &x)?;
+                        x = self.advance(sde, noise, k, &x)?;
                     }
                     *snapshots.get_mut(level).ok_or(off_schedule())? = x;
                 }
@@ -408,9 +454,9 @@ where
             for k in (a..end).rev() {
                 let mut x = held;
                 for j in a..k {
-                    x = self.advance(j, &x)?;
+                    x = self.advance(sde, noise, j, &x)?;
                 }
-                self.undo(k, &x, params_bar)?;
+                self.undo(sde, noise, k, &x, params_bar)?;
             }
             end = a;
             if level == 0 {
