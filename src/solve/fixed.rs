@@ -110,7 +110,7 @@ impl<M: Method> Solver<M> {
         first: usize,
         count: usize,
         u0: &[X; D],
-        on_save: &mut dyn FnMut(usize, &[X; D]),
+        mut on_save: impl FnMut(usize, &[X; D]),
     ) -> Result<(), Error>
     where
         X: Real,
@@ -163,7 +163,7 @@ impl<M: Method> Solver<M> {
         job: &Job<'_, T, S, N, D>,
         lanes: &Chunks<T, X, D>,
         range: core::ops::Range<usize>,
-        visit: &mut dyn FnMut(usize, usize, &[T; D]),
+        mut visit: impl FnMut(usize, usize, &[T; D]),
     ) -> Result<(), Error>
     where
         T: Real,
@@ -185,7 +185,7 @@ impl<M: Method> Solver<M> {
                 first,
                 count,
                 &lanes.wide_u0,
-                &mut |i, u| {
+                |i, u| {
                     for j in 0..count {
                         visit(first + j, i, &(lanes.extract)(u, j));
                     }
@@ -194,7 +194,7 @@ impl<M: Method> Solver<M> {
             if let Err(e) = result {
                 if width > 1 {
                     for m in first..first + count {
-                        self.run(sde, noise, seed, times, m, 1, &job.u0, &mut |_, _| {})?;
+                        self.run(sde, noise, seed, times, m, 1, &job.u0, |_, _| {})?;
                     }
                 }
                 return Err(e);
@@ -324,11 +324,11 @@ where
     fn for_each_state(
         &self,
         range: core::ops::Range<usize>,
-        mut visit: impl FnMut(usize, usize, &[T; D]),
+        visit: impl FnMut(usize, usize, &[T; D]),
     ) -> Result<(), Error> {
         let job = self.job;
         self.solver
-            .for_each_state(job.sde, job.noise, job, &self.lanes, range, &mut visit)
+            .for_each_state(job.sde, job.noise, job, &self.lanes, range, visit)
     }
 }
 
