@@ -8,49 +8,14 @@
 //! diffusion, where the learned noise of one-step windows from the raw readings does not.
 
 use tinysde::grad::{loss_and_gradient, Forward, Reverse, Scratch, SeriesWindows};
-use tinysde::nn::{Dense, Identity, InitScheme, Parameters, Sigmoid, Tanh};
-use tinysde::noise::{normal_from_bits, splitmix64, Brownian};
-use tinysde::sde::{NeuralSde, Sde};
+use tinysde::noise::Brownian;
+use tinysde::sde::Sde;
 use tinysde::solve::{Checkpoints, EulerMaruyama};
 use tinysde::train::{series_loss_value, Series, SeriesProblem};
 use tinysde::Error;
 
 use crate::examples::{fit_csv, temp_dir};
-
-type Small = NeuralSde<
-    (Dense<1, 4, Tanh>, Dense<4, 1, Identity>),
-    (Dense<1, 4, Sigmoid>, Dense<4, 1, Identity>),
->;
-const P: usize = Small::PARAMS;
-
-fn small_model(seed: u64) -> Small {
-    let mut m = Small::default();
-    m.init(
-        &mut tinysde::noise::rng_from_seed(seed),
-        InitScheme::Uniform { limit: 0.8 },
-    )
-    .unwrap();
-    m
-}
-
-fn normals(seed: u64, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| normal_from_bits(splitmix64(seed ^ splitmix64(i as u64)) as u32))
-        .collect()
-}
-
-/// A wavy series with some scatter, steps of 0.3 and 0.5.
-fn series_data() -> (Vec<f32>, Vec<[f32; 1]>) {
-    let z = normals(11, 14);
-    let mut t = 0.0f32;
-    let (mut times, mut values) = (Vec::new(), Vec::new());
-    for (i, e) in z.iter().enumerate() {
-        times.push(t);
-        values.push([0.6 + 0.4 * (1.3 * t).sin() + 0.2 * e]);
-        t += if i % 2 == 0 { 0.3 } else { 0.5 };
-    }
-    (times, values)
-}
+use crate::observation_noise::{normals, series_data, small_model, Small, P};
 
 /// Start states near the observations with some spread (a filter's analysis, made up).
 fn start_states(values: &[[f32; 1]]) -> (Vec<[f32; 1]>, Vec<[f32; 1]>) {

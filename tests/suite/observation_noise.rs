@@ -17,16 +17,17 @@ use tinysde::train::{
 };
 use tinysde::{Dual, Error, Real};
 
-type Small = NeuralSde<
+/// A small neural SDE (4 units per network); shared with `filter_training`.
+pub(crate) type Small = NeuralSde<
     (Dense<1, 4, Tanh>, Dense<4, 1, Identity>),
     (Dense<1, 4, Sigmoid>, Dense<4, 1, Identity>),
 >;
-const P: usize = Small::PARAMS;
+pub(crate) const P: usize = Small::PARAMS;
 
 /// `du = (b + a u) dt + (c + e u) dW`.
 type Linear = NeuralSde<Dense<1, 1, Identity>, Dense<1, 1, Identity>>;
 
-fn small_model(seed: u64) -> Small {
+pub(crate) fn small_model(seed: u64) -> Small {
     let mut m = Small::default();
     m.init(
         &mut tinysde::noise::rng_from_seed(seed),
@@ -36,14 +37,14 @@ fn small_model(seed: u64) -> Small {
     m
 }
 
-fn normals(seed: u64, n: usize) -> Vec<f32> {
+pub(crate) fn normals(seed: u64, n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| normal_from_bits(splitmix64(seed ^ splitmix64(i as u64)) as u32))
         .collect()
 }
 
 /// A wavy series with some scatter, steps of 0.3 and 0.5.
-fn series_data() -> (Vec<f32>, Vec<[f32; 1]>) {
+pub(crate) fn series_data() -> (Vec<f32>, Vec<[f32; 1]>) {
     let z = normals(11, 14);
     let mut t = 0.0f32;
     let mut times = Vec::new();
