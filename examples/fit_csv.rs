@@ -2146,10 +2146,7 @@ where
      -> Result<(), tinysde::Error> {
         if iterations > 0 {
             let report = trainer.run(iterations, |p: &Progress| {
-                history.losses.push(p.loss);
-                history.windows.push(p.window);
-                bar.set_message(format!("{:.4}", p.loss));
-                bar.inc(1);
+                history.record(p, bar);
                 ControlFlow::Continue(())
             })?;
             history.best_loss = report.best_loss;

@@ -151,6 +151,16 @@ pub struct History {
 }
 
 impl History {
+    /// Records one training iteration's loss and window, and shows the loss on the bar.
+    pub fn record(&mut self, p: &Progress, bar: &ProgressBar) {
+        self.losses.push(p.loss);
+        self.windows.push(p.window);
+        bar.set_message(format!("{:.4}", p.loss));
+        bar.inc(1);
+    }
+}
+
+impl History {
     /// Iterations at which a growing-window stage began (after the first).
     pub fn stage_starts(&self) -> Vec<usize> {
         (1..self.windows.len())
@@ -211,10 +221,7 @@ where
         Schedule::Phases(_) => usize::MAX,
     };
     let mut record = |p: &Progress| {
-        history.losses.push(p.loss);
-        history.windows.push(p.window);
-        bar.set_message(format!("{:.4}", p.loss));
-        bar.inc(1);
+        history.record(p, bar);
         if history.losses.len() >= limit {
             ControlFlow::Break(())
         } else {
@@ -469,10 +476,7 @@ where
     let mut trainer = Trainer::new(model, adam, fit, config, ws)?.with_mode(how.gradient)?;
     let mut history = History::default();
     let report = trainer.run(how.iterations, |p: &Progress| {
-        history.losses.push(p.loss);
-        history.windows.push(p.window);
-        bar.set_message(format!("{:.4}", p.loss));
-        bar.inc(1);
+        history.record(p, bar);
         ControlFlow::Continue(())
     })?;
     if full_batch {
