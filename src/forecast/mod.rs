@@ -429,7 +429,7 @@ where
         let mut trends = [Trend::NONE; C];
         for (i, (slot, trend)) in columns.iter_mut().zip(trends.iter_mut()).enumerate() {
             *slot = file.column(i).ok_or(need(file::tag::COLUMNS))?;
-            *trend = file.trend(i).ok_or(need(file::tag::STATE))?;
+            *trend = file.trend(i).ok_or(need(file::tag::TREND))?;
         }
         let deployment = Deployment {
             state_dim: dim,
