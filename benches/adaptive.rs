@@ -13,7 +13,7 @@
 //! by bisection) whose error is no larger, and the ratio. Criterion then times 100
 //! trajectories of each at the middle tolerance.
 //!
-//! Run: `cargo bench --bench adaptive -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --features benches --bench adaptive -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! (`seconds`) and, on 64-bit Linux, this thread's time on the CPU (`cpu_seconds`,
 //! `CLOCK_THREAD_CPUTIME_ID`), which leaves out the time other processes held the core.
 //!
-//! Run: `cargo bench --bench ensemble -- [em|sosri] [M] [steps] [lanes] [calls]` (defaults
+//! Run: `cargo bench --features benches --bench ensemble -- [em|sosri] [M] [steps] [lanes] [calls]` (defaults
 //! em, 100, 600, 1, 0). With `TINYSDE_BENCH_ACTIVATIONS=quick` in the environment the model's
 //! activations are `QuickTanh` and `QuickSigmoid` instead (the line then says
 //! `activations=quick`). Lanes: 1 runs `Solver::ensemble` (one trajectory at a time), 4, 8 or

@@ -25,8 +25,8 @@
 //!   (`reverse_threads/all/T=1`, the protocol of the diffrax pair `seed_task_quick` in
 //!   benches/peers/run.sh) and the loss alone (`value`).
 //!
-//! Run: `cargo bench --bench gradient` (short criterion settings); one mode only:
-//! `cargo bench --bench gradient -- reverse`; threads only: `cargo bench --bench gradient -- T=`.
+//! Run: `cargo bench --features benches --bench gradient` (short criterion settings); one mode only:
+//! `cargo bench --features benches --bench gradient -- reverse`; threads only: `cargo bench --features benches --bench gradient -- T=`.
 
 use std::hint::black_box;
 use std::ops::ControlFlow;

@@ -4,7 +4,7 @@
 //! 0.5 (two steps per window); forward mode (K = 32 lanes) and reverse mode (every state of
 //! a window kept), each on one thread and on two. The cost does not depend on the length.
 //!
-//! Run: `cargo bench --features std --bench series` (the two-thread cases need `std`).
+//! Run: `cargo bench --features benches --bench series` (the two-thread cases need `std`).
 
 use std::hint::black_box;
 use std::time::Duration;

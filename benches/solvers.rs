@@ -11,9 +11,9 @@
 //! Throughput is reported in trajectory-steps ("elem"): ns per trajectory-step =
 //! 1000 / (Melem/s).
 //!
-//! Run: `cargo bench --features std --bench solvers` (short criterion settings, under 3
+//! Run: `cargo bench --features benches --bench solvers` (short criterion settings, under 3
 //! minutes; without `--features std` the threaded ensembles are left out).
-//! Filter: `cargo bench --bench solvers -- EulerMaruyama`.
+//! Filter: `cargo bench --features benches --bench solvers -- EulerMaruyama`.
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! iterations, then Adam(0.01) with n = 100 for 200, fresh noise per iteration; the final
 //! loss of the best parameters with n = 1000 on held-out noise.
 //!
-//! Run: `cargo bench --bench spiral_protocol -- [reverse|forward] [sosri|em]` (default
+//! Run: `cargo bench --features benches --bench spiral_protocol -- [reverse|forward] [sosri|em]` (default
 //! reverse, sosri). Prints one line: `tinysde spiral mode=<mode> method=<method>
 //! seconds=<training wall time> cpu_seconds=<its time on the CPU, 64-bit Linux>
 //! final_loss=<n = 1000> initial_loss=<n = 1000>`. Training is

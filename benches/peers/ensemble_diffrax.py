@@ -1,5 +1,5 @@
 """An ensemble solve of the seed model in diffrax (JAX, jit), for the side-by-side with
-`cargo bench --bench ensemble -- em M` (benches/ensemble.rs).
+`cargo bench --features benches --bench ensemble -- em M` (benches/ensemble.rs).
 
 Same problem as the Rust side: a 1-D SDE, drift u -> u^3 -> Dense(1, 20, tanh) -> Dense(20, 1),
 diagonal diffusion u -> Dense(1, 20, sigmoid) -> Dense(20, 1) (122 parameters). tinysde uses

@@ -93,7 +93,7 @@ fi
 "$VENV/bin/pip" install -q -r benches/peers/requirements.txt
 
 # Build outside the timed, pinned runs.
-cargo bench --bench gradient --bench spiral_protocol --bench ensemble --no-run >/dev/null 2>&1
+cargo bench --features benches --bench gradient --bench spiral_protocol --bench ensemble --no-run >/dev/null 2>&1
 
 declare -A RUST_SECONDS
 # Seconds of one Rust-side run (see PAIRS), measured once per script run.
@@ -107,7 +107,7 @@ rust_seconds() {
   if [[ $id == bench:* ]]; then
     local target rust_line
     read -r -a target <<<"${id#bench:}"
-    rust_line=$(taskset -c "$CORE" cargo bench --bench "${target[0]}" -- "${target[@]:1}" 2>/dev/null | grep 'seconds=')
+    rust_line=$(taskset -c "$CORE" cargo bench --features benches --bench "${target[0]}" -- "${target[@]:1}" 2>/dev/null | grep 'seconds=')
     echo "# $rust_line" >&2
     seconds=$(figure "$rust_line")
   else
@@ -116,7 +116,7 @@ rust_seconds() {
     group=$(cut -d/ -f1-2 <<<"$id")
     function=${id#"$group"/}
     # Criterion stores results under the id with every "/" replaced by "_".
-    taskset -c "$CORE" cargo bench --bench gradient -- "^${id}\$" \
+    taskset -c "$CORE" cargo bench --features benches --bench gradient -- "^${id}\$" \
       --warm-up-time 1 --measurement-time 5 >/dev/null 2>&1
     local estimates="$TARGET_DIR/criterion/${group//\//_}/${function//\//_}/new/estimates.json"
     seconds=$("$VENV/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['median']['point_estimate'] / 1e9)" "$estimates")

@@ -1,5 +1,5 @@
 """The seed task's loss and gradient in diffrax (JAX, reverse mode), for the side-by-side
-with `cargo bench --bench gradient` (group gradient/seed_task_M100_EM600).
+with `cargo bench --features benches --bench gradient` (group gradient/seed_task_M100_EM600).
 
 Same problem as the Rust benchmark: a 1-D neural SDE, drift u -> u^3 -> 20 tanh units -> 1,
 diagonal diffusion u -> 20 sigmoid units -> 1 (122 parameters), 100 trajectories, 600

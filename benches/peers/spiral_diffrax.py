@@ -1,5 +1,5 @@
 """The DiffEqFlux neural SDE tutorial's training protocol ("spiral") in diffrax + optax, for
-the side-by-side with `cargo bench --bench spiral_protocol`.
+the side-by-side with `cargo bench --features benches --bench spiral_protocol`.
 
 Data: mean and variance at 30 times in [0, 1] of 10,000 paths of the true system
 du = ((u^3)' A)' dt + 0.2 u dW from u0 = [2, 0] (Euler-Maruyama, 10 steps per save

@@ -268,7 +268,7 @@ const WP: usize = Wide::PARAMS;
 
 /// A model with 4,000+ parameters trains on the host in reverse mode (the case reverse mode
 /// is for: forward mode would need 138 passes of 32 lanes per gradient; the two modes' cost
-/// is measured by `cargo bench --bench gradient -- wide`).
+/// is measured by `cargo bench --features benches --bench gradient -- wide`).
 #[test]
 fn a_model_with_4000_parameters_trains() {
     const { assert!(WP > 4000) };
