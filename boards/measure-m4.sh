@@ -11,33 +11,30 @@
 # instructions per EM step, per Brownian increment, per drift + diffusion, per training
 # iteration) and fails on the first mismatch: sizes and instruction counts exactly (QEMU's
 # -icount makes them deterministic), the training iteration at the precision quoted (millions
-# to two decimals). With M4_ACTIVATIONS=quick (another model) it checks only the EM step
-# minus its increment, against the figure README.md quotes for the quick activations ("with
-# the quick activations N ("); with M4_CHECK=0 it only prints.
+# to two decimals). With M4_CHECK=0 it only prints.
 #
 #   bash boards/measure-m4.sh
-#   M4_ACTIVATIONS=quick bash boards/measure-m4.sh
+#   M4_ACTIVATIONS=fast bash boards/measure-m4.sh
 #
-# With M4_ACTIVATIONS=quick it measures the seed model with QuickTanh/QuickSigmoid instead of
-# FastTanh/FastSigmoid: it copies the repository's files to a temporary directory, changes the
-# firmware's seed model types there (and the quick activations' names to the fast ones', so
-# that the seed weights file, written for FastTanh/FastSigmoid, loads) and measures that copy
-# (its own target directory, boards/target/m4-quick unless BOARDS_TARGET_DIR says otherwise).
-# Same weights, other activations: the counts are those of the quick activations up to which
-# units fall beyond the clamps.
+# The firmware's seed model has the quick activations (QuickTanh/QuickSigmoid,
+# boards/app/model/seed-quick.tsw). With M4_ACTIVATIONS=fast it measures the seed model the
+# firmware had before, FastTanh/FastSigmoid with its weights file boards/app/model/seed.tsw,
+# for comparison: it copies the repository's files to a temporary directory, changes the
+# firmware's seed model types and weights file there and measures that copy (its own target
+# directory, boards/target/m4-fast unless BOARDS_TARGET_DIR says otherwise); it only prints.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [ "${M4_ACTIVATIONS:-fast}" = quick ] && [ -z "${M4_QUICK_COPY:-}" ]; then
+if [ "${M4_ACTIVATIONS:-quick}" = fast ] && [ -z "${M4_FAST_COPY:-}" ]; then
     copy="$(mktemp -d)"
     trap 'rm -rf "$copy"' EXIT
     (cd "$here/.." && git ls-files -co --exclude-standard | grep -v -e '^target/' -e '^boards/target/' |
         tar -cf - -T -) | tar -xf - -C "$copy"
-    sed -i 's/FastSigmoid, FastTanh,/QuickSigmoid as FastSigmoid, QuickTanh as FastTanh,/' \
+    sed -i 's/QuickSigmoid, QuickTanh}/FastSigmoid as QuickSigmoid, FastTanh as QuickTanh}/; s/seed-quick\.tsw/seed.tsw/' \
         "$copy/boards/app/src/seed.rs"
-    grep -q 'QuickTanh as FastTanh' "$copy/boards/app/src/seed.rs" || { echo "seed.rs not changed" >&2; exit 1; }
-    sed -i 's/"quick_tanh";/"fast_tanh";/; s/"quick_sigmoid";/"fast_sigmoid";/' "$copy/src/nn/quick.rs"
-    M4_QUICK_COPY=1 BOARDS_TARGET_DIR="${BOARDS_TARGET_DIR:-$here/target/m4-quick}" \
+    grep -q 'FastTanh as QuickTanh' "$copy/boards/app/src/seed.rs" && grep -q '"../model/seed.tsw"' \
+        "$copy/boards/app/src/seed.rs" || { echo "seed.rs not changed" >&2; exit 1; }
+    M4_FAST_COPY=1 M4_CHECK=0 BOARDS_TARGET_DIR="${BOARDS_TARGET_DIR:-$here/target/m4-fast}" \
         bash "$copy/boards/measure-m4.sh"
     exit
 fi
@@ -80,20 +77,6 @@ grep -E '^(FORECAST|TRAIN) ' "$out/full.txt" >"$out/records.txt"
 echo "records (FORECAST, TRAIN) in $out/records.txt"
 
 [ "${M4_CHECK:-1}" != 0 ] || exit 0
-if [ -n "${M4_QUICK_COPY:-}" ]; then
-    # The quick activations' EM step minus increment, as README.md quotes it ("with the quick
-    # activations 806 (`M4_ACTIVATIONS=quick ..."), exactly.
-    quoted=$(grep -o 'with the quick activations [0-9,]* (' "$here/../README.md" | head -n 1 |
-        grep -o '[0-9,]*' | tr -d ,) || true
-    [ -n "$quoted" ] || { echo "README.md: no 'with the quick activations N (' figure" >&2; exit 1; }
-    if [ "$quoted" != "$((step - noise))" ]; then
-        echo "README.md is stale: quick EM step - increment quoted $quoted, measured $((step - noise))" \
-            "(M4_ACTIVATIONS=quick bash boards/measure-m4.sh)" >&2
-        exit 1
-    fi
-    echo "README.md: its quick-activation M4F figure is the measured one"
-    exit 0
-fi
 readme="$here/README.md"
 # field <row prefix> <column>: the cell of the README table row that starts with the prefix
 # (columns counted from 1 after the leading `|`), spaces removed (`13 456` -> `13456`).

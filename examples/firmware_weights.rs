@@ -1,6 +1,6 @@
-//! Writes the weights the firmware links in: `boards/app/model/seed.tsw`.
+//! Writes the weights the firmware links in: `boards/app/model/seed-quick.tsw`.
 //!
-//! The seed model (drift `u -> u^3 -> 20 fast-tanh -> 1`, diffusion `u -> 20 fast-sigmoid
+//! The seed model (drift `u -> u^3 -> 20 quick-tanh -> 1`, diffusion `u -> 20 quick-sigmoid
 //! -> 1`) is initialized from a fixed seed (Glorot uniform), then trained on the host on the
 //! seed task's data (`exp(x)` plus uniform noise in `[0, 2)` at `x = -3, ..., 3`) with
 //! Euler–Maruyama, 16 trajectories, the mean squared error of the ensemble mean and Adam.
@@ -14,12 +14,17 @@
 //!
 //! The data set, save times and step count are the firmware's (`boards/app/src/seed.rs`);
 //! `tests/suite/firmware_parity.rs` recomputes the firmware's forecast from the written file.
+//!
+//! `boards/app/model/seed.tsw` is the seed model the firmware linked before, with
+//! `FastTanh`/`FastSigmoid`, written by an earlier version of this example: kept as an old
+//! file that must keep loading with its old bits (the model generator's and the model file
+//! tests read it).
 
 use core::ops::ControlFlow;
 
 use tinysde::grad::Problem;
 use tinysde::grad::Scratch;
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, InitScheme, Parameters};
+use tinysde::nn::{Cube, Dense, Identity, InitScheme, Parameters, QuickSigmoid, QuickTanh};
 use tinysde::noise::rng_from_seed;
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{EulerMaruyama, Solver, TimeGrid};
@@ -29,8 +34,8 @@ use tinysde::train::{
 };
 use tinysde::{weights, Dual, Real};
 
-type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
-type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type Drift = (Cube<1>, Dense<1, 20, QuickTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, QuickSigmoid>, Dense<20, 1, Identity>);
 type SeedModel = NeuralSde<Drift, Diffusion>;
 const P: usize = SeedModel::PARAMS;
 
@@ -58,7 +63,7 @@ struct Cli {
     /// Training iterations (0: write the initialized model only)
     #[arg(value_name = "ITERATIONS", default_value_t = 300)]
     iterations: u32,
-    /// The weights file to write [default: boards/app/model/seed.tsw]
+    /// The weights file to write [default: boards/app/model/seed-quick.tsw]
     #[arg(value_name = "PATH")]
     path: Option<String>,
 }
@@ -67,7 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = <Cli as clap::Parser>::parse();
     let iterations = cli.iterations;
     let path = cli.path.unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw").to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/boards/app/model/seed-quick.tsw"
+        )
+        .to_string()
     });
 
     let mut model = SeedModel::default();

@@ -539,6 +539,11 @@ pub fn read_into<M: Describe + ?Sized>(model: &mut M, bytes: &[u8]) -> Result<()
 }
 
 /// Loads a checked blob's parameters into `model` (the model checks of [`read_into`]).
+///
+/// Not inlined on 32-bit Arm (the Cortex-M): inlined, the optimizer may keep a loaded
+/// model's parameters apart, each written and copied on its own (measured on the M4F: the
+/// inference firmware with the quick-activation seed model 16 492 -> 13 532 B of flash).
+#[cfg_attr(target_arch = "arm", inline(never))]
 pub(crate) fn load_blob<M: Describe + ?Sized>(model: &mut M, blob: &Blob<'_>) -> Result<(), Error> {
     if !matches_shape::<M>(blob.description) {
         return Err(WeightsError::ShapeMismatch.into());

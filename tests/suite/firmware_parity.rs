@@ -1,6 +1,6 @@
 //! The firmware's numbers, computed on the host.
 //!
-//! The QEMU firmware (`boards/qemu`, on the Cortex-M4F `mps2-an386`) loads `boards/app/model/seed.tsw`, runs an
+//! The QEMU firmware (`boards/qemu`, on the Cortex-M4F `mps2-an386`) loads `boards/app/model/seed-quick.tsw`, runs an
 //! ensemble forecast of the seed model and a few on-device training iterations, and prints
 //! `CONFIG`, `FORECAST` and `TRAIN` records with every `f32` as its bit pattern. This test
 //! loads the same file, computes the same records with the same library code, checks their
@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use tinysde::grad::Scratch;
 use tinysde::grad::{loss_and_gradient, reverse, Problem};
 use tinysde::grad::{Ensemble, Forward, Reverse};
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, Parameters};
+use tinysde::nn::{Cube, Dense, Identity, Parameters, QuickSigmoid, QuickTanh};
 use tinysde::noise::{rng_from_seed, Brownian, BrownianTree};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::{
@@ -41,8 +41,8 @@ use tinysde::train::{
 use tinysde::train::{EnsembleFit, GradientMode};
 use tinysde::{weights, Dual, Error, Real, WeightsError};
 
-type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
-type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+type Drift = (Cube<1>, Dense<1, 20, QuickTanh>, Dense<20, 1, Identity>);
+type Diffusion = (Dense<1, 20, QuickSigmoid>, Dense<20, 1, Identity>);
 type SeedModel = NeuralSde<Drift, Diffusion>;
 const PARAMS: usize = SeedModel::PARAMS;
 
@@ -68,7 +68,10 @@ const ADAPTIVE_DEPTH: u32 = 16;
 const ADAPTIVE_TOLERANCE: f32 = 1e-2;
 
 fn blob() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/app/model/seed.tsw");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/boards/app/model/seed-quick.tsw"
+    );
     std::fs::read(path).unwrap_or_else(|e| {
         panic!("{path}: {e} (regenerate with `cargo run --release --features examples --example firmware_weights`)")
     })
@@ -418,7 +421,7 @@ fn bad_blobs_are_typed_errors() {
         Err(Error::Weights(WeightsError::Truncated))
     );
     // Written for a drift with 16 hidden units (`mismatch`).
-    type Other = NeuralSde<(Cube<1>, Dense<1, 16, FastTanh>, Dense<16, 1, Identity>), Diffusion>;
+    type Other = NeuralSde<(Cube<1>, Dense<1, 16, QuickTanh>, Dense<16, 1, Identity>), Diffusion>;
     let other = encode(&Other::default());
     assert_eq!(
         load(&other),

@@ -13,8 +13,8 @@
 use tinysde::grad::{loss_and_gradient, loss_value, Loss, Problem};
 use tinysde::grad::{Ensemble, Forward, Reverse, Scratch};
 use tinysde::nn::{
-    fast_sigmoid, fast_tanh, Dense, FastSigmoid, FastTanh, Identity, Layer, ParamSeed, Parameters,
-    FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
+    fast_sigmoid, fast_tanh, Activation, Dense, FastSigmoid, FastTanh, Identity, Layer, ParamSeed,
+    Parameters, QuickSigmoid, QuickTanh, FAST_SIGMOID_MAX_ERROR, FAST_TANH_MAX_ERROR,
 };
 use tinysde::noise::{Brownian, Coarsened, NoiseSource};
 use tinysde::sde::{Sde, SdeVjp};
@@ -164,27 +164,29 @@ fn dense_layer() -> CheckResult {
 
 /// A one-output `Dense` after a `Dense` of 6 units, as a tuple (which computes each hidden
 /// unit straight into the output's sums on a one-lane target) and layer by layer through
-/// the hidden array: the same bits, for inputs inside and beyond the activations' clamps.
+/// the hidden array: the same bits, for inputs inside and beyond the activations' clamps,
+/// with the fast activations and with the quick ones (the seed model's).
 fn dense_pair_is_its_layers_one_by_one(p: &[f32; 16]) -> bool {
-    let mut first = Dense::<1, 6, FastTanh>::default();
-    let mut sigmoid = Dense::<1, 6, FastSigmoid>::default();
-    let mut second = Dense::<6, 1, Identity>::default();
-    if first.write_params(&p[..12]).is_err()
-        || sigmoid.write_params(&p[4..]).is_err()
-        || second.write_params(&p[9..]).is_err()
-    {
+    pair_is_its_layers::<FastTanh>(&p[..12], &p[9..])
+        && pair_is_its_layers::<FastSigmoid>(&p[4..], &p[9..])
+        && pair_is_its_layers::<QuickTanh>(&p[..12], &p[9..])
+        && pair_is_its_layers::<QuickSigmoid>(&p[4..], &p[9..])
+}
+
+/// [`dense_pair_is_its_layers_one_by_one`] for the hidden activation `A`, the hidden
+/// layer's parameters `first` and the output layer's `second`.
+fn pair_is_its_layers<A: Activation>(first: &[f32], second: &[f32]) -> bool {
+    let mut hidden_layer = Dense::<1, 6, A>::default();
+    let mut out = Dense::<6, 1, Identity>::default();
+    if hidden_layer.write_params(first).is_err() || out.write_params(second).is_err() {
         return false;
     }
     let mut same = true;
     for x in [0.3f32, -2.0, 9.0, -40.0, -0.0] {
-        let hidden: [f32; 6] = first.forward(&[x], ParamSeed::NONE);
-        let apart: [f32; 1] = second.forward(&hidden, ParamSeed::NONE);
-        let pair: [f32; 1] = (first, second).forward(&[x], ParamSeed::NONE);
-        let hidden: [f32; 6] = sigmoid.forward(&[x], ParamSeed::NONE);
-        let apart_sigmoid: [f32; 1] = second.forward(&hidden, ParamSeed::NONE);
-        let pair_sigmoid: [f32; 1] = (sigmoid, second).forward(&[x], ParamSeed::NONE);
+        let hidden: [f32; 6] = hidden_layer.forward(&[x], ParamSeed::NONE);
+        let apart: [f32; 1] = out.forward(&hidden, ParamSeed::NONE);
+        let pair: [f32; 1] = (hidden_layer, out).forward(&[x], ParamSeed::NONE);
         same &= pair[0].to_bits() == apart[0].to_bits();
-        same &= pair_sigmoid[0].to_bits() == apart_sigmoid[0].to_bits();
     }
     same
 }

@@ -6,14 +6,14 @@
 //! prints the same record from its own copy: `boards/ci.sh` compares the two, so the copies
 //! cannot drift apart unnoticed.
 
-use tinysde::nn::{Cube, Dense, FastSigmoid, FastTanh, Identity, Parameters};
+use tinysde::nn::{Cube, Dense, Identity, Parameters, QuickSigmoid, QuickTanh};
 use tinysde::sde::NeuralSde;
 use tinysde::solve::EulerMaruyama;
 
-/// The seed task's drift: `u -> u^3 -> 20 fast-tanh units -> 1`.
-pub type Drift = (Cube<1>, Dense<1, 20, FastTanh>, Dense<20, 1, Identity>);
-/// The seed task's diffusion: `u -> 20 fast-sigmoid units -> 1`.
-pub type Diffusion = (Dense<1, 20, FastSigmoid>, Dense<20, 1, Identity>);
+/// The seed task's drift: `u -> u^3 -> 20 quick-tanh units -> 1`.
+pub type Drift = (Cube<1>, Dense<1, 20, QuickTanh>, Dense<20, 1, Identity>);
+/// The seed task's diffusion: `u -> 20 quick-sigmoid units -> 1`.
+pub type Diffusion = (Dense<1, 20, QuickSigmoid>, Dense<20, 1, Identity>);
 /// The seed model: a one-dimensional neural SDE with diagonal noise.
 pub type SeedModel = NeuralSde<Drift, Diffusion>;
 
@@ -23,8 +23,9 @@ pub const PARAMS: usize = SeedModel::PARAMS;
 /// The method used for forecasts and on-device training.
 pub type Method = EulerMaruyama;
 
-/// The host-trained weights, linked into flash.
-pub static WEIGHTS: &[u8] = include_bytes!("../model/seed.tsw");
+/// The host-trained weights, linked into flash (written by the tinysde crate's example
+/// `firmware_weights`).
+pub static WEIGHTS: &[u8] = include_bytes!("../model/seed-quick.tsw");
 
 /// Start of the time span (the first data point).
 pub const T0: f32 = -3.0;
