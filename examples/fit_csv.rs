@@ -263,9 +263,10 @@ pub struct Cli {
     /// A seasonal difference: `seasonal` makes the SDE model `u_i = z_i - z_(i - s)`, `z`
     /// the model value and `s` the period in rows (rounded; it must be within 0.25 of a
     /// whole number of at least 2 rows), and predicts `z_(i - s)` plus `u`; the deterministic
-    /// mean of `--mean auto` is then a level (the yearly change); `none` models `z`; `auto`
-    /// (see `--help` of the default) chooses by the CRPS on the last training rows.
-    #[arg(long, value_enum, default_value_t = DifferenceKind::None,
+    /// mean of `--mean auto` is then a level (the change over one period); `none` models
+    /// `z`; `auto` (the default) chooses between them by the CRPS on the last 20 % of the
+    /// training rows, for a calendar period with `--noise none` only (else `none`).
+    #[arg(long, value_enum, default_value_t = DifferenceKind::Auto,
           conflicts_with_all = ["model", "resume"])]
     pub difference: DifferenceKind,
 }
@@ -275,7 +276,6 @@ pub struct Cli {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DifferenceKind {
     /// No difference: the SDE models the model values themselves.
-    #[default]
     None,
     /// The value one period (a whole number of rows) back is subtracted.
     Seasonal,
@@ -283,6 +283,7 @@ pub enum DifferenceKind {
     /// number of rows only): each is fitted on the training rows but the last
     /// [`validation_rows_of`], which it then predicts one step ahead; the lower mean CRPS
     /// wins and is fitted on all training rows.
+    #[default]
     Auto,
 }
 
@@ -572,7 +573,7 @@ impl Default for Settings {
             mean: MeanKind::Auto,
             harmonics: 3,
             detect_period: true,
-            difference: DifferenceKind::None,
+            difference: DifferenceKind::Auto,
         }
     }
 }
@@ -1483,6 +1484,8 @@ where
     let forecast_only = matches!(settings.start, Start::Forecast(_));
     // The seasonal difference's lag in rows (0: none).
     let lag = match (&saved, settings.difference) {
+        // A saved model's: its file's.
+        (Some((_, _, f)), _) => usize::from(f.seasonal_lag()),
         (None, DifferenceKind::Seasonal) => settings
             .periods
             .first()
@@ -1492,6 +1495,11 @@ where
             })?,
         _ => 0,
     };
+    if lag > 0 && !forecast_only && settings.noise != NoiseKind::None {
+        return Err(format!(
+            "{file}: a seasonal difference trains with --noise none only"
+        ));
+    }
     let scaling = match &saved {
         Some((path, _, f)) => Scaling::of_file(f, table, path)?,
         None => {
@@ -1786,6 +1794,8 @@ where
         },
         defaults: Defaults::new(paths as u32, FORECAST_SEED, &LEVELS).map_err(|e| e.to_string())?,
         trends: &trends,
+        seasonal_lag: u16::try_from(lag)
+            .map_err(|_| format!("{file}: seasonal lag {lag} rows: at most 65535"))?,
     };
     let tsm = match &saved {
         Some((_, bytes, _)) if forecast_only => bytes.to_vec(),
@@ -1839,14 +1849,9 @@ where
         M::default(),
         fit::Method::default(),
         &parsed,
-        Vecs::new(paths, all_times.len()).with_history(lag * D),
+        Vecs::new(paths, all_times.len()).with_history(usize::from(parsed.seasonal_lag()) * D),
     )
     .map_err(|e| format!("model file: {e}"))?;
-    if lag > 0 {
-        forecaster = forecaster
-            .with_seasonal_lag(lag)
-            .map_err(|e| format!("model file: {e}"))?;
-    }
     let eval_bar = fit::progress_bar(all_times.len() as u64, "forecast", progress);
     for (i, (&t, row)) in table.times.iter().zip(&table.rows).enumerate() {
         eval_bar.set_position(i as u64);
@@ -2090,6 +2095,8 @@ where
         },
         defaults: Defaults::new(run.members as u32, seed, &LEVELS)?,
         trends: run.trends,
+        // `--noise filter` is refused with a seasonal difference.
+        seasonal_lag: 0,
     };
     let rows = run.train_rows;
     let mut forecaster: Forecaster<M, fit::Method, D, D, Vecs<D>> = Forecaster::from_parts(

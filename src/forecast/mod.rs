@@ -69,6 +69,7 @@
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
 //!     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
 //!     trends: &[],
+//!     seasonal_lag: 0,
 //! };
 //! let bytes = file::to_vec(&model, &deployment)?;
 //!
@@ -120,8 +121,8 @@ const FORECAST_STREAM: u64 = 1 << 62;
 pub trait Buffers<const D: usize> {
     /// The most model values the buffers keep of past readings for a seasonal difference
     /// ([`Forecaster::with_seasonal_lag`]): `lag x columns` of them are needed. `0` (the
-    /// default, and [`Arrays`]'): no history; the forecaster's difference code is then
-    /// compiled away.
+    /// default, and [`Arrays`]' without its `H`): no history; the forecaster's difference
+    /// code is then compiled away.
     const HISTORY: usize = 0;
     /// The four parts.
     fn parts(&mut self) -> Parts<'_, D>;
@@ -145,59 +146,62 @@ pub struct Parts<'a, const D: usize> {
     pub history: &'a mut [f32],
 }
 
-/// [`Buffers`] inline: `N` members of dimension `D`, `T` times.
+/// [`Buffers`] inline: `N` members of dimension `D`, `T` times, and `H` past model values
+/// for a seasonal difference (default 0: none, and the forecaster's difference code is
+/// compiled away; a lag `L` over `C` columns needs `H >= L x C`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Arrays<const D: usize, const N: usize, const T: usize> {
+pub struct Arrays<const D: usize, const N: usize, const T: usize, const H: usize = 0> {
     anchor: [[f32; D]; N],
     work: [[f32; D]; N],
     column: [f32; N],
     times: [f32; T],
+    history: [f32; H],
 }
 
-impl<const D: usize, const N: usize, const T: usize> Arrays<D, N, T> {
-    /// Zeroed buffers.
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Arrays<D, N, T, H> {
+    /// Zeroed buffers (the history unknown: NaN).
     pub const fn new() -> Self {
         Self {
             anchor: [[0.0; D]; N],
             work: [[0.0; D]; N],
             column: [0.0; N],
             times: [0.0; T],
+            history: [f32::NAN; H],
         }
     }
 }
 
-impl<const D: usize, const N: usize, const T: usize> Default for Arrays<D, N, T> {
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Default
+    for Arrays<D, N, T, H>
+{
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// [`Buffers`] of a type with the four fields (and a history field, if named) `anchor`, `work`, `column` and `times`.
+/// [`Buffers`] of a type with the fields `anchor`, `work`, `column`, `times` and the named history.
 macro_rules! buffers_from_fields {
-    ($($history:ident)?) => {
+    ($history:ident) => {
         fn parts(&mut self) -> Parts<'_, D> {
             Parts {
                 anchor: &mut self.anchor,
                 work: &mut self.work,
                 column: &mut self.column,
                 times: &mut self.times,
-                history: buffers_from_fields!(@history self $($history)?),
+                history: &mut self.$history,
             }
         }
         fn anchor(&self) -> &[[f32; D]] {
             &self.anchor
         }
     };
-    (@history $self:ident) => {
-        &mut []
-    };
-    (@history $self:ident $history:ident) => {
-        &mut $self.$history
-    };
 }
 
-impl<const D: usize, const N: usize, const T: usize> Buffers<D> for Arrays<D, N, T> {
-    buffers_from_fields!();
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Buffers<D>
+    for Arrays<D, N, T, H>
+{
+    const HISTORY: usize = H;
+    buffers_from_fields!(history);
 }
 
 /// [`Buffers`] in vectors sized at run time (feature `std`).
@@ -479,6 +483,7 @@ where
             solver,
             defaults,
             trends: if file.has_trend() { &trends } else { &[] },
+            seasonal_lag: file.seasonal_lag(),
         };
         let mut f = Self::from_parts(model, method, &deployment, buffers)?;
         file.load_into(&mut f.model)?;
@@ -527,6 +532,7 @@ where
     ///     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
     ///     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
     ///     trends: &[],
+    ///     seasonal_lag: 0,
     /// };
     /// // On the device: no file to read, the parts are constants.
     /// let mut device = F::from_parts(model.clone(), Sosri, &deployment, Arrays::new())?;
@@ -623,6 +629,10 @@ where
             anchor: None,
             pending: 0,
             lag: 0,
+        })
+        .and_then(|f| match d.seasonal_lag {
+            0 => Ok(f),
+            lag => f.with_seasonal_lag(usize::from(lag)),
         })
     }
 
@@ -738,7 +748,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
     /// #     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
-    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?, trends: &[] };
+    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?, trends: &[], seasonal_lag: 0 };
     /// # let bytes = file::to_vec(&model, &deployment)?;
     /// type F = Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>;
     /// let file = ModelFile::parse(&bytes)?; // a file whose forecast seed is 7
@@ -785,7 +795,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
     /// #     solver: SolverSpec { method: "EulerMaruyama", max_step: 0.5 },
-    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])?, trends: &[] };
+    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])?, trends: &[], seasonal_lag: 0 };
     /// # let bytes = file::to_vec(&Model::default(), &deployment)?;
     /// let file = ModelFile::parse(&bytes)?; // steps of at most 0.5 time units
     /// let mut f: Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 4, 2>> =

@@ -99,5 +99,6 @@ pub fn deployment() -> Result<Deployment<'static>, Error> {
         solver: SOLVER,
         defaults: Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
         trends: &TRENDS,
+        seasonal_lag: 0,
     })
 }
