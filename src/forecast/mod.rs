@@ -994,13 +994,13 @@ where
             }
         }
         let index = self.readings;
-        // With a seasonal difference: the SDE sees `u = z - z_(index - lag)`; a column whose
+        // With a seasonal difference: the SDE sees `diff = z - z_(index - lag)`; a column whose
         // lagged value is unknown is neither predicted nor used.
         let lagged = self.lagged(index);
-        let mut u = z;
+        let mut diff = z;
         let mut unlagged = 0u32;
         if let Some(lz) = lagged {
-            for (c, (uc, &l)) in u.iter_mut().zip(lz.iter()).enumerate() {
+            for (c, (uc, &l)) in diff.iter_mut().zip(lz.iter()).enumerate() {
                 if l.is_finite() {
                     *uc -= l;
                 } else {
@@ -1027,8 +1027,8 @@ where
                 for (m, u) in anchor.iter_mut().enumerate() {
                     *u = [0.0; D];
                     for (c, col) in columns.iter().enumerate() {
-                        let y =
-                            u.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
+                        let y = diff.get(c).copied().unwrap_or(0.0)
+                            - means.get(c).copied().unwrap_or(0.0);
                         let x = if col.noise > 0.0 {
                             y + col.noise * obs_normal(seed, index, m, c)
                         } else {
@@ -1121,7 +1121,7 @@ where
             // The ensemble update, column by column, in the working copy.
             for (c, col) in columns.iter().enumerate() {
                 // The SDE's state is the reading (differenced) minus the column's mean.
-                let y = u.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
+                let y = diff.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                 update_column(work, column, col, y, seed, index, c);
             }
             if let Some(m) = work.iter().position(|u| u.iter().any(|x| !x.is_finite())) {
