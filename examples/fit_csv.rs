@@ -1107,8 +1107,14 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
                         horizon: 0,
                         ..with_difference(d)
                     };
-                    let dir = std::env::temp_dir()
-                        .join(format!("fit_csv-difference-{}-{k}", std::process::id()));
+                    // Unique within the process too (runs may be concurrent in one process).
+                    static RUNS: std::sync::atomic::AtomicUsize =
+                        std::sync::atomic::AtomicUsize::new(0);
+                    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let dir = std::env::temp_dir().join(format!(
+                        "fit_csv-difference-{}-{run}-{k}",
+                        std::process::id()
+                    ));
                     let summary = fit_any(&file, &sub, &s, None, periods, &dir, false);
                     let _ = std::fs::remove_dir_all(&dir);
                     let crps = summary?.holdout_crps;
@@ -2715,6 +2721,7 @@ fn main() -> ExitCode {
             if let Some(t) = s.trends.first() {
                 let what = match (t.slope != 0.0, t.harmonics) {
                     (true, 0) => "a line".to_string(),
+                    (false, 0) => "a level".to_string(),
                     (false, h) => format!("a level and {h} harmonic(s) of the period"),
                     (true, h) => format!("a line and {h} harmonic(s) of the period"),
                 };

@@ -73,6 +73,9 @@ fn a_difference_is_the_forecast_of_the_differences_plus_the_lagged_values_bit_fo
             // No lagged value yet: no prediction, no update, the typed outcome.
             assert_eq!((oa.updated, oa.checked, oa.unlagged), (false, 0, 1));
             assert!(a.is_none() && with.member_states().is_none());
+            // The same reading count for the other (the noise is keyed by it): missing.
+            let ob = without.observe(year(i), &[None]).unwrap();
+            assert!(!ob.updated && without.member_states().is_none());
             continue;
         }
         assert_eq!(oa.unlagged, 0);
@@ -253,7 +256,9 @@ fn the_model_file_round_trips_the_lag_and_files_without_it_are_unchanged() {
     // The section is the last before the checksum.
     let at = bytes.len() - 4 - 4;
     assert_eq!(&bytes[at - 8..at - 4], b"SDIF");
-    assert_eq!(&bytes[..at - 8], &plain[..plain.len() - 4]);
+    // Everything before it is the file without the section, but the total length.
+    assert_eq!(&bytes[..12], &plain[..12]);
+    assert_eq!(&bytes[16..at - 8], &plain[16..plain.len() - 4]);
     // A lag of 0 or non-zero reserved bytes in the section are refused (CRC fixed up).
     for (offset, byte) in [(0usize, 0u8), (2, 1), (3, 1)] {
         let mut b = bytes.clone();
