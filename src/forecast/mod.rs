@@ -328,7 +328,9 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     /// Readings since the anchor (their model times are `times[..pending]`).
     pending: usize,
     /// The seasonal difference's lag in readings (`0`: none; see `with_seasonal_lag`).
-    lag: usize,
+    lag: u16,
+    /// The history slot of the next reading (`readings mod lag`, kept without a division).
+    slot: u16,
 }
 
 /// The most solver steps per member one [`Forecaster::observe`] or
@@ -396,6 +398,38 @@ fn column_samples<const D: usize>(
             x
         };
         *s = x - neg;
+    }
+}
+
+/// Checks a seasonal lag against the buffers' history (at least 1; the history holds
+/// `lag x C` values) and marks the history unknown (NaN) if it does. Not inlined: firmware
+/// without a history only calls it to get the error.
+#[inline(never)]
+fn check_lag<const C: usize>(lag: usize, history: &mut [f32]) -> Result<(), Error> {
+    if lag == 0 {
+        return Err(Error::OutOfRange {
+            what: "seasonal lag: must be at least 1 reading",
+        });
+    }
+    if lag.checked_mul(C).map_or(true, |n| n > history.len()) {
+        return Err(Error::OutOfRange {
+            what: "seasonal lag: the buffers' history must hold lag x columns values",
+        });
+    }
+    for v in history.iter_mut() {
+        *v = f32::NAN;
+    }
+    Ok(())
+}
+
+/// The history slot of the reading `ahead` after the one in `slot` (`ahead < lag`: without
+/// a division; a larger `ahead` wraps once only).
+fn lagged_slot(slot: usize, ahead: usize, lag: usize) -> usize {
+    let s = slot.saturating_add(ahead);
+    if s >= lag {
+        s - lag
+    } else {
+        s
     }
 }
 
@@ -594,8 +628,11 @@ where
                 work,
                 column,
                 times,
-                ..
+                history,
             } = buffers.parts();
+            if d.seasonal_lag > 0 {
+                check_lag::<C>(usize::from(d.seasonal_lag), history)?;
+            }
             let n = anchor.len();
             if n == 0 || times.is_empty() {
                 return Err(Error::Length {
@@ -628,11 +665,8 @@ where
             last: None,
             anchor: None,
             pending: 0,
-            lag: 0,
-        })
-        .and_then(|f| match d.seasonal_lag {
-            0 => Ok(f),
-            lag => f.with_seasonal_lag(usize::from(lag)),
+            lag: d.seasonal_lag,
+            slot: 0,
         })
     }
 
@@ -660,26 +694,17 @@ where
     /// `lag x C` values ([`Error::OutOfRange`]), or readings were already taken
     /// ([`Error::OutOfRange`]: the difference starts with the series).
     pub fn with_seasonal_lag(mut self, lag: usize) -> Result<Self, Error> {
-        if lag == 0 {
-            return Err(Error::OutOfRange {
-                what: "seasonal lag: must be at least 1 reading",
-            });
-        }
-        let room = self.buffers.parts().history.len();
-        if B::HISTORY == 0 || lag.checked_mul(C).map_or(true, |n| n > room) {
-            return Err(Error::OutOfRange {
-                what: "seasonal lag: the buffers' history must hold lag x columns values",
-            });
-        }
         if self.readings > 0 {
             return Err(Error::OutOfRange {
                 what: "seasonal lag: must be set before the first reading",
             });
         }
-        for v in self.buffers.parts().history.iter_mut() {
-            *v = f32::NAN;
-        }
-        self.lag = lag;
+        let short = u16::try_from(lag).map_err(|_| Error::OutOfRange {
+            what: "seasonal lag: at most 65535 readings",
+        })?;
+        check_lag::<C>(lag, self.buffers.parts().history)?;
+        self.lag = short;
+        self.slot = 0;
         Ok(self)
     }
 
@@ -688,37 +713,43 @@ where
         if B::HISTORY == 0 {
             0
         } else {
-            self.lag
+            usize::from(self.lag)
         }
     }
 
-    /// Keeps reading `index`'s model values `z` (NaN where not `present`) in the history,
-    /// with a seasonal difference.
-    fn remember(&mut self, index: u64, z: &[f32; C], present: &[bool; C]) {
+    /// Keeps the current reading's model values `z` (NaN where not `present`) in the
+    /// history and moves to the next slot, with a seasonal difference.
+    fn remember(&mut self, z: &[f32; C], present: &[bool; C]) {
         let lag = self.seasonal_lag();
         if lag == 0 {
             return;
         }
-        let slot = (index % lag as u64) as usize;
+        let slot = usize::from(self.slot);
         let history = self.buffers.parts().history;
         for (c, (&v, &p)) in z.iter().zip(present).enumerate() {
             if let Some(h) = history.get_mut(slot * C + c) {
                 *h = if p { v } else { f32::NAN };
             }
         }
+        // `slot + 1 <= lag <= u16::MAX`.
+        self.slot = if slot + 1 >= lag {
+            0
+        } else {
+            (slot + 1) as u16
+        };
     }
 
-    /// Each column's model value `lag` readings before reading `index` (NaN: unknown), or
-    /// `None` without a difference.
-    fn lagged(&mut self, index: u64) -> Option<[f32; C]> {
+    /// Each column's model value `lag` readings before reading `readings + ahead` (NaN:
+    /// unknown; `ahead < lag`), or `None` without a difference.
+    fn lagged(&mut self, ahead: usize) -> Option<[f32; C]> {
         let lag = self.seasonal_lag();
         if lag == 0 {
             return None;
         }
-        if index < lag as u64 {
+        if self.readings.saturating_add(ahead as u64) < lag as u64 {
             return Some([f32::NAN; C]);
         }
-        let slot = (index % lag as u64) as usize;
+        let slot = lagged_slot(usize::from(self.slot), ahead, lag);
         let history = self.buffers.parts().history;
         Some(core::array::from_fn(|c| {
             history.get(slot * C + c).copied().unwrap_or(f32::NAN)
@@ -996,7 +1027,7 @@ where
         let index = self.readings;
         // With a seasonal difference: the SDE sees `diff = z - z_(index - lag)`; a column whose
         // lagged value is unknown is neither predicted nor used.
-        let lagged = self.lagged(index);
+        let lagged = self.lagged(0);
         let mut diff = z;
         let mut unlagged = 0u32;
         if let Some(lz) = lagged {
@@ -1043,7 +1074,7 @@ where
                 self.pending = 0;
                 outcome.updated = true;
             }
-            self.remember(index, &z, &present);
+            self.remember(&z, &present);
             self.last = Some((t, tau));
             self.readings = index + 1;
             return Ok(outcome);
@@ -1143,7 +1174,7 @@ where
             self.pending = pending + 1;
         }
         outcome.updated = full;
-        self.remember(index, &z, &present);
+        self.remember(&z, &present);
         self.last = Some((t, tau));
         self.readings = index + 1;
         if checks.len() == C {
@@ -1236,7 +1267,7 @@ where
         // With a seasonal difference: every horizon's lagged values must be known.
         if lag > 0 {
             for j in 0..horizons.len() {
-                let known = self.lagged(readings + j as u64).unwrap_or([0.0; C]);
+                let known = self.lagged(j).unwrap_or([0.0; C]);
                 if let Some(c) = known.iter().position(|l| !l.is_finite()) {
                     return Err(Error::NonFinite {
                         what: "forecast: the reading one seasonal lag before the horizon (missing)",
@@ -1247,6 +1278,7 @@ where
         }
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         let v = 1 + defaults.levels().len();
+        let slot = usize::from(self.slot);
         self.propagate(needed, &mut |i, tau, work, column, history| {
             let Some(j) = i.checked_sub(pending) else {
                 return Ok(());
@@ -1255,11 +1287,13 @@ where
             for (c, col) in columns.iter().enumerate() {
                 let mean = col.trend.at(tau);
                 column_samples(work, col, defaults.seed, stream, c, mean, column);
-                if lag > 0 {
+                // (`B::HISTORY`: a constant, so that without a history this is compiled away
+                // in this `dyn` closure too.)
+                if B::HISTORY > 0 && lag > 0 {
                     // Horizon j is reading `readings + j`; its lagged value is in the
                     // history's slot of that reading (checked above).
-                    let slot = ((readings + j as u64) % lag as u64) as usize;
-                    if let Some(&l) = history.get(slot * C + c) {
+                    let s = lagged_slot(slot, j, lag);
+                    if let Some(&l) = history.get(s * C + c) {
                         add_lagged(column, l);
                     }
                 }
