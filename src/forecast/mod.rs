@@ -411,7 +411,7 @@ fn check_lag<const C: usize>(lag: usize, history: &mut [f32]) -> Result<(), Erro
             what: "seasonal lag: must be at least 1 reading",
         });
     }
-    if lag.checked_mul(C).map_or(true, |n| n > history.len()) {
+    if lag.checked_mul(C).is_none_or(|n| n > history.len()) {
         return Err(Error::OutOfRange {
             what: "seasonal lag: the buffers' history must hold lag x columns values",
         });
