@@ -677,7 +677,7 @@ where
     /// and every predictive sample of reading or horizon `i` is the sample of `u` plus
     /// `z_(i - lag)`, added last (`(u + m) + z_(i - lag)`, in `f32`). The forecaster keeps the
     /// last `lag` readings' model values of every column in its buffers' history
-    /// ([`Buffers::history`]; fixed memory, `lag x C` values). Readings count as rows: the
+    /// ([`Parts::history`]; fixed memory, `lag x C` values). Readings count as rows: the
     /// lag is a number of readings, not a time, so a series read at regular times with
     /// missing values passed as `None` is what it is meant for.
     ///
