@@ -502,8 +502,13 @@ pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
     })
 }
 
-pub(crate) fn check_deployment(d: &Deployment<'_>) -> Result<(), Error> {
+/// Checks a deployment as [`write()`] does; `history`: whether the forecaster's buffers
+/// keep a history (a seasonal difference needs one).
+pub(crate) fn check_deployment(d: &Deployment<'_>, history: bool) -> Result<(), Error> {
     let bad = |what| Err(Error::OutOfRange { what });
+    if d.seasonal_lag > 0 && !history {
+        return bad("seasonal lag: no history buffer");
+    }
     let cols = d.columns.len();
     if cols == 0 || cols > MAX_COLUMNS || cols > d.state_dim as usize {
         return bad("1 to 16 observed columns, at most the state dimension");
@@ -585,7 +590,7 @@ pub fn write<M: Describe + ?Sized>(
     deployment: &Deployment<'_>,
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    check_deployment(deployment)?;
+    check_deployment(deployment, true)?;
     let total = encoded_len::<M>(deployment);
     if u32::try_from(total).is_err() {
         return Err(Error::OutOfRange {

@@ -594,7 +594,8 @@ where
         mut buffers: B,
     ) -> Result<Self, Error> {
         let d = deployment;
-        file::check_deployment(d)?;
+        // (A seasonal difference needs buffers with a history: checked with the rest.)
+        file::check_deployment(d, B::HISTORY > 0)?;
         if d.state_dim as usize != D || d.columns.len() != C || d.solver.method != Meth::NAME {
             return Err(WeightsError::ShapeMismatch.into());
         }
@@ -630,7 +631,7 @@ where
                 times,
                 history,
             } = buffers.parts();
-            if d.seasonal_lag > 0 {
+            if B::HISTORY > 0 && d.seasonal_lag > 0 {
                 check_lag::<C>(usize::from(d.seasonal_lag), history)?;
             }
             let n = anchor.len();
