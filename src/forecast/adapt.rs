@@ -41,7 +41,7 @@
 //! let deployment = Deployment { state_dim: 1, columns: &columns,
 //!     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
-//!     defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95])?, trends: &[] };
+//!     defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95])?, trends: &[], seasonal_lag: 0 };
 //! let bytes = file::to_vec(&model, &deployment)?;
 //! let mut f: Forecaster<Model, Sosri, 1, 1, Arrays<1, 16, 4>> =
 //!     Forecaster::new(Model::default(), Sosri, &ModelFile::parse(&bytes)?, Arrays::new())?;
@@ -443,6 +443,7 @@ mod tests {
             },
             defaults: Defaults::new(16, 7, &[0.05, 0.5, 0.95]).unwrap(),
             trends: &[],
+            seasonal_lag: 0,
         };
         file::to_vec(&model, &deployment).unwrap()
     }

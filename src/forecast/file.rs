@@ -26,6 +26,7 @@
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
 //!     defaults: Defaults::new(32, 0xC5F, &[0.05, 0.5, 0.95])?,
 //!     trends: &[], // no deterministic mean under the SDE
+//!     seasonal_lag: 0, // no seasonal difference
 //! };
 //! let mut buf = [0u8; 256];
 //! let n = file::write(&model, &deployment, &mut buf)?;
@@ -84,6 +85,8 @@ pub mod tag {
     /// Per observed column: a deterministic mean (trend and season) under the SDE
     /// (optional, critical: a reader that does not know it refuses the file).
     pub const TREND: [u8; 4] = *b"TRND";
+    /// A seasonal difference: the lag in readings (optional, critical).
+    pub const DIFFERENCE: [u8; 4] = *b"SDIF";
 }
 
 /// How a column's values map to the model's state coordinate.
@@ -441,7 +444,15 @@ pub struct Deployment<'a> {
     /// Each column's deterministic mean ([`Trend`]), in the order of `columns`; empty for
     /// none (no `TRND` section: the file of a model without one is unchanged).
     pub trends: &'a [Trend],
+    /// A seasonal difference of this many readings (`0`: none, and no `SDIF` section: the
+    /// file of a model without one is unchanged): each column's model value is read as its
+    /// value `seasonal_lag` readings back plus the column's mean plus the state (see
+    /// [`Forecaster::with_seasonal_lag`](crate::forecast::Forecaster::with_seasonal_lag)).
+    pub seasonal_lag: u16,
 }
+
+/// The payload length of the `SDIF` section: the lag (`u16`) and two reserved zero bytes.
+const DIFFERENCE_LEN: usize = 4;
 
 fn state_len(columns: usize) -> usize {
     4 + 8 * columns
@@ -485,13 +496,19 @@ pub fn encoded_len<M: Describe + ?Sized>(deployment: &Deployment<'_>) -> usize {
     ]
     .iter()
     .chain((!d.trends.is_empty()).then(|| trends_len(d.trends)).iter())
+    .chain((d.seasonal_lag > 0).then_some(DIFFERENCE_LEN).iter())
     .fold(HEADER_LEN + 4, |n, &s| {
         n.saturating_add(SECTION_HEADER_LEN).saturating_add(s)
     })
 }
 
-pub(crate) fn check_deployment(d: &Deployment<'_>) -> Result<(), Error> {
+/// Checks a deployment as [`write()`] does; `history`: whether the forecaster's buffers
+/// keep a history (a seasonal difference needs one).
+pub(crate) fn check_deployment(d: &Deployment<'_>, history: bool) -> Result<(), Error> {
     let bad = |what| Err(Error::OutOfRange { what });
+    if d.seasonal_lag > 0 && !history {
+        return bad("seasonal lag: no history buffer");
+    }
     let cols = d.columns.len();
     if cols == 0 || cols > MAX_COLUMNS || cols > d.state_dim as usize {
         return bad("1 to 16 observed columns, at most the state dimension");
@@ -573,7 +590,7 @@ pub fn write<M: Describe + ?Sized>(
     deployment: &Deployment<'_>,
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    check_deployment(deployment)?;
+    check_deployment(deployment, true)?;
     let total = encoded_len::<M>(deployment);
     if u32::try_from(total).is_err() {
         return Err(Error::OutOfRange {
@@ -661,6 +678,12 @@ pub fn write<M: Describe + ?Sized>(
                 w.put(&x.to_bits().to_le_bytes());
             }
         }
+    }
+
+    if d.seasonal_lag > 0 {
+        w.section(tag::DIFFERENCE, DIFFERENCE_LEN);
+        w.put(&d.seasonal_lag.to_le_bytes());
+        w.put(&[0, 0]);
     }
 
     let (end, crc) = (w.pos, weights::crc32_finish(w.crc));
@@ -757,6 +780,7 @@ pub struct ModelFile<'a> {
     solver: Option<&'a [u8]>,
     forecast: Option<&'a [u8]>,
     trend: Option<&'a [u8]>,
+    difference: Option<&'a [u8]>,
     /// The sections (version 2), for [`ModelFile::sections`].
     body: &'a [u8],
 }
@@ -792,6 +816,7 @@ impl<'a> ModelFile<'a> {
                 solver: None,
                 forecast: None,
                 trend: None,
+                difference: None,
                 body: &[],
             });
         }
@@ -834,6 +859,7 @@ impl<'a> ModelFile<'a> {
             solver: None,
             forecast: None,
             trend: None,
+            difference: None,
             body,
         };
         let mut model = None;
@@ -847,6 +873,7 @@ impl<'a> ModelFile<'a> {
                 tag::SOLVER => &mut file.solver,
                 tag::FORECAST => &mut file.forecast,
                 tag::TREND => &mut file.trend,
+                tag::DIFFERENCE => &mut file.difference,
                 t if t[0].is_ascii_uppercase() => {
                     return Err(WeightsError::UnknownSection(t).into())
                 }
@@ -886,6 +913,14 @@ impl<'a> ModelFile<'a> {
             };
             if !check_trends(t, count) {
                 return Err(WeightsError::BadSection(tag::TREND).into());
+            }
+        }
+        if let Some(d) = file.difference {
+            if observed.is_none() {
+                return Err(WeightsError::MissingSection(tag::STATE).into());
+            }
+            if !matches!(d, [a, b, 0, 0] if u16::from_le_bytes([*a, *b]) > 0) {
+                return Err(WeightsError::BadSection(tag::DIFFERENCE).into());
             }
         }
         Ok(file)
@@ -992,6 +1027,15 @@ impl<'a> ModelFile<'a> {
     /// Whether the file has a `TRND` section (a deterministic mean under the SDE).
     pub fn has_trend(&self) -> bool {
         self.trend.is_some()
+    }
+
+    /// The seasonal difference's lag in readings (from `SDIF`; `0` without the section,
+    /// as [`Deployment::seasonal_lag`]).
+    pub fn seasonal_lag(&self) -> u16 {
+        match self.difference {
+            Some(&[a, b, ..]) => u16::from_le_bytes([a, b]),
+            _ => 0,
+        }
     }
 
     /// Every section of a version 2 file in order, as `(tag, payload)`, unknown optional

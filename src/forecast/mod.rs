@@ -69,6 +69,7 @@
 //!     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
 //!     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
 //!     trends: &[],
+//!     seasonal_lag: 0,
 //! };
 //! let bytes = file::to_vec(&model, &deployment)?;
 //!
@@ -118,6 +119,11 @@ const FORECAST_STREAM: u64 = 1 << 62;
 /// [`Arrays`] holds them inline (const-generic sizes, for firmware); with feature `std`,
 /// [`Vecs`] holds them in vectors sized at run time (for host tools).
 pub trait Buffers<const D: usize> {
+    /// The most model values the buffers keep of past readings for a seasonal difference
+    /// ([`Forecaster::with_seasonal_lag`]): `lag x columns` of them are needed. `0` (the
+    /// default, and [`Arrays`]' without its `H`): no history; the forecaster's difference
+    /// code is then compiled away.
+    const HISTORY: usize = 0;
     /// The four parts.
     fn parts(&mut self) -> Parts<'_, D>;
     /// The anchor ensemble.
@@ -135,44 +141,54 @@ pub struct Parts<'a, const D: usize> {
     pub column: &'a mut [f32],
     /// The model times of the readings since the anchor and of a forecast's horizons.
     pub times: &'a mut [f32],
+    /// Past readings' model values for a seasonal difference (at most
+    /// [`Buffers::HISTORY`]; empty without).
+    pub history: &'a mut [f32],
 }
 
-/// [`Buffers`] inline: `N` members of dimension `D`, `T` times.
+/// [`Buffers`] inline: `N` members of dimension `D`, `T` times, and `H` past model values
+/// for a seasonal difference (default 0: none, and the forecaster's difference code is
+/// compiled away; a lag `L` over `C` columns needs `H >= L x C`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Arrays<const D: usize, const N: usize, const T: usize> {
+pub struct Arrays<const D: usize, const N: usize, const T: usize, const H: usize = 0> {
     anchor: [[f32; D]; N],
     work: [[f32; D]; N],
     column: [f32; N],
     times: [f32; T],
+    history: [f32; H],
 }
 
-impl<const D: usize, const N: usize, const T: usize> Arrays<D, N, T> {
-    /// Zeroed buffers.
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Arrays<D, N, T, H> {
+    /// Zeroed buffers (the history unknown: NaN).
     pub const fn new() -> Self {
         Self {
             anchor: [[0.0; D]; N],
             work: [[0.0; D]; N],
             column: [0.0; N],
             times: [0.0; T],
+            history: [f32::NAN; H],
         }
     }
 }
 
-impl<const D: usize, const N: usize, const T: usize> Default for Arrays<D, N, T> {
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Default
+    for Arrays<D, N, T, H>
+{
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// [`Buffers`] of a type with the four fields `anchor`, `work`, `column` and `times`.
+/// [`Buffers`] of a type with the fields `anchor`, `work`, `column`, `times` and the named history.
 macro_rules! buffers_from_fields {
-    () => {
+    ($history:ident) => {
         fn parts(&mut self) -> Parts<'_, D> {
             Parts {
                 anchor: &mut self.anchor,
                 work: &mut self.work,
                 column: &mut self.column,
                 times: &mut self.times,
+                history: &mut self.$history,
             }
         }
         fn anchor(&self) -> &[[f32; D]] {
@@ -181,8 +197,11 @@ macro_rules! buffers_from_fields {
     };
 }
 
-impl<const D: usize, const N: usize, const T: usize> Buffers<D> for Arrays<D, N, T> {
-    buffers_from_fields!();
+impl<const D: usize, const N: usize, const T: usize, const H: usize> Buffers<D>
+    for Arrays<D, N, T, H>
+{
+    const HISTORY: usize = H;
+    buffers_from_fields!(history);
 }
 
 /// [`Buffers`] in vectors sized at run time (feature `std`).
@@ -193,6 +212,7 @@ pub struct Vecs<const D: usize> {
     work: std::vec::Vec<[f32; D]>,
     column: std::vec::Vec<f32>,
     times: std::vec::Vec<f32>,
+    history: std::vec::Vec<f32>,
 }
 
 #[cfg(feature = "std")]
@@ -204,13 +224,23 @@ impl<const D: usize> Vecs<D> {
             work: std::vec![[0.0; D]; members],
             column: std::vec![0.0; members],
             times: std::vec![0.0; times],
+            history: std::vec::Vec::new(),
         }
+    }
+
+    /// The same buffers with room for `values` past readings' model values (a seasonal
+    /// difference of lag `L` over `C` columns needs `L x C`; see
+    /// [`Forecaster::with_seasonal_lag`]).
+    pub fn with_history(mut self, values: usize) -> Self {
+        self.history = std::vec![f32::NAN; values];
+        self
     }
 }
 
 #[cfg(feature = "std")]
 impl<const D: usize> Buffers<D> for Vecs<D> {
-    buffers_from_fields!();
+    const HISTORY: usize = usize::MAX;
+    buffers_from_fields!(history);
 }
 
 /// One observed column as the forecaster uses it (the file's [`Column`] without its name).
@@ -267,6 +297,11 @@ pub struct Outcome {
     pub checked: u32,
     /// Bit `c` set: column `c`'s value was outside its band (an anomaly).
     pub outside: u32,
+    /// Bit `c` set: with a seasonal difference ([`Forecaster::with_seasonal_lag`]), column
+    /// `c`'s reading one lag back is unknown (missing, or before the first `lag` readings):
+    /// the column was neither predicted nor checked, and the reading does not update the
+    /// ensemble. Always `0` without a difference.
+    pub unlagged: u32,
 }
 
 /// A streaming forecaster: an ensemble filter over model `M` (state dimension `D`, `C`
@@ -292,6 +327,10 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
     anchor: Option<(f32, u64)>,
     /// Readings since the anchor (their model times are `times[..pending]`).
     pending: usize,
+    /// The seasonal difference's lag in readings (`0`: none; see `with_seasonal_lag`).
+    lag: u16,
+    /// The history slot of the next reading (`readings mod lag`, kept without a division).
+    slot: u16,
 }
 
 /// The most solver steps per member one [`Forecaster::observe`] or
@@ -300,9 +339,9 @@ pub struct Forecaster<M, Meth, const D: usize, const C: usize, B> {
 pub const DEFAULT_STEP_LIMIT: u32 = 1 << 16;
 
 /// What `Forecaster::propagate` calls at each save time: the save's index and model time,
-/// the members there and a scratch column.
+/// the members there, a scratch column and the buffers' history.
 type AtSave<'a, const D: usize> =
-    dyn FnMut(usize, f32, &[[f32; D]], &mut [f32]) -> Result<(), Error> + 'a;
+    dyn FnMut(usize, f32, &[[f32; D]], &mut [f32], &[f32]) -> Result<(), Error> + 'a;
 
 /// The increments of step `k` for member `m` (scalar noise: one shared channel).
 #[inline]
@@ -359,6 +398,46 @@ fn column_samples<const D: usize>(
             x
         };
         *s = x - neg;
+    }
+}
+
+/// Checks a seasonal lag against the buffers' history (at least 1; the history holds
+/// `lag x C` values) and marks the history unknown (NaN) if it does. Not inlined: firmware
+/// without a history only calls it to get the error.
+#[inline(never)]
+fn check_lag<const C: usize>(lag: usize, history: &mut [f32]) -> Result<(), Error> {
+    if lag == 0 {
+        return Err(Error::OutOfRange {
+            what: "seasonal lag: must be at least 1 reading",
+        });
+    }
+    if lag.checked_mul(C).is_none_or(|n| n > history.len()) {
+        return Err(Error::OutOfRange {
+            what: "seasonal lag: the buffers' history must hold lag x columns values",
+        });
+    }
+    for v in history.iter_mut() {
+        *v = f32::NAN;
+    }
+    Ok(())
+}
+
+/// The history slot of the reading `ahead` after the one in `slot` (`ahead < lag`: without
+/// a division; a larger `ahead` wraps once only).
+fn lagged_slot(slot: usize, ahead: usize, lag: usize) -> usize {
+    let s = slot.saturating_add(ahead);
+    if s >= lag {
+        s - lag
+    } else {
+        s
+    }
+}
+
+/// Adds a seasonal difference's lagged model value `l` to every sample (last, after the
+/// column's mean).
+fn add_lagged(samples: &mut [f32], l: f32) {
+    for s in samples.iter_mut() {
+        *s += l;
     }
 }
 
@@ -438,6 +517,7 @@ where
             solver,
             defaults,
             trends: if file.has_trend() { &trends } else { &[] },
+            seasonal_lag: file.seasonal_lag(),
         };
         let mut f = Self::from_parts(model, method, &deployment, buffers)?;
         file.load_into(&mut f.model)?;
@@ -486,6 +566,7 @@ where
     ///     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
     ///     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?,
     ///     trends: &[],
+    ///     seasonal_lag: 0,
     /// };
     /// // On the device: no file to read, the parts are constants.
     /// let mut device = F::from_parts(model.clone(), Sosri, &deployment, Arrays::new())?;
@@ -513,7 +594,8 @@ where
         mut buffers: B,
     ) -> Result<Self, Error> {
         let d = deployment;
-        file::check_deployment(d)?;
+        // (A seasonal difference needs buffers with a history: checked with the rest.)
+        file::check_deployment(d, B::HISTORY > 0)?;
         if d.state_dim as usize != D || d.columns.len() != C || d.solver.method != Meth::NAME {
             return Err(WeightsError::ShapeMismatch.into());
         }
@@ -547,7 +629,11 @@ where
                 work,
                 column,
                 times,
+                history,
             } = buffers.parts();
+            if B::HISTORY > 0 && d.seasonal_lag > 0 {
+                check_lag::<C>(usize::from(d.seasonal_lag), history)?;
+            }
             let n = anchor.len();
             if n == 0 || times.is_empty() {
                 return Err(Error::Length {
@@ -580,7 +666,95 @@ where
             last: None,
             anchor: None,
             pending: 0,
+            lag: d.seasonal_lag,
+            slot: 0,
         })
+    }
+
+    /// The same forecaster with a seasonal difference of `lag` readings: each column's
+    /// model value `z` is read as `z_i = z_(i - lag) + u_i`, the SDE (with the column's
+    /// deterministic mean, if any) modelling `u`. A reading updates the ensemble with
+    /// `u_i = z_i - z_(i - lag)` (model units; then minus the mean as without a difference),
+    /// and every predictive sample of reading or horizon `i` is the sample of `u` plus
+    /// `z_(i - lag)`, added last (`(u + m) + z_(i - lag)`, in `f32`). The forecaster keeps the
+    /// last `lag` readings' model values of every column in its buffers' history
+    /// ([`Parts::history`]; fixed memory, `lag x C` values). Readings count as rows: the
+    /// lag is a number of readings, not a time, so a series read at regular times with
+    /// missing values passed as `None` is what it is meant for.
+    ///
+    /// A reading whose value `lag` readings back is unknown (missing, or one of the first
+    /// `lag` readings) is neither predicted nor checked in that column and does not update
+    /// the ensemble ([`Outcome::unlagged`]); the ensemble starts at the first full reading
+    /// with known lagged values. [`Forecaster::forecast`] reaches at most `lag` readings past
+    /// the last one: horizon `j` (counting from 0) is taken to be reading `readings + j`, and
+    /// `j >= lag` is [`Error::OutOfRange`] (its lagged value is itself a forecast); a horizon
+    /// whose lagged reading is unknown is [`Error::NonFinite`] (`what`: the lagged reading,
+    /// `index`: the column).
+    ///
+    /// Errors, with nothing changed: `lag` is 0, or the buffers' history holds fewer than
+    /// `lag x C` values ([`Error::OutOfRange`]), or readings were already taken
+    /// ([`Error::OutOfRange`]: the difference starts with the series).
+    pub fn with_seasonal_lag(mut self, lag: usize) -> Result<Self, Error> {
+        if self.readings > 0 {
+            return Err(Error::OutOfRange {
+                what: "seasonal lag: must be set before the first reading",
+            });
+        }
+        let short = u16::try_from(lag).map_err(|_| Error::OutOfRange {
+            what: "seasonal lag: at most 65535 readings",
+        })?;
+        check_lag::<C>(lag, self.buffers.parts().history)?;
+        self.lag = short;
+        self.slot = 0;
+        Ok(self)
+    }
+
+    /// The seasonal difference's lag in readings (`0`: none).
+    pub fn seasonal_lag(&self) -> usize {
+        if B::HISTORY == 0 {
+            0
+        } else {
+            usize::from(self.lag)
+        }
+    }
+
+    /// Keeps the current reading's model values `z` (NaN where not `present`) in the
+    /// history and moves to the next slot, with a seasonal difference.
+    fn remember(&mut self, z: &[f32; C], present: &[bool; C]) {
+        let lag = self.seasonal_lag();
+        if lag == 0 {
+            return;
+        }
+        let slot = usize::from(self.slot);
+        let history = self.buffers.parts().history;
+        for (c, (&v, &p)) in z.iter().zip(present).enumerate() {
+            if let Some(h) = history.get_mut(slot * C + c) {
+                *h = if p { v } else { f32::NAN };
+            }
+        }
+        // `slot + 1 <= lag <= u16::MAX`.
+        self.slot = if slot + 1 >= lag {
+            0
+        } else {
+            (slot + 1) as u16
+        };
+    }
+
+    /// Each column's model value `lag` readings before reading `readings + ahead` (NaN:
+    /// unknown; `ahead < lag`), or `None` without a difference.
+    fn lagged(&mut self, ahead: usize) -> Option<[f32; C]> {
+        let lag = self.seasonal_lag();
+        if lag == 0 {
+            return None;
+        }
+        if self.readings.saturating_add(ahead as u64) < lag as u64 {
+            return Some([f32::NAN; C]);
+        }
+        let slot = lagged_slot(usize::from(self.slot), ahead, lag);
+        let history = self.buffers.parts().history;
+        Some(core::array::from_fn(|c| {
+            history.get(slot * C + c).copied().unwrap_or(f32::NAN)
+        }))
     }
 
     /// The same forecaster with the noise seed `seed` in place of the file's (the
@@ -606,7 +780,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "s", format: TimeFormat::Number, t0: 0.0, unit: 60.0 },
     /// #     solver: SolverSpec { method: "SOSRI", max_step: 0.5 },
-    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?, trends: &[] };
+    /// #     defaults: Defaults::new(32, 7, &[0.05, 0.5, 0.95])?, trends: &[], seasonal_lag: 0 };
     /// # let bytes = file::to_vec(&model, &deployment)?;
     /// type F = Forecaster<Model, Sosri, 1, 1, Arrays<1, 32, 4>>;
     /// let file = ModelFile::parse(&bytes)?; // a file whose forecast seed is 7
@@ -653,7 +827,7 @@ where
     /// # let deployment = Deployment { state_dim: 1, columns: &columns,
     /// #     time: TimeAxis { name: "t", format: TimeFormat::Number, t0: 0.0, unit: 1.0 },
     /// #     solver: SolverSpec { method: "EulerMaruyama", max_step: 0.5 },
-    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])?, trends: &[] };
+    /// #     defaults: Defaults::new(4, 1, &[0.05, 0.5, 0.95])?, trends: &[], seasonal_lag: 0 };
     /// # let bytes = file::to_vec(&Model::default(), &deployment)?;
     /// let file = ModelFile::parse(&bytes)?; // steps of at most 0.5 time units
     /// let mut f: Forecaster<Model, EulerMaruyama, 1, 1, Arrays<1, 4, 2>> =
@@ -728,6 +902,7 @@ where
             work,
             column,
             times,
+            history,
         } = self.buffers.parts();
         for (w, a) in work.iter_mut().zip(anchor.iter()) {
             *w = *a;
@@ -754,7 +929,7 @@ where
                         });
                     }
                     let tau = saves.get(i).copied().unwrap_or(f32::NAN);
-                    at_save(i, tau, work, column)?;
+                    at_save(i, tau, work, column, history)?;
                 }
                 PlanEvent::Step(s) => {
                     let size = StepSize::planned(s.h, s.sqrt_h);
@@ -850,13 +1025,30 @@ where
                 }
             }
         }
-        let full = present.iter().all(|&p| p);
+        let index = self.readings;
+        // With a seasonal difference: the SDE sees `diff = z - z_(index - lag)`; a column whose
+        // lagged value is unknown is neither predicted nor used.
+        let lagged = self.lagged(0);
+        let mut diff = z;
+        let mut unlagged = 0u32;
+        if let Some(lz) = lagged {
+            for (c, (uc, &l)) in diff.iter_mut().zip(lz.iter()).enumerate() {
+                if l.is_finite() {
+                    *uc -= l;
+                } else {
+                    unlagged |= 1 << c;
+                }
+            }
+        }
+        let full = present.iter().all(|&p| p) && unlagged == 0;
         // Each column's deterministic mean at the reading (`+0.0` without one).
         let means: [f32; C] =
             core::array::from_fn(|c| self.columns.get(c).map_or(0.0, |col| col.trend.at(tau)));
-        let index = self.readings;
         let seed = self.defaults.seed;
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            unlagged,
+            ..Outcome::default()
+        };
         let mut local = [Check::default(); C];
 
         let Some((_, _)) = self.anchor else {
@@ -867,8 +1059,8 @@ where
                 for (m, u) in anchor.iter_mut().enumerate() {
                     *u = [0.0; D];
                     for (c, col) in columns.iter().enumerate() {
-                        let y =
-                            z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
+                        let y = diff.get(c).copied().unwrap_or(0.0)
+                            - means.get(c).copied().unwrap_or(0.0);
                         let x = if col.noise > 0.0 {
                             y + col.noise * obs_normal(seed, index, m, c)
                         } else {
@@ -883,6 +1075,7 @@ where
                 self.pending = 0;
                 outcome.updated = true;
             }
+            self.remember(&z, &present);
             self.last = Some((t, tau));
             self.readings = index + 1;
             return Ok(outcome);
@@ -903,7 +1096,7 @@ where
                 }
             }
         }
-        self.propagate(pending + 1, &mut |_, _, _, _| Ok(()))?;
+        self.propagate(pending + 1, &mut |_, _, _, _, _| Ok(()))?;
 
         // Predict each column; check each present one against its predicted band (from
         // the first level to the last).
@@ -915,6 +1108,12 @@ where
         for (c, col) in columns.iter().enumerate() {
             let mean = means.get(c).copied().unwrap_or(0.0);
             column_samples(work, col, seed, index, c, mean, column);
+            if let Some(lz) = lagged {
+                match lz.get(c) {
+                    Some(&l) if l.is_finite() => add_lagged(column, l),
+                    _ => continue,
+                }
+            }
             let (mean, sd) = mean_sd(column);
             let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
             summarize(col, levels, column, s)?;
@@ -953,8 +1152,8 @@ where
         if full {
             // The ensemble update, column by column, in the working copy.
             for (c, col) in columns.iter().enumerate() {
-                // The SDE's state is the reading minus the column's mean.
-                let y = z.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
+                // The SDE's state is the reading (differenced) minus the column's mean.
+                let y = diff.get(c).copied().unwrap_or(0.0) - means.get(c).copied().unwrap_or(0.0);
                 update_column(work, column, col, y, seed, index, c);
             }
             if let Some(m) = work.iter().position(|u| u.iter().any(|x| !x.is_finite())) {
@@ -976,6 +1175,7 @@ where
             self.pending = pending + 1;
         }
         outcome.updated = full;
+        self.remember(&z, &present);
         self.last = Some((t, tau));
         self.readings = index + 1;
         if checks.len() == C {
@@ -1037,6 +1237,12 @@ where
         if needed > capacity {
             return Err(ForecastError::Capacity { capacity, needed }.into());
         }
+        let lag = self.seasonal_lag();
+        if lag > 0 && horizons.len() > lag {
+            return Err(Error::OutOfRange {
+                what: "forecast horizon: with a seasonal difference at most `lag` readings ahead",
+            });
+        }
         let (mut prev_t, mut prev_tau) =
             self.last.unwrap_or((f64::NEG_INFINITY, f32::NEG_INFINITY));
         for (j, &h) in horizons.iter().enumerate() {
@@ -1059,9 +1265,22 @@ where
         let columns = self.columns;
         let defaults = self.defaults;
         let readings = self.readings;
+        // With a seasonal difference: every horizon's lagged values must be known.
+        if lag > 0 {
+            for j in 0..horizons.len() {
+                let known = self.lagged(j).unwrap_or([0.0; C]);
+                if let Some(c) = known.iter().position(|l| !l.is_finite()) {
+                    return Err(Error::NonFinite {
+                        what: "forecast: the reading one seasonal lag before the horizon (missing)",
+                        index: c,
+                    });
+                }
+            }
+        }
         let mut summary = [0.0f64; 1 + file::MAX_LEVELS];
         let v = 1 + defaults.levels().len();
-        self.propagate(needed, &mut |i, tau, work, column| {
+        let slot = usize::from(self.slot);
+        self.propagate(needed, &mut |i, tau, work, column, history| {
             let Some(j) = i.checked_sub(pending) else {
                 return Ok(());
             };
@@ -1069,6 +1288,16 @@ where
             for (c, col) in columns.iter().enumerate() {
                 let mean = col.trend.at(tau);
                 column_samples(work, col, defaults.seed, stream, c, mean, column);
+                // (`B::HISTORY`: a constant, so that without a history this is compiled away
+                // in this `dyn` closure too.)
+                if B::HISTORY > 0 && lag > 0 {
+                    // Horizon j is reading `readings + j`; its lagged value is in the
+                    // history's slot of that reading (checked above).
+                    let s = lagged_slot(slot, j, lag);
+                    if let Some(&l) = history.get(s * C + c) {
+                        add_lagged(column, l);
+                    }
+                }
                 let s = summary.get_mut(..v).ok_or(ForecastError::Output)?;
                 summarize(col, defaults.levels(), column, s)?;
                 visit(j, c, column, s);

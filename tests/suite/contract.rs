@@ -876,6 +876,7 @@ mod forecast_contract {
             },
             defaults: Defaults::new(8, 3, &[0.05, 0.5, 0.95]).unwrap(),
             trends: &[],
+            seasonal_lag: 0,
         };
         file::to_vec(m, &d).unwrap()
     }

@@ -128,6 +128,7 @@ fn a_fit_csv_model_from_its_parts_forecasts_the_files_bits() {
         solver: parsed.solver().unwrap(),
         defaults: parsed.defaults().unwrap(),
         trends: &[],
+        seasonal_lag: 0,
     };
     let params: Vec<f32> = parsed.model().params().collect();
     let mut model = M::default();

@@ -40,6 +40,7 @@ mod reverse_lanes;
 mod reverse_training;
 mod reversible_heun;
 mod seasonal;
+mod seasonal_difference;
 mod seed_calibration;
 mod series_alloc;
 mod series_reverse;

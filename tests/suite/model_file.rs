@@ -61,6 +61,7 @@ pub fn nile_deployment(columns: &'static [Column<'static>]) -> Deployment<'stati
         },
         defaults: Defaults::new(32, 0xC5F, &[0.05, 0.5, 0.95]).unwrap(),
         trends: &[],
+        seasonal_lag: 0,
     }
 }
 
@@ -130,6 +131,7 @@ fn round_trip_of_every_section() {
         },
         defaults: Defaults::new(500, u64::MAX, &[0.01, 0.05, 0.5, 0.95, 0.99]).unwrap(),
         trends: &[],
+        seasonal_lag: 0,
     };
     let bytes = file::to_vec(&model, &d).unwrap();
     assert_eq!(bytes.len(), file::encoded_len::<Seed>(&d));

@@ -158,6 +158,7 @@ fn deployment<'a>(columns: &'a [Column<'a>]) -> Deployment<'a> {
         },
         defaults: Defaults::new(16, 0xC5F, &[0.05, 0.5, 0.95]).unwrap(),
         trends: &[],
+        seasonal_lag: 0,
     }
 }
 

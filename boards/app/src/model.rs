@@ -86,7 +86,8 @@ pub fn load_built(bytes: &[u8]) -> Result<Model, Error> {
 }
 
 /// The deployment generated from the model file ([`COLUMNS`], [`TIME`], [`SOLVER`], the
-/// deterministic means [`TRENDS`] (empty for a model without one) and the forecast defaults
+/// deterministic means [`TRENDS`] (empty for a model without one), the seasonal difference
+/// [`SEASONAL_LAG`] (0: none) and the forecast defaults
 /// [`PATHS`], [`NOISE_SEED`], [`QUANTILES`]).
 ///
 /// Errors ([`Error::OutOfRange`]): forecast defaults the library refuses (the generator
@@ -99,5 +100,6 @@ pub fn deployment() -> Result<Deployment<'static>, Error> {
         solver: SOLVER,
         defaults: Defaults::new(PATHS as u32, NOISE_SEED, &QUANTILES)?,
         trends: &TRENDS,
+        seasonal_lag: SEASONAL_LAG,
     })
 }

@@ -40,8 +40,24 @@ pub const HORIZONS: usize = 3;
 pub const TIMES: usize = HORIZONS + 5;
 
 /// The library's streaming forecaster over the firmware's model: [`D`] state components,
-/// all observed, [`PATHS`] members, [`TIMES`] times, SOSRI.
-pub type Library = tinysde::forecast::Forecaster<Model, Sosri, D, D, Arrays<D, PATHS, TIMES>>;
+/// all observed, [`PATHS`] members, [`TIMES`] times, SOSRI, and the last
+/// [`model::SEASONAL_LAG`] readings for a seasonal difference ([`model::HISTORY`] values;
+/// none, and no code for it, without one).
+pub type Library = tinysde::forecast::Forecaster<
+    Model,
+    Sosri,
+    D,
+    D,
+    Arrays<D, PATHS, TIMES, { model::HISTORY }>,
+>;
+
+/// The horizons forecast after each reading: [`HORIZONS`], or fewer with a seasonal
+/// difference of a shorter lag (the forecast reaches at most the lag).
+pub const FORECASTS: usize = if model::SEASONAL_LAG > 0 && (model::SEASONAL_LAG as usize) < HORIZONS {
+    model::SEASONAL_LAG as usize
+} else {
+    HORIZONS
+};
 
 /// A forecast at one time: per column, the ensemble mean and the quantiles of [`QUANTILES`],
 /// in the data's units.
@@ -296,16 +312,18 @@ where
         let observation = forecaster
             .observe(reading.time, &reading.values)
             .map_err(fail)?;
-        let mut times = [0.0f64; HORIZONS];
+        let mut times = [0.0f64; FORECASTS];
         for (j, t) in times.iter_mut().enumerate() {
             *t = reading.time + (j + 1) as f64 * model::TIME_UNIT;
         }
-        let mut bands = [Band::ZERO; HORIZONS];
+        let mut bands = [Band::ZERO; FORECASTS];
         // Nothing to forecast from yet (no complete reading), or too many readings with a
-        // missing column in a row for the time buffer: no forecast after this reading.
+        // missing column in a row for the time buffer, or (with a seasonal difference) a
+        // missing reading one lag before a horizon: no forecast after this reading.
         let forecasts = match forecaster.forecast(&times, &mut bands) {
-            Ok(()) => HORIZONS,
+            Ok(()) => FORECASTS,
             Err(Error::Forecast(ForecastError::NoState | ForecastError::Capacity { .. })) => 0,
+            Err(Error::NonFinite { .. }) if model::SEASONAL_LAG > 0 => 0,
             Err(e) => return Err(fail(e)),
         };
         let units = clock.now().wrapping_sub(a);

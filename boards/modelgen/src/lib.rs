@@ -95,6 +95,8 @@ pub struct Deployment {
     /// `TRND` (optional): per column, the deterministic mean under the SDE (see
     /// [`Trend`]); empty without the section.
     pub trends: Vec<Trend>,
+    /// `SDIF` (optional): the seasonal difference's lag in readings; 0 without the section.
+    pub seasonal_lag: u16,
 }
 
 /// One column's entry of a `TRND` section (docs/weights-format.md): harmonics, period,
@@ -113,7 +115,9 @@ pub struct Trend {
 
 /// The section tags this generator knows; any other critical tag (an upper-case first
 /// byte) is refused, as the library's reader refuses it.
-pub const KNOWN_SECTIONS: [&str; 7] = ["MODL", "STAT", "COLS", "TIME", "SOLV", "FCST", "TRND"];
+pub const KNOWN_SECTIONS: [&str; 8] = [
+    "MODL", "STAT", "COLS", "TIME", "SOLV", "FCST", "TRND", "SDIF",
+];
 
 /// A little-endian reader over a section's payload.
 struct Cursor<'a> {
@@ -258,6 +262,16 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
             });
         }
     }
+    let mut seasonal_lag = 0;
+    if let Ok(mut sd) = get("SDIF") {
+        seasonal_lag = sd.u16().ok_or_else(|| bad("SDIF"))?;
+        let reserved = sd.u16().ok_or_else(|| bad("SDIF"))?;
+        if seasonal_lag == 0 || reserved != 0 || sd.at != sd.b.len() {
+            return Err(format!(
+                "section SDIF: lag {seasonal_lag}, reserved {reserved}: a lag of at least 1 and reserved 0, 4 bytes"
+            ));
+        }
+    }
     Ok((
         description,
         params,
@@ -274,6 +288,7 @@ fn read_v2(bytes: &[u8]) -> Result<(String, usize, usize, Deployment), String> {
             seed,
             levels,
             trends,
+            seasonal_lag,
         },
     ))
 }
@@ -910,6 +925,22 @@ pub fn deployment_source(info: &FileInfo, scaling: &Scaling) -> String {
         );
     }
     let _ = writeln!(out, "];");
+    let lag = info.deployment.as_ref().map_or(0, |dep| dep.seasonal_lag);
+    let _ = writeln!(
+        out,
+        "/// The seasonal difference's lag in readings (the file's `SDIF`; 0: none)."
+    );
+    let _ = writeln!(out, "pub const SEASONAL_LAG: u16 = {lag};");
+    let _ = writeln!(
+        out,
+        "/// Past model values the forecaster keeps for it: the lag times the columns (0: none,"
+    );
+    let _ = writeln!(out, "/// and the forecaster's difference code is compiled away).");
+    let _ = writeln!(
+        out,
+        "pub const HISTORY: usize = {};",
+        usize::from(lag) * columns.len()
+    );
     let _ = writeln!(out, "/// The solver: method and largest step (model time).");
     let _ = writeln!(
         out,
@@ -1476,6 +1507,8 @@ mod tests {
             ("SOLV", solv),
             ("FCST", fcst),
             ("TRND", trnd),
+            // A seasonal difference of 12 readings.
+            ("SDIF", vec![12, 0, 0, 0]),
             ("NEWS", vec![0]),
         ];
         let mut body = Vec::new();
@@ -1578,6 +1611,18 @@ mod tests {
         with.push("NEWS");
         let e = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap_err();
         assert!(e.contains("\"NEWS\" is critical and unknown"), "{e}");
+    }
+
+    #[test]
+    fn a_difference_section_gives_the_lag_and_the_history() {
+        let without = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &ALL)).unwrap();
+        assert!(without.contains("pub const SEASONAL_LAG: u16 = 0;"));
+        assert!(without.contains("pub const HISTORY: usize = 0;"));
+        let mut with = ALL.to_vec();
+        with.push("SDIF");
+        let src = model_source(Path::new("m.tsm"), &seed_v2(0, 0.0, &with)).unwrap();
+        assert!(src.contains("pub const SEASONAL_LAG: u16 = 12;"), "{src}");
+        assert!(src.contains("pub const HISTORY: usize = 12;"), "{src}");
     }
 
     #[test]

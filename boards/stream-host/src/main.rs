@@ -136,6 +136,7 @@ fn write_v2(path: &str) -> Result<usize, String> {
         defaults: Defaults::new(model::PATHS as u32, model::NOISE_SEED, &model::QUANTILES)
             .map_err(|e| e.to_string())?,
         trends: &[],
+        seasonal_lag: 0,
     };
     let mut out = vec![0u8; encoded_len::<model::Model>(&deployment)];
     let n = write(&loaded, &deployment, &mut out).map_err(|e| e.to_string())?;

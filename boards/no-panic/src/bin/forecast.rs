@@ -72,6 +72,7 @@ fn main() -> ! {
             },
             defaults,
             trends: opaque(&trends[..]),
+            seasonal_lag: 0,
         };
         let mut out = [0u8; 1024];
         keep(file::write(&model, &d, opaque(&mut out[..])));
