@@ -369,8 +369,16 @@ fn increment<M: Sde<f32, D>, const D: usize>(
 
 /// A standard normal for the observation noise of `(stream, member, column)`.
 fn obs_normal(seed: u64, stream: u64, m: usize, c: usize) -> f32 {
-    let key = splitmix64(splitmix64(splitmix64(seed ^ OBS_SALT) ^ stream) ^ m as u64);
-    normal_from_bits(splitmix64(key.wrapping_add((c as u64).wrapping_mul(GOLDEN))) as u32)
+    let key = mix(mix(mix(seed ^ OBS_SALT) ^ stream) ^ m as u64);
+    normal_from_bits(mix(key.wrapping_add((c as u64).wrapping_mul(GOLDEN))) as u32)
+}
+
+/// [`splitmix64`] out of line: [`obs_normal`] chains four, and each inlined copy of its two
+/// 64-bit multiplies costs a 32-bit core about 100 bytes of flash (the streaming firmware's
+/// budget) for a function called once per member and column.
+#[inline(never)]
+fn mix(x: u64) -> u64 {
+    splitmix64(x)
 }
 
 /// Fills `samples` with column `col`'s predictive samples from `members`, plus `mean` (the
