@@ -1090,13 +1090,7 @@ pub fn run(csv: &Path, settings: &Settings, out: &Path, progress: bool) -> Resul
                 && settings.loss == LossKind::Calibrated
                 && rows > 0
             {
-                let sub = Table {
-                    names: table.names.clone(),
-                    time_format: table.time_format,
-                    times: table.times[..train].to_vec(),
-                    rows: table.rows[..train].to_vec(),
-                    lines: table.lines[..train.min(table.lines.len())].to_vec(),
-                };
+                let sub = table.head(train);
                 let mut best = (DifferenceKind::None, f64::INFINITY);
                 for (k, d) in [DifferenceKind::None, DifferenceKind::Seasonal]
                     .into_iter()
@@ -1178,13 +1172,7 @@ fn validate(
     settings: &Settings,
     periods: usize,
 ) -> Result<Validation, String> {
-    let sub = Table {
-        names: table.names.clone(),
-        time_format: table.time_format,
-        times: table.times[..train].to_vec(),
-        rows: table.rows[..train].to_vec(),
-        lines: table.lines[..train.min(table.lines.len())].to_vec(),
-    };
+    let sub = table.head(train);
     let mut first: Option<Vec<f64>> = None;
     let mut scores = Vec::new();
     for (k, (noise, window)) in auto_candidates(settings.window).into_iter().enumerate() {

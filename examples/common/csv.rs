@@ -103,6 +103,19 @@ impl Table {
     pub fn missing(&self) -> usize {
         self.rows.iter().flatten().filter(|v| v.is_none()).count()
     }
+
+    /// The table of the first `rows` rows (all of them if there are fewer): the training
+    /// rows that validation fits see.
+    pub fn head(&self, rows: usize) -> Table {
+        let rows = rows.min(self.times.len());
+        Table {
+            names: self.names.clone(),
+            time_format: self.time_format,
+            times: self.times[..rows].to_vec(),
+            rows: self.rows[..rows].to_vec(),
+            lines: self.lines[..rows.min(self.lines.len())].to_vec(),
+        }
+    }
 }
 
 /// Options of the reader.
