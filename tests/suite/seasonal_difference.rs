@@ -268,9 +268,7 @@ fn the_model_file_round_trips_the_lag_and_files_without_it_are_unchanged() {
         } else {
             b[at + offset] = byte;
         }
-        let n = b.len();
-        let crc = tinysde::weights::crc32(&b[..n - 4]);
-        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        crate::model_file::fix_crc(&mut b);
         assert_eq!(
             ModelFile::parse(&b).err(),
             Some(WeightsError::BadSection(file::tag::DIFFERENCE).into())

@@ -286,9 +286,7 @@ fn the_model_file_round_trips_the_mean_and_refuses_bad_ones() {
         let mut b = bytes.clone();
         let i = at + 2 + offset;
         b[i..i + 4].copy_from_slice(&value.to_le_bytes());
-        let n = b.len();
-        let crc = tinysde::weights::crc32(&b[..n - 4]);
-        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        crate::model_file::fix_crc(&mut b);
         assert_eq!(
             ModelFile::parse(&b).err(),
             Some(WeightsError::BadSection(file::tag::TREND).into())
